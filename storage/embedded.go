@@ -1,0 +1,329 @@
+package storage
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"path"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+)
+
+// EmbeddedStore implements Store on a certmagic.Storage: Caddy's own
+// configured storage, the file system under Caddy's data directory unless the
+// operator configured another. It needs no server and suits one machine.
+//
+// Layout under the base key:
+//
+//	records/<hex id>           JSON {data, rev, tags, exp}
+//	tags/<hex tag>/<hex id>    marker whose content is the record's expiry (Unix ms, 0 = never)
+//
+// Names are hex-encoded because ids are case-sensitive and some file systems
+// are not. Writes are serialized by a mutex shared by every store on the
+// same backing storage in this process, plus the storage's own lock for
+// other processes sharing it. Rate-limit windows are kept in memory.
+type EmbeddedStore struct {
+	st   certmagic.Storage
+	base string
+	mu   *sync.Mutex
+
+	hitMu sync.Mutex
+	hits  map[string]*window
+}
+
+type window struct {
+	end   time.Time
+	count int
+}
+
+type embeddedRecord struct {
+	Data []byte   `json:"data"`
+	Rev  int64    `json:"rev"`
+	Tags []string `json:"tags,omitempty"`
+	Exp  int64    `json:"exp,omitempty"`
+}
+
+var _ Store = (*EmbeddedStore)(nil)
+
+// NewEmbeddedStore returns a store keeping its records under base in st.
+func NewEmbeddedStore(st certmagic.Storage, base string) *EmbeddedStore {
+	return &EmbeddedStore{st: st, base: base, mu: new(sync.Mutex), hits: map[string]*window{}}
+}
+
+// Destruct satisfies caddy.Destructor; there is nothing to close.
+func (s *EmbeddedStore) Destruct() error { return nil }
+
+func (s *EmbeddedStore) recordKey(id string) string {
+	return path.Join(s.base, "records", hex.EncodeToString([]byte(id)))
+}
+
+func (s *EmbeddedStore) tagDir(tag string) string {
+	return path.Join(s.base, "tags", hex.EncodeToString([]byte(tag)))
+}
+
+func (s *EmbeddedStore) lockName() string { return path.Join(s.base, "lock") }
+
+// lock takes the in-process mutex first so that concurrent requests in this
+// process never poll the storage lock (FileStorage polls once a second).
+func (s *EmbeddedStore) lock(ctx context.Context) (func(), error) {
+	s.mu.Lock()
+	if err := s.st.Lock(ctx, s.lockName()); err != nil {
+		s.mu.Unlock()
+		return nil, unavailable("lock", err)
+	}
+	return func() {
+		_ = s.st.Unlock(context.WithoutCancel(ctx), s.lockName())
+		s.mu.Unlock()
+	}, nil
+}
+
+func notExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+func (s *EmbeddedStore) load(ctx context.Context, id string) (*Record, error) {
+	b, err := s.st.Load(ctx, s.recordKey(id))
+	if notExist(err) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, unavailable("get", err)
+	}
+	var er embeddedRecord
+	if err := json.Unmarshal(b, &er); err != nil {
+		return nil, unavailable("get", errors.New("corrupt record "+strconv.Quote(id)+": "+err.Error()))
+	}
+	rec := &Record{ID: id, Data: er.Data, Rev: er.Rev, Tags: er.Tags, ExpiresAt: fromMillis(er.Exp)}
+	if er.Exp > 0 && er.Exp <= time.Now().UnixMilli() {
+		return rec, errExpired
+	}
+	return rec, nil
+}
+
+var errExpired = errors.New("expired")
+
+func (s *EmbeddedStore) write(ctx context.Context, rec *Record) error {
+	b, err := json.Marshal(embeddedRecord{Data: rec.Data, Rev: rec.Rev, Tags: rec.Tags, Exp: expiryMillis(rec.ExpiresAt)})
+	if err != nil {
+		return err
+	}
+	// Markers first: a crash between the two writes leaves a marker without
+	// a record, which every reader skips, never a record missing from an index.
+	exp := []byte(strconv.FormatInt(expiryMillis(rec.ExpiresAt), 10))
+	for _, t := range rec.Tags {
+		if err := s.st.Store(ctx, path.Join(s.tagDir(t), hex.EncodeToString([]byte(rec.ID))), exp); err != nil {
+			return unavailable("write", err)
+		}
+	}
+	if err := s.st.Store(ctx, s.recordKey(rec.ID), b); err != nil {
+		return unavailable("write", err)
+	}
+	return nil
+}
+
+func (s *EmbeddedStore) remove(ctx context.Context, id string, tags []string) error {
+	if err := s.st.Delete(ctx, s.recordKey(id)); err != nil && !notExist(err) {
+		return unavailable("delete", err)
+	}
+	return s.untag(ctx, id, tags)
+}
+
+func (s *EmbeddedStore) untag(ctx context.Context, id string, tags []string) error {
+	for _, t := range tags {
+		if err := s.st.Delete(ctx, path.Join(s.tagDir(t), hex.EncodeToString([]byte(id)))); err != nil && !notExist(err) {
+			return unavailable("delete", err)
+		}
+	}
+	return nil
+}
+
+// Create implements Store.
+func (s *EmbeddedStore) Create(ctx context.Context, rec *Record, caps ...Cap) error {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	old, err := s.load(ctx, rec.ID)
+	switch {
+	case err == nil:
+		return ErrExists
+	case errors.Is(err, errExpired):
+		if err := s.remove(ctx, old.ID, old.Tags); err != nil {
+			return err
+		}
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	for _, c := range caps {
+		n, err := s.count(ctx, c.Tag, true)
+		if err != nil {
+			return err
+		}
+		if n >= c.Max {
+			return &LimitError{Cap: c}
+		}
+	}
+	rec.Rev = 1
+	return s.write(ctx, rec)
+}
+
+// Get implements Store.
+func (s *EmbeddedStore) Get(ctx context.Context, id string) (*Record, error) {
+	rec, err := s.load(ctx, id)
+	if errors.Is(err, errExpired) {
+		return nil, ErrNotFound
+	}
+	return rec, err
+}
+
+// Update implements Store.
+func (s *EmbeddedStore) Update(ctx context.Context, old, rec *Record) error {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	cur, err := s.load(ctx, rec.ID)
+	if errors.Is(err, errExpired) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if cur.Rev != old.Rev {
+		return ErrConflict
+	}
+	if err := s.untag(ctx, rec.ID, diffTags(cur.Tags, rec.Tags)); err != nil {
+		return err
+	}
+	rec.Rev = cur.Rev + 1
+	return s.write(ctx, rec)
+}
+
+// Delete implements Store.
+func (s *EmbeddedStore) Delete(ctx context.Context, rec *Record) error {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	cur, err := s.load(ctx, rec.ID)
+	if errors.Is(err, errExpired) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if cur.Rev != rec.Rev {
+		return ErrConflict
+	}
+	return s.remove(ctx, cur.ID, cur.Tags)
+}
+
+// members lists the ids under a tag with their expiry.
+func (s *EmbeddedStore) members(ctx context.Context, tag string) (map[string]int64, error) {
+	dir := s.tagDir(tag)
+	keys, err := s.st.List(ctx, dir, false)
+	if notExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable("list", err)
+	}
+	out := make(map[string]int64, len(keys))
+	for _, k := range keys {
+		id, err := hex.DecodeString(path.Base(k))
+		if err != nil {
+			continue // not ours
+		}
+		b, err := s.st.Load(ctx, k)
+		if notExist(err) {
+			continue
+		}
+		if err != nil {
+			return nil, unavailable("list", err)
+		}
+		exp, _ := strconv.ParseInt(string(b), 10, 64)
+		out[string(id)] = exp
+	}
+	return out, nil
+}
+
+// count counts the live records under tag. Markers whose record is gone or
+// expired are skipped; with prune (the caller holds the lock) they are removed.
+func (s *EmbeddedStore) count(ctx context.Context, tag string, prune bool) (int, error) {
+	m, err := s.members(ctx, tag)
+	if err != nil {
+		return 0, err
+	}
+	now := time.Now().UnixMilli()
+	n := 0
+	for id, exp := range m {
+		live := exp == 0 || exp > now
+		if live {
+			live = s.st.Exists(ctx, s.recordKey(id))
+		}
+		if live {
+			n++
+		} else if prune {
+			_ = s.untag(ctx, id, []string{tag})
+		}
+	}
+	return n, nil
+}
+
+// List implements Store.
+func (s *EmbeddedStore) List(ctx context.Context, tag string) ([]*Record, error) {
+	m, err := s.members(ctx, tag)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Record, 0, len(m))
+	for id := range m {
+		rec, err := s.load(ctx, id)
+		if errors.Is(err, ErrNotFound) || errors.Is(err, errExpired) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// Count implements Store.
+func (s *EmbeddedStore) Count(ctx context.Context, tag string) (int, error) {
+	return s.count(ctx, tag, false)
+}
+
+// Hit implements Store with in-memory fixed windows: the embedded store
+// serves one process, so one process's memory is the shared state.
+func (s *EmbeddedStore) Hit(_ context.Context, key string, limit int, win time.Duration) (bool, time.Duration, error) {
+	now := time.Now()
+	s.hitMu.Lock()
+	defer s.hitMu.Unlock()
+	if len(s.hits) > 100000 {
+		for k, w := range s.hits {
+			if !now.Before(w.end) {
+				delete(s.hits, k)
+			}
+		}
+	}
+	w := s.hits[key]
+	if w == nil || !now.Before(w.end) {
+		w = &window{end: now.Add(win)}
+		s.hits[key] = w
+	}
+	w.count++
+	if w.count <= limit {
+		return true, 0, nil
+	}
+	return false, w.end.Sub(now), nil
+}

@@ -1,0 +1,134 @@
+// Package storage keeps the records of caddy-dcr: registered clients and the
+// few other objects the registration APIs need (plugin installations, initial
+// access tokens). It knows nothing about OAuth: a record is an opaque blob with
+// an id, a revision, an optional expiry and a set of tags. Tags are the only
+// indexes: every record carrying a tag can be listed and counted, so the APIs
+// never scan the keyspace on a request path.
+//
+// Two backends implement Store: Redis (go-redis v9; single node, Sentinel,
+// Cluster, TLS) and an embedded one on top of Caddy's configured storage
+// (the file system by default), for a first run that needs no server.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors returned by every Store. Compare them with errors.Is.
+var (
+	// ErrNotFound: no live record has this id (never created, deleted or expired).
+	ErrNotFound = errors.New("record not found")
+	// ErrExists: Create found a record with the same id.
+	ErrExists = errors.New("record already exists")
+	// ErrConflict: Update or Delete found another revision than the one it was given.
+	ErrConflict = errors.New("record changed concurrently")
+)
+
+// LimitError is returned by Create when a Cap would be exceeded.
+type LimitError struct {
+	Cap Cap
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("limit of %d records tagged %q reached", e.Cap.Max, e.Cap.Tag)
+}
+
+// UnavailableError wraps a failure of the backend itself (connection refused,
+// timeout, I/O error). Callers answer it with 503 and Retry-After.
+type UnavailableError struct {
+	Op  string
+	Err error
+}
+
+func (e *UnavailableError) Error() string { return "storage " + e.Op + ": " + e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// IsUnavailable reports whether err is (or wraps) an UnavailableError.
+func IsUnavailable(err error) bool {
+	var u *UnavailableError
+	return errors.As(err, &u)
+}
+
+// Record is what a Store keeps.
+type Record struct {
+	// ID is unique within the store. Callers namespace their kinds of records
+	// with a prefix ("c/" for clients, ...).
+	ID string
+	// Data is the opaque payload.
+	Data []byte
+	// Tags index the record: List and Count find records by tag.
+	Tags []string
+	// ExpiresAt is when the record disappears by itself; zero means never.
+	ExpiresAt time.Time
+	// Rev is the revision, set by the store on Create, Get and Update. Update
+	// and Delete succeed only when the stored revision still equals it.
+	Rev int64
+}
+
+// Cap limits how many live records may carry Tag when Create adds one more.
+type Cap struct {
+	Tag string
+	Max int
+}
+
+// Store is implemented by the Redis and the embedded backends. All methods
+// are safe for concurrent use, also by several processes sharing the backend.
+type Store interface {
+	// Create stores rec if no record has its id (ErrExists otherwise) and no
+	// cap is reached (*LimitError otherwise), atomically. It sets rec.Rev.
+	Create(ctx context.Context, rec *Record, caps ...Cap) error
+	// Get returns the live record with this id or ErrNotFound.
+	Get(ctx context.Context, id string) (*Record, error)
+	// Update replaces old (as returned by Get) with rec, which must have the
+	// same id. It fails with ErrConflict if the record changed since old was
+	// read and with ErrNotFound if it is gone. Tag memberships follow rec.Tags.
+	// It sets rec.Rev.
+	Update(ctx context.Context, old, rec *Record) error
+	// Delete removes rec (as returned by Get) and its tag memberships; it
+	// fails with ErrConflict if the record changed since it was read.
+	Delete(ctx context.Context, rec *Record) error
+	// List returns the live records carrying tag, in no particular order.
+	List(ctx context.Context, tag string) ([]*Record, error)
+	// Count returns how many live records carry tag.
+	Count(ctx context.Context, tag string) (int, error)
+	// Hit counts one event in the fixed window of the given length for key
+	// and reports whether the count is still within limit; when it is not,
+	// it also returns how long until the window ends.
+	Hit(ctx context.Context, key string, limit int, window time.Duration) (ok bool, retryAfter time.Duration, err error)
+}
+
+// expiryMillis returns the expiry as Unix milliseconds, 0 for never.
+func expiryMillis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMillis(ms int64) time.Time {
+	if ms <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
+// diffTags returns the tags of old that are not in cur.
+func diffTags(old, cur []string) []string {
+	var out []string
+	for _, t := range old {
+		found := false
+		for _, c := range cur {
+			if c == t {
+				found = true
+				break
+			}
+		}
+		if !found {
+			out = append(out, t)
+		}
+	}
+	return out
+}

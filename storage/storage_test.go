@@ -1,0 +1,370 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+
+	"github.com/caddy-dcr/caddy-dcr/internal/redistest"
+)
+
+// conformance runs the same behaviour checks against every backend.
+func conformance(t *testing.T, newStore func(t *testing.T) Store) {
+	ctx := context.Background()
+
+	t.Run("create get update delete", func(t *testing.T) {
+		s := newStore(t)
+		rec := &Record{ID: "c/one", Data: []byte(`{"a":1}`), Tags: []string{"all", "owner:alice"}}
+		if err := s.Create(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Rev != 1 {
+			t.Fatalf("rev = %d", rec.Rev)
+		}
+		if err := s.Create(ctx, &Record{ID: "c/one", Data: []byte("x")}); !errors.Is(err, ErrExists) {
+			t.Fatalf("second create: %v", err)
+		}
+		got, err := s.Get(ctx, "c/one")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got.Data) != `{"a":1}` || got.Rev != 1 || strings.Join(got.Tags, ",") != "all,owner:alice" {
+			t.Fatalf("got %+v", got)
+		}
+		upd := &Record{ID: "c/one", Data: []byte(`{"a":2}`), Tags: []string{"all", "owner:bob"}}
+		if err := s.Update(ctx, got, upd); err != nil {
+			t.Fatal(err)
+		}
+		if upd.Rev != 2 {
+			t.Fatalf("rev after update = %d", upd.Rev)
+		}
+		// The stale revision loses.
+		if err := s.Update(ctx, got, &Record{ID: "c/one", Data: []byte("stale")}); !errors.Is(err, ErrConflict) {
+			t.Fatalf("stale update: %v", err)
+		}
+		if n, _ := s.Count(ctx, "owner:alice"); n != 0 {
+			t.Fatalf("alice still indexed: %d", n)
+		}
+		if l, _ := s.List(ctx, "owner:bob"); len(l) != 1 || string(l[0].Data) != `{"a":2}` {
+			t.Fatalf("bob list %+v", l)
+		}
+		if err := s.Delete(ctx, got); !errors.Is(err, ErrConflict) {
+			t.Fatalf("stale delete: %v", err)
+		}
+		if err := s.Delete(ctx, upd); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get(ctx, "c/one"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("get after delete: %v", err)
+		}
+		if n, _ := s.Count(ctx, "all"); n != 0 {
+			t.Fatalf("count after delete = %d", n)
+		}
+		if err := s.Update(ctx, upd, &Record{ID: "c/one"}); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("update after delete: %v", err)
+		}
+		if err := s.Delete(ctx, upd); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("delete after delete: %v", err)
+		}
+	})
+
+	t.Run("ids are case sensitive and binary safe", func(t *testing.T) {
+		s := newStore(t)
+		for _, id := range []string{"c/AbC", "c/abc", "c/a:b{c}/d e"} {
+			if err := s.Create(ctx, &Record{ID: id, Data: []byte(id), Tags: []string{"owner:ü ser/{x}"}}); err != nil {
+				t.Fatalf("%q: %v", id, err)
+			}
+		}
+		for _, id := range []string{"c/AbC", "c/abc", "c/a:b{c}/d e"} {
+			r, err := s.Get(ctx, id)
+			if err != nil || string(r.Data) != id {
+				t.Fatalf("%q: %v %+v", id, err, r)
+			}
+		}
+		if n, _ := s.Count(ctx, "owner:ü ser/{x}"); n != 3 {
+			t.Fatalf("count = %d", n)
+		}
+	})
+
+	t.Run("expiry", func(t *testing.T) {
+		s := newStore(t)
+		exp := time.Now().Add(300 * time.Millisecond)
+		if err := s.Create(ctx, &Record{ID: "c/short", Data: []byte("x"), Tags: []string{"all"}, ExpiresAt: exp}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Create(ctx, &Record{ID: "c/long", Data: []byte("y"), Tags: []string{"all"}}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.Get(ctx, "c/short")
+		if err != nil || r.ExpiresAt.UnixMilli() != exp.UnixMilli() {
+			t.Fatalf("%v %+v", err, r)
+		}
+		if n, _ := s.Count(ctx, "all"); n != 2 {
+			t.Fatalf("count = %d", n)
+		}
+		time.Sleep(400 * time.Millisecond)
+		if _, err := s.Get(ctx, "c/short"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("expired record still there: %v", err)
+		}
+		if n, _ := s.Count(ctx, "all"); n != 1 {
+			t.Fatalf("count after expiry = %d", n)
+		}
+		if l, _ := s.List(ctx, "all"); len(l) != 1 || l[0].ID != "c/long" {
+			t.Fatalf("list after expiry = %+v", l)
+		}
+		// The id is free again.
+		if err := s.Create(ctx, &Record{ID: "c/short", Data: []byte("z")}); err != nil {
+			t.Fatal(err)
+		}
+		// Refreshing an expiry through Update keeps the record alive.
+		long, _ := s.Get(ctx, "c/long")
+		upd := &Record{ID: "c/long", Data: long.Data, Tags: long.Tags, ExpiresAt: time.Now().Add(time.Hour)}
+		if err := s.Update(ctx, long, upd); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := s.Count(ctx, "all"); n != 1 {
+			t.Fatalf("count after refresh = %d", n)
+		}
+	})
+
+	t.Run("caps hold under concurrency", func(t *testing.T) {
+		s := newStore(t)
+		var ok, limited atomic.Int32
+		var wg sync.WaitGroup
+		for i := 0; i < 40; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				err := s.Create(ctx, &Record{ID: fmt.Sprintf("c/%d", i), Data: []byte("x"), Tags: []string{"all", "owner:o"}},
+					Cap{Tag: "all", Max: 100}, Cap{Tag: "owner:o", Max: 7})
+				var le *LimitError
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.As(err, &le) && le.Cap.Tag == "owner:o":
+					limited.Add(1)
+				default:
+					t.Errorf("create %d: %v", i, err)
+				}
+			}(i)
+		}
+		wg.Wait()
+		if ok.Load() != 7 || limited.Load() != 33 {
+			t.Fatalf("created %d, limited %d", ok.Load(), limited.Load())
+		}
+		if n, _ := s.Count(ctx, "owner:o"); n != 7 {
+			t.Fatalf("count = %d", n)
+		}
+	})
+
+	t.Run("no lost update", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.Create(ctx, &Record{ID: "c/n", Data: []byte("0")}); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := 0; i < 10; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					cur, err := s.Get(ctx, "c/n")
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					var n int
+					fmt.Sscan(string(cur.Data), &n)
+					err = s.Update(ctx, cur, &Record{ID: "c/n", Data: []byte(fmt.Sprint(n + 1))})
+					if errors.Is(err, ErrConflict) {
+						continue
+					}
+					if err != nil {
+						t.Error(err)
+					}
+					return
+				}
+			}()
+		}
+		wg.Wait()
+		cur, _ := s.Get(ctx, "c/n")
+		if string(cur.Data) != "10" || cur.Rev != 11 {
+			t.Fatalf("after 10 increments: %s rev %d", cur.Data, cur.Rev)
+		}
+	})
+
+	t.Run("list", func(t *testing.T) {
+		s := newStore(t)
+		for _, id := range []string{"c/b", "c/a", "c/c"} {
+			if err := s.Create(ctx, &Record{ID: id, Data: []byte(id), Tags: []string{"plugins"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l, err := s.List(ctx, "plugins")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, r := range l {
+			ids = append(ids, r.ID)
+		}
+		sort.Strings(ids)
+		if strings.Join(ids, ",") != "c/a,c/b,c/c" {
+			t.Fatalf("ids %v", ids)
+		}
+		if l, err := s.List(ctx, "nothing"); err != nil || len(l) != 0 {
+			t.Fatalf("empty list: %v %v", l, err)
+		}
+	})
+
+	t.Run("hit", func(t *testing.T) {
+		s := newStore(t)
+		for i := 1; i <= 3; i++ {
+			ok, _, err := s.Hit(ctx, "ip:1.2.3.4", 3, time.Second)
+			if err != nil || !ok {
+				t.Fatalf("hit %d: %v %v", i, ok, err)
+			}
+		}
+		ok, retry, err := s.Hit(ctx, "ip:1.2.3.4", 3, time.Second)
+		if err != nil || ok || retry <= 0 || retry > time.Second {
+			t.Fatalf("4th hit: %v %v %v", ok, retry, err)
+		}
+		if ok, _, _ := s.Hit(ctx, "ip:5.6.7.8", 3, time.Second); !ok {
+			t.Fatal("other key limited")
+		}
+	})
+}
+
+var prefixSeq atomic.Int32
+
+func uniquePrefix() string { return fmt.Sprintf("t%d:", prefixSeq.Add(1)) }
+
+func TestRedisSingle(t *testing.T) {
+	srv := redistest.Start(t)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
+	t.Cleanup(func() { pool.Destruct() })
+	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
+}
+
+func TestRedisCluster(t *testing.T) {
+	addrs := redistest.StartCluster(t)
+	pool := NewRedisPool(RedisOptions{Addrs: addrs})
+	t.Cleanup(func() { pool.Destruct() })
+	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
+}
+
+func TestRedisSentinel(t *testing.T) {
+	_, sentinel := redistest.StartSentinel(t, "mymaster")
+	pool := NewRedisPool(RedisOptions{Addrs: []string{sentinel}, MasterName: "mymaster"})
+	t.Cleanup(func() { pool.Destruct() })
+	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
+}
+
+func TestRedisTLS(t *testing.T) {
+	srv := redistest.StartTLS(t)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, TLS: srv.ClientConfig})
+	t.Cleanup(func() { pool.Destruct() })
+	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
+}
+
+func TestEmbedded(t *testing.T) {
+	conformance(t, func(t *testing.T) Store {
+		return NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "client_registration")
+	})
+}
+
+// TestEmbeddedTwoProcesses: two stores on the same directory (as two Caddy
+// processes sharing a data directory would be) still respect caps.
+func TestEmbeddedSharedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	a := NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, "cr")
+	b := NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, "cr")
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var ok atomic.Int32
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			if s.Create(ctx, &Record{ID: fmt.Sprint(i), Data: []byte("x"), Tags: []string{"all"}}, Cap{Tag: "all", Max: 3}) == nil {
+				ok.Add(1)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if ok.Load() != 3 {
+		t.Fatalf("created %d, want 3", ok.Load())
+	}
+}
+
+// TestRedisDownAndBack: errors while Redis is down are UnavailableError, and
+// the same pool works again once Redis is back, without a new client.
+func TestRedisDownAndBack(t *testing.T) {
+	srv := redistest.Start(t)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, Timeout: 300 * time.Millisecond})
+	t.Cleanup(func() { pool.Destruct() })
+	s := pool.Store("down:")
+	ctx := context.Background()
+	if err := s.Create(ctx, &Record{ID: "a", Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	_, err := s.Get(ctx, "a")
+	if !IsUnavailable(err) {
+		t.Fatalf("get with redis down: %v", err)
+	}
+	if err := s.Create(ctx, &Record{ID: "b", Data: []byte("x")}); !IsUnavailable(err) {
+		t.Fatalf("create with redis down: %v", err)
+	}
+	srv.Restart()
+	redistest.WaitFor(t, 5*time.Second, "redis to come back", func(ctx context.Context) bool {
+		return s.Create(ctx, &Record{ID: "c", Data: []byte("x")}) == nil
+	})
+	if _, err := s.Get(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRedisKeyLayout: every key of a store shares one hash tag and starts
+// with the key prefix; a record's expiry is a real Redis TTL.
+func TestRedisKeyLayout(t *testing.T) {
+	srv := redistest.Start(t)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
+	t.Cleanup(func() { pool.Destruct() })
+	s := pool.Store("dcr:")
+	ctx := context.Background()
+	if err := s.Create(ctx, &Record{ID: "c/x", Data: []byte("x"), Tags: []string{"all"}, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	keys := srv.CLI("--scan")
+	want := "dcr:{dcr}:r:c/x\ndcr:{dcr}:t:all"
+	var got []string
+	for _, k := range strings.Split(keys, "\n") {
+		got = append(got, strings.TrimSpace(k))
+	}
+	sort.Strings(got)
+	if strings.Join(got, "\n") != want {
+		t.Fatalf("keys:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
+	}
+	var ttl int
+	fmt.Sscan(srv.CLI("ttl", "dcr:{dcr}:r:c/x"), &ttl)
+	if ttl < 3500 || ttl > 3600 {
+		t.Fatalf("record ttl %d", ttl)
+	}
+	fmt.Sscan(srv.CLI("ttl", "dcr:{dcr}:t:all"), &ttl)
+	if ttl < 3500 || ttl > 3600 {
+		t.Fatalf("tag ttl %d", ttl)
+	}
+}
