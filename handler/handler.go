@@ -1,0 +1,239 @@
+// Package handler serves the HTTP front doors of caddy-dcr: RFC 7591/7592
+// registration and management with RFC 8414 metadata, and the three cloned
+// APIs (MediaGoblin, Kustvakt, Huawei IAM Identity Center). It is plain
+// net/http and zap; the Caddy module in the root package wires it in.
+package handler
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-dcr/caddy-dcr/registry"
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+// MaxBodyBytes caps every request body this package reads.
+const MaxBodyBytes = 64 << 10
+
+// RetryAfterSeconds is sent with every 503 caused by the store.
+const RetryAfterSeconds = "5"
+
+// API is one front door. Serve answers the request and returns true when
+// the path is one of the API's routes; otherwise it writes nothing and
+// returns false so the caller passes the request on.
+type API interface {
+	Serve(w http.ResponseWriter, r *http.Request) bool
+}
+
+// Options are shared by every API.
+type Options struct {
+	Registry *registry.Registry
+	Logger   *zap.Logger
+	// Prefix is where the API's routes are mounted ("" = site root); it
+	// starts with "/" and has no trailing slash.
+	Prefix string
+	// Issuer is the configured issuer URL, or "" to use the request's
+	// scheme://host. It may hold request placeholders, expanded by Expand.
+	Issuer string
+	// AuthorizationEndpoint and TokenEndpoint are published; "" means the
+	// API's default under the base URL. Placeholders allowed.
+	AuthorizationEndpoint string
+	TokenEndpoint         string
+	// SecretLifetime, when set, overrides the API's default secret lifetime.
+	SecretLifetime *time.Duration
+	// Policy is the RFC 7591 metadata policy.
+	Policy registry.Policy
+	// Expand replaces request placeholders in s (nil: s unchanged).
+	Expand func(r *http.Request, s string) string
+	// User returns the authenticated user set by a preceding Caddy
+	// authentication handler ({http.auth.user.id}), or "".
+	User func(r *http.Request) string
+	// Registered is called after a client was created or changed, so the
+	// caller can set placeholders and log fields; may be nil.
+	Registered func(r *http.Request, clientID string)
+	// Health records storage outages (shared by the APIs on one store).
+	Health *Health
+	// Metrics counts requests; may be nil.
+	Metrics *Metrics
+}
+
+func (o *Options) expand(r *http.Request, s string) string {
+	if o.Expand == nil || !strings.Contains(s, "{") {
+		return s
+	}
+	return o.Expand(r, s)
+}
+
+func (o *Options) user(r *http.Request) string {
+	if o.User == nil {
+		return ""
+	}
+	return o.User(r)
+}
+
+func (o *Options) registered(r *http.Request, id string) {
+	if o.Registered != nil {
+		o.Registered(r, id)
+	}
+}
+
+// requestOrigin is scheme://host of the request as the client sent it.
+func requestOrigin(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// issuer is the RFC 8414 issuer for this request.
+func (o *Options) issuer(r *http.Request) string {
+	if o.Issuer != "" {
+		return o.expand(r, o.Issuer)
+	}
+	return requestOrigin(r)
+}
+
+// base is the absolute URL under which this API's routes are reachable: the
+// configured issuer (which then must include any prefix), or the request's
+// origin followed by the prefix.
+func (o *Options) base(r *http.Request) string {
+	if o.Issuer != "" {
+		return strings.TrimRight(o.expand(r, o.Issuer), "/")
+	}
+	return requestOrigin(r) + o.Prefix
+}
+
+// endpoint returns the configured endpoint or the default under the base URL.
+func (o *Options) endpoint(r *http.Request, configured, def string) string {
+	if configured != "" {
+		return o.expand(r, configured)
+	}
+	return o.base(r) + def
+}
+
+func (o *Options) secretLifetime(def time.Duration) time.Duration {
+	if o.SecretLifetime != nil {
+		return *o.SecretLifetime
+	}
+	return def
+}
+
+// route returns the request path relative to the prefix and true, or false
+// when the path is outside the prefix.
+func (o *Options) route(r *http.Request) (string, bool) {
+	p := r.URL.Path
+	if o.Prefix == "" {
+		return p, true
+	}
+	rest, ok := strings.CutPrefix(p, o.Prefix)
+	if !ok || (rest != "" && rest[0] != '/') {
+		return "", false
+	}
+	return rest, true
+}
+
+// segments splits the escaped path relative to the prefix into unescaped
+// segments, so an encoded "/" inside a client id stays inside it.
+func (o *Options) segments(r *http.Request) ([]string, bool) {
+	p := r.URL.EscapedPath()
+	if o.Prefix != "" {
+		escPrefix := (&url.URL{Path: o.Prefix}).EscapedPath()
+		rest, ok := strings.CutPrefix(p, escPrefix)
+		if !ok || (rest != "" && rest[0] != '/') {
+			return nil, false
+		}
+		p = rest
+	}
+	p = strings.TrimPrefix(p, "/")
+	parts := strings.Split(p, "/")
+	for i, s := range parts {
+		u, err := url.PathUnescape(s)
+		if err != nil {
+			return nil, false
+		}
+		parts[i] = u
+	}
+	return parts, true
+}
+
+// errBodyTooLarge is returned by readBody for bodies over MaxBodyBytes.
+var errBodyTooLarge = errors.New("request body too large")
+
+// readBody reads the whole body, at most MaxBodyBytes.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > MaxBodyBytes {
+		return nil, errBodyTooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, errBodyTooLarge
+	}
+	return body, err
+}
+
+// bearer returns the token of an "Authorization: Bearer" header, and
+// whether the header was there at all.
+func bearer(r *http.Request) (token string, present bool) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", false
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", true
+	}
+	return strings.TrimSpace(tok), true
+}
+
+// Health logs a storage outage once when it starts and once when it ends,
+// not once per failed request.
+type Health struct {
+	down atomic.Bool
+}
+
+// Fail records a storage failure.
+func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
+	if h != nil && h.down.Swap(true) {
+		if c := log.Check(zapcore.DebugLevel, "client store still unavailable"); c != nil {
+			c.Write(zap.String("api", api), zap.String("op", op), zap.Error(err))
+		}
+		return
+	}
+	log.Error("client store unavailable; answering 503 until it recovers",
+		zap.String("api", api), zap.String("op", op), zap.Error(err))
+}
+
+// OK records a successful storage operation.
+func (h *Health) OK(log *zap.Logger) {
+	if h != nil && h.down.Load() && h.down.Swap(false) {
+		log.Info("client store available again")
+	}
+}
+
+// storeFailure reports whether err is a storage outage, to be answered with
+// 503; it logs the outage's start and end.
+func (o *Options) storeFailure(api, op string, err error) bool {
+	if err == nil || !storage.IsUnavailable(err) {
+		o.Health.OK(o.Logger)
+		return false
+	}
+	o.Health.Fail(o.Logger, api, op, err)
+	o.Metrics.storageError(api)
+	return true
+}
+
+// setNoStore marks a response as carrying credentials.
+func setNoStore(h http.Header) {
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}

@@ -1,0 +1,456 @@
+package handler
+
+import (
+	"context"
+	"errors"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-dcr/caddy-dcr/internal/jsonw"
+	"github.com/caddy-dcr/caddy-dcr/registry"
+)
+
+const wellKnownAS = "/.well-known/oauth-authorization-server"
+
+// RFC7591 serves, relative to the prefix:
+//
+//	POST   /register                                 RFC 7591 registration
+//	GET    /register/{client_id}                     RFC 7592 read
+//	PUT    /register/{client_id}                     RFC 7592 update (full replacement)
+//	DELETE /register/{client_id}                     RFC 7592 delete
+//	GET    /.well-known/oauth-authorization-server   RFC 8414 metadata
+//
+// and the metadata also at the RFC 8414 location of the issuer
+// (/.well-known/oauth-authorization-server followed by the issuer's path).
+type RFC7591 struct {
+	o *Options
+}
+
+// NewRFC7591 returns the RFC 7591/7592/8414 API.
+func NewRFC7591(o *Options) *RFC7591 { return &RFC7591{o: o} }
+
+// Serve implements API.
+func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
+	if strings.HasPrefix(r.URL.Path, wellKnownAS) && r.URL.Path == a.issuerMetadataPath(r) {
+		a.metadata(w, r)
+		return true
+	}
+	segs, ok := a.o.segments(r)
+	if !ok {
+		return false
+	}
+	switch {
+	case len(segs) == 1 && segs[0] == "register":
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			a.error(w, http.StatusMethodNotAllowed, registry.CodeInvalidRequest, "use POST to register a client")
+			return true
+		}
+		a.register(w, r)
+		return true
+	case len(segs) == 2 && segs[0] == "register":
+		a.manage(w, r, segs[1])
+		return true
+	case len(segs) == 2 && segs[0] == ".well-known" && segs[1] == "oauth-authorization-server":
+		a.metadata(w, r)
+		return true
+	}
+	return false
+}
+
+// issuerMetadataPath is where RFC 8414 section 3.1 puts the metadata of
+// this issuer: the well-known path followed by the issuer's own path.
+func (a *RFC7591) issuerMetadataPath(r *http.Request) string {
+	u, err := url.Parse(a.o.issuer(r))
+	if err != nil {
+		return wellKnownAS
+	}
+	return wellKnownAS + strings.TrimRight(u.Path, "/")
+}
+
+// error writes an RFC 7591 error response.
+func (a *RFC7591) error(w http.ResponseWriter, status int, code, desc string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	setNoStore(h)
+	jw := jsonw.New(jsonw.Compact, 64+len(desc))
+	jw.Open().Key("error").Str(code)
+	if desc != "" {
+		jw.Key("error_description").Str(desc)
+	}
+	jw.Close()
+	w.WriteHeader(status)
+	_, _ = w.Write(jw.B)
+}
+
+func (a *RFC7591) unavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", RetryAfterSeconds)
+	a.error(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the client store is unavailable; try again later")
+}
+
+// unauthorized answers 401 with a Bearer challenge (RFC 6750 section 3): no
+// error code when no token was sent, invalid_token otherwise.
+func (a *RFC7591) unauthorized(w http.ResponseWriter, tokenSent bool) {
+	if tokenSent {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		a.error(w, http.StatusUnauthorized, "invalid_token", "the registration access token is invalid for this client")
+		return
+	}
+	w.Header().Set("WWW-Authenticate", "Bearer")
+	a.error(w, http.StatusUnauthorized, "invalid_token", "a registration access token is required (Authorization: Bearer)")
+}
+
+func isJSONContentType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
+}
+
+// readObject reads and decodes a JSON-object body, answering the request
+// itself (and returning false) when it cannot.
+func (a *RFC7591) readObject(w http.ResponseWriter, r *http.Request) (registry.Fields, bool) {
+	if !isJSONContentType(r.Header.Get("Content-Type")) {
+		a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "the request body must be JSON (Content-Type: application/json)")
+		return nil, false
+	}
+	body, err := readBody(w, r)
+	if errors.Is(err, errBodyTooLarge) {
+		a.error(w, http.StatusRequestEntityTooLarge, registry.CodeInvalidRequest, "the request body is larger than 65536 bytes")
+		return nil, false
+	}
+	if err != nil {
+		a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "the request body could not be read")
+		return nil, false
+	}
+	f, ferr := registry.DecodeObject(body)
+	if ferr != nil {
+		a.error(w, http.StatusBadRequest, ferr.Code, ferr.Description)
+		return nil, false
+	}
+	return f, true
+}
+
+func (a *RFC7591) register(w http.ResponseWriter, r *http.Request) {
+	f, ok := a.readObject(w, r)
+	if !ok {
+		a.o.Metrics.registration(registry.APIRFC7591, "rejected")
+		return
+	}
+	c, merr := a.o.Policy.ParseMetadata(f)
+	if merr != nil {
+		a.o.Metrics.registration(registry.APIRFC7591, "rejected")
+		a.error(w, http.StatusBadRequest, merr.Code, merr.Description)
+		return
+	}
+	c.API = registry.APIRFC7591
+	c.Owner = a.o.user(r)
+	c.Permitted = true
+	iss, err := a.o.Registry.Register(r.Context(), c, registry.Issue{
+		Format: registry.FormatRFC7591, RAT: true, SecretLifetime: a.o.secretLifetime(0),
+	})
+	if a.o.storeFailure(registry.APIRFC7591, "register", err) {
+		a.o.Metrics.registration(registry.APIRFC7591, "unavailable")
+		a.unavailable(w)
+		return
+	}
+	if err != nil {
+		a.internal(w, "register", err)
+		return
+	}
+	a.o.Metrics.registration(registry.APIRFC7591, "created")
+	a.o.registered(r, c.ID)
+	a.o.Logger.Info("client registered", zap.String("api", registry.APIRFC7591), zap.String("client_id", c.ID))
+	uri := a.clientURI(r, c.ID)
+	w.Header().Set("Location", uri)
+	a.writeClient(w, http.StatusCreated, c, iss.Secret, iss.RAT, uri)
+}
+
+// internal answers an unexpected error (a bug, not a user's doing) with 500
+// in the API's format and logs it.
+func (a *RFC7591) internal(w http.ResponseWriter, op string, err error) {
+	a.o.Logger.Error("unexpected error", zap.String("api", registry.APIRFC7591), zap.String("op", op), zap.Error(err))
+	a.error(w, http.StatusInternalServerError, "server_error", "internal error")
+}
+
+func (a *RFC7591) clientURI(r *http.Request, id string) string {
+	return a.o.base(r) + "/register/" + url.PathEscape(id)
+}
+
+// writeClient writes the client information response (RFC 7591 3.2.1,
+// RFC 7592 3): every registered field, defaults included. The secret and
+// the registration access token appear only when just issued: only their
+// hashes are kept.
+func (a *RFC7591) writeClient(w http.ResponseWriter, status int, c *registry.Client, secret, rat, uri string) {
+	jw := jsonw.New(jsonw.Compact, 1024)
+	jw.Open()
+	jw.Key("client_id").Str(c.ID)
+	if secret != "" {
+		jw.Key("client_secret").Str(secret)
+	}
+	jw.Key("client_id_issued_at").Int(c.IssuedAt())
+	if c.Confidential() {
+		jw.Key("client_secret_expires_at").Int(c.SecretExpiresAt)
+	}
+	if rat != "" {
+		jw.Key("registration_access_token").Str(rat)
+	}
+	jw.Key("registration_client_uri").Str(uri)
+	WriteMetadata(jw, c)
+	jw.Close()
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	setNoStore(h)
+	w.WriteHeader(status)
+	_, _ = w.Write(jw.B)
+}
+
+// WriteMetadata appends the RFC 7591 metadata members of c to an open object.
+func WriteMetadata(jw *jsonw.Writer, c *registry.Client) {
+	redirects := c.RedirectURIs
+	if redirects == nil {
+		redirects = []string{} // always echoed: MCP clients require the member
+	}
+	jw.Key("redirect_uris").Strings(redirects)
+	jw.Key("token_endpoint_auth_method").Str(c.TokenEndpointAuthMethod)
+	jw.Key("grant_types").Strings(nonNil(c.GrantTypes))
+	jw.Key("response_types").Strings(nonNil(c.ResponseTypes))
+	for _, s := range []struct{ k, v string }{
+		{"application_type", c.ApplicationType}, {"client_name", c.ClientName}, {"client_uri", c.ClientURI},
+		{"logo_uri", c.LogoURI}, {"tos_uri", c.TOSURI}, {"policy_uri", c.PolicyURI}, {"jwks_uri", c.JWKSURI},
+	} {
+		if s.v != "" {
+			jw.Key(s.k).Str(s.v)
+		}
+	}
+	if len(c.JWKS) > 0 {
+		jw.Key("jwks").Raw(c.JWKS)
+	}
+	if c.Scope != "" {
+		jw.Key("scope").Str(c.Scope)
+	}
+	if len(c.Contacts) > 0 {
+		jw.Key("contacts").Strings(c.Contacts)
+	}
+	if c.SoftwareID != "" {
+		jw.Key("software_id").Str(c.SoftwareID)
+	}
+	if c.SoftwareVersion != "" {
+		jw.Key("software_version").Str(c.SoftwareVersion)
+	}
+	if c.SoftwareStatement != "" {
+		jw.Key("software_statement").Str(c.SoftwareStatement)
+	}
+	if len(c.Localized) > 0 {
+		keys := make([]string, 0, len(c.Localized))
+		for k := range c.Localized {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			jw.Key(k).Str(c.Localized[k])
+		}
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// errTokenChanged aborts an update whose token was rotated or revoked by a
+// concurrent request after it was checked.
+var errTokenChanged = errors.New("registration access token no longer valid")
+
+// manage serves RFC 7592 read, update and delete.
+func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id string) {
+	switch r.Method {
+	case http.MethodGet, http.MethodPut, http.MethodDelete:
+	default:
+		w.Header().Set("Allow", "GET, PUT, DELETE")
+		a.error(w, http.StatusMethodNotAllowed, registry.CodeInvalidRequest, "use GET, PUT or DELETE on a client configuration endpoint")
+		return
+	}
+	op := map[string]string{http.MethodGet: "read", http.MethodPut: "update", http.MethodDelete: "delete"}[r.Method]
+	tok, sent := bearer(r)
+	if tok == "" {
+		a.o.Metrics.operation(registry.APIRFC7591, op, http.StatusUnauthorized)
+		a.unauthorized(w, sent)
+		return
+	}
+	c, err := a.o.Registry.Get(r.Context(), id)
+	if a.o.storeFailure(registry.APIRFC7591, op, err) {
+		a.unavailable(w)
+		return
+	}
+	if err != nil && !errors.Is(err, registry.ErrNotFound) {
+		a.internal(w, op, err)
+		return
+	}
+	// RFC 7592 section 2: an unknown client and a wrong token both get 401,
+	// never 404, so that client ids cannot be probed.
+	if err != nil || !registry.Verify(c.RATHash, tok) {
+		a.revokeMisused(r.Context(), tok, id)
+		a.o.Metrics.operation(registry.APIRFC7591, op, http.StatusUnauthorized)
+		a.unauthorized(w, true)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		a.o.Metrics.operation(registry.APIRFC7591, op, http.StatusOK)
+		a.writeClient(w, http.StatusOK, c, "", "", a.clientURI(r, id))
+	case http.MethodPut:
+		a.update(w, r, c, tok)
+	case http.MethodDelete:
+		a.delete(w, r, id, tok)
+	}
+}
+
+// revokeMisused revokes a registration access token that was presented for
+// another client than its own (RFC 7592 section 2.1: it SHOULD be revoked).
+func (a *RFC7591) revokeMisused(ctx context.Context, tok, usedFor string) {
+	owner := registry.RATClientID(tok)
+	if owner == "" || owner == usedFor {
+		return
+	}
+	_, err := a.o.Registry.Update(ctx, owner, func(c *registry.Client) error {
+		if !registry.Verify(c.RATHash, tok) {
+			return errTokenChanged
+		}
+		c.RATHash = ""
+		return nil
+	})
+	if err == nil {
+		a.o.Logger.Warn("registration access token presented for another client; revoked",
+			zap.String("client_id", owner))
+	}
+}
+
+// forbiddenOnUpdate are the members RFC 7592 section 2.2 forbids in a PUT.
+var forbiddenOnUpdate = []string{"registration_access_token", "registration_client_uri", "client_secret_expires_at", "client_id_issued_at"}
+
+func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.Client, tok string) {
+	f, ok := a.readObject(w, r)
+	if !ok {
+		return
+	}
+	if id, _, _ := f.String("client_id"); id != cur.ID {
+		a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "the request body must contain the client's client_id")
+		return
+	}
+	for _, k := range forbiddenOnUpdate {
+		if _, present := f[k]; present {
+			a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, k+" must not be sent in an update")
+			return
+		}
+	}
+	if s, present, serr := f.String("client_secret"); serr != nil || (present && !registry.Verify(cur.SecretHash, s)) {
+		a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "client_secret does not match the client's current secret")
+		return
+	}
+	m, merr := a.o.Policy.ParseMetadata(f)
+	if merr != nil {
+		a.error(w, http.StatusBadRequest, merr.Code, merr.Description)
+		return
+	}
+	// The registration access token is rotated on every update (RFC 7592
+	// section 2.2 allows it): the response carries the new one.
+	rat := registry.NewRAT(cur.ID)
+	var secret string
+	lifetime := a.o.secretLifetime(0)
+	updated, err := a.o.Registry.Update(r.Context(), cur.ID, func(c *registry.Client) error {
+		if !registry.Verify(c.RATHash, tok) {
+			return errTokenChanged
+		}
+		c.ReplaceMetadata(m)
+		c.RATHash = registry.Hash(rat)
+		switch {
+		case !registry.NeedsSecret(c.TokenEndpointAuthMethod):
+			c.SecretHash, c.SecretExpiresAt, secret = "", 0, ""
+		case c.SecretHash == "":
+			// Switching to a method that needs a secret issues one.
+			secret = registry.FormatRFC7591.NewSecret()
+			c.SecretHash = registry.Hash(secret)
+			if lifetime > 0 {
+				c.SecretExpiresAt = a.o.Registry.Now().Add(lifetime).Unix()
+			}
+		}
+		return nil
+	})
+	switch {
+	case a.o.storeFailure(registry.APIRFC7591, "update", err):
+		a.unavailable(w)
+		return
+	case errors.Is(err, errTokenChanged), errors.Is(err, registry.ErrNotFound):
+		a.o.Metrics.operation(registry.APIRFC7591, "update", http.StatusUnauthorized)
+		a.unauthorized(w, true)
+		return
+	case err != nil:
+		a.internal(w, "update", err)
+		return
+	}
+	a.o.Metrics.operation(registry.APIRFC7591, "update", http.StatusOK)
+	a.o.registered(r, updated.ID)
+	a.o.Logger.Info("client updated", zap.String("api", registry.APIRFC7591), zap.String("client_id", updated.ID))
+	a.writeClient(w, http.StatusOK, updated, secret, rat, a.clientURI(r, updated.ID))
+}
+
+func (a *RFC7591) delete(w http.ResponseWriter, r *http.Request, id, tok string) {
+	err := a.o.Registry.Delete(r.Context(), id, func(c *registry.Client) error {
+		if !registry.Verify(c.RATHash, tok) {
+			return errTokenChanged
+		}
+		return nil
+	})
+	switch {
+	case a.o.storeFailure(registry.APIRFC7591, "delete", err):
+		a.unavailable(w)
+		return
+	case errors.Is(err, errTokenChanged), errors.Is(err, registry.ErrNotFound):
+		a.o.Metrics.operation(registry.APIRFC7591, "delete", http.StatusUnauthorized)
+		a.unauthorized(w, true)
+		return
+	case err != nil:
+		a.internal(w, "delete", err)
+		return
+	}
+	a.o.Metrics.operation(registry.APIRFC7591, "delete", http.StatusNoContent)
+	a.o.Logger.Info("client deleted", zap.String("api", registry.APIRFC7591), zap.String("client_id", id))
+	setNoStore(w.Header())
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// metadata serves the RFC 8414 authorization server metadata.
+func (a *RFC7591) metadata(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		a.error(w, http.StatusMethodNotAllowed, registry.CodeInvalidRequest, "use GET to read the server metadata")
+		return
+	}
+	p := &a.o.Policy
+	jw := jsonw.New(jsonw.Compact, 1024)
+	jw.Open()
+	jw.Key("issuer").Str(a.o.issuer(r))
+	jw.Key("authorization_endpoint").Str(a.o.endpoint(r, a.o.AuthorizationEndpoint, "/authorize"))
+	jw.Key("token_endpoint").Str(a.o.endpoint(r, a.o.TokenEndpoint, "/token"))
+	jw.Key("registration_endpoint").Str(a.o.base(r) + "/register")
+	if len(p.Scopes) > 0 {
+		jw.Key("scopes_supported").Strings(p.Scopes)
+	}
+	jw.Key("response_types_supported").Strings(p.SupportedResponseTypes())
+	jw.Key("grant_types_supported").Strings(p.SupportedGrantTypes())
+	jw.Key("token_endpoint_auth_methods_supported").Strings(p.SupportedAuthMethods())
+	jw.Key("code_challenge_methods_supported").Strings([]string{"S256"})
+	jw.Close()
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(jw.B)
+	}
+}

@@ -1,0 +1,478 @@
+// Package caddydcr is a Caddy HTTP handler that gives a site OAuth 2.0
+// dynamic client registration: RFC 7591 registration, RFC 7592 management
+// and RFC 8414 metadata, plus wire-compatible clones of the registration APIs
+// of GNU MediaGoblin, KorAP Kustvakt and Huawei Cloud IAM Identity Center.
+// Clients live in Redis or, by default, in Caddy's own storage. Every
+// request that is not for one of its routes goes to the next handler, so it
+// can sit in front of an existing site.
+package caddydcr
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/caddy-dcr/caddy-dcr/handler"
+	"github.com/caddy-dcr/caddy-dcr/registry"
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler serves OAuth 2.0 dynamic client registration under a path prefix
+// and passes every other request to the next handler.
+//
+// After a successful registration or update it sets the placeholder
+// {http.client_registration.client_id} and adds client_id to the access log.
+// It reads {http.auth.user.id}, set by an authentication handler such as
+// basic_auth or forward_auth ordered before it, as the client's owner.
+type Handler struct {
+	// API is the wire format served: "rfc7591" (RFC 7591/7592/8414, the
+	// default), "mediagoblin", "kustvakt" or "iam".
+	API string `json:"api,omitempty"`
+
+	// Prefix is the path under which the API's routes are mounted. Default:
+	// "" (the site root) for rfc7591, mediagoblin and iam; "/api" for
+	// kustvakt. "/" also means the site root.
+	Prefix string `json:"prefix,omitempty"`
+
+	// Issuer is the absolute URL that identifies this authorization server
+	// and under which its routes are reached from outside; when set, it must
+	// include the prefix. Default: scheme://host of each request (followed by
+	// the prefix for the routes). Request placeholders are allowed.
+	Issuer string `json:"issuer,omitempty"`
+
+	// Storage selects where clients are kept. Default: Caddy's configured
+	// storage ("caddy"), which needs no server.
+	Storage *StorageConfig `json:"storage,omitempty"`
+
+	// SecretLifetime is how long issued client secrets stay valid; 0 means
+	// they never expire. Default: 0, except 90 days for iam.
+	SecretLifetime *caddy.Duration `json:"secret_lifetime,omitempty"`
+
+	// AuthorizationEndpoint and TokenEndpoint are published in the server
+	// metadata (rfc7591) and in registration responses (iam). Default: the
+	// issuer followed by /authorize and /token (iam: /v1/authorize and
+	// /v1/tokens).
+	AuthorizationEndpoint string `json:"authorization_endpoint,omitempty"`
+	TokenEndpoint         string `json:"token_endpoint,omitempty"`
+
+	// SuperClients are Kustvakt's privileged first-party clients, declared
+	// here and never registered through the API. Secrets accept {env.*} and
+	// {file.*} placeholders.
+	SuperClients []SuperClient `json:"super_clients,omitempty"`
+
+	// Timezone is the IANA zone in which Kustvakt prints dates. Default: UTC.
+	Timezone string `json:"timezone,omitempty"`
+
+	// AdminUsers may use Kustvakt's admin route (approve plugins, mark
+	// clients super); AdminToken is Kustvakt's admin token form parameter,
+	// an alternative for scripts. {env.*} and {file.*} placeholders allowed.
+	AdminUsers []string `json:"admin_users,omitempty"`
+	AdminToken string   `json:"admin_token,omitempty"`
+
+	api     handler.API
+	poolKey string
+	logger  *zap.Logger
+}
+
+// SuperClient is a Kustvakt super client.
+type SuperClient struct {
+	ClientID string `json:"client_id"`
+	Secret   string `json:"secret,omitempty"`
+}
+
+// StorageConfig holds exactly one backend.
+type StorageConfig struct {
+	// Redis keeps clients in Redis (single node, Sentinel or Cluster).
+	Redis *RedisConfig `json:"redis,omitempty"`
+	// Caddy keeps clients in Caddy's configured storage.
+	Caddy *CaddyStorageConfig `json:"caddy,omitempty"`
+}
+
+// CaddyStorageConfig selects Caddy's configured storage; it has no options.
+type CaddyStorageConfig struct{}
+
+// RedisConfig is the connection to Redis. String fields accept {env.*} and
+// {file.*} placeholders, resolved when the config is loaded, so secrets stay
+// out of the JSON config.
+type RedisConfig struct {
+	// Address lists host:port pairs: one for a single node, several for a
+	// cluster, the sentinels' when MasterName is set.
+	Address []string `json:"address,omitempty"`
+	// Username and Password authenticate (ACL user, or password only).
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// DB is the database number (single node and Sentinel only).
+	DB int `json:"db,omitempty"`
+	// MasterName selects Sentinel mode.
+	MasterName string `json:"master_name,omitempty"`
+	// TLS, when present, connects with TLS.
+	TLS *RedisTLS `json:"tls,omitempty"`
+	// KeyPrefix starts every key. Default: "dcr:".
+	KeyPrefix string `json:"key_prefix,omitempty"`
+	// Timeout bounds connecting and each command. Default: 2s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+}
+
+// RedisTLS configures TLS to Redis.
+type RedisTLS struct {
+	// InsecureSkipVerify accepts any server certificate (testing only).
+	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
+	// CAFile is a PEM file of CAs to trust instead of the system's.
+	CAFile string `json:"ca_file,omitempty"`
+	// CertFile and KeyFile are a client certificate (mutual TLS).
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+	// ServerName overrides the name checked in the server certificate.
+	ServerName string `json:"server_name,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.client_registration",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// pools shares one store (and one Redis client) between every handler with
+// the same storage, across config reloads.
+var pools = caddy.NewUsagePool()
+
+// sharedStore is what the pool holds.
+type sharedStore struct {
+	redis    *storage.RedisPool
+	embedded *storage.EmbeddedStore
+	health   *handler.Health
+}
+
+func (s *sharedStore) Destruct() error {
+	if s.redis != nil {
+		return s.redis.Destruct()
+	}
+	return nil
+}
+
+// metrics are created once per process; each config registers them with its
+// own registry.
+var metrics = handler.NewMetrics()
+
+const (
+	defaultKeyPrefix = "dcr:"
+	embeddedBase     = "client_registration"
+)
+
+func (h *Handler) apiName() string {
+	if h.API == "" {
+		return registry.APIRFC7591
+	}
+	return h.API
+}
+
+func (h *Handler) prefix() string {
+	p := h.Prefix
+	if p == "" && h.apiName() == registry.APIKustvakt {
+		p = "/api"
+	}
+	return strings.TrimRight(p, "/")
+}
+
+// Provision sets the handler up. It does no network I/O: a config whose
+// Redis is unreachable still loads, and requests recover when Redis does.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+
+	shared, key, err := h.provisionStorage(ctx, repl)
+	if err != nil {
+		return err
+	}
+	h.poolKey = key
+	var store storage.Store
+	if shared.redis != nil {
+		prefix := repl.ReplaceAll(h.Storage.Redis.KeyPrefix, "")
+		if prefix == "" {
+			prefix = defaultKeyPrefix
+		}
+		store = shared.redis.Store(prefix)
+	} else {
+		store = shared.embedded
+	}
+
+	if reg := ctx.GetMetricsRegistry(); reg != nil {
+		for _, c := range metrics.Collectors() {
+			// The collectors outlive configs; a registry that already has
+			// them (same process, earlier config) is fine.
+			if err := reg.Register(c); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if !errors.As(err, &are) {
+					return fmt.Errorf("registering metrics: %v", err)
+				}
+			}
+		}
+	}
+
+	opts := &handler.Options{
+		Registry:              registry.New(store),
+		Logger:                h.logger,
+		Prefix:                h.prefix(),
+		Issuer:                h.Issuer,
+		AuthorizationEndpoint: h.AuthorizationEndpoint,
+		TokenEndpoint:         h.TokenEndpoint,
+		Expand:                expand,
+		User:                  authUser,
+		Registered:            registered,
+		Health:                shared.health,
+		Metrics:               metrics,
+	}
+	if h.SecretLifetime != nil {
+		d := time.Duration(*h.SecretLifetime)
+		opts.SecretLifetime = &d
+	}
+
+	switch h.apiName() {
+	case registry.APIRFC7591:
+		h.api = handler.NewRFC7591(opts)
+	default:
+		return fmt.Errorf("client_registration API %q is not implemented yet", h.API)
+	}
+	return nil
+}
+
+// provisionStorage loads (or creates) the shared store for this handler.
+func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sharedStore, string, error) {
+	if h.Storage != nil && h.Storage.Redis != nil {
+		opts, err := h.Storage.Redis.options(repl)
+		if err != nil {
+			return nil, "", fmt.Errorf("redis storage: %v", err)
+		}
+		key := "redis:" + opts.fingerprint
+		val, _, err := pools.LoadOrNew(key, func() (caddy.Destructor, error) {
+			return &sharedStore{redis: storage.NewRedisPool(opts.RedisOptions), health: new(handler.Health)}, nil
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		return val.(*sharedStore), key, nil
+	}
+	st := ctx.Storage()
+	key := fmt.Sprintf("caddy:%T:%v", st, st)
+	val, _, err := pools.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return &sharedStore{embedded: storage.NewEmbeddedStore(st, embeddedBase), health: new(handler.Health)}, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return val.(*sharedStore), key, nil
+}
+
+type redisOptions struct {
+	storage.RedisOptions
+	fingerprint string
+}
+
+// options resolves placeholders and builds the go-redis options. The
+// fingerprint identifies the connection (secrets included, hashed) so
+// handlers with the same connection share one client.
+func (rc *RedisConfig) options(repl *caddy.Replacer) (redisOptions, error) {
+	var o redisOptions
+	for _, a := range rc.Address {
+		a = repl.ReplaceAll(a, "")
+		if a == "" {
+			continue
+		}
+		o.Addrs = append(o.Addrs, a)
+	}
+	if len(o.Addrs) == 0 {
+		return o, errors.New("no address")
+	}
+	o.Username = repl.ReplaceAll(rc.Username, "")
+	o.Password = repl.ReplaceAll(rc.Password, "")
+	o.DB = rc.DB
+	o.MasterName = repl.ReplaceAll(rc.MasterName, "")
+	o.Timeout = time.Duration(rc.Timeout)
+	if rc.TLS != nil {
+		cfg, err := rc.TLS.config(repl)
+		if err != nil {
+			return o, err
+		}
+		o.TLS = cfg
+	}
+	sum := sha256.New()
+	enc := json.NewEncoder(sum)
+	_ = enc.Encode([]any{o.Addrs, o.Username, o.Password, o.DB, o.MasterName, o.Timeout, rc.TLS})
+	if rc.TLS != nil {
+		// The files' contents matter, not only their names.
+		for _, f := range []string{rc.TLS.CAFile, rc.TLS.CertFile, rc.TLS.KeyFile} {
+			if b, err := os.ReadFile(repl.ReplaceAll(f, "")); err == nil {
+				sum.Write(b)
+			}
+		}
+	}
+	o.fingerprint = hex.EncodeToString(sum.Sum(nil))
+	return o, nil
+}
+
+func (t *RedisTLS) config(repl *caddy.Replacer) (*tls.Config, error) {
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // explicit operator choice
+		ServerName:         repl.ReplaceAll(t.ServerName, ""),
+	}
+	if f := repl.ReplaceAll(t.CAFile, ""); f != "" {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("reading tls ca_file: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls ca_file %s holds no PEM certificate", f)
+		}
+		cfg.RootCAs = pool
+	}
+	certFile, keyFile := repl.ReplaceAll(t.CertFile, ""), repl.ReplaceAll(t.KeyFile, "")
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("tls cert_file and key_file must be given together")
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("loading tls client certificate: %v", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// Validate checks the configuration without I/O.
+func (h *Handler) Validate() error {
+	switch h.apiName() {
+	case registry.APIRFC7591, registry.APIMediaGoblin, registry.APIKustvakt, registry.APIIAM:
+	default:
+		return fmt.Errorf("unknown client_registration API %q: use rfc7591, mediagoblin, kustvakt or iam", h.API)
+	}
+	if h.Prefix != "" && !strings.HasPrefix(h.Prefix, "/") {
+		return fmt.Errorf("prefix %q must start with /", h.Prefix)
+	}
+	if h.Issuer != "" && !strings.Contains(h.Issuer, "{") {
+		u, err := url.Parse(h.Issuer)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("issuer %q must be an absolute http(s) URL without query or fragment", h.Issuer)
+		}
+	}
+	for name, v := range map[string]string{"authorization_endpoint": h.AuthorizationEndpoint, "token_endpoint": h.TokenEndpoint} {
+		if v == "" || strings.Contains(v, "{") {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || u.Scheme == "" || u.Host == "" {
+			return fmt.Errorf("%s %q must be an absolute URL", name, v)
+		}
+	}
+	if h.SecretLifetime != nil && *h.SecretLifetime < 0 {
+		return errors.New("secret_lifetime must not be negative")
+	}
+	if s := h.Storage; s != nil {
+		if s.Redis != nil && s.Caddy != nil {
+			return errors.New("storage: choose either redis or caddy")
+		}
+		if r := s.Redis; r != nil {
+			if len(r.Address) == 0 {
+				return errors.New("storage redis: at least one address is required")
+			}
+			if strings.ContainsAny(r.KeyPrefix, "{}") {
+				return fmt.Errorf("storage redis: key_prefix %q must not contain braces (they would break hash tags)", r.KeyPrefix)
+			}
+			if r.DB != 0 && len(r.Address) > 1 && r.MasterName == "" {
+				return errors.New("storage redis: db must be 0 with a cluster (several addresses)")
+			}
+			if r.Timeout < 0 {
+				return errors.New("storage redis: timeout must not be negative")
+			}
+		}
+	}
+	if h.Timezone != "" {
+		if _, err := time.LoadLocation(h.Timezone); err != nil {
+			return fmt.Errorf("timezone %q: %v", h.Timezone, err)
+		}
+	}
+	for _, sc := range h.SuperClients {
+		if sc.ClientID == "" {
+			return errors.New("super_client: client id is required")
+		}
+	}
+	return nil
+}
+
+// Cleanup releases this handler's reference to the shared store; the last
+// one closes it.
+func (h *Handler) Cleanup() error {
+	if h.poolKey == "" {
+		return nil
+	}
+	_, err := pools.Delete(h.poolKey)
+	return err
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.api.Serve(w, r) {
+		return nil
+	}
+	return next.ServeHTTP(w, r)
+}
+
+func replacer(r *http.Request) *caddy.Replacer {
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	return repl
+}
+
+func expand(r *http.Request, s string) string {
+	if repl := replacer(r); repl != nil {
+		return repl.ReplaceAll(s, "")
+	}
+	return s
+}
+
+func authUser(r *http.Request) string {
+	if repl := replacer(r); repl != nil {
+		u, _ := repl.GetString("http.auth.user.id")
+		return u
+	}
+	return ""
+}
+
+func registered(r *http.Request, clientID string) {
+	if repl := replacer(r); repl != nil {
+		repl.Set("http.client_registration.client_id", clientID)
+	}
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Add(zap.String("client_id", clientID))
+	}
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Handler)(nil)
+)

@@ -1,0 +1,104 @@
+package registry
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"strings"
+)
+
+// Format says how one API's client ids and secrets look. Every generator
+// draws from crypto/rand without modulo bias.
+type Format struct {
+	NewID     func() string
+	NewSecret func() string
+}
+
+const (
+	alnum        = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	kustvaktSafe = "34679bdfhmnprtFGHJLMNPRT"
+)
+
+// Formats of the four APIs.
+var (
+	// RFC 7591 (and IAM): 128-bit ids and 256-bit secrets, base64url.
+	FormatRFC7591 = Format{NewID: func() string { return randomBase64(16) }, NewSecret: func() string { return randomBase64(32) }}
+	// MediaGoblin: 22 and 43 characters of [A-Za-z0-9], as its random_string.
+	FormatMediaGoblin = Format{NewID: func() string { return randomString(22, alnum) }, NewSecret: func() string { return randomString(43, alnum) }}
+	// Kustvakt: ids of 22 characters from its "filtered" alphabet; secrets
+	// are the base64url form of a 16-byte digest, so 21 characters then one
+	// of A, Q, g, w.
+	FormatKustvakt = Format{NewID: func() string { return randomString(22, kustvaktSafe) }, NewSecret: func() string { return randomBase64(16) }}
+	FormatIAM      = FormatRFC7591
+)
+
+// NewRAT returns a registration access token for a client: 256 random bits,
+// base64url, then "." and the client id. The id lets the server find and
+// revoke a token that is presented for another client (RFC 7592 section 2.1).
+func NewRAT(clientID string) string { return randomBase64(32) + "." + clientID }
+
+// RATClientID returns the client id a registration access token was issued
+// for, or "".
+func RATClientID(token string) string {
+	i := strings.LastIndexByte(token, '.')
+	if i < 0 {
+		return ""
+	}
+	return token[i+1:]
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	// crypto/rand.Read never returns an error on supported platforms (Go 1.24+).
+	_, _ = rand.Read(b)
+	return b
+}
+
+func randomBase64(n int) string {
+	return base64.RawURLEncoding.EncodeToString(randomBytes(n))
+}
+
+// randomString draws n characters uniformly from alphabet (at most 256
+// characters) by rejection sampling: bytes at or above the largest multiple
+// of len(alphabet) are discarded, so every character is equally likely.
+func randomString(n int, alphabet string) string {
+	limit := 256 - 256%len(alphabet)
+	out := make([]byte, 0, n)
+	buf := randomBytes(n + n/2)
+	for len(out) < n {
+		for _, b := range buf {
+			if int(b) < limit {
+				out = append(out, alphabet[int(b)%len(alphabet)])
+				if len(out) == n {
+					break
+				}
+			}
+		}
+		buf = randomBytes(n)
+	}
+	return string(out)
+}
+
+const hashScheme = "sha256:"
+
+// Hash returns the form in which a secret or token is stored. Every secret
+// and token this server issues carries at least 128 bits from crypto/rand,
+// so a fast cryptographic hash is enough: there is nothing to brute-force.
+func Hash(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hashScheme + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// Verify compares a presented secret with a stored hash in constant time.
+func Verify(hash, presented string) bool {
+	if hash == "" || !strings.HasPrefix(hash, hashScheme) {
+		return false
+	}
+	want, err := base64.RawURLEncoding.DecodeString(hash[len(hashScheme):])
+	if err != nil {
+		return false
+	}
+	got := sha256.Sum256([]byte(presented))
+	return subtle.ConstantTimeCompare(want, got[:]) == 1
+}

@@ -1,0 +1,545 @@
+package registry
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// Error codes of RFC 7591 section 3.2.2 and RFC 6749.
+const (
+	CodeInvalidRequest        = "invalid_request"
+	CodeInvalidClientMetadata = "invalid_client_metadata"
+	CodeInvalidRedirectURI    = "invalid_redirect_uri"
+)
+
+// Error is a request the registry refuses: Code is an OAuth error code and
+// Description says what is wrong, for humans.
+type Error struct {
+	Code        string
+	Description string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Description }
+
+func metaErr(format string, a ...any) *Error {
+	return &Error{Code: CodeInvalidClientMetadata, Description: fmt.Sprintf(format, a...)}
+}
+
+func redirectErr(desc string) *Error {
+	return &Error{Code: CodeInvalidRedirectURI, Description: desc}
+}
+
+// Values the server supports unless the operator narrows them.
+var (
+	DefaultGrantTypes = []string{
+		"authorization_code", "implicit", "refresh_token", "client_credentials",
+		"urn:ietf:params:oauth:grant-type:device_code",
+		"urn:ietf:params:oauth:grant-type:jwt-bearer",
+		"urn:ietf:params:oauth:grant-type:token-exchange",
+	}
+	DefaultResponseTypes = []string{
+		"code", "token", "id_token", "code id_token", "code token", "id_token token", "code id_token token", "none",
+	}
+	DefaultAuthMethods = []string{
+		AuthNone, AuthClientSecretBasic, AuthClientSecretPost, AuthClientSecretJWT, AuthPrivateKeyJWT,
+	}
+)
+
+// Limits on what one client may register.
+const (
+	DefaultMaxRedirectURIs = 10
+	maxContacts            = 20
+	maxURILength           = 2048
+	maxTextLength          = 1024
+	maxScopeLength         = 4096
+	maxJWKSLength          = 16384
+)
+
+// Policy is the server's registration policy for RFC 7591 metadata.
+type Policy struct {
+	// GrantTypes, ResponseTypes and AuthMethods are the supported values;
+	// nil means the defaults above.
+	GrantTypes    []string
+	ResponseTypes []string
+	AuthMethods   []string
+	// Scopes, when not empty, are the only scope values a client may
+	// register; requests for others are refused.
+	Scopes []string
+	// DefaultScope is registered when the client asks for no scope.
+	DefaultScope string
+	// MaxRedirectURIs caps redirect_uris; 0 means DefaultMaxRedirectURIs.
+	MaxRedirectURIs int
+	// RedirectHosts, when not empty, is the allowlist of non-loopback
+	// redirect hosts ("host" or "*.domain").
+	RedirectHosts []string
+}
+
+func (p *Policy) grantTypes() []string {
+	if len(p.GrantTypes) > 0 {
+		return p.GrantTypes
+	}
+	return DefaultGrantTypes
+}
+
+func (p *Policy) responseTypes() []string {
+	if len(p.ResponseTypes) > 0 {
+		return p.ResponseTypes
+	}
+	return DefaultResponseTypes
+}
+
+func (p *Policy) authMethods() []string {
+	if len(p.AuthMethods) > 0 {
+		return p.AuthMethods
+	}
+	return DefaultAuthMethods
+}
+
+// SupportedGrantTypes, SupportedResponseTypes and SupportedAuthMethods are
+// what the server metadata document publishes.
+func (p *Policy) SupportedGrantTypes() []string    { return p.grantTypes() }
+func (p *Policy) SupportedResponseTypes() []string { return p.responseTypes() }
+func (p *Policy) SupportedAuthMethods() []string   { return p.authMethods() }
+
+// localizable are the human-readable Fields that may carry a BCP 47 tag
+// ("client_name#ja-Jpan-JP"), RFC 7591 section 2.2.
+var localizable = map[string]bool{"client_name": true, "client_uri": true, "logo_uri": true, "tos_uri": true, "policy_uri": true}
+
+var languageTag = regexp.MustCompile(`^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$`)
+
+// Fields is a decoded JSON object, read member by member with type checks.
+type Fields map[string]json.RawMessage
+
+// DecodeObject parses body as a JSON object. A body that is not JSON, or
+// not an object, is an invalid_request.
+func DecodeObject(body []byte) (Fields, *Error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body is empty; send a JSON object"}
+	}
+	if trimmed[0] != '{' {
+		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body must be a JSON object"}
+	}
+	var f Fields
+	if err := json.Unmarshal(trimmed, &f); err != nil {
+		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body is not valid JSON: " + err.Error()}
+	}
+	if f == nil {
+		f = Fields{}
+	}
+	return f, nil
+}
+
+func isNull(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+// Has reports whether the member is present and not null.
+func (f Fields) Has(key string) bool { return !isNull(f[key]) }
+
+// String returns a string member; null and absent are "" and false.
+func (f Fields) String(key string) (string, bool, *Error) {
+	raw, ok := f[key]
+	if !ok || isNull(raw) {
+		return "", false, nil
+	}
+	var s string
+	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", false, typeErr(key, "a string")
+	}
+	return s, true, nil
+}
+
+// Strings returns an array-of-strings member.
+func (f Fields) Strings(key string) ([]string, bool, *Error) {
+	raw, ok := f[key]
+	if !ok || isNull(raw) {
+		return nil, false, nil
+	}
+	var list []json.RawMessage
+	if raw[0] != '[' || json.Unmarshal(raw, &list) != nil {
+		return nil, false, typeErr(key, "an array of strings")
+	}
+	out := make([]string, 0, len(list))
+	for _, item := range list {
+		var s string
+		if len(item) == 0 || item[0] != '"' || json.Unmarshal(item, &s) != nil {
+			return nil, false, typeErr(key, "an array of strings")
+		}
+		out = append(out, s)
+	}
+	return out, true, nil
+}
+
+func typeErr(key, what string) *Error {
+	if key == "redirect_uris" {
+		return redirectErr("redirect_uris must be " + what)
+	}
+	return metaErr("%s must be %s", key, what)
+}
+
+func dedupe(list []string) []string {
+	out := list[:0:0]
+	for _, s := range list {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// responseTokens splits a response type ("code id_token") into its words.
+func responseTokens(rt string) []string { return strings.Fields(rt) }
+
+// ParseMetadata validates RFC 7591 client metadata and returns a Client
+// holding it, with the defaults of RFC 7591 section 2 filled in. Members the
+// server does not know are ignored (RFC 7591 section 2), and so are the ones
+// only the server may set (client_id, client_secret, timestamps).
+func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
+	c := &Client{}
+	var err *Error
+
+	// application_type (OpenID Connect) steers the redirect rules.
+	if c.ApplicationType, _, err = f.String("application_type"); err != nil {
+		return nil, err
+	}
+	switch c.ApplicationType {
+	case "", "web", "native":
+	default:
+		return nil, metaErr("application_type must be \"web\" or \"native\", not %s", quote(c.ApplicationType))
+	}
+
+	// Grant and response types, with defaults derived from each other so a
+	// client that sends one of them gets a consistent pair (RFC 7591 2.1).
+	grants, hasGrants, err := f.Strings("grant_types")
+	if err != nil {
+		return nil, err
+	}
+	responses, hasResponses, err := f.Strings("response_types")
+	if err != nil {
+		return nil, err
+	}
+	grants, responses = dedupe(grants), dedupe(responses)
+	for _, g := range grants {
+		if !slices.Contains(p.grantTypes(), g) {
+			return nil, metaErr("grant type %s is not supported; supported: %s", quote(g), strings.Join(p.grantTypes(), ", "))
+		}
+	}
+	for _, r := range responses {
+		if !slices.Contains(p.responseTypes(), normalizeResponseType(r)) {
+			return nil, metaErr("response type %s is not supported; supported: %s", quote(r), strings.Join(p.responseTypes(), ", "))
+		}
+	}
+	switch {
+	case !hasGrants && !hasResponses:
+		grants, responses = []string{"authorization_code"}, []string{"code"}
+	case !hasGrants:
+		grants = grantsFor(responses)
+	case !hasResponses:
+		responses = responsesFor(grants)
+	}
+	if msg := consistency(grants, responses); msg != "" {
+		return nil, metaErr("%s", msg)
+	}
+	c.GrantTypes, c.ResponseTypes = grants, responses
+	implicit := false
+	for _, r := range responses {
+		for _, w := range responseTokens(r) {
+			if w == "token" || w == "id_token" {
+				implicit = true
+			}
+		}
+	}
+
+	// redirect_uris: required whenever the client uses the authorization
+	// endpoint (RFC 7591 section 2 and 5).
+	uris, _, err := f.Strings("redirect_uris")
+	if err != nil {
+		return nil, err
+	}
+	max := p.MaxRedirectURIs
+	if max <= 0 {
+		max = DefaultMaxRedirectURIs
+	}
+	if len(uris) > max {
+		return nil, redirectErr(fmt.Sprintf("at most %d redirect URIs may be registered", max))
+	}
+	needsRedirect := false
+	for _, r := range responses {
+		if r != "none" {
+			needsRedirect = true
+		}
+	}
+	if needsRedirect && len(uris) == 0 {
+		return nil, redirectErr("redirect_uris is required for clients using the authorization endpoint")
+	}
+	rule := RedirectRule{ApplicationType: c.ApplicationType, Implicit: implicit, AllowedHosts: p.RedirectHosts}
+	for _, u := range uris {
+		if len(u) > maxURILength {
+			return nil, redirectErr(fmt.Sprintf("redirect URIs may be at most %d characters long", maxURILength))
+		}
+		if msg := rule.CheckRedirectURI(u); msg != "" {
+			return nil, redirectErr(msg)
+		}
+	}
+	c.RedirectURIs = dedupe(uris)
+
+	// Token endpoint authentication.
+	method, hasMethod, err := f.String("token_endpoint_auth_method")
+	if err != nil {
+		return nil, err
+	}
+	if !hasMethod {
+		method = AuthClientSecretBasic
+		if !slices.Contains(p.authMethods(), method) {
+			method = p.authMethods()[0]
+		}
+	}
+	if !slices.Contains(p.authMethods(), method) {
+		return nil, metaErr("token_endpoint_auth_method %s is not supported; supported: %s", quote(method), strings.Join(p.authMethods(), ", "))
+	}
+	c.TokenEndpointAuthMethod = method
+
+	// Plain strings.
+	for _, s := range []struct {
+		key string
+		dst *string
+		max int
+	}{
+		{"client_name", &c.ClientName, maxTextLength},
+		{"software_id", &c.SoftwareID, maxTextLength},
+		{"software_version", &c.SoftwareVersion, maxTextLength},
+	} {
+		v, _, err := f.String(s.key)
+		if err != nil {
+			return nil, err
+		}
+		if utf8.RuneCountInString(v) > s.max {
+			return nil, metaErr("%s may be at most %d characters long", s.key, s.max)
+		}
+		*s.dst = v
+	}
+
+	// URLs.
+	for _, s := range []struct {
+		key string
+		dst *string
+	}{
+		{"client_uri", &c.ClientURI}, {"logo_uri", &c.LogoURI}, {"tos_uri", &c.TOSURI},
+		{"policy_uri", &c.PolicyURI}, {"jwks_uri", &c.JWKSURI},
+	} {
+		v, ok, err := f.String(s.key)
+		if err != nil {
+			return nil, err
+		}
+		if ok && v != "" {
+			if len(v) > maxURILength {
+				return nil, metaErr("%s may be at most %d characters long", s.key, maxURILength)
+			}
+			if msg := CheckWebURI(s.key, v); msg != "" {
+				return nil, metaErr("%s", msg)
+			}
+		}
+		*s.dst = v
+	}
+
+	// Language-tagged variants of the human-readable fields.
+	for key, raw := range f {
+		base, tag, ok := strings.Cut(key, "#")
+		if !ok || !localizable[base] || !languageTag.MatchString(tag) || isNull(raw) {
+			continue
+		}
+		v, _, err := f.String(key)
+		if err != nil {
+			return nil, err
+		}
+		if base == "client_name" {
+			if utf8.RuneCountInString(v) > maxTextLength {
+				return nil, metaErr("%s may be at most %d characters long", key, maxTextLength)
+			}
+		} else if v != "" {
+			if msg := CheckWebURI(key, v); msg != "" {
+				return nil, metaErr("%s", msg)
+			}
+		}
+		if c.Localized == nil {
+			c.Localized = map[string]string{}
+		}
+		c.Localized[key] = v
+	}
+	if len(c.Localized) > 20 {
+		return nil, metaErr("at most 20 language-tagged Fields may be registered")
+	}
+
+	// Contacts are e-mail addresses.
+	contacts, _, err := f.Strings("contacts")
+	if err != nil {
+		return nil, err
+	}
+	if len(contacts) > maxContacts {
+		return nil, metaErr("at most %d contacts may be registered", maxContacts)
+	}
+	for _, addr := range contacts {
+		if a, perr := mail.ParseAddress(addr); perr != nil || a.Address != addr || a.Name != "" {
+			return nil, metaErr("contact %s is not an e-mail address", quote(addr))
+		}
+	}
+	c.Contacts = contacts
+
+	// Scope: space-separated RFC 6749 scope tokens.
+	scope, hasScope, err := f.String("scope")
+	if err != nil {
+		return nil, err
+	}
+	if len(scope) > maxScopeLength {
+		return nil, metaErr("scope may be at most %d characters long", maxScopeLength)
+	}
+	tokens := strings.Fields(scope)
+	for _, tok := range tokens {
+		if !validScopeToken(tok) {
+			return nil, metaErr("scope value %s contains characters RFC 6749 does not allow", quote(tok))
+		}
+		if len(p.Scopes) > 0 && !slices.Contains(p.Scopes, tok) {
+			return nil, metaErr("scope %s is not allowed; allowed: %s", quote(tok), strings.Join(p.Scopes, " "))
+		}
+	}
+	c.Scope = strings.Join(dedupe(tokens), " ")
+	if (!hasScope || c.Scope == "") && p.DefaultScope != "" {
+		c.Scope = p.DefaultScope
+	}
+
+	// Keys: by value or by reference, never both.
+	if raw := f["jwks"]; !isNull(raw) {
+		if len(raw) > maxJWKSLength {
+			return nil, metaErr("jwks may be at most %d bytes long", maxJWKSLength)
+		}
+		if !validJWKS(raw) {
+			return nil, metaErr("jwks must be a JSON Web Key Set: an object with a \"keys\" array of objects")
+		}
+		var buf bytes.Buffer
+		_ = json.Compact(&buf, raw) // valid JSON, checked above
+		c.JWKS = buf.Bytes()
+	}
+	if c.JWKS != nil && c.JWKSURI != "" {
+		return nil, metaErr("jwks and jwks_uri must not both be registered")
+	}
+	if c.TokenEndpointAuthMethod == AuthPrivateKeyJWT && c.JWKS == nil && c.JWKSURI == "" {
+		return nil, metaErr("token_endpoint_auth_method private_key_jwt requires jwks or jwks_uri")
+	}
+	return c, nil
+}
+
+// validJWKS accepts a JWK Set object, or a string holding one (the Go MCP
+// SDK sends jwks as a string).
+func validJWKS(raw json.RawMessage) bool {
+	if raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return false
+		}
+		raw = json.RawMessage(s)
+	}
+	var set struct {
+		Keys []map[string]json.RawMessage `json:"keys"`
+	}
+	if len(bytes.TrimSpace(raw)) == 0 || bytes.TrimSpace(raw)[0] != '{' || json.Unmarshal(raw, &set) != nil {
+		return false
+	}
+	return set.Keys != nil
+}
+
+// validScopeToken: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+func validScopeToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// normalizeResponseType orders the words of a response type the way the
+// supported list spells them ("id_token code" is "code id_token").
+func normalizeResponseType(rt string) string {
+	words := responseTokens(rt)
+	order := map[string]int{"code": 0, "id_token": 1, "token": 2, "none": 3}
+	slices.SortFunc(words, func(a, b string) int {
+		oa, ok := order[a]
+		if !ok {
+			oa = 9
+		}
+		ob, ok := order[b]
+		if !ok {
+			ob = 9
+		}
+		return oa - ob
+	})
+	return strings.Join(words, " ")
+}
+
+func grantsFor(responses []string) []string {
+	var g []string
+	for _, r := range responses {
+		for _, w := range responseTokens(r) {
+			switch w {
+			case "code":
+				g = append(g, "authorization_code")
+			case "token", "id_token":
+				g = append(g, "implicit")
+			}
+		}
+	}
+	g = dedupe(g)
+	if len(g) == 0 {
+		g = []string{"authorization_code"}
+	}
+	return g
+}
+
+func responsesFor(grants []string) []string {
+	r := []string{}
+	if slices.Contains(grants, "authorization_code") {
+		r = append(r, "code")
+	}
+	if slices.Contains(grants, "implicit") {
+		r = append(r, "token")
+	}
+	return r
+}
+
+// consistency checks grant_types against response_types (RFC 7591 2.1).
+func consistency(grants, responses []string) string {
+	needCode, needImplicit, none := false, false, false
+	for _, r := range responses {
+		for _, w := range responseTokens(r) {
+			switch w {
+			case "code":
+				needCode = true
+			case "token", "id_token":
+				needImplicit = true
+			case "none":
+				none = true
+			}
+		}
+	}
+	hasCode := slices.Contains(grants, "authorization_code")
+	hasImplicit := slices.Contains(grants, "implicit")
+	switch {
+	case needCode && !hasCode:
+		return `grant_types and response_types are inconsistent: response type "code" needs grant type "authorization_code"`
+	case needImplicit && !hasImplicit:
+		return `grant_types and response_types are inconsistent: response types with "token" or "id_token" need grant type "implicit"`
+	case hasCode && !needCode && !none:
+		return `grant_types and response_types are inconsistent: grant type "authorization_code" needs response type "code"`
+	case hasImplicit && !needImplicit:
+		return `grant_types and response_types are inconsistent: grant type "implicit" needs a response type with "token" or "id_token"`
+	}
+	return ""
+}

@@ -1,0 +1,224 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+// ErrNotFound means no live client has the id.
+var ErrNotFound = errors.New("client not found")
+
+// Tags under which clients are indexed in the store.
+const (
+	TagClients = "clients"
+	TagPlugins = "plugins"
+)
+
+// OwnerTag is the tag of the clients an owner registered.
+func OwnerTag(owner string) string { return "owner:" + owner }
+
+const clientPrefix = "c/"
+
+// Registry keeps clients in a store. It is safe for concurrent use; several
+// Caddy handlers (and several Caddy instances) share one through the store.
+type Registry struct {
+	Store storage.Store
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+}
+
+// New returns a registry on store.
+func New(store storage.Store) *Registry {
+	return &Registry{Store: store, Now: time.Now}
+}
+
+// Issue says which credentials Register creates for a new client.
+type Issue struct {
+	// Format generates the id and the secret.
+	Format Format
+	// Secret forces a secret even when the client's authentication method
+	// needs none (Kustvakt CONFIDENTIAL, MediaGoblin); otherwise a secret is
+	// issued when NeedsSecret(TokenEndpointAuthMethod).
+	Secret bool
+	// NoSecret suppresses the secret (Kustvakt PUBLIC).
+	NoSecret bool
+	// RAT asks for a registration access token (RFC 7592).
+	RAT bool
+	// SecretLifetime sets client_secret_expires_at; 0 means never.
+	SecretLifetime time.Duration
+}
+
+// Issued is a newly registered client with the only plain-text copies of its
+// credentials that will ever exist.
+type Issued struct {
+	Client *Client
+	Secret string
+	RAT    string
+}
+
+func tagsOf(c *Client) []string {
+	tags := []string{TagClients}
+	if c.Owner != "" {
+		tags = append(tags, OwnerTag(c.Owner))
+	}
+	if c.IsPlugin() {
+		tags = append(tags, TagPlugins)
+	}
+	return tags
+}
+
+func encode(c *Client) (*storage.Record, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encoding client %q: %w", c.ID, err)
+	}
+	return &storage.Record{ID: clientPrefix + c.ID, Data: b, Tags: tagsOf(c)}, nil
+}
+
+func decode(rec *storage.Record) (*Client, error) {
+	var c Client
+	if err := json.Unmarshal(rec.Data, &c); err != nil {
+		return nil, &storage.UnavailableError{Op: "decode", Err: fmt.Errorf("client record %q: %w", rec.ID, err)}
+	}
+	return &c, nil
+}
+
+// Register stores c (its metadata already validated) under a fresh id with
+// fresh credentials, as iss says. c.Owner and c.API must be set.
+func (r *Registry) Register(ctx context.Context, c *Client, iss Issue, caps ...storage.Cap) (*Issued, error) {
+	now := r.Now()
+	c.CreatedMs = now.UnixMilli()
+	out := &Issued{Client: c}
+	if !iss.NoSecret && (iss.Secret || NeedsSecret(c.TokenEndpointAuthMethod)) {
+		out.Secret = iss.Format.NewSecret()
+		c.SecretHash = Hash(out.Secret)
+		if iss.SecretLifetime > 0 {
+			c.SecretExpiresAt = now.Add(iss.SecretLifetime).Unix()
+		}
+	}
+	// A fresh id collides with an existing one with negligible probability;
+	// Create refuses to overwrite, so try again rather than lose a client.
+	for attempt := 0; ; attempt++ {
+		c.ID = iss.Format.NewID()
+		if iss.RAT {
+			out.RAT = NewRAT(c.ID)
+			c.RATHash = Hash(out.RAT)
+		}
+		rec, err := encode(c)
+		if err != nil {
+			return nil, err
+		}
+		err = r.Store.Create(ctx, rec, caps...)
+		if err == nil {
+			return out, nil
+		}
+		if !errors.Is(err, storage.ErrExists) || attempt == 4 {
+			return nil, err
+		}
+	}
+}
+
+// Get returns the client with this id, or ErrNotFound.
+func (r *Registry) Get(ctx context.Context, id string) (*Client, error) {
+	c, _, err := r.get(ctx, id)
+	return c, err
+}
+
+func (r *Registry) get(ctx context.Context, id string) (*Client, *storage.Record, error) {
+	if id == "" {
+		return nil, nil, ErrNotFound
+	}
+	rec, err := r.Store.Get(ctx, clientPrefix+id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := decode(rec)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, rec, nil
+}
+
+// Update applies change to the current version of the client and stores the
+// result with compare-and-set; when another writer got there first it reads
+// the new version and applies change again, so no update is lost. change may
+// refuse by returning an error, which Update returns unchanged.
+func (r *Registry) Update(ctx context.Context, id string, change func(c *Client) error) (*Client, error) {
+	for attempt := 0; ; attempt++ {
+		c, old, err := r.get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := change(c); err != nil {
+			return nil, err
+		}
+		c.ID = id
+		c.UpdatedMs = r.Now().UnixMilli()
+		rec, err := encode(c)
+		if err != nil {
+			return nil, err
+		}
+		rec.ExpiresAt = old.ExpiresAt
+		err = r.Store.Update(ctx, old, rec)
+		switch {
+		case err == nil:
+			return c, nil
+		case errors.Is(err, storage.ErrNotFound):
+			return nil, ErrNotFound
+		case errors.Is(err, storage.ErrConflict) && attempt < 20:
+			continue
+		}
+		return nil, err
+	}
+}
+
+// Delete removes the client after check (if not nil) approves the current
+// version.
+func (r *Registry) Delete(ctx context.Context, id string, check func(c *Client) error) error {
+	for attempt := 0; ; attempt++ {
+		c, rec, err := r.get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if check != nil {
+			if err := check(c); err != nil {
+				return err
+			}
+		}
+		err = r.Store.Delete(ctx, rec)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, storage.ErrNotFound):
+			return ErrNotFound
+		case errors.Is(err, storage.ErrConflict) && attempt < 20:
+			continue
+		}
+		return err
+	}
+}
+
+// List returns the clients carrying tag (OwnerTag, TagPlugins, ...).
+func (r *Registry) List(ctx context.Context, tag string) ([]*Client, error) {
+	recs, err := r.Store.List(ctx, tag)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Client, 0, len(recs))
+	for _, rec := range recs {
+		c, err := decode(rec)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}

@@ -1,0 +1,171 @@
+package registry
+
+import (
+	"net"
+	"net/url"
+	"strings"
+)
+
+// This file is the one place where URLs are judged. Each API has its own
+// rule, because each real server has one: RFC 7591 redirect and metadata URIs
+// here, Kustvakt's commons-validator rule in kustvakt_url.go, MediaGoblin's
+// Python urlsplit rule in python_url.go.
+
+// dangerousSchemes can run code or read local data in a user agent; no
+// redirect or metadata URI may use them.
+var dangerousSchemes = map[string]bool{
+	"javascript": true, "data": true, "vbscript": true, "file": true, "blob": true, "about": true,
+}
+
+// IsLoopbackHost reports whether host (without port or brackets) is
+// "localhost" or a loopback IP literal.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func hasControlOrSpace(s string) bool {
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// RedirectRule carries what decides whether a redirect URI is acceptable.
+type RedirectRule struct {
+	// ApplicationType is "web", "native" or "" (not sent).
+	ApplicationType string
+	// Implicit is true when the client may receive tokens in the front
+	// channel (response type token or id_token).
+	Implicit bool
+	// AllowedHosts, when not empty, limits non-loopback hosts: an entry is a
+	// host name, or "*.domain" for any subdomain of domain.
+	AllowedHosts []string
+}
+
+// CheckRedirectURI returns "" if raw is an acceptable redirect URI, or why not.
+//
+//   - Every redirect URI is absolute, has no fragment and no dangerous scheme.
+//   - http is accepted only for a loopback host (any port, RFC 8252 7.3),
+//     and never for a client that may use the implicit grant.
+//   - native clients may use custom schemes; their https URIs must not be
+//     loopback ones (they must be claimed URLs).
+//   - web clients use https (or http on loopback); implicit web clients may
+//     not use localhost.
+//   - A client that does not say what it is gets the union: loopback http,
+//     https and custom schemes, because real MCP clients omit the type.
+func (rule RedirectRule) CheckRedirectURI(raw string) string {
+	if raw == "" {
+		return "redirect URI must not be empty"
+	}
+	if hasControlOrSpace(raw) {
+		return "redirect URI " + quote(raw) + " contains spaces or control characters"
+	}
+	if strings.Contains(raw, "#") {
+		return "redirect URI " + quote(raw) + " must not contain a fragment"
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return "redirect URI " + quote(raw) + " is not an absolute URI"
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if dangerousSchemes[scheme] {
+		return "redirect URI " + quote(raw) + " uses the forbidden scheme " + quote(scheme)
+	}
+	switch scheme {
+	case "http", "https":
+		host := u.Hostname()
+		if host == "" {
+			return "redirect URI " + quote(raw) + " has no host"
+		}
+		if u.User != nil {
+			return "redirect URI " + quote(raw) + " must not contain user information"
+		}
+		loopback := IsLoopbackHost(host)
+		if scheme == "http" {
+			if !loopback {
+				return "redirect URI " + quote(raw) + " must use https (http is allowed only for loopback hosts)"
+			}
+			if rule.Implicit {
+				return "redirect URI " + quote(raw) + " must use https for a client using the implicit grant"
+			}
+			return ""
+		}
+		if loopback && rule.ApplicationType == "native" {
+			return "redirect URI " + quote(raw) + ": https redirect URIs of native clients must not use a loopback host"
+		}
+		if rule.Implicit && rule.ApplicationType != "native" && strings.EqualFold(host, "localhost") {
+			return "redirect URI " + quote(raw) + " must not use localhost for a client using the implicit grant"
+		}
+		if !loopback && !hostAllowed(host, rule.AllowedHosts) {
+			return "redirect URI " + quote(raw) + " uses a host that is not allowed here"
+		}
+		return ""
+	}
+	// A custom scheme ("com.example.app:/cb").
+	if rule.ApplicationType == "web" {
+		return "redirect URI " + quote(raw) + " uses a custom scheme, which only native clients may use"
+	}
+	if rule.Implicit && rule.ApplicationType != "native" {
+		return "redirect URI " + quote(raw) + " must use https for a client using the implicit grant"
+	}
+	return ""
+}
+
+// hostAllowed matches host against an allowlist of names and "*.domain"
+// patterns; an empty list allows every host.
+func hostAllowed(host string, allowed []string) bool {
+	if len(allowed) == 0 {
+		return true
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, a := range allowed {
+		a = strings.ToLower(a)
+		if rest, ok := strings.CutPrefix(a, "*."); ok {
+			if strings.HasSuffix(host, "."+rest) {
+				return true
+			}
+			continue
+		}
+		if host == a {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckWebURI returns "" if raw is an acceptable metadata URL (client_uri,
+// logo_uri, tos_uri, policy_uri, jwks_uri): absolute http or https with a host.
+func CheckWebURI(field, raw string) string {
+	if hasControlOrSpace(raw) {
+		return field + " " + quote(raw) + " contains spaces or control characters"
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return field + " " + quote(raw) + " is not an absolute URL"
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http", "https":
+	default:
+		return field + " " + quote(raw) + " must be an http or https URL"
+	}
+	if u.Hostname() == "" {
+		return field + " " + quote(raw) + " has no host"
+	}
+	return ""
+}
+
+// quote wraps a value in double quotes for an error description, cut to a
+// readable length.
+func quote(s string) string {
+	const max = 200
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return `"` + s + `"`
+}
