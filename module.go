@@ -251,10 +251,43 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	switch h.apiName() {
 	case registry.APIRFC7591:
 		h.api = handler.NewRFC7591(opts)
+	case registry.APIMediaGoblin:
+		h.api = handler.NewMediaGoblin(opts)
+	case registry.APIIAM:
+		h.api = handler.NewIAM(opts)
+	case registry.APIKustvakt:
+		k, err := h.kustvaktOptions(repl)
+		if err != nil {
+			return err
+		}
+		h.api = handler.NewKustvakt(opts, k)
 	default:
-		return fmt.Errorf("client_registration API %q is not implemented yet", h.API)
+		return fmt.Errorf("unknown client_registration API %q: use rfc7591, mediagoblin, kustvakt or iam", h.API)
 	}
 	return nil
+}
+
+// kustvaktOptions resolves the Kustvakt settings; secrets are kept hashed.
+func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions, error) {
+	k := handler.KustvaktOptions{Location: time.UTC, AdminUsers: h.AdminUsers}
+	if h.Timezone != "" {
+		loc, err := time.LoadLocation(h.Timezone)
+		if err != nil {
+			return k, fmt.Errorf("timezone %q: %v", h.Timezone, err)
+		}
+		k.Location = loc
+	}
+	for _, sc := range h.SuperClients {
+		s := handler.SuperClient{ClientID: repl.ReplaceAll(sc.ClientID, "")}
+		if secret := repl.ReplaceAll(sc.Secret, ""); secret != "" {
+			s.SecretHash = registry.Hash(secret)
+		}
+		k.SuperClients = append(k.SuperClients, s)
+	}
+	if t := repl.ReplaceAll(h.AdminToken, ""); t != "" {
+		k.AdminTokenHash = registry.Hash(t)
+	}
+	return k, nil
 }
 
 // provisionStorage loads (or creates) the shared store for this handler.

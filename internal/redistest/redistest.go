@@ -21,9 +21,18 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 )
+
+// T is what these helpers need of a test: *testing.T and *testing.B have
+// it, and so does the value Main returns for TestMain.
+type T interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+}
 
 // Server is one redis-server process.
 type Server struct {
@@ -32,10 +41,43 @@ type Server struct {
 	dir  string
 	args []string
 	cmd  *exec.Cmd
-	t    testing.TB
+	t    T
 }
 
-func binary(t testing.TB, name string) string {
+// MainT lets TestMain start servers shared by a whole test binary. Close
+// stops them.
+type MainT struct {
+	cleanups []func()
+	dirs     []string
+}
+
+// Main returns a T for TestMain; its Fatal panics.
+func Main() *MainT { return &MainT{} }
+
+func (m *MainT) Helper()                           {}
+func (m *MainT) Fatal(args ...any)                 { panic(fmt.Sprint(args...)) }
+func (m *MainT) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+func (m *MainT) Cleanup(f func())                  { m.cleanups = append(m.cleanups, f) }
+func (m *MainT) TempDir() string {
+	d, err := os.MkdirTemp("", "redistest")
+	if err != nil {
+		panic(err)
+	}
+	m.dirs = append(m.dirs, d)
+	return d
+}
+
+// Close runs the cleanups and removes the directories.
+func (m *MainT) Close() {
+	for i := len(m.cleanups) - 1; i >= 0; i-- {
+		m.cleanups[i]()
+	}
+	for _, d := range m.dirs {
+		_ = os.RemoveAll(d)
+	}
+}
+
+func binary(t T, name string) string {
 	p, err := exec.LookPath(name)
 	if err != nil {
 		t.Fatalf("%s not found on PATH: run `make test`, which installs it (%v)", name, err)
@@ -44,7 +86,7 @@ func binary(t testing.TB, name string) string {
 }
 
 // FreePort returns a TCP port that was free a moment ago.
-func FreePort(t testing.TB) int {
+func FreePort(t T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -55,13 +97,13 @@ func FreePort(t testing.TB) int {
 
 // Start runs a redis-server on a free port with persistence off; extra
 // arguments are appended to its command line. It is stopped when the test ends.
-func Start(t testing.TB, extra ...string) *Server {
+func Start(t T, extra ...string) *Server {
 	t.Helper()
 	port := FreePort(t)
 	return run(t, port, append([]string{"--port", strconv.Itoa(port)}, extra...))
 }
 
-func run(t testing.TB, port int, args []string) *Server {
+func run(t T, port int, args []string) *Server {
 	t.Helper()
 	s := &Server{Port: port, Addr: "127.0.0.1:" + strconv.Itoa(port), dir: t.TempDir(), t: t}
 	s.args = append([]string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -119,7 +161,7 @@ func (s *Server) CLI(args ...string) string {
 }
 
 // CLI runs redis-cli with the given arguments.
-func CLI(t testing.TB, args ...string) string {
+func CLI(t T, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(binary(t, "redis-cli"), args...).CombinedOutput()
 	if err != nil {
@@ -130,7 +172,7 @@ func CLI(t testing.TB, args ...string) string {
 
 // StartCluster runs three masters and joins them into a cluster; it returns
 // their addresses once every slot is served.
-func StartCluster(t testing.TB) []string {
+func StartCluster(t T) []string {
 	t.Helper()
 	var addrs []string
 	for i := 0; i < 3; i++ {
@@ -158,7 +200,7 @@ func StartCluster(t testing.TB) []string {
 
 // StartSentinel runs a master and one sentinel watching it under the given
 // master name; it returns the master and the sentinel's address.
-func StartSentinel(t testing.TB, masterName string) (*Server, string) {
+func StartSentinel(t T, masterName string) (*Server, string) {
 	t.Helper()
 	master := Start(t)
 	port := FreePort(t)
@@ -198,7 +240,7 @@ type TLSServer struct {
 
 // StartTLS runs a TLS-only redis-server with a fresh CA and certificate for
 // 127.0.0.1; clients are not asked for certificates.
-func StartTLS(t testing.TB) *TLSServer {
+func StartTLS(t T) *TLSServer {
 	t.Helper()
 	dir := t.TempDir()
 	caFile, certFile, keyFile, pool := writeCerts(t, dir)
@@ -208,7 +250,7 @@ func StartTLS(t testing.TB) *TLSServer {
 	return &TLSServer{Server: s, CAFile: caFile, ClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 }
 
-func writeCerts(t testing.TB, dir string) (caFile, certFile, keyFile string, pool *x509.CertPool) {
+func writeCerts(t T, dir string) (caFile, certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -253,7 +295,7 @@ func writeCerts(t testing.TB, dir string) (caFile, certFile, keyFile string, poo
 	return caFile, certFile, keyFile, pool
 }
 
-func writePEM(t testing.TB, file, typ string, der []byte) {
+func writePEM(t T, file, typ string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
@@ -261,7 +303,7 @@ func writePEM(t testing.TB, file, typ string, der []byte) {
 }
 
 // WaitFor polls f until it returns true or the timeout passes.
-func WaitFor(t testing.TB, timeout time.Duration, what string, f func(context.Context) bool) {
+func WaitFor(t T, timeout time.Duration, what string, f func(context.Context) bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {

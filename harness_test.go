@@ -1,0 +1,157 @@
+package caddydcr
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	"github.com/caddy-dcr/caddy-dcr/internal/redistest"
+)
+
+// The end-to-end tests of this package run Caddy in-process (caddy.Load, as
+// `caddy run` does) with the plugin, against a real redis-server started
+// once for the package, and against the embedded store. They must not run
+// in parallel: there is one Caddy per process.
+
+var sharedRedis *redistest.Server
+
+func TestMain(m *testing.M) {
+	mt := redistest.Main()
+	sharedRedis = redistest.Start(mt)
+	code := m.Run()
+	_ = caddy.Stop()
+	mt.Close()
+	os.Exit(code)
+}
+
+// backends are the two stores every API is tested on.
+var backends = []string{"redis", "embedded"}
+
+var prefixSeq atomic.Int64
+
+// storageConfig returns the storage subdirective for a backend, with a key
+// prefix of its own so tests never see each other's clients.
+func storageConfig(backend string) string {
+	if backend == "embedded" {
+		return "storage caddy"
+	}
+	return fmt.Sprintf("storage redis {\n\t\t\taddress %s\n\t\t\tkey_prefix t%d:\n\t\t}", sharedRedis.Addr, prefixSeq.Add(1))
+}
+
+// site is a running Caddy site.
+type site struct {
+	t   *testing.T
+	URL string
+}
+
+// startCaddy loads a config whose only site is http://127.0.0.1:<free port>
+// with the given body; "{storage}" in the body becomes the backend's storage
+// subdirective. The embedded store lives in a fresh directory.
+func startCaddy(t *testing.T, backend, body string) *site {
+	t.Helper()
+	port := redistest.FreePort(t)
+	body = strings.ReplaceAll(body, "{storage}", storageConfig(backend))
+	cfg := fmt.Sprintf(`{
+	admin off
+	persist_config off
+	auto_https off
+	grace_period 1ms
+	storage file_system %s
+	log {
+		output discard
+	}
+}
+
+http://127.0.0.1:%d {
+%s
+}
+`, t.TempDir(), port, body)
+	loadCaddyfile(t, cfg)
+	return &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
+}
+
+// loadCaddyfile adapts and loads a whole Caddyfile.
+func loadCaddyfile(t *testing.T, cfg string) {
+	t.Helper()
+	js, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)
+	if err != nil {
+		t.Fatalf("adapting config: %v\n%s", err, cfg)
+	}
+	for _, w := range warnings {
+		if w.Message != "Caddyfile input is not formatted; run 'caddy fmt --overwrite' to fix inconsistencies" {
+			t.Logf("adapt warning: %s", w.String())
+		}
+	}
+	if err := caddy.Load(js, true); err != nil {
+		t.Fatalf("loading config: %v\n%s", err, cfg)
+	}
+}
+
+var httpClient = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+	return http.ErrUseLastResponse
+}}
+
+// do sends a request; headers are "Name: value" strings.
+func (s *site) do(method, path, body string, headers ...string) (*http.Response, string) {
+	s.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, s.URL+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+// postJSON posts a JSON body.
+func (s *site) postJSON(path, body string, headers ...string) (*http.Response, string) {
+	s.t.Helper()
+	return s.do(http.MethodPost, path, body, append([]string{"Content-Type: application/json"}, headers...)...)
+}
+
+// object decodes a JSON object body or fails the test.
+func object(t *testing.T, body string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	d := json.NewDecoder(bytes.NewReader([]byte(body)))
+	d.UseNumber()
+	if err := d.Decode(&m); err != nil {
+		t.Fatalf("body is not a JSON object: %v\n%s", err, body)
+	}
+	return m
+}
+
+// forBackends runs f once per backend as subtests.
+func forBackends(t *testing.T, f func(t *testing.T, backend string)) {
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) { f(t, b) })
+	}
+}
