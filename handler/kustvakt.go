@@ -1,8 +1,24 @@
 package handler
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"mime"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf16"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-dcr/caddy-dcr/internal/jsonw"
+	"github.com/caddy-dcr/caddy-dcr/registry"
 )
 
 // SuperClient is a Kustvakt super client declared in the configuration.
@@ -13,22 +29,1166 @@ type SuperClient struct {
 
 // KustvaktOptions are the Kustvakt-only settings.
 type KustvaktOptions struct {
-	SuperClients   []SuperClient
+	SuperClients []SuperClient
+	// Location is the zone in which dates are printed.
 	Location       *time.Location
 	AdminUsers     []string
 	AdminTokenHash string
 }
 
-// Kustvakt serves KorAP Kustvakt's OAuth2 client services.
+// Kustvakt serves KorAP Kustvakt's OAuth2 client services under
+// {prefix}/v1.0/ and {prefix}/ (the wiki's unversioned paths):
+//
+//	POST   oauth2/client/register              register (JSON)
+//	POST   oauth2/client/{client_id}           client info, for super clients
+//	DELETE oauth2/client/deregister/{id}       deregister
+//	POST   oauth2/client/reset                 new secret
+//	POST   oauth2/client/list                  the user's clients
+//	POST   plugins                             plugin list
+//	POST   plugins/install, plugins/installed, plugins/uninstall
+//	POST   admin/oauth2/client/privilege       mark super / approve plugin (admins)
+//
+// The user is whoever a preceding Caddy authentication handler put in
+// {http.auth.user.id}.
 type Kustvakt struct {
 	o *Options
 	k KustvaktOptions
 }
 
 // NewKustvakt returns the Kustvakt API.
-func NewKustvakt(o *Options, k KustvaktOptions) *Kustvakt { return &Kustvakt{o: o, k: k} }
+func NewKustvakt(o *Options, k KustvaktOptions) *Kustvakt {
+	if k.Location == nil {
+		k.Location = time.UTC
+	}
+	return &Kustvakt{o: o, k: k}
+}
+
+const (
+	kustvaktJSON       = "application/json;charset=utf-8"
+	kustvaktMaxRefresh = 31536000 // one year, Kustvakt's oauth2.refresh.token.long.expiry
+	kustvaktGuest      = "guest"
+)
+
+// Kustvakt's status codes (StatusCodes.java).
+const (
+	kcMissingParameter     = 105
+	kcInvalidArgument      = 107
+	kcNotSupported         = 108
+	kcNotAllowed           = 109
+	kcNotFound             = 114
+	kcServiceUnavailable   = 116
+	kcDeserializationError = 201
+	kcUnsupportedValue     = 204
+	kcPluginNotPermitted   = 1850
+	kcPluginInstalled      = 1851
+	kcAuthorizationFailed  = 2010
+)
+
+type kustvaktRequest struct {
+	w         http.ResponseWriter
+	r         *http.Request
+	versioned bool
+	user      string
+}
 
 // Serve implements API.
 func (a *Kustvakt) Serve(w http.ResponseWriter, r *http.Request) bool {
-	return false // TODO
+	segs, ok := a.o.segments(r)
+	if !ok || len(segs) == 0 {
+		return false
+	}
+	req := &kustvaktRequest{w: w, r: r, user: a.o.user(r)}
+	if segs[0] == "v1.0" {
+		req.versioned = true
+		segs = segs[1:]
+	}
+	route, method := a.match(segs)
+	if route == nil {
+		return false
+	}
+	if r.Method != method {
+		w.Header().Set("Allow", method)
+		a.notify(w, http.StatusMethodNotAllowed, kcNotAllowed, "Method "+r.Method+" is not allowed; use "+method)
+		return true
+	}
+	route(req)
+	return true
+}
+
+// match finds the handler of a path (relative to the root) and its method.
+func (a *Kustvakt) match(s []string) (func(*kustvaktRequest), string) {
+	switch {
+	case len(s) == 3 && s[0] == "oauth2" && s[1] == "client":
+		switch s[2] {
+		case "register":
+			return a.register, http.MethodPost
+		case "reset":
+			return a.reset, http.MethodPost
+		case "list":
+			return a.list, http.MethodPost
+		}
+		id := s[2]
+		return func(q *kustvaktRequest) { a.info(q, id) }, http.MethodPost
+	case len(s) == 4 && s[0] == "oauth2" && s[1] == "client" && s[2] == "deregister":
+		id := s[3]
+		return func(q *kustvaktRequest) { a.deregister(q, id) }, http.MethodDelete
+	case len(s) == 1 && s[0] == "plugins":
+		return a.plugins, http.MethodPost
+	case len(s) == 2 && s[0] == "plugins":
+		switch s[1] {
+		case "install":
+			return a.install, http.MethodPost
+		case "installed":
+			return a.installed, http.MethodPost
+		case "uninstall":
+			return a.uninstall, http.MethodPost
+		}
+	case len(s) == 4 && s[0] == "admin" && s[1] == "oauth2" && s[2] == "client" && s[3] == "privilege":
+		return a.privilege, http.MethodPost
+	}
+	return nil, ""
+}
+
+// ---- the two error formats ------------------------------------------------
+
+// oauthError writes Kustvakt's OAuth2-format error: nimbus/json-smart key
+// order (error_description first) and escaping, no-store headers, and a
+// Basic challenge on 401.
+func (a *Kustvakt) oauthError(w http.ResponseWriter, status int, code, desc string) {
+	h := w.Header()
+	h.Set("Content-Type", kustvaktJSON)
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-store")
+	if status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Basic realm="Kustvakt"`)
+	}
+	jw := jsonw.New(jsonw.JSONSmart, 64+len(desc))
+	jw.Open().Key("error_description").Str(desc).Key("error").Str(code).Close()
+	w.WriteHeader(status)
+	_, _ = w.Write(jw.B)
+}
+
+func (a *Kustvakt) invalidRequest(w http.ResponseWriter, desc string) {
+	a.oauthError(w, http.StatusBadRequest, "invalid_request", desc)
+}
+
+func (a *Kustvakt) unknownClient(w http.ResponseWriter, id string) {
+	a.oauthError(w, http.StatusUnauthorized, "invalid_client", "Unknown client: "+id)
+}
+
+// notifyStatus is Kustvakt's status for a notification code.
+func notifyStatus(code int) int {
+	switch {
+	case code >= 2001 || code == 1822:
+		return http.StatusUnauthorized
+	case code == 509:
+		return http.StatusConflict
+	case code == 104:
+		return http.StatusNotAcceptable
+	case code == kcNotFound:
+		return http.StatusNotFound
+	case code == kcServiceUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadRequest
+}
+
+// notify writes a Krill notification {"errors":[[code, message, entity]]}
+// and a newline. parts are the message and the entity: a nil message is
+// written as null; an empty entity is left out, as Krill does. status 0
+// means Kustvakt's status for the code.
+func (a *Kustvakt) notify(w http.ResponseWriter, status, code int, parts ...any) {
+	if status == 0 {
+		status = notifyStatus(code)
+	}
+	h := w.Header()
+	h.Set("Content-Type", kustvaktJSON)
+	if status == http.StatusUnauthorized {
+		h.Add("WWW-Authenticate", `Basic realm="Kustvakt"`)
+		h.Add("WWW-Authenticate", `Bearer realm="Kustvakt"`)
+	}
+	jw := jsonw.New(jsonw.Jackson, 96)
+	jw.Open().Key("errors").OpenArray().OpenArray().Int(int64(code))
+	for i, p := range parts {
+		switch v := p.(type) {
+		case nil:
+			if i == 0 {
+				jw.Null()
+			}
+		case string:
+			if i == 0 || v != "" {
+				jw.Str(v)
+			}
+		case jsonNull:
+			jw.Null()
+		}
+	}
+	jw.CloseArray().CloseArray().Close()
+	jw.B = append(jw.B, '\n')
+	w.WriteHeader(status)
+	_, _ = w.Write(jw.B)
+}
+
+// jsonNull asks notify for an explicit null entity (deserialization errors).
+type jsonNull struct{}
+
+func (a *Kustvakt) unauthorizedUser(w http.ResponseWriter, user string) {
+	if user == "" {
+		user = kustvaktGuest
+	}
+	a.notify(w, 0, kcAuthorizationFailed, "Unauthorized operation for user: "+user, user)
+}
+
+func (a *Kustvakt) unavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", RetryAfterSeconds)
+	a.notify(w, 0, kcServiceUnavailable, "Service temporarily unavailable; try again later")
+}
+
+func (a *Kustvakt) internal(w http.ResponseWriter, op string, err error) {
+	a.o.Logger.Error("unexpected error", zap.String("api", registry.APIKustvakt), zap.String("op", op), zap.Error(err))
+	a.oauthError(w, http.StatusInternalServerError, "server_error", "Internal error")
+}
+
+// failed answers a storage error and reports whether there was one.
+func (a *Kustvakt) failed(w http.ResponseWriter, op string, err error) bool {
+	if err == nil {
+		a.o.Health.OK(a.o.Logger)
+		return false
+	}
+	if a.o.storeFailure(registry.APIKustvakt, op, err) {
+		a.unavailable(w)
+		return true
+	}
+	a.internal(w, op, err)
+	return true
+}
+
+// requireUser is Kustvakt's BlockingFilter: no authenticated user, no service.
+func (a *Kustvakt) requireUser(q *kustvaktRequest) bool {
+	if q.user == "" {
+		a.unauthorizedUser(q.w, "")
+		return false
+	}
+	return true
+}
+
+func (a *Kustvakt) isAdmin(user string) bool {
+	return user != "" && slices.Contains(a.k.AdminUsers, user)
+}
+
+// ---- request bodies ---------------------------------------------------------
+
+// form reads an application/x-www-form-urlencoded body (a missing
+// Content-Type is accepted as a form). Like JAX-RS @FormParam, the first
+// value of a repeated parameter wins.
+func (a *Kustvakt) form(q *kustvaktRequest) (url.Values, bool) {
+	if ct := q.r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/x-www-form-urlencoded" {
+			a.notify(q.w, http.StatusUnsupportedMediaType, kcNotSupported,
+				"Unsupported Content-Type "+strconv.Quote(ct)+"; send application/x-www-form-urlencoded")
+			return nil, false
+		}
+	}
+	body, err := readBody(q.w, q.r)
+	if errors.Is(err, errBodyTooLarge) {
+		a.notify(q.w, http.StatusRequestEntityTooLarge, kcInvalidArgument, "Request body is larger than 65536 bytes")
+		return nil, false
+	}
+	if err != nil {
+		a.notify(q.w, 0, kcInvalidArgument, "Request body could not be read")
+		return nil, false
+	}
+	// ParseQuery keeps what it could parse; a malformed pair is skipped, as
+	// servlet containers do.
+	v, _ := url.ParseQuery(string(body))
+	return v, true
+}
+
+// checkString is Kustvakt's ParameterChecker: 107 "<name> is null|empty".
+func (a *Kustvakt) checkString(w http.ResponseWriter, form url.Values, name string) (string, bool) {
+	vals, present := form[name]
+	if !present {
+		a.notify(w, 0, kcInvalidArgument, name+" is null", name)
+		return "", false
+	}
+	if vals[0] == "" {
+		a.notify(w, 0, kcInvalidArgument, name+" is empty", name)
+		return "", false
+	}
+	return vals[0], true
+}
+
+// javaTrue is Boolean.valueOf: "true" in any case.
+func javaTrue(s string) bool { return strings.EqualFold(s, "true") }
+
+// ---- super clients ------------------------------------------------------------
+
+// verifySuper authenticates the super client of a form (Kustvakt's
+// verifySuperClient) and returns its id, or writes the error.
+func (a *Kustvakt) verifySuper(q *kustvaktRequest, form url.Values) (string, bool) {
+	id := form.Get("super_client_id")
+	if id == "" {
+		a.invalidRequest(q.w, "Missing parameter: super_client_id")
+		return "", false
+	}
+	var secretHash string
+	var super, expired bool
+	if i := slices.IndexFunc(a.k.SuperClients, func(s SuperClient) bool { return s.ClientID == id }); i >= 0 {
+		secretHash, super = a.k.SuperClients[i].SecretHash, true
+	} else {
+		c, err := a.o.Registry.Get(q.r.Context(), id)
+		if errors.Is(err, registry.ErrNotFound) {
+			a.unknownClient(q.w, id)
+			return "", false
+		}
+		if a.failed(q.w, "super client", err) {
+			return "", false
+		}
+		secretHash, super = c.SecretHash, c.Super
+		expired = c.SecretExpired(a.o.Registry.Now())
+	}
+	if secretHash != "" {
+		secret := form.Get("super_client_secret")
+		if secret == "" {
+			a.invalidRequest(q.w, "Missing parameter: super_client_secret")
+			return "", false
+		}
+		if expired || !registry.Verify(secretHash, secret) {
+			a.oauthError(q.w, http.StatusUnauthorized, "invalid_client", "Invalid super_client credentials")
+			return "", false
+		}
+	}
+	if !super {
+		a.oauthError(q.w, http.StatusUnauthorized, "unauthorized_client", "Only super client is allowed to use this service")
+		return "", false
+	}
+	return id, true
+}
+
+// ---- registration ---------------------------------------------------------------
+
+// kustvaktClientJSON is the request body of a registration, as Jackson
+// would have bound it.
+type kustvaktClientJSON struct {
+	name, description, url, redirectURI *string
+	clientType                          *string
+	refreshTokenExpiry                  int64
+	source                              json.RawMessage // nil when absent or JSON null
+}
+
+// bindKustvaktJSON binds a registration body the way Jackson binds
+// OAuth2ClientJson: unknown members are an error, scalars are coerced to
+// strings, enums match exactly (or by index), numbers to int truncate.
+// Errors are Kustvakt's deserialization failures (code 201).
+func bindKustvaktJSON(body []byte) (*kustvaktClientJSON, string) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, "No content to map: the request body is empty"
+	}
+	if trimmed[0] != '{' {
+		return nil, "The request body must be a JSON object"
+	}
+	var members map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.UseNumber()
+	if err := dec.Decode(&members); err != nil {
+		return nil, "Malformed JSON: " + err.Error()
+	}
+	if dec.More() {
+		return nil, "Malformed JSON: unexpected data after the object"
+	}
+	// Report unknown members in a stable order.
+	keys := make([]string, 0, len(members))
+	for k := range members {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := &kustvaktClientJSON{}
+	for _, k := range keys {
+		raw := members[k]
+		var err string
+		switch k {
+		case "name":
+			out.name, err = jacksonString(k, raw)
+		case "description":
+			out.description, err = jacksonString(k, raw)
+		case "url":
+			out.url, err = jacksonString(k, raw)
+		case "redirect_uri":
+			out.redirectURI, err = jacksonString(k, raw)
+		case "type":
+			out.clientType, err = jacksonClientType(raw)
+		case "refresh_token_expiry", "refreshTokenExpiry":
+			out.refreshTokenExpiry, err = jacksonInt(k, raw)
+		case "source":
+			if string(raw) != "null" {
+				var buf bytes.Buffer
+				_ = json.Compact(&buf, raw)
+				out.source = buf.Bytes()
+			}
+		default:
+			err = fmt.Sprintf("Unrecognized field %q: known fields are name, type, description, url, redirect_uri, refresh_token_expiry, source", k)
+		}
+		if err != "" {
+			return nil, err
+		}
+	}
+	return out, ""
+}
+
+// jacksonString binds a String property: null stays null, numbers and
+// booleans become their text, arrays and objects are refused.
+func jacksonString(k string, raw json.RawMessage) (*string, string) {
+	switch raw[0] {
+	case 'n':
+		return nil, ""
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return nil, fmt.Sprintf("Field %q: invalid string", k)
+		}
+		return &s, ""
+	case '[', '{':
+		return nil, fmt.Sprintf("Field %q must be a string, not an array or object", k)
+	}
+	s := string(raw)
+	return &s, ""
+}
+
+func jacksonClientType(raw json.RawMessage) (*string, string) {
+	const msg = `Field "type" must be one of CONFIDENTIAL, PUBLIC`
+	switch raw[0] {
+	case 'n':
+		return nil, ""
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) != nil || (s != "CONFIDENTIAL" && s != "PUBLIC") {
+			return nil, msg
+		}
+		return &s, ""
+	}
+	// Jackson also binds an enum from its index.
+	switch string(raw) {
+	case "0":
+		s := "CONFIDENTIAL"
+		return &s, ""
+	case "1":
+		s := "PUBLIC"
+		return &s, ""
+	}
+	return nil, msg
+}
+
+// jacksonInt binds an int property: null is 0, fractions are truncated,
+// numeric strings are parsed, anything out of int range is refused.
+func jacksonInt(k string, raw json.RawMessage) (int64, string) {
+	bad := fmt.Sprintf("Field %q must be an integer number of seconds", k)
+	s := string(raw)
+	switch raw[0] {
+	case 'n':
+		return 0, ""
+	case 't', 'f', '[', '{':
+		return 0, bad
+	case '"':
+		if json.Unmarshal(raw, &s) != nil {
+			return 0, bad
+		}
+		s = strings.TrimSpace(s)
+		if s == "" {
+			return 0, ""
+		}
+	}
+	if n, err := strconv.ParseInt(s, 10, 32); err == nil {
+		return n, ""
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || f > math.MaxInt32 || f < math.MinInt32 {
+		return 0, fmt.Sprintf("Field %q: numeric value %s out of range of int", k, s)
+	}
+	return int64(f), ""
+}
+
+// javaLength is String.length(): UTF-16 code units.
+func javaLength(s string) int { return len(utf16.Encode([]rune(s))) }
+
+var (
+	kustvaktURLRule      = registry.KustvaktURLRule{}
+	kustvaktRedirectRule = registry.KustvaktURLRule{AllowLocal: true, NoFragments: true}
+)
+
+func (a *Kustvakt) register(q *kustvaktRequest) {
+	w := q.w
+	// JAX-RS picks the resource method (415 on a wrong media type) before
+	// the authentication filters run, and binds the body after them.
+	if mt, _, err := mime.ParseMediaType(q.r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		a.o.Metrics.registration(registry.APIKustvakt, "rejected")
+		a.notify(w, http.StatusUnsupportedMediaType, kcNotSupported, "Unsupported Content-Type; send application/json")
+		return
+	}
+	if !a.requireUser(q) {
+		a.o.Metrics.registration(registry.APIKustvakt, "rejected")
+		return
+	}
+	body, err := readBody(w, q.r)
+	if errors.Is(err, errBodyTooLarge) {
+		a.notify(w, http.StatusRequestEntityTooLarge, kcInvalidArgument, "Request body is larger than 65536 bytes")
+		return
+	}
+	if err != nil {
+		a.notify(w, 0, kcInvalidArgument, "Request body could not be read")
+		return
+	}
+	in, msg := bindKustvaktJSON(body)
+	if msg != "" {
+		a.o.Metrics.registration(registry.APIKustvakt, "rejected")
+		a.notify(w, 0, kcDeserializationError, msg, jsonNull{})
+		return
+	}
+	if reason, plugin := a.validateRegistration(in); reason != "" {
+		a.o.Metrics.registration(registry.APIKustvakt, "rejected")
+		if plugin {
+			a.notify(w, 0, kcMissingParameter, reason, "url")
+		} else {
+			a.invalidRequest(w, reason)
+		}
+		return
+	}
+	confidential := *in.clientType == "CONFIDENTIAL"
+	c := &registry.Client{
+		API:           registry.APIKustvakt,
+		Owner:         q.user,
+		ClientName:    *in.name,
+		Description:   *in.description,
+		GrantTypes:    []string{"authorization_code", "refresh_token"},
+		ResponseTypes: []string{"code"},
+		Source:        in.source,
+		Permitted:     in.source == nil,
+	}
+	if in.url != nil {
+		c.ClientURI = *in.url
+	}
+	if in.redirectURI != nil && *in.redirectURI != "" {
+		c.RedirectURIs = []string{*in.redirectURI}
+	}
+	c.TokenEndpointAuthMethod = registry.AuthNone
+	c.RefreshTokenExpiry = in.refreshTokenExpiry
+	if confidential {
+		c.TokenEndpointAuthMethod = registry.AuthClientSecretBasic
+		if c.RefreshTokenExpiry <= 0 {
+			c.RefreshTokenExpiry = kustvaktMaxRefresh
+		}
+	}
+	iss, err := a.o.Registry.Register(q.r.Context(), c, registry.Issue{
+		Format: registry.FormatKustvakt, Secret: confidential, NoSecret: !confidential,
+		SecretLifetime: a.o.secretLifetime(0),
+	})
+	if a.o.storeFailure(registry.APIKustvakt, "register", err) {
+		a.o.Metrics.registration(registry.APIKustvakt, "unavailable")
+		a.unavailable(w)
+		return
+	}
+	if err != nil {
+		a.internal(w, "register", err)
+		return
+	}
+	a.o.Metrics.registration(registry.APIKustvakt, "created")
+	a.o.registered(q.r, c.ID)
+	a.o.Logger.Info("client registered", zap.String("api", registry.APIKustvakt), zap.String("client_id", c.ID))
+	a.writeCredentials(w, c.ID, iss.Secret)
+}
+
+// validateRegistration applies Kustvakt's checks in its order. plugin is true
+// for the one check answered in the notification format.
+func (a *Kustvakt) validateRegistration(in *kustvaktClientJSON) (reason string, plugin bool) {
+	switch {
+	case in.name == nil:
+		return "client_name is null", false
+	case javaLength(*in.name) < 3:
+		return "client_name must contain at least 3 characters", false
+	case in.clientType == nil:
+		return "client_type is null", false
+	case in.description == nil:
+		return "client_description is null", false
+	case *in.description == "":
+		return "client_description is empty", false
+	}
+	if in.url != nil && *in.url != "" {
+		if !kustvaktURLRule.Valid(*in.url) {
+			return "Invalid URL", false
+		}
+	} else if in.source != nil {
+		return "URL is required for plugins.", true
+	}
+	if in.redirectURI != nil && *in.redirectURI != "" && !kustvaktRedirectRule.Valid(*in.redirectURI) {
+		return "Invalid redirect URI", false
+	}
+	confidential := *in.clientType == "CONFIDENTIAL"
+	if in.source != nil && !confidential {
+		return "Only confidential plugins are supported.", false
+	}
+	switch {
+	case confidential && in.refreshTokenExpiry > kustvaktMaxRefresh:
+		return "Maximum refresh token expiry is 31536000 seconds (1 year)", false
+	case !confidential && in.refreshTokenExpiry > 0:
+		return "Custom refresh token expiry is only applicable for confidential clients", false
+	}
+	return "", false
+}
+
+// writeCredentials writes {"client_id":...,"client_secret":...} (the secret
+// left out for public clients, as Jackson's NON_EMPTY does).
+func (a *Kustvakt) writeCredentials(w http.ResponseWriter, id, secret string) {
+	jw := jsonw.New(jsonw.Jackson, 96)
+	jw.Open().Key("client_id").Str(id)
+	if secret != "" {
+		jw.Key("client_secret").Str(secret)
+	}
+	jw.Close()
+	h := w.Header()
+	h.Set("Content-Type", kustvaktJSON)
+	if secret != "" {
+		setNoStore(h)
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(jw.B)
+}
+
+// ---- client info -----------------------------------------------------------------
+
+// JavaZonedDateTime formats t like java.time.ZonedDateTime.toString() in
+// loc: 2022-05-04T13:04:34.415+02:00[Europe/Berlin], seconds left out when
+// they and the fraction are zero, the fraction in groups of 3 digits.
+func JavaZonedDateTime(t time.Time, loc *time.Location) string {
+	t = t.In(loc)
+	var b strings.Builder
+	year := t.Year()
+	switch {
+	case year > 9999:
+		fmt.Fprintf(&b, "+%d", year)
+	case year < 0:
+		fmt.Fprintf(&b, "-%04d", -year)
+	default:
+		fmt.Fprintf(&b, "%04d", year)
+	}
+	fmt.Fprintf(&b, "-%02d-%02dT%02d:%02d", int(t.Month()), t.Day(), t.Hour(), t.Minute())
+	sec, nano := t.Second(), t.Nanosecond()
+	if sec != 0 || nano != 0 {
+		fmt.Fprintf(&b, ":%02d", sec)
+		switch {
+		case nano == 0:
+		case nano%1000000 == 0:
+			fmt.Fprintf(&b, ".%03d", nano/1000000)
+		case nano%1000 == 0:
+			fmt.Fprintf(&b, ".%06d", nano/1000)
+		default:
+			fmt.Fprintf(&b, ".%09d", nano)
+		}
+	}
+	_, offset := t.Zone()
+	if offset == 0 {
+		b.WriteString("Z")
+	} else {
+		sign := '+'
+		if offset < 0 {
+			sign, offset = '-', -offset
+		}
+		fmt.Fprintf(&b, "%c%02d:%02d", sign, offset/3600, offset/60%60)
+		if offset%60 != 0 {
+			fmt.Fprintf(&b, ":%02d", offset%60)
+		}
+	}
+	b.WriteString("[" + loc.String() + "]")
+	return b.String()
+}
+
+// writeInfo appends Kustvakt's client info object (OAuth2ClientInfoDto) to jw.
+// The full view adds what only the owner may see.
+func (a *Kustvakt) writeInfo(jw *jsonw.Writer, c *registry.Client, full bool) {
+	jw.Open()
+	if c.IsPlugin() {
+		jw.Key("source").Raw(jacksonTree(c.Source))
+	}
+	jw.Key("permitted").Bool(c.Permitted)
+	jw.Key("super").Bool(full && c.Super)
+	jw.Key("client_id").Str(c.ID)
+	if c.ClientName != "" {
+		jw.Key("client_name").Str(c.ClientName)
+	}
+	if c.Confidential() {
+		jw.Key("client_type").Str("CONFIDENTIAL")
+	} else {
+		jw.Key("client_type").Str("PUBLIC")
+	}
+	if c.Description != "" {
+		jw.Key("client_description").Str(c.Description)
+	}
+	if c.ClientURI != "" {
+		jw.Key("client_url").Str(c.ClientURI)
+	}
+	if full {
+		if len(c.RedirectURIs) > 0 && c.RedirectURIs[0] != "" {
+			jw.Key("client_redirect_uri").Str(c.RedirectURIs[0])
+		}
+		jw.Key("registration_date").Str(JavaZonedDateTime(c.Created(), a.k.Location))
+		if c.Owner != "" {
+			jw.Key("registered_by").Str(c.Owner)
+		}
+		if c.Confidential() && c.RefreshTokenExpiry != 0 {
+			jw.Key("refresh_token_expiry").Int(c.RefreshTokenExpiry)
+		}
+	}
+	jw.Close()
+}
+
+// jacksonTree re-serializes stored JSON the way Jackson writes a JsonNode:
+// compact, member order kept, strings re-escaped in Jackson's style.
+func jacksonTree(raw json.RawMessage) []byte {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	jw := jsonw.New(jsonw.Jackson, len(raw)+16)
+	if err := copyJSON(dec, jw); err != nil {
+		return raw
+	}
+	return jw.B
+}
+
+func copyJSON(dec *json.Decoder, jw *jsonw.Writer) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch v := tok.(type) {
+	case json.Delim:
+		switch v {
+		case '{':
+			jw.Open()
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				jw.Key(k.(string))
+				if err := copyJSON(dec, jw); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			jw.Close()
+		case '[':
+			jw.OpenArray()
+			for dec.More() {
+				if err := copyJSON(dec, jw); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			jw.CloseArray()
+		}
+		return err
+	case string:
+		jw.Str(v)
+	case json.Number:
+		jw.Raw([]byte(v))
+	case bool:
+		jw.Bool(v)
+	case nil:
+		jw.Null()
+	}
+	return nil
+}
+
+func (a *Kustvakt) writeJSON(w http.ResponseWriter, b []byte) {
+	w.Header().Set("Content-Type", kustvaktJSON)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+func (a *Kustvakt) info(q *kustvaktRequest, id string) {
+	form, ok := a.form(q)
+	if !ok {
+		return
+	}
+	if _, ok := a.verifySuper(q, form); !ok {
+		return
+	}
+	c, err := a.o.Registry.Get(q.r.Context(), id)
+	if errors.Is(err, registry.ErrNotFound) {
+		a.unknownClient(q.w, id)
+		return
+	}
+	if a.failed(q.w, "info", err) {
+		return
+	}
+	user := q.user
+	if user == "" {
+		user = kustvaktGuest
+	}
+	// Plugins always get the reduced view, even for their owner.
+	full := !c.IsPlugin() && (c.Owner == user || a.isAdmin(q.user))
+	jw := jsonw.New(jsonw.Jackson, 512)
+	a.writeInfo(jw, c, full)
+	a.o.Metrics.operation(registry.APIKustvakt, "info", http.StatusOK)
+	a.writeJSON(q.w, jw.B)
+}
+
+// ---- deregister and reset --------------------------------------------------------------
+
+var errNotOwner = errors.New("not the owner")
+
+func (a *Kustvakt) deregister(q *kustvaktRequest, id string) {
+	if !a.requireUser(q) {
+		return
+	}
+	err := a.o.Registry.Delete(q.r.Context(), id, func(c *registry.Client) error {
+		if c.Owner != q.user && !a.isAdmin(q.user) {
+			return errNotOwner
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		a.unknownClient(q.w, id)
+		return
+	case errors.Is(err, errNotOwner):
+		a.unauthorizedUser(q.w, q.user)
+		return
+	case a.failed(q.w, "deregister", err):
+		return
+	}
+	a.o.Metrics.operation(registry.APIKustvakt, "deregister", http.StatusOK)
+	a.o.Logger.Info("client deregistered", zap.String("api", registry.APIKustvakt), zap.String("client_id", id))
+	q.w.WriteHeader(http.StatusOK)
+}
+
+var errPublicClient = errors.New("public client")
+
+func (a *Kustvakt) reset(q *kustvaktRequest) {
+	form, ok := a.form(q)
+	if !ok || !a.requireUser(q) {
+		return
+	}
+	id, ok := a.checkString(q.w, form, "client_id")
+	if !ok {
+		return
+	}
+	secret := registry.FormatKustvakt.NewSecret()
+	lifetime := a.o.secretLifetime(0)
+	c, err := a.o.Registry.Update(q.r.Context(), id, func(c *registry.Client) error {
+		if !c.Confidential() {
+			return errPublicClient
+		}
+		if c.Owner != q.user && !a.isAdmin(q.user) {
+			return errNotOwner
+		}
+		c.SecretHash = registry.Hash(secret)
+		c.SecretExpiresAt = 0
+		if lifetime > 0 {
+			c.SecretExpiresAt = a.o.Registry.Now().Add(lifetime).Unix()
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		a.unknownClient(q.w, id)
+		return
+	case errors.Is(err, errPublicClient):
+		a.invalidRequest(q.w, "Operation is not allowed for public clients")
+		return
+	case errors.Is(err, errNotOwner):
+		a.unauthorizedUser(q.w, q.user)
+		return
+	case a.failed(q.w, "reset", err):
+		return
+	}
+	a.o.Metrics.operation(registry.APIKustvakt, "reset", http.StatusOK)
+	a.o.Logger.Info("client secret reset", zap.String("api", registry.APIKustvakt), zap.String("client_id", c.ID))
+	a.writeCredentials(q.w, c.ID, secret)
+}
+
+// ---- lists ---------------------------------------------------------------------
+
+// compareJava orders strings like Java's String.compareTo (UTF-16 units).
+func compareJava(a, b string) int {
+	ua, ub := utf16.Encode([]rune(a)), utf16.Encode([]rune(b))
+	for i := 0; i < len(ua) && i < len(ub); i++ {
+		if ua[i] != ub[i] {
+			return int(ua[i]) - int(ub[i])
+		}
+	}
+	return len(ua) - len(ub)
+}
+
+func sortByName(cs []*registry.Client) {
+	slices.SortStableFunc(cs, func(x, y *registry.Client) int {
+		if c := compareJava(x.ClientName, y.ClientName); c != 0 {
+			return c
+		}
+		return strings.Compare(x.ID, y.ID)
+	})
+}
+
+// writeList writes clients as a JSON array; the owner sees the full view.
+func (a *Kustvakt) writeList(w http.ResponseWriter, user string, cs []*registry.Client) {
+	jw := jsonw.New(jsonw.Jackson, 256*len(cs)+2)
+	jw.OpenArray()
+	for _, c := range cs {
+		a.writeInfo(jw, c, c.Owner == user)
+	}
+	jw.CloseArray()
+	a.writeJSON(w, jw.B)
+}
+
+func (a *Kustvakt) list(q *kustvaktRequest) {
+	form, ok := a.form(q)
+	if !ok || !a.requireUser(q) {
+		return
+	}
+	if _, ok := a.verifySuper(q, form); !ok {
+		return
+	}
+	// This server issues no tokens, so the clients a user has authorized
+	// are none; only the owned clients can be listed.
+	owned := true
+	if q.versioned && javaTrue(form.Get("authorized_only")) {
+		owned = false
+	} else {
+		switch f := form.Get("filter_by"); f {
+		case "", "owned_only":
+		case "authorized_only":
+			owned = false
+		default:
+			a.notify(q.w, 0, kcUnsupportedValue, "filter_by", "[]")
+			return
+		}
+	}
+	var out []*registry.Client
+	if owned {
+		cs, err := a.o.Registry.List(q.r.Context(), registry.OwnerTag(q.user))
+		if a.failed(q.w, "list", err) {
+			return
+		}
+		for _, c := range cs {
+			if !c.Super {
+				out = append(out, c)
+			}
+		}
+		sortByName(out)
+	}
+	a.o.Metrics.operation(registry.APIKustvakt, "list", http.StatusOK)
+	a.writeList(q.w, q.user, out)
+}
+
+func (a *Kustvakt) plugins(q *kustvaktRequest) {
+	form, ok := a.form(q)
+	if !ok || !a.requireUser(q) {
+		return
+	}
+	if _, ok := a.verifySuper(q, form); !ok {
+		return
+	}
+	permittedOnly := javaTrue(form.Get("permitted_only"))
+	cs, err := a.o.Registry.List(q.r.Context(), registry.TagPlugins)
+	if a.failed(q.w, "plugins", err) {
+		return
+	}
+	var out []*registry.Client
+	for _, c := range cs {
+		if c.Super || (permittedOnly && !c.Permitted) {
+			continue
+		}
+		out = append(out, c)
+	}
+	sortByName(out)
+	a.o.Metrics.operation(registry.APIKustvakt, "plugins", http.StatusOK)
+	a.writeList(q.w, q.user, out)
+}
+
+// ---- plugin installation ------------------------------------------------------------
+
+func (a *Kustvakt) writeInstallation(jw *jsonw.Writer, inst *registry.Installation, c *registry.Client) {
+	jw.Open()
+	jw.Key("client_id").Str(inst.ClientID)
+	jw.Key("super_client_id").Str(inst.SuperClientID)
+	if c.ClientName != "" {
+		jw.Key("name").Str(c.ClientName)
+	}
+	if c.Description != "" {
+		jw.Key("description").Str(c.Description)
+	}
+	if c.ClientURI != "" {
+		jw.Key("url").Str(c.ClientURI)
+	}
+	jw.Key("installed_date").Str(JavaZonedDateTime(time.UnixMilli(inst.InstalledMs), a.k.Location))
+	jw.Close()
+}
+
+func (a *Kustvakt) install(q *kustvaktRequest) {
+	form, ok := a.form(q)
+	if !ok || !a.requireUser(q) {
+		return
+	}
+	superID, ok := a.verifySuper(q, form)
+	if !ok {
+		return
+	}
+	id, ok := a.checkString(q.w, form, "client_id")
+	if !ok {
+		return
+	}
+	ctx := q.r.Context()
+	c, err := a.o.Registry.Get(ctx, id)
+	if errors.Is(err, registry.ErrNotFound) {
+		a.unknownClient(q.w, id)
+		return
+	}
+	if a.failed(q.w, "install", err) {
+		return
+	}
+	if !c.Permitted {
+		a.notify(q.w, 0, kcPluginNotPermitted, "Plugin is not permitted", id)
+		return
+	}
+	inst := &registry.Installation{User: q.user, SuperClientID: superID, ClientID: id}
+	err = a.o.Registry.Install(ctx, inst)
+	if errors.Is(err, registry.ErrInstalled) {
+		a.notify(q.w, 0, kcPluginInstalled, "Plugin has been installed", id)
+		return
+	}
+	if a.failed(q.w, "install", err) {
+		return
+	}
+	a.o.Metrics.operation(registry.APIKustvakt, "install", http.StatusOK)
+	jw := jsonw.New(jsonw.Jackson, 256)
+	a.writeInstallation(jw, inst, c)
+	a.writeJSON(q.w, jw.B)
+}
+
+func (a *Kustvakt) installed(q *kustvaktRequest) {
+	form, ok := a.form(q)
+	if !ok || !a.requireUser(q) {
+		return
+	}
+	superID, ok := a.verifySuper(q, form)
+	if !ok {
+		return
+	}
+	ctx := q.r.Context()
+	insts, err := a.o.Registry.Installed(ctx, q.user, superID)
+	if a.failed(q.w, "installed", err) {
+		return
+	}
+	type entry struct {
+		inst *registry.Installation
+		c    *registry.Client
+	}
+	var entries []entry
+	for _, inst := range insts {
+		c, err := a.o.Registry.Get(ctx, inst.ClientID)
+		if errors.Is(err, registry.ErrNotFound) {
+			continue // the plugin was deregistered since
+		}
+		if a.failed(q.w, "installed", err) {
+			return
+		}
+		entries = append(entries, entry{inst, c})
+	}
+	slices.SortStableFunc(entries, func(x, y entry) int {
+		if c := compareJava(x.c.ClientName, y.c.ClientName); c != 0 {
+			return c
+		}
+		return strings.Compare(x.c.ID, y.c.ID)
+	})
+	jw := jsonw.New(jsonw.Jackson, 256*len(entries)+2)
+	jw.OpenArray()
+	for _, e := range entries {
+		a.writeInstallation(jw, e.inst, e.c)
+	}
+	jw.CloseArray()
+	a.o.Metrics.operation(registry.APIKustvakt, "installed", http.StatusOK)
+	a.writeJSON(q.w, jw.B)
+}
+
+func (a *Kustvakt) uninstall(q *kustvaktRequest) {
+	form, ok := a.form(q)
+	if !ok || !a.requireUser(q) {
+		return
+	}
+	superID, ok := a.verifySuper(q, form)
+	if !ok {
+		return
+	}
+	id, ok := a.checkString(q.w, form, "client_id")
+	if !ok {
+		return
+	}
+	err := a.o.Registry.Uninstall(q.r.Context(), q.user, superID, id)
+	if errors.Is(err, registry.ErrNotFound) {
+		a.notify(q.w, 0, kcNotFound, nil)
+		return
+	}
+	if a.failed(q.w, "uninstall", err) {
+		return
+	}
+	a.o.Metrics.operation(registry.APIKustvakt, "uninstall", http.StatusOK)
+	q.w.WriteHeader(http.StatusOK)
+}
+
+// ---- administration --------------------------------------------------------------
+
+var errNotConfidential = errors.New("public clients cannot be super")
+
+// privilege is Kustvakt's admin service to mark a client super (form
+// client_id, super=true|false), extended with permitted=true|false to approve
+// a plugin. Admins are the configured admin users, or whoever sends the
+// configured admin token as the form parameter "token".
+func (a *Kustvakt) privilege(q *kustvaktRequest) {
+	form, ok := a.form(q)
+	if !ok {
+		return
+	}
+	tokenOK := a.k.AdminTokenHash != "" && form.Get("token") != "" && registry.Verify(a.k.AdminTokenHash, form.Get("token"))
+	if !tokenOK && !a.isAdmin(q.user) {
+		a.unauthorizedUser(q.w, q.user)
+		return
+	}
+	id, ok := a.checkString(q.w, form, "client_id")
+	if !ok {
+		return
+	}
+	_, setPermitted := form["permitted"]
+	_, setSuper := form["super"]
+	// Kustvakt's own semantics: without "super" the client is demoted;
+	// our "permitted" extension alone leaves "super" as it is.
+	if !setPermitted {
+		setSuper = true
+	}
+	makeSuper := javaTrue(form.Get("super"))
+	permitted := javaTrue(form.Get("permitted"))
+	c, err := a.o.Registry.Update(q.r.Context(), id, func(c *registry.Client) error {
+		if setSuper {
+			if makeSuper && !c.Confidential() {
+				return errNotConfidential
+			}
+			c.Super = makeSuper
+		}
+		if setPermitted {
+			c.Permitted = permitted
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		a.unknownClient(q.w, id)
+		return
+	case errors.Is(err, errNotConfidential):
+		a.notify(q.w, 0, kcNotAllowed, "Only confidential clients are allowed to be super clients.", "[]")
+		return
+	case a.failed(q.w, "privilege", err):
+		return
+	}
+	a.o.Logger.Info("client privileges changed", zap.String("api", registry.APIKustvakt), zap.String("client_id", c.ID),
+		zap.Bool("super", c.Super), zap.Bool("permitted", c.Permitted))
+	a.o.Metrics.operation(registry.APIKustvakt, "privilege", http.StatusOK)
+	a.writeJSON(q.w, []byte("SUCCESS"))
 }

@@ -1,0 +1,89 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+// Kustvakt lets a user install a permitted plugin client into a super
+// client (its web front end). Installations are records of their own.
+
+// ErrInstalled means the plugin is already installed for that user and super client.
+var ErrInstalled = errors.New("plugin already installed")
+
+// Installation is one plugin installed by a user into a super client.
+type Installation struct {
+	User          string `json:"user"`
+	SuperClientID string `json:"super_client_id"`
+	ClientID      string `json:"client_id"`
+	InstalledMs   int64  `json:"installed_ms"`
+}
+
+// The parts are joined with NUL, which no user name or client id contains.
+func installationID(user, superID, clientID string) string {
+	return "i/" + user + "\x00" + superID + "\x00" + clientID
+}
+
+func installationTag(user, superID string) string {
+	return "installed:" + user + "\x00" + superID
+}
+
+// Install records an installation; ErrInstalled if it exists.
+func (r *Registry) Install(ctx context.Context, inst *Installation) error {
+	inst.InstalledMs = r.Now().UnixMilli()
+	b, err := json.Marshal(inst)
+	if err != nil {
+		return fmt.Errorf("encoding installation: %w", err)
+	}
+	err = r.Store.Create(ctx, &storage.Record{
+		ID:   installationID(inst.User, inst.SuperClientID, inst.ClientID),
+		Data: b,
+		Tags: []string{installationTag(inst.User, inst.SuperClientID)},
+	})
+	if errors.Is(err, storage.ErrExists) {
+		return ErrInstalled
+	}
+	return err
+}
+
+// Installed lists what user installed into the super client.
+func (r *Registry) Installed(ctx context.Context, user, superID string) ([]*Installation, error) {
+	recs, err := r.Store.List(ctx, installationTag(user, superID))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Installation, 0, len(recs))
+	for _, rec := range recs {
+		var inst Installation
+		if err := json.Unmarshal(rec.Data, &inst); err != nil {
+			return nil, &storage.UnavailableError{Op: "decode", Err: fmt.Errorf("installation %q: %w", rec.ID, err)}
+		}
+		out = append(out, &inst)
+	}
+	return out, nil
+}
+
+// Uninstall removes an installation; ErrNotFound if there is none.
+func (r *Registry) Uninstall(ctx context.Context, user, superID, clientID string) error {
+	for attempt := 0; ; attempt++ {
+		rec, err := r.Store.Get(ctx, installationID(user, superID, clientID))
+		if errors.Is(err, storage.ErrNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		err = r.Store.Delete(ctx, rec)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			return ErrNotFound
+		case errors.Is(err, storage.ErrConflict) && attempt < 5:
+			continue
+		}
+		return err
+	}
+}
