@@ -2,6 +2,7 @@ package caddydcr
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -50,6 +51,30 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		timezone <IANA zone>
 //		admin_user <user>...
 //		admin_token <token>
+//
+//		registration open|token|user
+//		initial_access_token <token>...
+//		software_statement {
+//			issuer <iss> {
+//				key <PEM or JWKS file, or JWKS URL>...
+//				secret <HS256 secret>
+//				software_id <id>...
+//			}
+//		}
+//		require_software_statement
+//		allowed_redirect_hosts <host or *.domain>...
+//		max_redirect_uris <n>
+//		allowed_grant_types <grant type>...
+//		allowed_response_types <response type>...
+//		allowed_auth_methods <method>...
+//		allowed_scopes <scope>...
+//		default_scope <scope>...
+//		rate_limit <count> <window> | off
+//		max_clients <n> | off
+//		max_clients_per_owner <n> | off
+//		client_lifetime <duration>
+//		idle_lifetime <duration>
+//		cors <origin>...
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -113,15 +138,152 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Err("super_client takes a client id and a secret")
 			}
 			h.SuperClients = append(h.SuperClients, SuperClient{ClientID: args[0], Secret: args[1]})
-		case "admin_user":
+		case "admin_user", "initial_access_token", "allowed_redirect_hosts", "allowed_grant_types",
+			"allowed_response_types", "allowed_auth_methods", "allowed_scopes", "cors":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
 				return d.ArgErr()
 			}
-			h.AdminUsers = append(h.AdminUsers, args...)
+			dst := map[string]*[]string{
+				"admin_user": &h.AdminUsers, "initial_access_token": &h.InitialAccessTokens,
+				"allowed_redirect_hosts": &h.AllowedRedirectHosts, "allowed_grant_types": &h.AllowedGrantTypes,
+				"allowed_response_types": &h.AllowedResponseTypes, "allowed_auth_methods": &h.AllowedAuthMethods,
+				"allowed_scopes": &h.AllowedScopes, "cors": &h.CORS,
+			}[name]
+			*dst = append(*dst, args...)
+		case "registration":
+			if err := oneString(d, &h.Registration); err != nil {
+				return err
+			}
+		case "default_scope":
+			if h.DefaultScope != "" {
+				return d.Errf("%s already specified", name)
+			}
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.DefaultScope = strings.Join(args, " ")
+		case "require_software_statement":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.RequireSoftwareStatement = true
+		case "max_redirect_uris":
+			n, err := oneCount(d, false)
+			if err != nil {
+				return err
+			}
+			h.MaxRedirectURIs = n
+		case "max_clients", "max_clients_per_owner":
+			n, err := oneCount(d, true)
+			if err != nil {
+				return err
+			}
+			if name == "max_clients" {
+				h.MaxClients = &n
+			} else {
+				h.MaxClientsPerOwner = &n
+			}
+		case "rate_limit":
+			if h.RateLimit != nil {
+				return d.Errf("%s already specified", name)
+			}
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 1 && args[0] == "off":
+				h.RateLimit = &RateLimitConfig{}
+			case len(args) == 2:
+				n, err := strconv.Atoi(args[0])
+				if err != nil || n < 1 {
+					return d.Errf("invalid rate_limit count '%s': must be a positive integer (or use rate_limit off)", args[0])
+				}
+				dur, err := caddy.ParseDuration(args[1])
+				if err != nil || dur <= 0 {
+					return d.Errf("invalid rate_limit window '%s': must be a positive duration", args[1])
+				}
+				h.RateLimit = &RateLimitConfig{Count: n, Window: caddy.Duration(dur)}
+			default:
+				return d.Err("rate_limit takes a count and a window (rate_limit 60 1h) or off")
+			}
+		case "client_lifetime", "idle_lifetime":
+			dur, err := oneDuration(d)
+			if err != nil {
+				return err
+			}
+			if name == "client_lifetime" {
+				h.ClientLifetime = dur
+			} else {
+				h.IdleLifetime = dur
+			}
+		case "software_statement":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if h.SoftwareStatement == nil {
+				h.SoftwareStatement = new(SoftwareStatementConfig)
+			}
+			if err := h.SoftwareStatement.unmarshalCaddyfile(d); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unrecognized subdirective '%s'", name)
 		}
+	}
+	return nil
+}
+
+// oneCount reads a non-negative integer; with allowOff, "off" means 0.
+func oneCount(d *caddyfile.Dispenser, allowOff bool) (int, error) {
+	name := d.Val()
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	v := d.Val()
+	if d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	if allowOff && v == "off" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, d.Errf("invalid %s '%s': must be a non-negative integer", name, v)
+	}
+	return n, nil
+}
+
+func (sc *SoftwareStatementConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() != "issuer" {
+			return d.Errf("unrecognized software_statement subdirective '%s'", d.Val())
+		}
+		ic := StatementIssuerConfig{}
+		if err := oneString(d, &ic.Issuer); err != nil {
+			return err
+		}
+		for in := d.Nesting(); d.NextBlock(in); {
+			sub := d.Val()
+			switch sub {
+			case "key", "software_id":
+				args := d.RemainingArgs()
+				if len(args) == 0 {
+					return d.ArgErr()
+				}
+				if sub == "key" {
+					ic.Keys = append(ic.Keys, args...)
+				} else {
+					ic.SoftwareIDs = append(ic.SoftwareIDs, args...)
+				}
+			case "secret":
+				if err := oneString(d, &ic.Secret); err != nil {
+					return err
+				}
+			default:
+				return d.Errf("unrecognized software_statement issuer subdirective '%s'", sub)
+			}
+		}
+		sc.Issuers = append(sc.Issuers, ic)
 	}
 	return nil
 }

@@ -26,15 +26,32 @@ import (
 // once for the package, and against the embedded store. They must not run
 // in parallel: there is one Caddy per process.
 
-var sharedRedis *redistest.Server
+var (
+	sharedRedis *redistest.Server
+	// dataRoot holds the Caddy storage directories of the tests. They are
+	// removed when the package's tests end, not when each test does: the
+	// running Caddy may still write to its storage in the background.
+	dataRoot string
+)
 
 func TestMain(m *testing.M) {
 	mt := redistest.Main()
 	sharedRedis = redistest.Start(mt)
+	dataRoot = mt.TempDir()
 	code := m.Run()
 	_ = caddy.Stop()
 	mt.Close()
 	os.Exit(code)
+}
+
+// dataDir returns a fresh directory for a Caddy storage.
+func dataDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp(dataRoot, "data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // backends are the two stores every API is tested on.
@@ -59,13 +76,33 @@ type site struct {
 
 // startCaddy loads a config whose only site is http://127.0.0.1:<free port>
 // with the given body; "{storage}" in the body becomes the backend's storage
-// subdirective. The embedded store lives in a fresh directory.
+// subdirective (and "rate_limit off", unless the body sets a rate limit).
+// The embedded store lives in a fresh directory.
 func startCaddy(t *testing.T, backend, body string) *site {
 	t.Helper()
+	return startCaddyWith(t, backend, "admin off", body)
+}
+
+// startCaddyAdmin is startCaddy with Caddy's admin endpoint on; it returns
+// the site and the admin endpoint's base URL.
+func startCaddyAdmin(t *testing.T, backend, body string) (*site, string) {
+	t.Helper()
+	admin := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	return startCaddyWith(t, backend, "admin "+admin, body), "http://" + admin
+}
+
+func startCaddyWith(t *testing.T, backend, admin, body string) *site {
+	t.Helper()
 	port := redistest.FreePort(t)
-	body = strings.ReplaceAll(body, "{storage}", storageConfig(backend))
+	st := storageConfig(backend)
+	// Every test registers from 127.0.0.1; the default rate limit (60 per
+	// hour) is turned off unless the test is about it.
+	if !strings.Contains(body, "rate_limit") {
+		st += "\n\t\trate_limit off"
+	}
+	body = strings.ReplaceAll(body, "{storage}", st)
 	cfg := fmt.Sprintf(`{
-	admin off
+	%s
 	persist_config off
 	auto_https off
 	grace_period 1ms
@@ -78,7 +115,7 @@ func startCaddy(t *testing.T, backend, body string) *site {
 http://127.0.0.1:%d {
 %s
 }
-`, t.TempDir(), port, body)
+`, admin, dataDir(t), port, body)
 	loadCaddyfile(t, cfg)
 	return &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
 }

@@ -37,8 +37,8 @@ func basicAuth(user string) string {
 	return "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(user+":pw"))
 }
 
-// kustvaktSite starts a site with the Kustvakt API (and the RFC 7591 and
-// MediaGoblin APIs on the same store) behind basic_auth.
+// kustvaktSite starts a site with the Kustvakt API (and the RFC 7591,
+// MediaGoblin and IAM APIs on the same store) behind basic_auth.
 func kustvaktSite(t *testing.T, backend string, extra string) *site {
 	h := basicHash(t)
 	return startCaddy(t, backend, fmt.Sprintf(`	@authed header Authorization *
@@ -59,6 +59,9 @@ func kustvaktSite(t *testing.T, backend string, extra string) *site {
 			{storage}
 		}
 		client_registration mediagoblin {
+			{storage}
+		}
+		client_registration iam {
 			{storage}
 		}
 	}

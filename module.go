@@ -88,9 +88,88 @@ type Handler struct {
 	AdminUsers []string `json:"admin_users,omitempty"`
 	AdminToken string   `json:"admin_token,omitempty"`
 
-	api     handler.API
-	poolKey string
-	logger  *zap.Logger
+	// Registration says who may register: "open" (anyone), "token" (only
+	// with an initial access token, RFC 7591 section 3) or "user" (only a
+	// user authenticated by a preceding Caddy handler). Default: "user" for
+	// kustvakt, "open" for the others.
+	Registration string `json:"registration,omitempty"`
+
+	// InitialAccessTokens are static initial access tokens ({env.*} and
+	// {file.*} placeholders allowed). Tokens with an expiry and a use count
+	// can also be issued at run time through Caddy's admin API.
+	InitialAccessTokens []string `json:"initial_access_tokens,omitempty"`
+
+	// SoftwareStatement lists the trusted issuers of RFC 7591 software
+	// statements; RequireSoftwareStatement makes one mandatory (rfc7591).
+	SoftwareStatement        *SoftwareStatementConfig `json:"software_statement,omitempty"`
+	RequireSoftwareStatement bool                     `json:"require_software_statement,omitempty"`
+
+	// AllowedRedirectHosts, when set, limits the hosts of non-loopback
+	// redirect URIs ("host" or "*.domain"). MaxRedirectURIs caps how many a
+	// client may register (default 10).
+	AllowedRedirectHosts []string `json:"allowed_redirect_hosts,omitempty"`
+	MaxRedirectURIs      int      `json:"max_redirect_uris,omitempty"`
+
+	// AllowedGrantTypes, AllowedResponseTypes and AllowedAuthMethods narrow
+	// what clients may register (and what the metadata publishes); a
+	// request for anything else is refused with invalid_client_metadata
+	// naming the value. AllowedScopes does the same for scope values, and
+	// DefaultScope is registered for clients that ask for none.
+	AllowedGrantTypes    []string `json:"allowed_grant_types,omitempty"`
+	AllowedResponseTypes []string `json:"allowed_response_types,omitempty"`
+	AllowedAuthMethods   []string `json:"allowed_auth_methods,omitempty"`
+	AllowedScopes        []string `json:"allowed_scopes,omitempty"`
+	DefaultScope         string   `json:"default_scope,omitempty"`
+
+	// RateLimit limits registrations per client IP (as Caddy determines it,
+	// trusted proxies honoured), shared by every instance on the same
+	// Redis. Default: 60 per hour; a count of 0 turns it off.
+	RateLimit *RateLimitConfig `json:"rate_limit,omitempty"`
+
+	// MaxClients caps the clients in the store (default 10000) and
+	// MaxClientsPerOwner those of one user or token (default 100); 0 means
+	// no cap. Enforced atomically across instances.
+	MaxClients         *int `json:"max_clients,omitempty"`
+	MaxClientsPerOwner *int `json:"max_clients_per_owner,omitempty"`
+
+	// ClientLifetime makes clients expire that long after registration;
+	// IdleLifetime that long after their last use. 0 (default): never.
+	ClientLifetime caddy.Duration `json:"client_lifetime,omitempty"`
+	IdleLifetime   caddy.Duration `json:"idle_lifetime,omitempty"`
+
+	// CORS lists the origins ("*" for any) whose browser clients may use the
+	// registration and management routes (not mediagoblin, whose CORS
+	// headers are fixed).
+	CORS []string `json:"cors,omitempty"`
+
+	api        handler.API
+	poolKey    string
+	activeName string
+	logger     *zap.Logger
+}
+
+// RateLimitConfig is a fixed-window limit: Count registrations per Window.
+type RateLimitConfig struct {
+	Count  int            `json:"count"`
+	Window caddy.Duration `json:"window,omitempty"`
+}
+
+// SoftwareStatementConfig lists trusted software statement issuers.
+type SoftwareStatementConfig struct {
+	Issuers []StatementIssuerConfig `json:"issuers,omitempty"`
+}
+
+// StatementIssuerConfig is one trusted issuer.
+type StatementIssuerConfig struct {
+	// Issuer is the statements' "iss".
+	Issuer string `json:"issuer"`
+	// Keys are PEM files (public keys or certificates), JWKS files, or
+	// http(s) URLs of a JWKS; they verify RS256, ES256 and EdDSA statements.
+	Keys []string `json:"keys,omitempty"`
+	// Secret verifies HS256 statements ({env.*} allowed).
+	Secret string `json:"secret,omitempty"`
+	// SoftwareIDs, when set, are the approved software_id values.
+	SoftwareIDs []string `json:"software_ids,omitempty"`
 }
 
 // SuperClient is a Kustvakt super client.
@@ -230,8 +309,30 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
+	reg := registry.New(store)
+	reg.ClientLifetime = time.Duration(h.ClientLifetime)
+	reg.IdleLifetime = time.Duration(h.IdleLifetime)
+	gate, err := h.gate(repl)
+	if err != nil {
+		return err
+	}
+	statements, err := h.statements(repl)
+	if err != nil {
+		return err
+	}
 	opts := &handler.Options{
-		Registry:              registry.New(store),
+		Registry:   reg,
+		Gate:       gate,
+		Statements: statements,
+		Policy: registry.Policy{
+			GrantTypes:      h.AllowedGrantTypes,
+			ResponseTypes:   h.AllowedResponseTypes,
+			AuthMethods:     h.AllowedAuthMethods,
+			Scopes:          h.AllowedScopes,
+			DefaultScope:    h.DefaultScope,
+			MaxRedirectURIs: h.MaxRedirectURIs,
+			RedirectHosts:   h.AllowedRedirectHosts,
+		},
 		Logger:                h.logger,
 		Prefix:                h.prefix(),
 		Issuer:                h.Issuer,
@@ -247,6 +348,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		d := time.Duration(*h.SecretLifetime)
 		opts.SecretLifetime = &d
 	}
+	if len(h.CORS) > 0 {
+		opts.CORS = &handler.CORS{Origins: h.CORS}
+	}
+	activeStores.add(h.storeName(), reg)
+	h.activeName = h.storeName()
 
 	switch h.apiName() {
 	case registry.APIRFC7591:
@@ -451,12 +557,15 @@ func (h *Handler) Validate() error {
 			return errors.New("super_client: client id is required")
 		}
 	}
-	return nil
+	return h.validatePolicy()
 }
 
 // Cleanup releases this handler's reference to the shared store; the last
 // one closes it.
 func (h *Handler) Cleanup() error {
+	if h.activeName != "" {
+		activeStores.remove(h.activeName)
+	}
 	if h.poolKey == "" {
 		return nil
 	}

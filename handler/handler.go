@@ -63,6 +63,12 @@ type Options struct {
 	Health *Health
 	// Metrics counts requests; may be nil.
 	Metrics *Metrics
+	// Gate is the registration policy (who, how often, how many).
+	Gate Gate
+	// CORS, when set, allows browser clients from other origins.
+	CORS *CORS
+	// Statements verifies RFC 7591 software statements; nil ignores them.
+	Statements *Statements
 }
 
 func (o *Options) expand(r *http.Request, s string) string {
@@ -182,15 +188,14 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 }
 
 // bearer returns the token of an "Authorization: Bearer" header, and
-// whether the header was there at all.
+// whether a Bearer header was sent at all. Other schemes count as no
+// credentials (RFC 6750 section 3.1: an unsupported method gets a challenge
+// without an error code).
 func bearer(r *http.Request) (token string, present bool) {
 	h := r.Header.Get("Authorization")
-	if h == "" {
+	scheme, tok, _ := strings.Cut(h, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
 		return "", false
-	}
-	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", true
 	}
 	return strings.TrimSpace(tok), true
 }

@@ -62,6 +62,9 @@ func (a *IAM) Serve(w http.ResponseWriter, r *http.Request) bool {
 	// a header on every answer so a success can be correlated with logs too.
 	rid := iamRequestID()
 	w.Header().Set("X-Request-Id", rid)
+	if a.o.CORS.apply(w, r, "POST") {
+		return true
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		a.error(w, rid, http.StatusMethodNotAllowed, "IIC.405", "Method Not Allowed: use POST.")
@@ -121,7 +124,32 @@ type iamRequest struct {
 	responses []string
 }
 
+// deny writes a refusal of the registration gate in Huawei's format.
+func (a *IAM) deny(w http.ResponseWriter, rid string, d *Denial) {
+	switch d.Status {
+	case http.StatusUnauthorized:
+		if d.Reason == "bad_token" {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		} else {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+		}
+		a.error(w, rid, d.Status, "IIC.401", "Unauthorized: "+d.Description+".")
+	case http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", d.RetryAfterHeader())
+		a.error(w, rid, d.Status, "IIC.429", "Too Many Requests: "+d.Description+".")
+	default:
+		w.Header().Set("Retry-After", d.RetryAfterHeader())
+		a.error(w, rid, http.StatusServiceUnavailable, "IIC.503",
+			"Service Unavailable: the client store is unavailable, retry later.")
+	}
+}
+
 func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
+	adm, d := a.o.admit(r, registry.APIIAM, ModeOpen)
+	if d != nil {
+		a.deny(w, rid, d)
+		return
+	}
 	// Check order: media type, body size, JSON, then the members in the
 	// order of the reference's table, so one request always gets the same
 	// message whatever else is wrong with it.
@@ -141,6 +169,9 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 		return
 	}
 	req, problem := parseIAMRequest(body)
+	if problem == "" {
+		problem = a.checkPolicy(req)
+	}
 	if problem != "" {
 		a.badRequest(w, rid, problem)
 		return
@@ -148,7 +179,6 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 
 	c := &registry.Client{
 		API:                     registry.APIIAM,
-		Owner:                   a.o.user(r),
 		Permitted:               true,
 		ClientName:              req.name,
 		TokenEndpointAuthMethod: registry.AuthClientSecretPost,
@@ -156,14 +186,14 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 		ResponseTypes:           req.responses,
 		Scope:                   strings.Join(req.scopes, " "),
 	}
-	iss, err := a.o.Registry.Register(r.Context(), c, registry.Issue{
+	if c.Scope == "" {
+		c.Scope = a.o.Policy.DefaultScope
+	}
+	iss, d, err := a.o.create(r.Context(), registry.APIIAM, c, registry.Issue{
 		Format: registry.FormatIAM, Secret: true, SecretLifetime: a.o.secretLifetime(iamSecretLifetime),
-	})
-	if a.o.storeFailure(registry.APIIAM, "register", err) {
-		a.o.Metrics.registration(registry.APIIAM, "unavailable")
-		w.Header().Set("Retry-After", RetryAfterSeconds)
-		a.error(w, rid, http.StatusServiceUnavailable, "IIC.503",
-			"Service Unavailable: the client store is unavailable, retry later.")
+	}, adm)
+	if d != nil {
+		a.deny(w, rid, d)
 		return
 	}
 	if err != nil {
@@ -174,7 +204,6 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 		a.error(w, rid, http.StatusInternalServerError, "IIC.500", "Internal Server Error: the client could not be registered.")
 		return
 	}
-	a.o.Metrics.registration(registry.APIIAM, "created")
 	a.o.registered(r, c.ID)
 	a.o.Logger.Info("client registered", zap.String("api", registry.APIIAM), zap.String("client_id", c.ID))
 
@@ -196,6 +225,30 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 	setNoStore(h)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(jw.B)
+}
+
+// checkPolicy applies the operator's narrowing of grant types, response
+// types and scopes to a request that is valid for IAM itself.
+func (a *IAM) checkPolicy(req *iamRequest) string {
+	p := &a.o.Policy
+	for _, g := range req.grants {
+		if !slices.Contains(p.SupportedGrantTypes(), g) {
+			return "grant type " + g + " is not allowed here"
+		}
+	}
+	for _, rt := range req.responses {
+		if !slices.Contains(p.SupportedResponseTypes(), rt) {
+			return "response type " + rt + " is not allowed here"
+		}
+	}
+	if len(p.Scopes) > 0 {
+		for _, s := range req.scopes {
+			if !slices.Contains(p.Scopes, s) {
+				return "scope " + s + " is not allowed here"
+			}
+		}
+	}
+	return ""
 }
 
 // parseIAMRequest decodes and validates a RegisterClient body. It returns

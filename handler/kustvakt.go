@@ -106,6 +106,9 @@ func (a *Kustvakt) Serve(w http.ResponseWriter, r *http.Request) bool {
 	if route == nil {
 		return false
 	}
+	if a.o.CORS.apply(w, r, method) {
+		return true
+	}
 	if r.Method != method {
 		w.Header().Set("Allow", method)
 		a.notify(w, http.StatusMethodNotAllowed, kcNotAllowed, "Method "+r.Method+" is not allowed; use "+method)
@@ -237,6 +240,22 @@ func (a *Kustvakt) unauthorizedUser(w http.ResponseWriter, user string) {
 		user = kustvaktGuest
 	}
 	a.notify(w, 0, kcAuthorizationFailed, "Unauthorized operation for user: "+user, user)
+}
+
+// deny writes a refusal of the registration gate in Kustvakt's notification
+// format.
+func (a *Kustvakt) deny(w http.ResponseWriter, d *Denial) {
+	switch d.Reason {
+	case "no_user", "no_token":
+		a.unauthorizedUser(w, "")
+	case "bad_token":
+		a.notify(w, 0, 2011, "Access token is invalid", "invalid_token")
+	case "unavailable":
+		a.unavailable(w)
+	default:
+		w.Header().Set("Retry-After", d.RetryAfterHeader())
+		a.notify(w, http.StatusTooManyRequests, kcNotAllowed, strings.ToUpper(d.Description[:1])+d.Description[1:])
+	}
 }
 
 func (a *Kustvakt) unavailable(w http.ResponseWriter) {
@@ -526,8 +545,9 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 		a.notify(w, http.StatusUnsupportedMediaType, kcNotSupported, "Unsupported Content-Type; send application/json")
 		return
 	}
-	if !a.requireUser(q) {
-		a.o.Metrics.registration(registry.APIKustvakt, "rejected")
+	adm, d := a.o.admit(q.r, registry.APIKustvakt, ModeUser)
+	if d != nil {
+		a.deny(w, d)
 		return
 	}
 	body, err := readBody(w, q.r)
@@ -557,7 +577,6 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 	confidential := *in.clientType == "CONFIDENTIAL"
 	c := &registry.Client{
 		API:           registry.APIKustvakt,
-		Owner:         q.user,
 		ClientName:    *in.name,
 		Description:   *in.description,
 		GrantTypes:    []string{"authorization_code", "refresh_token"},
@@ -579,20 +598,18 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 			c.RefreshTokenExpiry = kustvaktMaxRefresh
 		}
 	}
-	iss, err := a.o.Registry.Register(q.r.Context(), c, registry.Issue{
+	iss, d, err := a.o.create(q.r.Context(), registry.APIKustvakt, c, registry.Issue{
 		Format: registry.FormatKustvakt, Secret: confidential, NoSecret: !confidential,
 		SecretLifetime: a.o.secretLifetime(0),
-	})
-	if a.o.storeFailure(registry.APIKustvakt, "register", err) {
-		a.o.Metrics.registration(registry.APIKustvakt, "unavailable")
-		a.unavailable(w)
+	}, adm)
+	if d != nil {
+		a.deny(w, d)
 		return
 	}
 	if err != nil {
 		a.internal(w, "register", err)
 		return
 	}
-	a.o.Metrics.registration(registry.APIKustvakt, "created")
 	a.o.registered(q.r, c.ID)
 	a.o.Logger.Info("client registered", zap.String("api", registry.APIKustvakt), zap.String("client_id", c.ID))
 	a.writeCredentials(w, c.ID, iss.Secret)
@@ -620,7 +637,8 @@ func (a *Kustvakt) validateRegistration(in *kustvaktClientJSON) (reason string, 
 	} else if in.source != nil {
 		return "URL is required for plugins.", true
 	}
-	if in.redirectURI != nil && *in.redirectURI != "" && !kustvaktRedirectRule.Valid(*in.redirectURI) {
+	if in.redirectURI != nil && *in.redirectURI != "" && (!kustvaktRedirectRule.Valid(*in.redirectURI) ||
+		!registry.RedirectHostAllowed(*in.redirectURI, a.o.Policy.RedirectHosts)) {
 		return "Invalid redirect URI", false
 	}
 	confidential := *in.clientType == "CONFIDENTIAL"

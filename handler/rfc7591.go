@@ -46,6 +46,9 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 	}
 	switch {
 	case len(segs) == 1 && segs[0] == "register":
+		if a.o.CORS.apply(w, r, "POST") {
+			return true
+		}
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", "POST")
 			a.error(w, http.StatusMethodNotAllowed, registry.CodeInvalidRequest, "use POST to register a client")
@@ -54,13 +57,35 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 		a.register(w, r)
 		return true
 	case len(segs) == 2 && segs[0] == "register":
-		a.manage(w, r, segs[1])
+		if !a.o.CORS.apply(w, r, "GET, PUT, DELETE") {
+			a.manage(w, r, segs[1])
+		}
 		return true
 	case len(segs) == 2 && segs[0] == ".well-known" && segs[1] == "oauth-authorization-server":
 		a.metadata(w, r)
 		return true
 	}
 	return false
+}
+
+// deny writes a refusal of the registration gate.
+func (a *RFC7591) deny(w http.ResponseWriter, d *Denial) {
+	code := "invalid_token"
+	switch d.Status {
+	case http.StatusUnauthorized:
+		if d.Reason == "bad_token" {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		} else {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+		}
+	case http.StatusTooManyRequests:
+		code = "too_many_requests"
+		w.Header().Set("Retry-After", d.RetryAfterHeader())
+	default:
+		code = "temporarily_unavailable"
+		w.Header().Set("Retry-After", d.RetryAfterHeader())
+	}
+	a.error(w, d.Status, code, d.Description)
 }
 
 // issuerMetadataPath is where RFC 8414 section 3.1 puts the metadata of
@@ -135,38 +160,55 @@ func (a *RFC7591) readObject(w http.ResponseWriter, r *http.Request) (registry.F
 }
 
 func (a *RFC7591) register(w http.ResponseWriter, r *http.Request) {
+	adm, d := a.o.admit(r, registry.APIRFC7591, ModeOpen)
+	if d != nil {
+		a.deny(w, d)
+		return
+	}
 	f, ok := a.readObject(w, r)
 	if !ok {
 		a.o.Metrics.registration(registry.APIRFC7591, "rejected")
 		return
 	}
-	c, merr := a.o.Policy.ParseMetadata(f)
+	c, merr := a.parseMetadata(r, f)
 	if merr != nil {
 		a.o.Metrics.registration(registry.APIRFC7591, "rejected")
 		a.error(w, http.StatusBadRequest, merr.Code, merr.Description)
 		return
 	}
 	c.API = registry.APIRFC7591
-	c.Owner = a.o.user(r)
 	c.Permitted = true
-	iss, err := a.o.Registry.Register(r.Context(), c, registry.Issue{
+	iss, d, err := a.o.create(r.Context(), registry.APIRFC7591, c, registry.Issue{
 		Format: registry.FormatRFC7591, RAT: true, SecretLifetime: a.o.secretLifetime(0),
-	})
-	if a.o.storeFailure(registry.APIRFC7591, "register", err) {
-		a.o.Metrics.registration(registry.APIRFC7591, "unavailable")
-		a.unavailable(w)
+	}, adm)
+	if d != nil {
+		a.deny(w, d)
 		return
 	}
 	if err != nil {
 		a.internal(w, "register", err)
 		return
 	}
-	a.o.Metrics.registration(registry.APIRFC7591, "created")
 	a.o.registered(r, c.ID)
 	a.o.Logger.Info("client registered", zap.String("api", registry.APIRFC7591), zap.String("client_id", c.ID))
 	uri := a.clientURI(r, c.ID)
 	w.Header().Set("Location", uri)
 	a.writeClient(w, http.StatusCreated, c, iss.Secret, iss.RAT, uri)
+}
+
+// parseMetadata validates the metadata of a registration or update, after
+// applying a software statement if one was sent.
+func (a *RFC7591) parseMetadata(r *http.Request, f registry.Fields) (*registry.Client, *registry.Error) {
+	stmt, serr := a.o.applyStatement(r.Context(), f)
+	if serr != nil {
+		return nil, serr
+	}
+	c, merr := a.o.Policy.ParseMetadata(f)
+	if merr != nil {
+		return nil, merr
+	}
+	c.SoftwareStatement = stmt
+	return c, nil
 }
 
 // internal answers an unexpected error (a bug, not a user's doing) with 500
@@ -353,7 +395,7 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 		a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "client_secret does not match the client's current secret")
 		return
 	}
-	m, merr := a.o.Policy.ParseMetadata(f)
+	m, merr := a.parseMetadata(r, f)
 	if merr != nil {
 		a.error(w, http.StatusBadRequest, merr.Code, merr.Description)
 		return
@@ -427,6 +469,9 @@ func (a *RFC7591) delete(w http.ResponseWriter, r *http.Request, id, tok string)
 
 // metadata serves the RFC 8414 authorization server metadata.
 func (a *RFC7591) metadata(w http.ResponseWriter, r *http.Request) {
+	if a.o.CORS.apply(w, r, "GET, HEAD") {
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		a.error(w, http.StatusMethodNotAllowed, registry.CodeInvalidRequest, "use GET to read the server metadata")

@@ -238,7 +238,13 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 	}
 	switch {
 	case !hasGrants && !hasResponses:
-		grants, responses = []string{"authorization_code"}, []string{"code"}
+		// RFC 7591's defaults, unless the operator does not allow the
+		// authorization code grant: then the first grant type allowed.
+		grants = []string{"authorization_code"}
+		if !slices.Contains(p.grantTypes(), "authorization_code") {
+			grants = []string{p.grantTypes()[0]}
+		}
+		responses = responsesFor(grants)
 	case !hasGrants:
 		grants = grantsFor(responses)
 	case !hasResponses:
@@ -246,6 +252,18 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 	}
 	if msg := consistency(grants, responses); msg != "" {
 		return nil, metaErr("%s", msg)
+	}
+	// Derived values must be allowed too: the response never promises what
+	// the server's metadata does not publish.
+	for _, g := range grants {
+		if !slices.Contains(p.grantTypes(), g) {
+			return nil, metaErr("grant type %s (implied by the response types) is not supported; supported: %s", quote(g), strings.Join(p.grantTypes(), ", "))
+		}
+	}
+	for _, r := range responses {
+		if !slices.Contains(p.responseTypes(), normalizeResponseType(r)) {
+			return nil, metaErr("response type %s (implied by the grant types) is not supported; supported: %s", quote(r), strings.Join(p.responseTypes(), ", "))
+		}
 	}
 	c.GrantTypes, c.ResponseTypes = grants, responses
 	implicit := false

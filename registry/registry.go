@@ -30,6 +30,28 @@ type Registry struct {
 	Store storage.Store
 	// Now is the clock; tests replace it.
 	Now func() time.Time
+	// ClientLifetime, when positive, makes clients expire that long after
+	// their registration.
+	ClientLifetime time.Duration
+	// IdleLifetime, when positive, makes clients expire that long after
+	// their last use; every use (a read by any API) pushes the expiry back.
+	IdleLifetime time.Duration
+}
+
+// expiry returns when a client used at now should expire: the earlier of
+// its absolute and its idle deadline; zero for never.
+func (r *Registry) expiry(c *Client, now time.Time) time.Time {
+	var t time.Time
+	if r.ClientLifetime > 0 {
+		t = c.Created().Add(r.ClientLifetime)
+	}
+	if r.IdleLifetime > 0 {
+		idle := now.Add(r.IdleLifetime)
+		if t.IsZero() || idle.Before(t) {
+			t = idle
+		}
+	}
+	return t
 }
 
 // New returns a registry on store.
@@ -100,6 +122,12 @@ func (r *Registry) Register(ctx context.Context, c *Client, iss Issue, caps ...s
 		if iss.SecretLifetime > 0 {
 			c.SecretExpiresAt = now.Add(iss.SecretLifetime).Unix()
 		}
+		// A client with a fixed lifetime takes its secret with it.
+		if r.ClientLifetime > 0 {
+			if end := now.Add(r.ClientLifetime).Unix(); c.SecretExpiresAt == 0 || end < c.SecretExpiresAt {
+				c.SecretExpiresAt = end
+			}
+		}
 	}
 	// A fresh id collides with an existing one with negligible probability;
 	// Create refuses to overwrite, so try again rather than lose a client.
@@ -113,6 +141,7 @@ func (r *Registry) Register(ctx context.Context, c *Client, iss Issue, caps ...s
 		if err != nil {
 			return nil, err
 		}
+		rec.ExpiresAt = r.expiry(c, now)
 		err = r.Store.Create(ctx, rec, caps...)
 		if err == nil {
 			return out, nil
@@ -123,10 +152,25 @@ func (r *Registry) Register(ctx context.Context, c *Client, iss Issue, caps ...s
 	}
 }
 
-// Get returns the client with this id, or ErrNotFound.
+// Get returns the client with this id, or ErrNotFound. It counts as a use:
+// with an idle lifetime, the client's expiry moves forward (at most once
+// per tenth of the idle lifetime, so reads rarely write).
 func (r *Registry) Get(ctx context.Context, id string) (*Client, error) {
-	c, _, err := r.get(ctx, id)
-	return c, err
+	c, rec, err := r.get(ctx, id)
+	if err != nil || r.IdleLifetime <= 0 {
+		return c, err
+	}
+	now := r.Now()
+	if !rec.ExpiresAt.IsZero() && rec.ExpiresAt.Sub(now) > r.IdleLifetime-r.IdleLifetime/10 {
+		return c, nil
+	}
+	next := *rec
+	next.ExpiresAt = r.expiry(c, now)
+	// A concurrent writer refreshes it too; losing this race is harmless.
+	if err := r.Store.Update(ctx, rec, &next); err != nil && !errors.Is(err, storage.ErrConflict) && !errors.Is(err, storage.ErrNotFound) {
+		return nil, err
+	}
+	return c, nil
 }
 
 func (r *Registry) get(ctx context.Context, id string) (*Client, *storage.Record, error) {
@@ -167,6 +211,9 @@ func (r *Registry) Update(ctx context.Context, id string, change func(c *Client)
 			return nil, err
 		}
 		rec.ExpiresAt = old.ExpiresAt
+		if r.IdleLifetime > 0 {
+			rec.ExpiresAt = r.expiry(c, r.Now())
+		}
 		err = r.Store.Update(ctx, old, rec)
 		switch {
 		case err == nil:

@@ -117,6 +117,26 @@ func (rule RedirectRule) CheckRedirectURI(raw string) string {
 	return ""
 }
 
+// RedirectHostAllowed applies an allowlist of redirect hosts to an
+// already-validated URI of any API: loopback hosts and custom schemes are
+// always allowed, other hosts must match the list (empty allows all).
+func RedirectHostAllowed(raw string, allowed []string) bool {
+	if len(allowed) == 0 {
+		return true
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http", "https":
+	default:
+		return true
+	}
+	host := u.Hostname()
+	return IsLoopbackHost(host) || hostAllowed(host, allowed)
+}
+
 // hostAllowed matches host against an allowlist of names and "*.domain"
 // patterns; an empty list allows every host.
 func hostAllowed(host string, allowed []string) bool {

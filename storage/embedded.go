@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,7 @@ type window struct {
 }
 
 type embeddedRecord struct {
+	ID   string   `json:"id"`
 	Data []byte   `json:"data"`
 	Rev  int64    `json:"rev"`
 	Tags []string `json:"tags,omitempty"`
@@ -58,12 +60,25 @@ func NewEmbeddedStore(st certmagic.Storage, base string) *EmbeddedStore {
 // Destruct satisfies caddy.Destructor; there is nothing to close.
 func (s *EmbeddedStore) Destruct() error { return nil }
 
-func (s *EmbeddedStore) recordKey(id string) string {
-	return path.Join(s.base, "records", hex.EncodeToString([]byte(id)))
+// fileName turns an id or a tag into a file name: its hex form, or for long
+// ones (whose hex would exceed file system limits) "z" and the hex of their
+// SHA-256, so that any id a request names is a valid key.
+func fileName(s string) string {
+	if len(s) <= 100 {
+		return hex.EncodeToString([]byte(s))
+	}
+	sum := sha256.Sum256([]byte(s))
+	return "z" + hex.EncodeToString(sum[:])
+}
+
+func (s *EmbeddedStore) recordKey(id string) string { return s.recordKeyByName(fileName(id)) }
+
+func (s *EmbeddedStore) recordKeyByName(name string) string {
+	return path.Join(s.base, "records", name)
 }
 
 func (s *EmbeddedStore) tagDir(tag string) string {
-	return path.Join(s.base, "tags", hex.EncodeToString([]byte(tag)))
+	return path.Join(s.base, "tags", fileName(tag))
 }
 
 func (s *EmbeddedStore) lockName() string { return path.Join(s.base, "lock") }
@@ -87,7 +102,12 @@ func notExist(err error) bool {
 }
 
 func (s *EmbeddedStore) load(ctx context.Context, id string) (*Record, error) {
-	b, err := s.st.Load(ctx, s.recordKey(id))
+	return s.loadKey(ctx, s.recordKey(id), id)
+}
+
+// loadKey reads a record; id is "" when only the file name is known.
+func (s *EmbeddedStore) loadKey(ctx context.Context, key, id string) (*Record, error) {
+	b, err := s.st.Load(ctx, key)
 	if notExist(err) {
 		return nil, ErrNotFound
 	}
@@ -97,6 +117,9 @@ func (s *EmbeddedStore) load(ctx context.Context, id string) (*Record, error) {
 	var er embeddedRecord
 	if err := json.Unmarshal(b, &er); err != nil {
 		return nil, unavailable("get", errors.New("corrupt record "+strconv.Quote(id)+": "+err.Error()))
+	}
+	if id == "" {
+		id = er.ID
 	}
 	rec := &Record{ID: id, Data: er.Data, Rev: er.Rev, Tags: er.Tags, ExpiresAt: fromMillis(er.Exp)}
 	if er.Exp > 0 && er.Exp <= time.Now().UnixMilli() {
@@ -108,7 +131,7 @@ func (s *EmbeddedStore) load(ctx context.Context, id string) (*Record, error) {
 var errExpired = errors.New("expired")
 
 func (s *EmbeddedStore) write(ctx context.Context, rec *Record) error {
-	b, err := json.Marshal(embeddedRecord{Data: rec.Data, Rev: rec.Rev, Tags: rec.Tags, Exp: expiryMillis(rec.ExpiresAt)})
+	b, err := json.Marshal(embeddedRecord{ID: rec.ID, Data: rec.Data, Rev: rec.Rev, Tags: rec.Tags, Exp: expiryMillis(rec.ExpiresAt)})
 	if err != nil {
 		return err
 	}
@@ -116,7 +139,7 @@ func (s *EmbeddedStore) write(ctx context.Context, rec *Record) error {
 	// a record, which every reader skips, never a record missing from an index.
 	exp := []byte(strconv.FormatInt(expiryMillis(rec.ExpiresAt), 10))
 	for _, t := range rec.Tags {
-		if err := s.st.Store(ctx, path.Join(s.tagDir(t), hex.EncodeToString([]byte(rec.ID))), exp); err != nil {
+		if err := s.st.Store(ctx, path.Join(s.tagDir(t), fileName(rec.ID)), exp); err != nil {
 			return unavailable("write", err)
 		}
 	}
@@ -135,7 +158,7 @@ func (s *EmbeddedStore) remove(ctx context.Context, id string, tags []string) er
 
 func (s *EmbeddedStore) untag(ctx context.Context, id string, tags []string) error {
 	for _, t := range tags {
-		if err := s.st.Delete(ctx, path.Join(s.tagDir(t), hex.EncodeToString([]byte(id)))); err != nil && !notExist(err) {
+		if err := s.st.Delete(ctx, path.Join(s.tagDir(t), fileName(id))); err != nil && !notExist(err) {
 			return unavailable("delete", err)
 		}
 	}
@@ -226,7 +249,7 @@ func (s *EmbeddedStore) Delete(ctx context.Context, rec *Record) error {
 	return s.remove(ctx, cur.ID, cur.Tags)
 }
 
-// members lists the ids under a tag with their expiry.
+// members lists the file names of the records under a tag with their expiry.
 func (s *EmbeddedStore) members(ctx context.Context, tag string) (map[string]int64, error) {
 	dir := s.tagDir(tag)
 	keys, err := s.st.List(ctx, dir, false)
@@ -238,10 +261,7 @@ func (s *EmbeddedStore) members(ctx context.Context, tag string) (map[string]int
 	}
 	out := make(map[string]int64, len(keys))
 	for _, k := range keys {
-		id, err := hex.DecodeString(path.Base(k))
-		if err != nil {
-			continue // not ours
-		}
+		name := path.Base(k)
 		b, err := s.st.Load(ctx, k)
 		if notExist(err) {
 			continue
@@ -250,7 +270,7 @@ func (s *EmbeddedStore) members(ctx context.Context, tag string) (map[string]int
 			return nil, unavailable("list", err)
 		}
 		exp, _ := strconv.ParseInt(string(b), 10, 64)
-		out[string(id)] = exp
+		out[name] = exp
 	}
 	return out, nil
 }
@@ -264,15 +284,15 @@ func (s *EmbeddedStore) count(ctx context.Context, tag string, prune bool) (int,
 	}
 	now := time.Now().UnixMilli()
 	n := 0
-	for id, exp := range m {
+	for name, exp := range m {
 		live := exp == 0 || exp > now
 		if live {
-			live = s.st.Exists(ctx, s.recordKey(id))
+			live = s.st.Exists(ctx, s.recordKeyByName(name))
 		}
 		if live {
 			n++
 		} else if prune {
-			_ = s.untag(ctx, id, []string{tag})
+			_ = s.st.Delete(ctx, path.Join(s.tagDir(tag), name))
 		}
 	}
 	return n, nil
@@ -285,8 +305,8 @@ func (s *EmbeddedStore) List(ctx context.Context, tag string) ([]*Record, error)
 		return nil, err
 	}
 	out := make([]*Record, 0, len(m))
-	for id := range m {
-		rec, err := s.load(ctx, id)
+	for name := range m {
+		rec, err := s.loadKey(ctx, s.recordKeyByName(name), "")
 		if errors.Is(err, ErrNotFound) || errors.Is(err, errExpired) {
 			continue
 		}

@@ -368,3 +368,21 @@ func TestRedisKeyLayout(t *testing.T) {
 		t.Fatalf("tag ttl %d", ttl)
 	}
 }
+
+// TestEmbeddedLongIDs: ids far longer than a file name may be are still
+// ids (an unknown one is "not found", not an outage).
+func TestEmbeddedLongIDs(t *testing.T) {
+	s := NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "cr")
+	ctx := context.Background()
+	long := "c/" + strings.Repeat("x", 5000)
+	if _, err := s.Get(ctx, long); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown long id: %v", err)
+	}
+	if err := s.Create(ctx, &Record{ID: long, Data: []byte("x"), Tags: []string{strings.Repeat("t", 300)}}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.List(ctx, strings.Repeat("t", 300))
+	if err != nil || len(l) != 1 || l[0].ID != long {
+		t.Fatalf("list: %v %v", err, l)
+	}
+}

@@ -19,7 +19,8 @@ const (
 	// U+2029); lowercase hex; non-ASCII as UTF-8.
 	Compact Style = iota
 	// Python: json.dumps defaults: ", " and ": " separators, ensure_ascii
-	// (every non-ASCII character as \uxxxx, lowercase, surrogate pairs).
+	// (DEL and every non-ASCII character as \uxxxx, lowercase, surrogate
+	// pairs).
 	Python
 	// Jackson: compact; control characters as \u00XX with uppercase hex
 	// except the short escapes; non-ASCII as UTF-8.
@@ -187,7 +188,7 @@ func AppendString(dst []byte, s string, style Style) []byte {
 				dst = append(dst, '\\', 'b')
 			case c == '\f':
 				dst = append(dst, '\\', 'f')
-			case c < 0x20 || (c == 0x7f && style == JSONSmart):
+			case c < 0x20 || (c == 0x7f && (style == JSONSmart || style == Python)):
 				dst = appendU(dst, rune(c), hex)
 			default:
 				dst = append(dst, c)

@@ -1,0 +1,282 @@
+package caddydcr
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-dcr/caddy-dcr/registry"
+)
+
+func init() {
+	caddy.RegisterModule(AdminAPI{})
+}
+
+// activeStores lets the admin API reach the stores of the loaded handlers,
+// by name: the Redis key prefix, or "caddy" for the embedded store.
+var activeStores = &storeSet{m: map[string]*storeEntry{}}
+
+type storeEntry struct {
+	reg  *registry.Registry
+	refs int
+}
+
+type storeSet struct {
+	mu sync.Mutex
+	m  map[string]*storeEntry
+}
+
+func (s *storeSet) add(name string, reg *registry.Registry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[name]
+	if e == nil {
+		e = &storeEntry{}
+		s.m[name] = e
+	}
+	e.reg = reg // the newest config's registry
+	e.refs++
+}
+
+func (s *storeSet) remove(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.m[name]; e != nil {
+		if e.refs--; e.refs <= 0 {
+			delete(s.m, name)
+		}
+	}
+}
+
+// get returns the named store, or the only one when name is "".
+func (s *storeSet) get(name string) (*registry.Registry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if name != "" {
+		if e := s.m[name]; e != nil {
+			return e.reg, nil
+		}
+		return nil, fmt.Errorf("no client_registration handler uses the store %q", name)
+	}
+	if len(s.m) == 1 {
+		for _, e := range s.m {
+			return e.reg, nil
+		}
+	}
+	names := make([]string, 0, len(s.m))
+	for n := range s.m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return nil, errors.New("no client_registration handler is loaded")
+	}
+	return nil, fmt.Errorf("several stores are in use (%s): choose one with ?store=", strings.Join(names, ", "))
+}
+
+// storeName names this handler's store for the admin API.
+func (h *Handler) storeName() string {
+	if h.Storage != nil && h.Storage.Redis != nil {
+		p := caddy.NewReplacer().ReplaceAll(h.Storage.Redis.KeyPrefix, "")
+		if p == "" {
+			p = defaultKeyPrefix
+		}
+		return p
+	}
+	return "caddy"
+}
+
+// AdminAPI adds routes to Caddy's admin endpoint (localhost:2019 by
+// default) for operators:
+//
+//	POST   /client_registration/initial_access_tokens        {"name","expires_in","uses"} -> the token, once
+//	GET    /client_registration/initial_access_tokens        list (without the tokens)
+//	DELETE /client_registration/initial_access_tokens/{id}   revoke
+//	GET    /client_registration/clients/{client_id}          a client's stored metadata (no secrets)
+//	PATCH  /client_registration/clients/{client_id}          {"permitted": bool, "super": bool}
+//
+// Each takes ?store=<key prefix or "caddy"> when handlers use several stores.
+type AdminAPI struct{}
+
+// CaddyModule returns the Caddy module information.
+func (AdminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.client_registration",
+		New: func() caddy.Module { return new(AdminAPI) },
+	}
+}
+
+// Routes implements caddy.AdminRouter.
+func (a AdminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/client_registration/", Handler: caddy.AdminHandlerFunc(a.serve)}}
+}
+
+func adminError(status int, format string, args ...any) error {
+	return caddy.APIError{HTTPStatus: status, Err: fmt.Errorf(format, args...)}
+}
+
+func writeAdminJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	reg, err := activeStores.get(r.URL.Query().Get("store"))
+	if err != nil {
+		return adminError(http.StatusNotFound, "%v", err)
+	}
+	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, "/client_registration/"), "/")
+	parts := strings.Split(rest, "/")
+	switch {
+	case parts[0] == "initial_access_tokens" && len(parts) == 1:
+		switch r.Method {
+		case http.MethodPost:
+			return a.issueToken(w, r, reg)
+		case http.MethodGet:
+			toks, err := reg.Tokens(r.Context())
+			if err != nil {
+				return adminError(http.StatusServiceUnavailable, "listing tokens: %v", err)
+			}
+			out := make([]tokenView, 0, len(toks))
+			for _, t := range toks {
+				out = append(out, viewToken(t))
+			}
+			return writeAdminJSON(w, http.StatusOK, out)
+		}
+		return adminError(http.StatusMethodNotAllowed, "use GET or POST")
+	case parts[0] == "initial_access_tokens" && len(parts) == 2:
+		if r.Method != http.MethodDelete {
+			return adminError(http.StatusMethodNotAllowed, "use DELETE")
+		}
+		err := reg.RevokeToken(r.Context(), parts[1])
+		if errors.Is(err, registry.ErrNotFound) {
+			return adminError(http.StatusNotFound, "no initial access token %q", parts[1])
+		}
+		if err != nil {
+			return adminError(http.StatusServiceUnavailable, "revoking token: %v", err)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	case parts[0] == "clients" && len(parts) == 2:
+		return a.client(w, r, reg, parts[1])
+	}
+	return adminError(http.StatusNotFound, "unknown client_registration admin route %q", r.URL.Path)
+}
+
+type tokenView struct {
+	ID        string `json:"id"`
+	Name      string `json:"name,omitempty"`
+	Token     string `json:"token,omitempty"`
+	CreatedAt int64  `json:"created_at"`
+	ExpiresAt int64  `json:"expires_at,omitempty"`
+	Uses      int    `json:"uses,omitempty"`
+	Used      int    `json:"used"`
+}
+
+func viewToken(t *registry.InitialAccessToken) tokenView {
+	v := tokenView{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedMs / 1000, Uses: t.Uses, Used: t.Used}
+	if t.ExpiresMs > 0 {
+		v.ExpiresAt = t.ExpiresMs / 1000
+	}
+	return v
+}
+
+func (a AdminAPI) issueToken(w http.ResponseWriter, r *http.Request, reg *registry.Registry) error {
+	var req struct {
+		Name      string         `json:"name"`
+		ExpiresIn caddy.Duration `json:"expires_in"`
+		Uses      int            `json:"uses"`
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+	if err != nil {
+		return adminError(http.StatusBadRequest, "reading body: %v", err)
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			return adminError(http.StatusBadRequest, "decoding body: %v", err)
+		}
+	}
+	if req.ExpiresIn < 0 || req.Uses < 0 {
+		return adminError(http.StatusBadRequest, "expires_in and uses must not be negative")
+	}
+	tok, t, err := reg.IssueToken(r.Context(), req.Name, time.Duration(req.ExpiresIn), req.Uses)
+	if err != nil {
+		return adminError(http.StatusServiceUnavailable, "issuing token: %v", err)
+	}
+	v := viewToken(t)
+	v.Token = tok
+	w.Header().Set("Cache-Control", "no-store")
+	return writeAdminJSON(w, http.StatusCreated, v)
+}
+
+type clientView struct {
+	ClientID  string `json:"client_id"`
+	API       string `json:"api"`
+	Owner     string `json:"owner,omitempty"`
+	Name      string `json:"client_name,omitempty"`
+	CreatedAt int64  `json:"created_at"`
+	Permitted bool   `json:"permitted"`
+	Super     bool   `json:"super"`
+	Plugin    bool   `json:"plugin"`
+}
+
+func viewClient(c *registry.Client) clientView {
+	return clientView{ClientID: c.ID, API: c.API, Owner: c.Owner, Name: c.ClientName, CreatedAt: c.IssuedAt(),
+		Permitted: c.Permitted, Super: c.Super, Plugin: c.IsPlugin()}
+}
+
+func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.Registry, id string) error {
+	switch r.Method {
+	case http.MethodGet:
+		c, err := reg.Get(r.Context(), id)
+		if errors.Is(err, registry.ErrNotFound) {
+			return adminError(http.StatusNotFound, "no client %q", id)
+		}
+		if err != nil {
+			return adminError(http.StatusServiceUnavailable, "reading client: %v", err)
+		}
+		return writeAdminJSON(w, http.StatusOK, viewClient(c))
+	case http.MethodPatch:
+		var req struct {
+			Permitted *bool `json:"permitted"`
+			Super     *bool `json:"super"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+			return adminError(http.StatusBadRequest, "decoding body: %v", err)
+		}
+		errPublic := errors.New("only confidential clients can be super clients")
+		c, err := reg.Update(r.Context(), id, func(c *registry.Client) error {
+			if req.Super != nil {
+				if *req.Super && !c.Confidential() {
+					return errPublic
+				}
+				c.Super = *req.Super
+			}
+			if req.Permitted != nil {
+				c.Permitted = *req.Permitted
+			}
+			return nil
+		})
+		switch {
+		case errors.Is(err, registry.ErrNotFound):
+			return adminError(http.StatusNotFound, "no client %q", id)
+		case errors.Is(err, errPublic):
+			return adminError(http.StatusBadRequest, "%v", err)
+		case err != nil:
+			return adminError(http.StatusServiceUnavailable, "updating client: %v", err)
+		}
+		return writeAdminJSON(w, http.StatusOK, viewClient(c))
+	}
+	return adminError(http.StatusMethodNotAllowed, "use GET or PATCH")
+}
+
+var _ caddy.AdminRouter = AdminAPI{}

@@ -1,0 +1,214 @@
+package handler
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/caddy-dcr/caddy-dcr/registry"
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+// Who may register: the registration modes.
+const (
+	ModeOpen  = "open"  // anyone
+	ModeToken = "token" // only with an initial access token (RFC 7591 section 3)
+	ModeUser  = "user"  // only an authenticated Caddy user ({http.auth.user.id})
+)
+
+// Gate is the registration policy every API enforces before it creates a
+// client: who may register, how often, and how many clients may exist.
+type Gate struct {
+	// Mode is ModeOpen, ModeToken or ModeUser; "" means the API's default.
+	Mode string
+	// StaticTokenHashes are the hashes of the configured initial access tokens.
+	StaticTokenHashes []string
+	// RateLimit registrations per client IP per RateWindow; 0 means no limit.
+	RateLimit  int
+	RateWindow time.Duration
+	// MaxClients caps the clients in the store, MaxClientsPerOwner the
+	// clients one owner (user or token) registered; 0 means no cap.
+	MaxClients         int
+	MaxClientsPerOwner int
+	// ClientIP returns the client's address as Caddy determined it (trusted
+	// proxies honoured).
+	ClientIP func(r *http.Request) string
+}
+
+// Denial is a registration the gate refuses; each API writes it in its own
+// error format.
+type Denial struct {
+	Status int
+	// Reason is "rate_limited", "max_clients", "no_token", "bad_token",
+	// "no_user" or "unavailable".
+	Reason      string
+	Description string
+	RetryAfter  time.Duration
+}
+
+// RetryAfterHeader is the Retry-After value in whole seconds, rounded up.
+func (d *Denial) RetryAfterHeader() string {
+	return strconv.Itoa(int(math.Ceil(d.RetryAfter.Seconds())))
+}
+
+// Admission is a registration the gate let through.
+type Admission struct {
+	// Owner is the user or the token the client will belong to.
+	Owner string
+	// token is a run-time initial access token whose use is counted when
+	// the client is created.
+	token string
+}
+
+func unavailableDenial() *Denial {
+	return &Denial{Status: http.StatusServiceUnavailable, Reason: "unavailable",
+		Description: "the client store is unavailable; try again later", RetryAfter: 5 * time.Second}
+}
+
+// admit checks the rate limit and who is registering. defaultMode is the
+// API's default registration mode.
+func (o *Options) admit(r *http.Request, api, defaultMode string) (*Admission, *Denial) {
+	g := &o.Gate
+	ctx := r.Context()
+	if g.RateLimit > 0 && g.RateWindow > 0 {
+		ip := ""
+		if g.ClientIP != nil {
+			ip = g.ClientIP(r)
+		}
+		// One counter per API and mount point: every instance of the same
+		// handler on one store shares it, different handlers do not.
+		key := "reg:" + api + o.Prefix + ":" + strconv.FormatInt(g.RateWindow.Milliseconds(), 10) + ":" + ip
+		ok, retry, err := o.Registry.Store.Hit(ctx, key, g.RateLimit, g.RateWindow)
+		if o.storeFailure(api, "rate limit", err) {
+			return nil, unavailableDenial()
+		}
+		if err != nil {
+			return nil, unavailableDenial()
+		}
+		if !ok {
+			o.Metrics.registration(api, "limited")
+			return nil, &Denial{Status: http.StatusTooManyRequests, Reason: "rate_limited", RetryAfter: retry,
+				Description: fmt.Sprintf("too many registrations from this address; at most %d per %s", g.RateLimit, g.RateWindow)}
+		}
+	}
+	mode := g.Mode
+	if mode == "" {
+		mode = defaultMode
+	}
+	user := o.user(r)
+	switch mode {
+	case ModeUser:
+		if user == "" {
+			return nil, &Denial{Status: http.StatusUnauthorized, Reason: "no_user", Description: "registration requires an authenticated user"}
+		}
+		return &Admission{Owner: user}, nil
+	case ModeToken:
+		tok, _ := bearer(r)
+		if tok == "" {
+			return nil, &Denial{Status: http.StatusUnauthorized, Reason: "no_token", Description: "registration requires an initial access token (Authorization: Bearer)"}
+		}
+		presented := registry.Hash(tok)
+		for _, h := range g.StaticTokenHashes {
+			if subtle.ConstantTimeCompare([]byte(h), []byte(presented)) == 1 {
+				// The owner names the token without revealing it.
+				return &Admission{Owner: "token:static-" + h[len("sha256:"):len("sha256:")+8]}, nil
+			}
+		}
+		t, err := o.Registry.CheckToken(ctx, tok)
+		if errors.Is(err, registry.ErrTokenInvalid) {
+			return nil, &Denial{Status: http.StatusUnauthorized, Reason: "bad_token", Description: "the initial access token is invalid, expired or used up"}
+		}
+		if err != nil {
+			o.storeFailure(api, "initial access token", err)
+			return nil, unavailableDenial()
+		}
+		return &Admission{Owner: t.Owner(), token: tok}, nil
+	}
+	return &Admission{Owner: user}, nil
+}
+
+// create registers c for an admitted request: it counts the token's use,
+// applies the caps atomically and gives the use back if the client could
+// not be created. A nil Denial and a non-nil error mean an unexpected failure.
+func (o *Options) create(ctx context.Context, api string, c *registry.Client, iss registry.Issue, adm *Admission) (*registry.Issued, *Denial, error) {
+	c.Owner = adm.Owner
+	if adm.token != "" {
+		err := o.Registry.UseToken(ctx, adm.token, 1)
+		if errors.Is(err, registry.ErrTokenInvalid) {
+			return nil, &Denial{Status: http.StatusUnauthorized, Reason: "bad_token", Description: "the initial access token is invalid, expired or used up"}, nil
+		}
+		if err != nil {
+			o.storeFailure(api, "initial access token", err)
+			return nil, unavailableDenial(), nil
+		}
+	}
+	var caps []storage.Cap
+	if o.Gate.MaxClients > 0 {
+		caps = append(caps, storage.Cap{Tag: registry.TagClients, Max: o.Gate.MaxClients})
+	}
+	if o.Gate.MaxClientsPerOwner > 0 && c.Owner != "" {
+		caps = append(caps, storage.Cap{Tag: registry.OwnerTag(c.Owner), Max: o.Gate.MaxClientsPerOwner})
+	}
+	issued, err := o.Registry.Register(ctx, c, iss, caps...)
+	if err != nil && adm.token != "" {
+		_ = o.Registry.UseToken(context.WithoutCancel(ctx), adm.token, -1)
+	}
+	var le *storage.LimitError
+	switch {
+	case err == nil:
+		o.Health.OK(o.Logger)
+		o.Metrics.registration(api, "created")
+		return issued, nil, nil
+	case errors.As(err, &le):
+		o.Metrics.registration(api, "limited")
+		desc := fmt.Sprintf("the maximum number of registered clients (%d) has been reached", le.Cap.Max)
+		if le.Cap.Tag != registry.TagClients {
+			desc = fmt.Sprintf("the maximum number of clients per owner (%d) has been reached", le.Cap.Max)
+		}
+		return nil, &Denial{Status: http.StatusTooManyRequests, Reason: "max_clients", Description: desc, RetryAfter: time.Hour}, nil
+	case o.storeFailure(api, "register", err):
+		o.Metrics.registration(api, "unavailable")
+		return nil, unavailableDenial(), nil
+	}
+	return nil, nil, err
+}
+
+// CORS is the cross-origin policy of the registration and management routes.
+type CORS struct {
+	// Origins are the allowed origins; "*" allows any.
+	Origins []string
+}
+
+// apply adds the CORS headers for an allowed origin and answers a
+// preflight (returning true). methods lists the route's methods.
+func (c *CORS) apply(w http.ResponseWriter, r *http.Request, methods string) bool {
+	if c == nil || len(c.Origins) == 0 {
+		return false
+	}
+	origin := r.Header.Get("Origin")
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	allowed := origin != "" && (slices.Contains(c.Origins, "*") || slices.Contains(c.Origins, origin))
+	if allowed {
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Expose-Headers", "Location, Retry-After, WWW-Authenticate")
+	}
+	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
+		return false
+	}
+	// A preflight: answer it here, whatever the route's methods.
+	if allowed {
+		h.Set("Access-Control-Allow-Methods", methods+", OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+		h.Set("Access-Control-Max-Age", "600")
+	}
+	h.Set("Allow", methods+", OPTIONS")
+	w.WriteHeader(http.StatusNoContent)
+	return true
+}

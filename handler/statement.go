@@ -1,0 +1,240 @@
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/caddy-dcr/caddy-dcr/registry"
+)
+
+// Software statements (RFC 7591 section 2.3) are JWS-signed sets of client
+// metadata from an issuer the operator trusts. They are verified with
+// go-jose (github.com/go-jose/go-jose/v4) and only with the algorithms
+// below: "none" and every other algorithm are refused.
+var statementAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA, jose.HS256}
+
+// Error codes of RFC 7591 section 3.2.2 for software statements.
+const (
+	CodeInvalidStatement    = "invalid_software_statement"
+	CodeUnapprovedStatement = "unapproved_software_statement"
+)
+
+// StatementIssuer is a trusted issuer of software statements.
+type StatementIssuer struct {
+	// Issuer is the statement's "iss".
+	Issuer string
+	// Keys verify RS256, ES256 and EdDSA statements.
+	Keys []jose.JSONWebKey
+	// JWKSURLs are fetched (and cached for an hour) for more keys.
+	JWKSURLs []string
+	// Secret verifies HS256 statements.
+	Secret []byte
+	// SoftwareIDs, when not empty, are the only software_id values
+	// approved; a verified statement for another one is unapproved.
+	SoftwareIDs []string
+
+	mu      sync.Mutex
+	fetched []jose.JSONWebKey
+	fetchAt time.Time
+}
+
+// Statements verifies software statements for the RFC 7591 API.
+type Statements struct {
+	Issuers []*StatementIssuer
+	// Required makes a software statement mandatory.
+	Required bool
+	// Client fetches JWKS URLs; nil means a client with a 10s timeout.
+	Client *http.Client
+	// Now is the clock for exp and nbf.
+	Now func() time.Time
+}
+
+func statementErr(code, format string, a ...any) *registry.Error {
+	return &registry.Error{Code: code, Description: fmt.Sprintf(format, a...)}
+}
+
+// Verify checks a statement and returns its claims.
+func (s *Statements) Verify(ctx context.Context, stmt string) (registry.Fields, *registry.Error) {
+	jws, err := jose.ParseSigned(stmt, statementAlgorithms)
+	if err != nil {
+		return nil, statementErr(CodeInvalidStatement, "the software statement is not a JWS signed with RS256, ES256, EdDSA or HS256")
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, statementErr(CodeInvalidStatement, "the software statement must carry exactly one signature")
+	}
+	claims, ferr := registry.DecodeObject(jws.UnsafePayloadWithoutVerification())
+	if ferr != nil {
+		return nil, statementErr(CodeInvalidStatement, "the software statement's payload is not a JSON object")
+	}
+	iss, _, _ := claims.String("iss")
+	if iss == "" {
+		return nil, statementErr(CodeInvalidStatement, "the software statement has no issuer (iss)")
+	}
+	i := slices.IndexFunc(s.Issuers, func(x *StatementIssuer) bool { return x.Issuer == iss })
+	if i < 0 {
+		return nil, statementErr(CodeInvalidStatement, "the software statement's issuer %s is not trusted", quoteValue(iss))
+	}
+	issuer := s.Issuers[i]
+	if !issuer.verify(ctx, s.client(), jws) {
+		return nil, statementErr(CodeInvalidStatement, "the software statement's signature does not verify")
+	}
+	now := time.Now()
+	if s.Now != nil {
+		now = s.Now()
+	}
+	var times struct {
+		Exp *json.Number `json:"exp"`
+		Nbf *json.Number `json:"nbf"`
+	}
+	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &times); err != nil {
+		return nil, statementErr(CodeInvalidStatement, "the software statement's exp or nbf is not a number")
+	}
+	if times.Exp != nil {
+		if exp, err := times.Exp.Float64(); err != nil || float64(now.Unix()) >= exp {
+			return nil, statementErr(CodeInvalidStatement, "the software statement has expired")
+		}
+	}
+	if times.Nbf != nil {
+		if nbf, err := times.Nbf.Float64(); err != nil || float64(now.Unix())+60 < nbf {
+			return nil, statementErr(CodeInvalidStatement, "the software statement is not valid yet")
+		}
+	}
+	if len(issuer.SoftwareIDs) > 0 {
+		id, _, _ := claims.String("software_id")
+		if !slices.Contains(issuer.SoftwareIDs, id) {
+			return nil, statementErr(CodeUnapprovedStatement, "the software %s is not approved by this server", quoteValue(id))
+		}
+	}
+	return claims, nil
+}
+
+func quoteValue(s string) string {
+	if len(s) > 100 {
+		s = s[:100] + "..."
+	}
+	return `"` + s + `"`
+}
+
+func (s *Statements) client() *http.Client {
+	if s.Client != nil {
+		return s.Client
+	}
+	return &http.Client{Timeout: 10 * time.Second}
+}
+
+// verify tries the issuer's keys that fit the statement's algorithm.
+func (is *StatementIssuer) verify(ctx context.Context, client *http.Client, jws *jose.JSONWebSignature) bool {
+	h := jws.Signatures[0].Header
+	if h.Algorithm == string(jose.HS256) {
+		if len(is.Secret) == 0 {
+			return false
+		}
+		_, err := jws.Verify(is.Secret)
+		return err == nil
+	}
+	for _, k := range is.keys(ctx, client) {
+		if h.KeyID != "" && k.KeyID != "" && h.KeyID != k.KeyID {
+			continue
+		}
+		if k.Algorithm != "" && k.Algorithm != h.Algorithm {
+			continue
+		}
+		if _, err := jws.Verify(k.Key); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// keys returns the configured keys and those of the JWKS URLs, fetched at
+// most once an hour (a failed fetch keeps the previous keys).
+func (is *StatementIssuer) keys(ctx context.Context, client *http.Client) []jose.JSONWebKey {
+	if len(is.JWKSURLs) == 0 {
+		return is.Keys
+	}
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	if time.Since(is.fetchAt) > time.Hour || is.fetched == nil {
+		var all []jose.JSONWebKey
+		ok := true
+		for _, u := range is.JWKSURLs {
+			set, err := fetchJWKS(ctx, client, u)
+			if err != nil {
+				ok = false
+				continue
+			}
+			all = append(all, set.Keys...)
+		}
+		if ok || is.fetched == nil {
+			is.fetched, is.fetchAt = all, time.Now()
+		}
+	}
+	return append(slices.Clone(is.Keys), is.fetched...)
+}
+
+func fetchJWKS(ctx context.Context, client *http.Client, u string) (*jose.JSONWebKeySet, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, errors.New("fetching " + u + ": " + resp.Status)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", u, err)
+	}
+	return &set, nil
+}
+
+// applyStatement handles the software_statement member of a registration
+// or update: with statements configured, a valid statement's claims replace
+// the plain members (RFC 7591 section 2.3) and the statement is kept to be
+// echoed unmodified; without, the member is ignored.
+func (o *Options) applyStatement(ctx context.Context, f registry.Fields) (stmt string, err *registry.Error) {
+	s := o.Statements
+	raw, present := f["software_statement"]
+	if s == nil || len(s.Issuers) == 0 {
+		delete(f, "software_statement")
+		if s != nil && s.Required {
+			return "", statementErr(CodeInvalidStatement, "a software statement is required")
+		}
+		return "", nil
+	}
+	if !present || string(raw) == "null" {
+		if s.Required {
+			return "", statementErr(CodeInvalidStatement, "a software statement is required")
+		}
+		return "", nil
+	}
+	stmt, _, serr := f.String("software_statement")
+	if serr != nil || stmt == "" {
+		return "", statementErr(CodeInvalidStatement, "software_statement must be a JWS in compact serialization")
+	}
+	claims, verr := s.Verify(ctx, stmt)
+	if verr != nil {
+		return "", verr
+	}
+	for k, v := range claims {
+		switch k {
+		case "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "software_statement":
+			continue // JWT claims, not client metadata
+		}
+		f[k] = v
+	}
+	return stmt, nil
+}

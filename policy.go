@@ -1,0 +1,227 @@
+package caddydcr
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/caddy-dcr/caddy-dcr/handler"
+	"github.com/caddy-dcr/caddy-dcr/registry"
+)
+
+// Defaults of the abuse controls: a fresh configuration is not an open spam
+// relay.
+const (
+	defaultRateLimit          = 60
+	defaultRateWindow         = time.Hour
+	defaultMaxClients         = 10000
+	defaultMaxClientsPerOwner = 100
+)
+
+// gate builds the registration gate from the configuration.
+func (h *Handler) gate(repl *caddy.Replacer) (handler.Gate, error) {
+	g := handler.Gate{
+		Mode:               h.Registration,
+		RateLimit:          defaultRateLimit,
+		RateWindow:         defaultRateWindow,
+		MaxClients:         defaultMaxClients,
+		MaxClientsPerOwner: defaultMaxClientsPerOwner,
+		ClientIP:           clientIP,
+	}
+	if h.RateLimit != nil {
+		g.RateLimit, g.RateWindow = h.RateLimit.Count, time.Duration(h.RateLimit.Window)
+		if g.RateWindow == 0 {
+			g.RateWindow = defaultRateWindow
+		}
+	}
+	if h.MaxClients != nil {
+		g.MaxClients = *h.MaxClients
+	}
+	if h.MaxClientsPerOwner != nil {
+		g.MaxClientsPerOwner = *h.MaxClientsPerOwner
+	}
+	for _, t := range h.InitialAccessTokens {
+		t = repl.ReplaceAll(t, "")
+		if t == "" {
+			return g, errors.New("initial_access_token resolves to an empty token")
+		}
+		g.StaticTokenHashes = append(g.StaticTokenHashes, registry.Hash(t))
+	}
+	return g, nil
+}
+
+// clientIP is the client address Caddy determined (trusted proxies honoured).
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	return r.RemoteAddr
+}
+
+// statements loads the trusted software statement issuers and their keys.
+func (h *Handler) statements(repl *caddy.Replacer) (*handler.Statements, error) {
+	if h.SoftwareStatement == nil && !h.RequireSoftwareStatement {
+		return nil, nil
+	}
+	s := &handler.Statements{Required: h.RequireSoftwareStatement}
+	if h.SoftwareStatement == nil {
+		return s, nil
+	}
+	for _, ic := range h.SoftwareStatement.Issuers {
+		is := &handler.StatementIssuer{Issuer: ic.Issuer, SoftwareIDs: ic.SoftwareIDs}
+		if sec := repl.ReplaceAll(ic.Secret, ""); sec != "" {
+			is.Secret = []byte(sec)
+		}
+		for _, k := range ic.Keys {
+			k = repl.ReplaceAll(k, "")
+			if strings.HasPrefix(k, "https://") || strings.HasPrefix(k, "http://") {
+				is.JWKSURLs = append(is.JWKSURLs, k)
+				continue
+			}
+			keys, err := loadKeys(k)
+			if err != nil {
+				return nil, fmt.Errorf("software_statement issuer %q: %v", ic.Issuer, err)
+			}
+			is.Keys = append(is.Keys, keys...)
+		}
+		s.Issuers = append(s.Issuers, is)
+	}
+	return s, nil
+}
+
+// loadKeys reads public keys from a JWKS or JWK JSON file, or from PEM
+// public keys and certificates.
+func loadKeys(file string) ([]jose.JSONWebKey, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading key file: %v", err)
+	}
+	trimmed := strings.TrimSpace(string(b))
+	if strings.HasPrefix(trimmed, "{") {
+		var set jose.JSONWebKeySet
+		if err := json.Unmarshal(b, &set); err == nil && len(set.Keys) > 0 {
+			return publicOnly(set.Keys), nil
+		}
+		var k jose.JSONWebKey
+		if err := json.Unmarshal(b, &k); err != nil {
+			return nil, fmt.Errorf("%s is neither a JWKS nor a JWK: %v", file, err)
+		}
+		return publicOnly([]jose.JSONWebKey{k}), nil
+	}
+	var keys []jose.JSONWebKey
+	for rest := b; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		switch block.Type {
+		case "PUBLIC KEY":
+			pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", file, err)
+			}
+			keys = append(keys, jose.JSONWebKey{Key: pub})
+		case "CERTIFICATE":
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", file, err)
+			}
+			keys = append(keys, jose.JSONWebKey{Key: cert.PublicKey})
+		}
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s holds no public key", file)
+	}
+	return keys, nil
+}
+
+// publicOnly drops private parts, so a private JWK file cannot turn into
+// a signing key by mistake.
+func publicOnly(keys []jose.JSONWebKey) []jose.JSONWebKey {
+	out := make([]jose.JSONWebKey, 0, len(keys))
+	for _, k := range keys {
+		if !k.IsPublic() {
+			k = k.Public()
+		}
+		if k.Key != nil {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// validatePolicy checks the policy options (part of Validate).
+func (h *Handler) validatePolicy() error {
+	switch h.Registration {
+	case "", handler.ModeOpen, handler.ModeToken, handler.ModeUser:
+	default:
+		return fmt.Errorf("registration %q: use open, token or user", h.Registration)
+	}
+	for _, v := range h.AllowedGrantTypes {
+		if !slices.Contains(registry.DefaultGrantTypes, v) {
+			return fmt.Errorf("allowed_grant_types: %q is not a grant type this server knows (%s)", v, strings.Join(registry.DefaultGrantTypes, ", "))
+		}
+	}
+	for _, v := range h.AllowedResponseTypes {
+		if !slices.Contains(registry.DefaultResponseTypes, v) {
+			return fmt.Errorf("allowed_response_types: %q is not a response type this server knows (%s)", v, strings.Join(registry.DefaultResponseTypes, ", "))
+		}
+	}
+	for _, v := range h.AllowedAuthMethods {
+		if !slices.Contains(registry.DefaultAuthMethods, v) {
+			return fmt.Errorf("allowed_auth_methods: %q is not an authentication method this server knows (%s)", v, strings.Join(registry.DefaultAuthMethods, ", "))
+		}
+	}
+	if h.DefaultScope != "" && len(h.AllowedScopes) > 0 {
+		for _, s := range strings.Fields(h.DefaultScope) {
+			if !slices.Contains(h.AllowedScopes, s) {
+				return fmt.Errorf("default_scope %q is not among allowed_scopes", s)
+			}
+		}
+	}
+	if h.MaxRedirectURIs < 0 {
+		return errors.New("max_redirect_uris must not be negative")
+	}
+	if rl := h.RateLimit; rl != nil && (rl.Count < 0 || rl.Window < 0) {
+		return errors.New("rate_limit: count and window must not be negative")
+	}
+	for name, v := range map[string]*int{"max_clients": h.MaxClients, "max_clients_per_owner": h.MaxClientsPerOwner} {
+		if v != nil && *v < 0 {
+			return fmt.Errorf("%s must not be negative", name)
+		}
+	}
+	if h.ClientLifetime < 0 || h.IdleLifetime < 0 {
+		return errors.New("client_lifetime and idle_lifetime must not be negative")
+	}
+	if h.RequireSoftwareStatement && (h.SoftwareStatement == nil || len(h.SoftwareStatement.Issuers) == 0) {
+		return errors.New("require_software_statement needs at least one software_statement issuer")
+	}
+	if ss := h.SoftwareStatement; ss != nil {
+		for _, is := range ss.Issuers {
+			if is.Issuer == "" {
+				return errors.New("software_statement: an issuer needs its iss value")
+			}
+			if len(is.Keys) == 0 && is.Secret == "" {
+				return fmt.Errorf("software_statement issuer %q: give at least one key or a secret", is.Issuer)
+			}
+		}
+	}
+	for _, o := range h.CORS {
+		if o != "*" && !strings.Contains(o, "://") {
+			return fmt.Errorf("cors origin %q must be * or scheme://host[:port]", o)
+		}
+	}
+	return nil
+}

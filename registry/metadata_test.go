@@ -1,0 +1,436 @@
+package registry
+
+// Unit tests of RFC 7591 metadata decoding and validation
+// (DecodeObject, Fields, Policy.ParseMetadata). Rows are labelled with the
+// checklist IDs of /work/shared/spec/dcr-anchors.md section (a).
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func mdParse(t *testing.T, p Policy, body string) (*Client, *Error) {
+	t.Helper()
+	f, err := DecodeObject([]byte(body))
+	if err != nil {
+		t.Fatalf("DecodeObject(%s): %v", body, err)
+	}
+	return p.ParseMetadata(f)
+}
+
+func TestDecodeObject(t *testing.T) {
+	for _, tc := range []struct {
+		id, body string
+		ok       bool
+		keys     []string
+	}{
+		{"R1", `{}`, true, nil},
+		{"R1", " \n\t{\"a\":1,\"b\":null} \n", true, []string{"a", "b"}},
+		{"R2", ``, false, nil},
+		{"R2", `   `, false, nil},
+		{"R2", `null`, false, nil},
+		{"R2", `[]`, false, nil},
+		{"R2", `[{}]`, false, nil},
+		{"R2", `"x"`, false, nil},
+		{"R2", `42`, false, nil},
+		{"R2", `true`, false, nil},
+		{"R2", `{`, false, nil},
+		{"R2", `{"a":}`, false, nil},
+		{"R2", `{} {}`, false, nil},
+		{"R2", `{"a":1}x`, false, nil},
+	} {
+		t.Run(tc.id+" "+tc.body, func(t *testing.T) {
+			f, err := DecodeObject([]byte(tc.body))
+			if !tc.ok {
+				if err == nil || err.Code != CodeInvalidRequest || err.Description == "" {
+					t.Fatalf("DecodeObject(%q) = %v, %v; want invalid_request", tc.body, f, err)
+				}
+				return
+			}
+			if err != nil || f == nil {
+				t.Fatalf("DecodeObject(%q) = %v, %v", tc.body, f, err)
+			}
+			for _, k := range tc.keys {
+				if _, ok := f[k]; !ok {
+					t.Errorf("key %q missing", k)
+				}
+			}
+		})
+	}
+}
+
+func TestFieldsAccessors(t *testing.T) {
+	f, derr := DecodeObject([]byte(`{"s":"v","n":null,"i":1,"a":["x","y"],"an":["x",1],"as":"x","e":[]}`))
+	if derr != nil {
+		t.Fatal(derr)
+	}
+	if s, ok, err := f.String("s"); s != "v" || !ok || err != nil {
+		t.Errorf(`String("s") = %q %v %v`, s, ok, err)
+	}
+	for _, k := range []string{"n", "missing"} {
+		if s, ok, err := f.String(k); s != "" || ok || err != nil {
+			t.Errorf("String(%q) = %q %v %v, want absent", k, s, ok, err)
+		}
+		if l, ok, err := f.Strings(k); l != nil || ok || err != nil {
+			t.Errorf("Strings(%q) = %q %v %v, want absent", k, l, ok, err)
+		}
+	}
+	if _, _, err := f.String("i"); err == nil || err.Code != CodeInvalidClientMetadata {
+		t.Errorf(`String("i") err = %v, want invalid_client_metadata`, err)
+	}
+	if l, ok, err := f.Strings("a"); !slices.Equal(l, []string{"x", "y"}) || !ok || err != nil {
+		t.Errorf(`Strings("a") = %q %v %v`, l, ok, err)
+	}
+	if l, ok, err := f.Strings("e"); l == nil || len(l) != 0 || !ok || err != nil {
+		t.Errorf(`Strings("e") = %#v %v %v, want a present empty list`, l, ok, err)
+	}
+	for _, k := range []string{"an", "as", "i"} {
+		if _, _, err := f.Strings(k); err == nil || err.Code != CodeInvalidClientMetadata {
+			t.Errorf("Strings(%q) err = %v, want invalid_client_metadata", k, err)
+		}
+	}
+	if !f.Has("s") || f.Has("n") || f.Has("missing") {
+		t.Error("Has is wrong for present, null or absent members")
+	}
+	// Type errors on redirect_uris carry invalid_redirect_uri (V12).
+	r, _ := DecodeObject([]byte(`{"redirect_uris":"https://c.example/cb"}`))
+	if _, _, err := r.Strings("redirect_uris"); err == nil || err.Code != CodeInvalidRedirectURI {
+		t.Errorf("redirect_uris type error = %v, want invalid_redirect_uri", err)
+	}
+}
+
+const mdCB = `"redirect_uris":["https://c.example/cb"]`
+
+// TestParseMetadata covers one row per checklist behaviour; check (when
+// set) inspects a successfully parsed client.
+func TestParseMetadata(t *testing.T) {
+	type row struct {
+		id, name string
+		policy   Policy
+		body     string
+		code     string // "" = valid
+		check    func(t *testing.T, c *Client)
+	}
+	eq := func(t *testing.T, what string, got, want []string) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Errorf("%s = %q, want %q", what, got, want)
+		}
+	}
+	long := func(n int) string { return strings.Repeat("é", n) }
+	var tooManyLocalized []string
+	for i := range 21 {
+		tooManyLocalized = append(tooManyLocalized, fmt.Sprintf(`"client_name#en-a%d":"n"`, i))
+	}
+	var tooManyContacts []string
+	for i := range 21 {
+		tooManyContacts = append(tooManyContacts, fmt.Sprintf(`"c%d@c.example"`, i))
+	}
+	rows := []row{
+		// S7 defaults.
+		{"S7", "defaults", Policy{}, `{` + mdCB + `}`, "", func(t *testing.T, c *Client) {
+			if c.TokenEndpointAuthMethod != AuthClientSecretBasic {
+				t.Errorf("method = %q", c.TokenEndpointAuthMethod)
+			}
+			eq(t, "grant_types", c.GrantTypes, []string{"authorization_code"})
+			eq(t, "response_types", c.ResponseTypes, []string{"code"})
+			if c.ApplicationType != "" || c.Scope != "" || c.ClientName != "" || c.JWKS != nil || c.Localized != nil {
+				t.Errorf("optional members invented: %+v", c)
+			}
+		}},
+		// S10, V13: unknown and server-only members ignored.
+		{"S10", "unknown members ignored", Policy{}, `{` + mdCB + `,"resource":"https://mcp.example/","x":{"y":[1]},"software_id#en":"z"}`, "", func(t *testing.T, c *Client) {
+			if c.Localized != nil {
+				t.Errorf("Localized = %v", c.Localized)
+			}
+		}},
+		{"V13", "server-only members ignored", Policy{}, `{` + mdCB + `,"client_id":"mine","client_secret":"mine","client_id_issued_at":1,"client_secret_expires_at":2,"registration_access_token":"t","registration_client_uri":"https://e/"}`, "", func(t *testing.T, c *Client) {
+			if c.ID != "" || c.SecretHash != "" || c.SecretExpiresAt != 0 || c.RATHash != "" || c.CreatedMs != 0 {
+				t.Errorf("server fields taken from the request: %+v", c)
+			}
+		}},
+		// V1.
+		{"V1", "no redirect_uris", Policy{}, `{}`, CodeInvalidRedirectURI, nil},
+		{"V1", "empty redirect_uris", Policy{}, `{"redirect_uris":[]}`, CodeInvalidRedirectURI, nil},
+		{"V1", "implicit without redirect_uris", Policy{}, `{"response_types":["id_token"]}`, CodeInvalidRedirectURI, nil},
+		{"V1", "client_credentials alone", Policy{}, `{"grant_types":["client_credentials"]}`, "", func(t *testing.T, c *Client) {
+			eq(t, "response_types", c.ResponseTypes, []string{})
+			if c.RedirectURIs != nil && len(c.RedirectURIs) != 0 {
+				t.Errorf("redirect_uris = %q", c.RedirectURIs)
+			}
+		}},
+		{"V1", "response_types none needs no redirect", Policy{}, `{"response_types":["none"]}`, "", func(t *testing.T, c *Client) {
+			eq(t, "grant_types", c.GrantTypes, []string{"authorization_code"})
+		}},
+		// V2/V3/V4/V5/V7 through ParseMetadata (rule details in urls_test.go).
+		{"V2", "fragment", Policy{}, `{"redirect_uris":["https://c.example/cb#"]}`, CodeInvalidRedirectURI, nil},
+		{"V3", "javascript", Policy{}, `{"redirect_uris":["javascript:alert(1)"]}`, CodeInvalidRedirectURI, nil},
+		{"V4", "native passes its type to the rule", Policy{}, `{"application_type":"native","redirect_uris":["https://localhost/cb"]}`, CodeInvalidRedirectURI, nil},
+		{"V5", "implicit passes to the rule", Policy{}, `{"response_types":["token"],"redirect_uris":["http://127.0.0.1/cb"]}`, CodeInvalidRedirectURI, nil},
+		{"V5", "id_token counts as implicit", Policy{}, `{"application_type":"web","response_types":["code id_token"],"redirect_uris":["https://localhost/cb"]}`, CodeInvalidRedirectURI, nil},
+		{"V7", "no type loopback http", Policy{}, `{"redirect_uris":["http://localhost:1234/cb"]}`, "", func(t *testing.T, c *Client) {
+			if c.ApplicationType != "" {
+				t.Errorf("application_type inferred: %q", c.ApplicationType)
+			}
+		}},
+		{"V2", "redirect URI too long", Policy{}, `{"redirect_uris":["https://c.example/` + strings.Repeat("a", 2048) + `"]}`, CodeInvalidRedirectURI, nil},
+		{"V2", "redirect URIs deduplicated in order", Policy{}, `{"redirect_uris":["https://c.example/b","https://c.example/a","https://c.example/b"]}`, "", func(t *testing.T, c *Client) {
+			eq(t, "redirect_uris", c.RedirectURIs, []string{"https://c.example/b", "https://c.example/a"})
+		}},
+		// X1: redirect count cap.
+		{"X1", "10 redirect URIs", Policy{}, `{"redirect_uris":[` + strings.Repeat(`"https://c.example/cb",`, 9) + `"https://c.example/cb"]}`, "", nil},
+		{"X1", "11 redirect URIs", Policy{}, `{"redirect_uris":[` + strings.Repeat(`"https://c.example/cb",`, 10) + `"https://c.example/cb"]}`, CodeInvalidRedirectURI, nil},
+		{"X1", "policy cap", Policy{MaxRedirectURIs: 2}, `{"redirect_uris":["https://c.example/1","https://c.example/2","https://c.example/3"]}`, CodeInvalidRedirectURI, nil},
+		// V8.
+		{"V8", "implicit with code", Policy{}, `{` + mdCB + `,"grant_types":["implicit"],"response_types":["code"]}`, CodeInvalidClientMetadata, nil},
+		{"V8", "authorization_code with token", Policy{}, `{` + mdCB + `,"grant_types":["authorization_code"],"response_types":["token"]}`, CodeInvalidClientMetadata, nil},
+		{"V8", "implicit grant unused", Policy{}, `{` + mdCB + `,"grant_types":["authorization_code","implicit"],"response_types":["code"]}`, CodeInvalidClientMetadata, nil},
+		{"V8", "client_credentials with code", Policy{}, `{` + mdCB + `,"grant_types":["client_credentials"],"response_types":["code"]}`, CodeInvalidClientMetadata, nil},
+		{"V8", "grants derived from hybrid response", Policy{}, `{` + mdCB + `,"response_types":["code id_token"]}`, "", func(t *testing.T, c *Client) {
+			eq(t, "grant_types", c.GrantTypes, []string{"authorization_code", "implicit"})
+		}},
+		{"V8", "responses derived from implicit", Policy{}, `{` + mdCB + `,"grant_types":["implicit","refresh_token"]}`, "", func(t *testing.T, c *Client) {
+			eq(t, "response_types", c.ResponseTypes, []string{"token"})
+		}},
+		{"V8", "responses derived from code and implicit", Policy{}, `{` + mdCB + `,"grant_types":["authorization_code","implicit"]}`, "", func(t *testing.T, c *Client) {
+			eq(t, "response_types", c.ResponseTypes, []string{"code", "token"})
+		}},
+		{"V8", "reordered response type words accepted", Policy{}, `{` + mdCB + `,"response_types":["id_token code"]}`, "", nil},
+		{"V8", "grant types deduplicated", Policy{}, `{` + mdCB + `,"grant_types":["authorization_code","refresh_token","authorization_code"]}`, "", func(t *testing.T, c *Client) {
+			eq(t, "grant_types", c.GrantTypes, []string{"authorization_code", "refresh_token"})
+		}},
+		// V9, V10, S12.
+		{"V9", "jwks and jwks_uri", Policy{}, `{` + mdCB + `,"jwks":{"keys":[]},"jwks_uri":"https://c.example/j"}`, CodeInvalidClientMetadata, nil},
+		{"V10", "private_key_jwt without keys", Policy{}, `{` + mdCB + `,"token_endpoint_auth_method":"private_key_jwt"}`, CodeInvalidClientMetadata, nil},
+		{"V10", "private_key_jwt with jwks_uri", Policy{}, `{` + mdCB + `,"token_endpoint_auth_method":"private_key_jwt","jwks_uri":"https://c.example/j"}`, "", nil},
+		{"S12", "jwks object kept as an object", Policy{}, `{` + mdCB + `,"jwks":{ "keys" : [ {"kty":"EC","kid":"a"} ] }}`, "", func(t *testing.T, c *Client) {
+			if string(c.JWKS) != `{"keys":[{"kty":"EC","kid":"a"}]}` {
+				t.Errorf("JWKS = %s", c.JWKS)
+			}
+		}},
+		{"S12", "jwks string kept as a string", Policy{}, `{` + mdCB + `,"jwks":"{\"keys\":[{\"kty\":\"EC\"}]}"}`, "", func(t *testing.T, c *Client) {
+			if string(c.JWKS) != `"{\"keys\":[{\"kty\":\"EC\"}]}"` {
+				t.Errorf("JWKS = %s", c.JWKS)
+			}
+		}},
+		{"S12", "jwks null is absent", Policy{}, `{` + mdCB + `,"jwks":null,"jwks_uri":"https://c.example/j"}`, "", nil},
+		{"V12", "jwks without keys", Policy{}, `{` + mdCB + `,"jwks":{}}`, CodeInvalidClientMetadata, nil},
+		{"V12", "jwks keys not objects", Policy{}, `{` + mdCB + `,"jwks":{"keys":[1]}}`, CodeInvalidClientMetadata, nil},
+		{"V12", "jwks string of garbage", Policy{}, `{` + mdCB + `,"jwks":"{"}`, CodeInvalidClientMetadata, nil},
+		{"V12", "jwks an array", Policy{}, `{` + mdCB + `,"jwks":[]}`, CodeInvalidClientMetadata, nil},
+		{"V12", "jwks too large", Policy{}, `{` + mdCB + `,"jwks":{"keys":[{"k":"` + strings.Repeat("a", 16384) + `"}]}}`, CodeInvalidClientMetadata, nil},
+		// V11.
+		{"V11", "unknown grant", Policy{}, `{` + mdCB + `,"grant_types":["urn:x:nope"]}`, CodeInvalidClientMetadata, nil},
+		{"V11", "password not supported by default", Policy{}, `{` + mdCB + `,"grant_types":["password"]}`, CodeInvalidClientMetadata, nil},
+		{"V11", "unknown response type", Policy{}, `{` + mdCB + `,"response_types":["code bogus"]}`, CodeInvalidClientMetadata, nil},
+		{"V11", "unknown auth method", Policy{}, `{` + mdCB + `,"token_endpoint_auth_method":"tls_client_auth"}`, CodeInvalidClientMetadata, nil},
+		{"V11", "unknown application_type", Policy{}, `{` + mdCB + `,"application_type":"desktop"}`, CodeInvalidClientMetadata, nil},
+		{"V11", "policy narrows grants", Policy{GrantTypes: []string{"authorization_code"}}, `{` + mdCB + `,"grant_types":["authorization_code","refresh_token"]}`, CodeInvalidClientMetadata, nil},
+		{"V11", "policy narrows auth methods", Policy{AuthMethods: []string{AuthNone, AuthClientSecretPost}}, `{` + mdCB + `,"token_endpoint_auth_method":"client_secret_basic"}`, CodeInvalidClientMetadata, nil},
+		{"S7", "default auth method falls back to the first supported", Policy{AuthMethods: []string{AuthNone, AuthClientSecretPost}}, `{` + mdCB + `}`, "", func(t *testing.T, c *Client) {
+			if c.TokenEndpointAuthMethod != AuthNone {
+				t.Errorf("method = %q, want none", c.TokenEndpointAuthMethod)
+			}
+		}},
+		// V12 types.
+		{"V12", "redirect_uris a string", Policy{}, `{"redirect_uris":"https://c.example/cb"}`, CodeInvalidRedirectURI, nil},
+		{"V12", "redirect_uris holds null", Policy{}, `{"redirect_uris":[null]}`, CodeInvalidRedirectURI, nil},
+		{"V12", "grant_types an object", Policy{}, `{` + mdCB + `,"grant_types":{}}`, CodeInvalidClientMetadata, nil},
+		{"V12", "scope a number", Policy{}, `{` + mdCB + `,"scope":1}`, CodeInvalidClientMetadata, nil},
+		{"V12", "client_name an array", Policy{}, `{` + mdCB + `,"client_name":["a"]}`, CodeInvalidClientMetadata, nil},
+		{"V12", "software_version a number", Policy{}, `{` + mdCB + `,"software_version":2}`, CodeInvalidClientMetadata, nil},
+		{"V12", "application_type a boolean", Policy{}, `{` + mdCB + `,"application_type":true}`, CodeInvalidClientMetadata, nil},
+		{"V12", "client_name 1024 characters", Policy{}, `{` + mdCB + `,"client_name":"` + long(1024) + `"}`, "", nil},
+		{"V12", "client_name 1025 characters", Policy{}, `{` + mdCB + `,"client_name":"` + long(1025) + `"}`, CodeInvalidClientMetadata, nil},
+		// S11 localized members.
+		{"S11", "localized members stored", Policy{}, `{` + mdCB + `,"client_name":"N","client_name#ja-Jpan-JP":"名前","tos_uri#de":"https://c.example/de","client_name#":"x","client_name#a_b":"x","scope#en":"x","client_name#fr":null}`, "", func(t *testing.T, c *Client) {
+			want := map[string]string{"client_name#ja-Jpan-JP": "名前", "tos_uri#de": "https://c.example/de"}
+			if len(c.Localized) != len(want) {
+				t.Errorf("Localized = %v, want %v", c.Localized, want)
+			}
+			for k, v := range want {
+				if c.Localized[k] != v {
+					t.Errorf("Localized[%q] = %q, want %q", k, c.Localized[k], v)
+				}
+			}
+			if c.ClientName != "N" {
+				t.Errorf("client_name = %q", c.ClientName)
+			}
+		}},
+		{"S11", "localized URL validated", Policy{}, `{` + mdCB + `,"policy_uri#en":"data:x"}`, CodeInvalidClientMetadata, nil},
+		{"S11", "localized name type checked", Policy{}, `{` + mdCB + `,"client_name#en":1}`, CodeInvalidClientMetadata, nil},
+		{"S11", "localized name length checked", Policy{}, `{` + mdCB + `,"client_name#en":"` + long(1025) + `"}`, CodeInvalidClientMetadata, nil},
+		{"S11", "at most 20 localized members", Policy{}, `{` + mdCB + `,` + strings.Join(tooManyLocalized, ",") + `}`, CodeInvalidClientMetadata, nil},
+		// V14 scope.
+		{"V14", "scope normalized", Policy{}, `{` + mdCB + `,"scope":"  read write read "}`, "", func(t *testing.T, c *Client) {
+			if c.Scope != "read write" {
+				t.Errorf("scope = %q", c.Scope)
+			}
+		}},
+		{"V14", "scope token with a quote", Policy{}, `{` + mdCB + `,"scope":"a\"b"}`, CodeInvalidClientMetadata, nil},
+		{"V14", "scope token with a backslash", Policy{}, `{` + mdCB + `,"scope":"a\\b"}`, CodeInvalidClientMetadata, nil},
+		{"V14", "scope token with non-ASCII", Policy{}, `{` + mdCB + `,"scope":"ré"}`, CodeInvalidClientMetadata, nil},
+		{"V14", "configured scopes allow", Policy{Scopes: []string{"read", "write"}}, `{` + mdCB + `,"scope":"write"}`, "", nil},
+		{"V14", "configured scopes refuse", Policy{Scopes: []string{"read", "write"}}, `{` + mdCB + `,"scope":"read admin"}`, CodeInvalidClientMetadata, nil},
+		{"V14", "default scope when omitted", Policy{DefaultScope: "read"}, `{` + mdCB + `}`, "", func(t *testing.T, c *Client) {
+			if c.Scope != "read" {
+				t.Errorf("scope = %q, want the default", c.Scope)
+			}
+		}},
+		{"V14", "default scope when empty", Policy{DefaultScope: "read"}, `{` + mdCB + `,"scope":""}`, "", func(t *testing.T, c *Client) {
+			if c.Scope != "read" {
+				t.Errorf("scope = %q, want the default", c.Scope)
+			}
+		}},
+		{"V14", "requested scope beats the default", Policy{DefaultScope: "read"}, `{` + mdCB + `,"scope":"write"}`, "", func(t *testing.T, c *Client) {
+			if c.Scope != "write" {
+				t.Errorf("scope = %q", c.Scope)
+			}
+		}},
+		{"V14", "scope too long", Policy{}, `{` + mdCB + `,"scope":"` + strings.Repeat("a", 4097) + `"}`, CodeInvalidClientMetadata, nil},
+		// V15 URLs and contacts.
+		{"V15", "logo_uri javascript", Policy{}, `{` + mdCB + `,"logo_uri":"javascript:alert(1)"}`, CodeInvalidClientMetadata, nil},
+		{"V15", "client_uri relative", Policy{}, `{` + mdCB + `,"client_uri":"/about"}`, CodeInvalidClientMetadata, nil},
+		{"V15", "jwks_uri ftp", Policy{}, `{` + mdCB + `,"jwks_uri":"ftp://c.example/j"}`, CodeInvalidClientMetadata, nil},
+		{"V15", "tos_uri too long", Policy{}, `{` + mdCB + `,"tos_uri":"https://c.example/` + strings.Repeat("a", 2048) + `"}`, CodeInvalidClientMetadata, nil},
+		{"V15", "empty URL is no URL", Policy{}, `{` + mdCB + `,"logo_uri":""}`, "", func(t *testing.T, c *Client) {
+			if c.LogoURI != "" {
+				t.Errorf("logo_uri = %q", c.LogoURI)
+			}
+		}},
+		{"V15", "all URLs stored", Policy{}, `{` + mdCB + `,"client_uri":"https://c.example/","logo_uri":"http://c.example/l","tos_uri":"https://c.example/t","policy_uri":"https://c.example/p","jwks_uri":"https://c.example/j"}`, "", func(t *testing.T, c *Client) {
+			if c.ClientURI != "https://c.example/" || c.LogoURI != "http://c.example/l" || c.TOSURI != "https://c.example/t" || c.PolicyURI != "https://c.example/p" || c.JWKSURI != "https://c.example/j" {
+				t.Errorf("URLs = %+v", c)
+			}
+		}},
+		{"V15", "contacts plain", Policy{}, `{` + mdCB + `,"contacts":["a@c.example","b.c+d@c.example"]}`, "", func(t *testing.T, c *Client) {
+			eq(t, "contacts", c.Contacts, []string{"a@c.example", "b.c+d@c.example"})
+		}},
+		{"V15", "contact with name", Policy{}, `{` + mdCB + `,"contacts":["A <a@c.example>"]}`, CodeInvalidClientMetadata, nil},
+		{"V15", "contact in brackets", Policy{}, `{` + mdCB + `,"contacts":["<a@c.example>"]}`, CodeInvalidClientMetadata, nil},
+		{"V15", "contact with spaces", Policy{}, `{` + mdCB + `,"contacts":[" a@c.example"]}`, CodeInvalidClientMetadata, nil},
+		{"V15", "contact mailto", Policy{}, `{` + mdCB + `,"contacts":["mailto:a@c.example"]}`, CodeInvalidClientMetadata, nil},
+		{"V15", "contact list", Policy{}, `{` + mdCB + `,"contacts":["a@c.example, b@c.example"]}`, CodeInvalidClientMetadata, nil},
+		{"V15", "contact empty", Policy{}, `{` + mdCB + `,"contacts":[""]}`, CodeInvalidClientMetadata, nil},
+		{"V15", "at most 20 contacts", Policy{}, `{` + mdCB + `,"contacts":[` + strings.Join(tooManyContacts, ",") + `]}`, CodeInvalidClientMetadata, nil},
+		// Redirect host allowlist (policy).
+		{"V15", "allowlisted host", Policy{RedirectHosts: []string{"c.example"}}, `{"redirect_uris":["https://c.example/cb"]}`, "", nil},
+		{"V15", "host not allowlisted", Policy{RedirectHosts: []string{"c.example"}}, `{"redirect_uris":["https://evil.example/cb"]}`, CodeInvalidRedirectURI, nil},
+		{"V15", "loopback always allowed", Policy{RedirectHosts: []string{"c.example"}}, `{"redirect_uris":["http://127.0.0.1:9/cb"]}`, "", nil},
+	}
+	for _, r := range rows {
+		t.Run(r.id+" "+r.name, func(t *testing.T) {
+			c, err := mdParse(t, r.policy, r.body)
+			if r.code != "" {
+				if err == nil {
+					t.Fatalf("ParseMetadata(%.200s) = %+v, want %s", r.body, c, r.code)
+				}
+				if err.Code != r.code || err.Description == "" || err.Error() == "" {
+					t.Fatalf("ParseMetadata(%.200s) error = %q %q, want %s", r.body, err.Code, err.Description, r.code)
+				}
+				if c != nil {
+					t.Errorf("client %+v returned with an error", c)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseMetadata(%.200s) = %v", r.body, err)
+			}
+			if r.check != nil {
+				r.check(t, c)
+			}
+		})
+	}
+}
+
+// TestParseMetadataErrorsNeverPanic feeds every recognized member every
+// JSON type: each gives a client or an *Error with a known code.
+func TestParseMetadataErrorsNeverPanic(t *testing.T) {
+	members := []string{"redirect_uris", "token_endpoint_auth_method", "grant_types", "response_types", "application_type",
+		"client_name", "client_uri", "logo_uri", "tos_uri", "policy_uri", "jwks_uri", "jwks", "scope", "contacts",
+		"software_id", "software_version", "client_name#en", "logo_uri#en"}
+	values := []string{`null`, `true`, `0`, `-1.5e3`, `""`, `"x"`, `[]`, `[null]`, `[1]`, `["x"]`, `{}`, `{"keys":[]}`, `[[]]`}
+	for _, m := range members {
+		for _, v := range values {
+			f, derr := DecodeObject([]byte(`{` + mdCB + `,"` + m + `":` + v + `}`))
+			if derr != nil {
+				t.Fatal(derr)
+			}
+			if m == "redirect_uris" {
+				f, _ = DecodeObject([]byte(`{"` + m + `":` + v + `}`))
+			}
+			c, err := (&Policy{}).ParseMetadata(f)
+			switch {
+			case err != nil && err.Code != CodeInvalidClientMetadata && err.Code != CodeInvalidRedirectURI:
+				t.Errorf("%s=%s: error code %q", m, v, err.Code)
+			case err == nil && c == nil:
+				t.Errorf("%s=%s: neither client nor error", m, v)
+			}
+		}
+	}
+}
+
+// TestParseMetadataJWKSRoundTrip: what is stored re-encodes to the same
+// JSON value that was sent (S12: jwks echoed as sent).
+func TestParseMetadataJWKSRoundTrip(t *testing.T) {
+	for _, in := range []string{
+		`{"keys":[{"kty":"RSA","n":"0vx7","e":"AQAB","alg":"RS256","kid":"2011-04-29"}]}`,
+		`{ "keys" : [ { "kty" : "EC" , "x5c" : [ "MIIC" ] , "ext" : true , "n" : 1.5e2 } ] , "extra" : null }`,
+		`"{\"keys\":[]}"`,
+	} {
+		c, err := mdParse(t, Policy{}, `{`+mdCB+`,"jwks":`+in+`}`)
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		var a, b any
+		if json.Unmarshal([]byte(in), &a) != nil || json.Unmarshal(c.JWKS, &b) != nil {
+			t.Fatalf("%s / %s not JSON", in, c.JWKS)
+		}
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Errorf("stored %s, sent %s", c.JWKS, in)
+		}
+	}
+}
+
+// TestParseMetadataDerivedValuesRespectPolicy: grant and response types the
+// server derives or defaults (RFC 7591 2.1) obey the operator's allowed
+// lists exactly as requested ones do (V11, S9: the server may refuse with
+// invalid_client_metadata or substitute supported values, but must never
+// register a value it does not support).
+func TestParseMetadataDerivedValuesRespectPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		p    Policy
+		body string
+	}{
+		{"implicit derived from response_types token", Policy{GrantTypes: []string{"authorization_code", "refresh_token"}}, `{` + mdCB + `,"response_types":["token"]}`},
+		{"implicit derived from a hybrid response type", Policy{GrantTypes: []string{"authorization_code"}}, `{` + mdCB + `,"response_types":["code id_token"]}`},
+		{"token derived from grant_types implicit", Policy{ResponseTypes: []string{"code"}}, `{` + mdCB + `,"grant_types":["implicit"]}`},
+		{"code derived from grant_types authorization_code", Policy{ResponseTypes: []string{"token"}}, `{` + mdCB + `,"grant_types":["authorization_code","implicit"]}`},
+		{"default grant not allowed", Policy{GrantTypes: []string{"client_credentials"}}, `{` + mdCB + `}`},
+		{"default response type not allowed", Policy{ResponseTypes: []string{"token"}}, `{` + mdCB + `}`},
+	} {
+		t.Run("V11 "+tc.name, func(t *testing.T) {
+			c, err := mdParse(t, tc.p, tc.body)
+			if err != nil {
+				if err.Code != CodeInvalidClientMetadata {
+					t.Errorf("error %q, want invalid_client_metadata", err.Code)
+				}
+				return
+			}
+			for _, g := range c.GrantTypes {
+				if !slices.Contains(tc.p.SupportedGrantTypes(), g) {
+					t.Errorf("registered grant type %q, which the policy does not allow (%q); grant_types %q", g, tc.p.SupportedGrantTypes(), c.GrantTypes)
+				}
+			}
+			for _, r := range c.ResponseTypes {
+				if !slices.Contains(tc.p.SupportedResponseTypes(), normalizeResponseType(r)) {
+					t.Errorf("registered response type %q, which the policy does not allow (%q); response_types %q", r, tc.p.SupportedResponseTypes(), c.ResponseTypes)
+				}
+			}
+		})
+	}
+}

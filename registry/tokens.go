@@ -1,0 +1,163 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+// Initial access tokens (RFC 7591 section 3) issued at run time, as
+// Keycloak does: each has an expiry and a number of uses, and is stored
+// only as a hash. Static tokens from the configuration never reach the store.
+
+// InitialAccessToken describes a token; the token itself is never stored.
+type InitialAccessToken struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	// Hash is the token's hash; it is also the record's key.
+	Hash      string `json:"hash"`
+	CreatedMs int64  `json:"created_ms"`
+	// ExpiresMs is Unix milliseconds; 0 means never.
+	ExpiresMs int64 `json:"expires_ms,omitempty"`
+	// Uses is how many registrations the token allows; 0 means unlimited.
+	Uses int `json:"uses,omitempty"`
+	Used int `json:"used"`
+}
+
+// Owner is how clients registered with the token record their owner.
+func (t *InitialAccessToken) Owner() string { return "token:" + t.ID }
+
+// Exhausted reports whether no use is left.
+func (t *InitialAccessToken) Exhausted() bool { return t.Uses > 0 && t.Used >= t.Uses }
+
+const (
+	iatPrefix = "t/"
+	tagIATs   = "initial_access_tokens"
+)
+
+// ErrTokenInvalid means the initial access token is unknown, expired or used up.
+var ErrTokenInvalid = errors.New("initial access token invalid, expired or used up")
+
+// IssueToken creates an initial access token valid for ttl (0: no expiry)
+// and uses registrations (0: unlimited). It returns the token: the only
+// plain-text copy.
+func (r *Registry) IssueToken(ctx context.Context, name string, ttl time.Duration, uses int) (string, *InitialAccessToken, error) {
+	now := r.Now()
+	tok := randomBase64(32)
+	t := &InitialAccessToken{ID: randomBase64(9), Name: name, Hash: Hash(tok), CreatedMs: now.UnixMilli(), Uses: uses}
+	rec := &storage.Record{ID: iatPrefix + t.Hash, Tags: []string{tagIATs}}
+	if ttl > 0 {
+		rec.ExpiresAt = now.Add(ttl)
+		t.ExpiresMs = rec.ExpiresAt.UnixMilli()
+	}
+	b, err := json.Marshal(t)
+	if err != nil {
+		return "", nil, fmt.Errorf("encoding token: %w", err)
+	}
+	rec.Data = b
+	if err := r.Store.Create(ctx, rec); err != nil {
+		return "", nil, err
+	}
+	return tok, t, nil
+}
+
+func (r *Registry) getToken(ctx context.Context, token string) (*InitialAccessToken, *storage.Record, error) {
+	rec, err := r.Store.Get(ctx, iatPrefix+Hash(token))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil, ErrTokenInvalid
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var t InitialAccessToken
+	if err := json.Unmarshal(rec.Data, &t); err != nil {
+		return nil, nil, &storage.UnavailableError{Op: "decode", Err: fmt.Errorf("token record: %w", err)}
+	}
+	return &t, rec, nil
+}
+
+// CheckToken returns the token's description if it may still be used.
+func (r *Registry) CheckToken(ctx context.Context, token string) (*InitialAccessToken, error) {
+	t, _, err := r.getToken(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if t.Exhausted() {
+		return nil, ErrTokenInvalid
+	}
+	return t, nil
+}
+
+// UseToken counts one use of the token, atomically: of two concurrent
+// requests for its last use, one gets ErrTokenInvalid. delta -1 gives a
+// use back (a registration that failed after the token was counted).
+func (r *Registry) UseToken(ctx context.Context, token string, delta int) error {
+	for attempt := 0; ; attempt++ {
+		t, rec, err := r.getToken(ctx, token)
+		if err != nil {
+			return err
+		}
+		if t.Uses == 0 {
+			return nil // unlimited: nothing to count
+		}
+		if delta > 0 && t.Exhausted() {
+			return ErrTokenInvalid
+		}
+		t.Used = max(t.Used+delta, 0)
+		b, _ := json.Marshal(t)
+		next := *rec
+		next.Data = b
+		err = r.Store.Update(ctx, rec, &next)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, storage.ErrNotFound):
+			return ErrTokenInvalid
+		case errors.Is(err, storage.ErrConflict) && attempt < 50:
+			continue
+		}
+		return err
+	}
+}
+
+// Tokens lists the live initial access tokens, oldest first.
+func (r *Registry) Tokens(ctx context.Context) ([]*InitialAccessToken, error) {
+	recs, err := r.Store.List(ctx, tagIATs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*InitialAccessToken, 0, len(recs))
+	for _, rec := range recs {
+		var t InitialAccessToken
+		if err := json.Unmarshal(rec.Data, &t); err != nil {
+			return nil, &storage.UnavailableError{Op: "decode", Err: fmt.Errorf("token record: %w", err)}
+		}
+		out = append(out, &t)
+	}
+	slices.SortFunc(out, func(a, b *InitialAccessToken) int { return int(a.CreatedMs - b.CreatedMs) })
+	return out, nil
+}
+
+// RevokeToken deletes the token with this id.
+func (r *Registry) RevokeToken(ctx context.Context, id string) error {
+	recs, err := r.Store.List(ctx, tagIATs)
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		var t InitialAccessToken
+		if json.Unmarshal(rec.Data, &t) == nil && t.ID == id {
+			err := r.Store.Delete(ctx, rec)
+			if errors.Is(err, storage.ErrNotFound) {
+				return ErrNotFound
+			}
+			return err
+		}
+	}
+	return ErrNotFound
+}

@@ -1,0 +1,176 @@
+package registry
+
+// Unit tests of the RFC 7591 URL rules (CheckRedirectURI, CheckWebURI,
+// IsLoopbackHost, the redirect host allowlist). Rows are labelled with the
+// checklist IDs of /work/shared/spec/dcr-anchors.md section (a).
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestIsLoopbackHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost": true, "LocalHost": true, "127.0.0.1": true, "127.0.0.2": true, "127.255.255.254": true,
+		"::1": true, "0:0:0:0:0:0:0:1": true,
+		"": false, "localhost.": false, "localhost.evil.example": false, "evil-localhost": false,
+		"128.0.0.1": false, "126.255.255.255": false, "0.0.0.0": false, "::": false, "[::1]": false,
+		"example.com": false, "127.0.0.1.nip.io": false, "10.0.0.1": false, "::2": false,
+	} {
+		if got := IsLoopbackHost(host); got != want {
+			t.Errorf("IsLoopbackHost(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
+
+func TestCheckRedirectURI(t *testing.T) {
+	none := RedirectRule{}
+	web := RedirectRule{ApplicationType: "web"}
+	native := RedirectRule{ApplicationType: "native"}
+	implicit := RedirectRule{Implicit: true}
+	webImplicit := RedirectRule{ApplicationType: "web", Implicit: true}
+	nativeImplicit := RedirectRule{ApplicationType: "native", Implicit: true}
+	allow := RedirectRule{AllowedHosts: []string{"c.example", "*.apps.example"}}
+	for _, tc := range []struct {
+		id   string
+		rule RedirectRule
+		uri  string
+		ok   bool
+	}{
+		// V2: absolute, no fragment.
+		{"V2", none, "https://c.example/cb", true},
+		{"V2", none, "https://c.example/cb?x=1", true},
+		{"V2", none, "HTTPS://C.EXAMPLE/cb", true},
+		{"V2", none, "https://c.example:8443/cb", true},
+		{"V2", none, "https://c.example/cb#x", false},
+		{"V2", none, "https://c.example/cb#", false},
+		{"V2", native, "com.example.app:/cb#x", false},
+		{"V2", none, "/cb", false},
+		{"V2", none, "cb", false},
+		{"V2", none, "//c.example/cb", false},
+		{"V2", none, "", false},
+		{"V2", none, "https:///cb", false},
+		{"V2", none, "https:cb", false},
+		{"V2", none, "https://c.example/c b", false},
+		{"V2", none, "https://c.example/cb\n", false},
+		{"V2", none, "https://c.example/\x7f", false},
+		{"V2", none, "https://user:pw@c.example/cb", false},
+		{"V2", none, "http://user@localhost/cb", false},
+		{"V2", none, "https://[::1/cb", false},
+		// V3: dangerous schemes in every rule, including native (custom schemes allowed).
+		{"V3", none, "javascript:alert(1)", false},
+		{"V3", native, "javascript:alert(1)", false},
+		{"V3", native, "JaVaScRiPt:alert(1)", false},
+		{"V3", native, "data:text/html,x", false},
+		{"V3", native, "vbscript:x", false},
+		{"V3", native, "file:///etc/passwd", false},
+		{"V3", native, "blob:https://c.example/x", false},
+		{"V3", native, "about:blank", false},
+		{"V3", web, "about:blank", false},
+		// V4: native.
+		{"V4", native, "http://127.0.0.1:5555/cb", true},
+		{"V4", native, "http://127.0.0.1/cb", true},
+		{"V4", native, "http://127.9.8.7:1/cb", true},
+		{"V4", native, "http://[::1]/cb", true},
+		{"V4", native, "http://[::1]:65535/cb", true},
+		{"V4", native, "http://localhost:33418/cb", true},
+		{"V4", native, "com.example.app:/cb", true},
+		{"V4", native, "com.example.app://cb", true},
+		{"V4", native, "https://app.example/cb", true},
+		{"V4", native, "http://evil.example/cb", false},
+		{"V4", native, "http://localhost.evil.example/cb", false},
+		{"V4", native, "http://10.0.0.1/cb", false},
+		{"V4", native, "https://localhost/cb", false},
+		{"V4", native, "https://127.0.0.1/cb", false},
+		{"V4", native, "https://[::1]:8443/cb", false},
+		{"V4", nativeImplicit, "http://127.0.0.1/cb", false},
+		{"V4", nativeImplicit, "com.example.app:/cb", true},
+		// V5: web.
+		{"V5", web, "https://c.example/cb", true},
+		{"V5", web, "http://127.0.0.1:8080/cb", true},
+		{"V5", web, "http://localhost/cb", true},
+		{"V5", web, "https://localhost/cb", true},
+		{"V5", web, "http://c.example/cb", false},
+		{"V5", web, "com.example.app:/cb", false},
+		{"V5", webImplicit, "https://c.example/cb", true},
+		{"V5", webImplicit, "http://localhost/cb", false},
+		{"V5", webImplicit, "https://localhost/cb", false},
+		{"V5", webImplicit, "https://LOCALHOST:8443/cb", false},
+		{"V5", webImplicit, "http://127.0.0.1/cb", false},
+		{"V5", webImplicit, "com.example.app:/cb", false},
+		// V7: type omitted: union of loopback http, https and custom schemes.
+		{"V7", none, "http://127.0.0.1:33418/callback", true},
+		{"V7", none, "http://localhost:8080/callback", true},
+		{"V7", none, "http://[::1]:8080/cb", true},
+		{"V7", none, "https://localhost/cb", true},
+		{"V7", none, "com.example.app:/cb", true},
+		{"V7", none, "http://c.example/cb", false},
+		{"V7", implicit, "http://127.0.0.1/cb", false},
+		{"V7", implicit, "https://localhost/cb", false},
+		{"V7", implicit, "https://c.example/cb", true},
+		// Host allowlist (policy): exact names and subdomains; loopback always.
+		{"V15", allow, "https://c.example/cb", true},
+		{"V15", allow, "https://C.Example./cb", true},
+		{"V15", allow, "https://x.apps.example/cb", true},
+		{"V15", allow, "https://a.b.apps.example/cb", true},
+		{"V15", allow, "https://apps.example/cb", false},
+		{"V15", allow, "https://evilapps.example/cb", false},
+		{"V15", allow, "https://c.example.evil/cb", false},
+		{"V15", allow, "http://localhost:9/cb", true},
+		{"V15", allow, "com.example.app:/cb", true},
+	} {
+		name := tc.id + " " + tc.rule.ApplicationType
+		if tc.rule.Implicit {
+			name += "+implicit"
+		}
+		t.Run(name+" "+strings.ReplaceAll(tc.uri, "/", "∕"), func(t *testing.T) {
+			msg := tc.rule.CheckRedirectURI(tc.uri)
+			if tc.ok && msg != "" {
+				t.Errorf("CheckRedirectURI(%q) = %q, want accepted", tc.uri, msg)
+			}
+			if !tc.ok && msg == "" {
+				t.Errorf("CheckRedirectURI(%q) accepted, want refused", tc.uri)
+			}
+		})
+	}
+}
+
+func TestCheckWebURI(t *testing.T) {
+	for _, tc := range []struct {
+		uri string
+		ok  bool
+	}{
+		{"https://c.example/", true},
+		{"http://c.example/logo.png", true},
+		{"HTTPS://c.example", true},
+		{"https://c.example/p?q=1#frag", true},
+		{"javascript:alert(1)", false},
+		{"data:image/png;base64,AAAA", false},
+		{"ftp://c.example/", false},
+		{"file:///etc/passwd", false},
+		{"/logo.png", false},
+		{"c.example/logo.png", false},
+		{"https://", false},
+		{"https:///x", false},
+		{"https://c.example/a b", false},
+		{"https://c.example/\t", false},
+		{"com.example.app:/x", false},
+	} {
+		msg := CheckWebURI("logo_uri", tc.uri)
+		if tc.ok != (msg == "") {
+			t.Errorf("V15: CheckWebURI(%q) = %q, want ok=%v", tc.uri, msg, tc.ok)
+		}
+		if msg != "" && !strings.HasPrefix(msg, "logo_uri ") {
+			t.Errorf("CheckWebURI message %q does not name the field", msg)
+		}
+	}
+}
+
+func TestQuoteCutsLongValues(t *testing.T) {
+	if q := quote(strings.Repeat("a", 1000)); len(q) > 210 || !strings.HasSuffix(q, `..."`) {
+		t.Errorf("quote of a long value = %d bytes %q", len(q), q[len(q)-10:])
+	}
+	if q := quote("x"); q != `"x"` {
+		t.Errorf("quote(x) = %s", q)
+	}
+}
