@@ -1,0 +1,247 @@
+package caddydcr
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-dcr/caddy-dcr/internal/redistest"
+)
+
+// Operating the plugin: reloads, metrics, placeholders, Redis faults.
+
+// TestReloadKeepsPoolAndConnections: reloading the config while requests
+// run drops none of them, and the Redis client is reused, not recreated.
+func TestReloadKeepsPoolAndConnections(t *testing.T) {
+	port := redistest.FreePort(t)
+	prefix := fmt.Sprintf("reload%d:", prefixSeq.Add(1))
+	cfg := func(name string) string {
+		return fmt.Sprintf(`{
+	admin off
+	persist_config off
+	auto_https off
+	grace_period 5s
+	log {
+		output discard
+	}
+}
+
+http://127.0.0.1:%d {
+	client_registration {
+		storage redis {
+			address %s
+			key_prefix %s
+		}
+		rate_limit off
+	}
+	client_registration iam {
+		storage redis {
+			address %s
+			key_prefix %s
+		}
+		rate_limit off
+	}
+	respond %q
+}
+`, port, sharedRedis.Addr, prefix, sharedRedis.Addr, prefix, name)
+	}
+	loadCaddyfile(t, cfg("one"))
+	s := &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
+
+	opts, err := (&RedisConfig{Address: []string{sharedRedis.Addr}, KeyPrefix: prefix}).options(caddy.NewReplacer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "redis:" + opts.fingerprint
+	before, _, _ := pools.LoadOrNew(key, func() (caddy.Destructor, error) { t.Fatal("pool missing"); return nil, nil })
+	if refs, ok := pools.References(key); !ok || refs != 3 { // two handlers + our LoadOrNew
+		t.Fatalf("references %d %v", refs, ok)
+	}
+	pools.Delete(key)
+
+	var failures, done atomic.Int32
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("POST", s.URL+"/register", strings.NewReader(mcpBody))
+				req.Header.Set("Content-Type", "application/json")
+				// A request written onto a keep-alive connection that the
+				// old server is closing fails before the server reads it
+				// (HTTP/1.1's race, not a dropped request); the key lets
+				// Go's client retry it, as it does for GET.
+				req.Header.Set("Idempotency-Key", strconv.Itoa(int(done.Load())))
+				resp, err := httpClient.Do(req)
+				if err != nil || resp.StatusCode != 201 {
+					if failures.Add(1) < 3 {
+						if err != nil {
+							t.Logf("request failed: %v", err)
+						} else {
+							b, _ := io.ReadAll(resp.Body)
+							t.Logf("request failed: %d %s", resp.StatusCode, b)
+						}
+					}
+				}
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	for i := 0; i < 5; i++ {
+		time.Sleep(100 * time.Millisecond)
+		loadCaddyfile(t, cfg(fmt.Sprint("v", i)))
+	}
+	close(stop)
+	wg.Wait()
+	if failures.Load() != 0 || done.Load() < 20 {
+		t.Fatalf("%d of %d requests failed across reloads", failures.Load(), done.Load())
+	}
+	after, _, _ := pools.LoadOrNew(key, func() (caddy.Destructor, error) { t.Fatal("pool gone"); return nil, nil })
+	pools.Delete(key)
+	if before != after {
+		t.Fatal("a reload replaced the Redis client")
+	}
+	if _, body := s.do("GET", "/other", ""); body != "v4" {
+		t.Fatalf("new config not active: %q", body)
+	}
+}
+
+// TestMetrics: the counters reach Caddy's metrics endpoint.
+func TestMetrics(t *testing.T) {
+	s, admin := startCaddyAdmin(t, "redis", `	client_registration {
+		{storage}
+	}`)
+	s.postJSON("/register", mcpBody)
+	s.postJSON("/register", `{"redirect_uris":["javascript:x"]}`)
+	resp, err := httpClient.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`caddy_client_registration_registrations_total{api="rfc7591",result="created"}`,
+		`caddy_client_registration_registrations_total{api="rfc7591",result="rejected"}`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestPlaceholder: after a registration, {http.client_registration.client_id}
+// is set for the handlers and logs that follow.
+func TestPlaceholder(t *testing.T) {
+	h := &Handler{Storage: &StorageConfig{Redis: &RedisConfig{Address: []string{sharedRedis.Addr}, KeyPrefix: fmt.Sprintf("ph%d:", prefixSeq.Add(1))}}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Cleanup()
+	repl := caddy.NewReplacer()
+	extra := new(caddyhttp.ExtraLogFields)
+	req := httptest.NewRequest("POST", "http://example.test/register", strings.NewReader(mcpBody))
+	req.Header.Set("Content-Type", "application/json")
+	req = req.WithContext(context.WithValue(context.WithValue(req.Context(), caddy.ReplacerCtxKey, repl), caddyhttp.ExtraLogFieldsCtxKey, extra))
+	w := httptest.NewRecorder()
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { t.Fatal("next called"); return nil })
+	if err := h.ServeHTTP(w, req, next); err != nil || w.Code != 201 {
+		t.Fatalf("%v %d %s", err, w.Code, w.Body)
+	}
+	id, _ := repl.GetString("http.client_registration.client_id")
+	if id == "" || !strings.Contains(w.Body.String(), `"client_id":"`+id+`"`) {
+		t.Fatalf("placeholder %q, body %s", id, w.Body)
+	}
+	// Other requests go to the next handler untouched.
+	called := false
+	next = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { called = true; return nil })
+	req = httptest.NewRequest("GET", "http://example.test/index.html", nil)
+	req = req.WithContext(context.WithValue(req.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+	if err := h.ServeHTTP(httptest.NewRecorder(), req, next); err != nil || !called {
+		t.Fatalf("pass-through: %v %v", err, called)
+	}
+}
+
+// TestRedisOutage: with Redis down every API answers 503 with Retry-After
+// in its own format, and recovers by itself when Redis is back.
+func TestRedisOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	h := basicHash(t)
+	storage := fmt.Sprintf("storage redis {\n\t\t\taddress %s\n\t\t\ttimeout 300ms\n\t\t}\n\t\trate_limit off", srv.Addr)
+	s := startCaddy(t, "redis", fmt.Sprintf(`	@authed header Authorization Basic*
+	basic_auth @authed {
+		alice %s
+	}
+	route {
+		client_registration {
+			%[2]s
+		}
+		client_registration mediagoblin {
+			%[2]s
+		}
+		client_registration kustvakt {
+			%[2]s
+		}
+		client_registration iam {
+			%[2]s
+		}
+	}`, h, storage))
+	reqs := []struct {
+		name   string
+		send   func() (*http.Response, string)
+		prefix string
+	}{
+		{"rfc7591", func() (*http.Response, string) { return s.postJSON("/register", mcpBody) }, `{"error":"temporarily_unavailable"`},
+		{"mediagoblin", func() (*http.Response, string) {
+			return s.postJSON("/api/client/register", `{"type":"client_associate","application_type":"web"}`)
+		}, `{"error": "`},
+		{"kustvakt", func() (*http.Response, string) {
+			return s.kvRegister("alice", `{"name":"abc","type":"PUBLIC","description":"d"}`)
+		}, `{"errors":[[116,`},
+		{"iam", func() (*http.Response, string) {
+			return s.postJSON("/v1/clients", `{"client_name":"x","client_type":"public","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code"],"response_types":["code"]}`)
+		}, `{"error_code":"IIC.503"`},
+	}
+	for _, r := range reqs {
+		if resp, body := r.send(); resp.StatusCode >= 300 {
+			t.Fatalf("%s before: %d %s", r.name, resp.StatusCode, body)
+		}
+	}
+	srv.Stop()
+	for _, r := range reqs {
+		resp, body := r.send()
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.HasPrefix(body, r.prefix) {
+			t.Fatalf("%s down: %d %v %s", r.name, resp.StatusCode, resp.Header, body)
+		}
+	}
+	srv.Restart()
+	for _, r := range reqs {
+		redistest.WaitFor(t, 5*time.Second, r.name+" to recover", func(context.Context) bool {
+			resp, _ := r.send()
+			return resp.StatusCode < 300
+		})
+	}
+}
