@@ -44,6 +44,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			timeout <duration>
 //		}
 //		storage caddy
+//		user <placeholder>
 //		secret_lifetime <duration>
 //		authorization_endpoint <url>
 //		token_endpoint <url>
@@ -87,10 +88,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		name := d.Val()
 		switch name {
-		case "prefix", "issuer", "authorization_endpoint", "token_endpoint", "timezone", "admin_token":
+		case "prefix", "issuer", "authorization_endpoint", "token_endpoint", "timezone", "admin_token", "user":
 			dst := map[string]*string{
 				"prefix": &h.Prefix, "issuer": &h.Issuer, "authorization_endpoint": &h.AuthorizationEndpoint,
 				"token_endpoint": &h.TokenEndpoint, "timezone": &h.Timezone, "admin_token": &h.AdminToken,
+				"user": &h.User,
 			}[name]
 			if err := oneString(d, dst); err != nil {
 				return err

@@ -74,6 +74,12 @@ type Handler struct {
 	AuthorizationEndpoint string `json:"authorization_endpoint,omitempty"`
 	TokenEndpoint         string `json:"token_endpoint,omitempty"`
 
+	// User is the placeholder that names the authenticated user: the
+	// client's owner and Kustvakt's user. Default: {http.auth.user.id}, set
+	// by basic_auth and other authentication handlers; with forward_auth,
+	// name the header it copies, e.g. {http.request.header.Remote-User}.
+	User string `json:"user,omitempty"`
+
 	// SuperClients are Kustvakt's privileged first-party clients, declared
 	// here and never registered through the API. Secrets accept {env.*} and
 	// {file.*} placeholders.
@@ -339,7 +345,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		AuthorizationEndpoint: h.AuthorizationEndpoint,
 		TokenEndpoint:         h.TokenEndpoint,
 		Expand:                expand,
-		User:                  authUser,
+		User:                  h.userFunc(),
 		Registered:            registered,
 		Health:                shared.health,
 		Metrics:               metrics,
@@ -385,7 +391,13 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 	}
 	for _, sc := range h.SuperClients {
 		s := handler.SuperClient{ClientID: repl.ReplaceAll(sc.ClientID, "")}
-		if secret := repl.ReplaceAll(sc.Secret, ""); secret != "" {
+		secret := repl.ReplaceAll(sc.Secret, "")
+		if secret == "" && sc.Secret != "" {
+			// An unset {env.*} must not turn a confidential super client
+			// into a public one that needs no secret at all.
+			return k, fmt.Errorf("super_client %q: its secret %q resolves to an empty string", s.ClientID, sc.Secret)
+		}
+		if secret != "" {
 			s.SecretHash = registry.Hash(secret)
 		}
 		k.SuperClients = append(k.SuperClients, s)
@@ -525,6 +537,9 @@ func (h *Handler) Validate() error {
 			return fmt.Errorf("%s %q must be an absolute URL", name, v)
 		}
 	}
+	if h.User != "" && !strings.Contains(h.User, "{") {
+		return fmt.Errorf("user %q must be a placeholder, such as {http.request.header.Remote-User}", h.User)
+	}
 	if h.SecretLifetime != nil && *h.SecretLifetime < 0 {
 		return errors.New("secret_lifetime must not be negative")
 	}
@@ -593,12 +608,24 @@ func expand(r *http.Request, s string) string {
 	return s
 }
 
-func authUser(r *http.Request) string {
-	if repl := replacer(r); repl != nil {
-		u, _ := repl.GetString("http.auth.user.id")
-		return u
+// userFunc returns how the authenticated user is read from a request.
+func (h *Handler) userFunc() func(r *http.Request) string {
+	if h.User == "" || h.User == "{http.auth.user.id}" {
+		return func(r *http.Request) string {
+			if repl := replacer(r); repl != nil {
+				u, _ := repl.GetString("http.auth.user.id")
+				return u
+			}
+			return ""
+		}
 	}
-	return ""
+	tmpl := h.User
+	return func(r *http.Request) string {
+		if repl := replacer(r); repl != nil {
+			return strings.TrimSpace(repl.ReplaceAll(tmpl, ""))
+		}
+		return ""
+	}
 }
 
 func registered(r *http.Request, clientID string) {

@@ -796,3 +796,23 @@ func TestPolicyDefaults(t *testing.T) {
 		t.Fatalf("61st: %d %v", resp.StatusCode, resp.Header)
 	}
 }
+
+// TestPolicyUserPlaceholder: the user can come from another placeholder,
+// such as a header that forward_auth copies from the auth service.
+func TestPolicyUserPlaceholder(t *testing.T) {
+	s, admin := startCaddyAdmin(t, "redis", `	client_registration {
+		{storage}
+		registration user
+		user {http.request.header.X-Remote-User}
+	}`)
+	if resp, _ := s.postJSON("/register", mcpBody); resp.StatusCode != 401 {
+		t.Fatalf("no user: %d", resp.StatusCode)
+	}
+	resp, body := s.postJSON("/register", mcpBody, "X-Remote-User: carol")
+	if resp.StatusCode != 201 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if _, c := s.adminJSON(admin, "GET", "/client_registration/clients/"+object(t, body)["client_id"].(string), ""); c["owner"] != "carol" {
+		t.Fatalf("owner %v", c)
+	}
+}
