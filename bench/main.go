@@ -47,6 +47,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -64,6 +65,7 @@ type options struct {
 	threads, conns     int
 	strict, keep       bool
 	profile            string
+	only               string
 }
 
 func main() {
@@ -78,6 +80,7 @@ func main() {
 	flag.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed or a route does not answer 2xx")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (config, bodies, caddy.log)")
 	flag.StringVar(&o.profile, "profile", "", "directory to save a Caddy CPU profile of each run in (go tool pprof)")
+	flag.StringVar(&o.only, "only", "", "run only the scenarios whose name matches this regular expression")
 	flag.Parse()
 	os.Exit(run(o))
 }
@@ -247,6 +250,20 @@ func run(o options) (code int) {
 			url:     base + "/api/v1.0/oauth2/client/register",
 			body:    `{"name":"bench client","type":"CONFIDENTIAL","description":"load test client","redirect_uri":"https://client.example.com/callback"}`,
 			headers: []string{jsonHeader, basic}},
+	}
+
+	if o.only != "" {
+		re, err := regexp.Compile(o.only)
+		if err != nil {
+			failf("-only: %v", err)
+		}
+		kept := scenarios[:0]
+		for _, sc := range scenarios {
+			if re.MatchString(sc.name) {
+				kept = append(kept, sc)
+			}
+		}
+		scenarios = kept
 	}
 
 	// measure runs wrk once and records what it and the servers used.

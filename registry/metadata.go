@@ -126,14 +126,12 @@ func DecodeObject(body []byte) (Fields, *Error) {
 	if trimmed[0] != '{' {
 		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body must be a JSON object"}
 	}
-	var f Fields
-	if err := json.Unmarshal(trimmed, &f); err != nil {
+	if !json.Valid(trimmed) {
+		var v any
+		err := json.Unmarshal(trimmed, &v) // for the message
 		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body is not valid JSON: " + err.Error()}
 	}
-	if f == nil {
-		f = Fields{}
-	}
-	return f, nil
+	return splitObject(trimmed), nil
 }
 
 func isNull(raw json.RawMessage) bool {
@@ -149,8 +147,8 @@ func (f Fields) String(key string) (string, bool, *Error) {
 	if !ok || isNull(raw) {
 		return "", false, nil
 	}
-	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	s, ok := unquote(raw)
+	if !ok {
 		return "", false, typeErr(key, "a string")
 	}
 	return s, true, nil
@@ -162,14 +160,14 @@ func (f Fields) Strings(key string) ([]string, bool, *Error) {
 	if !ok || isNull(raw) {
 		return nil, false, nil
 	}
-	var list []json.RawMessage
-	if raw[0] != '[' || json.Unmarshal(raw, &list) != nil {
+	if raw[0] != '[' {
 		return nil, false, typeErr(key, "an array of strings")
 	}
-	out := make([]string, 0, len(list))
-	for _, item := range list {
-		var s string
-		if len(item) == 0 || item[0] != '"' || json.Unmarshal(item, &s) != nil {
+	items := splitArray(raw)
+	out := make([]string, 0, len(items))
+	for _, item := range items {
+		s, ok := unquote(item)
+		if !ok {
 			return nil, false, typeErr(key, "an array of strings")
 		}
 		out = append(out, s)

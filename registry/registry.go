@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -95,19 +94,15 @@ func tagsOf(c *Client) []string {
 }
 
 func encode(c *Client) (*storage.Record, error) {
-	b, err := json.Marshal(c)
-	if err != nil {
-		return nil, fmt.Errorf("encoding client %q: %w", c.ID, err)
-	}
-	return &storage.Record{ID: clientPrefix + c.ID, Data: b, Tags: tagsOf(c)}, nil
+	return &storage.Record{ID: clientPrefix + c.ID, Data: encodeClient(c), Tags: tagsOf(c)}, nil
 }
 
 func decode(rec *storage.Record) (*Client, error) {
-	var c Client
-	if err := json.Unmarshal(rec.Data, &c); err != nil {
+	c, err := decodeClient(rec.Data)
+	if err != nil {
 		return nil, &storage.UnavailableError{Op: "decode", Err: fmt.Errorf("client record %q: %w", rec.ID, err)}
 	}
-	return &c, nil
+	return c, nil
 }
 
 // Register stores c (its metadata already validated) under a fresh id with

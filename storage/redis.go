@@ -3,7 +3,7 @@ package storage
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"strings"
@@ -31,6 +31,7 @@ type RedisOptions struct {
 // with different key prefixes share it.
 type RedisPool struct {
 	rdb redis.UniversalClient
+	b   *batcher
 }
 
 // NewRedisPool creates the client. It does no I/O: go-redis dials lazily, so a
@@ -58,7 +59,7 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 		// read right after a write sees it.
 		ReadOnly: false,
 	})
-	return &RedisPool{rdb: rdb}
+	return &RedisPool{rdb: rdb, b: newBatcher(rdb)}
 }
 
 // Client exposes the underlying client (tests, health checks).
@@ -66,7 +67,10 @@ func (p *RedisPool) Client() redis.UniversalClient { return p.rdb }
 
 // Destruct closes the client; it satisfies caddy.Destructor so the pool can
 // live in a caddy.UsagePool without this package importing Caddy.
-func (p *RedisPool) Destruct() error { return p.rdb.Close() }
+func (p *RedisPool) Destruct() error {
+	p.b.close()
+	return p.rdb.Close()
+}
 
 // Ping checks connectivity.
 func (p *RedisPool) Ping(ctx context.Context) error {
@@ -85,7 +89,7 @@ func (p *RedisPool) Store(keyPrefix string) *RedisStore {
 	if tag == "" {
 		tag = "dcr"
 	}
-	return &RedisStore{rdb: p.rdb, prefix: keyPrefix, base: keyPrefix + "{" + tag + "}:"}
+	return &RedisStore{rdb: p.rdb, b: p.b, prefix: keyPrefix, base: keyPrefix + "{" + tag + "}:"}
 }
 
 // RedisStore implements Store on Redis. Layout, with base = prefix{tag}: :
@@ -95,6 +99,7 @@ func (p *RedisPool) Store(keyPrefix string) *RedisStore {
 //	prefix h:{<key>}  rate-limit counter of one window
 type RedisStore struct {
 	rdb    redis.UniversalClient
+	b      *batcher
 	prefix string
 	base   string
 }
@@ -109,11 +114,11 @@ func (s *RedisStore) tagKey(tag string) string   { return s.base + "t:" + tag }
 // longest-lived member, so that sets of expiring records do not outlive them.
 const luaTagAdd = `
 local function tagadd(key, id, exp, now)
-  local ttl = redis.call('PTTL', key)
   if exp == 0 then
     redis.call('ZADD', key, '+inf', id)
-    if ttl >= 0 then redis.call('PERSIST', key) end
+    redis.call('PERSIST', key)
   else
+    local ttl = redis.call('PTTL', key)
     redis.call('ZADD', key, exp, id)
     if ttl == -2 or (ttl >= 0 and now + ttl < exp) then
       redis.call('PEXPIREAT', key, exp)
@@ -125,7 +130,7 @@ end
 // KEYS: record, nt tag keys, then cap tag keys.
 // ARGV: id, data, tags, exp, now, nt, cap maxima...
 // Returns 1 (created), 0 (exists) or -k (cap k, 1-based, reached).
-var createScript = redis.NewScript(luaTagAdd + `
+var createScript = newScript(luaTagAdd + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local exp = tonumber(ARGV[4])
 local now = tonumber(ARGV[5])
@@ -144,7 +149,7 @@ return 1
 // KEYS: record, nr removed tag keys, then current tag keys.
 // ARGV: id, expected revision, data, tags, exp, now, nr.
 // Returns the new revision, 0 (gone) or -1 (revision changed).
-var updateScript = redis.NewScript(luaTagAdd + `
+var updateScript = newScript(luaTagAdd + `
 local rev = redis.call('HGET', KEYS[1], 'r')
 if not rev then return 0 end
 if rev ~= ARGV[2] then return -1 end
@@ -161,7 +166,7 @@ return newrev
 
 // KEYS: record, tag keys. ARGV: id, expected revision.
 // Returns 1 (deleted), 0 (gone) or -1 (revision changed).
-var deleteScript = redis.NewScript(`
+var deleteScript = newScript(`
 local rev = redis.call('HGET', KEYS[1], 'r')
 if not rev then return 0 end
 if rev ~= ARGV[2] then return -1 end
@@ -171,7 +176,7 @@ return 1
 `)
 
 // KEYS: counter. ARGV: window ms. Returns {count, ms left in the window}.
-var hitScript = redis.NewScript(`
+var hitScript = newScript(`
 local c = redis.call('INCR', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
 if c == 1 or ttl < 0 then
@@ -185,12 +190,28 @@ func unavailable(op string, err error) error {
 	return &UnavailableError{Op: op, Err: err}
 }
 
+// encodeTags joins tags for the record's "t" field: each is its length
+// (uvarint) then its bytes, so any byte may appear in a tag.
 func encodeTags(tags []string) string {
-	if len(tags) == 0 {
-		return "[]"
+	var b []byte
+	for _, t := range tags {
+		b = binary.AppendUvarint(b, uint64(len(t)))
+		b = append(b, t...)
 	}
-	b, _ := json.Marshal(tags) // []string always marshals
 	return string(b)
+}
+
+func decodeTags(s string) ([]string, bool) {
+	var out []string
+	for len(s) > 0 {
+		n, k := binary.Uvarint([]byte(s[:min(len(s), binary.MaxVarintLen64)]))
+		if k <= 0 || uint64(len(s)-k) < n {
+			return nil, false
+		}
+		out = append(out, s[k:k+int(n)])
+		s = s[k+int(n):]
+	}
+	return out, true
 }
 
 // Create implements Store.
@@ -209,7 +230,7 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 	for _, c := range caps {
 		args = append(args, c.Max)
 	}
-	n, err := createScript.Run(ctx, s.rdb, keys, args...).Int64()
+	n, err := createScript.run(ctx, s.b, keys, args...).Int64()
 	if err != nil {
 		return unavailable("create", err)
 	}
@@ -227,10 +248,11 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 
 // Get implements Store.
 func (s *RedisStore) Get(ctx context.Context, id string) (*Record, error) {
-	vals, err := s.rdb.HMGet(ctx, s.recordKey(id), "d", "r", "t", "e").Result()
-	if err != nil {
+	cmd := redis.NewSliceCmd(ctx, "hmget", s.recordKey(id), "d", "r", "t", "e")
+	if err := s.b.do(ctx, cmd); err != nil {
 		return nil, unavailable("get", err)
 	}
+	vals := cmd.Val()
 	return decodeRedisRecord(id, vals)
 }
 
@@ -248,10 +270,10 @@ func decodeRedisRecord(id string, vals []any) (*Record, error) {
 	}
 	exp, _ := strconv.ParseInt(expStr, 10, 64)
 	rec := &Record{ID: id, Data: []byte(data), Rev: rev, ExpiresAt: fromMillis(exp)}
-	if tagStr != "" && tagStr != "[]" {
-		if err := json.Unmarshal([]byte(tagStr), &rec.Tags); err != nil {
-			return nil, unavailable("get", errors.New("corrupt tags of record "+strconv.Quote(id)))
-		}
+	if tags, ok := decodeTags(tagStr); ok {
+		rec.Tags = tags
+	} else {
+		return nil, unavailable("get", errors.New("corrupt tags of record "+strconv.Quote(id)))
 	}
 	if exp > 0 && exp <= time.Now().UnixMilli() {
 		return nil, ErrNotFound // expired, Redis has not reaped it yet
@@ -270,7 +292,7 @@ func (s *RedisStore) Update(ctx context.Context, old, rec *Record) error {
 	for _, t := range rec.Tags {
 		keys = append(keys, s.tagKey(t))
 	}
-	n, err := updateScript.Run(ctx, s.rdb, keys, rec.ID, strconv.FormatInt(old.Rev, 10), rec.Data,
+	n, err := updateScript.run(ctx, s.b, keys, rec.ID, strconv.FormatInt(old.Rev, 10), rec.Data,
 		encodeTags(rec.Tags), expiryMillis(rec.ExpiresAt), time.Now().UnixMilli(), len(removed)).Int64()
 	if err != nil {
 		return unavailable("update", err)
@@ -292,7 +314,7 @@ func (s *RedisStore) Delete(ctx context.Context, rec *Record) error {
 	for _, t := range rec.Tags {
 		keys = append(keys, s.tagKey(t))
 	}
-	n, err := deleteScript.Run(ctx, s.rdb, keys, rec.ID, strconv.FormatInt(rec.Rev, 10)).Int64()
+	n, err := deleteScript.run(ctx, s.b, keys, rec.ID, strconv.FormatInt(rec.Rev, 10)).Int64()
 	if err != nil {
 		return unavailable("delete", err)
 	}
@@ -342,7 +364,9 @@ func (s *RedisStore) List(ctx context.Context, tag string) ([]*Record, error) {
 // Count implements Store.
 func (s *RedisStore) Count(ctx context.Context, tag string) (int, error) {
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	n, err := s.rdb.ZCount(ctx, s.tagKey(tag), "("+now, "+inf").Result()
+	cmd := redis.NewIntCmd(ctx, "zcount", s.tagKey(tag), "("+now, "+inf")
+	err := s.b.do(ctx, cmd)
+	n := cmd.Val()
 	if err != nil {
 		return 0, unavailable("count", err)
 	}
@@ -356,7 +380,7 @@ func (s *RedisStore) Hit(ctx context.Context, key string, limit int, window time
 	if ms <= 0 {
 		ms = 1
 	}
-	res, err := hitScript.Run(ctx, s.rdb, []string{s.prefix + "h:{" + key + "}"}, ms).Int64Slice()
+	res, err := hitScript.run(ctx, s.b, []string{s.prefix + "h:{" + key + "}"}, ms).Int64Slice()
 	if err != nil {
 		return false, 0, unavailable("rate limit", err)
 	}

@@ -168,6 +168,15 @@ func AppendString(dst []byte, s string, style Style) []byte {
 	}
 	dst = append(dst, '"')
 	for i := 0; i < len(s); {
+		// Copy the run of bytes that need no escaping in one append.
+		j := i
+		for j < len(s) && plain(s[j], style) {
+			j++
+		}
+		dst = append(dst, s[i:j]...)
+		if i = j; i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			i++
@@ -223,4 +232,16 @@ func AppendString(dst []byte, s string, style Style) []byte {
 		}
 	}
 	return append(dst, '"')
+}
+
+// plain reports whether an ASCII byte is written as itself in every
+// position; non-ASCII bytes go through the rune-level path.
+func plain(c byte, style Style) bool {
+	switch {
+	case c < 0x20 || c >= 0x7f || c == '"' || c == '\\':
+		return false
+	case c == '/':
+		return style != JSONSmart
+	}
+	return true
 }

@@ -1,0 +1,97 @@
+package handler
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-dcr/caddy-dcr/registry"
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+// memStore is the cheapest possible store, so that the benchmarks measure
+// the handlers' own work.
+type memStore struct {
+	mu sync.Mutex
+	m  map[string]*storage.Record
+}
+
+func (s *memStore) Create(_ context.Context, rec *storage.Record, _ ...storage.Cap) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[rec.ID]; ok {
+		return storage.ErrExists
+	}
+	rec.Rev = 1
+	s.m[rec.ID] = rec
+	return nil
+}
+
+func (s *memStore) Get(_ context.Context, id string) (*storage.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.m[id]; ok {
+		return r, nil
+	}
+	return nil, storage.ErrNotFound
+}
+
+func (s *memStore) Update(context.Context, *storage.Record, *storage.Record) error { return nil }
+func (s *memStore) Delete(context.Context, *storage.Record) error                  { return nil }
+func (s *memStore) List(context.Context, string) ([]*storage.Record, error)        { return nil, nil }
+func (s *memStore) Count(context.Context, string) (int, error)                     { return 0, nil }
+func (s *memStore) Hit(context.Context, string, int, time.Duration) (bool, time.Duration, error) {
+	return true, 0, nil
+}
+
+func benchAPI(b *testing.B) *RFC7591 {
+	reg := registry.New(&memStore{m: map[string]*storage.Record{}})
+	return NewRFC7591(&Options{Registry: reg, Logger: zap.NewNop(), Health: new(Health), Metrics: NewMetrics(),
+		Gate: Gate{RateLimit: 60, RateWindow: time.Hour, MaxClients: 10000, MaxClientsPerOwner: 100}})
+}
+
+const benchBody = `{"redirect_uris":["https://client.example.com/callback"],"client_name":"bench client","grant_types":["authorization_code","refresh_token"],"token_endpoint_auth_method":"client_secret_basic"}`
+
+func BenchmarkRegister(b *testing.B) {
+	a := benchAPI(b)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		r := httptest.NewRequest("POST", "http://bench.example/register", strings.NewReader(benchBody))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		a.Serve(w, r)
+		if w.Code != http.StatusCreated {
+			b.Fatal(w.Code, w.Body)
+		}
+	}
+}
+
+func BenchmarkRead(b *testing.B) {
+	a := benchAPI(b)
+	r := httptest.NewRequest("POST", "http://bench.example/register", strings.NewReader(benchBody))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	a.Serve(w, r)
+	m := w.Body.String()
+	id := m[strings.Index(m, `"client_id":"`)+13:]
+	id = id[:strings.IndexByte(id, '"')]
+	tok := m[strings.Index(m, `"registration_access_token":"`)+29:]
+	tok = tok[:strings.IndexByte(tok, '"')]
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := httptest.NewRequest("GET", "http://bench.example/register/"+id, nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		a.Serve(w, r)
+		if w.Code != http.StatusOK {
+			b.Fatal(w.Code, w.Body)
+		}
+	}
+}
