@@ -85,8 +85,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	// Options that take one value may appear once; list options accumulate.
+	single := map[string]bool{
+		"prefix": true, "issuer": true, "authorization_endpoint": true, "token_endpoint": true, "timezone": true,
+		"admin_token": true, "user": true, "secret_lifetime": true, "storage": true, "registration": true,
+		"default_scope": true, "require_software_statement": true, "max_redirect_uris": true, "max_clients": true,
+		"max_clients_per_owner": true, "rate_limit": true, "client_lifetime": true, "idle_lifetime": true,
+		"software_statement": true,
+	}
+	seen := map[string]bool{}
 	for d.NextBlock(0) {
 		name := d.Val()
+		if single[name] {
+			if seen[name] {
+				return d.Errf("%s already specified", name)
+			}
+			seen[name] = true
+		}
 		switch name {
 		case "prefix", "issuer", "authorization_endpoint", "token_endpoint", "timezone", "admin_token", "user":
 			dst := map[string]*string{
@@ -138,6 +153,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			args := d.RemainingArgs()
 			if len(args) != 2 {
 				return d.Err("super_client takes a client id and a secret")
+			}
+			for _, sc := range h.SuperClients {
+				if sc.ClientID == args[0] {
+					return d.Errf("super_client %s already specified", args[0])
+				}
 			}
 			h.SuperClients = append(h.SuperClients, SuperClient{ClientID: args[0], Secret: args[1]})
 		case "admin_user", "initial_access_token", "allowed_redirect_hosts", "allowed_grant_types",
@@ -264,8 +284,20 @@ func (sc *SoftwareStatementConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) er
 		if err := oneString(d, &ic.Issuer); err != nil {
 			return err
 		}
+		for _, other := range sc.Issuers {
+			if other.Issuer == ic.Issuer {
+				return d.Errf("software_statement issuer %s already specified", ic.Issuer)
+			}
+		}
+		secretSeen := false
 		for in := d.Nesting(); d.NextBlock(in); {
 			sub := d.Val()
+			if sub == "secret" {
+				if secretSeen {
+					return d.Err("secret already specified")
+				}
+				secretSeen = true
+			}
 			switch sub {
 			case "key", "software_id":
 				args := d.RemainingArgs()
@@ -322,8 +354,15 @@ func oneDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
 }
 
 func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		name := d.Val()
+		if name != "address" {
+			if seen[name] {
+				return d.Errf("redis %s already specified", name)
+			}
+			seen[name] = true
+		}
 		switch name {
 		case "address":
 			args := d.RemainingArgs()
@@ -372,10 +411,18 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				if d.Val() != "insecure_skip_verify" {
 					return d.Errf("unknown tls option '%s'", d.Val())
 				}
+				if rc.TLS.InsecureSkipVerify {
+					return d.Err("tls insecure_skip_verify already specified")
+				}
 				rc.TLS.InsecureSkipVerify = true
 			}
+			tseen := map[string]bool{}
 			for tn := d.Nesting(); d.NextBlock(tn); {
 				sub := d.Val()
+				if tseen[sub] {
+					return d.Errf("tls %s already specified", sub)
+				}
+				tseen[sub] = true
 				dst := map[string]*string{"ca_file": &rc.TLS.CAFile, "cert_file": &rc.TLS.CertFile, "key_file": &rc.TLS.KeyFile, "server_name": &rc.TLS.ServerName}[sub]
 				if dst == nil {
 					return d.Errf("unrecognized tls subdirective '%s'", sub)

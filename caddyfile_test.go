@@ -54,6 +54,7 @@ const cfEveryInput = `client_registration kustvakt {
 		key_prefix app:
 		timeout 1500ms
 	}
+	user {http.request.header.Remote-User}
 	secret_lifetime 720h
 	authorization_endpoint https://auth.example.com/authorize
 	token_endpoint https://auth.example.com/token
@@ -121,6 +122,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				API:    "kustvakt",
 				Prefix: "/oauth",
 				Issuer: "https://auth.example.com/oauth",
+				User:   "{http.request.header.Remote-User}",
 				Storage: &StorageConfig{Redis: &RedisConfig{
 					Address:    []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"},
 					Username:   "dcr",
@@ -625,5 +627,33 @@ func TestUnmarshalCaddyfileSyntaxCovered(t *testing.T) {
 	}
 	if len(names) < 20 {
 		t.Fatalf("found only %d subdirectives in the godoc syntax: %q", len(names), names)
+	}
+}
+
+// TestUnmarshalCaddyfileDuplicates: an option that takes one value may not
+// be given twice; the second would silently win otherwise.
+func TestUnmarshalCaddyfileDuplicates(t *testing.T) {
+	for _, in := range []string{
+		"prefix \"\"\n\tprefix /x", "db 1\n\t\tdb 2", "timeout 1s\n\t\ttimeout 2s", "max_clients 1\n\tmax_clients 2",
+		"max_redirect_uris 1\n\tmax_redirect_uris 2", "client_lifetime 1h\n\tclient_lifetime 2h",
+		"idle_lifetime 1h\n\tidle_lifetime 2h", "require_software_statement\n\trequire_software_statement",
+		"super_client a x\n\tsuper_client a y", "registration open\n\tregistration token",
+	} {
+		body := in
+		if strings.HasPrefix(in, "db") || strings.HasPrefix(in, "timeout") {
+			body = "storage redis {\n\t\taddress x:1\n\t\t" + in + "\n\t}"
+		}
+		d := caddyfile.NewTestDispenser("client_registration {\n\t" + body + "\n}")
+		if err := new(Handler).UnmarshalCaddyfile(d); err == nil || !strings.Contains(err.Error(), "already specified") {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+	d := caddyfile.NewTestDispenser("client_registration {\n\tstorage redis {\n\t\taddress x:1\n\t\ttls insecure_skip_verify insecure_skip_verify\n\t}\n}")
+	if err := new(Handler).UnmarshalCaddyfile(d); err == nil {
+		t.Error("repeated tls option accepted")
+	}
+	d = caddyfile.NewTestDispenser("client_registration {\n\tsoftware_statement {\n\t\tissuer a {\n\t\t\tsecret x\n\t\t}\n\t\tissuer a {\n\t\t\tsecret y\n\t\t}\n\t}\n}")
+	if err := new(Handler).UnmarshalCaddyfile(d); err == nil {
+		t.Error("repeated issuer accepted")
 	}
 }
