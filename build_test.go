@@ -100,4 +100,14 @@ func TestBuildBinary(t *testing.T) {
 	if out := run("validate", "--config", "Caddyfile.example"); strings.Contains(out, `"level":"warn"`) {
 		t.Errorf("caddy validate warns:\n%s", out)
 	}
+	// A config whose Redis cannot be reached still adapts and validates:
+	// provisioning does no network I/O.
+	unreachable := filepath.Join(home, "Caddyfile")
+	if err := os.WriteFile(unreachable, []byte("http://localhost:8080 {\n\tclient_registration {\n\t\tstorage redis {\n\t\t\taddress 127.0.0.1:1\n\t\t\tpassword {env.NOT_SET_ANYWHERE}\n\t\t}\n\t}\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := run("adapt", "--config", unreachable); !strings.Contains(out, "{env.NOT_SET_ANYWHERE}") {
+		t.Errorf("adapt resolved the placeholder or failed:\n%s", out)
+	}
+	run("validate", "--config", unreachable)
 }
