@@ -189,7 +189,7 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 	if c.Scope == "" {
 		c.Scope = a.o.Policy.DefaultScope
 	}
-	iss, d, err := a.o.create(r.Context(), registry.APIIAM, c, registry.Issue{
+	iss, d, err := a.o.create(r, registry.APIIAM, c, registry.Issue{
 		Format: registry.FormatIAM, Secret: true, SecretLifetime: a.o.secretLifetime(iamSecretLifetime),
 	}, adm)
 	if d != nil {
@@ -204,8 +204,6 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 		a.error(w, rid, http.StatusInternalServerError, "IIC.500", "Internal Server Error: the client could not be registered.")
 		return
 	}
-	a.o.registered(r, c.ID)
-	a.o.Logger.Info("client registered", zap.String("api", registry.APIIAM), zap.String("client_id", c.ID))
 
 	// Key order and types of the reference's example response.
 	jw := jsonw.New(jsonw.Compact, 512+len(c.Scope))

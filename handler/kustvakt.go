@@ -385,6 +385,17 @@ func (a *Kustvakt) verifySuper(q *kustvaktRequest, form url.Values) (string, boo
 	return id, true
 }
 
+// superCall starts a service for super clients: form body, an
+// authenticated user, then the super client's credentials.
+func (a *Kustvakt) superCall(q *kustvaktRequest) (url.Values, string, bool) {
+	form, ok := a.form(q)
+	if !ok || !a.requireUser(q) {
+		return nil, "", false
+	}
+	superID, ok := a.verifySuper(q, form)
+	return form, superID, ok
+}
+
 // ---- registration ---------------------------------------------------------------
 
 // kustvaktClientJSON is the request body of a registration, as Jackson
@@ -598,7 +609,7 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 			c.RefreshTokenExpiry = kustvaktMaxRefresh
 		}
 	}
-	iss, d, err := a.o.create(q.r.Context(), registry.APIKustvakt, c, registry.Issue{
+	iss, d, err := a.o.create(q.r, registry.APIKustvakt, c, registry.Issue{
 		Format: registry.FormatKustvakt, Secret: confidential, NoSecret: !confidential,
 		SecretLifetime: a.o.secretLifetime(0),
 	}, adm)
@@ -610,8 +621,6 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 		a.internal(w, "register", err)
 		return
 	}
-	a.o.registered(q.r, c.ID)
-	a.o.Logger.Info("client registered", zap.String("api", registry.APIKustvakt), zap.String("client_id", c.ID))
 	a.writeCredentials(w, c.ID, iss.Secret)
 }
 
@@ -659,9 +668,7 @@ func (a *Kustvakt) validateRegistration(in *kustvaktClientJSON) (reason string, 
 func (a *Kustvakt) writeCredentials(w http.ResponseWriter, id, secret string) {
 	jw := jsonw.New(jsonw.Jackson, 96)
 	jw.Open().Key("client_id").Str(id)
-	if secret != "" {
-		jw.Key("client_secret").Str(secret)
-	}
+	jw.OptStr("client_secret", secret)
 	jw.Close()
 	h := w.Header()
 	h.Set("Content-Type", kustvaktJSON)
@@ -730,28 +737,20 @@ func (a *Kustvakt) writeInfo(jw *jsonw.Writer, c *registry.Client, full bool) {
 	jw.Key("permitted").Bool(c.Permitted)
 	jw.Key("super").Bool(full && c.Super)
 	jw.Key("client_id").Str(c.ID)
-	if c.ClientName != "" {
-		jw.Key("client_name").Str(c.ClientName)
-	}
+	jw.OptStr("client_name", c.ClientName)
 	if c.Confidential() {
 		jw.Key("client_type").Str("CONFIDENTIAL")
 	} else {
 		jw.Key("client_type").Str("PUBLIC")
 	}
-	if c.Description != "" {
-		jw.Key("client_description").Str(c.Description)
-	}
-	if c.ClientURI != "" {
-		jw.Key("client_url").Str(c.ClientURI)
-	}
+	jw.OptStr("client_description", c.Description)
+	jw.OptStr("client_url", c.ClientURI)
 	if full {
 		if len(c.RedirectURIs) > 0 && c.RedirectURIs[0] != "" {
 			jw.Key("client_redirect_uri").Str(c.RedirectURIs[0])
 		}
 		jw.Key("registration_date").Str(JavaZonedDateTime(c.Created(), a.k.Location))
-		if c.Owner != "" {
-			jw.Key("registered_by").Str(c.Owner)
-		}
+		jw.OptStr("registered_by", c.Owner)
 		if c.Confidential() && c.RefreshTokenExpiry != 0 {
 			jw.Key("refresh_token_expiry").Int(c.RefreshTokenExpiry)
 		}
@@ -958,11 +957,8 @@ func (a *Kustvakt) writeList(w http.ResponseWriter, user string, cs []*registry.
 }
 
 func (a *Kustvakt) list(q *kustvaktRequest) {
-	form, ok := a.form(q)
-	if !ok || !a.requireUser(q) {
-		return
-	}
-	if _, ok := a.verifySuper(q, form); !ok {
+	form, _, ok := a.superCall(q)
+	if !ok {
 		return
 	}
 	// This server issues no tokens, so the clients a user has authorized
@@ -998,11 +994,8 @@ func (a *Kustvakt) list(q *kustvaktRequest) {
 }
 
 func (a *Kustvakt) plugins(q *kustvaktRequest) {
-	form, ok := a.form(q)
-	if !ok || !a.requireUser(q) {
-		return
-	}
-	if _, ok := a.verifySuper(q, form); !ok {
+	form, _, ok := a.superCall(q)
+	if !ok {
 		return
 	}
 	permittedOnly := javaTrue(form.Get("permitted_only"))
@@ -1028,25 +1021,15 @@ func (a *Kustvakt) writeInstallation(jw *jsonw.Writer, inst *registry.Installati
 	jw.Open()
 	jw.Key("client_id").Str(inst.ClientID)
 	jw.Key("super_client_id").Str(inst.SuperClientID)
-	if c.ClientName != "" {
-		jw.Key("name").Str(c.ClientName)
-	}
-	if c.Description != "" {
-		jw.Key("description").Str(c.Description)
-	}
-	if c.ClientURI != "" {
-		jw.Key("url").Str(c.ClientURI)
-	}
+	jw.OptStr("name", c.ClientName)
+	jw.OptStr("description", c.Description)
+	jw.OptStr("url", c.ClientURI)
 	jw.Key("installed_date").Str(JavaZonedDateTime(time.UnixMilli(inst.InstalledMs), a.k.Location))
 	jw.Close()
 }
 
 func (a *Kustvakt) install(q *kustvaktRequest) {
-	form, ok := a.form(q)
-	if !ok || !a.requireUser(q) {
-		return
-	}
-	superID, ok := a.verifySuper(q, form)
+	form, superID, ok := a.superCall(q)
 	if !ok {
 		return
 	}
@@ -1083,11 +1066,7 @@ func (a *Kustvakt) install(q *kustvaktRequest) {
 }
 
 func (a *Kustvakt) installed(q *kustvaktRequest) {
-	form, ok := a.form(q)
-	if !ok || !a.requireUser(q) {
-		return
-	}
-	superID, ok := a.verifySuper(q, form)
+	_, superID, ok := a.superCall(q)
 	if !ok {
 		return
 	}
@@ -1128,11 +1107,7 @@ func (a *Kustvakt) installed(q *kustvaktRequest) {
 }
 
 func (a *Kustvakt) uninstall(q *kustvaktRequest) {
-	form, ok := a.form(q)
-	if !ok || !a.requireUser(q) {
-		return
-	}
-	superID, ok := a.verifySuper(q, form)
+	form, superID, ok := a.superCall(q)
 	if !ok {
 		return
 	}

@@ -202,7 +202,7 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 		ResponseTypes:           []string{"code"},
 	}
 	f.apply(c)
-	iss, d, err := a.o.create(r.Context(), registry.APIMediaGoblin, c, registry.Issue{
+	iss, d, err := a.o.create(r, registry.APIMediaGoblin, c, registry.Issue{
 		Format: registry.FormatMediaGoblin, Secret: true, SecretLifetime: a.o.secretLifetime(0),
 	}, adm)
 	if d != nil {
@@ -214,8 +214,6 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 		a.storeError(w, "register", err)
 		return
 	}
-	a.o.registered(r, c.ID)
-	a.o.Logger.Info("client registered", zap.String("api", registry.APIMediaGoblin), zap.String("client_id", c.ID))
 	a.succeed(w, c.ID, iss.Secret, c.SecretExpiresAt)
 }
 

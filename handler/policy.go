@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/caddy-dcr/caddy-dcr/registry"
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
@@ -135,8 +137,10 @@ func (o *Options) admit(r *http.Request, api, defaultMode string) (*Admission, *
 
 // create registers c for an admitted request: it counts the token's use,
 // applies the caps atomically and gives the use back if the client could
-// not be created. A nil Denial and a non-nil error mean an unexpected failure.
-func (o *Options) create(ctx context.Context, api string, c *registry.Client, iss registry.Issue, adm *Admission) (*registry.Issued, *Denial, error) {
+// not be created. On success it sets the placeholder and logs the
+// registration. A nil Denial and a non-nil error mean an unexpected failure.
+func (o *Options) create(r *http.Request, api string, c *registry.Client, iss registry.Issue, adm *Admission) (*registry.Issued, *Denial, error) {
+	ctx := r.Context()
 	c.Owner = adm.Owner
 	if adm.token != "" {
 		err := o.Registry.UseToken(ctx, adm.token, 1)
@@ -164,6 +168,8 @@ func (o *Options) create(ctx context.Context, api string, c *registry.Client, is
 	case err == nil:
 		o.Health.OK(o.Logger)
 		o.Metrics.registration(api, "created")
+		o.registered(r, c.ID)
+		o.Logger.Info("client registered", zap.String("api", api), zap.String("client_id", c.ID))
 		return issued, nil, nil
 	case errors.As(err, &le):
 		o.Metrics.registration(api, "limited")

@@ -105,9 +105,7 @@ func (a *RFC7591) error(w http.ResponseWriter, status int, code, desc string) {
 	setNoStore(h)
 	jw := jsonw.New(jsonw.Compact, 64+len(desc))
 	jw.Open().Key("error").Str(code)
-	if desc != "" {
-		jw.Key("error_description").Str(desc)
-	}
+	jw.OptStr("error_description", desc)
 	jw.Close()
 	w.WriteHeader(status)
 	_, _ = w.Write(jw.B)
@@ -178,7 +176,7 @@ func (a *RFC7591) register(w http.ResponseWriter, r *http.Request) {
 	}
 	c.API = registry.APIRFC7591
 	c.Permitted = true
-	iss, d, err := a.o.create(r.Context(), registry.APIRFC7591, c, registry.Issue{
+	iss, d, err := a.o.create(r, registry.APIRFC7591, c, registry.Issue{
 		Format: registry.FormatRFC7591, RAT: true, SecretLifetime: a.o.secretLifetime(0),
 	}, adm)
 	if d != nil {
@@ -189,8 +187,6 @@ func (a *RFC7591) register(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, "register", err)
 		return
 	}
-	a.o.registered(r, c.ID)
-	a.o.Logger.Info("client registered", zap.String("api", registry.APIRFC7591), zap.String("client_id", c.ID))
 	uri := a.clientURI(r, c.ID)
 	w.Header().Set("Location", uri)
 	a.writeClient(w, http.StatusCreated, c, iss.Secret, iss.RAT, uri)
@@ -230,16 +226,12 @@ func (a *RFC7591) writeClient(w http.ResponseWriter, status int, c *registry.Cli
 	jw := jsonw.New(jsonw.Compact, 1024)
 	jw.Open()
 	jw.Key("client_id").Str(c.ID)
-	if secret != "" {
-		jw.Key("client_secret").Str(secret)
-	}
+	jw.OptStr("client_secret", secret)
 	jw.Key("client_id_issued_at").Int(c.IssuedAt())
 	if c.Confidential() {
 		jw.Key("client_secret_expires_at").Int(c.SecretExpiresAt)
 	}
-	if rat != "" {
-		jw.Key("registration_access_token").Str(rat)
-	}
+	jw.OptStr("registration_access_token", rat)
 	jw.Key("registration_client_uri").Str(uri)
 	WriteMetadata(jw, c)
 	jw.Close()
@@ -252,40 +244,24 @@ func (a *RFC7591) writeClient(w http.ResponseWriter, status int, c *registry.Cli
 
 // WriteMetadata appends the RFC 7591 metadata members of c to an open object.
 func WriteMetadata(jw *jsonw.Writer, c *registry.Client) {
-	redirects := c.RedirectURIs
-	if redirects == nil {
-		redirects = []string{} // always echoed: MCP clients require the member
-	}
-	jw.Key("redirect_uris").Strings(redirects)
+	// redirect_uris is always echoed, [] when empty: MCP clients require it.
+	jw.Key("redirect_uris").Strings(nonNil(c.RedirectURIs))
 	jw.Key("token_endpoint_auth_method").Str(c.TokenEndpointAuthMethod)
 	jw.Key("grant_types").Strings(nonNil(c.GrantTypes))
 	jw.Key("response_types").Strings(nonNil(c.ResponseTypes))
-	for _, s := range []struct{ k, v string }{
-		{"application_type", c.ApplicationType}, {"client_name", c.ClientName}, {"client_uri", c.ClientURI},
-		{"logo_uri", c.LogoURI}, {"tos_uri", c.TOSURI}, {"policy_uri", c.PolicyURI}, {"jwks_uri", c.JWKSURI},
-	} {
-		if s.v != "" {
-			jw.Key(s.k).Str(s.v)
-		}
-	}
+	jw.OptStr("application_type", c.ApplicationType).OptStr("client_name", c.ClientName).
+		OptStr("client_uri", c.ClientURI).OptStr("logo_uri", c.LogoURI).OptStr("tos_uri", c.TOSURI).
+		OptStr("policy_uri", c.PolicyURI).OptStr("jwks_uri", c.JWKSURI)
 	if len(c.JWKS) > 0 {
 		jw.Key("jwks").Raw(c.JWKS)
 	}
-	if c.Scope != "" {
-		jw.Key("scope").Str(c.Scope)
-	}
+	jw.OptStr("scope", c.Scope)
 	if len(c.Contacts) > 0 {
 		jw.Key("contacts").Strings(c.Contacts)
 	}
-	if c.SoftwareID != "" {
-		jw.Key("software_id").Str(c.SoftwareID)
-	}
-	if c.SoftwareVersion != "" {
-		jw.Key("software_version").Str(c.SoftwareVersion)
-	}
-	if c.SoftwareStatement != "" {
-		jw.Key("software_statement").Str(c.SoftwareStatement)
-	}
+	jw.OptStr("software_id", c.SoftwareID)
+	jw.OptStr("software_version", c.SoftwareVersion)
+	jw.OptStr("software_statement", c.SoftwareStatement)
 	if len(c.Localized) > 0 {
 		keys := make([]string, 0, len(c.Localized))
 		for k := range c.Localized {

@@ -115,6 +115,15 @@ func (w *Writer) Str(s string) *Writer {
 	return w
 }
 
+// OptStr writes the member k only when v is not empty (Jackson's
+// NON_EMPTY, omitempty).
+func (w *Writer) OptStr(k, v string) *Writer {
+	if v != "" {
+		w.Key(k).Str(v)
+	}
+	return w
+}
+
 // Int writes an integer value.
 func (w *Writer) Int(n int64) *Writer {
 	w.value()
