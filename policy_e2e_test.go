@@ -61,7 +61,7 @@ func TestPolicyStaticTokens(t *testing.T) {
 		initial_access_token s3cret-token
 	}`)
 		resp, body := s.postJSON("/register", mcpBody)
-		if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "Bearer" || object(t, body)["error"] != "invalid_token" {
+		if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer error="invalid_token"` || object(t, body)["error"] != "invalid_token" {
 			t.Fatalf("no token: %d %v %s", resp.StatusCode, resp.Header, body)
 		}
 		resp, body = s.postJSON("/register", mcpBody, "Authorization: Bearer wrong")

@@ -50,7 +50,7 @@ func (s *memStore) Hit(context.Context, string, int, time.Duration) (bool, time.
 	return true, 0, nil
 }
 
-func benchAPI(b *testing.B) *RFC7591 {
+func benchAPI(testing.TB) *RFC7591 {
 	reg := registry.New(&memStore{m: map[string]*storage.Record{}})
 	return NewRFC7591(&Options{Registry: reg, Logger: zap.NewNop(), Health: new(Health), Metrics: NewMetrics(),
 		Gate: Gate{RateLimit: 60, RateWindow: time.Hour, MaxClients: 10000, MaxClientsPerOwner: 100}})
@@ -94,4 +94,44 @@ func BenchmarkRead(b *testing.B) {
 			b.Fatal(w.Code, w.Body)
 		}
 	}
+}
+
+// FuzzRFC7591Register: whatever the body, registration answers 201 or an
+// RFC 7591 error, never a panic or a 5xx.
+func FuzzRFC7591Register(f *testing.F) {
+	for _, s := range []string{benchBody, `{}`, `{"redirect_uris":["http://[::1]:8/cb"],"application_type":"native","jwks":"{\"keys\":[]}"}`,
+		`{"redirect_uris":["a:b"],"response_types":["code id_token token"],"grant_types":["implicit","authorization_code"]}`,
+		`{"client_name#ja-Jpan-JP":"x","contacts":["a@b.c"],"scope":"a b","software_statement":"x.y.z"}`} {
+		f.Add(s)
+	}
+	a := benchAPI(nil)
+	f.Fuzz(func(t *testing.T, body string) {
+		r := httptest.NewRequest("POST", "http://fuzz.example/register", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		a.Serve(w, r)
+		if w.Code != http.StatusCreated && w.Code != http.StatusBadRequest {
+			t.Fatalf("%q: %d %s", body, w.Code, w.Body)
+		}
+	})
+}
+
+// FuzzKustvaktRegister does the same for Kustvakt's registration.
+func FuzzKustvaktRegister(f *testing.F) {
+	for _, s := range []string{`{"name":"abc","type":"CONFIDENTIAL","description":"d","url":"http://a.example.com","redirect_uri":"http://localhost:1/x"}`,
+		`{"name":1,"type":0,"description":[],"source":{"a":[1,"\u00e9"]},"refresh_token_expiry":"9"}`, `[`, `{"url":"http://[::1"}`} {
+		f.Add(s)
+	}
+	reg := registry.New(&memStore{m: map[string]*storage.Record{}})
+	a := NewKustvakt(&Options{Registry: reg, Logger: zap.NewNop(), Health: new(Health), Prefix: "/api",
+		User: func(*http.Request) string { return "alice" }}, KustvaktOptions{})
+	f.Fuzz(func(t *testing.T, body string) {
+		r := httptest.NewRequest("POST", "http://fuzz.example/api/v1.0/oauth2/client/register", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		a.Serve(w, r)
+		if w.Code != http.StatusOK && w.Code != http.StatusBadRequest {
+			t.Fatalf("%q: %d %s", body, w.Code, w.Body)
+		}
+	})
 }

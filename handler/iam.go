@@ -126,19 +126,13 @@ type iamRequest struct {
 
 // deny writes a refusal of the registration gate in Huawei's format.
 func (a *IAM) deny(w http.ResponseWriter, rid string, d *Denial) {
+	d.SetHeaders(w.Header())
 	switch d.Status {
 	case http.StatusUnauthorized:
-		if d.Reason == "bad_token" {
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		} else {
-			w.Header().Set("WWW-Authenticate", "Bearer")
-		}
 		a.error(w, rid, d.Status, "IIC.401", "Unauthorized: "+d.Description+".")
 	case http.StatusTooManyRequests:
-		w.Header().Set("Retry-After", d.RetryAfterHeader())
 		a.error(w, rid, d.Status, "IIC.429", "Too Many Requests: "+d.Description+".")
 	default:
-		w.Header().Set("Retry-After", d.RetryAfterHeader())
 		a.error(w, rid, http.StatusServiceUnavailable, "IIC.503",
 			"Service Unavailable: the client store is unavailable, retry later.")
 	}

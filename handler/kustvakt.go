@@ -253,7 +253,7 @@ func (a *Kustvakt) deny(w http.ResponseWriter, d *Denial) {
 	case "unavailable":
 		a.unavailable(w)
 	default:
-		w.Header().Set("Retry-After", d.RetryAfterHeader())
+		d.SetHeaders(w.Header())
 		a.notify(w, http.StatusTooManyRequests, kcNotAllowed, strings.ToUpper(d.Description[:1])+d.Description[1:])
 	}
 }

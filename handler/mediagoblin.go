@@ -219,21 +219,12 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 
 // deny writes a refusal of the registration gate as a MediaGoblin error.
 func (a *MediaGoblin) deny(w http.ResponseWriter, d *Denial) {
-	msg := strings.ToUpper(d.Description[:1]) + d.Description[1:] + "."
-	switch d.Status {
-	case http.StatusUnauthorized:
-		if d.Reason == "bad_token" {
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		} else {
-			w.Header().Set("WWW-Authenticate", "Bearer")
-		}
-	case http.StatusServiceUnavailable:
+	if d.Status == http.StatusServiceUnavailable {
 		a.unavailable(w)
 		return
-	default:
-		w.Header().Set("Retry-After", d.RetryAfterHeader())
 	}
-	a.fail(w, d.Status, msg)
+	d.SetHeaders(w.Header())
+	a.fail(w, d.Status, strings.ToUpper(d.Description[:1])+d.Description[1:]+".")
 }
 
 // storeError answers a failed store operation. Outages get 503; anything

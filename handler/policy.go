@@ -54,6 +54,22 @@ type Denial struct {
 	RetryAfter  time.Duration
 }
 
+// SetHeaders adds the headers of a refusal: the Bearer challenge of RFC 6750
+// for a missing or bad initial access token (error="invalid_token", as RFC
+// 7591 section 3 asks of a protected registration endpoint), a plain one
+// for a missing user, Retry-After for 429 and 503.
+func (d *Denial) SetHeaders(h http.Header) {
+	switch d.Reason {
+	case "no_token", "bad_token":
+		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	case "no_user":
+		h.Set("WWW-Authenticate", "Bearer")
+	}
+	if d.Status == http.StatusTooManyRequests || d.Status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", d.RetryAfterHeader())
+	}
+}
+
 // RetryAfterHeader is the Retry-After value in whole seconds, rounded up.
 func (d *Denial) RetryAfterHeader() string {
 	return strconv.Itoa(int(math.Ceil(d.RetryAfter.Seconds())))

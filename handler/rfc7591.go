@@ -70,20 +70,13 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 
 // deny writes a refusal of the registration gate.
 func (a *RFC7591) deny(w http.ResponseWriter, d *Denial) {
+	d.SetHeaders(w.Header())
 	code := "invalid_token"
 	switch d.Status {
-	case http.StatusUnauthorized:
-		if d.Reason == "bad_token" {
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		} else {
-			w.Header().Set("WWW-Authenticate", "Bearer")
-		}
 	case http.StatusTooManyRequests:
 		code = "too_many_requests"
-		w.Header().Set("Retry-After", d.RetryAfterHeader())
-	default:
+	case http.StatusServiceUnavailable:
 		code = "temporarily_unavailable"
-		w.Header().Set("Retry-After", d.RetryAfterHeader())
 	}
 	a.error(w, d.Status, code, d.Description)
 }
