@@ -82,7 +82,8 @@ func (s *storeSet) get(name string) (*registry.Registry, error) {
 	return nil, fmt.Errorf("several stores are in use (%s): choose one with ?store=", strings.Join(names, ", "))
 }
 
-// storeName names this handler's store for the admin API.
+// storeName names this handler's store: its Redis key prefix (which is
+// also what the admin API calls it), or "caddy" for the embedded store.
 func (h *Handler) storeName() string {
 	if h.Storage != nil && h.Storage.Redis != nil {
 		p := caddy.NewReplacer().ReplaceAll(h.Storage.Redis.KeyPrefix, "")

@@ -291,15 +291,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.poolKey = key
-	var store storage.Store
+	var store storage.Store = shared.embedded
 	if shared.redis != nil {
-		prefix := repl.ReplaceAll(h.Storage.Redis.KeyPrefix, "")
-		if prefix == "" {
-			prefix = defaultKeyPrefix
-		}
-		store = shared.redis.Store(prefix)
-	} else {
-		store = shared.embedded
+		store = shared.redis.Store(h.storeName())
 	}
 
 	if reg := ctx.GetMetricsRegistry(); reg != nil {

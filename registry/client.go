@@ -26,47 +26,47 @@ const (
 	AuthPrivateKeyJWT     = "private_key_jwt"
 )
 
-// Client is a registered OAuth client as stored. Secrets and registration
-// access tokens are kept only as hashes (see Hash).
+// Client is a registered OAuth client. Secrets and registration access
+// tokens are kept only as hashes (see Hash); codec.go is its stored form.
 type Client struct {
-	ID    string `json:"id"`
-	API   string `json:"api"`
-	Owner string `json:"owner,omitempty"`
+	ID    string
+	API   string
+	Owner string
 	// CreatedMs and UpdatedMs are Unix milliseconds.
-	CreatedMs int64 `json:"created_ms"`
-	UpdatedMs int64 `json:"updated_ms,omitempty"`
+	CreatedMs int64
+	UpdatedMs int64
 
-	SecretHash string `json:"secret_hash,omitempty"`
+	SecretHash string
 	// SecretExpiresAt is Unix seconds; 0 means the secret never expires.
-	SecretExpiresAt int64  `json:"secret_expires_at,omitempty"`
-	RATHash         string `json:"rat_hash,omitempty"`
+	SecretExpiresAt int64
+	RATHash         string
 
 	// RFC 7591 (and OpenID Connect) metadata.
-	RedirectURIs            []string          `json:"redirect_uris,omitempty"`
-	TokenEndpointAuthMethod string            `json:"token_endpoint_auth_method,omitempty"`
-	GrantTypes              []string          `json:"grant_types,omitempty"`
-	ResponseTypes           []string          `json:"response_types,omitempty"`
-	ApplicationType         string            `json:"application_type,omitempty"`
-	ClientName              string            `json:"client_name,omitempty"`
-	ClientURI               string            `json:"client_uri,omitempty"`
-	LogoURI                 string            `json:"logo_uri,omitempty"`
-	TOSURI                  string            `json:"tos_uri,omitempty"`
-	PolicyURI               string            `json:"policy_uri,omitempty"`
-	JWKSURI                 string            `json:"jwks_uri,omitempty"`
-	JWKS                    json.RawMessage   `json:"jwks,omitempty"`
-	Scope                   string            `json:"scope,omitempty"`
-	Contacts                []string          `json:"contacts,omitempty"`
-	SoftwareID              string            `json:"software_id,omitempty"`
-	SoftwareVersion         string            `json:"software_version,omitempty"`
-	SoftwareStatement       string            `json:"software_statement,omitempty"`
-	Localized               map[string]string `json:"localized,omitempty"` // "client_name#ja-Jpan-JP" -> value
+	RedirectURIs            []string
+	TokenEndpointAuthMethod string
+	GrantTypes              []string
+	ResponseTypes           []string
+	ApplicationType         string
+	ClientName              string
+	ClientURI               string
+	LogoURI                 string
+	TOSURI                  string
+	PolicyURI               string
+	JWKSURI                 string
+	JWKS                    json.RawMessage
+	Scope                   string
+	Contacts                []string
+	SoftwareID              string
+	SoftwareVersion         string
+	SoftwareStatement       string
+	Localized               map[string]string // "client_name#ja-Jpan-JP" -> value
 
 	// Kustvakt's additions.
-	Description        string          `json:"description,omitempty"`
-	RefreshTokenExpiry int64           `json:"refresh_token_expiry,omitempty"`
-	Source             json.RawMessage `json:"source,omitempty"` // marks a plugin
-	Permitted          bool            `json:"permitted,omitempty"`
-	Super              bool            `json:"super,omitempty"`
+	Description        string
+	RefreshTokenExpiry int64
+	Source             json.RawMessage // marks a plugin
+	Permitted          bool
+	Super              bool
 }
 
 // Confidential reports whether the client authenticates with a secret.
