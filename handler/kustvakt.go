@@ -165,7 +165,8 @@ func (a *Kustvakt) oauthError(w http.ResponseWriter, status int, code, desc stri
 	if status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Basic realm="Kustvakt"`)
 	}
-	jw := jsonw.New(jsonw.JSONSmart, 64+len(desc))
+	jw := jsonw.Get(jsonw.JSONSmart)
+	defer jw.Release()
 	jw.Open().Key("error_description").Str(desc).Key("error").Str(code).Close()
 	w.WriteHeader(status)
 	_, _ = w.Write(jw.B)
@@ -210,7 +211,8 @@ func (a *Kustvakt) notify(w http.ResponseWriter, status, code int, parts ...any)
 		h.Add("WWW-Authenticate", `Basic realm="Kustvakt"`)
 		h.Add("WWW-Authenticate", `Bearer realm="Kustvakt"`)
 	}
-	jw := jsonw.New(jsonw.Jackson, 96)
+	jw := jsonw.Get(jsonw.Jackson)
+	defer jw.Release()
 	jw.Open().Key("errors").OpenArray().OpenArray().Int(int64(code))
 	for i, p := range parts {
 		switch v := p.(type) {
@@ -420,13 +422,19 @@ func bindKustvaktJSON(body []byte) (*kustvaktClientJSON, string) {
 		return nil, "The request body must be a JSON object"
 	}
 	var members map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.UseNumber()
-	if err := dec.Decode(&members); err != nil {
-		return nil, "Malformed JSON: " + err.Error()
-	}
-	if dec.More() {
-		return nil, "Malformed JSON: unexpected data after the object"
+	if json.Valid(trimmed) {
+		// One valid object: what the decoder below would bind, without
+		// its reflection.
+		members = registry.SplitObject(trimmed)
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		dec.UseNumber()
+		if err := dec.Decode(&members); err != nil {
+			return nil, "Malformed JSON: " + err.Error()
+		}
+		if dec.More() {
+			return nil, "Malformed JSON: unexpected data after the object"
+		}
 	}
 	// Report unknown members in a stable order.
 	keys := make([]string, 0, len(members))
@@ -474,8 +482,8 @@ func jacksonString(k string, raw json.RawMessage) (*string, string) {
 	case 'n':
 		return nil, ""
 	case '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
+		s, ok := registry.UnquoteString(raw)
+		if !ok {
 			return nil, fmt.Sprintf("Field %q: invalid string", k)
 		}
 		return &s, ""
@@ -492,8 +500,8 @@ func jacksonClientType(raw json.RawMessage) (*string, string) {
 	case 'n':
 		return nil, ""
 	case '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil || (s != "CONFIDENTIAL" && s != "PUBLIC") {
+		s, ok := registry.UnquoteString(raw)
+		if !ok || (s != "CONFIDENTIAL" && s != "PUBLIC") {
 			return nil, msg
 		}
 		return &s, ""
@@ -539,8 +547,20 @@ func jacksonInt(k string, raw json.RawMessage) (int64, string) {
 	return int64(f), ""
 }
 
-// javaLength is String.length(): UTF-16 code units.
-func javaLength(s string) int { return len(utf16.Encode([]rune(s))) }
+// javaLength is String.length(): UTF-16 code units, as utf16.Encode([]rune(s))
+// counts them (two for a rune beyond the BMP, one for any other, an invalid
+// byte included).
+func javaLength(s string) int {
+	n := 0
+	for _, r := range s {
+		if r >= 0x10000 {
+			n += 2
+		} else {
+			n++
+		}
+	}
+	return n
+}
 
 var (
 	kustvaktURLRule      = registry.KustvaktURLRule{}
@@ -551,7 +571,7 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 	w := q.w
 	// JAX-RS picks the resource method (415 on a wrong media type) before
 	// the authentication filters run, and binds the body after them.
-	if mt, _, err := mime.ParseMediaType(q.r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+	if !isJSONContentType(q.r.Header.Get("Content-Type")) {
 		a.o.Metrics.registration(registry.APIKustvakt, "rejected")
 		a.notify(w, http.StatusUnsupportedMediaType, kcNotSupported, "Unsupported Content-Type; send application/json")
 		return
@@ -666,7 +686,8 @@ func (a *Kustvakt) validateRegistration(in *kustvaktClientJSON) (reason string, 
 // writeCredentials writes {"client_id":...,"client_secret":...} (the secret
 // left out for public clients, as Jackson's NON_EMPTY does).
 func (a *Kustvakt) writeCredentials(w http.ResponseWriter, id, secret string) {
-	jw := jsonw.New(jsonw.Jackson, 96)
+	jw := jsonw.Get(jsonw.Jackson)
+	defer jw.Release()
 	jw.Open().Key("client_id").Str(id)
 	jw.OptStr("client_secret", secret)
 	jw.Close()
@@ -843,7 +864,8 @@ func (a *Kustvakt) info(q *kustvaktRequest, id string) {
 	}
 	// Plugins always get the reduced view, even for their owner.
 	full := !c.IsPlugin() && (c.Owner == user || a.isAdmin(q.user))
-	jw := jsonw.New(jsonw.Jackson, 512)
+	jw := jsonw.Get(jsonw.Jackson)
+	defer jw.Release()
 	a.writeInfo(jw, c, full)
 	a.o.Metrics.operation(registry.APIKustvakt, "info", http.StatusOK)
 	a.writeJSON(q.w, jw.B)
@@ -947,7 +969,8 @@ func sortByName(cs []*registry.Client) {
 
 // writeList writes clients as a JSON array; the owner sees the full view.
 func (a *Kustvakt) writeList(w http.ResponseWriter, user string, cs []*registry.Client) {
-	jw := jsonw.New(jsonw.Jackson, 256*len(cs)+2)
+	jw := jsonw.Get(jsonw.Jackson)
+	defer jw.Release()
 	jw.OpenArray()
 	for _, c := range cs {
 		a.writeInfo(jw, c, c.Owner == user)
@@ -1060,7 +1083,8 @@ func (a *Kustvakt) install(q *kustvaktRequest) {
 		return
 	}
 	a.o.Metrics.operation(registry.APIKustvakt, "install", http.StatusOK)
-	jw := jsonw.New(jsonw.Jackson, 256)
+	jw := jsonw.Get(jsonw.Jackson)
+	defer jw.Release()
 	a.writeInstallation(jw, inst, c)
 	a.writeJSON(q.w, jw.B)
 }
@@ -1096,7 +1120,8 @@ func (a *Kustvakt) installed(q *kustvaktRequest) {
 		}
 		return strings.Compare(x.c.ID, y.c.ID)
 	})
-	jw := jsonw.New(jsonw.Jackson, 256*len(entries)+2)
+	jw := jsonw.Get(jsonw.Jackson)
+	defer jw.Release()
 	jw.OpenArray()
 	for _, e := range entries {
 		a.writeInstallation(jw, e.inst, e.c)

@@ -83,7 +83,8 @@ func mgHeaders(h http.Header) {
 // fail writes {"error": msg} as json.dumps does.
 func (a *MediaGoblin) fail(w http.ResponseWriter, status int, msg string) {
 	mgHeaders(w.Header())
-	jw := jsonw.New(jsonw.Python, 16+len(msg))
+	jw := jsonw.Get(jsonw.Python)
+	defer jw.Release()
 	jw.Open().Key("error").Raw(pyJSONString(msg)).Close()
 	w.WriteHeader(status)
 	_, _ = w.Write(jw.B)
@@ -99,7 +100,8 @@ func (a *MediaGoblin) succeed(w http.ResponseWriter, id, secret string, expiresA
 	h := w.Header()
 	mgHeaders(h)
 	setNoStore(h)
-	jw := jsonw.New(jsonw.Python, 128)
+	jw := jsonw.Get(jsonw.Python)
+	defer jw.Release()
 	jw.Open().Key("client_id").Raw(pyJSONString(id)).Key("client_secret").Raw(pyJSONString(secret)).
 		Key("expires_at").Int(expiresAt).Close()
 	w.WriteHeader(http.StatusOK)

@@ -1,6 +1,9 @@
 package handler
 
 import (
+	"sync"
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -10,6 +13,17 @@ type Metrics struct {
 	Registrations *prometheus.CounterVec
 	Operations    *prometheus.CounterVec
 	StorageErrors *prometheus.CounterVec
+
+	// counters caches the children of the vectors by label values, copied
+	// on write: there are a few dozen combinations, and WithLabelValues
+	// hashes the values and takes the vector's lock on every call.
+	counters atomic.Pointer[map[counterKey]prometheus.Counter]
+	mu       sync.Mutex
+}
+
+type counterKey struct {
+	vec     *prometheus.CounterVec
+	a, b, c string
 }
 
 // NewMetrics builds the collectors. Labels never carry client ids.
@@ -36,9 +50,36 @@ func (m *Metrics) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.Registrations, m.Operations, m.StorageErrors}
 }
 
+// counter returns the child of vec for the label values (one to three).
+func (m *Metrics) counter(vec *prometheus.CounterVec, values ...string) prometheus.Counter {
+	k := counterKey{vec: vec, a: values[0]}
+	if len(values) > 1 {
+		k.b = values[1]
+	}
+	if len(values) > 2 {
+		k.c = values[2]
+	}
+	if p := m.counters.Load(); p != nil {
+		if c, ok := (*p)[k]; ok {
+			return c
+		}
+	}
+	c := vec.WithLabelValues(values...)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	next := map[counterKey]prometheus.Counter{k: c}
+	if p := m.counters.Load(); p != nil {
+		for k2, c2 := range *p {
+			next[k2] = c2
+		}
+	}
+	m.counters.Store(&next)
+	return c
+}
+
 func (m *Metrics) registration(api, result string) {
 	if m != nil {
-		m.Registrations.WithLabelValues(api, result).Inc()
+		m.counter(m.Registrations, api, result).Inc()
 	}
 }
 
@@ -53,12 +94,12 @@ func (m *Metrics) operation(api, op string, status int) {
 		case status >= 300:
 			class = "3xx"
 		}
-		m.Operations.WithLabelValues(api, op, class).Inc()
+		m.counter(m.Operations, api, op, class).Inc()
 	}
 }
 
 func (m *Metrics) storageError(api string) {
 	if m != nil {
-		m.StorageErrors.WithLabelValues(api).Inc()
+		m.counter(m.StorageErrors, api).Inc()
 	}
 }

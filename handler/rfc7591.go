@@ -96,7 +96,8 @@ func (a *RFC7591) error(w http.ResponseWriter, status int, code, desc string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	setNoStore(h)
-	jw := jsonw.New(jsonw.Compact, 64+len(desc))
+	jw := jsonw.Get(jsonw.Compact)
+	defer jw.Release()
 	jw.Open().Key("error").Str(code)
 	jw.OptStr("error_description", desc)
 	jw.Close()
@@ -122,6 +123,9 @@ func (a *RFC7591) unauthorized(w http.ResponseWriter, tokenSent bool) {
 }
 
 func isJSONContentType(ct string) bool {
+	if strings.EqualFold(ct, "application/json") {
+		return true // what mime.ParseMediaType would say, without its map
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && mt == "application/json"
 }
@@ -208,6 +212,14 @@ func (a *RFC7591) internal(w http.ResponseWriter, op string, err error) {
 }
 
 func (a *RFC7591) clientURI(r *http.Request, id string) string {
+	if a.o.Issuer == "" {
+		// base(r) + ..., in one allocation.
+		scheme := "http://"
+		if r.TLS != nil {
+			scheme = "https://"
+		}
+		return scheme + r.Host + a.o.Prefix + "/register/" + url.PathEscape(id)
+	}
 	return a.o.base(r) + "/register/" + url.PathEscape(id)
 }
 
@@ -216,7 +228,8 @@ func (a *RFC7591) clientURI(r *http.Request, id string) string {
 // the registration access token appear only when just issued: only their
 // hashes are kept.
 func (a *RFC7591) writeClient(w http.ResponseWriter, status int, c *registry.Client, secret, rat, uri string) {
-	jw := jsonw.New(jsonw.Compact, 1024)
+	jw := jsonw.Get(jsonw.Compact)
+	defer jw.Release()
 	jw.Open()
 	jw.Key("client_id").Str(c.ID)
 	jw.OptStr("client_secret", secret)
@@ -287,7 +300,13 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id string) {
 		a.error(w, http.StatusMethodNotAllowed, registry.CodeInvalidRequest, "use GET, PUT or DELETE on a client configuration endpoint")
 		return
 	}
-	op := map[string]string{http.MethodGet: "read", http.MethodPut: "update", http.MethodDelete: "delete"}[r.Method]
+	op := "read"
+	switch r.Method {
+	case http.MethodPut:
+		op = "update"
+	case http.MethodDelete:
+		op = "delete"
+	}
 	tok, sent := bearer(r)
 	if tok == "" {
 		a.o.Metrics.operation(registry.APIRFC7591, op, http.StatusUnauthorized)
@@ -447,7 +466,8 @@ func (a *RFC7591) metadata(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := &a.o.Policy
-	jw := jsonw.New(jsonw.Compact, 1024)
+	jw := jsonw.Get(jsonw.Compact)
+	defer jw.Release()
 	jw.Open()
 	jw.Key("issuer").Str(a.o.issuer(r))
 	jw.Key("authorization_endpoint").Str(a.o.endpoint(r, a.o.AuthorizationEndpoint, "/authorize"))

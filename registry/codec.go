@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 )
 
 // Clients are stored in a small binary format rather than JSON: encoding
@@ -85,17 +86,32 @@ func (e *encoder) strs(n int, list []string) {
 	if len(list) == 0 {
 		return
 	}
-	var p []byte
+	size := 0
 	for _, s := range list {
-		p = binary.AppendUvarint(p, uint64(len(s)))
-		p = append(p, s...)
+		size += uvarintLen(uint64(len(s))) + len(s)
 	}
-	e.field(n, p)
+	e.b = binary.AppendUvarint(e.b, uint64(n))
+	e.b = binary.AppendUvarint(e.b, uint64(size))
+	for _, s := range list {
+		e.b = binary.AppendUvarint(e.b, uint64(len(s)))
+		e.b = append(e.b, s...)
+	}
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
 }
 
 // encodeClient returns the stored form of c.
 func encodeClient(c *Client) []byte {
-	e := encoder{b: make([]byte, 0, 512)}
+	// Encoded into a reused buffer, then copied at its exact size.
+	scratch := scratchPool.Get().(*[]byte)
+	e := encoder{b: (*scratch)[:0]}
 	e.b = append(e.b, codecVersion)
 	e.str(fID, c.ID)
 	e.str(fAPI, c.API)
@@ -139,96 +155,126 @@ func encodeClient(c *Client) []byte {
 	e.str(fSource, string(c.Source))
 	e.bool(fPermitted, c.Permitted)
 	e.bool(fSuper, c.Super)
-	return e.b
+	out := append([]byte(nil), e.b...)
+	if cap(e.b) <= 64<<10 {
+		*scratch = e.b
+		scratchPool.Put(scratch)
+	}
+	return out
 }
+
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 var errCorrupt = errors.New("corrupt client record")
 
+// uvarint is binary.Uvarint on a string.
+func uvarint(s string) (uint64, int) {
+	var x uint64
+	var sh uint
+	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
+		b := s[i]
+		if b < 0x80 {
+			if i == binary.MaxVarintLen64-1 && b > 1 {
+				return 0, -(i + 1) // overflow
+			}
+			return x | uint64(b)<<sh, i + 1
+		}
+		x |= uint64(b&0x7f) << sh
+		sh += 7
+	}
+	return 0, 0
+}
+
 // decodeStrs reads a list field's payload.
-func decodeStrs(p []byte) ([]string, error) {
-	var out []string
-	for len(p) > 0 {
-		n, k := binary.Uvarint(p)
-		if k <= 0 || uint64(len(p)-k) < n {
+func decodeStrs(p string) ([]string, error) {
+	n := 0
+	for r := p; len(r) > 0; n++ {
+		l, k := uvarint(r)
+		if k <= 0 || uint64(len(r)-k) < l {
 			return nil, errCorrupt
 		}
-		out = append(out, string(p[k:k+int(n)]))
-		p = p[k+int(n):]
+		r = r[k+int(l):]
+	}
+	out := make([]string, 0, n)
+	for len(p) > 0 {
+		l, k := uvarint(p)
+		out = append(out, p[k:k+int(l)])
+		p = p[k+int(l):]
 	}
 	return out, nil
 }
 
-// decodeClient reads a stored client.
+// decodeClient reads a stored client. Its strings share one copy of b.
 func decodeClient(b []byte) (*Client, error) {
 	if len(b) == 0 || b[0] != codecVersion {
 		return nil, fmt.Errorf("%w: unknown format", errCorrupt)
 	}
-	b = b[1:]
+	s := string(b[1:])
 	c := &Client{}
-	for len(b) > 0 {
-		num, k := binary.Uvarint(b)
+	for len(s) > 0 {
+		num, k := uvarint(s)
 		if k <= 0 {
 			return nil, errCorrupt
 		}
-		b = b[k:]
-		n, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < n {
+		s = s[k:]
+		n, k := uvarint(s)
+		if k <= 0 || uint64(len(s)-k) < n {
 			return nil, errCorrupt
 		}
-		p := b[k : k+int(n)]
-		b = b[k+int(n):]
+		p := s[k : k+int(n)]
+		s = s[k+int(n):]
 		var err error
 		switch num {
 		case fID:
-			c.ID = string(p)
+			c.ID = p
 		case fAPI:
-			c.API = string(p)
+			c.API = p
 		case fOwner:
-			c.Owner = string(p)
+			c.Owner = p
 		case fCreatedMs:
 			c.CreatedMs, err = varint(p)
 		case fUpdatedMs:
 			c.UpdatedMs, err = varint(p)
 		case fSecretHash:
-			c.SecretHash = string(p)
+			c.SecretHash = p
 		case fSecretExpiresAt:
 			c.SecretExpiresAt, err = varint(p)
 		case fRATHash:
-			c.RATHash = string(p)
+			c.RATHash = p
 		case fRedirectURIs:
 			c.RedirectURIs, err = decodeStrs(p)
 		case fAuthMethod:
-			c.TokenEndpointAuthMethod = string(p)
+			c.TokenEndpointAuthMethod = p
 		case fGrantTypes:
 			c.GrantTypes, err = decodeStrs(p)
 		case fResponseTypes:
 			c.ResponseTypes, err = decodeStrs(p)
 		case fApplicationType:
-			c.ApplicationType = string(p)
+			c.ApplicationType = p
 		case fClientName:
-			c.ClientName = string(p)
+			c.ClientName = p
 		case fClientURI:
-			c.ClientURI = string(p)
+			c.ClientURI = p
 		case fLogoURI:
-			c.LogoURI = string(p)
+			c.LogoURI = p
 		case fTOSURI:
-			c.TOSURI = string(p)
+			c.TOSURI = p
 		case fPolicyURI:
-			c.PolicyURI = string(p)
+			c.PolicyURI = p
 		case fJWKSURI:
-			c.JWKSURI = string(p)
+			c.JWKSURI = p
 		case fJWKS:
-			c.JWKS = slices.Clone(p)
+			c.JWKS = []byte(p)
 		case fScope:
-			c.Scope = string(p)
+			c.Scope = p
 		case fContacts:
 			c.Contacts, err = decodeStrs(p)
 		case fSoftwareID:
-			c.SoftwareID = string(p)
+			c.SoftwareID = p
 		case fSoftwareVersion:
-			c.SoftwareVersion = string(p)
+			c.SoftwareVersion = p
 		case fSoftwareStatement:
-			c.SoftwareStatement = string(p)
+			c.SoftwareStatement = p
 		case fLocalized:
 			var pairs []string
 			pairs, err = decodeStrs(p)
@@ -239,11 +285,11 @@ func decodeClient(b []byte) (*Client, error) {
 				}
 			}
 		case fDescription:
-			c.Description = string(p)
+			c.Description = p
 		case fRefreshTokenExpiry:
 			c.RefreshTokenExpiry, err = varint(p)
 		case fSource:
-			c.Source = slices.Clone(p)
+			c.Source = []byte(p)
 		case fPermitted:
 			c.Permitted = len(p) == 1 && p[0] == 1
 		case fSuper:
@@ -258,10 +304,15 @@ func decodeClient(b []byte) (*Client, error) {
 	return c, nil
 }
 
-func varint(p []byte) (int64, error) {
-	v, k := binary.Varint(p)
+// varint is binary.Varint of a whole field.
+func varint(p string) (int64, error) {
+	ux, k := uvarint(p)
 	if k <= 0 || k != len(p) {
 		return 0, errCorrupt
 	}
-	return v, nil
+	x := int64(ux >> 1)
+	if ux&1 != 0 {
+		x = ^x
+	}
+	return x, nil
 }

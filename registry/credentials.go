@@ -36,7 +36,19 @@ var (
 // NewRAT returns a registration access token for a client: 256 random bits,
 // base64url, then "." and the client id. The id lets the server find and
 // revoke a token that is presented for another client (RFC 7592 section 2.1).
-func NewRAT(clientID string) string { return randomBase64(32) + "." + clientID }
+func NewRAT(clientID string) string {
+	var raw [32]byte
+	randomFill(raw[:])
+	var buf [128]byte
+	b := buf[:0]
+	if n := base64.RawURLEncoding.EncodedLen(len(raw)) + 1 + len(clientID); n > len(buf) {
+		b = make([]byte, 0, n)
+	}
+	b = base64.RawURLEncoding.AppendEncode(b, raw[:])
+	b = append(b, '.')
+	b = append(b, clientID...)
+	return string(b)
+}
 
 // RATClientID returns the client id a registration access token was issued
 // for, or "".
@@ -48,15 +60,27 @@ func RATClientID(token string) string {
 	return token[i+1:]
 }
 
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
+// randomFill fills b from crypto/rand.
+func randomFill(b []byte) {
 	// crypto/rand.Read never returns an error on supported platforms (Go 1.24+).
 	_, _ = rand.Read(b)
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	randomFill(b)
 	return b
 }
 
+// randomBase64 returns n random bytes, base64url without padding.
 func randomBase64(n int) string {
-	return base64.RawURLEncoding.EncodeToString(randomBytes(n))
+	var raw [64]byte
+	var out [88]byte
+	if n > len(raw) {
+		return base64.RawURLEncoding.EncodeToString(randomBytes(n))
+	}
+	randomFill(raw[:n])
+	return string(base64.RawURLEncoding.AppendEncode(out[:0], raw[:n]))
 }
 
 // randomString draws n characters uniformly from alphabet (at most 256
@@ -64,8 +88,19 @@ func randomBase64(n int) string {
 // of len(alphabet) are discarded, so every character is equally likely.
 func randomString(n int, alphabet string) string {
 	limit := 256 - 256%len(alphabet)
-	out := make([]byte, 0, n)
-	buf := randomBytes(n + n/2)
+	var outBuf [64]byte
+	var randBuf [96]byte
+	out := outBuf[:0]
+	if n > len(outBuf) {
+		out = make([]byte, 0, n)
+	}
+	var buf []byte
+	if m := n + n/2; m <= len(randBuf) {
+		buf = randBuf[:m]
+		randomFill(buf)
+	} else {
+		buf = randomBytes(m)
+	}
 	for len(out) < n {
 		for _, b := range buf {
 			if int(b) < limit {
@@ -75,7 +110,12 @@ func randomString(n int, alphabet string) string {
 				}
 			}
 		}
-		buf = randomBytes(n)
+		if n <= len(randBuf) {
+			buf = randBuf[:n]
+			randomFill(buf)
+		} else {
+			buf = randomBytes(n)
+		}
 	}
 	return string(out)
 }
@@ -86,8 +126,19 @@ const hashScheme = "sha256:"
 // and token this server issues carries at least 128 bits from crypto/rand,
 // so a fast cryptographic hash is enough: there is nothing to brute-force.
 func Hash(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return hashScheme + base64.RawURLEncoding.EncodeToString(sum[:])
+	sum := sum256(secret)
+	var buf [len(hashScheme) + 43]byte
+	b := append(buf[:0], hashScheme...)
+	return string(base64.RawURLEncoding.AppendEncode(b, sum[:]))
+}
+
+// sum256 is sha256.Sum256 of a string, without a heap copy of short ones.
+func sum256(s string) [sha256.Size]byte {
+	var buf [256]byte
+	if len(s) <= len(buf) {
+		return sha256.Sum256(append(buf[:0], s...))
+	}
+	return sha256.Sum256([]byte(s))
 }
 
 // Verify compares a presented secret with a stored hash in constant time.
@@ -95,10 +146,22 @@ func Verify(hash, presented string) bool {
 	if hash == "" || !strings.HasPrefix(hash, hashScheme) {
 		return false
 	}
-	want, err := base64.RawURLEncoding.DecodeString(hash[len(hashScheme):])
+	enc := hash[len(hashScheme):]
+	var want [sha256.Size]byte
+	var src [64]byte
+	if len(enc) > len(src) || base64.RawURLEncoding.DecodedLen(len(enc)) > len(want) {
+		// Not a hash this server wrote; decode it the general way.
+		w, err := base64.RawURLEncoding.DecodeString(enc)
+		if err != nil {
+			return false
+		}
+		got := sum256(presented)
+		return subtle.ConstantTimeCompare(w, got[:]) == 1
+	}
+	n, err := base64.RawURLEncoding.Decode(want[:], append(src[:0], enc...))
 	if err != nil {
 		return false
 	}
-	got := sha256.Sum256([]byte(presented))
-	return subtle.ConstantTimeCompare(want, got[:]) == 1
+	got := sum256(presented)
+	return subtle.ConstantTimeCompare(want[:n], got[:]) == 1
 }

@@ -86,6 +86,31 @@ func unquote(raw []byte) (string, bool) {
 	return s, true
 }
 
+// knownKeys maps the quoted member names the APIs read to their names, so
+// that splitting a body does not allocate them again.
+var knownKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"redirect_uris", "token_endpoint_auth_method", "grant_types", "response_types", "application_type",
+		"client_name", "client_uri", "logo_uri", "tos_uri", "policy_uri", "jwks_uri", "jwks", "scope", "contacts",
+		"software_id", "software_version", "software_statement", "client_id", "client_secret",
+		"registration_access_token", "registration_client_uri", "client_secret_expires_at", "client_id_issued_at",
+		"client_type", "scopes", "iss", "sub", "aud", "exp", "nbf", "iat", "jti",
+	} {
+		m[`"`+k+`"`] = k
+	}
+	return m
+}()
+
+// SplitObject returns the members of b, which must be a valid JSON object
+// (json.Valid): the map encoding/json would decode into a
+// map[string]json.RawMessage, without copying the values.
+func SplitObject(b []byte) Fields { return splitObject(b) }
+
+// UnquoteString decodes a JSON string literal as encoding/json does; ok is
+// false when raw is not one.
+func UnquoteString(raw []byte) (s string, ok bool) { return unquote(raw) }
+
 // splitObject returns the members of a valid JSON object; a repeated key
 // keeps its last value, as encoding/json does.
 func splitObject(b []byte) Fields {
@@ -97,7 +122,10 @@ func splitObject(b []byte) Fields {
 			return f
 		}
 		end := skipString(b, i)
-		key, _ := unquote(b[i:end])
+		key, ok := knownKeys[string(b[i:end])]
+		if !ok {
+			key, _ = unquote(b[i:end])
+		}
 		i = skipWS(b, end) + 1 // past ':'
 		i = skipWS(b, i)
 		vend := skipValue(b, i)
@@ -109,20 +137,39 @@ func splitObject(b []byte) Fields {
 	}
 }
 
-// splitArray returns the elements of a valid JSON array.
-func splitArray(b []byte) [][]byte {
-	var out [][]byte
+// eachArrayItem calls yield with each element of a valid JSON array until
+// it returns false.
+func eachArrayItem(b []byte, yield func(item []byte) bool) {
 	i := skipWS(b, 0) + 1 // past '['
 	for {
 		i = skipWS(b, i)
 		if i >= len(b) || b[i] == ']' {
-			return out
+			return
 		}
 		end := skipValue(b, i)
-		out = append(out, b[i:end])
+		if !yield(b[i:end]) {
+			return
+		}
 		i = skipWS(b, end)
 		if i < len(b) && b[i] == ',' {
 			i++
 		}
 	}
+}
+
+// arrayLen returns the number of elements of a valid JSON array.
+func arrayLen(b []byte) int {
+	n := 0
+	eachArrayItem(b, func([]byte) bool { n++; return true })
+	return n
+}
+
+// splitArray returns the elements of a valid JSON array.
+func splitArray(b []byte) [][]byte {
+	var out [][]byte
+	eachArrayItem(b, func(item []byte) bool {
+		out = append(out, item)
+		return true
+	})
+	return out
 }

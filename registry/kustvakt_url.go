@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
@@ -27,17 +29,23 @@ type KustvaktURLRule struct {
 	NoFragments bool
 }
 
+// The patterns of the validator. The hot ones are written out as code
+// below (splitURI, splitAuthority, validKustvaktPath, validDomainLabel and
+// the scheme check), which agree with them on every input that passed
+// javaURIInvalid:
+//
+//	uriSplit          ^(?:([^:/?#]+):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?$   (RFC 3986 appendix B)
+//	authorityPattern  ^(?:(?:U+(?::U*)?@)?([\p{L}\p{N}\-.]*))(?::(\d*))?(.*)$
+//	kustvaktPath      ^(/[-a-zA-Z0-9_:@&?=+,.!/~*'%$;()]*)?$
+//	domainLabel       ^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$
+//	schemePattern     ^[a-zA-Z][a-zA-Z0-9+\-.]*$
+//
+// with U = authorityUserinfo. Commons' authority is an optional userinfo, a
+// host of letters, digits, '-' and '.', an optional numeric port, then
+// nothing else.
 var (
-	// The generic URI split of RFC 3986 appendix B.
-	uriSplit = regexp.MustCompile(`^(?:([^:/?#]+):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?$`)
-	// Commons' authority: an optional userinfo, a host of letters, digits,
-	// '-' and '.', an optional numeric port, then nothing else.
 	authorityUserinfo = `[a-zA-Z0-9%&'()*+,\-.~!$;=_]`
-	authorityPattern  = regexp.MustCompile(`^(?:(?:` + authorityUserinfo + `+(?::` + authorityUserinfo + `*)?@)?([\p{L}\p{N}\-.]*))(?::(\d*))?(.*)$`)
 	ipv6Authority     = regexp.MustCompile(`^(?:` + authorityUserinfo + `+(?::` + authorityUserinfo + `*)?@)?\[([0-9a-fA-F:.]+)\](?::(\d*))?(.*)$`)
-	kustvaktPath      = regexp.MustCompile(`^(/[-a-zA-Z0-9_:@&?=+,.!/~*'%$;()]*)?$`)
-	domainLabel       = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$`)
-	schemePattern     = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+\-.]*$`)
 )
 
 // javaURIInvalid reports characters java.net.URI refuses anywhere in a URI:
@@ -68,26 +76,19 @@ func (k KustvaktURLRule) Valid(s string) bool {
 	if s == "" || javaURIInvalid(s) || strings.Count(s, "#") > 1 {
 		return false
 	}
-	m := uriSplit.FindStringSubmatch(s)
-	if m == nil {
+	scheme, authority, p, hasAuthority := splitURI(s)
+	// The scheme must match schemePattern and be http or https; those
+	// two match it, so comparing is enough.
+	if !asciiEqualFold(scheme, "http") && !asciiEqualFold(scheme, "https") {
 		return false
 	}
-	scheme, authority, p := m[1], m[2], m[3]
-	if !schemePattern.MatchString(scheme) {
-		return false
-	}
-	switch strings.ToLower(scheme) {
-	case "http", "https":
-	default:
-		return false
-	}
-	if !strings.Contains(s, "//") || authority == "" {
+	if !hasAuthority || authority == "" {
 		return false
 	}
 	if !k.validAuthority(authority) {
 		return false
 	}
-	if !kustvaktPath.MatchString(p) || strings.Contains(p, "//") {
+	if !validKustvaktPath(p) || strings.Contains(p, "//") {
 		return false
 	}
 	if escapesRoot(p) {
@@ -95,6 +96,65 @@ func (k KustvaktURLRule) Valid(s string) bool {
 	}
 	if k.NoFragments && strings.Contains(s, "#") {
 		return false
+	}
+	return true
+}
+
+// splitURI is uriSplit (RFC 3986 appendix B) written out: the scheme before
+// the first ':' that comes before any of "/?#", the authority after "//"
+// up to "/?#", then the path up to "?#". s holds no control characters.
+func splitURI(s string) (scheme, authority, path string, hasAuthority bool) {
+	if i := strings.IndexAny(s, ":/?#"); i > 0 && s[i] == ':' {
+		scheme, s = s[:i], s[i+1:]
+	}
+	if strings.HasPrefix(s, "//") {
+		s = s[2:]
+		i := strings.IndexAny(s, "/?#")
+		if i < 0 {
+			i = len(s)
+		}
+		authority, s, hasAuthority = s[:i], s[i:], true
+	}
+	if i := strings.IndexAny(s, "?#"); i >= 0 {
+		s = s[:i]
+	}
+	return scheme, authority, s, hasAuthority
+}
+
+// asciiEqualFold compares s to the lower-case ASCII word w, ignoring ASCII case only.
+func asciiEqualFold(s, w string) bool {
+	if len(s) != len(w) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != w[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// validKustvaktPath is kustvaktPath: empty, or "/" followed by characters
+// of the set.
+func validKustvaktPath(p string) bool {
+	if p == "" {
+		return true
+	}
+	if p[0] != '/' {
+		return false
+	}
+	for i := 1; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-_:@&?=+,.!/~*'%$;()", c) >= 0:
+		default:
+			return false
+		}
 	}
 	return true
 }
@@ -119,34 +179,117 @@ func escapesRoot(p string) bool {
 }
 
 func (k KustvaktURLRule) validAuthority(authority string) bool {
-	if m := ipv6Authority.FindStringSubmatch(authority); m != nil {
-		a, err := netip.ParseAddr(m[1])
-		if err != nil || !a.Is6() {
-			return false
+	if strings.IndexByte(authority, '[') >= 0 {
+		if m := ipv6Authority.FindStringSubmatch(authority); m != nil {
+			a, err := netip.ParseAddr(m[1])
+			if err != nil || !a.Is6() {
+				return false
+			}
+			return validPort(m[2]) && strings.TrimSpace(m[3]) == ""
 		}
-		return validPort(m[2]) && strings.TrimSpace(m[3]) == ""
 	}
-	ascii, err := idna.ToASCII(authority)
-	if err != nil {
-		// Userinfo and port make idna refuse some authorities; convert
-		// only the host part.
-		ascii = authority
+	ascii := authority
+	if !plainASCIIName(authority) {
+		var err error
+		if ascii, err = idna.ToASCII(authority); err != nil {
+			// Userinfo and port make idna refuse some authorities; convert
+			// only the host part.
+			ascii = authority
+		}
 	}
-	m := authorityPattern.FindStringSubmatch(ascii)
-	if m == nil {
-		return false
-	}
-	host, port, rest := m[1], m[2], m[3]
+	host, port, rest := splitAuthority(ascii)
 	if strings.TrimSpace(rest) != "" || !validPort(port) {
 		return false
 	}
-	if h, err := idna.ToASCII(host); err == nil {
-		host = h
+	if !plainASCIIName(host) {
+		if h, err := idna.ToASCII(host); err == nil {
+			host = h
+		}
 	}
 	if validIPv4(host) {
 		return true
 	}
 	return k.validDomain(host)
+}
+
+// plainASCIIName reports whether idna.ToASCII would return s unchanged
+// without looking at it: all ASCII, and no punycode label.
+func plainASCIIName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return !strings.Contains(s, "xn--")
+}
+
+// isUserinfoByte is the class authorityUserinfo.
+func isUserinfoByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("%&'()*+,-.~!$;=_", c) >= 0
+}
+
+// splitAuthority is authorityPattern written out, with its leftmost-first
+// choices: the userinfo when one is there, the longest host of letters,
+// digits, '-' and '.', then ':' and the longest run of digits as the port,
+// and whatever follows.
+func splitAuthority(s string) (host, port, rest string) {
+	i := 0
+	for i < len(s) && isUserinfoByte(s[i]) {
+		i++
+	}
+	if i > 0 && i < len(s) {
+		switch s[i] {
+		case '@':
+			s = s[i+1:]
+		case ':':
+			j := i + 1
+			for j < len(s) && isUserinfoByte(s[j]) {
+				j++
+			}
+			if j < len(s) && s[j] == '@' {
+				s = s[j+1:]
+			}
+		}
+	}
+	n := 0
+	for n < len(s) {
+		r, size := utf8.DecodeRuneInString(s[n:])
+		if r != '-' && r != '.' && !unicode.IsLetter(r) && !unicode.IsNumber(r) {
+			break
+		}
+		n += size
+	}
+	host, s = s[:n], s[n:]
+	if strings.HasPrefix(s, ":") {
+		d := 1
+		for d < len(s) && '0' <= s[d] && s[d] <= '9' {
+			d++
+		}
+		port, s = s[1:d], s[d:]
+	}
+	return host, port, s
+}
+
+// validDomainLabel is domainLabel: 1 to 63 ASCII letters, digits and
+// hyphens, a letter or digit first and last.
+func validDomainLabel(l string) bool {
+	if len(l) == 0 || len(l) > 63 {
+		return false
+	}
+	for i := 0; i < len(l); i++ {
+		c := l[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-' && i > 0 && i < len(l)-1:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func validPort(p string) bool {
@@ -182,7 +325,7 @@ func (k KustvaktURLRule) validDomain(host string) bool {
 	}
 	labels := strings.Split(host, ".")
 	for _, l := range labels {
-		if !domainLabel.MatchString(l) {
+		if !validDomainLabel(l) {
 			return false
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"net/mail"
 	"regexp"
 	"slices"
@@ -163,14 +164,17 @@ func (f Fields) Strings(key string) ([]string, bool, *Error) {
 	if raw[0] != '[' {
 		return nil, false, typeErr(key, "an array of strings")
 	}
-	items := splitArray(raw)
-	out := make([]string, 0, len(items))
-	for _, item := range items {
-		s, ok := unquote(item)
-		if !ok {
-			return nil, false, typeErr(key, "an array of strings")
+	out := make([]string, 0, arrayLen(raw))
+	ok = true
+	eachArrayItem(raw, func(item []byte) bool {
+		var s string
+		if s, ok = unquote(item); ok {
+			out = append(out, s)
 		}
-		out = append(out, s)
+		return ok
+	})
+	if !ok {
+		return nil, false, typeErr(key, "an array of strings")
 	}
 	return out, true, nil
 }
@@ -182,7 +186,16 @@ func typeErr(key, what string) *Error {
 	return metaErr("%s must be %s", key, what)
 }
 
+// dedupe returns list without repeated values, in order. A list without
+// any is returned as is.
 func dedupe(list []string) []string {
+	dup := false
+	for i := 1; i < len(list) && !dup; i++ {
+		dup = slices.Contains(list[:i], list[i])
+	}
+	if !dup {
+		return list
+	}
 	out := list[:0:0]
 	for _, s := range list {
 		if !slices.Contains(out, s) {
@@ -193,7 +206,7 @@ func dedupe(list []string) []string {
 }
 
 // responseTokens splits a response type ("code id_token") into its words.
-func responseTokens(rt string) []string { return strings.Fields(rt) }
+func responseTokens(rt string) iter.Seq[string] { return strings.FieldsSeq(rt) }
 
 // ParseMetadata validates RFC 7591 client metadata and returns a Client
 // holding it, with the defaults of RFC 7591 section 2 filled in. Members the
@@ -266,7 +279,7 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 	c.GrantTypes, c.ResponseTypes = grants, responses
 	implicit := false
 	for _, r := range responses {
-		for _, w := range responseTokens(r) {
+		for w := range responseTokens(r) {
 			if w == "token" || w == "id_token" {
 				implicit = true
 			}
@@ -484,7 +497,10 @@ func validScopeToken(s string) bool {
 // normalizeResponseType orders the words of a response type the way the
 // supported list spells them ("id_token code" is "code id_token").
 func normalizeResponseType(rt string) string {
-	words := responseTokens(rt)
+	if singleWord(rt) {
+		return rt
+	}
+	words := strings.Fields(rt)
 	order := map[string]int{"code": 0, "id_token": 1, "token": 2, "none": 3}
 	slices.SortFunc(words, func(a, b string) int {
 		oa, ok := order[a]
@@ -500,10 +516,21 @@ func normalizeResponseType(rt string) string {
 	return strings.Join(words, " ")
 }
 
+// singleWord reports whether s is one word of printable ASCII, which
+// strings.Fields would return as is.
+func singleWord(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return s != ""
+}
+
 func grantsFor(responses []string) []string {
 	var g []string
 	for _, r := range responses {
-		for _, w := range responseTokens(r) {
+		for w := range responseTokens(r) {
 			switch w {
 			case "code":
 				g = append(g, "authorization_code")
@@ -534,7 +561,7 @@ func responsesFor(grants []string) []string {
 func consistency(grants, responses []string) string {
 	needCode, needImplicit, none := false, false, false
 	for _, r := range responses {
-		for _, w := range responseTokens(r) {
+		for w := range responseTokens(r) {
 			switch w {
 			case "code":
 				needCode = true

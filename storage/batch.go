@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -13,104 +15,199 @@ import (
 // batcher sends the commands of concurrent requests to Redis together, in
 // pipelines: under load one write and one read system call (on both ends)
 // carry dozens of commands instead of one each, which is most of what a
-// registration costs besides HTTP itself. A command that arrives when a
-// worker is idle goes out at once, so a lone request waits no longer than
-// without batching.
+// registration costs besides HTTP itself.
+//
+// There is no flusher goroutine to hand commands to: the caller that finds
+// no pipeline in flight sends the queued commands itself (it leads), so a
+// lone request waits no longer than without batching and costs no extra
+// goroutine switch. Commands that arrive meanwhile queue up; when the
+// leader's pipeline returns it wakes the first of them to lead the next,
+// so one pipeline at a time carries everything that arrived during the
+// previous one. A second pipeline starts only when batchSecond commands
+// wait: each pipeline costs system calls and wake-ups on both ends,
+// whatever its size, so they are kept deep.
 type batcher struct {
-	rdb  redis.UniversalClient
-	in   chan *batchOp
-	quit chan struct{}
-	wg   sync.WaitGroup
+	rdb redis.UniversalClient
+
+	mu     sync.Mutex
+	queue  []*batchOp // waiting for the next pipeline
+	spare  []*batchOp
+	busy   int // pipelines in flight (leaders)
+	closed bool
 }
 
 type batchOp struct {
-	cmd  redis.Cmder
-	done chan struct{}
+	cmd redis.Cmder
+	// done receives false once the command ran, or true when the waiter is
+	// to lead the next pipeline (then false once it ran in that pipeline).
+	done  chan bool
+	state atomic.Int32
 }
+
+// The states of a batchOp. A waiter gives up (abandons its command) or is
+// made a leader only by changing it from opWaiting; a waiter made a leader
+// is taken out of the queue at once, so its command runs in the pipeline
+// it leads and in no other.
+const (
+	opWaiting int32 = iota
+	opAbandoned
+	opLeading
+)
 
 const (
 	batchWorkers = 2   // pipelines in flight at once
+	batchSecond  = 16  // waiting commands that start a second pipeline
 	batchMax     = 128 // commands per pipeline
 )
 
-var opPool = sync.Pool{New: func() any { return &batchOp{done: make(chan struct{}, 1)} }}
+var opPool = sync.Pool{New: func() any { return &batchOp{done: make(chan bool, 1)} }}
 
 func newBatcher(rdb redis.UniversalClient) *batcher {
-	b := &batcher{rdb: rdb, in: make(chan *batchOp, 1024), quit: make(chan struct{})}
-	for i := 0; i < batchWorkers; i++ {
-		b.wg.Add(1)
-		go b.work()
-	}
-	return b
+	return &batcher{rdb: rdb}
 }
 
+// close makes later commands fail with redis.ErrClosed; pipelines in flight
+// finish (against the closed client, they fail too).
 func (b *batcher) close() {
-	close(b.quit)
-	b.wg.Wait()
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
 }
 
-// do runs cmd in the next pipeline and waits for its result. If ctx ends
-// first, do returns ctx's error; the command may still run.
+// abandonedError is the error of do when ctx ended before the command ran:
+// the command may still run later, and keeps its arguments until then.
+type abandonedError struct{ err error }
+
+func (e abandonedError) Error() string { return e.err.Error() }
+func (e abandonedError) Unwrap() error { return e.err }
+
+// abandoned reports whether err is do's for a command that may still run.
+func abandoned(err error) bool {
+	_, ok := err.(abandonedError)
+	return ok
+}
+
+// do runs cmd in the next pipeline and returns its error. If ctx ends
+// first, do returns an abandonedError wrapping ctx's error; the command may
+// still run.
 func (b *batcher) do(ctx context.Context, cmd redis.Cmder) error {
 	op := opPool.Get().(*batchOp)
 	op.cmd = cmd
-	select {
-	case b.in <- op:
-	case <-ctx.Done():
-		opPool.Put(op)
-		return ctx.Err()
-	case <-b.quit:
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		op.cmd = nil
 		opPool.Put(op)
 		return redis.ErrClosed
 	}
-	select {
-	case <-op.done:
-		op.cmd = nil
-		opPool.Put(op)
-		return cmd.Err()
-	case <-ctx.Done():
-		// The worker still owns op; it is dropped, not reused.
-		return ctx.Err()
+	lead := b.busy == 0 || (b.busy < batchWorkers && len(b.queue)+1 >= batchSecond)
+	if lead {
+		b.busy++
+		op.state.Store(opLeading)
+	} else {
+		op.state.Store(opWaiting)
+		b.queue = append(b.queue, op)
+	}
+	b.mu.Unlock()
+	if !lead {
+		select {
+		case lead = <-op.done:
+		case <-ctx.Done():
+			if op.state.CompareAndSwap(opWaiting, opAbandoned) {
+				// Whoever runs the command drops op; it is not reused.
+				return abandonedError{ctx.Err()}
+			}
+			// Made a leader meanwhile: lead, others wait for it.
+			lead = <-op.done
+		}
+		if !lead {
+			return b.finish(op)
+		}
+	}
+	b.leadPipelines(op)
+	<-op.done
+	return b.finish(op)
+}
+
+func (b *batcher) finish(op *batchOp) error {
+	err := op.cmd.Err()
+	op.cmd = nil
+	opPool.Put(op)
+	return err
+}
+
+// leadPipelines sends self's command and the waiting ones, then hands the
+// lead to a waiter if commands queued up meanwhile (or sends them too, if
+// all of those were abandoned).
+func (b *batcher) leadPipelines(self *batchOp) {
+	for {
+		b.mu.Lock()
+		ops := b.spare[:0]
+		b.spare = nil
+		if self != nil {
+			ops = append(ops, self)
+			self = nil
+		}
+		n := min(len(b.queue), batchMax-len(ops))
+		ops = append(ops, b.queue[:n]...)
+		rest := copy(b.queue, b.queue[n:])
+		clear(b.queue[rest:])
+		b.queue = b.queue[:rest]
+		b.mu.Unlock()
+
+		b.exec(ops)
+
+		clear(ops)
+		b.mu.Lock()
+		if b.spare == nil || cap(ops) > cap(b.spare) {
+			b.spare = ops[:0]
+		}
+		if len(b.queue) > 0 && (b.busy == 1 || len(b.queue) >= batchSecond) {
+			for i, next := range b.queue {
+				if next.state.CompareAndSwap(opWaiting, opLeading) {
+					last := len(b.queue) - 1
+					copy(b.queue[i:], b.queue[i+1:])
+					b.queue[last] = nil
+					b.queue = b.queue[:last]
+					b.mu.Unlock()
+					next.done <- true
+					return
+				}
+			}
+			b.mu.Unlock()
+			continue // nobody waits any more: send their commands anyway
+		}
+		b.busy--
+		b.mu.Unlock()
+		return
 	}
 }
 
-func (b *batcher) work() {
-	defer b.wg.Done()
-	ops := make([]*batchOp, 0, batchMax)
-	for {
-		select {
-		case op := <-b.in:
-			ops = append(ops[:0], op)
-		case <-b.quit:
-			return
-		}
-	fill:
-		for len(ops) < batchMax {
-			select {
-			case op := <-b.in:
-				ops = append(ops, op)
-			default:
-				break fill
+// exec runs ops as one pipeline and tells their waiters. It runs on a
+// request's goroutine: a panic in the client fails the commands instead of
+// leaving their waiters and the lead stranded.
+func (b *batcher) exec(ops []*batchOp) {
+	defer func() {
+		if r := recover(); r != nil {
+			err := fmt.Errorf("redis pipeline panicked: %v", r)
+			for _, op := range ops {
+				op.cmd.SetErr(err)
 			}
 		}
-		b.exec(ops)
-	}
-}
-
-func (b *batcher) exec(ops []*batchOp) {
+		for _, op := range ops {
+			op.done <- false
+		}
+	}()
 	ctx := context.Background()
 	if len(ops) == 1 {
 		_ = b.rdb.Process(ctx, ops[0].cmd)
-	} else {
-		pipe := b.rdb.Pipeline()
-		for _, op := range ops {
-			_ = pipe.Process(ctx, op.cmd)
-		}
-		_, _ = pipe.Exec(ctx) // each command keeps its own error
+		return
 	}
+	pipe := b.rdb.Pipeline()
 	for _, op := range ops {
-		op.done <- struct{}{}
+		_ = pipe.Process(ctx, op.cmd)
 	}
+	_, _ = pipe.Exec(ctx) // each command keeps its own error
 }
 
 // isNoScript reports Redis's answer to EVALSHA for an unknown script (after
@@ -122,29 +219,63 @@ func isNoScript(err error) bool {
 // script is a Lua script known by its SHA-1.
 type script struct {
 	src, sha string
+	// shaArg is sha boxed once, as the second argument of EVALSHA.
+	shaArg any
 }
 
 func newScript(src string) *script {
 	sum := sha1.Sum([]byte(src))
-	return &script{src: src, sha: hex.EncodeToString(sum[:])}
+	sha := hex.EncodeToString(sum[:])
+	return &script{src: src, sha: sha, shaArg: sha}
 }
 
-// run runs the script through the batcher: EVALSHA, then EVAL once if the
-// server does not know the script yet.
-func (s *script) run(ctx context.Context, b *batcher, keys []string, args ...any) *redis.Cmd {
-	cmd := redis.NewCmd(ctx, scriptArgs("evalsha", s.sha, keys, args)...)
-	if err := b.do(ctx, cmd); isNoScript(err) {
-		cmd = redis.NewCmd(ctx, scriptArgs("eval", s.src, keys, args)...)
-		_ = b.do(ctx, cmd)
+// run runs the script through the batcher and returns its integer result.
+// args is the whole EVALSHA command: "evalsha", s.shaArg, the number of
+// keys, the keys, then the arguments. If the server does not know the
+// script yet, it is sent once with EVAL.
+func (s *script) run(ctx context.Context, b *batcher, args []any) (int64, error) {
+	cmd := redis.NewIntCmd(ctx, args...)
+	keyPos(cmd, args)
+	err := b.do(ctx, cmd)
+	if isNoScript(err) {
+		cmd = redis.NewIntCmd(ctx, s.evalArgs(args)...)
+		keyPos(cmd, args)
+		err = b.do(ctx, cmd)
 	}
-	return cmd
+	if err != nil {
+		return 0, err
+	}
+	return cmd.Val(), nil
 }
 
-func scriptArgs(verb, script string, keys []string, args []any) []any {
-	out := make([]any, 0, 3+len(keys)+len(args))
-	out = append(out, verb, script, len(keys))
-	for _, k := range keys {
-		out = append(out, k)
+// runSlice is run for a script that returns an array of integers.
+func (s *script) runSlice(ctx context.Context, b *batcher, args []any) ([]int64, error) {
+	cmd := redis.NewIntSliceCmd(ctx, args...)
+	keyPos(cmd, args)
+	err := b.do(ctx, cmd)
+	if isNoScript(err) {
+		cmd = redis.NewIntSliceCmd(ctx, s.evalArgs(args)...)
+		keyPos(cmd, args)
+		err = b.do(ctx, cmd)
 	}
-	return append(out, args...)
+	if err != nil {
+		return nil, err
+	}
+	return cmd.Val(), nil
+}
+
+// keyPos tells go-redis where the first key of a script call is, which it
+// would otherwise work out from the arguments for Redis Cluster.
+func keyPos(cmd redis.Cmder, args []any) {
+	if n, ok := args[2].(int); ok && n > 0 {
+		cmd.SetFirstKeyPos(3)
+	}
+}
+
+// evalArgs turns EVALSHA arguments into EVAL ones.
+func (s *script) evalArgs(args []any) []any {
+	out := make([]any, len(args))
+	copy(out, args)
+	out[0], out[1] = "eval", s.src
+	return out
 }

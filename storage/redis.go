@@ -5,8 +5,11 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -94,14 +97,24 @@ func (p *RedisPool) Store(keyPrefix string) *RedisStore {
 
 // RedisStore implements Store on Redis. Layout, with base = prefix{tag}: :
 //
-//	base r:<id>   hash: d (data), r (revision), t (tags, JSON), e (expiry, Unix ms or 0)
+//	base r:<id>   string: the record's header (format, revision, expiry),
+//	              its tags, then its data (see encodeRecord)
 //	base t:<tag>  sorted set of ids, scored by their expiry (+inf for never)
 //	prefix h:{<key>}  rate-limit counter of one window
+//
+// A record is one string rather than a hash: Redis stores and serves it
+// with one allocation and no field lookups, and Get is a plain GET.
 type RedisStore struct {
 	rdb    redis.UniversalClient
 	b      *batcher
 	prefix string
 	base   string
+
+	// tagKeys caches the boxed keys of the tags in use (a handful: all
+	// clients, plugins, owners), copied on write, so that a command does
+	// not build them again.
+	tagMu   sync.Mutex
+	tagKeys atomic.Pointer[map[string]any]
 }
 
 var _ Store = (*RedisStore)(nil)
@@ -109,18 +122,125 @@ var _ Store = (*RedisStore)(nil)
 func (s *RedisStore) recordKey(id string) string { return s.base + "r:" + id }
 func (s *RedisStore) tagKey(tag string) string   { return s.base + "t:" + tag }
 
+// maxCachedTagKeys bounds tagKeys: owners are unbounded, the cache is not.
+const maxCachedTagKeys = 256
+
+// tagKeyArg returns tagKey(tag) as a command argument.
+func (s *RedisStore) tagKeyArg(tag string) any {
+	cur := s.tagKeys.Load()
+	if cur != nil {
+		if k, ok := (*cur)[tag]; ok {
+			return k
+		}
+	}
+	var k any = s.tagKey(tag)
+	s.tagMu.Lock()
+	defer s.tagMu.Unlock()
+	cur = s.tagKeys.Load()
+	if cur == nil || len(*cur) < maxCachedTagKeys {
+		next := make(map[string]any, 1+len(tagKeysOf(cur)))
+		for t, v := range tagKeysOf(cur) {
+			next[t] = v
+		}
+		next[tag] = k
+		s.tagKeys.Store(&next)
+	}
+	return k
+}
+
+func tagKeysOf(m *map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	return *m
+}
+
+// A record's value: a fixed header, its tags, then its data.
+//
+//	[0]      recordFormat
+//	[1:9]    revision, uint64 big-endian
+//	[9:17]   expiry, Unix ms, int64 big-endian (0: never)
+//	uvarint  length of the tags, then the tags (see encodeTags)
+//	rest     data
+//
+// The scripts compare the first revHeaderLen bytes (format and revision)
+// to detect concurrent changes; they never parse the rest.
+const (
+	recordFormat    = 1
+	revHeaderLen    = 9
+	recordHeaderLen = 17
+)
+
+// revHeader returns the format byte and the revision as the scripts compare them.
+func revHeader(rev int64) string {
+	var b [revHeaderLen]byte
+	b[0] = recordFormat
+	binary.BigEndian.PutUint64(b[1:], uint64(rev))
+	return string(b[:])
+}
+
+// encodeRecord returns the stored value of rec with revision rev.
+func encodeRecord(rec *Record, rev int64) []byte { return appendRecord(nil, rec, rev) }
+
+// appendRecord appends the stored value of rec with revision rev to b.
+func appendRecord(b []byte, rec *Record, rev int64) []byte {
+	tagLen := 0
+	for _, t := range rec.Tags {
+		tagLen += uvarintLen(uint64(len(t))) + len(t)
+	}
+	b = slices.Grow(b, recordHeaderLen+uvarintLen(uint64(tagLen))+tagLen+len(rec.Data))
+	b = append(b, recordFormat)
+	b = binary.BigEndian.AppendUint64(b, uint64(rev))
+	b = binary.BigEndian.AppendUint64(b, uint64(expiryMillis(rec.ExpiresAt)))
+	b = binary.AppendUvarint(b, uint64(tagLen))
+	for _, t := range rec.Tags {
+		b = binary.AppendUvarint(b, uint64(len(t)))
+		b = append(b, t...)
+	}
+	return append(b, rec.Data...)
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+// decodeRecord reads a stored value; ok is false when it is not one.
+func decodeRecord(id, v string) (rec *Record, exp int64, ok bool) {
+	if len(v) < recordHeaderLen || v[0] != recordFormat {
+		return nil, 0, false
+	}
+	rev := int64(binary.BigEndian.Uint64([]byte(v[1:9])))
+	exp = int64(binary.BigEndian.Uint64([]byte(v[9:17])))
+	v = v[recordHeaderLen:]
+	n, k := binary.Uvarint([]byte(v[:min(len(v), binary.MaxVarintLen64)]))
+	if k <= 0 || uint64(len(v)-k) < n {
+		return nil, 0, false
+	}
+	tags, ok := decodeTags(v[k : k+int(n)])
+	if !ok {
+		return nil, 0, false
+	}
+	return &Record{ID: id, Data: []byte(v[k+int(n):]), Tags: tags, Rev: rev, ExpiresAt: fromMillis(exp)}, exp, true
+}
+
 // tagAdd is shared by the create and update scripts: it adds id to a tag set
 // scored by its expiry and keeps the set's own TTL no shorter than its
 // longest-lived member, so that sets of expiring records do not outlive them.
+// exp is the expiry as sent (a string, passed on as is) and expn its value.
 const luaTagAdd = `
-local function tagadd(key, id, exp, now)
-  if exp == 0 then
+local function tagadd(key, id, exp, expn, now)
+  if expn == 0 then
     redis.call('ZADD', key, '+inf', id)
     redis.call('PERSIST', key)
   else
     local ttl = redis.call('PTTL', key)
     redis.call('ZADD', key, exp, id)
-    if ttl == -2 or (ttl >= 0 and now + ttl < exp) then
+    if ttl == -2 or (ttl >= 0 and tonumber(now) + ttl < expn) then
       redis.call('PEXPIREAT', key, exp)
     end
   end
@@ -128,48 +248,49 @@ end
 `
 
 // KEYS: record, nt tag keys, then cap tag keys.
-// ARGV: id, data, tags, exp, now, nt, cap maxima...
+// ARGV: id, value, exp, now, nt, cap maxima...
 // Returns 1 (created), 0 (exists) or -k (cap k, 1-based, reached).
 var createScript = newScript(luaTagAdd + `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local exp = tonumber(ARGV[4])
-local now = tonumber(ARGV[5])
-local nt = tonumber(ARGV[6])
-for i = 2 + nt, #KEYS do
-  local k = i - 1 - nt
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
-  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[6 + k]) then return -k end
+local nt = tonumber(ARGV[5])
+if #KEYS > 1 + nt then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+  for i = 2 + nt, #KEYS do
+    local k = i - 1 - nt
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[4])
+    if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[5 + k]) then return -k end
+  end
+  redis.call('SET', KEYS[1], ARGV[2])
+elseif not redis.call('SET', KEYS[1], ARGV[2], 'NX') then
+  return 0
 end
-redis.call('HSET', KEYS[1], 'd', ARGV[2], 'r', 1, 't', ARGV[3], 'e', exp)
-if exp > 0 then redis.call('PEXPIREAT', KEYS[1], exp) end
-for i = 2, 1 + nt do tagadd(KEYS[i], ARGV[1], exp, now) end
+local expn = tonumber(ARGV[3])
+if expn > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
+for i = 2, 1 + nt do tagadd(KEYS[i], ARGV[1], ARGV[3], expn, ARGV[4]) end
 return 1
 `)
 
 // KEYS: record, nr removed tag keys, then current tag keys.
-// ARGV: id, expected revision, data, tags, exp, now, nr.
-// Returns the new revision, 0 (gone) or -1 (revision changed).
+// ARGV: id, expected revision header, new value, exp, now, nr.
+// Returns 1 (updated), 0 (gone) or -1 (revision changed).
 var updateScript = newScript(luaTagAdd + `
-local rev = redis.call('HGET', KEYS[1], 'r')
-if not rev then return 0 end
-if rev ~= ARGV[2] then return -1 end
-local exp = tonumber(ARGV[5])
-local now = tonumber(ARGV[6])
-local nr = tonumber(ARGV[7])
-local newrev = redis.call('HINCRBY', KEYS[1], 'r', 1)
-redis.call('HSET', KEYS[1], 'd', ARGV[3], 't', ARGV[4], 'e', exp)
-if exp > 0 then redis.call('PEXPIREAT', KEYS[1], exp) else redis.call('PERSIST', KEYS[1]) end
+local cur = redis.call('GETRANGE', KEYS[1], 0, ` + strconv.Itoa(revHeaderLen-1) + `)
+if cur == '' then return 0 end
+if cur ~= ARGV[2] then return -1 end
+redis.call('SET', KEYS[1], ARGV[3])
+local expn = tonumber(ARGV[4])
+if expn > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
+local nr = tonumber(ARGV[6])
 for i = 2, 1 + nr do redis.call('ZREM', KEYS[i], ARGV[1]) end
-for i = 2 + nr, #KEYS do tagadd(KEYS[i], ARGV[1], exp, now) end
-return newrev
+for i = 2 + nr, #KEYS do tagadd(KEYS[i], ARGV[1], ARGV[4], expn, ARGV[5]) end
+return 1
 `)
 
-// KEYS: record, tag keys. ARGV: id, expected revision.
+// KEYS: record, tag keys. ARGV: id, expected revision header.
 // Returns 1 (deleted), 0 (gone) or -1 (revision changed).
 var deleteScript = newScript(`
-local rev = redis.call('HGET', KEYS[1], 'r')
-if not rev then return 0 end
-if rev ~= ARGV[2] then return -1 end
+local cur = redis.call('GETRANGE', KEYS[1], 0, ` + strconv.Itoa(revHeaderLen-1) + `)
+if cur == '' then return 0 end
+if cur ~= ARGV[2] then return -1 end
 redis.call('DEL', KEYS[1])
 for i = 2, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
 return 1
@@ -190,8 +311,8 @@ func unavailable(op string, err error) error {
 	return &UnavailableError{Op: op, Err: err}
 }
 
-// encodeTags joins tags for the record's "t" field: each is its length
-// (uvarint) then its bytes, so any byte may appear in a tag.
+// encodeTags joins tags: each is its length (uvarint) then its bytes, so any
+// byte may appear in a tag.
 func encodeTags(tags []string) string {
 	var b []byte
 	for _, t := range tags {
@@ -202,35 +323,86 @@ func encodeTags(tags []string) string {
 }
 
 func decodeTags(s string) ([]string, bool) {
-	var out []string
-	for len(s) > 0 {
-		n, k := binary.Uvarint([]byte(s[:min(len(s), binary.MaxVarintLen64)]))
-		if k <= 0 || uint64(len(s)-k) < n {
+	if s == "" {
+		return nil, true
+	}
+	n := 0
+	for r := s; len(r) > 0; n++ {
+		l, k := binary.Uvarint([]byte(r[:min(len(r), binary.MaxVarintLen64)]))
+		if k <= 0 || uint64(len(r)-k) < l {
 			return nil, false
 		}
-		out = append(out, s[k:k+int(n)])
-		s = s[k+int(n):]
+		r = r[k+int(l):]
+	}
+	out := make([]string, 0, n)
+	for len(s) > 0 {
+		l, k := binary.Uvarint([]byte(s[:min(len(s), binary.MaxVarintLen64)]))
+		out = append(out, s[k:k+int(l)])
+		s = s[k+int(l):]
 	}
 	return out, true
 }
 
+// expiryArg is the expiry as a script argument.
+func expiryArg(t time.Time) any {
+	if ms := expiryMillis(t); ms != 0 {
+		return ms
+	}
+	return "0"
+}
+
+// call holds the arguments of one command: they are passed as pointers
+// (which go-redis writes without boxing them) and the whole is reused once
+// the command has run.
+type call struct {
+	args  []any
+	key   string
+	id    string
+	now   int64
+	value recordValue
+}
+
+// recordValue is a record's stored form as a command argument.
+type recordValue struct{ b []byte }
+
+// MarshalBinary implements encoding.BinaryMarshaler, which go-redis writes as is.
+func (v *recordValue) MarshalBinary() ([]byte, error) { return v.b, nil }
+
+var callPool = sync.Pool{New: func() any { return &call{args: make([]any, 0, 16)} }}
+
+func getCall() *call { return callPool.Get().(*call) }
+
+// release returns c to the pool once its command has run; err is what
+// running it returned. An abandoned command may still be waiting to run
+// and keeps using c.
+func (c *call) release(err error) {
+	if abandoned(err) || cap(c.value.b) > 64<<10 || cap(c.args) > 256 {
+		return
+	}
+	clear(c.args)
+	c.args, c.key, c.id, c.value.b = c.args[:0], "", "", c.value.b[:0]
+	callPool.Put(c)
+}
+
 // Create implements Store.
 func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error {
-	keys := make([]string, 0, 1+len(rec.Tags)+len(caps))
-	keys = append(keys, s.recordKey(rec.ID))
+	c := getCall()
+	c.key, c.id, c.now = s.recordKey(rec.ID), rec.ID, time.Now().UnixMilli()
+	c.value.b = appendRecord(c.value.b[:0], rec, 1)
+	nk := 1 + len(rec.Tags) + len(caps)
+	c.args = append(c.args, "evalsha", createScript.shaArg, nk, &c.key)
 	for _, t := range rec.Tags {
-		keys = append(keys, s.tagKey(t))
+		c.args = append(c.args, s.tagKeyArg(t))
 	}
-	for _, c := range caps {
-		keys = append(keys, s.tagKey(c.Tag))
+	for _, cp := range caps {
+		c.args = append(c.args, s.tagKeyArg(cp.Tag))
 	}
-	args := make([]any, 0, 6+len(caps))
-	args = append(args, rec.ID, rec.Data, encodeTags(rec.Tags), expiryMillis(rec.ExpiresAt),
-		time.Now().UnixMilli(), len(rec.Tags))
-	for _, c := range caps {
-		args = append(args, c.Max)
+	c.args = append(c.args, &c.id, &c.value, expiryArg(rec.ExpiresAt), &c.now, len(rec.Tags))
+	for _, cp := range caps {
+		c.args = append(c.args, cp.Max)
 	}
-	n, err := createScript.run(ctx, s.b, keys, args...).Int64()
+	n, err := createScript.run(ctx, s.b, c.args)
+	c.release(err)
 	if err != nil {
 		return unavailable("create", err)
 	}
@@ -248,32 +420,26 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 
 // Get implements Store.
 func (s *RedisStore) Get(ctx context.Context, id string) (*Record, error) {
-	cmd := redis.NewSliceCmd(ctx, "hmget", s.recordKey(id), "d", "r", "t", "e")
-	if err := s.b.do(ctx, cmd); err != nil {
-		return nil, unavailable("get", err)
-	}
-	vals := cmd.Val()
-	return decodeRedisRecord(id, vals)
-}
-
-func decodeRedisRecord(id string, vals []any) (*Record, error) {
-	if len(vals) != 4 || vals[0] == nil || vals[1] == nil {
+	c := getCall()
+	c.key = s.recordKey(id)
+	c.args = append(c.args, "get", &c.key)
+	cmd := redis.NewStringCmd(ctx, c.args...)
+	cmd.SetFirstKeyPos(1)
+	err := s.b.do(ctx, cmd)
+	c.release(err)
+	if err == redis.Nil {
 		return nil, ErrNotFound
 	}
-	data, _ := vals[0].(string)
-	revStr, _ := vals[1].(string)
-	tagStr, _ := vals[2].(string)
-	expStr, _ := vals[3].(string)
-	rev, err := strconv.ParseInt(revStr, 10, 64)
 	if err != nil {
-		return nil, unavailable("get", errors.New("corrupt revision of record "+strconv.Quote(id)))
+		return nil, unavailable("get", err)
 	}
-	exp, _ := strconv.ParseInt(expStr, 10, 64)
-	rec := &Record{ID: id, Data: []byte(data), Rev: rev, ExpiresAt: fromMillis(exp)}
-	if tags, ok := decodeTags(tagStr); ok {
-		rec.Tags = tags
-	} else {
-		return nil, unavailable("get", errors.New("corrupt tags of record "+strconv.Quote(id)))
+	return decodeRedisRecord(id, cmd.Val())
+}
+
+func decodeRedisRecord(id, v string) (*Record, error) {
+	rec, exp, ok := decodeRecord(id, v)
+	if !ok {
+		return nil, unavailable("get", errors.New("corrupt record "+strconv.Quote(id)))
 	}
 	if exp > 0 && exp <= time.Now().UnixMilli() {
 		return nil, ErrNotFound // expired, Redis has not reaped it yet
@@ -284,37 +450,43 @@ func decodeRedisRecord(id string, vals []any) (*Record, error) {
 // Update implements Store.
 func (s *RedisStore) Update(ctx context.Context, old, rec *Record) error {
 	removed := diffTags(old.Tags, rec.Tags)
-	keys := make([]string, 0, 1+len(removed)+len(rec.Tags))
-	keys = append(keys, s.recordKey(rec.ID))
+	nk := 1 + len(removed) + len(rec.Tags)
+	args := make([]any, 0, 3+nk+6)
+	args = append(args, "evalsha", updateScript.shaArg, nk, s.recordKey(rec.ID))
 	for _, t := range removed {
-		keys = append(keys, s.tagKey(t))
+		args = append(args, s.tagKeyArg(t))
 	}
 	for _, t := range rec.Tags {
-		keys = append(keys, s.tagKey(t))
+		args = append(args, s.tagKeyArg(t))
 	}
-	n, err := updateScript.run(ctx, s.b, keys, rec.ID, strconv.FormatInt(old.Rev, 10), rec.Data,
-		encodeTags(rec.Tags), expiryMillis(rec.ExpiresAt), time.Now().UnixMilli(), len(removed)).Int64()
+	args = append(args, rec.ID, revHeader(old.Rev), encodeRecord(rec, old.Rev+1), expiryArg(rec.ExpiresAt),
+		time.Now().UnixMilli(), len(removed))
+	n, err := updateScript.run(ctx, s.b, args)
 	if err != nil {
 		return unavailable("update", err)
 	}
-	switch {
-	case n == 0:
+	switch n {
+	case 1:
+		rec.Rev = old.Rev + 1
+		return nil
+	case 0:
 		return ErrNotFound
-	case n < 0:
+	case -1:
 		return ErrConflict
 	}
-	rec.Rev = n
-	return nil
+	return unavailable("update", errors.New("unexpected script result "+strconv.FormatInt(n, 10)))
 }
 
 // Delete implements Store.
 func (s *RedisStore) Delete(ctx context.Context, rec *Record) error {
-	keys := make([]string, 0, 1+len(rec.Tags))
-	keys = append(keys, s.recordKey(rec.ID))
+	nk := 1 + len(rec.Tags)
+	args := make([]any, 0, 3+nk+2)
+	args = append(args, "evalsha", deleteScript.shaArg, nk, s.recordKey(rec.ID))
 	for _, t := range rec.Tags {
-		keys = append(keys, s.tagKey(t))
+		args = append(args, s.tagKeyArg(t))
 	}
-	n, err := deleteScript.run(ctx, s.b, keys, rec.ID, strconv.FormatInt(rec.Rev, 10)).Int64()
+	args = append(args, rec.ID, revHeader(rec.Rev))
+	n, err := deleteScript.run(ctx, s.b, args)
 	if err != nil {
 		return unavailable("delete", err)
 	}
@@ -337,21 +509,28 @@ func (s *RedisStore) List(ctx context.Context, tag string) ([]*Record, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	cmds := make([]*redis.SliceCmd, len(ids))
+	cmds := make([]*redis.StringCmd, len(ids))
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
-			cmds[i] = p.HMGet(ctx, s.recordKey(id), "d", "r", "t", "e")
+			cmds[i] = p.Get(ctx, s.recordKey(id))
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && err != redis.Nil {
 		return nil, unavailable("list", err)
 	}
 	out := make([]*Record, 0, len(ids))
 	for i, id := range ids {
-		rec, err := decodeRedisRecord(id, cmds[i].Val())
-		if errors.Is(err, ErrNotFound) {
+		v, err := cmds[i].Result()
+		if err == redis.Nil {
 			continue // deleted or expired between the two reads
+		}
+		if err != nil {
+			return nil, unavailable("list", err)
+		}
+		rec, err := decodeRedisRecord(id, v)
+		if errors.Is(err, ErrNotFound) {
+			continue
 		}
 		if err != nil {
 			return nil, err
@@ -364,13 +543,11 @@ func (s *RedisStore) List(ctx context.Context, tag string) ([]*Record, error) {
 // Count implements Store.
 func (s *RedisStore) Count(ctx context.Context, tag string) (int, error) {
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	cmd := redis.NewIntCmd(ctx, "zcount", s.tagKey(tag), "("+now, "+inf")
-	err := s.b.do(ctx, cmd)
-	n := cmd.Val()
-	if err != nil {
+	cmd := redis.NewIntCmd(ctx, "zcount", s.tagKeyArg(tag), "("+now, "+inf")
+	if err := s.b.do(ctx, cmd); err != nil {
 		return 0, unavailable("count", err)
 	}
-	return int(n), nil
+	return int(cmd.Val()), nil
 }
 
 // Hit implements Store. Counters get their own hash slot each: they never
@@ -380,7 +557,7 @@ func (s *RedisStore) Hit(ctx context.Context, key string, limit int, window time
 	if ms <= 0 {
 		ms = 1
 	}
-	res, err := hitScript.run(ctx, s.b, []string{s.prefix + "h:{" + key + "}"}, ms).Int64Slice()
+	res, err := hitScript.runSlice(ctx, s.b, []any{"evalsha", hitScript.shaArg, 1, s.prefix + "h:{" + key + "}", ms})
 	if err != nil {
 		return false, 0, unavailable("rate limit", err)
 	}

@@ -7,6 +7,7 @@ package jsonw
 
 import (
 	"strconv"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -44,6 +45,29 @@ type Writer struct {
 // New returns a writer with room for n bytes.
 func New(style Style, n int) *Writer {
 	return &Writer{B: make([]byte, 0, n), Style: style}
+}
+
+var pool = sync.Pool{New: func() any { return &Writer{B: make([]byte, 0, 1024), comma: make([]bool, 0, 8)} }}
+
+// maxPooled is the largest buffer Release keeps for reuse.
+const maxPooled = 64 << 10
+
+// Get returns an empty writer from a pool; Release gives it back once its
+// bytes have been written (an io.Writer does not keep them).
+func Get(style Style) *Writer {
+	w := pool.Get().(*Writer)
+	w.Style = style
+	return w
+}
+
+// Release returns a writer obtained from Get to the pool; w must not be
+// used afterwards.
+func (w *Writer) Release() {
+	if cap(w.B) > maxPooled {
+		return
+	}
+	w.B, w.comma, w.afterKey = w.B[:0], w.comma[:0], false
+	pool.Put(w)
 }
 
 // value adds the separator a new member needs: none right after a key or
