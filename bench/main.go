@@ -79,7 +79,7 @@ func main() {
 	flag.IntVar(&o.conns, "connections", 64, "wrk -c")
 	flag.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed or a route does not answer 2xx")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (config, bodies, caddy.log)")
-	flag.StringVar(&o.profile, "profile", "", "directory to save a Caddy CPU profile of each run in (go tool pprof)")
+	flag.StringVar(&o.profile, "profile", "", "directory to save a Caddy CPU profile of each run in, and allocation profiles before and after it (go tool pprof, -base)")
 	flag.StringVar(&o.only, "only", "", "run only the scenarios whose name matches this regular expression")
 	flag.Parse()
 	os.Exit(run(o))
@@ -529,7 +529,19 @@ func startProfile(o options, admin string, i int, name string) func() string {
 	done := make(chan string, 1)
 	go func() {
 		c := &http.Client{Timeout: time.Duration(secs+30) * time.Second}
+		// Allocation profiles are cumulative: the one taken before the
+		// run is the base to subtract (go tool pprof -base).
+		allocs := func(suffix string) {
+			if resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/allocs", admin)); err == nil {
+				if b, err := io.ReadAll(resp.Body); err == nil && resp.StatusCode == http.StatusOK && os.MkdirAll(o.profile, 0o755) == nil {
+					_ = os.WriteFile(strings.TrimSuffix(file, ".pprof")+suffix, b, 0o644)
+				}
+				resp.Body.Close()
+			}
+		}
+		allocs(".allocs-base.pprof")
 		resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs))
+		allocs(".allocs.pprof")
 		if err != nil {
 			done <- fmt.Sprintf(" (profile: %v)", err)
 			return
