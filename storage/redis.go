@@ -99,7 +99,9 @@ func (p *RedisPool) Store(keyPrefix string) *RedisStore {
 //
 //	base r:<id>   string: the record's header (format, revision, expiry),
 //	              its tags, then its data (see encodeRecord)
-//	base t:<tag>  sorted set of ids, scored by their expiry (+inf for never)
+//	base t:<tag>  sorted set of ids, scored by their expiry in Unix ms; an id
+//	              that never expires by neverScore plus the time it was
+//	              added (see luaTagAdd)
 //	prefix h:{<key>}  rate-limit counter of one window
 //
 // A record is one string rather than a hash: Redis stores and serves it
@@ -232,10 +234,17 @@ func decodeRecord(id, v string) (rec *Record, exp int64, ok bool) {
 // scored by its expiry and keeps the set's own TTL no shorter than its
 // longest-lived member, so that sets of expiring records do not outlive them.
 // exp is the expiry as sent (a string, passed on as is) and expn its value.
+//
+// An id that never expires is scored neverScore + now rather than +inf:
+// still above any expiry (so pruning and counting by score are unchanged,
+// and +inf from older versions still reads as never), but ascending, so a
+// new id goes at the end of the skiplist, along nodes that are in cache.
+// Equal scores would order ids by their random bytes and make every insert
+// a walk through cold memory: most of what a registration cost Redis.
 const luaTagAdd = `
 local function tagadd(key, id, exp, expn, now)
   if expn == 0 then
-    redis.call('ZADD', key, '+inf', id)
+    redis.call('ZADD', key, ` + neverScore + ` + tonumber(now), id)
     redis.call('PERSIST', key)
   else
     local ttl = redis.call('PTTL', key)
@@ -250,6 +259,11 @@ end
 // KEYS: record, nt tag keys, then cap tag keys.
 // ARGV: id, value, exp, now, nt, cap maxima...
 // Returns 1 (created), 0 (exists) or -k (cap k, 1-based, reached).
+// neverScore is added to the time an id that never expires joins a tag set
+// to give its score: 10^15 ms is more than 30,000 years from the epoch, and
+// the sum stays an exact integer in a double.
+const neverScore = "1e15"
+
 var createScript = newScript(luaTagAdd + `
 local nt = tonumber(ARGV[5])
 if #KEYS > 1 + nt then
