@@ -93,7 +93,7 @@ func TestIAMErrorsE2E(t *testing.T) {
 		{"no content type", "POST", iamMinimalRequest, nil, 400, "IIC.400", "Bad Request: " + badType + "."},
 		{"text/plain", "POST", iamMinimalRequest, []string{"Content-Type: text/plain"}, 400, "IIC.400", "Bad Request: " + badType + "."},
 		{"form", "POST", "client_name=c", []string{"Content-Type: application/x-www-form-urlencoded"}, 400, "IIC.400", "Bad Request: " + badType + "."},
-		{"too large", "POST", huge, []string{ct}, 413, "IIC.400", "Bad Request: request body is larger than 65536 bytes."},
+		{"too large", "POST", huge, []string{ct}, 400, "IIC.400", "Bad Request: request body is larger than 65536 bytes."},
 		{"empty body", "POST", "", []string{ct}, 400, "IIC.400", "Bad Request: the request body is empty; send a JSON object."},
 		{"null body", "POST", "null", []string{ct}, 400, "IIC.400", "Bad Request: the request body must be a JSON object."},
 		{"array body", "POST", "[]", []string{ct}, 400, "IIC.400", "Bad Request: the request body must be a JSON object."},

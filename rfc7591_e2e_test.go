@@ -895,6 +895,12 @@ func rfcValidationCases() []rfcCase {
 		{"V2", "empty string", `{"redirect_uris":[""]}`, badRedirect, nil},
 		{"V2", "https without host", `{"redirect_uris":["https:///cb"]}`, badRedirect, nil},
 		{"V2", "one bad among good", `{"redirect_uris":["https://c.example/cb","https://c.example/cb2#f"]}`, badRedirect, nil},
+		{"V2", "port out of range", `{"redirect_uris":["https://c.example:65536/cb"]}`, badRedirect, nil},
+		{"V2", "loopback port out of range", `{"redirect_uris":["http://127.0.0.1:99999/cb"]}`, badRedirect, nil},
+		{"V2", "repeated member: the last one counts", `{"redirect_uris":["https://c.example/cb"],"redirect_uris":"https://c.example/cb"}`, badRedirect, nil},
+		{"V2", "repeated member with an escaped name: the last one counts", `{"redirect_uris":"x","redirect\u005furis":["https://c.example/cb"]}`, "", func(t *testing.T, m map[string]any) {
+			rfcWantStrs(t, m, "redirect_uris", "https://c.example/cb")
+		}},
 		{"V2", "query allowed", `{"redirect_uris":["https://c.example/cb?x=1&y=2"]}`, "", func(t *testing.T, m map[string]any) {
 			rfcWantStrs(t, m, "redirect_uris", "https://c.example/cb?x=1&y=2")
 		}},
@@ -1022,6 +1028,7 @@ func rfcValidationCases() []rfcCase {
 		{"V15", "policy_uri data", `{` + rfcCB + `,"policy_uri":"data:text/html,x"}`, badMeta, nil},
 		{"V15", "jwks_uri file", `{` + rfcCB + `,"jwks_uri":"file:///etc/jwks.json"}`, badMeta, nil},
 		{"V15", "client_uri without host", `{` + rfcCB + `,"client_uri":"https://"}`, badMeta, nil},
+		{"V15", "client_uri port out of range", `{` + rfcCB + `,"client_uri":"https://c.example:70000/"}`, badMeta, nil},
 		{"V15", "http metadata URLs accepted", `{` + rfcCB + `,"client_uri":"http://c.example/","logo_uri":"https://c.example/l.png"}`, "", func(t *testing.T, m map[string]any) {
 			rfcWantStr(t, m, "client_uri", "http://c.example/")
 		}},
@@ -1141,7 +1148,7 @@ func TestRFC7592Management(t *testing.T) {
 			id, name string
 			run      func(t *testing.T)
 		}{
-			{"M1", "GET gives 200 with full info but no secret or token", func(t *testing.T) {
+			{"M1", "GET gives 200 with full info and the presented token, but no secret", func(t *testing.T) {
 				c := rfcRegister(t, s, full)
 				resp, body := rfcGet(t, s, c, c.RAT)
 				if resp.StatusCode != 200 {
@@ -1151,7 +1158,11 @@ func TestRFC7592Management(t *testing.T) {
 				rfcWantNoStore(t, resp)
 				rfcWantOrder(t, body)
 				m := object(t, body)
-				rfcWantAbsent(t, m, "client_secret", "registration_access_token")
+				// RFC 7592 section 3: registration_access_token and
+				// registration_client_uri are REQUIRED in every client
+				// information response; the secret is only kept hashed.
+				rfcWantAbsent(t, m, "client_secret")
+				rfcWantStr(t, m, "registration_access_token", c.RAT)
 				rfcWantStr(t, m, "registration_client_uri", c.URI)
 				if got := rfcInt(t, m, "client_secret_expires_at"); got != 0 {
 					t.Errorf("client_secret_expires_at = %d, want 0", got)
@@ -1172,7 +1183,9 @@ func TestRFC7592Management(t *testing.T) {
 				if resp.StatusCode != 200 {
 					t.Fatalf("GET %d %s", resp.StatusCode, body)
 				}
-				rfcWantAbsent(t, object(t, body), "client_secret", "client_secret_expires_at", "registration_access_token")
+				m := object(t, body)
+				rfcWantAbsent(t, m, "client_secret", "client_secret_expires_at")
+				rfcWantStr(t, m, "registration_access_token", c.RAT)
 			}},
 			{"M1", "GET does not rotate the token", func(t *testing.T) {
 				c := rfcRegister(t, s, `{`+rfcCB+`}`)

@@ -189,6 +189,14 @@ func TestIAMValidation(t *testing.T) {
 		{"trailing garbage", ct, iamBody() + "x", "the request body is not valid JSON"},
 		{"single quotes", ct, `{'client_name':'x'}`, "the request body is not valid JSON"},
 		{"empty object", ct, "{}", "client_name is required"},
+		{"byte order mark", ct, "\ufeff" + iamBody(), "the request body must be a JSON object"},
+		{"deeply nested member", ct, strings.TrimSuffix(iamBody(), "}") + `,"x":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + "}", "the request body is not valid JSON"},
+
+		// A repeated member: the last one counts (as in encoding/json and
+		// JavaScript's JSON.parse), also when its name is spelled with escapes.
+		{"repeated member, last invalid", ct, strings.TrimSuffix(iamBody(), "}") + `,"client_name":""}`, "client_name must be 1 to 1024 characters long"},
+		{"repeated member, escaped name", ct, strings.TrimSuffix(iamBody(), "}") + `,"client\u005ftype":"PUBLIC"}`, "client_type must be public"},
+		{"repeated member, last null", ct, strings.TrimSuffix(iamBody(), "}") + `,"grant_types":null}`, "grant_types is required"},
 
 		// client_name.
 		{"client_name missing", ct, iamBody("-client_name"), "client_name is required"},
@@ -286,13 +294,14 @@ func TestIAMBodyTooLarge(t *testing.T) {
 	if w := e.post("application/json", exact); w.Code != http.StatusOK {
 		t.Fatalf("body of exactly %d bytes: %d %s", MaxBodyBytes, w.Code, w.Body)
 	}
-	// One byte more fails, whether or not the length is announced.
+	// One byte more fails, whether or not the length is announced, with 400
+	// like every other invalid request (spec section 0), not 413.
 	over := exact + " "
-	checkIAMError(t, e.post("application/json", over), http.StatusRequestEntityTooLarge, "IIC.400", msg)
+	checkIAMError(t, e.post("application/json", over), http.StatusBadRequest, "IIC.400", msg)
 	r := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:8080/v1/clients", strings.NewReader(over))
 	r.Header.Set("Content-Type", "application/json")
 	r.ContentLength = -1 // chunked: only reading finds out
-	checkIAMError(t, e.serve(r), http.StatusRequestEntityTooLarge, "IIC.400", msg)
+	checkIAMError(t, e.serve(r), http.StatusBadRequest, "IIC.400", msg)
 	// The media type is checked before the size.
 	checkIAMError(t, e.post("text/plain", over), http.StatusBadRequest, "IIC.400",
 		"Bad Request: the request body must be JSON (Content-Type: application/json).")
@@ -422,6 +431,7 @@ func TestIAMRegisterVariants(t *testing.T) {
 		{"charset parameter", "application/json; charset=utf-8", iamBody(), `["openid"]`, "openid", "authorization_code urn:ietf:params:oauth:grant-type:device_code", "code"},
 		{"media type case", "Application/JSON", iamBody(), `["openid"]`, "openid", "authorization_code urn:ietf:params:oauth:grant-type:device_code", "code"},
 		{"unknown members ignored", "application/json", iamBody(`redirect_uris=["https://x.example/cb"]`, `client_secret="mine"`, `client_id="mine"`, `extra={"a":[1,null,{"b":true}]}`, `scope="admin"`), `["openid"]`, "openid", "authorization_code urn:ietf:params:oauth:grant-type:device_code", "code"},
+		{"repeated member, last valid", "application/json", `{"client_name":"","grant_types":"x",` + iamBody()[1:], `["openid"]`, "openid", "authorization_code urn:ietf:params:oauth:grant-type:device_code", "code"},
 		{"reordered members", "application/json", `{"response_types":["code"],"grant_types":["authorization_code"],"token_endpoint_auth_method":"client_secret_post","client_type":"public","client_name":"exampleClient"}`, "", "", "authorization_code", "code"},
 		{"pretty printed", "application/json", "\n{ \"client_name\" : \"exampleClient\", \"client_type\" : \"public\", \"token_endpoint_auth_method\" : \"client_secret_post\", \"scopes\" : [ \"openid\" ], \"grant_types\" : [ \"authorization_code\", \"urn:ietf:params:oauth:grant-type:device_code\"], \"response_types\" : [ \"code\" ] }\n", `["openid"]`, "openid", "authorization_code urn:ietf:params:oauth:grant-type:device_code", "code"},
 	}

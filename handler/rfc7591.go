@@ -224,9 +224,9 @@ func (a *RFC7591) clientURI(r *http.Request, id string) string {
 }
 
 // writeClient writes the client information response (RFC 7591 3.2.1,
-// RFC 7592 3): every registered field, defaults included. The secret and
-// the registration access token appear only when just issued: only their
-// hashes are kept.
+// RFC 7592 3): every registered field, defaults included. The secret
+// appears only when just issued, as only its hash is kept; rat is the
+// token just issued or, on a read, the one the client presented.
 func (a *RFC7591) writeClient(w http.ResponseWriter, status int, c *registry.Client, secret, rat, uri string) {
 	jw := jsonw.Get(jsonw.Compact)
 	defer jw.Release()
@@ -333,7 +333,12 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id string) {
 	switch r.Method {
 	case http.MethodGet:
 		a.o.Metrics.operation(registry.APIRFC7591, op, http.StatusOK)
-		a.writeClient(w, http.StatusOK, c, "", "", a.clientURI(r, id))
+		// RFC 7592 section 3 makes registration_access_token REQUIRED in
+		// every client information response, reads included. Only its hash
+		// is stored, but the client has just presented the token itself and
+		// it verified: echoing it satisfies the RFC without rotating it (a
+		// read must not invalidate the token of a concurrent reader).
+		a.writeClient(w, http.StatusOK, c, "", tok, a.clientURI(r, id))
 	case http.MethodPut:
 		a.update(w, r, c, tok)
 	case http.MethodDelete:

@@ -378,8 +378,17 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 		*s.dst = v
 	}
 
-	// Language-tagged variants of the human-readable fields.
-	for key, raw := range f {
+	// Language-tagged variants of the human-readable fields, in key order so
+	// that a request with several bad ones always gets the same message.
+	var tagged []string
+	for key := range f {
+		if strings.IndexByte(key, '#') > 0 {
+			tagged = append(tagged, key)
+		}
+	}
+	slices.Sort(tagged)
+	for _, key := range tagged {
+		raw := f[key]
 		base, tag, ok := strings.Cut(key, "#")
 		if !ok || !localizable[base] || !languageTag.MatchString(tag) || isNull(raw) {
 			continue

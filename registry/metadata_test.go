@@ -62,6 +62,36 @@ func TestDecodeObject(t *testing.T) {
 	}
 }
 
+// TestDecodeObjectRepeatedMember: a member sent twice keeps its last value,
+// as encoding/json (and JavaScript's JSON.parse) would, also when the two
+// names differ only in escapes, so no two parsers in a chain disagree.
+func TestDecodeObjectRepeatedMember(t *testing.T) {
+	for _, body := range []string{
+		`{"redirect_uris":["https://c.example/a"],"redirect_uris":"x"}`,
+		`{"redirect_uris":"x","redirect_uris":["https://c.example/a"]}`,
+		`{"client_name":"a","client\u005fname":"b"}`,
+		`{"client_name":"a","client_name":null}`,
+		`{"a":{"b":1,"b":2},"a":[1]}`,
+	} {
+		f, derr := DecodeObject([]byte(body))
+		if derr != nil {
+			t.Fatalf("%s: %v", body, derr)
+		}
+		var want map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(body), &want); err != nil {
+			t.Fatal(err)
+		}
+		if len(f) != len(want) {
+			t.Errorf("%s: members %v, want %v", body, f, want)
+		}
+		for k, v := range want {
+			if string(f[k]) != string(v) {
+				t.Errorf("%s: %s = %s, want %s", body, k, f[k], v)
+			}
+		}
+	}
+}
+
 func TestFieldsAccessors(t *testing.T) {
 	f, derr := DecodeObject([]byte(`{"s":"v","n":null,"i":1,"a":["x","y"],"an":["x",1],"as":"x","e":[]}`))
 	if derr != nil {
@@ -369,6 +399,23 @@ func TestParseMetadataErrorsNeverPanic(t *testing.T) {
 			case err == nil && c == nil:
 				t.Errorf("%s=%s: neither client nor error", m, v)
 			}
+		}
+	}
+}
+
+// TestParseMetadataLocalizedErrorIsStable: with several bad language-tagged
+// members, the same request always gets the same message (the first in key
+// order), whatever order Go's map iteration picks.
+func TestParseMetadataLocalizedErrorIsStable(t *testing.T) {
+	body := `{` + mdCB + `,"tos_uri#en":"javascript:x","client_name#en":1,"logo_uri#de":"ftp://c.example/","policy_uri#fr":2}`
+	for range 50 {
+		f, derr := DecodeObject([]byte(body))
+		if derr != nil {
+			t.Fatal(derr)
+		}
+		_, err := (&Policy{}).ParseMetadata(f)
+		if err == nil || err.Description != "client_name#en must be a string" {
+			t.Fatalf("error %v, want the one about client_name#en", err)
 		}
 	}
 }

@@ -3,7 +3,9 @@ package registry
 import (
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // This file is the one place where URLs are judged. Each API has its own
@@ -85,6 +87,9 @@ func (rule RedirectRule) CheckRedirectURI(raw string) string {
 		}
 		if u.User != nil {
 			return "redirect URI " + quote(raw) + " must not contain user information"
+		}
+		if !portInRange(u) {
+			return "redirect URI " + quote(raw) + " has an invalid port"
 		}
 		loopback := IsLoopbackHost(host)
 		if scheme == "http" {
@@ -177,7 +182,22 @@ func CheckWebURI(field, raw string) string {
 	if u.Hostname() == "" {
 		return field + " " + quote(raw) + " has no host"
 	}
+	if !portInRange(u) {
+		return field + " " + quote(raw) + " has an invalid port"
+	}
 	return ""
+}
+
+// portInRange reports whether the URL's port, if any, is one a client could
+// connect to. url.Parse accepts any run of digits ("https://h:99999/"),
+// which no user agent can follow.
+func portInRange(u *url.URL) bool {
+	p := u.Port()
+	if p == "" {
+		return true
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && n <= 65535
 }
 
 // quote wraps a value in double quotes for an error description, cut to a
@@ -185,7 +205,13 @@ func CheckWebURI(field, raw string) string {
 func quote(s string) string {
 	const max = 200
 	if len(s) > max {
-		s = s[:max] + "..."
+		// Cut on a character boundary: half a UTF-8 sequence would make the
+		// error description invalid UTF-8.
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "..."
 	}
 	return `"` + s + `"`
 }

@@ -7,6 +7,7 @@ package registry
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestIsLoopbackHost(t *testing.T) {
@@ -57,6 +58,10 @@ func TestCheckRedirectURI(t *testing.T) {
 		{"V2", none, "https://user:pw@c.example/cb", false},
 		{"V2", none, "http://user@localhost/cb", false},
 		{"V2", none, "https://[::1/cb", false},
+		{"V2", none, "https://c.example:65536/cb", false},
+		{"V2", none, "https://c.example:99999999999999999999/cb", false},
+		{"V2", none, "https://c.example:65535/cb", true},
+		{"V4", native, "http://127.0.0.1:70000/cb", false},
 		// V3: dangerous schemes in every rule, including native (custom schemes allowed).
 		{"V3", none, "javascript:alert(1)", false},
 		{"V3", native, "javascript:alert(1)", false},
@@ -155,6 +160,8 @@ func TestCheckWebURI(t *testing.T) {
 		{"https://c.example/a b", false},
 		{"https://c.example/\t", false},
 		{"com.example.app:/x", false},
+		{"https://c.example:443/x", true},
+		{"https://c.example:65536/x", false},
 	} {
 		msg := CheckWebURI("logo_uri", tc.uri)
 		if tc.ok != (msg == "") {
@@ -169,6 +176,13 @@ func TestCheckWebURI(t *testing.T) {
 func TestQuoteCutsLongValues(t *testing.T) {
 	if q := quote(strings.Repeat("a", 1000)); len(q) > 210 || !strings.HasSuffix(q, `..."`) {
 		t.Errorf("quote of a long value = %d bytes %q", len(q), q[len(q)-10:])
+	}
+	// A cut never splits a multi-byte character (the description must stay
+	// valid UTF-8).
+	for _, long := range []string{strings.Repeat("é", 300), "a" + strings.Repeat("😀", 100)} {
+		if q := quote(long); !utf8.ValidString(q) || !strings.HasSuffix(q, `..."`) || len(q) > 210 {
+			t.Errorf("quote(%.10q...) = %q", long, q)
+		}
 	}
 	if q := quote("x"); q != `"x"` {
 		t.Errorf("quote(x) = %s", q)

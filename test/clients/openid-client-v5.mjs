@@ -14,9 +14,10 @@ custom.setHttpOptionsDefaults({ timeout: 10000 })
 const base = baseURL()
 let issuer
 
-// Members the read response (RFC 7592 section 3) is not expected to repeat:
-// the secret and the registration access token are only returned when
-// issued (the plugin keeps hashes only).
+// Members left out of the comparison with the read response (RFC 7592
+// section 3): the secret is only returned when issued (the plugin keeps its
+// hash only), and the read repeats the token it was given, which a PUT
+// replaces.
 const issuedOnly = new Set(['client_secret', 'registration_access_token'])
 
 // registerAndRead registers metadata, reads the client back with fromUri and
