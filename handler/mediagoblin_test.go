@@ -205,7 +205,10 @@ func TestMGDecoding(t *testing.T) {
 		{"application/json,text/plain", minimalJSON, 200, ""},
 		{"application/json garbage", minimalJSON, 200, ""},
 		{"application/json\t;x", minimalJSON, 200, ""},
-		{"application/json\xa0", minimalJSON, 200, ""}, // Latin-1 NBSP is whitespace to Python
+		{"application/json\xa0", minimalJSON, 200, ""},     // Latin-1 NBSP is whitespace to Python
+		{"\x1capplication/json\x85", minimalJSON, 200, ""}, // so are the information separators and NEL
+		{"application/json;", minimalJSON, 200, ""},
+		{"application/json; charset*=utf-8''%E2%82%AC; x", minimalJSON, 200, ""},
 		{"application/x-www-form-urlencoded", minimalForm, 200, ""},
 		{"application/x-www-form-urlencoded; charset=utf-8", minimalForm, 200, ""},
 		// The match is exact and case-sensitive.
