@@ -245,3 +245,42 @@ func TestRedisOutage(t *testing.T) {
 		})
 	}
 }
+
+// A Redis that hangs (stopped, not gone: connections stay open and nothing
+// answers) costs each request at most about the configured timeout, then a
+// 503 in the API's format; requests recover when it answers again.
+func TestRedisHung(t *testing.T) {
+	srv := redistest.Start(t)
+	s := startCaddy(t, "redis", fmt.Sprintf(`	route {
+		client_registration {
+			storage redis {
+				address %s
+				timeout 300ms
+			}
+			rate_limit off
+		}
+	}`, srv.Addr))
+	if resp, body := s.postJSON("/register", mcpBody); resp.StatusCode != 201 {
+		t.Fatalf("before: %d %s", resp.StatusCode, body)
+	}
+	srv.Pause()
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			resp, body := s.postJSON("/register", mcpBody)
+			if took := time.Since(start); resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" ||
+				!strings.HasPrefix(body, `{"error":"temporarily_unavailable"`) || took > 5*time.Second {
+				t.Errorf("hung: %d after %v, %v %s", resp.StatusCode, took, resp.Header, body)
+			}
+		}()
+	}
+	wg.Wait()
+	srv.Resume()
+	redistest.WaitFor(t, 5*time.Second, "registration to recover", func(context.Context) bool {
+		resp, _ := s.postJSON("/register", mcpBody)
+		return resp.StatusCode == 201
+	})
+}
