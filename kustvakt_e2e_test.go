@@ -189,6 +189,15 @@ func TestKustvaktRegisterErrors(t *testing.T) {
 		{"array name", `{"name":["abc"],"type":"PUBLIC","description":"d"}`, 400, "", "", `{"errors":[[201,"Field \"name\" must be a string, not an array or object",null]]}`},
 		{"not an object", `[1]`, 400, "", "", `{"errors":[[201,"The request body must be a JSON object",null]]}`},
 		{"empty body", ``, 400, "", "", `{"errors":[[201,"No content to map: the request body is empty",null]]}`},
+		// Jackson skips a byte order mark, binds members in document order
+		// (the first problem wins, a repeated key is bound each time),
+		// reads an enum index from a string and refuses bytes that are not UTF-8.
+		{"byte order mark", "\ufeff" + `{"name":"R","type":"CONFIDENTIAL","description":"d"}`, 400, "invalid_request", "client_name must contain at least 3 characters", ""},
+		{"first problem wins", `{"zzz":1,"name":["abc"]}`, 400, "", "", `{"errors":[[201,"Unrecognized field \"zzz\": known fields are name, type, description, url, redirect_uri, refresh_token_expiry, source",null]]}`},
+		{"repeated key", `{"name":["abc"],"name":"abc","type":"PUBLIC","description":"d"}`, 400, "", "", `{"errors":[[201,"Field \"name\" must be a string, not an array or object",null]]}`},
+		{"type index as string", `{"name":"abc","type":"1","description":"d","refresh_token_expiry":"60"}`, 400, "invalid_request", "Custom refresh token expiry is only applicable for confidential clients", ""},
+		{"fraction as string", `{"name":"abc","type":"CONFIDENTIAL","description":"d","refresh_token_expiry":"1.5"}`, 400, "", "", `{"errors":[[201,"Field \"refresh_token_expiry\" must be an integer number of seconds",null]]}`},
+		{"not UTF-8", "{\"name\":\"ab\xff\",\"type\":\"PUBLIC\",\"description\":\"d\"}", 400, "", "", `{"errors":[[201,"Malformed JSON: the request body is not valid UTF-8",null]]}`},
 	}
 	forBackends(t, func(t *testing.T, backend string) {
 		s := kustvaktSite(t, backend, "")
@@ -217,10 +226,24 @@ func TestKustvaktRegisterErrors(t *testing.T) {
 			if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" {
 				t.Fatalf("%d %v", resp.StatusCode, resp.Header)
 			}
-			resp, _ = s.do("DELETE", "/api/v1.0/oauth2/client/deregister", "", basicAuth("alice"))
-			if resp.StatusCode != 405 {
-				t.Fatalf("deregister without id: %d", resp.StatusCode)
+			// Jersey also matches a path with a trailing slash.
+			for _, p := range []string{"/api/v1.0/oauth2/client/deregister", "/api/v1.0/oauth2/client/deregister/", "/api/oauth2/client/deregister/"} {
+				resp, body := s.do("DELETE", p, "", basicAuth("alice"))
+				if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" {
+					t.Fatalf("deregister without id %s: %d %s", p, resp.StatusCode, body)
+				}
 			}
+			resp, body := s.postJSON("/api/v1.0/oauth2/client/register/", `{"name":"R"}`, basicAuth("alice"))
+			checkOAuthError(t, resp, body, 400, "invalid_request", "client_name must contain at least 3 characters")
+			// No client id: not a Kustvakt route.
+			if _, body := s.kvForm("/api/v1.0/oauth2/client/", "alice", superForm()); body != "site" {
+				t.Fatalf("empty client id: %q", body)
+			}
+		})
+		t.Run("user before form", func(t *testing.T) {
+			// Kustvakt's BlockingFilter runs before Jersey reads the form.
+			resp, body := s.do("POST", "/api/v1.0/oauth2/client/list", strings.Repeat("x", 70000), "Content-Type: application/x-www-form-urlencoded")
+			checkNotification(t, resp, body, 401, `{"errors":[[2010,"Unauthorized operation for user: guest","guest"]]}`)
 		})
 		t.Run("other versions pass through", func(t *testing.T) {
 			if _, body := s.postJSON("/api/v2.0/oauth2/client/register", confidentialClient, basicAuth("alice")); body != "site" {

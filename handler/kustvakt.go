@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf16"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -102,6 +103,11 @@ func (a *Kustvakt) Serve(w http.ResponseWriter, r *http.Request) bool {
 		req.versioned = true
 		segs = segs[1:]
 	}
+	// Jersey matches a resource path with or without one trailing slash
+	// ("register/" is "register", "deregister/" has no client id).
+	if n := len(segs); n > 1 && segs[n-1] == "" {
+		segs = segs[:n-1]
+	}
 	route, method := a.match(segs)
 	if route == nil {
 		return false
@@ -131,8 +137,11 @@ func (a *Kustvakt) match(s []string) (func(*kustvaktRequest), string) {
 			return a.list, http.MethodPost
 		}
 		id := s[2]
+		if id == "" {
+			return nil, "" // {client_id} matches no empty segment
+		}
 		return func(q *kustvaktRequest) { a.info(q, id) }, http.MethodPost
-	case len(s) == 4 && s[0] == "oauth2" && s[1] == "client" && s[2] == "deregister":
+	case len(s) == 4 && s[0] == "oauth2" && s[1] == "client" && s[2] == "deregister" && s[3] != "":
 		id := s[3]
 		return func(q *kustvaktRequest) { a.deregister(q, id) }, http.MethodDelete
 	case len(s) == 1 && s[0] == "plugins":
@@ -265,22 +274,19 @@ func (a *Kustvakt) unavailable(w http.ResponseWriter) {
 	a.notify(w, 0, kcServiceUnavailable, "Service temporarily unavailable; try again later")
 }
 
-func (a *Kustvakt) internal(w http.ResponseWriter, op string, err error) {
-	a.o.Logger.Error("unexpected error", zap.String("api", registry.APIKustvakt), zap.String("op", op), zap.Error(err))
-	a.oauthError(w, http.StatusInternalServerError, "server_error", "Internal error")
-}
-
 // failed answers a storage error and reports whether there was one.
+// Outages get 503. Any other error cannot come from the request (ids are
+// fresh, records are ours), so it is logged as a bug and answered the same
+// way: no request to this API gets a 500.
 func (a *Kustvakt) failed(w http.ResponseWriter, op string, err error) bool {
 	if err == nil {
 		a.o.Health.OK(a.o.Logger)
 		return false
 	}
-	if a.o.storeFailure(registry.APIKustvakt, op, err) {
-		a.unavailable(w)
-		return true
+	if !a.o.storeFailure(registry.APIKustvakt, op, err) {
+		a.o.Logger.Error("unexpected error", zap.String("api", registry.APIKustvakt), zap.String("op", op), zap.Error(err))
 	}
-	a.internal(w, op, err)
+	a.unavailable(w)
 	return true
 }
 
@@ -303,14 +309,29 @@ func (a *Kustvakt) isAdmin(user string) bool {
 // Content-Type is accepted as a form). Like JAX-RS @FormParam, the first
 // value of a repeated parameter wins.
 func (a *Kustvakt) form(q *kustvaktRequest) (url.Values, bool) {
+	if !a.formType(q) {
+		return nil, false
+	}
+	return a.formBody(q)
+}
+
+// formType is JAX-RS's media type match for a form resource method (415),
+// which comes before the filters that want a user.
+func (a *Kustvakt) formType(q *kustvaktRequest) bool {
 	if ct := q.r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/x-www-form-urlencoded" {
 			a.notify(q.w, http.StatusUnsupportedMediaType, kcNotSupported,
 				"Unsupported Content-Type "+strconv.Quote(ct)+"; send application/x-www-form-urlencoded")
-			return nil, false
+			return false
 		}
 	}
+	return true
+}
+
+// formBody reads the form parameters, which Jersey does only when it calls
+// the resource method, after the filters.
+func (a *Kustvakt) formBody(q *kustvaktRequest) (url.Values, bool) {
 	body, err := readBody(q.w, q.r)
 	if errors.Is(err, errBodyTooLarge) {
 		a.notify(q.w, http.StatusRequestEntityTooLarge, kcInvalidArgument, "Request body is larger than 65536 bytes")
@@ -387,11 +408,15 @@ func (a *Kustvakt) verifySuper(q *kustvaktRequest, form url.Values) (string, boo
 	return id, true
 }
 
-// superCall starts a service for super clients: form body, an
-// authenticated user, then the super client's credentials.
+// superCall starts a service for super clients in Kustvakt's order: the
+// media type, an authenticated user (BlockingFilter), the form, then the
+// super client's credentials.
 func (a *Kustvakt) superCall(q *kustvaktRequest) (url.Values, string, bool) {
-	form, ok := a.form(q)
-	if !ok || !a.requireUser(q) {
+	if !a.formType(q) || !a.requireUser(q) {
+		return nil, "", false
+	}
+	form, ok := a.formBody(q)
+	if !ok {
 		return nil, "", false
 	}
 	superID, ok := a.verifySuper(q, form)
@@ -410,74 +435,147 @@ type kustvaktClientJSON struct {
 }
 
 // bindKustvaktJSON binds a registration body the way Jackson binds
-// OAuth2ClientJson: unknown members are an error, scalars are coerced to
-// strings, enums match exactly (or by index), numbers to int truncate.
-// Errors are Kustvakt's deserialization failures (code 201).
+// OAuth2ClientJson: members in document order (a repeated key is bound
+// again, so the last one wins and a bad earlier one fails), unknown members
+// are an error, scalars are coerced to strings, enums match exactly (or by
+// index), numbers to int truncate. Errors are Kustvakt's deserialization
+// failures (code 201).
 func bindKustvaktJSON(body []byte) (*kustvaktClientJSON, string) {
-	trimmed := bytes.TrimSpace(body)
+	// Jackson skips a UTF-8 byte order mark and JSON's own white space
+	// (bytes.TrimSpace would also take Unicode spaces Jackson refuses).
+	trimmed := bytes.Trim(bytes.TrimPrefix(body, []byte("\uFEFF")), " \t\r\n")
 	if len(trimmed) == 0 {
 		return nil, "No content to map: the request body is empty"
 	}
 	if trimmed[0] != '{' {
 		return nil, "The request body must be a JSON object"
 	}
-	var members map[string]json.RawMessage
-	if json.Valid(trimmed) {
-		// One valid object: what the decoder below would bind, without
-		// its reflection.
-		members = registry.SplitObject(trimmed)
-	} else {
+	if !utf8.Valid(trimmed) {
+		// Jackson's UTF-8 reader refuses what encoding/json would replace.
+		return nil, "Malformed JSON: the request body is not valid UTF-8"
+	}
+	if !json.Valid(trimmed) {
+		// Only for the decoder's description of what is wrong.
+		var members map[string]json.RawMessage
 		dec := json.NewDecoder(bytes.NewReader(trimmed))
-		dec.UseNumber()
 		if err := dec.Decode(&members); err != nil {
 			return nil, "Malformed JSON: " + err.Error()
 		}
-		if dec.More() {
-			return nil, "Malformed JSON: unexpected data after the object"
-		}
+		return nil, "Malformed JSON: unexpected data after the object"
 	}
-	// Report unknown members in a stable order.
-	keys := make([]string, 0, len(members))
-	for k := range members {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
 	out := &kustvaktClientJSON{}
-	for _, k := range keys {
-		raw := members[k]
-		var err string
-		switch k {
-		case "name":
-			out.name, err = jacksonString(k, raw)
-		case "description":
-			out.description, err = jacksonString(k, raw)
-		case "url":
-			out.url, err = jacksonString(k, raw)
-		case "redirect_uri":
-			out.redirectURI, err = jacksonString(k, raw)
-		case "type":
-			out.clientType, err = jacksonClientType(raw)
-		case "refresh_token_expiry", "refreshTokenExpiry":
-			out.refreshTokenExpiry, err = jacksonInt(k, raw)
-		case "source":
-			if string(raw) != "null" {
-				var buf bytes.Buffer
-				_ = json.Compact(&buf, raw)
-				out.source = buf.Bytes()
-			}
-		default:
-			err = fmt.Sprintf("Unrecognized field %q: known fields are name, type, description, url, redirect_uri, refresh_token_expiry, source", k)
-		}
-		if err != "" {
-			return nil, err
-		}
+	var msg string
+	eachMember(trimmed, func(k string, raw []byte) bool {
+		msg = out.bind(k, raw)
+		return msg == ""
+	})
+	if msg != "" {
+		return nil, msg
 	}
 	return out, ""
 }
 
+// bind sets the property of one member; Jackson calls the setter once per
+// occurrence.
+func (out *kustvaktClientJSON) bind(k string, raw []byte) (err string) {
+	switch k {
+	case "name":
+		out.name, err = jacksonString(k, raw)
+	case "description":
+		out.description, err = jacksonString(k, raw)
+	case "url":
+		out.url, err = jacksonString(k, raw)
+	case "redirect_uri":
+		out.redirectURI, err = jacksonString(k, raw)
+	case "type":
+		out.clientType, err = jacksonClientType(raw)
+	case "refresh_token_expiry", "refreshTokenExpiry":
+		out.refreshTokenExpiry, err = jacksonInt(k, raw)
+	case "source":
+		// A JSON null binds a NullNode, which is no plugin.
+		out.source = nil
+		if string(raw) != "null" {
+			var buf bytes.Buffer
+			_ = json.Compact(&buf, raw)
+			out.source = buf.Bytes()
+		}
+	default:
+		err = fmt.Sprintf("Unrecognized field %q: known fields are name, type, description, url, redirect_uri, refresh_token_expiry, source", k)
+	}
+	return err
+}
+
+// eachMember calls fn with the key and raw value of each member of b, a
+// valid JSON object (json.Valid), in document order and repeated keys
+// included, until fn returns false.
+func eachMember(b []byte, fn func(key string, raw []byte) bool) {
+	i := skipJSONSpace(b, 1) // past '{'
+	for i < len(b) && b[i] == '"' {
+		end := jsonStringEnd(b, i)
+		key, _ := registry.UnquoteString(b[i:end])
+		i = skipJSONSpace(b, skipJSONSpace(b, end)+1) // past ':'
+		vend := jsonValueEnd(b, i)
+		if !fn(key, b[i:vend]) {
+			return
+		}
+		i = skipJSONSpace(b, vend)
+		if i < len(b) && b[i] == ',' {
+			i = skipJSONSpace(b, i+1)
+		}
+	}
+}
+
+func skipJSONSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// jsonStringEnd returns the index after the string literal at b[i].
+func jsonStringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(b)
+}
+
+// jsonValueEnd returns the index after the valid JSON value at b[i].
+func jsonValueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return jsonStringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				j = jsonStringEnd(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	j := i
+	for j < len(b) && strings.IndexByte(",}] \t\r\n", b[j]) < 0 {
+		j++
+	}
+	return j
+}
+
 // jacksonString binds a String property: null stays null, numbers and
 // booleans become their text, arrays and objects are refused.
-func jacksonString(k string, raw json.RawMessage) (*string, string) {
+func jacksonString(k string, raw []byte) (*string, string) {
 	switch raw[0] {
 	case 'n':
 		return nil, ""
@@ -494,33 +592,53 @@ func jacksonString(k string, raw json.RawMessage) (*string, string) {
 	return &s, ""
 }
 
-func jacksonClientType(raw json.RawMessage) (*string, string) {
+// javaTrim is String.trim(): it removes every char up to U+0020 at both ends.
+func javaTrim(s string) string {
+	return strings.TrimFunc(s, func(r rune) bool { return r <= ' ' })
+}
+
+func jacksonClientType(raw []byte) (*string, string) {
 	const msg = `Field "type" must be one of CONFIDENTIAL, PUBLIC`
+	confidential, public := "CONFIDENTIAL", "PUBLIC"
 	switch raw[0] {
 	case 'n':
 		return nil, ""
 	case '"':
 		s, ok := registry.UnquoteString(raw)
-		if !ok || (s != "CONFIDENTIAL" && s != "PUBLIC") {
+		if !ok {
 			return nil, msg
 		}
-		return &s, ""
+		switch s {
+		case confidential, public:
+			return &s, ""
+		}
+		// Jackson's EnumDeserializer then reads a (trimmed) string of
+		// digits as the constant's index: "1" is PUBLIC.
+		if t := javaTrim(s); t != "" && '0' <= t[0] && t[0] <= '9' {
+			switch n, err := strconv.ParseInt(t, 10, 32); {
+			case err != nil:
+			case n == 0:
+				return &confidential, ""
+			case n == 1:
+				return &public, ""
+			}
+		}
+		return nil, msg
 	}
 	// Jackson also binds an enum from its index.
 	switch string(raw) {
 	case "0":
-		s := "CONFIDENTIAL"
-		return &s, ""
+		return &confidential, ""
 	case "1":
-		s := "PUBLIC"
-		return &s, ""
+		return &public, ""
 	}
 	return nil, msg
 }
 
 // jacksonInt binds an int property: null is 0, fractions are truncated,
-// numeric strings are parsed, anything out of int range is refused.
-func jacksonInt(k string, raw json.RawMessage) (int64, string) {
+// strings must hold a decimal integer (blank and "null" are 0), anything out
+// of int range is refused.
+func jacksonInt(k string, raw []byte) (int64, string) {
 	bad := fmt.Sprintf("Field %q must be an integer number of seconds", k)
 	s := string(raw)
 	switch raw[0] {
@@ -529,13 +647,23 @@ func jacksonInt(k string, raw json.RawMessage) (int64, string) {
 	case 't', 'f', '[', '{':
 		return 0, bad
 	case '"':
-		if json.Unmarshal(raw, &s) != nil {
+		u, ok := registry.UnquoteString(raw)
+		if !ok {
 			return 0, bad
 		}
-		s = strings.TrimSpace(s)
-		if s == "" {
+		// Jackson's _parseIntPrimitive(String): Long.parseLong, no
+		// fractions or exponents.
+		if u = javaTrim(u); u == "" || u == "null" {
 			return 0, ""
 		}
+		n, err := strconv.ParseInt(u, 10, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return 0, bad
+		}
+		if err != nil || n > math.MaxInt32 || n < math.MinInt32 {
+			return 0, fmt.Sprintf("Field %q: numeric value %s out of range of int", k, u)
+		}
+		return n, ""
 	}
 	if n, err := strconv.ParseInt(s, 10, 32); err == nil {
 		return n, ""
@@ -638,7 +766,8 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 		return
 	}
 	if err != nil {
-		a.internal(w, "register", err)
+		a.o.Metrics.registration(registry.APIKustvakt, "unavailable")
+		a.failed(w, "register", err)
 		return
 	}
 	a.writeCredentials(w, c.ID, iss.Secret)
@@ -903,8 +1032,11 @@ func (a *Kustvakt) deregister(q *kustvaktRequest, id string) {
 var errPublicClient = errors.New("public client")
 
 func (a *Kustvakt) reset(q *kustvaktRequest) {
-	form, ok := a.form(q)
-	if !ok || !a.requireUser(q) {
+	if !a.formType(q) || !a.requireUser(q) {
+		return
+	}
+	form, ok := a.formBody(q)
+	if !ok {
 		return
 	}
 	id, ok := a.checkString(q.w, form, "client_id")

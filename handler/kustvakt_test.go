@@ -1,8 +1,21 @@
 package handler
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+
+	"github.com/caddy-dcr/caddy-dcr/internal/jsonw"
+	"github.com/caddy-dcr/caddy-dcr/registry"
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 func TestJavaZonedDateTime(t *testing.T) {
@@ -49,9 +62,299 @@ func TestBindKustvaktJSON(t *testing.T) {
 	if msg != "" || in.refreshTokenExpiry != 1 {
 		t.Fatalf("truncation: %+v %s", in, msg)
 	}
-	for _, bad := range []string{`{"refresh_token_expiry":true}`, `{"refresh_token_expiry":3000000000}`, `{"type":2}`, `{"type":""}`, `{"x":1}`, `{"name":{}}`, `{`, `{} x`, `null`} {
+	for _, bad := range []string{`{"refresh_token_expiry":true}`, `{"refresh_token_expiry":3000000000}`, `{"type":2}`, `{"type":""}`, `{"x":1}`, `{"name":{}}`, `{`, `{} x`, `null`,
+		// Jackson parses a string for an int with Long.parseLong.
+		`{"refresh_token_expiry":"1.5"}`, `{"refresh_token_expiry":"1e3"}`, `{"refresh_token_expiry":"3000000000"}`,
+		// An enum name is matched exactly; only an index is trimmed.
+		`{"type":" PUBLIC"}`, `{"type":"public"}`, `{"type":"2"}`, `{"type":"  "}`, `{"type":"-1"}`, `{"type":1.0}`,
+		// A repeated key is bound once per occurrence: a bad first one fails.
+		`{"name":{},"name":"abc"}`,
+		// Jackson refuses bytes that are not UTF-8, and Unicode spaces around the object.
+		"{\"name\":\"ab\xff\"}", "\u00a0{}",
+	} {
 		if _, msg := bindKustvaktJSON([]byte(bad)); msg == "" {
 			t.Errorf("%s accepted", bad)
+		}
+	}
+	for _, c := range []struct {
+		body, typ string
+		expiry    int64
+		name      string
+	}{
+		{`{"type":"1"}`, "PUBLIC", 0, ""},
+		{`{"type":" 0 "}`, "CONFIDENTIAL", 0, ""},
+		{`{"type":"01"}`, "PUBLIC", 0, ""},
+		{`{"type":"PUBLIC","refresh_token_expiry":" 42 "}`, "PUBLIC", 42, ""},
+		{`{"type":"PUBLIC","refresh_token_expiry":"null"}`, "PUBLIC", 0, ""},
+		{`{"type":"PUBLIC","refresh_token_expiry":"  "}`, "PUBLIC", 0, ""},
+		{`{"type":"PUBLIC","refresh_token_expiry":"+7"}`, "PUBLIC", 7, ""},
+		{`{"type":"PUBLIC","refresh_token_expiry":1e3}`, "PUBLIC", 1000, ""},
+		// The last of repeated keys wins.
+		{`{"type":"PUBLIC","name":"one","name":"two","type":"CONFIDENTIAL"}`, "CONFIDENTIAL", 0, "two"},
+		// A byte order mark and JSON white space around the object.
+		{"\ufeff \r\n\t{\"type\":\"PUBLIC\"}\n", "PUBLIC", 0, ""},
+	} {
+		in, msg := bindKustvaktJSON([]byte(c.body))
+		if msg != "" || in.clientType == nil || *in.clientType != c.typ || in.refreshTokenExpiry != c.expiry || (c.name != "" && *in.name != c.name) {
+			t.Errorf("%s: %+v %s", c.body, in, msg)
+		}
+	}
+	// A later null source undoes an earlier one.
+	if in, msg := bindKustvaktJSON([]byte(`{"source":{"a":1},"source":null}`)); msg != "" || in.source != nil {
+		t.Errorf("source: %+v %s", in, msg)
+	}
+	// Jackson reports the first problem in document order.
+	if _, msg := bindKustvaktJSON([]byte(`{"zzz":1,"name":{}}`)); !strings.Contains(msg, `"zzz"`) {
+		t.Errorf("first problem: %s", msg)
+	}
+}
+
+// ---- a Kustvakt API on a real embedded store ---------------------------------
+
+type kvEnv struct {
+	t   testing.TB
+	api *Kustvakt
+	reg *registry.Registry
+}
+
+// kvUserHeader carries the test's user, as {http.auth.user.id} would.
+const kvUserHeader = "X-Test-User"
+
+func newKVEnv(t testing.TB, configure func(o *Options, k *KustvaktOptions)) *kvEnv {
+	t.Helper()
+	st := storage.NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "cr")
+	e := &kvEnv{t: t, reg: registry.New(st)}
+	o := &Options{
+		Registry: e.reg,
+		Logger:   zap.NewNop(),
+		Prefix:   "/api",
+		User:     func(r *http.Request) string { return r.Header.Get(kvUserHeader) },
+		Health:   new(Health),
+		Metrics:  NewMetrics(),
+	}
+	k := KustvaktOptions{
+		SuperClients: []SuperClient{{ClientID: "superclient", SecretHash: registry.Hash("s3cret")}, {ClientID: "publicsuper"}},
+		AdminUsers:   []string{"root"},
+	}
+	if configure != nil {
+		configure(o, &k)
+	}
+	e.api = NewKustvakt(o, k)
+	return e
+}
+
+// do sends a request; ct "" sends no Content-Type, user "" no user.
+func (e *kvEnv) do(method, path, ct, body, user string) *httptest.ResponseRecorder {
+	e.t.Helper()
+	r := httptest.NewRequest(method, "http://kv.example"+path, strings.NewReader(body))
+	if ct != "" {
+		r.Header.Set("Content-Type", ct)
+	}
+	if user != "" {
+		r.Header.Set(kvUserHeader, user)
+	}
+	w := httptest.NewRecorder()
+	if !e.api.Serve(w, r) {
+		w.Code = -1 // passed on
+	}
+	return w
+}
+
+const (
+	kvJSON = "application/json"
+	kvForm = "application/x-www-form-urlencoded"
+)
+
+// register creates a client as user and returns its id and secret.
+func (e *kvEnv) register(user, body string) (id, secret string) {
+	e.t.Helper()
+	w := e.do("POST", "/api/v1.0/oauth2/client/register", kvJSON, body, user)
+	var m map[string]string
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &m) != nil {
+		e.t.Fatalf("register %s: %d %s", body, w.Code, w.Body)
+	}
+	return m["client_id"], m["client_secret"]
+}
+
+// kvWant is an expected answer: an OAuth2 error (code and description), a
+// notification (its JSON without the newline), or a body.
+type kvWant struct {
+	status      int
+	code, desc  string
+	notif, body string
+}
+
+func checkKV(t testing.TB, w *httptest.ResponseRecorder, want kvWant) {
+	t.Helper()
+	body := w.Body.String()
+	h := w.Header()
+	switch {
+	case want.code != "":
+		exp := `{"error_description":` + string(jsonw.AppendString(nil, want.desc, jsonw.JSONSmart)) + `,"error":"` + want.code + `"}`
+		if w.Code != want.status || body != exp {
+			t.Fatalf("got %d %s\nwant %d %s", w.Code, body, want.status, exp)
+		}
+		if h.Get("Cache-Control") != "no-store" || h.Get("Pragma") != "no-store" {
+			t.Fatalf("headers %v", h)
+		}
+		if ch := strings.Join(h.Values("WWW-Authenticate"), " | "); (want.status == 401) != (ch == `Basic realm="Kustvakt"`) {
+			t.Fatalf("challenge %q", ch)
+		}
+	case want.notif != "":
+		if w.Code != want.status || body != want.notif+"\n" {
+			t.Fatalf("got %d %q\nwant %d %q", w.Code, body, want.status, want.notif+"\n")
+		}
+		if ch := strings.Join(h.Values("WWW-Authenticate"), " | "); (want.status == 401) != (ch == `Basic realm="Kustvakt" | Bearer realm="Kustvakt"`) {
+			t.Fatalf("challenges %q", ch)
+		}
+	default:
+		if w.Code != want.status || body != want.body {
+			t.Fatalf("got %d %q\nwant %d %q", w.Code, body, want.status, want.body)
+		}
+	}
+	if w.Code > 0 && body != "" && h.Get("Content-Type") != kustvaktJSON {
+		t.Fatalf("content type %q", h.Get("Content-Type"))
+	}
+}
+
+// TestKustvaktRequests: routes, check order and the format of each answer,
+// for odd and hostile requests.
+func TestKustvaktRequests(t *testing.T) {
+	e := newKVEnv(t, nil)
+	id, _ := e.register("alice", `{"name":"abc","type":"CONFIDENTIAL","description":"d"}`)
+	const sc = "super_client_id=superclient&super_client_secret=s3cret"
+	huge := strings.Repeat("a", MaxBodyBytes+1)
+	unauthorizedGuest := kvWant{status: 401, notif: `{"errors":[[2010,"Unauthorized operation for user: guest","guest"]]}`}
+	cases := []struct {
+		name, method, path, ct, body, user string
+		want                               kvWant
+	}{
+		// Jersey matches a path with one trailing slash too.
+		{"register with slash", "POST", "/api/v1.0/oauth2/client/register/", kvJSON, `{"type":"PUBLIC"}`, "alice",
+			kvWant{status: 400, code: "invalid_request", desc: "client_name is null"}},
+		{"deregister without id", "DELETE", "/api/v1.0/oauth2/client/deregister/", "", "", "alice",
+			kvWant{status: 405, notif: `{"errors":[[109,"Method DELETE is not allowed; use POST"]]}`}},
+		{"empty client id", "POST", "/api/v1.0/oauth2/client/", kvForm, sc, "alice", kvWant{status: -1}},
+		{"deeper path", "POST", "/api/v1.0/oauth2/client/register/x", kvJSON, `{}`, "alice", kvWant{status: -1}},
+		{"other version", "POST", "/api/v2.0/oauth2/client/register", kvJSON, `{}`, "alice", kvWant{status: -1}},
+		// The user is checked before the form is read, as Jersey's filters run
+		// before it binds @FormParam.
+		{"guest, huge list form", "POST", "/api/v1.0/oauth2/client/list", kvForm, huge, "", unauthorizedGuest},
+		{"guest, huge reset form", "POST", "/api/oauth2/client/reset", "", huge, "", unauthorizedGuest},
+		{"guest, huge plugin form", "POST", "/api/v1.0/plugins/install", kvForm, huge, "", unauthorizedGuest},
+		// ... but after the media type (JAX-RS picks the method first).
+		{"guest, JSON list", "POST", "/api/v1.0/oauth2/client/list", kvJSON, `{}`, "",
+			kvWant{status: 415, notif: `{"errors":[[108,"Unsupported Content-Type \"application/json\"; send application/x-www-form-urlencoded"]]}`}},
+		{"guest, form register", "POST", "/api/v1.0/oauth2/client/register", kvForm, `name=abc`, "",
+			kvWant{status: 415, notif: `{"errors":[[108,"Unsupported Content-Type; send application/json"]]}`}},
+		{"bad media type", "POST", "/api/v1.0/oauth2/client/" + id, "application/x-www-form-urlencoded; =", sc, "alice",
+			kvWant{status: 415, notif: `{"errors":[[108,"Unsupported Content-Type \"application/x-www-form-urlencoded; =\"; send application/x-www-form-urlencoded"]]}`}},
+		{"huge info form", "POST", "/api/v1.0/oauth2/client/" + id, kvForm, huge, "alice",
+			kvWant{status: 413, notif: `{"errors":[[107,"Request body is larger than 65536 bytes"]]}`}},
+		// Registration bodies.
+		{"byte order mark", "POST", "/api/v1.0/oauth2/client/register", kvJSON, "\ufeff" + `{"name":"abc","type":"PUBLIC","description":"d","url":5}`, "alice",
+			kvWant{status: 400, code: "invalid_request", desc: "Invalid URL"}},
+		{"not UTF-8", "POST", "/api/v1.0/oauth2/client/register", kvJSON, "{\"name\":\"ab\xff\",\"type\":\"PUBLIC\",\"description\":\"d\"}", "alice",
+			kvWant{status: 400, notif: `{"errors":[[201,"Malformed JSON: the request body is not valid UTF-8",null]]}`}},
+		{"first problem wins", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"zzz":1,"name":{}}`, "alice",
+			kvWant{status: 400, notif: `{"errors":[[201,"Unrecognized field \"zzz\": known fields are name, type, description, url, redirect_uri, refresh_token_expiry, source",null]]}`}},
+		{"type by index string", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"abc","type":"1","description":"d","refresh_token_expiry":"5"}`, "alice",
+			kvWant{status: 400, code: "invalid_request", desc: "Custom refresh token expiry is only applicable for confidential clients"}},
+		{"fractional string expiry", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"abc","type":"CONFIDENTIAL","description":"d","refresh_token_expiry":"1.5"}`, "alice",
+			kvWant{status: 400, notif: `{"errors":[[201,"Field \"refresh_token_expiry\" must be an integer number of seconds",null]]}`}},
+		{"json-smart escaping", "POST", "/api/v1.0/oauth2/client/%E2%80%A8%22%2F%C2%80", kvForm, sc, "",
+			kvWant{status: 401, code: "invalid_client", desc: "Unknown client: \u2028\"/\u0080"}},
+		// Names are measured in UTF-16 units, as Java's String.length().
+		{"two accented letters", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"éé","type":"PUBLIC","description":"d"}`, "alice",
+			kvWant{status: 400, code: "invalid_request", desc: "client_name must contain at least 3 characters"}},
+		{"surrogate pair and a letter", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"\ud83d\ude00x","type":"PUBLIC","description":"d","url":"x"}`, "alice",
+			kvWant{status: 400, code: "invalid_request", desc: "Invalid URL"}},
+		// Super client authentication: a public super client needs no
+		// secret and ignores one.
+		{"public super with secret", "POST", "/api/v1.0/plugins/installed", kvForm, "super_client_id=publicsuper&super_client_secret=x", "alice", kvWant{status: 200, body: "[]"}},
+		{"repeated parameter", "POST", "/api/v1.0/plugins/installed", kvForm, sc + "&super_client_secret=wrong", "alice", kvWant{status: 200, body: "[]"}},
+		{"malformed pair skipped", "POST", "/api/v1.0/plugins/installed", kvForm, "super_client_id=%zz&" + sc, "alice", kvWant{status: 200, body: "[]"}},
+		{"uninstall without client", "POST", "/api/v1.0/plugins/uninstall", kvForm, sc + "&client_id=", "alice",
+			kvWant{status: 400, notif: `{"errors":[[107,"client_id is empty","client_id"]]}`}},
+		{"privilege for a guest", "POST", "/api/v1.0/admin/oauth2/client/privilege", kvForm, "client_id=" + id + "&super=true", "",
+			unauthorizedGuest},
+		{"privilege without client", "POST", "/api/v1.0/admin/oauth2/client/privilege", kvForm, "super=true", "root",
+			kvWant{status: 400, notif: `{"errors":[[107,"client_id is null","client_id"]]}`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			checkKV(t, e.do(c.method, c.path, c.ct, c.body, c.user), c.want)
+		})
+	}
+}
+
+// kvFailingStore fails every operation with err.
+type kvFailingStore struct {
+	storage.Store
+	err error
+}
+
+func (s kvFailingStore) Create(context.Context, *storage.Record, ...storage.Cap) error  { return s.err }
+func (s kvFailingStore) Get(context.Context, string) (*storage.Record, error)           { return nil, s.err }
+func (s kvFailingStore) Update(context.Context, *storage.Record, *storage.Record) error { return s.err }
+func (s kvFailingStore) Delete(context.Context, *storage.Record) error                  { return s.err }
+func (s kvFailingStore) List(context.Context, string) ([]*storage.Record, error)        { return nil, s.err }
+
+// TestKustvaktStoreFailure: an outage, or any other store error, is a 503
+// notification with Retry-After on every route, never a 500.
+func TestKustvaktStoreFailure(t *testing.T) {
+	for _, storeErr := range []error{&storage.UnavailableError{Op: "test", Err: errors.New("connection refused")}, errors.New("a bug")} {
+		e := newKVEnv(t, nil)
+		e.reg.Store = kvFailingStore{Store: e.reg.Store, err: storeErr}
+		const sc = "super_client_id=superclient&super_client_secret=s3cret"
+		for _, r := range [][4]string{
+			{"POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"abc","type":"CONFIDENTIAL","description":"d"}`},
+			{"POST", "/api/v1.0/oauth2/client/MfJMHP77FrM4pbN46rtHdM", kvForm, sc},
+			{"POST", "/api/v1.0/oauth2/client/MfJMHP77FrM4pbN46rtHdM", kvForm, "super_client_id=stored"},
+			{"DELETE", "/api/v1.0/oauth2/client/deregister/MfJMHP77FrM4pbN46rtHdM", "", ""},
+			{"POST", "/api/v1.0/oauth2/client/reset", kvForm, "client_id=MfJMHP77FrM4pbN46rtHdM"},
+			{"POST", "/api/v1.0/oauth2/client/list", kvForm, sc},
+			{"POST", "/api/v1.0/plugins", kvForm, sc},
+			{"POST", "/api/v1.0/plugins/install", kvForm, sc + "&client_id=MfJMHP77FrM4pbN46rtHdM"},
+			{"POST", "/api/v1.0/plugins/installed", kvForm, sc},
+			{"POST", "/api/v1.0/plugins/uninstall", kvForm, sc + "&client_id=MfJMHP77FrM4pbN46rtHdM"},
+			{"POST", "/api/v1.0/admin/oauth2/client/privilege", kvForm, "client_id=MfJMHP77FrM4pbN46rtHdM&super=true"},
+		} {
+			w := e.do(r[0], r[1], r[2], r[3], "root")
+			checkKV(t, w, kvWant{status: 503, notif: `{"errors":[[116,"Service temporarily unavailable; try again later"]]}`})
+			if w.Header().Get("Retry-After") != RetryAfterSeconds {
+				t.Errorf("%s %s: Retry-After %q", r[0], r[1], w.Header().Get("Retry-After"))
+			}
+		}
+	}
+}
+
+// TestKustvaktNoServerError: whatever the route, method, media type, body
+// and user, the answer is never a 5xx and always in one of the two formats.
+func TestKustvaktNoServerError(t *testing.T) {
+	e := newKVEnv(t, nil)
+	id, _ := e.register("alice", `{"name":"abc","type":"CONFIDENTIAL","description":"d"}`)
+	paths := []string{"oauth2/client/register", "oauth2/client/" + id, "oauth2/client/deregister/" + id, "oauth2/client/reset",
+		"oauth2/client/list", "plugins", "plugins/install", "plugins/installed", "plugins/uninstall", "admin/oauth2/client/privilege"}
+	bodies := []string{"", "{", "null", "[]", `"x"`, "\x00\xff", "a=%zz&b", "client_id=" + id + "&super_client_id=superclient&super_client_secret=s3cret&super=true&permitted=true",
+		`{"name":"abc","type":"CONFIDENTIAL","description":"d","source":{"a":[1,{}]},"url":"http://[::1]:0/#"}`, `{"name":"abc","type":"PUBLIC","description":"d","redirect_uri":"http://xn--/"}`,
+		`{"name":"abc","type":0,"description":"d","url":"http://` + strings.Repeat("a.", 130) + `de"}`}
+	for _, p := range paths {
+		for _, m := range []string{"POST", "DELETE", "GET", "PUT"} {
+			for _, ct := range []string{"", kvJSON, kvForm, "text/plain", "multipart/form-data; boundary=x", ";;"} {
+				for _, b := range bodies {
+					for _, u := range []string{"", "alice", "root"} {
+						w := e.do(m, "/api/v1.0/"+p, ct, b, u)
+						if w.Code >= 500 || w.Code == -1 {
+							t.Fatalf("%s %s %q %q %q: %d %s", m, p, ct, b, u, w.Code, w.Body)
+						}
+						body := w.Body.String()
+						if w.Code != 200 && !strings.HasPrefix(body, `{"error_description":`) && !(strings.HasPrefix(body, `{"errors":[[`) && strings.HasSuffix(body, "]]}\n")) {
+							t.Fatalf("%s %s %q %q %q: %d %s", m, p, ct, b, u, w.Code, body)
+						}
+					}
+				}
+			}
 		}
 	}
 }
