@@ -2,10 +2,14 @@ package caddydcr
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -283,4 +287,82 @@ func TestRedisHung(t *testing.T) {
 		resp, _ := s.postJSON("/register", mcpBody)
 		return resp.StatusCode == 201
 	})
+}
+
+// A file system that refuses writes and reads under the embedded store (here
+// its records directory replaced by a file) gives 503 in the API's format,
+// never a 500 or a half-written client; requests recover once it is back.
+func TestEmbeddedStorageFault(t *testing.T) {
+	dir := dataDir(t)
+	port := redistest.FreePort(t)
+	loadCaddyfile(t, fmt.Sprintf(`{
+	admin off
+	persist_config off
+	auto_https off
+	grace_period 1ms
+	storage file_system %s
+	log {
+		output discard
+	}
+}
+
+http://127.0.0.1:%d {
+	client_registration {
+		rate_limit off
+	}
+}
+`, dir, port))
+	s := &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
+	resp, body := s.postJSON("/register", mcpBody)
+	if resp.StatusCode != 201 {
+		t.Fatalf("before: %d %s", resp.StatusCode, body)
+	}
+	var reg struct {
+		URI   string `json:"registration_client_uri"`
+		Token string `json:"registration_access_token"`
+	}
+	if err := json.Unmarshal([]byte(body), &reg); err != nil {
+		t.Fatal(err)
+	}
+	var records string
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == "records" {
+			records = p
+		}
+		return nil
+	})
+	if records == "" {
+		t.Fatalf("no records directory under %s", dir)
+	}
+	if err := os.Rename(records, records+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(records, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	read := func() (*http.Response, string) {
+		return s.do(http.MethodGet, strings.TrimPrefix(reg.URI, s.URL), "", "Authorization: Bearer "+reg.Token)
+	}
+	for name, send := range map[string]func() (*http.Response, string){
+		"register": func() (*http.Response, string) { return s.postJSON("/register", mcpBody) },
+		"read":     read,
+	} {
+		resp, body := send()
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" ||
+			!strings.HasPrefix(body, `{"error":"temporarily_unavailable"`) {
+			t.Errorf("%s with the store broken: %d %v %s", name, resp.StatusCode, resp.Header, body)
+		}
+	}
+	if err := os.Remove(records); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(records+".away", records); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := read(); resp.StatusCode != 200 {
+		t.Fatalf("read after repair: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := s.postJSON("/register", mcpBody); resp.StatusCode != 201 {
+		t.Fatalf("register after repair: %d %s", resp.StatusCode, body)
+	}
 }
