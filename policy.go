@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -61,10 +62,16 @@ func (h *Handler) gate(repl *caddy.Replacer) (handler.Gate, error) {
 	return g, nil
 }
 
-// clientIP is the client address Caddy determined (trusted proxies honoured).
+// clientIP is the client address Caddy determined (trusted proxies
+// honoured). Without it (a request that did not come through Caddy's
+// server), the peer's address without its port: with the port, every new
+// connection would get a rate-limit counter of its own.
 func clientIP(r *http.Request) string {
 	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
 		return ip
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
 	}
 	return r.RemoteAddr
 }
@@ -205,14 +212,26 @@ func (h *Handler) validatePolicy() error {
 	if h.ClientLifetime < 0 || h.IdleLifetime < 0 {
 		return errors.New("client_lifetime and idle_lifetime must not be negative")
 	}
+	if h.RequireSoftwareStatement && h.apiName() != registry.APIRFC7591 {
+		// The cloned APIs have no member for a statement: the requirement
+		// would be silently ignored and registration left open.
+		return fmt.Errorf("require_software_statement: the %s API takes no software statements (only rfc7591 does)", h.apiName())
+	}
 	if h.RequireSoftwareStatement && (h.SoftwareStatement == nil || len(h.SoftwareStatement.Issuers) == 0) {
 		return errors.New("require_software_statement needs at least one software_statement issuer")
 	}
 	if ss := h.SoftwareStatement; ss != nil {
+		seen := map[string]bool{}
 		for _, is := range ss.Issuers {
 			if is.Issuer == "" {
 				return errors.New("software_statement: an issuer needs its iss value")
 			}
+			// Statements are matched to the first issuer with their iss:
+			// a second one's keys would never be used.
+			if seen[is.Issuer] {
+				return fmt.Errorf("software_statement: issuer %q is listed twice", is.Issuer)
+			}
+			seen[is.Issuer] = true
 			if len(is.Keys) == 0 && is.Secret == "" {
 				return fmt.Errorf("software_statement issuer %q: give at least one key or a secret", is.Issuer)
 			}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -70,9 +71,10 @@ func (d *Denial) SetHeaders(h http.Header) {
 	}
 }
 
-// RetryAfterHeader is the Retry-After value in whole seconds, rounded up.
+// RetryAfterHeader is the Retry-After value in whole seconds, rounded up,
+// and at least 1: "0" would invite a retry that is refused again.
 func (d *Denial) RetryAfterHeader() string {
-	return strconv.Itoa(int(math.Ceil(d.RetryAfter.Seconds())))
+	return strconv.Itoa(max(1, int(math.Ceil(d.RetryAfter.Seconds()))))
 }
 
 // Admission is a registration the gate let through.
@@ -219,18 +221,66 @@ func (c *CORS) apply(w http.ResponseWriter, r *http.Request, methods string) boo
 	allowed := origin != "" && (slices.Contains(c.Origins, "*") || slices.Contains(c.Origins, origin))
 	if allowed {
 		h.Set("Access-Control-Allow-Origin", origin)
-		h.Set("Access-Control-Expose-Headers", "Location, Retry-After, WWW-Authenticate")
+		// X-Request-Id: the id IAM's error bodies name.
+		h.Set("Access-Control-Expose-Headers", "Location, Retry-After, WWW-Authenticate, X-Request-Id")
 	}
 	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
 		return false
 	}
 	// A preflight: answer it here, whatever the route's methods.
+	h.Add("Vary", "Access-Control-Request-Method, Access-Control-Request-Headers")
 	if allowed {
 		h.Set("Access-Control-Allow-Methods", methods+", OPTIONS")
-		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+		h.Set("Access-Control-Allow-Headers", allowHeaders(r.Header.Values("Access-Control-Request-Headers")))
 		h.Set("Access-Control-Max-Age", "600")
 	}
 	h.Set("Allow", methods+", OPTIONS")
 	w.WriteHeader(http.StatusNoContent)
+	return true
+}
+
+// allowHeaders is Access-Control-Allow-Headers for a preflight: the
+// headers every API reads, plus those the browser asks for. Clients send
+// headers of their own (MCP clients send MCP-Protocol-Version even to the
+// metadata route), and refusing one makes the browser drop the request;
+// they carry no credentials the origin check has not already allowed. A
+// request list that is not a list of header names, or an unreasonably long
+// one, is not echoed.
+func allowHeaders(requested []string) string {
+	const base = "Authorization, Content-Type"
+	out, n := base, 0
+	for _, v := range requested {
+		for name := range strings.SplitSeq(v, ",") {
+			name = strings.TrimSpace(name)
+			if name == "" {
+				continue
+			}
+			if n++; n > 32 || !validHeaderName(name) {
+				return base
+			}
+			switch strings.ToLower(name) {
+			case "authorization", "content-type":
+				continue
+			}
+			out += ", " + name
+		}
+	}
+	return out
+}
+
+// validHeaderName reports whether s is an RFC 9110 token.
+func validHeaderName(s string) bool {
+	if len(s) > 100 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
 	return true
 }

@@ -44,8 +44,20 @@ type StatementIssuer struct {
 
 	mu      sync.Mutex
 	fetched []jose.JSONWebKey
+	// fetchAt is the last fetch, successful or not.
 	fetchAt time.Time
 }
+
+// How often the JWKS URLs are fetched: the keys are kept for jwksMaxAge;
+// a statement whose key id they lack (a rotated key) or a failed fetch
+// makes them be fetched again, but not before jwksMinInterval, so that
+// statements naming the issuer cannot make the server fetch on every
+// request (each fetch may take the client's whole timeout, under mu).
+const (
+	jwksMaxAge      = time.Hour
+	jwksMinInterval = time.Minute
+	jwksTimeout     = 10 * time.Second
+)
 
 // Statements verifies software statements for the RFC 7591 API.
 type Statements struct {
@@ -64,9 +76,12 @@ func statementErr(code, format string, a ...any) *registry.Error {
 
 // Verify checks a statement and returns its claims.
 func (s *Statements) Verify(ctx context.Context, stmt string) (registry.Fields, *registry.Error) {
-	jws, err := jose.ParseSigned(stmt, statementAlgorithms)
+	// A software statement is a JWT (RFC 7591 section 2.3), and a JWT is in
+	// the compact serialization (RFC 7519 section 1): ParseSigned would
+	// also take the JSON serialization, with unprotected headers.
+	jws, err := jose.ParseSignedCompact(stmt, statementAlgorithms)
 	if err != nil {
-		return nil, statementErr(CodeInvalidStatement, "the software statement is not a JWS signed with RS256, ES256, EdDSA or HS256")
+		return nil, statementErr(CodeInvalidStatement, "the software statement is not a JWT (JWS compact serialization) signed with RS256, ES256, EdDSA or HS256")
 	}
 	if len(jws.Signatures) != 1 {
 		return nil, statementErr(CodeInvalidStatement, "the software statement must carry exactly one signature")
@@ -128,7 +143,7 @@ func (s *Statements) client() *http.Client {
 	if s.Client != nil {
 		return s.Client
 	}
-	return &http.Client{Timeout: 10 * time.Second}
+	return &http.Client{Timeout: jwksTimeout}
 }
 
 // verify tries the issuer's keys that fit the statement's algorithm.
@@ -141,7 +156,12 @@ func (is *StatementIssuer) verify(ctx context.Context, client *http.Client, jws 
 		_, err := jws.Verify(is.Secret)
 		return err == nil
 	}
-	for _, k := range is.keys(ctx, client) {
+	keys, known := is.keys(ctx, client, h.KeyID, false)
+	if !known && h.KeyID != "" {
+		// A key id none of the keys has: the issuer may have rotated.
+		keys, _ = is.keys(ctx, client, h.KeyID, true)
+	}
+	for _, k := range keys {
 		if h.KeyID != "" && k.KeyID != "" && h.KeyID != k.KeyID {
 			continue
 		}
@@ -155,30 +175,43 @@ func (is *StatementIssuer) verify(ctx context.Context, client *http.Client, jws 
 	return false
 }
 
-// keys returns the configured keys and those of the JWKS URLs, fetched at
-// most once an hour (a failed fetch keeps the previous keys).
-func (is *StatementIssuer) keys(ctx context.Context, client *http.Client) []jose.JSONWebKey {
+// keys returns the configured keys and those of the JWKS URLs, and whether
+// one of them has the key id kid. The URLs are fetched when the keys are
+// older than jwksMaxAge, or with refresh (an unknown key id), but never
+// twice within jwksMinInterval; a failed fetch keeps the previous keys.
+func (is *StatementIssuer) keys(ctx context.Context, client *http.Client, kid string, refresh bool) ([]jose.JSONWebKey, bool) {
 	if len(is.JWKSURLs) == 0 {
-		return is.Keys
+		return is.Keys, hasKeyID(is.Keys, kid)
 	}
 	is.mu.Lock()
 	defer is.mu.Unlock()
-	if time.Since(is.fetchAt) > time.Hour || is.fetched == nil {
+	age := time.Since(is.fetchAt)
+	if is.fetchAt.IsZero() || age > jwksMaxAge || (refresh || is.fetched == nil) && age > jwksMinInterval {
+		// The fetch serves every later request, so it does not end when
+		// this request's client hangs up.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jwksTimeout)
 		var all []jose.JSONWebKey
 		ok := true
 		for _, u := range is.JWKSURLs {
-			set, err := fetchJWKS(ctx, client, u)
+			set, err := fetchJWKS(fctx, client, u)
 			if err != nil {
 				ok = false
 				continue
 			}
 			all = append(all, set.Keys...)
 		}
+		cancel()
 		if ok || is.fetched == nil {
-			is.fetched, is.fetchAt = all, time.Now()
+			is.fetched = all
 		}
+		is.fetchAt = time.Now()
 	}
-	return append(slices.Clone(is.Keys), is.fetched...)
+	keys := append(slices.Clone(is.Keys), is.fetched...)
+	return keys, hasKeyID(keys, kid)
+}
+
+func hasKeyID(keys []jose.JSONWebKey, kid string) bool {
+	return slices.ContainsFunc(keys, func(k jose.JSONWebKey) bool { return k.KeyID == kid })
 }
 
 func fetchJWKS(ctx context.Context, client *http.Client, u string) (*jose.JSONWebKeySet, error) {

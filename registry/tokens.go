@@ -26,6 +26,7 @@ type InitialAccessToken struct {
 	ExpiresMs int64 `json:"expires_ms,omitempty"`
 	// Uses is how many registrations the token allows; 0 means unlimited.
 	Uses int `json:"uses,omitempty"`
+	// Used is how many registrations it made.
 	Used int `json:"used"`
 }
 
@@ -96,14 +97,14 @@ func (r *Registry) CheckToken(ctx context.Context, token string) (*InitialAccess
 // UseToken counts one use of the token, atomically: of two concurrent
 // requests for its last use, one gets ErrTokenInvalid. delta -1 gives a
 // use back (a registration that failed after the token was counted).
+// Uses of a token without a limit are counted too, for the admin API's
+// listing, but only as well as contention allows: no registration fails
+// because the count could not be written.
 func (r *Registry) UseToken(ctx context.Context, token string, delta int) error {
 	for attempt := 0; ; attempt++ {
 		t, rec, err := r.getToken(ctx, token)
 		if err != nil {
 			return err
-		}
-		if t.Uses == 0 {
-			return nil // unlimited: nothing to count
 		}
 		if delta > 0 && t.Exhausted() {
 			return ErrTokenInvalid
@@ -120,6 +121,8 @@ func (r *Registry) UseToken(ctx context.Context, token string, delta int) error 
 			return ErrTokenInvalid
 		case errors.Is(err, storage.ErrConflict) && attempt < 50:
 			continue
+		case errors.Is(err, storage.ErrConflict) && t.Uses == 0:
+			return nil // unlimited: nothing is enforced by the count
 		}
 		return err
 	}
@@ -143,21 +146,29 @@ func (r *Registry) Tokens(ctx context.Context) ([]*InitialAccessToken, error) {
 	return out, nil
 }
 
-// RevokeToken deletes the token with this id.
+// RevokeToken deletes the token with this id. A registration counting a
+// use of the token at the same moment changes its revision; the delete is
+// then tried again on the new one rather than failing.
 func (r *Registry) RevokeToken(ctx context.Context, id string) error {
-	recs, err := r.Store.List(ctx, tagIATs)
-	if err != nil {
-		return err
-	}
-	for _, rec := range recs {
-		var t InitialAccessToken
-		if json.Unmarshal(rec.Data, &t) == nil && t.ID == id {
-			err := r.Store.Delete(ctx, rec)
-			if errors.Is(err, storage.ErrNotFound) {
-				return ErrNotFound
-			}
+	for attempt := 0; ; attempt++ {
+		recs, err := r.Store.List(ctx, tagIATs)
+		if err != nil {
 			return err
 		}
+		i := slices.IndexFunc(recs, func(rec *storage.Record) bool {
+			var t InitialAccessToken
+			return json.Unmarshal(rec.Data, &t) == nil && t.ID == id
+		})
+		if i < 0 {
+			return ErrNotFound
+		}
+		err = r.Store.Delete(ctx, recs[i])
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			return ErrNotFound
+		case errors.Is(err, storage.ErrConflict) && attempt < 20:
+			continue
+		}
+		return err
 	}
-	return ErrNotFound
 }

@@ -1,0 +1,80 @@
+package handler
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCORSPreflightRequestHeaders: browser MCP clients send
+// MCP-Protocol-Version (and other headers of their own) with their
+// requests; a preflight that does not allow the headers it asks for makes
+// the browser drop the request, so the allowed origins get them.
+func TestCORSPreflightRequestHeaders(t *testing.T) {
+	c := &CORS{Origins: []string{"https://app.example"}}
+	r := httptest.NewRequest(http.MethodOptions, "/.well-known/oauth-authorization-server", nil)
+	r.Header.Set("Origin", "https://app.example")
+	r.Header.Set("Access-Control-Request-Method", "GET")
+	r.Header.Set("Access-Control-Request-Headers", "mcp-protocol-version, authorization")
+	w := httptest.NewRecorder()
+	if !c.apply(w, r, "GET, HEAD") {
+		t.Fatal("preflight not answered")
+	}
+	h := w.Header()
+	allowed := strings.ToLower(h.Get("Access-Control-Allow-Headers"))
+	for _, want := range []string{"mcp-protocol-version", "authorization", "content-type"} {
+		if !strings.Contains(allowed, want) {
+			t.Errorf("Access-Control-Allow-Headers %q lacks %s", allowed, want)
+		}
+	}
+	if vary := strings.Join(h.Values("Vary"), ", "); !strings.Contains(vary, "Access-Control-Request-Headers") {
+		t.Errorf("Vary %q", vary)
+	}
+	// A header list that is not a list of tokens is not echoed.
+	r.Header.Set("Access-Control-Request-Headers", "x-ok, bad header\r\n")
+	w = httptest.NewRecorder()
+	c.apply(w, r, "GET, HEAD")
+	if got := w.Header().Get("Access-Control-Allow-Headers"); strings.Contains(got, "bad") {
+		t.Errorf("malformed request headers echoed: %q", got)
+	}
+	// Another origin gets no permission at all.
+	r.Header.Set("Origin", "https://evil.example")
+	w = httptest.NewRecorder()
+	c.apply(w, r, "GET, HEAD")
+	if got := w.Header().Get("Access-Control-Allow-Headers"); got != "" {
+		t.Errorf("other origin: %q", got)
+	}
+}
+
+// TestCORSExposesRequestID: IAM's answers carry X-Request-Id, the id its
+// error bodies name; a browser client can only read it when exposed.
+func TestCORSExposesRequestID(t *testing.T) {
+	c := &CORS{Origins: []string{"*"}}
+	r := httptest.NewRequest(http.MethodPost, "/v1/clients", nil)
+	r.Header.Set("Origin", "https://app.example")
+	w := httptest.NewRecorder()
+	c.apply(w, r, "POST")
+	if got := w.Header().Get("Access-Control-Expose-Headers"); !strings.Contains(got, "X-Request-Id") {
+		t.Fatalf("Access-Control-Expose-Headers %q", got)
+	}
+}
+
+// TestRetryAfterAtLeastOne: a 429 whose window ends in less than half a
+// second still asks the client to wait; "0" invites an immediate retry
+// that is refused again.
+func TestRetryAfterAtLeastOne(t *testing.T) {
+	for _, d := range []time.Duration{0, time.Millisecond, 999 * time.Millisecond} {
+		den := &Denial{Status: http.StatusTooManyRequests, RetryAfter: d}
+		h := http.Header{}
+		den.SetHeaders(h)
+		if h.Get("Retry-After") != "1" {
+			t.Errorf("%v: Retry-After %q", d, h.Get("Retry-After"))
+		}
+	}
+	den := &Denial{Status: http.StatusTooManyRequests, RetryAfter: 1500 * time.Millisecond}
+	if got := den.RetryAfterHeader(); got != "2" {
+		t.Errorf("1.5s: %q", got)
+	}
+}

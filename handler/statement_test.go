@@ -1,0 +1,173 @@
+package handler
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// jwksServer serves the current key set and counts the fetches; while down
+// is set it answers 503.
+type jwksServer struct {
+	*httptest.Server
+	keys    atomic.Pointer[jose.JSONWebKeySet]
+	fetches atomic.Int32
+	down    atomic.Bool
+}
+
+func newJWKSServer(t *testing.T, keys ...jose.JSONWebKey) *jwksServer {
+	t.Helper()
+	s := &jwksServer{}
+	s.keys.Store(&jose.JSONWebKeySet{Keys: keys})
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.fetches.Add(1)
+		if s.down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(s.keys.Load())
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func ecSigner(t *testing.T, kid string) (*ecdsa.PrivateKey, func(claims map[string]any) string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, func(claims map[string]any) string {
+		payload, _ := json.Marshal(claims)
+		jws, err := sig.Sign(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := jws.CompactSerialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+}
+
+const testIssuer = "https://issuer.example"
+
+func stmtClaims() map[string]any {
+	return map[string]any{"iss": testIssuer, "software_id": "app", "exp": time.Now().Unix() + 600}
+}
+
+// TestStatementCompactOnly: a software statement is a JWT (RFC 7591
+// section 2.3), and JWTs use the JWS compact serialization (RFC 7519
+// section 1); the JSON serialization of the same signature is refused.
+func TestStatementCompactOnly(t *testing.T) {
+	key, sign := ecSigner(t, "k1")
+	s := &Statements{Issuers: []*StatementIssuer{{Issuer: testIssuer, Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1"}}}}}
+	compact := sign(stmtClaims())
+	if _, err := s.Verify(context.Background(), compact); err != nil {
+		t.Fatalf("compact: %v", err)
+	}
+	jws, err := jose.ParseSignedCompact(compact, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := jws.FullSerialize()
+	if _, err := s.Verify(context.Background(), full); err == nil || err.Code != CodeInvalidStatement {
+		t.Fatalf("JSON serialization accepted: %v", err)
+	}
+}
+
+// TestStatementJWKSDown: while an issuer's JWKS URL fails, registrations
+// naming that issuer do not each fetch it again (every fetch may take the
+// client's full timeout, under the issuer's lock).
+func TestStatementJWKSDown(t *testing.T) {
+	key, sign := ecSigner(t, "k1")
+	srv := newJWKSServer(t, jose.JSONWebKey{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256"})
+	srv.down.Store(true)
+	s := &Statements{Issuers: []*StatementIssuer{{Issuer: testIssuer, JWKSURLs: []string{srv.URL}}}}
+	stmt := sign(stmtClaims())
+	for i := 0; i < 5; i++ {
+		if _, err := s.Verify(context.Background(), stmt); err == nil {
+			t.Fatal("verified without keys")
+		}
+	}
+	if n := srv.fetches.Load(); n != 1 {
+		t.Fatalf("%d fetches of a failing JWKS URL, want 1", n)
+	}
+}
+
+// TestStatementJWKSRotation: a statement signed with a key id the cached
+// set does not have makes the issuer's JWKS be fetched again (at most once
+// a minute), so a rotated key works without waiting an hour.
+func TestStatementJWKSRotation(t *testing.T) {
+	key1, sign1 := ecSigner(t, "k1")
+	key2, sign2 := ecSigner(t, "k2")
+	srv := newJWKSServer(t, jose.JSONWebKey{Key: &key1.PublicKey, KeyID: "k1", Algorithm: "ES256"})
+	is := &StatementIssuer{Issuer: testIssuer, JWKSURLs: []string{srv.URL}}
+	s := &Statements{Issuers: []*StatementIssuer{is}}
+	if _, err := s.Verify(context.Background(), sign1(stmtClaims())); err != nil {
+		t.Fatalf("k1: %v", err)
+	}
+	srv.keys.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+		{Key: &key1.PublicKey, KeyID: "k1", Algorithm: "ES256"}, {Key: &key2.PublicKey, KeyID: "k2", Algorithm: "ES256"}}})
+	// Pretend the last fetch was over a minute ago.
+	is.mu.Lock()
+	is.fetchAt = is.fetchAt.Add(-2 * time.Minute)
+	is.mu.Unlock()
+	if _, err := s.Verify(context.Background(), sign2(stmtClaims())); err != nil {
+		t.Fatalf("rotated key k2: %v", err)
+	}
+	// An unknown key id right after a fetch does not fetch again.
+	_, sign3 := ecSigner(t, "k3")
+	before := srv.fetches.Load()
+	for i := 0; i < 3; i++ {
+		if _, err := s.Verify(context.Background(), sign3(stmtClaims())); err == nil {
+			t.Fatal("unknown key verified")
+		}
+	}
+	if n := srv.fetches.Load() - before; n != 0 {
+		t.Fatalf("%d fetches for an unknown key id right after a fetch", n)
+	}
+}
+
+// TestStatementJWKSCancelled: a client that hangs up while the JWKS is
+// being fetched does not make the fetch fail for everyone else.
+func TestStatementJWKSCancelled(t *testing.T) {
+	key, sign := ecSigner(t, "k1")
+	srv := newJWKSServer(t, jose.JSONWebKey{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256"})
+	s := &Statements{Issuers: []*StatementIssuer{{Issuer: testIssuer, JWKSURLs: []string{srv.URL}}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	stmt := sign(stmtClaims())
+	if _, err := s.Verify(ctx, stmt); err != nil {
+		t.Fatalf("cancelled request: %v", err)
+	}
+}
+
+// TestStatementHS256NeedsSecret: an HS256 statement is verified with the
+// issuer's secret only, never with the bytes of a public key.
+func TestStatementHS256NeedsSecret(t *testing.T) {
+	key, _ := ecSigner(t, "k1")
+	srv := newJWKSServer(t, jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "oct"})
+	s := &Statements{Issuers: []*StatementIssuer{{Issuer: testIssuer, Keys: []jose.JSONWebKey{{Key: &key.PublicKey}}, JWKSURLs: []string{srv.URL}}}}
+	sig, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte("0123456789abcdef0123456789abcdef")}, nil)
+	payload, _ := json.Marshal(stmtClaims())
+	jws, _ := sig.Sign(payload)
+	stmt, _ := jws.CompactSerialize()
+	if _, err := s.Verify(context.Background(), stmt); err == nil || err.Code != CodeInvalidStatement {
+		t.Fatalf("HS256 with a JWKS oct key: %v", err)
+	}
+}

@@ -1,0 +1,231 @@
+package caddydcr
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// More registration policy checks (issue 4), API by API.
+
+// TestPolicyClientIPFallback: without the address Caddy determined, the
+// rate limit keys on the peer's address, not on address and port (one
+// counter per connection would be no limit).
+func TestPolicyClientIPFallback(t *testing.T) {
+	r := httptest.NewRequest("POST", "/register", nil)
+	r.RemoteAddr = "192.0.2.7:40123"
+	if got := clientIP(r); got != "192.0.2.7" {
+		t.Fatalf("clientIP %q", got)
+	}
+	r.RemoteAddr = "[2001:db8::1]:443"
+	if got := clientIP(r); got != "2001:db8::1" {
+		t.Fatalf("clientIP %q", got)
+	}
+}
+
+// TestPolicyValidateStatements: require_software_statement on an API that
+// cannot receive statements would be ignored, leaving registration open;
+// a repeated issuer would have its second keys ignored.
+func TestPolicyValidateStatements(t *testing.T) {
+	ss := &SoftwareStatementConfig{Issuers: []StatementIssuerConfig{{Issuer: "https://i.example", Secret: "s"}}}
+	for _, api := range []string{"mediagoblin", "kustvakt", "iam"} {
+		h := &Handler{API: api, SoftwareStatement: ss, RequireSoftwareStatement: true}
+		if err := h.Validate(); err == nil || !strings.Contains(err.Error(), "require_software_statement") {
+			t.Errorf("%s: %v", api, err)
+		}
+	}
+	if err := (&Handler{SoftwareStatement: ss, RequireSoftwareStatement: true}).Validate(); err != nil {
+		t.Errorf("rfc7591: %v", err)
+	}
+	twice := &SoftwareStatementConfig{Issuers: append(ss.Issuers, StatementIssuerConfig{Issuer: "https://i.example", Secret: "t"})}
+	if err := (&Handler{SoftwareStatement: twice}).Validate(); err == nil {
+		t.Error("an issuer listed twice was accepted")
+	}
+}
+
+// TestPolicyCORSEveryAPI: preflights on the registration and management
+// routes of each API (MediaGoblin keeps its fixed headers) allow the
+// headers browser MCP clients ask for.
+func TestPolicyCORSEveryAPI(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		h := basicHash(t)
+		s := startCaddy(t, backend, fmt.Sprintf(`	@authed header Authorization Basic*
+	basic_auth @authed {
+		alice %s
+	}
+	route {
+		client_registration {
+			{storage}
+			cors https://app.example
+		}
+		client_registration kustvakt {
+			{storage}
+			cors https://app.example
+		}
+		client_registration iam {
+			{storage}
+			cors *
+		}
+	}`, h))
+		routes := map[string]string{
+			"/register": "POST", "/register/abc": "GET", "/.well-known/oauth-authorization-server": "GET",
+			"/api/v1.0/oauth2/client/register": "POST", "/api/v1.0/oauth2/client/deregister/abc": "DELETE",
+			"/v1/clients": "POST",
+		}
+		for path, method := range routes {
+			resp, _ := s.do("OPTIONS", path, "", "Origin: https://app.example", "Access-Control-Request-Method: "+method,
+				"Access-Control-Request-Headers: authorization, content-type, mcp-protocol-version")
+			h := resp.Header
+			if resp.StatusCode != 204 || h.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+				!strings.Contains(h.Get("Access-Control-Allow-Methods"), method) ||
+				!strings.Contains(strings.ToLower(h.Get("Access-Control-Allow-Headers")), "mcp-protocol-version") {
+				t.Errorf("%s: %d %v", path, resp.StatusCode, h)
+			}
+		}
+		resp, _ := s.postJSON("/v1/clients", `{}`, "Origin: https://app.example")
+		if resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "X-Request-Id") {
+			t.Errorf("iam error: %v", resp.Header)
+		}
+	})
+}
+
+// TestPolicyOneUseTokenEveryAPI: one run-time token with one use, spent
+// concurrently through several APIs, registers exactly one client; used
+// up and expired tokens get the Bearer challenge in each API's format.
+func TestPolicyOneUseTokenEveryAPI(t *testing.T) {
+	const iamBody = `{"client_name":"x","client_type":"public","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code"],"response_types":["code"]}`
+	const mgBody = `{"type":"client_associate","application_type":"native"}`
+	forBackends(t, func(t *testing.T, backend string) {
+		s, admin := startCaddyAdmin(t, backend, `	route {
+		client_registration {
+			{storage}
+			registration token
+		}
+		client_registration mediagoblin {
+			{storage}
+			registration token
+		}
+		client_registration iam {
+			{storage}
+			registration token
+		}
+	}`)
+		reqs := []struct{ path, body string }{{"/register", mcpBody}, {"/api/client/register", mgBody}, {"/v1/clients", iamBody}}
+		for round := 0; round < 3; round++ {
+			_, tok := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens", `{"uses":1}`)
+			var created atomic.Int32
+			var wg sync.WaitGroup
+			for i := 0; i < 24; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					q := reqs[i%len(reqs)]
+					req, _ := http.NewRequest("POST", s.URL+q.path, strings.NewReader(q.body))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Authorization", "Bearer "+tok["token"].(string))
+					resp, err := httpClient.Do(req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					resp.Body.Close()
+					switch {
+					case resp.StatusCode < 300:
+						created.Add(1)
+					case resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer error="invalid_token"`:
+						t.Errorf("%s: %d %v", q.path, resp.StatusCode, resp.Header)
+					}
+				}()
+			}
+			wg.Wait()
+			if created.Load() != 1 {
+				t.Fatalf("round %d: %d clients with a one-use token", round, created.Load())
+			}
+		}
+		_, tok := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens", `{"expires_in":"200ms","uses":3}`)
+		time.Sleep(300 * time.Millisecond)
+		want := map[string]string{
+			"/register":            `{"error":"invalid_token","error_description":"the initial access token is invalid, expired or used up"}`,
+			"/api/client/register": `{"error": "The initial access token is invalid, expired or used up."}`,
+			"/v1/clients":          `"error_code":"IIC.401","error_msg":"Unauthorized: the initial access token is invalid, expired or used up."`,
+		}
+		for _, q := range reqs {
+			resp, body := s.postJSON(q.path, q.body, "Authorization: Bearer "+tok["token"].(string))
+			if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer error="invalid_token"` || !strings.Contains(body, want[q.path]) {
+				t.Errorf("expired token on %s: %d %v %s", q.path, resp.StatusCode, resp.Header, body)
+			}
+		}
+	})
+}
+
+// TestPolicyStatementJSONSerialization: a statement must be a JWT, in the
+// compact serialization; the JSON serialization of a valid signature is
+// invalid_software_statement.
+func TestPolicyStatementJSONSerialization(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	file := writePEMKey(t, t.TempDir(), "ec.pem", &key.PublicKey)
+	sg := signer{jose.ES256, key}
+	stmt := sg.sign(t, map[string]any{"iss": "https://issuer.example", "client_name": "S", "exp": time.Now().Unix() + 600})
+	jws, err := jose.ParseSignedCompact(stmt, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startCaddy(t, "embedded", fmt.Sprintf(`	client_registration {
+		{storage}
+		software_statement {
+			issuer https://issuer.example {
+				key %s
+			}
+		}
+	}`, filepath.ToSlash(file)))
+	body := fmt.Sprintf(`{"software_statement":%q,"redirect_uris":["https://a.example/cb"]}`, jws.FullSerialize())
+	resp, b := s.postJSON("/register", body)
+	if resp.StatusCode != 400 || object(t, b)["error"] != "invalid_software_statement" {
+		t.Fatalf("JSON serialization: %d %s", resp.StatusCode, b)
+	}
+	body = fmt.Sprintf(`{"software_statement":%q,"redirect_uris":["https://a.example/cb"]}`, stmt)
+	if resp, b := s.postJSON("/register", body); resp.StatusCode != 201 || object(t, b)["software_statement"] != stmt {
+		t.Fatalf("compact: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestPolicyUnlimitedTokenCountsUses: a token without a use limit still
+// reports how many registrations it made (the admin API's "used").
+func TestPolicyUnlimitedTokenCountsUses(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		s, admin := startCaddyAdmin(t, backend, `	client_registration {
+		{storage}
+		registration token
+	}`)
+		_, tok := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens", `{"name":"unlimited"}`)
+		for i := 0; i < 2; i++ {
+			if resp, body := s.postJSON("/register", mcpBody, "Authorization: Bearer "+tok["token"].(string)); resp.StatusCode != 201 {
+				t.Fatalf("%d %s", resp.StatusCode, body)
+			}
+		}
+		// An invalid registration is not counted.
+		s.postJSON("/register", `{"redirect_uris":["javascript:x"]}`, "Authorization: Bearer "+tok["token"].(string))
+		resp, err := httpClient.Get(admin + "/client_registration/initial_access_tokens")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var list []map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&list)
+		if len(list) != 1 || list[0]["used"].(float64) != 2 || list[0]["uses"] != nil {
+			t.Fatalf("list: %v", list)
+		}
+	})
+}
