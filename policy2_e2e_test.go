@@ -229,3 +229,76 @@ func TestPolicyUnlimitedTokenCountsUses(t *testing.T) {
 		}
 	})
 }
+
+// TestPolicyKustvaktTokenMode: Kustvakt with `registration token` answers a
+// missing or wrong initial access token with RFC 7591's Bearer challenge
+// first, then its own, in its notification format; a good token registers.
+func TestPolicyKustvaktTokenMode(t *testing.T) {
+	const body = `{"name":"abc","type":"PUBLIC","description":"d"}`
+	forBackends(t, func(t *testing.T, backend string) {
+		s := startCaddy(t, backend, `	route {
+		client_registration kustvakt {
+			{storage}
+			registration token
+			initial_access_token s3cret-token
+		}
+	}`)
+		for _, c := range []struct{ auth, want string }{
+			{"", `{"errors":[[2010,"Unauthorized operation for user: guest","guest"]]}`},
+			{"Authorization: Bearer wrong", `{"errors":[[2011,"Access token is invalid","invalid_token"]]}`},
+		} {
+			var headers []string
+			if c.auth != "" {
+				headers = append(headers, c.auth)
+			}
+			resp, got := s.postJSON("/api/v1.0/oauth2/client/register", body, headers...)
+			if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer error="invalid_token"` ||
+				strings.TrimSpace(got) != c.want {
+				t.Errorf("%q: %d %v %s", c.auth, resp.StatusCode, resp.Header, got)
+			}
+		}
+		resp, got := s.postJSON("/api/v1.0/oauth2/client/register", body, "Authorization: Bearer s3cret-token")
+		if resp.StatusCode != 200 || !strings.Contains(got, `"client_id"`) {
+			t.Errorf("good token: %d %s", resp.StatusCode, got)
+		}
+	})
+}
+
+// TestPolicyAllowedListsOnClonedAPIs: the cloned APIs fix the grant types
+// and authentication method of what they register; an operator's allowed_*
+// lists still apply, each refusal in the API's own format.
+func TestPolicyAllowedListsOnClonedAPIs(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		policy := "{storage}\n\t\t\tallowed_auth_methods none"
+		s := startCaddy(t, backend, fmt.Sprintf(`	@authed header Authorization Basic*
+	basic_auth @authed {
+		alice %s
+	}
+	route {
+		client_registration mediagoblin {
+			%[2]s
+		}
+		client_registration kustvakt {
+			%[2]s
+		}
+		client_registration iam {
+			%[2]s
+		}
+	}`, basicHash(t), policy))
+		resp, body := s.postJSON("/api/client/register", `{"type":"client_associate","application_type":"web"}`)
+		if resp.StatusCode != 400 || body != `{"error": "Token endpoint authentication method client_secret_basic is not allowed here."}` {
+			t.Errorf("mediagoblin: %d %s", resp.StatusCode, body)
+		}
+		resp, body = s.kvRegister("alice", `{"name":"abc","type":"CONFIDENTIAL","description":"d","url":"https://example.com"}`)
+		if resp.StatusCode != 400 || !strings.Contains(body, `Token endpoint authentication method client_secret_basic is not allowed here.`) {
+			t.Errorf("kustvakt confidential: %d %s", resp.StatusCode, body)
+		}
+		if resp, body := s.kvRegister("alice", `{"name":"abc","type":"PUBLIC","description":"d"}`); resp.StatusCode != 200 {
+			t.Errorf("kustvakt public: %d %s", resp.StatusCode, body)
+		}
+		resp, body = s.postJSON("/v1/clients", `{"client_name":"x","client_type":"public","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code"],"response_types":["code"]}`)
+		if resp.StatusCode != 400 || !strings.Contains(body, `"error_msg":"Bad Request: token_endpoint_auth_method client_secret_post is not allowed here."`) {
+			t.Errorf("iam: %d %s", resp.StatusCode, body)
+		}
+	})
+}

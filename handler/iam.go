@@ -235,6 +235,10 @@ func (a *IAM) checkPolicy(req *iamRequest) string {
 			return "response type " + rt + " is not allowed here"
 		}
 	}
+	// IAM clients always authenticate with client_secret_post.
+	if !slices.Contains(p.SupportedAuthMethods(), registry.AuthClientSecretPost) {
+		return "token_endpoint_auth_method " + registry.AuthClientSecretPost + " is not allowed here"
+	}
 	if len(p.Scopes) > 0 {
 		for _, s := range req.scopes {
 			if !slices.Contains(p.Scopes, s) {

@@ -257,10 +257,17 @@ func (a *Kustvakt) unauthorizedUser(w http.ResponseWriter, user string) {
 // format.
 func (a *Kustvakt) deny(w http.ResponseWriter, d *Denial) {
 	switch d.Reason {
-	case "no_user", "no_token":
+	case "no_user":
 		a.unauthorizedUser(w, "")
-	case "bad_token":
-		a.notify(w, 0, 2011, "Access token is invalid", "invalid_token")
+	case "no_token", "bad_token":
+		// RFC 7591 section 3's challenge comes first (what a client reading
+		// one WWW-Authenticate value sees); notify adds Kustvakt's own.
+		d.SetHeaders(w.Header())
+		if d.Reason == "no_token" {
+			a.unauthorizedUser(w, "")
+		} else {
+			a.notify(w, 0, 2011, "Access token is invalid", "invalid_token")
+		}
 	case "unavailable":
 		a.unavailable(w)
 	default:
@@ -756,6 +763,11 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 		if c.RefreshTokenExpiry <= 0 {
 			c.RefreshTokenExpiry = kustvaktMaxRefresh
 		}
+	}
+	if reason := a.o.Policy.Refusal(c); reason != "" {
+		a.o.Metrics.registration(registry.APIKustvakt, "rejected")
+		a.invalidRequest(w, strings.ToUpper(reason[:1])+reason[1:]+".")
+		return
 	}
 	iss, d, err := a.o.create(q.r, registry.APIKustvakt, c, registry.Issue{
 		Format: registry.FormatKustvakt, Secret: confidential, NoSecret: !confidential,

@@ -204,6 +204,10 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 		ResponseTypes:           []string{"code"},
 	}
 	f.apply(c)
+	if reason := a.o.Policy.Refusal(c); reason != "" {
+		reject(strings.ToUpper(reason[:1]) + reason[1:] + ".")
+		return
+	}
 	iss, d, err := a.o.create(r, registry.APIMediaGoblin, c, registry.Issue{
 		Format: registry.FormatMediaGoblin, Secret: true, SecretLifetime: a.o.secretLifetime(0),
 	}, adm)
@@ -358,10 +362,12 @@ func mgParseFields(data *pyDict, storedLogo string, policy *registry.Policy) (mg
 		}
 		f.redirectsSet, f.redirects = true, pySplit(u.s)
 		for i, uri := range f.redirects {
-			// The operator's redirect policy (host allowlist, count cap)
-			// refuses with the same message as an invalid URI.
-			if !registry.PythonURLValid(uri) || !registry.RedirectHostAllowed(uri, policy.RedirectHosts) ||
-				(policy.MaxRedirectURIs > 0 && i >= policy.MaxRedirectURIs) {
+			// The redirect policy (no dangerous schemes, the host allowlist,
+			// the count cap) refuses with the same message as an invalid
+			// URI. Plain http stays allowed: MediaGoblin's documented
+			// examples register http redirect URIs.
+			if !registry.PythonURLValid(uri) || registry.HasDangerousScheme(uri) ||
+				!registry.RedirectHostAllowed(uri, policy.RedirectHosts) || i >= policy.RedirectURICap() {
 				return f, "URI " + uri + " is not a valid URI"
 			}
 		}

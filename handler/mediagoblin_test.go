@@ -332,7 +332,16 @@ func TestMGErrorOrder(t *testing.T) {
 		{`{"type": "client_associate", "application_type": "web", "contacts": "a@b nomail", "redirect_uris": 1}`, 400, "Email nomail is not a valid email."},
 		{`{"type": "client_associate", "application_type": "web", "contacts": "", "redirect_uris": ["http://x"]}`, 400, mgRedirectsType},
 		{`{"type": "client_associate", "application_type": "web", "redirect_uris": "http://ok/ http://[::1 http://[x"}`, 400, "URI http://[::1 is not a valid URI"},
+		// The redirect policy: never a dangerous scheme (however spelled),
+		// at most 10 URIs by default; plain http stays allowed.
+		{`{"type": "client_associate", "application_type": "web", "redirect_uris": "http://ok.example/cb javascript:alert(1)"}`, 400, "URI javascript:alert(1) is not a valid URI"},
+		{`{"type": "client_associate", "application_type": "web", "redirect_uris": "JavaScript:alert(1)"}`, 400, "URI JavaScript:alert(1) is not a valid URI"},
+		{`{"type": "client_associate", "application_type": "web", "redirect_uris": "data:text/html,x"}`, 400, "URI data:text/html,x is not a valid URI"},
+		{`{"type": "client_associate", "application_type": "web", "redirect_uris": "file:///etc/passwd"}`, 400, "URI file:///etc/passwd is not a valid URI"},
+		{`{"type": "client_associate", "application_type": "web", "redirect_uris": "vbscript:x"}`, 400, "URI vbscript:x is not a valid URI"},
+		{`{"type": "client_associate", "application_type": "web", "redirect_uris": "` + strings.Repeat("http://a.example/ ", 10) + `http://eleven.example/"}`, 400, "URI http://eleven.example/ is not a valid URI"},
 		// Update runs the same tail once authorized.
+		{`{"type": "client_update", "application_type": "web", "client_id": "` + id + `", "client_secret": "` + secret + `", "redirect_uris": "javascript:alert(1)"}`, 400, "URI javascript:alert(1) is not a valid URI"},
 		{`{"type": "client_update", "application_type": "web", "client_id": "` + id + `", "client_secret": "` + secret + `", "logo_uri": false}`, 400, "Logo URI False is not a valid URI."},
 		{`{"type": "client_update", "application_type": "web", "client_id": "` + id + `", "client_secret": "` + secret + `", "contacts": {}}`, 400, mgContactsType},
 		{`{"type": "client_update", "application_type": "web", "client_id": "` + id + `", "client_secret": "` + secret + `", "contacts": "x"}`, 400, "Email x is not a valid email."},

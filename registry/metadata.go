@@ -292,10 +292,7 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 	if err != nil {
 		return nil, err
 	}
-	max := p.MaxRedirectURIs
-	if max <= 0 {
-		max = DefaultMaxRedirectURIs
-	}
+	max := p.RedirectURICap()
 	if len(uris) > max {
 		return nil, redirectErr(fmt.Sprintf("at most %d redirect URIs may be registered", max))
 	}
@@ -592,6 +589,37 @@ func consistency(grants, responses []string) string {
 		return `grant_types and response_types are inconsistent: grant type "authorization_code" needs response type "code"`
 	case hasImplicit && !needImplicit:
 		return `grant_types and response_types are inconsistent: grant type "implicit" needs a response type with "token" or "id_token"`
+	}
+	return ""
+}
+
+// RedirectURICap is how many redirect URIs a client may register.
+func (p *Policy) RedirectURICap() int {
+	if p.MaxRedirectURIs <= 0 {
+		return DefaultMaxRedirectURIs
+	}
+	return p.MaxRedirectURIs
+}
+
+// Refusal says why the policy does not allow the grant types, response
+// types or token endpoint authentication method of c, or returns "". The
+// cloned APIs fix these themselves (MediaGoblin always registers
+// confidential authorization-code clients, for instance), so an operator's
+// allowed_* lists are applied to what they are about to register; RFC 7591
+// requests are checked as they are parsed.
+func (p *Policy) Refusal(c *Client) string {
+	for _, g := range c.GrantTypes {
+		if !slices.Contains(p.grantTypes(), g) {
+			return "grant type " + g + " is not allowed here"
+		}
+	}
+	for _, rt := range c.ResponseTypes {
+		if !slices.Contains(p.responseTypes(), rt) {
+			return "response type " + rt + " is not allowed here"
+		}
+	}
+	if m := c.TokenEndpointAuthMethod; m != "" && !slices.Contains(p.authMethods(), m) {
+		return "token endpoint authentication method " + m + " is not allowed here"
 	}
 	return ""
 }

@@ -19,6 +19,33 @@ var dangerousSchemes = map[string]bool{
 	"javascript": true, "data": true, "vbscript": true, "file": true, "blob": true, "about": true,
 }
 
+// HasDangerousScheme reports whether a user agent would read raw as a URI
+// with one of the dangerous schemes. It is for APIs whose own URL rule
+// accepts almost anything (MediaGoblin's): it ignores what browsers and
+// Python's urlsplit ignore before parsing (surrounding spaces and C0
+// controls, tabs and newlines anywhere), so "java\tscript:" counts too.
+func HasDangerousScheme(raw string) bool {
+	var b strings.Builder
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c == '\t' || c == '\n' || c == '\r' || (c <= ' ' && b.Len() == 0) {
+			continue
+		}
+		if c == ':' {
+			return dangerousSchemes[strings.ToLower(b.String())]
+		}
+		alpha := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if !alpha && (b.Len() == 0 || !(c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false // not a scheme: a relative reference
+		}
+		if b.Len() > 16 {
+			return false // longer than any dangerous scheme
+		}
+		b.WriteByte(c)
+	}
+	return false
+}
+
 // IsLoopbackHost reports whether host (without port or brackets) is
 // "localhost" or a loopback IP literal.
 func IsLoopbackHost(host string) bool {

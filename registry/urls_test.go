@@ -188,3 +188,29 @@ func TestQuoteCutsLongValues(t *testing.T) {
 		t.Errorf("quote(x) = %s", q)
 	}
 }
+
+func TestHasDangerousScheme(t *testing.T) {
+	for raw, want := range map[string]bool{
+		"javascript:alert(1)":  true,
+		"JAVASCRIPT:alert(1)":  true,
+		" \x01javascript:x":    true,
+		"java\tscript:x":       true,
+		"java\nscript:x":       true,
+		"data:text/html,x":     true,
+		"vbscript:x":           true,
+		"file:///etc/passwd":   true,
+		"blob:https://a/b":     true,
+		"about:blank":          true,
+		"http://a.example/cb":  false,
+		"https://a.example/cb": false,
+		"com.example.app:/cb":  false,
+		"/relative:path":       false,
+		"javascript":           false,
+		"x javascript:y":       false,
+		"":                     false,
+	} {
+		if got := HasDangerousScheme(raw); got != want {
+			t.Errorf("HasDangerousScheme(%q) = %v, want %v", raw, got, want)
+		}
+	}
+}
