@@ -1,13 +1,17 @@
 package caddydcr
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-dcr/caddy-dcr/registry"
 )
 
 func init() {
@@ -81,6 +85,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
 	if d.NextArg() {
 		h.API = d.Val()
+		if err := checkAPI(h.API); err != nil {
+			return d.WrapErr(err)
+		}
 	}
 	if d.NextArg() {
 		return d.ArgErr()
@@ -111,6 +118,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}[name]
 			if err := oneString(d, dst); err != nil {
 				return err
+			}
+			if err := h.checkString(name, *dst); err != nil {
+				return d.WrapErr(err)
 			}
 		case "secret_lifetime":
 			if h.SecretLifetime != nil {
@@ -146,6 +156,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return err
 				}
 				h.Storage = &StorageConfig{Redis: rc}
+				// What only the whole block shows (no address, db with a
+				// cluster), at its closing brace.
+				if err := (&Handler{Storage: h.Storage}).Validate(); err != nil {
+					return d.WrapErr(err)
+				}
 			default:
 				return d.Errf("unknown storage %q: use redis or caddy", d.Val())
 			}
@@ -153,6 +168,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			args := d.RemainingArgs()
 			if len(args) != 2 {
 				return d.Err("super_client takes a client id and a secret")
+			}
+			if err := h.checkKustvaktOnly(name); err != nil {
+				return d.WrapErr(err)
+			}
+			if args[0] == "" {
+				return d.Err("super_client: client id must not be empty")
 			}
 			for _, sc := range h.SuperClients {
 				if sc.ClientID == args[0] {
@@ -172,10 +193,25 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				"allowed_response_types": &h.AllowedResponseTypes, "allowed_auth_methods": &h.AllowedAuthMethods,
 				"allowed_scopes": &h.AllowedScopes, "cors": &h.CORS,
 			}[name]
+			// Each line is checked on its own, so that a bad value is
+			// reported at its line; Validate has the messages.
+			probe := Handler{API: h.API}
+			*map[string]*[]string{
+				"admin_user": &probe.AdminUsers, "initial_access_token": &probe.InitialAccessTokens,
+				"allowed_redirect_hosts": &probe.AllowedRedirectHosts, "allowed_grant_types": &probe.AllowedGrantTypes,
+				"allowed_response_types": &probe.AllowedResponseTypes, "allowed_auth_methods": &probe.AllowedAuthMethods,
+				"allowed_scopes": &probe.AllowedScopes, "cors": &probe.CORS,
+			}[name] = args
+			if err := probe.Validate(); err != nil {
+				return d.WrapErr(err)
+			}
 			*dst = append(*dst, args...)
 		case "registration":
 			if err := oneString(d, &h.Registration); err != nil {
 				return err
+			}
+			if err := (&Handler{API: h.API, Registration: h.Registration}).Validate(); err != nil {
+				return d.WrapErr(err)
 			}
 		case "default_scope":
 			if h.DefaultScope != "" {
@@ -195,6 +231,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			n, err := oneCount(d, false)
 			if err != nil {
 				return err
+			}
+			// 0 is what the JSON config omits: the default, not "none".
+			if n == 0 {
+				return d.Errf("invalid max_redirect_uris '0': must be a positive integer")
 			}
 			h.MaxRedirectURIs = n
 		case "max_clients", "max_clients_per_owner":
@@ -251,6 +291,47 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized subdirective '%s'", name)
 		}
+	}
+	// What involves several options (default_scope among allowed_scopes,
+	// require_software_statement with an issuer...), at the closing brace,
+	// so that `caddy adapt` already refuses it.
+	if err := h.Validate(); err != nil {
+		return d.WrapErr(err)
+	}
+	return nil
+}
+
+// checkString checks the value of a one-string option as Validate does.
+func (h *Handler) checkString(name, v string) error {
+	switch name {
+	case "prefix":
+		return checkPrefix(v)
+	case "issuer":
+		return checkIssuer(v)
+	case "authorization_endpoint", "token_endpoint":
+		return checkEndpoint(name, v)
+	case "user":
+		return checkUser(v)
+	case "timezone":
+		if err := h.checkKustvaktOnly(name); err != nil {
+			return err
+		}
+		// Validate leaves this to Provision (it reads the zone data); the
+		// adapter may read it, to name the line.
+		if _, err := time.LoadLocation(v); err != nil {
+			return fmt.Errorf("timezone %q: %v", v, err)
+		}
+	case "admin_token":
+		return h.checkKustvaktOnly(name)
+	}
+	return nil
+}
+
+// checkKustvaktOnly refuses an option the chosen API would ignore. The API
+// argument comes first, so it is known here.
+func (h *Handler) checkKustvaktOnly(name string) error {
+	if h.apiName() != registry.APIKustvakt {
+		return fmt.Errorf("%s applies to the kustvakt API only, not %s", name, h.apiName())
 	}
 	return nil
 }
@@ -317,6 +398,10 @@ func (sc *SoftwareStatementConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) er
 				return d.Errf("unrecognized software_statement issuer subdirective '%s'", sub)
 			}
 		}
+		probe := Handler{SoftwareStatement: &SoftwareStatementConfig{Issuers: []StatementIssuerConfig{ic}}}
+		if err := probe.Validate(); err != nil {
+			return d.WrapErr(err)
+		}
 		sc.Issuers = append(sc.Issuers, ic)
 	}
 	return nil
@@ -347,6 +432,9 @@ func oneDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
 	if err != nil {
 		return 0, d.Errf("invalid %s '%s': %v", name, d.Val(), err)
 	}
+	if dur < 0 {
+		return 0, d.Errf("invalid %s '%s': must not be negative", name, d.Val())
+	}
 	if d.NextArg() {
 		return 0, d.ArgErr()
 	}
@@ -369,6 +457,11 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) == 0 {
 				return d.ArgErr()
 			}
+			for _, a := range args {
+				if err := checkRedisAddress(a); err != nil {
+					return d.WrapErr(err)
+				}
+			}
 			rc.Address = append(rc.Address, args...)
 		case "username":
 			if err := oneString(d, &rc.Username); err != nil {
@@ -385,6 +478,9 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "key_prefix":
 			if err := oneString(d, &rc.KeyPrefix); err != nil {
 				return err
+			}
+			if err := checkKeyPrefix(rc.KeyPrefix); err != nil {
+				return d.WrapErr(err)
 			}
 		case "db":
 			var s string

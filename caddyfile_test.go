@@ -3,12 +3,17 @@ package caddydcr
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -33,8 +38,19 @@ func cfDuration(s string) *caddy.Duration {
 
 func cfInt(n int) *int { return &n }
 
-// cfEveryInput uses every subdirective of the syntax in UnmarshalCaddyfile's
-// godoc; TestUnmarshalCaddyfileSyntaxCovered keeps it that way.
+// cfEveryInput and cfRFC7591Input (require_software_statement is for
+// rfc7591 only, super_client and the like for kustvakt only) use every
+// subdirective of the syntax in UnmarshalCaddyfile's godoc;
+// TestUnmarshalCaddyfileSyntaxCovered keeps it that way.
+const cfRFC7591Input = `client_registration rfc7591 {
+	software_statement {
+		issuer https://vendor.example {
+			secret {env.VENDOR_HS256}
+		}
+	}
+	require_software_statement
+}`
+
 const cfEveryInput = `client_registration kustvakt {
 	prefix /oauth
 	issuer https://auth.example.com/oauth
@@ -74,9 +90,10 @@ const cfEveryInput = `client_registration kustvakt {
 			secret {env.VENDOR_HS256}
 			software_id app-1 app-2
 		}
-		issuer https://other.example
+		issuer https://other.example {
+			key /etc/dcr/other.pem
+		}
 	}
-	require_software_statement
 	allowed_redirect_hosts app.example *.apps.example
 	max_redirect_uris 5
 	allowed_grant_types authorization_code refresh_token
@@ -105,11 +122,6 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "rfc7591", input: `client_registration rfc7591`, want: Handler{API: "rfc7591"}},
 		{name: "kustvakt", input: `client_registration kustvakt`, want: Handler{API: "kustvakt"}},
 		{name: "iam", input: `client_registration iam`, want: Handler{API: "iam"}},
-		{
-			// An API name the module does not know is left to Validate,
-			// which names the known ones.
-			name: "unknown api is parsed", input: `client_registration oidc`, want: Handler{API: "oidc"},
-		},
 		{
 			name:  "storage caddy",
 			input: "client_registration {\n\tstorage caddy\n}",
@@ -158,23 +170,29 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 						Secret:      "{env.VENDOR_HS256}",
 						SoftwareIDs: []string{"app-1", "app-2"},
 					},
-					{Issuer: "https://other.example"},
+					{Issuer: "https://other.example", Keys: []string{"/etc/dcr/other.pem"}},
 				}},
-				RequireSoftwareStatement: true,
-				AllowedRedirectHosts:     []string{"app.example", "*.apps.example"},
-				MaxRedirectURIs:          5,
-				AllowedGrantTypes:        []string{"authorization_code", "refresh_token"},
-				AllowedResponseTypes:     []string{"code"},
-				AllowedAuthMethods:       []string{"client_secret_basic", "private_key_jwt"},
-				AllowedScopes:            []string{"openid", "profile", "email"},
-				DefaultScope:             "openid profile",
-				RateLimit:                &RateLimitConfig{Count: 30, Window: *cfDuration("10m")},
-				MaxClients:               cfInt(500),
-				MaxClientsPerOwner:       cfInt(0),
-				ClientLifetime:           *cfDuration("8760h"),
-				IdleLifetime:             *cfDuration("2160h"),
-				CORS:                     []string{"https://app.example", "https://admin.example"},
+				AllowedRedirectHosts: []string{"app.example", "*.apps.example"},
+				MaxRedirectURIs:      5,
+				AllowedGrantTypes:    []string{"authorization_code", "refresh_token"},
+				AllowedResponseTypes: []string{"code"},
+				AllowedAuthMethods:   []string{"client_secret_basic", "private_key_jwt"},
+				AllowedScopes:        []string{"openid", "profile", "email"},
+				DefaultScope:         "openid profile",
+				RateLimit:            &RateLimitConfig{Count: 30, Window: *cfDuration("10m")},
+				MaxClients:           cfInt(500),
+				MaxClientsPerOwner:   cfInt(0),
+				ClientLifetime:       *cfDuration("8760h"),
+				IdleLifetime:         *cfDuration("2160h"),
+				CORS:                 []string{"https://app.example", "https://admin.example"},
 			},
+		},
+		{
+			name:  "require_software_statement",
+			input: cfRFC7591Input,
+			want: Handler{API: "rfc7591", RequireSoftwareStatement: true, SoftwareStatement: &SoftwareStatementConfig{
+				Issuers: []StatementIssuerConfig{{Issuer: "https://vendor.example", Secret: "{env.VENDOR_HS256}"}},
+			}},
 		},
 		{
 			name:  "redis tls without options",
@@ -203,9 +221,19 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			want:  Handler{SecretLifetime: cfDuration("0s")},
 		},
 		{
-			name:  "redis without block is left to Validate",
-			input: "client_registration {\n\tstorage redis\n}",
-			want:  Handler{Storage: &StorageConfig{Redis: &RedisConfig{}}},
+			name:  "redis key_prefix placeholder",
+			input: "client_registration {\n\tstorage redis {\n\t\taddress {env.REDIS_ADDR}\n\t\tkey_prefix {env.DCR_PREFIX}:\n\t}\n}",
+			want:  Handler{Storage: &StorageConfig{Redis: &RedisConfig{Address: []string{"{env.REDIS_ADDR}"}, KeyPrefix: "{env.DCR_PREFIX}:"}}},
+		},
+		{
+			name:  "redis ipv6 address",
+			input: "client_registration {\n\tstorage redis {\n\t\taddress [::1]:6379 :6380\n\t}\n}",
+			want:  Handler{Storage: &StorageConfig{Redis: &RedisConfig{Address: []string{"[::1]:6379", ":6380"}}}},
+		},
+		{
+			name:  "placeholders in URLs and user",
+			input: "client_registration {\n\tissuer https://{http.request.host}/oauth\n\ttoken_endpoint {env.TOKEN_URL}\n\tuser {http.request.header.Remote-User}\n}",
+			want:  Handler{Issuer: "https://{http.request.host}/oauth", TokenEndpoint: "{env.TOKEN_URL}", User: "{http.request.header.Remote-User}"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -239,8 +267,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"missing prefix argument", "client_registration {\n\tprefix\n}", "wrong argument count"},
 		{"prefix twice", "client_registration {\n\tprefix /a\n\tprefix /b\n}", "prefix already specified"},
 		{"issuer twice", "client_registration {\n\tissuer https://a\n\tissuer https://b\n}", "issuer already specified"},
-		{"timezone twice", "client_registration {\n\ttimezone UTC\n\ttimezone UTC\n}", "timezone already specified"},
-		{"admin_token twice", "client_registration {\n\tadmin_token a\n\tadmin_token b\n}", "admin_token already specified"},
+		{"timezone twice", "client_registration kustvakt {\n\ttimezone UTC\n\ttimezone UTC\n}", "timezone already specified"},
+		{"admin_token twice", "client_registration kustvakt {\n\tadmin_token a\n\tadmin_token b\n}", "admin_token already specified"},
 		{"extra argument on endpoint", "client_registration {\n\ttoken_endpoint https://a https://b\n}", "wrong argument count"},
 		{"duplicate storage", "client_registration {\n\tstorage caddy\n\tstorage caddy\n}", "storage already specified"},
 		{"duplicate storage kinds", "client_registration {\n\tstorage redis {\n\t\taddress r:6379\n\t}\n\tstorage caddy\n}", "storage already specified"},
@@ -298,6 +326,41 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"rate_limit twice", "client_registration {\n\trate_limit off\n\trate_limit 1 1h\n}", "rate_limit already specified"},
 		{"client_lifetime bad", "client_registration {\n\tclient_lifetime forever\n}", "invalid client_lifetime 'forever'"},
 		{"idle_lifetime extra", "client_registration {\n\tidle_lifetime 1h 2h\n}", "wrong argument count"},
+
+		// Bad values are refused where they are written, not only by
+		// Validate after `caddy adapt` has printed them without a line.
+		{"unknown api", "client_registration oidc", `unknown client_registration API "oidc"`},
+		{"negative secret_lifetime", "client_registration {\n\tsecret_lifetime -1h\n}", "invalid secret_lifetime '-1h': must not be negative"},
+		{"negative client_lifetime", "client_registration {\n\tclient_lifetime -5m\n}", "invalid client_lifetime '-5m'"},
+		{"negative idle_lifetime", "client_registration {\n\tidle_lifetime -1s\n}", "invalid idle_lifetime '-1s'"},
+		{"negative redis timeout", redis("timeout -1s"), "invalid timeout '-1s'"},
+		{"max_redirect_uris zero", "client_registration {\n\tmax_redirect_uris 0\n}", "invalid max_redirect_uris '0'"},
+		{"unknown registration mode", "client_registration {\n\tregistration anyone\n}", `registration "anyone"`},
+		{"invalid timezone", "client_registration kustvakt {\n\ttimezone Mars/Olympus\n}", `timezone "Mars/Olympus"`},
+		{"relative issuer", "client_registration {\n\tissuer auth.example.com\n}", `issuer "auth.example.com" must be an absolute`},
+		{"issuer with query", "client_registration {\n\tissuer https://a.example/?x=1\n}", "without query or fragment"},
+		{"relative token_endpoint", "client_registration {\n\ttoken_endpoint /token\n}", `token_endpoint "/token" must be an absolute URL`},
+		{"relative authorization_endpoint", "client_registration {\n\tauthorization_endpoint authorize\n}", `authorization_endpoint "authorize"`},
+		{"prefix without slash", "client_registration {\n\tprefix oauth\n}", `prefix "oauth" must start with /`},
+		{"user not a placeholder", "client_registration {\n\tuser alice\n}", `user "alice" must be a placeholder`},
+		{"cors origin without scheme", "client_registration {\n\tcors example.com\n}", `cors origin "example.com"`},
+		{"unknown grant type", "client_registration {\n\tallowed_grant_types password\n}", `"password" is not a grant type`},
+		{"unknown response type", "client_registration {\n\tallowed_response_types token_id\n}", `"token_id" is not a response type`},
+		{"unknown auth method", "client_registration {\n\tallowed_auth_methods tls_client\n}", `"tls_client" is not an authentication method`},
+		{"redis address without port", redis("address localhost"), `address "localhost" must be host:port`},
+		{"redis address with empty port", redis("address localhost:"), `address "localhost:" must be host:port`},
+		{"redis key_prefix braces", redis("key_prefix {dcr}:"), `key_prefix "{dcr}:" must not contain braces`},
+		{"redis without address", "client_registration {\n\tstorage redis\n}", "at least one address is required"},
+		{"redis empty block", "client_registration {\n\tstorage redis {\n\t}\n}", "at least one address is required"},
+		{"redis db with cluster", "client_registration {\n\tstorage redis {\n\t\taddress a:1 b:2\n\t\tdb 3\n\t}\n}", "db must be 0 with a cluster"},
+		{"super_client empty id", "client_registration kustvakt {\n\tsuper_client \"\" s\n}", "super_client: client id must not be empty"},
+		{"super_client on rfc7591", "client_registration {\n\tsuper_client a b\n}", "super_client applies to the kustvakt API only"},
+		{"timezone on iam", "client_registration iam {\n\ttimezone UTC\n}", "timezone applies to the kustvakt API only"},
+		{"admin_user on mediagoblin", "client_registration mediagoblin {\n\tadmin_user alice\n}", "admin_user applies to the kustvakt API only"},
+		{"admin_token on rfc7591", "client_registration rfc7591 {\n\tadmin_token t\n}", "admin_token applies to the kustvakt API only"},
+		{"statement issuer without key", "client_registration {\n\tsoftware_statement {\n\t\tissuer https://i.example\n\t}\n}", `issuer "https://i.example": give at least one key or a secret`},
+		{"require_software_statement alone", "client_registration {\n\trequire_software_statement\n}", "needs at least one software_statement issuer"},
+		{"default_scope not allowed", "client_registration {\n\tallowed_scopes a\n\tdefault_scope b\n}", `default_scope "b" is not among allowed_scopes`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var h Handler
@@ -605,7 +668,7 @@ func TestUnmarshalCaddyfileSyntaxCovered(t *testing.T) {
 		t.Fatal("caddyfile.go: no godoc for UnmarshalCaddyfile")
 	}
 	used := map[string]bool{}
-	for _, line := range strings.Split(cfEveryInput, "\n") {
+	for _, line := range strings.Split(cfEveryInput+"\n"+cfRFC7591Input, "\n") {
 		if f := strings.Fields(line); len(f) > 0 {
 			used[f[0]] = true
 		}
@@ -622,7 +685,7 @@ func TestUnmarshalCaddyfileSyntaxCovered(t *testing.T) {
 		}
 		names = append(names, f[0])
 		if !used[f[0]] {
-			t.Errorf("the godoc syntax has %q, which cfEveryInput does not use", f[0])
+			t.Errorf("the godoc syntax has %q, which neither cfEveryInput nor cfRFC7591Input uses", f[0])
 		}
 	}
 	if len(names) < 20 {
@@ -643,7 +706,7 @@ func TestUnmarshalCaddyfileDuplicates(t *testing.T) {
 		if strings.HasPrefix(in, "db") || strings.HasPrefix(in, "timeout") {
 			body = "storage redis {\n\t\taddress x:1\n\t\t" + in + "\n\t}"
 		}
-		d := caddyfile.NewTestDispenser("client_registration {\n\t" + body + "\n}")
+		d := caddyfile.NewTestDispenser("client_registration kustvakt {\n\t" + body + "\n}")
 		if err := new(Handler).UnmarshalCaddyfile(d); err == nil || !strings.Contains(err.Error(), "already specified") {
 			t.Errorf("%q: %v", in, err)
 		}
@@ -656,4 +719,357 @@ func TestUnmarshalCaddyfileDuplicates(t *testing.T) {
 	if err := new(Handler).UnmarshalCaddyfile(d); err == nil {
 		t.Error("repeated issuer accepted")
 	}
+}
+
+// TestCaddyfileErrorLines: a bad value is reported at the line that holds
+// it, also inside blocks and imported snippets' users.
+func TestCaddyfileErrorLines(t *testing.T) {
+	for _, tc := range []struct {
+		input string
+		line  int
+	}{
+		{"client_registration {\n\tprefix /a\n\tissuer ftp://x\n}", 3},
+		{"client_registration {\n\tprefix /a\n\n\tclient_lifetime -1h\n}", 4},
+		{"client_registration kustvakt {\n\tadmin_user a\n\ttimezone Nowhere/City\n}", 3},
+		{"client_registration {\n\tstorage redis {\n\t\taddress a:1\n\t\taddress nohost\n\t}\n}", 4},
+		{"client_registration {\n\tcors https://a.example\n\tcors a.example\n}", 3},
+		{"client_registration {\n\tsoftware_statement {\n\t\tissuer https://i.example {\n\t\t\tsoftware_id x\n\t\t}\n\t}\n}", 5},
+	} {
+		err := new(Handler).UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+		if want := "Testfile:" + strconv.Itoa(tc.line); err == nil || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("%q: error %v, want it at %s", tc.input, err, want)
+		}
+	}
+}
+
+// TestValidateJSON: a JSON config gets the checks a Caddyfile gets at parse
+// time, from Validate, which does no I/O.
+func TestValidateJSON(t *testing.T) {
+	for _, tc := range []struct{ config, want string }{
+		{`{"api":"oidc"}`, `unknown client_registration API "oidc"`},
+		{`{"prefix":"oauth"}`, "must start with /"},
+		{`{"issuer":"auth.example"}`, "must be an absolute http(s) URL"},
+		{`{"secret_lifetime":"-1h"}`, "secret_lifetime must not be negative"},
+		{`{"client_lifetime":-1}`, "must not be negative"},
+		{`{"storage":{"redis":{}}}`, "at least one address"},
+		{`{"storage":{"redis":{"address":["redis"]}}}`, `address "redis" must be host:port`},
+		{`{"storage":{"redis":{"address":["r:1"],"db":-1}}}`, "db must not be negative"},
+		{`{"storage":{"redis":{"address":["r:1"],"key_prefix":"{app}:"}}}`, "must not contain braces"},
+		{`{"storage":{"redis":{"address":["r:1"]},"caddy":{}}}`, "choose either redis or caddy"},
+		{`{"super_clients":[{"client_id":"a","secret":"s"}]}`, "super_client applies to the kustvakt API only, not rfc7591"},
+		{`{"api":"iam","timezone":"UTC"}`, "timezone applies to the kustvakt API only, not iam"},
+		{`{"api":"mediagoblin","admin_users":["a"]}`, "admin_user applies to the kustvakt API only"},
+		{`{"api":"kustvakt","super_clients":[{"client_id":"a"},{"client_id":"a","secret":"s"}]}`, "super_client a is declared twice"},
+		{`{"api":"kustvakt","super_clients":[{"secret":"s"}]}`, "client id is required"},
+	} {
+		var h Handler
+		dec := json.NewDecoder(strings.NewReader(tc.config))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&h); err != nil {
+			t.Fatalf("%s: %v", tc.config, err)
+		}
+		if err := h.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Validate: %v, want %q", tc.config, err, tc.want)
+		}
+	}
+	for _, ok := range []string{
+		`{}`,
+		`{"api":"kustvakt","timezone":"Not/AZone"}`, // Provision loads the zone: Validate reads no files
+		`{"storage":{"redis":{"address":["{env.REDIS_ADDR}","[::1]:6379"],"key_prefix":"{env.DCR_PREFIX}:"}}}`,
+		`{"issuer":"https://{http.request.host}/oauth","user":"{http.request.header.Remote-User}"}`,
+	} {
+		var h Handler
+		if err := json.Unmarshal([]byte(ok), &h); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Validate(); err != nil {
+			t.Errorf("%s: Validate: %v", ok, err)
+		}
+	}
+}
+
+// TestProvisionReleasesPools loads configs the way `caddy validate` does
+// (provision, then Cleanup) and checks that no reference to the shared
+// Redis pool or store outlives them, also when provisioning fails half way.
+func TestProvisionReleasesPools(t *testing.T) {
+	// A password of its own gives this test a pool key nobody else uses.
+	password := fmt.Sprintf("pool-test-%d", time.Now().UnixNano())
+	redis := fmt.Sprintf(`"storage":{"redis":{"address":["127.0.0.1:1"],"password":%q,"key_prefix":"pooltest:"}}`, password)
+	opts, err := (&RedisConfig{Address: []string{"127.0.0.1:1"}, Password: password}).options(caddy.NewReplacer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "redis:" + opts.fingerprint
+	config := func(handlers ...string) []byte {
+		return []byte(fmt.Sprintf(`{"storage":{"module":"file_system","root":%q},"admin":{"disabled":true},
+			"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:0"],"routes":[{"handle":[%s]}]}}}}}`,
+			t.TempDir(), strings.Join(handlers, ",")))
+	}
+	for _, tc := range []struct {
+		name    string
+		handler []string
+		fails   string
+	}{
+		{"three handlers, one pool", []string{
+			`{"handler":"client_registration",` + redis + `}`,
+			`{"handler":"client_registration","api":"iam",` + redis + `}`,
+			`{"handler":"client_registration","api":"mediagoblin"}`,
+		}, ""},
+		{"provision fails after the pool is taken", []string{
+			`{"handler":"client_registration","api":"kustvakt","timezone":"Not/AZone",` + redis + `}`,
+		}, `timezone "Not/AZone"`},
+		{"validate fails after provision", []string{
+			`{"handler":"client_registration",` + redis + `}`,
+			`{"handler":"client_registration","api":"iam","timezone":"UTC",` + redis + `}`,
+		}, "timezone applies to the kustvakt API only"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cfg caddy.Config
+			if err := json.Unmarshal(config(tc.handler...), &cfg); err != nil {
+				t.Fatal(err)
+			}
+			err := caddy.Validate(&cfg)
+			if tc.fails == "" && err != nil {
+				t.Fatalf("caddy.Validate: %v", err)
+			}
+			if tc.fails != "" && (err == nil || !strings.Contains(err.Error(), tc.fails)) {
+				t.Fatalf("caddy.Validate: %v, want %q", err, tc.fails)
+			}
+			if refs, ok := pools.References(key); ok {
+				t.Errorf("the Redis pool still has %d references after Cleanup", refs)
+			}
+			if _, err := activeStores.get("pooltest:"); err == nil {
+				t.Error("the admin API still reaches the store after Cleanup")
+			}
+		})
+	}
+}
+
+// TestCleanupTwice: a second Cleanup of one handler must not release a
+// reference that another handler holds.
+func TestCleanupTwice(t *testing.T) {
+	const key = "test:cleanup-twice"
+	for range 2 {
+		if _, _, err := pools.LoadOrNew(key, func() (caddy.Destructor, error) { return &sharedStore{}, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := &Handler{poolKey: key}
+	if err := h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if refs, ok := pools.References(key); !ok || refs != 1 {
+		t.Errorf("references %d (%v) after two Cleanups of one handler, want 1", refs, ok)
+	}
+	pools.Delete(key)
+}
+
+// readmeSyntaxNames lists the subdirectives (first words) of a syntax tree.
+func readmeSyntaxNames(lines []string) map[string]bool {
+	names := map[string]bool{}
+	for _, line := range lines {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] == "}" || f[0] == "client_registration" || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		names[f[0]] = true
+	}
+	return names
+}
+
+// TestREADMECaddyfiles adapts every ```caddyfile block of README.md: whole
+// sites as they are, fragments of a site inside one, subdirective examples
+// (storage ...) inside client_registration. The syntax reference must name
+// exactly the subdirectives of UnmarshalCaddyfile's godoc, which
+// TestUnmarshalCaddyfileSyntaxCovered checks against the parser.
+func TestREADMECaddyfiles(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("caddyfile.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, doc, _ := strings.Cut(string(src), "// UnmarshalCaddyfile sets up")
+	doc, _, _ = strings.Cut(doc, "func (h *Handler) UnmarshalCaddyfile")
+	var docLines []string
+	for _, line := range strings.Split(doc, "\n") {
+		if l := strings.TrimPrefix(line, "//"); strings.HasPrefix(l, "\t") {
+			docLines = append(docLines, l)
+		}
+	}
+	godoc := readmeSyntaxNames(docLines)
+
+	indent := func(s string) string {
+		return regexp.MustCompile(`(?m)^(.)`).ReplaceAllString(s, "\t$1")
+	}
+	blocks := regexp.MustCompile("(?ms)^```caddyfile\n(.*?)^```").FindAllStringSubmatch(string(b), -1)
+	if len(blocks) < 5 {
+		t.Fatalf("found %d caddyfile blocks in README.md", len(blocks))
+	}
+	adapted := 0
+	for i, m := range blocks {
+		block := m[1]
+		name := fmt.Sprintf("README.md caddyfile block %d", i+1)
+		first := strings.Fields(block)[0]
+		var inputs []string
+		switch {
+		case strings.Contains(block, "<"):
+			readme := readmeSyntaxNames(strings.Split(block, "\n"))
+			if !reflect.DeepEqual(readme, godoc) {
+				t.Errorf("%s (the syntax reference) names %v;\nthe godoc of UnmarshalCaddyfile names %v", name, slices.Sorted(maps.Keys(readme)), slices.Sorted(maps.Keys(godoc)))
+			}
+			continue
+		case first == "storage":
+			// Alternatives, one client_registration each.
+			for _, alt := range regexp.MustCompile(`(?ms)^storage .*?^\}\n`).FindAllString(block, -1) {
+				inputs = append(inputs, "http://localhost:9080 {\n\tclient_registration {\n"+indent(indent(alt))+"\t}\n}\n")
+			}
+		case !strings.ContainsAny(first, ".:"):
+			// A directive or a matcher, not a site address.
+			inputs = append(inputs, "example.com {\n"+indent(block)+"}\n")
+		default:
+			inputs = append(inputs, block)
+		}
+		for _, in := range inputs {
+			out := cfAdapt(t, name, in)
+			adapted++
+			// Each handler must load from the JSON exactly as adapted.
+			n := 0
+			for _, h := range regexp.MustCompile(`\{[^{}]*"handler":"client_registration"`).FindAllStringIndex(string(out), -1) {
+				var hv Handler
+				dec := json.NewDecoder(bytes.NewReader(out[h[0]:]))
+				dec.DisallowUnknownFields()
+				var raw map[string]json.RawMessage
+				if err := dec.Decode(&raw); err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				delete(raw, "handler")
+				rb, _ := json.Marshal(raw)
+				dec = json.NewDecoder(bytes.NewReader(rb))
+				dec.DisallowUnknownFields()
+				if err := dec.Decode(&hv); err != nil {
+					t.Errorf("%s: adapted handler does not decode: %v\n%s", name, err, rb)
+				} else if err := hv.Validate(); err != nil {
+					t.Errorf("%s: adapted handler does not validate: %v", name, err)
+				}
+				n++
+			}
+			if n == 0 && strings.Contains(in, "client_registration") {
+				t.Errorf("%s: found no client_registration handler in\n%s", name, out)
+			}
+		}
+	}
+	if adapted < 8 {
+		t.Errorf("adapted only %d Caddyfiles from README.md", adapted)
+	}
+}
+
+// TestREADMEJSON decodes the README's JSON handler examples strictly (no
+// unknown or misspelt field), validates them, and checks that together they
+// show every field of the JSON config.
+func TestREADMEJSON(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var collect func(v any)
+	collect = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				seen[k] = true
+				collect(e)
+			}
+		case []any:
+			for _, e := range v {
+				collect(e)
+			}
+		}
+	}
+	n := 0
+	for _, m := range regexp.MustCompile("(?ms)^```json\n(.*?)^```").FindAllStringSubmatch(string(b), -1) {
+		if !strings.Contains(m[1], `"handler": "client_registration"`) {
+			continue
+		}
+		n++
+		var raw map[string]any
+		if err := json.Unmarshal([]byte(m[1]), &raw); err != nil {
+			t.Fatalf("README JSON example %d: %v\n%s", n, err, m[1])
+		}
+		collect(raw)
+		delete(raw, "handler")
+		rb, _ := json.Marshal(raw)
+		var h Handler
+		dec := json.NewDecoder(bytes.NewReader(rb))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&h); err != nil {
+			t.Errorf("README JSON example %d: %v", n, err)
+			continue
+		}
+		if err := h.Validate(); err != nil {
+			t.Errorf("README JSON example %d does not validate: %v", n, err)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no JSON handler example in README.md")
+	}
+	var fields func(typ reflect.Type)
+	fields = func(typ reflect.Type) {
+		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice {
+			typ = typ.Elem()
+		}
+		if typ.Kind() != reflect.Struct || typ.PkgPath() != reflect.TypeOf(Handler{}).PkgPath() {
+			return
+		}
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || name == "" || name == "-" {
+				continue
+			}
+			if !seen[name] {
+				t.Errorf("the README's JSON examples do not show %s.%s (%q)", typ.Name(), f.Name, name)
+			}
+			fields(f.Type)
+		}
+	}
+	fields(reflect.TypeOf(Handler{}))
+}
+
+// FuzzUnmarshalCaddyfile: no Caddyfile input makes the parser panic, and
+// what it accepts survives the JSON round trip the adapter does and passes
+// Validate. `go test -fuzz FuzzUnmarshalCaddyfile` explores further.
+func FuzzUnmarshalCaddyfile(f *testing.F) {
+	f.Add(cfEveryInput)
+	f.Add(cfRFC7591Input)
+	f.Add("client_registration {\n\tstorage redis {\n\t\ttls insecure_skip_verify {\n\t\t\tca_file x\n\t\t}\n\t}\n}")
+	f.Add("client_registration {\n\tsoftware_statement {\n\t\tissuer i {\n\t\t\tsecret s\n\t\t}\n\t}\n}")
+	f.Add("client_registration {\n\tstorage caddy {\n\t}\n\trate_limit off\n}")
+	f.Add("client_registration {\n\tprefix /x {\n\t}\n}")
+	f.Add("client_registration {\n\tstorage redis {\n\t\t}\n\t}\n}")
+	f.Add("client_registration {\n\t}\n\t}\n}")
+	f.Add("client_registration {\n\tstorage\n\tredis {\n\t}\n}")
+	f.Fuzz(func(t *testing.T, input string) {
+		var h Handler
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
+			return
+		}
+		b, err := json.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Handler
+		if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, h) {
+			t.Fatalf("JSON round trip: %v\n%s", err, b)
+		}
+		if err := back.Validate(); err != nil {
+			t.Fatalf("accepted by the parser, refused by Validate: %v\n%q", err, input)
+		}
+	})
 }

@@ -15,11 +15,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
+	// Time zone data in the binary: `timezone` must mean the same on a
+	// server or in a container without /usr/share/zoneinfo, and `caddy
+	// adapt` checks it wherever it runs.
+	_ "time/tzdata"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -82,7 +89,8 @@ type Handler struct {
 
 	// SuperClients are Kustvakt's privileged first-party clients, declared
 	// here and never registered through the API. Secrets accept {env.*} and
-	// {file.*} placeholders.
+	// {file.*} placeholders. SuperClients, Timezone, AdminUsers and
+	// AdminToken are refused with the other APIs, which would ignore them.
 	SuperClients []SuperClient `json:"super_clients,omitempty"`
 
 	// Timezone is the IANA zone in which Kustvakt prints dates. Default: UTC.
@@ -409,6 +417,9 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 		if err != nil {
 			return nil, "", fmt.Errorf("redis storage: %v", err)
 		}
+		if p := h.storeName(); strings.ContainsAny(p, "{}") {
+			return nil, "", fmt.Errorf("redis storage: key_prefix %q resolves to %q, which contains braces (they would break hash tags)", h.Storage.Redis.KeyPrefix, p)
+		}
 		key := "redis:" + opts.fingerprint
 		val, _, err := pools.LoadOrNew(key, func() (caddy.Destructor, error) {
 			return &sharedStore{redis: storage.NewRedisPool(opts.RedisOptions), health: new(handler.Health)}, nil
@@ -507,32 +518,118 @@ func (t *RedisTLS) config(repl *caddy.Replacer) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// Validate checks the configuration without I/O.
+// apiNames are the wire formats the handler serves.
+var apiNames = []string{registry.APIRFC7591, registry.APIMediaGoblin, registry.APIKustvakt, registry.APIIAM}
+
+func checkAPI(api string) error {
+	if api != "" && !slices.Contains(apiNames, api) {
+		return fmt.Errorf("unknown client_registration API %q: use rfc7591, mediagoblin, kustvakt or iam", api)
+	}
+	return nil
+}
+
+func checkPrefix(p string) error {
+	if p != "" && !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("prefix %q must start with /", p)
+	}
+	return nil
+}
+
+// checkIssuer accepts an absolute http(s) URL, or anything with a
+// placeholder, which only a request can resolve.
+func checkIssuer(v string) error {
+	if v == "" || strings.Contains(v, "{") {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("issuer %q must be an absolute http(s) URL without query or fragment", v)
+	}
+	return nil
+}
+
+func checkEndpoint(name, v string) error {
+	if v == "" || strings.Contains(v, "{") {
+		return nil
+	}
+	if u, err := url.Parse(v); err != nil || u.Scheme == "" || u.Host == "" {
+		return fmt.Errorf("%s %q must be an absolute URL", name, v)
+	}
+	return nil
+}
+
+func checkUser(v string) error {
+	if v != "" && !strings.Contains(v, "{") {
+		return fmt.Errorf("user %q must be a placeholder, such as {http.request.header.Remote-User}", v)
+	}
+	return nil
+}
+
+// checkRedisAddress wants host:port (an empty host is the local machine,
+// as for net.Dial): go-redis only finds out that an address is unusable
+// when it dials, so a typo would otherwise become a permanent outage
+// instead of a config error.
+func checkRedisAddress(a string) error {
+	if strings.Contains(a, "{") {
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+		return fmt.Errorf("storage redis: address %q must be host:port", a)
+	}
+	return nil
+}
+
+// secretPlaceholder matches the placeholders resolved when the config
+// loads, which string fields of the Redis config may use.
+var secretPlaceholder = regexp.MustCompile(`\{(env|file)\.[^{}]*\}`)
+
+// checkKeyPrefix refuses braces, which would break the keys' hash tags,
+// except in {env.*} and {file.*} placeholders; Provision checks what
+// those resolve to.
+func checkKeyPrefix(p string) error {
+	if strings.ContainsAny(secretPlaceholder.ReplaceAllString(p, ""), "{}") {
+		return fmt.Errorf("storage redis: key_prefix %q must not contain braces (they would break hash tags)", p)
+	}
+	return nil
+}
+
+// kustvaktOnly names the first Kustvakt option that is set: the other APIs
+// would silently ignore it.
+func (h *Handler) kustvaktOnly() string {
+	switch {
+	case len(h.SuperClients) > 0:
+		return "super_client"
+	case h.Timezone != "":
+		return "timezone"
+	case len(h.AdminUsers) > 0:
+		return "admin_user"
+	case h.AdminToken != "":
+		return "admin_token"
+	}
+	return ""
+}
+
+// Validate checks the configuration. It does no I/O, not even reading time
+// zone data (Provision loads the timezone), so that the Caddyfile adapter
+// can run it as well.
 func (h *Handler) Validate() error {
-	switch h.apiName() {
-	case registry.APIRFC7591, registry.APIMediaGoblin, registry.APIKustvakt, registry.APIIAM:
-	default:
-		return fmt.Errorf("unknown client_registration API %q: use rfc7591, mediagoblin, kustvakt or iam", h.API)
+	if err := checkAPI(h.API); err != nil {
+		return err
 	}
-	if h.Prefix != "" && !strings.HasPrefix(h.Prefix, "/") {
-		return fmt.Errorf("prefix %q must start with /", h.Prefix)
+	if err := checkPrefix(h.Prefix); err != nil {
+		return err
 	}
-	if h.Issuer != "" && !strings.Contains(h.Issuer, "{") {
-		u, err := url.Parse(h.Issuer)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return fmt.Errorf("issuer %q must be an absolute http(s) URL without query or fragment", h.Issuer)
-		}
+	if err := checkIssuer(h.Issuer); err != nil {
+		return err
 	}
-	for name, v := range map[string]string{"authorization_endpoint": h.AuthorizationEndpoint, "token_endpoint": h.TokenEndpoint} {
-		if v == "" || strings.Contains(v, "{") {
-			continue
-		}
-		if u, err := url.Parse(v); err != nil || u.Scheme == "" || u.Host == "" {
-			return fmt.Errorf("%s %q must be an absolute URL", name, v)
-		}
+	if err := checkEndpoint("authorization_endpoint", h.AuthorizationEndpoint); err != nil {
+		return err
 	}
-	if h.User != "" && !strings.Contains(h.User, "{") {
-		return fmt.Errorf("user %q must be a placeholder, such as {http.request.header.Remote-User}", h.User)
+	if err := checkEndpoint("token_endpoint", h.TokenEndpoint); err != nil {
+		return err
+	}
+	if err := checkUser(h.User); err != nil {
+		return err
 	}
 	if h.SecretLifetime != nil && *h.SecretLifetime < 0 {
 		return errors.New("secret_lifetime must not be negative")
@@ -545,8 +642,16 @@ func (h *Handler) Validate() error {
 			if len(r.Address) == 0 {
 				return errors.New("storage redis: at least one address is required")
 			}
-			if strings.ContainsAny(r.KeyPrefix, "{}") {
-				return fmt.Errorf("storage redis: key_prefix %q must not contain braces (they would break hash tags)", r.KeyPrefix)
+			for _, a := range r.Address {
+				if err := checkRedisAddress(a); err != nil {
+					return err
+				}
+			}
+			if err := checkKeyPrefix(r.KeyPrefix); err != nil {
+				return err
+			}
+			if r.DB < 0 {
+				return errors.New("storage redis: db must not be negative")
 			}
 			if r.DB != 0 && len(r.Address) > 1 && r.MasterName == "" {
 				return errors.New("storage redis: db must be 0 with a cluster (several addresses)")
@@ -556,15 +661,18 @@ func (h *Handler) Validate() error {
 			}
 		}
 	}
-	if h.Timezone != "" {
-		if _, err := time.LoadLocation(h.Timezone); err != nil {
-			return fmt.Errorf("timezone %q: %v", h.Timezone, err)
-		}
+	if opt := h.kustvaktOnly(); opt != "" && h.apiName() != registry.APIKustvakt {
+		return fmt.Errorf("%s applies to the kustvakt API only, not %s", opt, h.apiName())
 	}
+	seen := map[string]bool{}
 	for _, sc := range h.SuperClients {
 		if sc.ClientID == "" {
 			return errors.New("super_client: client id is required")
 		}
+		if seen[sc.ClientID] {
+			return fmt.Errorf("super_client %s is declared twice", sc.ClientID)
+		}
+		seen[sc.ClientID] = true
 	}
 	return h.validatePolicy()
 }
@@ -572,13 +680,18 @@ func (h *Handler) Validate() error {
 // Cleanup releases this handler's reference to the shared store; the last
 // one closes it.
 func (h *Handler) Cleanup() error {
+	// Cleared as released: a second Cleanup must not drop a reference
+	// that another handler holds.
 	if h.activeName != "" {
 		activeStores.remove(h.activeName)
+		h.activeName = ""
 	}
 	if h.poolKey == "" {
 		return nil
 	}
-	_, err := pools.Delete(h.poolKey)
+	key := h.poolKey
+	h.poolKey = ""
+	_, err := pools.Delete(key)
 	return err
 }
 
