@@ -21,37 +21,40 @@ func init() {
 }
 
 // activeStores lets the admin API reach the stores of the loaded handlers,
-// by name: the Redis key prefix, or "caddy" for the embedded store.
+// by name: the Redis key prefix, or "caddy" for the embedded store. Two
+// Redis deployments may use the same prefix; each store then also answers
+// to prefix@addresses, and a bare prefix is refused as ambiguous.
 var activeStores = &storeSet{m: map[string]*storeEntry{}}
 
 type storeEntry struct {
-	reg  *registry.Registry
-	refs int
+	name, alt string // the short name and the one that is always unique
+	reg       *registry.Registry
+	refs      int
 }
 
 type storeSet struct {
 	mu sync.Mutex
-	m  map[string]*storeEntry
+	m  map[string]*storeEntry // by a key unique to the store
 }
 
-func (s *storeSet) add(name string, reg *registry.Registry) {
+func (s *storeSet) add(key, name, alt string, reg *registry.Registry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.m[name]
+	e := s.m[key]
 	if e == nil {
-		e = &storeEntry{}
-		s.m[name] = e
+		e = &storeEntry{name: name, alt: alt}
+		s.m[key] = e
 	}
 	e.reg = reg // the newest config's registry
 	e.refs++
 }
 
-func (s *storeSet) remove(name string) {
+func (s *storeSet) remove(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.m[name]; e != nil {
+	if e := s.m[key]; e != nil {
 		if e.refs--; e.refs <= 0 {
-			delete(s.m, name)
+			delete(s.m, key)
 		}
 	}
 }
@@ -60,26 +63,39 @@ func (s *storeSet) remove(name string) {
 func (s *storeSet) get(name string) (*registry.Registry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if name != "" {
-		if e := s.m[name]; e != nil {
-			return e.reg, nil
+	var found []*storeEntry
+	for _, e := range s.m {
+		if name == "" || e.name == name || e.alt == name {
+			found = append(found, e)
+		}
+	}
+	if len(found) == 1 {
+		return found[0].reg, nil
+	}
+	if len(found) == 0 {
+		if name == "" {
+			return nil, errors.New("no client_registration handler is loaded")
 		}
 		return nil, fmt.Errorf("no client_registration handler uses the store %q", name)
 	}
-	if len(s.m) == 1 {
-		for _, e := range s.m {
-			return e.reg, nil
+	// Offer the short names where they are unique.
+	count := map[string]int{}
+	for _, e := range found {
+		count[e.name]++
+	}
+	names := make([]string, 0, len(found))
+	for _, e := range found {
+		if count[e.name] == 1 {
+			names = append(names, e.name)
+		} else {
+			names = append(names, e.alt)
 		}
 	}
-	names := make([]string, 0, len(s.m))
-	for n := range s.m {
-		names = append(names, n)
-	}
 	sort.Strings(names)
-	if len(names) == 0 {
-		return nil, errors.New("no client_registration handler is loaded")
+	if name == "" {
+		return nil, fmt.Errorf("several stores are in use (%s): choose one with ?store=", strings.Join(names, ", "))
 	}
-	return nil, fmt.Errorf("several stores are in use (%s): choose one with ?store=", strings.Join(names, ", "))
+	return nil, fmt.Errorf("several stores are named %q (%s): choose one with ?store=", name, strings.Join(names, ", "))
 }
 
 // storeName names this handler's store: its Redis key prefix (which is
@@ -91,6 +107,20 @@ func (h *Handler) storeName() string {
 			p = defaultKeyPrefix
 		}
 		return p
+	}
+	return "caddy"
+}
+
+// storeAltName is storeName with the Redis addresses: unique even when two
+// Redis deployments use the same key prefix.
+func (h *Handler) storeAltName() string {
+	if h.Storage != nil && h.Storage.Redis != nil {
+		repl := caddy.NewReplacer()
+		addrs := make([]string, len(h.Storage.Redis.Address))
+		for i, a := range h.Storage.Redis.Address {
+			addrs[i] = repl.ReplaceAll(a, "")
+		}
+		return h.storeName() + "@" + strings.Join(addrs, ",")
 	}
 	return "caddy"
 }

@@ -158,7 +158,7 @@ type Handler struct {
 
 	api        handler.API
 	poolKey    string
-	activeName string
+	activeName string // this handler's key in activeStores
 	logger     *zap.Logger
 }
 
@@ -359,8 +359,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if len(h.CORS) > 0 {
 		opts.CORS = &handler.CORS{Origins: h.CORS}
 	}
-	activeStores.add(h.storeName(), reg)
-	h.activeName = h.storeName()
+	// The pool key tells Redis deployments apart; the name, prefixes.
+	h.activeName = h.poolKey + "|" + h.storeName()
+	activeStores.add(h.activeName, h.storeName(), h.storeAltName(), reg)
 
 	switch h.apiName() {
 	case registry.APIRFC7591:

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/caddy-dcr/caddy-dcr/internal/redistest"
 )
 
 // More registration policy checks (issue 4), API by API.
@@ -301,4 +303,46 @@ func TestPolicyAllowedListsOnClonedAPIs(t *testing.T) {
 			t.Errorf("iam: %d %s", resp.StatusCode, body)
 		}
 	})
+}
+
+// TestAdminStoresWithOnePrefix: two Redis deployments with the same key
+// prefix are two stores to the admin API; the bare prefix is ambiguous and
+// prefix@address picks one.
+func TestAdminStoresWithOnePrefix(t *testing.T) {
+	other := redistest.Start(t)
+	s, admin := startCaddyAdmin(t, "redis", fmt.Sprintf(`	route {
+		client_registration {
+			storage redis {
+				address %s
+				key_prefix same:
+			}
+			registration token
+		}
+		client_registration iam {
+			storage redis {
+				address %s
+				key_prefix same:
+			}
+			registration token
+		}
+	}`, sharedRedis.Addr, other.Addr))
+	status, body := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens?store=same:", `{"uses":1}`)
+	if status != 404 || !strings.Contains(fmt.Sprint(body), "several stores are named") {
+		t.Fatalf("bare prefix: %d %v", status, body)
+	}
+	status, tok := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens?store=same:@"+other.Addr, `{"uses":1}`)
+	if status != 201 && status != 200 {
+		t.Fatalf("prefix@address: %d %v", status, tok)
+	}
+	// The token lives in the second deployment: the IAM handler takes it,
+	// the RFC 7591 one (first deployment) does not know it.
+	resp, got := s.postJSON("/register", mcpBody, "Authorization: Bearer "+tok["token"].(string))
+	if resp.StatusCode != 401 {
+		t.Errorf("token of the other deployment on /register: %d %s", resp.StatusCode, got)
+	}
+	resp, got = s.postJSON("/v1/clients", `{"client_name":"x","client_type":"public","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code"],"response_types":["code"]}`,
+		"Authorization: Bearer "+tok["token"].(string))
+	if resp.StatusCode != 200 {
+		t.Errorf("token on its own deployment: %d %s", resp.StatusCode, got)
+	}
 }
