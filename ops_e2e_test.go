@@ -366,3 +366,54 @@ http://127.0.0.1:%d {
 		t.Fatalf("register after repair: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestRedisAuth: a password-protected Redis (requirepass) and an ACL user,
+// with the secrets from {env.*}; a wrong password loads but answers 503
+// until it is fixed.
+func TestRedisAuth(t *testing.T) {
+	srv := redistest.Start(t, "--requirepass", "default-secret", "--user", "dcr", "on", ">acl-secret", "~*", "&*", "+@all")
+	t.Setenv("DCR_TEST_AUTH_PASSWORD", "default-secret")
+	t.Setenv("DCR_TEST_ACL_PASSWORD", "acl-secret")
+	for _, c := range []struct{ name, auth string }{
+		{"requirepass", "password {env.DCR_TEST_AUTH_PASSWORD}"},
+		{"acl user", "username dcr\n\t\t\t\tpassword {env.DCR_TEST_ACL_PASSWORD}"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := startCaddy(t, "redis", fmt.Sprintf(`	route {
+		client_registration {
+			storage redis {
+				address %s
+				%s
+			}
+			rate_limit off
+		}
+	}`, srv.Addr, c.auth))
+			resp, body := s.postJSON("/register", mcpBody)
+			if resp.StatusCode != 201 {
+				t.Fatalf("register: %d %s", resp.StatusCode, body)
+			}
+			var reg struct {
+				URI   string `json:"registration_client_uri"`
+				Token string `json:"registration_access_token"`
+			}
+			_ = json.Unmarshal([]byte(body), &reg)
+			if resp, body := s.do(http.MethodGet, strings.TrimPrefix(reg.URI, s.URL), "", "Authorization: Bearer "+reg.Token); resp.StatusCode != 200 {
+				t.Fatalf("read: %d %s", resp.StatusCode, body)
+			}
+		})
+	}
+	s := startCaddy(t, "redis", fmt.Sprintf(`	route {
+		client_registration {
+			storage redis {
+				address %s
+				password wrong
+				timeout 300ms
+			}
+			rate_limit off
+		}
+	}`, srv.Addr))
+	resp, body := s.postJSON("/register", mcpBody)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || strings.Contains(body, "wrong") {
+		t.Fatalf("wrong password: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+}
