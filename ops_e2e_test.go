@@ -417,3 +417,54 @@ func TestRedisAuth(t *testing.T) {
 		t.Fatalf("wrong password: %d %v %s", resp.StatusCode, resp.Header, body)
 	}
 }
+
+// TestSentinelFailover: with Sentinel, losing the master costs a few
+// seconds of 503s, then registrations go to the promoted replica, which
+// still serves the clients registered (and replicated) before.
+func TestSentinelFailover(t *testing.T) {
+	master, replica, sentinel := redistest.StartSentinelFailover(t, "dcrmaster")
+	s := startCaddy(t, "redis", fmt.Sprintf(`	route {
+		client_registration {
+			storage redis {
+				address %s
+				master_name dcrmaster
+				timeout 500ms
+			}
+			rate_limit off
+		}
+	}`, sentinel))
+	resp, body := s.postJSON("/register", mcpBody)
+	if resp.StatusCode != 201 {
+		t.Fatalf("before: %d %s", resp.StatusCode, body)
+	}
+	var reg struct {
+		URI   string `json:"registration_client_uri"`
+		Token string `json:"registration_access_token"`
+	}
+	_ = json.Unmarshal([]byte(body), &reg)
+	// Replication is asynchronous: wait until the replica has the write.
+	if out := master.CLI("wait", "1", "5000"); strings.TrimSpace(out) != "1" {
+		t.Fatalf("WAIT 1: %q", out)
+	}
+	master.Stop()
+	redistest.WaitFor(t, 30*time.Second, "a registration after the failover", func(context.Context) bool {
+		resp, body := s.postJSON("/register", mcpBody)
+		switch resp.StatusCode {
+		case 201:
+			return true
+		case 503:
+			if resp.Header.Get("Retry-After") == "" || !strings.HasPrefix(body, `{"error":"temporarily_unavailable"`) {
+				t.Errorf("during the failover: %d %v %s", resp.StatusCode, resp.Header, body)
+			}
+		default:
+			t.Errorf("during the failover: %d %s", resp.StatusCode, body)
+		}
+		return false
+	})
+	if role := replica.CLI("role"); !strings.HasPrefix(role, "master") {
+		t.Fatalf("the replica was not promoted: %q", role)
+	}
+	if resp, body := s.do(http.MethodGet, strings.TrimPrefix(reg.URI, s.URL), "", "Authorization: Bearer "+reg.Token); resp.StatusCode != 200 {
+		t.Fatalf("client registered before the failover: %d %s", resp.StatusCode, body)
+	}
+}

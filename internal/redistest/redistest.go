@@ -221,11 +221,28 @@ func StartCluster(t T) []string {
 func StartSentinel(t T, masterName string) (*Server, string) {
 	t.Helper()
 	master := Start(t)
+	return master, startSentinel(t, masterName, master, "sentinel down-after-milliseconds %[1]s 1000\n")
+}
+
+// StartSentinelFailover runs a master, a replica of it and one sentinel
+// that fails over quickly (the master is down after 300ms): stop the
+// master and the replica becomes the master within a few seconds.
+func StartSentinelFailover(t T, masterName string) (master, replica *Server, sentinel string) {
+	t.Helper()
+	master = Start(t)
+	replica = Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
+	sentinel = startSentinel(t, masterName, master,
+		"sentinel down-after-milliseconds %[1]s 300\nsentinel failover-timeout %[1]s 2000\n")
+	return master, replica, sentinel
+}
+
+func startSentinel(t T, masterName string, master *Server, extra string) string {
+	t.Helper()
 	port := FreePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "sentinel.conf")
-	body := fmt.Sprintf("port %d\nbind 127.0.0.1\nprotected-mode no\ndir %s\nsentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 1000\n",
-		port, dir, masterName, master.Port, masterName)
+	body := fmt.Sprintf("port %d\nbind 127.0.0.1\nprotected-mode no\ndir %s\nsentinel monitor %s 127.0.0.1 %d 1\n",
+		port, dir, masterName, master.Port) + fmt.Sprintf(extra, masterName)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -239,12 +256,12 @@ func StartSentinel(t T, masterName string) (*Server, string) {
 	for time.Now().Before(deadline) {
 		out, err := exec.Command("redis-cli", "-p", strconv.Itoa(port), "sentinel", "get-master-addr-by-name", masterName).CombinedOutput()
 		if err == nil && strings.Contains(string(out), strconv.Itoa(master.Port)) {
-			return master, addr
+			return addr
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("sentinel did not start")
-	return nil, ""
+	return ""
 }
 
 // TLSServer is a redis-server that accepts only TLS connections.
