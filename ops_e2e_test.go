@@ -468,3 +468,55 @@ func TestSentinelFailover(t *testing.T) {
 		t.Fatalf("client registered before the failover: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestRedisOutOfMemory: a Redis that refuses writes (maxmemory reached,
+// noeviction) gives 503 in each API's format, never a 500, and reads of
+// existing clients keep working.
+func TestRedisOutOfMemory(t *testing.T) {
+	srv := redistest.Start(t)
+	s := startCaddy(t, "redis", fmt.Sprintf(`	route {
+		client_registration {
+			storage redis {
+				address %s
+			}
+			rate_limit off
+		}
+		client_registration mediagoblin {
+			storage redis {
+				address %[1]s
+			}
+			rate_limit off
+		}
+	}`, srv.Addr))
+	resp, body := s.postJSON("/register", mcpBody)
+	if resp.StatusCode != 201 {
+		t.Fatalf("before: %d %s", resp.StatusCode, body)
+	}
+	var reg struct {
+		URI   string `json:"registration_client_uri"`
+		Token string `json:"registration_access_token"`
+	}
+	_ = json.Unmarshal([]byte(body), &reg)
+	// A limit below what is already used: every write is refused.
+	srv.CLI("config", "set", "maxmemory-policy", "noeviction")
+	srv.CLI("config", "set", "maxmemory", "1")
+	keys := srv.CLI("dbsize")
+	resp, body = s.postJSON("/register", mcpBody)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.HasPrefix(body, `{"error":"temporarily_unavailable"`) {
+		t.Errorf("rfc7591 with Redis full: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	resp, body = s.postJSON("/api/client/register", `{"type":"client_associate","application_type":"web"}`)
+	if resp.StatusCode != 503 || !strings.HasPrefix(body, `{"error": "`) {
+		t.Errorf("mediagoblin with Redis full: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	if resp, body := s.do(http.MethodGet, strings.TrimPrefix(reg.URI, s.URL), "", "Authorization: Bearer "+reg.Token); resp.StatusCode != 200 {
+		t.Errorf("read with Redis full: %d %s", resp.StatusCode, body)
+	}
+	if after := srv.CLI("dbsize"); after != keys {
+		t.Errorf("refused registrations wrote to Redis: %s keys before, %s after", keys, after)
+	}
+	srv.CLI("config", "set", "maxmemory", "0")
+	if resp, body := s.postJSON("/register", mcpBody); resp.StatusCode != 201 {
+		t.Errorf("after: %d %s", resp.StatusCode, body)
+	}
+}

@@ -256,26 +256,29 @@ local function tagadd(key, id, exp, expn, now)
 end
 `
 
-// KEYS: record, nt tag keys, then cap tag keys.
-// ARGV: id, value, exp, now, nt, cap maxima...
-// Returns 1 (created), 0 (exists) or -k (cap k, 1-based, reached).
 // neverScore is added to the time an id that never expires joins a tag set
 // to give its score: 10^15 ms is more than 30,000 years from the epoch, and
 // the sum stays an exact integer in a double.
 const neverScore = "1e15"
 
+// KEYS: record, nt tag keys, then cap tag keys.
+// ARGV: id, value, exp, now, nt, cap maxima...
+// Returns 1 (created), 0 (exists) or -k (cap k, 1-based, reached).
+//
+// The SET comes first, and a cap that is reached undoes it: Redis refuses a
+// script's writes when it is out of memory (maxmemory, noeviction) only at
+// the script's first write command, and pruning a cap's set first would let
+// the record through over the limit.
 var createScript = newScript(luaTagAdd + `
 local nt = tonumber(ARGV[5])
-if #KEYS > 1 + nt then
-  if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-  for i = 2 + nt, #KEYS do
-    local k = i - 1 - nt
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[4])
-    if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[5 + k]) then return -k end
+if not redis.call('SET', KEYS[1], ARGV[2], 'NX') then return 0 end
+for i = 2 + nt, #KEYS do
+  local k = i - 1 - nt
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[4])
+  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[5 + k]) then
+    redis.call('DEL', KEYS[1])
+    return -k
   end
-  redis.call('SET', KEYS[1], ARGV[2])
-elseif not redis.call('SET', KEYS[1], ARGV[2], 'NX') then
-  return 0
 end
 local expn = tonumber(ARGV[3])
 if expn > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
