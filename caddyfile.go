@@ -58,6 +58,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		admin_token <token>
 //
 //		registration open|token|user
+//		advertise_registration on|off
 //		initial_access_token <token>...
 //		software_statement {
 //			issuer <iss> {
@@ -96,7 +97,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	single := map[string]bool{
 		"prefix": true, "issuer": true, "authorization_endpoint": true, "token_endpoint": true, "timezone": true,
 		"admin_token": true, "user": true, "secret_lifetime": true, "storage": true, "registration": true,
-		"default_scope": true, "require_software_statement": true, "max_redirect_uris": true, "max_clients": true,
+		"default_scope": true, "require_software_statement": true, "advertise_registration": true, "max_redirect_uris": true, "max_clients": true,
 		"max_clients_per_owner": true, "rate_limit": true, "client_lifetime": true, "idle_lifetime": true,
 		"software_statement": true,
 	}
@@ -222,6 +223,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.DefaultScope = strings.Join(args, " ")
+		case "advertise_registration":
+			var v string
+			if err := oneString(d, &v); err != nil {
+				return err
+			}
+			if v != "on" && v != "off" {
+				return d.Errf("advertise_registration: want on or off, not %q", v)
+			}
+			on := v == "on"
+			h.AdvertiseRegistration = &on
+			if err := (&Handler{API: h.API, AdvertiseRegistration: &on}).Validate(); err != nil {
+				return d.WrapErr(err)
+			}
 		case "require_software_statement":
 			if d.NextArg() {
 				return d.ArgErr()

@@ -49,6 +49,7 @@ const cfRFC7591Input = `client_registration rfc7591 {
 		}
 	}
 	require_software_statement
+	advertise_registration on
 }`
 
 const cfEveryInput = `client_registration kustvakt {
@@ -190,7 +191,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{
 			name:  "require_software_statement",
 			input: cfRFC7591Input,
-			want: Handler{API: "rfc7591", RequireSoftwareStatement: true, SoftwareStatement: &SoftwareStatementConfig{
+			want: Handler{API: "rfc7591", RequireSoftwareStatement: true, AdvertiseRegistration: cfBool(true), SoftwareStatement: &SoftwareStatementConfig{
 				Issuers: []StatementIssuerConfig{{Issuer: "https://vendor.example", Secret: "{env.VENDOR_HS256}"}},
 			}},
 		},
@@ -308,6 +309,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"default_scope twice", "client_registration {\n\tdefault_scope a\n\tdefault_scope b\n}", "default_scope already specified"},
 		{"default_scope empty", "client_registration {\n\tdefault_scope\n}", "wrong argument count"},
 		{"require_software_statement argument", "client_registration {\n\trequire_software_statement yes\n}", "wrong argument count"},
+		{"advertise_registration value", "client_registration {\n\tadvertise_registration yes\n}", "want on or off"},
+		{"advertise_registration twice", "client_registration {\n\tadvertise_registration on\n\tadvertise_registration off\n}", "already specified"},
+		{"advertise_registration on iam", "client_registration iam {\n\tadvertise_registration on\n}", "publishes no server metadata"},
 		{"software_statement argument", "client_registration {\n\tsoftware_statement x\n}", "wrong argument count"},
 		{"software_statement unknown", "client_registration {\n\tsoftware_statement {\n\t\tkey /k\n\t}\n}", "unrecognized software_statement subdirective 'key'"},
 		{"software_statement issuer unknown", "client_registration {\n\tsoftware_statement {\n\t\tissuer i {\n\t\t\talg RS256\n\t\t}\n\t}\n}", "unrecognized software_statement issuer subdirective 'alg'"},
@@ -1073,3 +1077,5 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 		}
 	})
 }
+
+func cfBool(b bool) *bool { return &b }

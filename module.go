@@ -108,6 +108,12 @@ type Handler struct {
 	// kustvakt, "open" for the others.
 	Registration string `json:"registration,omitempty"`
 
+	// AdvertiseRegistration says whether the RFC 8414 metadata publishes
+	// registration_endpoint (rfc7591 only). Default: not when registration
+	// needs an initial access token, which clients discovering the server
+	// (MCP clients) do not have; yes otherwise.
+	AdvertiseRegistration *bool `json:"advertise_registration,omitempty"`
+
 	// InitialAccessTokens are static initial access tokens ({env.*} and
 	// {file.*} placeholders allowed). Tokens with an expiry and a use count
 	// can also be issued at run time through Caddy's admin API.
@@ -358,6 +364,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if len(h.CORS) > 0 {
 		opts.CORS = &handler.CORS{Origins: h.CORS}
+	}
+	if a := h.AdvertiseRegistration; a != nil {
+		opts.HideRegistrationEndpoint = !*a
+	} else {
+		opts.HideRegistrationEndpoint = h.Registration == handler.ModeToken
 	}
 	// The pool key tells Redis deployments apart; the name, prefixes.
 	h.activeName = h.poolKey + "|" + h.storeName()

@@ -212,6 +212,10 @@ func (h *Handler) validatePolicy() error {
 	if h.ClientLifetime < 0 || h.IdleLifetime < 0 {
 		return errors.New("client_lifetime and idle_lifetime must not be negative")
 	}
+	if h.AdvertiseRegistration != nil && h.apiName() != registry.APIRFC7591 {
+		// Only rfc7591 serves RFC 8414 metadata.
+		return fmt.Errorf("advertise_registration: the %s API publishes no server metadata (only rfc7591 does)", h.apiName())
+	}
 	if h.RequireSoftwareStatement && h.apiName() != registry.APIRFC7591 {
 		// The cloned APIs have no member for a statement: the requirement
 		// would be silently ignored and registration left open.

@@ -2028,3 +2028,31 @@ func TestRFC7591ConfiguredPolicy(t *testing.T) {
 		}
 	})
 }
+
+// TestAdvertiseRegistration (dcr-anchors D3): the metadata leaves out
+// registration_endpoint when registering needs an initial access token,
+// unless advertise_registration says otherwise.
+func TestAdvertiseRegistration(t *testing.T) {
+	for _, c := range []struct {
+		name, options string
+		want          bool
+	}{
+		{"open", "", true},
+		{"token", "registration token", false},
+		{"token, advertised", "registration token\n\t\tadvertise_registration on", true},
+		{"open, not advertised", "advertise_registration off", false},
+		{"user", "registration user", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := startCaddy(t, "embedded", "\tclient_registration {\n\t\t{storage}\n\t\t"+c.options+"\n\t}")
+			resp, body := s.do("GET", "/.well-known/oauth-authorization-server", "")
+			if resp.StatusCode != 200 {
+				t.Fatalf("%d %s", resp.StatusCode, body)
+			}
+			_, got := object(t, body)["registration_endpoint"]
+			if got != c.want {
+				t.Errorf("registration_endpoint published: %v, want %v: %s", got, c.want, body)
+			}
+		})
+	}
+}

@@ -69,6 +69,11 @@ type Options struct {
 	CORS *CORS
 	// Statements verifies RFC 7591 software statements; nil ignores them.
 	Statements *Statements
+	// HideRegistrationEndpoint leaves registration_endpoint out of the
+	// RFC 8414 metadata: clients that cannot register there (no initial
+	// access token) then fall back to a preconfigured client instead of
+	// failing (dcr-anchors D3).
+	HideRegistrationEndpoint bool
 }
 
 func (o *Options) expand(r *http.Request, s string) string {

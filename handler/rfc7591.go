@@ -477,7 +477,9 @@ func (a *RFC7591) metadata(w http.ResponseWriter, r *http.Request) {
 	jw.Key("issuer").Str(a.o.issuer(r))
 	jw.Key("authorization_endpoint").Str(a.o.endpoint(r, a.o.AuthorizationEndpoint, "/authorize"))
 	jw.Key("token_endpoint").Str(a.o.endpoint(r, a.o.TokenEndpoint, "/token"))
-	jw.Key("registration_endpoint").Str(a.o.base(r) + "/register")
+	if !a.o.HideRegistrationEndpoint {
+		jw.Key("registration_endpoint").Str(a.o.base(r) + "/register")
+	}
 	if len(p.Scopes) > 0 {
 		jw.Key("scopes_supported").Strings(p.Scopes)
 	}
