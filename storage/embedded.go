@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"os"
 	"path"
 	"strconv"
 	"sync"
@@ -184,6 +185,17 @@ func (s *EmbeddedStore) Create(ctx context.Context, rec *Record, caps ...Cap) er
 		return err
 	}
 	for _, c := range caps {
+		// Every live record has a marker, so fewer markers than the cap
+		// means room, known from one directory listing; counting exactly
+		// reads every marker and record (slow with thousands of clients)
+		// and is only needed near the cap, where it also prunes.
+		markers, err := s.markerCount(ctx, c.Tag)
+		if err != nil {
+			return err
+		}
+		if markers < c.Max {
+			continue
+		}
 		n, err := s.count(ctx, c.Tag, true)
 		if err != nil {
 			return err
@@ -273,6 +285,33 @@ func (s *EmbeddedStore) members(ctx context.Context, tag string) (map[string]int
 		out[name] = exp
 	}
 	return out, nil
+}
+
+// markerCount is the number of markers under tag, live or not. On Caddy's
+// file system storage it reads the directory's names only: the storage's
+// List stats every entry, which is most of the cost with thousands.
+func (s *EmbeddedStore) markerCount(ctx context.Context, tag string) (int, error) {
+	dir := s.tagDir(tag)
+	if fsys, ok := s.st.(*certmagic.FileStorage); ok {
+		f, err := os.Open(fsys.Filename(dir))
+		if notExist(err) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, unavailable("list", err)
+		}
+		defer f.Close()
+		names, err := f.Readdirnames(-1)
+		if err != nil {
+			return 0, unavailable("list", err)
+		}
+		return len(names), nil
+	}
+	keys, err := s.st.List(ctx, dir, false)
+	if err != nil && !notExist(err) {
+		return 0, unavailable("list", err)
+	}
+	return len(keys), nil
 }
 
 // count counts the live records under tag. Markers whose record is gone or
