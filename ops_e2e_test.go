@@ -75,6 +75,9 @@ http://127.0.0.1:%d {
 	pools.Delete(key)
 
 	var failures, done atomic.Int32
+	// Every acknowledged registration must still be readable afterwards.
+	var ackMu sync.Mutex
+	var acked []string
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := 0; i < 4; i++ {
@@ -106,8 +109,13 @@ http://127.0.0.1:%d {
 					}
 				}
 				if err == nil {
-					io.Copy(io.Discard, resp.Body)
+					b, _ := io.ReadAll(resp.Body)
 					resp.Body.Close()
+					if resp.StatusCode == 201 {
+						ackMu.Lock()
+						acked = append(acked, string(b))
+						ackMu.Unlock()
+					}
 				}
 				done.Add(1)
 			}
@@ -129,6 +137,18 @@ http://127.0.0.1:%d {
 	}
 	if _, body := s.do("GET", "/other", ""); body != "v4" {
 		t.Fatalf("new config not active: %q", body)
+	}
+	for _, b := range acked {
+		var reg struct {
+			URI   string `json:"registration_client_uri"`
+			Token string `json:"registration_access_token"`
+		}
+		if err := json.Unmarshal([]byte(b), &reg); err != nil {
+			t.Fatal(err)
+		}
+		if resp, body := s.do(http.MethodGet, strings.TrimPrefix(reg.URI, s.URL), "", "Authorization: Bearer "+reg.Token); resp.StatusCode != 200 {
+			t.Fatalf("a client acknowledged during the reloads cannot be read: %d %s", resp.StatusCode, body)
+		}
 	}
 }
 
