@@ -2,7 +2,6 @@ package caddydcr
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -139,14 +138,9 @@ http://127.0.0.1:%d {
 		t.Fatalf("new config not active: %q", body)
 	}
 	for _, b := range acked {
-		var reg struct {
-			URI   string `json:"registration_client_uri"`
-			Token string `json:"registration_access_token"`
-		}
-		if err := json.Unmarshal([]byte(b), &reg); err != nil {
-			t.Fatal(err)
-		}
-		if resp, body := s.do(http.MethodGet, strings.TrimPrefix(reg.URI, s.URL), "", "Authorization: Bearer "+reg.Token); resp.StatusCode != 200 {
+		m := object(t, b)
+		c := rfcClient{URI: m["registration_client_uri"].(string)}
+		if resp, body := rfcGet(t, s, c, m["registration_access_token"].(string)); resp.StatusCode != 200 {
 			t.Fatalf("a client acknowledged during the reloads cannot be read: %d %s", resp.StatusCode, body)
 		}
 	}
@@ -246,7 +240,7 @@ func TestRedisOutage(t *testing.T) {
 			return s.kvRegister("alice", `{"name":"abc","type":"PUBLIC","description":"d"}`)
 		}, `{"errors":[[116,`},
 		{"iam", func() (*http.Response, string) {
-			return s.postJSON("/v1/clients", `{"client_name":"x","client_type":"public","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code"],"response_types":["code"]}`)
+			return s.postJSON("/v1/clients", iamBody)
 		}, `{"error_code":"IIC.503"`},
 	}
 	for _, r := range reqs {
@@ -314,36 +308,8 @@ func TestRedisHung(t *testing.T) {
 // never a 500 or a half-written client; requests recover once it is back.
 func TestEmbeddedStorageFault(t *testing.T) {
 	dir := dataDir(t)
-	port := redistest.FreePort(t)
-	loadCaddyfile(t, fmt.Sprintf(`{
-	admin off
-	persist_config off
-	auto_https off
-	grace_period 1ms
-	storage file_system %s
-	log {
-		output discard
-	}
-}
-
-http://127.0.0.1:%d {
-	client_registration {
-		rate_limit off
-	}
-}
-`, dir, port))
-	s := &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
-	resp, body := s.postJSON("/register", mcpBody)
-	if resp.StatusCode != 201 {
-		t.Fatalf("before: %d %s", resp.StatusCode, body)
-	}
-	var reg struct {
-		URI   string `json:"registration_client_uri"`
-		Token string `json:"registration_access_token"`
-	}
-	if err := json.Unmarshal([]byte(body), &reg); err != nil {
-		t.Fatal(err)
-	}
+	s := rfcLoad(t, redistest.FreePort(t), dir, "\tclient_registration {\n\t\trate_limit off\n\t}")
+	c := rfcRegister(t, s, mcpBody)
 	var records string
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() && d.Name() == "records" {
@@ -360,9 +326,7 @@ http://127.0.0.1:%d {
 	if err := os.WriteFile(records, []byte("not a directory"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	read := func() (*http.Response, string) {
-		return s.do(http.MethodGet, strings.TrimPrefix(reg.URI, s.URL), "", "Authorization: Bearer "+reg.Token)
-	}
+	read := func() (*http.Response, string) { return rfcGet(t, s, c, c.RAT) }
 	for name, send := range map[string]func() (*http.Response, string){
 		"register": func() (*http.Response, string) { return s.postJSON("/register", mcpBody) },
 		"read":     read,
@@ -408,16 +372,8 @@ func TestRedisAuth(t *testing.T) {
 			rate_limit off
 		}
 	}`, srv.Addr, c.auth))
-			resp, body := s.postJSON("/register", mcpBody)
-			if resp.StatusCode != 201 {
-				t.Fatalf("register: %d %s", resp.StatusCode, body)
-			}
-			var reg struct {
-				URI   string `json:"registration_client_uri"`
-				Token string `json:"registration_access_token"`
-			}
-			_ = json.Unmarshal([]byte(body), &reg)
-			if resp, body := s.do(http.MethodGet, strings.TrimPrefix(reg.URI, s.URL), "", "Authorization: Bearer "+reg.Token); resp.StatusCode != 200 {
+			c := rfcRegister(t, s, mcpBody)
+			if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
 				t.Fatalf("read: %d %s", resp.StatusCode, body)
 			}
 		})
@@ -453,15 +409,7 @@ func TestSentinelFailover(t *testing.T) {
 			rate_limit off
 		}
 	}`, sentinel))
-	resp, body := s.postJSON("/register", mcpBody)
-	if resp.StatusCode != 201 {
-		t.Fatalf("before: %d %s", resp.StatusCode, body)
-	}
-	var reg struct {
-		URI   string `json:"registration_client_uri"`
-		Token string `json:"registration_access_token"`
-	}
-	_ = json.Unmarshal([]byte(body), &reg)
+	c := rfcRegister(t, s, mcpBody)
 	// Replication is asynchronous: wait until the replica has the write.
 	if out := master.CLI("wait", "1", "5000"); strings.TrimSpace(out) != "1" {
 		t.Fatalf("WAIT 1: %q", out)
@@ -484,7 +432,7 @@ func TestSentinelFailover(t *testing.T) {
 	if role := replica.CLI("role"); !strings.HasPrefix(role, "master") {
 		t.Fatalf("the replica was not promoted: %q", role)
 	}
-	if resp, body := s.do(http.MethodGet, strings.TrimPrefix(reg.URI, s.URL), "", "Authorization: Bearer "+reg.Token); resp.StatusCode != 200 {
+	if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
 		t.Fatalf("client registered before the failover: %d %s", resp.StatusCode, body)
 	}
 }
@@ -508,20 +456,12 @@ func TestRedisOutOfMemory(t *testing.T) {
 			rate_limit off
 		}
 	}`, srv.Addr))
-	resp, body := s.postJSON("/register", mcpBody)
-	if resp.StatusCode != 201 {
-		t.Fatalf("before: %d %s", resp.StatusCode, body)
-	}
-	var reg struct {
-		URI   string `json:"registration_client_uri"`
-		Token string `json:"registration_access_token"`
-	}
-	_ = json.Unmarshal([]byte(body), &reg)
+	c := rfcRegister(t, s, mcpBody)
 	// A limit below what is already used: every write is refused.
 	srv.CLI("config", "set", "maxmemory-policy", "noeviction")
 	srv.CLI("config", "set", "maxmemory", "1")
 	keys := srv.CLI("dbsize")
-	resp, body = s.postJSON("/register", mcpBody)
+	resp, body := s.postJSON("/register", mcpBody)
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.HasPrefix(body, `{"error":"temporarily_unavailable"`) {
 		t.Errorf("rfc7591 with Redis full: %d %v %s", resp.StatusCode, resp.Header, body)
 	}
@@ -529,7 +469,7 @@ func TestRedisOutOfMemory(t *testing.T) {
 	if resp.StatusCode != 503 || !strings.HasPrefix(body, `{"error": "`) {
 		t.Errorf("mediagoblin with Redis full: %d %v %s", resp.StatusCode, resp.Header, body)
 	}
-	if resp, body := s.do(http.MethodGet, strings.TrimPrefix(reg.URI, s.URL), "", "Authorization: Bearer "+reg.Token); resp.StatusCode != 200 {
+	if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
 		t.Errorf("read with Redis full: %d %s", resp.StatusCode, body)
 	}
 	if after := srv.CLI("dbsize"); after != keys {

@@ -107,7 +107,6 @@ func TestPolicyCORSEveryAPI(t *testing.T) {
 // concurrently through several APIs, registers exactly one client; used
 // up and expired tokens get the Bearer challenge in each API's format.
 func TestPolicyOneUseTokenEveryAPI(t *testing.T) {
-	const iamBody = `{"client_name":"x","client_type":"public","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code"],"response_types":["code"]}`
 	const mgBody = `{"type":"client_associate","application_type":"native"}`
 	forBackends(t, func(t *testing.T, backend string) {
 		s, admin := startCaddyAdmin(t, backend, `	route {
@@ -298,7 +297,7 @@ func TestPolicyAllowedListsOnClonedAPIs(t *testing.T) {
 		if resp, body := s.kvRegister("alice", `{"name":"abc","type":"PUBLIC","description":"d"}`); resp.StatusCode != 200 {
 			t.Errorf("kustvakt public: %d %s", resp.StatusCode, body)
 		}
-		resp, body = s.postJSON("/v1/clients", `{"client_name":"x","client_type":"public","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code"],"response_types":["code"]}`)
+		resp, body = s.postJSON("/v1/clients", iamBody)
 		if resp.StatusCode != 400 || !strings.Contains(body, `"error_msg":"Bad Request: token_endpoint_auth_method client_secret_post is not allowed here."`) {
 			t.Errorf("iam: %d %s", resp.StatusCode, body)
 		}
@@ -340,7 +339,7 @@ func TestAdminStoresWithOnePrefix(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Errorf("token of the other deployment on /register: %d %s", resp.StatusCode, got)
 	}
-	resp, got = s.postJSON("/v1/clients", `{"client_name":"x","client_type":"public","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code"],"response_types":["code"]}`,
+	resp, got = s.postJSON("/v1/clients", iamBody,
 		"Authorization: Bearer "+tok["token"].(string))
 	if resp.StatusCode != 200 {
 		t.Errorf("token on its own deployment: %d %s", resp.StatusCode, got)

@@ -32,6 +32,9 @@ import (
 
 // Registration policy and abuse controls (issue 4), end to end.
 
+// iamBody is a minimal valid IAM RegisterClient request.
+const iamBody = `{"client_name":"x","client_type":"public","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code"],"response_types":["code"]}`
+
 const mcpBody = `{"redirect_uris":["http://127.0.0.1:33418/callback"],"token_endpoint_auth_method":"none","client_name":"MCP"}`
 
 func (s *site) adminJSON(admin, method, path, body string) (int, map[string]any) {
@@ -84,7 +87,7 @@ func TestPolicyStaticTokens(t *testing.T) {
 			t.Fatalf("owner %q", owner)
 		}
 		// Other APIs refuse in their own format.
-		resp, body = s.postJSON("/v1/clients", `{"client_name":"x","client_type":"public","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code"],"response_types":["code"]}`)
+		resp, body = s.postJSON("/v1/clients", iamBody)
 		if resp.StatusCode != 401 || !strings.HasPrefix(body, `{"error_code":"IIC.401","error_msg":"Unauthorized: registration requires an initial access token`) {
 			t.Fatalf("iam: %d %s", resp.StatusCode, body)
 		}
@@ -489,7 +492,7 @@ func TestPolicyRateLimit(t *testing.T) {
 				return st == 429 && strings.HasPrefix(b, `{"errors":[[109,"Too many registrations`)
 			}},
 			{"iam", func() (*http.Response, string) {
-				return s.postJSON("/v1/clients", `{"client_name":"x","client_type":"public","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code"],"response_types":["code"]}`)
+				return s.postJSON("/v1/clients", iamBody)
 			}, func(st int, b string) bool { return st == 429 && strings.Contains(b, `"error_code":"IIC.429"`) }},
 		}
 		for _, a := range apis {

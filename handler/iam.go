@@ -225,17 +225,11 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 // types and scopes to a request that is valid for IAM itself.
 func (a *IAM) checkPolicy(req *iamRequest) string {
 	p := &a.o.Policy
-	for _, g := range req.grants {
-		if !slices.Contains(p.SupportedGrantTypes(), g) {
-			return "grant type " + g + " is not allowed here"
-		}
+	if reason := p.Refusal(&registry.Client{GrantTypes: req.grants, ResponseTypes: req.responses}); reason != "" {
+		return reason
 	}
-	for _, rt := range req.responses {
-		if !slices.Contains(p.SupportedResponseTypes(), rt) {
-			return "response type " + rt + " is not allowed here"
-		}
-	}
-	// IAM clients always authenticate with client_secret_post.
+	// IAM clients always authenticate with client_secret_post; the message
+	// names the request member, as IAM's validation messages do.
 	if !slices.Contains(p.SupportedAuthMethods(), registry.AuthClientSecretPost) {
 		return "token_endpoint_auth_method " + registry.AuthClientSecretPost + " is not allowed here"
 	}
