@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"unsafe"
 )
 
 // Clients are stored in a small binary format rather than JSON: encoding
@@ -204,12 +205,18 @@ func decodeStrs(p string) ([]string, error) {
 	return out, nil
 }
 
-// decodeClient reads a stored client. Its strings share one copy of b.
+// decodeClient reads a stored client. Its strings share b's bytes rather
+// than a copy of them: a Store's records are never written once read (see
+// storage.Record), so b cannot change under them, and a read then costs
+// no copy of the record.
 func decodeClient(b []byte) (*Client, error) {
 	if len(b) == 0 || b[0] != codecVersion {
 		return nil, fmt.Errorf("%w: unknown format", errCorrupt)
 	}
-	s := string(b[1:])
+	var s string
+	if len(b) > 1 {
+		s = unsafe.String(&b[1], len(b)-1)
+	}
 	c := &Client{}
 	for len(s) > 0 {
 		num, k := uvarint(s)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -202,6 +203,17 @@ func appendRecord(b []byte, rec *Record, rev int64) []byte {
 	return append(b, rec.Data...)
 }
 
+// stringBytes returns the bytes of s without copying them. Record.Data is
+// never written to once read (Store's contract), and a read's reply string
+// is used by nothing else, so the copy would only cost an allocation per
+// read.
+func stringBytes(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
 func uvarintLen(x uint64) int {
 	n := 1
 	for x >= 0x80 {
@@ -227,7 +239,7 @@ func decodeRecord(id, v string) (rec *Record, exp int64, ok bool) {
 	if !ok {
 		return nil, 0, false
 	}
-	return &Record{ID: id, Data: []byte(v[k+int(n):]), Tags: tags, Rev: rev, ExpiresAt: fromMillis(exp)}, exp, true
+	return &Record{ID: id, Data: stringBytes(v[k+int(n):]), Tags: tags, Rev: rev, ExpiresAt: fromMillis(exp)}, exp, true
 }
 
 // tagAdd is shared by the create and update scripts: it adds id to a tag set

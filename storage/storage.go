@@ -57,7 +57,8 @@ type Record struct {
 	// ID is unique within the store. Callers namespace their kinds of records
 	// with a prefix ("c/" for clients, ...).
 	ID string
-	// Data is the opaque payload.
+	// Data is the opaque payload. A Record a Store returns may share its
+	// bytes with the Store's own buffers: callers read Data, never write it.
 	Data []byte
 	// Tags index the record: List and Count find records by tag.
 	Tags []string
