@@ -99,6 +99,7 @@ func TestIAMErrorsE2E(t *testing.T) {
 		{"array body", "POST", "[]", []string{ct}, 400, "IIC.400", "Bad Request: the request body must be a JSON object."},
 		{"number body", "POST", "42", []string{ct}, 400, "IIC.400", "Bad Request: the request body must be a JSON object."},
 		{"malformed", "POST", `{"client_name":"c"`, []string{ct}, 400, "IIC.400", "Bad Request: the request body is not valid JSON."},
+		{"invalid UTF-8", "POST", replace(`"client_name":"c"`, "\"client_name\":\"c\xff\""), []string{ct}, 400, "IIC.400", "Bad Request: the request body is not valid JSON."},
 		{"trailing data", "POST", iamMinimalRequest + "]", []string{ct}, 400, "IIC.400", "Bad Request: the request body is not valid JSON."},
 		{"empty object", "POST", "{}", []string{ct}, 400, "IIC.400", "Bad Request: client_name is required."},
 		{"client_name number", "POST", replace(`"client_name":"c"`, `"client_name":1`), []string{ct}, 400, "IIC.400", "Bad Request: client_name must be a string."},

@@ -292,6 +292,13 @@ func TestKustvaktClientInfo(t *testing.T) {
 		if want := fmt.Sprintf(`{"source":{"plugin":"source"},"permitted":false,"super":false,"client_id":"%s","client_name":"Plugin","client_type":"CONFIDENTIAL","client_description":"This is a plugin test client.","client_url":"https://my.confidential.plugin.de"}`, pid); body != want {
 			t.Fatalf("plugin view\n got %s\nwant %s", body, want)
 		}
+		// An empty source still makes a plugin, but NON_EMPTY leaves it out.
+		_, body = s.kvRegister("alice", `{"name":"Plugin","type":"CONFIDENTIAL","description":"d","source":{},"url":"https://my.confidential.plugin.de"}`)
+		eid := object(t, body)["client_id"].(string)
+		_, body = s.kvForm("/api/v1.0/oauth2/client/"+eid, "alice", superForm())
+		if want := fmt.Sprintf(`{"permitted":false,"super":false,"client_id":"%s","client_name":"Plugin","client_type":"CONFIDENTIAL","client_description":"d","client_url":"https://my.confidential.plugin.de"}`, eid); body != want {
+			t.Fatalf("empty-source plugin view\n got %s\nwant %s", body, want)
+		}
 
 		// Super client authentication, in Kustvakt's order.
 		resp, body = s.kvForm(path, "alice", url.Values{})

@@ -495,7 +495,20 @@ func TestPolicyRateLimit(t *testing.T) {
 				return s.postJSON("/v1/clients", iamBody)
 			}, func(st int, b string) bool { return st == 429 && strings.Contains(b, `"error_code":"IIC.429"`) }},
 		}
+		// Malformed requests are refused for what they are and do not use
+		// up the allowance.
+		bad := map[string]func() (*http.Response, string){
+			"rfc7591":     func() (*http.Response, string) { return s.postJSON("/register", `{`) },
+			"mediagoblin": func() (*http.Response, string) { return s.postJSON("/api/client/register", `{`) },
+			"kustvakt":    func() (*http.Response, string) { return s.kvRegister("alice", `{`) },
+			"iam":         func() (*http.Response, string) { return s.postJSON("/v1/clients", `{`) },
+		}
 		for _, a := range apis {
+			for i := 0; i < 5; i++ {
+				if resp, body := bad[a.name](); resp.StatusCode != 400 {
+					t.Fatalf("%s malformed %d: %d %s", a.name, i, resp.StatusCode, body)
+				}
+			}
 			for i := 0; i < 3; i++ {
 				if resp, body := a.send(); resp.StatusCode >= 300 {
 					t.Fatalf("%s %d: %d %s", a.name, i, resp.StatusCode, body)

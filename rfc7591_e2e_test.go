@@ -440,6 +440,10 @@ func TestRFC7591Request(t *testing.T) {
 				resp, body := s.postJSON("/register", `{"redirect_uris":`)
 				rfcWantError(t, resp, body, 400, "invalid_request")
 			}},
+			{"R2", "invalid UTF-8 is refused, not replaced", func(t *testing.T) {
+				resp, body := s.postJSON("/register", "{\"redirect_uris\":[\"https://c.example/cb\xff\"]}")
+				rfcWantError(t, resp, body, 400, "invalid_request")
+			}},
 			{"R2", "trailing data after the object", func(t *testing.T) {
 				resp, body := s.postJSON("/register", okBody+` {}`)
 				rfcWantError(t, resp, body, 400, "invalid_request")
@@ -1486,9 +1490,17 @@ func TestRFC7592Management(t *testing.T) {
 				for _, m := range []string{"POST", "PATCH", "OPTIONS"} {
 					resp, body := s.do(m, c.path(t, s), `{}`, "Content-Type: application/json", rfcBearer(c.RAT))
 					rfcWantError(t, resp, body, http.StatusMethodNotAllowed, "")
-					if a := resp.Header.Get("Allow"); a != "GET, PUT, DELETE" {
-						t.Errorf("%s: Allow = %q, want \"GET, PUT, DELETE\"", m, a)
+					if a := resp.Header.Get("Allow"); a != "GET, HEAD, PUT, DELETE" {
+						t.Errorf("%s: Allow = %q, want \"GET, HEAD, PUT, DELETE\"", m, a)
 					}
+				}
+				// HEAD is GET without the body (RFC 9110 section 9.3.2).
+				resp, body := s.do("HEAD", c.path(t, s), "", rfcBearer(c.RAT))
+				if resp.StatusCode != 200 || body != "" || resp.Header.Get("Cache-Control") != "no-store" {
+					t.Errorf("HEAD: %d %v %q", resp.StatusCode, resp.Header, body)
+				}
+				if resp, _ := s.do("HEAD", c.path(t, s), ""); resp.StatusCode != 401 {
+					t.Errorf("HEAD without a token: %d", resp.StatusCode)
 				}
 				if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
 					t.Errorf("token after 405s: %d %s", resp.StatusCode, body)
@@ -1525,6 +1537,8 @@ func rfcWantMetadata(t *testing.T, resp *http.Response, body, issuer, base strin
 		t.Errorf("D2: token_endpoint_auth_methods_supported = %q, want none and client_secret_basic", am)
 	}
 	rfcWantStrs(t, m, "code_challenge_methods_supported", "S256")
+	// RFC 8414 section 2: required once a JWT authentication method is listed.
+	rfcWantStrs(t, m, "token_endpoint_auth_signing_alg_values_supported", "HS256", "RS256", "PS256", "ES256", "EdDSA")
 }
 
 func TestRFC8414Metadata(t *testing.T) {

@@ -348,10 +348,30 @@ func (a *Kustvakt) formBody(q *kustvaktRequest) (url.Values, bool) {
 		a.notify(q.w, 0, kcInvalidArgument, "Request body could not be read")
 		return nil, false
 	}
-	// ParseQuery keeps what it could parse; a malformed pair is skipped, as
-	// servlet containers do.
-	v, _ := url.ParseQuery(string(body))
-	return v, true
+	return parseJerseyForm(string(body)), true
+}
+
+// parseJerseyForm reads an application/x-www-form-urlencoded body the way
+// Jersey splits it: pairs on '&' only (a ';' is part of the value, where
+// url.ParseQuery would drop the whole pair), '+' as a space. A pair with a
+// malformed escape is skipped, as before.
+func parseJerseyForm(s string) url.Values {
+	v := url.Values{}
+	for s != "" {
+		var pair string
+		pair, s, _ = strings.Cut(s, "&")
+		if pair == "" {
+			continue
+		}
+		key, value, _ := strings.Cut(pair, "=")
+		k, err1 := url.QueryUnescape(key)
+		val, err2 := url.QueryUnescape(value)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		v[k] = append(v[k], val)
+	}
+	return v
 }
 
 // checkString is Kustvakt's ParameterChecker: 107 "<name> is null|empty".
@@ -894,7 +914,11 @@ func JavaZonedDateTime(t time.Time, loc *time.Location) string {
 func (a *Kustvakt) writeInfo(jw *jsonw.Writer, c *registry.Client, full bool) {
 	jw.Open()
 	if c.IsPlugin() {
-		jw.Key("source").Raw(jacksonTree(c.Source))
+		// NON_EMPTY: Jackson leaves out an empty object or array node (a
+		// container with no children is "empty"; scalars never are).
+		if tree := jacksonTree(c.Source); string(tree) != "{}" && string(tree) != "[]" {
+			jw.Key("source").Raw(tree)
+		}
 	}
 	jw.Key("permitted").Bool(c.Permitted)
 	jw.Key("super").Bool(full && c.Super)

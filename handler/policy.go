@@ -91,32 +91,12 @@ func unavailableDenial() *Denial {
 		Description: "the client store is unavailable; try again later", RetryAfter: 5 * time.Second}
 }
 
-// admit checks the rate limit and who is registering. defaultMode is the
-// API's default registration mode.
+// admit checks who is registering. defaultMode is the API's default
+// registration mode. The rate limit is applied later, by create, to
+// requests that passed validation.
 func (o *Options) admit(r *http.Request, api, defaultMode string) (*Admission, *Denial) {
 	g := &o.Gate
 	ctx := r.Context()
-	if g.RateLimit > 0 && g.RateWindow > 0 {
-		ip := ""
-		if g.ClientIP != nil {
-			ip = g.ClientIP(r)
-		}
-		// One counter per API and mount point: every instance of the same
-		// handler on one store shares it, different handlers do not.
-		key := "reg:" + api + o.Prefix + ":" + strconv.FormatInt(g.RateWindow.Milliseconds(), 10) + ":" + ip
-		ok, retry, err := o.Registry.Store.Hit(ctx, key, g.RateLimit, g.RateWindow)
-		if o.storeFailure(api, "rate limit", err) {
-			return nil, unavailableDenial()
-		}
-		if err != nil {
-			return nil, unavailableDenial()
-		}
-		if !ok {
-			o.Metrics.registration(api, "limited")
-			return nil, &Denial{Status: http.StatusTooManyRequests, Reason: "rate_limited", RetryAfter: retry,
-				Description: fmt.Sprintf("too many registrations from this address; at most %d per %s", g.RateLimit, g.RateWindow)}
-		}
-	}
 	mode := g.Mode
 	if mode == "" {
 		mode = defaultMode
@@ -153,12 +133,45 @@ func (o *Options) admit(r *http.Request, api, defaultMode string) (*Admission, *
 	return &Admission{Owner: user}, nil
 }
 
+// limit counts a registration against the per-address rate limit. It runs
+// once the request is known to be a valid registration: the limit is on
+// registrations, so a client that gets its metadata wrong a few times is
+// not locked out for the window, and malformed requests cost no store
+// round trip.
+func (o *Options) limit(r *http.Request, api string) *Denial {
+	g := &o.Gate
+	if g.RateLimit <= 0 || g.RateWindow <= 0 {
+		return nil
+	}
+	ip := ""
+	if g.ClientIP != nil {
+		ip = g.ClientIP(r)
+	}
+	// One counter per API and mount point: every instance of the same
+	// handler on one store shares it, different handlers do not.
+	key := "reg:" + api + o.Prefix + ":" + strconv.FormatInt(g.RateWindow.Milliseconds(), 10) + ":" + ip
+	ok, retry, err := o.Registry.Store.Hit(r.Context(), key, g.RateLimit, g.RateWindow)
+	if err != nil {
+		o.storeFailure(api, "rate limit", err)
+		return unavailableDenial()
+	}
+	if !ok {
+		o.Metrics.registration(api, "limited")
+		return &Denial{Status: http.StatusTooManyRequests, Reason: "rate_limited", RetryAfter: retry,
+			Description: fmt.Sprintf("too many registrations from this address; at most %d per %s", g.RateLimit, g.RateWindow)}
+	}
+	return nil
+}
+
 // create registers c for an admitted request: it counts the token's use,
 // applies the caps atomically and gives the use back if the client could
 // not be created. On success it sets the placeholder and logs the
 // registration. A nil Denial and a non-nil error mean an unexpected failure.
 func (o *Options) create(r *http.Request, api string, c *registry.Client, iss registry.Issue, adm *Admission) (*registry.Issued, *Denial, error) {
 	ctx := r.Context()
+	if d := o.limit(r, api); d != nil {
+		return nil, d, nil
+	}
 	c.Owner = adm.Owner
 	if adm.token != "" {
 		err := o.Registry.UseToken(ctx, adm.token, 1)

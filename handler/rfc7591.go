@@ -57,7 +57,7 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 		a.register(w, r)
 		return true
 	case len(segs) == 2 && segs[0] == "register":
-		if !a.o.CORS.apply(w, r, "GET, PUT, DELETE") {
+		if !a.o.CORS.apply(w, r, "GET, HEAD, PUT, DELETE") {
 			a.manage(w, r, segs[1])
 		}
 		return true
@@ -294,9 +294,9 @@ var errTokenChanged = errors.New("registration access token no longer valid")
 // manage serves RFC 7592 read, update and delete.
 func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id string) {
 	switch r.Method {
-	case http.MethodGet, http.MethodPut, http.MethodDelete:
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete:
 	default:
-		w.Header().Set("Allow", "GET, PUT, DELETE")
+		w.Header().Set("Allow", "GET, HEAD, PUT, DELETE")
 		a.error(w, http.StatusMethodNotAllowed, registry.CodeInvalidRequest, "use GET, PUT or DELETE on a client configuration endpoint")
 		return
 	}
@@ -331,7 +331,7 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	switch r.Method {
-	case http.MethodGet:
+	case http.MethodGet, http.MethodHead: // net/http sends no body for HEAD
 		a.o.Metrics.operation(registry.APIRFC7591, op, http.StatusOK)
 		// RFC 7592 section 3 makes registration_access_token REQUIRED in
 		// every client information response, reads included. Only its hash
@@ -486,6 +486,9 @@ func (a *RFC7591) metadata(w http.ResponseWriter, r *http.Request) {
 	jw.Key("response_types_supported").Strings(p.SupportedResponseTypes())
 	jw.Key("grant_types_supported").Strings(p.SupportedGrantTypes())
 	jw.Key("token_endpoint_auth_methods_supported").Strings(p.SupportedAuthMethods())
+	if algs := p.SupportedSigningAlgs(); len(algs) > 0 {
+		jw.Key("token_endpoint_auth_signing_alg_values_supported").Strings(algs)
+	}
 	jw.Key("code_challenge_methods_supported").Strings([]string{"S256"})
 	jw.Close()
 	h := w.Header()

@@ -347,6 +347,27 @@ func (k KustvaktURLRule) validDomain(host string) bool {
 	if tld[0] >= '0' && tld[0] <= '9' {
 		return false
 	}
-	suffix, icann := publicsuffix.PublicSuffix(strings.ToLower(host))
-	return icann && suffix != strings.ToLower(host)
+	host = strings.ToLower(host)
+	suffix, ok := icannSuffix(host)
+	return ok && suffix != host
+}
+
+// icannSuffix is host's public suffix under the ICANN section's rules alone.
+// PublicSuffix answers with the longest rule of either section; a private
+// one (github.io, herokuapp.com) comes back with icann false, and the ICANN
+// rule is then looked up for that suffix minus its first label. Hosts under
+// a private suffix are ordinary registrable names as far as ICANN goes.
+func icannSuffix(host string) (string, bool) {
+	d := host
+	for {
+		s, icann := publicsuffix.PublicSuffix(d)
+		if icann {
+			return s, true
+		}
+		i := strings.IndexByte(s, '.')
+		if i < 0 {
+			return "", false // no ICANN rule: not a delegated TLD
+		}
+		d = s[i+1:]
+	}
 }

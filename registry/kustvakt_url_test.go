@@ -43,6 +43,12 @@ func TestKustvaktURL(t *testing.T) {
 		{"http://bücher.de/", true, true},
 		{"http://co.uk/", false, false},
 		{"http://example.co.uk/", true, true},
+		// Under a private suffix of the list: judged by the ICANN section.
+		{"https://user.github.io/app", true, true},
+		{"https://github.io/", true, true},
+		{"https://myapp.herokuapp.com/", true, true},
+		{"https://x.s3.amazonaws.com/", true, true},
+		{"https://example.notatld/", false, false},
 		{"", false, false},
 	}
 	for _, c := range cases {

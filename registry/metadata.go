@@ -108,6 +108,23 @@ func (p *Policy) SupportedGrantTypes() []string    { return p.grantTypes() }
 func (p *Policy) SupportedResponseTypes() []string { return p.responseTypes() }
 func (p *Policy) SupportedAuthMethods() []string   { return p.authMethods() }
 
+// SupportedSigningAlgs is token_endpoint_auth_signing_alg_values_supported,
+// which RFC 8414 section 2 requires whenever private_key_jwt or
+// client_secret_jwt is published: the usual asymmetric algorithms for
+// private_key_jwt, HS256 for client_secret_jwt ("none" is never allowed).
+// It returns nil when neither method is published.
+func (p *Policy) SupportedSigningAlgs() []string {
+	var algs []string
+	methods := p.authMethods()
+	if slices.Contains(methods, "client_secret_jwt") {
+		algs = append(algs, "HS256")
+	}
+	if slices.Contains(methods, "private_key_jwt") {
+		algs = append(algs, "RS256", "PS256", "ES256", "EdDSA")
+	}
+	return algs
+}
+
 // localizable are the human-readable Fields that may carry a BCP 47 tag
 // ("client_name#ja-Jpan-JP"), RFC 7591 section 2.2.
 var localizable = map[string]bool{"client_name": true, "client_uri": true, "logo_uri": true, "tos_uri": true, "policy_uri": true}
@@ -131,6 +148,13 @@ func DecodeObject(body []byte) (Fields, *Error) {
 		var v any
 		err := json.Unmarshal(trimmed, &v) // for the message
 		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body is not valid JSON: " + err.Error()}
+	}
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD, and a
+	// client would then be registered with values it never sent (a redirect
+	// URI that no longer matches, for one). JSON is UTF-8 (RFC 8259 section
+	// 8.1), so such a body is refused instead.
+	if !utf8.Valid(trimmed) {
+		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body is not valid UTF-8"}
 	}
 	return splitObject(trimmed), nil
 }
@@ -399,6 +423,9 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 				return nil, metaErr("%s may be at most %d characters long", key, maxTextLength)
 			}
 		} else if v != "" {
+			if len(v) > maxURILength {
+				return nil, metaErr("%s may be at most %d characters long", key, maxURILength)
+			}
 			if msg := CheckWebURI(key, v); msg != "" {
 				return nil, metaErr("%s", msg)
 			}

@@ -293,6 +293,7 @@ func TestParseMetadata(t *testing.T) {
 		{"S11", "localized URL validated", Policy{}, `{` + mdCB + `,"policy_uri#en":"data:x"}`, CodeInvalidClientMetadata, nil},
 		{"S11", "localized name type checked", Policy{}, `{` + mdCB + `,"client_name#en":1}`, CodeInvalidClientMetadata, nil},
 		{"S11", "localized name length checked", Policy{}, `{` + mdCB + `,"client_name#en":"` + long(1025) + `"}`, CodeInvalidClientMetadata, nil},
+		{"S11", "localized URL length checked", Policy{}, `{` + mdCB + `,"logo_uri#fr":"https://c.example/` + long(2048) + `"}`, CodeInvalidClientMetadata, nil},
 		{"S11", "at most 20 localized members", Policy{}, `{` + mdCB + `,` + strings.Join(tooManyLocalized, ",") + `}`, CodeInvalidClientMetadata, nil},
 		// V14 scope.
 		{"V14", "scope normalized", Policy{}, `{` + mdCB + `,"scope":"  read write read "}`, "", func(t *testing.T, c *Client) {
@@ -479,5 +480,22 @@ func TestParseMetadataDerivedValuesRespectPolicy(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestSupportedSigningAlgs(t *testing.T) {
+	for _, tc := range []struct {
+		methods []string
+		want    []string
+	}{
+		{nil, []string{"HS256", "RS256", "PS256", "ES256", "EdDSA"}},
+		{[]string{AuthNone, AuthClientSecretPost}, nil},
+		{[]string{"private_key_jwt"}, []string{"RS256", "PS256", "ES256", "EdDSA"}},
+		{[]string{"client_secret_jwt"}, []string{"HS256"}},
+	} {
+		p := Policy{AuthMethods: tc.methods}
+		if got := p.SupportedSigningAlgs(); !slices.Equal(got, tc.want) {
+			t.Errorf("methods %q: %q, want %q", tc.methods, got, tc.want)
+		}
 	}
 }

@@ -56,6 +56,15 @@ func IsLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 func hasControlOrSpace(s string) bool {
 	for _, r := range s {
 		if r <= ' ' || r == 0x7f {
@@ -97,6 +106,12 @@ func (rule RedirectRule) CheckRedirectURI(raw string) string {
 	}
 	if strings.Contains(raw, "#") {
 		return "redirect URI " + quote(raw) + " must not contain a fragment"
+	}
+	// RFC 6749 section 3.1.2: an absolute URI as RFC 3986 defines it, which
+	// is ASCII. An IRI would be compared character for character with the
+	// encoded form a browser sends back, and never match.
+	if !isASCII(raw) {
+		return "redirect URI " + quote(raw) + " must be an ASCII URI (percent-encode the path, use the punycode form of the host)"
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {
@@ -216,15 +231,15 @@ func CheckWebURI(field, raw string) string {
 }
 
 // portInRange reports whether the URL's port, if any, is one a client could
-// connect to. url.Parse accepts any run of digits ("https://h:99999/"),
-// which no user agent can follow.
+// connect to. url.Parse accepts any run of digits ("https://h:99999/",
+// "https://h:0/"), which no user agent can follow.
 func portInRange(u *url.URL) bool {
 	p := u.Port()
 	if p == "" {
 		return true
 	}
 	n, err := strconv.Atoi(p)
-	return err == nil && n <= 65535
+	return err == nil && n >= 1 && n <= 65535
 }
 
 // quote wraps a value in double quotes for an error description, cut to a

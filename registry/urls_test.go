@@ -61,6 +61,15 @@ func TestCheckRedirectURI(t *testing.T) {
 		{"V2", none, "https://c.example:65536/cb", false},
 		{"V2", none, "https://c.example:99999999999999999999/cb", false},
 		{"V2", none, "https://c.example:65535/cb", true},
+		{"V2", none, "https://c.example:0/cb", false},
+		{"V2", none, "http://127.0.0.1:0/cb", false},
+		{"V2", none, "https://c.example:1/cb", true},
+		// Not RFC 3986 URIs: an IRI path or host, raw.
+		{"V2", none, "https://c.example/cb\u00e9", false},
+		{"V2", none, "https://\u03b5\u03bb.example/cb", false},
+		{"V2", native, "com.example.app:/\u00e9", false},
+		{"V2", none, "https://c.example/cb%C3%A9", true},
+		{"V2", none, "https://xn--hxargifdar.example/cb", true},
 		{"V4", native, "http://127.0.0.1:70000/cb", false},
 		// V3: dangerous schemes in every rule, including native (custom schemes allowed).
 		{"V3", none, "javascript:alert(1)", false},
@@ -162,6 +171,7 @@ func TestCheckWebURI(t *testing.T) {
 		{"com.example.app:/x", false},
 		{"https://c.example:443/x", true},
 		{"https://c.example:65536/x", false},
+		{"https://c.example:0/x", false},
 	} {
 		msg := CheckWebURI("logo_uri", tc.uri)
 		if tc.ok != (msg == "") {
