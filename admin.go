@@ -1,6 +1,7 @@
 package caddydcr
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -223,23 +224,34 @@ func viewToken(t *registry.InitialAccessToken) tokenView {
 
 func (a AdminAPI) issueToken(w http.ResponseWriter, r *http.Request, reg *registry.Registry) error {
 	var req struct {
-		Name      string         `json:"name"`
-		ExpiresIn caddy.Duration `json:"expires_in"`
-		Uses      int            `json:"uses"`
+		Name      string          `json:"name"`
+		ExpiresIn json.RawMessage `json:"expires_in"`
+		Uses      int             `json:"uses"`
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
 	if err != nil {
 		return adminError(http.StatusBadRequest, "reading body: %v", err)
 	}
 	if len(strings.TrimSpace(string(body))) > 0 {
-		if err := json.Unmarshal(body, &req); err != nil {
-			return adminError(http.StatusBadRequest, "decoding body: %v", err)
+		if err := decodeStrict(body, &req); err != nil {
+			return err
 		}
 	}
-	if req.ExpiresIn < 0 || req.Uses < 0 {
+	// A duration string only: a bare number would be nanoseconds in Caddy's
+	// JSON, so "expires_in": 3600 would issue a token that is expired at once.
+	var expiresIn caddy.Duration
+	if len(req.ExpiresIn) > 0 && string(req.ExpiresIn) != "null" {
+		if req.ExpiresIn[0] != '"' {
+			return adminError(http.StatusBadRequest, `expires_in must be a duration string such as "24h" or "30m"`)
+		}
+		if err := json.Unmarshal(req.ExpiresIn, &expiresIn); err != nil {
+			return adminError(http.StatusBadRequest, "expires_in: %v", err)
+		}
+	}
+	if expiresIn < 0 || req.Uses < 0 {
 		return adminError(http.StatusBadRequest, "expires_in and uses must not be negative")
 	}
-	tok, t, err := reg.IssueToken(r.Context(), req.Name, time.Duration(req.ExpiresIn), req.Uses)
+	tok, t, err := reg.IssueToken(r.Context(), req.Name, time.Duration(expiresIn), req.Uses)
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "issuing token: %v", err)
 	}
@@ -281,8 +293,12 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 			Permitted *bool `json:"permitted"`
 			Super     *bool `json:"super"`
 		}
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
-			return adminError(http.StatusBadRequest, "decoding body: %v", err)
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+		if err != nil {
+			return adminError(http.StatusBadRequest, "reading body: %v", err)
+		}
+		if err := decodeStrict(body, &req); err != nil {
+			return err
 		}
 		errPublic := errors.New("only confidential clients can be super clients")
 		c, err := reg.Update(r.Context(), id, func(c *registry.Client) error {
@@ -311,3 +327,18 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 }
 
 var _ caddy.AdminRouter = AdminAPI{}
+
+// decodeStrict decodes one JSON object into v, refusing members v does not
+// have (as Caddy's own config loading does): a misspelt "permited" or
+// "expire_in" would otherwise succeed and do nothing, or do something else.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return adminError(http.StatusBadRequest, "decoding body: %v", err)
+	}
+	if dec.More() {
+		return adminError(http.StatusBadRequest, "decoding body: more than one JSON value")
+	}
+	return nil
+}

@@ -334,6 +334,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		// Bad values are refused where they are written, not only by
 		// Validate after `caddy adapt` has printed them without a line.
 		{"unknown api", "client_registration oidc", `unknown client_registration API "oidc"`},
+		{"allowed_redirect_hosts URL", "client_registration {\n\tallowed_redirect_hosts app.example https://x.example\n}", `allowed_redirect_hosts: "https://x.example" must be a host name`},
+		{"allowed_redirect_hosts with port", "client_registration {\n\tallowed_redirect_hosts x.example:443\n}", `allowed_redirect_hosts: "x.example:443" must be a host name`},
+		{"allowed_redirect_hosts with path", "client_registration {\n\tallowed_redirect_hosts x.example/cb\n}", `allowed_redirect_hosts: "x.example/cb" must be a host name`},
 		{"negative secret_lifetime", "client_registration {\n\tsecret_lifetime -1h\n}", "invalid secret_lifetime '-1h': must not be negative"},
 		{"negative client_lifetime", "client_registration {\n\tclient_lifetime -5m\n}", "invalid client_lifetime '-5m'"},
 		{"negative idle_lifetime", "client_registration {\n\tidle_lifetime -1s\n}", "invalid idle_lifetime '-1s'"},

@@ -40,6 +40,11 @@ import (
 )
 
 func init() {
+	// go-redis's messages go to Caddy's logs at debug level: the plugin
+	// logs outages itself, once when they start and once when they end.
+	storage.SetLogger(func(msg string) {
+		caddy.Log().Named("http.handlers.client_registration.redis").Debug(msg)
+	})
 	caddy.RegisterModule(Handler{})
 }
 

@@ -146,27 +146,71 @@ http://127.0.0.1:%d {
 	}
 }
 
-// TestMetrics: the counters reach Caddy's metrics endpoint.
+// TestMetrics: the counters reach Caddy's metrics endpoint, and every
+// answer is counted once, by result or status class, whichever path wrote it.
 func TestMetrics(t *testing.T) {
 	s, admin := startCaddyAdmin(t, "redis", `	client_registration {
 		{storage}
-	}`)
-	s.postJSON("/register", mcpBody)
-	s.postJSON("/register", `{"redirect_uris":["javascript:x"]}`)
-	resp, err := httpClient.Get(admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
-		`caddy_client_registration_registrations_total{api="rfc7591",result="created"}`,
-		`caddy_client_registration_registrations_total{api="rfc7591",result="rejected"}`,
+	client_registration mediagoblin {
+		{storage}
+	}
+	client_registration iam {
+		{storage}
+		registration token
+		initial_access_token metrics-test-token
+	}`)
+	// The counters belong to the process, which other tests share: compare
+	// what this test's requests added.
+	scrape := func() string {
+		resp, err := httpClient.Get(admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	before := scrape()
+	c := rfcRegister(t, s, mcpBody)
+	s.postJSON("/register", `{"redirect_uris":["javascript:x"]}`)
+	s.postJSON("/register", `{`)
+	rfcGet(t, s, c, c.RAT)
+	rfcGet(t, s, c, c.RAT)
+	rfcGet(t, s, c, "wrong")
+	s.do("GET", "/register/unknown-id", "")
+	s.postJSON("/api/client/register", `{"type":"client_update","client_id":"nope","client_secret":"nope","application_type":"web"}`)
+	s.postJSON("/api/client/register", `{"type":"client_associate","application_type":"web"}`)
+	s.postJSON("/v1/clients", iamBody) // no initial access token
+	s.postJSON("/v1/clients", iamBody, "Authorization: Bearer metrics-test-token")
+	after := scrape()
+	const reg, ops = "caddy_client_registration_registrations_total", "caddy_client_registration_operations_total"
+	for series, want := range map[string]float64{
+		reg + `{api="rfc7591",result="created"}`:                    1,
+		reg + `{api="rfc7591",result="rejected"}`:                   2,
+		ops + `{api="rfc7591",operation="read",status="2xx"}`:       2,
+		ops + `{api="rfc7591",operation="read",status="4xx"}`:       2,
+		ops + `{api="mediagoblin",operation="update",status="4xx"}`: 1,
+		reg + `{api="mediagoblin",result="created"}`:                1,
+		reg + `{api="iam",result="unauthorized"}`:                   1,
+		reg + `{api="iam",result="created"}`:                        1,
 	} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("metrics lack %s", want)
+		if got := metricValue(after, series) - metricValue(before, series); got != want {
+			t.Errorf("%s grew by %v, want %v", series, got, want)
 		}
 	}
+}
+
+// metricValue is the value of one series in Prometheus's text format (0
+// when absent).
+func metricValue(text, series string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
 }
 
 // TestPlaceholder: after a registration, {http.client_registration.client_id}

@@ -198,6 +198,11 @@ func (h *Handler) validatePolicy() error {
 			}
 		}
 	}
+	for _, v := range h.AllowedRedirectHosts {
+		if !validRedirectHostPattern(v) {
+			return fmt.Errorf("allowed_redirect_hosts: %q must be a host name, an IP address or *.domain (no scheme, port or path)", v)
+		}
+	}
 	if h.MaxRedirectURIs < 0 {
 		return errors.New("max_redirect_uris must not be negative")
 	}
@@ -247,4 +252,31 @@ func (h *Handler) validatePolicy() error {
 		}
 	}
 	return nil
+}
+
+// validRedirectHostPattern accepts what hostAllowed can match against a
+// redirect URI's host: a DNS name, an IP address, or "*.domain". A URL or
+// host:port would never match, and every registration would be refused.
+func validRedirectHostPattern(v string) bool {
+	if net.ParseIP(v) != nil {
+		return true
+	}
+	name := strings.TrimPrefix(v, "*.")
+	name = strings.TrimSuffix(name, ".")
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, c := range label {
+			switch {
+			case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+			default:
+				return false
+			}
+		}
+	}
+	return true
 }

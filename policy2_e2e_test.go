@@ -345,3 +345,45 @@ func TestAdminStoresWithOnePrefix(t *testing.T) {
 		t.Errorf("token on its own deployment: %d %s", resp.StatusCode, got)
 	}
 }
+
+// TestAdminClients: an operator reads a client and changes its flags
+// through the admin API; mistakes in the request are refused, not ignored.
+func TestAdminClients(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		s, admin := startCaddyAdmin(t, backend, `	client_registration {
+		{storage}
+	}`)
+		conf := rfcRegister(t, s, `{"redirect_uris":["https://a.example/cb"]}`)
+		pub := rfcRegister(t, s, mcpBody)
+		path := "/client_registration/clients/"
+		status, c := s.adminJSON(admin, "GET", path+conf.ID, "")
+		if status != 200 || c["client_id"] != conf.ID || c["api"] != "rfc7591" || c["super"] != false || c["permitted"] != true {
+			t.Fatalf("GET: %d %v", status, c)
+		}
+		if status, c = s.adminJSON(admin, "PATCH", path+conf.ID, `{"super":true,"permitted":false}`); status != 200 || c["super"] != true || c["permitted"] != false {
+			t.Fatalf("PATCH: %d %v", status, c)
+		}
+		if _, c = s.adminJSON(admin, "GET", path+conf.ID, ""); c["super"] != true || c["permitted"] != false {
+			t.Fatalf("PATCH not stored: %v", c)
+		}
+		for _, tc := range []struct {
+			method, id, body string
+			status           int
+		}{
+			{"PATCH", conf.ID, `{"permited":true}`, 400},
+			{"PATCH", conf.ID, `{"super":"yes"}`, 400},
+			{"PATCH", conf.ID, `{`, 400},
+			{"PATCH", pub.ID, `{"super":true}`, 400}, // public clients cannot be super
+			{"PATCH", "no-such-client", `{"super":false}`, 404},
+			{"GET", "no-such-client", ``, 404},
+			{"DELETE", conf.ID, ``, 405},
+		} {
+			if status, body := s.adminJSON(admin, tc.method, path+tc.id, tc.body); status != tc.status {
+				t.Errorf("%s %s %s: %d %v, want %d", tc.method, tc.id, tc.body, status, body, tc.status)
+			}
+		}
+		if _, c = s.adminJSON(admin, "GET", path+conf.ID, ""); c["super"] != true || c["permitted"] != false {
+			t.Fatalf("refused PATCHes changed the client: %v", c)
+		}
+	})
+}

@@ -134,6 +134,13 @@ func TestPolicyRuntimeTokens(t *testing.T) {
 		if len(list) != 2 || list[0]["token"] != nil || list[0]["used"].(float64) != 2 || list[0]["name"] != "ci" {
 			t.Fatalf("list: %v", list)
 		}
+		// Misspelt members and bare-number durations are refused, not
+		// silently turned into a token that never (or already) expires.
+		for _, bad := range []string{`{"expire_in":"1h"}`, `{"expires_in":3600}`, `{"uses":1} {}`} {
+			if status, body := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens", bad); status != 400 {
+				t.Fatalf("issue %s: %d %v", bad, status, body)
+			}
+		}
 		_, tok3 := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens", `{}`)
 		if status, _ := s.adminJSON(admin, "DELETE", "/client_registration/initial_access_tokens/"+tok3["id"].(string), ""); status != 204 {
 			t.Fatalf("revoke: %d", status)

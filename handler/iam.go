@@ -69,7 +69,9 @@ func (a *IAM) Serve(w http.ResponseWriter, r *http.Request) bool {
 		a.error(w, rid, http.StatusMethodNotAllowed, "IIC.405", "Method Not Allowed: use POST.")
 		return true
 	}
-	a.register(w, r, rid)
+	ob := observe(w, opRegister)
+	a.register(ob, r, rid)
+	a.o.Metrics.done(registry.APIIAM, ob)
 	return true
 }
 
@@ -111,7 +113,6 @@ func (a *IAM) error(w http.ResponseWriter, rid string, status int, code, msg str
 // badRequest answers 400 IIC.400; problem names the field and what is
 // wrong with it, without a final period.
 func (a *IAM) badRequest(w http.ResponseWriter, rid, problem string) {
-	a.o.Metrics.registration(registry.APIIAM, "rejected")
 	a.error(w, rid, http.StatusBadRequest, "IIC.400", "Bad Request: "+problem+".")
 }
 

@@ -108,7 +108,7 @@ func (a *Kustvakt) Serve(w http.ResponseWriter, r *http.Request) bool {
 	if n := len(segs); n > 1 && segs[n-1] == "" {
 		segs = segs[:n-1]
 	}
-	route, method := a.match(segs)
+	route, method, op := a.match(segs)
 	if route == nil {
 		return false
 	}
@@ -120,45 +120,49 @@ func (a *Kustvakt) Serve(w http.ResponseWriter, r *http.Request) bool {
 		a.notify(w, http.StatusMethodNotAllowed, kcNotAllowed, "Method "+r.Method+" is not allowed; use "+method)
 		return true
 	}
+	ob := observe(w, op)
+	req.w = ob
 	route(req)
+	a.o.Metrics.done(registry.APIKustvakt, ob)
 	return true
 }
 
-// match finds the handler of a path (relative to the root) and its method.
-func (a *Kustvakt) match(s []string) (func(*kustvaktRequest), string) {
+// match finds the handler of a path (relative to the root), its method and
+// the name of its operation in the metrics.
+func (a *Kustvakt) match(s []string) (route func(*kustvaktRequest), method, op string) {
 	switch {
 	case len(s) == 3 && s[0] == "oauth2" && s[1] == "client":
 		switch s[2] {
 		case "register":
-			return a.register, http.MethodPost
+			return a.register, http.MethodPost, opRegister
 		case "reset":
-			return a.reset, http.MethodPost
+			return a.reset, http.MethodPost, "reset"
 		case "list":
-			return a.list, http.MethodPost
+			return a.list, http.MethodPost, "list"
 		}
 		id := s[2]
 		if id == "" {
-			return nil, "" // {client_id} matches no empty segment
+			return nil, "", "" // {client_id} matches no empty segment
 		}
-		return func(q *kustvaktRequest) { a.info(q, id) }, http.MethodPost
+		return func(q *kustvaktRequest) { a.info(q, id) }, http.MethodPost, "info"
 	case len(s) == 4 && s[0] == "oauth2" && s[1] == "client" && s[2] == "deregister" && s[3] != "":
 		id := s[3]
-		return func(q *kustvaktRequest) { a.deregister(q, id) }, http.MethodDelete
+		return func(q *kustvaktRequest) { a.deregister(q, id) }, http.MethodDelete, "deregister"
 	case len(s) == 1 && s[0] == "plugins":
-		return a.plugins, http.MethodPost
+		return a.plugins, http.MethodPost, "plugins"
 	case len(s) == 2 && s[0] == "plugins":
 		switch s[1] {
 		case "install":
-			return a.install, http.MethodPost
+			return a.install, http.MethodPost, "install"
 		case "installed":
-			return a.installed, http.MethodPost
+			return a.installed, http.MethodPost, "installed"
 		case "uninstall":
-			return a.uninstall, http.MethodPost
+			return a.uninstall, http.MethodPost, "uninstall"
 		}
 	case len(s) == 4 && s[0] == "admin" && s[1] == "oauth2" && s[2] == "client" && s[3] == "privilege":
-		return a.privilege, http.MethodPost
+		return a.privilege, http.MethodPost, "privilege"
 	}
-	return nil, ""
+	return nil, "", ""
 }
 
 // ---- the two error formats ------------------------------------------------
@@ -727,7 +731,6 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 	// JAX-RS picks the resource method (415 on a wrong media type) before
 	// the authentication filters run, and binds the body after them.
 	if !isJSONContentType(q.r.Header.Get("Content-Type")) {
-		a.o.Metrics.registration(registry.APIKustvakt, "rejected")
 		a.notify(w, http.StatusUnsupportedMediaType, kcNotSupported, "Unsupported Content-Type; send application/json")
 		return
 	}
@@ -747,12 +750,10 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 	}
 	in, msg := bindKustvaktJSON(body)
 	if msg != "" {
-		a.o.Metrics.registration(registry.APIKustvakt, "rejected")
 		a.notify(w, 0, kcDeserializationError, msg, jsonNull{})
 		return
 	}
 	if reason, plugin := a.validateRegistration(in); reason != "" {
-		a.o.Metrics.registration(registry.APIKustvakt, "rejected")
 		if plugin {
 			a.notify(w, 0, kcMissingParameter, reason, "url")
 		} else {
@@ -785,7 +786,6 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 		}
 	}
 	if reason := a.o.Policy.Refusal(c); reason != "" {
-		a.o.Metrics.registration(registry.APIKustvakt, "rejected")
 		a.invalidRequest(w, strings.ToUpper(reason[:1])+reason[1:]+".")
 		return
 	}
@@ -798,7 +798,6 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 		return
 	}
 	if err != nil {
-		a.o.Metrics.registration(registry.APIKustvakt, "unavailable")
 		a.failed(w, "register", err)
 		return
 	}
@@ -1032,7 +1031,6 @@ func (a *Kustvakt) info(q *kustvaktRequest, id string) {
 	jw := jsonw.Get(jsonw.Jackson)
 	defer jw.Release()
 	a.writeInfo(jw, c, full)
-	a.o.Metrics.operation(registry.APIKustvakt, "info", http.StatusOK)
 	a.writeJSON(q.w, jw.B)
 }
 
@@ -1060,7 +1058,6 @@ func (a *Kustvakt) deregister(q *kustvaktRequest, id string) {
 	case a.failed(q.w, "deregister", err):
 		return
 	}
-	a.o.Metrics.operation(registry.APIKustvakt, "deregister", http.StatusOK)
 	a.o.Logger.Info("client deregistered", zap.String("api", registry.APIKustvakt), zap.String("client_id", id))
 	q.w.WriteHeader(http.StatusOK)
 }
@@ -1108,7 +1105,6 @@ func (a *Kustvakt) reset(q *kustvaktRequest) {
 	case a.failed(q.w, "reset", err):
 		return
 	}
-	a.o.Metrics.operation(registry.APIKustvakt, "reset", http.StatusOK)
 	a.o.Logger.Info("client secret reset", zap.String("api", registry.APIKustvakt), zap.String("client_id", c.ID))
 	a.writeCredentials(q.w, c.ID, secret)
 }
@@ -1180,7 +1176,6 @@ func (a *Kustvakt) list(q *kustvaktRequest) {
 		}
 		sortByName(out)
 	}
-	a.o.Metrics.operation(registry.APIKustvakt, "list", http.StatusOK)
 	a.writeList(q.w, q.user, out)
 }
 
@@ -1202,7 +1197,6 @@ func (a *Kustvakt) plugins(q *kustvaktRequest) {
 		out = append(out, c)
 	}
 	sortByName(out)
-	a.o.Metrics.operation(registry.APIKustvakt, "plugins", http.StatusOK)
 	a.writeList(q.w, q.user, out)
 }
 
@@ -1250,7 +1244,6 @@ func (a *Kustvakt) install(q *kustvaktRequest) {
 	if a.failed(q.w, "install", err) {
 		return
 	}
-	a.o.Metrics.operation(registry.APIKustvakt, "install", http.StatusOK)
 	jw := jsonw.Get(jsonw.Jackson)
 	defer jw.Release()
 	a.writeInstallation(jw, inst, c)
@@ -1295,7 +1288,6 @@ func (a *Kustvakt) installed(q *kustvaktRequest) {
 		a.writeInstallation(jw, e.inst, e.c)
 	}
 	jw.CloseArray()
-	a.o.Metrics.operation(registry.APIKustvakt, "installed", http.StatusOK)
 	a.writeJSON(q.w, jw.B)
 }
 
@@ -1316,7 +1308,6 @@ func (a *Kustvakt) uninstall(q *kustvaktRequest) {
 	if a.failed(q.w, "uninstall", err) {
 		return
 	}
-	a.o.Metrics.operation(registry.APIKustvakt, "uninstall", http.StatusOK)
 	q.w.WriteHeader(http.StatusOK)
 }
 
@@ -1375,6 +1366,5 @@ func (a *Kustvakt) privilege(q *kustvaktRequest) {
 	}
 	a.o.Logger.Info("client privileges changed", zap.String("api", registry.APIKustvakt), zap.String("client_id", c.ID),
 		zap.Bool("super", c.Super), zap.Bool("permitted", c.Permitted))
-	a.o.Metrics.operation(registry.APIKustvakt, "privilege", http.StatusOK)
 	a.writeJSON(q.w, []byte("SUCCESS"))
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/jsonw"
@@ -306,7 +308,8 @@ func (s kvFailingStore) List(context.Context, string) ([]*storage.Record, error)
 // notification with Retry-After on every route, never a 500.
 func TestKustvaktStoreFailure(t *testing.T) {
 	for _, storeErr := range []error{&storage.UnavailableError{Op: "test", Err: errors.New("connection refused")}, errors.New("a bug")} {
-		e := newKVEnv(t, nil)
+		var m *Metrics
+		e := newKVEnv(t, func(o *Options, _ *KustvaktOptions) { m = o.Metrics })
 		e.reg.Store = kvFailingStore{Store: e.reg.Store, err: storeErr}
 		const sc = "super_client_id=superclient&super_client_secret=s3cret"
 		for _, r := range [][4]string{
@@ -326,6 +329,15 @@ func TestKustvaktStoreFailure(t *testing.T) {
 			checkKV(t, w, kvWant{status: 503, notif: `{"errors":[[116,"Service temporarily unavailable; try again later"]]}`})
 			if w.Header().Get("Retry-After") != RetryAfterSeconds {
 				t.Errorf("%s %s: Retry-After %q", r[0], r[1], w.Header().Get("Retry-After"))
+			}
+		}
+		// Each of these answers is counted, as a 5xx.
+		if got := counterValue(m.Registrations.WithLabelValues(registry.APIKustvakt, "unavailable")); got != 1 {
+			t.Errorf("registrations unavailable: %v", got)
+		}
+		for op, n := range map[string]float64{"info": 2, "deregister": 1, "reset": 1, "list": 1, "plugins": 1, "install": 1, "installed": 1, "uninstall": 1, "privilege": 1} {
+			if got := counterValue(m.Operations.WithLabelValues(registry.APIKustvakt, op, "5xx")); got != n {
+				t.Errorf("%s 5xx: %v, want %v", op, got, n)
 			}
 		}
 	}
@@ -367,4 +379,13 @@ func TestParseJerseyForm(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
+}
+
+// counterValue reads a counter's current value.
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
 }

@@ -68,7 +68,9 @@ func (a *MediaGoblin) Serve(w http.ResponseWriter, r *http.Request) bool {
 	if rest, ok := a.o.route(r); !ok || rest != mgPath {
 		return false
 	}
-	a.register(w, r)
+	ob := observe(w, opRegister)
+	a.register(ob, r)
+	a.o.Metrics.done(registry.APIMediaGoblin, ob)
 	return true
 }
 
@@ -122,12 +124,10 @@ func (a *MediaGoblin) register(w http.ResponseWriter, r *http.Request) {
 	// content type, so the size limit applies to every request.
 	body, err := readBody(w, r)
 	if errors.Is(err, errBodyTooLarge) {
-		a.o.Metrics.registration(registry.APIMediaGoblin, "rejected")
 		a.fail(w, http.StatusRequestEntityTooLarge, mgTooLarge)
 		return
 	}
 	if err != nil {
-		a.o.Metrics.registration(registry.APIMediaGoblin, "rejected")
 		a.fail(w, http.StatusBadRequest, mgDecodeError)
 		return
 	}
@@ -135,13 +135,11 @@ func (a *MediaGoblin) register(w http.ResponseWriter, r *http.Request) {
 	if msg == "" {
 		msg = mgCheckCommon(data)
 	}
+	// Counted where the request is headed: an update or a registration.
+	if data != nil && data.vals["type"].isStr("client_update") {
+		setOp(w, "update")
+	}
 	if msg != "" {
-		// Counted where the request was headed: an update or a registration.
-		if data != nil && data.vals["type"].isStr("client_update") {
-			a.o.Metrics.operation(registry.APIMediaGoblin, "update", http.StatusBadRequest)
-		} else {
-			a.o.Metrics.registration(registry.APIMediaGoblin, "rejected")
-		}
 		a.fail(w, http.StatusBadRequest, msg)
 		return
 	}
@@ -152,7 +150,6 @@ func (a *MediaGoblin) register(w http.ResponseWriter, r *http.Request) {
 	case t.isStr("client_associate"):
 		a.associate(w, r, data, appType)
 	default:
-		a.o.Metrics.registration(registry.APIMediaGoblin, "rejected")
 		a.fail(w, http.StatusBadRequest, mgInvalidType)
 	}
 }
@@ -170,10 +167,7 @@ func mgCheckCommon(d *pyDict) string {
 }
 
 func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *pyDict, appType string) {
-	reject := func(msg string) {
-		a.o.Metrics.registration(registry.APIMediaGoblin, "rejected")
-		a.fail(w, http.StatusBadRequest, msg)
-	}
+	reject := func(msg string) { a.fail(w, http.StatusBadRequest, msg) }
 	switch {
 	case data.has("client_id"):
 		reject(mgOnlyIDForUpdate)
@@ -216,7 +210,6 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 		return
 	}
 	if err != nil {
-		a.o.Metrics.registration(registry.APIMediaGoblin, "unavailable")
 		a.storeError(w, "register", err)
 		return
 	}
@@ -245,10 +238,7 @@ func (a *MediaGoblin) storeError(w http.ResponseWriter, op string, err error) {
 }
 
 func (a *MediaGoblin) update(w http.ResponseWriter, r *http.Request, data *pyDict, appType string) {
-	answer := func(status int, msg string) {
-		a.o.Metrics.operation(registry.APIMediaGoblin, "update", status)
-		a.fail(w, status, msg)
-	}
+	answer := func(status int, msg string) { a.fail(w, status, msg) }
 	if !data.has("client_id") {
 		answer(http.StatusBadRequest, mgNeedID)
 		return
@@ -293,7 +283,6 @@ func (a *MediaGoblin) update(w http.ResponseWriter, r *http.Request, data *pyDic
 		a.storeError(w, "update", err)
 		return
 	}
-	a.o.Metrics.operation(registry.APIMediaGoblin, "update", http.StatusOK)
 	a.o.registered(r, updated.ID)
 	a.o.Logger.Info("client updated", zap.String("api", registry.APIMediaGoblin), zap.String("client_id", updated.ID))
 	// The real server echoes what was sent; both equal what is stored.

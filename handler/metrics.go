@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"net/http"
 	"sync"
 	"sync/atomic"
 
@@ -32,7 +33,7 @@ func NewMetrics() *Metrics {
 	return &Metrics{
 		Registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "registrations_total",
-			Help: "Client registration requests by API and result (created, rejected, limited, unavailable).",
+			Help: "Client registration requests by API and result (created, rejected, unauthorized, limited, unavailable, error).",
 		}, []string{"api", "result"}),
 		Operations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "operations_total",
@@ -102,4 +103,84 @@ func (m *Metrics) storageError(api string) {
 	if m != nil {
 		m.counter(m.StorageErrors, api).Inc()
 	}
+}
+
+// opRegister names registrations among the operations observed; they are
+// counted in registrations_total by result, the others in operations_total.
+const opRegister = "register"
+
+// observed is the response of one request to a route of ours. It records
+// the status the handler answered with, so the metrics count every answer,
+// whichever path wrote it (a validation error, a refusal of the gate, an
+// outage), from one place.
+type observed struct {
+	http.ResponseWriter
+	status int
+	// op is the operation, once the route is known; "" is not counted. A
+	// handler may change it when the body tells what the request is
+	// (MediaGoblin's client_update).
+	op string
+}
+
+func (o *observed) WriteHeader(code int) {
+	if o.status == 0 && code >= 200 {
+		o.status = code
+	}
+	o.ResponseWriter.WriteHeader(code)
+}
+
+func (o *observed) Write(b []byte) (int, error) {
+	if o.status == 0 {
+		o.status = http.StatusOK
+	}
+	return o.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (o *observed) Unwrap() http.ResponseWriter { return o.ResponseWriter }
+
+// setOp renames the operation of w, if w is observed.
+func setOp(w http.ResponseWriter, op string) {
+	if ob, ok := w.(*observed); ok {
+		ob.op = op
+	}
+}
+
+// observe starts watching the answer to a request for op.
+func observe(w http.ResponseWriter, op string) *observed {
+	return &observed{ResponseWriter: w, op: op}
+}
+
+// done counts the answer ob recorded for api.
+func (m *Metrics) done(api string, ob *observed) {
+	if m == nil || ob.op == "" {
+		return
+	}
+	status := ob.status
+	if status == 0 {
+		status = http.StatusOK // nothing written: net/http answers 200
+	}
+	if ob.op == opRegister {
+		m.registration(api, registrationResult(status))
+		return
+	}
+	m.operation(api, ob.op, status)
+}
+
+// registrationResult is the result label of a registration answered with
+// status.
+func registrationResult(status int) string {
+	switch {
+	case status < 300:
+		return "created"
+	case status == http.StatusTooManyRequests:
+		return "limited"
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return "unauthorized"
+	case status == http.StatusServiceUnavailable:
+		return "unavailable"
+	case status >= 500:
+		return "error"
+	}
+	return "rejected"
 }

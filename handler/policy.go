@@ -156,7 +156,6 @@ func (o *Options) limit(r *http.Request, api string) *Denial {
 		return unavailableDenial()
 	}
 	if !ok {
-		o.Metrics.registration(api, "limited")
 		return &Denial{Status: http.StatusTooManyRequests, Reason: "rate_limited", RetryAfter: retry,
 			Description: fmt.Sprintf("too many registrations from this address; at most %d per %s", g.RateLimit, g.RateWindow)}
 	}
@@ -198,19 +197,16 @@ func (o *Options) create(r *http.Request, api string, c *registry.Client, iss re
 	switch {
 	case err == nil:
 		o.Health.OK(o.Logger)
-		o.Metrics.registration(api, "created")
 		o.registered(r, c.ID)
 		o.Logger.Info("client registered", zap.String("api", api), zap.String("client_id", c.ID))
 		return issued, nil, nil
 	case errors.As(err, &le):
-		o.Metrics.registration(api, "limited")
 		desc := fmt.Sprintf("the maximum number of registered clients (%d) has been reached", le.Cap.Max)
 		if le.Cap.Tag != registry.TagClients {
 			desc = fmt.Sprintf("the maximum number of clients per owner (%d) has been reached", le.Cap.Max)
 		}
 		return nil, &Denial{Status: http.StatusTooManyRequests, Reason: "max_clients", Description: desc, RetryAfter: time.Hour}, nil
 	case o.storeFailure(api, "register", err):
-		o.Metrics.registration(api, "unavailable")
 		return nil, unavailableDenial(), nil
 	}
 	return nil, nil, err

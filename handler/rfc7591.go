@@ -54,11 +54,15 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 			a.error(w, http.StatusMethodNotAllowed, registry.CodeInvalidRequest, "use POST to register a client")
 			return true
 		}
-		a.register(w, r)
+		ob := observe(w, opRegister)
+		a.register(ob, r)
+		a.o.Metrics.done(registry.APIRFC7591, ob)
 		return true
 	case len(segs) == 2 && segs[0] == "register":
 		if !a.o.CORS.apply(w, r, "GET, HEAD, PUT, DELETE") {
-			a.manage(w, r, segs[1])
+			ob := observe(w, manageOp(r.Method))
+			a.manage(ob, r, segs[1])
+			a.o.Metrics.done(registry.APIRFC7591, ob)
 		}
 		return true
 	case len(segs) == 2 && segs[0] == ".well-known" && segs[1] == "oauth-authorization-server":
@@ -162,12 +166,10 @@ func (a *RFC7591) register(w http.ResponseWriter, r *http.Request) {
 	}
 	f, ok := a.readObject(w, r)
 	if !ok {
-		a.o.Metrics.registration(registry.APIRFC7591, "rejected")
 		return
 	}
 	c, merr := a.parseMetadata(r, f)
 	if merr != nil {
-		a.o.Metrics.registration(registry.APIRFC7591, "rejected")
 		a.error(w, http.StatusBadRequest, merr.Code, merr.Description)
 		return
 	}
@@ -300,16 +302,9 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id string) {
 		a.error(w, http.StatusMethodNotAllowed, registry.CodeInvalidRequest, "use GET, PUT or DELETE on a client configuration endpoint")
 		return
 	}
-	op := "read"
-	switch r.Method {
-	case http.MethodPut:
-		op = "update"
-	case http.MethodDelete:
-		op = "delete"
-	}
+	op := manageOp(r.Method)
 	tok, sent := bearer(r)
 	if tok == "" {
-		a.o.Metrics.operation(registry.APIRFC7591, op, http.StatusUnauthorized)
 		a.unauthorized(w, sent)
 		return
 	}
@@ -326,13 +321,11 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id string) {
 	// never 404, so that client ids cannot be probed.
 	if err != nil || !registry.Verify(c.RATHash, tok) {
 		a.revokeMisused(r.Context(), tok, id)
-		a.o.Metrics.operation(registry.APIRFC7591, op, http.StatusUnauthorized)
 		a.unauthorized(w, true)
 		return
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead: // net/http sends no body for HEAD
-		a.o.Metrics.operation(registry.APIRFC7591, op, http.StatusOK)
 		// RFC 7592 section 3 makes registration_access_token REQUIRED in
 		// every client information response, reads included. Only its hash
 		// is stored, but the client has just presented the token itself and
@@ -344,6 +337,20 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id string) {
 	case http.MethodDelete:
 		a.delete(w, r, id, tok)
 	}
+}
+
+// manageOp names the RFC 7592 operation of a method on a client
+// configuration endpoint ("" for a method it does not serve).
+func manageOp(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead:
+		return "read"
+	case http.MethodPut:
+		return "update"
+	case http.MethodDelete:
+		return "delete"
+	}
+	return ""
 }
 
 // revokeMisused revokes a registration access token that was presented for
@@ -422,14 +429,12 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 		a.unavailable(w)
 		return
 	case errors.Is(err, errTokenChanged), errors.Is(err, registry.ErrNotFound):
-		a.o.Metrics.operation(registry.APIRFC7591, "update", http.StatusUnauthorized)
 		a.unauthorized(w, true)
 		return
 	case err != nil:
 		a.internal(w, "update", err)
 		return
 	}
-	a.o.Metrics.operation(registry.APIRFC7591, "update", http.StatusOK)
 	a.o.registered(r, updated.ID)
 	a.o.Logger.Info("client updated", zap.String("api", registry.APIRFC7591), zap.String("client_id", updated.ID))
 	a.writeClient(w, http.StatusOK, updated, secret, rat, a.clientURI(r, updated.ID))
@@ -447,14 +452,12 @@ func (a *RFC7591) delete(w http.ResponseWriter, r *http.Request, id, tok string)
 		a.unavailable(w)
 		return
 	case errors.Is(err, errTokenChanged), errors.Is(err, registry.ErrNotFound):
-		a.o.Metrics.operation(registry.APIRFC7591, "delete", http.StatusUnauthorized)
 		a.unauthorized(w, true)
 		return
 	case err != nil:
 		a.internal(w, "delete", err)
 		return
 	}
-	a.o.Metrics.operation(registry.APIRFC7591, "delete", http.StatusNoContent)
 	a.o.Logger.Info("client deleted", zap.String("api", registry.APIRFC7591), zap.String("client_id", id))
 	setNoStore(w.Header())
 	w.WriteHeader(http.StatusNoContent)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,16 +47,20 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 		timeout = 2 * time.Second
 	}
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:        o.Addrs,
-		Username:     o.Username,
-		Password:     o.Password,
-		DB:           o.DB,
-		MasterName:   o.MasterName,
-		TLSConfig:    o.TLS,
-		DialTimeout:  timeout,
-		ReadTimeout:  timeout,
-		WriteTimeout: timeout,
-		PoolTimeout:  timeout,
+		Addrs:       o.Addrs,
+		Username:    o.Username,
+		Password:    o.Password,
+		DB:          o.DB,
+		MasterName:  o.MasterName,
+		TLSConfig:   o.TLS,
+		DialTimeout: timeout,
+		// One dial per attempt: go-redis would otherwise dial up to five
+		// times, 100ms apart, and a refused connection would hold a
+		// request well past its 503 for nothing.
+		DialerRetries: 1,
+		ReadTimeout:   timeout,
+		WriteTimeout:  timeout,
+		PoolTimeout:   timeout,
 		// One retry covers a connection that went stale across a Redis
 		// restart; more would only delay the 503.
 		MaxRetries: 1,
@@ -64,6 +69,20 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 		ReadOnly: false,
 	})
 	return &RedisPool{rdb: rdb, b: newBatcher(rdb)}
+}
+
+// SetLogger sends go-redis's own messages (failed dials, pool events) to log
+// instead of standard error, where Caddy's log configuration cannot reach
+// them and an outage would print a line per request. go-redis has one
+// logger per process, so this is process-wide.
+func SetLogger(log func(msg string)) {
+	redis.SetLogger(printfLogger(log))
+}
+
+type printfLogger func(string)
+
+func (l printfLogger) Printf(_ context.Context, format string, v ...any) {
+	l(fmt.Sprintf(format, v...))
 }
 
 // Client exposes the underlying client (tests, health checks).
