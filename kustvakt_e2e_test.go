@@ -486,5 +486,17 @@ func TestCrossAPI(t *testing.T) {
 		if !strings.Contains(body, `"client_name":"New name"`) {
 			t.Fatalf("mediagoblin client in kustvakt: %s", body)
 		}
+		// MediaGoblin updates only its own clients: with its looser rules
+		// it must not rewrite an RFC 7591 client's redirect URIs, even with
+		// that client's secret.
+		_, body = s.postJSON("/register", `{"redirect_uris":["https://app.example/cb"]}`, basicAuth("alice"))
+		rfc := object(t, body)
+		upd = fmt.Sprintf(`{"type":"client_update","client_id":%q,"client_secret":%q,"application_type":"web","redirect_uris":"http://plain.example/cb"}`, rfc["client_id"], rfc["client_secret"])
+		if resp, body := s.postJSON("/api/client/register", upd); resp.StatusCode != 403 || body != `{"error": "Unauthorized."}` {
+			t.Fatalf("mediagoblin update of an rfc7591 client: %d %s", resp.StatusCode, body)
+		}
+		if _, body := s.kvForm("/api/v1.0/oauth2/client/"+rfc["client_id"].(string), "alice", superForm()); !strings.Contains(body, `"client_redirect_uri":"https://app.example/cb"`) {
+			t.Fatalf("rfc7591 client changed: %s", body)
+		}
 	})
 }

@@ -385,5 +385,14 @@ func TestAdminClients(t *testing.T) {
 		if _, c = s.adminJSON(admin, "GET", path+conf.ID, ""); c["super"] != true || c["permitted"] != false {
 			t.Fatalf("refused PATCHes changed the client: %v", c)
 		}
+		// Super clients are confidential: a client that gives up its secret
+		// (RFC 7592 switch to "none") gives up the privilege with it.
+		put := fmt.Sprintf(`{"client_id":%q,"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"none"}`, conf.ID)
+		if resp, body := s.do("PUT", conf.path(t, s), put, "Content-Type: application/json", rfcBearer(conf.RAT)); resp.StatusCode != 200 {
+			t.Fatalf("PUT to none: %d %s", resp.StatusCode, body)
+		}
+		if _, c = s.adminJSON(admin, "GET", path+conf.ID, ""); c["super"] != false {
+			t.Fatalf("public client still super: %v", c)
+		}
 	})
 }

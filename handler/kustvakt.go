@@ -418,7 +418,10 @@ func (a *Kustvakt) verifySuper(q *kustvaktRequest, form url.Values) (string, boo
 		if a.failed(q.w, "super client", err) {
 			return "", false
 		}
-		secretHash, super = c.SecretHash, c.Super
+		// A stored client is super only while it is confidential (the
+		// registry keeps it so; checked here as well, since super rights
+		// without a secret would need no credentials at all).
+		secretHash, super = c.SecretHash, c.Super && c.Confidential()
 		expired = c.SecretExpired(a.o.Registry.Now())
 	}
 	if secretHash != "" {

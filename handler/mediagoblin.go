@@ -258,7 +258,11 @@ func (a *MediaGoblin) update(w http.ResponseWriter, r *http.Request, data *pyDic
 	updated, err := a.o.Registry.Update(r.Context(), id.s, func(c *registry.Client) error {
 		// Checked here, on the version being written, so that a secret
 		// changed concurrently can never authorize this update.
-		if !registry.Verify(c.SecretHash, secret.s) || c.SecretExpired(now) {
+		// Only clients registered through MediaGoblin: an update may rewrite
+		// redirect URIs and names under MediaGoblin's looser rules, which
+		// must not reach an RFC 7591 client or undo the approval of a
+		// Kustvakt plugin. Others look unknown, as a wrong secret does.
+		if c.API != registry.APIMediaGoblin || !registry.Verify(c.SecretHash, secret.s) || c.SecretExpired(now) {
 			return errMGUnauthorized
 		}
 		// The stored logo is the default, and is validated again when the

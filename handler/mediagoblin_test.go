@@ -703,8 +703,8 @@ func TestMGUpdate(t *testing.T) {
 // validated again, as the real view does with client.logo_url.
 func TestMGUpdateStoredLogo(t *testing.T) {
 	e := newMGEnv(t, nil)
-	c := &registry.Client{API: registry.APIRFC7591, TokenEndpointAuthMethod: registry.AuthClientSecretBasic, LogoURI: "http://[::1"}
-	iss, err := e.reg.Register(context.Background(), c, registry.Issue{Format: registry.FormatRFC7591})
+	c := &registry.Client{API: registry.APIMediaGoblin, TokenEndpointAuthMethod: registry.AuthClientSecretBasic, LogoURI: "http://[::1"}
+	iss, err := e.reg.Register(context.Background(), c, registry.Issue{Format: registry.FormatMediaGoblin, Secret: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -714,8 +714,7 @@ func TestMGUpdateStoredLogo(t *testing.T) {
 	if id, secret, _ := checkMGSuccess(t, w); id != c.ID || secret != iss.Secret {
 		t.Errorf("echo %q %q", id, secret)
 	}
-	// The client keeps the fields the other API gave it.
-	if got := e.client(c.ID); got.API != registry.APIRFC7591 || got.LogoURI != "http://ok/" || got.TokenEndpointAuthMethod != registry.AuthClientSecretBasic {
+	if got := e.client(c.ID); got.API != registry.APIMediaGoblin || got.LogoURI != "http://ok/" || got.TokenEndpointAuthMethod != registry.AuthClientSecretBasic {
 		t.Errorf("after update: %+v", got)
 	}
 }

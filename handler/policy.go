@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,7 +146,7 @@ func (o *Options) limit(r *http.Request, api string) *Denial {
 	}
 	ip := ""
 	if g.ClientIP != nil {
-		ip = g.ClientIP(r)
+		ip = rateLimitAddress(g.ClientIP(r))
 	}
 	// One counter per API and mount point: every instance of the same
 	// handler on one store shares it, different handlers do not.
@@ -160,6 +161,22 @@ func (o *Options) limit(r *http.Request, api string) *Denial {
 			Description: fmt.Sprintf("too many registrations from this address; at most %d per %s", g.RateLimit, g.RateWindow)}
 	}
 	return nil
+}
+
+// rateLimitAddress is the part of a client address the rate limit counts:
+// an IPv4 address whole, an IPv6 address by its /64, the smallest block a
+// site is given; counting single IPv6 addresses would let one host use a
+// fresh address per request.
+func rateLimitAddress(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Unmap().Is4() {
+		return ip
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }
 
 // create registers c for an admitted request: it counts the token's use,

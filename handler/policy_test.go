@@ -78,3 +78,19 @@ func TestRetryAfterAtLeastOne(t *testing.T) {
 		t.Errorf("1.5s: %q", got)
 	}
 }
+
+func TestRateLimitAddress(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7":            "192.0.2.7",
+		"::ffff:192.0.2.7":     "::ffff:192.0.2.7",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::1": "2001:db8:1:2::/64",
+		"2001:db8:1:3::1":      "2001:db8:1:3::/64",
+		"not an address":       "not an address",
+		"":                     "",
+	} {
+		if got := rateLimitAddress(in); got != want {
+			t.Errorf("rateLimitAddress(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

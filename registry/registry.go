@@ -200,6 +200,13 @@ func (r *Registry) Update(ctx context.Context, id string, change func(c *Client)
 			return nil, err
 		}
 		c.ID = id
+		// Only confidential clients can be super clients: a change that
+		// drops the secret (an RFC 7592 switch to "none") drops the
+		// privilege too, or the client would pass as super with no
+		// credentials at all.
+		if c.Super && !c.Confidential() {
+			c.Super = false
+		}
 		c.UpdatedMs = r.Now().UnixMilli()
 		rec, err := encode(c)
 		if err != nil {

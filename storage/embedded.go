@@ -27,12 +27,16 @@ import (
 //
 // Names are hex-encoded because ids are case-sensitive and some file systems
 // are not. Writes are serialized by a mutex shared by every store on the
-// same backing storage in this process, plus the storage's own lock for
-// other processes sharing it. Rate-limit windows are kept in memory.
+// same backing storage in this process, plus a lock for other processes
+// sharing it: flock(2) on a local file system storage, the storage's own
+// Lock otherwise. Rate-limit windows are kept in memory.
 type EmbeddedStore struct {
 	st   certmagic.Storage
 	base string
 	mu   *sync.Mutex
+	// flockFile, when set, is locked with flock(2) instead of st.Lock (see
+	// flockPath).
+	flockFile string
 
 	hitMu sync.Mutex
 	hits  map[string]*window
@@ -55,7 +59,7 @@ var _ Store = (*EmbeddedStore)(nil)
 
 // NewEmbeddedStore returns a store keeping its records under base in st.
 func NewEmbeddedStore(st certmagic.Storage, base string) *EmbeddedStore {
-	return &EmbeddedStore{st: st, base: base, mu: new(sync.Mutex), hits: map[string]*window{}}
+	return &EmbeddedStore{st: st, base: base, mu: new(sync.Mutex), flockFile: flockPath(st, base), hits: map[string]*window{}}
 }
 
 // Destruct satisfies caddy.Destructor; there is nothing to close.
@@ -88,6 +92,17 @@ func (s *EmbeddedStore) lockName() string { return path.Join(s.base, "lock") }
 // process never poll the storage lock (FileStorage polls once a second).
 func (s *EmbeddedStore) lock(ctx context.Context) (func(), error) {
 	s.mu.Lock()
+	if s.flockFile != "" {
+		unlock, err := flock(ctx, s.flockFile)
+		if err != nil {
+			s.mu.Unlock()
+			return nil, unavailable("lock", err)
+		}
+		return func() {
+			unlock()
+			s.mu.Unlock()
+		}, nil
+	}
 	if err := s.st.Lock(ctx, s.lockName()); err != nil {
 		s.mu.Unlock()
 		return nil, unavailable("lock", err)

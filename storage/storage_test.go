@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -290,7 +293,7 @@ func TestEmbeddedSharedDirectory(t *testing.T) {
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	var ok atomic.Int32
-	for i := 0; i < 10; i++ {
+	for i := 0; i < 40; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
@@ -306,6 +309,18 @@ func TestEmbeddedSharedDirectory(t *testing.T) {
 	wg.Wait()
 	if ok.Load() != 3 {
 		t.Fatalf("created %d, want 3", ok.Load())
+	}
+	// On a local directory the lock is flock(2), not certmagic's lock
+	// files (whose keep-fresh goroutines log errors under steady writes).
+	if p := flockPath(a.st, "cr"); runtime.GOOS == "linux" && p == "" {
+		t.Fatal("no flock on a FileStorage")
+	} else if p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("flock file: %v", err)
+		}
+		if m, _ := filepath.Glob(filepath.Join(dir, "locks", "*.lock")); len(m) != 0 {
+			t.Fatalf("certmagic lock files left: %v", m)
+		}
 	}
 }
 

@@ -1,0 +1,17 @@
+//go:build !(linux || darwin || freebsd || openbsd || netbsd || dragonfly)
+
+package storage
+
+import (
+	"context"
+	"errors"
+
+	"github.com/caddyserver/certmagic"
+)
+
+// flockPath is "": without flock(2), the storage's own Lock is used.
+func flockPath(certmagic.Storage, string) string { return "" }
+
+func flock(context.Context, string) (func(), error) {
+	return nil, errors.New("flock is not available on this platform")
+}
