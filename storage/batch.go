@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -28,6 +30,11 @@ import (
 // whatever its size, so they are kept deep.
 type batcher struct {
 	rdb redis.UniversalClient
+	// maxWait bounds how long a command may wait in the queue: one that
+	// waited longer is failed unsent when a leader takes it, so that behind
+	// pipelines that each wait out a hung Redis's timeout, requests get
+	// their 503 after about two timeouts instead of one per pipeline ahead.
+	maxWait time.Duration
 
 	mu     sync.Mutex
 	queue  []*batchOp // waiting for the next pipeline
@@ -37,21 +44,25 @@ type batcher struct {
 }
 
 type batchOp struct {
-	cmd redis.Cmder
+	cmd    redis.Cmder
+	queued time.Time // when it joined the queue
 	// done receives false once the command ran, or true when the waiter is
 	// to lead the next pipeline (then false once it ran in that pipeline).
 	done  chan bool
 	state atomic.Int32
 }
 
-// The states of a batchOp. A waiter gives up (abandons its command) or is
-// made a leader only by changing it from opWaiting; a waiter made a leader
-// is taken out of the queue at once, so its command runs in the pipeline
-// it leads and in no other.
+// The states of a batchOp. A waiter gives up (abandons its command), is
+// made a leader, or has its command taken into a leader's pipeline only by
+// changing it from opWaiting, so exactly one of these happens: a command
+// that was abandoned is never sent, and a waiter whose command was taken
+// waits for its result. A waiter made a leader is taken out of the queue at
+// once, so its command runs in the pipeline it leads and in no other.
 const (
 	opWaiting int32 = iota
 	opAbandoned
 	opLeading
+	opTaken
 )
 
 const (
@@ -62,9 +73,12 @@ const (
 
 var opPool = sync.Pool{New: func() any { return &batchOp{done: make(chan bool, 1)} }}
 
-func newBatcher(rdb redis.UniversalClient) *batcher {
-	return &batcher{rdb: rdb}
+func newBatcher(rdb redis.UniversalClient, maxWait time.Duration) *batcher {
+	return &batcher{rdb: rdb, maxWait: maxWait}
 }
+
+// errQueueTimeout fails a command that waited longer than maxWait to be sent.
+var errQueueTimeout = errors.New("redis: command waited too long to be sent")
 
 // close makes later commands fail with redis.ErrClosed; pipelines in flight
 // finish (against the closed client, they fail too).
@@ -74,22 +88,24 @@ func (b *batcher) close() {
 	b.mu.Unlock()
 }
 
-// abandonedError is the error of do when ctx ended before the command ran:
-// the command may still run later, and keeps its arguments until then.
+// abandonedError is the error of do when ctx ended while the command was
+// still queued: it was not sent, and never will be.
 type abandonedError struct{ err error }
 
 func (e abandonedError) Error() string { return e.err.Error() }
 func (e abandonedError) Unwrap() error { return e.err }
 
-// abandoned reports whether err is do's for a command that may still run.
+// abandoned reports whether err is do's for a command given up before it
+// was sent.
 func abandoned(err error) bool {
 	_, ok := err.(abandonedError)
 	return ok
 }
 
 // do runs cmd in the next pipeline and returns its error. If ctx ends
-// first, do returns an abandonedError wrapping ctx's error; the command may
-// still run.
+// while the command is still queued, do returns an abandonedError wrapping
+// ctx's error and the command is not sent; once sent, do waits for its
+// result (bounded by the client's read timeout).
 func (b *batcher) do(ctx context.Context, cmd redis.Cmder) error {
 	op := opPool.Get().(*batchOp)
 	op.cmd = cmd
@@ -106,6 +122,7 @@ func (b *batcher) do(ctx context.Context, cmd redis.Cmder) error {
 		op.state.Store(opLeading)
 	} else {
 		op.state.Store(opWaiting)
+		op.queued = time.Now()
 		b.queue = append(b.queue, op)
 	}
 	b.mu.Unlock()
@@ -114,10 +131,11 @@ func (b *batcher) do(ctx context.Context, cmd redis.Cmder) error {
 		case lead = <-op.done:
 		case <-ctx.Done():
 			if op.state.CompareAndSwap(opWaiting, opAbandoned) {
-				// Whoever runs the command drops op; it is not reused.
+				// The next leader drops op from the queue; it is not reused.
 				return abandonedError{ctx.Err()}
 			}
-			// Made a leader meanwhile: lead, others wait for it.
+			// Taken into a pipeline (wait for its result) or made a
+			// leader (lead; others wait for it) meanwhile.
 			lead = <-op.done
 		}
 		if !lead {
@@ -149,12 +167,41 @@ func (b *batcher) leadPipelines(self *batchOp) {
 			self = nil
 		}
 		n := min(len(b.queue), batchMax-len(ops))
-		ops = append(ops, b.queue[:n]...)
+		var stale []*batchOp
+		now := time.Now()
+		for _, op := range b.queue[:n] {
+			// An abandoned command is dropped here, unsent.
+			if !op.state.CompareAndSwap(opWaiting, opTaken) {
+				continue
+			}
+			if b.maxWait > 0 && now.Sub(op.queued) > b.maxWait {
+				stale = append(stale, op)
+				continue
+			}
+			ops = append(ops, op)
+		}
 		rest := copy(b.queue, b.queue[n:])
 		clear(b.queue[rest:])
 		b.queue = b.queue[:rest]
 		b.mu.Unlock()
+		for _, op := range stale {
+			op.cmd.SetErr(abandonedError{errQueueTimeout})
+			op.done <- false
+		}
 
+		if len(ops) == 0 {
+			// Everything taken had been abandoned: see whether more
+			// queued up meanwhile, as after a pipeline.
+			b.mu.Lock()
+			b.spare = ops[:0]
+			if len(b.queue) > 0 {
+				b.mu.Unlock()
+				continue
+			}
+			b.busy--
+			b.mu.Unlock()
+			return
+		}
 		b.exec(ops)
 
 		clear(ops)
@@ -175,7 +222,7 @@ func (b *batcher) leadPipelines(self *batchOp) {
 				}
 			}
 			b.mu.Unlock()
-			continue // nobody waits any more: send their commands anyway
+			continue // every waiter gave up: the next round drops them
 		}
 		b.busy--
 		b.mu.Unlock()
@@ -198,7 +245,16 @@ func (b *batcher) exec(ops []*batchOp) {
 			op.done <- false
 		}
 	}()
+	// One timeout bounds the whole pipeline, a new connection's dial and
+	// handshake included (the client honours the deadline: see
+	// ContextTimeoutEnabled); without it each of those steps would get a
+	// timeout of its own.
 	ctx := context.Background()
+	if b.maxWait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.maxWait)
+		defer cancel()
+	}
 	if len(ops) == 1 {
 		_ = b.rdb.Process(ctx, ops[0].cmd)
 		return

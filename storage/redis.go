@@ -61,14 +61,19 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 		ReadTimeout:   timeout,
 		WriteTimeout:  timeout,
 		PoolTimeout:   timeout,
-		// One retry covers a connection that went stale across a Redis
-		// restart; more would only delay the 503.
-		MaxRetries: 1,
+		// The batcher gives each pipeline a deadline of one timeout.
+		ContextTimeoutEnabled: true,
+		// No retries: go-redis would resend a command whose reply timed
+		// out, and the scripts are not safe to run twice (a create would
+		// leave an orphan and report "exists", an update would find its own
+		// write and report a conflict). A connection gone stale across a
+		// Redis restart is noticed by the pool before reuse.
+		MaxRetries: -1,
 		// Sentinel: follow failovers; cluster: route reads to masters so a
 		// read right after a write sees it.
 		ReadOnly: false,
 	})
-	return &RedisPool{rdb: rdb, b: newBatcher(rdb)}
+	return &RedisPool{rdb: rdb, b: newBatcher(rdb, timeout)}
 }
 
 // SetLogger sends go-redis's own messages (failed dials, pool events) to log
@@ -450,6 +455,9 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 		c.args = append(c.args, cp.Max)
 	}
 	n, err := createScript.run(ctx, s.b, c.args)
+	if err != nil && s.applied(ctx, err, c.key, c.value.b) {
+		n, err = 1, nil
+	}
 	c.release(err)
 	if err != nil {
 		return unavailable("create", err)
@@ -464,6 +472,29 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 		return &LimitError{Cap: caps[-n-1]}
 	}
 	return unavailable("create", errors.New("unexpected script result "+strconv.FormatInt(n, 10)))
+}
+
+// applied settles a write whose outcome err leaves open: the script may
+// have run although its reply was lost (a read timeout, a dropped
+// connection). It reads the key back and reports whether it holds want
+// (nil: whether the key is gone), which is then the write's own doing: the
+// value carries a new revision, and a create's key a fresh random id.
+// Answering 503 for a write that did happen would leave a client with a
+// registration access token the server no longer accepts, or an orphan. A
+// refusal by Redis itself (an error reply) or a command never sent is not
+// open, and neither is a failed read-back: the 503 stands then.
+func (s *RedisStore) applied(ctx context.Context, err error, key string, want []byte) bool {
+	var reply redis.Error
+	if abandoned(err) || errors.As(err, &reply) {
+		return false
+	}
+	cmd := redis.NewStringCmd(ctx, "get", key)
+	cmd.SetFirstKeyPos(1)
+	gerr := s.b.do(context.WithoutCancel(ctx), cmd)
+	if want == nil {
+		return gerr == redis.Nil
+	}
+	return gerr == nil && cmd.Val() == string(want)
 }
 
 // Get implements Store.
@@ -507,9 +538,13 @@ func (s *RedisStore) Update(ctx context.Context, old, rec *Record) error {
 	for _, t := range rec.Tags {
 		args = append(args, s.tagKeyArg(t))
 	}
-	args = append(args, rec.ID, revHeader(old.Rev), encodeRecord(rec, old.Rev+1), expiryArg(rec.ExpiresAt),
+	value := encodeRecord(rec, old.Rev+1)
+	args = append(args, rec.ID, revHeader(old.Rev), value, expiryArg(rec.ExpiresAt),
 		time.Now().UnixMilli(), len(removed))
 	n, err := updateScript.run(ctx, s.b, args)
+	if err != nil && s.applied(ctx, err, s.recordKey(rec.ID), value) {
+		n, err = 1, nil
+	}
 	if err != nil {
 		return unavailable("update", err)
 	}
@@ -535,6 +570,9 @@ func (s *RedisStore) Delete(ctx context.Context, rec *Record) error {
 	}
 	args = append(args, rec.ID, revHeader(rec.Rev))
 	n, err := deleteScript.run(ctx, s.b, args)
+	if err != nil && s.applied(ctx, err, s.recordKey(rec.ID), nil) {
+		n, err = 1, nil
+	}
 	if err != nil {
 		return unavailable("delete", err)
 	}

@@ -1,0 +1,85 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-dcr/caddy-dcr/internal/redistest"
+)
+
+// TestRedisSlowReplies: while Redis keeps stalling for longer than the
+// timeout (DEBUG SLEEP stands for a slow disk, a fork, a long script), a
+// write is never run twice: a create never finds its own record ("exists")
+// and an update never its own revision ("conflict"). A write reported done
+// is stored; one reported unavailable may or may not be, but then exactly
+// once.
+func TestRedisSlowReplies(t *testing.T) {
+	srv := redistest.Start(t, "--enable-debug-command", "local")
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, Timeout: 100 * time.Millisecond})
+	t.Cleanup(func() { pool.Destruct() })
+	s := pool.Store("slow:")
+	ctx := context.Background()
+
+	staller := redis.NewClient(&redis.Options{Addr: srv.Addr, ReadTimeout: 5 * time.Second})
+	t.Cleanup(func() { staller.Close() })
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(40 * time.Millisecond):
+			}
+			if err := staller.Do(ctx, "debug", "sleep", "0.15").Err(); err != nil {
+				t.Errorf("debug sleep: %v", err)
+				return
+			}
+		}
+	}()
+
+	var stored []*Record
+	failed := 0
+	deadline := time.Now().Add(2 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		rec := &Record{ID: fmt.Sprint("c", i), Data: []byte("v1"), Tags: []string{"all"}}
+		err := s.Create(ctx, rec)
+		switch {
+		case errors.Is(err, ErrExists):
+			t.Fatalf("create %s ran twice: %v", rec.ID, err)
+		case err != nil:
+			failed++
+			continue
+		}
+		next := &Record{ID: rec.ID, Data: []byte("v2"), Tags: rec.Tags}
+		err = s.Update(ctx, rec, next)
+		switch {
+		case errors.Is(err, ErrConflict), errors.Is(err, ErrNotFound):
+			t.Fatalf("update of %s ran twice: %v", rec.ID, err)
+		case err != nil:
+			failed++
+			continue
+		}
+		stored = append(stored, next)
+	}
+	close(stop)
+	wg.Wait()
+	for _, want := range stored {
+		got, err := s.Get(ctx, want.ID)
+		if err != nil || string(got.Data) != "v2" {
+			t.Fatalf("%s reported stored: %v %v", want.ID, got, err)
+		}
+	}
+	t.Logf("%d writes stored, %d answered unavailable", len(stored), failed)
+	if len(stored) == 0 {
+		t.Fatal("no write got through between the stalls")
+	}
+}
