@@ -218,15 +218,35 @@ func bearer(r *http.Request) (token string, present bool) {
 // not once per failed request.
 type Health struct {
 	down atomic.Bool
+	// announced is set while an outage logged at error level lasts, and
+	// lastError is when that line was written: a store that flaps (writes
+	// failing while reads succeed, on a full disk or a Redis out of memory)
+	// gets one error line per outageLogInterval, not one per request.
+	announced atomic.Bool
+	lastError atomic.Int64
 }
+
+// outageLogInterval is the least time between two "unavailable" errors.
+const outageLogInterval = 30 * time.Second
 
 // Fail records a storage failure.
 func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
-	if h != nil && h.down.Swap(true) {
-		if c := log.Check(zapcore.DebugLevel, "client store still unavailable"); c != nil {
-			c.Write(zap.String("api", api), zap.String("op", op), zap.Error(err))
+	if h != nil {
+		if h.down.Swap(true) {
+			if c := log.Check(zapcore.DebugLevel, "client store still unavailable"); c != nil {
+				c.Write(zap.String("api", api), zap.String("op", op), zap.Error(err))
+			}
+			return
 		}
-		return
+		now := time.Now().UnixNano()
+		if last := h.lastError.Load(); last != 0 && now-last < int64(outageLogInterval) {
+			if c := log.Check(zapcore.DebugLevel, "client store unavailable again"); c != nil {
+				c.Write(zap.String("api", api), zap.String("op", op), zap.Error(err))
+			}
+			return
+		}
+		h.lastError.Store(now)
+		h.announced.Store(true)
 	}
 	log.Error("client store unavailable; answering 503 until it recovers",
 		zap.String("api", api), zap.String("op", op), zap.Error(err))
@@ -234,7 +254,7 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 
 // OK records a successful storage operation.
 func (h *Health) OK(log *zap.Logger) {
-	if h != nil && h.down.Load() && h.down.Swap(false) {
+	if h != nil && h.down.Load() && h.down.Swap(false) && h.announced.Swap(false) {
 		log.Info("client store available again")
 	}
 }

@@ -1,11 +1,16 @@
 package handler
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // TestCORSPreflightRequestHeaders: browser MCP clients send
@@ -92,5 +97,30 @@ func TestRateLimitAddress(t *testing.T) {
 		if got := rateLimitAddress(in); got != want {
 			t.Errorf("rateLimitAddress(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestHealthFlapping: a store that keeps failing and recovering (writes
+// refused while reads succeed) is logged once as unavailable and once as
+// back, not once per request.
+func TestHealthFlapping(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	log := zap.New(core)
+	h := new(Health)
+	for i := 0; i < 50; i++ {
+		h.Fail(log, "rfc7591", "register", errors.New("disk full"))
+		h.OK(log)
+	}
+	if n := logs.FilterMessageSnippet("unavailable").Len(); n != 1 {
+		t.Errorf("%d unavailable lines, want 1", n)
+	}
+	if n := logs.FilterMessage("client store available again").Len(); n != 1 {
+		t.Errorf("%d recovery lines, want 1", n)
+	}
+	// Once the interval has passed, a new outage is an error again.
+	h.lastError.Store(time.Now().Add(-outageLogInterval - time.Second).UnixNano())
+	h.Fail(log, "rfc7591", "register", errors.New("disk full"))
+	if n := logs.FilterMessageSnippet("unavailable").Len(); n != 2 {
+		t.Errorf("after the interval: %d unavailable lines, want 2", n)
 	}
 }

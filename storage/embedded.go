@@ -40,7 +40,15 @@ type EmbeddedStore struct {
 
 	hitMu sync.Mutex
 	hits  map[string]*window
+
+	// lastSweep is when sweep last ran (guarded by mu); sweepEvery is how
+	// often it runs.
+	lastSweep  time.Time
+	sweepEvery time.Duration
 }
+
+// defaultSweepEvery is how often writes also clear out expired clients.
+const defaultSweepEvery = 10 * time.Minute
 
 type window struct {
 	end   time.Time
@@ -59,7 +67,8 @@ var _ Store = (*EmbeddedStore)(nil)
 
 // NewEmbeddedStore returns a store keeping its records under base in st.
 func NewEmbeddedStore(st certmagic.Storage, base string) *EmbeddedStore {
-	return &EmbeddedStore{st: st, base: base, mu: new(sync.Mutex), flockFile: flockPath(st, base), hits: map[string]*window{}}
+	return &EmbeddedStore{st: st, base: base, mu: new(sync.Mutex), flockFile: flockPath(st, base), hits: map[string]*window{},
+		sweepEvery: defaultSweepEvery}
 }
 
 // Destruct satisfies caddy.Destructor; there is nothing to close.
@@ -92,6 +101,10 @@ func (s *EmbeddedStore) lockName() string { return path.Join(s.base, "lock") }
 // process never poll the storage lock (FileStorage polls once a second).
 func (s *EmbeddedStore) lock(ctx context.Context) (func(), error) {
 	s.mu.Lock()
+	// Another process holding the lock for long (or a lock left behind) is
+	// an outage to report, not a wait without end.
+	ctx, cancel := context.WithTimeout(ctx, embeddedLockWait)
+	defer cancel()
 	if s.flockFile != "" {
 		unlock, err := flock(ctx, s.flockFile)
 		if err != nil {
@@ -112,6 +125,9 @@ func (s *EmbeddedStore) lock(ctx context.Context) (func(), error) {
 		s.mu.Unlock()
 	}, nil
 }
+
+// embeddedLockWait bounds the wait for the storage lock.
+const embeddedLockWait = 5 * time.Second
 
 func notExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist)
@@ -188,6 +204,7 @@ func (s *EmbeddedStore) Create(ctx context.Context, rec *Record, caps ...Cap) er
 		return err
 	}
 	defer unlock()
+	s.sweep(ctx)
 	old, err := s.load(ctx, rec.ID)
 	switch {
 	case err == nil:
@@ -327,6 +344,48 @@ func (s *EmbeddedStore) markerCount(ctx context.Context, tag string) (int, error
 		return 0, unavailable("list", err)
 	}
 	return len(keys), nil
+}
+
+// sweep removes expired records and their markers, at most once per
+// sweepEvery; the caller holds the lock. Reads already skip expired
+// clients, and a cap prunes the markers it counts, but without this the
+// files of clients that expired would stay for ever. Failures are left for
+// the next sweep.
+func (s *EmbeddedStore) sweep(ctx context.Context) {
+	now := time.Now()
+	if now.Sub(s.lastSweep) < s.sweepEvery {
+		return
+	}
+	s.lastSweep = now
+	dirs, err := s.st.List(ctx, path.Join(s.base, "tags"), false)
+	if err != nil {
+		return
+	}
+	nowMs := now.UnixMilli()
+	for _, dir := range dirs {
+		markers, err := s.st.List(ctx, dir, false)
+		if err != nil {
+			continue
+		}
+		for _, m := range markers {
+			b, err := s.st.Load(ctx, m)
+			if err != nil {
+				continue
+			}
+			if exp, _ := strconv.ParseInt(string(b), 10, 64); exp == 0 || exp > nowMs {
+				continue
+			}
+			// The marker says expired; the record decides (it may have been
+			// renewed since, or be gone already).
+			old, err := s.loadKey(ctx, s.recordKeyByName(path.Base(m)), "")
+			switch {
+			case errors.Is(err, errExpired):
+				_ = s.remove(ctx, old.ID, old.Tags)
+			case errors.Is(err, ErrNotFound):
+				_ = s.st.Delete(ctx, m)
+			}
+		}
+	}
 }
 
 // count counts the live records under tag. Markers whose record is gone or

@@ -283,6 +283,9 @@ local function tagadd(key, id, exp, expn, now)
     redis.call('ZADD', key, ` + neverScore + ` + tonumber(now), id)
     redis.call('PERSIST', key)
   else
+    -- Expiring ids leave the set only when pruned: do it here, or a set
+    -- with no cap to prune it would keep every id that ever expired.
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
     local ttl = redis.call('PTTL', key)
     redis.call('ZADD', key, exp, id)
     if ttl == -2 or (ttl >= 0 and tonumber(now) + ttl < expn) then

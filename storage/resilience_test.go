@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/redistest"
@@ -81,5 +85,55 @@ func TestRedisSlowReplies(t *testing.T) {
 	t.Logf("%d writes stored, %d answered unavailable", len(stored), failed)
 	if len(stored) == 0 {
 		t.Fatal("no write got through between the stalls")
+	}
+}
+
+// TestExpiredClientsLeave: clients that expired leave the store for good,
+// on both backends, even with no cap pruning a set: the Redis index set
+// drops them when the next expiring id joins it, the embedded store's
+// periodic sweep removes their files and markers.
+func TestExpiredClientsLeave(t *testing.T) {
+	ctx := context.Background()
+	soon := func() time.Time { return time.Now().Add(100 * time.Millisecond) }
+
+	srv := redistest.Start(t)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
+	t.Cleanup(func() { pool.Destruct() })
+	rs := pool.Store("exp:")
+	// A long-lived member keeps the set itself from expiring, as a steady
+	// stream of registrations does.
+	if err := rs.Create(ctx, &Record{ID: "keeper", Data: []byte("x"), Tags: []string{"all"}, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if err := rs.Create(ctx, &Record{ID: fmt.Sprint("old", i), Data: []byte("x"), Tags: []string{"all"}, ExpiresAt: soon()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := rs.Create(ctx, &Record{ID: "new", Data: []byte("x"), Tags: []string{"all"}, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.CLI("zcard", rs.tagKey("all")); strings.TrimSpace(n) != "2" {
+		t.Errorf("redis index holds %s ids, want 2", n)
+	}
+
+	dir := t.TempDir()
+	es := NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, "exp")
+	es.sweepEvery = 0
+	for i := 0; i < 5; i++ {
+		if err := es.Create(ctx, &Record{ID: fmt.Sprint("old", i), Data: []byte("x"), Tags: []string{"all", "owner:o"}, ExpiresAt: soon()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := es.Create(ctx, &Record{ID: "new", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+		t.Fatal(err)
+	}
+	for sub, want := range map[string]int{"records": 1, "tags/" + fileName("all"): 1, "tags/" + fileName("owner:o"): 0} {
+		entries, _ := os.ReadDir(filepath.Join(dir, "exp", sub))
+		if len(entries) != want {
+			t.Errorf("embedded %s holds %d files, want %d", sub, len(entries), want)
+		}
 	}
 }
