@@ -146,25 +146,32 @@ func setOp(w http.ResponseWriter, op string) {
 	}
 }
 
-// observe starts watching the answer to a request for op.
+var observedPool = sync.Pool{New: func() any { return new(observed) }}
+
+// observe starts watching the answer to a request for op. The wrapper is
+// reused: it must not be kept once done has counted it.
 func observe(w http.ResponseWriter, op string) *observed {
-	return &observed{ResponseWriter: w, op: op}
+	ob := observedPool.Get().(*observed)
+	ob.ResponseWriter, ob.op = w, op
+	return ob
 }
 
-// done counts the answer ob recorded for api.
+// done counts the answer ob recorded for api and releases ob.
 func (m *Metrics) done(api string, ob *observed) {
-	if m == nil || ob.op == "" {
+	status, op := ob.status, ob.op
+	*ob = observed{}
+	observedPool.Put(ob)
+	if m == nil || op == "" {
 		return
 	}
-	status := ob.status
 	if status == 0 {
 		status = http.StatusOK // nothing written: net/http answers 200
 	}
-	if ob.op == opRegister {
+	if op == opRegister {
 		m.registration(api, registrationResult(status))
 		return
 	}
-	m.operation(api, ob.op, status)
+	m.operation(api, op, status)
 }
 
 // registrationResult is the result label of a registration answered with

@@ -164,13 +164,18 @@ func (o *Options) limit(r *http.Request, api string) *Denial {
 }
 
 // rateLimitAddress is the part of a client address the rate limit counts:
-// an IPv4 address whole, an IPv6 address by its /64, the smallest block a
+// an IPv4 address whole (also when mapped into IPv6), an IPv6 address by its /64, the smallest block a
 // site is given; counting single IPv6 addresses would let one host use a
 // fresh address per request.
 func rateLimitAddress(ip string) string {
 	a, err := netip.ParseAddr(ip)
-	if err != nil || a.Unmap().Is4() {
+	if err != nil {
 		return ip
+	}
+	if a = a.Unmap(); a.Is4() {
+		// An IPv4 client is one client however it is written: a dual-stack
+		// proxy may report it as ::ffff:a.b.c.d.
+		return a.String()
 	}
 	p, err := a.Prefix(64)
 	if err != nil {

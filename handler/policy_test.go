@@ -87,7 +87,7 @@ func TestRetryAfterAtLeastOne(t *testing.T) {
 func TestRateLimitAddress(t *testing.T) {
 	for in, want := range map[string]string{
 		"192.0.2.7":            "192.0.2.7",
-		"::ffff:192.0.2.7":     "::ffff:192.0.2.7",
+		"::ffff:192.0.2.7":     "192.0.2.7",
 		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
 		"2001:db8:1:2:ffff::1": "2001:db8:1:2::/64",
 		"2001:db8:1:3::1":      "2001:db8:1:3::/64",
