@@ -218,35 +218,50 @@ func bearer(r *http.Request) (token string, present bool) {
 // not once per failed request.
 type Health struct {
 	down atomic.Bool
-	// announced is set while an outage logged at error level lasts, and
-	// lastError is when that line was written: a store that flaps (writes
-	// failing while reads succeed, on a full disk or a Redis out of memory)
-	// gets one error line per outageLogInterval, not one per request.
+	// since is when the current outage began. announced is set while an
+	// outage logged at error level lasts, and lastError is when that line
+	// was written: a store that flaps (writes failing while reads succeed,
+	// on a full disk or a Redis out of memory) gets one error line per
+	// outageLogInterval, not one per request, while an outage that lasts
+	// outageConfirm is always logged.
+	since     atomic.Int64
 	announced atomic.Bool
 	lastError atomic.Int64
 }
 
-// outageLogInterval is the least time between two "unavailable" errors.
-const outageLogInterval = 30 * time.Second
+const (
+	// outageLogInterval is the least time between two "unavailable" errors
+	// for outages shorter than outageConfirm.
+	outageLogInterval = 30 * time.Second
+	// outageConfirm is how long an outage lasts before it is logged at
+	// error level whatever came before it.
+	outageConfirm = 5 * time.Second
+)
 
 // Fail records a storage failure.
 func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 	if h != nil {
-		if h.down.Swap(true) {
+		now := time.Now().UnixNano()
+		if !h.down.Swap(true) {
+			h.since.Store(now)
+		}
+		if h.announced.Load() {
 			if c := log.Check(zapcore.DebugLevel, "client store still unavailable"); c != nil {
 				c.Write(zap.String("api", api), zap.String("op", op), zap.Error(err))
 			}
 			return
 		}
-		now := time.Now().UnixNano()
-		if last := h.lastError.Load(); last != 0 && now-last < int64(outageLogInterval) {
+		last := h.lastError.Load()
+		if last != 0 && now-last < int64(outageLogInterval) && now-h.since.Load() < int64(outageConfirm) {
 			if c := log.Check(zapcore.DebugLevel, "client store unavailable again"); c != nil {
 				c.Write(zap.String("api", api), zap.String("op", op), zap.Error(err))
 			}
 			return
 		}
+		if !h.announced.CompareAndSwap(false, true) {
+			return // another request announced it
+		}
 		h.lastError.Store(now)
-		h.announced.Store(true)
 	}
 	log.Error("client store unavailable; answering 503 until it recovers",
 		zap.String("api", api), zap.String("op", op), zap.Error(err))

@@ -123,4 +123,18 @@ func TestHealthFlapping(t *testing.T) {
 	if n := logs.FilterMessageSnippet("unavailable").Len(); n != 2 {
 		t.Errorf("after the interval: %d unavailable lines, want 2", n)
 	}
+	h.OK(log)
+
+	// Within the interval, an outage that goes on is logged all the same
+	// once it has lasted outageConfirm.
+	h.Fail(log, "rfc7591", "register", errors.New("connection refused"))
+	if n := logs.FilterMessageSnippet("unavailable").Len(); n != 2 {
+		t.Errorf("short outage in the interval: %d unavailable lines, want 2", n)
+	}
+	h.since.Store(time.Now().Add(-outageConfirm - time.Second).UnixNano())
+	h.Fail(log, "rfc7591", "register", errors.New("connection refused"))
+	h.Fail(log, "rfc7591", "register", errors.New("connection refused"))
+	if n := logs.FilterMessageSnippet("unavailable").Len(); n != 3 {
+		t.Errorf("lasting outage in the interval: %d unavailable lines, want 3", n)
+	}
 }

@@ -33,7 +33,9 @@ import (
 type EmbeddedStore struct {
 	st   certmagic.Storage
 	base string
-	mu   *sync.Mutex
+	// sem serializes the writes of this process (a one-slot semaphore
+	// rather than a mutex, so that waiting for it has a deadline too).
+	sem chan struct{}
 	// flockFile, when set, is locked with flock(2) instead of st.Lock (see
 	// flockPath).
 	flockFile string
@@ -67,7 +69,7 @@ var _ Store = (*EmbeddedStore)(nil)
 
 // NewEmbeddedStore returns a store keeping its records under base in st.
 func NewEmbeddedStore(st certmagic.Storage, base string) *EmbeddedStore {
-	return &EmbeddedStore{st: st, base: base, mu: new(sync.Mutex), flockFile: flockPath(st, base), hits: map[string]*window{},
+	return &EmbeddedStore{st: st, base: base, sem: make(chan struct{}, 1), flockFile: flockPath(st, base), hits: map[string]*window{},
 		sweepEvery: defaultSweepEvery}
 }
 
@@ -97,32 +99,37 @@ func (s *EmbeddedStore) tagDir(tag string) string {
 
 func (s *EmbeddedStore) lockName() string { return path.Join(s.base, "lock") }
 
-// lock takes the in-process mutex first so that concurrent requests in this
-// process never poll the storage lock (FileStorage polls once a second).
+// lock takes the in-process semaphore first, so that concurrent requests
+// in this process never poll the storage lock, then the storage lock. The
+// whole wait is bounded: another process holding the lock for long (or a
+// lock left behind) is an outage to report, not a wait without end.
 func (s *EmbeddedStore) lock(ctx context.Context) (func(), error) {
-	s.mu.Lock()
-	// Another process holding the lock for long (or a lock left behind) is
-	// an outage to report, not a wait without end.
 	ctx, cancel := context.WithTimeout(ctx, embeddedLockWait)
 	defer cancel()
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, unavailable("lock", ctx.Err())
+	}
+	release := func() { <-s.sem }
 	if s.flockFile != "" {
 		unlock, err := flock(ctx, s.flockFile)
 		if err != nil {
-			s.mu.Unlock()
+			release()
 			return nil, unavailable("lock", err)
 		}
 		return func() {
 			unlock()
-			s.mu.Unlock()
+			release()
 		}, nil
 	}
 	if err := s.st.Lock(ctx, s.lockName()); err != nil {
-		s.mu.Unlock()
+		release()
 		return nil, unavailable("lock", err)
 	}
 	return func() {
 		_ = s.st.Unlock(context.WithoutCancel(ctx), s.lockName())
-		s.mu.Unlock()
+		release()
 	}, nil
 }
 
@@ -368,16 +375,30 @@ func (s *EmbeddedStore) sweep(ctx context.Context) {
 			continue
 		}
 		for _, m := range markers {
+			if time.Since(now) > sweepBudget {
+				// A large backlog is cleared a slice at a time, so that
+				// the writer sweeping (and those waiting for the lock)
+				// are not held up: the next write goes on.
+				s.lastSweep = time.Time{}
+				return
+			}
 			b, err := s.st.Load(ctx, m)
 			if err != nil {
 				continue
 			}
+			rec := s.recordKeyByName(path.Base(m))
 			if exp, _ := strconv.ParseInt(string(b), 10, 64); exp == 0 || exp > nowMs {
+				// Live by its marker; a marker whose record is missing
+				// is left by a write that failed half-way (markers go
+				// first), and is only noise.
+				if !s.st.Exists(ctx, rec) {
+					_ = s.st.Delete(ctx, m)
+				}
 				continue
 			}
 			// The marker says expired; the record decides (it may have been
 			// renewed since, or be gone already).
-			old, err := s.loadKey(ctx, s.recordKeyByName(path.Base(m)), "")
+			old, err := s.loadKey(ctx, rec, "")
 			switch {
 			case errors.Is(err, errExpired):
 				_ = s.remove(ctx, old.ID, old.Tags)
@@ -387,6 +408,9 @@ func (s *EmbeddedStore) sweep(ctx context.Context) {
 		}
 	}
 }
+
+// sweepBudget is how long one sweep may run.
+const sweepBudget = 250 * time.Millisecond
 
 // count counts the live records under tag. Markers whose record is gone or
 // expired are skipped; with prune (the caller holds the lock) they are removed.

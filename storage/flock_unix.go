@@ -59,7 +59,9 @@ func flock(ctx context.Context, path string) (func(), error) {
 			return nil, ctx.Err()
 		case <-t.C:
 		}
-		wait = min(2*wait, 50*time.Millisecond)
+		// Short polls: the holder's next write takes the lock again as soon
+		// as it is free, so a waiter that slept long would rarely get it.
+		wait = min(2*wait, 5*time.Millisecond)
 	}
 	return func() {
 		_ = syscall.Flock(fd, syscall.LOCK_UN)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -125,6 +126,10 @@ func TestExpiredClientsLeave(t *testing.T) {
 		if err := es.Create(ctx, &Record{ID: fmt.Sprint("old", i), Data: []byte("x"), Tags: []string{"all", "owner:o"}, ExpiresAt: soon()}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A marker left by a write that failed half-way (markers go first).
+	if err := es.st.Store(ctx, path.Join(es.tagDir("all"), fileName("half")), []byte("0")); err != nil {
+		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)
 	if err := es.Create(ctx, &Record{ID: "new", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
