@@ -1036,10 +1036,14 @@ func rfcValidationCases() []rfcCase {
 		{"V15", "http metadata URLs accepted", `{` + rfcCB + `,"client_uri":"http://c.example/","logo_uri":"https://c.example/l.png"}`, "", func(t *testing.T, m map[string]any) {
 			rfcWantStr(t, m, "client_uri", "http://c.example/")
 		}},
-		{"V15", "contact with display name", `{` + rfcCB + `,"contacts":["Admin <admin@c.example>"]}`, badMeta, nil},
-		{"V15", "contact in angle brackets", `{` + rfcCB + `,"contacts":["<admin@c.example>"]}`, badMeta, nil},
+		// "Ways to contact people ..., typically email addresses" (RFC 7591
+		// section 2): addresses with a name, mailto: URIs and web pages too,
+		// echoed as sent; anything else is refused.
+		{"V15", "contacts of other kinds accepted", `{` + rfcCB + `,"contacts":["Admin <admin@c.example>","<admin@c.example>","mailto:admin@c.example","https://c.example/support"]}`, "", func(t *testing.T, m map[string]any) {
+			rfcWantStrs(t, m, "contacts", "Admin <admin@c.example>", "<admin@c.example>", "mailto:admin@c.example", "https://c.example/support")
+		}},
 		{"V15", "contact not an address", `{` + rfcCB + `,"contacts":["not-an-email"]}`, badMeta, nil},
-		{"V15", "contact mailto URI", `{` + rfcCB + `,"contacts":["mailto:admin@c.example"]}`, badMeta, nil},
+		{"V15", "contact javascript URL", `{` + rfcCB + `,"contacts":["javascript:alert(1)"]}`, badMeta, nil},
 		{"V15", "plain contacts accepted", `{` + rfcCB + `,"contacts":["admin@c.example","ops@c.example"]}`, "", func(t *testing.T, m map[string]any) {
 			rfcWantStrs(t, m, "contacts", "admin@c.example", "ops@c.example")
 		}},

@@ -439,7 +439,9 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 		return nil, metaErr("at most 20 language-tagged Fields may be registered")
 	}
 
-	// Contacts are e-mail addresses.
+	// Contacts are "ways to contact people responsible for this client,
+	// typically email addresses" (RFC 7591 section 2): an address (bare or
+	// with a display name), a mailto: URI, or a web page.
 	contacts, _, err := f.Strings("contacts")
 	if err != nil {
 		return nil, err
@@ -448,8 +450,8 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 		return nil, metaErr("at most %d contacts may be registered", maxContacts)
 	}
 	for _, addr := range contacts {
-		if a, perr := mail.ParseAddress(addr); perr != nil || a.Address != addr || a.Name != "" {
-			return nil, metaErr("contact %s is not an e-mail address", quote(addr))
+		if !validContact(addr) {
+			return nil, metaErr("contact %s is not an e-mail address, a mailto: URI or an http(s) URL", quote(addr))
 		}
 	}
 	c.Contacts = contacts
@@ -649,4 +651,26 @@ func (p *Policy) Refusal(c *Client) string {
 		return "token endpoint authentication method " + m + " is not allowed here"
 	}
 	return ""
+}
+
+// validContact accepts an e-mail address ("jane@example.com", "Jane Doe
+// <jane@example.com>"), a mailto: URI or an http(s) URL.
+func validContact(c string) bool {
+	if c == "" || len(c) > maxURILength || strings.TrimSpace(c) != c {
+		return false
+	}
+	for _, r := range c {
+		if r < ' ' || r == 0x7f {
+			return false
+		}
+	}
+	if len(c) > 7 && strings.EqualFold(c[:7], "mailto:") {
+		a, err := mail.ParseAddress(c[7:])
+		return err == nil && a.Name == "" && a.Address == c[7:]
+	}
+	if scheme, _, ok := strings.Cut(c, ":"); ok && (strings.EqualFold(scheme, "http") || strings.EqualFold(scheme, "https")) {
+		return CheckWebURI("contact", c) == ""
+	}
+	_, err := mail.ParseAddress(c)
+	return err == nil
 }

@@ -340,10 +340,16 @@ func TestParseMetadata(t *testing.T) {
 		{"V15", "contacts plain", Policy{}, `{` + mdCB + `,"contacts":["a@c.example","b.c+d@c.example"]}`, "", func(t *testing.T, c *Client) {
 			eq(t, "contacts", c.Contacts, []string{"a@c.example", "b.c+d@c.example"})
 		}},
-		{"V15", "contact with name", Policy{}, `{` + mdCB + `,"contacts":["A <a@c.example>"]}`, CodeInvalidClientMetadata, nil},
-		{"V15", "contact in brackets", Policy{}, `{` + mdCB + `,"contacts":["<a@c.example>"]}`, CodeInvalidClientMetadata, nil},
+		// "Typically email addresses" (RFC 7591 section 2): other ways to
+		// contact people are accepted too, and echoed as sent.
+		{"V15", "contacts of other kinds", Policy{}, `{` + mdCB + `,"contacts":["A <a@c.example>","<a@c.example>","mailto:a@c.example","https://c.example/support"]}`, "", func(t *testing.T, c *Client) {
+			eq(t, "contacts", c.Contacts, []string{"A <a@c.example>", "<a@c.example>", "mailto:a@c.example", "https://c.example/support"})
+		}},
+		{"V15", "contact mailto without an address", Policy{}, `{` + mdCB + `,"contacts":["mailto:nobody"]}`, CodeInvalidClientMetadata, nil},
+		{"V15", "contact javascript URL", Policy{}, `{` + mdCB + `,"contacts":["javascript:alert(1)"]}`, CodeInvalidClientMetadata, nil},
+		{"V15", "contact word", Policy{}, `{` + mdCB + `,"contacts":["not-an-email"]}`, CodeInvalidClientMetadata, nil},
+		{"V15", "contact with a newline", Policy{}, `{` + mdCB + `,"contacts":["a@c.example\nBcc: b@c.example"]}`, CodeInvalidClientMetadata, nil},
 		{"V15", "contact with spaces", Policy{}, `{` + mdCB + `,"contacts":[" a@c.example"]}`, CodeInvalidClientMetadata, nil},
-		{"V15", "contact mailto", Policy{}, `{` + mdCB + `,"contacts":["mailto:a@c.example"]}`, CodeInvalidClientMetadata, nil},
 		{"V15", "contact list", Policy{}, `{` + mdCB + `,"contacts":["a@c.example, b@c.example"]}`, CodeInvalidClientMetadata, nil},
 		{"V15", "contact empty", Policy{}, `{` + mdCB + `,"contacts":[""]}`, CodeInvalidClientMetadata, nil},
 		{"V15", "at most 20 contacts", Policy{}, `{` + mdCB + `,"contacts":[` + strings.Join(tooManyContacts, ",") + `]}`, CodeInvalidClientMetadata, nil},
