@@ -88,6 +88,13 @@ func (b *batcher) close() {
 	b.mu.Unlock()
 }
 
+// isClosed reports whether close was called.
+func (b *batcher) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
 // abandonedError is the error of do when ctx ended while the command was
 // still queued: it was not sent, and never will be.
 type abandonedError struct{ err error }

@@ -458,8 +458,12 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 		c.args = append(c.args, cp.Max)
 	}
 	n, err := createScript.run(ctx, s.b, c.args)
-	if err != nil && s.applied(ctx, err, c.key, c.value.b) {
-		n, err = 1, nil
+	if err != nil && outcomeOpen(err) {
+		if s.holds(ctx, c.key, c.value.b) {
+			n, err = 1, nil
+		} else {
+			go s.reapLater(rec.ID, string(c.value.b), slices.Clone(rec.Tags))
+		}
 	}
 	c.release(err)
 	if err != nil {
@@ -487,10 +491,18 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 // refusal by Redis itself (an error reply) or a command never sent is not
 // open, and neither is a failed read-back: the 503 stands then.
 func (s *RedisStore) applied(ctx context.Context, err error, key string, want []byte) bool {
+	return outcomeOpen(err) && s.holds(ctx, key, want)
+}
+
+// outcomeOpen reports whether a write that failed with err may still have
+// been carried out.
+func outcomeOpen(err error) bool {
 	var reply redis.Error
-	if abandoned(err) || errors.As(err, &reply) {
-		return false
-	}
+	return !abandoned(err) && !errors.As(err, &reply)
+}
+
+// holds reads key and reports whether it holds want (nil: whether it is gone).
+func (s *RedisStore) holds(ctx context.Context, key string, want []byte) bool {
 	cmd := redis.NewStringCmd(ctx, "get", key)
 	cmd.SetFirstKeyPos(1)
 	gerr := s.b.do(context.WithoutCancel(ctx), cmd)
@@ -498,6 +510,36 @@ func (s *RedisStore) applied(ctx context.Context, err error, key string, want []
 		return gerr == redis.Nil
 	}
 	return gerr == nil && cmd.Val() == string(want)
+}
+
+// reapWaits are the pauses between reapLater's looks at the record.
+var reapWaits = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 15 * time.Second, 30 * time.Second}
+
+// reapLater removes a record whose create was answered 503 but may still be
+// carried out, by a Redis that stalled for longer than the read-back: its id
+// was never given to anyone, so when it shows up it is deleted, index
+// entries and all, rather than left to count against the caps for ever. It
+// gives up after about a minute, or when the store is closed.
+func (s *RedisStore) reapLater(id, value string, tags []string) {
+	key := s.recordKey(id)
+	for _, wait := range reapWaits {
+		time.Sleep(wait)
+		if s.b.isClosed() {
+			return
+		}
+		ctx := context.Background()
+		cmd := redis.NewStringCmd(ctx, "get", key)
+		cmd.SetFirstKeyPos(1)
+		switch err := s.b.do(ctx, cmd); {
+		case err != nil:
+			continue // not there (yet), or Redis still away
+		case cmd.Val() != value:
+			return // not the record this create wrote
+		}
+		if err := s.Delete(ctx, &Record{ID: id, Tags: tags, Rev: 1}); err == nil || !IsUnavailable(err) {
+			return
+		}
+	}
 }
 
 // Get implements Store.

@@ -142,3 +142,41 @@ func TestExpiredClientsLeave(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisOrphanReaped: a create answered "unavailable" because Redis
+// stalled for longer than the timeout and the read-back may still be
+// carried out when Redis wakes up; its record (whose id nobody was given)
+// is then deleted with its index entries, not left to count against caps.
+func TestRedisOrphanReaped(t *testing.T) {
+	saved := reapWaits
+	reapWaits = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second}
+	t.Cleanup(func() { reapWaits = saved })
+	srv := redistest.Start(t)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, Timeout: 100 * time.Millisecond})
+	t.Cleanup(func() { pool.Destruct() })
+	s := pool.Store("orphan:")
+	ctx := context.Background()
+	if err := s.Create(ctx, &Record{ID: "warm", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for i := 0; i < 5; i++ {
+		srv.Pause()
+		err := s.Create(ctx, &Record{ID: fmt.Sprint("c", i), Data: []byte("x"), Tags: []string{"all"}})
+		time.Sleep(100 * time.Millisecond)
+		srv.Resume()
+		if err != nil {
+			if !IsUnavailable(err) {
+				t.Fatalf("create during a stall: %v", err)
+			}
+			failed++
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no create was answered unavailable: the stalls were too short to test anything")
+	}
+	redistest.WaitFor(t, 5*time.Second, "the index to hold only the acknowledged clients", func(context.Context) bool {
+		n, err := s.Count(ctx, "all")
+		return err == nil && n == 1+5-failed
+	})
+}
