@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -217,16 +218,19 @@ func bearer(r *http.Request) (token string, present bool) {
 // Health logs a storage outage once when it starts and once when it ends,
 // not once per failed request.
 type Health struct {
+	// down is read without the lock on every successful request; every
+	// change of the state below is made under mu.
 	down atomic.Bool
+	mu   sync.Mutex
 	// since is when the current outage began. announced is set while an
 	// outage logged at error level lasts, and lastError is when that line
 	// was written: a store that flaps (writes failing while reads succeed,
 	// on a full disk or a Redis out of memory) gets one error line per
 	// outageLogInterval, not one per request, while an outage that lasts
 	// outageConfirm is always logged.
-	since     atomic.Int64
-	announced atomic.Bool
-	lastError atomic.Int64
+	since     time.Time
+	announced bool
+	lastError time.Time
 }
 
 const (
@@ -240,28 +244,31 @@ const (
 
 // Fail records a storage failure.
 func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
-	if h != nil {
-		now := time.Now().UnixNano()
-		if !h.down.Swap(true) {
-			h.since.Store(now)
+	if h == nil {
+		log.Error("client store unavailable", zap.String("api", api), zap.String("op", op), zap.Error(err))
+		return
+	}
+	now := time.Now()
+	h.mu.Lock()
+	if !h.down.Load() {
+		h.down.Store(true)
+		h.since = now
+	}
+	msg := ""
+	switch {
+	case h.announced:
+		msg = "client store still unavailable"
+	case !h.lastError.IsZero() && now.Sub(h.lastError) < outageLogInterval && now.Sub(h.since) < outageConfirm:
+		msg = "client store unavailable again"
+	default:
+		h.announced, h.lastError = true, now
+	}
+	h.mu.Unlock()
+	if msg != "" {
+		if c := log.Check(zapcore.DebugLevel, msg); c != nil {
+			c.Write(zap.String("api", api), zap.String("op", op), zap.Error(err))
 		}
-		if h.announced.Load() {
-			if c := log.Check(zapcore.DebugLevel, "client store still unavailable"); c != nil {
-				c.Write(zap.String("api", api), zap.String("op", op), zap.Error(err))
-			}
-			return
-		}
-		last := h.lastError.Load()
-		if last != 0 && now-last < int64(outageLogInterval) && now-h.since.Load() < int64(outageConfirm) {
-			if c := log.Check(zapcore.DebugLevel, "client store unavailable again"); c != nil {
-				c.Write(zap.String("api", api), zap.String("op", op), zap.Error(err))
-			}
-			return
-		}
-		if !h.announced.CompareAndSwap(false, true) {
-			return // another request announced it
-		}
-		h.lastError.Store(now)
+		return
 	}
 	log.Error("client store unavailable; answering 503 until it recovers",
 		zap.String("api", api), zap.String("op", op), zap.Error(err))
@@ -269,7 +276,15 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 
 // OK records a successful storage operation.
 func (h *Health) OK(log *zap.Logger) {
-	if h != nil && h.down.Load() && h.down.Swap(false) && h.announced.Swap(false) {
+	if h == nil || !h.down.Load() {
+		return
+	}
+	h.mu.Lock()
+	announced := h.down.Load() && h.announced
+	h.down.Store(false)
+	h.announced = false
+	h.mu.Unlock()
+	if announced {
 		log.Info("client store available again")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,7 +119,7 @@ func TestHealthFlapping(t *testing.T) {
 		t.Errorf("%d recovery lines, want 1", n)
 	}
 	// Once the interval has passed, a new outage is an error again.
-	h.lastError.Store(time.Now().Add(-outageLogInterval - time.Second).UnixNano())
+	h.lastError = time.Now().Add(-outageLogInterval - time.Second)
 	h.Fail(log, "rfc7591", "register", errors.New("disk full"))
 	if n := logs.FilterMessageSnippet("unavailable").Len(); n != 2 {
 		t.Errorf("after the interval: %d unavailable lines, want 2", n)
@@ -131,10 +132,39 @@ func TestHealthFlapping(t *testing.T) {
 	if n := logs.FilterMessageSnippet("unavailable").Len(); n != 2 {
 		t.Errorf("short outage in the interval: %d unavailable lines, want 2", n)
 	}
-	h.since.Store(time.Now().Add(-outageConfirm - time.Second).UnixNano())
+	h.since = time.Now().Add(-outageConfirm - time.Second)
 	h.Fail(log, "rfc7591", "register", errors.New("connection refused"))
 	h.Fail(log, "rfc7591", "register", errors.New("connection refused"))
 	if n := logs.FilterMessageSnippet("unavailable").Len(); n != 3 {
 		t.Errorf("lasting outage in the interval: %d unavailable lines, want 3", n)
+	}
+}
+
+// TestHealthConcurrent: failures and successes racing each other never
+// leave the state "announced" while the store is up, which would keep the
+// next outage from being logged.
+func TestHealthConcurrent(t *testing.T) {
+	log := zap.NewNop()
+	h := new(Health)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 20000; i++ {
+				if (i+g)%2 == 0 {
+					h.Fail(log, "rfc7591", "register", errors.New("x"))
+				} else {
+					h.OK(log)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	h.OK(log)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.down.Load() || h.announced {
+		t.Fatalf("after recovery: down %v, announced %v", h.down.Load(), h.announced)
 	}
 }

@@ -137,6 +137,7 @@ func (r *Registry) Register(ctx context.Context, c *Client, iss Issue, caps ...s
 			return nil, err
 		}
 		rec.ExpiresAt = r.expiry(c, now)
+		rec.FreshID = true
 		err = r.Store.Create(ctx, rec, caps...)
 		if err == nil {
 			return out, nil

@@ -60,7 +60,7 @@ func (r *Registry) IssueToken(ctx context.Context, name string, ttl time.Duratio
 	if err != nil {
 		return "", nil, fmt.Errorf("encoding token: %w", err)
 	}
-	rec.Data = b
+	rec.Data, rec.FreshID = b, true
 	if err := r.Store.Create(ctx, rec); err != nil {
 		return "", nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -43,9 +44,13 @@ type EmbeddedStore struct {
 	hitMu sync.Mutex
 	hits  map[string]*window
 
-	// lastSweep is when sweep last ran (guarded by mu); sweepEvery is how
-	// often it runs.
-	lastSweep  time.Time
+	// Sweeping (guarded by the lock): nextSweep is when the next slice is
+	// due, sweepDir and sweepAfter where the current sweep stopped (the tag
+	// directory, then the last marker looked at), sweepEvery how often a
+	// full sweep starts.
+	nextSweep  time.Time
+	sweepDir   string
+	sweepAfter string
 	sweepEvery time.Duration
 }
 
@@ -353,64 +358,84 @@ func (s *EmbeddedStore) markerCount(ctx context.Context, tag string) (int, error
 	return len(keys), nil
 }
 
-// sweep removes expired records and their markers, at most once per
-// sweepEvery; the caller holds the lock. Reads already skip expired
-// clients, and a cap prunes the markers it counts, but without this the
-// files of clients that expired would stay for ever. Failures are left for
-// the next sweep.
+// sweep removes expired records and their markers, and markers that a
+// failed write left without a record; the caller holds the lock. Reads
+// already skip expired clients, and a cap prunes the markers it counts, but
+// without this the files of clients that expired would stay for ever. A
+// full sweep starts at most every sweepEvery and runs in slices of
+// sweepBudget, one every sweepPause, each going on where the last stopped,
+// so that a large store is swept without holding any write up for long.
+// Failures are left for the next sweep.
 func (s *EmbeddedStore) sweep(ctx context.Context) {
-	now := time.Now()
-	if now.Sub(s.lastSweep) < s.sweepEvery {
+	start := time.Now()
+	if start.Before(s.nextSweep) {
 		return
 	}
-	s.lastSweep = now
 	dirs, err := s.st.List(ctx, path.Join(s.base, "tags"), false)
 	if err != nil {
+		s.nextSweep = start.Add(s.sweepEvery)
 		return
 	}
-	nowMs := now.UnixMilli()
+	slices.Sort(dirs)
+	nowMs := start.UnixMilli()
 	for _, dir := range dirs {
+		if dir < s.sweepDir {
+			continue
+		}
 		markers, err := s.st.List(ctx, dir, false)
 		if err != nil {
 			continue
 		}
+		slices.Sort(markers)
 		for _, m := range markers {
-			if time.Since(now) > sweepBudget {
-				// A large backlog is cleared a slice at a time, so that
-				// the writer sweeping (and those waiting for the lock)
-				// are not held up: the next write goes on.
-				s.lastSweep = time.Time{}
+			if dir == s.sweepDir && m <= s.sweepAfter {
+				continue
+			}
+			s.sweepMarker(ctx, m, nowMs)
+			if time.Since(start) > sweepBudget {
+				// Go on after this marker at the next slice.
+				s.sweepDir, s.sweepAfter = dir, m
+				s.nextSweep = time.Now().Add(sweepPause)
 				return
-			}
-			b, err := s.st.Load(ctx, m)
-			if err != nil {
-				continue
-			}
-			rec := s.recordKeyByName(path.Base(m))
-			if exp, _ := strconv.ParseInt(string(b), 10, 64); exp == 0 || exp > nowMs {
-				// Live by its marker; a marker whose record is missing
-				// is left by a write that failed half-way (markers go
-				// first), and is only noise.
-				if !s.st.Exists(ctx, rec) {
-					_ = s.st.Delete(ctx, m)
-				}
-				continue
-			}
-			// The marker says expired; the record decides (it may have been
-			// renewed since, or be gone already).
-			old, err := s.loadKey(ctx, rec, "")
-			switch {
-			case errors.Is(err, errExpired):
-				_ = s.remove(ctx, old.ID, old.Tags)
-			case errors.Is(err, ErrNotFound):
-				_ = s.st.Delete(ctx, m)
 			}
 		}
 	}
+	s.sweepDir, s.sweepAfter = "", ""
+	s.nextSweep = start.Add(s.sweepEvery)
 }
 
-// sweepBudget is how long one sweep may run.
-const sweepBudget = 250 * time.Millisecond
+// sweepMarker looks at one marker for sweep.
+func (s *EmbeddedStore) sweepMarker(ctx context.Context, m string, nowMs int64) {
+	b, err := s.st.Load(ctx, m)
+	if err != nil {
+		return
+	}
+	rec := s.recordKeyByName(path.Base(m))
+	if exp, _ := strconv.ParseInt(string(b), 10, 64); exp == 0 || exp > nowMs {
+		// Live by its marker; a marker whose record is missing is left by
+		// a write that failed half-way (markers go first), and is only noise.
+		if !s.st.Exists(ctx, rec) {
+			_ = s.st.Delete(ctx, m)
+		}
+		return
+	}
+	// The marker says expired; the record decides (it may have been renewed
+	// since, or be gone already).
+	old, err := s.loadKey(ctx, rec, "")
+	switch {
+	case errors.Is(err, errExpired):
+		_ = s.remove(ctx, old.ID, old.Tags)
+	case errors.Is(err, ErrNotFound):
+		_ = s.st.Delete(ctx, m)
+	}
+}
+
+// sweepBudget is how long one slice of a sweep may run, sweepPause the
+// least time between two slices.
+var (
+	sweepBudget = 100 * time.Millisecond
+	sweepPause  = time.Second
+)
 
 // count counts the live records under tag. Markers whose record is gone or
 // expired are skipped; with prune (the caller holds the lock) they are removed.

@@ -461,8 +461,8 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 	if err != nil && outcomeOpen(err) {
 		if s.holds(ctx, c.key, c.value.b) {
 			n, err = 1, nil
-		} else {
-			go s.reapLater(rec.ID, string(c.value.b), slices.Clone(rec.Tags))
+		} else if rec.FreshID {
+			s.reapLater(rec.ID, string(c.value.b), slices.Clone(rec.Tags))
 		}
 	}
 	c.release(err)
@@ -515,12 +515,30 @@ func (s *RedisStore) holds(ctx context.Context, key string, want []byte) bool {
 // reapWaits are the pauses between reapLater's looks at the record.
 var reapWaits = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 15 * time.Second, 30 * time.Second}
 
-// reapLater removes a record whose create was answered 503 but may still be
-// carried out, by a Redis that stalled for longer than the read-back: its id
-// was never given to anyone, so when it shows up it is deleted, index
-// entries and all, rather than left to count against the caps for ever. It
-// gives up after about a minute, or when the store is closed.
+// reapers bounds the reapLater goroutines: during a long outage every
+// failed registration would start one, and the first of them are enough to
+// cover the writes that were on the wire when Redis stalled.
+var reapers = make(chan struct{}, 64)
+
+// reapLater starts removing a record whose create (of a FreshID record) was
+// answered 503 but may still be carried out, by a Redis that stalled for
+// longer than the read-back: its id was never given to anyone, so when it
+// shows up it is deleted, index entries and all, rather than left to count
+// against the caps for ever. It gives up after about a minute, or when the
+// store is closed.
 func (s *RedisStore) reapLater(id, value string, tags []string) {
+	select {
+	case reapers <- struct{}{}:
+	default:
+		return
+	}
+	go func() {
+		defer func() { <-reapers }()
+		s.reap(id, value, tags)
+	}()
+}
+
+func (s *RedisStore) reap(id, value string, tags []string) {
 	key := s.recordKey(id)
 	for _, wait := range reapWaits {
 		time.Sleep(wait)

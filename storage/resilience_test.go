@@ -162,7 +162,7 @@ func TestRedisOrphanReaped(t *testing.T) {
 	failed := 0
 	for i := 0; i < 5; i++ {
 		srv.Pause()
-		err := s.Create(ctx, &Record{ID: fmt.Sprint("c", i), Data: []byte("x"), Tags: []string{"all"}})
+		err := s.Create(ctx, &Record{ID: fmt.Sprint("c", i), Data: []byte("x"), Tags: []string{"all"}, FreshID: true})
 		time.Sleep(100 * time.Millisecond)
 		srv.Resume()
 		if err != nil {
@@ -179,4 +179,59 @@ func TestRedisOrphanReaped(t *testing.T) {
 		n, err := s.Count(ctx, "all")
 		return err == nil && n == 1+5-failed
 	})
+
+	// A record whose id is not fresh (derived from what it names, so that
+	// a retry finds it) is never undone: the retry that found it told its
+	// caller it exists.
+	srv.Pause()
+	err := s.Create(ctx, &Record{ID: "derived", Data: []byte("x"), Tags: []string{"all"}})
+	time.Sleep(100 * time.Millisecond)
+	srv.Resume()
+	if err == nil {
+		t.Fatal("create during a stall succeeded: the stall was too short to test anything")
+	}
+	redistest.WaitFor(t, 5*time.Second, "the stalled create to be carried out", func(context.Context) bool {
+		_, err := s.Get(ctx, "derived")
+		return err == nil
+	})
+	time.Sleep(3 * time.Second) // past every reap wait
+	if _, err := s.Get(ctx, "derived"); err != nil {
+		t.Fatalf("a record with a derived id was undone: %v", err)
+	}
+}
+
+// TestEmbeddedSweepResumes: a sweep that runs out of time goes on where it
+// stopped at the next slice, so an expired client behind many live ones is
+// removed all the same.
+func TestEmbeddedSweepResumes(t *testing.T) {
+	savedBudget, savedPause := sweepBudget, sweepPause
+	sweepBudget, sweepPause = 0, 0 // one marker per slice
+	t.Cleanup(func() { sweepBudget, sweepPause = savedBudget, savedPause })
+	ctx := context.Background()
+	dir := t.TempDir()
+	es := NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, "sw")
+	es.sweepEvery = time.Hour
+	es.nextSweep = time.Now().Add(time.Hour) // no sweeping while filling
+	for i := 0; i < 20; i++ {
+		if err := es.Create(ctx, &Record{ID: fmt.Sprint("live", i), Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// "zz" sorts after every live marker's name.
+	if err := es.Create(ctx, &Record{ID: "zz", Data: []byte("x"), Tags: []string{"all"}, ExpiresAt: time.Now().Add(50 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	es.nextSweep = time.Time{}
+	for i := 0; i < 40 && es.st.Exists(ctx, es.recordKey("zz")); i++ {
+		if err := es.Create(ctx, &Record{ID: fmt.Sprint("more", i), Data: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if es.st.Exists(ctx, es.recordKey("zz")) {
+		t.Fatal("the expired record behind the live ones was never swept")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sw", "records", fileName("live0"))); err != nil {
+		t.Fatalf("a live record was swept: %v", err)
+	}
 }

@@ -67,6 +67,12 @@ type Record struct {
 	// Rev is the revision, set by the store on Create, Get and Update. Update
 	// and Delete succeed only when the stored revision still equals it.
 	Rev int64
+	// FreshID, on Create, says that ID is new and random and that nobody
+	// learns it unless Create succeeds: a create that fails but may still
+	// be carried out later (a Redis that stalled) can then be undone, since
+	// no one can hold on to the record. Records with derived ids (an
+	// installation named by its user and client) are never undone.
+	FreshID bool
 }
 
 // Cap limits how many live records may carry Tag when Create adds one more.
