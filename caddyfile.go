@@ -33,7 +33,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		prefix <path>
 //		issuer <url>
 //		storage redis {
-//			address <host:port>...
+//			address <host:port | /unix/socket>...
 //			username <user>
 //			password <password>
 //			db <n>

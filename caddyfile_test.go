@@ -356,6 +356,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"unknown auth method", "client_registration {\n\tallowed_auth_methods tls_client\n}", `"tls_client" is not an authentication method`},
 		{"redis address without port", redis("address localhost"), `address "localhost" must be host:port`},
 		{"redis address with empty port", redis("address localhost:"), `address "localhost:" must be host:port`},
+		{"redis unix socket in a cluster", redis("address /run/redis.sock 10.0.0.2:6379"), `unix socket "/run/redis.sock" works for a single node only`},
 		{"redis key_prefix braces", redis("key_prefix {dcr}:"), `key_prefix "{dcr}:" must not contain braces`},
 		{"redis without address", "client_registration {\n\tstorage redis\n}", "at least one address is required"},
 		{"redis empty block", "client_registration {\n\tstorage redis {\n\t}\n}", "at least one address is required"},

@@ -583,15 +583,15 @@ func checkUser(v string) error {
 }
 
 // checkRedisAddress wants host:port (an empty host is the local machine,
-// as for net.Dial): go-redis only finds out that an address is unusable
-// when it dials, so a typo would otherwise become a permanent outage
-// instead of a config error.
+// as for net.Dial) or the absolute path of a unix socket: go-redis only
+// finds out that an address is unusable when it dials, so a typo would
+// otherwise become a permanent outage instead of a config error.
 func checkRedisAddress(a string) error {
-	if strings.Contains(a, "{") {
+	if strings.Contains(a, "{") || strings.HasPrefix(a, "/") {
 		return nil
 	}
 	if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
-		return fmt.Errorf("storage redis: address %q must be host:port", a)
+		return fmt.Errorf("storage redis: address %q must be host:port or the absolute path of a unix socket", a)
 	}
 	return nil
 }
@@ -672,6 +672,13 @@ func (h *Handler) Validate() error {
 			}
 			if r.DB != 0 && len(r.Address) > 1 && r.MasterName == "" {
 				return errors.New("storage redis: db must be 0 with a cluster (several addresses)")
+			}
+			for _, a := range r.Address {
+				// go-redis dials a single node by path; cluster nodes and
+				// sentinels are always host:port.
+				if strings.HasPrefix(a, "/") && (len(r.Address) > 1 || r.MasterName != "") {
+					return fmt.Errorf("storage redis: unix socket %q works for a single node only (no cluster, no master_name)", a)
+				}
 			}
 			if r.Timeout < 0 {
 				return errors.New("storage redis: timeout must not be negative")

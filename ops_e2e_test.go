@@ -525,3 +525,19 @@ func TestRedisOutOfMemory(t *testing.T) {
 		t.Errorf("after: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestRedisUnixSocketE2E: `address` may be the path of a local Redis's
+// unix socket.
+func TestRedisUnixSocketE2E(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "r.sock")
+	redistest.Start(t, "--unixsocket", sock, "--unixsocketperm", "700")
+	s := startCaddy(t, "redis", fmt.Sprintf(`	client_registration {
+		storage redis {
+			address %s
+		}
+	}`, sock))
+	c := rfcRegister(t, s, mcpBody)
+	if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
+		t.Fatalf("read over the socket: %d %s", resp.StatusCode, body)
+	}
+}

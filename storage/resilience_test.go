@@ -235,3 +235,20 @@ func TestEmbeddedSweepResumes(t *testing.T) {
 		t.Fatalf("a live record was swept: %v", err)
 	}
 }
+
+// TestRedisUnixSocket: a single Redis on the same machine can be reached
+// by the path of its unix socket.
+func TestRedisUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "r.sock")
+	redistest.Start(t, "--unixsocket", sock, "--unixsocketperm", "700")
+	pool := NewRedisPool(RedisOptions{Addrs: []string{sock}})
+	t.Cleanup(func() { pool.Destruct() })
+	s := pool.Store("unix:")
+	ctx := context.Background()
+	if err := s.Create(ctx, &Record{ID: "a", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := s.Get(ctx, "a"); err != nil || string(rec.Data) != "x" {
+		t.Fatalf("get over the socket: %v %v", rec, err)
+	}
+}
