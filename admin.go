@@ -228,14 +228,8 @@ func (a AdminAPI) issueToken(w http.ResponseWriter, r *http.Request, reg *regist
 		ExpiresIn json.RawMessage `json:"expires_in"`
 		Uses      int             `json:"uses"`
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
-	if err != nil {
-		return adminError(http.StatusBadRequest, "reading body: %v", err)
-	}
-	if len(strings.TrimSpace(string(body))) > 0 {
-		if err := decodeStrict(body, &req); err != nil {
-			return err
-		}
+	if err := decodeStrict(r, &req, true); err != nil {
+		return err
 	}
 	// A duration string only: a bare number would be nanoseconds in Caddy's
 	// JSON, so "expires_in": 3600 would issue a token that is expired at once.
@@ -293,11 +287,7 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 			Permitted *bool `json:"permitted"`
 			Super     *bool `json:"super"`
 		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
-		if err != nil {
-			return adminError(http.StatusBadRequest, "reading body: %v", err)
-		}
-		if err := decodeStrict(body, &req); err != nil {
+		if err := decodeStrict(r, &req, false); err != nil {
 			return err
 		}
 		errPublic := errors.New("only confidential clients can be super clients")
@@ -328,10 +318,19 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 
 var _ caddy.AdminRouter = AdminAPI{}
 
-// decodeStrict decodes one JSON object into v, refusing members v does not
-// have (as Caddy's own config loading does): a misspelt "permited" or
-// "expire_in" would otherwise succeed and do nothing, or do something else.
-func decodeStrict(body []byte, v any) error {
+// decodeStrict decodes the request body (at most 64 KiB), one JSON object,
+// into v, refusing members v does not have (as Caddy's own config loading
+// does): a misspelt "permited" or "expire_in" would otherwise succeed and
+// do nothing, or do something else. With emptyOK, an empty body leaves v
+// as it is.
+func decodeStrict(r *http.Request, v any, emptyOK bool) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+	if err != nil {
+		return adminError(http.StatusBadRequest, "reading body: %v", err)
+	}
+	if emptyOK && len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -663,6 +663,11 @@ func (h *Handler) Validate() error {
 				if err := checkRedisAddress(a); err != nil {
 					return err
 				}
+				// go-redis dials a single node by path; cluster nodes and
+				// sentinels are always host:port.
+				if strings.HasPrefix(a, "/") && (len(r.Address) > 1 || r.MasterName != "") {
+					return fmt.Errorf("storage redis: unix socket %q works for a single node only (no cluster, no master_name)", a)
+				}
 			}
 			if err := checkKeyPrefix(r.KeyPrefix); err != nil {
 				return err
@@ -672,13 +677,6 @@ func (h *Handler) Validate() error {
 			}
 			if r.DB != 0 && len(r.Address) > 1 && r.MasterName == "" {
 				return errors.New("storage redis: db must be 0 with a cluster (several addresses)")
-			}
-			for _, a := range r.Address {
-				// go-redis dials a single node by path; cluster nodes and
-				// sentinels are always host:port.
-				if strings.HasPrefix(a, "/") && (len(r.Address) > 1 || r.MasterName != "") {
-					return fmt.Errorf("storage redis: unix socket %q works for a single node only (no cluster, no master_name)", a)
-				}
 			}
 			if r.Timeout < 0 {
 				return errors.New("storage redis: timeout must not be negative")

@@ -99,11 +99,15 @@ func (o *Options) registered(r *http.Request, id string) {
 
 // requestOrigin is scheme://host of the request as the client sent it.
 func requestOrigin(r *http.Request) string {
-	scheme := "http"
+	return requestScheme(r) + r.Host
+}
+
+// requestScheme is "https://" or "http://", as the request came.
+func requestScheme(r *http.Request) string {
 	if r.TLS != nil {
-		scheme = "https"
+		return "https://"
 	}
-	return scheme + "://" + r.Host
+	return "http://"
 }
 
 // issuer is the RFC 8414 issuer for this request.

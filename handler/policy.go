@@ -164,9 +164,9 @@ func (o *Options) limit(r *http.Request, api string) *Denial {
 }
 
 // rateLimitAddress is the part of a client address the rate limit counts:
-// an IPv4 address whole (also when mapped into IPv6), an IPv6 address by its /64, the smallest block a
-// site is given; counting single IPv6 addresses would let one host use a
-// fresh address per request.
+// an IPv4 address whole (also when mapped into IPv6), an IPv6 address by
+// its /64, the smallest block a site is given; counting single IPv6
+// addresses would let one host use a fresh address per request.
 func rateLimitAddress(ip string) string {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {

@@ -60,8 +60,9 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	case len(segs) == 2 && segs[0] == "register":
 		if !a.o.CORS.apply(w, r, "GET, HEAD, PUT, DELETE") {
-			ob := observe(w, manageOp(r.Method))
-			a.manage(ob, r, segs[1])
+			op := manageOp(r.Method)
+			ob := observe(w, op)
+			a.manage(ob, r, segs[1], op)
 			a.o.Metrics.done(registry.APIRFC7591, ob)
 		}
 		return true
@@ -216,11 +217,7 @@ func (a *RFC7591) internal(w http.ResponseWriter, op string, err error) {
 func (a *RFC7591) clientURI(r *http.Request, id string) string {
 	if a.o.Issuer == "" {
 		// base(r) + ..., in one allocation.
-		scheme := "http://"
-		if r.TLS != nil {
-			scheme = "https://"
-		}
-		return scheme + r.Host + a.o.Prefix + "/register/" + url.PathEscape(id)
+		return requestScheme(r) + r.Host + a.o.Prefix + "/register/" + url.PathEscape(id)
 	}
 	return a.o.base(r) + "/register/" + url.PathEscape(id)
 }
@@ -293,16 +290,13 @@ func nonNil(s []string) []string {
 // concurrent request after it was checked.
 var errTokenChanged = errors.New("registration access token no longer valid")
 
-// manage serves RFC 7592 read, update and delete.
-func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id string) {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete:
-	default:
+// manage serves RFC 7592 read, update and delete; op is manageOp(r.Method).
+func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) {
+	if op == "" {
 		w.Header().Set("Allow", "GET, HEAD, PUT, DELETE")
 		a.error(w, http.StatusMethodNotAllowed, registry.CodeInvalidRequest, "use GET, PUT or DELETE on a client configuration endpoint")
 		return
 	}
-	op := manageOp(r.Method)
 	tok, sent := bearer(r)
 	if tok == "" {
 		a.unauthorized(w, sent)

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"unsafe"
+
+	"github.com/caddy-dcr/caddy-dcr/internal/strlist"
 )
 
 // Clients are stored in a small binary format rather than JSON: encoding
@@ -87,25 +89,9 @@ func (e *encoder) strs(n int, list []string) {
 	if len(list) == 0 {
 		return
 	}
-	size := 0
-	for _, s := range list {
-		size += uvarintLen(uint64(len(s))) + len(s)
-	}
 	e.b = binary.AppendUvarint(e.b, uint64(n))
-	e.b = binary.AppendUvarint(e.b, uint64(size))
-	for _, s := range list {
-		e.b = binary.AppendUvarint(e.b, uint64(len(s)))
-		e.b = append(e.b, s...)
-	}
-}
-
-func uvarintLen(x uint64) int {
-	n := 1
-	for x >= 0x80 {
-		x >>= 7
-		n++
-	}
-	return n
+	e.b = binary.AppendUvarint(e.b, uint64(strlist.Size(list)))
+	e.b = strlist.Append(e.b, list)
 }
 
 // encodeClient returns the stored form of c.
@@ -168,41 +154,13 @@ var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return
 
 var errCorrupt = errors.New("corrupt client record")
 
-// uvarint is binary.Uvarint on a string.
-func uvarint(s string) (uint64, int) {
-	var x uint64
-	var sh uint
-	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
-		b := s[i]
-		if b < 0x80 {
-			if i == binary.MaxVarintLen64-1 && b > 1 {
-				return 0, -(i + 1) // overflow
-			}
-			return x | uint64(b)<<sh, i + 1
-		}
-		x |= uint64(b&0x7f) << sh
-		sh += 7
-	}
-	return 0, 0
-}
-
 // decodeStrs reads a list field's payload.
 func decodeStrs(p string) ([]string, error) {
-	n := 0
-	for r := p; len(r) > 0; n++ {
-		l, k := uvarint(r)
-		if k <= 0 || uint64(len(r)-k) < l {
-			return nil, errCorrupt
-		}
-		r = r[k+int(l):]
+	list, ok := strlist.Parse(p)
+	if !ok {
+		return nil, errCorrupt
 	}
-	out := make([]string, 0, n)
-	for len(p) > 0 {
-		l, k := uvarint(p)
-		out = append(out, p[k:k+int(l)])
-		p = p[k+int(l):]
-	}
-	return out, nil
+	return list, nil
 }
 
 // decodeClient reads a stored client. Its strings share b's bytes rather
@@ -219,12 +177,12 @@ func decodeClient(b []byte) (*Client, error) {
 	}
 	c := &Client{}
 	for len(s) > 0 {
-		num, k := uvarint(s)
+		num, k := strlist.Uvarint(s)
 		if k <= 0 {
 			return nil, errCorrupt
 		}
 		s = s[k:]
-		n, k := uvarint(s)
+		n, k := strlist.Uvarint(s)
 		if k <= 0 || uint64(len(s)-k) < n {
 			return nil, errCorrupt
 		}
@@ -313,7 +271,7 @@ func decodeClient(b []byte) (*Client, error) {
 
 // varint is binary.Varint of a whole field.
 func varint(p string) (int64, error) {
-	ux, k := uvarint(p)
+	ux, k := strlist.Uvarint(p)
 	if k <= 0 || k != len(p) {
 		return 0, errCorrupt
 	}

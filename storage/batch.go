@@ -294,17 +294,9 @@ func newScript(src string) *script {
 
 // run runs the script through the batcher and returns its integer result.
 // args is the whole EVALSHA command: "evalsha", s.shaArg, the number of
-// keys, the keys, then the arguments. If the server does not know the
-// script yet, it is sent once with EVAL.
+// keys, the keys, then the arguments.
 func (s *script) run(ctx context.Context, b *batcher, args []any) (int64, error) {
-	cmd := redis.NewIntCmd(ctx, args...)
-	keyPos(cmd, args)
-	err := b.do(ctx, cmd)
-	if isNoScript(err) {
-		cmd = redis.NewIntCmd(ctx, s.evalArgs(args)...)
-		keyPos(cmd, args)
-		err = b.do(ctx, cmd)
-	}
+	cmd, err := runScript(ctx, s, b, args, redis.NewIntCmd)
 	if err != nil {
 		return 0, err
 	}
@@ -313,18 +305,25 @@ func (s *script) run(ctx context.Context, b *batcher, args []any) (int64, error)
 
 // runSlice is run for a script that returns an array of integers.
 func (s *script) runSlice(ctx context.Context, b *batcher, args []any) ([]int64, error) {
-	cmd := redis.NewIntSliceCmd(ctx, args...)
-	keyPos(cmd, args)
-	err := b.do(ctx, cmd)
-	if isNoScript(err) {
-		cmd = redis.NewIntSliceCmd(ctx, s.evalArgs(args)...)
-		keyPos(cmd, args)
-		err = b.do(ctx, cmd)
-	}
+	cmd, err := runScript(ctx, s, b, args, redis.NewIntSliceCmd)
 	if err != nil {
 		return nil, err
 	}
 	return cmd.Val(), nil
+}
+
+// runScript sends args (an EVALSHA command) as a command made by newCmd;
+// if the server does not know the script yet, it is sent once with EVAL.
+func runScript[C redis.Cmder](ctx context.Context, s *script, b *batcher, args []any, newCmd func(context.Context, ...any) C) (C, error) {
+	cmd := newCmd(ctx, args...)
+	keyPos(cmd, args)
+	err := b.do(ctx, cmd)
+	if isNoScript(err) {
+		cmd = newCmd(ctx, s.evalArgs(args)...)
+		keyPos(cmd, args)
+		err = b.do(ctx, cmd)
+	}
+	return cmd, err
 }
 
 // keyPos tells go-redis where the first key of a script call is, which it

@@ -27,8 +27,8 @@ import (
 //	tags/<hex tag>/<hex id>    marker whose content is the record's expiry (Unix ms, 0 = never)
 //
 // Names are hex-encoded because ids are case-sensitive and some file systems
-// are not. Writes are serialized by a mutex shared by every store on the
-// same backing storage in this process, plus a lock for other processes
+// are not. Writes are serialized by the store (shared by every handler on
+// the same backing storage in this process), plus a lock for other processes
 // sharing it: flock(2) on a local file system storage, the storage's own
 // Lock otherwise. Rate-limit windows are kept in memory.
 type EmbeddedStore struct {

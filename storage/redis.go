@@ -15,6 +15,8 @@ import (
 	"unsafe"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-dcr/caddy-dcr/internal/strlist"
 )
 
 // RedisOptions configures the connection to Redis. Several addresses mean a
@@ -187,7 +189,7 @@ func tagKeysOf(m *map[string]any) map[string]any {
 //	[0]      recordFormat
 //	[1:9]    revision, uint64 big-endian
 //	[9:17]   expiry, Unix ms, int64 big-endian (0: never)
-//	uvarint  length of the tags, then the tags (see encodeTags)
+//	uvarint  length of the tags, then the tags (internal/strlist)
 //	rest     data
 //
 // The scripts compare the first revHeaderLen bytes (format and revision)
@@ -211,19 +213,13 @@ func encodeRecord(rec *Record, rev int64) []byte { return appendRecord(nil, rec,
 
 // appendRecord appends the stored value of rec with revision rev to b.
 func appendRecord(b []byte, rec *Record, rev int64) []byte {
-	tagLen := 0
-	for _, t := range rec.Tags {
-		tagLen += uvarintLen(uint64(len(t))) + len(t)
-	}
-	b = slices.Grow(b, recordHeaderLen+uvarintLen(uint64(tagLen))+tagLen+len(rec.Data))
+	tagLen := strlist.Size(rec.Tags)
+	b = slices.Grow(b, recordHeaderLen+binary.MaxVarintLen64+tagLen+len(rec.Data))
 	b = append(b, recordFormat)
 	b = binary.BigEndian.AppendUint64(b, uint64(rev))
 	b = binary.BigEndian.AppendUint64(b, uint64(expiryMillis(rec.ExpiresAt)))
 	b = binary.AppendUvarint(b, uint64(tagLen))
-	for _, t := range rec.Tags {
-		b = binary.AppendUvarint(b, uint64(len(t)))
-		b = append(b, t...)
-	}
+	b = strlist.Append(b, rec.Tags)
 	return append(b, rec.Data...)
 }
 
@@ -238,15 +234,6 @@ func stringBytes(s string) []byte {
 	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
-func uvarintLen(x uint64) int {
-	n := 1
-	for x >= 0x80 {
-		x >>= 7
-		n++
-	}
-	return n
-}
-
 // decodeRecord reads a stored value; ok is false when it is not one.
 func decodeRecord(id, v string) (rec *Record, exp int64, ok bool) {
 	if len(v) < recordHeaderLen || v[0] != recordFormat {
@@ -255,11 +242,11 @@ func decodeRecord(id, v string) (rec *Record, exp int64, ok bool) {
 	rev := int64(binary.BigEndian.Uint64([]byte(v[1:9])))
 	exp = int64(binary.BigEndian.Uint64([]byte(v[9:17])))
 	v = v[recordHeaderLen:]
-	n, k := binary.Uvarint([]byte(v[:min(len(v), binary.MaxVarintLen64)]))
+	n, k := strlist.Uvarint(v)
 	if k <= 0 || uint64(len(v)-k) < n {
 		return nil, 0, false
 	}
-	tags, ok := decodeTags(v[k : k+int(n)])
+	tags, ok := strlist.Parse(v[k : k+int(n)])
 	if !ok {
 		return nil, 0, false
 	}
@@ -367,38 +354,6 @@ func unavailable(op string, err error) error {
 	return &UnavailableError{Op: op, Err: err}
 }
 
-// encodeTags joins tags: each is its length (uvarint) then its bytes, so any
-// byte may appear in a tag.
-func encodeTags(tags []string) string {
-	var b []byte
-	for _, t := range tags {
-		b = binary.AppendUvarint(b, uint64(len(t)))
-		b = append(b, t...)
-	}
-	return string(b)
-}
-
-func decodeTags(s string) ([]string, bool) {
-	if s == "" {
-		return nil, true
-	}
-	n := 0
-	for r := s; len(r) > 0; n++ {
-		l, k := binary.Uvarint([]byte(r[:min(len(r), binary.MaxVarintLen64)]))
-		if k <= 0 || uint64(len(r)-k) < l {
-			return nil, false
-		}
-		r = r[k+int(l):]
-	}
-	out := make([]string, 0, n)
-	for len(s) > 0 {
-		l, k := binary.Uvarint([]byte(s[:min(len(s), binary.MaxVarintLen64)]))
-		out = append(out, s[k:k+int(l)])
-		s = s[k+int(l):]
-	}
-	return out, true
-}
-
 // expiryArg is the expiry as a script argument.
 func expiryArg(t time.Time) any {
 	if ms := expiryMillis(t); ms != 0 {
@@ -429,8 +384,8 @@ var callPool = sync.Pool{New: func() any { return &call{args: make([]any, 0, 16)
 func getCall() *call { return callPool.Get().(*call) }
 
 // release returns c to the pool once its command has run; err is what
-// running it returned. An abandoned command may still be waiting to run
-// and keeps using c.
+// running it returned. An abandoned command stays queued, pointing at c's
+// arguments, until a leader drops it, so c is not reused then.
 func (c *call) release(err error) {
 	if abandoned(err) || cap(c.value.b) > 64<<10 || cap(c.args) > 256 {
 		return
@@ -503,13 +458,19 @@ func outcomeOpen(err error) bool {
 
 // holds reads key and reports whether it holds want (nil: whether it is gone).
 func (s *RedisStore) holds(ctx context.Context, key string, want []byte) bool {
+	v, err := s.getValue(context.WithoutCancel(ctx), key)
+	if want == nil {
+		return err == redis.Nil
+	}
+	return err == nil && v == string(want)
+}
+
+// getValue reads a key's value through the batcher.
+func (s *RedisStore) getValue(ctx context.Context, key string) (string, error) {
 	cmd := redis.NewStringCmd(ctx, "get", key)
 	cmd.SetFirstKeyPos(1)
-	gerr := s.b.do(context.WithoutCancel(ctx), cmd)
-	if want == nil {
-		return gerr == redis.Nil
-	}
-	return gerr == nil && cmd.Val() == string(want)
+	err := s.b.do(ctx, cmd)
+	return cmd.Val(), err
 }
 
 // reapWaits are the pauses between reapLater's looks at the record.
@@ -546,12 +507,10 @@ func (s *RedisStore) reap(id, value string, tags []string) {
 			return
 		}
 		ctx := context.Background()
-		cmd := redis.NewStringCmd(ctx, "get", key)
-		cmd.SetFirstKeyPos(1)
-		switch err := s.b.do(ctx, cmd); {
+		switch v, err := s.getValue(ctx, key); {
 		case err != nil:
 			continue // not there (yet), or Redis still away
-		case cmd.Val() != value:
+		case v != value:
 			return // not the record this create wrote
 		}
 		if err := s.Delete(ctx, &Record{ID: id, Tags: tags, Rev: 1}); err == nil || !IsUnavailable(err) {
