@@ -719,10 +719,32 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if h.api.Serve(w, r) {
+	served := r
+	if m := strippedPrefix(r); m != "" {
+		served = handler.WithMount(r, m)
+	}
+	if h.api.Serve(w, served) {
 		return nil
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// strippedPrefix returns the path prefix that a handler before this one
+// removed from the request (handle_path, uri strip_prefix), as escaped in
+// the request, or "" when none was. The URLs this handler gives out
+// (registration_client_uri, metadata endpoints) must include it, or clients
+// would be sent to paths outside the handle_path block. Any other rewrite
+// is left alone: only a pure prefix removal can be undone in a URL.
+func strippedPrefix(r *http.Request) string {
+	orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request)
+	if !ok || orig.URL == nil || orig.URL.Path == r.URL.Path {
+		return ""
+	}
+	o, c := orig.URL.EscapedPath(), r.URL.EscapedPath()
+	if len(o) <= len(c) || !strings.HasSuffix(o, c) || !strings.HasPrefix(c, "/") {
+		return ""
+	}
+	return o[:len(o)-len(c)]
 }
 
 func replacer(r *http.Request) *caddy.Replacer {

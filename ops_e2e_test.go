@@ -248,6 +248,70 @@ func TestPlaceholder(t *testing.T) {
 	}
 }
 
+// TestHandlePath: behind handle_path (or uri strip_prefix) the URLs given
+// out include the stripped prefix, so that clients come back through the
+// same route; the site's other paths still reach the next handler.
+func TestHandlePath(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			s := startCaddy(t, backend, `	handle_path /auth/* {
+		client_registration {
+			{storage}
+		}
+		respond "inner" 200
+	}
+	handle /legacy/* {
+		uri strip_prefix /legacy
+		client_registration iam {
+			{storage}
+		}
+	}
+	respond "site" 200`)
+			resp, body := s.postJSON("/auth/register", mcpBody)
+			if resp.StatusCode != 201 {
+				t.Fatalf("register: %d %s", resp.StatusCode, body)
+			}
+			obj := object(t, body)
+			c := struct{ ID, URI, RAT string }{fmt.Sprint(obj["client_id"]), fmt.Sprint(obj["registration_client_uri"]), fmt.Sprint(obj["registration_access_token"])}
+			if want := s.URL + "/auth/register/" + c.ID; c.URI != want {
+				t.Fatalf("registration_client_uri %q, want %q", c.URI, want)
+			}
+			// The URI given out works as is.
+			req, _ := http.NewRequest("GET", c.URI, nil)
+			req.Header.Set("Authorization", "Bearer "+c.RAT)
+			got, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got.Body.Close()
+			if got.StatusCode != 200 {
+				t.Fatalf("GET %s: %d", c.URI, got.StatusCode)
+			}
+			_, body = s.do("GET", "/auth/.well-known/oauth-authorization-server", "")
+			for _, want := range []string{
+				`"issuer":"` + s.URL + `"`,
+				`"registration_endpoint":"` + s.URL + `/auth/register"`,
+				`"authorization_endpoint":"` + s.URL + `/auth/authorize"`,
+			} {
+				if !strings.Contains(body, want) {
+					t.Fatalf("metadata lacks %s: %s", want, body)
+				}
+			}
+			if _, body = s.do("GET", "/auth/other", ""); body != "inner" {
+				t.Fatalf("pass-through inside handle_path: %q", body)
+			}
+			if _, body = s.do("GET", "/register", ""); body != "site" {
+				t.Fatalf("outside handle_path: %q", body)
+			}
+			// IAM's endpoints default under the same base.
+			resp, body = s.postJSON("/legacy/v1/clients", iamMinimalRequest)
+			if resp.StatusCode != 200 || !strings.Contains(body, s.URL+"/legacy/") {
+				t.Fatalf("iam behind strip_prefix: %d %s", resp.StatusCode, body)
+			}
+		})
+	}
+}
+
 // TestRedisOutage: with Redis down every API answers 503 with Retry-After
 // in its own format, and recovers by itself when Redis is back.
 func TestRedisOutage(t *testing.T) {

@@ -616,11 +616,12 @@ var (
 	caddyBinErr  error
 )
 
-// builtCaddy builds cmd/caddy once per test run.
+// builtCaddy builds cmd/caddy once per test run, under dataRoot, which
+// TestMain removes (a 90 MB binary per run must not pile up in /tmp).
 func builtCaddy(t *testing.T) string {
 	t.Helper()
 	caddyBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "caddy-dcr-bin")
+		dir, err := os.MkdirTemp(dataRoot, "bin")
 		if err != nil {
 			caddyBinErr = err
 			return

@@ -5,6 +5,7 @@
 package handler
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -120,12 +121,29 @@ func (o *Options) issuer(r *http.Request) string {
 
 // base is the absolute URL under which this API's routes are reachable: the
 // configured issuer (which then must include any prefix), or the request's
-// origin followed by the prefix.
+// origin followed by the mount path (see WithMount) and the prefix.
 func (o *Options) base(r *http.Request) string {
 	if o.Issuer != "" {
 		return strings.TrimRight(o.expand(r, o.Issuer), "/")
 	}
-	return requestOrigin(r) + o.Prefix
+	return requestOrigin(r) + mount(r) + o.Prefix
+}
+
+type mountKey struct{}
+
+// WithMount returns r carrying mount: the path prefix an outer router
+// stripped before the request reached the API (Caddy's handle_path), as
+// escaped in the original request. The URLs the API gives out when no
+// issuer is configured start with it, so that they lead back through the
+// same route.
+func WithMount(r *http.Request, mount string) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), mountKey{}, mount))
+}
+
+// mount returns the stripped prefix WithMount recorded, or "".
+func mount(r *http.Request) string {
+	m, _ := r.Context().Value(mountKey{}).(string)
+	return m
 }
 
 // endpoint returns the configured endpoint or the default under the base URL.
