@@ -1064,8 +1064,15 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 	f.Add("client_registration {\n\t}\n\t}\n}")
 	f.Add("client_registration {\n\tstorage\n\tredis {\n\t}\n}")
 	f.Fuzz(func(t *testing.T, input string) {
+		// Not NewTestDispenser: it exits the process on input the lexer
+		// refuses (an unterminated quote, a bad heredoc), which Caddy
+		// reports as an error before any directive sees it.
+		tokens, err := caddyfile.Tokenize([]byte(input), "Caddyfile")
+		if err != nil {
+			return
+		}
 		var h Handler
-		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
+		if err := h.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens)); err != nil {
 			return
 		}
 		b, err := json.Marshal(h)

@@ -3,6 +3,7 @@ package caddydcr
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,6 +36,15 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		// A fuzzing worker runs only a fuzz function, none of which needs
+		// Redis. A redis-server started here would inherit the worker's
+		// pipes to the coordinator and, when the worker crashes, keep them
+		// open: the coordinator would wait forever instead of reporting
+		// the crashing input.
+		os.Exit(m.Run())
+	}
 	mt := redistest.Main()
 	sharedRedis = redistest.Start(mt)
 	dataRoot = mt.TempDir()
