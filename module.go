@@ -439,7 +439,18 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 		}
 		key := "redis:" + opts.fingerprint
 		val, _, err := pools.LoadOrNew(key, func() (caddy.Destructor, error) {
-			return &sharedStore{redis: storage.NewRedisPool(opts.RedisOptions), health: new(handler.Health)}, nil
+			pool := storage.NewRedisPool(opts.RedisOptions)
+			// Caddy's default logger rather than this handler's: the pool
+			// outlives the config that created it.
+			log := caddy.Log().Named("http.handlers.client_registration")
+			addrs := zap.Strings("addresses", opts.Addrs)
+			pool.WatchEviction(func(policy string) {
+				log.Warn("Redis evicts keys when it reaches maxmemory: registered clients can disappear; set maxmemory-policy noeviction",
+					addrs, zap.String("maxmemory_policy", policy))
+			}, func(err error) {
+				log.Debug("cannot read Redis's maxmemory-policy", addrs, zap.Error(err))
+			})
+			return &sharedStore{redis: pool, health: new(handler.Health)}, nil
 		})
 		if err != nil {
 			return nil, "", err

@@ -37,8 +37,9 @@ type RedisOptions struct {
 // RedisPool is one go-redis client (and its connection pool). Several stores
 // with different key prefixes share it.
 type RedisPool struct {
-	rdb redis.UniversalClient
-	b   *batcher
+	rdb    redis.UniversalClient
+	b      *batcher
+	closed chan struct{}
 }
 
 // NewRedisPool creates the client. It does no I/O: go-redis dials lazily, so a
@@ -75,7 +76,7 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 		// read right after a write sees it.
 		ReadOnly: false,
 	})
-	return &RedisPool{rdb: rdb, b: newBatcher(rdb, timeout)}
+	return &RedisPool{rdb: rdb, b: newBatcher(rdb, timeout), closed: make(chan struct{})}
 }
 
 // SetLogger sends go-redis's own messages (failed dials, pool events) to log
@@ -98,8 +99,51 @@ func (p *RedisPool) Client() redis.UniversalClient { return p.rdb }
 // Destruct closes the client; it satisfies caddy.Destructor so the pool can
 // live in a caddy.UsagePool without this package importing Caddy.
 func (p *RedisPool) Destruct() error {
+	close(p.closed)
 	p.b.close()
 	return p.rdb.Close()
+}
+
+// WatchEviction first asks evictionFirst after the pool was made, so that
+// loading a config (caddy validate, adapt) does no network I/O, then every
+// evictionRetry while Redis is unreachable.
+var (
+	evictionFirst = time.Second
+	evictionRetry = 30 * time.Second
+)
+
+// WatchEviction asks Redis for its maxmemory-policy, in the background, and
+// calls warn with it once if it is anything but noeviction: with an
+// evicting policy, Redis drops keys when it reaches maxmemory, and
+// registered clients (every policy may pick them, the volatile ones those
+// with a lifetime) and index entries would silently disappear. While Redis
+// is unreachable it asks again every evictionRetry; a server that refuses
+// CONFIG (managed services often do) is reported to skip and not asked again.
+// It stops when the pool is closed.
+func (p *RedisPool) WatchEviction(warn func(policy string), skip func(err error)) {
+	go func() {
+		for wait := evictionFirst; ; wait = evictionRetry {
+			select {
+			case <-p.closed:
+				return
+			case <-time.After(wait):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			m, err := p.rdb.ConfigGet(ctx, "maxmemory-policy").Result()
+			cancel()
+			var rerr redis.Error
+			switch {
+			case err == nil:
+				if pol := m["maxmemory-policy"]; pol != "" && pol != "noeviction" {
+					warn(pol)
+				}
+				return
+			case errors.As(err, &rerr):
+				skip(err)
+				return
+			}
+		}
+	}()
 }
 
 // Ping checks connectivity.

@@ -252,3 +252,59 @@ func TestRedisUnixSocket(t *testing.T) {
 		t.Fatalf("get over the socket: %v %v", rec, err)
 	}
 }
+
+// TestRedisEvictionWarning: a Redis that may evict keys is reported once,
+// also when it comes up only after the pool was created; noeviction and a
+// Redis that refuses CONFIG are not warned about.
+func TestRedisEvictionWarning(t *testing.T) {
+	defer func(first, retry time.Duration) { evictionFirst, evictionRetry = first, retry }(evictionFirst, evictionRetry)
+	evictionFirst, evictionRetry = 10*time.Millisecond, 50*time.Millisecond
+	watch := func(addr string) (warned chan string, skipped chan error, pool *RedisPool) {
+		warned, skipped = make(chan string, 4), make(chan error, 4)
+		pool = NewRedisPool(RedisOptions{Addrs: []string{addr}, Timeout: 200 * time.Millisecond})
+		t.Cleanup(func() { pool.Destruct() })
+		pool.WatchEviction(func(p string) { warned <- p }, func(err error) { skipped <- err })
+		return warned, skipped, pool
+	}
+	expect := func(warned chan string, skipped chan error, policy string, skip bool) {
+		t.Helper()
+		wait := 3 * time.Second
+		if policy == "" && !skip {
+			wait = 500 * time.Millisecond // a live Redis answers at once
+		}
+		select {
+		case p := <-warned:
+			if p != policy {
+				t.Fatalf("warned about %q, want %q", p, policy)
+			}
+		case err := <-skipped:
+			if !skip {
+				t.Fatalf("skipped: %v", err)
+			}
+		case <-time.After(wait):
+			if policy != "" || skip {
+				t.Fatal("no report")
+			}
+		}
+	}
+
+	lru := redistest.Start(t, "--maxmemory-policy", "allkeys-lru")
+	w, s, _ := watch(lru.Addr)
+	expect(w, s, "allkeys-lru", false)
+
+	plain := redistest.Start(t)
+	w, s, _ = watch(plain.Addr)
+	expect(w, s, "", false)
+
+	noConfig := redistest.Start(t, "--rename-command", "CONFIG", `""`)
+	w, s, _ = watch(noConfig.Addr)
+	expect(w, s, "", true)
+
+	// Down when the pool is created, evicting once it is up.
+	late := redistest.Start(t, "--maxmemory-policy", "volatile-lru")
+	late.Stop()
+	w, s, _ = watch(late.Addr)
+	time.Sleep(200 * time.Millisecond)
+	late.Restart()
+	expect(w, s, "volatile-lru", false)
+}
