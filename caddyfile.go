@@ -473,7 +473,7 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			for _, a := range args {
 				if err := checkRedisAddress(a); err != nil {
-					return d.WrapErr(err)
+					return d.Errf("storage redis: %v", err)
 				}
 			}
 			rc.Address = append(rc.Address, args...)

@@ -357,6 +357,11 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"redis address without port", redis("address localhost"), `address "localhost" must be host:port`},
 		{"redis address with empty port", redis("address localhost:"), `address "localhost:" must be host:port`},
 		{"redis unix socket in a cluster", redis("address /run/redis.sock 10.0.0.2:6379"), `unix socket "/run/redis.sock" works for a single node only`},
+		{"redis URL with options", redis("address redis://r:6379?dial_timeout=1s"), "options in a redis:// address are not supported"},
+		{"redis URL without host", redis("address redis:///0"), "needs a host"},
+		{"redis URL bad database", redis("address redis://r:6379/x"), "must be a database number"},
+		{"redis other scheme", redis("address http://r:6379"), "must be a redis:// or rediss:// URL"},
+		{"redis credentials without scheme", redis("address user:hunter2@r:6379"), "must be a redis:// or rediss:// URL"},
 		{"redis key_prefix braces", redis("key_prefix {dcr}:"), `key_prefix "{dcr}:" must not contain braces`},
 		{"redis without address", "client_registration {\n\tstorage redis\n}", "at least one address is required"},
 		{"redis empty block", "client_registration {\n\tstorage redis {\n\t}\n}", "at least one address is required"},
@@ -378,6 +383,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %q does not contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error %q shows the password", err)
 			}
 			// Errors made with d.Err* name the file and line.
 			if !strings.Contains(err.Error(), "Testfile:") {
@@ -1090,3 +1098,37 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 }
 
 func cfBool(b bool) *bool { return &b }
+
+// TestRedisOptionsResolved: addresses are checked again once placeholders
+// are resolved, and redis:// URLs give their credentials, database and TLS.
+func TestRedisOptionsResolved(t *testing.T) {
+	repl := caddy.NewReplacer()
+	for _, tc := range []struct {
+		addrs []string
+		env   string
+		want  string // error, or "" for none
+	}{
+		{[]string{"{env.DCR_TEST_ADDR}"}, "localhost", `address "localhost" must be host:port`},
+		{[]string{"{env.DCR_TEST_ADDR}"}, "redis://:hunter2@r:6379?x=1", "options in a redis:// address"},
+		{[]string{"{env.DCR_TEST_ADDR}", "r2:6379"}, "redis://r1:6379", "every address as a redis:// URL or none"},
+		{[]string{"redis://:a@r1:6379", "redis://:b@r2:6379"}, "", "differ in scheme, credentials or database"},
+		{[]string{"redis://r1:6379/1", "redis://r2:6379/1"}, "", "db must be 0 with a cluster"},
+	} {
+		t.Setenv("DCR_TEST_ADDR", tc.env)
+		_, err := (&RedisConfig{Address: tc.addrs}).options(repl)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%v with %q: error %v, want %q (and no password)", tc.addrs, tc.env, err, tc.want)
+		}
+	}
+	t.Setenv("DCR_TEST_ADDR", "rediss://app:s3cret@cache.example:6380/4")
+	o, err := (&RedisConfig{Address: []string{"{env.DCR_TEST_ADDR}"}}).options(repl)
+	if err != nil || o.Addrs[0] != "cache.example:6380" || o.Username != "app" || o.Password != "s3cret" || o.DB != 4 ||
+		o.TLS == nil || o.TLS.ServerName != "cache.example" || o.TLS.InsecureSkipVerify {
+		t.Fatalf("%+v %v", o, err)
+	}
+	// Subdirectives win over the URL; a plain port defaults to 6379.
+	o, err = (&RedisConfig{Address: []string{"redis://app:s3cret@cache.example/4"}, Password: "other", DB: 2}).options(repl)
+	if err != nil || o.Addrs[0] != "cache.example:6379" || o.Password != "other" || o.Username != "" || o.DB != 2 || o.TLS != nil {
+		t.Fatalf("%+v %v", o, err)
+	}
+}

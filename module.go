@@ -432,10 +432,10 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 	if h.Storage != nil && h.Storage.Redis != nil {
 		opts, err := h.Storage.Redis.options(repl)
 		if err != nil {
-			return nil, "", fmt.Errorf("redis storage: %v", err)
+			return nil, "", fmt.Errorf("storage redis: %w", err)
 		}
 		if p := h.storeName(); strings.ContainsAny(p, "{}") {
-			return nil, "", fmt.Errorf("redis storage: key_prefix %q resolves to %q, which contains braces (they would break hash tags)", h.Storage.Redis.KeyPrefix, p)
+			return nil, "", fmt.Errorf("storage redis: key_prefix %q resolves to %q, which contains braces (they would break hash tags)", h.Storage.Redis.KeyPrefix, p)
 		}
 		key := "redis:" + opts.fingerprint
 		val, _, err := pools.LoadOrNew(key, func() (caddy.Destructor, error) {
@@ -478,14 +478,20 @@ type redisOptions struct {
 // handlers with the same connection share one client.
 func (rc *RedisConfig) options(repl *caddy.Replacer) (redisOptions, error) {
 	var o redisOptions
+	var addrs []string
 	for _, a := range rc.Address {
 		a = repl.ReplaceAll(a, "")
 		if a == "" {
 			continue
 		}
-		o.Addrs = append(o.Addrs, a)
+		// Checked again once placeholders are resolved: an {env.*} that
+		// holds a typo would otherwise be a permanent outage.
+		if err := checkRedisAddress(a); err != nil {
+			return o, err
+		}
+		addrs = append(addrs, a)
 	}
-	if len(o.Addrs) == 0 {
+	if len(addrs) == 0 {
 		return o, errors.New("no address")
 	}
 	o.Username = repl.ReplaceAll(rc.Username, "")
@@ -500,9 +506,23 @@ func (rc *RedisConfig) options(repl *caddy.Replacer) (redisOptions, error) {
 		}
 		o.TLS = cfg
 	}
+	var err error
+	if o.Addrs, err = mergeRedisURLs(addrs, &o, rc.TLS != nil); err != nil {
+		return o, err
+	}
+	if o.DB != 0 && len(o.Addrs) > 1 && o.MasterName == "" {
+		return o, errors.New("db must be 0 with a cluster (several addresses)")
+	}
+	if len(o.Addrs) > 1 || o.MasterName != "" {
+		for _, a := range o.Addrs {
+			if strings.HasPrefix(a, "/") {
+				return o, fmt.Errorf("unix socket %q works for a single node only (no cluster, no master_name)", a)
+			}
+		}
+	}
 	sum := sha256.New()
 	enc := json.NewEncoder(sum)
-	_ = enc.Encode([]any{o.Addrs, o.Username, o.Password, o.DB, o.MasterName, o.Timeout, rc.TLS})
+	_ = enc.Encode([]any{o.Addrs, o.Username, o.Password, o.DB, o.MasterName, o.Timeout, rc.TLS, o.TLS != nil})
 	if rc.TLS != nil {
 		// The files' contents matter, not only their names.
 		for _, f := range []string{rc.TLS.CAFile, rc.TLS.CertFile, rc.TLS.KeyFile} {
@@ -516,11 +536,9 @@ func (rc *RedisConfig) options(repl *caddy.Replacer) (redisOptions, error) {
 }
 
 func (t *RedisTLS) config(repl *caddy.Replacer) (*tls.Config, error) {
-	cfg := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // explicit operator choice
-		ServerName:         repl.ReplaceAll(t.ServerName, ""),
-	}
+	cfg := defaultTLS()
+	cfg.InsecureSkipVerify = t.InsecureSkipVerify //nolint:gosec // explicit operator choice
+	cfg.ServerName = repl.ReplaceAll(t.ServerName, "")
 	if f := repl.ReplaceAll(t.CAFile, ""); f != "" {
 		pem, err := os.ReadFile(f)
 		if err != nil {
@@ -594,18 +612,30 @@ func checkUser(v string) error {
 }
 
 // checkRedisAddress wants host:port (an empty host is the local machine,
-// as for net.Dial) or the absolute path of a unix socket: go-redis only
-// finds out that an address is unusable when it dials, so a typo would
-// otherwise become a permanent outage instead of a config error.
+// as for net.Dial), a redis:// or rediss:// URL, or the absolute path of a
+// unix socket: go-redis only finds out that an address is unusable when it
+// dials, so a typo would otherwise become a permanent outage instead of a
+// config error.
 func checkRedisAddress(a string) error {
 	if strings.Contains(a, "{") || strings.HasPrefix(a, "/") {
 		return nil
 	}
+	if isRedisURL(a) {
+		_, err := parseRedisURL(a)
+		return err
+	}
 	if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
-		return fmt.Errorf("storage redis: address %q must be host:port or the absolute path of a unix socket", a)
+		if strings.ContainsAny(a, "@/") {
+			// Not quoted: it may carry a password.
+			return errors.New("an address with credentials must be a redis:// or rediss:// URL")
+		}
+		return fmt.Errorf("address %q must be host:port, a redis:// URL or the absolute path of a unix socket", a)
 	}
 	return nil
 }
+
+// defaultTLS is the TLS configuration to Redis before any tls subdirective.
+func defaultTLS() *tls.Config { return &tls.Config{MinVersion: tls.VersionTLS12} }
 
 // secretPlaceholder matches the placeholders resolved when the config
 // loads, which string fields of the Redis config may use.
@@ -672,7 +702,7 @@ func (h *Handler) Validate() error {
 			}
 			for _, a := range r.Address {
 				if err := checkRedisAddress(a); err != nil {
-					return err
+					return fmt.Errorf("storage redis: %w", err)
 				}
 				// go-redis dials a single node by path; cluster nodes and
 				// sentinels are always host:port.

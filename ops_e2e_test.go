@@ -487,6 +487,28 @@ func TestRedisAuth(t *testing.T) {
 			}
 		})
 	}
+	// The same as redis:// URLs (what REDIS_URL holds on most platforms),
+	// with the database in the path.
+	t.Setenv("DCR_TEST_REDIS_URL", "redis://:default-secret@"+srv.Addr+"/3")
+	t.Setenv("DCR_TEST_REDIS_ACL_URL", "redis://dcr:acl-secret@"+srv.Addr)
+	for _, url := range []string{"{env.DCR_TEST_REDIS_URL}", "{env.DCR_TEST_REDIS_ACL_URL}"} {
+		s := startCaddy(t, "redis", fmt.Sprintf(`	route {
+		client_registration {
+			storage redis {
+				address %s
+				key_prefix url:
+			}
+			rate_limit off
+		}
+	}`, url))
+		c := rfcRegister(t, s, mcpBody)
+		if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
+			t.Fatalf("%s: read: %d %s", url, resp.StatusCode, body)
+		}
+	}
+	if n := srv.CLI("--user", "dcr", "--pass", "acl-secret", "--no-auth-warning", "-n", "3", "EVAL", "return #redis.call('KEYS', 'url:*')", "0"); n != "2" {
+		t.Fatalf("keys in db 3: %s, want the record and its index", n)
+	}
 	s := startCaddy(t, "redis", fmt.Sprintf(`	route {
 		client_registration {
 			storage redis {
@@ -500,6 +522,41 @@ func TestRedisAuth(t *testing.T) {
 	resp, body := s.postJSON("/register", mcpBody)
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || strings.Contains(body, "wrong") {
 		t.Fatalf("wrong password: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+}
+
+// TestRedisURLTLS: a rediss:// address turns TLS on, with the server's
+// certificate checked (against the system's roots, or a tls block's
+// ca_file).
+func TestRedisURLTLS(t *testing.T) {
+	srv := redistest.StartTLS(t)
+	s := startCaddy(t, "redis", fmt.Sprintf(`	route {
+		client_registration {
+			storage redis {
+				address rediss://%s
+				tls {
+					ca_file %s
+				}
+			}
+			rate_limit off
+		}
+	}`, srv.Addr, srv.CAFile))
+	c := rfcRegister(t, s, mcpBody)
+	if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
+		t.Fatalf("read: %d %s", resp.StatusCode, body)
+	}
+	// Without the CA, the certificate is refused.
+	s = startCaddy(t, "redis", fmt.Sprintf(`	route {
+		client_registration {
+			storage redis {
+				address rediss://%s
+				timeout 500ms
+			}
+			rate_limit off
+		}
+	}`, srv.Addr))
+	if resp, body := s.postJSON("/register", mcpBody); resp.StatusCode != 503 {
+		t.Fatalf("unknown CA: %d %s", resp.StatusCode, body)
 	}
 }
 
