@@ -316,6 +316,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"software_statement unknown", "client_registration {\n\tsoftware_statement {\n\t\tkey /k\n\t}\n}", "unrecognized software_statement subdirective 'key'"},
 		{"software_statement issuer unknown", "client_registration {\n\tsoftware_statement {\n\t\tissuer i {\n\t\t\talg RS256\n\t\t}\n\t}\n}", "unrecognized software_statement issuer subdirective 'alg'"},
 		{"software_statement issuer missing", "client_registration {\n\tsoftware_statement {\n\t\tissuer\n\t}\n}", "wrong argument count"},
+		{"software_statement secret too short", "client_registration {\n\tsoftware_statement {\n\t\tissuer i {\n\t\t\tsecret hunter2\n\t\t}\n\t}\n}", "secret must be at least 32 bytes"},
 		{"software_statement secret twice", "client_registration {\n\tsoftware_statement {\n\t\tissuer i {\n\t\t\tsecret a\n\t\t\tsecret b\n\t\t}\n\t}\n}", "secret already specified"},
 		{"software_statement key empty", "client_registration {\n\tsoftware_statement {\n\t\tissuer i {\n\t\t\tkey\n\t\t}\n\t}\n}", "wrong argument count"},
 		{"max_redirect_uris off", "client_registration {\n\tmax_redirect_uris off\n}", "invalid max_redirect_uris 'off'"},
@@ -731,9 +732,10 @@ func TestUnmarshalCaddyfileDuplicates(t *testing.T) {
 	if err := new(Handler).UnmarshalCaddyfile(d); err == nil {
 		t.Error("repeated tls option accepted")
 	}
-	d = caddyfile.NewTestDispenser("client_registration {\n\tsoftware_statement {\n\t\tissuer a {\n\t\t\tsecret x\n\t\t}\n\t\tissuer a {\n\t\t\tsecret y\n\t\t}\n\t}\n}")
-	if err := new(Handler).UnmarshalCaddyfile(d); err == nil {
-		t.Error("repeated issuer accepted")
+	x, y := strings.Repeat("x", 32), strings.Repeat("y", 32)
+	d = caddyfile.NewTestDispenser("client_registration {\n\tsoftware_statement {\n\t\tissuer a {\n\t\t\tsecret " + x + "\n\t\t}\n\t\tissuer a {\n\t\t\tsecret " + y + "\n\t\t}\n\t}\n}")
+	if err := new(Handler).UnmarshalCaddyfile(d); err == nil || !strings.Contains(err.Error(), "issuer a already specified") {
+		t.Errorf("repeated issuer: %v", err)
 	}
 }
 
@@ -1065,7 +1067,7 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 	f.Add(cfEveryInput)
 	f.Add(cfRFC7591Input)
 	f.Add("client_registration {\n\tstorage redis {\n\t\ttls insecure_skip_verify {\n\t\t\tca_file x\n\t\t}\n\t}\n}")
-	f.Add("client_registration {\n\tsoftware_statement {\n\t\tissuer i {\n\t\t\tsecret s\n\t\t}\n\t}\n}")
+	f.Add("client_registration {\n\tsoftware_statement {\n\t\tissuer i {\n\t\t\tsecret 0123456789abcdef0123456789abcdef\n\t\t}\n\t}\n}")
 	f.Add("client_registration {\n\tstorage caddy {\n\t}\n\trate_limit off\n}")
 	f.Add("client_registration {\n\tprefix /x {\n\t}\n}")
 	f.Add("client_registration {\n\tstorage redis {\n\t\t}\n\t}\n}")

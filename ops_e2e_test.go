@@ -184,6 +184,8 @@ func TestMetrics(t *testing.T) {
 	s.postJSON("/api/client/register", `{"type":"client_associate","application_type":"web"}`)
 	s.postJSON("/v1/clients", iamBody) // no initial access token
 	s.postJSON("/v1/clients", iamBody, "Authorization: Bearer metrics-test-token")
+	s.do("GET", "/.well-known/oauth-authorization-server", "")
+	s.do("GET", "/register", "") // 405: not an operation, not counted
 	after := scrape()
 	const reg, ops = "caddy_client_registration_registrations_total", "caddy_client_registration_operations_total"
 	for series, want := range map[string]float64{
@@ -195,6 +197,7 @@ func TestMetrics(t *testing.T) {
 		reg + `{api="mediagoblin",result="created"}`:                1,
 		reg + `{api="iam",result="unauthorized"}`:                   1,
 		reg + `{api="iam",result="created"}`:                        1,
+		ops + `{api="rfc7591",operation="metadata",status="2xx"}`:   1,
 	} {
 		if got := metricValue(after, series) - metricValue(before, series); got != want {
 			t.Errorf("%s grew by %v, want %v", series, got, want)

@@ -88,6 +88,9 @@ func (h *Handler) statements(repl *caddy.Replacer) (*handler.Statements, error) 
 	for _, ic := range h.SoftwareStatement.Issuers {
 		is := &handler.StatementIssuer{Issuer: ic.Issuer, SoftwareIDs: ic.SoftwareIDs}
 		if sec := repl.ReplaceAll(ic.Secret, ""); sec != "" {
+			if err := checkHMACSecret(ic.Issuer, sec); err != nil {
+				return nil, err
+			}
 			is.Secret = []byte(sec)
 		}
 		for _, k := range ic.Keys {
@@ -244,6 +247,11 @@ func (h *Handler) validatePolicy() error {
 			if len(is.Keys) == 0 && is.Secret == "" {
 				return fmt.Errorf("software_statement issuer %q: give at least one key or a secret", is.Issuer)
 			}
+			if !strings.Contains(is.Secret, "{") {
+				if err := checkHMACSecret(is.Issuer, is.Secret); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	for _, o := range h.CORS {
@@ -279,4 +287,17 @@ func validRedirectHostPattern(v string) bool {
 		}
 	}
 	return true
+}
+
+// minHMACSecret is the shortest HS256 secret: RFC 7518 section 3.2 wants a
+// key at least as long as the hash, and the JOSE library refuses shorter
+// ones when verifying, so a shorter secret would make every statement
+// fail with "signature does not verify".
+const minHMACSecret = 32
+
+func checkHMACSecret(issuer, secret string) error {
+	if secret != "" && len(secret) < minHMACSecret {
+		return fmt.Errorf("software_statement issuer %q: secret must be at least %d bytes for HS256 (RFC 7518 section 3.2), got %d", issuer, minHMACSecret, len(secret))
+	}
+	return nil
 }

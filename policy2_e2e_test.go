@@ -41,7 +41,7 @@ func TestPolicyClientIPFallback(t *testing.T) {
 // cannot receive statements would be ignored, leaving registration open;
 // a repeated issuer would have its second keys ignored.
 func TestPolicyValidateStatements(t *testing.T) {
-	ss := &SoftwareStatementConfig{Issuers: []StatementIssuerConfig{{Issuer: "https://i.example", Secret: "s"}}}
+	ss := &SoftwareStatementConfig{Issuers: []StatementIssuerConfig{{Issuer: "https://i.example", Secret: strings.Repeat("s", 32)}}}
 	for _, api := range []string{"mediagoblin", "kustvakt", "iam"} {
 		h := &Handler{API: api, SoftwareStatement: ss, RequireSoftwareStatement: true}
 		if err := h.Validate(); err == nil || !strings.Contains(err.Error(), "require_software_statement") {
@@ -51,9 +51,14 @@ func TestPolicyValidateStatements(t *testing.T) {
 	if err := (&Handler{SoftwareStatement: ss, RequireSoftwareStatement: true}).Validate(); err != nil {
 		t.Errorf("rfc7591: %v", err)
 	}
-	twice := &SoftwareStatementConfig{Issuers: append(ss.Issuers, StatementIssuerConfig{Issuer: "https://i.example", Secret: "t"})}
+	twice := &SoftwareStatementConfig{Issuers: append(ss.Issuers, StatementIssuerConfig{Issuer: "https://i.example", Secret: strings.Repeat("t", 32)})}
 	if err := (&Handler{SoftwareStatement: twice}).Validate(); err == nil {
 		t.Error("an issuer listed twice was accepted")
+	}
+	// An HS256 secret shorter than the hash could never verify a statement.
+	short := &SoftwareStatementConfig{Issuers: []StatementIssuerConfig{{Issuer: "https://i.example", Secret: "topsecret"}}}
+	if err := (&Handler{SoftwareStatement: short}).Validate(); err == nil || !strings.Contains(err.Error(), "at least 32 bytes") || strings.Contains(err.Error(), "topsecret") {
+		t.Errorf("short HS256 secret: %v", err)
 	}
 }
 

@@ -37,7 +37,7 @@ func NewRFC7591(o *Options) *RFC7591 { return &RFC7591{o: o} }
 // Serve implements API.
 func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 	if strings.HasPrefix(r.URL.Path, wellKnownAS) && r.URL.Path == a.issuerMetadataPath(r) {
-		a.metadata(w, r)
+		a.serveMetadata(w, r)
 		return true
 	}
 	segs, ok := a.o.segments(r)
@@ -67,7 +67,7 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 		}
 		return true
 	case len(segs) == 2 && segs[0] == ".well-known" && segs[1] == "oauth-authorization-server":
-		a.metadata(w, r)
+		a.serveMetadata(w, r)
 		return true
 	}
 	return false
@@ -458,7 +458,9 @@ func (a *RFC7591) delete(w http.ResponseWriter, r *http.Request, id, tok string)
 }
 
 // metadata serves the RFC 8414 authorization server metadata.
-func (a *RFC7591) metadata(w http.ResponseWriter, r *http.Request) {
+// serveMetadata answers a request for the metadata document; reads of it
+// are counted as the operation "metadata".
+func (a *RFC7591) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	if a.o.CORS.apply(w, r, "GET, HEAD") {
 		return
 	}
@@ -467,6 +469,12 @@ func (a *RFC7591) metadata(w http.ResponseWriter, r *http.Request) {
 		a.error(w, http.StatusMethodNotAllowed, registry.CodeInvalidRequest, "use GET to read the server metadata")
 		return
 	}
+	ob := observe(w, "metadata")
+	a.metadata(ob, r)
+	a.o.Metrics.done(registry.APIRFC7591, ob)
+}
+
+func (a *RFC7591) metadata(w http.ResponseWriter, r *http.Request) {
 	p := &a.o.Policy
 	jw := jsonw.Get(jsonw.Compact)
 	defer jw.Release()
