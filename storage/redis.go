@@ -37,9 +37,10 @@ type RedisOptions struct {
 // RedisPool is one go-redis client (and its connection pool). Several stores
 // with different key prefixes share it.
 type RedisPool struct {
-	rdb    redis.UniversalClient
-	b      *batcher
-	closed chan struct{}
+	rdb       redis.UniversalClient
+	b         *batcher
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
 // NewRedisPool creates the client. It does no I/O: go-redis dials lazily, so a
@@ -99,7 +100,7 @@ func (p *RedisPool) Client() redis.UniversalClient { return p.rdb }
 // Destruct closes the client; it satisfies caddy.Destructor so the pool can
 // live in a caddy.UsagePool without this package importing Caddy.
 func (p *RedisPool) Destruct() error {
-	close(p.closed)
+	p.closeOnce.Do(func() { close(p.closed) })
 	p.b.close()
 	return p.rdb.Close()
 }
