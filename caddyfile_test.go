@@ -356,13 +356,15 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"unknown response type", "client_registration {\n\tallowed_response_types token_id\n}", `"token_id" is not a response type`},
 		{"unknown auth method", "client_registration {\n\tallowed_auth_methods tls_client\n}", `"tls_client" is not an authentication method`},
 		{"redis address without port", redis("address localhost"), `address "localhost" must be host:port`},
-		{"redis address with empty port", redis("address localhost:"), `address "localhost:" must be host:port`},
+		{"redis address with empty port", redis("address localhost:"), `address of host "localhost": the port must be a number`},
 		{"redis unix socket in a cluster", redis("address /run/redis.sock 10.0.0.2:6379"), `unix socket "/run/redis.sock" works for a single node only`},
 		{"redis URL with options", redis("address redis://r:6379?dial_timeout=1s"), "options in a redis:// address are not supported"},
 		{"redis URL without host", redis("address redis:///0"), "needs a host"},
 		{"redis URL bad database", redis("address redis://r:6379/x"), "must be a database number"},
 		{"redis other scheme", redis("address http://r:6379"), "must be a redis:// or rediss:// URL"},
 		{"redis credentials without scheme", redis("address user:hunter2@r:6379"), "must be a redis:// or rediss:// URL"},
+		{"redis password as port", redis("address r:hunter2"), `address of host "r": the port must be a number`},
+		{"redis unix URL", redis("address unix:///run/r.sock"), "must be a redis:// or rediss:// URL"},
 		{"redis key_prefix braces", redis("key_prefix {dcr}:"), `key_prefix "{dcr}:" must not contain braces`},
 		{"redis without address", "client_registration {\n\tstorage redis\n}", "at least one address is required"},
 		{"redis empty block", "client_registration {\n\tstorage redis {\n\t}\n}", "at least one address is required"},
@@ -1110,7 +1112,17 @@ func TestRedisOptionsResolved(t *testing.T) {
 		env   string
 		want  string // error, or "" for none
 	}{
-		{[]string{"{env.DCR_TEST_ADDR}"}, "localhost", `address "localhost" must be host:port`},
+		{[]string{"{env.DCR_TEST_ADDR}"}, "localhost", `address {env.DCR_TEST_ADDR} resolves to a value that is not host:port`},
+		{[]string{"{env.DCR_TEST_ADDR}"}, "hunter2", `address {env.DCR_TEST_ADDR} resolves to a value that is not host:port`},
+		{[]string{"{env.DCR_TEST_ADDR}"}, "redis://app@r:6379", "with a user needs a password"},
+		{[]string{"{env.DCR_TEST_ADDR}"}, "redis://:pa/ss#hunter2@r:6379", "not a valid redis:// URL"},
+		{[]string{"{env.DCR_TEST_ADDR}"}, "redis://:hunter2%zz@r:6379", "not a valid redis:// URL"},
+		{[]string{"{env.DCR_TEST_ADDR}"}, "redis://::1", "IPv6 address in brackets"},
+		{[]string{"{env.DCR_TEST_ADDR}"}, "redis://r:99999", "port of a redis:// address"},
+		{[]string{"{env.DCR_TEST_ADDR}"}, "redis://r:", "port of a redis:// address"},
+		{[]string{"{env.DCR_TEST_ADDR}"}, "redis://r//2", "database number"},
+		{[]string{"{env.DCR_TEST_ADDR}"}, "redis://r/+3", "database number"},
+		{[]string{"{env.DCR_TEST_ADDR}"}, "user:hunter2@r:6379", "resolves to a value that is not host:port"},
 		{[]string{"{env.DCR_TEST_ADDR}"}, "redis://:hunter2@r:6379?x=1", "options in a redis:// address"},
 		{[]string{"{env.DCR_TEST_ADDR}", "r2:6379"}, "redis://r1:6379", "every address as a redis:// URL or none"},
 		{[]string{"redis://:a@r1:6379", "redis://:b@r2:6379"}, "", "differ in scheme, credentials or database"},
@@ -1126,6 +1138,12 @@ func TestRedisOptionsResolved(t *testing.T) {
 	o, err := (&RedisConfig{Address: []string{"{env.DCR_TEST_ADDR}"}}).options(repl)
 	if err != nil || o.Addrs[0] != "cache.example:6380" || o.Username != "app" || o.Password != "s3cret" || o.DB != 4 ||
 		o.TLS == nil || o.TLS.ServerName != "cache.example" || o.TLS.InsecureSkipVerify {
+		t.Fatalf("%+v %v", o, err)
+	}
+	// IPv6 in brackets; REDIS:// in capitals; a cluster of rediss:// URLs
+	// checks each node against its own name.
+	o, err = (&RedisConfig{Address: []string{"REDISS://:pw@[::1]:7000", "rediss://:pw@[::1]:7001"}}).options(repl)
+	if err != nil || o.Addrs[0] != "[::1]:7000" || o.Addrs[1] != "[::1]:7001" || o.Password != "pw" || o.TLS == nil || o.TLS.ServerName != "" {
 		t.Fatalf("%+v %v", o, err)
 	}
 	// Subdirectives win over the URL; a plain port defaults to 6379.

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -440,15 +441,15 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 		key := "redis:" + opts.fingerprint
 		val, _, err := pools.LoadOrNew(key, func() (caddy.Destructor, error) {
 			pool := storage.NewRedisPool(opts.RedisOptions)
-			// Caddy's default logger rather than this handler's: the pool
-			// outlives the config that created it.
-			log := caddy.Log().Named("http.handlers.client_registration")
+			// Caddy's default logger, fetched when the answer comes, rather
+			// than this handler's: the pool outlives the config that made it.
+			log := func() *zap.Logger { return caddy.Log().Named("http.handlers.client_registration") }
 			addrs := zap.Strings("addresses", opts.Addrs)
 			pool.WatchEviction(func(policy string) {
-				log.Warn("Redis evicts keys when it reaches maxmemory: registered clients can disappear; set maxmemory-policy noeviction",
+				log().Warn("Redis evicts keys when it reaches maxmemory: registered clients can disappear; set maxmemory-policy noeviction",
 					addrs, zap.String("maxmemory_policy", policy))
 			}, func(err error) {
-				log.Debug("cannot read Redis's maxmemory-policy", addrs, zap.Error(err))
+				log().Debug("cannot read Redis's maxmemory-policy", addrs, zap.Error(err))
 			})
 			return &sharedStore{redis: pool, health: new(handler.Health)}, nil
 		})
@@ -479,14 +480,21 @@ type redisOptions struct {
 func (rc *RedisConfig) options(repl *caddy.Replacer) (redisOptions, error) {
 	var o redisOptions
 	var addrs []string
-	for _, a := range rc.Address {
-		a = repl.ReplaceAll(a, "")
+	for _, raw := range rc.Address {
+		a := repl.ReplaceAll(raw, "")
 		if a == "" {
 			continue
 		}
 		// Checked again once placeholders are resolved: an {env.*} that
-		// holds a typo would otherwise be a permanent outage.
+		// holds a typo would otherwise be a permanent outage. The value is
+		// not shown: a mixed-up variable may hold a password.
 		if err := checkRedisAddress(a); err != nil {
+			switch {
+			case a != raw && isRedisURL(a):
+				return o, fmt.Errorf("address %s: %w", raw, err) // never quotes the URL
+			case a != raw:
+				return o, fmt.Errorf("address %s resolves to a value that is not host:port, a redis:// URL or the absolute path of a unix socket", raw)
+			}
 			return o, err
 		}
 		addrs = append(addrs, a)
@@ -624,12 +632,19 @@ func checkRedisAddress(a string) error {
 		_, err := parseRedisURL(a)
 		return err
 	}
-	if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
-		if strings.ContainsAny(a, "@/") {
-			// Not quoted: it may carry a password.
-			return errors.New("an address with credentials must be a redis:// or rediss:// URL")
-		}
+	if strings.ContainsAny(a, "@/") {
+		// Not quoted: it may carry a password.
+		return errors.New("an address with credentials or a scheme must be a redis:// or rediss:// URL")
+	}
+	// Quoted only when it cannot hold a password: a plain host name.
+	host, port, err := net.SplitHostPort(a)
+	switch {
+	case err != nil && !strings.Contains(a, ":"):
 		return fmt.Errorf("address %q must be host:port, a redis:// URL or the absolute path of a unix socket", a)
+	case err != nil:
+		return errors.New("an address must be host:port (an IPv6 address in brackets), a redis:// URL or the absolute path of a unix socket")
+	case !validPort(port):
+		return fmt.Errorf("address of host %q: the port must be a number from 1 to 65535", host)
 	}
 	return nil
 }
@@ -785,7 +800,15 @@ func strippedPrefix(r *http.Request) string {
 	if len(o) <= len(c) || !strings.HasSuffix(o, c) || !strings.HasPrefix(c, "/") {
 		return ""
 	}
-	return o[:len(o)-len(c)]
+	m := o[:len(o)-len(c)]
+	if strings.Contains(m, "/.") || strings.Contains(m, "//") {
+		// What the path matcher saw, without dot segments or empty ones
+		// the client may have sent.
+		if m = path.Clean(m); m == "/" {
+			return ""
+		}
+	}
+	return m
 }
 
 func replacer(r *http.Request) *caddy.Replacer {

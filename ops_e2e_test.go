@@ -665,3 +665,54 @@ func TestRedisUnixSocketE2E(t *testing.T) {
 		t.Fatalf("read over the socket: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestPrefixEscaped: a prefix with characters that a URL must escape is
+// escaped in the URLs given out, which then work as they are.
+func TestPrefixEscaped(t *testing.T) {
+	s := startCaddy(t, "redis", `	client_registration {
+		{storage}
+		prefix "/my oauth"
+	}`)
+	resp, body := s.postJSON("/my%20oauth/register", mcpBody)
+	if resp.StatusCode != 201 {
+		t.Fatalf("register: %d %s", resp.StatusCode, body)
+	}
+	obj := object(t, body)
+	uri := fmt.Sprint(obj["registration_client_uri"])
+	if want := s.URL + "/my%20oauth/register/" + fmt.Sprint(obj["client_id"]); uri != want {
+		t.Fatalf("registration_client_uri %q, want %q", uri, want)
+	}
+	req, _ := http.NewRequest("GET", uri, nil)
+	req.Header.Set("Authorization", "Bearer "+fmt.Sprint(obj["registration_access_token"]))
+	got, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Body.Close()
+	if got.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", uri, got.StatusCode)
+	}
+}
+
+// TestStrippedPrefix: what an earlier handler removed from the front of the
+// path, cleaned of dot and empty segments, escaped as sent.
+func TestStrippedPrefix(t *testing.T) {
+	for _, tc := range []struct{ orig, cur, want string }{
+		{"/oauth/register", "/register", "/oauth"},
+		{"/register", "/register", ""},
+		{"/reg", "/register", ""},
+		{"/a/x/../oauth/register", "/register", "/a/oauth"},
+		{"//oauth/register", "/register", "/oauth"},
+		{"/./register", "/register", ""},
+		{"/a%2Fb/register", "/register", "/a%2Fb"},
+		{"/oauth/register", "register", ""},
+	} {
+		orig := httptest.NewRequest("GET", "http://h.example"+tc.orig, nil)
+		r := httptest.NewRequest("GET", "http://h.example"+tc.orig, nil)
+		r.URL.Path, r.URL.RawPath = tc.cur, ""
+		r = r.WithContext(context.WithValue(r.Context(), caddyhttp.OriginalRequestCtxKey, *orig))
+		if got := strippedPrefix(r); got != tc.want {
+			t.Errorf("%s -> %s: %q, want %q", tc.orig, tc.cur, got, tc.want)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package caddydcr
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"net/url"
 	"strconv"
@@ -24,8 +23,14 @@ type redisURL struct {
 
 // isRedisURL reports whether an address is written as a URL.
 func isRedisURL(a string) bool {
-	return strings.HasPrefix(a, "redis://") || strings.HasPrefix(a, "rediss://")
+	l := strings.ToLower(a)
+	return strings.HasPrefix(l, "redis://") || strings.HasPrefix(l, "rediss://")
 }
+
+// errRedisURL is the one message for an address URL that does not parse:
+// url.Parse's own messages quote pieces of it, and the password is among
+// them.
+var errRedisURL = errors.New("not a valid redis:// URL (percent-encode / ? # % @ and : in the user and password)")
 
 // parseRedisURL reads redis://[[user]:password@]host[:port][/db] (rediss://
 // for TLS). Query options are refused rather than ignored: the
@@ -35,47 +40,57 @@ func parseRedisURL(s string) (redisURL, error) {
 	var r redisURL
 	u, err := url.Parse(s)
 	if err != nil {
-		return r, fmt.Errorf("address: %v", redactURLError(err))
+		return r, errRedisURL
 	}
 	r.tls = u.Scheme == "rediss"
-	if u.Host == "" || u.Opaque != "" {
-		return r, errors.New("a redis:// address needs a host")
+	if u.Opaque != "" {
+		return r, errRedisURL
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
+	if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
 		return r, errors.New("options in a redis:// address are not supported; use the storage redis subdirectives (timeout, tls, db...)")
 	}
-	r.host = u.Hostname()
-	port := u.Port()
-	if port == "" {
-		port = "6379"
+	host, port := u.Host, "6379"
+	if strings.HasSuffix(host, "]") || strings.Count(host, ":") == 0 {
+		// [v6] or name: no port.
+	} else if h, p, err := net.SplitHostPort(host); err == nil {
+		host, port = h, p
+	} else {
+		return r, errors.New("the host of a redis:// address must be host or host:port, with an IPv6 address in brackets")
 	}
-	if r.host == "" {
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "" {
 		return r, errors.New("a redis:// address needs a host")
 	}
-	r.addr = net.JoinHostPort(r.host, port)
+	if !validPort(port) {
+		return r, errors.New("the port of a redis:// address must be a number from 1 to 65535")
+	}
+	r.host = host
+	r.addr = net.JoinHostPort(host, port)
 	if u.User != nil {
 		r.hasUser = true
 		r.username = u.User.Username()
-		r.password, _ = u.User.Password()
+		pw, ok := u.User.Password()
+		if !ok || pw == "" {
+			// go-redis would send no AUTH at all: a permanent NOAUTH
+			// outage rather than a config error.
+			return r, errors.New("a redis:// address with a user needs a password: redis://user:password@host or redis://:password@host")
+		}
+		r.password = pw
 	}
-	if p := strings.Trim(u.Path, "/"); p != "" {
-		db, err := strconv.Atoi(p)
-		if err != nil || db < 0 {
+	if p := strings.TrimPrefix(u.Path, "/"); p != "" {
+		db, err := strconv.ParseUint(p, 10, 31)
+		if err != nil {
 			return r, errors.New("the path of a redis:// address must be a database number, such as /0")
 		}
-		r.db, r.hasDB = db, true
+		r.db, r.hasDB = int(db), true
 	}
 	return r, nil
 }
 
-// redactURLError keeps a password out of url.Parse's error message, which
-// quotes the whole address.
-func redactURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
+// validPort reports whether p is a TCP port number (1 to 65535).
+func validPort(p string) bool {
+	n, err := strconv.ParseUint(p, 10, 16)
+	return err == nil && n > 0
 }
 
 // mergeRedisURLs resolves the URL addresses of a resolved address list:
@@ -118,7 +133,12 @@ func mergeRedisURLs(addrs []string, o *redisOptions, explicitTLS bool) ([]string
 	}
 	if first.tls && !explicitTLS {
 		o.TLS = defaultTLS()
-		o.TLS.ServerName = first.host
+		// Each node is checked against its own name (the TLS dialer
+		// takes it from the address) unless there is only one: a cluster's
+		// or Sentinel's nodes all have names of their own.
+		if len(out) == 1 && o.MasterName == "" {
+			o.TLS.ServerName = first.host
+		}
 	}
 	return out, nil
 }

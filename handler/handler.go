@@ -126,7 +126,15 @@ func (o *Options) base(r *http.Request) string {
 	if o.Issuer != "" {
 		return strings.TrimRight(o.expand(r, o.Issuer), "/")
 	}
-	return requestOrigin(r) + mount(r) + o.Prefix
+	return requestOrigin(r) + mount(r) + o.urlPrefix()
+}
+
+// urlPrefix is the prefix as it appears in a URL (escaped).
+func (o *Options) urlPrefix() string {
+	if o.Prefix == "" {
+		return ""
+	}
+	return (&url.URL{Path: o.Prefix}).EscapedPath()
 }
 
 type mountKey struct{}
@@ -180,8 +188,7 @@ func (o *Options) route(r *http.Request) (string, bool) {
 func (o *Options) segments(r *http.Request) ([]string, bool) {
 	p := r.URL.EscapedPath()
 	if o.Prefix != "" {
-		escPrefix := (&url.URL{Path: o.Prefix}).EscapedPath()
-		rest, ok := strings.CutPrefix(p, escPrefix)
+		rest, ok := strings.CutPrefix(p, o.urlPrefix())
 		if !ok || (rest != "" && rest[0] != '/') {
 			return nil, false
 		}

@@ -217,7 +217,7 @@ func (a *RFC7591) internal(w http.ResponseWriter, op string, err error) {
 func (a *RFC7591) clientURI(r *http.Request, id string) string {
 	if a.o.Issuer == "" {
 		// base(r) + ..., in one allocation.
-		return requestScheme(r) + r.Host + mount(r) + a.o.Prefix + "/register/" + url.PathEscape(id)
+		return requestScheme(r) + r.Host + mount(r) + a.o.urlPrefix() + "/register/" + url.PathEscape(id)
 	}
 	return a.o.base(r) + "/register/" + url.PathEscape(id)
 }
@@ -457,7 +457,6 @@ func (a *RFC7591) delete(w http.ResponseWriter, r *http.Request, id, tok string)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// metadata serves the RFC 8414 authorization server metadata.
 // serveMetadata answers a request for the metadata document; reads of it
 // are counted as the operation "metadata".
 func (a *RFC7591) serveMetadata(w http.ResponseWriter, r *http.Request) {
@@ -474,6 +473,7 @@ func (a *RFC7591) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	a.o.Metrics.done(registry.APIRFC7591, ob)
 }
 
+// metadata writes the RFC 8414 authorization server metadata.
 func (a *RFC7591) metadata(w http.ResponseWriter, r *http.Request) {
 	p := &a.o.Policy
 	jw := jsonw.Get(jsonw.Compact)

@@ -105,6 +105,19 @@ func (p *RedisPool) Destruct() error {
 	return p.rdb.Close()
 }
 
+// configRefused reports an answer that asking again will not change: the
+// command is unknown or renamed ("ERR unknown command"), or not allowed
+// (NOPERM). Other error replies are passing states (LOADING, BUSY,
+// MASTERDOWN, CLUSTERDOWN, a password being rotated) and are retried.
+func configRefused(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	msg := err.Error()
+	return strings.HasPrefix(msg, "ERR") || strings.HasPrefix(msg, "NOPERM")
+}
+
 // WatchEviction first asks evictionFirst after the pool was made, so that
 // loading a config (caddy validate, adapt) does no network I/O, then every
 // evictionRetry while Redis is unreachable.
@@ -122,8 +135,9 @@ var (
 // CONFIG (managed services often do) is reported to skip and not asked again.
 // It stops when the pool is closed.
 func (p *RedisPool) WatchEviction(warn func(policy string), skip func(err error)) {
+	first, retry := evictionFirst, evictionRetry
 	go func() {
-		for wait := evictionFirst; ; wait = evictionRetry {
+		for wait := first; ; wait = retry {
 			select {
 			case <-p.closed:
 				return
@@ -132,14 +146,13 @@ func (p *RedisPool) WatchEviction(warn func(policy string), skip func(err error)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			m, err := p.rdb.ConfigGet(ctx, "maxmemory-policy").Result()
 			cancel()
-			var rerr redis.Error
 			switch {
 			case err == nil:
 				if pol := m["maxmemory-policy"]; pol != "" && pol != "noeviction" {
 					warn(pol)
 				}
 				return
-			case errors.As(err, &rerr):
+			case configRefused(err):
 				skip(err)
 				return
 			}
