@@ -1152,3 +1152,32 @@ func TestRedisOptionsResolved(t *testing.T) {
 		t.Fatalf("%+v %v", o, err)
 	}
 }
+
+// FuzzRedisAddress: no address makes the check panic, and a refusal never
+// repeats what comes before an "@" (user and password).
+func FuzzRedisAddress(f *testing.F) {
+	for _, s := range []string{"r:6379", "redis://:pw@r:6379/1", "rediss://u:p@[::1]:7000", "redis://::1", "u:p@r:1", "/tmp/r.sock", "redis://:p%zz@r"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		err := checkRedisAddress(s)
+		if err == nil {
+			return
+		}
+		if i := strings.LastIndex(s, "@"); i >= 0 {
+			start := 0
+			if j := strings.Index(s[:i], "://"); j >= 0 {
+				start = j + 3
+			}
+			cred := s[start:i]
+			if len(cred) < 4 || !strings.Contains(err.Error(), cred) {
+				return
+			}
+			// Shown, unless the message says it whatever the credentials.
+			masked := s[:start] + strings.Repeat("Q", len(cred)) + s[i:]
+			if err2 := checkRedisAddress(masked); err2 == nil || !strings.Contains(err2.Error(), cred) {
+				t.Fatalf("%q: error %q shows %q", s, err, cred)
+			}
+		}
+	})
+}
