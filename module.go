@@ -361,6 +361,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Expand:                expand,
 		User:                  h.userFunc(),
 		Registered:            registered,
+		Mount:                 strippedPrefix,
 		Health:                shared.health,
 		Metrics:               metrics,
 	}
@@ -775,11 +776,7 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	served := r
-	if m := strippedPrefix(r); m != "" {
-		served = handler.WithMount(r, m)
-	}
-	if h.api.Serve(w, served) {
+	if h.api.Serve(w, r) {
 		return nil
 	}
 	return next.ServeHTTP(w, r)

@@ -5,7 +5,6 @@
 package handler
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -58,6 +57,12 @@ type Options struct {
 	// User returns the authenticated user set by a preceding Caddy
 	// authentication handler ({http.auth.user.id}), or "".
 	User func(r *http.Request) string
+	// Mount returns the path prefix an outer router stripped before the
+	// request reached the API (Caddy's handle_path), as escaped in the
+	// original request, or ""; may be nil. The URLs the API gives out when
+	// no issuer is configured start with it, so that they lead back
+	// through the same route.
+	Mount func(r *http.Request) string
 	// Registered is called after a client was created or changed, so the
 	// caller can set placeholders and log fields; may be nil.
 	Registered func(r *http.Request, clientID string)
@@ -121,12 +126,12 @@ func (o *Options) issuer(r *http.Request) string {
 
 // base is the absolute URL under which this API's routes are reachable: the
 // configured issuer (which then must include any prefix), or the request's
-// origin followed by the mount path (see WithMount) and the prefix.
+// origin followed by the mount path (see Options.Mount) and the prefix.
 func (o *Options) base(r *http.Request) string {
 	if o.Issuer != "" {
 		return strings.TrimRight(o.expand(r, o.Issuer), "/")
 	}
-	return requestOrigin(r) + mount(r) + o.urlPrefix()
+	return requestOrigin(r) + o.mount(r) + o.urlPrefix()
 }
 
 // urlPrefix is the prefix as it appears in a URL (escaped).
@@ -137,21 +142,12 @@ func (o *Options) urlPrefix() string {
 	return (&url.URL{Path: o.Prefix}).EscapedPath()
 }
 
-type mountKey struct{}
-
-// WithMount returns r carrying mount: the path prefix an outer router
-// stripped before the request reached the API (Caddy's handle_path), as
-// escaped in the original request. The URLs the API gives out when no
-// issuer is configured start with it, so that they lead back through the
-// same route.
-func WithMount(r *http.Request, mount string) *http.Request {
-	return r.WithContext(context.WithValue(r.Context(), mountKey{}, mount))
-}
-
-// mount returns the stripped prefix WithMount recorded, or "".
-func mount(r *http.Request) string {
-	m, _ := r.Context().Value(mountKey{}).(string)
-	return m
+// mount returns what Mount says, or "".
+func (o *Options) mount(r *http.Request) string {
+	if o.Mount == nil {
+		return ""
+	}
+	return o.Mount(r)
 }
 
 // endpoint returns the configured endpoint or the default under the base URL.

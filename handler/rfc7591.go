@@ -217,7 +217,7 @@ func (a *RFC7591) internal(w http.ResponseWriter, op string, err error) {
 func (a *RFC7591) clientURI(r *http.Request, id string) string {
 	if a.o.Issuer == "" {
 		// base(r) + ..., in one allocation.
-		return requestScheme(r) + r.Host + mount(r) + a.o.urlPrefix() + "/register/" + url.PathEscape(id)
+		return requestScheme(r) + r.Host + a.o.mount(r) + a.o.urlPrefix() + "/register/" + url.PathEscape(id)
 	}
 	return a.o.base(r) + "/register/" + url.PathEscape(id)
 }
