@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -691,6 +692,97 @@ func TestPrefixEscaped(t *testing.T) {
 	got.Body.Close()
 	if got.StatusCode != 200 {
 		t.Fatalf("GET %s: %d", uri, got.StatusCode)
+	}
+}
+
+// TestHalfClosedClient: a client that closes its sending side after the
+// request (nc -N, some proxies) still waits for the answer; Go cancels the
+// request's context then, which must not turn into a store outage (503).
+func TestHalfClosedClient(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			s := startCaddy(t, backend, `	client_registration {
+		{storage}
+	}`)
+			addr := strings.TrimPrefix(s.URL, "http://")
+			req := fmt.Sprintf("POST /register HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", addr, len(mcpBody), mcpBody)
+			var wg sync.WaitGroup
+			var bad atomic.Int32
+			var first atomic.Value
+			for w := 0; w < 8; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < 15; i++ {
+						c, err := net.Dial("tcp", addr)
+						if err != nil {
+							bad.Add(1)
+							continue
+						}
+						c.Write([]byte(req))
+						c.(*net.TCPConn).CloseWrite()
+						b, _ := io.ReadAll(c)
+						c.Close()
+						if !strings.HasPrefix(string(b), "HTTP/1.1 201 ") {
+							bad.Add(1)
+							first.CompareAndSwap(nil, string(b))
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if n := bad.Load(); n > 0 {
+				t.Fatalf("%d of 120 half-closed registrations failed; first: %v", n, first.Load())
+			}
+		})
+	}
+}
+
+// TestBadHostHeader: a Host header that is not host[:port] reaches the
+// plugin (Caddy matches sites by name only) but is not copied into the
+// issuer or the URLs given out: such requests are refused where an answer
+// would carry URLs built from it, and other paths are not affected.
+func TestBadHostHeader(t *testing.T) {
+	s := startCaddy(t, "redis", `	route {
+		client_registration {
+			{storage}
+		}
+		client_registration iam {
+			{storage}
+		}
+		respond "site" 200
+	}`)
+	get := func(method, path, host, body string) (int, string) {
+		req, _ := http.NewRequest(method, s.URL+path, strings.NewReader(body))
+		req.Host = host
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	addr := strings.TrimPrefix(s.URL, "http://")
+	for _, host := range []string{addr + ",evil.example", "127.0.0.1:evil"} {
+		for _, c := range []struct{ method, path, body, want string }{
+			{"GET", "/.well-known/oauth-authorization-server", "", `"error":"invalid_request"`},
+			{"POST", "/register", mcpBody, `"error":"invalid_request"`},
+			{"GET", "/register/some-id", "", `"error":"invalid_request"`},
+			{"POST", "/v1/clients", iamMinimalRequest, `"error_code":"IIC.400"`},
+		} {
+			code, body := get(c.method, c.path, host, c.body)
+			if code != 400 || !strings.Contains(body, c.want) || strings.Contains(body, "evil") {
+				t.Errorf("%s %s with Host %q: %d %s", c.method, c.path, host, code, body)
+			}
+		}
+		if code, body := get("GET", "/index.html", host, ""); code != 200 || body != "site" {
+			t.Errorf("pass-through with Host %q: %d %s", host, code, body)
+		}
+	}
+	if code, body := get("GET", "/.well-known/oauth-authorization-server", "127.0.0.1:9999", ""); code != 200 || !strings.Contains(body, `"issuer":"http://127.0.0.1:9999"`) {
+		t.Errorf("valid host: %d %s", code, body)
 	}
 }
 

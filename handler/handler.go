@@ -5,10 +5,13 @@
 package handler
 
 import (
+	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,9 +106,70 @@ func (o *Options) registered(r *http.Request, id string) {
 	}
 }
 
+// storeCtx is the context of a request's store operations: the request's
+// values without its cancellation. Go cancels a request's context when the
+// client closes its side of the connection, which clients that half-close
+// after sending (nc -N, some proxies) do while still waiting for the
+// answer; a store operation, bounded by the store's own timeouts, runs to
+// its end instead of failing as if the store were down.
+func storeCtx(r *http.Request) context.Context { return context.WithoutCancel(r.Context()) }
+
 // requestOrigin is scheme://host of the request as the client sent it.
 func requestOrigin(r *http.Request) string {
 	return requestScheme(r) + r.Host
+}
+
+// hostUnusable reports a request whose URLs would be built from a Host
+// header that is not a plain host[:port] ("a.example:1,evil.example",
+// "a.example:x"): Caddy matches sites by host name alone, so such a header
+// reaches the API, and it would be copied into the issuer and the URLs
+// given out. Only matters when no issuer is configured.
+func (o *Options) hostUnusable(r *http.Request) bool {
+	return o.Issuer == "" && !validHost(r.Host)
+}
+
+// validHost reports whether h is a DNS name or IP address (IPv6 in
+// brackets), optionally followed by ":port" with a port from 1 to 65535.
+func validHost(h string) bool {
+	host, port := h, ""
+	if strings.HasPrefix(h, "[") {
+		end := strings.IndexByte(h, ']')
+		if end < 0 {
+			return false
+		}
+		host, port = h[1:end], h[end+1:]
+		if ip := net.ParseIP(host); ip == nil || !strings.Contains(host, ":") {
+			return false
+		}
+		if port == "" {
+			return true
+		}
+		if port[0] != ':' || len(port) == 1 {
+			return false
+		}
+		port = port[1:]
+	} else {
+		if i := strings.LastIndexByte(h, ':'); i >= 0 {
+			host, port = h[:i], h[i+1:]
+			if port == "" {
+				return false
+			}
+		}
+		if host == "" || len(host) > 253 {
+			return false
+		}
+		for i := 0; i < len(host); i++ {
+			c := host[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+				return false
+			}
+		}
+	}
+	if port == "" {
+		return true
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	return err == nil && n > 0
 }
 
 // requestScheme is "https://" or "http://", as the request came.

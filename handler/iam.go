@@ -64,6 +64,11 @@ func (a *IAM) Serve(w http.ResponseWriter, r *http.Request) bool {
 	if a.o.CORS.apply(w, r, "POST") {
 		return true
 	}
+	if a.o.hostUnusable(r) {
+		// The answer's endpoints would be built from it.
+		a.error(w, rid, http.StatusBadRequest, "IIC.400", "Bad Request: the Host header must be host or host:port.")
+		return true
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		a.error(w, rid, http.StatusMethodNotAllowed, "IIC.405", "Method Not Allowed: use POST.")

@@ -410,7 +410,7 @@ func (a *Kustvakt) verifySuper(q *kustvaktRequest, form url.Values) (string, boo
 	if i := slices.IndexFunc(a.k.SuperClients, func(s SuperClient) bool { return s.ClientID == id }); i >= 0 {
 		secretHash, super = a.k.SuperClients[i].SecretHash, true
 	} else {
-		c, err := a.o.Registry.Get(q.r.Context(), id)
+		c, err := a.o.Registry.Get(storeCtx(q.r), id)
 		if errors.Is(err, registry.ErrNotFound) {
 			a.unknownClient(q.w, id)
 			return "", false
@@ -1017,7 +1017,7 @@ func (a *Kustvakt) info(q *kustvaktRequest, id string) {
 	if _, ok := a.verifySuper(q, form); !ok {
 		return
 	}
-	c, err := a.o.Registry.Get(q.r.Context(), id)
+	c, err := a.o.Registry.Get(storeCtx(q.r), id)
 	if errors.Is(err, registry.ErrNotFound) {
 		a.unknownClient(q.w, id)
 		return
@@ -1045,7 +1045,7 @@ func (a *Kustvakt) deregister(q *kustvaktRequest, id string) {
 	if !a.requireUser(q) {
 		return
 	}
-	err := a.o.Registry.Delete(q.r.Context(), id, func(c *registry.Client) error {
+	err := a.o.Registry.Delete(storeCtx(q.r), id, func(c *registry.Client) error {
 		if c.Owner != q.user && !a.isAdmin(q.user) {
 			return errNotOwner
 		}
@@ -1081,7 +1081,7 @@ func (a *Kustvakt) reset(q *kustvaktRequest) {
 	}
 	secret := registry.FormatKustvakt.NewSecret()
 	lifetime := a.o.secretLifetime(0)
-	c, err := a.o.Registry.Update(q.r.Context(), id, func(c *registry.Client) error {
+	c, err := a.o.Registry.Update(storeCtx(q.r), id, func(c *registry.Client) error {
 		if !c.Confidential() {
 			return errPublicClient
 		}
@@ -1168,7 +1168,7 @@ func (a *Kustvakt) list(q *kustvaktRequest) {
 	}
 	var out []*registry.Client
 	if owned {
-		cs, err := a.o.Registry.List(q.r.Context(), registry.OwnerTag(q.user))
+		cs, err := a.o.Registry.List(storeCtx(q.r), registry.OwnerTag(q.user))
 		if a.failed(q.w, "list", err) {
 			return
 		}
@@ -1188,7 +1188,7 @@ func (a *Kustvakt) plugins(q *kustvaktRequest) {
 		return
 	}
 	permittedOnly := javaTrue(form.Get("permitted_only"))
-	cs, err := a.o.Registry.List(q.r.Context(), registry.TagPlugins)
+	cs, err := a.o.Registry.List(storeCtx(q.r), registry.TagPlugins)
 	if a.failed(q.w, "plugins", err) {
 		return
 	}
@@ -1225,7 +1225,7 @@ func (a *Kustvakt) install(q *kustvaktRequest) {
 	if !ok {
 		return
 	}
-	ctx := q.r.Context()
+	ctx := storeCtx(q.r)
 	c, err := a.o.Registry.Get(ctx, id)
 	if errors.Is(err, registry.ErrNotFound) {
 		a.unknownClient(q.w, id)
@@ -1258,7 +1258,7 @@ func (a *Kustvakt) installed(q *kustvaktRequest) {
 	if !ok {
 		return
 	}
-	ctx := q.r.Context()
+	ctx := storeCtx(q.r)
 	insts, err := a.o.Registry.Installed(ctx, q.user, superID)
 	if a.failed(q.w, "installed", err) {
 		return
@@ -1303,7 +1303,7 @@ func (a *Kustvakt) uninstall(q *kustvaktRequest) {
 	if !ok {
 		return
 	}
-	err := a.o.Registry.Uninstall(q.r.Context(), q.user, superID, id)
+	err := a.o.Registry.Uninstall(storeCtx(q.r), q.user, superID, id)
 	if errors.Is(err, registry.ErrNotFound) {
 		a.notify(q.w, 0, kcNotFound, nil)
 		return
@@ -1345,7 +1345,7 @@ func (a *Kustvakt) privilege(q *kustvaktRequest) {
 	}
 	makeSuper := javaTrue(form.Get("super"))
 	permitted := javaTrue(form.Get("permitted"))
-	c, err := a.o.Registry.Update(q.r.Context(), id, func(c *registry.Client) error {
+	c, err := a.o.Registry.Update(storeCtx(q.r), id, func(c *registry.Client) error {
 		if setSuper {
 			if makeSuper && !c.Confidential() {
 				return errNotConfidential

@@ -255,7 +255,7 @@ func (a *MediaGoblin) update(w http.ResponseWriter, r *http.Request, data *pyDic
 		return
 	}
 	now := a.o.Registry.Now()
-	updated, err := a.o.Registry.Update(r.Context(), id.s, func(c *registry.Client) error {
+	updated, err := a.o.Registry.Update(storeCtx(r), id.s, func(c *registry.Client) error {
 		// Checked here, on the version being written, so that a secret
 		// changed concurrently can never authorize this update.
 		// Only clients registered through MediaGoblin: an update may rewrite
@@ -318,7 +318,10 @@ func mgParseFields(data *pyDict, storedLogo string, policy *registry.Policy) (mg
 		switch {
 		case logo.kind == pyNone:
 			// None skips the check and clears the logo.
-		case logo.kind == pyStr && registry.PythonURLValid(logo.s):
+		case logo.kind == pyStr && registry.PythonURLValid(logo.s) && !registry.HasDangerousScheme(logo.s):
+			// Dangerous schemes are refused as for redirect URIs: the
+			// store is shared, and whoever shows a client's logo (a
+			// consent page) would be handed a script URL.
 			f.logo = logo.s
 		default:
 			// Values that are not strings fail too (the spec's rule). In

@@ -97,7 +97,7 @@ func unavailableDenial() *Denial {
 // requests that passed validation.
 func (o *Options) admit(r *http.Request, api, defaultMode string) (*Admission, *Denial) {
 	g := &o.Gate
-	ctx := r.Context()
+	ctx := storeCtx(r)
 	mode := g.Mode
 	if mode == "" {
 		mode = defaultMode
@@ -151,7 +151,7 @@ func (o *Options) limit(r *http.Request, api string) *Denial {
 	// One counter per API and mount point: every instance of the same
 	// handler on one store shares it, different handlers do not.
 	key := "reg:" + api + o.Prefix + ":" + strconv.FormatInt(g.RateWindow.Milliseconds(), 10) + ":" + ip
-	ok, retry, err := o.Registry.Store.Hit(r.Context(), key, g.RateLimit, g.RateWindow)
+	ok, retry, err := o.Registry.Store.Hit(storeCtx(r), key, g.RateLimit, g.RateWindow)
 	if err != nil {
 		o.storeFailure(api, "rate limit", err)
 		return unavailableDenial()
@@ -189,7 +189,7 @@ func rateLimitAddress(ip string) string {
 // not be created. On success it sets the placeholder and logs the
 // registration. A nil Denial and a non-nil error mean an unexpected failure.
 func (o *Options) create(r *http.Request, api string, c *registry.Client, iss registry.Issue, adm *Admission) (*registry.Issued, *Denial, error) {
-	ctx := r.Context()
+	ctx := storeCtx(r)
 	if d := o.limit(r, api); d != nil {
 		return nil, d, nil
 	}

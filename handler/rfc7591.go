@@ -37,12 +37,17 @@ func NewRFC7591(o *Options) *RFC7591 { return &RFC7591{o: o} }
 // Serve implements API.
 func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 	if strings.HasPrefix(r.URL.Path, wellKnownAS) && r.URL.Path == a.issuerMetadataPath(r) {
-		a.serveMetadata(w, r)
+		if !a.badHost(w, r) {
+			a.serveMetadata(w, r)
+		}
 		return true
 	}
 	segs, ok := a.o.segments(r)
 	if !ok {
 		return false
+	}
+	if a.ours(segs) && a.badHost(w, r) {
+		return true
 	}
 	switch {
 	case len(segs) == 1 && segs[0] == "register":
@@ -71,6 +76,22 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	return false
+}
+
+// ours reports whether segs is one of this API's routes.
+func (a *RFC7591) ours(segs []string) bool {
+	return (len(segs) == 1 || len(segs) == 2) && segs[0] == "register" ||
+		len(segs) == 2 && segs[0] == ".well-known" && segs[1] == "oauth-authorization-server"
+}
+
+// badHost refuses a request whose Host header cannot go into the URLs the
+// answer would carry (see Options.hostUnusable).
+func (a *RFC7591) badHost(w http.ResponseWriter, r *http.Request) bool {
+	if !a.o.hostUnusable(r) {
+		return false
+	}
+	a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "the Host header must be host or host:port")
+	return true
 }
 
 // deny writes a refusal of the registration gate.
@@ -302,7 +323,7 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) 
 		a.unauthorized(w, sent)
 		return
 	}
-	c, err := a.o.Registry.Get(r.Context(), id)
+	c, err := a.o.Registry.Get(storeCtx(r), id)
 	if a.o.storeFailure(registry.APIRFC7591, op, err) {
 		a.unavailable(w)
 		return
@@ -314,7 +335,7 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) 
 	// RFC 7592 section 2: an unknown client and a wrong token both get 401,
 	// never 404, so that client ids cannot be probed.
 	if err != nil || !registry.Verify(c.RATHash, tok) {
-		a.revokeMisused(r.Context(), tok, id)
+		a.revokeMisused(storeCtx(r), tok, id)
 		a.unauthorized(w, true)
 		return
 	}
@@ -399,7 +420,7 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 	rat := registry.NewRAT(cur.ID)
 	var secret string
 	lifetime := a.o.secretLifetime(0)
-	updated, err := a.o.Registry.Update(r.Context(), cur.ID, func(c *registry.Client) error {
+	updated, err := a.o.Registry.Update(storeCtx(r), cur.ID, func(c *registry.Client) error {
 		if !registry.Verify(c.RATHash, tok) {
 			return errTokenChanged
 		}
@@ -435,7 +456,7 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 }
 
 func (a *RFC7591) delete(w http.ResponseWriter, r *http.Request, id, tok string) {
-	err := a.o.Registry.Delete(r.Context(), id, func(c *registry.Client) error {
+	err := a.o.Registry.Delete(storeCtx(r), id, func(c *registry.Client) error {
 		if !registry.Verify(c.RATHash, tok) {
 			return errTokenChanged
 		}

@@ -373,6 +373,9 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 		if utf8.RuneCountInString(v) > s.max {
 			return nil, metaErr("%s may be at most %d characters long", s.key, s.max)
 		}
+		if err := checkDisplayText(s.key, v); err != nil {
+			return nil, err
+		}
 		*s.dst = v
 	}
 
@@ -421,6 +424,9 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 		if base == "client_name" {
 			if utf8.RuneCountInString(v) > maxTextLength {
 				return nil, metaErr("%s may be at most %d characters long", key, maxTextLength)
+			}
+			if err := checkDisplayText(key, v); err != nil {
+				return nil, err
 			}
 		} else if v != "" {
 			if len(v) > maxURILength {
@@ -673,4 +679,19 @@ func validContact(c string) bool {
 	}
 	_, err := mail.ParseAddress(c)
 	return err == nil
+}
+
+// checkDisplayText refuses, in text that consent screens and admin pages
+// show (client_name, software_id, software_version), control characters
+// (NUL, escape sequences, line breaks) and the bidirectional embedding,
+// override and isolate characters, with which a name can be made to read
+// as another ("\u202eelgooG" shows as "Google"). Marks such as U+200F,
+// which right-to-left names may need, stay allowed.
+func checkDisplayText(key, v string) *Error {
+	for _, r := range v {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+			return metaErr("%s must not contain control characters or bidirectional overrides (found U+%04X)", key, r)
+		}
+	}
+	return nil
 }

@@ -352,6 +352,14 @@ func TestParseMetadata(t *testing.T) {
 		{"V15", "contact with spaces", Policy{}, `{` + mdCB + `,"contacts":[" a@c.example"]}`, CodeInvalidClientMetadata, nil},
 		{"V15", "contact list", Policy{}, `{` + mdCB + `,"contacts":["a@c.example, b@c.example"]}`, CodeInvalidClientMetadata, nil},
 		{"V15", "contact empty", Policy{}, `{` + mdCB + `,"contacts":[""]}`, CodeInvalidClientMetadata, nil},
+		{"X", "control character in client_name", Policy{}, `{` + mdCB + `,"client_name":"a\u0000b"}`, CodeInvalidClientMetadata, nil},
+		{"X", "escape sequence in software_id", Policy{}, `{` + mdCB + `,"software_id":"\u001b[31m"}`, CodeInvalidClientMetadata, nil},
+		{"X", "bidirectional override in a localized client_name", Policy{}, `{` + mdCB + `,"client_name#he":"\u202eelgooG"}`, CodeInvalidClientMetadata, nil},
+		{"X", "right-to-left mark allowed in client_name", Policy{}, `{` + mdCB + `,"client_name":"\u05e9\u05dc\u05d5\u05dd\u200f app"}`, "", func(t *testing.T, c *Client) {
+			if c.ClientName != "\u05e9\u05dc\u05d5\u05dd\u200f app" {
+				t.Errorf("client_name %q", c.ClientName)
+			}
+		}},
 		{"V15", "at most 20 contacts", Policy{}, `{` + mdCB + `,"contacts":[` + strings.Join(tooManyContacts, ",") + `]}`, CodeInvalidClientMetadata, nil},
 		// Redirect host allowlist (policy).
 		{"V15", "allowlisted host", Policy{RedirectHosts: []string{"c.example"}}, `{"redirect_uris":["https://c.example/cb"]}`, "", nil},
