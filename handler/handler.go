@@ -320,6 +320,12 @@ type Health struct {
 	since     time.Time
 	announced bool
 	lastError time.Time
+	// writes is set when a write failed during the current outage: then
+	// only a successful write ends it, since a store out of memory or disk
+	// space keeps answering reads.
+	writes bool
+	// unlogged counts the outages not logged since the last error line.
+	unlogged int
 }
 
 const (
@@ -339,18 +345,27 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 	}
 	now := time.Now()
 	h.mu.Lock()
-	if !h.down.Load() {
+	fresh := !h.down.Load()
+	if fresh {
 		h.down.Store(true)
 		h.since = now
+		h.writes = false
 	}
-	msg := ""
+	if storage.WriteFailed(err) {
+		h.writes = true
+	}
+	msg, unlogged := "", 0
 	switch {
 	case h.announced:
 		msg = "client store still unavailable"
 	case !h.lastError.IsZero() && now.Sub(h.lastError) < outageLogInterval && now.Sub(h.since) < outageConfirm:
 		msg = "client store unavailable again"
+		if fresh {
+			h.unlogged++
+		}
 	default:
 		h.announced, h.lastError = true, now
+		unlogged, h.unlogged = h.unlogged, 0
 	}
 	h.mu.Unlock()
 	if msg != "" {
@@ -359,30 +374,48 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 		}
 		return
 	}
-	log.Error("client store unavailable; answering 503 until it recovers",
-		zap.String("api", api), zap.String("op", op), zap.Error(err))
+	fields := []zap.Field{zap.String("api", api), zap.String("op", op), zap.Error(err)}
+	if unlogged > 0 {
+		// Short outages that began soon after a logged one are counted
+		// here rather than logged each (a flapping store would flood
+		// the log).
+		fields = append(fields, zap.Int("outages_not_logged", unlogged))
+	}
+	log.Error("client store unavailable; answering 503 until it recovers", fields...)
 }
 
-// OK records a successful storage operation.
-func (h *Health) OK(log *zap.Logger) {
+// OK records a successful storage operation; write tells whether it
+// wrote. A read does not end an outage in which writes failed.
+func (h *Health) OK(log *zap.Logger, write bool) {
 	if h == nil || !h.down.Load() {
 		return
 	}
 	h.mu.Lock()
+	if h.writes && !write {
+		h.mu.Unlock()
+		return
+	}
 	announced := h.down.Load() && h.announced
 	h.down.Store(false)
-	h.announced = false
+	h.announced, h.writes = false, false
 	h.mu.Unlock()
 	if announced {
 		log.Info("client store available again")
 	}
 }
 
+// readOps are the operations, as named to storeFailure, whose store calls
+// only read; the others' success shows that writes work.
+var readOps = map[string]bool{
+	"read": true, "info": true, "list": true, "plugins": true, "installed": true,
+	"super client": true, "plugin lookup": true,
+}
+
 // storeFailure reports whether err is a storage outage, to be answered with
 // 503; it logs the outage's start and end.
 func (o *Options) storeFailure(api, op string, err error) bool {
 	if err == nil || !storage.IsUnavailable(err) {
-		o.Health.OK(o.Logger)
+		o.Health.OK(o.Logger, !readOps[op])
 		return false
 	}
 	o.Health.Fail(o.Logger, api, op, err)

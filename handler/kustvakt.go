@@ -291,7 +291,7 @@ func (a *Kustvakt) unavailable(w http.ResponseWriter) {
 // way: no request to this API gets a 500.
 func (a *Kustvakt) failed(w http.ResponseWriter, op string, err error) bool {
 	if err == nil {
-		a.o.Health.OK(a.o.Logger)
+		a.o.Health.OK(a.o.Logger, !readOps[op])
 		return false
 	}
 	if !a.o.storeFailure(registry.APIKustvakt, op, err) {
@@ -1231,7 +1231,7 @@ func (a *Kustvakt) install(q *kustvaktRequest) {
 		a.unknownClient(q.w, id)
 		return
 	}
-	if a.failed(q.w, "install", err) {
+	if a.failed(q.w, "plugin lookup", err) {
 		return
 	}
 	if !c.Permitted {

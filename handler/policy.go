@@ -218,7 +218,7 @@ func (o *Options) create(r *http.Request, api string, c *registry.Client, iss re
 	var le *storage.LimitError
 	switch {
 	case err == nil:
-		o.Health.OK(o.Logger)
+		o.Health.OK(o.Logger, true)
 		o.registered(r, c.ID)
 		o.Logger.Info("client registered", zap.String("api", api), zap.String("client_id", c.ID))
 		return issued, nil, nil

@@ -12,6 +12,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 // TestCORSPreflightRequestHeaders: browser MCP clients send
@@ -101,16 +103,16 @@ func TestRateLimitAddress(t *testing.T) {
 	}
 }
 
-// TestHealthFlapping: a store that keeps failing and recovering (writes
-// refused while reads succeed) is logged once as unavailable and once as
-// back, not once per request.
+// TestHealthFlapping: a store that keeps failing and recovering is logged
+// once as unavailable and once as back, not once per request; the outages
+// left out are counted on the next line.
 func TestHealthFlapping(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	log := zap.New(core)
 	h := new(Health)
 	for i := 0; i < 50; i++ {
 		h.Fail(log, "rfc7591", "register", errors.New("disk full"))
-		h.OK(log)
+		h.OK(log, true)
 	}
 	if n := logs.FilterMessageSnippet("unavailable").Len(); n != 1 {
 		t.Errorf("%d unavailable lines, want 1", n)
@@ -124,7 +126,10 @@ func TestHealthFlapping(t *testing.T) {
 	if n := logs.FilterMessageSnippet("unavailable").Len(); n != 2 {
 		t.Errorf("after the interval: %d unavailable lines, want 2", n)
 	}
-	h.OK(log)
+	if f := logs.FilterMessageSnippet("unavailable").All()[1].ContextMap()["outages_not_logged"]; f != int64(49) {
+		t.Errorf("outages_not_logged = %v, want 49", f)
+	}
+	h.OK(log, true)
 
 	// Within the interval, an outage that goes on is logged all the same
 	// once it has lasted outageConfirm.
@@ -137,6 +142,34 @@ func TestHealthFlapping(t *testing.T) {
 	h.Fail(log, "rfc7591", "register", errors.New("connection refused"))
 	if n := logs.FilterMessageSnippet("unavailable").Len(); n != 3 {
 		t.Errorf("lasting outage in the interval: %d unavailable lines, want 3", n)
+	}
+}
+
+// TestHealthWritesRefused: while writes fail and reads succeed (a Redis out
+// of memory), reads do not end the outage: it is logged once, and its end
+// when a write succeeds again.
+func TestHealthWritesRefused(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	log := zap.New(core)
+	h := new(Health)
+	oom := &storage.UnavailableError{Op: "create", Err: errors.New("OOM command not allowed")}
+	for i := 0; i < 20; i++ {
+		h.Fail(log, "rfc7591", "register", oom)
+		h.OK(log, false)
+	}
+	if n := logs.FilterMessage("client store available again").Len(); n != 0 {
+		t.Fatalf("reads ended a write outage: %d recovery lines", n)
+	}
+	h.OK(log, true)
+	if n := logs.FilterMessage("client store available again").Len(); n != 1 {
+		t.Fatalf("%d recovery lines after a write, want 1", n)
+	}
+	// An outage of reads (Redis down) ends with any success.
+	h.lastError = time.Time{}
+	h.Fail(log, "rfc7591", "read", &storage.UnavailableError{Op: "get", Err: errors.New("connection refused")})
+	h.OK(log, false)
+	if n := logs.FilterMessage("client store available again").Len(); n != 2 {
+		t.Fatalf("%d recovery lines after a read outage, want 2", n)
 	}
 }
 
@@ -155,13 +188,13 @@ func TestHealthConcurrent(t *testing.T) {
 				if (i+g)%2 == 0 {
 					h.Fail(log, "rfc7591", "register", errors.New("x"))
 				} else {
-					h.OK(log)
+					h.OK(log, g%2 == 0)
 				}
 			}
 		}(g)
 	}
 	wg.Wait()
-	h.OK(log)
+	h.OK(log, true)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.down.Load() || h.announced {

@@ -324,7 +324,7 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) 
 		return
 	}
 	c, err := a.o.Registry.Get(storeCtx(r), id)
-	if a.o.storeFailure(registry.APIRFC7591, op, err) {
+	if a.o.storeFailure(registry.APIRFC7591, "read", err) {
 		a.unavailable(w)
 		return
 	}

@@ -46,6 +46,21 @@ type UnavailableError struct {
 func (e *UnavailableError) Error() string { return "storage " + e.Op + ": " + e.Err.Error() }
 func (e *UnavailableError) Unwrap() error { return e.Err }
 
+// WriteFailed reports whether err is an outage of an operation that writes
+// (a create, update, delete, counter or lock): a Redis out of memory or a
+// full disk refuses those while reads still work.
+func WriteFailed(err error) bool {
+	var u *UnavailableError
+	if !errors.As(err, &u) {
+		return false
+	}
+	switch u.Op {
+	case "get", "list", "count", "ping":
+		return false
+	}
+	return true
+}
+
 // IsUnavailable reports whether err is (or wraps) an UnavailableError.
 func IsUnavailable(err error) bool {
 	var u *UnavailableError
