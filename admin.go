@@ -2,6 +2,7 @@ package caddydcr
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -174,7 +175,7 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		case http.MethodPost:
 			return a.issueToken(w, r, reg)
 		case http.MethodGet:
-			toks, err := reg.Tokens(r.Context())
+			toks, err := reg.Tokens(context.WithoutCancel(r.Context()))
 			if err != nil {
 				return adminError(http.StatusServiceUnavailable, "listing tokens: %v", err)
 			}
@@ -189,7 +190,7 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		if r.Method != http.MethodDelete {
 			return adminError(http.StatusMethodNotAllowed, "use DELETE")
 		}
-		err := reg.RevokeToken(r.Context(), parts[1])
+		err := reg.RevokeToken(context.WithoutCancel(r.Context()), parts[1])
 		if errors.Is(err, registry.ErrNotFound) {
 			return adminError(http.StatusNotFound, "no initial access token %q", parts[1])
 		}
@@ -245,7 +246,7 @@ func (a AdminAPI) issueToken(w http.ResponseWriter, r *http.Request, reg *regist
 	if expiresIn < 0 || req.Uses < 0 {
 		return adminError(http.StatusBadRequest, "expires_in and uses must not be negative")
 	}
-	tok, t, err := reg.IssueToken(r.Context(), req.Name, time.Duration(expiresIn), req.Uses)
+	tok, t, err := reg.IssueToken(context.WithoutCancel(r.Context()), req.Name, time.Duration(expiresIn), req.Uses)
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "issuing token: %v", err)
 	}
@@ -274,7 +275,7 @@ func viewClient(c *registry.Client) clientView {
 func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.Registry, id string) error {
 	switch r.Method {
 	case http.MethodGet:
-		c, err := reg.Get(r.Context(), id)
+		c, err := reg.Get(context.WithoutCancel(r.Context()), id)
 		if errors.Is(err, registry.ErrNotFound) {
 			return adminError(http.StatusNotFound, "no client %q", id)
 		}
@@ -291,7 +292,7 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 			return err
 		}
 		errPublic := errors.New("only confidential clients can be super clients")
-		c, err := reg.Update(r.Context(), id, func(c *registry.Client) error {
+		c, err := reg.Update(context.WithoutCancel(r.Context()), id, func(c *registry.Client) error {
 			if req.Super != nil {
 				if *req.Super && !c.Confidential() {
 					return errPublic

@@ -106,6 +106,13 @@ func (o *Options) registered(r *http.Request, id string) {
 	}
 }
 
+// unsafeName reports a name with characters that have no place in a name
+// shown to people (registry.UnsafeDisplayRune).
+func unsafeName(s string) bool {
+	_, bad := registry.UnsafeDisplayRune(s)
+	return bad
+}
+
 // storeCtx is the context of a request's store operations: the request's
 // values without its cancellation. Go cancels a request's context when the
 // client closes its side of the connection, which clients that half-close
@@ -123,9 +130,14 @@ func requestOrigin(r *http.Request) string {
 // header that is not a plain host[:port] ("a.example:1,evil.example",
 // "a.example:x"): Caddy matches sites by host name alone, so such a header
 // reaches the API, and it would be copied into the issuer and the URLs
-// given out. Only matters when no issuer is configured.
+// given out. Only matters when URLs are built from the request: no issuer
+// configured, or one with placeholders.
 func (o *Options) hostUnusable(r *http.Request) bool {
-	return o.Issuer == "" && !validHost(r.Host)
+	// A configured URL with placeholders may take the host from the
+	// request too ({http.request.host}).
+	fromRequest := o.Issuer == "" || strings.Contains(o.Issuer, "{") ||
+		strings.Contains(o.AuthorizationEndpoint, "{") || strings.Contains(o.TokenEndpoint, "{")
+	return fromRequest && !validHost(r.Host)
 }
 
 // validHost reports whether h is a DNS name or IP address (IPv6 in
@@ -138,6 +150,9 @@ func validHost(h string) bool {
 			return false
 		}
 		host, port = h[1:end], h[end+1:]
+		if i := strings.Index(host, "%25"); i > 0 {
+			host = host[:i] // a zone (fe80::1%25eth0), RFC 6874
+		}
 		if ip := net.ParseIP(host); ip == nil || !strings.Contains(host, ":") {
 			return false
 		}
@@ -324,8 +339,16 @@ type Health struct {
 	// only a successful write ends it, since a store out of memory or disk
 	// space keeps answering reads.
 	writes bool
-	// unlogged counts the outages not logged since the last error line.
+	// lastWriteFail is when a write last failed in the current outage: an
+	// outage of writes that sees reads succeed and no write fail for
+	// outageLogInterval is over, even if no growing write came to show it
+	// (a read-only load would otherwise keep it open, and the next real
+	// outage would be taken for its continuation and not logged).
+	lastWriteFail time.Time
+	// unlogged counts the outages not logged since the last error line;
+	// counted is set when the current outage is among them.
 	unlogged int
+	counted  bool
 }
 
 const (
@@ -349,10 +372,10 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 	if fresh {
 		h.down.Store(true)
 		h.since = now
-		h.writes = false
+		h.writes, h.counted = false, false
 	}
 	if storage.WriteFailed(err) {
-		h.writes = true
+		h.writes, h.lastWriteFail = true, now
 	}
 	msg, unlogged := "", 0
 	switch {
@@ -360,10 +383,13 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 		msg = "client store still unavailable"
 	case !h.lastError.IsZero() && now.Sub(h.lastError) < outageLogInterval && now.Sub(h.since) < outageConfirm:
 		msg = "client store unavailable again"
-		if fresh {
-			h.unlogged++
+		if !h.counted {
+			h.unlogged, h.counted = h.unlogged+1, true
 		}
 	default:
+		if h.counted {
+			h.unlogged-- // logged after all: it lasted outageConfirm
+		}
 		h.announced, h.lastError = true, now
 		unlogged, h.unlogged = h.unlogged, 0
 	}
@@ -391,7 +417,7 @@ func (h *Health) OK(log *zap.Logger, write bool) {
 		return
 	}
 	h.mu.Lock()
-	if h.writes && !write {
+	if h.writes && !write && time.Since(h.lastWriteFail) < outageLogInterval {
 		h.mu.Unlock()
 		return
 	}
@@ -404,18 +430,22 @@ func (h *Health) OK(log *zap.Logger, write bool) {
 	}
 }
 
-// readOps are the operations, as named to storeFailure, whose store calls
-// only read; the others' success shows that writes work.
-var readOps = map[string]bool{
-	"read": true, "info": true, "list": true, "plugins": true, "installed": true,
-	"super client": true, "plugin lookup": true,
+// growingOps are the operations, as named to storeFailure, whose success
+// shows that the store takes writes that need space again: only they end
+// an outage in which writes failed. Reads, and deletes (which a Redis out
+// of memory or a full disk still carries out), do not.
+var growingOps = map[string]bool{
+	"register": true, "update": true, "reset": true, "privilege": true, "install": true,
 }
 
 // storeFailure reports whether err is a storage outage, to be answered with
 // 503; it logs the outage's start and end.
 func (o *Options) storeFailure(api, op string, err error) bool {
 	if err == nil || !storage.IsUnavailable(err) {
-		o.Health.OK(o.Logger, !readOps[op])
+		// The store answered; only a completed growing write shows that
+		// writes work again (a refusal such as "not found" or "changed"
+		// may not have written anything).
+		o.Health.OK(o.Logger, err == nil && growingOps[op])
 		return false
 	}
 	o.Health.Fail(o.Logger, api, op, err)

@@ -278,6 +278,9 @@ func parseIAMRequest(body []byte) (*iamRequest, string) {
 	if n := utf8.RuneCountInString(name); n < 1 || n > iamMaxNameLength {
 		return nil, fmt.Sprintf("client_name must be 1 to %d characters long", iamMaxNameLength)
 	}
+	if unsafeName(name) {
+		return nil, "client_name must not contain control characters or bidirectional overrides"
+	}
 	req.name = name
 
 	// client_type and token_endpoint_auth_method each have one allowed

@@ -291,7 +291,7 @@ func (a *Kustvakt) unavailable(w http.ResponseWriter) {
 // way: no request to this API gets a 500.
 func (a *Kustvakt) failed(w http.ResponseWriter, op string, err error) bool {
 	if err == nil {
-		a.o.Health.OK(a.o.Logger, !readOps[op])
+		a.o.Health.OK(a.o.Logger, growingOps[op])
 		return false
 	}
 	if !a.o.storeFailure(registry.APIKustvakt, op, err) {
@@ -815,6 +815,10 @@ func (a *Kustvakt) validateRegistration(in *kustvaktClientJSON) (reason string, 
 		return "client_name is null", false
 	case javaLength(*in.name) < 3:
 		return "client_name must contain at least 3 characters", false
+	case unsafeName(*in.name):
+		// Not a check of Kustvakt's: every API keeps names that pages
+		// show safe to show (registry.UnsafeDisplayRune).
+		return "client_name must not contain control characters or bidirectional overrides", false
 	case in.clientType == nil:
 		return "client_type is null", false
 	case in.description == nil:

@@ -271,6 +271,8 @@ func TestKustvaktRequests(t *testing.T) {
 		// Names are measured in UTF-16 units, as Java's String.length().
 		{"two accented letters", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"éé","type":"PUBLIC","description":"d"}`, "alice",
 			kvWant{status: 400, code: "invalid_request", desc: "client_name must contain at least 3 characters"}},
+		{"bidi override in the name", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"\u202eelgooG","type":"PUBLIC","description":"d"}`, "alice",
+			kvWant{status: 400, code: "invalid_request", desc: "client_name must not contain control characters or bidirectional overrides"}},
 		{"surrogate pair and a letter", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"\ud83d\ude00x","type":"PUBLIC","description":"d","url":"x"}`, "alice",
 			kvWant{status: 400, code: "invalid_request", desc: "Invalid URL"}},
 		// Super client authentication: a public super client needs no

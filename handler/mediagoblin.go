@@ -337,6 +337,11 @@ func mgParseFields(data *pyDict, storedLogo string, policy *registry.Policy) (mg
 	// which is stored as no name.
 	if n, ok := data.first("application_name"); ok && n.kind != pyNone {
 		f.name = n.str()
+		if unsafeName(f.name) {
+			// Not a check of MediaGoblin's: every API keeps names that
+			// pages show safe to show (registry.UnsafeDisplayRune).
+			return f, "Application name must not contain control characters."
+		}
 	}
 
 	// contacts and redirect_uris are checked only when not None: the view

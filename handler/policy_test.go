@@ -164,12 +164,43 @@ func TestHealthWritesRefused(t *testing.T) {
 	if n := logs.FilterMessage("client store available again").Len(); n != 1 {
 		t.Fatalf("%d recovery lines after a write, want 1", n)
 	}
+	// Under a read-only load, no write fails for outageLogInterval: the
+	// outage is over, so that the next one is logged as such.
+	h.lastError = time.Time{}
+	h.Fail(log, "rfc7591", "register", oom)
+	h.lastWriteFail = time.Now().Add(-outageLogInterval - time.Second)
+	h.OK(log, false)
+	if n := logs.FilterMessage("client store available again").Len(); n != 2 {
+		t.Fatalf("%d recovery lines after a quiet read-only interval, want 2", n)
+	}
 	// An outage of reads (Redis down) ends with any success.
 	h.lastError = time.Time{}
 	h.Fail(log, "rfc7591", "read", &storage.UnavailableError{Op: "get", Err: errors.New("connection refused")})
 	h.OK(log, false)
-	if n := logs.FilterMessage("client store available again").Len(); n != 2 {
-		t.Fatalf("%d recovery lines after a read outage, want 2", n)
+	if n := logs.FilterMessage("client store available again").Len(); n != 3 {
+		t.Fatalf("%d recovery lines after a read outage, want 3", n)
+	}
+}
+
+// TestHealthUnloggedCount: an outage first left out of the log (it began
+// soon after another) and then logged because it lasted is not counted
+// among those left out.
+func TestHealthUnloggedCount(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	log := zap.New(core)
+	h := new(Health)
+	down := errors.New("connection refused")
+	h.Fail(log, "rfc7591", "read", down)
+	h.OK(log, true)
+	h.Fail(log, "rfc7591", "read", down) // within the interval: left out
+	h.since = time.Now().Add(-outageConfirm - time.Second)
+	h.Fail(log, "rfc7591", "read", down) // lasted: logged
+	lines := logs.FilterMessageSnippet("unavailable").All()
+	if len(lines) != 2 {
+		t.Fatalf("%d unavailable lines, want 2", len(lines))
+	}
+	if _, ok := lines[1].ContextMap()["outages_not_logged"]; ok {
+		t.Errorf("the logged outage counted itself: %v", lines[1].ContextMap())
 	}
 }
 

@@ -682,16 +682,28 @@ func validContact(c string) bool {
 }
 
 // checkDisplayText refuses, in text that consent screens and admin pages
-// show (client_name, software_id, software_version), control characters
-// (NUL, escape sequences, line breaks) and the bidirectional embedding,
-// override and isolate characters, with which a name can be made to read
-// as another ("\u202eelgooG" shows as "Google"). Marks such as U+200F,
-// which right-to-left names may need, stay allowed.
+// show (client_name, software_id, software_version), the characters
+// UnsafeDisplayRune finds.
 func checkDisplayText(key, v string) *Error {
-	for _, r := range v {
-		if r < 0x20 || (r >= 0x7f && r <= 0x9f) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
-			return metaErr("%s must not contain control characters or bidirectional overrides (found U+%04X)", key, r)
-		}
+	if r, bad := UnsafeDisplayRune(v); bad {
+		return metaErr("%s must not contain control characters or bidirectional overrides (found U+%04X)", key, r)
 	}
 	return nil
+}
+
+// UnsafeDisplayRune returns the first character of s that has no place in
+// a name shown to people: control characters (NUL, escape sequences, line
+// and paragraph breaks) and the bidirectional embedding, override and
+// isolate characters, with which a name can be made to read as another
+// ("\u202eelgooG" shows as "Google"). Marks such as U+200F, which
+// right-to-left names may need, are allowed. Every API applies it to the
+// names it stores: they share one store and the pages that show it.
+func UnsafeDisplayRune(s string) (rune, bool) {
+	for _, r := range s {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) || r == 0x2028 || r == 0x2029 ||
+			(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+			return r, true
+		}
+	}
+	return 0, false
 }

@@ -141,6 +141,12 @@ func (s *EmbeddedStore) lock(ctx context.Context) (func(), error) {
 // embeddedLockWait bounds the wait for the storage lock.
 const embeddedLockWait = 5 * time.Second
 
+// embeddedOpTimeout bounds each operation on the configured storage: the
+// request's own cancellation does not reach the store (a client that
+// half-closes still waits for its answer), and a storage module that hangs
+// must not hold a request, and the write lock, for ever.
+const embeddedOpTimeout = 10 * time.Second
+
 func notExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist)
 }
@@ -211,6 +217,8 @@ func (s *EmbeddedStore) untag(ctx context.Context, id string, tags []string) err
 
 // Create implements Store.
 func (s *EmbeddedStore) Create(ctx context.Context, rec *Record, caps ...Cap) error {
+	ctx, cancel := context.WithTimeout(ctx, embeddedOpTimeout)
+	defer cancel()
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return err
@@ -254,6 +262,8 @@ func (s *EmbeddedStore) Create(ctx context.Context, rec *Record, caps ...Cap) er
 
 // Get implements Store.
 func (s *EmbeddedStore) Get(ctx context.Context, id string) (*Record, error) {
+	ctx, cancel := context.WithTimeout(ctx, embeddedOpTimeout)
+	defer cancel()
 	rec, err := s.load(ctx, id)
 	if errors.Is(err, errExpired) {
 		return nil, ErrNotFound
@@ -263,6 +273,8 @@ func (s *EmbeddedStore) Get(ctx context.Context, id string) (*Record, error) {
 
 // Update implements Store.
 func (s *EmbeddedStore) Update(ctx context.Context, old, rec *Record) error {
+	ctx, cancel := context.WithTimeout(ctx, embeddedOpTimeout)
+	defer cancel()
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return err
@@ -287,6 +299,8 @@ func (s *EmbeddedStore) Update(ctx context.Context, old, rec *Record) error {
 
 // Delete implements Store.
 func (s *EmbeddedStore) Delete(ctx context.Context, rec *Record) error {
+	ctx, cancel := context.WithTimeout(ctx, embeddedOpTimeout)
+	defer cancel()
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return err
@@ -462,6 +476,8 @@ func (s *EmbeddedStore) count(ctx context.Context, tag string, prune bool) (int,
 
 // List implements Store.
 func (s *EmbeddedStore) List(ctx context.Context, tag string) ([]*Record, error) {
+	ctx, cancel := context.WithTimeout(ctx, embeddedOpTimeout)
+	defer cancel()
 	m, err := s.members(ctx, tag)
 	if err != nil {
 		return nil, err
@@ -482,6 +498,8 @@ func (s *EmbeddedStore) List(ctx context.Context, tag string) ([]*Record, error)
 
 // Count implements Store.
 func (s *EmbeddedStore) Count(ctx context.Context, tag string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, embeddedOpTimeout)
+	defer cancel()
 	return s.count(ctx, tag, false)
 }
 

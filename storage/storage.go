@@ -55,10 +55,10 @@ func WriteFailed(err error) bool {
 		return false
 	}
 	switch u.Op {
-	case "get", "list", "count", "ping":
-		return false
+	case "create", "update", "delete", "write", "lock", "rate limit":
+		return true
 	}
-	return true
+	return false // get, list, count, ping, decode...
 }
 
 // IsUnavailable reports whether err is (or wraps) an UnavailableError.
