@@ -151,7 +151,15 @@ func validHost(h string) bool {
 		}
 		host, port = h[1:end], h[end+1:]
 		if i := strings.Index(host, "%25"); i > 0 {
-			host = host[:i] // a zone (fe80::1%25eth0), RFC 6874
+			// A zone (fe80::1%25eth0, RFC 6874): unreserved characters
+			// only, or it could carry anything into the URLs.
+			zone := host[i+3:]
+			if zone == "" || strings.IndexFunc(zone, func(r rune) bool {
+				return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '~' || r == '-')
+			}) >= 0 {
+				return false
+			}
+			host = host[:i]
 		}
 		if ip := net.ParseIP(host); ip == nil || !strings.Contains(host, ":") {
 			return false

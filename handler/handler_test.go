@@ -9,7 +9,7 @@ func TestValidHost(t *testing.T) {
 		"": false, "a.example:": false, "a.example:0": false, "a.example:65536": false,
 		"127.0.0.1:18201,evil.example": false, "127.0.0.1:evil": false, "a b": false,
 		"[::1": false, "[::1]x": false, "[1.2.3.4]": false, "[::1]:": false, "ex\u00e4mple.com": false,
-		"a.example:80:80": false, "user@a.example": false,
+		"a.example:80:80": false, "[fe80::1%25eth0,evil.example]": false, "[fe80::1%25]": false, "user@a.example": false,
 	} {
 		if got := validHost(h); got != want {
 			t.Errorf("validHost(%q) = %v, want %v", h, got, want)

@@ -287,6 +287,7 @@ func (a *MediaGoblin) update(w http.ResponseWriter, r *http.Request, data *pyDic
 		a.storeError(w, "update", err)
 		return
 	}
+	a.o.Health.OK(a.o.Logger, true)
 	a.o.registered(r, updated.ID)
 	a.o.Logger.Info("client updated", zap.String("api", registry.APIMediaGoblin), zap.String("client_id", updated.ID))
 	// The real server echoes what was sent; both equal what is stored.
@@ -340,7 +341,7 @@ func mgParseFields(data *pyDict, storedLogo string, policy *registry.Policy) (mg
 		if unsafeName(f.name) {
 			// Not a check of MediaGoblin's: every API keeps names that
 			// pages show safe to show (registry.UnsafeDisplayRune).
-			return f, "Application name must not contain control characters."
+			return f, "Application name must not contain control characters or bidirectional overrides."
 		}
 	}
 

@@ -330,7 +330,7 @@ func TestMGErrorOrder(t *testing.T) {
 		{`{"type": "client_associate", "application_type": "web", "logo_uri": 7, "contacts": 1}`, 400, "Logo URI 7 is not a valid URI."},
 		{`{"type": "client_associate", "application_type": "web", "logo_uri": " JavaScript:alert(1)"}`, 400, "Logo URI  JavaScript:alert(1) is not a valid URI."},
 		{`{"type": "client_associate", "application_type": "web", "logo_url": "data:text/html,x"}`, 400, "Logo URI data:text/html,x is not a valid URI."},
-		{`{"type": "client_associate", "application_type": "web", "application_name": "a\u2028b"}`, 400, "Application name must not contain control characters."},
+		{`{"type": "client_associate", "application_type": "web", "application_name": "a\u2028b"}`, 400, "Application name must not contain control characters or bidirectional overrides."},
 		{`{"type": "client_associate", "application_type": "web", "contacts": ["a@b"], "redirect_uris": 1}`, 400, mgContactsType},
 		{`{"type": "client_associate", "application_type": "web", "contacts": "a@b nomail", "redirect_uris": 1}`, 400, "Email nomail is not a valid email."},
 		{`{"type": "client_associate", "application_type": "web", "contacts": "", "redirect_uris": ["http://x"]}`, 400, mgRedirectsType},

@@ -224,7 +224,11 @@ func (s *EmbeddedStore) Create(ctx context.Context, rec *Record, caps ...Cap) er
 		return err
 	}
 	defer unlock()
-	s.sweep(ctx)
+	// The sweep gets a budget of its own: it must not use up the time the
+	// create itself needs.
+	sctx, cancel := context.WithTimeout(ctx, sweepDeadline)
+	s.sweep(sctx)
+	cancel()
 	old, err := s.load(ctx, rec.ID)
 	switch {
 	case err == nil:
@@ -397,6 +401,12 @@ func (s *EmbeddedStore) sweep(ctx context.Context) {
 			continue
 		}
 		markers, err := s.st.List(ctx, dir, false)
+		if ctx.Err() != nil {
+			// Out of time (a slow storage): this directory again next time.
+			s.sweepDir, s.sweepAfter = dir, ""
+			s.nextSweep = time.Now().Add(sweepPause)
+			return
+		}
 		if err != nil {
 			continue
 		}
@@ -406,7 +416,7 @@ func (s *EmbeddedStore) sweep(ctx context.Context) {
 				continue
 			}
 			s.sweepMarker(ctx, m, nowMs)
-			if time.Since(start) > sweepBudget {
+			if time.Since(start) > sweepBudget || ctx.Err() != nil {
 				// Go on after this marker at the next slice.
 				s.sweepDir, s.sweepAfter = dir, m
 				s.nextSweep = time.Now().Add(sweepPause)
@@ -448,6 +458,9 @@ func (s *EmbeddedStore) sweepMarker(ctx context.Context, m string, nowMs int64) 
 // least time between two slices.
 var (
 	sweepBudget = 100 * time.Millisecond
+	// sweepDeadline bounds a slice on a storage that stalls: a marker
+	// started within sweepBudget may not take much longer.
+	sweepDeadline = 2 * time.Second
 	sweepPause  = time.Second
 )
 
