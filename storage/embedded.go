@@ -461,7 +461,7 @@ var (
 	// sweepDeadline bounds a slice on a storage that stalls: a marker
 	// started within sweepBudget may not take much longer.
 	sweepDeadline = 2 * time.Second
-	sweepPause  = time.Second
+	sweepPause    = time.Second
 )
 
 // count counts the live records under tag. Markers whose record is gone or
