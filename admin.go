@@ -163,6 +163,9 @@ func writeAdminJSON(w http.ResponseWriter, status int, v any) error {
 }
 
 func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	// Store calls run to their end (bounded by the store's own timeouts)
+	// even if the client closes its side of the connection.
+	r = r.WithContext(context.WithoutCancel(r.Context()))
 	reg, err := activeStores.get(r.URL.Query().Get("store"))
 	if err != nil {
 		return adminError(http.StatusNotFound, "%v", err)
@@ -175,7 +178,7 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		case http.MethodPost:
 			return a.issueToken(w, r, reg)
 		case http.MethodGet:
-			toks, err := reg.Tokens(context.WithoutCancel(r.Context()))
+			toks, err := reg.Tokens(r.Context())
 			if err != nil {
 				return adminError(http.StatusServiceUnavailable, "listing tokens: %v", err)
 			}
@@ -190,7 +193,7 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		if r.Method != http.MethodDelete {
 			return adminError(http.StatusMethodNotAllowed, "use DELETE")
 		}
-		err := reg.RevokeToken(context.WithoutCancel(r.Context()), parts[1])
+		err := reg.RevokeToken(r.Context(), parts[1])
 		if errors.Is(err, registry.ErrNotFound) {
 			return adminError(http.StatusNotFound, "no initial access token %q", parts[1])
 		}
@@ -246,7 +249,7 @@ func (a AdminAPI) issueToken(w http.ResponseWriter, r *http.Request, reg *regist
 	if expiresIn < 0 || req.Uses < 0 {
 		return adminError(http.StatusBadRequest, "expires_in and uses must not be negative")
 	}
-	tok, t, err := reg.IssueToken(context.WithoutCancel(r.Context()), req.Name, time.Duration(expiresIn), req.Uses)
+	tok, t, err := reg.IssueToken(r.Context(), req.Name, time.Duration(expiresIn), req.Uses)
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "issuing token: %v", err)
 	}
@@ -275,7 +278,7 @@ func viewClient(c *registry.Client) clientView {
 func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.Registry, id string) error {
 	switch r.Method {
 	case http.MethodGet:
-		c, err := reg.Get(context.WithoutCancel(r.Context()), id)
+		c, err := reg.Get(r.Context(), id)
 		if errors.Is(err, registry.ErrNotFound) {
 			return adminError(http.StatusNotFound, "no client %q", id)
 		}
@@ -292,7 +295,7 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 			return err
 		}
 		errPublic := errors.New("only confidential clients can be super clients")
-		c, err := reg.Update(context.WithoutCancel(r.Context()), id, func(c *registry.Client) error {
+		c, err := reg.Update(r.Context(), id, func(c *registry.Client) error {
 			if req.Super != nil {
 				if *req.Super && !c.Confidential() {
 					return errPublic
@@ -319,15 +322,22 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 
 var _ caddy.AdminRouter = AdminAPI{}
 
-// decodeStrict decodes the request body (at most 64 KiB), one JSON object,
+// adminMaxBody bounds an admin request body.
+const adminMaxBody = 64 << 10
+
+// decodeStrict decodes the request body (at most adminMaxBody), one JSON object,
 // into v, refusing members v does not have (as Caddy's own config loading
 // does): a misspelt "permited" or "expire_in" would otherwise succeed and
 // do nothing, or do something else. With emptyOK, an empty body leaves v
 // as it is.
 func decodeStrict(r *http.Request, v any, emptyOK bool) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+	body, err := io.ReadAll(io.LimitReader(r.Body, adminMaxBody+1))
 	if err != nil {
 		return adminError(http.StatusBadRequest, "reading body: %v", err)
+	}
+	if len(body) > adminMaxBody {
+		// Cut off, it would fail to decode with a message about its end.
+		return adminError(http.StatusRequestEntityTooLarge, "the body is larger than %d bytes", adminMaxBody)
 	}
 	if emptyOK && len(bytes.TrimSpace(body)) == 0 {
 		return nil

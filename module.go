@@ -519,15 +519,9 @@ func (rc *RedisConfig) options(repl *caddy.Replacer) (redisOptions, error) {
 	if o.Addrs, err = mergeRedisURLs(addrs, &o, rc.TLS != nil); err != nil {
 		return o, err
 	}
-	if o.DB != 0 && len(o.Addrs) > 1 && o.MasterName == "" {
-		return o, errors.New("db must be 0 with a cluster (several addresses)")
-	}
-	if len(o.Addrs) > 1 || o.MasterName != "" {
-		for _, a := range o.Addrs {
-			if strings.HasPrefix(a, "/") {
-				return o, fmt.Errorf("unix socket %q works for a single node only (no cluster, no master_name)", a)
-			}
-		}
+	// Again with what placeholders and URLs resolved to.
+	if err := checkRedisTopology(o.Addrs, o.DB, o.MasterName); err != nil {
+		return o, err
 	}
 	sum := sha256.New()
 	enc := json.NewEncoder(sum)
@@ -644,8 +638,25 @@ func checkRedisAddress(a string) error {
 		return fmt.Errorf("address %q must be host:port, a redis:// URL or the absolute path of a unix socket", a)
 	case err != nil:
 		return errors.New("an address must be host:port (an IPv6 address in brackets), a redis:// URL or the absolute path of a unix socket")
-	case !validPort(port):
+	case !registry.ValidPort(port):
 		return fmt.Errorf("address of host %q: the port must be a number from 1 to 65535", host)
+	}
+	return nil
+}
+
+// checkRedisTopology refuses what only a single node supports, with
+// several addresses (a cluster) or Sentinel: go-redis dials a unix socket
+// only as a single node, and a cluster has database 0 alone.
+func checkRedisTopology(addrs []string, db int, masterName string) error {
+	if db != 0 && len(addrs) > 1 && masterName == "" {
+		return errors.New("db must be 0 with a cluster (several addresses)")
+	}
+	if len(addrs) > 1 || masterName != "" {
+		for _, a := range addrs {
+			if strings.HasPrefix(a, "/") {
+				return fmt.Errorf("unix socket %q works for a single node only (no cluster, no master_name)", a)
+			}
+		}
 	}
 	return nil
 }
@@ -720,20 +731,15 @@ func (h *Handler) Validate() error {
 				if err := checkRedisAddress(a); err != nil {
 					return fmt.Errorf("storage redis: %w", err)
 				}
-				// go-redis dials a single node by path; cluster nodes and
-				// sentinels are always host:port.
-				if strings.HasPrefix(a, "/") && (len(r.Address) > 1 || r.MasterName != "") {
-					return fmt.Errorf("storage redis: unix socket %q works for a single node only (no cluster, no master_name)", a)
-				}
+			}
+			if err := checkRedisTopology(r.Address, r.DB, r.MasterName); err != nil {
+				return fmt.Errorf("storage redis: %w", err)
 			}
 			if err := checkKeyPrefix(r.KeyPrefix); err != nil {
 				return err
 			}
 			if r.DB < 0 {
 				return errors.New("storage redis: db must not be negative")
-			}
-			if r.DB != 0 && len(r.Address) > 1 && r.MasterName == "" {
-				return errors.New("storage redis: db must be 0 with a cluster (several addresses)")
 			}
 			if r.Timeout < 0 {
 				return errors.New("storage redis: timeout must not be negative")

@@ -271,27 +271,8 @@ func TestHandlePath(t *testing.T) {
 		}
 	}
 	respond "site" 200`)
-			resp, body := s.postJSON("/auth/register", mcpBody)
-			if resp.StatusCode != 201 {
-				t.Fatalf("register: %d %s", resp.StatusCode, body)
-			}
-			obj := object(t, body)
-			c := struct{ ID, URI, RAT string }{fmt.Sprint(obj["client_id"]), fmt.Sprint(obj["registration_client_uri"]), fmt.Sprint(obj["registration_access_token"])}
-			if want := s.URL + "/auth/register/" + c.ID; c.URI != want {
-				t.Fatalf("registration_client_uri %q, want %q", c.URI, want)
-			}
-			// The URI given out works as is.
-			req, _ := http.NewRequest("GET", c.URI, nil)
-			req.Header.Set("Authorization", "Bearer "+c.RAT)
-			got, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got.Body.Close()
-			if got.StatusCode != 200 {
-				t.Fatalf("GET %s: %d", c.URI, got.StatusCode)
-			}
-			_, body = s.do("GET", "/auth/.well-known/oauth-authorization-server", "")
+			registerMounted(t, s, "/auth")
+			_, body := s.do("GET", "/auth/.well-known/oauth-authorization-server", "")
 			for _, want := range []string{
 				`"issuer":"` + s.URL + `"`,
 				`"registration_endpoint":"` + s.URL + `/auth/register"`,
@@ -308,7 +289,7 @@ func TestHandlePath(t *testing.T) {
 				t.Fatalf("outside handle_path: %q", body)
 			}
 			// IAM's endpoints default under the same base.
-			resp, body = s.postJSON("/legacy/v1/clients", iamMinimalRequest)
+			resp, body := s.postJSON("/legacy/v1/clients", iamMinimalRequest)
 			if resp.StatusCode != 200 || !strings.Contains(body, s.URL+"/legacy/") {
 				t.Fatalf("iam behind strip_prefix: %d %s", resp.StatusCode, body)
 			}
@@ -476,19 +457,7 @@ func TestRedisAuth(t *testing.T) {
 		{"acl user", "username dcr\n\t\t\t\tpassword {env.DCR_TEST_ACL_PASSWORD}"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			s := startCaddy(t, "redis", fmt.Sprintf(`	route {
-		client_registration {
-			storage redis {
-				address %s
-				%s
-			}
-			rate_limit off
-		}
-	}`, srv.Addr, c.auth))
-			c := rfcRegister(t, s, mcpBody)
-			if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
-				t.Fatalf("read: %d %s", resp.StatusCode, body)
-			}
+			registerAndRead(t, redisSite(t, "address "+srv.Addr+"\n"+c.auth))
 		})
 	}
 	// The same as redis:// URLs (what REDIS_URL holds on most platforms),
@@ -496,33 +465,12 @@ func TestRedisAuth(t *testing.T) {
 	t.Setenv("DCR_TEST_REDIS_URL", "redis://:default-secret@"+srv.Addr+"/3")
 	t.Setenv("DCR_TEST_REDIS_ACL_URL", "redis://dcr:acl-secret@"+srv.Addr)
 	for _, url := range []string{"{env.DCR_TEST_REDIS_URL}", "{env.DCR_TEST_REDIS_ACL_URL}"} {
-		s := startCaddy(t, "redis", fmt.Sprintf(`	route {
-		client_registration {
-			storage redis {
-				address %s
-				key_prefix url:
-			}
-			rate_limit off
-		}
-	}`, url))
-		c := rfcRegister(t, s, mcpBody)
-		if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
-			t.Fatalf("%s: read: %d %s", url, resp.StatusCode, body)
-		}
+		registerAndRead(t, redisSite(t, "address "+url+"\nkey_prefix url:"))
 	}
 	if n := srv.CLI("--user", "dcr", "--pass", "acl-secret", "--no-auth-warning", "-n", "3", "EVAL", "return #redis.call('KEYS', 'url:*')", "0"); n != "2" {
 		t.Fatalf("keys in db 3: %s, want the record and its index", n)
 	}
-	s := startCaddy(t, "redis", fmt.Sprintf(`	route {
-		client_registration {
-			storage redis {
-				address %s
-				password wrong
-				timeout 300ms
-			}
-			rate_limit off
-		}
-	}`, srv.Addr))
+	s := redisSite(t, "address "+srv.Addr+"\npassword wrong\ntimeout 300ms")
 	resp, body := s.postJSON("/register", mcpBody)
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || strings.Contains(body, "wrong") {
 		t.Fatalf("wrong password: %d %v %s", resp.StatusCode, resp.Header, body)
@@ -534,33 +482,28 @@ func TestRedisAuth(t *testing.T) {
 // ca_file).
 func TestRedisURLTLS(t *testing.T) {
 	srv := redistest.StartTLS(t)
-	s := startCaddy(t, "redis", fmt.Sprintf(`	route {
-		client_registration {
-			storage redis {
-				address rediss://%s
-				tls {
-					ca_file %s
-				}
-			}
-			rate_limit off
-		}
-	}`, srv.Addr, srv.CAFile))
+	registerAndRead(t, redisSite(t, "address rediss://"+srv.Addr+"\ntls {\nca_file "+srv.CAFile+"\n}"))
+	// Without the CA, the certificate is refused.
+	s := redisSite(t, "address rediss://"+srv.Addr+"\ntimeout 500ms")
+	if resp, body := s.postJSON("/register", mcpBody); resp.StatusCode != 503 {
+		t.Fatalf("unknown CA: %d %s", resp.StatusCode, body)
+	}
+}
+
+// redisSite starts a site with the RFC 7591 API on Redis, storage holding
+// the lines of its storage redis block, and no rate limit.
+func redisSite(t *testing.T, storage string) *site {
+	t.Helper()
+	return startCaddy(t, "redis", fmt.Sprintf("\troute {\n\t\tclient_registration {\n\t\t\tstorage redis {\n%s\n\t\t\t}\n\t\t\trate_limit off\n\t\t}\n\t}", storage))
+}
+
+// registerAndRead registers a client and reads it back with its
+// registration access token.
+func registerAndRead(t *testing.T, s *site) {
+	t.Helper()
 	c := rfcRegister(t, s, mcpBody)
 	if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
 		t.Fatalf("read: %d %s", resp.StatusCode, body)
-	}
-	// Without the CA, the certificate is refused.
-	s = startCaddy(t, "redis", fmt.Sprintf(`	route {
-		client_registration {
-			storage redis {
-				address rediss://%s
-				timeout 500ms
-			}
-			rate_limit off
-		}
-	}`, srv.Addr))
-	if resp, body := s.postJSON("/register", mcpBody); resp.StatusCode != 503 {
-		t.Fatalf("unknown CA: %d %s", resp.StatusCode, body)
 	}
 }
 
@@ -674,24 +617,24 @@ func TestPrefixEscaped(t *testing.T) {
 		{storage}
 		prefix "/my oauth"
 	}`)
-	resp, body := s.postJSON("/my%20oauth/register", mcpBody)
+	registerMounted(t, s, "/my%20oauth")
+}
+
+// registerMounted registers a client at base+"/register" and checks that
+// its registration_client_uri is under base and works as given.
+func registerMounted(t *testing.T, s *site, base string) {
+	t.Helper()
+	resp, raw := s.postJSON(base+"/register", mcpBody)
 	if resp.StatusCode != 201 {
-		t.Fatalf("register: %d %s", resp.StatusCode, body)
+		t.Fatalf("register: %d %s", resp.StatusCode, raw)
 	}
-	obj := object(t, body)
-	uri := fmt.Sprint(obj["registration_client_uri"])
-	if want := s.URL + "/my%20oauth/register/" + fmt.Sprint(obj["client_id"]); uri != want {
-		t.Fatalf("registration_client_uri %q, want %q", uri, want)
+	m := object(t, raw)
+	c := rfcClient{URI: fmt.Sprint(m["registration_client_uri"]), RAT: fmt.Sprint(m["registration_access_token"])}
+	if want := s.URL + base + "/register/" + fmt.Sprint(m["client_id"]); c.URI != want {
+		t.Fatalf("registration_client_uri %q, want %q", c.URI, want)
 	}
-	req, _ := http.NewRequest("GET", uri, nil)
-	req.Header.Set("Authorization", "Bearer "+fmt.Sprint(obj["registration_access_token"]))
-	got, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got.Body.Close()
-	if got.StatusCode != 200 {
-		t.Fatalf("GET %s: %d", uri, got.StatusCode)
+	if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", c.URI, resp.StatusCode, body)
 	}
 }
 

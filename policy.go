@@ -266,27 +266,7 @@ func (h *Handler) validatePolicy() error {
 // redirect URI's host: a DNS name, an IP address, or "*.domain". A URL or
 // host:port would never match, and every registration would be refused.
 func validRedirectHostPattern(v string) bool {
-	if net.ParseIP(v) != nil {
-		return true
-	}
-	name := strings.TrimPrefix(v, "*.")
-	name = strings.TrimSuffix(name, ".")
-	if name == "" || len(name) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(name, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for _, c := range label {
-			switch {
-			case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
-			default:
-				return false
-			}
-		}
-	}
-	return true
+	return net.ParseIP(v) != nil || registry.ValidHostName(strings.TrimPrefix(v, "*."))
 }
 
 // minHMACSecret is the shortest HS256 secret: RFC 7518 section 3.2 wants a

@@ -378,6 +378,7 @@ func TestAdminClients(t *testing.T) {
 			{"PATCH", conf.ID, `{"permited":true}`, 400},
 			{"PATCH", conf.ID, `{"super":"yes"}`, 400},
 			{"PATCH", conf.ID, `{`, 400},
+			{"PATCH", conf.ID, `{"super":true,"x":"` + strings.Repeat("a", 70<<10) + `"}`, 413},
 			{"PATCH", pub.ID, `{"super":true}`, 400}, // public clients cannot be super
 			{"PATCH", "no-such-client", `{"super":false}`, 404},
 			{"GET", "no-such-client", ``, 404},

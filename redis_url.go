@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/caddy-dcr/caddy-dcr/registry"
 )
 
 // redisURL is what a redis:// or rediss:// address carries besides
@@ -61,7 +63,7 @@ func parseRedisURL(s string) (redisURL, error) {
 	if host == "" {
 		return r, errors.New("a redis:// address needs a host")
 	}
-	if !validPort(port) {
+	if !registry.ValidPort(port) {
 		return r, errors.New("the port of a redis:// address must be a number from 1 to 65535")
 	}
 	r.host = host
@@ -85,12 +87,6 @@ func parseRedisURL(s string) (redisURL, error) {
 		r.db, r.hasDB = int(db), true
 	}
 	return r, nil
-}
-
-// validPort reports whether p is a TCP port number (1 to 65535).
-func validPort(p string) bool {
-	n, err := strconv.ParseUint(p, 10, 16)
-	return err == nil && n > 0
 }
 
 // mergeRedisURLs resolves the URL addresses of a resolved address list:

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -178,21 +177,11 @@ func validHost(h string) bool {
 				return false
 			}
 		}
-		if host == "" || len(host) > 253 {
+		if !registry.ValidHostName(host) {
 			return false
 		}
-		for i := 0; i < len(host); i++ {
-			c := host[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
-				return false
-			}
-		}
 	}
-	if port == "" {
-		return true
-	}
-	n, err := strconv.ParseUint(port, 10, 16)
-	return err == nil && n > 0
+	return port == "" || registry.ValidPort(port)
 }
 
 // requestScheme is "https://" or "http://", as the request came.

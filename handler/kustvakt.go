@@ -290,11 +290,10 @@ func (a *Kustvakt) unavailable(w http.ResponseWriter) {
 // fresh, records are ours), so it is logged as a bug and answered the same
 // way: no request to this API gets a 500.
 func (a *Kustvakt) failed(w http.ResponseWriter, op string, err error) bool {
-	if err == nil {
-		a.o.Health.OK(a.o.Logger, growingOps[op])
-		return false
-	}
 	if !a.o.storeFailure(registry.APIKustvakt, op, err) {
+		if err == nil {
+			return false
+		}
 		a.o.Logger.Error("unexpected error", zap.String("api", registry.APIKustvakt), zap.String("op", op), zap.Error(err))
 	}
 	a.unavailable(w)

@@ -107,9 +107,7 @@ func TestRateLimitAddress(t *testing.T) {
 // once as unavailable and once as back, not once per request; the outages
 // left out are counted on the next line.
 func TestHealthFlapping(t *testing.T) {
-	core, logs := observer.New(zapcore.InfoLevel)
-	log := zap.New(core)
-	h := new(Health)
+	h, log, logs := observedHealth()
 	for i := 0; i < 50; i++ {
 		h.Fail(log, "rfc7591", "register", errors.New("disk full"))
 		h.OK(log, true)
@@ -145,13 +143,18 @@ func TestHealthFlapping(t *testing.T) {
 	}
 }
 
+// observedHealth is a Health and a logger whose lines (info and above) the
+// test can read.
+func observedHealth() (*Health, *zap.Logger, *observer.ObservedLogs) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	return new(Health), zap.New(core), logs
+}
+
 // TestHealthWritesRefused: while writes fail and reads succeed (a Redis out
 // of memory), reads do not end the outage: it is logged once, and its end
 // when a write succeeds again.
 func TestHealthWritesRefused(t *testing.T) {
-	core, logs := observer.New(zapcore.InfoLevel)
-	log := zap.New(core)
-	h := new(Health)
+	h, log, logs := observedHealth()
 	oom := &storage.UnavailableError{Op: "create", Err: errors.New("OOM command not allowed")}
 	for i := 0; i < 20; i++ {
 		h.Fail(log, "rfc7591", "register", oom)
@@ -186,9 +189,7 @@ func TestHealthWritesRefused(t *testing.T) {
 // soon after another) and then logged because it lasted is not counted
 // among those left out.
 func TestHealthUnloggedCount(t *testing.T) {
-	core, logs := observer.New(zapcore.InfoLevel)
-	log := zap.New(core)
-	h := new(Health)
+	h, log, logs := observedHealth()
 	down := errors.New("connection refused")
 	h.Fail(log, "rfc7591", "read", down)
 	h.OK(log, true)

@@ -34,23 +34,27 @@ type RFC7591 struct {
 // NewRFC7591 returns the RFC 7591/7592/8414 API.
 func NewRFC7591(o *Options) *RFC7591 { return &RFC7591{o: o} }
 
+// The routes of RFC7591, as match finds them.
+const (
+	rfcNoRoute = iota
+	rfcRegister
+	rfcManage
+	rfcMetadata
+)
+
 // Serve implements API.
 func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
-	if strings.HasPrefix(r.URL.Path, wellKnownAS) && r.URL.Path == a.issuerMetadataPath(r) {
-		if !a.badHost(w, r) {
-			a.serveMetadata(w, r)
-		}
-		return true
-	}
-	segs, ok := a.o.segments(r)
-	if !ok {
+	route, id := a.match(r)
+	if route == rfcNoRoute {
 		return false
 	}
-	if a.ours(segs) && a.badHost(w, r) {
+	if a.o.hostUnusable(r) {
+		// Every answer here carries URLs built from the Host header.
+		a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "the Host header must be host or host:port")
 		return true
 	}
-	switch {
-	case len(segs) == 1 && segs[0] == "register":
+	switch route {
+	case rfcRegister:
 		if a.o.CORS.apply(w, r, "POST") {
 			return true
 		}
@@ -62,36 +66,36 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 		ob := observe(w, opRegister)
 		a.register(ob, r)
 		a.o.Metrics.done(registry.APIRFC7591, ob)
-		return true
-	case len(segs) == 2 && segs[0] == "register":
+	case rfcManage:
 		if !a.o.CORS.apply(w, r, "GET, HEAD, PUT, DELETE") {
 			op := manageOp(r.Method)
 			ob := observe(w, op)
-			a.manage(ob, r, segs[1], op)
+			a.manage(ob, r, id, op)
 			a.o.Metrics.done(registry.APIRFC7591, ob)
 		}
-		return true
-	case len(segs) == 2 && segs[0] == ".well-known" && segs[1] == "oauth-authorization-server":
+	case rfcMetadata:
 		a.serveMetadata(w, r)
-		return true
 	}
-	return false
-}
-
-// ours reports whether segs is one of this API's routes.
-func (a *RFC7591) ours(segs []string) bool {
-	return (len(segs) == 1 || len(segs) == 2) && segs[0] == "register" ||
-		len(segs) == 2 && segs[0] == ".well-known" && segs[1] == "oauth-authorization-server"
-}
-
-// badHost refuses a request whose Host header cannot go into the URLs the
-// answer would carry (see Options.hostUnusable).
-func (a *RFC7591) badHost(w http.ResponseWriter, r *http.Request) bool {
-	if !a.o.hostUnusable(r) {
-		return false
-	}
-	a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "the Host header must be host or host:port")
 	return true
+}
+
+// match finds the route of a request, and the client id of a client
+// configuration endpoint.
+func (a *RFC7591) match(r *http.Request) (route int, id string) {
+	if strings.HasPrefix(r.URL.Path, wellKnownAS) && r.URL.Path == a.issuerMetadataPath(r) {
+		return rfcMetadata, ""
+	}
+	segs, ok := a.o.segments(r)
+	switch {
+	case !ok:
+	case len(segs) == 1 && segs[0] == "register":
+		return rfcRegister, ""
+	case len(segs) == 2 && segs[0] == "register":
+		return rfcManage, segs[1]
+	case len(segs) == 2 && segs[0] == ".well-known" && segs[1] == "oauth-authorization-server":
+		return rfcMetadata, ""
+	}
+	return rfcNoRoute, ""
 }
 
 // deny writes a refusal of the registration gate.

@@ -235,11 +235,38 @@ func CheckWebURI(field, raw string) string {
 // "https://h:0/"), which no user agent can follow.
 func portInRange(u *url.URL) bool {
 	p := u.Port()
-	if p == "" {
-		return true
+	return p == "" || ValidPort(p)
+}
+
+// ValidPort reports whether p is a TCP port a client can connect to: a
+// number from 1 to 65535, in digits only.
+func ValidPort(p string) bool {
+	n, err := strconv.ParseUint(p, 10, 16)
+	return err == nil && n > 0
+}
+
+// ValidHostName reports whether name is a DNS name as hosts are written in
+// URLs and Host headers: dot-separated labels of 1 to 63 letters, digits,
+// '-' and '_' (service names use it), 253 characters at most, an optional
+// final dot. IPv4 addresses pass too; IPv6 ones, written in brackets, do
+// not.
+func ValidHostName(name string) bool {
+	name = strings.TrimSuffix(name, ".")
+	if name == "" || len(name) > 253 {
+		return false
 	}
-	n, err := strconv.Atoi(p)
-	return err == nil && n >= 1 && n <= 65535
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // quote wraps a value in double quotes for an error description, cut to a

@@ -36,6 +36,9 @@ type batcher struct {
 	// their 503 after about two timeouts instead of one per pipeline ahead.
 	maxWait time.Duration
 
+	// stopped is closed by close, for background work to end promptly.
+	stopped chan struct{}
+
 	mu     sync.Mutex
 	queue  []*batchOp // waiting for the next pipeline
 	spare  []*batchOp
@@ -74,25 +77,22 @@ const (
 var opPool = sync.Pool{New: func() any { return &batchOp{done: make(chan bool, 1)} }}
 
 func newBatcher(rdb redis.UniversalClient, maxWait time.Duration) *batcher {
-	return &batcher{rdb: rdb, maxWait: maxWait}
+	return &batcher{rdb: rdb, maxWait: maxWait, stopped: make(chan struct{})}
 }
 
 // errQueueTimeout fails a command that waited longer than maxWait to be sent.
 var errQueueTimeout = errors.New("redis: command waited too long to be sent")
 
 // close makes later commands fail with redis.ErrClosed; pipelines in flight
-// finish (against the closed client, they fail too).
+// finish (against the closed client, they fail too). It also ends the
+// background work that waits on stopped. Calling it again does nothing.
 func (b *batcher) close() {
 	b.mu.Lock()
-	b.closed = true
-	b.mu.Unlock()
-}
-
-// isClosed reports whether close was called.
-func (b *batcher) isClosed() bool {
-	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.closed
+	if !b.closed {
+		b.closed = true
+		close(b.stopped)
+	}
 }
 
 // abandonedError is the error of do when ctx ended while the command was

@@ -224,11 +224,7 @@ func (s *EmbeddedStore) Create(ctx context.Context, rec *Record, caps ...Cap) er
 		return err
 	}
 	defer unlock()
-	// The sweep gets a budget of its own: it must not use up the time the
-	// create itself needs.
-	sctx, cancel := context.WithTimeout(ctx, sweepDeadline)
-	s.sweep(sctx)
-	cancel()
+	s.sweep(ctx)
 	old, err := s.load(ctx, rec.ID)
 	switch {
 	case err == nil:
@@ -389,6 +385,10 @@ func (s *EmbeddedStore) sweep(ctx context.Context) {
 	if start.Before(s.nextSweep) {
 		return
 	}
+	// A deadline of its own: a slow storage must not make the sweep use up
+	// the time of the write that runs it.
+	ctx, cancel := context.WithTimeout(ctx, sweepDeadline)
+	defer cancel()
 	dirs, err := s.st.List(ctx, path.Join(s.base, "tags"), false)
 	if err != nil {
 		s.nextSweep = start.Add(s.sweepEvery)

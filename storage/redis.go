@@ -37,10 +37,8 @@ type RedisOptions struct {
 // RedisPool is one go-redis client (and its connection pool). Several stores
 // with different key prefixes share it.
 type RedisPool struct {
-	rdb       redis.UniversalClient
-	b         *batcher
-	closed    chan struct{}
-	closeOnce sync.Once
+	rdb redis.UniversalClient
+	b   *batcher
 }
 
 // NewRedisPool creates the client. It does no I/O: go-redis dials lazily, so a
@@ -77,7 +75,7 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 		// read right after a write sees it.
 		ReadOnly: false,
 	})
-	return &RedisPool{rdb: rdb, b: newBatcher(rdb, timeout), closed: make(chan struct{})}
+	return &RedisPool{rdb: rdb, b: newBatcher(rdb, timeout)}
 }
 
 // SetLogger sends go-redis's own messages (failed dials, pool events) to log
@@ -100,7 +98,6 @@ func (p *RedisPool) Client() redis.UniversalClient { return p.rdb }
 // Destruct closes the client; it satisfies caddy.Destructor so the pool can
 // live in a caddy.UsagePool without this package importing Caddy.
 func (p *RedisPool) Destruct() error {
-	p.closeOnce.Do(func() { close(p.closed) })
 	p.b.close()
 	return p.rdb.Close()
 }
@@ -139,7 +136,7 @@ func (p *RedisPool) WatchEviction(warn func(policy string), skip func(err error)
 	go func() {
 		for wait := first; ; wait = retry {
 			select {
-			case <-p.closed:
+			case <-p.b.stopped:
 				return
 			case <-time.After(wait):
 			}
@@ -560,9 +557,10 @@ func (s *RedisStore) reapLater(id, value string, tags []string) {
 func (s *RedisStore) reap(id, value string, tags []string) {
 	key := s.recordKey(id)
 	for _, wait := range reapWaits {
-		time.Sleep(wait)
-		if s.b.isClosed() {
+		select {
+		case <-s.b.stopped:
 			return
+		case <-time.After(wait):
 		}
 		ctx := context.Background()
 		switch v, err := s.getValue(ctx, key); {
