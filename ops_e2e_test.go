@@ -1,6 +1,7 @@
 package caddydcr
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/redistest"
+	"github.com/caddy-dcr/caddy-dcr/registry"
 )
 
 // Operating the plugin: reloads, metrics, placeholders, Redis faults.
@@ -395,6 +397,171 @@ func TestRedisHung(t *testing.T) {
 		resp, _ := s.postJSON("/register", mcpBody)
 		return resp.StatusCode == 201
 	})
+}
+
+// An RFC 7592 update answered 503 but carried out later: a proxy holds the
+// update's script on its way to Redis past the timeout (reads go on, so the
+// read-back finds the old record) and delivers it once the client has given
+// up, as a slow network would. The client never got the new registration
+// access token, so the one it sent stays valid: it reads the updated
+// registration with it and sends the update again; the repeat issues the
+// secret the lost answer carried, and, answered, retires the old token.
+func TestRedisUpdateAnsweredUnavailable(t *testing.T) {
+	srv := redistest.Start(t)
+	px := startHoldingProxy(t, srv.Addr)
+	s := startCaddy(t, "redis", fmt.Sprintf(`	route {
+		client_registration {
+			storage redis {
+				address %s
+				timeout 300ms
+			}
+			rate_limit off
+		}
+	}`, px.addr))
+	c := rfcRegister(t, s, `{`+rfcCB+`,"token_endpoint_auth_method":"none"}`)
+	// A first update loads the update script into Redis (the held one
+	// is sent by its SHA-1, and Redis would refuse it unknown).
+	resp, body := rfcPut(t, s, c, c.RAT, `{"client_id":"`+c.ID+`",`+rfcCB+`,"token_endpoint_auth_method":"none"}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("first PUT: %d %s", resp.StatusCode, body)
+	}
+	c.RAT = object(t, body)["registration_access_token"].(string)
+	update := `{"client_id":"` + c.ID + `",` + rfcCB + `,"client_name":"v2","token_endpoint_auth_method":"client_secret_basic"}`
+
+	px.hold("evalsha")
+	resp, body = rfcPut(t, s, c, c.RAT, update)
+	if resp.StatusCode != 503 {
+		t.Fatalf("PUT with its script held: %d %s, want 503", resp.StatusCode, body)
+	}
+	px.release()
+	redistest.WaitFor(t, 5*time.Second, "the held update to be carried out and its token accepted", func(context.Context) bool {
+		resp, body := rfcGet(t, s, c, c.RAT)
+		return resp.StatusCode == 200 && object(t, body)["client_name"] == "v2"
+	})
+	_, body = rfcGet(t, s, c, c.RAT)
+	m := object(t, body)
+	rfcWantStr(t, m, "registration_access_token", c.RAT)
+	rfcWantStr(t, m, "token_endpoint_auth_method", "client_secret_basic")
+
+	resp, body = rfcPut(t, s, c, c.RAT, update)
+	if resp.StatusCode != 200 {
+		t.Fatalf("repeated PUT: %d %s", resp.StatusCode, body)
+	}
+	m = object(t, body)
+	rat, _ := m["registration_access_token"].(string)
+	if rat == "" || rat == c.RAT {
+		t.Fatalf("repeated PUT: registration_access_token %q, want a new one", rat)
+	}
+	if secret, _ := m["client_secret"].(string); len(secret) != 43 {
+		t.Errorf("repeated PUT: client_secret %q, want the secret the lost answer carried issued again", secret)
+	}
+	resp, body = rfcGet(t, s, c, c.RAT)
+	rfcWantUnauthorized(t, resp, body, rfcInvalidToken)
+	if resp, body = rfcGet(t, s, c, rat); resp.StatusCode != 200 {
+		t.Errorf("new token: %d %s", resp.StatusCode, body)
+	}
+	// An answered update leaves no second token behind, and a later
+	// update issues no other secret.
+	resp, body = rfcPut(t, s, c, rat, update)
+	if resp.StatusCode != 200 {
+		t.Fatalf("third PUT: %d %s", resp.StatusCode, body)
+	}
+	rfcWantAbsent(t, object(t, body), "client_secret")
+	time.Sleep(registry.PriorRATDelay)
+	if resp, body = rfcGet(t, s, c, rat); resp.StatusCode != 401 {
+		t.Errorf("token of an answered update: %d %s, want 401", resp.StatusCode, body)
+	}
+}
+
+// holdingProxy forwards TCP connections to a Redis server; once told to
+// hold, a connection that sends a chunk containing the given text has that
+// chunk and all it sends after kept back until release, and delivered then
+// even if the client has closed its side meanwhile.
+type holdingProxy struct {
+	addr     string
+	mu       sync.Mutex
+	match    string
+	released chan struct{}
+}
+
+func startHoldingProxy(t *testing.T, target string) *holdingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &holdingProxy{addr: ln.Addr().String(), released: make(chan struct{})}
+	close(p.released)
+	var wg sync.WaitGroup
+	var conns []net.Conn
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.release()
+		p.mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		p.mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			cc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			sc, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = cc.Close()
+				continue
+			}
+			p.mu.Lock()
+			conns = append(conns, cc, sc)
+			p.mu.Unlock()
+			wg.Go(func() { _, _ = io.Copy(cc, sc); _ = cc.Close() })
+			wg.Go(func() { p.forward(cc, sc) })
+		}
+	})
+	return p
+}
+
+func (p *holdingProxy) forward(cc, sc net.Conn) {
+	defer func() { _ = sc.(*net.TCPConn).CloseWrite() }()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := cc.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			match, released := p.match, p.released
+			p.mu.Unlock()
+			if match != "" && bytes.Contains(bytes.ToLower(buf[:n]), []byte(match)) {
+				<-released
+			}
+			if _, werr := sc.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// hold starts keeping back chunks that contain match (in lower case).
+func (p *holdingProxy) hold(match string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.match, p.released = match, make(chan struct{})
+}
+
+// release delivers what was held and stops holding.
+func (p *holdingProxy) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.match != "" {
+		p.match = ""
+		close(p.released)
+	}
 }
 
 // A file system that refuses writes and reads under the embedded store (here

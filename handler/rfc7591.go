@@ -338,7 +338,7 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) 
 	}
 	// RFC 7592 section 2: an unknown client and a wrong token both get 401,
 	// never 404, so that client ids cannot be probed.
-	if err != nil || !registry.Verify(c.RATHash, tok) {
+	if err != nil || !a.tokenValid(c, tok) {
 		a.revokeMisused(storeCtx(r), tok, id)
 		a.unauthorized(w, true)
 		return
@@ -356,6 +356,13 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) 
 	case http.MethodDelete:
 		a.delete(w, r, id, tok)
 	}
+}
+
+// tokenValid reports whether tok is c's registration access token, or the
+// one an update whose answer may have been lost was made with.
+func (a *RFC7591) tokenValid(c *registry.Client, tok string) bool {
+	ok, _ := c.CheckRAT(tok, a.o.Registry.Now())
+	return ok
 }
 
 // manageOp names the RFC 7592 operation of a method on a client
@@ -380,10 +387,10 @@ func (a *RFC7591) revokeMisused(ctx context.Context, tok, usedFor string) {
 		return
 	}
 	_, err := a.o.Registry.Update(ctx, owner, func(c *registry.Client) error {
-		if !registry.Verify(c.RATHash, tok) {
+		if !a.tokenValid(c, tok) {
 			return errTokenChanged
 		}
-		c.RATHash = ""
+		c.RevokeRATs()
 		return nil
 	})
 	if err == nil {
@@ -420,26 +427,37 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 		return
 	}
 	// The registration access token is rotated on every update (RFC 7592
-	// section 2.2 allows it): the response carries the new one.
+	// section 2.2 allows it): the response carries the new one. The token
+	// the update is made with stays valid until the update is answered (see
+	// registry.Client.PriorRATHash): if this write is answered 503 but
+	// carried out later by a stalled store, the client, which never got the
+	// new token, can still read its registration or send the update again.
 	rat := registry.NewRAT(cur.ID)
 	var secret string
 	lifetime := a.o.secretLifetime(0)
+	now := a.o.Registry.Now()
 	updated, err := a.o.Registry.Update(storeCtx(r), cur.ID, func(c *registry.Client) error {
-		if !registry.Verify(c.RATHash, tok) {
+		ok, prior := c.CheckRAT(tok, now)
+		if !ok {
 			return errTokenChanged
 		}
+		// Sent with the prior token, this repeats an update whose answer
+		// was lost: a secret that update issued never reached the client.
+		reissue := prior && c.PriorSecretIssued
 		c.ReplaceMetadata(m)
-		c.RATHash = registry.Hash(rat)
+		c.RotateRAT(rat, tok, now)
+		secret = ""
 		switch {
 		case !registry.NeedsSecret(c.TokenEndpointAuthMethod):
-			c.SecretHash, c.SecretExpiresAt, secret = "", 0, ""
-		case c.SecretHash == "":
+			c.SecretHash, c.SecretExpiresAt = "", 0
+		case c.SecretHash == "" || reissue:
 			// Switching to a method that needs a secret issues one.
 			secret = registry.FormatRFC7591.NewSecret()
-			c.SecretHash = registry.Hash(secret)
+			c.SecretHash, c.SecretExpiresAt = registry.Hash(secret), 0
 			if lifetime > 0 {
-				c.SecretExpiresAt = a.o.Registry.Now().Add(lifetime).Unix()
+				c.SecretExpiresAt = now.Add(lifetime).Unix()
 			}
+			c.PriorSecretIssued = true
 		}
 		return nil
 	})
@@ -454,14 +472,36 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 		a.internal(w, "update", err)
 		return
 	}
+	a.retirePriorRAT(storeCtx(r), updated.ID, rat)
 	a.o.registered(r, updated.ID)
 	a.o.Logger.Info("client updated", zap.String("api", registry.APIRFC7591), zap.String("client_id", updated.ID))
 	a.writeClient(w, http.StatusOK, updated, secret, rat, a.clientURI(r, updated.ID))
 }
 
+// retirePriorRAT ends the validity of the token an update was made with,
+// now that the update is answered with rat, the new one, unless another
+// update came first. If the store fails here the update still stands (it
+// was carried out): the prior token then lapses after
+// registry.PriorRATLifetime.
+func (a *RFC7591) retirePriorRAT(ctx context.Context, id, rat string) {
+	_, err := a.o.Registry.Update(ctx, id, func(c *registry.Client) error {
+		if c.PriorRATHash == "" || !registry.Verify(c.RATHash, rat) {
+			return errTokenChanged
+		}
+		c.RetirePriorRAT()
+		return nil
+	})
+	if err == nil || errors.Is(err, errTokenChanged) || errors.Is(err, registry.ErrNotFound) {
+		return
+	}
+	a.o.storeFailure(registry.APIRFC7591, "update", err)
+	a.o.Logger.Warn("client updated, but the registration access token it was made with could not be retired; it stays valid until it lapses",
+		zap.String("client_id", id), zap.Duration("lapses_in", registry.PriorRATLifetime), zap.Error(err))
+}
+
 func (a *RFC7591) delete(w http.ResponseWriter, r *http.Request, id, tok string) {
 	err := a.o.Registry.Delete(storeCtx(r), id, func(c *registry.Client) error {
-		if !registry.Verify(c.RATHash, tok) {
+		if !a.tokenValid(c, tok) {
 			return errTokenChanged
 		}
 		return nil

@@ -40,6 +40,19 @@ type Client struct {
 	// SecretExpiresAt is Unix seconds; 0 means the secret never expires.
 	SecretExpiresAt int64
 	RATHash         string
+	// PriorRATHash is the registration access token an RFC 7592 update was
+	// made with, still accepted until PriorRATUntil (Unix ms) because the
+	// update's answer, carrying the new token, may not have reached the
+	// client: a write answered 503 can still be carried out by a stalled
+	// store, and a client holding only its old token would be locked out of
+	// its registration. A successful update retires it before answering
+	// (see RotateRAT and RetirePriorRAT).
+	PriorRATHash  string
+	PriorRATUntil int64
+	// PriorSecretIssued reports that the update that set PriorRATHash issued
+	// the client's secret: a client that comes back with the prior token
+	// never saw that secret.
+	PriorSecretIssued bool
 
 	// RFC 7591 (and OpenID Connect) metadata.
 	RedirectURIs            []string
@@ -80,6 +93,54 @@ func (c *Client) Created() time.Time { return time.UnixMilli(c.CreatedMs) }
 
 // IssuedAt returns client_id_issued_at (Unix seconds).
 func (c *Client) IssuedAt() int64 { return c.CreatedMs / 1000 }
+
+// PriorRATLifetime bounds how long the token an update was made with stays
+// valid when the update's success is not known to have been answered.
+const PriorRATLifetime = time.Hour
+
+// PriorRATDelay is how long after an update the token it was made with
+// starts being accepted again. An update that succeeds retires that token
+// well within it, so other requests racing the update with the same token
+// are refused (one token, one update); a client whose update was answered
+// 503 retries later than that (Retry-After is 5 seconds).
+const PriorRATDelay = time.Second
+
+// CheckRAT reports whether tok is the client's registration access token at
+// now, and whether it is the prior one of an update whose answer may have
+// been lost (see PriorRATHash).
+func (c *Client) CheckRAT(tok string, now time.Time) (ok, prior bool) {
+	if Verify(c.RATHash, tok) {
+		return true, false
+	}
+	ms := now.UnixMilli()
+	from := c.PriorRATUntil - (PriorRATLifetime - PriorRATDelay).Milliseconds()
+	if c.PriorRATHash != "" && ms >= from && ms < c.PriorRATUntil && Verify(c.PriorRATHash, tok) {
+		return true, true
+	}
+	return false, false
+}
+
+// RotateRAT makes rat the client's registration access token, keeping
+// presented, the token the update is made with, valid from PriorRATDelay
+// to PriorRATLifetime after now, unless RetirePriorRAT retires it first.
+func (c *Client) RotateRAT(rat, presented string, now time.Time) {
+	c.RATHash = Hash(rat)
+	c.PriorRATHash = Hash(presented)
+	c.PriorRATUntil = now.Add(PriorRATLifetime).UnixMilli()
+	c.PriorSecretIssued = false
+}
+
+// RetirePriorRAT ends the validity of the prior token: the update that
+// rotated it is about to be answered.
+func (c *Client) RetirePriorRAT() {
+	c.PriorRATHash, c.PriorRATUntil, c.PriorSecretIssued = "", 0, false
+}
+
+// RevokeRATs leaves the client with no valid registration access token.
+func (c *Client) RevokeRATs() {
+	c.RATHash = ""
+	c.RetirePriorRAT()
+}
 
 // NeedsSecret reports whether an authentication method uses a client secret.
 func NeedsSecret(method string) bool {

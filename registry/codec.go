@@ -52,6 +52,9 @@ const (
 	fSource
 	fPermitted
 	fSuper
+	fPriorRATHash
+	fPriorRATUntil
+	fPriorSecretIssued
 )
 
 type encoder struct{ b []byte }
@@ -142,6 +145,9 @@ func encodeClient(c *Client) []byte {
 	e.str(fSource, string(c.Source))
 	e.bool(fPermitted, c.Permitted)
 	e.bool(fSuper, c.Super)
+	e.str(fPriorRATHash, c.PriorRATHash)
+	e.int(fPriorRATUntil, c.PriorRATUntil)
+	e.bool(fPriorSecretIssued, c.PriorSecretIssued)
 	out := append([]byte(nil), e.b...)
 	if cap(e.b) <= 64<<10 {
 		*scratch = e.b
@@ -259,6 +265,12 @@ func decodeClient(b []byte) (*Client, error) {
 			c.Permitted = len(p) == 1 && p[0] == 1
 		case fSuper:
 			c.Super = len(p) == 1 && p[0] == 1
+		case fPriorRATHash:
+			c.PriorRATHash = p
+		case fPriorRATUntil:
+			c.PriorRATUntil, err = varint(p)
+		case fPriorSecretIssued:
+			c.PriorSecretIssued = len(p) == 1 && p[0] == 1
 		default:
 			// A field of a later version: skipped.
 		}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestFormats(t *testing.T) {
@@ -251,6 +252,52 @@ func TestNeedsSecret(t *testing.T) {
 	} {
 		if NeedsSecret(m) != want {
 			t.Errorf("S3: NeedsSecret(%q) = %v, want %v", m, !want, want)
+		}
+	}
+}
+
+// A rotated registration access token: the token the update was made with
+// is valid again from PriorRATDelay after the update until it is retired or
+// PriorRATLifetime has passed, and a revocation ends both.
+func TestRATRotation(t *testing.T) {
+	now := time.UnixMilli(1795680000000)
+	c := &Client{RATHash: Hash("t0")}
+	if ok, prior := c.CheckRAT("t0", now); !ok || prior {
+		t.Fatalf("t0 before rotation: %v %v", ok, prior)
+	}
+	c.PriorSecretIssued = true
+	c.RotateRAT("t1", "t0", now)
+	if c.PriorSecretIssued {
+		t.Error("rotation kept PriorSecretIssued of an earlier update")
+	}
+	for _, tc := range []struct {
+		tok       string
+		at        time.Time
+		ok, prior bool
+	}{
+		{"t1", now, true, false},
+		{"t0", now, false, false},
+		{"t0", now.Add(PriorRATDelay - time.Millisecond), false, false},
+		{"t0", now.Add(PriorRATDelay), true, true},
+		{"t0", now.Add(PriorRATLifetime - time.Millisecond), true, true},
+		{"t0", now.Add(PriorRATLifetime), false, false},
+		{"t1", now.Add(2 * PriorRATLifetime), true, false},
+		{"tx", now, false, false},
+		{"", now, false, false},
+	} {
+		if ok, prior := c.CheckRAT(tc.tok, tc.at); ok != tc.ok || prior != tc.prior {
+			t.Errorf("CheckRAT(%q, +%v) = %v, %v; want %v, %v", tc.tok, tc.at.Sub(now), ok, prior, tc.ok, tc.prior)
+		}
+	}
+	c.RetirePriorRAT()
+	if ok, _ := c.CheckRAT("t0", now.Add(PriorRATDelay)); ok {
+		t.Error("t0 accepted after RetirePriorRAT")
+	}
+	c.RotateRAT("t2", "t1", now)
+	c.RevokeRATs()
+	for _, tok := range []string{"t1", "t2"} {
+		if ok, _ := c.CheckRAT(tok, now.Add(PriorRATDelay)); ok {
+			t.Errorf("%s accepted after RevokeRATs", tok)
 		}
 	}
 }
