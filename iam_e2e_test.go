@@ -206,11 +206,12 @@ func TestIAMRegisterE2E(t *testing.T) {
 			t.Errorf("empty scopes not echoed: %s", body)
 		}
 
-		// Duplicates are dropped; unknown members are ignored.
+		// Scopes are echoed as sent, duplicates included; unknown members
+		// are ignored.
 		req := strings.Replace(iamMinimalRequest, "{", `{"scopes":["openid","email","openid"],"redirect_uris":["https://x.example/cb"],"client_secret":"chosen","client_id":"chosen","nested":{"a":[1,{"b":null}]},`, 1)
 		resp, body = s.postJSON("/v1/clients", req, "Content-Type: application/json; charset=utf-8")
 		info = iamClientInfo(t, resp, body)
-		if !strings.HasSuffix(body, `,"scopes":["openid","email"]}}`) || info["client_id"] == "chosen" || info["client_secret"] == "chosen" {
+		if !strings.HasSuffix(body, `,"scopes":["openid","email","openid"]}}`) || info["client_id"] == "chosen" || info["client_secret"] == "chosen" {
 			t.Errorf("unknown members or duplicates: %s", body)
 		}
 

@@ -437,7 +437,7 @@ func TestKustvaktPlugins(t *testing.T) {
 			t.Fatalf("uninstall: %d %s", resp.StatusCode, body)
 		}
 		resp, body = s.kvForm("/api/v1.0/plugins/uninstall", "alice", superForm("client_id", zeta))
-		checkNotification(t, resp, body, 404, `{"errors":[[114,null]]}`)
+		checkNotification(t, resp, body, 404, `{"errors":[[114,null,null]]}`)
 
 		// Super: only confidential clients; a super client can then
 		// authenticate as one, and it disappears from lists.

@@ -396,7 +396,7 @@ func TestPolicyRedirectHostsAndNarrowing(t *testing.T) {
 			}
 		}
 		_, body := s.postJSON("/register", `{"redirect_uris":["https://app.example/cb"],"grant_types":["authorization_code","refresh_token"]}`)
-		if d := object(t, body)["error_description"].(string); !strings.Contains(d, `"refresh_token"`) {
+		if d := object(t, body)["error_description"].(string); !strings.Contains(d, `'refresh_token'`) {
 			t.Fatalf("the refused value is named: %s", d)
 		}
 		_, body = s.postJSON("/register", `{"redirect_uris":["https://app.example/cb"]}`)

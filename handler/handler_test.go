@@ -16,3 +16,19 @@ func TestValidHost(t *testing.T) {
 		}
 	}
 }
+
+// RFC 6749 section 5.2: error_description holds printable ASCII without
+// '"' or '\'; descriptions that quote the request are brought into it.
+func TestOAuthText(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain text 100% (a-z)":             "plain text 100% (a-z)",
+		`grant type "x" is not supported`:   `grant type 'x' is not supported`,
+		"https://例え.jp/cb#x is not allowed": "https://%E4%BE%8B%E3%81%88.jp/cb#x is not allowed",
+		"line\nbreak\ttab \\ back \x7f del": "line%0Abreak%09tab %5C back %7F del",
+		"":                                  "",
+	} {
+		if got := oauthText(in); got != want {
+			t.Errorf("oauthText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package handler
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -124,8 +123,8 @@ func (a *IAM) badRequest(w http.ResponseWriter, rid, problem string) {
 // iamRequest is a validated RegisterClient request.
 type iamRequest struct {
 	name      string
-	scopes    []string
-	hasScopes bool // scopes was sent (and not null): it is echoed
+	scopes    []string // as sent, echoed in the answer
+	hasScopes bool     // scopes was sent (and not null): it is echoed
 	grants    []string
 	responses []string
 }
@@ -185,7 +184,7 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 		TokenEndpointAuthMethod: registry.AuthClientSecretPost,
 		GrantTypes:              req.grants,
 		ResponseTypes:           req.responses,
-		Scope:                   strings.Join(req.scopes, " "),
+		Scope:                   strings.Join(iamDedupe(req.scopes), " "),
 	}
 	if c.Scope == "" {
 		c.Scope = a.o.Policy.DefaultScope
@@ -252,7 +251,7 @@ func (a *IAM) checkPolicy(req *iamRequest) string {
 // parseIAMRequest decodes and validates a RegisterClient body. It returns
 // the request, or a problem description for a 400.
 func parseIAMRequest(body []byte) (*iamRequest, string) {
-	trimmed := bytes.TrimSpace(body)
+	trimmed := registry.TrimJSON(body)
 	if len(trimmed) == 0 {
 		return nil, "the request body is empty; send a JSON object"
 	}
@@ -311,7 +310,7 @@ func parseIAMRequest(body []byte) (*iamRequest, string) {
 			return nil, fmt.Sprintf("scopes[%d] is not a valid scope token (RFC 6749 section 3.3)", i)
 		}
 	}
-	req.scopes, req.hasScopes = iamDedupe(scopes), has
+	req.scopes, req.hasScopes = scopes, has
 
 	if req.grants, problem = iamRequiredList(f, "grant_types", iamGrantTypes); problem != "" {
 		return nil, problem

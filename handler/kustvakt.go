@@ -211,10 +211,12 @@ func notifyStatus(code int) int {
 }
 
 // notify writes a Krill notification {"errors":[[code, message, entity]]}
-// and a newline. parts are the message and the entity: a nil message is
-// written as null; an empty entity is left out, as Krill does. status 0
+// and a newline: always those three elements, as Krill's Message writes
+// the message and every parameter, nulls included (Kustvakt passes its
+// exception's entity, null or not). message is a string or nil; entity is
+// a string, nil or jsonNull{}, and an absent one is null too. status 0
 // means Kustvakt's status for the code.
-func (a *Kustvakt) notify(w http.ResponseWriter, status, code int, parts ...any) {
+func (a *Kustvakt) notify(w http.ResponseWriter, status, code int, message any, entity ...any) {
 	if status == 0 {
 		status = notifyStatus(code)
 	}
@@ -227,24 +229,25 @@ func (a *Kustvakt) notify(w http.ResponseWriter, status, code int, parts ...any)
 	jw := jsonw.Get(jsonw.Jackson)
 	defer jw.Release()
 	jw.Open().Key("errors").OpenArray().OpenArray().Int(int64(code))
-	for i, p := range parts {
-		switch v := p.(type) {
-		case nil:
-			if i == 0 {
-				jw.Null()
-			}
-		case string:
-			if i == 0 || v != "" {
-				jw.Str(v)
-			}
-		case jsonNull:
-			jw.Null()
-		}
+	notifyPart(jw, message)
+	var e any
+	if len(entity) > 0 {
+		e = entity[0]
 	}
+	notifyPart(jw, e)
 	jw.CloseArray().CloseArray().Close()
 	jw.B = append(jw.B, '\n')
 	w.WriteHeader(status)
 	_, _ = w.Write(jw.B)
+}
+
+// notifyPart writes a notification's message or entity.
+func notifyPart(jw *jsonw.Writer, v any) {
+	if s, ok := v.(string); ok {
+		jw.Str(s)
+		return
+	}
+	jw.Null()
 }
 
 // jsonNull asks notify for an explicit null entity (deserialization errors).

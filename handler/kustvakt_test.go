@@ -237,7 +237,7 @@ func TestKustvaktRequests(t *testing.T) {
 		{"register with slash", "POST", "/api/v1.0/oauth2/client/register/", kvJSON, `{"type":"PUBLIC"}`, "alice",
 			kvWant{status: 400, code: "invalid_request", desc: "client_name is null"}},
 		{"deregister without id", "DELETE", "/api/v1.0/oauth2/client/deregister/", "", "", "alice",
-			kvWant{status: 405, notif: `{"errors":[[109,"Method DELETE is not allowed; use POST"]]}`}},
+			kvWant{status: 405, notif: `{"errors":[[109,"Method DELETE is not allowed; use POST",null]]}`}},
 		{"empty client id", "POST", "/api/v1.0/oauth2/client/", kvForm, sc, "alice", kvWant{status: -1}},
 		{"deeper path", "POST", "/api/v1.0/oauth2/client/register/x", kvJSON, `{}`, "alice", kvWant{status: -1}},
 		{"other version", "POST", "/api/v2.0/oauth2/client/register", kvJSON, `{}`, "alice", kvWant{status: -1}},
@@ -248,13 +248,13 @@ func TestKustvaktRequests(t *testing.T) {
 		{"guest, huge plugin form", "POST", "/api/v1.0/plugins/install", kvForm, huge, "", unauthorizedGuest},
 		// ... but after the media type (JAX-RS picks the method first).
 		{"guest, JSON list", "POST", "/api/v1.0/oauth2/client/list", kvJSON, `{}`, "",
-			kvWant{status: 415, notif: `{"errors":[[108,"Unsupported Content-Type \"application/json\"; send application/x-www-form-urlencoded"]]}`}},
+			kvWant{status: 415, notif: `{"errors":[[108,"Unsupported Content-Type \"application/json\"; send application/x-www-form-urlencoded",null]]}`}},
 		{"guest, form register", "POST", "/api/v1.0/oauth2/client/register", kvForm, `name=abc`, "",
-			kvWant{status: 415, notif: `{"errors":[[108,"Unsupported Content-Type; send application/json"]]}`}},
+			kvWant{status: 415, notif: `{"errors":[[108,"Unsupported Content-Type; send application/json",null]]}`}},
 		{"bad media type", "POST", "/api/v1.0/oauth2/client/" + id, "application/x-www-form-urlencoded; =", sc, "alice",
-			kvWant{status: 415, notif: `{"errors":[[108,"Unsupported Content-Type \"application/x-www-form-urlencoded; =\"; send application/x-www-form-urlencoded"]]}`}},
+			kvWant{status: 415, notif: `{"errors":[[108,"Unsupported Content-Type \"application/x-www-form-urlencoded; =\"; send application/x-www-form-urlencoded",null]]}`}},
 		{"huge info form", "POST", "/api/v1.0/oauth2/client/" + id, kvForm, huge, "alice",
-			kvWant{status: 413, notif: `{"errors":[[107,"Request body is larger than 65536 bytes"]]}`}},
+			kvWant{status: 413, notif: `{"errors":[[107,"Request body is larger than 65536 bytes",null]]}`}},
 		// Registration bodies.
 		{"byte order mark", "POST", "/api/v1.0/oauth2/client/register", kvJSON, "\ufeff" + `{"name":"abc","type":"PUBLIC","description":"d","url":5}`, "alice",
 			kvWant{status: 400, code: "invalid_request", desc: "Invalid URL"}},
@@ -328,7 +328,7 @@ func TestKustvaktStoreFailure(t *testing.T) {
 			{"POST", "/api/v1.0/admin/oauth2/client/privilege", kvForm, "client_id=MfJMHP77FrM4pbN46rtHdM&super=true"},
 		} {
 			w := e.do(r[0], r[1], r[2], r[3], "root")
-			checkKV(t, w, kvWant{status: 503, notif: `{"errors":[[116,"Service temporarily unavailable; try again later"]]}`})
+			checkKV(t, w, kvWant{status: 503, notif: `{"errors":[[116,"Service temporarily unavailable; try again later",null]]}`})
 			if w.Header().Get("Retry-After") != RetryAfterSeconds {
 				t.Errorf("%s %s: Retry-After %q", r[0], r[1], w.Header().Get("Retry-After"))
 			}

@@ -129,10 +129,40 @@ func (a *RFC7591) error(w http.ResponseWriter, status int, code, desc string) {
 	jw := jsonw.Get(jsonw.Compact)
 	defer jw.Release()
 	jw.Open().Key("error").Str(code)
-	jw.OptStr("error_description", desc)
+	jw.OptStr("error_description", oauthText(desc))
 	jw.Close()
 	w.WriteHeader(status)
 	_, _ = w.Write(jw.B)
+}
+
+// oauthText limits an error_description to the characters RFC 6749
+// section 5.2 allows (printable ASCII but '"' and '\'), since descriptions
+// quote what the client sent: '"' becomes "'", and anything else outside
+// the set is percent-encoded byte by byte, as in a URI.
+func oauthText(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(s)+16)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			b = append(b, '\'')
+		case c < 0x20 || c > 0x7e || c == '\\':
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }
 
 func (a *RFC7591) unavailable(w http.ResponseWriter) {

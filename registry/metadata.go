@@ -95,6 +95,30 @@ func (p *Policy) responseTypes() []string {
 	return DefaultResponseTypes
 }
 
+// usableResponseTypes are the allowed response types whose grant types
+// are allowed too: with allowed_grant_types authorization_code, "token"
+// (implicit) is refused at registration, so it is not published either.
+func (p *Policy) usableResponseTypes() []string {
+	grants := p.grantTypes()
+	all := p.responseTypes()
+	out := make([]string, 0, len(all))
+	for _, r := range all {
+		usable := true
+		for w := range responseTokens(r) {
+			switch w {
+			case "code":
+				usable = usable && slices.Contains(grants, "authorization_code")
+			case "token", "id_token":
+				usable = usable && slices.Contains(grants, "implicit")
+			}
+		}
+		if usable {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func (p *Policy) authMethods() []string {
 	if len(p.AuthMethods) > 0 {
 		return p.AuthMethods
@@ -105,7 +129,7 @@ func (p *Policy) authMethods() []string {
 // SupportedGrantTypes, SupportedResponseTypes and SupportedAuthMethods are
 // what the server metadata document publishes.
 func (p *Policy) SupportedGrantTypes() []string    { return p.grantTypes() }
-func (p *Policy) SupportedResponseTypes() []string { return p.responseTypes() }
+func (p *Policy) SupportedResponseTypes() []string { return p.usableResponseTypes() }
 func (p *Policy) SupportedAuthMethods() []string   { return p.authMethods() }
 
 // SupportedSigningAlgs is token_endpoint_auth_signing_alg_values_supported,
@@ -125,7 +149,7 @@ func (p *Policy) SupportedSigningAlgs() []string {
 	return algs
 }
 
-// localizable are the human-readable Fields that may carry a BCP 47 tag
+// localizable are the human-readable fields that may carry a BCP 47 tag
 // ("client_name#ja-Jpan-JP"), RFC 7591 section 2.2.
 var localizable = map[string]bool{"client_name": true, "client_uri": true, "logo_uri": true, "tos_uri": true, "policy_uri": true}
 
@@ -134,10 +158,17 @@ var languageTag = regexp.MustCompile(`^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$`)
 // Fields is a decoded JSON object, read member by member with type checks.
 type Fields map[string]json.RawMessage
 
+// TrimJSON removes JSON's own white space (RFC 8259 section 2: space, tab,
+// CR, LF; not Unicode spaces) around a body, and a UTF-8 byte order mark
+// before it, which RFC 8259 section 8.1 lets a parser ignore.
+func TrimJSON(body []byte) []byte {
+	return bytes.Trim(bytes.TrimPrefix(body, []byte("\uFEFF")), " \t\r\n")
+}
+
 // DecodeObject parses body as a JSON object. A body that is not JSON, or
 // not an object, is an invalid_request.
 func DecodeObject(body []byte) (Fields, *Error) {
-	trimmed := bytes.TrimSpace(body)
+	trimmed := TrimJSON(body)
 	if len(trimmed) == 0 {
 		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body is empty; send a JSON object"}
 	}
@@ -320,13 +351,10 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 	if len(uris) > max {
 		return nil, redirectErr(fmt.Sprintf("at most %d redirect URIs may be registered", max))
 	}
-	needsRedirect := false
-	for _, r := range responses {
-		if r != "none" {
-			needsRedirect = true
-		}
-	}
-	if needsRedirect && len(uris) == 0 {
+	// Every response type uses the authorization endpoint, "none" too:
+	// the user agent is still sent back to a redirect URI (OAuth 2.0
+	// Multiple Response Type Encoding Practices, section 4).
+	if len(responses) > 0 && len(uris) == 0 {
 		return nil, redirectErr("redirect_uris is required for clients using the authorization endpoint")
 	}
 	rule := RedirectRule{ApplicationType: c.ApplicationType, Implicit: implicit, AllowedHosts: p.RedirectHosts}
@@ -442,7 +470,7 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 		c.Localized[key] = v
 	}
 	if len(c.Localized) > 20 {
-		return nil, metaErr("at most 20 language-tagged Fields may be registered")
+		return nil, metaErr("at most 20 language-tagged fields may be registered")
 	}
 
 	// Contacts are "ways to contact people responsible for this client,

@@ -192,8 +192,12 @@ func TestParseMetadata(t *testing.T) {
 				t.Errorf("redirect_uris = %q", c.RedirectURIs)
 			}
 		}},
-		{"V1", "response_types none needs no redirect", Policy{}, `{"response_types":["none"]}`, "", func(t *testing.T, c *Client) {
+		{"V1", "response_types none needs a redirect too", Policy{}, `{"response_types":["none"]}`, CodeInvalidRedirectURI, nil},
+		{"V1", "response_types none", Policy{}, `{"redirect_uris":["https://c.example/cb"],"response_types":["none"]}`, "", func(t *testing.T, c *Client) {
 			eq(t, "grant_types", c.GrantTypes, []string{"authorization_code"})
+		}},
+		{"V1", "no response types needs no redirect", Policy{}, `{"grant_types":["client_credentials"],"response_types":[]}`, "", func(t *testing.T, c *Client) {
+			eq(t, "response_types", c.ResponseTypes, []string{})
 		}},
 		// V2/V3/V4/V5/V7 through ParseMetadata (rule details in urls_test.go).
 		{"V2", "fragment", Policy{}, `{"redirect_uris":["https://c.example/cb#"]}`, CodeInvalidRedirectURI, nil},
@@ -510,6 +514,39 @@ func TestSupportedSigningAlgs(t *testing.T) {
 		p := Policy{AuthMethods: tc.methods}
 		if got := p.SupportedSigningAlgs(); !slices.Equal(got, tc.want) {
 			t.Errorf("methods %q: %q, want %q", tc.methods, got, tc.want)
+		}
+	}
+}
+
+// The metadata document publishes only response types a registration can
+// use: those whose grant types the policy allows too.
+func TestSupportedResponseTypes(t *testing.T) {
+	for _, tc := range []struct {
+		p    Policy
+		want []string
+	}{
+		{Policy{}, DefaultResponseTypes},
+		{Policy{GrantTypes: []string{"authorization_code", "refresh_token"}}, []string{"code", "none"}},
+		{Policy{GrantTypes: []string{"implicit"}}, []string{"token", "id_token", "id_token token", "none"}},
+		{Policy{GrantTypes: []string{"client_credentials"}, ResponseTypes: []string{"code"}}, []string{}},
+	} {
+		if got := tc.p.SupportedResponseTypes(); !slices.Equal(got, tc.want) {
+			t.Errorf("grants %q, response types %q: published %q, want %q", tc.p.GrantTypes, tc.p.ResponseTypes, got, tc.want)
+		}
+	}
+}
+
+// Only JSON's white space surrounds a body (RFC 8259 section 2); a byte
+// order mark before it is ignored (section 8.1).
+func TestDecodeObjectSpace(t *testing.T) {
+	for _, body := range []string{"\uFEFF{}", " \t\r\n{} \n", "\uFEFF \n{}"} {
+		if _, err := DecodeObject([]byte(body)); err != nil {
+			t.Errorf("%q refused: %v", body, err)
+		}
+	}
+	for _, body := range []string{"\u00a0{}", "{}\u2028", "\v{}", "{}\f", "\u3000{}", "\uFEFF\uFEFF{}", "{}\uFEFF"} {
+		if _, err := DecodeObject([]byte(body)); err == nil || err.Code != CodeInvalidRequest {
+			t.Errorf("%q: %v, want invalid_request", body, err)
 		}
 	}
 }
