@@ -850,6 +850,11 @@ func registered(r *http.Request, clientID string) {
 	if repl := replacer(r); repl != nil {
 		repl.Set("http.client_registration.client_id", clientID)
 	}
+	// The field is for the access log; a server without one is spared the
+	// cost of adding it (ExtraLogFields.Add allocates).
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv.Logs == nil {
+		return
+	}
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Add(zap.String("client_id", clientID))
 	}

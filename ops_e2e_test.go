@@ -918,3 +918,23 @@ func TestStrippedPrefix(t *testing.T) {
 		}
 	}
 }
+
+// A site with an access log gets the registered client's id in each
+// registration's line (and a site without one is not charged for it).
+func TestAccessLogClientID(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "access.log")
+	s := startCaddy(t, "embedded", fmt.Sprintf(`	log {
+		output file %s
+		format json
+	}
+	route {
+		client_registration {
+			{storage}
+		}
+	}`, logFile))
+	c := rfcRegister(t, s, mcpBody)
+	redistest.WaitFor(t, 5*time.Second, "the access log line", func(context.Context) bool {
+		b, _ := os.ReadFile(logFile)
+		return strings.Contains(string(b), `"client_id":"`+c.ID+`"`)
+	})
+}
