@@ -416,6 +416,18 @@ func TestRFC7591Request(t *testing.T) {
 				resp, body := s.postJSON("/register", `{"redirect_uris":["http://localhost:33418/callback"],"token_endpoint_auth_method":"none"}`)
 				created(t, resp, body)
 			}},
+			{"R2", "compressed body", func(t *testing.T) {
+				resp, body := s.do("POST", "/register", okBody, "Content-Type: application/json", "Content-Encoding: gzip")
+				rfcWantError(t, resp, body, 400, "invalid_request")
+				resp, body = s.do("POST", "/register", okBody, "Content-Type: application/json", "Content-Encoding: identity")
+				created(t, resp, body)
+			}},
+			{"R2", "BOM and JSON white space only", func(t *testing.T) {
+				resp, body := s.postJSON("/register", "\ufeff \r\n"+okBody+"\n")
+				created(t, resp, body)
+				resp, body = s.postJSON("/register", "\u00a0"+okBody)
+				rfcWantError(t, resp, body, 400, "invalid_request")
+			}},
 			{"R2", "null body", func(t *testing.T) {
 				resp, body := s.postJSON("/register", `null`)
 				rfcWantError(t, resp, body, 400, "invalid_request")

@@ -197,6 +197,11 @@ func (a *RFC7591) readObject(w http.ResponseWriter, r *http.Request) (registry.F
 		a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "the request body must be JSON (Content-Type: application/json)")
 		return nil, false
 	}
+	// A compressed body would be read as garbage JSON; say what is wrong.
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "Content-Encoding "+ce+" is not supported; send the body uncompressed")
+		return nil, false
+	}
 	body, err := readBody(w, r)
 	if errors.Is(err, errBodyTooLarge) {
 		a.error(w, http.StatusRequestEntityTooLarge, registry.CodeInvalidRequest, "the request body is larger than 65536 bytes")

@@ -149,6 +149,9 @@ func (p *Policy) SupportedSigningAlgs() []string {
 	return algs
 }
 
+// maxLocalized caps the language-tagged variants a client may register.
+const maxLocalized = 20
+
 // localizable are the human-readable fields that may carry a BCP 47 tag
 // ("client_name#ja-Jpan-JP"), RFC 7591 section 2.2.
 var localizable = map[string]bool{"client_name": true, "client_uri": true, "logo_uri": true, "tos_uri": true, "policy_uri": true}
@@ -464,13 +467,20 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 				return nil, metaErr("%s", msg)
 			}
 		}
+		// BCP 47 tags are case-insensitive: client_name#EN and
+		// client_name#en would be two values for one language.
+		for other := range c.Localized {
+			if strings.EqualFold(other, key) {
+				return nil, metaErr("%s and %s name the same language (language tags are case-insensitive)", other, key)
+			}
+		}
+		if len(c.Localized) == maxLocalized {
+			return nil, metaErr("at most %d language-tagged fields may be registered", maxLocalized)
+		}
 		if c.Localized == nil {
 			c.Localized = map[string]string{}
 		}
 		c.Localized[key] = v
-	}
-	if len(c.Localized) > 20 {
-		return nil, metaErr("at most 20 language-tagged fields may be registered")
 	}
 
 	// Contacts are "ways to contact people responsible for this client,

@@ -192,6 +192,8 @@ func TestParseMetadata(t *testing.T) {
 				t.Errorf("redirect_uris = %q", c.RedirectURIs)
 			}
 		}},
+		{"L", "one language tag in two cases", Policy{}, `{"redirect_uris":["https://c.example/cb"],"client_name#en":"a","client_name#EN":"b"}`, CodeInvalidClientMetadata, nil},
+		{"L", "one tag on two fields", Policy{}, `{"redirect_uris":["https://c.example/cb"],"client_name#en":"a","tos_uri#EN":"https://c.example/tos"}`, "", nil},
 		{"V1", "response_types none needs a redirect too", Policy{}, `{"response_types":["none"]}`, CodeInvalidRedirectURI, nil},
 		{"V1", "response_types none", Policy{}, `{"redirect_uris":["https://c.example/cb"],"response_types":["none"]}`, "", func(t *testing.T, c *Client) {
 			eq(t, "grant_types", c.GrantTypes, []string{"authorization_code"})
