@@ -22,7 +22,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/redistest"
-	"github.com/caddy-dcr/caddy-dcr/registry"
 )
 
 // Operating the plugin: reloads, metrics, placeholders, Redis faults.
@@ -404,8 +403,9 @@ func TestRedisHung(t *testing.T) {
 // read-back finds the old record) and delivers it once the client has given
 // up, as a slow network would. The client never got the new registration
 // access token, so the one it sent stays valid: it reads the updated
-// registration with it and sends the update again; the repeat issues the
-// secret the lost answer carried, and, answered, retires the old token.
+// registration with it (which makes it the client's token again) and sends
+// the update again; the repeat issues the secret the lost answer carried,
+// and, answered, retires the old token.
 func TestRedisUpdateAnsweredUnavailable(t *testing.T) {
 	srv := redistest.Start(t)
 	px := startHoldingProxy(t, srv.Addr)
@@ -467,7 +467,7 @@ func TestRedisUpdateAnsweredUnavailable(t *testing.T) {
 		t.Fatalf("third PUT: %d %s", resp.StatusCode, body)
 	}
 	rfcWantAbsent(t, object(t, body), "client_secret")
-	time.Sleep(registry.PriorRATDelay)
+	time.Sleep(time.Second) // past the 300ms after which an unanswered update's token would count
 	if resp, body = rfcGet(t, s, c, rat); resp.StatusCode != 401 {
 		t.Errorf("token of an answered update: %d %s, want 401", resp.StatusCode, body)
 	}

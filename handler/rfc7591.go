@@ -8,11 +8,13 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/jsonw"
 	"github.com/caddy-dcr/caddy-dcr/registry"
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 const wellKnownAS = "/.well-known/oauth-authorization-server"
@@ -373,13 +375,22 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) 
 	}
 	// RFC 7592 section 2: an unknown client and a wrong token both get 401,
 	// never 404, so that client ids cannot be probed.
-	if err != nil || !a.tokenValid(c, tok) {
+	var ok, prior bool
+	if err == nil {
+		ok, prior = c.CheckRAT(tok, a.o.Registry.Now())
+	}
+	if !ok {
 		a.revokeMisused(storeCtx(r), tok, id)
 		a.unauthorized(w, true)
 		return
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead: // net/http sends no body for HEAD
+		if prior {
+			// The client never got the token its last update was answered
+			// with: the one it holds becomes its token again.
+			a.restorePriorRAT(storeCtx(r), id, tok)
+		}
 		// RFC 7592 section 3 makes registration_access_token REQUIRED in
 		// every client information response, reads included. Only its hash
 		// is stored, but the client has just presented the token itself and
@@ -472,27 +483,25 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 	lifetime := a.o.secretLifetime(0)
 	now := a.o.Registry.Now()
 	updated, err := a.o.Registry.Update(storeCtx(r), cur.ID, func(c *registry.Client) error {
-		ok, prior := c.CheckRAT(tok, now)
-		if !ok {
+		if ok, _ := c.CheckRAT(tok, now); !ok {
 			return errTokenChanged
 		}
-		// Sent with the prior token, this repeats an update whose answer
-		// was lost: a secret that update issued never reached the client.
-		reissue := prior && c.PriorSecretIssued
 		c.ReplaceMetadata(m)
-		c.RotateRAT(rat, tok, now)
+		c.RotateRAT(rat, tok, now, a.priorRATDelay())
 		secret = ""
 		switch {
 		case !registry.NeedsSecret(c.TokenEndpointAuthMethod):
-			c.SecretHash, c.SecretExpiresAt = "", 0
-		case c.SecretHash == "" || reissue:
-			// Switching to a method that needs a secret issues one.
+			c.SecretHash, c.SecretExpiresAt, c.SecretUndelivered = "", 0, false
+		case c.SecretHash == "" || c.SecretUndelivered:
+			// Switching to a method that needs a secret issues one, and so
+			// does an update after one whose answer, with the secret it
+			// issued, may have been lost.
 			secret = registry.FormatRFC7591.NewSecret()
 			c.SecretHash, c.SecretExpiresAt = registry.Hash(secret), 0
 			if lifetime > 0 {
 				c.SecretExpiresAt = now.Add(lifetime).Unix()
 			}
-			c.PriorSecretIssued = true
+			c.SecretUndelivered = true
 		}
 		return nil
 	})
@@ -513,6 +522,17 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 	a.writeClient(w, http.StatusOK, updated, secret, rat, a.clientURI(r, updated.ID))
 }
 
+// priorRATDelay is how long after an update the token it was made with is
+// accepted again if the update is not answered (registry.RotateRAT): the
+// store's timeout, which a 503 takes at least, and which an answered update
+// normally stays well within.
+func (a *RFC7591) priorRATDelay() time.Duration {
+	if d := storage.OpTimeout(a.o.Registry.Store); d > 0 {
+		return max(d, 100*time.Millisecond)
+	}
+	return time.Second
+}
+
 // retirePriorRAT ends the validity of the token an update was made with,
 // now that the update is answered with rat, the new one, unless another
 // update came first. If the store fails here the update still stands (it
@@ -520,7 +540,7 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 // registry.PriorRATLifetime.
 func (a *RFC7591) retirePriorRAT(ctx context.Context, id, rat string) {
 	_, err := a.o.Registry.Update(ctx, id, func(c *registry.Client) error {
-		if c.PriorRATHash == "" || !registry.Verify(c.RATHash, rat) {
+		if c.PriorRATHash == "" && !c.SecretUndelivered || !registry.Verify(c.RATHash, rat) {
 			return errTokenChanged
 		}
 		c.RetirePriorRAT()
@@ -532,6 +552,27 @@ func (a *RFC7591) retirePriorRAT(ctx context.Context, id, rat string) {
 	a.o.storeFailure(registry.APIRFC7591, "update", err)
 	a.o.Logger.Warn("client updated, but the registration access token it was made with could not be retired; it stays valid until it lapses",
 		zap.String("client_id", id), zap.Duration("lapses_in", registry.PriorRATLifetime), zap.Error(err))
+}
+
+// restorePriorRAT makes tok, the token an update whose answer was lost was
+// made with, the client's token again, as the client presented it on a
+// read: it never got the new one. If the store fails, tok stays valid
+// until it lapses, and the next read tries again.
+func (a *RFC7591) restorePriorRAT(ctx context.Context, id, tok string) {
+	now := a.o.Registry.Now()
+	_, err := a.o.Registry.Update(ctx, id, func(c *registry.Client) error {
+		if ok, prior := c.CheckRAT(tok, now); !ok || !prior {
+			return errTokenChanged
+		}
+		c.RestorePriorRAT()
+		return nil
+	})
+	if err == nil || errors.Is(err, errTokenChanged) || errors.Is(err, registry.ErrNotFound) {
+		return
+	}
+	a.o.storeFailure(registry.APIRFC7591, "update", err)
+	a.o.Logger.Warn("registration access token of an update whose answer was lost could not be restored; it stays valid until it lapses",
+		zap.String("client_id", id), zap.Error(err))
 }
 
 func (a *RFC7591) delete(w http.ResponseWriter, r *http.Request, id, tok string) {

@@ -41,18 +41,20 @@ type Client struct {
 	SecretExpiresAt int64
 	RATHash         string
 	// PriorRATHash is the registration access token an RFC 7592 update was
-	// made with, still accepted until PriorRATUntil (Unix ms) because the
-	// update's answer, carrying the new token, may not have reached the
-	// client: a write answered 503 can still be carried out by a stalled
-	// store, and a client holding only its old token would be locked out of
-	// its registration. A successful update retires it before answering
-	// (see RotateRAT and RetirePriorRAT).
+	// made with. From PriorRATFrom to PriorRATUntil (Unix ms) it is still
+	// accepted, because the update's answer, carrying the new token, may
+	// not have reached the client: a write answered 503 can still be
+	// carried out by a stalled store, and a client holding only its old
+	// token would be locked out of its registration. An update that is
+	// answered retires it first (see RotateRAT, RetirePriorRAT and
+	// RestorePriorRAT).
 	PriorRATHash  string
+	PriorRATFrom  int64
 	PriorRATUntil int64
-	// PriorSecretIssued reports that the update that set PriorRATHash issued
-	// the client's secret: a client that comes back with the prior token
-	// never saw that secret.
-	PriorSecretIssued bool
+	// SecretUndelivered reports that the client's secret was issued by an
+	// update whose answer may not have reached the client: the next update
+	// issues another one.
+	SecretUndelivered bool
 
 	// RFC 7591 (and OpenID Connect) metadata.
 	RedirectURIs            []string
@@ -95,15 +97,8 @@ func (c *Client) Created() time.Time { return time.UnixMilli(c.CreatedMs) }
 func (c *Client) IssuedAt() int64 { return c.CreatedMs / 1000 }
 
 // PriorRATLifetime bounds how long the token an update was made with stays
-// valid when the update's success is not known to have been answered.
+// valid when the update is not known to have been answered.
 const PriorRATLifetime = time.Hour
-
-// PriorRATDelay is how long after an update the token it was made with
-// starts being accepted again. An update that succeeds retires that token
-// well within it, so other requests racing the update with the same token
-// are refused (one token, one update); a client whose update was answered
-// 503 retries later than that (Retry-After is 5 seconds).
-const PriorRATDelay = time.Second
 
 // CheckRAT reports whether tok is the client's registration access token at
 // now, and whether it is the prior one of an update whose answer may have
@@ -113,33 +108,44 @@ func (c *Client) CheckRAT(tok string, now time.Time) (ok, prior bool) {
 		return true, false
 	}
 	ms := now.UnixMilli()
-	from := c.PriorRATUntil - (PriorRATLifetime - PriorRATDelay).Milliseconds()
-	if c.PriorRATHash != "" && ms >= from && ms < c.PriorRATUntil && Verify(c.PriorRATHash, tok) {
+	if c.PriorRATHash != "" && ms >= c.PriorRATFrom && ms < c.PriorRATUntil && Verify(c.PriorRATHash, tok) {
 		return true, true
 	}
 	return false, false
 }
 
-// RotateRAT makes rat the client's registration access token, keeping
-// presented, the token the update is made with, valid from PriorRATDelay
-// to PriorRATLifetime after now, unless RetirePriorRAT retires it first.
-func (c *Client) RotateRAT(rat, presented string, now time.Time) {
+// RotateRAT makes rat the client's registration access token. presented,
+// the token the update is made with, is accepted again from delay after now
+// until PriorRATLifetime after now, unless RetirePriorRAT retires it first.
+// delay should exceed the time an update takes to be answered (the
+// store's timeout), so that requests racing an update with the same token
+// are refused, and be no longer than the time a 503 takes, so that a
+// client retrying after one is not.
+func (c *Client) RotateRAT(rat, presented string, now time.Time, delay time.Duration) {
 	c.RATHash = Hash(rat)
 	c.PriorRATHash = Hash(presented)
+	c.PriorRATFrom = now.Add(delay).UnixMilli()
 	c.PriorRATUntil = now.Add(PriorRATLifetime).UnixMilli()
-	c.PriorSecretIssued = false
 }
 
-// RetirePriorRAT ends the validity of the prior token: the update that
-// rotated it is about to be answered.
+// RetirePriorRAT ends the validity of the prior token and marks the secret
+// delivered: the update that rotated them is about to be answered.
 func (c *Client) RetirePriorRAT() {
-	c.PriorRATHash, c.PriorRATUntil, c.PriorSecretIssued = "", 0, false
+	c.PriorRATHash, c.PriorRATFrom, c.PriorRATUntil, c.SecretUndelivered = "", 0, 0, false
+}
+
+// RestorePriorRAT makes the prior token the client's token again: the
+// client presented it, so it never got the token that replaced it.
+// SecretUndelivered is kept, for the next update to issue a secret.
+func (c *Client) RestorePriorRAT() {
+	c.RATHash = c.PriorRATHash
+	c.PriorRATHash, c.PriorRATFrom, c.PriorRATUntil = "", 0, 0
 }
 
 // RevokeRATs leaves the client with no valid registration access token.
 func (c *Client) RevokeRATs() {
 	c.RATHash = ""
-	c.RetirePriorRAT()
+	c.PriorRATHash, c.PriorRATFrom, c.PriorRATUntil = "", 0, 0
 }
 
 // NeedsSecret reports whether an authentication method uses a client secret.

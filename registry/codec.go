@@ -53,8 +53,9 @@ const (
 	fPermitted
 	fSuper
 	fPriorRATHash
+	fPriorRATFrom
 	fPriorRATUntil
-	fPriorSecretIssued
+	fSecretUndelivered
 )
 
 type encoder struct{ b []byte }
@@ -146,8 +147,9 @@ func encodeClient(c *Client) []byte {
 	e.bool(fPermitted, c.Permitted)
 	e.bool(fSuper, c.Super)
 	e.str(fPriorRATHash, c.PriorRATHash)
+	e.int(fPriorRATFrom, c.PriorRATFrom)
 	e.int(fPriorRATUntil, c.PriorRATUntil)
-	e.bool(fPriorSecretIssued, c.PriorSecretIssued)
+	e.bool(fSecretUndelivered, c.SecretUndelivered)
 	out := append([]byte(nil), e.b...)
 	if cap(e.b) <= 64<<10 {
 		*scratch = e.b
@@ -267,10 +269,12 @@ func decodeClient(b []byte) (*Client, error) {
 			c.Super = len(p) == 1 && p[0] == 1
 		case fPriorRATHash:
 			c.PriorRATHash = p
+		case fPriorRATFrom:
+			c.PriorRATFrom, err = varint(p)
 		case fPriorRATUntil:
 			c.PriorRATUntil, err = varint(p)
-		case fPriorSecretIssued:
-			c.PriorSecretIssued = len(p) == 1 && p[0] == 1
+		case fSecretUndelivered:
+			c.SecretUndelivered = len(p) == 1 && p[0] == 1
 		default:
 			// A field of a later version: skipped.
 		}

@@ -17,7 +17,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		SoftwareID: "sid", SoftwareVersion: "1", SoftwareStatement: "x.y.z",
 		Localized:   map[string]string{"client_name#ja": "名前", "logo_uri#fr": "https://f"},
 		Description: "d", RefreshTokenExpiry: 31536000, Source: json.RawMessage(`{"p":1}`), Permitted: true, Super: true,
-		PriorRATHash: Hash("q"), PriorRATUntil: 1795680003600, PriorSecretIssued: true,
+		PriorRATHash: Hash("q"), PriorRATFrom: 1795680002000, PriorRATUntil: 1795680003600, SecretUndelivered: true,
 	}
 	for _, c := range []*Client{full, {ID: "minimal"}} {
 		got, err := decodeClient(encodeClient(c))

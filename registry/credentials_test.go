@@ -257,19 +257,16 @@ func TestNeedsSecret(t *testing.T) {
 }
 
 // A rotated registration access token: the token the update was made with
-// is valid again from PriorRATDelay after the update until it is retired or
-// PriorRATLifetime has passed, and a revocation ends both.
+// is valid again from the delay after the update until it is retired,
+// restored or PriorRATLifetime has passed, and a revocation ends both.
 func TestRATRotation(t *testing.T) {
 	now := time.UnixMilli(1795680000000)
+	const delay = 2 * time.Second
 	c := &Client{RATHash: Hash("t0")}
 	if ok, prior := c.CheckRAT("t0", now); !ok || prior {
 		t.Fatalf("t0 before rotation: %v %v", ok, prior)
 	}
-	c.PriorSecretIssued = true
-	c.RotateRAT("t1", "t0", now)
-	if c.PriorSecretIssued {
-		t.Error("rotation kept PriorSecretIssued of an earlier update")
-	}
+	c.RotateRAT("t1", "t0", now, delay)
 	for _, tc := range []struct {
 		tok       string
 		at        time.Time
@@ -277,26 +274,40 @@ func TestRATRotation(t *testing.T) {
 	}{
 		{"t1", now, true, false},
 		{"t0", now, false, false},
-		{"t0", now.Add(PriorRATDelay - time.Millisecond), false, false},
-		{"t0", now.Add(PriorRATDelay), true, true},
+		{"t0", now.Add(delay - time.Millisecond), false, false},
+		{"t0", now.Add(delay), true, true},
 		{"t0", now.Add(PriorRATLifetime - time.Millisecond), true, true},
 		{"t0", now.Add(PriorRATLifetime), false, false},
 		{"t1", now.Add(2 * PriorRATLifetime), true, false},
-		{"tx", now, false, false},
-		{"", now, false, false},
+		{"tx", now.Add(delay), false, false},
+		{"", now.Add(delay), false, false},
 	} {
 		if ok, prior := c.CheckRAT(tc.tok, tc.at); ok != tc.ok || prior != tc.prior {
 			t.Errorf("CheckRAT(%q, +%v) = %v, %v; want %v, %v", tc.tok, tc.at.Sub(now), ok, prior, tc.ok, tc.prior)
 		}
 	}
-	c.RetirePriorRAT()
-	if ok, _ := c.CheckRAT("t0", now.Add(PriorRATDelay)); ok {
-		t.Error("t0 accepted after RetirePriorRAT")
+	later := now.Add(delay)
+
+	retired := *c
+	retired.SecretUndelivered = true
+	retired.RetirePriorRAT()
+	if ok, _ := retired.CheckRAT("t0", later); ok || retired.SecretUndelivered {
+		t.Error("t0 accepted, or the secret still undelivered, after RetirePriorRAT")
 	}
-	c.RotateRAT("t2", "t1", now)
+
+	restored := *c
+	restored.SecretUndelivered = true
+	restored.RestorePriorRAT()
+	if ok, prior := restored.CheckRAT("t0", now); !ok || prior {
+		t.Errorf("t0 after RestorePriorRAT: %v %v, want the current token", ok, prior)
+	}
+	if ok, _ := restored.CheckRAT("t1", later); ok || !restored.SecretUndelivered {
+		t.Error("t1 accepted, or SecretUndelivered dropped, after RestorePriorRAT")
+	}
+
 	c.RevokeRATs()
-	for _, tok := range []string{"t1", "t2"} {
-		if ok, _ := c.CheckRAT(tok, now.Add(PriorRATDelay)); ok {
+	for _, tok := range []string{"t0", "t1"} {
+		if ok, _ := c.CheckRAT(tok, later); ok {
 			t.Errorf("%s accepted after RevokeRATs", tok)
 		}
 	}

@@ -147,6 +147,9 @@ const embeddedLockWait = 5 * time.Second
 // must not hold a request, and the write lock, for ever.
 const embeddedOpTimeout = 10 * time.Second
 
+// OpTimeout is embeddedOpTimeout (see storage.OpTimeout).
+func (s *EmbeddedStore) OpTimeout() time.Duration { return embeddedOpTimeout }
+
 func notExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist)
 }

@@ -450,6 +450,9 @@ func (c *call) release(err error) {
 	callPool.Put(c)
 }
 
+// OpTimeout is the configured timeout (see storage.OpTimeout).
+func (s *RedisStore) OpTimeout() time.Duration { return s.b.maxWait }
+
 // Create implements Store.
 func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error {
 	c := getCall()

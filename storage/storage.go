@@ -96,6 +96,16 @@ type Cap struct {
 	Max int
 }
 
+// OpTimeout returns how long one operation on s may take before it fails
+// as unavailable (Redis: its configured timeout; embedded: its own bound),
+// or 0 when s does not say.
+func OpTimeout(s Store) time.Duration {
+	if t, ok := s.(interface{ OpTimeout() time.Duration }); ok {
+		return t.OpTimeout()
+	}
+	return 0
+}
+
 // Store is implemented by the Redis and the embedded backends. All methods
 // are safe for concurrent use, also by several processes sharing the backend.
 type Store interface {
