@@ -486,22 +486,19 @@ func bindKustvaktJSON(body []byte) (*kustvaktClientJSON, string) {
 	if trimmed[0] != '{' {
 		return nil, "The request body must be a JSON object"
 	}
-	if !utf8.Valid(trimmed) {
+	// Jackson reads one value and leaves whatever follows it unread
+	// (FAIL_ON_TRAILING_TOKENS is off by default): so does this.
+	var first json.RawMessage
+	if err := json.NewDecoder(bytes.NewReader(trimmed)).Decode(&first); err != nil {
+		return nil, "Malformed JSON: " + err.Error()
+	}
+	if !utf8.Valid(first) {
 		// Jackson's UTF-8 reader refuses what encoding/json would replace.
 		return nil, "Malformed JSON: the request body is not valid UTF-8"
 	}
-	if !json.Valid(trimmed) {
-		// Only for the decoder's description of what is wrong.
-		var members map[string]json.RawMessage
-		dec := json.NewDecoder(bytes.NewReader(trimmed))
-		if err := dec.Decode(&members); err != nil {
-			return nil, "Malformed JSON: " + err.Error()
-		}
-		return nil, "Malformed JSON: unexpected data after the object"
-	}
 	out := &kustvaktClientJSON{}
 	var msg string
-	eachMember(trimmed, func(k string, raw []byte) bool {
+	eachMember(first, func(k string, raw []byte) bool {
 		msg = out.bind(k, raw)
 		return msg == ""
 	})

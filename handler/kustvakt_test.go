@@ -66,7 +66,7 @@ func TestBindKustvaktJSON(t *testing.T) {
 	if msg != "" || in.refreshTokenExpiry != 1 {
 		t.Fatalf("truncation: %+v %s", in, msg)
 	}
-	for _, bad := range []string{`{"refresh_token_expiry":true}`, `{"refresh_token_expiry":3000000000}`, `{"type":2}`, `{"type":""}`, `{"x":1}`, `{"name":{}}`, `{`, `{} x`, `null`,
+	for _, bad := range []string{`{"refresh_token_expiry":true}`, `{"refresh_token_expiry":3000000000}`, `{"type":2}`, `{"type":""}`, `{"x":1}`, `{"name":{}}`, `{`, `null`,
 		// Jackson parses a string for an int with Long.parseLong.
 		`{"refresh_token_expiry":"1.5"}`, `{"refresh_token_expiry":"1e3"}`, `{"refresh_token_expiry":"3000000000"}`,
 		// An enum name is matched exactly; only an index is trimmed.
@@ -97,6 +97,9 @@ func TestBindKustvaktJSON(t *testing.T) {
 		{`{"type":"PUBLIC","name":"one","name":"two","type":"CONFIDENTIAL"}`, "CONFIDENTIAL", 0, "two"},
 		// A byte order mark and JSON white space around the object.
 		{"\ufeff \r\n\t{\"type\":\"PUBLIC\"}\n", "PUBLIC", 0, ""},
+		// Jackson leaves what follows the object unread.
+		{`{"type":"PUBLIC"} x`, "PUBLIC", 0, ""},
+		{"{\"type\":\"PUBLIC\"}}\xff", "PUBLIC", 0, ""},
 	} {
 		in, msg := bindKustvaktJSON([]byte(c.body))
 		if msg != "" || in.clientType == nil || *in.clientType != c.typ || in.refreshTokenExpiry != c.expiry || (c.name != "" && *in.name != c.name) {
