@@ -496,6 +496,9 @@ func bindKustvaktJSON(body []byte) (*kustvaktClientJSON, string) {
 		// Jackson's UTF-8 reader refuses what encoding/json would replace.
 		return nil, "Malformed JSON: the request body is not valid UTF-8"
 	}
+	if jacksonTooDeep(first) {
+		return nil, fmt.Sprintf("Document nesting depth exceeds the maximum allowed (%d, from `StreamReadConstraints.getMaxNestingDepth()`)", jacksonMaxDepth)
+	}
 	out := &kustvaktClientJSON{}
 	var msg string
 	eachMember(first, func(k string, raw []byte) bool {
@@ -506,6 +509,29 @@ func bindKustvaktJSON(body []byte) (*kustvaktClientJSON, string) {
 		return nil, msg
 	}
 	return out, ""
+}
+
+// jacksonMaxDepth is Jackson's default bound on nesting (2.15 and later),
+// the outermost object counting as one.
+const jacksonMaxDepth = 1000
+
+// jacksonTooDeep reports whether the JSON value b nests deeper than
+// jacksonMaxDepth.
+func jacksonTooDeep(b []byte) bool {
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			i = jsonStringEnd(b, i) - 1
+		case '{', '[':
+			if depth++; depth > jacksonMaxDepth {
+				return true
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return false
 }
 
 // bind sets the property of one member; Jackson calls the setter once per

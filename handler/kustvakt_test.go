@@ -75,6 +75,8 @@ func TestBindKustvaktJSON(t *testing.T) {
 		`{"name":{},"name":"abc"}`,
 		// Jackson refuses bytes that are not UTF-8, and Unicode spaces around the object.
 		"{\"name\":\"ab\xff\"}", "\u00a0{}",
+		// Jackson (2.15+) refuses nesting deeper than 1000, the object counted.
+		`{"source":` + strings.Repeat("[", 1000) + strings.Repeat("]", 1000) + `}`,
 	} {
 		if _, msg := bindKustvaktJSON([]byte(bad)); msg == "" {
 			t.Errorf("%s accepted", bad)
@@ -97,6 +99,9 @@ func TestBindKustvaktJSON(t *testing.T) {
 		{`{"type":"PUBLIC","name":"one","name":"two","type":"CONFIDENTIAL"}`, "CONFIDENTIAL", 0, "two"},
 		// A byte order mark and JSON white space around the object.
 		{"\ufeff \r\n\t{\"type\":\"PUBLIC\"}\n", "PUBLIC", 0, ""},
+		// 1000 levels, the object counted, are fine; brackets in strings do not count.
+		{`{"type":"PUBLIC","source":` + strings.Repeat("[", 999) + strings.Repeat("]", 999) + `}`, "PUBLIC", 0, ""},
+		{`{"type":"PUBLIC","name":"` + strings.Repeat("[", 2000) + `"}`, "PUBLIC", 0, strings.Repeat("[", 2000)},
 		// Jackson leaves what follows the object unread.
 		{`{"type":"PUBLIC"} x`, "PUBLIC", 0, ""},
 		{"{\"type\":\"PUBLIC\"}}\xff", "PUBLIC", 0, ""},
