@@ -428,7 +428,7 @@ func TestRedisUpdateAnsweredUnavailable(t *testing.T) {
 	c.RAT = object(t, body)["registration_access_token"].(string)
 	update := `{"client_id":"` + c.ID + `",` + rfcCB + `,"client_name":"v2","token_endpoint_auth_method":"client_secret_basic"}`
 
-	px.hold("evalsha")
+	px.hold("evalsha", 0)
 	resp, body = rfcPut(t, s, c, c.RAT, update)
 	if resp.StatusCode != 503 {
 		t.Fatalf("PUT with its script held: %d %s, want 503", resp.StatusCode, body)
@@ -473,6 +473,48 @@ func TestRedisUpdateAnsweredUnavailable(t *testing.T) {
 	}
 }
 
+// An update carried out whose old token could not then be retired (the
+// read before the retiring write timed out) is answered 503, not 200: a
+// 200 would leave the old token valid for up to an hour. The client
+// repeats it with that token, as after any 503, and gets its new token.
+func TestRedisUpdateNotRetired(t *testing.T) {
+	srv := redistest.Start(t)
+	px := startHoldingProxy(t, srv.Addr)
+	s := startCaddy(t, "redis", fmt.Sprintf(`	route {
+		client_registration {
+			storage redis {
+				address %s
+				timeout 300ms
+			}
+			rate_limit off
+		}
+	}`, px.addr))
+	c := rfcRegister(t, s, `{`+rfcCB+`}`)
+	update := `{"client_id":"` + c.ID + `",` + rfcCB + `,"client_name":"v2"}`
+
+	// A PUT reads the client twice (to check the token, then to update
+	// it), writes, and reads once more to retire the old token: the third
+	// read is held past the timeout.
+	px.hold("\r\nget\r\n", 2)
+	resp, body := rfcPut(t, s, c, c.RAT, update)
+	px.release()
+	if resp.StatusCode != 503 {
+		t.Fatalf("PUT whose old token could not be retired: %d %s, want 503", resp.StatusCode, body)
+	}
+	resp, body = rfcGet(t, s, c, c.RAT)
+	if resp.StatusCode != 200 || object(t, body)["client_name"] != "v2" {
+		t.Fatalf("GET with the old token after the 503: %d %s, want the update carried out", resp.StatusCode, body)
+	}
+	resp, body = rfcPut(t, s, c, c.RAT, update)
+	if resp.StatusCode != 200 {
+		t.Fatalf("repeated PUT: %d %s", resp.StatusCode, body)
+	}
+	time.Sleep(time.Second)
+	if resp, body = rfcGet(t, s, c, c.RAT); resp.StatusCode != 401 {
+		t.Errorf("token of an answered update: %d %s, want 401", resp.StatusCode, body)
+	}
+}
+
 // holdingProxy forwards TCP connections to a Redis server; once told to
 // hold, a connection that sends a chunk containing the given text has that
 // chunk and all it sends after kept back until release, and delivered then
@@ -481,6 +523,7 @@ type holdingProxy struct {
 	addr     string
 	mu       sync.Mutex
 	match    string
+	skip     int // matching chunks still let through before holding
 	released chan struct{}
 }
 
@@ -532,9 +575,14 @@ func (p *holdingProxy) forward(cc, sc net.Conn) {
 		n, err := cc.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			match, released := p.match, p.released
+			held := false
+			if p.match != "" && bytes.Contains(bytes.ToLower(buf[:n]), []byte(p.match)) {
+				held = p.skip == 0
+				p.skip = max(p.skip-1, 0)
+			}
+			released := p.released
 			p.mu.Unlock()
-			if match != "" && bytes.Contains(bytes.ToLower(buf[:n]), []byte(match)) {
+			if held {
 				<-released
 			}
 			if _, werr := sc.Write(buf[:n]); werr != nil {
@@ -547,11 +595,12 @@ func (p *holdingProxy) forward(cc, sc net.Conn) {
 	}
 }
 
-// hold starts keeping back chunks that contain match (in lower case).
-func (p *holdingProxy) hold(match string) {
+// hold starts keeping back chunks that contain match (in lower case),
+// after letting skip of them through.
+func (p *holdingProxy) hold(match string, skip int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.match, p.released = match, make(chan struct{})
+	p.match, p.skip, p.released = match, skip, make(chan struct{})
 }
 
 // release delivers what was held and stops holding.

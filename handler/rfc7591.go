@@ -516,7 +516,14 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 		a.internal(w, "update", err)
 		return
 	}
-	a.retirePriorRAT(storeCtx(r), updated.ID, rat)
+	if err := a.retirePriorRAT(storeCtx(r), updated.ID, rat); storage.Unwritten(err) {
+		// The update was carried out, but its old token is still valid:
+		// a 200 would leave it so for up to an hour. Answered 503, the
+		// update is one whose answer was lost, and the client's repeat
+		// with the old token (valid by then) is accepted.
+		a.unavailable(w)
+		return
+	}
 	a.o.registered(r, updated.ID)
 	a.o.Logger.Info("client updated", zap.String("api", registry.APIRFC7591), zap.String("client_id", updated.ID))
 	a.writeClient(w, http.StatusOK, updated, secret, rat, a.clientURI(r, updated.ID))
@@ -534,11 +541,12 @@ func (a *RFC7591) priorRATDelay() time.Duration {
 }
 
 // retirePriorRAT ends the validity of the token an update was made with,
-// now that the update is answered with rat, the new one, unless another
-// update came first. If the store fails here the update still stands (it
-// was carried out): the prior token then lapses after
-// registry.PriorRATLifetime.
-func (a *RFC7591) retirePriorRAT(ctx context.Context, id, rat string) {
+// now that the update is to be answered with rat, the new one, unless
+// another update came first. It returns the store's failure, if any: one
+// known to have written nothing leaves the old token valid; after one whose
+// outcome is open the old token may stay valid until it lapses
+// (registry.PriorRATLifetime), which is logged.
+func (a *RFC7591) retirePriorRAT(ctx context.Context, id, rat string) error {
 	_, err := a.o.Registry.Update(ctx, id, func(c *registry.Client) error {
 		if c.PriorRATHash == "" && !c.SecretUndelivered || !registry.Verify(c.RATHash, rat) {
 			return errTokenChanged
@@ -547,11 +555,14 @@ func (a *RFC7591) retirePriorRAT(ctx context.Context, id, rat string) {
 		return nil
 	})
 	if err == nil || errors.Is(err, errTokenChanged) || errors.Is(err, registry.ErrNotFound) {
-		return
+		return nil
 	}
 	a.o.storeFailure(registry.APIRFC7591, "update", err)
-	a.o.Logger.Warn("client updated, but the registration access token it was made with could not be retired; it stays valid until it lapses",
-		zap.String("client_id", id), zap.Duration("lapses_in", registry.PriorRATLifetime), zap.Error(err))
+	if !storage.Unwritten(err) {
+		a.o.Logger.Warn("client updated, but whether the registration access token it was made with was retired is unknown; it may stay valid until it lapses",
+			zap.String("client_id", id), zap.Duration("lapses_in", registry.PriorRATLifetime), zap.Error(err))
+	}
+	return err
 }
 
 // restorePriorRAT makes tok, the token an update whose answer was lost was

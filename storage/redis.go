@@ -627,7 +627,7 @@ func (s *RedisStore) Update(ctx context.Context, old, rec *Record) error {
 		n, err = 1, nil
 	}
 	if err != nil {
-		return unavailable("update", err)
+		return &UnavailableError{Op: "update", Err: err, Unwritten: !outcomeOpen(err)}
 	}
 	switch n {
 	case 1:

@@ -41,6 +41,9 @@ func (e *LimitError) Error() string {
 type UnavailableError struct {
 	Op  string
 	Err error
+	// Unwritten is set on a failed write that is known not to have been
+	// carried out (refused by Redis, or never sent).
+	Unwritten bool
 }
 
 func (e *UnavailableError) Error() string { return "storage " + e.Op + ": " + e.Err.Error() }
@@ -59,6 +62,17 @@ func WriteFailed(err error) bool {
 		return true
 	}
 	return false // get, list, count, ping, decode...
+}
+
+// Unwritten reports whether err is an outage known to have changed
+// nothing: a read or a lock that failed, or a write that was refused or
+// never sent. A write whose reply was lost may still have been carried out.
+func Unwritten(err error) bool {
+	var u *UnavailableError
+	if !errors.As(err, &u) {
+		return false
+	}
+	return u.Unwritten || !WriteFailed(err) || u.Op == "lock"
 }
 
 // IsUnavailable reports whether err is (or wraps) an UnavailableError.

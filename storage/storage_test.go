@@ -401,3 +401,26 @@ func TestEmbeddedLongIDs(t *testing.T) {
 		t.Fatalf("list: %v %v", err, l)
 	}
 }
+
+// Unwritten tells failures known to have changed nothing from writes whose
+// outcome is open.
+func TestUnwritten(t *testing.T) {
+	boom := errors.New("i/o timeout")
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{boom, false},
+		{&UnavailableError{Op: "get", Err: boom}, true},
+		{&UnavailableError{Op: "lock", Err: boom}, true},
+		{fmt.Errorf("wrapped: %w", &UnavailableError{Op: "list", Err: boom}), true},
+		{&UnavailableError{Op: "update", Err: boom}, false},
+		{&UnavailableError{Op: "write", Err: boom}, false},
+		{&UnavailableError{Op: "update", Err: boom, Unwritten: true}, true},
+	} {
+		if got := Unwritten(tc.err); got != tc.want {
+			t.Errorf("Unwritten(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
