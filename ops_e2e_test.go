@@ -364,15 +364,7 @@ func TestRedisOutage(t *testing.T) {
 // 503 in the API's format; requests recover when it answers again.
 func TestRedisHung(t *testing.T) {
 	srv := redistest.Start(t)
-	s := startCaddy(t, "redis", fmt.Sprintf(`	route {
-		client_registration {
-			storage redis {
-				address %s
-				timeout 300ms
-			}
-			rate_limit off
-		}
-	}`, srv.Addr))
+	s := redisSite(t, "address "+srv.Addr+"\ntimeout 300ms")
 	if resp, body := s.postJSON("/register", mcpBody); resp.StatusCode != 201 {
 		t.Fatalf("before: %d %s", resp.StatusCode, body)
 	}
@@ -409,15 +401,7 @@ func TestRedisHung(t *testing.T) {
 func TestRedisUpdateAnsweredUnavailable(t *testing.T) {
 	srv := redistest.Start(t)
 	px := startHoldingProxy(t, srv.Addr)
-	s := startCaddy(t, "redis", fmt.Sprintf(`	route {
-		client_registration {
-			storage redis {
-				address %s
-				timeout 300ms
-			}
-			rate_limit off
-		}
-	}`, px.addr))
+	s := redisSite(t, "address "+px.addr+"\ntimeout 300ms")
 	c := rfcRegister(t, s, `{`+rfcCB+`,"token_endpoint_auth_method":"none"}`)
 	// A first update loads the update script into Redis (the held one
 	// is sent by its SHA-1, and Redis would refuse it unknown).
@@ -480,15 +464,7 @@ func TestRedisUpdateAnsweredUnavailable(t *testing.T) {
 func TestRedisUpdateNotRetired(t *testing.T) {
 	srv := redistest.Start(t)
 	px := startHoldingProxy(t, srv.Addr)
-	s := startCaddy(t, "redis", fmt.Sprintf(`	route {
-		client_registration {
-			storage redis {
-				address %s
-				timeout 300ms
-			}
-			rate_limit off
-		}
-	}`, px.addr))
+	s := redisSite(t, "address "+px.addr+"\ntimeout 300ms")
 	c := rfcRegister(t, s, `{`+rfcCB+`}`)
 	update := `{"client_id":"` + c.ID + `",` + rfcCB + `,"client_name":"v2"}`
 

@@ -477,9 +477,9 @@ type kustvaktClientJSON struct {
 // index), numbers to int truncate. Errors are Kustvakt's deserialization
 // failures (code 201).
 func bindKustvaktJSON(body []byte) (*kustvaktClientJSON, string) {
-	// Jackson skips a UTF-8 byte order mark and JSON's own white space
-	// (bytes.TrimSpace would also take Unicode spaces Jackson refuses).
-	trimmed := bytes.Trim(bytes.TrimPrefix(body, []byte("\uFEFF")), " \t\r\n")
+	// Jackson skips a UTF-8 byte order mark and JSON's own white space, not
+	// Unicode spaces.
+	trimmed := registry.TrimJSON(body)
 	if len(trimmed) == 0 {
 		return nil, "No content to map: the request body is empty"
 	}

@@ -547,18 +547,14 @@ func (a *RFC7591) priorRATDelay() time.Duration {
 // outcome is open the old token may stay valid until it lapses
 // (registry.PriorRATLifetime), which is logged.
 func (a *RFC7591) retirePriorRAT(ctx context.Context, id, rat string) error {
-	_, err := a.o.Registry.Update(ctx, id, func(c *registry.Client) error {
+	err := a.changeTokens(ctx, id, func(c *registry.Client) error {
 		if c.PriorRATHash == "" && !c.SecretUndelivered || !registry.Verify(c.RATHash, rat) {
 			return errTokenChanged
 		}
 		c.RetirePriorRAT()
 		return nil
 	})
-	if err == nil || errors.Is(err, errTokenChanged) || errors.Is(err, registry.ErrNotFound) {
-		return nil
-	}
-	a.o.storeFailure(registry.APIRFC7591, "update", err)
-	if !storage.Unwritten(err) {
+	if err != nil && !storage.Unwritten(err) {
 		a.o.Logger.Warn("client updated, but whether the registration access token it was made with was retired is unknown; it may stay valid until it lapses",
 			zap.String("client_id", id), zap.Duration("lapses_in", registry.PriorRATLifetime), zap.Error(err))
 	}
@@ -571,19 +567,30 @@ func (a *RFC7591) retirePriorRAT(ctx context.Context, id, rat string) error {
 // until it lapses, and the next read tries again.
 func (a *RFC7591) restorePriorRAT(ctx context.Context, id, tok string) {
 	now := a.o.Registry.Now()
-	_, err := a.o.Registry.Update(ctx, id, func(c *registry.Client) error {
+	err := a.changeTokens(ctx, id, func(c *registry.Client) error {
 		if ok, prior := c.CheckRAT(tok, now); !ok || !prior {
 			return errTokenChanged
 		}
 		c.RestorePriorRAT()
 		return nil
 	})
+	if err != nil {
+		a.o.Logger.Warn("registration access token of an update whose answer was lost could not be restored; it stays valid until it lapses",
+			zap.String("client_id", id), zap.Error(err))
+	}
+}
+
+// changeTokens applies change, a step of the bookkeeping of a client's
+// registration access tokens, to the stored client. A change that finds
+// the client changed meanwhile (errTokenChanged) or gone has nothing to do
+// and is no failure; a store failure is reported to Health and returned.
+func (a *RFC7591) changeTokens(ctx context.Context, id string, change func(c *registry.Client) error) error {
+	_, err := a.o.Registry.Update(ctx, id, change)
 	if err == nil || errors.Is(err, errTokenChanged) || errors.Is(err, registry.ErrNotFound) {
-		return
+		return nil
 	}
 	a.o.storeFailure(registry.APIRFC7591, "update", err)
-	a.o.Logger.Warn("registration access token of an update whose answer was lost could not be restored; it stays valid until it lapses",
-		zap.String("client_id", id), zap.Error(err))
+	return err
 }
 
 func (a *RFC7591) delete(w http.ResponseWriter, r *http.Request, id, tok string) {
