@@ -34,7 +34,7 @@ define need
 	fi
 endef
 
-.PHONY: help build check-manifest run test fmt-check vet npm-ci test-deps bench bench-deps clean
+.PHONY: help build check-manifest run test fmt-check vet lint npm-ci test-deps bench bench-deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -67,6 +67,12 @@ fmt-check: ## fail if gofmt would change a file
 
 vet: ## go vet ./...
 	$(GO) vet ./...
+
+# Not part of make test: staticcheck is fetched from the module proxy and
+# compiled on first use (about a minute), which a test run should not need.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint: ## staticcheck ./... (fetched with go run on first use)
+	$(GO) run $(STATICCHECK) ./...
 
 # test/clients holds the JavaScript OAuth clients the end-to-end tests drive.
 npm-ci: ## npm ci in test/clients (when its package.json exists)

@@ -334,7 +334,9 @@ func TestKustvaktDeregisterResetList(t *testing.T) {
 		id := first["client_id"].(string)
 		_, body = s.kvRegister("alice", `{"name":"Another","type":"PUBLIC","description":"d"}`)
 		pub := object(t, body)["client_id"].(string)
-		_, body = s.kvRegister("bob", `{"name":"Bobs","type":"PUBLIC","description":"d"}`)
+		if resp, body := s.kvRegister("bob", `{"name":"Bobs","type":"PUBLIC","description":"d"}`); resp.StatusCode != 200 {
+			t.Fatalf("bob's registration: %d %s", resp.StatusCode, body)
+		}
 
 		// Reset: not for public clients (checked before ownership), only
 		// for the owner, new secret in Kustvakt's format.

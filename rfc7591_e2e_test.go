@@ -1441,6 +1441,9 @@ func TestRFC7592Management(t *testing.T) {
 				rfcWantAbsent(t, m, "client_secret", "client_secret_expires_at")
 				rat := m["registration_access_token"].(string)
 				resp, body = rfcGet(t, s, c, rat)
+				if resp.StatusCode != 200 {
+					t.Fatalf("GET with the new token: %d %s", resp.StatusCode, body)
+				}
 				rfcWantAbsent(t, object(t, body), "client_secret", "client_secret_expires_at")
 				// The old secret is no longer the client's.
 				resp, body = rfcPut(t, s, c, rat, `{"client_id":"`+c.ID+`",`+rfcCB+`,"client_secret":"`+c.Secret+`"}`)

@@ -188,7 +188,7 @@ func TestParseMetadata(t *testing.T) {
 		{"V1", "implicit without redirect_uris", Policy{}, `{"response_types":["id_token"]}`, CodeInvalidRedirectURI, nil},
 		{"V1", "client_credentials alone", Policy{}, `{"grant_types":["client_credentials"]}`, "", func(t *testing.T, c *Client) {
 			eq(t, "response_types", c.ResponseTypes, []string{})
-			if c.RedirectURIs != nil && len(c.RedirectURIs) != 0 {
+			if len(c.RedirectURIs) != 0 {
 				t.Errorf("redirect_uris = %q", c.RedirectURIs)
 			}
 		}},

@@ -31,10 +31,13 @@ type PythonSplit struct {
 	Scheme, Netloc, Path, Query, Fragment string
 }
 
-// Errors with the messages Python's ValueError carries.
+// Errors with the messages Python's ValueError carries, capitals included:
+// MediaGoblin answers with them as they are.
 var (
-	errPyInvalidIPv6    = errors.New("Invalid IPv6 URL")
-	errPyIPvFuture      = errors.New("IPvFuture address is invalid")
+	//lint:ignore ST1005 Python's message, quoted on the wire
+	errPyInvalidIPv6 = errors.New("Invalid IPv6 URL")
+	errPyIPvFuture   = errors.New("IPvFuture address is invalid")
+	//lint:ignore ST1005 Python's message, quoted on the wire
 	errPyIPv4InBrackets = errors.New("An IPv4 address cannot be in brackets")
 	errPyNotIPAddress   = errors.New("does not appear to be an IPv4 or IPv6 address")
 	errPyNFKC           = errors.New("netloc contains invalid characters under NFKC normalization")
