@@ -156,6 +156,13 @@ func adminError(status int, format string, args ...any) error {
 	return caddy.APIError{HTTPStatus: status, Err: fmt.Errorf(format, args...)}
 }
 
+// methodNotAllowed answers 405 with the Allow header RFC 9110 requires;
+// Caddy's admin server keeps the headers set before it writes the error.
+func methodNotAllowed(w http.ResponseWriter, allow ...string) error {
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	return adminError(http.StatusMethodNotAllowed, "use %s", strings.Join(allow, " or "))
+}
+
 func writeAdminJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -188,10 +195,10 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 			}
 			return writeAdminJSON(w, http.StatusOK, out)
 		}
-		return adminError(http.StatusMethodNotAllowed, "use GET or POST")
+		return methodNotAllowed(w, http.MethodGet, http.MethodPost)
 	case parts[0] == "initial_access_tokens" && len(parts) == 2:
 		if r.Method != http.MethodDelete {
-			return adminError(http.StatusMethodNotAllowed, "use DELETE")
+			return methodNotAllowed(w, http.MethodDelete)
 		}
 		err := reg.RevokeToken(r.Context(), parts[1])
 		if errors.Is(err, registry.ErrNotFound) {
@@ -317,7 +324,7 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 		}
 		return writeAdminJSON(w, http.StatusOK, viewClient(c))
 	}
-	return adminError(http.StatusMethodNotAllowed, "use GET or PATCH")
+	return methodNotAllowed(w, http.MethodGet, http.MethodPatch)
 }
 
 var _ caddy.AdminRouter = AdminAPI{}

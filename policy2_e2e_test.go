@@ -391,6 +391,22 @@ func TestAdminClients(t *testing.T) {
 		if _, c = s.adminJSON(admin, "GET", path+conf.ID, ""); c["super"] != true || c["permitted"] != false {
 			t.Fatalf("refused PATCHes changed the client: %v", c)
 		}
+		// A 405 names the methods that work (RFC 9110 section 15.5.6).
+		for _, tc := range []struct{ method, path, allow string }{
+			{"DELETE", path + conf.ID, "GET, PATCH"},
+			{"PUT", "/client_registration/initial_access_tokens", "GET, POST"},
+			{"GET", "/client_registration/initial_access_tokens/x", "DELETE"},
+		} {
+			req, _ := http.NewRequest(tc.method, admin+tc.path, nil)
+			resp, err := httpClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 405 || resp.Header.Get("Allow") != tc.allow {
+				t.Errorf("%s %s: %d, Allow %q; want 405, Allow %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), tc.allow)
+			}
+		}
 		// Super clients are confidential: a client that gives up its secret
 		// (RFC 7592 switch to "none") gives up the privilege with it.
 		put := fmt.Sprintf(`{"client_id":%q,"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"none"}`, conf.ID)

@@ -1588,15 +1588,17 @@ func TestRFC8414Metadata(t *testing.T) {
 					}
 				}},
 				{"D4", "paths not ours fall through to the site", func(t *testing.T) {
-					for _, p := range []string{"/other", "/register/a/b", "/registerx", "/.well-known/oauth-authorization-server/x", "/.well-known/openid-configuration/x", "/oauth/register"} {
+					for _, p := range []string{"/other", "/register/a/b", "/register/", "/registerx", "/.well-known/oauth-authorization-server/x", "/.well-known/openid-configuration/x", "/oauth/register"} {
 						resp, body := s.do("GET", p, "")
 						if resp.StatusCode != 200 || body != "site" {
 							t.Errorf("GET %s: %d %q, want the site's response", p, resp.StatusCode, body)
 						}
 					}
-					resp, body := s.postJSON("/register/a/b", `{}`)
-					if body != "site" {
-						t.Errorf("POST /register/a/b: %d %q, want the site's response", resp.StatusCode, body)
+					for _, p := range []string{"/register/a/b", "/register/"} {
+						resp, body := s.postJSON(p, `{}`)
+						if body != "site" {
+							t.Errorf("POST %s: %d %q, want the site's response", p, resp.StatusCode, body)
+						}
 					}
 				}},
 			}
@@ -1628,7 +1630,7 @@ func TestRFC8414Metadata(t *testing.T) {
 				rfcWantMetadata(t, resp, body, s.URL, s.URL+"/oauth")
 			})
 			t.Run("D4 paths outside the prefix fall through", func(t *testing.T) {
-				for _, p := range []string{"/register", "/oauthx/register", "/other", "/oauth/other", "/oauth/register/a/b"} {
+				for _, p := range []string{"/register", "/oauthx/register", "/other", "/oauth/other", "/oauth/register/a/b", "/oauth/register/"} {
 					resp, body := s.do("POST", p, `{`+rfcCB+`}`, "Content-Type: application/json")
 					if body != "site" {
 						t.Errorf("POST %s: %d %q, want the site's response", p, resp.StatusCode, body)

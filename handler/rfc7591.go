@@ -92,7 +92,8 @@ func (a *RFC7591) match(r *http.Request) (route int, id string) {
 	case !ok:
 	case len(segs) == 1 && segs[0] == "register":
 		return rfcRegister, ""
-	case len(segs) == 2 && segs[0] == "register":
+	case len(segs) == 2 && segs[0] == "register" && segs[1] != "":
+		// "/register/" names no client: a page of the site's own.
 		return rfcManage, segs[1]
 	case len(segs) == 2 && segs[0] == ".well-known" && segs[1] == "oauth-authorization-server":
 		return rfcMetadata, ""

@@ -295,6 +295,12 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 		return nil, err
 	}
 	grants, responses = dedupe(grants), dedupe(responses)
+	if hasGrants && len(grants) == 0 {
+		// A client with no grant type could get no token at all; an empty
+		// response_types, on the other hand, is how a client says it makes
+		// no authorization requests (client_credentials only).
+		return nil, metaErr("grant_types must not be empty; omit it for the default (authorization_code)")
+	}
 	for _, g := range grants {
 		if !slices.Contains(p.grantTypes(), g) {
 			return nil, metaErr("grant type %s is not supported; supported: %s", quote(g), strings.Join(p.grantTypes(), ", "))

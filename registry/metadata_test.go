@@ -192,6 +192,9 @@ func TestParseMetadata(t *testing.T) {
 				t.Errorf("redirect_uris = %q", c.RedirectURIs)
 			}
 		}},
+		{"V", "empty grant_types", Policy{}, `{"redirect_uris":["https://c.example/cb"],"grant_types":[]}`, CodeInvalidClientMetadata, nil},
+		{"V", "empty grant_types with response types", Policy{}, `{"redirect_uris":["https://c.example/cb"],"grant_types":[],"response_types":[]}`, CodeInvalidClientMetadata, nil},
+		{"V1", "client_credentials, no response types", Policy{}, `{"grant_types":["client_credentials"],"response_types":[]}`, "", nil},
 		{"L", "one language tag in two cases", Policy{}, `{"redirect_uris":["https://c.example/cb"],"client_name#en":"a","client_name#EN":"b"}`, CodeInvalidClientMetadata, nil},
 		{"L", "one tag on two fields", Policy{}, `{"redirect_uris":["https://c.example/cb"],"client_name#en":"a","tos_uri#EN":"https://c.example/tos"}`, "", nil},
 		{"V1", "response_types none needs a redirect too", Policy{}, `{"response_types":["none"]}`, CodeInvalidRedirectURI, nil},
