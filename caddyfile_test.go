@@ -346,6 +346,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"unknown registration mode", "client_registration {\n\tregistration anyone\n}", `registration "anyone"`},
 		{"invalid timezone", "client_registration kustvakt {\n\ttimezone Mars/Olympus\n}", `timezone "Mars/Olympus"`},
 		{"relative issuer", "client_registration {\n\tissuer auth.example.com\n}", `issuer "auth.example.com" must be an absolute`},
+		{"issuer a bare host placeholder", "client_registration {\n\tissuer {http.request.host}\n}", `({http.request.host} holds no scheme: write https://{http.request.host})`},
+		{"issuer a bare host shorthand", "client_registration {\n\tissuer {hostport}/oauth\n}", `holds no scheme`},
+		{"issuer placeholder with query", "client_registration {\n\tissuer https://{host}/?x=1\n}", "without query or fragment"},
 		{"issuer with query", "client_registration {\n\tissuer https://a.example/?x=1\n}", "without query or fragment"},
 		{"relative token_endpoint", "client_registration {\n\ttoken_endpoint /token\n}", `token_endpoint "/token" must be an absolute URL`},
 		{"relative authorization_endpoint", "client_registration {\n\tauthorization_endpoint authorize\n}", `authorization_endpoint "authorize"`},
@@ -371,6 +374,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"redis db with cluster", "client_registration {\n\tstorage redis {\n\t\taddress a:1 b:2\n\t\tdb 3\n\t}\n}", "db must be 0 with a cluster"},
 		{"super_client empty id", "client_registration kustvakt {\n\tsuper_client \"\" s\n}", "super_client: client id must not be empty"},
 		{"super_client on rfc7591", "client_registration {\n\tsuper_client a b\n}", "super_client applies to the kustvakt API only"},
+		{"iam without its auth method", "client_registration iam {\n\tallowed_auth_methods none\n}", "IAM clients always use client_secret_post"},
+		{"iam without its grant types", "client_registration iam {\n\tallowed_grant_types client_credentials\n}", "none of IAM's grant types"},
 		{"timezone on iam", "client_registration iam {\n\ttimezone UTC\n}", "timezone applies to the kustvakt API only"},
 		{"admin_user on mediagoblin", "client_registration mediagoblin {\n\tadmin_user alice\n}", "admin_user applies to the kustvakt API only"},
 		{"admin_token on rfc7591", "client_registration rfc7591 {\n\tadmin_token t\n}", "admin_token applies to the kustvakt API only"},
@@ -1180,4 +1185,20 @@ func FuzzRedisAddress(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestCheckIssuerPlaceholders(t *testing.T) {
+	for _, v := range []string{
+		"https://{http.request.host}", "https://{http.request.host}/oauth", "{http.request.scheme}://{http.request.hostport}",
+		"https://{http.request.host}:{http.request.port}/x", "{env.ISSUER}", "{http.request.header.X-Issuer}", "https://auth.example",
+	} {
+		if err := checkIssuer(v); err != nil {
+			t.Errorf("checkIssuer(%q): %v", v, err)
+		}
+	}
+	for _, v := range []string{"{http.request.host}", "{http.request.host}/oauth", "ftp://{host}", "https://{host}#x"} {
+		if err := checkIssuer(v); err == nil {
+			t.Errorf("checkIssuer(%q) accepted", v)
+		}
+	}
 }

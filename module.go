@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+
 	// Time zone data in the binary: `timezone` must mean the same on a
 	// server or in a container without /usr/share/zoneinfo, and `caddy
 	// adapt` checks it wherever it runs.
@@ -584,18 +585,57 @@ func checkPrefix(p string) error {
 	return nil
 }
 
-// checkIssuer accepts an absolute http(s) URL, or anything with a
-// placeholder, which only a request can resolve.
+// checkIssuer accepts an absolute http(s) URL without query or fragment.
+// With placeholders, which only a request (or the environment) resolves,
+// it checks what it can: the shape around them ("https://{http.request.host}/oauth"
+// is fine), and that a value with no "://" of its own is not made of
+// placeholders that never hold one ("{http.request.host}" alone would make
+// every URL the plugin sends relative). A whole-value placeholder such as
+// {env.ISSUER} is left to the environment.
 func checkIssuer(v string) error {
-	if v == "" || strings.Contains(v, "{") {
+	if v == "" {
 		return nil
 	}
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("issuer %q must be an absolute http(s) URL without query or fragment", v)
+	bad := fmt.Errorf("issuer %q must be an absolute http(s) URL without query or fragment", v)
+	s := v
+	schemeFromPlaceholder := false
+	if strings.Contains(v, "{") {
+		if !strings.Contains(v, "://") {
+			for _, ph := range placeholderPattern.FindAllString(v, -1) {
+				if notURLPlaceholder(ph) {
+					return fmt.Errorf("%w (%s holds no scheme: write https://%s)", bad, ph, ph)
+				}
+			}
+			return nil
+		}
+		if i := strings.Index(s, "://"); s[0] == '{' && strings.IndexByte(s, '}') == i-1 {
+			schemeFromPlaceholder = true
+			s = "https" + s[i:]
+		}
+		s = placeholderPattern.ReplaceAllString(s, "1") // fits a host, a port or a path
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http" && !schemeFromPlaceholder) || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return bad
 	}
 	return nil
 }
+
+// notURLPlaceholder reports whether a request placeholder holds a part of
+// a URL (host, port, path), never a whole absolute URL. The Caddyfile's
+// shorthands ({host}, {hostport}...) are expanded to these by the adapter.
+func notURLPlaceholder(ph string) bool {
+	name := strings.Trim(ph, "{}")
+	for _, p := range []string{"http.request.host", "http.request.hostport", "http.request.port", "http.request.uri", "http.request.orig_uri", "http.request.local", "http.request.remote", "host", "hostport", "port", "uri", "path", "dir", "file", "query"} {
+		if name == p || strings.HasPrefix(name, p+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// placeholderPattern matches a Caddy placeholder.
+var placeholderPattern = regexp.MustCompile(`\{[^{}\s]+\}`)
 
 func checkEndpoint(name, v string) error {
 	if v == "" || strings.Contains(v, "{") {

@@ -194,6 +194,12 @@ func (h *Handler) validatePolicy() error {
 			return fmt.Errorf("allowed_auth_methods: %q is not an authentication method this server knows (%s)", v, strings.Join(registry.DefaultAuthMethods, ", "))
 		}
 	}
+	if h.apiName() == registry.APIIAM {
+		p := registry.Policy{GrantTypes: h.AllowedGrantTypes, AuthMethods: h.AllowedAuthMethods}
+		if msg := handler.IAMPolicyProblem(&p); msg != "" {
+			return errors.New(msg)
+		}
+	}
 	if h.DefaultScope != "" && len(h.AllowedScopes) > 0 {
 		for _, s := range strings.Fields(h.DefaultScope) {
 			if !slices.Contains(h.AllowedScopes, s) {

@@ -156,6 +156,10 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 		a.badRequest(w, rid, "the request body must be JSON (Content-Type: application/json)")
 		return
 	}
+	if msg := encodedBody(r); msg != "" {
+		a.badRequest(w, rid, msg)
+		return
+	}
 	body, err := readBody(w, r)
 	if errors.Is(err, errBodyTooLarge) {
 		// 400, not 413: the spec's product decision is one status, 400 with
@@ -224,6 +228,19 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 	setNoStore(h)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(jw.B)
+}
+
+// IAMPolicyProblem says why an operator's policy would refuse every IAM
+// registration, "" when it would not: IAM clients always authenticate with
+// client_secret_post and use one of IAM's two grant types.
+func IAMPolicyProblem(p *registry.Policy) string {
+	if len(p.AuthMethods) > 0 && !slices.Contains(p.AuthMethods, registry.AuthClientSecretPost) {
+		return "allowed_auth_methods: IAM clients always use " + registry.AuthClientSecretPost + ", which is not allowed: every iam registration would be refused"
+	}
+	if len(p.GrantTypes) > 0 && !slices.ContainsFunc(iamGrantTypes, func(g string) bool { return slices.Contains(p.GrantTypes, g) }) {
+		return "allowed_grant_types: none of IAM's grant types (" + strings.Join(iamGrantTypes, ", ") + ") is allowed: every iam registration would be refused"
+	}
+	return ""
 }
 
 // checkPolicy applies the operator's narrowing of grant types, response

@@ -308,6 +308,29 @@ func TestIAMBodyTooLarge(t *testing.T) {
 		"Bad Request: the request body must be JSON (Content-Type: application/json).")
 }
 
+// A compressed body is refused with a message that says so, not parsed as
+// garbage JSON (nor, with an unknown coding, stored as if it were plain).
+func TestIAMContentEncoding(t *testing.T) {
+	e := newIAMEnv(t, nil)
+	for _, ce := range []string{"gzip", "bogus", strings.Repeat("x", 40)} {
+		r := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:8080/v1/clients", strings.NewReader(iamBody()))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Content-Encoding", ce)
+		want := ce
+		if len(want) > 32 {
+			want = want[:32] + "..."
+		}
+		checkIAMError(t, e.serve(r), http.StatusBadRequest, "IIC.400",
+			"Bad Request: Content-Encoding "+want+" is not supported; send the body uncompressed.")
+	}
+	r := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:8080/v1/clients", strings.NewReader(iamBody()))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Content-Encoding", "Identity")
+	if w := e.serve(r); w.Code != http.StatusOK {
+		t.Fatalf("Content-Encoding identity: %d %s", w.Code, w.Body)
+	}
+}
+
 func TestIAMMethodNotAllowed(t *testing.T) {
 	e := newIAMEnv(t, nil)
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions, "PROPFIND"} {

@@ -193,6 +193,20 @@ func isJSONContentType(ct string) bool {
 	return err == nil && mt == "application/json"
 }
 
+// encodedBody describes the problem with a request whose body is sent
+// compressed (or otherwise encoded), "" when it is not: such a body would
+// be read as garbage JSON, and the client is better told why.
+func encodedBody(r *http.Request) string {
+	ce := r.Header.Get("Content-Encoding")
+	if ce == "" || strings.EqualFold(ce, "identity") {
+		return ""
+	}
+	if len(ce) > 32 {
+		ce = ce[:32] + "..."
+	}
+	return "Content-Encoding " + ce + " is not supported; send the body uncompressed"
+}
+
 // readObject reads and decodes a JSON-object body, answering the request
 // itself (and returning false) when it cannot.
 func (a *RFC7591) readObject(w http.ResponseWriter, r *http.Request) (registry.Fields, bool) {
@@ -200,9 +214,8 @@ func (a *RFC7591) readObject(w http.ResponseWriter, r *http.Request) (registry.F
 		a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "the request body must be JSON (Content-Type: application/json)")
 		return nil, false
 	}
-	// A compressed body would be read as garbage JSON; say what is wrong.
-	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "Content-Encoding "+ce+" is not supported; send the body uncompressed")
+	if msg := encodedBody(r); msg != "" {
+		a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, msg)
 		return nil, false
 	}
 	body, err := readBody(w, r)
