@@ -95,10 +95,15 @@ func (s *storeSet) get(name string) (*registry.Registry, error) {
 	}
 	sort.Strings(names)
 	if name == "" {
-		return nil, fmt.Errorf("several stores are in use (%s): choose one with ?store=", strings.Join(names, ", "))
+		return nil, fmt.Errorf("%w: several stores are in use (%s): choose one with ?store=", errAmbiguousStore, strings.Join(names, ", "))
 	}
-	return nil, fmt.Errorf("several stores are named %q (%s): choose one with ?store=", name, strings.Join(names, ", "))
+	return nil, fmt.Errorf("%w: several stores are named %q (%s): choose one with ?store=", errAmbiguousStore, name, strings.Join(names, ", "))
 }
+
+// errAmbiguousStore is a request that must name its store: 400, where a
+// store that is not there is 404 (a script would take a 404 for "no such
+// client").
+var errAmbiguousStore = errors.New("ambiguous store")
 
 // storeName names this handler's store: its Redis key prefix (which is
 // also what the admin API calls it), or "caddy" for the embedded store.
@@ -174,6 +179,9 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	// even if the client closes its side of the connection.
 	r = r.WithContext(context.WithoutCancel(r.Context()))
 	reg, err := activeStores.get(r.URL.Query().Get("store"))
+	if errors.Is(err, errAmbiguousStore) {
+		return adminError(http.StatusBadRequest, "%v", err)
+	}
 	if err != nil {
 		return adminError(http.StatusNotFound, "%v", err)
 	}

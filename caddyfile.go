@@ -38,6 +38,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			password <password>
 //			db <n>
 //			master_name <name>
+//			sentinel_username <user>
+//			sentinel_password <password>
 //			tls [insecure_skip_verify] {
 //				ca_file <path>
 //				cert_file <path>
@@ -246,10 +248,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return err
 			}
-			// 0 is what the JSON config omits: the default, not "none".
-			if n == 0 {
-				return d.Errf("invalid max_redirect_uris '0': must be a positive integer")
-			}
 			h.MaxRedirectURIs = n
 		case "max_clients", "max_clients_per_owner":
 			n, err := oneCount(d, true)
@@ -364,8 +362,12 @@ func oneCount(d *caddyfile.Dispenser, allowOff bool) (int, error) {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, d.Errf("invalid %s '%s': must be a non-negative integer", name, v)
+	switch {
+	case allowOff && (err != nil || n < 0):
+		return 0, d.Errf("invalid %s '%s': must be a non-negative integer or off", name, v)
+	case !allowOff && (err != nil || n < 1):
+		// 0 is what the JSON config omits: the default, not "none".
+		return 0, d.Errf("invalid %s '%s': must be a positive integer", name, v)
 	}
 	return n, nil
 }
@@ -444,7 +446,7 @@ func oneDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
 	}
 	dur, err := caddy.ParseDuration(d.Val())
 	if err != nil {
-		return 0, d.Errf("invalid %s '%s': %v", name, d.Val(), err)
+		return 0, d.Errf("invalid %s '%s': a duration such as 90s, 30m, 12h or 7d", name, d.Val())
 	}
 	if dur < 0 {
 		return 0, d.Errf("invalid %s '%s': must not be negative", name, d.Val())
@@ -489,6 +491,14 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneString(d, &rc.MasterName); err != nil {
 				return err
 			}
+		case "sentinel_username":
+			if err := oneString(d, &rc.SentinelUsername); err != nil {
+				return err
+			}
+		case "sentinel_password":
+			if err := oneString(d, &rc.SentinelPassword); err != nil {
+				return err
+			}
 		case "key_prefix":
 			if err := oneString(d, &rc.KeyPrefix); err != nil {
 				return err
@@ -519,7 +529,7 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			rc.TLS = new(RedisTLS)
 			for d.NextArg() {
 				if d.Val() != "insecure_skip_verify" {
-					return d.Errf("unknown tls option '%s'", d.Val())
+					return d.Errf("unknown tls option '%s': the only one is insecure_skip_verify (a tls block takes ca_file, cert_file, key_file and server_name)", d.Val())
 				}
 				if rc.TLS.InsecureSkipVerify {
 					return d.Err("tls insecure_skip_verify already specified")

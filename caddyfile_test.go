@@ -62,6 +62,8 @@ const cfEveryInput = `client_registration kustvakt {
 		password {env.REDIS_PASSWORD}
 		db 2
 		master_name mymaster
+		sentinel_username watcher
+		sentinel_password {env.SENTINEL_PASSWORD}
 		tls insecure_skip_verify {
 			ca_file /etc/redis/ca.pem
 			cert_file /etc/redis/client.pem
@@ -137,11 +139,13 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				Issuer: "https://auth.example.com/oauth",
 				User:   "{http.request.header.Remote-User}",
 				Storage: &StorageConfig{Redis: &RedisConfig{
-					Address:    []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"},
-					Username:   "dcr",
-					Password:   "{env.REDIS_PASSWORD}",
-					DB:         2,
-					MasterName: "mymaster",
+					Address:          []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"},
+					Username:         "dcr",
+					Password:         "{env.REDIS_PASSWORD}",
+					DB:               2,
+					MasterName:       "mymaster",
+					SentinelUsername: "watcher",
+					SentinelPassword: "{env.SENTINEL_PASSWORD}",
 					TLS: &RedisTLS{
 						InsecureSkipVerify: true,
 						CAFile:             "/etc/redis/ca.pem",
@@ -291,6 +295,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"redis username extra", redis("username a b"), "wrong argument count"},
 		{"redis key_prefix twice", redis("key_prefix a:\n\t\tkey_prefix b:"), "key_prefix already specified"},
 		{"redis master_name missing", redis("master_name"), "wrong argument count"},
+		{"sentinel_password without sentinel", redis("address r:6379\n\t\tsentinel_password x"), "sentinel_username and sentinel_password need master_name"},
 		{"bad db", redis("db two"), "invalid db 'two'"},
 		{"negative db", redis("db -1"), "invalid db '-1'"},
 		{"db extra argument", redis("db 1 2"), "wrong argument count"},
@@ -374,8 +379,6 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"redis db with cluster", "client_registration {\n\tstorage redis {\n\t\taddress a:1 b:2\n\t\tdb 3\n\t}\n}", "db must be 0 with a cluster"},
 		{"super_client empty id", "client_registration kustvakt {\n\tsuper_client \"\" s\n}", "super_client: client id must not be empty"},
 		{"super_client on rfc7591", "client_registration {\n\tsuper_client a b\n}", "super_client applies to the kustvakt API only"},
-		{"iam without its auth method", "client_registration iam {\n\tallowed_auth_methods none\n}", "IAM clients always use client_secret_post"},
-		{"iam without its grant types", "client_registration iam {\n\tallowed_grant_types client_credentials\n}", "none of IAM's grant types"},
 		{"timezone on iam", "client_registration iam {\n\ttimezone UTC\n}", "timezone applies to the kustvakt API only"},
 		{"admin_user on mediagoblin", "client_registration mediagoblin {\n\tadmin_user alice\n}", "admin_user applies to the kustvakt API only"},
 		{"admin_token on rfc7591", "client_registration rfc7591 {\n\tadmin_token t\n}", "admin_token applies to the kustvakt API only"},
@@ -1119,6 +1122,7 @@ func TestRedisOptionsResolved(t *testing.T) {
 	}{
 		{[]string{"{env.DCR_TEST_ADDR}"}, "localhost", `address {env.DCR_TEST_ADDR} resolves to a value that is not host:port`},
 		{[]string{"{env.DCR_TEST_ADDR}"}, "hunter2", `address {env.DCR_TEST_ADDR} resolves to a value that is not host:port`},
+		{[]string{"{env.DCR_TEST_ADDR}"}, "", `address {env.DCR_TEST_ADDR} resolves to an empty value`},
 		{[]string{"{env.DCR_TEST_ADDR}"}, "redis://app@r:6379", "with a user needs a password"},
 		{[]string{"{env.DCR_TEST_ADDR}"}, "redis://:pa/ss#hunter2@r:6379", "not a valid redis:// URL"},
 		{[]string{"{env.DCR_TEST_ADDR}"}, "redis://:hunter2%zz@r:6379", "not a valid redis:// URL"},
@@ -1199,6 +1203,24 @@ func TestCheckIssuerPlaceholders(t *testing.T) {
 	for _, v := range []string{"{http.request.host}", "{http.request.host}/oauth", "ftp://{host}", "https://{host}#x"} {
 		if err := checkIssuer(v); err == nil {
 			t.Errorf("checkIssuer(%q) accepted", v)
+		}
+	}
+}
+
+// TestPolicyWarning: a policy that shuts IAM out entirely is worth a
+// warning when the config loads (not an error: see policyWarning).
+func TestPolicyWarning(t *testing.T) {
+	for _, tc := range []struct {
+		h    Handler
+		want string
+	}{
+		{Handler{API: "iam", AllowedAuthMethods: []string{"none"}}, "IAM clients always use client_secret_post"},
+		{Handler{API: "iam", AllowedGrantTypes: []string{"client_credentials"}}, "none of IAM's grant types"},
+		{Handler{API: "iam", AllowedAuthMethods: []string{"none", "client_secret_post"}, AllowedGrantTypes: []string{"authorization_code"}}, ""},
+		{Handler{API: "rfc7591", AllowedAuthMethods: []string{"none"}}, ""},
+	} {
+		if got := tc.h.policyWarning(); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("%s %v %v: %q, want %q", tc.h.API, tc.h.AllowedAuthMethods, tc.h.AllowedGrantTypes, got, tc.want)
 		}
 	}
 }

@@ -230,6 +230,11 @@ type RedisConfig struct {
 	DB int `json:"db,omitempty"`
 	// MasterName selects Sentinel mode.
 	MasterName string `json:"master_name,omitempty"`
+	// SentinelUsername and SentinelPassword authenticate to the sentinels
+	// themselves, when they require it (Username and Password are the
+	// master's and replicas').
+	SentinelUsername string `json:"sentinel_username,omitempty"`
+	SentinelPassword string `json:"sentinel_password,omitempty"`
 	// TLS, when present, connects with TLS.
 	TLS *RedisTLS `json:"tls,omitempty"`
 	// KeyPrefix starts every key. Default: "dcr:".
@@ -306,6 +311,9 @@ func (h *Handler) prefix() string {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
+	if msg := h.policyWarning(); msg != "" {
+		h.logger.Warn(msg, zap.String("api", h.apiName()))
+	}
 
 	shared, key, err := h.provisionStorage(ctx, repl)
 	if err != nil {
@@ -453,7 +461,7 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 			}, func(err error) {
 				log().Debug("cannot read Redis's maxmemory-policy", addrs, zap.Error(err))
 			})
-			return &sharedStore{redis: pool, health: new(handler.Health)}, nil
+			return &sharedStore{redis: pool, health: &handler.Health{Store: "redis " + strings.Join(opts.Addrs, " ")}}, nil
 		})
 		if err != nil {
 			return nil, "", err
@@ -463,7 +471,7 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 	st := ctx.Storage()
 	key := fmt.Sprintf("caddy:%T:%v", st, st)
 	val, _, err := pools.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return &sharedStore{embedded: storage.NewEmbeddedStore(st, embeddedBase), health: new(handler.Health)}, nil
+		return &sharedStore{embedded: storage.NewEmbeddedStore(st, embeddedBase), health: &handler.Health{Store: "embedded"}}, nil
 	})
 	if err != nil {
 		return nil, "", err
@@ -502,12 +510,18 @@ func (rc *RedisConfig) options(repl *caddy.Replacer) (redisOptions, error) {
 		addrs = append(addrs, a)
 	}
 	if len(addrs) == 0 {
+		if len(rc.Address) > 0 {
+			// Only placeholders can make a configured address empty.
+			return o, fmt.Errorf("address %s resolves to an empty value (is the environment variable or file set?)", strings.Join(rc.Address, " "))
+		}
 		return o, errors.New("no address")
 	}
 	o.Username = repl.ReplaceAll(rc.Username, "")
 	o.Password = repl.ReplaceAll(rc.Password, "")
 	o.DB = rc.DB
 	o.MasterName = repl.ReplaceAll(rc.MasterName, "")
+	o.SentinelUsername = repl.ReplaceAll(rc.SentinelUsername, "")
+	o.SentinelPassword = repl.ReplaceAll(rc.SentinelPassword, "")
 	o.Timeout = time.Duration(rc.Timeout)
 	if rc.TLS != nil {
 		cfg, err := rc.TLS.config(repl)
@@ -526,7 +540,7 @@ func (rc *RedisConfig) options(repl *caddy.Replacer) (redisOptions, error) {
 	}
 	sum := sha256.New()
 	enc := json.NewEncoder(sum)
-	_ = enc.Encode([]any{o.Addrs, o.Username, o.Password, o.DB, o.MasterName, o.Timeout, rc.TLS, o.TLS != nil})
+	_ = enc.Encode([]any{o.Addrs, o.Username, o.Password, o.DB, o.MasterName, o.SentinelUsername, o.SentinelPassword, o.Timeout, rc.TLS, o.TLS != nil})
 	if rc.TLS != nil {
 		// The files' contents matter, not only their names.
 		for _, f := range []string{rc.TLS.CAFile, rc.TLS.CertFile, rc.TLS.KeyFile} {
@@ -774,6 +788,9 @@ func (h *Handler) Validate() error {
 			}
 			if err := checkRedisTopology(r.Address, r.DB, r.MasterName); err != nil {
 				return fmt.Errorf("storage redis: %w", err)
+			}
+			if (r.SentinelUsername != "" || r.SentinelPassword != "") && r.MasterName == "" {
+				return errors.New("storage redis: sentinel_username and sentinel_password need master_name (Sentinel)")
 			}
 			if err := checkKeyPrefix(r.KeyPrefix); err != nil {
 				return err

@@ -699,6 +699,18 @@ func registerAndRead(t *testing.T, s *site) {
 	}
 }
 
+// TestSentinelAuth: sentinels that require a password of their own get
+// sentinel_password; password stays the master's. Without it, 503.
+func TestSentinelAuth(t *testing.T) {
+	_, sentinel := redistest.StartSentinelAuth(t, "authmaster", "master-secret", "sentinel-secret")
+	t.Setenv("DCR_TEST_SENTINEL_PASSWORD", "sentinel-secret")
+	registerAndRead(t, redisSite(t, "address "+sentinel+"\nmaster_name authmaster\npassword master-secret\nsentinel_password {env.DCR_TEST_SENTINEL_PASSWORD}"))
+	s := redisSite(t, "address "+sentinel+"\nmaster_name authmaster\npassword master-secret\ntimeout 300ms\nkey_prefix other:")
+	if resp, body := s.postJSON("/register", mcpBody); resp.StatusCode != 503 {
+		t.Fatalf("without sentinel_password: %d %s", resp.StatusCode, body)
+	}
+}
+
 // TestSentinelFailover: with Sentinel, losing the master costs a few
 // seconds of 503s, then registrations go to the promoted replica, which
 // still serves the clients registered (and replicated) before.

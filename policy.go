@@ -172,6 +172,17 @@ func publicOnly(keys []jose.JSONWebKey) []jose.JSONWebKey {
 	return out
 }
 
+// policyWarning says why the policy would refuse every registration of this
+// API, "" when it would not. It is a warning, not a config error: a policy
+// snippet shared by several APIs ("allowed_auth_methods none": issue no
+// secrets) may rightly shut out one that cannot comply.
+func (h *Handler) policyWarning() string {
+	if h.apiName() != registry.APIIAM {
+		return ""
+	}
+	return handler.IAMPolicyProblem(&registry.Policy{GrantTypes: h.AllowedGrantTypes, AuthMethods: h.AllowedAuthMethods})
+}
+
 // validatePolicy checks the policy options (part of Validate).
 func (h *Handler) validatePolicy() error {
 	switch h.Registration {
@@ -192,12 +203,6 @@ func (h *Handler) validatePolicy() error {
 	for _, v := range h.AllowedAuthMethods {
 		if !slices.Contains(registry.DefaultAuthMethods, v) {
 			return fmt.Errorf("allowed_auth_methods: %q is not an authentication method this server knows (%s)", v, strings.Join(registry.DefaultAuthMethods, ", "))
-		}
-	}
-	if h.apiName() == registry.APIIAM {
-		p := registry.Policy{GrantTypes: h.AllowedGrantTypes, AuthMethods: h.AllowedAuthMethods}
-		if msg := handler.IAMPolicyProblem(&p); msg != "" {
-			return errors.New(msg)
 		}
 	}
 	if h.DefaultScope != "" && len(h.AllowedScopes) > 0 {

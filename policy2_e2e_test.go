@@ -331,7 +331,7 @@ func TestAdminStoresWithOnePrefix(t *testing.T) {
 		}
 	}`, sharedRedis.Addr, other.Addr))
 	status, body := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens?store=same:", `{"uses":1}`)
-	if status != 404 || !strings.Contains(fmt.Sprint(body), "several stores are named") {
+	if status != 400 || !strings.Contains(fmt.Sprint(body), "several stores are named") {
 		t.Fatalf("bare prefix: %d %v", status, body)
 	}
 	status, tok := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens?store=same:@"+other.Addr, `{"uses":1}`)

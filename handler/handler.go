@@ -319,6 +319,10 @@ func bearer(r *http.Request) (token string, present bool) {
 // Health logs a storage outage once when it starts and once when it ends,
 // not once per failed request.
 type Health struct {
+	// Store names the store in log lines ("redis host:port...",
+	// "embedded"), so that an operator with several can tell which failed.
+	Store string
+
 	// down is read without the lock on every successful request; every
 	// change of the state below is made under mu.
 	down atomic.Bool
@@ -393,11 +397,11 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 	h.mu.Unlock()
 	if msg != "" {
 		if c := log.Check(zapcore.DebugLevel, msg); c != nil {
-			c.Write(zap.String("api", api), zap.String("op", op), zap.Error(err))
+			c.Write(zap.String("store", h.Store), zap.String("api", api), zap.String("op", op), zap.Error(err))
 		}
 		return
 	}
-	fields := []zap.Field{zap.String("api", api), zap.String("op", op), zap.Error(err)}
+	fields := []zap.Field{zap.String("store", h.Store), zap.String("api", api), zap.String("op", op), zap.Error(err)}
 	if unlogged > 0 {
 		// Short outages that began soon after a logged one are counted
 		// here rather than logged each (a flapping store would flood
@@ -423,7 +427,7 @@ func (h *Health) OK(log *zap.Logger, write bool) {
 	h.announced, h.writes = false, false
 	h.mu.Unlock()
 	if announced {
-		log.Info("client store available again")
+		log.Info("client store available again", zap.String("store", h.Store))
 	}
 }
 

@@ -235,10 +235,10 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 // client_secret_post and use one of IAM's two grant types.
 func IAMPolicyProblem(p *registry.Policy) string {
 	if len(p.AuthMethods) > 0 && !slices.Contains(p.AuthMethods, registry.AuthClientSecretPost) {
-		return "allowed_auth_methods: IAM clients always use " + registry.AuthClientSecretPost + ", which is not allowed: every iam registration would be refused"
+		return "allowed_auth_methods: IAM clients always use " + registry.AuthClientSecretPost + ", which is not allowed: every iam registration will be refused"
 	}
 	if len(p.GrantTypes) > 0 && !slices.ContainsFunc(iamGrantTypes, func(g string) bool { return slices.Contains(p.GrantTypes, g) }) {
-		return "allowed_grant_types: none of IAM's grant types (" + strings.Join(iamGrantTypes, ", ") + ") is allowed: every iam registration would be refused"
+		return "allowed_grant_types: none of IAM's grant types (" + strings.Join(iamGrantTypes, ", ") + ") is allowed: every iam registration will be refused"
 	}
 	return ""
 }

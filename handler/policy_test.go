@@ -118,6 +118,12 @@ func TestHealthFlapping(t *testing.T) {
 	if n := logs.FilterMessage("client store available again").Len(); n != 1 {
 		t.Errorf("%d recovery lines, want 1", n)
 	}
+	// Both name the store: an operator may have several.
+	for _, e := range logs.All() {
+		if e.ContextMap()["store"] != "redis r1:6379" {
+			t.Errorf("%q: store field %v", e.Message, e.ContextMap()["store"])
+		}
+	}
 	// Once the interval has passed, a new outage is an error again.
 	h.lastError = time.Now().Add(-outageLogInterval - time.Second)
 	h.Fail(log, "rfc7591", "register", errors.New("disk full"))
@@ -147,7 +153,7 @@ func TestHealthFlapping(t *testing.T) {
 // test can read.
 func observedHealth() (*Health, *zap.Logger, *observer.ObservedLogs) {
 	core, logs := observer.New(zapcore.InfoLevel)
-	return new(Health), zap.New(core), logs
+	return &Health{Store: "redis r1:6379"}, zap.New(core), logs
 }
 
 // TestHealthWritesRefused: while writes fail and reads succeed (a Redis out

@@ -28,7 +28,10 @@ type RedisOptions struct {
 	Password   string
 	DB         int
 	MasterName string
-	TLS        *tls.Config
+	// SentinelUsername and SentinelPassword authenticate to the sentinels.
+	SentinelUsername string
+	SentinelPassword string
+	TLS              *tls.Config
 	// Timeout bounds dialing, each read and each write; requests that hit it
 	// fail fast with an UnavailableError instead of hanging. Default 2s.
 	Timeout time.Duration
@@ -49,13 +52,17 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 		timeout = 2 * time.Second
 	}
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:       o.Addrs,
-		Username:    o.Username,
-		Password:    o.Password,
-		DB:          o.DB,
-		MasterName:  o.MasterName,
-		TLSConfig:   o.TLS,
-		DialTimeout: timeout,
+		Addrs:      o.Addrs,
+		Username:   o.Username,
+		Password:   o.Password,
+		DB:         o.DB,
+		MasterName: o.MasterName,
+		// The sentinels' own credentials; go-redis sends none to them
+		// otherwise (Password is the master's).
+		SentinelUsername: o.SentinelUsername,
+		SentinelPassword: o.SentinelPassword,
+		TLSConfig:        o.TLS,
+		DialTimeout:      timeout,
 		// One dial per attempt: go-redis would otherwise dial up to five
 		// times, 100ms apart, and a refused connection would hold a
 		// request well past its 503 for nothing.

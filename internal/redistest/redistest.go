@@ -236,6 +236,15 @@ func StartSentinelFailover(t T, masterName string) (master, replica *Server, sen
 	return master, replica, sentinel
 }
 
+// StartSentinelAuth runs a master that requires masterPassword and one
+// sentinel watching it that requires sentinelPassword of its clients.
+func StartSentinelAuth(t T, masterName, masterPassword, sentinelPassword string) (*Server, string) {
+	t.Helper()
+	master := Start(t, "--requirepass", masterPassword)
+	return master, startSentinel(t, masterName, master, "sentinel down-after-milliseconds %[1]s 1000\n"+
+		"sentinel auth-pass %[1]s "+masterPassword+"\nrequirepass "+sentinelPassword+"\n")
+}
+
 func startSentinel(t T, masterName string, master *Server, extra string) string {
 	t.Helper()
 	port := FreePort(t)
@@ -254,7 +263,11 @@ func startSentinel(t T, masterName string, master *Server, extra string) string 
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		out, err := exec.Command("redis-cli", "-p", strconv.Itoa(port), "sentinel", "get-master-addr-by-name", masterName).CombinedOutput()
+		args := []string{"-p", strconv.Itoa(port)}
+		if pw := sentinelPassword(extra); pw != "" {
+			args = append(args, "-a", pw, "--no-auth-warning")
+		}
+		out, err := exec.Command("redis-cli", append(args, "sentinel", "get-master-addr-by-name", masterName)...).CombinedOutput()
 		if err == nil && strings.Contains(string(out), strconv.Itoa(master.Port)) {
 			return addr
 		}
@@ -351,4 +364,14 @@ func WaitFor(t T, timeout time.Duration, what string, f func(context.Context) bo
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// sentinelPassword is the requirepass line of a sentinel's extra config.
+func sentinelPassword(extra string) string {
+	for _, line := range strings.Split(extra, "\n") {
+		if pw, ok := strings.CutPrefix(line, "requirepass "); ok {
+			return pw
+		}
+	}
+	return ""
 }
