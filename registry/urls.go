@@ -255,7 +255,7 @@ func ValidHostName(name string) bool {
 	if name == "" || len(name) > 253 {
 		return false
 	}
-	for _, label := range strings.Split(name, ".") {
+	for label := range strings.SplitSeq(name, ".") { // checked on every request: no slice
 		if label == "" || len(label) > 63 {
 			return false
 		}
