@@ -47,6 +47,9 @@ func init() {
 	storage.SetLogger(func(msg string) {
 		caddy.Log().Named("http.handlers.client_registration.redis").Debug(msg)
 	})
+	storage.SetWarner(func(msg string) {
+		caddy.Log().Named("http.handlers.client_registration").Warn(msg)
+	})
 	caddy.RegisterModule(Handler{})
 }
 

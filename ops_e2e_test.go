@@ -491,6 +491,39 @@ func TestRedisUpdateNotRetired(t *testing.T) {
 	}
 }
 
+// An update whose old token could not be retired because the store failed
+// at once (not after its timeout) is answered 503 quickly; the client's
+// immediate repeat with the old token is told to wait (503, Retry-After),
+// not that the token is invalid (401, which a client takes as final), and
+// succeeds once it has waited.
+func TestRedisUpdateNotRetiredRetry(t *testing.T) {
+	srv := redistest.Start(t)
+	px := startHoldingProxy(t, srv.Addr)
+	s := redisSite(t, "address "+px.addr+"\ntimeout 1s")
+	c := rfcRegister(t, s, `{`+rfcCB+`}`)
+	update := `{"client_id":"` + c.ID + `",` + rfcCB + `,"client_name":"v2"}`
+
+	px.cut("\r\nget\r\n", 2) // the retiring read: its connection drops
+	start := time.Now()
+	resp, body := rfcPut(t, s, c, c.RAT, update)
+	if resp.StatusCode != 503 || time.Since(start) > 900*time.Millisecond {
+		t.Fatalf("PUT whose old token could not be retired: %d after %v %s, want a quick 503", resp.StatusCode, time.Since(start), body)
+	}
+	resp, body = rfcPut(t, s, c, c.RAT, update)
+	wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if resp.StatusCode != 503 || wait < 1 || wait > 2 || !strings.Contains(body, `"temporarily_unavailable"`) {
+		t.Fatalf("immediate repeat: %d Retry-After %q %s, want 503 with a short Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	time.Sleep(time.Duration(wait) * time.Second)
+	resp, body = rfcPut(t, s, c, c.RAT, update)
+	if resp.StatusCode != 200 {
+		t.Fatalf("repeat after Retry-After: %d %s", resp.StatusCode, body)
+	}
+	if resp, body = rfcGet(t, s, c, c.RAT); resp.StatusCode != 401 {
+		t.Errorf("token of the answered update: %d %s, want 401", resp.StatusCode, body)
+	}
+}
+
 // holdingProxy forwards TCP connections to a Redis server; once told to
 // hold, a connection that sends a chunk containing the given text has that
 // chunk and all it sends after kept back until release, and delivered then
@@ -500,6 +533,7 @@ type holdingProxy struct {
 	mu       sync.Mutex
 	match    string
 	skip     int // matching chunks still let through before holding
+	cutting  bool
 	released chan struct{}
 }
 
@@ -556,8 +590,15 @@ func (p *holdingProxy) forward(cc, sc net.Conn) {
 				held = p.skip == 0
 				p.skip = max(p.skip-1, 0)
 			}
-			released := p.released
+			released, cutting := p.released, p.cutting
+			if held && cutting {
+				p.match, p.cutting = "", false
+			}
 			p.mu.Unlock()
+			if held && cutting {
+				_ = cc.Close() // the client reads EOF at once
+				return
+			}
 			if held {
 				<-released
 			}
@@ -577,6 +618,14 @@ func (p *holdingProxy) hold(match string, skip int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.match, p.skip, p.released = match, skip, make(chan struct{})
+}
+
+// cut closes the connection that next sends a chunk containing match,
+// after letting skip of them through; the chunk is not delivered.
+func (p *holdingProxy) cut(match string, skip int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.match, p.skip, p.cutting = match, skip, true
 }
 
 // release delivers what was held and stops holding.

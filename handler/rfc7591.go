@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -171,6 +172,15 @@ func oauthText(s string) string {
 func (a *RFC7591) unavailable(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", RetryAfterSeconds)
 	a.error(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the client store is unavailable; try again later")
+}
+
+// pending answers 503 to a request made with the token of an update that
+// is not settled yet (see registry.Client.PriorPending).
+func (a *RFC7591) pending(w http.ResponseWriter, wait time.Duration) {
+	secs := int((wait + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	a.error(w, http.StatusServiceUnavailable, "temporarily_unavailable",
+		"an update made with this registration access token is not settled yet; try again in "+strconv.Itoa(secs)+" s")
 }
 
 // unauthorized answers 401 with a Bearer challenge (RFC 6750 section 3): no
@@ -391,7 +401,15 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) 
 	// never 404, so that client ids cannot be probed.
 	var ok, prior bool
 	if err == nil {
-		ok, prior = c.CheckRAT(tok, a.o.Registry.Now())
+		now := a.o.Registry.Now()
+		ok, prior = c.CheckRAT(tok, now)
+		if wait := c.PriorPending(tok, now); !ok && wait > 0 {
+			// An update made with this token is being carried out, or was
+			// answered 503 a moment ago: whether the token is superseded is
+			// not known yet, so not 401 (which a client takes as final).
+			a.pending(w, wait)
+			return
+		}
 	}
 	if !ok {
 		a.revokeMisused(storeCtx(r), tok, id)

@@ -114,6 +114,18 @@ func (c *Client) CheckRAT(tok string, now time.Time) (ok, prior bool) {
 	return false, false
 }
 
+// PriorPending reports how long until tok is accepted as the prior token of
+// an update (see RotateRAT): 0 unless tok is that token and not accepted
+// yet. Until then an update made with it may still be answered, and whether
+// tok is superseded is not known.
+func (c *Client) PriorPending(tok string, now time.Time) time.Duration {
+	ms := now.UnixMilli()
+	if c.PriorRATHash == "" || ms >= c.PriorRATFrom || ms >= c.PriorRATUntil || !Verify(c.PriorRATHash, tok) {
+		return 0
+	}
+	return time.Duration(c.PriorRATFrom-ms) * time.Millisecond
+}
+
 // RotateRAT makes rat the client's registration access token. presented,
 // the token the update is made with, is accepted again from delay after now
 // until PriorRATLifetime after now, unless RetirePriorRAT retires it first.

@@ -286,6 +286,23 @@ func TestRATRotation(t *testing.T) {
 			t.Errorf("CheckRAT(%q, +%v) = %v, %v; want %v, %v", tc.tok, tc.at.Sub(now), ok, prior, tc.ok, tc.prior)
 		}
 	}
+	// Before the prior token is accepted, it is pending (the caller is told
+	// to wait, not refused); nothing else is.
+	for _, tc := range []struct {
+		tok  string
+		at   time.Time
+		wait time.Duration
+	}{
+		{"t0", now, delay},
+		{"t0", now.Add(delay - time.Millisecond), time.Millisecond},
+		{"t0", now.Add(delay), 0},
+		{"t1", now, 0},
+		{"tx", now, 0},
+	} {
+		if got := c.PriorPending(tc.tok, tc.at); got != tc.wait {
+			t.Errorf("PriorPending(%q, +%v) = %v, want %v", tc.tok, tc.at.Sub(now), got, tc.wait)
+		}
+	}
 	later := now.Add(delay)
 
 	retired := *c

@@ -2,10 +2,12 @@ package storage
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,8 +42,9 @@ type RedisOptions struct {
 // RedisPool is one go-redis client (and its connection pool). Several stores
 // with different key prefixes share it.
 type RedisPool struct {
-	rdb redis.UniversalClient
-	b   *batcher
+	rdb    redis.UniversalClient
+	b      *batcher
+	reaper *reaper
 }
 
 // NewRedisPool creates the client. It does no I/O: go-redis dials lazily, so a
@@ -82,7 +85,8 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 		// read right after a write sees it.
 		ReadOnly: false,
 	})
-	return &RedisPool{rdb: rdb, b: newBatcher(rdb, timeout)}
+	b := newBatcher(rdb, timeout)
+	return &RedisPool{rdb: rdb, b: b, reaper: &reaper{stopped: b.stopped}}
 }
 
 // SetLogger sends go-redis's own messages (failed dials, pool events) to log
@@ -91,6 +95,18 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 // logger per process, so this is process-wide.
 func SetLogger(log func(msg string)) {
 	redis.SetLogger(printfLogger(log))
+}
+
+// SetWarner sends this package's own warnings (a store that had to leave
+// something undone) to warn. Process-wide, like SetLogger.
+func SetWarner(warn func(msg string)) { warner.Store(&warn) }
+
+var warner atomic.Pointer[func(string)]
+
+func logf(format string, args ...any) {
+	if w := warner.Load(); w != nil {
+		(*w)(fmt.Sprintf(format, args...))
+	}
 }
 
 type printfLogger func(string)
@@ -181,7 +197,7 @@ func (p *RedisPool) Store(keyPrefix string) *RedisStore {
 	if tag == "" {
 		tag = "dcr"
 	}
-	return &RedisStore{rdb: p.rdb, b: p.b, prefix: keyPrefix, base: keyPrefix + "{" + tag + "}:"}
+	return &RedisStore{rdb: p.rdb, b: p.b, reaper: p.reaper, prefix: keyPrefix, base: keyPrefix + "{" + tag + "}:"}
 }
 
 // RedisStore implements Store on Redis. Layout, with base = prefix{tag}: :
@@ -198,6 +214,7 @@ func (p *RedisPool) Store(keyPrefix string) *RedisStore {
 type RedisStore struct {
 	rdb    redis.UniversalClient
 	b      *batcher
+	reaper *reaper
 	prefix string
 	base   string
 
@@ -515,10 +532,22 @@ func (s *RedisStore) applied(ctx context.Context, err error, key string, want []
 }
 
 // outcomeOpen reports whether a write that failed with err may still have
-// been carried out.
+// been carried out: not when Redis refused it (an error reply), and not
+// when it never left: given up in the queue, no connection to be had (a
+// refused or timed-out dial, the pool exhausted) or the client closed.
 func outcomeOpen(err error) bool {
 	var reply redis.Error
-	return !abandoned(err) && !errors.As(err, &reply)
+	return !abandoned(err) && !errors.As(err, &reply) && !neverSent(err)
+}
+
+// neverSent reports whether err is one go-redis returns before writing
+// anything: a command is only written on a connection it has dialed.
+func neverSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) || errors.Is(err, redis.ErrClosed)
 }
 
 // holds reads key and reports whether it holds want (nil: whether it is gone).
@@ -538,51 +567,135 @@ func (s *RedisStore) getValue(ctx context.Context, key string) (string, error) {
 	return cmd.Val(), err
 }
 
-// reapWaits are the pauses between reapLater's looks at the record.
+// reapWaits are the pauses between a reap's looks at the record.
 var reapWaits = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 15 * time.Second, 30 * time.Second}
 
-// reapers bounds the reapLater goroutines: during a long outage every
-// failed registration would start one, and the first of them are enough to
-// cover the writes that were on the wire when Redis stalled.
-var reapers = make(chan struct{}, 64)
+// maxReaps bounds the reaps pending in one pool. Only creates that were on
+// the wire when Redis stalled need one (at most two pipelines' worth per
+// timeout), so this covers minutes of a stall under full load; past it, a
+// reap is dropped and the warning says so.
+const maxReaps = 1 << 16
 
-// reapLater starts removing a record whose create (of a FreshID record) was
-// answered 503 but may still be carried out, by a Redis that stalled for
-// longer than the read-back: its id was never given to anyone, so when it
-// shows up it is deleted, index entries and all, rather than left to count
-// against the caps for ever. It gives up after about a minute, or when the
-// store is closed.
-func (s *RedisStore) reapLater(id, value string, tags []string) {
-	select {
-	case reapers <- struct{}{}:
-	default:
-		return
-	}
-	go func() {
-		defer func() { <-reapers }()
-		s.reap(id, value, tags)
-	}()
+// reapConcurrency bounds the looks at records one round of reaps runs at
+// once (they share pipelines through the batcher).
+const reapConcurrency = 32
+
+// reaper removes records whose create (of a FreshID record) was answered
+// 503 but may still be carried out, by a Redis that stalled for longer than
+// the read-back: their ids were never given to anyone, so when one shows up
+// it is deleted, index entries and all, rather than left to count against
+// the caps for ever. One per pool; a goroutine runs while reaps are pending.
+type reaper struct {
+	stopped <-chan struct{}
+
+	mu      sync.Mutex
+	pending []*reap
+	running bool
+	dropped int
 }
 
-func (s *RedisStore) reap(id, value string, tags []string) {
-	key := s.recordKey(id)
-	for _, wait := range reapWaits {
-		select {
-		case <-s.b.stopped:
-			return
-		case <-time.After(wait):
+// reap is one record to remove if it shows up.
+type reap struct {
+	s    *RedisStore
+	id   string
+	sum  [sha256.Size]byte // of the value the create wrote
+	tags []string
+	step int       // index in reapWaits of the current wait
+	due  time.Time // when to look next
+}
+
+// reapLater schedules the removal of the record a create wrote, if it
+// shows up within about a minute (see reaper).
+func (s *RedisStore) reapLater(id, value string, tags []string) {
+	rp := s.reaper
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if len(rp.pending) >= maxReaps {
+		if rp.dropped++; rp.dropped == 1 {
+			logf("redis: too many registrations answered 503 may still be carried out; some will be left in the store if they are")
 		}
-		ctx := context.Background()
-		switch v, err := s.getValue(ctx, key); {
-		case err != nil:
-			continue // not there (yet), or Redis still away
-		case v != value:
-			return // not the record this create wrote
-		}
-		if err := s.Delete(ctx, &Record{ID: id, Tags: tags, Rev: 1}); err == nil || !IsUnavailable(err) {
-			return
-		}
+		return
 	}
+	rp.pending = append(rp.pending, &reap{s: s, id: id, sum: sha256.Sum256([]byte(value)), tags: tags, due: time.Now().Add(reapWaits[0])})
+	if !rp.running {
+		rp.running = true
+		go rp.run()
+	}
+}
+
+// run looks at due records until none is pending or the pool is closed.
+func (rp *reaper) run() {
+	tick := time.NewTicker(reapWaits[0] / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-rp.stopped:
+			return
+		case <-tick.C:
+		}
+		now := time.Now()
+		rp.mu.Lock()
+		var due []*reap
+		kept := rp.pending[:0]
+		for _, r := range rp.pending {
+			if now.Before(r.due) {
+				kept = append(kept, r)
+			} else {
+				due = append(due, r)
+			}
+		}
+		clear(rp.pending[len(kept):])
+		rp.pending = kept
+		rp.mu.Unlock()
+
+		var again []*reap
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, reapConcurrency)
+		for _, r := range due {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				if !r.look() {
+					return
+				}
+				if r.step++; r.step < len(reapWaits) {
+					r.due = time.Now().Add(reapWaits[r.step])
+					mu.Lock()
+					again = append(again, r)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+
+		rp.mu.Lock()
+		rp.pending = append(rp.pending, again...)
+		if len(rp.pending) == 0 {
+			rp.running = false
+			rp.dropped = 0
+			rp.mu.Unlock()
+			return
+		}
+		rp.mu.Unlock()
+	}
+}
+
+// look removes the record if it holds what the create wrote; it reports
+// whether to look again later (the record is not there yet, or Redis is
+// still away).
+func (r *reap) look() (again bool) {
+	ctx := context.Background()
+	v, err := r.s.getValue(ctx, r.s.recordKey(r.id))
+	switch {
+	case err != nil:
+		return true
+	case sha256.Sum256([]byte(v)) != r.sum:
+		return false // not the record this create wrote
+	}
+	err = r.s.Delete(ctx, &Record{ID: r.id, Tags: r.tags, Rev: 1})
+	return err != nil && IsUnavailable(err)
 }
 
 // Get implements Store.

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -197,6 +201,92 @@ func TestRedisOrphanReaped(t *testing.T) {
 	time.Sleep(3 * time.Second) // past every reap wait
 	if _, err := s.Get(ctx, "derived"); err != nil {
 		t.Fatalf("a record with a derived id was undone: %v", err)
+	}
+}
+
+// TestRedisManyOrphansReaped: a stall under load leaves hundreds of creates
+// on the wire; every one that Redis carries out once it wakes is undone,
+// not only the first few dozen.
+func TestRedisManyOrphansReaped(t *testing.T) {
+	saved := reapWaits
+	reapWaits = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second}
+	t.Cleanup(func() { reapWaits = saved })
+	srv := redistest.Start(t)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, Timeout: 200 * time.Millisecond})
+	t.Cleanup(func() { pool.Destruct() })
+	s := pool.Store("orphans:")
+	ctx := context.Background()
+	if err := s.Create(ctx, &Record{ID: "warm", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause()
+	var wg sync.WaitGroup
+	var ok atomic.Int32
+	for i := range 300 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Create(ctx, &Record{ID: fmt.Sprint("o", i), Data: []byte("x"), Tags: []string{"all"}, FreshID: true}); err == nil {
+				ok.Add(1)
+			}
+		}()
+		if i%128 == 0 {
+			time.Sleep(20 * time.Millisecond) // several pipelines, not one
+		}
+	}
+	wg.Wait()
+	srv.Resume()
+	if ok.Load() != 0 {
+		t.Fatalf("%d creates succeeded during the stall", ok.Load())
+	}
+	pool.reaper.mu.Lock()
+	pending := len(pool.reaper.pending)
+	pool.reaper.mu.Unlock()
+	if pending <= 64 {
+		t.Fatalf("%d reaps pending: too few creates were on the wire to test anything", pending)
+	}
+	redistest.WaitFor(t, 10*time.Second, "every stalled create to be undone", func(context.Context) bool {
+		n, err := s.Count(ctx, "all")
+		return err == nil && n == 1
+	})
+	if n := srv.CLI("dbsize"); strings.TrimSpace(n) != "2" {
+		t.Fatalf("dbsize %s, want the warm record and its index", n)
+	}
+}
+
+// TestOutcomeOpen: only a write that may have reached Redis has an open
+// outcome; one refused by Redis or never sent does not (it needs no
+// read-back and no reap, and an update failing so is known unwritten).
+func TestOutcomeOpen(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		open bool
+	}{
+		{&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, false},
+		{fmt.Errorf("wrapped: %w", &net.OpError{Op: "dial", Err: os.ErrDeadlineExceeded}), false},
+		{redis.ErrPoolTimeout, false},
+		{redis.ErrClosed, false},
+		{abandonedError{errQueueTimeout}, false},
+		{&net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, true},
+		{&net.OpError{Op: "write", Err: syscall.EPIPE}, true},
+		{context.DeadlineExceeded, true},
+		{io.EOF, true},
+	} {
+		if got := outcomeOpen(tc.err); got != tc.open {
+			t.Errorf("outcomeOpen(%v) = %v, want %v", tc.err, got, tc.open)
+		}
+	}
+	srv := redistest.Start(t)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, Timeout: 200 * time.Millisecond})
+	t.Cleanup(func() { pool.Destruct() })
+	s := pool.Store("refused:")
+	srv.Stop()
+	err := s.Create(context.Background(), &Record{ID: "x", Data: []byte("x"), FreshID: true})
+	if !IsUnavailable(err) {
+		t.Fatalf("create with Redis down: %v", err)
+	}
+	if len(pool.reaper.pending) != 0 {
+		t.Fatalf("a create that never reached Redis was scheduled for a reap: %v", err)
 	}
 }
 
