@@ -86,7 +86,7 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 		ReadOnly: false,
 	})
 	b := newBatcher(rdb, timeout)
-	return &RedisPool{rdb: rdb, b: b, reaper: &reaper{stopped: b.stopped}}
+	return &RedisPool{rdb: rdb, b: b, reaper: &reaper{stopped: b.stopped, waits: reapWaits}}
 }
 
 // SetLogger sends go-redis's own messages (failed dials, pool events) to log
@@ -587,6 +587,7 @@ const reapConcurrency = 32
 // the caps for ever. One per pool; a goroutine runs while reaps are pending.
 type reaper struct {
 	stopped <-chan struct{}
+	waits   []time.Duration // reapWaits when the pool was made
 
 	mu      sync.Mutex
 	pending []*reap
@@ -616,7 +617,7 @@ func (s *RedisStore) reapLater(id, value string, tags []string) {
 		}
 		return
 	}
-	rp.pending = append(rp.pending, &reap{s: s, id: id, sum: sha256.Sum256([]byte(value)), tags: tags, due: time.Now().Add(reapWaits[0])})
+	rp.pending = append(rp.pending, &reap{s: s, id: id, sum: sha256.Sum256([]byte(value)), tags: tags, due: time.Now().Add(rp.waits[0])})
 	if !rp.running {
 		rp.running = true
 		go rp.run()
@@ -625,7 +626,7 @@ func (s *RedisStore) reapLater(id, value string, tags []string) {
 
 // run looks at due records until none is pending or the pool is closed.
 func (rp *reaper) run() {
-	tick := time.NewTicker(reapWaits[0] / 4)
+	tick := time.NewTicker(rp.waits[0] / 4)
 	defer tick.Stop()
 	for {
 		select {
@@ -660,8 +661,8 @@ func (rp *reaper) run() {
 				if !r.look() {
 					return
 				}
-				if r.step++; r.step < len(reapWaits) {
-					r.due = time.Now().Add(reapWaits[r.step])
+				if r.step++; r.step < len(rp.waits) {
+					r.due = time.Now().Add(rp.waits[r.step])
 					mu.Lock()
 					again = append(again, r)
 					mu.Unlock()
