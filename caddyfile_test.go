@@ -1195,6 +1195,7 @@ func TestCheckIssuerPlaceholders(t *testing.T) {
 	for _, v := range []string{
 		"https://{http.request.host}", "https://{http.request.host}/oauth", "{http.request.scheme}://{http.request.hostport}",
 		"https://{http.request.host}:{http.request.port}/x", "{env.ISSUER}", "{http.request.header.X-Issuer}", "https://auth.example",
+		"{file./run/secrets/issuer}", "https://[{env.V6}]:8443/oauth",
 	} {
 		if err := checkIssuer(v); err != nil {
 			t.Errorf("checkIssuer(%q): %v", v, err)

@@ -629,7 +629,10 @@ func checkIssuer(v string) error {
 			schemeFromPlaceholder = true
 			s = "https" + s[i:]
 		}
-		s = placeholderPattern.ReplaceAllString(s, "1") // fits a host, a port or a path
+		// A stand-in that fits a host, a port or a path, and an IPv6
+		// literal in brackets.
+		s = bracketedPlaceholder.ReplaceAllString(s, "[::1]")
+		s = placeholderPattern.ReplaceAllString(s, "1")
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http" && !schemeFromPlaceholder) || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
@@ -643,13 +646,22 @@ func checkIssuer(v string) error {
 // shorthands ({host}, {hostport}...) are expanded to these by the adapter.
 func notURLPlaceholder(ph string) bool {
 	name := strings.Trim(ph, "{}")
-	for _, p := range []string{"http.request.host", "http.request.hostport", "http.request.port", "http.request.uri", "http.request.orig_uri", "http.request.local", "http.request.remote", "host", "hostport", "port", "uri", "path", "dir", "file", "query"} {
+	for _, p := range []string{"http.request.host", "http.request.hostport", "http.request.port", "http.request.uri", "http.request.orig_uri", "http.request.local", "http.request.remote"} {
 		if name == p || strings.HasPrefix(name, p+".") {
 			return true
 		}
 	}
+	// The Caddyfile's shorthands, as written when the handler is set up
+	// without the adapter; matched whole, as {file.*} is a global one.
+	switch name {
+	case "host", "hostport", "port", "uri", "path", "dir", "file", "query":
+		return true
+	}
 	return false
 }
+
+// bracketedPlaceholder matches an IPv6 host made of one placeholder.
+var bracketedPlaceholder = regexp.MustCompile(`\[\{[^{}\s]+\}\]`)
 
 // placeholderPattern matches a Caddy placeholder.
 var placeholderPattern = regexp.MustCompile(`\{[^{}\s]+\}`)

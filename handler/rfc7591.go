@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -174,13 +173,44 @@ func (a *RFC7591) unavailable(w http.ResponseWriter) {
 	a.error(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the client store is unavailable; try again later")
 }
 
-// pending answers 503 to a request made with the token of an update that
-// is not settled yet (see registry.Client.PriorPending).
-func (a *RFC7591) pending(w http.ResponseWriter, wait time.Duration) {
-	secs := int((wait + time.Second - 1) / time.Second)
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	a.error(w, http.StatusServiceUnavailable, "temporarily_unavailable",
-		"an update made with this registration access token is not settled yet; try again in "+strconv.Itoa(secs)+" s")
+// settlePoll is how often awaitSettled reads the client again.
+const settlePoll = 50 * time.Millisecond
+
+// awaitSettled waits until the update made with tok (tok is c's prior token,
+// not accepted yet) is settled: answered, which retires tok (a concurrent
+// request that lost the race then gets its 401 within milliseconds), or
+// left unanswered, when tok is accepted again from PriorRATFrom (at most one
+// store timeout: the immediate repeat of an update answered 503 then goes
+// through). It returns the client as last read and tok's standing; failed
+// reports a store failure or the request's end.
+func (a *RFC7591) awaitSettled(r *http.Request, c *registry.Client, tok string) (_ *registry.Client, ok, prior, failed bool) {
+	t := time.NewTimer(settlePoll)
+	defer t.Stop()
+	for {
+		wait := c.PriorPending(tok, a.o.Registry.Now())
+		if wait <= 0 {
+			ok, prior = c.CheckRAT(tok, a.o.Registry.Now())
+			return c, ok, prior, false
+		}
+		t.Reset(min(wait, settlePoll))
+		select {
+		case <-r.Context().Done():
+			return c, false, false, true
+		case <-t.C:
+		}
+		next, err := a.o.Registry.Get(storeCtx(r), c.ID)
+		switch {
+		case errors.Is(err, registry.ErrNotFound):
+			return c, false, false, false
+		case err != nil:
+			a.o.storeFailure(registry.APIRFC7591, "read", err)
+			return c, false, false, true
+		}
+		c = next
+		if ok, prior = c.CheckRAT(tok, a.o.Registry.Now()); ok {
+			return c, ok, prior, false
+		}
+	}
 }
 
 // unauthorized answers 401 with a Bearer challenge (RFC 6750 section 3): no
@@ -403,12 +433,15 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) 
 	if err == nil {
 		now := a.o.Registry.Now()
 		ok, prior = c.CheckRAT(tok, now)
-		if wait := c.PriorPending(tok, now); !ok && wait > 0 {
+		if !ok && c.PriorPending(tok, now) > 0 {
 			// An update made with this token is being carried out, or was
 			// answered 503 a moment ago: whether the token is superseded is
-			// not known yet, so not 401 (which a client takes as final).
-			a.pending(w, wait)
-			return
+			// not known yet, and a 401 would be final for the client.
+			var failed bool
+			if c, ok, prior, failed = a.awaitSettled(r, c, tok); failed {
+				a.unavailable(w)
+				return
+			}
 		}
 	}
 	if !ok {

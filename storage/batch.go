@@ -263,15 +263,26 @@ func (b *batcher) exec(ops []*batchOp) {
 		defer cancel()
 	}
 	if len(ops) == 1 {
-		_ = b.rdb.Process(ctx, ops[0].cmd)
+		_ = b.rdb.Process(ctx, noRetry{ops[0].cmd})
 		return
 	}
 	pipe := b.rdb.Pipeline()
 	for _, op := range ops {
-		_ = pipe.Process(ctx, op.cmd)
+		_ = pipe.Process(ctx, noRetry{op.cmd})
 	}
 	_, _ = pipe.Exec(ctx) // each command keeps its own error
 }
+
+// noRetry keeps go-redis from sending a command again after a transport
+// error. MaxRetries turns that off for a single node and Sentinel, but the
+// cluster client resends on its own (after EOF, a reset, a failing node):
+// a script run twice would leave an orphan or report a false conflict, and
+// an error from the resend (a refused dial) would hide that the first send
+// reached Redis (see outcomeOpen). Replies still land in the wrapped
+// command; MOVED and ASK redirections are followed as before.
+type noRetry struct{ redis.Cmder }
+
+func (noRetry) NoRetry() bool { return true }
 
 // isNoScript reports Redis's answer to EVALSHA for an unknown script (after
 // a restart or a failover): the caller then sends the script itself.

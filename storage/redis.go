@@ -79,7 +79,9 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 		// out, and the scripts are not safe to run twice (a create would
 		// leave an orphan and report "exists", an update would find its own
 		// write and report a conflict). A connection gone stale across a
-		// Redis restart is noticed by the pool before reuse.
+		// Redis restart is noticed by the pool before reuse. The cluster
+		// client resends regardless of this; the batcher marks every
+		// command noRetry for it.
 		MaxRetries: -1,
 		// Sentinel: follow failovers; cluster: route reads to masters so a
 		// read right after a write sees it.
@@ -609,6 +611,11 @@ type reap struct {
 // shows up within about a minute (see reaper).
 func (s *RedisStore) reapLater(id, value string, tags []string) {
 	rp := s.reaper
+	select {
+	case <-rp.stopped:
+		return // the pool is closed: nothing would run the reap
+	default:
+	}
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	if len(rp.pending) >= maxReaps {

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -397,4 +399,82 @@ func TestRedisEvictionWarning(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	late.Restart()
 	expect(w, s, "volatile-lru", false)
+}
+
+// TestClusterNoResend: the cluster client resends a command after a
+// transport error unless told not to. A script whose reply is lost must
+// not run again, and the error of a resend (here a refused dial, the node
+// gone) must not pass for "never sent": the update may have been carried
+// out, so it is not Unwritten. The node here is a stand-in that answers
+// CLUSTER SLOTS and drops the connection, and its listener, on a script.
+func TestClusterNoResend(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	port := ln.Addr().(*net.TCPAddr).Port
+	var scripts atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					cmd, err := readRESPCommand(r)
+					if err != nil {
+						return
+					}
+					switch strings.ToLower(cmd[0]) {
+					case "cluster":
+						fmt.Fprintf(c, "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:%d\r\n", port)
+					case "evalsha", "eval":
+						scripts.Add(1)
+						_ = ln.Close() // the reply is lost and the node goes away
+						return
+					default:
+						fmt.Fprintf(c, "-ERR unknown command '%s'\r\n", cmd[0])
+					}
+				}
+			}()
+		}
+	}()
+	a := ln.Addr().String()
+	pool := NewRedisPool(RedisOptions{Addrs: []string{a, a}, Timeout: 500 * time.Millisecond})
+	t.Cleanup(func() { pool.Destruct() })
+	s := pool.Store("p:")
+	err = s.Update(context.Background(), &Record{ID: "x", Data: []byte("d"), Rev: 1}, &Record{ID: "x", Data: []byte("e")})
+	if err == nil || Unwritten(err) {
+		t.Fatalf("update whose reply was lost: %v (Unwritten %v), want an open outcome", err, Unwritten(err))
+	}
+	if n := scripts.Load(); n != 1 {
+		t.Fatalf("the script was sent %d times", n)
+	}
+}
+
+// readRESPCommand reads one command (an array of bulk strings).
+func readRESPCommand(r *bufio.Reader) ([]string, error) {
+	line, err := r.ReadString('\n')
+	if err != nil || len(line) < 3 || line[0] != '*' {
+		return nil, fmt.Errorf("not a command: %q %v", line, err)
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(line[1:]))
+	out := make([]string, n)
+	for i := range out {
+		l, err := r.ReadString('\n')
+		if err != nil || len(l) < 3 {
+			return nil, fmt.Errorf("bad bulk header %q %v", l, err)
+		}
+		size, _ := strconv.Atoi(strings.TrimSpace(l[1:]))
+		buf := make([]byte, size+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		out[i] = string(buf[:size])
+	}
+	return out, nil
 }
