@@ -479,24 +479,10 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 			rc.Address = append(rc.Address, args...)
-		case "username":
-			if err := oneString(d, &rc.Username); err != nil {
-				return err
-			}
-		case "password":
-			if err := oneString(d, &rc.Password); err != nil {
-				return err
-			}
-		case "master_name":
-			if err := oneString(d, &rc.MasterName); err != nil {
-				return err
-			}
-		case "sentinel_username":
-			if err := oneString(d, &rc.SentinelUsername); err != nil {
-				return err
-			}
-		case "sentinel_password":
-			if err := oneString(d, &rc.SentinelPassword); err != nil {
+		case "username", "password", "master_name", "sentinel_username", "sentinel_password":
+			dst := map[string]*string{"username": &rc.Username, "password": &rc.Password, "master_name": &rc.MasterName,
+				"sentinel_username": &rc.SentinelUsername, "sentinel_password": &rc.SentinelPassword}[name]
+			if err := oneString(d, dst); err != nil {
 				return err
 			}
 		case "key_prefix":

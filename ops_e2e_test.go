@@ -462,11 +462,7 @@ func TestRedisUpdateAnsweredUnavailable(t *testing.T) {
 // 200 would leave the old token valid for up to an hour. The client
 // repeats it with that token, as after any 503, and gets its new token.
 func TestRedisUpdateNotRetired(t *testing.T) {
-	srv := redistest.Start(t)
-	px := startHoldingProxy(t, srv.Addr)
-	s := redisSite(t, "address "+px.addr+"\ntimeout 300ms")
-	c := rfcRegister(t, s, `{`+rfcCB+`}`)
-	update := `{"client_id":"` + c.ID + `",` + rfcCB + `,"client_name":"v2"}`
+	px, s, c, update := proxiedClient(t, "300ms")
 
 	// A PUT reads the client twice (to check the token, then to update
 	// it), writes, and reads once more to retire the old token: the third
@@ -497,11 +493,7 @@ func TestRedisUpdateNotRetired(t *testing.T) {
 // again (at most one timeout), not refused with 401, which a client takes
 // as final, and succeeds.
 func TestRedisUpdateNotRetiredRetry(t *testing.T) {
-	srv := redistest.Start(t)
-	px := startHoldingProxy(t, srv.Addr)
-	s := redisSite(t, "address "+px.addr+"\ntimeout 1s")
-	c := rfcRegister(t, s, `{`+rfcCB+`}`)
-	update := `{"client_id":"` + c.ID + `",` + rfcCB + `,"client_name":"v2"}`
+	px, s, c, update := proxiedClient(t, "1s")
 
 	px.cut("\r\nget\r\n", 2) // the retiring read: its connection drops
 	start := time.Now()
@@ -517,6 +509,17 @@ func TestRedisUpdateNotRetiredRetry(t *testing.T) {
 	if resp, body = rfcGet(t, s, c, c.RAT); resp.StatusCode != 401 {
 		t.Errorf("token of the answered update: %d %s, want 401", resp.StatusCode, body)
 	}
+}
+
+// proxiedClient starts a site on Redis behind a holdingProxy, with the
+// given store timeout, registers a client, and returns an update of it.
+func proxiedClient(t *testing.T, timeout string) (*holdingProxy, *site, rfcClient, string) {
+	t.Helper()
+	srv := redistest.Start(t)
+	px := startHoldingProxy(t, srv.Addr)
+	s := redisSite(t, "address "+px.addr+"\ntimeout "+timeout)
+	c := rfcRegister(t, s, `{`+rfcCB+`}`)
+	return px, s, c, `{"client_id":"` + c.ID + `",` + rfcCB + `,"client_name":"v2"}`
 }
 
 // holdingProxy forwards TCP connections to a Redis server; once told to

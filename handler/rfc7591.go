@@ -177,22 +177,16 @@ func (a *RFC7591) unavailable(w http.ResponseWriter) {
 const settlePoll = 50 * time.Millisecond
 
 // awaitSettled waits until the update made with tok (tok is c's prior token,
-// not accepted yet) is settled: answered, which retires tok (a concurrent
-// request that lost the race then gets its 401 within milliseconds), or
-// left unanswered, when tok is accepted again from PriorRATFrom (at most one
-// store timeout: the immediate repeat of an update answered 503 then goes
-// through). It returns the client as last read and tok's standing; failed
-// reports a store failure or the request's end.
-func (a *RFC7591) awaitSettled(r *http.Request, c *registry.Client, tok string) (_ *registry.Client, ok, prior, failed bool) {
-	t := time.NewTimer(settlePoll)
+// accepted again in pending) is settled: answered, which retires tok (a
+// concurrent request that lost the race then gets its 401 within
+// milliseconds), or left unanswered, when tok is accepted again from
+// PriorRATFrom (at most one store timeout: the immediate repeat of an update
+// answered 503 then goes through). It returns the client as last read and
+// tok's standing; failed reports a store failure or the request's end.
+func (a *RFC7591) awaitSettled(r *http.Request, c *registry.Client, tok string, pending time.Duration) (_ *registry.Client, ok, prior, failed bool) {
+	t := time.NewTimer(min(pending, settlePoll))
 	defer t.Stop()
 	for {
-		wait := c.PriorPending(tok, a.o.Registry.Now())
-		if wait <= 0 {
-			ok, prior = c.CheckRAT(tok, a.o.Registry.Now())
-			return c, ok, prior, false
-		}
-		t.Reset(min(wait, settlePoll))
 		select {
 		case <-r.Context().Done():
 			return c, false, false, true
@@ -207,9 +201,10 @@ func (a *RFC7591) awaitSettled(r *http.Request, c *registry.Client, tok string) 
 			return c, false, false, true
 		}
 		c = next
-		if ok, prior = c.CheckRAT(tok, a.o.Registry.Now()); ok {
+		if ok, prior, pending = c.RATState(tok, a.o.Registry.Now()); pending <= 0 {
 			return c, ok, prior, false
 		}
+		t.Reset(min(pending, settlePoll))
 	}
 }
 
@@ -431,14 +426,13 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) 
 	// never 404, so that client ids cannot be probed.
 	var ok, prior bool
 	if err == nil {
-		now := a.o.Registry.Now()
-		ok, prior = c.CheckRAT(tok, now)
-		if !ok && c.PriorPending(tok, now) > 0 {
+		var pending time.Duration
+		if ok, prior, pending = c.RATState(tok, a.o.Registry.Now()); pending > 0 {
 			// An update made with this token is being carried out, or was
 			// answered 503 a moment ago: whether the token is superseded is
 			// not known yet, and a 401 would be final for the client.
 			var failed bool
-			if c, ok, prior, failed = a.awaitSettled(r, c, tok); failed {
+			if c, ok, prior, failed = a.awaitSettled(r, c, tok, pending); failed {
 				a.unavailable(w)
 				return
 			}

@@ -104,26 +104,26 @@ const PriorRATLifetime = time.Hour
 // now, and whether it is the prior one of an update whose answer may have
 // been lost (see PriorRATHash).
 func (c *Client) CheckRAT(tok string, now time.Time) (ok, prior bool) {
-	if Verify(c.RATHash, tok) {
-		return true, false
-	}
-	ms := now.UnixMilli()
-	if c.PriorRATHash != "" && ms >= c.PriorRATFrom && ms < c.PriorRATUntil && Verify(c.PriorRATHash, tok) {
-		return true, true
-	}
-	return false, false
+	ok, prior, _ = c.RATState(tok, now)
+	return ok, prior
 }
 
-// PriorPending reports how long until tok is accepted as the prior token of
-// an update (see RotateRAT): 0 unless tok is that token and not accepted
-// yet. Until then an update made with it may still be answered, and whether
-// tok is superseded is not known.
-func (c *Client) PriorPending(tok string, now time.Time) time.Duration {
-	ms := now.UnixMilli()
-	if c.PriorRATHash == "" || ms >= c.PriorRATFrom || ms >= c.PriorRATUntil || !Verify(c.PriorRATHash, tok) {
-		return 0
+// RATState is CheckRAT, and also how long until tok is accepted when it is
+// the prior token of an update but not accepted yet (pending; 0 otherwise):
+// until then that update may still be answered, and whether tok is
+// superseded is not known. Each hash is verified once.
+func (c *Client) RATState(tok string, now time.Time) (ok, prior bool, pending time.Duration) {
+	if Verify(c.RATHash, tok) {
+		return true, false, 0
 	}
-	return time.Duration(c.PriorRATFrom-ms) * time.Millisecond
+	ms := now.UnixMilli()
+	if c.PriorRATHash == "" || ms >= c.PriorRATUntil || !Verify(c.PriorRATHash, tok) {
+		return false, false, 0
+	}
+	if ms < c.PriorRATFrom {
+		return false, false, time.Duration(c.PriorRATFrom-ms) * time.Millisecond
+	}
+	return true, true, 0
 }
 
 // RotateRAT makes rat the client's registration access token. presented,
@@ -131,8 +131,7 @@ func (c *Client) PriorPending(tok string, now time.Time) time.Duration {
 // until PriorRATLifetime after now, unless RetirePriorRAT retires it first.
 // delay should exceed the time an update takes to be answered (the
 // store's timeout), so that requests racing an update with the same token
-// are refused, and be no longer than the time a 503 takes, so that a
-// client retrying after one is not.
+// wait for it (RATState's pending) rather than succeed too.
 func (c *Client) RotateRAT(rat, presented string, now time.Time, delay time.Duration) {
 	c.RATHash = Hash(rat)
 	c.PriorRATHash = Hash(presented)

@@ -83,6 +83,9 @@ func (e *encoder) int(n int, v int64) {
 	e.field(n, binary.AppendVarint(buf[:0], v))
 }
 
+// flag decodes a field written by encoder.bool.
+func flag(p string) bool { return len(p) == 1 && p[0] == 1 }
+
 func (e *encoder) bool(n int, v bool) {
 	if v {
 		e.field(n, []byte{1})
@@ -264,9 +267,9 @@ func decodeClient(b []byte) (*Client, error) {
 		case fSource:
 			c.Source = []byte(p)
 		case fPermitted:
-			c.Permitted = len(p) == 1 && p[0] == 1
+			c.Permitted = flag(p)
 		case fSuper:
-			c.Super = len(p) == 1 && p[0] == 1
+			c.Super = flag(p)
 		case fPriorRATHash:
 			c.PriorRATHash = p
 		case fPriorRATFrom:
@@ -274,7 +277,7 @@ func decodeClient(b []byte) (*Client, error) {
 		case fPriorRATUntil:
 			c.PriorRATUntil, err = varint(p)
 		case fSecretUndelivered:
-			c.SecretUndelivered = len(p) == 1 && p[0] == 1
+			c.SecretUndelivered = flag(p)
 		default:
 			// A field of a later version: skipped.
 		}

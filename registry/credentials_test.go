@@ -299,8 +299,8 @@ func TestRATRotation(t *testing.T) {
 		{"t1", now, 0},
 		{"tx", now, 0},
 	} {
-		if got := c.PriorPending(tc.tok, tc.at); got != tc.wait {
-			t.Errorf("PriorPending(%q, +%v) = %v, want %v", tc.tok, tc.at.Sub(now), got, tc.wait)
+		if _, _, got := c.RATState(tc.tok, tc.at); got != tc.wait {
+			t.Errorf("RATState(%q, +%v) pending = %v, want %v", tc.tok, tc.at.Sub(now), got, tc.wait)
 		}
 	}
 	later := now.Add(delay)

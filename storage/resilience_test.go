@@ -154,17 +154,8 @@ func TestExpiredClientsLeave(t *testing.T) {
 // carried out when Redis wakes up; its record (whose id nobody was given)
 // is then deleted with its index entries, not left to count against caps.
 func TestRedisOrphanReaped(t *testing.T) {
-	saved := reapWaits
-	reapWaits = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second}
-	t.Cleanup(func() { reapWaits = saved })
-	srv := redistest.Start(t)
-	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, Timeout: 100 * time.Millisecond})
-	t.Cleanup(func() { pool.Destruct() })
-	s := pool.Store("orphan:")
+	srv, _, s := reapSetup(t, 100*time.Millisecond)
 	ctx := context.Background()
-	if err := s.Create(ctx, &Record{ID: "warm", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
-		t.Fatal(err)
-	}
 	failed := 0
 	for i := 0; i < 5; i++ {
 		srv.Pause()
@@ -206,21 +197,30 @@ func TestRedisOrphanReaped(t *testing.T) {
 	}
 }
 
-// TestRedisManyOrphansReaped: a stall under load leaves hundreds of creates
-// on the wire; every one that Redis carries out once it wakes is undone,
-// not only the first few dozen.
-func TestRedisManyOrphansReaped(t *testing.T) {
+// reapSetup shortens the reap waits and returns a Redis server, a pool on
+// it with the given timeout, and a store holding one acknowledged record,
+// "warm", tagged "all".
+func reapSetup(t *testing.T, timeout time.Duration) (*redistest.Server, *RedisPool, *RedisStore) {
+	t.Helper()
 	saved := reapWaits
 	reapWaits = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second}
 	t.Cleanup(func() { reapWaits = saved })
 	srv := redistest.Start(t)
-	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, Timeout: 200 * time.Millisecond})
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, Timeout: timeout})
 	t.Cleanup(func() { pool.Destruct() })
-	s := pool.Store("orphans:")
-	ctx := context.Background()
-	if err := s.Create(ctx, &Record{ID: "warm", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+	s := pool.Store("orphan:")
+	if err := s.Create(context.Background(), &Record{ID: "warm", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
 		t.Fatal(err)
 	}
+	return srv, pool, s
+}
+
+// TestRedisManyOrphansReaped: a stall under load leaves hundreds of creates
+// on the wire; every one that Redis carries out once it wakes is undone,
+// not only the first few dozen.
+func TestRedisManyOrphansReaped(t *testing.T) {
+	srv, pool, s := reapSetup(t, 200*time.Millisecond)
+	ctx := context.Background()
 	srv.Pause()
 	var wg sync.WaitGroup
 	var ok atomic.Int32
