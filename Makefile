@@ -65,8 +65,9 @@ fmt-check: ## fail if gofmt would change a file
 	@out="$$(find . -name '*.go' -not -path './.git/*' -not -path '*/node_modules/*' -print0 | xargs -0 -r gofmt -l)"; \
 	if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi
 
-vet: ## go vet ./...
+vet: ## go vet ./... (and in test/iamsdk, a module of its own)
 	$(GO) vet ./...
+	cd test/iamsdk && $(GO) vet ./...
 
 # Not part of make test: staticcheck is fetched from the module proxy and
 # compiled on first use (about a minute), which a test run should not need.

@@ -1,9 +1,13 @@
 package caddydcr
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -258,5 +262,32 @@ func TestIAMPrefixE2E(t *testing.T) {
 		if resp, body := s.postJSON("/v1/clients", iamDocRequest); resp.StatusCode != 200 || body != "site" {
 			t.Errorf("/v1/clients outside the prefix: %d %q", resp.StatusCode, body)
 		}
+	})
+}
+
+// TestHuaweiSDK registers clients through Huawei's own Go SDK
+// (huaweicloud-sdk-go-v3 identitycenteroidc/v1), unmodified: test/iamsdk is
+// a module of its own (so the SDK stays out of the plugin's go.mod) that
+// this test builds once and runs against each store.
+func TestHuaweiSDK(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "iamsdk")
+	goTool := os.Getenv("GO")
+	if goTool == "" {
+		goTool = "go"
+	}
+	build := exec.Command(goTool, "build", "-buildvcs=false", "-o", bin, ".")
+	build.Dir = filepath.Join("test", "iamsdk")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build in test/iamsdk: %v\n%s", err, out)
+	}
+	forBackends(t, func(t *testing.T, backend string) {
+		s := startCaddy(t, backend, iamSiteBody)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin, s.URL).CombinedOutput()
+		if err != nil {
+			t.Fatalf("iamsdk %s: %v\n%s", s.URL, err, out)
+		}
+		t.Logf("iamsdk:\n%s", out)
 	})
 }
