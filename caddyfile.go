@@ -71,6 +71,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		}
 //		require_software_statement
 //		allowed_redirect_hosts <host or *.domain>...
+//		require_same_host_uris
 //		max_redirect_uris <n>
 //		allowed_grant_types <grant type>...
 //		allowed_response_types <response type>...
@@ -99,7 +100,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	single := map[string]bool{
 		"prefix": true, "issuer": true, "authorization_endpoint": true, "token_endpoint": true, "timezone": true,
 		"admin_token": true, "user": true, "secret_lifetime": true, "storage": true, "registration": true,
-		"default_scope": true, "require_software_statement": true, "advertise_registration": true, "max_redirect_uris": true, "max_clients": true,
+		"default_scope": true, "require_software_statement": true, "require_same_host_uris": true, "advertise_registration": true, "max_redirect_uris": true, "max_clients": true,
 		"max_clients_per_owner": true, "rate_limit": true, "client_lifetime": true, "idle_lifetime": true,
 		"software_statement": true,
 	}
@@ -238,11 +239,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := (&Handler{API: h.API, AdvertiseRegistration: &on}).Validate(); err != nil {
 				return d.WrapErr(err)
 			}
-		case "require_software_statement":
+		case "require_software_statement", "require_same_host_uris":
 			if d.NextArg() {
 				return d.ArgErr()
 			}
-			h.RequireSoftwareStatement = true
+			if name == "require_software_statement" {
+				h.RequireSoftwareStatement = true
+			} else {
+				h.RequireSameHostURIs = true
+			}
 		case "max_redirect_uris":
 			n, err := oneCount(d, false)
 			if err != nil {

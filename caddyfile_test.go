@@ -99,6 +99,7 @@ const cfEveryInput = `client_registration kustvakt {
 	}
 	allowed_redirect_hosts app.example *.apps.example
 	max_redirect_uris 5
+	require_same_host_uris
 	allowed_grant_types authorization_code refresh_token
 	allowed_response_types code
 	allowed_auth_methods client_secret_basic private_key_jwt
@@ -179,6 +180,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				}},
 				AllowedRedirectHosts: []string{"app.example", "*.apps.example"},
 				MaxRedirectURIs:      5,
+				RequireSameHostURIs:  true,
 				AllowedGrantTypes:    []string{"authorization_code", "refresh_token"},
 				AllowedResponseTypes: []string{"code"},
 				AllowedAuthMethods:   []string{"client_secret_basic", "private_key_jwt"},
@@ -633,7 +635,7 @@ func TestCaddyfileExample(t *testing.T) {
 		}
 	}
 	want := []string{"client_registration:rfc7591", "client_registration:mediagoblin", "client_registration:iam",
-		"authentication", "client_registration:kustvakt", "static_response"}
+		"authentication", "client_registration:kustvakt", "static_response", "static_response"}
 	if !reflect.DeepEqual(order, want) {
 		t.Errorf("handlers in order %q, want %q", order, want)
 	}

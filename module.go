@@ -140,6 +140,13 @@ type Handler struct {
 	AllowedRedirectHosts []string `json:"allowed_redirect_hosts,omitempty"`
 	MaxRedirectURIs      int      `json:"max_redirect_uris,omitempty"`
 
+	// RequireSameHostURIs refuses a client whose client_uri, logo_uri,
+	// tos_uri or policy_uri (Kustvakt: url) is not on the scheme and host of
+	// one of its redirect URIs (RFC 7591 section 5's SHOULD); off by
+	// default, since native clients with loopback redirects link their
+	// web site.
+	RequireSameHostURIs bool `json:"require_same_host_uris,omitempty"`
+
 	// AllowedGrantTypes, AllowedResponseTypes and AllowedAuthMethods narrow
 	// what clients may register (and what the metadata publishes); a
 	// request for anything else is refused with invalid_client_metadata
@@ -364,6 +371,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			DefaultScope:    h.DefaultScope,
 			MaxRedirectURIs: h.MaxRedirectURIs,
 			RedirectHosts:   h.AllowedRedirectHosts,
+			SameHostURIs:    h.RequireSameHostURIs,
 		},
 		Logger:                h.logger,
 		Prefix:                h.prefix(),

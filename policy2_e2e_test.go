@@ -418,3 +418,69 @@ func TestAdminClients(t *testing.T) {
 		}
 	})
 }
+
+// TestPolicySameHostURIs: with require_same_host_uris, every API refuses a
+// page to show users (client_uri, logo_uri, tos_uri, policy_uri; Kustvakt's
+// url) that is not on the scheme and host of a redirect URI, in its own
+// error format, on registration and on update.
+func TestPolicySameHostURIs(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		policy := "{storage}\n\t\t\trequire_same_host_uris"
+		s := startCaddy(t, backend, fmt.Sprintf(`	@authed header Authorization Basic*
+	basic_auth @authed {
+		alice %s
+	}
+	route {
+		client_registration {
+			%[2]s
+		}
+		client_registration mediagoblin {
+			%[2]s
+		}
+		client_registration kustvakt {
+			%[2]s
+		}
+	}`, basicHash(t), policy))
+
+		// RFC 7591: registration and a full replacement (RFC 7592).
+		resp, body := s.postJSON("/register", `{"redirect_uris":["https://app.example/cb"],"logo_uri":"https://evil.example/l.png"}`)
+		if want := `{"error":"invalid_client_metadata","error_description":"logo_uri 'https://evil.example/l.png' must have the scheme and host of a redirect URI"}`; resp.StatusCode != 400 || body != want {
+			t.Errorf("rfc7591 register: %d %s, want 400 %s", resp.StatusCode, body, want)
+		}
+		c := rfcRegister(t, s, `{"redirect_uris":["https://app.example/cb"],"client_uri":"https://app.example/","logo_uri":"https://APP.example:8443/l.png"}`)
+		resp, body = rfcPut(t, s, c, c.RAT, `{"client_id":"`+c.ID+`","redirect_uris":["https://app.example/cb"],"tos_uri":"http://app.example/tos"}`)
+		if resp.StatusCode != 400 || !strings.Contains(body, `tos_uri 'http://app.example/tos' must have the scheme and host of a redirect URI`) {
+			t.Errorf("rfc7591 update: %d %s", resp.StatusCode, body)
+		}
+		if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 || !strings.Contains(body, `"client_uri":"https://app.example/"`) {
+			t.Errorf("the refused update changed the client: %d %s", resp.StatusCode, body)
+		}
+		// No redirect URIs, no user sent anywhere: not compared.
+		rfcRegister(t, s, `{"grant_types":["client_credentials"],"response_types":[],"client_uri":"https://elsewhere.example/"}`)
+
+		// MediaGoblin: registration, then an update that changes only the
+		// redirect URIs away from the logo's host.
+		resp, body = s.postJSON("/api/client/register", `{"type":"client_associate","application_type":"web","redirect_uris":"https://app.example/cb","logo_uri":"https://evil.example/l.png"}`)
+		if want := `{"error": "The logo_uri \"https://evil.example/l.png\" must have the scheme and host of a redirect URI."}`; resp.StatusCode != 400 || body != want {
+			t.Errorf("mediagoblin register: %d %s, want 400 %s", resp.StatusCode, body, want)
+		}
+		resp, body = s.postJSON("/api/client/register", `{"type":"client_associate","application_type":"web","redirect_uris":"https://app.example/cb","logo_uri":"https://app.example/l.png"}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("mediagoblin register: %d %s", resp.StatusCode, body)
+		}
+		mg := object(t, body)
+		resp, body = s.postJSON("/api/client/register", fmt.Sprintf(`{"type":"client_update","client_id":%q,"client_secret":%q,"application_type":"web","redirect_uris":"https://other.example/cb"}`, mg["client_id"], mg["client_secret"]))
+		if want := `{"error": "The logo_uri \"https://app.example/l.png\" must have the scheme and host of a redirect URI."}`; resp.StatusCode != 400 || body != want {
+			t.Errorf("mediagoblin update: %d %s, want 400 %s", resp.StatusCode, body, want)
+		}
+
+		// Kustvakt: its url against its redirect_uri.
+		resp, body = s.kvRegister("alice", `{"name":"abc","type":"PUBLIC","description":"d","url":"https://evil.example.org","redirect_uri":"https://app.example.com/cb"}`)
+		if want := `{"error_description":"The url \"https:\/\/evil.example.org\" must have the scheme and host of a redirect URI.","error":"invalid_request"}`; resp.StatusCode != 400 || body != want {
+			t.Errorf("kustvakt: %d %s", resp.StatusCode, body)
+		}
+		if resp, body := s.kvRegister("alice", `{"name":"abc","type":"PUBLIC","description":"d","url":"https://app.example.com","redirect_uri":"https://app.example.com/cb"}`); resp.StatusCode != 200 {
+			t.Errorf("kustvakt same host: %d %s", resp.StatusCode, body)
+		}
+	})
+}

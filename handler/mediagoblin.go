@@ -273,6 +273,11 @@ func (a *MediaGoblin) update(w http.ResponseWriter, r *http.Request, data *pyDic
 		}
 		c.ApplicationType = appType
 		f.apply(c)
+		// Checked on the merged client: a request may change the logo or
+		// the redirect URIs alone.
+		if msg := a.o.Policy.DisplayURIRefusal(c); msg != "" {
+			return &mgFailure{msg}
+		}
 		return nil
 	})
 	var fe *mgFailure

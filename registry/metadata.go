@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"net/mail"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -79,6 +80,13 @@ type Policy struct {
 	// RedirectHosts, when not empty, is the allowlist of non-loopback
 	// redirect hosts ("host" or "*.domain").
 	RedirectHosts []string
+	// SameHostURIs requires the pages a consent screen shows or links
+	// (client_uri, logo_uri, tos_uri, policy_uri, their language-tagged
+	// variants) to be on the scheme and host of one of the client's
+	// redirect URIs, as RFC 7591 section 5 says a server SHOULD check: a
+	// rogue client cannot then point users at someone else's site. Clients
+	// without redirect URIs are not checked (no user is sent to them).
+	SameHostURIs bool
 }
 
 func (p *Policy) grantTypes() []string {
@@ -546,6 +554,9 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 	if c.TokenEndpointAuthMethod == AuthPrivateKeyJWT && c.JWKS == nil && c.JWKSURI == "" {
 		return nil, metaErr("token_endpoint_auth_method private_key_jwt requires jwks or jwks_uri")
 	}
+	if msg := p.displayURIRefusal(c); msg != "" {
+		return nil, metaErr("%s", msg)
+	}
 	return c, nil
 }
 
@@ -687,6 +698,9 @@ func (p *Policy) RedirectURICap() int {
 // allowed_* lists are applied to what they are about to register; RFC 7591
 // requests are checked as they are parsed.
 func (p *Policy) Refusal(c *Client) string {
+	if msg := p.displayURIRefusal(c); msg != "" {
+		return "the " + msg
+	}
 	for _, g := range c.GrantTypes {
 		if !slices.Contains(p.grantTypes(), g) {
 			return "grant type " + g + " is not allowed here"
@@ -701,6 +715,73 @@ func (p *Policy) Refusal(c *Client) string {
 		return "token endpoint authentication method " + m + " is not allowed here"
 	}
 	return ""
+}
+
+// DisplayURIRefusal is what Refusal says of c's display URIs alone (see
+// SameHostURIs), with a leading capital and a full stop, or "": for an
+// update, whose grant types and authentication method cannot change.
+func (p *Policy) DisplayURIRefusal(c *Client) string {
+	if msg := p.displayURIRefusal(c); msg != "" {
+		return "The " + msg + "."
+	}
+	return ""
+}
+
+// displayURIRefusal names the first display URI of c that is not on the
+// scheme and host of one of its redirect URIs, when SameHostURIs is set.
+// Kustvakt calls client_uri "url".
+func (p *Policy) displayURIRefusal(c *Client) string {
+	if !p.SameHostURIs || len(c.RedirectURIs) == 0 {
+		return ""
+	}
+	clientURI := "client_uri"
+	if c.API == APIKustvakt {
+		clientURI = "url"
+	}
+	check := func(field, v string) string {
+		if v == "" || onRedirectHost(v, c.RedirectURIs) {
+			return ""
+		}
+		return fmt.Sprintf("%s %s must have the scheme and host of a redirect URI", field, quote(v))
+	}
+	for _, f := range []struct{ field, v string }{
+		{clientURI, c.ClientURI}, {"logo_uri", c.LogoURI}, {"tos_uri", c.TOSURI}, {"policy_uri", c.PolicyURI},
+	} {
+		if msg := check(f.field, f.v); msg != "" {
+			return msg
+		}
+	}
+	// In key order, so that the same request always gets the same message.
+	keys := make([]string, 0, len(c.Localized))
+	for k := range c.Localized {
+		if base, _, _ := strings.Cut(k, "#"); base != "client_name" {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if msg := check(k, c.Localized[k]); msg != "" {
+			return msg
+		}
+	}
+	return ""
+}
+
+// onRedirectHost reports whether raw has the scheme and host (ports aside,
+// case-insensitively) of one of the redirect URIs.
+func onRedirectHost(raw string, redirects []string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return false
+	}
+	for _, r := range redirects {
+		ru, err := url.Parse(r)
+		if err == nil && strings.EqualFold(ru.Scheme, u.Scheme) && ru.Hostname() != "" &&
+			strings.EqualFold(ru.Hostname(), u.Hostname()) {
+			return true
+		}
+	}
+	return false
 }
 
 // validContact accepts an e-mail address ("jane@example.com", "Jane Doe

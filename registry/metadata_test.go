@@ -506,6 +506,49 @@ func TestParseMetadataDerivedValuesRespectPolicy(t *testing.T) {
 	}
 }
 
+// TestParseMetadataSameHostURIs: with SameHostURIs, the pages a consent
+// screen links must be on the scheme and host of a redirect URI (RFC 7591
+// section 5); without it, or without redirect URIs, they are not compared.
+func TestParseMetadataSameHostURIs(t *testing.T) {
+	same := Policy{SameHostURIs: true}
+	for _, tc := range []struct {
+		name string
+		p    Policy
+		body string
+		want string // "" = registered
+	}{
+		{"same host", same, `{` + mdCB + `,"client_uri":"https://c.example/","logo_uri":"https://C.Example:8443/l.png","tos_uri":"https://c.example/tos","policy_uri":"https://c.example/p"}`, ""},
+		{"host of any redirect URI", same, `{"redirect_uris":["http://localhost:9/cb","https://c.example/cb"],"logo_uri":"https://c.example/l.png"}`, ""},
+		{"other host", same, `{` + mdCB + `,"logo_uri":"https://evil.example/l.png"}`, `logo_uri "https://evil.example/l.png" must have the scheme and host of a redirect URI`},
+		{"other scheme", same, `{` + mdCB + `,"client_uri":"http://c.example/"}`, `client_uri "http://c.example/" must have the scheme and host of a redirect URI`},
+		{"subdomain", same, `{` + mdCB + `,"policy_uri":"https://www.c.example/p"}`, `policy_uri "https://www.c.example/p" must have the scheme and host of a redirect URI`},
+		{"language-tagged", same, `{` + mdCB + `,"tos_uri#fr":"https://evil.example/tos","client_name#fr":"nom"}`, `tos_uri#fr "https://evil.example/tos" must have the scheme and host of a redirect URI`},
+		{"custom-scheme redirect", same, `{"redirect_uris":["com.example.app:/cb"],"application_type":"native","client_uri":"https://example.com/"}`, `client_uri "https://example.com/" must have the scheme and host of a redirect URI`},
+		{"no redirect URIs", same, `{"grant_types":["client_credentials"],"response_types":[],"client_uri":"https://elsewhere.example/"}`, ""},
+		{"jwks_uri is not shown to users", same, `{` + mdCB + `,"jwks_uri":"https://keys.example/jwks"}`, ""},
+		{"off by default", Policy{}, `{` + mdCB + `,"logo_uri":"https://evil.example/l.png"}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := mdParse(t, tc.p, tc.body)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || err.Code != CodeInvalidClientMetadata || err.Description != tc.want):
+				t.Fatalf("got %v, want invalid_client_metadata %q", err, tc.want)
+			}
+		})
+	}
+	// The cloned APIs get the same rule through Refusal; Kustvakt's name
+	// for client_uri is url.
+	c := &Client{API: APIKustvakt, ClientURI: "https://evil.example/", RedirectURIs: []string{"https://c.example/cb"}}
+	if got, want := same.Refusal(c), `the url "https://evil.example/" must have the scheme and host of a redirect URI`; got != want {
+		t.Errorf("Refusal: %q, want %q", got, want)
+	}
+	if got := same.DisplayURIRefusal(&Client{LogoURI: "https://c.example/l", RedirectURIs: []string{"https://c.example/cb"}}); got != "" {
+		t.Errorf("DisplayURIRefusal of a same-host logo: %q", got)
+	}
+}
+
 func TestSupportedSigningAlgs(t *testing.T) {
 	for _, tc := range []struct {
 		methods []string
