@@ -2091,3 +2091,30 @@ func TestAdvertiseRegistration(t *testing.T) {
 		})
 	}
 }
+
+// TestRFC7591SigningAlg: token_endpoint_auth_signing_alg (OpenID Connect
+// Dynamic Client Registration, in RFC 7591's registry) is stored and echoed,
+// read back, and dropped by an update that leaves it out; one the metadata
+// does not publish, or that does not suit the method, is refused.
+func TestRFC7591SigningAlg(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		s := rfcStart(t, backend)
+		c := rfcRegister(t, s, `{"redirect_uris":["https://c.example/cb"],"token_endpoint_auth_method":"client_secret_jwt","token_endpoint_auth_signing_alg":"HS256"}`)
+		rfcWantStr(t, c.Body, "token_endpoint_auth_signing_alg", "HS256")
+		resp, body := rfcGet(t, s, c, c.RAT)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %d %s", resp.StatusCode, body)
+		}
+		rfcWantStr(t, object(t, body), "token_endpoint_auth_signing_alg", "HS256")
+		resp, body = rfcPut(t, s, c, c.RAT, `{"client_id":"`+c.ID+`","redirect_uris":["https://c.example/cb"],"token_endpoint_auth_method":"client_secret_jwt"}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("PUT %d %s", resp.StatusCode, body)
+		}
+		rfcWantAbsent(t, object(t, body), "token_endpoint_auth_signing_alg")
+
+		resp, body = s.postJSON("/register", `{"redirect_uris":["https://c.example/cb"],"token_endpoint_auth_method":"client_secret_jwt","token_endpoint_auth_signing_alg":"RS256"}`)
+		if want := `{"error":"invalid_client_metadata","error_description":"token_endpoint_auth_signing_alg 'RS256' does not suit client_secret_jwt, which is signed with the client secret (HS256)"}`; resp.StatusCode != 400 || body != want {
+			t.Errorf("RS256 with client_secret_jwt: %d %s, want 400 %s", resp.StatusCode, body, want)
+		}
+	})
+}

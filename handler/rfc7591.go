@@ -365,6 +365,7 @@ func WriteMetadata(jw *jsonw.Writer, c *registry.Client) {
 	jw.Key("token_endpoint_auth_method").Str(c.TokenEndpointAuthMethod)
 	jw.Key("grant_types").Strings(nonNil(c.GrantTypes))
 	jw.Key("response_types").Strings(nonNil(c.ResponseTypes))
+	jw.OptStr("token_endpoint_auth_signing_alg", c.TokenEndpointAuthSigningAlg)
 	jw.OptStr("application_type", c.ApplicationType).OptStr("client_name", c.ClientName).
 		OptStr("client_uri", c.ClientURI).OptStr("logo_uri", c.LogoURI).OptStr("tos_uri", c.TOSURI).
 		OptStr("policy_uri", c.PolicyURI).OptStr("jwks_uri", c.JWKSURI)

@@ -59,22 +59,27 @@ type Client struct {
 	// RFC 7591 (and OpenID Connect) metadata.
 	RedirectURIs            []string
 	TokenEndpointAuthMethod string
-	GrantTypes              []string
-	ResponseTypes           []string
-	ApplicationType         string
-	ClientName              string
-	ClientURI               string
-	LogoURI                 string
-	TOSURI                  string
-	PolicyURI               string
-	JWKSURI                 string
-	JWKS                    json.RawMessage
-	Scope                   string
-	Contacts                []string
-	SoftwareID              string
-	SoftwareVersion         string
-	SoftwareStatement       string
-	Localized               map[string]string // "client_name#ja-Jpan-JP" -> value
+	// TokenEndpointAuthSigningAlg is the one JWS algorithm the client's
+	// authentication JWTs (client_secret_jwt, private_key_jwt) may use
+	// (OpenID Connect Dynamic Client Registration; in RFC 7591's IANA
+	// registry): "" means any the server publishes.
+	TokenEndpointAuthSigningAlg string
+	GrantTypes                  []string
+	ResponseTypes               []string
+	ApplicationType             string
+	ClientName                  string
+	ClientURI                   string
+	LogoURI                     string
+	TOSURI                      string
+	PolicyURI                   string
+	JWKSURI                     string
+	JWKS                        json.RawMessage
+	Scope                       string
+	Contacts                    []string
+	SoftwareID                  string
+	SoftwareVersion             string
+	SoftwareStatement           string
+	Localized                   map[string]string // "client_name#ja-Jpan-JP" -> value
 
 	// Kustvakt's additions.
 	Description        string
@@ -179,6 +184,7 @@ func (c *Client) SecretExpired(now time.Time) bool {
 func (c *Client) ReplaceMetadata(m *Client) {
 	c.RedirectURIs = m.RedirectURIs
 	c.TokenEndpointAuthMethod = m.TokenEndpointAuthMethod
+	c.TokenEndpointAuthSigningAlg = m.TokenEndpointAuthSigningAlg
 	c.GrantTypes = m.GrantTypes
 	c.ResponseTypes = m.ResponseTypes
 	c.ApplicationType = m.ApplicationType

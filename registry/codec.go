@@ -56,6 +56,7 @@ const (
 	fPriorRATFrom
 	fPriorRATUntil
 	fSecretUndelivered
+	fAuthSigningAlg
 )
 
 type encoder struct{ b []byte }
@@ -117,6 +118,7 @@ func encodeClient(c *Client) []byte {
 	e.str(fRATHash, c.RATHash)
 	e.strs(fRedirectURIs, c.RedirectURIs)
 	e.str(fAuthMethod, c.TokenEndpointAuthMethod)
+	e.str(fAuthSigningAlg, c.TokenEndpointAuthSigningAlg)
 	e.strs(fGrantTypes, c.GrantTypes)
 	e.strs(fResponseTypes, c.ResponseTypes)
 	e.str(fApplicationType, c.ApplicationType)
@@ -221,6 +223,8 @@ func decodeClient(b []byte) (*Client, error) {
 			c.RedirectURIs, err = decodeStrs(p)
 		case fAuthMethod:
 			c.TokenEndpointAuthMethod = p
+		case fAuthSigningAlg:
+			c.TokenEndpointAuthSigningAlg = p
 		case fGrantTypes:
 			c.GrantTypes, err = decodeStrs(p)
 		case fResponseTypes:

@@ -11,13 +11,21 @@ func TestCodecRoundTrip(t *testing.T) {
 		ID: "id", API: APIKustvakt, Owner: "ü ser", CreatedMs: 1795680000123, UpdatedMs: -5,
 		SecretHash: Hash("s"), SecretExpiresAt: 1795690000, RATHash: Hash("r"),
 		RedirectURIs: []string{"https://a.example/cb", ""}, TokenEndpointAuthMethod: AuthClientSecretBasic,
-		GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{"code"}, ApplicationType: "web",
+		TokenEndpointAuthSigningAlg: "HS256",
+		GrantTypes:                  []string{"authorization_code"}, ResponseTypes: []string{"code"}, ApplicationType: "web",
 		ClientName: "n", ClientURI: "https://c", LogoURI: "https://l", TOSURI: "https://t", PolicyURI: "https://p",
 		JWKSURI: "https://j", JWKS: json.RawMessage(`{"keys":[]}`), Scope: "a b", Contacts: []string{"a@b.c"},
 		SoftwareID: "sid", SoftwareVersion: "1", SoftwareStatement: "x.y.z",
 		Localized:   map[string]string{"client_name#ja": "名前", "logo_uri#fr": "https://f"},
 		Description: "d", RefreshTokenExpiry: 31536000, Source: json.RawMessage(`{"p":1}`), Permitted: true, Super: true,
 		PriorRATHash: Hash("q"), PriorRATFrom: 1795680002000, PriorRATUntil: 1795680003600, SecretUndelivered: true,
+	}
+	// Every field is set, so that a field the codec forgets fails here.
+	v := reflect.ValueOf(*full)
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			t.Fatalf("the test client leaves %s unset", v.Type().Field(i).Name)
+		}
 	}
 	for _, c := range []*Client{full, {ID: "minimal"}} {
 		got, err := decodeClient(encodeClient(c))

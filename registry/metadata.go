@@ -157,6 +157,31 @@ func (p *Policy) SupportedSigningAlgs() []string {
 	return algs
 }
 
+// signingAlgProblem says why a client authenticating with method may not
+// register alg as its token_endpoint_auth_signing_alg, or "": the value
+// must be one the metadata publishes and suit the method (an HMAC for
+// client_secret_jwt, a public-key algorithm for private_key_jwt); other
+// methods sign nothing.
+func (p *Policy) signingAlgProblem(method, alg string) string {
+	supported := p.SupportedSigningAlgs()
+	if !slices.Contains(supported, alg) {
+		if len(supported) == 0 {
+			return "token_endpoint_auth_signing_alg is not supported: no JWT authentication method is allowed here"
+		}
+		return fmt.Sprintf("token_endpoint_auth_signing_alg %s is not supported; supported: %s", quote(alg), strings.Join(supported, ", "))
+	}
+	hmac := strings.HasPrefix(alg, "HS")
+	switch {
+	case method == AuthClientSecretJWT && !hmac:
+		return fmt.Sprintf("token_endpoint_auth_signing_alg %s does not suit client_secret_jwt, which is signed with the client secret (HS256)", quote(alg))
+	case method == AuthPrivateKeyJWT && hmac:
+		return fmt.Sprintf("token_endpoint_auth_signing_alg %s does not suit private_key_jwt, which is signed with the client's private key", quote(alg))
+	case method != AuthClientSecretJWT && method != AuthPrivateKeyJWT:
+		return fmt.Sprintf("token_endpoint_auth_signing_alg is only used with client_secret_jwt or private_key_jwt, not %s", method)
+	}
+	return ""
+}
+
 // maxLocalized caps the language-tagged variants a client may register.
 const maxLocalized = 20
 
@@ -400,6 +425,16 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 		return nil, metaErr("token_endpoint_auth_method %s is not supported; supported: %s", quote(method), strings.Join(p.authMethods(), ", "))
 	}
 	c.TokenEndpointAuthMethod = method
+	alg, _, err := f.String("token_endpoint_auth_signing_alg")
+	if err != nil {
+		return nil, err
+	}
+	if alg != "" {
+		if msg := p.signingAlgProblem(method, alg); msg != "" {
+			return nil, metaErr("%s", msg)
+		}
+	}
+	c.TokenEndpointAuthSigningAlg = alg
 
 	// Plain strings.
 	for _, s := range []struct {

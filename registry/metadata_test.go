@@ -549,6 +549,44 @@ func TestParseMetadataSameHostURIs(t *testing.T) {
 	}
 }
 
+// TestParseMetadataSigningAlg: token_endpoint_auth_signing_alg is kept when
+// the metadata publishes it and it suits the authentication method.
+func TestParseMetadataSigningAlg(t *testing.T) {
+	jwt := Policy{AuthMethods: []string{AuthClientSecretBasic, AuthClientSecretJWT, AuthPrivateKeyJWT}}
+	const keys = `,"jwks":{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}`
+	for _, tc := range []struct {
+		name, body, want string // want: the registered alg, or the error
+		ok               bool
+	}{
+		{"client_secret_jwt HS256", `"token_endpoint_auth_method":"client_secret_jwt","token_endpoint_auth_signing_alg":"HS256"`, "HS256", true},
+		{"private_key_jwt ES256", `"token_endpoint_auth_method":"private_key_jwt","token_endpoint_auth_signing_alg":"ES256"` + keys, "ES256", true},
+		{"omitted", `"token_endpoint_auth_method":"private_key_jwt"` + keys, "", true},
+		{"empty", `"token_endpoint_auth_method":"client_secret_jwt","token_endpoint_auth_signing_alg":""`, "", true},
+		{"none", `"token_endpoint_auth_method":"client_secret_jwt","token_endpoint_auth_signing_alg":"none"`, `token_endpoint_auth_signing_alg "none" is not supported; supported: HS256, RS256, PS256, ES256, EdDSA`, false},
+		{"RS256 with a secret", `"token_endpoint_auth_method":"client_secret_jwt","token_endpoint_auth_signing_alg":"RS256"`, `token_endpoint_auth_signing_alg "RS256" does not suit client_secret_jwt, which is signed with the client secret (HS256)`, false},
+		{"HS256 with a key", `"token_endpoint_auth_method":"private_key_jwt","token_endpoint_auth_signing_alg":"HS256"` + keys, `token_endpoint_auth_signing_alg "HS256" does not suit private_key_jwt, which is signed with the client's private key`, false},
+		{"basic", `"token_endpoint_auth_method":"client_secret_basic","token_endpoint_auth_signing_alg":"RS256"`, `token_endpoint_auth_signing_alg is only used with client_secret_jwt or private_key_jwt, not client_secret_basic`, false},
+		{"not a string", `"token_endpoint_auth_method":"client_secret_jwt","token_endpoint_auth_signing_alg":256`, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := mdParse(t, jwt, `{`+mdCB+`,`+tc.body+`}`)
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.ok && c.TokenEndpointAuthSigningAlg != tc.want:
+				t.Fatalf("alg %q, want %q", c.TokenEndpointAuthSigningAlg, tc.want)
+			case !tc.ok && (err == nil || err.Code != CodeInvalidClientMetadata || tc.want != "" && err.Description != tc.want):
+				t.Fatalf("got %v, want invalid_client_metadata %q", err, tc.want)
+			}
+		})
+	}
+	// With no JWT method allowed, no algorithm is published or accepted.
+	if _, err := mdParse(t, Policy{AuthMethods: []string{AuthClientSecretBasic}}, `{`+mdCB+`,"token_endpoint_auth_signing_alg":"RS256"}`); err == nil ||
+		err.Description != "token_endpoint_auth_signing_alg is not supported: no JWT authentication method is allowed here" {
+		t.Errorf("default policy: %v", err)
+	}
+}
+
 func TestSupportedSigningAlgs(t *testing.T) {
 	for _, tc := range []struct {
 		methods []string
