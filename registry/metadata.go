@@ -157,17 +157,13 @@ func (p *Policy) SupportedSigningAlgs() []string {
 	return algs
 }
 
-// signingAlgProblem says why a client authenticating with method may not
-// register alg as its token_endpoint_auth_signing_alg, or "": the value
-// must be one the metadata publishes and suit the method (an HMAC for
-// client_secret_jwt, a public-key algorithm for private_key_jwt); other
-// methods sign nothing.
+// signingAlgProblem says why a client authenticating with method (a JWT
+// method) may not register alg as its token_endpoint_auth_signing_alg, or
+// "": the value must be one the metadata publishes and suit the method (an
+// HMAC for client_secret_jwt, a public-key algorithm for private_key_jwt).
 func (p *Policy) signingAlgProblem(method, alg string) string {
 	supported := p.SupportedSigningAlgs()
 	if !slices.Contains(supported, alg) {
-		if len(supported) == 0 {
-			return "token_endpoint_auth_signing_alg is not supported: no JWT authentication method is allowed here"
-		}
 		return fmt.Sprintf("token_endpoint_auth_signing_alg %s is not supported; supported: %s", quote(alg), strings.Join(supported, ", "))
 	}
 	hmac := strings.HasPrefix(alg, "HS")
@@ -176,8 +172,6 @@ func (p *Policy) signingAlgProblem(method, alg string) string {
 		return fmt.Sprintf("token_endpoint_auth_signing_alg %s does not suit client_secret_jwt, which is signed with the client secret (HS256)", quote(alg))
 	case method == AuthPrivateKeyJWT && hmac:
 		return fmt.Sprintf("token_endpoint_auth_signing_alg %s does not suit private_key_jwt, which is signed with the client's private key", quote(alg))
-	case method != AuthClientSecretJWT && method != AuthPrivateKeyJWT:
-		return fmt.Sprintf("token_endpoint_auth_signing_alg is only used with client_secret_jwt or private_key_jwt, not %s", method)
 	}
 	return ""
 }
@@ -428,6 +422,11 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 	alg, _, err := f.String("token_endpoint_auth_signing_alg")
 	if err != nil {
 		return nil, err
+	}
+	// Only JWT authentication signs anything: with another method the
+	// member says nothing and is dropped, as an unknown one would be.
+	if method != AuthClientSecretJWT && method != AuthPrivateKeyJWT {
+		alg = ""
 	}
 	if alg != "" {
 		if msg := p.signingAlgProblem(method, alg); msg != "" {
