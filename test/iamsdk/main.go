@@ -46,11 +46,16 @@ func main() {
 	}
 	base := os.Args[1]
 	hc := config.DefaultHttpConfig().WithTimeout(10 * time.Second).WithRetries(0)
-	client := iic.NewIdentityCenterOIDCClient(iic.IdentityCenterOIDCClientBuilder().
+	hcClient, err := iic.IdentityCenterOIDCClientBuilder().
 		WithEndpoints([]string{base}).
 		WithCredential(iic.NewIdentityCenterOIDCCredentialsBuilder().Build()).
 		WithHttpConfig(hc).
-		Build())
+		SafeBuild()
+	if err != nil {
+		fmt.Println("FAIL: building the SDK client:", err)
+		os.Exit(1)
+	}
+	client := iic.NewIdentityCenterOIDCClient(hcClient)
 	c := &checker{}
 	registerDocExample(c, client, base)
 	registerWithoutScopes(c, client)
