@@ -72,8 +72,9 @@ vet: ## go vet ./... (and in test/iamsdk, a module of its own)
 # Not part of make test: staticcheck is fetched from the module proxy and
 # compiled on first use (about a minute), which a test run should not need.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
-lint: ## staticcheck ./... (fetched with go run on first use)
+lint: ## staticcheck ./... and in test/iamsdk (fetched with go run on first use)
 	$(GO) run $(STATICCHECK) ./...
+	cd test/iamsdk && $(GO) run $(STATICCHECK) ./...
 
 # test/clients holds the JavaScript OAuth clients the end-to-end tests drive.
 npm-ci: ## npm ci in test/clients (when its package.json exists)
