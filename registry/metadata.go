@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"iter"
 	"net/mail"
-	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // Error codes of RFC 7591 section 3.2.2 and RFC 6749.
@@ -85,7 +86,7 @@ type Policy struct {
 	// variants) to be on the scheme and host of one of the client's
 	// redirect URIs, as RFC 7591 section 5 says a server SHOULD check: a
 	// rogue client cannot then point users at someone else's site. Clients
-	// without redirect URIs are not checked (no user is sent to them).
+	// without redirect URIs are not checked: there is no host to compare.
 	SameHostURIs bool
 }
 
@@ -801,21 +802,75 @@ func (p *Policy) displayURIRefusal(c *Client) string {
 	return ""
 }
 
-// onRedirectHost reports whether raw has the scheme and host (ports aside,
-// case-insensitively) of one of the redirect URIs.
+// onRedirectHost reports whether raw has the scheme and host (ports
+// aside) of one of the redirect URIs, hosts compared as a browser would
+// look them up.
 func onRedirectHost(raw string, redirects []string) bool {
-	u, err := url.Parse(raw)
-	if err != nil || u.Hostname() == "" {
+	scheme, host, ok := schemeHost(raw)
+	if !ok {
 		return false
 	}
 	for _, r := range redirects {
-		ru, err := url.Parse(r)
-		if err == nil && strings.EqualFold(ru.Scheme, u.Scheme) && ru.Hostname() != "" &&
-			strings.EqualFold(ru.Hostname(), u.Hostname()) {
+		if rs, rh, ok := schemeHost(r); ok && rs == scheme && rh == host {
 			return true
 		}
 	}
 	return false
+}
+
+// schemeHost returns a URI's scheme and host in comparable form: the
+// scheme in lower case; the host without a trailing dot, as IDNA lookup
+// turns it to ASCII (so "bücher.example" is "xn--bcher-kva.example",
+// and "claßic" and "claẞic", which Unicode case folding would equate,
+// stay two hosts), or lower-cased in ASCII only where that fails (IP
+// literals). It reads the authority itself rather than with url.Parse,
+// which refuses URIs the cloned APIs accept (a bad %-escape in the path).
+func schemeHost(raw string) (scheme, host string, ok bool) {
+	scheme, rest, ok := strings.Cut(raw, ":")
+	if !ok || scheme == "" || !strings.HasPrefix(rest, "//") {
+		return "", "", false
+	}
+	auth := rest[2:]
+	// A backslash ends the authority too, as in browsers (WHATWG URL), so
+	// "https://evil.example\@app.example/" is on evil.example.
+	if i := strings.IndexAny(auth, "/?#\\"); i >= 0 {
+		auth = auth[:i]
+	}
+	if i := strings.LastIndexByte(auth, '@'); i >= 0 {
+		auth = auth[i+1:]
+	}
+	if strings.HasPrefix(auth, "[") {
+		end := strings.IndexByte(auth, ']')
+		if end < 0 {
+			return "", "", false
+		}
+		host = auth[1:end]
+	} else if i := strings.LastIndexByte(auth, ':'); i >= 0 {
+		host = auth[:i]
+	} else {
+		host = auth
+	}
+	host = strings.TrimSuffix(host, ".")
+	if host == "" {
+		return "", "", false
+	}
+	if a, err := idna.Lookup.ToASCII(host); err == nil {
+		host = a
+	} else {
+		host = asciiLower(host)
+	}
+	return asciiLower(scheme), host, true
+}
+
+// asciiLower lower-cases ASCII letters only.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // validContact accepts an e-mail address ("jane@example.com", "Jane Doe

@@ -549,6 +549,38 @@ func TestParseMetadataSameHostURIs(t *testing.T) {
 	}
 }
 
+// TestOnRedirectHost: hosts compare as a browser looks them up (IDNA to
+// ASCII, no trailing dot, ports aside), not by Unicode case folding.
+func TestOnRedirectHost(t *testing.T) {
+	for _, tc := range []struct {
+		uri, redirect string
+		want          bool
+	}{
+		{"https://APP.example:8443/x", "https://app.example/cb", true},
+		{"HTTPS://app.example/", "https://app.example/cb", true},
+		{"https://app.example./", "https://app.example/cb", true},
+		{"https://bücher.example/", "https://xn--bcher-kva.example/cb", true},
+		{"https://xn--bcher-kva.de", "https://BÜCHER.de/cb", true},
+		{"https://app.example/%zz", "https://app.example/cb", true},
+		{"https://u:p@app.example/", "https://app.example/cb", true},
+		{"https://[::1]:8080/", "http://[::1]/cb", false},
+		{"http://[::1]:8080/", "http://[::1]/cb", true},
+		{"https://claẞic.example/l.png", "https://claßic.example/cb", false},
+		{"https://σ.example/", "https://ς.example/cb", false},
+		{"https://app.example@evil.example/", "https://app.example/cb", false},
+		{"https://evil.example\\@app.example/", "https://app.example/cb", false},
+		{"https://app.example.evil.example/", "https://app.example/cb", false},
+		{"https:app.example", "https://app.example/cb", false},
+		{"https://", "https://app.example/cb", false},
+		{"https://[::1", "https://app.example/cb", false},
+		{"https://app.example/", "com.example.app:/cb", false},
+	} {
+		if got := onRedirectHost(tc.uri, []string{tc.redirect}); got != tc.want {
+			t.Errorf("onRedirectHost(%q, %q) = %v, want %v", tc.uri, tc.redirect, got, tc.want)
+		}
+	}
+}
+
 // TestParseMetadataSigningAlg: token_endpoint_auth_signing_alg is kept when
 // the metadata publishes it and it suits the authentication method.
 func TestParseMetadataSigningAlg(t *testing.T) {
