@@ -33,6 +33,23 @@ func basicHash(t *testing.T) string {
 	return string(h)
 }
 
+// authedAPIs is a site body with the user alice (password "pw") behind
+// basic_auth, as Kustvakt needs, and a route with one client_registration
+// per API ("" for rfc7591), in the order given, each holding block.
+func authedAPIs(t *testing.T, block string, apis ...string) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "\t@authed header Authorization Basic*\n\tbasic_auth @authed {\n\t\talice %s\n\t}\n\troute {\n", basicHash(t))
+	for _, api := range apis {
+		if api != "" {
+			api += " "
+		}
+		fmt.Fprintf(&b, "\t\tclient_registration %s{\n\t\t\t%s\n\t\t}\n", api, block)
+	}
+	b.WriteString("\t}")
+	return b.String()
+}
+
 func basicAuth(user string) string {
 	return "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(user+":pw"))
 }

@@ -302,26 +302,8 @@ func TestHandlePath(t *testing.T) {
 // in its own format, and recovers by itself when Redis is back.
 func TestRedisOutage(t *testing.T) {
 	srv := redistest.Start(t)
-	h := basicHash(t)
 	storage := fmt.Sprintf("storage redis {\n\t\t\taddress %s\n\t\t\ttimeout 300ms\n\t\t}\n\t\trate_limit off", srv.Addr)
-	s := startCaddy(t, "redis", fmt.Sprintf(`	@authed header Authorization Basic*
-	basic_auth @authed {
-		alice %s
-	}
-	route {
-		client_registration {
-			%[2]s
-		}
-		client_registration mediagoblin {
-			%[2]s
-		}
-		client_registration kustvakt {
-			%[2]s
-		}
-		client_registration iam {
-			%[2]s
-		}
-	}`, h, storage))
+	s := startCaddy(t, "redis", authedAPIs(t, storage, "", "mediagoblin", "kustvakt", "iam"))
 	reqs := []struct {
 		name   string
 		send   func() (*http.Response, string)

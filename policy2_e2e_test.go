@@ -275,22 +275,7 @@ func TestPolicyKustvaktTokenMode(t *testing.T) {
 // lists still apply, each refusal in the API's own format.
 func TestPolicyAllowedListsOnClonedAPIs(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		policy := "{storage}\n\t\t\tallowed_auth_methods none"
-		s := startCaddy(t, backend, fmt.Sprintf(`	@authed header Authorization Basic*
-	basic_auth @authed {
-		alice %s
-	}
-	route {
-		client_registration mediagoblin {
-			%[2]s
-		}
-		client_registration kustvakt {
-			%[2]s
-		}
-		client_registration iam {
-			%[2]s
-		}
-	}`, basicHash(t), policy))
+		s := startCaddy(t, backend, authedAPIs(t, "{storage}\n\t\t\tallowed_auth_methods none", "mediagoblin", "kustvakt", "iam"))
 		resp, body := s.postJSON("/api/client/register", `{"type":"client_associate","application_type":"web"}`)
 		if resp.StatusCode != 400 || body != `{"error": "Token endpoint authentication method client_secret_basic is not allowed here."}` {
 			t.Errorf("mediagoblin: %d %s", resp.StatusCode, body)
@@ -425,22 +410,7 @@ func TestAdminClients(t *testing.T) {
 // error format, on registration and on update.
 func TestPolicySameHostURIs(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		policy := "{storage}\n\t\t\trequire_same_host_uris"
-		s := startCaddy(t, backend, fmt.Sprintf(`	@authed header Authorization Basic*
-	basic_auth @authed {
-		alice %s
-	}
-	route {
-		client_registration {
-			%[2]s
-		}
-		client_registration mediagoblin {
-			%[2]s
-		}
-		client_registration kustvakt {
-			%[2]s
-		}
-	}`, basicHash(t), policy))
+		s := startCaddy(t, backend, authedAPIs(t, "{storage}\n\t\t\trequire_same_host_uris", "", "mediagoblin", "kustvakt"))
 
 		// RFC 7591: registration and a full replacement (RFC 7592).
 		resp, body := s.postJSON("/register", `{"redirect_uris":["https://app.example/cb"],"logo_uri":"https://evil.example/l.png"}`)

@@ -455,29 +455,7 @@ func TestPolicyServerControlledFields(t *testing.T) {
 
 func TestPolicyRateLimit(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		h := basicHash(t)
-		s := startCaddy(t, backend, fmt.Sprintf(`	@authed header Authorization Basic*
-	basic_auth @authed {
-		alice %s
-	}
-	route {
-		client_registration {
-			{storage}
-			rate_limit 3 1m
-		}
-		client_registration mediagoblin {
-			{storage}
-			rate_limit 3 1m
-		}
-		client_registration kustvakt {
-			{storage}
-			rate_limit 3 1m
-		}
-		client_registration iam {
-			{storage}
-			rate_limit 3 1m
-		}
-	}`, h))
+		s := startCaddy(t, backend, authedAPIs(t, "{storage}\n\t\t\trate_limit 3 1m", "", "mediagoblin", "kustvakt", "iam"))
 		type api struct {
 			name string
 			send func() (*http.Response, string)

@@ -118,6 +118,12 @@ func unsafeName(s string) bool {
 // after sending (nc -N, some proxies) do while still waiting for the
 // answer; a store operation, bounded by the store's own timeouts, runs to
 // its end instead of failing as if the store were down.
+// sentence turns a policy's reason ("grant type x is not allowed here")
+// into a message: a leading capital and a full stop.
+func sentence(reason string) string {
+	return strings.ToUpper(reason[:1]) + reason[1:] + "."
+}
+
 func storeCtx(r *http.Request) context.Context { return context.WithoutCancel(r.Context()) }
 
 // requestOrigin is scheme://host of the request as the client sent it.

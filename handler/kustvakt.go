@@ -814,7 +814,7 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 		}
 	}
 	if reason := a.o.Policy.Refusal(c); reason != "" {
-		a.invalidRequest(w, strings.ToUpper(reason[:1])+reason[1:]+".")
+		a.invalidRequest(w, sentence(reason))
 		return
 	}
 	iss, d, err := a.o.create(q.r, registry.APIKustvakt, c, registry.Issue{

@@ -199,7 +199,7 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 	}
 	f.apply(c)
 	if reason := a.o.Policy.Refusal(c); reason != "" {
-		reject(strings.ToUpper(reason[:1]) + reason[1:] + ".")
+		reject(sentence(reason))
 		return
 	}
 	iss, d, err := a.o.create(r, registry.APIMediaGoblin, c, registry.Issue{
@@ -223,7 +223,7 @@ func (a *MediaGoblin) deny(w http.ResponseWriter, d *Denial) {
 		return
 	}
 	d.SetHeaders(w.Header())
-	a.fail(w, d.Status, strings.ToUpper(d.Description[:1])+d.Description[1:]+".")
+	a.fail(w, d.Status, sentence(d.Description))
 }
 
 // storeError answers a failed store operation. Outages get 503; anything
@@ -275,8 +275,8 @@ func (a *MediaGoblin) update(w http.ResponseWriter, r *http.Request, data *pyDic
 		f.apply(c)
 		// Checked on the merged client: a request may change the logo or
 		// the redirect URIs alone.
-		if msg := a.o.Policy.DisplayURIRefusal(c); msg != "" {
-			return &mgFailure{msg}
+		if reason := a.o.Policy.DisplayURIRefusal(c); reason != "" {
+			return &mgFailure{sentence(reason)}
 		}
 		return nil
 	})

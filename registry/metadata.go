@@ -733,8 +733,8 @@ func (p *Policy) RedirectURICap() int {
 // allowed_* lists are applied to what they are about to register; RFC 7591
 // requests are checked as they are parsed.
 func (p *Policy) Refusal(c *Client) string {
-	if msg := p.displayURIRefusal(c); msg != "" {
-		return "the " + msg
+	if msg := p.DisplayURIRefusal(c); msg != "" {
+		return msg
 	}
 	for _, g := range c.GrantTypes {
 		if !slices.Contains(p.grantTypes(), g) {
@@ -753,11 +753,11 @@ func (p *Policy) Refusal(c *Client) string {
 }
 
 // DisplayURIRefusal is what Refusal says of c's display URIs alone (see
-// SameHostURIs), with a leading capital and a full stop, or "": for an
-// update, whose grant types and authentication method cannot change.
+// SameHostURIs), or "": for an update, whose grant types and
+// authentication method cannot change.
 func (p *Policy) DisplayURIRefusal(c *Client) string {
 	if msg := p.displayURIRefusal(c); msg != "" {
-		return "The " + msg + "."
+		return "the " + msg
 	}
 	return ""
 }
