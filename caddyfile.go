@@ -48,6 +48,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			}
 //			key_prefix <prefix>
 //			timeout <duration>
+//			wait_replicas <n> [<timeout>]
 //		}
 //		storage caddy
 //		user <placeholder>
@@ -513,6 +514,26 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			rc.Timeout = dur
+		case "wait_replicas":
+			// wait_replicas <n> [<timeout>]
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n < 1 {
+				return d.Errf("invalid wait_replicas '%s': must be a number of replicas, at least 1", d.Val())
+			}
+			rc.WaitReplicas = n
+			if d.NextArg() {
+				dur, err := caddy.ParseDuration(d.Val())
+				if err != nil || dur <= 0 {
+					return d.Errf("invalid wait_replicas timeout '%s': a positive duration such as 500ms or 1s", d.Val())
+				}
+				rc.WaitTimeout = caddy.Duration(dur)
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
 		case "tls":
 			if rc.TLS != nil {
 				return d.Err("tls already specified")

@@ -72,6 +72,7 @@ const cfEveryInput = `client_registration kustvakt {
 		}
 		key_prefix app:
 		timeout 1500ms
+		wait_replicas 2 700ms
 	}
 	user {http.request.header.Remote-User}
 	secret_lifetime 720h
@@ -154,8 +155,10 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 						KeyFile:            "/etc/redis/client.key",
 						ServerName:         "redis.internal",
 					},
-					KeyPrefix: "app:",
-					Timeout:   *cfDuration("1500ms"),
+					KeyPrefix:    "app:",
+					Timeout:      *cfDuration("1500ms"),
+					WaitReplicas: 2,
+					WaitTimeout:  *cfDuration("700ms"),
 				}},
 				SecretLifetime:        cfDuration("720h"),
 				AuthorizationEndpoint: "https://auth.example.com/authorize",
@@ -303,6 +306,13 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"db extra argument", redis("db 1 2"), "wrong argument count"},
 		{"bad redis timeout", redis("timeout fast"), "invalid timeout 'fast'"},
 		{"redis timeout extra", redis("timeout 1s 2s"), "wrong argument count"},
+		{"wait_replicas missing", redis("wait_replicas"), "wrong argument count"},
+		{"wait_replicas zero", redis("wait_replicas 0"), "invalid wait_replicas '0'"},
+		{"wait_replicas not a number", redis("wait_replicas one"), "invalid wait_replicas 'one'"},
+		{"wait_replicas bad timeout", redis("wait_replicas 1 soon"), "invalid wait_replicas timeout 'soon'"},
+		{"wait_replicas zero timeout", redis("wait_replicas 1 0s"), "invalid wait_replicas timeout '0s'"},
+		{"wait_replicas extra", redis("wait_replicas 1 1s 2s"), "wrong argument count"},
+		{"wait_replicas twice", redis("wait_replicas 1\n\t\twait_replicas 2"), "wait_replicas already specified"},
 		{"tls unknown option", redis("tls verify_none"), "unknown tls option 'verify_none'"},
 		{"tls twice", redis("tls\n\t\ttls"), "tls already specified"},
 		{"tls unknown subdirective", redis("tls {\n\t\t\tca /x\n\t\t}"), "unrecognized tls subdirective 'ca'"},
@@ -786,6 +796,11 @@ func TestValidateJSON(t *testing.T) {
 		{`{"storage":{"redis":{"address":["r:1"],"db":-1}}}`, "db must not be negative"},
 		{`{"storage":{"redis":{"address":["r:1"],"key_prefix":"{app}:"}}}`, "must not contain braces"},
 		{`{"storage":{"redis":{"address":["r:1"]},"caddy":{}}}`, "choose either redis or caddy"},
+		{`{"storage":{"redis":{"address":["r:1","r:2"],"wait_replicas":1}}}`, "not with a cluster"},
+		{`{"storage":{"redis":{"address":["r:1"],"wait_replicas":-1}}}`, "wait_replicas must not be negative"},
+		{`{"storage":{"redis":{"address":["r:1"],"wait_timeout":"1s"}}}`, "wait_timeout needs wait_replicas"},
+		{`{"storage":{"redis":{"address":["r:1"],"wait_replicas":1,"wait_timeout":"2s"}}}`, "wait_timeout 2s must be shorter than timeout 2s"},
+		{`{"storage":{"redis":{"address":["r:1"],"wait_replicas":1,"wait_timeout":"300ms","timeout":"200ms"}}}`, "shorter than timeout 200ms"},
 		{`{"super_clients":[{"client_id":"a","secret":"s"}]}`, "super_client applies to the kustvakt API only, not rfc7591"},
 		{`{"api":"iam","timezone":"UTC"}`, "timezone applies to the kustvakt API only, not iam"},
 		{`{"api":"mediagoblin","admin_users":["a"]}`, "admin_user applies to the kustvakt API only"},
@@ -807,6 +822,8 @@ func TestValidateJSON(t *testing.T) {
 		`{"api":"kustvakt","timezone":"Not/AZone"}`, // Provision loads the zone: Validate reads no files
 		`{"storage":{"redis":{"address":["{env.REDIS_ADDR}","[::1]:6379"],"key_prefix":"{env.DCR_PREFIX}:"}}}`,
 		`{"issuer":"https://{http.request.host}/oauth","user":"{http.request.header.Remote-User}"}`,
+		`{"storage":{"redis":{"address":["s:26379","s2:26379"],"master_name":"m","wait_replicas":2,"wait_timeout":"1s"}}}`,
+		`{"storage":{"redis":{"address":["r:1"],"wait_replicas":1}}}`,
 	} {
 		var h Handler
 		if err := json.Unmarshal([]byte(ok), &h); err != nil {

@@ -251,7 +251,44 @@ type RedisConfig struct {
 	KeyPrefix string `json:"key_prefix,omitempty"`
 	// Timeout bounds connecting and each command. Default: 2s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// WaitReplicas, when positive, makes every write of a client wait until
+	// that many replicas have it (Redis WAIT) before it is answered, so
+	// that a failover right after the answer cannot lose it; a write they
+	// do not confirm within WaitTimeout is answered 503. Single node (with
+	// replicas) and Sentinel only.
+	WaitReplicas int `json:"wait_replicas,omitempty"`
+	// WaitTimeout bounds that wait; less than Timeout. Default: half of
+	// Timeout.
+	WaitTimeout caddy.Duration `json:"wait_timeout,omitempty"`
 }
+
+// checkWait checks wait_replicas and wait_timeout against the topology
+// (addresses as configured or resolved) and the timeout.
+func (rc *RedisConfig) checkWait(addrs []string, masterName string) error {
+	switch {
+	case rc.WaitReplicas < 0:
+		return errors.New("wait_replicas must not be negative")
+	case rc.WaitTimeout < 0:
+		return errors.New("wait_timeout must not be negative")
+	case rc.WaitReplicas == 0 && rc.WaitTimeout != 0:
+		return errors.New("wait_timeout needs wait_replicas")
+	case rc.WaitReplicas > 0 && len(addrs) > 1 && masterName == "":
+		// Redis Cluster spreads a client's keys over masters, each
+		// replicated on its own; WAIT answers for one connection.
+		return errors.New("wait_replicas works with a single node or Sentinel, not with a cluster (several addresses)")
+	}
+	timeout := time.Duration(rc.Timeout)
+	if timeout == 0 {
+		timeout = defaultRedisTimeout
+	}
+	if rc.WaitTimeout != 0 && time.Duration(rc.WaitTimeout) >= timeout {
+		return fmt.Errorf("wait_timeout %s must be shorter than timeout %s: the wait is part of a command's time", time.Duration(rc.WaitTimeout), timeout)
+	}
+	return nil
+}
+
+// defaultRedisTimeout is storage.RedisOptions' default Timeout.
+const defaultRedisTimeout = 2 * time.Second
 
 // RedisTLS configures TLS to Redis.
 type RedisTLS struct {
@@ -534,6 +571,7 @@ func (rc *RedisConfig) options(repl *caddy.Replacer) (redisOptions, error) {
 	o.SentinelUsername = repl.ReplaceAll(rc.SentinelUsername, "")
 	o.SentinelPassword = repl.ReplaceAll(rc.SentinelPassword, "")
 	o.Timeout = time.Duration(rc.Timeout)
+	o.WaitReplicas, o.WaitTimeout = rc.WaitReplicas, time.Duration(rc.WaitTimeout)
 	if rc.TLS != nil {
 		cfg, err := rc.TLS.config(repl)
 		if err != nil {
@@ -549,9 +587,12 @@ func (rc *RedisConfig) options(repl *caddy.Replacer) (redisOptions, error) {
 	if err := checkRedisTopology(o.Addrs, o.DB, o.MasterName); err != nil {
 		return o, err
 	}
+	if err := rc.checkWait(o.Addrs, o.MasterName); err != nil {
+		return o, err
+	}
 	sum := sha256.New()
 	enc := json.NewEncoder(sum)
-	_ = enc.Encode([]any{o.Addrs, o.Username, o.Password, o.DB, o.MasterName, o.SentinelUsername, o.SentinelPassword, o.Timeout, rc.TLS, o.TLS != nil})
+	_ = enc.Encode([]any{o.Addrs, o.Username, o.Password, o.DB, o.MasterName, o.SentinelUsername, o.SentinelPassword, o.Timeout, rc.TLS, o.TLS != nil, o.WaitReplicas, o.WaitTimeout})
 	if rc.TLS != nil {
 		// The files' contents matter, not only their names.
 		for _, f := range []string{rc.TLS.CAFile, rc.TLS.CertFile, rc.TLS.KeyFile} {
@@ -823,6 +864,9 @@ func (h *Handler) Validate() error {
 			}
 			if r.Timeout < 0 {
 				return errors.New("storage redis: timeout must not be negative")
+			}
+			if err := r.checkWait(r.Address, r.MasterName); err != nil {
+				return fmt.Errorf("storage redis: %w", err)
 			}
 		}
 	}

@@ -783,6 +783,170 @@ func TestSentinelFailover(t *testing.T) {
 	}
 }
 
+// TestSentinelFailoverWaitReplicas: with wait_replicas, a client is
+// answered 201 only once the replica has it, so it survives a failover
+// that follows at once: here the replica lags (paused) when the
+// registration arrives, and the master is killed right after the answer.
+func TestSentinelFailoverWaitReplicas(t *testing.T) {
+	master, replica, sentinel := redistest.StartSentinelFailover(t, "dcrmaster")
+	waitReplicaLink(t, replica)
+	s := startCaddy(t, "redis", fmt.Sprintf(`	route {
+		client_registration {
+			storage redis {
+				address %s
+				master_name dcrmaster
+				timeout 3s
+				wait_replicas 1 2s
+			}
+			rate_limit off
+		}
+	}`, sentinel))
+	clients := []rfcClient{rfcRegister(t, s, mcpBody)}
+
+	replica.Pause()
+	answered := make(chan rfcClient, 1)
+	go func() {
+		resp, body := s.postJSON("/register", mcpBody)
+		if resp.StatusCode != 201 {
+			t.Errorf("registration while the replica lags: %d %s", resp.StatusCode, body)
+			close(answered)
+			return
+		}
+		m := object(t, body)
+		answered <- rfcClient{ID: m["client_id"].(string), RAT: m["registration_access_token"].(string), URI: m["registration_client_uri"].(string)}
+	}()
+	select {
+	case <-answered:
+		t.Fatal("answered while the replica lagged behind")
+	case <-time.After(300 * time.Millisecond):
+	}
+	replica.Resume()
+	c, ok := <-answered
+	if !ok {
+		t.FailNow()
+	}
+	master.Stop()
+	clients = append(clients, c)
+
+	redistest.WaitFor(t, 30*time.Second, "the replica to be promoted", func(context.Context) bool {
+		return strings.HasPrefix(replica.CLI("role"), "master")
+	})
+	redistest.WaitFor(t, 30*time.Second, "a read after the failover", func(context.Context) bool {
+		resp, _ := rfcGet(t, s, clients[0], clients[0].RAT)
+		return resp.StatusCode == 200
+	})
+	for i, c := range clients {
+		if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
+			t.Errorf("client %d of %d registered before the failover: %d %s", i+1, len(clients), resp.StatusCode, body)
+		}
+	}
+}
+
+// TestRedisWaitReplicas: with wait_replicas, a write its replica does not
+// confirm in time is answered 503 in the API's format, as an outage;
+// reads go on; the unconfirmed registration is removed again, and the
+// token an unconfirmed update was sent with is accepted again.
+func TestRedisWaitReplicas(t *testing.T) {
+	master := redistest.Start(t)
+	replica := redistest.Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
+	waitReplicaLink(t, replica)
+	s := startCaddy(t, "redis", fmt.Sprintf(`	route {
+		client_registration {
+			storage redis {
+				address %[1]s
+				timeout 1s
+				wait_replicas 1 300ms
+			}
+			rate_limit off
+		}
+		client_registration iam {
+			storage redis {
+				address %[1]s
+				timeout 1s
+				wait_replicas 1 300ms
+			}
+			rate_limit off
+		}
+	}`, master.Addr))
+	c := rfcRegister(t, s, mcpBody)
+	// Answered only once the replica has it.
+	if v := replica.CLI("get", "dcr:{dcr}:r:c/"+c.ID); v == "" {
+		t.Fatalf("the replica lacks client %s right after its 201", c.ID)
+	}
+	update := `{"client_id":"` + c.ID + `",` + rfcCB + `,"client_name":"v2","token_endpoint_auth_method":"none"}`
+	// Reads never wait.
+	waits := waitCalls(t, master)
+	if waits == 0 {
+		t.Fatal("the registration sent no WAIT")
+	}
+	for range 5 {
+		if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
+			t.Fatalf("read: %d %s", resp.StatusCode, body)
+		}
+	}
+	if n := waitCalls(t, master); n != waits {
+		t.Errorf("reads sent WAIT: %d calls before, %d after", waits, n)
+	}
+
+	replica.Pause()
+	start := time.Now()
+	resp, body := s.postJSON("/register", mcpBody)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.HasPrefix(body, `{"error":"temporarily_unavailable"`) {
+		t.Errorf("registration with the replica paused: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("answered after %s, before the 300ms wait", d)
+	}
+	resp, body = s.postJSON("/v1/clients", iamMinimalRequest)
+	if resp.StatusCode != 503 || !strings.Contains(body, `"error_code"`) {
+		t.Errorf("iam registration with the replica paused: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
+		t.Errorf("read with the replica paused: %d %s", resp.StatusCode, body)
+	}
+	if resp, body = rfcPut(t, s, c, c.RAT, update); resp.StatusCode != 503 {
+		t.Errorf("update with the replica paused: %d %s", resp.StatusCode, body)
+	}
+	replica.Resume()
+
+	// The update is on the master: its token is accepted again, and shows
+	// it; the registrations nobody got an answer for leave the store.
+	redistest.WaitFor(t, 10*time.Second, "the unconfirmed update's token to be accepted again", func(context.Context) bool {
+		resp, body := rfcGet(t, s, c, c.RAT)
+		return resp.StatusCode == 200 && object(t, body)["client_name"] == "v2"
+	})
+	redistest.WaitFor(t, 30*time.Second, "the unconfirmed registrations to be removed", func(context.Context) bool {
+		return master.CLI("zcard", "dcr:{dcr}:t:clients") == "1"
+	})
+	if resp, body = rfcPut(t, s, c, c.RAT, update); resp.StatusCode != 200 {
+		t.Errorf("update once the replica is back: %d %s", resp.StatusCode, body)
+	}
+	rfcRegister(t, s, mcpBody)
+}
+
+// waitCalls is how many WAIT commands srv has run.
+func waitCalls(t *testing.T, srv *redistest.Server) int {
+	t.Helper()
+	for line := range strings.SplitSeq(srv.CLI("info", "commandstats"), "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_wait:calls="); ok {
+			n, err := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+			if err != nil {
+				t.Fatalf("commandstats: %q", line)
+			}
+			return n
+		}
+	}
+	return 0
+}
+
+// waitReplicaLink waits until replica is in sync with its master.
+func waitReplicaLink(t *testing.T, replica *redistest.Server) {
+	t.Helper()
+	redistest.WaitFor(t, 10*time.Second, "the replica to sync", func(context.Context) bool {
+		return strings.Contains(replica.CLI("info", "replication"), "master_link_status:up")
+	})
+}
+
 // TestRedisOutOfMemory: a Redis that refuses writes (maxmemory reached,
 // noeviction) gives 503 in each API's format, never a 500, and reads of
 // existing clients keep working.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,15 @@ type batcher struct {
 	// their 503 after about two timeouts instead of one per pipeline ahead.
 	maxWait time.Duration
 
+	// waitReplicas, when positive, makes every pipeline that carries a
+	// durable write end with WAIT waitReplicas waitTimeout: a write is
+	// reported done only once that many replicas have it, so that a
+	// failover right after a 201 cannot lose the client (replication is
+	// asynchronous otherwise). WAIT counts the connection's writes, and a
+	// pipeline runs on one connection, so one WAIT covers all of them.
+	waitReplicas int
+	waitTimeout  time.Duration
+
 	// stopped is closed by close, for background work to end promptly.
 	stopped chan struct{}
 
@@ -49,6 +59,10 @@ type batcher struct {
 type batchOp struct {
 	cmd    redis.Cmder
 	queued time.Time // when it joined the queue
+	// durable marks a write that must reach waitReplicas replicas;
+	// unreplicated is set when it ran but they did not confirm it.
+	durable      bool
+	unreplicated error
 	// done receives false once the command ran, or true when the waiter is
 	// to lead the next pipeline (then false once it ran in that pipeline).
 	done  chan bool
@@ -114,12 +128,23 @@ func abandoned(err error) bool {
 // ctx's error and the command is not sent; once sent, do waits for its
 // result (bounded by the client's read timeout).
 func (b *batcher) do(ctx context.Context, cmd redis.Cmder) error {
+	return b.run(ctx, cmd, false)
+}
+
+// doDurable is do for a write that must reach the replicas (see
+// waitReplicas): when it ran but they did not confirm it in time, the
+// error is a *notReplicatedError and cmd still holds Redis's reply.
+func (b *batcher) doDurable(ctx context.Context, cmd redis.Cmder) error {
+	return b.run(ctx, cmd, b.waitReplicas > 0)
+}
+
+func (b *batcher) run(ctx context.Context, cmd redis.Cmder, durable bool) error {
 	op := opPool.Get().(*batchOp)
-	op.cmd = cmd
+	op.cmd, op.durable = cmd, durable
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		op.cmd = nil
+		op.cmd, op.durable = nil, false
 		opPool.Put(op)
 		return redis.ErrClosed
 	}
@@ -156,7 +181,10 @@ func (b *batcher) do(ctx context.Context, cmd redis.Cmder) error {
 
 func (b *batcher) finish(op *batchOp) error {
 	err := op.cmd.Err()
-	op.cmd = nil
+	if err == nil && op.unreplicated != nil {
+		err = op.unreplicated
+	}
+	op.cmd, op.durable, op.unreplicated = nil, false, nil
 	opPool.Put(op)
 	return err
 }
@@ -262,7 +290,8 @@ func (b *batcher) exec(ops []*batchOp) {
 		ctx, cancel = context.WithTimeout(ctx, b.maxWait)
 		defer cancel()
 	}
-	if len(ops) == 1 {
+	wait := b.waitReplicas > 0 && slices.ContainsFunc(ops, func(op *batchOp) bool { return op.durable })
+	if len(ops) == 1 && !wait {
 		_ = b.rdb.Process(ctx, noRetry{ops[0].cmd})
 		return
 	}
@@ -270,7 +299,58 @@ func (b *batcher) exec(ops []*batchOp) {
 	for _, op := range ops {
 		_ = pipe.Process(ctx, noRetry{op.cmd})
 	}
+	var waitCmd *redis.IntCmd
+	if wait {
+		waitCmd = redis.NewIntCmd(ctx, "wait", b.waitReplicas, b.waitTimeout.Milliseconds())
+		_ = pipe.Process(ctx, noRetry{waitCmd})
+	}
 	_, _ = pipe.Exec(ctx) // each command keeps its own error
+	if wait {
+		if err := b.replicated(waitCmd); err != nil {
+			for _, op := range ops {
+				if op.durable {
+					op.unreplicated = err
+				}
+			}
+		}
+	}
+}
+
+// notReplicatedError is the error of a durable write that Redis carried
+// out but that fewer replicas than required confirmed in time: the master
+// has it, a failover could lose it.
+type notReplicatedError struct {
+	acked, want int64
+	timeout     time.Duration
+	err         error // WAIT itself failed
+}
+
+func (e *notReplicatedError) Error() string {
+	if e.err != nil {
+		return "redis: the write was not confirmed by the replicas: WAIT: " + e.err.Error()
+	}
+	return fmt.Sprintf("redis: the write reached %d of the %d replicas required (wait_replicas) within %s", e.acked, e.want, e.timeout)
+}
+
+func (e *notReplicatedError) Unwrap() error { return e.err }
+
+// isNotReplicated reports whether err is a durable write's
+// notReplicatedError.
+func isNotReplicated(err error) bool {
+	var nr *notReplicatedError
+	return errors.As(err, &nr)
+}
+
+// replicated checks the reply to a pipeline's WAIT.
+func (b *batcher) replicated(cmd *redis.IntCmd) error {
+	want := int64(b.waitReplicas)
+	if err := cmd.Err(); err != nil {
+		return &notReplicatedError{want: want, timeout: b.waitTimeout, err: err}
+	}
+	if n := cmd.Val(); n < want {
+		return &notReplicatedError{acked: n, want: want, timeout: b.waitTimeout}
+	}
+	return nil
 }
 
 // noRetry keeps go-redis from sending a command again after a transport
@@ -295,6 +375,9 @@ type script struct {
 	src, sha string
 	// shaArg is sha boxed once, as the second argument of EVALSHA.
 	shaArg any
+	// durable scripts write what must reach the replicas (see
+	// batcher.waitReplicas): records, not counters.
+	durable bool
 }
 
 func newScript(src string) *script {
@@ -303,15 +386,23 @@ func newScript(src string) *script {
 	return &script{src: src, sha: sha, shaArg: sha}
 }
 
+// newDurableScript is newScript for a script that writes records.
+func newDurableScript(src string) *script {
+	s := newScript(src)
+	s.durable = true
+	return s
+}
+
 // run runs the script through the batcher and returns its integer result.
 // args is the whole EVALSHA command: "evalsha", s.shaArg, the number of
-// keys, the keys, then the arguments.
+// keys, the keys, then the arguments. With a *notReplicatedError, the
+// result is still the script's: what it did on the master.
 func (s *script) run(ctx context.Context, b *batcher, args []any) (int64, error) {
 	cmd, err := runScript(ctx, s, b, args, redis.NewIntCmd)
-	if err != nil {
+	if err != nil && !isNotReplicated(err) {
 		return 0, err
 	}
-	return cmd.Val(), nil
+	return cmd.Val(), err
 }
 
 // runSlice is run for a script that returns an array of integers.
@@ -326,13 +417,17 @@ func (s *script) runSlice(ctx context.Context, b *batcher, args []any) ([]int64,
 // runScript sends args (an EVALSHA command) as a command made by newCmd;
 // if the server does not know the script yet, it is sent once with EVAL.
 func runScript[C redis.Cmder](ctx context.Context, s *script, b *batcher, args []any, newCmd func(context.Context, ...any) C) (C, error) {
+	do := b.do
+	if s.durable {
+		do = b.doDurable
+	}
 	cmd := newCmd(ctx, args...)
 	keyPos(cmd, args)
-	err := b.do(ctx, cmd)
+	err := do(ctx, cmd)
 	if isNoScript(err) {
 		cmd = newCmd(ctx, s.evalArgs(args)...)
 		keyPos(cmd, args)
-		err = b.do(ctx, cmd)
+		err = do(ctx, cmd)
 	}
 	return cmd, err
 }

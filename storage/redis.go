@@ -37,6 +37,13 @@ type RedisOptions struct {
 	// Timeout bounds dialing, each read and each write; requests that hit it
 	// fail fast with an UnavailableError instead of hanging. Default 2s.
 	Timeout time.Duration
+	// WaitReplicas, when positive, makes every write of a client (create,
+	// update, delete) wait until that many replicas have it (Redis WAIT)
+	// before it counts as done; a write they do not confirm within
+	// WaitTimeout (default: half of Timeout, and less than Timeout) fails
+	// as unavailable. Not with Redis Cluster.
+	WaitReplicas int
+	WaitTimeout  time.Duration
 }
 
 // RedisPool is one go-redis client (and its connection pool). Several stores
@@ -88,6 +95,13 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 		ReadOnly: false,
 	})
 	b := newBatcher(rdb, timeout)
+	if o.WaitReplicas > 0 {
+		b.waitReplicas, b.waitTimeout = o.WaitReplicas, o.WaitTimeout
+		// WAIT's reply must come before the pipeline's deadline.
+		if b.waitTimeout <= 0 || b.waitTimeout >= timeout {
+			b.waitTimeout = timeout / 2
+		}
+	}
 	return &RedisPool{rdb: rdb, b: b, reaper: &reaper{stopped: b.stopped, waits: reapWaits}}
 }
 
@@ -376,7 +390,7 @@ const neverScore = "1e15"
 // script's writes when it is out of memory (maxmemory, noeviction) only at
 // the script's first write command, and pruning a cap's set first would let
 // the record through over the limit.
-var createScript = newScript(luaTagAdd + `
+var createScript = newDurableScript(luaTagAdd + `
 local nt = tonumber(ARGV[5])
 if not redis.call('SET', KEYS[1], ARGV[2], 'NX') then return 0 end
 for i = 2 + nt, #KEYS do
@@ -396,7 +410,7 @@ return 1
 // KEYS: record, nr removed tag keys, then current tag keys.
 // ARGV: id, expected revision header, new value, exp, now, nr.
 // Returns 1 (updated), 0 (gone) or -1 (revision changed).
-var updateScript = newScript(luaTagAdd + `
+var updateScript = newDurableScript(luaTagAdd + `
 local cur = redis.call('GETRANGE', KEYS[1], 0, ` + strconv.Itoa(revHeaderLen-1) + `)
 if cur == '' then return 0 end
 if cur ~= ARGV[2] then return -1 end
@@ -411,7 +425,7 @@ return 1
 
 // KEYS: record, tag keys. ARGV: id, expected revision header.
 // Returns 1 (deleted), 0 (gone) or -1 (revision changed).
-var deleteScript = newScript(`
+var deleteScript = newDurableScript(`
 local cur = redis.call('GETRANGE', KEYS[1], 0, ` + strconv.Itoa(revHeaderLen-1) + `)
 if cur == '' then return 0 end
 if cur ~= ARGV[2] then return -1 end
@@ -497,6 +511,19 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 		c.args = append(c.args, cp.Max)
 	}
 	n, err := createScript.run(ctx, s.b, c.args)
+	if isNotReplicated(err) {
+		if n != 1 {
+			err = nil // nothing was written: nothing to wait for
+		} else {
+			// The client exists on the master, but a failover could lose
+			// it: 503, and an orphan nobody holds credentials for.
+			if rec.FreshID {
+				s.reapLater(rec.ID, string(c.value.b), slices.Clone(rec.Tags))
+			}
+			c.release(err)
+			return unavailable("create", err)
+		}
+	}
 	if err != nil && outcomeOpen(err) {
 		if s.holds(ctx, c.key, c.value.b) {
 			n, err = 1, nil
@@ -539,7 +566,7 @@ func (s *RedisStore) applied(ctx context.Context, err error, key string, want []
 // refused or timed-out dial, the pool exhausted) or the client closed.
 func outcomeOpen(err error) bool {
 	var reply redis.Error
-	return !abandoned(err) && !errors.As(err, &reply) && !neverSent(err)
+	return !abandoned(err) && !errors.As(err, &reply) && !neverSent(err) && !isNotReplicated(err)
 }
 
 // neverSent reports whether err is one go-redis returns before writing
@@ -751,6 +778,15 @@ func (s *RedisStore) Update(ctx context.Context, old, rec *Record) error {
 	args = append(args, rec.ID, revHeader(old.Rev), value, expiryArg(rec.ExpiresAt),
 		time.Now().UnixMilli(), len(removed))
 	n, err := updateScript.run(ctx, s.b, args)
+	if isNotReplicated(err) {
+		if n != 1 {
+			err = nil // nothing was written: nothing to wait for
+		} else {
+			// Written on the master only: not known to be lasting, and
+			// not undone either.
+			return &UnavailableError{Op: "update", Err: err}
+		}
+	}
 	if err != nil && s.applied(ctx, err, s.recordKey(rec.ID), value) {
 		n, err = 1, nil
 	}
@@ -779,6 +815,13 @@ func (s *RedisStore) Delete(ctx context.Context, rec *Record) error {
 	}
 	args = append(args, rec.ID, revHeader(rec.Rev))
 	n, err := deleteScript.run(ctx, s.b, args)
+	if isNotReplicated(err) {
+		if n != 1 {
+			err = nil
+		} else {
+			return unavailable("delete", err)
+		}
+	}
 	if err != nil && s.applied(ctx, err, s.recordKey(rec.ID), nil) {
 		n, err = 1, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -255,6 +256,60 @@ func TestRedisSingle(t *testing.T) {
 	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
 	t.Cleanup(func() { pool.Destruct() })
 	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
+}
+
+// TestRedisWaitReplicas: with WaitReplicas, the store behaves the same
+// with a replica that confirms its writes.
+func TestRedisWaitReplicas(t *testing.T) {
+	master := redistest.Start(t)
+	replica := redistest.Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
+	redistest.WaitFor(t, 10*time.Second, "the replica to sync", func(context.Context) bool {
+		return strings.Contains(replica.CLI("info", "replication"), "master_link_status:up")
+	})
+	pool := NewRedisPool(RedisOptions{Addrs: []string{master.Addr}, WaitReplicas: 1})
+	t.Cleanup(func() { pool.Destruct() })
+	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
+}
+
+// TestRedisWaitNoReplica: a write no replica confirms fails as an outage
+// (the update one that may have been carried out); a refusal that wrote
+// nothing keeps its own answer, as there is nothing to wait for.
+func TestRedisWaitNoReplica(t *testing.T) {
+	srv := redistest.Start(t)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, WaitReplicas: 1, WaitTimeout: 50 * time.Millisecond})
+	t.Cleanup(func() { pool.Destruct() })
+	s := pool.Store(uniquePrefix())
+	ctx := context.Background()
+	rec := &Record{ID: "c/x", Data: []byte("v1"), Tags: []string{"all"}}
+	if err := s.Create(ctx, rec); !IsUnavailable(err) || !strings.Contains(err.Error(), "reached 0 of the 1 replicas") {
+		t.Fatalf("create: %v", err)
+	}
+	got, err := s.Get(ctx, "c/x") // on the master: reads do not wait
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if err := s.Create(ctx, &Record{ID: "c/x", Data: []byte("again")}); !errors.Is(err, ErrExists) {
+		t.Errorf("create of an existing id: %v", err)
+	}
+	if err := s.Update(ctx, &Record{ID: "c/x", Rev: 7}, &Record{ID: "c/x", Data: []byte("stale")}); !errors.Is(err, ErrConflict) {
+		t.Errorf("update of a stale revision: %v", err)
+	}
+	if err := s.Update(ctx, got, &Record{ID: "c/x", Data: []byte("v2"), Tags: []string{"all"}}); !IsUnavailable(err) || Unwritten(err) {
+		t.Errorf("update: %v (unwritten %v), want an outage that may have been carried out", err, Unwritten(err))
+	}
+	if err := s.Delete(ctx, &Record{ID: "c/gone", Rev: 1}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("delete of a missing record: %v", err)
+	}
+	got, err = s.Get(ctx, "c/x")
+	if err != nil || string(got.Data) != "v2" {
+		t.Fatalf("get after the update: %v %+v", err, got)
+	}
+	if err := s.Delete(ctx, got); !IsUnavailable(err) {
+		t.Errorf("delete: %v", err)
+	}
+	if ok, _, err := s.Hit(ctx, "k", 10, time.Minute); err != nil || !ok {
+		t.Errorf("counters do not wait: %v %v", ok, err)
+	}
 }
 
 func TestRedisCluster(t *testing.T) {
