@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/caddy-dcr/caddy-dcr/registry"
 )
@@ -138,8 +140,10 @@ func (h *Handler) storeAltName() string {
 //	POST   /client_registration/initial_access_tokens        {"name","expires_in","uses"} -> the token, once
 //	GET    /client_registration/initial_access_tokens        list (without the tokens)
 //	DELETE /client_registration/initial_access_tokens/{id}   revoke
-//	GET    /client_registration/clients/{client_id}          a client's stored metadata (no secrets)
+//	GET    /client_registration/clients[?owner=&api=]        summaries of the clients, oldest first
+//	GET    /client_registration/clients/{client_id}          a client's summary (no secrets)
 //	PATCH  /client_registration/clients/{client_id}          {"permitted": bool, "super": bool}
+//	DELETE /client_registration/clients/{client_id}          remove (an abusive or stale client)
 //
 // Each takes ?store=<key prefix or "caddy"> when handlers use several stores.
 type AdminAPI struct{}
@@ -217,7 +221,12 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
-	case parts[0] == "clients" && len(parts) == 2:
+	case parts[0] == "clients" && len(parts) == 1 && rest == "clients":
+		if r.Method != http.MethodGet {
+			return methodNotAllowed(w, http.MethodGet)
+		}
+		return a.listClients(w, r, reg)
+	case parts[0] == "clients" && len(parts) == 2 && parts[1] != "":
 		return a.client(w, r, reg, parts[1])
 	}
 	return adminError(http.StatusNotFound, "unknown client_registration admin route %q", r.URL.Path)
@@ -331,8 +340,54 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 			return adminError(http.StatusServiceUnavailable, "updating client: %v", err)
 		}
 		return writeAdminJSON(w, http.StatusOK, viewClient(c))
+	case http.MethodDelete:
+		err := reg.Delete(r.Context(), id, nil)
+		switch {
+		case errors.Is(err, registry.ErrNotFound):
+			return adminError(http.StatusNotFound, "no client %q", id)
+		case err != nil:
+			return adminError(http.StatusServiceUnavailable, "deleting client: %v", err)
+		}
+		caddy.Log().Named("http.handlers.client_registration").Info("client deleted", zap.String("client_id", id), zap.String("by", "admin API"))
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
-	return methodNotAllowed(w, http.MethodGet, http.MethodPatch)
+	return methodNotAllowed(w, http.MethodGet, http.MethodPatch, http.MethodDelete)
+}
+
+// listClients answers the summaries of the store's clients, or of one
+// owner's (?owner=), of one API's (?api=), oldest first.
+func (a AdminAPI) listClients(w http.ResponseWriter, r *http.Request, reg *registry.Registry) error {
+	q := r.URL.Query()
+	tag := registry.TagClients
+	if q.Has("owner") {
+		if q.Get("owner") == "" {
+			return adminError(http.StatusBadRequest, "owner must not be empty (clients registered by nobody in particular have none)")
+		}
+		tag = registry.OwnerTag(q.Get("owner"))
+	}
+	api := q.Get("api")
+	apis := []string{registry.APIRFC7591, registry.APIMediaGoblin, registry.APIKustvakt, registry.APIIAM}
+	if q.Has("api") && !slices.Contains(apis, api) {
+		return adminError(http.StatusBadRequest, "unknown api %q: one of %s", api, strings.Join(apis, ", "))
+	}
+	clients, err := reg.List(r.Context(), tag)
+	if err != nil {
+		return adminError(http.StatusServiceUnavailable, "listing clients: %v", err)
+	}
+	out := make([]clientView, 0, len(clients))
+	for _, c := range clients {
+		if api == "" || c.API == api {
+			out = append(out, viewClient(c))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].CreatedAt != out[j].CreatedAt {
+			return out[i].CreatedAt < out[j].CreatedAt
+		}
+		return out[i].ClientID < out[j].ClientID
+	})
+	return writeAdminJSON(w, http.StatusOK, out)
 }
 
 var _ caddy.AdminRouter = AdminAPI{}

@@ -6,9 +6,11 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -367,7 +369,8 @@ func TestAdminClients(t *testing.T) {
 			{"PATCH", pub.ID, `{"super":true}`, 400}, // public clients cannot be super
 			{"PATCH", "no-such-client", `{"super":false}`, 404},
 			{"GET", "no-such-client", ``, 404},
-			{"DELETE", conf.ID, ``, 405},
+			{"DELETE", "no-such-client", ``, 404},
+			{"PUT", conf.ID, ``, 405},
 		} {
 			if status, body := s.adminJSON(admin, tc.method, path+tc.id, tc.body); status != tc.status {
 				t.Errorf("%s %s %s: %d %v, want %d", tc.method, tc.id, tc.body, status, body, tc.status)
@@ -378,7 +381,8 @@ func TestAdminClients(t *testing.T) {
 		}
 		// A 405 names the methods that work (RFC 9110 section 15.5.6).
 		for _, tc := range []struct{ method, path, allow string }{
-			{"DELETE", path + conf.ID, "GET, PATCH"},
+			{"PUT", path + conf.ID, "GET, PATCH, DELETE"},
+			{"POST", "/client_registration/clients", "GET"},
 			{"PUT", "/client_registration/initial_access_tokens", "GET, POST"},
 			{"GET", "/client_registration/initial_access_tokens/x", "DELETE"},
 		} {
@@ -401,7 +405,72 @@ func TestAdminClients(t *testing.T) {
 		if _, c = s.adminJSON(admin, "GET", path+conf.ID, ""); c["super"] != false {
 			t.Fatalf("public client still super: %v", c)
 		}
+
+		// The list, oldest first, by API and by owner; then a removal.
+		ids := func(query string, wantStatus int) []string {
+			t.Helper()
+			resp, body := s.adminRaw(admin, "GET", "/client_registration/clients"+query)
+			if resp.StatusCode != wantStatus {
+				t.Fatalf("list%s: %d %s", query, resp.StatusCode, body)
+			}
+			if wantStatus != 200 {
+				return nil
+			}
+			var views []map[string]any
+			if err := json.Unmarshal([]byte(body), &views); err != nil {
+				t.Fatalf("list%s: %v in %s", query, err, body)
+			}
+			out := []string{}
+			for _, v := range views {
+				out = append(out, v["client_id"].(string))
+			}
+			return out
+		}
+		third := rfcRegister(t, s, mcpBody)
+		if got, want := ids("", 200), []string{conf.ID, pub.ID, third.ID}; !sameSet(got, want) {
+			t.Errorf("list: %v, want %v", got, want)
+		}
+		if got := ids("?api=rfc7591", 200); len(got) != 3 {
+			t.Errorf("list ?api=rfc7591: %v", got)
+		}
+		if got := ids("?api=iam", 200); len(got) != 0 {
+			t.Errorf("list ?api=iam: %v", got)
+		}
+		if got := ids("?owner=alice", 200); len(got) != 0 {
+			t.Errorf("list ?owner=alice: %v", got)
+		}
+		ids("?api=oidc", 400)
+		ids("?owner=", 400)
+		if status, body := s.adminJSON(admin, "DELETE", path+pub.ID, ""); status != 204 {
+			t.Fatalf("DELETE: %d %v", status, body)
+		}
+		if status, _ := s.adminJSON(admin, "GET", path+pub.ID, ""); status != 404 {
+			t.Errorf("GET after DELETE: %d", status)
+		}
+		resp, body := rfcGet(t, s, pub, pub.RAT)
+		rfcWantUnauthorized(t, resp, body, rfcInvalidToken)
+		if got, want := ids("", 200), []string{conf.ID, third.ID}; !sameSet(got, want) {
+			t.Errorf("list after DELETE: %v, want %v", got, want)
+		}
 	})
+}
+
+// sameSet reports whether a and b hold the same strings.
+func sameSet(a, b []string) bool {
+	return len(a) == len(b) && !slices.ContainsFunc(a, func(s string) bool { return !slices.Contains(b, s) })
+}
+
+// adminRaw sends a request to Caddy's admin endpoint and returns the answer.
+func (s *site) adminRaw(admin, method, path string) (*http.Response, string) {
+	s.t.Helper()
+	req, _ := http.NewRequest(method, admin+path, nil)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
 }
 
 // TestPolicySameHostURIs: with require_same_host_uris, every API refuses a
