@@ -222,8 +222,8 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	case parts[0] == "clients" && len(parts) == 1 && rest == "clients":
-		if r.Method != http.MethodGet {
-			return methodNotAllowed(w, http.MethodGet)
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return methodNotAllowed(w, http.MethodGet, http.MethodHead)
 		}
 		return a.listClients(w, r, reg)
 	case parts[0] == "clients" && len(parts) == 2 && parts[1] != "":
@@ -301,7 +301,7 @@ func viewClient(c *registry.Client) clientView {
 
 func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.Registry, id string) error {
 	switch r.Method {
-	case http.MethodGet:
+	case http.MethodGet, http.MethodHead:
 		c, err := reg.Get(r.Context(), id)
 		if errors.Is(err, registry.ErrNotFound) {
 			return adminError(http.StatusNotFound, "no client %q", id)
@@ -352,13 +352,18 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	return methodNotAllowed(w, http.MethodGet, http.MethodPatch, http.MethodDelete)
+	return methodNotAllowed(w, http.MethodGet, http.MethodHead, http.MethodPatch, http.MethodDelete)
 }
 
 // listClients answers the summaries of the store's clients, or of one
 // owner's (?owner=), of one API's (?api=), oldest first.
 func (a AdminAPI) listClients(w http.ResponseWriter, r *http.Request, reg *registry.Registry) error {
 	q := r.URL.Query()
+	for _, k := range []string{"owner", "api"} {
+		if len(q[k]) > 1 {
+			return adminError(http.StatusBadRequest, "%s given %d times: one value only", k, len(q[k]))
+		}
+	}
 	tag := registry.TagClients
 	if q.Has("owner") {
 		if q.Get("owner") == "" {
@@ -375,18 +380,19 @@ func (a AdminAPI) listClients(w http.ResponseWriter, r *http.Request, reg *regis
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "listing clients: %v", err)
 	}
+	// By the millisecond of registration, which created_at rounds off.
+	sort.Slice(clients, func(i, j int) bool {
+		if clients[i].CreatedMs != clients[j].CreatedMs {
+			return clients[i].CreatedMs < clients[j].CreatedMs
+		}
+		return clients[i].ID < clients[j].ID
+	})
 	out := make([]clientView, 0, len(clients))
 	for _, c := range clients {
 		if api == "" || c.API == api {
 			out = append(out, viewClient(c))
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].CreatedAt != out[j].CreatedAt {
-			return out[i].CreatedAt < out[j].CreatedAt
-		}
-		return out[i].ClientID < out[j].ClientID
-	})
 	return writeAdminJSON(w, http.StatusOK, out)
 }
 

@@ -526,8 +526,8 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			rc.WaitReplicas = n
 			if d.NextArg() {
 				dur, err := caddy.ParseDuration(d.Val())
-				if err != nil || dur <= 0 {
-					return d.Errf("invalid wait_replicas timeout '%s': a positive duration such as 500ms or 1s", d.Val())
+				if err != nil || dur < time.Millisecond {
+					return d.Errf("invalid wait_replicas timeout '%s': a duration of at least 1ms, such as 500ms or 1s", d.Val())
 				}
 				rc.WaitTimeout = caddy.Duration(dur)
 			}

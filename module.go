@@ -272,6 +272,9 @@ func (rc *RedisConfig) checkWait(addrs []string, masterName string) error {
 		return errors.New("wait_timeout must not be negative")
 	case rc.WaitReplicas == 0 && rc.WaitTimeout != 0:
 		return errors.New("wait_timeout needs wait_replicas")
+	case rc.WaitTimeout != 0 && time.Duration(rc.WaitTimeout) < time.Millisecond:
+		// Redis counts WAIT's timeout in milliseconds, and 0 waits for ever.
+		return fmt.Errorf("wait_timeout %s is shorter than a millisecond", time.Duration(rc.WaitTimeout))
 	case rc.WaitReplicas > 0 && len(addrs) > 1 && masterName == "":
 		// Redis Cluster spreads a client's keys over masters, each
 		// replicated on its own; WAIT answers for one connection.
@@ -509,7 +512,13 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 			}, func(err error) {
 				log().Debug("cannot read Redis's maxmemory-policy", addrs, zap.Error(err))
 			})
-			return &sharedStore{redis: pool, health: &handler.Health{Store: "redis " + strings.Join(opts.Addrs, " ")}}, nil
+			name := "redis " + strings.Join(opts.Addrs, " ")
+			if opts.WaitReplicas > 0 {
+				// Told apart from a pool on the same Redis that waits for
+				// fewer replicas, or none.
+				name += fmt.Sprintf(" (wait_replicas %d)", opts.WaitReplicas)
+			}
+			return &sharedStore{redis: pool, health: &handler.Health{Store: name}}, nil
 		})
 		if err != nil {
 			return nil, "", err

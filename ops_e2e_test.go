@@ -867,8 +867,25 @@ func TestRedisWaitReplicas(t *testing.T) {
 			}
 			rate_limit off
 		}
+		client_registration {
+			prefix /idle
+			storage redis {
+				address %[1]s
+				key_prefix idle:
+				timeout 1s
+				wait_replicas 1 300ms
+			}
+			idle_lifetime 2s
+			rate_limit off
+		}
 	}`, master.Addr))
 	c := rfcRegister(t, s, mcpBody)
+	resp, body := s.postJSON("/idle/register", mcpBody)
+	if resp.StatusCode != 201 {
+		t.Fatalf("idle: %d %s", resp.StatusCode, body)
+	}
+	m := object(t, body)
+	idle := rfcClient{ID: m["client_id"].(string), RAT: m["registration_access_token"].(string), URI: m["registration_client_uri"].(string)}
 	// Answered only once the replica has it.
 	if v := replica.CLI("get", "dcr:{dcr}:r:c/"+c.ID); v == "" {
 		t.Fatalf("the replica lacks client %s right after its 201", c.ID)
@@ -888,15 +905,41 @@ func TestRedisWaitReplicas(t *testing.T) {
 		t.Errorf("reads sent WAIT: %d calls before, %d after", waits, n)
 	}
 
+	time.Sleep(300 * time.Millisecond) // the idle client's next read pushes its expiry back
+
 	replica.Pause()
 	start := time.Now()
-	resp, body := s.postJSON("/register", mcpBody)
-	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.HasPrefix(body, `{"error":"temporarily_unavailable"`) {
-		t.Errorf("registration with the replica paused: %d %v %s", resp.StatusCode, resp.Header, body)
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		resp, body := s.postJSON("/register", mcpBody)
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.HasPrefix(body, `{"error":"temporarily_unavailable"`) {
+			t.Errorf("registration with the replica paused: %d %v %s", resp.StatusCode, resp.Header, body)
+		}
+		if d := time.Since(start); d < 300*time.Millisecond {
+			t.Errorf("answered after %s, before the 300ms wait", d)
+		}
+	}()
+	// Reads do not queue behind the registration's WAIT, and a read that
+	// pushes an idle expiry back does not wait either.
+	time.Sleep(50 * time.Millisecond)
+	if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
+		t.Errorf("read during a registration's wait: %d %s", resp.StatusCode, body)
 	}
-	if d := time.Since(start); d < 300*time.Millisecond {
-		t.Errorf("answered after %s, before the 300ms wait", d)
+	if resp, body := rfcGet(t, s, idle, idle.RAT); resp.StatusCode != 200 {
+		t.Errorf("read of the idle client: %d %s", resp.StatusCode, body)
 	}
+	if exp := master.CLI("pttl", "idle:{idle}:r:c/"+idle.ID); exp == "-1" || exp == "-2" {
+		t.Errorf("the idle client has no expiry: %s", exp)
+	} else if ms, _ := strconv.Atoi(exp); ms < 1800 {
+		t.Errorf("the idle client's read did not push its expiry back: %dms left", ms)
+	}
+	select {
+	case <-answered:
+		t.Error("the reads were answered only after the registration's wait")
+	default:
+	}
+	<-answered
 	resp, body = s.postJSON("/v1/clients", iamMinimalRequest)
 	if resp.StatusCode != 503 || !strings.Contains(body, `"error_code"`) {
 		t.Errorf("iam registration with the replica paused: %d %s", resp.StatusCode, body)

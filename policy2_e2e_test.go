@@ -381,8 +381,8 @@ func TestAdminClients(t *testing.T) {
 		}
 		// A 405 names the methods that work (RFC 9110 section 15.5.6).
 		for _, tc := range []struct{ method, path, allow string }{
-			{"PUT", path + conf.ID, "GET, PATCH, DELETE"},
-			{"POST", "/client_registration/clients", "GET"},
+			{"PUT", path + conf.ID, "GET, HEAD, PATCH, DELETE"},
+			{"POST", "/client_registration/clients", "GET, HEAD"},
 			{"PUT", "/client_registration/initial_access_tokens", "GET, POST"},
 			{"GET", "/client_registration/initial_access_tokens/x", "DELETE"},
 		} {
@@ -441,6 +441,7 @@ func TestAdminClients(t *testing.T) {
 		}
 		ids("?api=oidc", 400)
 		ids("?owner=", 400)
+		ids("?owner=a&owner=b", 400)
 		if status, body := s.adminJSON(admin, "DELETE", path+pub.ID, ""); status != 204 {
 			t.Fatalf("DELETE: %d %v", status, body)
 		}

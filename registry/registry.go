@@ -162,6 +162,7 @@ func (r *Registry) Get(ctx context.Context, id string) (*Client, error) {
 	}
 	next := *rec
 	next.ExpiresAt = r.expiry(c, now)
+	next.Touch = true
 	// A concurrent writer refreshes it too; losing this race is harmless.
 	if err := r.Store.Update(ctx, rec, &next); err != nil && !errors.Is(err, storage.ErrConflict) && !errors.Is(err, storage.ErrNotFound) {
 		return nil, err

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,12 +36,14 @@ type batcher struct {
 	// their 503 after about two timeouts instead of one per pipeline ahead.
 	maxWait time.Duration
 
-	// waitReplicas, when positive, makes every pipeline that carries a
-	// durable write end with WAIT waitReplicas waitTimeout: a write is
-	// reported done only once that many replicas have it, so that a
-	// failover right after a 201 cannot lose the client (replication is
-	// asynchronous otherwise). WAIT counts the connection's writes, and a
-	// pipeline runs on one connection, so one WAIT covers all of them.
+	// waitReplicas, when positive, makes every pipeline end with WAIT
+	// waitReplicas waitTimeout: a write is reported done only once that
+	// many replicas have it, so that a failover right after a 201 cannot
+	// lose the client (replication is asynchronous otherwise). WAIT counts
+	// the connection's writes, and a pipeline runs on one connection, so
+	// one WAIT covers all of them. Such a batcher carries the writes of
+	// records only; reads and counters go through another one, so that
+	// they never queue behind a WAIT.
 	waitReplicas int
 	waitTimeout  time.Duration
 
@@ -59,10 +60,9 @@ type batcher struct {
 type batchOp struct {
 	cmd    redis.Cmder
 	queued time.Time // when it joined the queue
-	// durable marks a write that must reach waitReplicas replicas;
-	// unreplicated is set when it ran but they did not confirm it.
-	durable      bool
-	unreplicated error
+	// unreplicated is set when the replicas did not confirm the pipeline
+	// the command ran in (see waitReplicas).
+	unreplicated *notReplicatedError
 	// done receives false once the command ran, or true when the waiter is
 	// to lead the next pipeline (then false once it ran in that pipeline).
 	done  chan bool
@@ -127,24 +127,18 @@ func abandoned(err error) bool {
 // while the command is still queued, do returns an abandonedError wrapping
 // ctx's error and the command is not sent; once sent, do waits for its
 // result (bounded by the client's read timeout).
+//
+// With waitReplicas, a command that may have been carried out (its reply
+// came, or was lost in transit) in a pipeline the replicas did not
+// confirm fails with a *notReplicatedError; cmd holds Redis's reply if
+// it came.
 func (b *batcher) do(ctx context.Context, cmd redis.Cmder) error {
-	return b.run(ctx, cmd, false)
-}
-
-// doDurable is do for a write that must reach the replicas (see
-// waitReplicas): when it ran but they did not confirm it in time, the
-// error is a *notReplicatedError and cmd still holds Redis's reply.
-func (b *batcher) doDurable(ctx context.Context, cmd redis.Cmder) error {
-	return b.run(ctx, cmd, b.waitReplicas > 0)
-}
-
-func (b *batcher) run(ctx context.Context, cmd redis.Cmder, durable bool) error {
 	op := opPool.Get().(*batchOp)
-	op.cmd, op.durable = cmd, durable
+	op.cmd = cmd
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		op.cmd, op.durable = nil, false
+		op.cmd = nil
 		opPool.Put(op)
 		return redis.ErrClosed
 	}
@@ -181,10 +175,15 @@ func (b *batcher) run(ctx context.Context, cmd redis.Cmder, durable bool) error 
 
 func (b *batcher) finish(op *batchOp) error {
 	err := op.cmd.Err()
-	if err == nil && op.unreplicated != nil {
-		err = op.unreplicated
+	// A reply lost in transit does not mean the command did nothing: if
+	// the replicas did not confirm the pipeline, the command may be on
+	// the master only, and must not be read back as done.
+	if nr := op.unreplicated; nr != nil && (err == nil || outcomeOpen(err)) {
+		own := *nr
+		own.replyErr = err
+		err = &own
 	}
-	op.cmd, op.durable, op.unreplicated = nil, false, nil
+	op.cmd, op.unreplicated = nil, nil
 	opPool.Put(op)
 	return err
 }
@@ -284,13 +283,14 @@ func (b *batcher) exec(ops []*batchOp) {
 	// handshake included (the client honours the deadline: see
 	// ContextTimeoutEnabled); without it each of those steps would get a
 	// timeout of its own.
+	// A WAIT gets its own time on top.
 	ctx := context.Background()
 	if b.maxWait > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, b.maxWait)
+		ctx, cancel = context.WithTimeout(ctx, b.maxWait+b.waitTimeout)
 		defer cancel()
 	}
-	wait := b.waitReplicas > 0 && slices.ContainsFunc(ops, func(op *batchOp) bool { return op.durable })
+	wait := b.waitReplicas > 0
 	if len(ops) == 1 && !wait {
 		_ = b.rdb.Process(ctx, noRetry{ops[0].cmd})
 		return
@@ -306,46 +306,52 @@ func (b *batcher) exec(ops []*batchOp) {
 	}
 	_, _ = pipe.Exec(ctx) // each command keeps its own error
 	if wait {
-		if err := b.replicated(waitCmd); err != nil {
+		if nr := b.replicated(waitCmd); nr != nil {
 			for _, op := range ops {
-				if op.durable {
-					op.unreplicated = err
-				}
+				op.unreplicated = nr
 			}
 		}
 	}
 }
 
-// notReplicatedError is the error of a durable write that Redis carried
-// out but that fewer replicas than required confirmed in time: the master
-// has it, a failover could lose it.
+// notReplicatedError is the error of a write that Redis may have carried
+// out (replyErr is nil when its reply came: then it did, as the reply
+// says) but that fewer replicas than required confirmed in time: the
+// master may have it, a failover could lose it.
 type notReplicatedError struct {
 	acked, want int64
 	timeout     time.Duration
-	err         error // WAIT itself failed
+	waitErr     error // WAIT itself failed
+	replyErr    error // the write's own reply was lost
 }
 
 func (e *notReplicatedError) Error() string {
-	if e.err != nil {
-		return "redis: the write was not confirmed by the replicas: WAIT: " + e.err.Error()
+	msg := fmt.Sprintf("redis: the write reached %d of the %d replicas required (wait_replicas) within %s", e.acked, e.want, e.timeout)
+	if e.waitErr != nil {
+		msg = "redis: the replicas did not confirm the write (wait_replicas): WAIT: " + e.waitErr.Error()
 	}
-	return fmt.Sprintf("redis: the write reached %d of the %d replicas required (wait_replicas) within %s", e.acked, e.want, e.timeout)
+	if e.replyErr != nil && e.replyErr != e.waitErr {
+		msg += "; the write's reply: " + e.replyErr.Error()
+	}
+	return msg
 }
 
-func (e *notReplicatedError) Unwrap() error { return e.err }
+func (e *notReplicatedError) Unwrap() error { return e.waitErr }
 
-// isNotReplicated reports whether err is a durable write's
-// notReplicatedError.
-func isNotReplicated(err error) bool {
+// notReplicated returns err's notReplicatedError, or nil.
+func notReplicated(err error) *notReplicatedError {
 	var nr *notReplicatedError
-	return errors.As(err, &nr)
+	if errors.As(err, &nr) {
+		return nr
+	}
+	return nil
 }
 
 // replicated checks the reply to a pipeline's WAIT.
-func (b *batcher) replicated(cmd *redis.IntCmd) error {
+func (b *batcher) replicated(cmd *redis.IntCmd) *notReplicatedError {
 	want := int64(b.waitReplicas)
 	if err := cmd.Err(); err != nil {
-		return &notReplicatedError{want: want, timeout: b.waitTimeout, err: err}
+		return &notReplicatedError{want: want, timeout: b.waitTimeout, waitErr: err}
 	}
 	if n := cmd.Val(); n < want {
 		return &notReplicatedError{acked: n, want: want, timeout: b.waitTimeout}
@@ -375,9 +381,6 @@ type script struct {
 	src, sha string
 	// shaArg is sha boxed once, as the second argument of EVALSHA.
 	shaArg any
-	// durable scripts write what must reach the replicas (see
-	// batcher.waitReplicas): records, not counters.
-	durable bool
 }
 
 func newScript(src string) *script {
@@ -386,20 +389,14 @@ func newScript(src string) *script {
 	return &script{src: src, sha: sha, shaArg: sha}
 }
 
-// newDurableScript is newScript for a script that writes records.
-func newDurableScript(src string) *script {
-	s := newScript(src)
-	s.durable = true
-	return s
-}
-
 // run runs the script through the batcher and returns its integer result.
 // args is the whole EVALSHA command: "evalsha", s.shaArg, the number of
 // keys, the keys, then the arguments. With a *notReplicatedError, the
-// result is still the script's: what it did on the master.
+// result is still the script's if its reply came: what it did on the
+// master.
 func (s *script) run(ctx context.Context, b *batcher, args []any) (int64, error) {
 	cmd, err := runScript(ctx, s, b, args, redis.NewIntCmd)
-	if err != nil && !isNotReplicated(err) {
+	if err != nil && notReplicated(err) == nil {
 		return 0, err
 	}
 	return cmd.Val(), err
@@ -417,17 +414,13 @@ func (s *script) runSlice(ctx context.Context, b *batcher, args []any) ([]int64,
 // runScript sends args (an EVALSHA command) as a command made by newCmd;
 // if the server does not know the script yet, it is sent once with EVAL.
 func runScript[C redis.Cmder](ctx context.Context, s *script, b *batcher, args []any, newCmd func(context.Context, ...any) C) (C, error) {
-	do := b.do
-	if s.durable {
-		do = b.doDurable
-	}
 	cmd := newCmd(ctx, args...)
 	keyPos(cmd, args)
-	err := do(ctx, cmd)
+	err := b.do(ctx, cmd)
 	if isNoScript(err) {
 		cmd = newCmd(ctx, s.evalArgs(args)...)
 		keyPos(cmd, args)
-		err = do(ctx, cmd)
+		err = b.do(ctx, cmd)
 	}
 	return cmd, err
 }

@@ -50,7 +50,8 @@ type RedisOptions struct {
 // with different key prefixes share it.
 type RedisPool struct {
 	rdb    redis.UniversalClient
-	b      *batcher
+	b      *batcher // reads, counters, and writes when nothing waits for replicas
+	bw     *batcher // writes of records: b, or one that waits (WaitReplicas)
 	reaper *reaper
 }
 
@@ -95,14 +96,18 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 		ReadOnly: false,
 	})
 	b := newBatcher(rdb, timeout)
+	bw := b
 	if o.WaitReplicas > 0 {
-		b.waitReplicas, b.waitTimeout = o.WaitReplicas, o.WaitTimeout
-		// WAIT's reply must come before the pipeline's deadline.
-		if b.waitTimeout <= 0 || b.waitTimeout >= timeout {
-			b.waitTimeout = timeout / 2
+		bw = newBatcher(rdb, timeout)
+		bw.waitReplicas, bw.waitTimeout = o.WaitReplicas, o.WaitTimeout
+		// WAIT's reply must come within a read's timeout; WAIT 0 would
+		// block for ever.
+		if bw.waitTimeout <= 0 || bw.waitTimeout >= timeout {
+			bw.waitTimeout = timeout / 2
 		}
+		bw.waitTimeout = max(bw.waitTimeout.Round(time.Millisecond), time.Millisecond)
 	}
-	return &RedisPool{rdb: rdb, b: b, reaper: &reaper{stopped: b.stopped, waits: reapWaits}}
+	return &RedisPool{rdb: rdb, b: b, bw: bw, reaper: &reaper{stopped: b.stopped, waits: reapWaits}}
 }
 
 // SetLogger sends go-redis's own messages (failed dials, pool events) to log
@@ -138,6 +143,7 @@ func (p *RedisPool) Client() redis.UniversalClient { return p.rdb }
 // live in a caddy.UsagePool without this package importing Caddy.
 func (p *RedisPool) Destruct() error {
 	p.b.close()
+	p.bw.close()
 	return p.rdb.Close()
 }
 
@@ -213,7 +219,7 @@ func (p *RedisPool) Store(keyPrefix string) *RedisStore {
 	if tag == "" {
 		tag = "dcr"
 	}
-	return &RedisStore{rdb: p.rdb, b: p.b, reaper: p.reaper, prefix: keyPrefix, base: keyPrefix + "{" + tag + "}:"}
+	return &RedisStore{rdb: p.rdb, b: p.b, bw: p.bw, reaper: p.reaper, prefix: keyPrefix, base: keyPrefix + "{" + tag + "}:"}
 }
 
 // RedisStore implements Store on Redis. Layout, with base = prefix{tag}: :
@@ -229,7 +235,8 @@ func (p *RedisPool) Store(keyPrefix string) *RedisStore {
 // with one allocation and no field lookups, and Get is a plain GET.
 type RedisStore struct {
 	rdb    redis.UniversalClient
-	b      *batcher
+	b      *batcher // see RedisPool
+	bw     *batcher
 	reaper *reaper
 	prefix string
 	base   string
@@ -390,7 +397,7 @@ const neverScore = "1e15"
 // script's writes when it is out of memory (maxmemory, noeviction) only at
 // the script's first write command, and pruning a cap's set first would let
 // the record through over the limit.
-var createScript = newDurableScript(luaTagAdd + `
+var createScript = newScript(luaTagAdd + `
 local nt = tonumber(ARGV[5])
 if not redis.call('SET', KEYS[1], ARGV[2], 'NX') then return 0 end
 for i = 2 + nt, #KEYS do
@@ -410,7 +417,7 @@ return 1
 // KEYS: record, nr removed tag keys, then current tag keys.
 // ARGV: id, expected revision header, new value, exp, now, nr.
 // Returns 1 (updated), 0 (gone) or -1 (revision changed).
-var updateScript = newDurableScript(luaTagAdd + `
+var updateScript = newScript(luaTagAdd + `
 local cur = redis.call('GETRANGE', KEYS[1], 0, ` + strconv.Itoa(revHeaderLen-1) + `)
 if cur == '' then return 0 end
 if cur ~= ARGV[2] then return -1 end
@@ -425,7 +432,7 @@ return 1
 
 // KEYS: record, tag keys. ARGV: id, expected revision header.
 // Returns 1 (deleted), 0 (gone) or -1 (revision changed).
-var deleteScript = newDurableScript(`
+var deleteScript = newScript(`
 local cur = redis.call('GETRANGE', KEYS[1], 0, ` + strconv.Itoa(revHeaderLen-1) + `)
 if cur == '' then return 0 end
 if cur ~= ARGV[2] then return -1 end
@@ -491,7 +498,7 @@ func (c *call) release(err error) {
 }
 
 // OpTimeout is the configured timeout (see storage.OpTimeout).
-func (s *RedisStore) OpTimeout() time.Duration { return s.b.maxWait }
+func (s *RedisStore) OpTimeout() time.Duration { return s.bw.maxWait + s.bw.waitTimeout }
 
 // Create implements Store.
 func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error {
@@ -510,9 +517,9 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 	for _, cp := range caps {
 		c.args = append(c.args, cp.Max)
 	}
-	n, err := createScript.run(ctx, s.b, c.args)
-	if isNotReplicated(err) {
-		if n != 1 {
+	n, err := createScript.run(ctx, s.bw, c.args)
+	if nr := notReplicated(err); nr != nil {
+		if nr.replyErr == nil && n != 1 {
 			err = nil // nothing was written: nothing to wait for
 		} else {
 			// The client exists on the master, but a failover could lose
@@ -566,7 +573,7 @@ func (s *RedisStore) applied(ctx context.Context, err error, key string, want []
 // refused or timed-out dial, the pool exhausted) or the client closed.
 func outcomeOpen(err error) bool {
 	var reply redis.Error
-	return !abandoned(err) && !errors.As(err, &reply) && !neverSent(err) && !isNotReplicated(err)
+	return !abandoned(err) && !errors.As(err, &reply) && !neverSent(err) && notReplicated(err) == nil
 }
 
 // neverSent reports whether err is one go-redis returns before writing
@@ -777,9 +784,13 @@ func (s *RedisStore) Update(ctx context.Context, old, rec *Record) error {
 	value := encodeRecord(rec, old.Rev+1)
 	args = append(args, rec.ID, revHeader(old.Rev), value, expiryArg(rec.ExpiresAt),
 		time.Now().UnixMilli(), len(removed))
-	n, err := updateScript.run(ctx, s.b, args)
-	if isNotReplicated(err) {
-		if n != 1 {
+	b := s.bw
+	if rec.Touch {
+		b = s.b
+	}
+	n, err := updateScript.run(ctx, b, args)
+	if nr := notReplicated(err); nr != nil {
+		if nr.replyErr == nil && n != 1 {
 			err = nil // nothing was written: nothing to wait for
 		} else {
 			// Written on the master only: not known to be lasting, and
@@ -814,9 +825,9 @@ func (s *RedisStore) Delete(ctx context.Context, rec *Record) error {
 		args = append(args, s.tagKeyArg(t))
 	}
 	args = append(args, rec.ID, revHeader(rec.Rev))
-	n, err := deleteScript.run(ctx, s.b, args)
-	if isNotReplicated(err) {
-		if n != 1 {
+	n, err := deleteScript.run(ctx, s.bw, args)
+	if nr := notReplicated(err); nr != nil {
+		if nr.replyErr == nil && n != 1 {
 			err = nil
 		} else {
 			return unavailable("delete", err)

@@ -75,6 +75,11 @@ func Unwritten(err error) bool {
 	return u.Unwritten || !WriteFailed(err) || u.Op == "lock"
 }
 
+// NotReplicated reports whether err is a write that Redis may have carried
+// out on its master but that fewer replicas than required (wait_replicas)
+// confirmed in time.
+func NotReplicated(err error) bool { return notReplicated(err) != nil }
+
 // IsUnavailable reports whether err is (or wraps) an UnavailableError.
 func IsUnavailable(err error) bool {
 	var u *UnavailableError
@@ -102,6 +107,10 @@ type Record struct {
 	// no one can hold on to the record. Records with derived ids (an
 	// installation named by its user and client) are never undone.
 	FreshID bool
+	// Touch, on Update, says that the update only pushes the expiry back
+	// (a use of the record): a failover may lose it without harm, so it
+	// does not wait for replicas (Redis wait_replicas), like a read.
+	Touch bool
 }
 
 // Cap limits how many live records may carry Tag when Create adds one more.

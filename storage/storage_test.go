@@ -310,6 +310,27 @@ func TestRedisWaitNoReplica(t *testing.T) {
 	if ok, _, err := s.Hit(ctx, "k", 10, time.Minute); err != nil || !ok {
 		t.Errorf("counters do not wait: %v %v", ok, err)
 	}
+	_ = s.Create(ctx, &Record{ID: "c/t", Data: []byte("v1"), Tags: []string{"all"}}) // on the master
+	touched := &Record{ID: "c/t", Data: []byte("v1"), Tags: []string{"all"}, ExpiresAt: time.Now().Add(time.Hour), Touch: true}
+	if got, err = s.Get(ctx, "c/t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, got, touched); err != nil {
+		t.Errorf("an update that only pushes the expiry back waited: %v", err)
+	}
+
+	// WAIT's reply at the edge of the timeout: whether it comes in time
+	// (0 replicas) or not (the reply of the script before it, which did
+	// come, is then failed with the pipeline), the write is not done.
+	edge := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, Timeout: 100 * time.Millisecond, WaitReplicas: 1, WaitTimeout: 99 * time.Millisecond})
+	t.Cleanup(func() { edge.Destruct() })
+	es := edge.Store(uniquePrefix())
+	for i := range 8 {
+		err := es.Create(ctx, &Record{ID: fmt.Sprintf("c/edge%d", i), Data: []byte("v")})
+		if !IsUnavailable(err) || !NotReplicated(err) {
+			t.Errorf("create %d at the edge of the timeout: %v", i, err)
+		}
+	}
 }
 
 func TestRedisCluster(t *testing.T) {
