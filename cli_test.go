@@ -1,0 +1,117 @@
+package caddydcr
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestCLI: `caddy client-registration` drives the admin API of a running
+// Caddy from the command line (the binary built from cmd/caddy, against a
+// Caddy running in this process).
+func TestCLI(t *testing.T) {
+	bin := builtCaddy(t)
+	s, admin := startCaddyAdmin(t, "embedded", `	client_registration {
+		{storage}
+	}`)
+	addr := strings.TrimPrefix(admin, "http://")
+	run := func(args ...string) (string, string, error) {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"client-registration"}, append(args, "--address", addr)...)...)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		return out.String(), errOut.String(), err
+	}
+	ok := func(args ...string) string {
+		t.Helper()
+		out, stderr, err := run(args...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s%s", args, err, out, stderr)
+		}
+		return out
+	}
+	object := func(out string) map[string]any {
+		t.Helper()
+		var m map[string]any
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatalf("%v in %q", err, out)
+		}
+		return m
+	}
+	list := func(out string) []map[string]any {
+		t.Helper()
+		var l []map[string]any
+		if err := json.Unmarshal([]byte(out), &l); err != nil {
+			t.Fatalf("%v in %q", err, out)
+		}
+		return l
+	}
+
+	conf := rfcRegister(t, s, `{"redirect_uris":["https://a.example/cb"]}`)
+	pub := rfcRegister(t, s, mcpBody)
+	var ids []string
+	for _, c := range list(ok("clients")) {
+		ids = append(ids, c["client_id"].(string))
+	}
+	if !sameSet(ids, []string{conf.ID, pub.ID}) {
+		t.Errorf("clients: %v", ids)
+	}
+	if l := list(ok("clients", "--api", "iam")); len(l) != 0 {
+		t.Errorf("clients --api iam: %v", l)
+	}
+	if m := object(ok("client", conf.ID)); m["client_id"] != conf.ID || m["api"] != "rfc7591" {
+		t.Errorf("client: %v", m)
+	}
+	if m := object(ok("super", conf.ID)); m["super"] != true {
+		t.Errorf("super: %v", m)
+	}
+	if m := object(ok("super", conf.ID, "--off")); m["super"] != false {
+		t.Errorf("super --off: %v", m)
+	}
+	if m := object(ok("permit", conf.ID, "--off")); m["permitted"] != false {
+		t.Errorf("permit --off: %v", m)
+	}
+
+	tok := object(ok("issue-token", "--name", "ci", "--expires-in", "1h", "--uses", "2"))
+	if tok["name"] != "ci" || tok["uses"] != 2.0 || len(tok["token"].(string)) < 32 {
+		t.Errorf("issue-token: %v", tok)
+	}
+	if l := list(ok("tokens")); len(l) != 1 || l[0]["id"] != tok["id"] || l[0]["token"] != nil {
+		t.Errorf("tokens: %v", l)
+	}
+	if out := ok("revoke-token", tok["id"].(string)); out != "" {
+		t.Errorf("revoke-token printed %q", out)
+	}
+	if l := list(ok("tokens")); len(l) != 0 {
+		t.Errorf("tokens after revoke-token: %v", l)
+	}
+
+	if out := ok("delete", pub.ID); out != "" {
+		t.Errorf("delete printed %q", out)
+	}
+	resp, body := rfcGet(t, s, pub, pub.RAT)
+	rfcWantUnauthorized(t, resp, body, rfcInvalidToken)
+
+	// Failures exit 1 and say why.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"client", pub.ID}, "HTTP 404"},
+		{[]string{"delete", pub.ID}, "HTTP 404"},
+		{[]string{"clients", "--api", "oidc"}, "HTTP 400"},
+		{[]string{"client"}, "client takes one argument, the id"},
+		{[]string{"tokens", "x"}, "tokens takes no argument"},
+		{[]string{"frobnicate"}, `unknown action \"frobnicate\"`},
+		{[]string{}, "no action"},
+		{[]string{"clients", "--store", "nope:"}, "HTTP 404"},
+	} {
+		out, stderr, err := run(tc.args...)
+		if ee, isExit := err.(*exec.ExitError); !isExit || ee.ExitCode() != 1 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: %v, stdout %q, stderr %q; want exit 1 and %q", tc.args, err, out, stderr, tc.want)
+		}
+	}
+}
