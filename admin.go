@@ -73,6 +73,12 @@ func (s *storeSet) get(name string) (*registry.Registry, error) {
 			found = append(found, e)
 		}
 	}
+	// Handlers on the same data (addresses and prefix) whose connections
+	// differ (a timeout, wait_replicas) have entries of their own: one
+	// store all the same.
+	if len(found) > 1 && !slices.ContainsFunc(found, func(e *storeEntry) bool { return e.alt != found[0].alt }) {
+		found = found[:1]
+	}
 	if len(found) == 1 {
 		return found[0].reg, nil
 	}
@@ -96,6 +102,7 @@ func (s *storeSet) get(name string) (*registry.Registry, error) {
 		}
 	}
 	sort.Strings(names)
+	names = slices.Compact(names)
 	if name == "" {
 		return nil, fmt.Errorf("%w: several stores are in use (%s): choose one with ?store=", errAmbiguousStore, strings.Join(names, ", "))
 	}
@@ -120,16 +127,12 @@ func (h *Handler) storeName() string {
 	return "caddy"
 }
 
-// storeAltName is storeName with the Redis addresses: unique even when two
-// Redis deployments use the same key prefix.
-func (h *Handler) storeAltName() string {
-	if h.Storage != nil && h.Storage.Redis != nil {
-		repl := caddy.NewReplacer()
-		addrs := make([]string, len(h.Storage.Redis.Address))
-		for i, a := range h.Storage.Redis.Address {
-			addrs[i] = repl.ReplaceAll(a, "")
-		}
-		return h.storeName() + "@" + strings.Join(addrs, ",")
+// storeAltName is storeName with where the store's Redis is (see
+// sharedStore.where): unique even when two Redis deployments use the same
+// key prefix.
+func (h *Handler) storeAltName(shared *sharedStore) string {
+	if shared.redis != nil {
+		return h.storeName() + "@" + shared.where
 	}
 	return "caddy"
 }
@@ -221,12 +224,12 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
-	case parts[0] == "clients" && len(parts) == 1 && rest == "clients":
+	case parts[0] == "clients" && len(parts) == 1:
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return methodNotAllowed(w, http.MethodGet, http.MethodHead)
 		}
 		return a.listClients(w, r, reg)
-	case parts[0] == "clients" && len(parts) == 2 && parts[1] != "":
+	case parts[0] == "clients" && len(parts) == 2:
 		return a.client(w, r, reg, parts[1])
 	}
 	return adminError(http.StatusNotFound, "unknown client_registration admin route %q", r.URL.Path)
@@ -302,7 +305,7 @@ func viewClient(c *registry.Client) clientView {
 func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.Registry, id string) error {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		c, err := reg.Get(r.Context(), id)
+		c, err := reg.Peek(r.Context(), id)
 		if errors.Is(err, registry.ErrNotFound) {
 			return adminError(http.StatusNotFound, "no client %q", id)
 		}
@@ -372,9 +375,8 @@ func (a AdminAPI) listClients(w http.ResponseWriter, r *http.Request, reg *regis
 		tag = registry.OwnerTag(q.Get("owner"))
 	}
 	api := q.Get("api")
-	apis := []string{registry.APIRFC7591, registry.APIMediaGoblin, registry.APIKustvakt, registry.APIIAM}
-	if q.Has("api") && !slices.Contains(apis, api) {
-		return adminError(http.StatusBadRequest, "unknown api %q: one of %s", api, strings.Join(apis, ", "))
+	if q.Has("api") && !slices.Contains(apiNames, api) {
+		return adminError(http.StatusBadRequest, "unknown api %q: one of %s", api, strings.Join(apiNames, ", "))
 	}
 	clients, err := reg.List(r.Context(), tag)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -54,14 +55,19 @@ caddy for the embedded store). Answers are printed as JSON.`,
 }
 
 // cliAction is one action of the command: how many positional arguments it
-// takes, and the admin request it makes from them.
+// takes, the flags of its own it accepts, and the admin request it makes.
 type cliAction struct {
 	args    int
+	flags   []string
 	request func(fl caddycmd.Flags, args []string) (method, path string, body any)
 }
 
+// cliActionFlags are the flags of particular actions (--address, --config,
+// --adapter and --store apply to all).
+var cliActionFlags = []string{"owner", "api", "name", "expires-in", "uses", "off"}
+
 var cliActions = map[string]cliAction{
-	"clients": {0, func(fl caddycmd.Flags, _ []string) (string, string, any) {
+	"clients": {0, []string{"owner", "api"}, func(fl caddycmd.Flags, _ []string) (string, string, any) {
 		q := url.Values{}
 		for _, k := range []string{"owner", "api"} {
 			if v := fl.String(k); v != "" {
@@ -70,29 +76,29 @@ var cliActions = map[string]cliAction{
 		}
 		return http.MethodGet, "/client_registration/clients?" + q.Encode(), nil
 	}},
-	"client": {1, func(_ caddycmd.Flags, args []string) (string, string, any) {
+	"client": {1, nil, func(_ caddycmd.Flags, args []string) (string, string, any) {
 		return http.MethodGet, clientPath(args[0]), nil
 	}},
-	"delete": {1, func(_ caddycmd.Flags, args []string) (string, string, any) {
+	"delete": {1, nil, func(_ caddycmd.Flags, args []string) (string, string, any) {
 		return http.MethodDelete, clientPath(args[0]), nil
 	}},
-	"permit": {1, func(fl caddycmd.Flags, args []string) (string, string, any) {
+	"permit": {1, []string{"off"}, func(fl caddycmd.Flags, args []string) (string, string, any) {
 		return http.MethodPatch, clientPath(args[0]), map[string]bool{"permitted": !fl.Bool("off")}
 	}},
-	"super": {1, func(fl caddycmd.Flags, args []string) (string, string, any) {
+	"super": {1, []string{"off"}, func(fl caddycmd.Flags, args []string) (string, string, any) {
 		return http.MethodPatch, clientPath(args[0]), map[string]bool{"super": !fl.Bool("off")}
 	}},
-	"issue-token": {0, func(fl caddycmd.Flags, _ []string) (string, string, any) {
+	"issue-token": {0, []string{"name", "expires-in", "uses"}, func(fl caddycmd.Flags, _ []string) (string, string, any) {
 		req := map[string]any{"name": fl.String("name"), "uses": fl.Int("uses")}
 		if d := fl.String("expires-in"); d != "" {
 			req["expires_in"] = d
 		}
 		return http.MethodPost, "/client_registration/initial_access_tokens", req
 	}},
-	"tokens": {0, func(caddycmd.Flags, []string) (string, string, any) {
+	"tokens": {0, nil, func(caddycmd.Flags, []string) (string, string, any) {
 		return http.MethodGet, "/client_registration/initial_access_tokens", nil
 	}},
-	"revoke-token": {1, func(_ caddycmd.Flags, args []string) (string, string, any) {
+	"revoke-token": {1, nil, func(_ caddycmd.Flags, args []string) (string, string, any) {
 		return http.MethodDelete, "/client_registration/initial_access_tokens/" + url.PathEscape(args[0]), nil
 	}},
 }
@@ -114,6 +120,11 @@ func cmdClientRegistration(fl caddycmd.Flags) (int, error) {
 			what = "one argument, the id"
 		}
 		return exitFailed, fmt.Errorf("%s takes %s", args[0], what)
+	}
+	for _, f := range cliActionFlags {
+		if fl.Changed(f) && !slices.Contains(act.flags, f) {
+			return exitFailed, fmt.Errorf("--%s does not apply to %s", f, args[0])
+		}
 	}
 	method, path, body := act.request(fl, args[1:])
 	path = strings.TrimSuffix(path, "?")

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCLI: `caddy client-registration` drives the admin API of a running
@@ -15,6 +17,11 @@ func TestCLI(t *testing.T) {
 	bin := builtCaddy(t)
 	s, admin := startCaddyAdmin(t, "embedded", `	client_registration {
 		{storage}
+	}
+	client_registration {
+		{storage}
+		prefix /t
+		registration token
 	}`)
 	addr := strings.TrimPrefix(admin, "http://")
 	run := func(args ...string) (string, string, error) {
@@ -50,14 +57,18 @@ func TestCLI(t *testing.T) {
 		return l
 	}
 
-	conf := rfcRegister(t, s, `{"redirect_uris":["https://a.example/cb"]}`)
-	pub := rfcRegister(t, s, mcpBody)
-	var ids []string
-	for _, c := range list(ok("clients")) {
-		ids = append(ids, c["client_id"].(string))
+	ids := func(l []map[string]any) []string {
+		out := []string{}
+		for _, c := range l {
+			out = append(out, c["client_id"].(string))
+		}
+		return out
 	}
-	if !sameSet(ids, []string{conf.ID, pub.ID}) {
-		t.Errorf("clients: %v", ids)
+	conf := rfcRegister(t, s, `{"redirect_uris":["https://a.example/cb"]}`)
+	time.Sleep(5 * time.Millisecond) // listed by the millisecond of registration
+	pub := rfcRegister(t, s, mcpBody)
+	if got := ids(list(ok("clients"))); !slices.Equal(got, []string{conf.ID, pub.ID}) {
+		t.Errorf("clients: %v, want %v, oldest first", got, []string{conf.ID, pub.ID})
 	}
 	if l := list(ok("clients", "--api", "iam")); len(l) != 0 {
 		t.Errorf("clients --api iam: %v", l)
@@ -79,6 +90,15 @@ func TestCLI(t *testing.T) {
 	if tok["name"] != "ci" || tok["uses"] != 2.0 || len(tok["token"].(string)) < 32 {
 		t.Errorf("issue-token: %v", tok)
 	}
+	// A client registered with it is the token's: --owner finds it.
+	resp, body := s.postJSON("/t/register", mcpBody, "Authorization: Bearer "+tok["token"].(string))
+	if resp.StatusCode != 201 {
+		t.Fatalf("register with the token: %d %s", resp.StatusCode, body)
+	}
+	byToken := object(body)["client_id"].(string)
+	if got := ids(list(ok("clients", "--owner", "token:"+tok["id"].(string)))); !slices.Equal(got, []string{byToken}) {
+		t.Errorf("clients --owner: %v, want [%s]", got, byToken)
+	}
 	if l := list(ok("tokens")); len(l) != 1 || l[0]["id"] != tok["id"] || l[0]["token"] != nil {
 		t.Errorf("tokens: %v", l)
 	}
@@ -92,7 +112,7 @@ func TestCLI(t *testing.T) {
 	if out := ok("delete", pub.ID); out != "" {
 		t.Errorf("delete printed %q", out)
 	}
-	resp, body := rfcGet(t, s, pub, pub.RAT)
+	resp, body = rfcGet(t, s, pub, pub.RAT)
 	rfcWantUnauthorized(t, resp, body, rfcInvalidToken)
 
 	// Failures exit 1 and say why.
@@ -108,6 +128,8 @@ func TestCLI(t *testing.T) {
 		{[]string{"frobnicate"}, `unknown action \"frobnicate\"`},
 		{[]string{}, "no action"},
 		{[]string{"clients", "--store", "nope:"}, "HTTP 404"},
+		{[]string{"delete", conf.ID, "--off"}, "--off does not apply to delete"},
+		{[]string{"tokens", "--owner", "x"}, "--owner does not apply to tokens"},
 	} {
 		out, stderr, err := run(tc.args...)
 		if ee, isExit := err.(*exec.ExitError); !isExit || ee.ExitCode() != 1 || !strings.Contains(stderr, tc.want) {

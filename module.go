@@ -22,6 +22,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -276,22 +277,20 @@ func (rc *RedisConfig) checkWait(addrs []string, masterName string) error {
 		// Redis counts WAIT's timeout in milliseconds, and 0 waits for ever.
 		return fmt.Errorf("wait_timeout %s is shorter than a millisecond", time.Duration(rc.WaitTimeout))
 	case rc.WaitReplicas > 0 && len(addrs) > 1 && masterName == "":
-		// Redis Cluster spreads a client's keys over masters, each
-		// replicated on its own; WAIT answers for one connection.
+		// The cluster client splits a pipeline by node, and a WAIT, which
+		// has no key, would go to any node, not the one that took the
+		// writes (it answers for one connection's writes).
 		return errors.New("wait_replicas works with a single node or Sentinel, not with a cluster (several addresses)")
 	}
 	timeout := time.Duration(rc.Timeout)
 	if timeout == 0 {
-		timeout = defaultRedisTimeout
+		timeout = storage.DefaultRedisTimeout
 	}
 	if rc.WaitTimeout != 0 && time.Duration(rc.WaitTimeout) >= timeout {
 		return fmt.Errorf("wait_timeout %s must be shorter than timeout %s: the wait is part of a command's time", time.Duration(rc.WaitTimeout), timeout)
 	}
 	return nil
 }
-
-// defaultRedisTimeout is storage.RedisOptions' default Timeout.
-const defaultRedisTimeout = 2 * time.Second
 
 // RedisTLS configures TLS to Redis.
 type RedisTLS struct {
@@ -323,6 +322,10 @@ type sharedStore struct {
 	redis    *storage.RedisPool
 	embedded *storage.EmbeddedStore
 	health   *handler.Health
+	// where names the Redis deployment for the admin API: the addresses
+	// as resolved (URLs reduced to host:port, so no password) and the
+	// database when not 0.
+	where string
 }
 
 func (s *sharedStore) Destruct() error {
@@ -439,7 +442,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	// The pool key tells Redis deployments apart; the name, prefixes.
 	h.activeName = h.poolKey + "|" + h.storeName()
-	activeStores.add(h.activeName, h.storeName(), h.storeAltName(), reg)
+	activeStores.add(h.activeName, h.storeName(), h.storeAltName(shared), reg)
 
 	switch h.apiName() {
 	case registry.APIRFC7591:
@@ -518,7 +521,11 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 				// fewer replicas, or none.
 				name += fmt.Sprintf(" (wait_replicas %d)", opts.WaitReplicas)
 			}
-			return &sharedStore{redis: pool, health: &handler.Health{Store: name}}, nil
+			where := strings.Join(opts.Addrs, ",")
+			if opts.DB != 0 {
+				where += "/" + strconv.Itoa(opts.DB)
+			}
+			return &sharedStore{redis: pool, health: &handler.Health{Store: name}, where: where}, nil
 		})
 		if err != nil {
 			return nil, "", err

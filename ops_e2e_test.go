@@ -850,13 +850,24 @@ func TestRedisWaitReplicas(t *testing.T) {
 	master := redistest.Start(t)
 	replica := redistest.Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
 	waitReplicaLink(t, replica)
-	s := startCaddy(t, "redis", fmt.Sprintf(`	route {
+	s, admin := startCaddyAdmin(t, "redis", fmt.Sprintf(`	route {
 		client_registration {
 			storage redis {
 				address %[1]s
 				timeout 1s
 				wait_replicas 1 300ms
 			}
+			rate_limit off
+		}
+		client_registration {
+			prefix /tok
+			storage redis {
+				address %[1]s
+				key_prefix tok:
+				timeout 1s
+				wait_replicas 1 300ms
+			}
+			registration token
 			rate_limit off
 		}
 		client_registration iam {
@@ -905,9 +916,18 @@ func TestRedisWaitReplicas(t *testing.T) {
 		t.Errorf("reads sent WAIT: %d calls before, %d after", waits, n)
 	}
 
+	status, tok := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens?store=tok:", `{"uses":1}`)
+	if status != 201 {
+		t.Fatalf("issuing a token: %d %v", status, tok)
+	}
 	time.Sleep(300 * time.Millisecond) // the idle client's next read pushes its expiry back
 
 	replica.Pause()
+	// A registration refused for want of a replica does not spend a
+	// one-use token.
+	if resp, body := s.postJSON("/tok/register", mcpBody, "Authorization: Bearer "+tok["token"].(string)); resp.StatusCode != 503 {
+		t.Errorf("registration with a token, the replica paused: %d %s", resp.StatusCode, body)
+	}
 	start := time.Now()
 	answered := make(chan struct{})
 	go func() {
@@ -963,6 +983,9 @@ func TestRedisWaitReplicas(t *testing.T) {
 	})
 	if resp, body = rfcPut(t, s, c, c.RAT, update); resp.StatusCode != 200 {
 		t.Errorf("update once the replica is back: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := s.postJSON("/tok/register", mcpBody, "Authorization: Bearer "+tok["token"].(string)); resp.StatusCode != 201 {
+		t.Errorf("the one-use token once the replica is back: %d %s", resp.StatusCode, body)
 	}
 	rfcRegister(t, s, mcpBody)
 }

@@ -316,10 +316,23 @@ func TestAdminStoresWithOnePrefix(t *testing.T) {
 			}
 			registration token
 		}
+		# The same data as the IAM handler's, through a connection of its
+		# own (another timeout, a URL with a password): one store.
+		client_registration mediagoblin {
+			storage redis {
+				address redis://:hunter2@%[2]s
+				key_prefix same:
+				timeout 3s
+			}
+			registration token
+		}
 	}`, sharedRedis.Addr, other.Addr))
 	status, body := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens?store=same:", `{"uses":1}`)
 	if status != 400 || !strings.Contains(fmt.Sprint(body), "several stores are named") {
 		t.Fatalf("bare prefix: %d %v", status, body)
+	}
+	if strings.Contains(fmt.Sprint(body), "hunter2") || strings.Count(fmt.Sprint(body), "same:@") != 2 {
+		t.Errorf("store names: %v, want the two deployments, without the password", body)
 	}
 	status, tok := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens?store=same:@"+other.Addr, `{"uses":1}`)
 	if status != 201 && status != 200 {

@@ -200,6 +200,11 @@ func (o *Options) create(r *http.Request, api string, c *registry.Client, iss re
 			return nil, &Denial{Status: http.StatusUnauthorized, Reason: "bad_token", Description: "the initial access token is invalid, expired or used up"}, nil
 		}
 		if err != nil {
+			if storage.NotReplicated(err) {
+				// Counted on the master, but the registration is refused:
+				// give the use back, or a one-use token would be spent.
+				_ = o.Registry.UseToken(context.WithoutCancel(ctx), adm.token, -1)
+			}
 			o.storeFailure(api, "initial access token", err)
 			return nil, unavailableDenial(), nil
 		}

@@ -638,7 +638,7 @@ func (a *RFC7591) restorePriorRAT(ctx context.Context, id, tok string) {
 	case storage.NotReplicated(err):
 		// On the master, as the client will see; only a failover now
 		// would bring the lapsing token back.
-		a.o.Logger.Warn("registration access token of an update whose answer was lost may be restored on the Redis master only: the replicas did not confirm it (wait_replicas)",
+		a.o.Logger.Warn("registration access token of an update whose answer was lost was restored on the Redis master, but the replicas did not confirm it (wait_replicas)",
 			zap.String("client_id", id), zap.Error(err))
 	case err != nil:
 		a.o.Logger.Warn("registration access token of an update whose answer was lost could not be restored; it stays valid until it lapses",

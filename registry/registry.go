@@ -170,6 +170,13 @@ func (r *Registry) Get(ctx context.Context, id string) (*Client, error) {
 	return c, nil
 }
 
+// Peek returns the client with this id, or ErrNotFound, without counting
+// a use (an operator looking at a client must not keep it alive).
+func (r *Registry) Peek(ctx context.Context, id string) (*Client, error) {
+	c, _, err := r.get(ctx, id)
+	return c, err
+}
+
 func (r *Registry) get(ctx context.Context, id string) (*Client, *storage.Record, error) {
 	if id == "" {
 		return nil, nil, ErrNotFound

@@ -273,6 +273,10 @@ func (b *batcher) exec(ops []*batchOp) {
 			err := fmt.Errorf("redis pipeline panicked: %v", r)
 			for _, op := range ops {
 				op.cmd.SetErr(err)
+				if b.waitReplicas > 0 {
+					// Unconfirmed: never to be read back as done.
+					op.unreplicated = &notReplicatedError{want: int64(b.waitReplicas), timeout: b.waitTimeout, waitErr: err}
+				}
 			}
 		}
 		for _, op := range ops {
@@ -282,8 +286,7 @@ func (b *batcher) exec(ops []*batchOp) {
 	// One timeout bounds the whole pipeline, a new connection's dial and
 	// handshake included (the client honours the deadline: see
 	// ContextTimeoutEnabled); without it each of those steps would get a
-	// timeout of its own.
-	// A WAIT gets its own time on top.
+	// timeout of its own. A WAIT gets its own time on top.
 	ctx := context.Background()
 	if b.maxWait > 0 {
 		var cancel context.CancelFunc

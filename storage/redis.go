@@ -35,13 +35,16 @@ type RedisOptions struct {
 	SentinelPassword string
 	TLS              *tls.Config
 	// Timeout bounds dialing, each read and each write; requests that hit it
-	// fail fast with an UnavailableError instead of hanging. Default 2s.
+	// fail fast with an UnavailableError instead of hanging. Default
+	// DefaultRedisTimeout.
 	Timeout time.Duration
 	// WaitReplicas, when positive, makes every write of a client (create,
 	// update, delete) wait until that many replicas have it (Redis WAIT)
 	// before it counts as done; a write they do not confirm within
 	// WaitTimeout (default: half of Timeout, and less than Timeout) fails
-	// as unavailable. Not with Redis Cluster.
+	// as unavailable. Not with Redis Cluster (ignored there): its client
+	// splits a pipeline by node, and a WAIT, which has no key, would go to
+	// any node rather than the one that took the writes.
 	WaitReplicas int
 	WaitTimeout  time.Duration
 }
@@ -60,7 +63,7 @@ type RedisPool struct {
 func NewRedisPool(o RedisOptions) *RedisPool {
 	timeout := o.Timeout
 	if timeout <= 0 {
-		timeout = 2 * time.Second
+		timeout = DefaultRedisTimeout
 	}
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:      o.Addrs,
@@ -97,7 +100,7 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 	})
 	b := newBatcher(rdb, timeout)
 	bw := b
-	if o.WaitReplicas > 0 {
+	if cluster := len(o.Addrs) > 1 && o.MasterName == ""; o.WaitReplicas > 0 && !cluster {
 		bw = newBatcher(rdb, timeout)
 		bw.waitReplicas, bw.waitTimeout = o.WaitReplicas, o.WaitTimeout
 		// WAIT's reply must come within a read's timeout; WAIT 0 would
@@ -497,7 +500,8 @@ func (c *call) release(err error) {
 	callPool.Put(c)
 }
 
-// OpTimeout is the configured timeout (see storage.OpTimeout).
+// OpTimeout is the configured timeout, plus the wait for replicas when
+// writes wait for them (see storage.OpTimeout).
 func (s *RedisStore) OpTimeout() time.Duration { return s.bw.maxWait + s.bw.waitTimeout }
 
 // Create implements Store.
@@ -518,18 +522,14 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 		c.args = append(c.args, cp.Max)
 	}
 	n, err := createScript.run(ctx, s.bw, c.args)
-	if nr := notReplicated(err); nr != nil {
-		if nr.replyErr == nil && n != 1 {
-			err = nil // nothing was written: nothing to wait for
-		} else {
-			// The client exists on the master, but a failover could lose
-			// it: 503, and an orphan nobody holds credentials for.
-			if rec.FreshID {
-				s.reapLater(rec.ID, string(c.value.b), slices.Clone(rec.Tags))
-			}
-			c.release(err)
-			return unavailable("create", err)
+	if err = unconfirmed(n, err); notReplicated(err) != nil {
+		// The client may exist on the master, but a failover could lose
+		// it: 503, and an orphan nobody holds credentials for.
+		if rec.FreshID {
+			s.reapLater(rec.ID, string(c.value.b), slices.Clone(rec.Tags))
 		}
+		c.release(err)
+		return unavailable("create", err)
 	}
 	if err != nil && outcomeOpen(err) {
 		if s.holds(ctx, c.key, c.value.b) {
@@ -565,6 +565,18 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 // open, and neither is a failed read-back: the 503 stands then.
 func (s *RedisStore) applied(ctx context.Context, err error, key string, want []byte) bool {
 	return outcomeOpen(err) && s.holds(ctx, key, want)
+}
+
+// unconfirmed sorts out a script's result n and error err when the
+// replicas did not confirm it (wait_replicas): a script whose reply says it
+// changed nothing (n != 1: a refusal) had nothing to wait for, and its
+// result stands (nil error); otherwise err stays, the write being on the
+// master only, or maybe there.
+func unconfirmed(n int64, err error) error {
+	if nr := notReplicated(err); nr != nil && nr.replyErr == nil && n != 1 {
+		return nil
+	}
+	return err
 }
 
 // outcomeOpen reports whether a write that failed with err may still have
@@ -789,14 +801,10 @@ func (s *RedisStore) Update(ctx context.Context, old, rec *Record) error {
 		b = s.b
 	}
 	n, err := updateScript.run(ctx, b, args)
-	if nr := notReplicated(err); nr != nil {
-		if nr.replyErr == nil && n != 1 {
-			err = nil // nothing was written: nothing to wait for
-		} else {
-			// Written on the master only: not known to be lasting, and
-			// not undone either.
-			return &UnavailableError{Op: "update", Err: err}
-		}
+	if err = unconfirmed(n, err); notReplicated(err) != nil {
+		// Maybe written on the master only: not known to be lasting,
+		// and not undone either.
+		return &UnavailableError{Op: "update", Err: err}
 	}
 	if err != nil && s.applied(ctx, err, s.recordKey(rec.ID), value) {
 		n, err = 1, nil
@@ -826,12 +834,8 @@ func (s *RedisStore) Delete(ctx context.Context, rec *Record) error {
 	}
 	args = append(args, rec.ID, revHeader(rec.Rev))
 	n, err := deleteScript.run(ctx, s.bw, args)
-	if nr := notReplicated(err); nr != nil {
-		if nr.replyErr == nil && n != 1 {
-			err = nil
-		} else {
-			return unavailable("delete", err)
-		}
+	if err = unconfirmed(n, err); notReplicated(err) != nil {
+		return unavailable("delete", err) // maybe deleted on the master only
 	}
 	if err != nil && s.applied(ctx, err, s.recordKey(rec.ID), nil) {
 		n, err = 1, nil

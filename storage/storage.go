@@ -75,10 +75,17 @@ func Unwritten(err error) bool {
 	return u.Unwritten || !WriteFailed(err) || u.Op == "lock"
 }
 
-// NotReplicated reports whether err is a write that Redis may have carried
-// out on its master but that fewer replicas than required (wait_replicas)
-// confirmed in time.
-func NotReplicated(err error) bool { return notReplicated(err) != nil }
+// NotReplicated reports whether err is a write that Redis carried out on
+// its master (its reply said so) but that fewer replicas than required
+// (wait_replicas) confirmed in time. A write whose own reply was lost as
+// well is not one: whether it was carried out is open.
+func NotReplicated(err error) bool {
+	nr := notReplicated(err)
+	return nr != nil && nr.replyErr == nil
+}
+
+// DefaultRedisTimeout is RedisOptions.Timeout when none is given.
+const DefaultRedisTimeout = 2 * time.Second
 
 // IsUnavailable reports whether err is (or wraps) an UnavailableError.
 func IsUnavailable(err error) bool {

@@ -269,6 +269,9 @@ func TestRedisWaitReplicas(t *testing.T) {
 	pool := NewRedisPool(RedisOptions{Addrs: []string{master.Addr}, WaitReplicas: 1})
 	t.Cleanup(func() { pool.Destruct() })
 	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
+	if !strings.Contains(master.CLI("info", "commandstats"), "cmdstat_wait:calls=") {
+		t.Error("the writes sent no WAIT")
+	}
 }
 
 // TestRedisWaitNoReplica: a write no replica confirms fails as an outage
@@ -281,7 +284,7 @@ func TestRedisWaitNoReplica(t *testing.T) {
 	s := pool.Store(uniquePrefix())
 	ctx := context.Background()
 	rec := &Record{ID: "c/x", Data: []byte("v1"), Tags: []string{"all"}}
-	if err := s.Create(ctx, rec); !IsUnavailable(err) || !strings.Contains(err.Error(), "reached 0 of the 1 replicas") {
+	if err := s.Create(ctx, rec); !IsUnavailable(err) || !NotReplicated(err) || !strings.Contains(err.Error(), "reached 0 of the 1 replicas") {
 		t.Fatalf("create: %v", err)
 	}
 	got, err := s.Get(ctx, "c/x") // on the master: reads do not wait
@@ -327,7 +330,7 @@ func TestRedisWaitNoReplica(t *testing.T) {
 	es := edge.Store(uniquePrefix())
 	for i := range 8 {
 		err := es.Create(ctx, &Record{ID: fmt.Sprintf("c/edge%d", i), Data: []byte("v")})
-		if !IsUnavailable(err) || !NotReplicated(err) {
+		if !IsUnavailable(err) || !strings.Contains(err.Error(), "(wait_replicas)") {
 			t.Errorf("create %d at the edge of the timeout: %v", i, err)
 		}
 	}
