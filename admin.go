@@ -17,6 +17,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/caddy-dcr/caddy-dcr/handler"
+	"github.com/caddy-dcr/caddy-dcr/internal/jsonw"
 	"github.com/caddy-dcr/caddy-dcr/registry"
 )
 
@@ -147,6 +149,8 @@ func (h *Handler) storeAltName(shared *sharedStore) string {
 //	GET    /client_registration/clients/{client_id}          a client's summary (no secrets)
 //	PATCH  /client_registration/clients/{client_id}          {"permitted": bool, "super": bool}
 //	DELETE /client_registration/clients/{client_id}          remove (an abusive or stale client)
+//	GET    /client_registration/clients/{client_id}/metadata  for an authorization server: RFC 7591 metadata
+//	POST   /client_registration/clients/{client_id}/verify_secret  {"client_secret"} -> {"valid", "reason"}
 //
 // Each takes ?store=<key prefix or "caddy"> when handlers use several stores.
 type AdminAPI struct{}
@@ -231,6 +235,16 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		return a.listClients(w, r, reg)
 	case parts[0] == "clients" && len(parts) == 2:
 		return a.client(w, r, reg, parts[1])
+	case parts[0] == "clients" && len(parts) == 3 && parts[2] == "metadata":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return methodNotAllowed(w, http.MethodGet, http.MethodHead)
+		}
+		return a.clientMetadata(w, r, reg, parts[1])
+	case parts[0] == "clients" && len(parts) == 3 && parts[2] == "verify_secret":
+		if r.Method != http.MethodPost {
+			return methodNotAllowed(w, http.MethodPost)
+		}
+		return a.verifySecret(w, r, reg, parts[1])
 	}
 	return adminError(http.StatusNotFound, "unknown client_registration admin route %q", r.URL.Path)
 }
@@ -356,6 +370,75 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 		return nil
 	}
 	return methodNotAllowed(w, http.MethodGet, http.MethodHead, http.MethodPatch, http.MethodDelete)
+}
+
+// clientMetadata answers what an authorization server needs to know of a
+// client: its id, when it was issued and when its secret expires, and its
+// RFC 7591 metadata (redirect URIs, grant types, authentication method,
+// keys, scope...), as a registration response has them, without any
+// credential. It counts as a use of the client (idle_lifetime).
+func (a AdminAPI) clientMetadata(w http.ResponseWriter, r *http.Request, reg *registry.Registry, id string) error {
+	c, err := reg.Get(r.Context(), id)
+	if errors.Is(err, registry.ErrNotFound) {
+		return adminError(http.StatusNotFound, "no client %q", id)
+	}
+	if err != nil {
+		return adminError(http.StatusServiceUnavailable, "reading client: %v", err)
+	}
+	jw := jsonw.Get(jsonw.Compact)
+	defer jw.Release()
+	jw.Open()
+	jw.Key("client_id").Str(c.ID)
+	jw.Key("client_id_issued_at").Int(c.IssuedAt())
+	if c.Confidential() {
+		jw.Key("client_secret_expires_at").Int(c.SecretExpiresAt)
+	}
+	handler.WriteMetadata(jw, c)
+	jw.Key("api").Str(c.API)
+	jw.OptStr("owner", c.Owner)
+	jw.Key("permitted").Bool(c.Permitted)
+	jw.Close()
+	w.Header().Set("Content-Type", "application/json")
+	_, err = w.Write(append(jw.B, '\n'))
+	return err
+}
+
+// verifySecret checks a client secret for an authorization server's token
+// endpoint ({"client_secret": "..."}): 200 with {"valid": true}, or
+// {"valid": false, "reason": ...} (no_secret for a public client,
+// mismatch, expired); the comparison is in constant time. It counts as a
+// use of the client.
+func (a AdminAPI) verifySecret(w http.ResponseWriter, r *http.Request, reg *registry.Registry, id string) error {
+	var req struct {
+		Secret *string `json:"client_secret"`
+	}
+	if err := decodeStrict(r, &req, false); err != nil {
+		return err
+	}
+	if req.Secret == nil {
+		return adminError(http.StatusBadRequest, "client_secret is required")
+	}
+	c, err := reg.Get(r.Context(), id)
+	if errors.Is(err, registry.ErrNotFound) {
+		return adminError(http.StatusNotFound, "no client %q", id)
+	}
+	if err != nil {
+		return adminError(http.StatusServiceUnavailable, "reading client: %v", err)
+	}
+	reason := ""
+	switch {
+	case !c.Confidential():
+		reason = "no_secret"
+	case !registry.Verify(c.SecretHash, *req.Secret):
+		reason = "mismatch"
+	case c.SecretExpired(reg.Now()):
+		reason = "expired"
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if reason != "" {
+		return writeAdminJSON(w, http.StatusOK, map[string]any{"valid": false, "reason": reason})
+	}
+	return writeAdminJSON(w, http.StatusOK, map[string]any{"valid": true})
 }
 
 // listClients answers the summaries of the store's clients, or of one

@@ -38,6 +38,7 @@ handlers of a running Caddy, through its admin API. Actions:
 
   clients [--owner <owner>] [--api <api>]   list clients, oldest first
   client <client_id>                         show one
+  metadata <client_id>                       its RFC 7591 metadata (no credentials)
   delete <client_id>                         remove one (its credentials stop working)
   permit <client_id> [--off]                 approve a Kustvakt plugin client
   super <client_id> [--off]                  make a confidential client a super client
@@ -79,6 +80,9 @@ var cliActions = map[string]cliAction{
 	"client": {1, nil, func(_ caddycmd.Flags, args []string) (string, string, any) {
 		return http.MethodGet, clientPath(args[0]), nil
 	}},
+	"metadata": {1, nil, func(_ caddycmd.Flags, args []string) (string, string, any) {
+		return http.MethodGet, clientPath(args[0]) + "/metadata", nil
+	}},
 	"delete": {1, nil, func(_ caddycmd.Flags, args []string) (string, string, any) {
 		return http.MethodDelete, clientPath(args[0]), nil
 	}},
@@ -108,11 +112,11 @@ func clientPath(id string) string { return "/client_registration/clients/" + url
 func cmdClientRegistration(fl caddycmd.Flags) (int, error) {
 	args := fl.Args()
 	if len(args) == 0 {
-		return exitFailed, fmt.Errorf("no action: use clients, client, delete, permit, super, issue-token, tokens or revoke-token (caddy help client-registration)")
+		return exitFailed, fmt.Errorf("no action: use clients, client, metadata, delete, permit, super, issue-token, tokens or revoke-token (caddy help client-registration)")
 	}
 	act, ok := cliActions[args[0]]
 	if !ok {
-		return exitFailed, fmt.Errorf("unknown action %q: use clients, client, delete, permit, super, issue-token, tokens or revoke-token", args[0])
+		return exitFailed, fmt.Errorf("unknown action %q: use clients, client, metadata, delete, permit, super, issue-token, tokens or revoke-token", args[0])
 	}
 	if len(args)-1 != act.args {
 		what := "no argument"

@@ -76,6 +76,9 @@ func TestCLI(t *testing.T) {
 	if m := object(ok("client", conf.ID)); m["client_id"] != conf.ID || m["api"] != "rfc7591" {
 		t.Errorf("client: %v", m)
 	}
+	if m := object(ok("metadata", conf.ID)); m["client_id"] != conf.ID || m["token_endpoint_auth_method"] != "client_secret_basic" || m["client_secret"] != nil {
+		t.Errorf("metadata: %v", m)
+	}
 	if m := object(ok("super", conf.ID)); m["super"] != true {
 		t.Errorf("super: %v", m)
 	}

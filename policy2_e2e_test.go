@@ -419,6 +419,43 @@ func TestAdminClients(t *testing.T) {
 			t.Fatalf("public client still super: %v", c)
 		}
 
+		// What an authorization server reads and checks.
+		cc := rfcRegister(t, s, `{"redirect_uris":["https://a.example/cb"]}`)
+		resp, body := s.adminRaw(admin, "GET", path+cc.ID+"/metadata")
+		md := object(t, body)
+		if resp.StatusCode != 200 || md["client_id"] != cc.ID || md["token_endpoint_auth_method"] != "client_secret_basic" ||
+			md["client_secret_expires_at"] == nil || md["api"] != "rfc7591" {
+			t.Errorf("metadata: %d %s", resp.StatusCode, body)
+		}
+		rfcWantStrs(t, md, "redirect_uris", "https://a.example/cb")
+		for _, k := range []string{"client_secret", "registration_access_token", "registration_client_uri"} {
+			rfcWantAbsent(t, md, k)
+		}
+		if resp, body := s.adminRaw(admin, "GET", path+pub.ID+"/metadata"); resp.StatusCode != 200 || strings.Contains(body, "client_secret_expires_at") {
+			t.Errorf("metadata of a public client: %d %s", resp.StatusCode, body)
+		}
+		for _, tc := range []struct {
+			id, body string
+			status   int
+			want     map[string]any
+		}{
+			{cc.ID, `{"client_secret":"` + cc.Secret + `"}`, 200, map[string]any{"valid": true}},
+			{cc.ID, `{"client_secret":"` + cc.Secret + `x"}`, 200, map[string]any{"valid": false, "reason": "mismatch"}},
+			{conf.ID, `{"client_secret":"` + conf.Secret + `"}`, 200, map[string]any{"valid": false, "reason": "no_secret"}}, // made public above
+			{pub.ID, `{"client_secret":""}`, 200, map[string]any{"valid": false, "reason": "no_secret"}},
+			{cc.ID, `{}`, 400, nil},
+			{cc.ID, `{"secret":"x"}`, 400, nil},
+			{"no-such-client", `{"client_secret":"x"}`, 404, nil},
+		} {
+			status, got := s.adminJSON(admin, "POST", path+tc.id+"/verify_secret", tc.body)
+			if status != tc.status || (tc.want != nil && fmt.Sprint(got) != fmt.Sprint(tc.want)) {
+				t.Errorf("verify_secret %s %s: %d %v, want %d %v", tc.id, tc.body, status, got, tc.status, tc.want)
+			}
+		}
+		if status, _ := s.adminJSON(admin, "GET", path+cc.ID+"/verify_secret", ""); status != 405 {
+			t.Errorf("GET verify_secret: %d", status)
+		}
+
 		// The list, oldest first, by API and by owner; then a removal.
 		ids := func(query string, wantStatus int) []string {
 			t.Helper()
@@ -440,10 +477,10 @@ func TestAdminClients(t *testing.T) {
 			return out
 		}
 		third := rfcRegister(t, s, mcpBody)
-		if got, want := ids("", 200), []string{conf.ID, pub.ID, third.ID}; !sameSet(got, want) {
+		if got, want := ids("", 200), []string{conf.ID, pub.ID, cc.ID, third.ID}; !sameSet(got, want) {
 			t.Errorf("list: %v, want %v", got, want)
 		}
-		if got := ids("?api=rfc7591", 200); len(got) != 3 {
+		if got := ids("?api=rfc7591", 200); len(got) != 4 {
 			t.Errorf("list ?api=rfc7591: %v", got)
 		}
 		if got := ids("?api=iam", 200); len(got) != 0 {
@@ -461,9 +498,9 @@ func TestAdminClients(t *testing.T) {
 		if status, _ := s.adminJSON(admin, "GET", path+pub.ID, ""); status != 404 {
 			t.Errorf("GET after DELETE: %d", status)
 		}
-		resp, body := rfcGet(t, s, pub, pub.RAT)
+		resp, body = rfcGet(t, s, pub, pub.RAT)
 		rfcWantUnauthorized(t, resp, body, rfcInvalidToken)
-		if got, want := ids("", 200), []string{conf.ID, third.ID}; !sameSet(got, want) {
+		if got, want := ids("", 200), []string{conf.ID, cc.ID, third.ID}; !sameSet(got, want) {
 			t.Errorf("list after DELETE: %v, want %v", got, want)
 		}
 	})
