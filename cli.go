@@ -107,16 +107,19 @@ var cliActions = map[string]cliAction{
 	}},
 }
 
+// cliActionList names the actions in the order of the help text.
+const cliActionList = "clients, client, metadata, delete, permit, super, issue-token, tokens or revoke-token"
+
 func clientPath(id string) string { return "/client_registration/clients/" + url.PathEscape(id) }
 
 func cmdClientRegistration(fl caddycmd.Flags) (int, error) {
 	args := fl.Args()
 	if len(args) == 0 {
-		return exitFailed, fmt.Errorf("no action: use clients, client, metadata, delete, permit, super, issue-token, tokens or revoke-token (caddy help client-registration)")
+		return exitFailed, fmt.Errorf("no action: use %s (caddy help client-registration)", cliActionList)
 	}
 	act, ok := cliActions[args[0]]
 	if !ok {
-		return exitFailed, fmt.Errorf("unknown action %q: use clients, client, metadata, delete, permit, super, issue-token, tokens or revoke-token", args[0])
+		return exitFailed, fmt.Errorf("unknown action %q: use %s", args[0], cliActionList)
 	}
 	if len(args)-1 != act.args {
 		what := "no argument"
