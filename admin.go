@@ -36,6 +36,31 @@ type storeEntry struct {
 	name, alt string // the short name and the one that is always unique
 	reg       *registry.Registry
 	refs      int
+	// apis holds, per API, the registry of the newest handler serving it
+	// on this store, with the count of such handlers.
+	apis map[string]*apiRegistry
+}
+
+type apiRegistry struct {
+	reg  *registry.Registry
+	refs int
+}
+
+// storeView is what the admin API uses of a store: a registry for what no
+// handler's settings bear on, and per API the registry of a handler that
+// serves it, whose client and idle lifetimes apply when a read counts as a
+// use of a client registered through that API.
+type storeView struct {
+	reg  *registry.Registry
+	apis map[string]*registry.Registry
+}
+
+// forAPI is the registry whose lifetimes apply to a client of api.
+func (v storeView) forAPI(api string) *registry.Registry {
+	if r := v.apis[api]; r != nil {
+		return r
+	}
+	return v.reg
 }
 
 type storeSet struct {
@@ -43,30 +68,44 @@ type storeSet struct {
 	m  map[string]*storeEntry // by a key unique to the store
 }
 
-func (s *storeSet) add(key, name, alt string, reg *registry.Registry) {
+func (s *storeSet) add(key, name, alt, api string, reg *registry.Registry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.m[key]
 	if e == nil {
-		e = &storeEntry{name: name, alt: alt}
+		e = &storeEntry{name: name, alt: alt, apis: map[string]*apiRegistry{}}
 		s.m[key] = e
 	}
 	e.reg = reg // the newest config's registry
 	e.refs++
+	a := e.apis[api]
+	if a == nil {
+		a = &apiRegistry{}
+		e.apis[api] = a
+	}
+	a.reg = reg
+	a.refs++
 }
 
-func (s *storeSet) remove(key string) {
+func (s *storeSet) remove(key, api string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.m[key]; e != nil {
-		if e.refs--; e.refs <= 0 {
-			delete(s.m, key)
+	e := s.m[key]
+	if e == nil {
+		return
+	}
+	if a := e.apis[api]; a != nil {
+		if a.refs--; a.refs <= 0 {
+			delete(e.apis, api)
 		}
+	}
+	if e.refs--; e.refs <= 0 {
+		delete(s.m, key)
 	}
 }
 
 // get returns the named store, or the only one when name is "".
-func (s *storeSet) get(name string) (*registry.Registry, error) {
+func (s *storeSet) get(name string) (storeView, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var found []*storeEntry
@@ -78,17 +117,20 @@ func (s *storeSet) get(name string) (*registry.Registry, error) {
 	// Handlers on the same data (addresses and prefix) whose connections
 	// differ (a timeout, wait_replicas) have entries of their own: one
 	// store all the same.
-	if len(found) > 1 && !slices.ContainsFunc(found, func(e *storeEntry) bool { return e.alt != found[0].alt }) {
-		found = found[:1]
-	}
-	if len(found) == 1 {
-		return found[0].reg, nil
+	if len(found) > 0 && !slices.ContainsFunc(found, func(e *storeEntry) bool { return e.alt != found[0].alt }) {
+		v := storeView{reg: found[0].reg, apis: map[string]*registry.Registry{}}
+		for _, e := range found {
+			for api, a := range e.apis {
+				v.apis[api] = a.reg
+			}
+		}
+		return v, nil
 	}
 	if len(found) == 0 {
 		if name == "" {
-			return nil, errors.New("no client_registration handler is loaded")
+			return storeView{}, errors.New("no client_registration handler is loaded")
 		}
-		return nil, fmt.Errorf("no client_registration handler uses the store %q", name)
+		return storeView{}, fmt.Errorf("no client_registration handler uses the store %q", name)
 	}
 	// Offer the short names where they are unique.
 	count := map[string]int{}
@@ -106,9 +148,9 @@ func (s *storeSet) get(name string) (*registry.Registry, error) {
 	sort.Strings(names)
 	names = slices.Compact(names)
 	if name == "" {
-		return nil, fmt.Errorf("%w: several stores are in use (%s): choose one with ?store=", errAmbiguousStore, strings.Join(names, ", "))
+		return storeView{}, fmt.Errorf("%w: several stores are in use (%s): choose one with ?store=", errAmbiguousStore, strings.Join(names, ", "))
 	}
-	return nil, fmt.Errorf("%w: several stores are named %q (%s): choose one with ?store=", errAmbiguousStore, name, strings.Join(names, ", "))
+	return storeView{}, fmt.Errorf("%w: several stores are named %q (%s): choose one with ?store=", errAmbiguousStore, name, strings.Join(names, ", "))
 }
 
 // errAmbiguousStore is a request that must name its store: 400, where a
@@ -189,13 +231,14 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	// Store calls run to their end (bounded by the store's own timeouts)
 	// even if the client closes its side of the connection.
 	r = r.WithContext(context.WithoutCancel(r.Context()))
-	reg, err := activeStores.get(r.URL.Query().Get("store"))
+	store, err := activeStores.get(r.URL.Query().Get("store"))
 	if errors.Is(err, errAmbiguousStore) {
 		return adminError(http.StatusBadRequest, "%v", err)
 	}
 	if err != nil {
 		return adminError(http.StatusNotFound, "%v", err)
 	}
+	reg := store.reg
 	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, "/client_registration/"), "/")
 	parts := strings.Split(rest, "/")
 	switch {
@@ -239,12 +282,12 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return methodNotAllowed(w, http.MethodGet, http.MethodHead)
 		}
-		return a.clientMetadata(w, r, reg, parts[1])
+		return a.clientMetadata(w, r, store, parts[1])
 	case parts[0] == "clients" && len(parts) == 3 && parts[2] == "verify_secret":
 		if r.Method != http.MethodPost {
 			return methodNotAllowed(w, http.MethodPost)
 		}
-		return a.verifySecret(w, r, reg, parts[1])
+		return a.verifySecret(w, r, store, parts[1])
 	}
 	return adminError(http.StatusNotFound, "unknown client_registration admin route %q", r.URL.Path)
 }
@@ -377,13 +420,10 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 // RFC 7591 metadata (redirect URIs, grant types, authentication method,
 // keys, scope...), as a registration response has them, without any
 // credential. It counts as a use of the client (idle_lifetime).
-func (a AdminAPI) clientMetadata(w http.ResponseWriter, r *http.Request, reg *registry.Registry, id string) error {
-	c, err := reg.Get(r.Context(), id)
-	if errors.Is(err, registry.ErrNotFound) {
-		return adminError(http.StatusNotFound, "no client %q", id)
-	}
+func (a AdminAPI) clientMetadata(w http.ResponseWriter, r *http.Request, store storeView, id string) error {
+	c, err := useClient(r.Context(), store, id)
 	if err != nil {
-		return adminError(http.StatusServiceUnavailable, "reading client: %v", err)
+		return err
 	}
 	jw := jsonw.Get(jsonw.Compact)
 	defer jw.Release()
@@ -403,12 +443,28 @@ func (a AdminAPI) clientMetadata(w http.ResponseWriter, r *http.Request, reg *re
 	return err
 }
 
+// useClient reads a client as a use of it: through the registry of a
+// handler of the API it was registered with, whose idle lifetime applies.
+func useClient(ctx context.Context, store storeView, id string) (*registry.Client, error) {
+	c, err := store.reg.Peek(ctx, id)
+	if err == nil {
+		c, err = store.forAPI(c.API).Get(ctx, id)
+	}
+	if errors.Is(err, registry.ErrNotFound) {
+		return nil, adminError(http.StatusNotFound, "no client %q", id)
+	}
+	if err != nil {
+		return nil, adminError(http.StatusServiceUnavailable, "reading client: %v", err)
+	}
+	return c, nil
+}
+
 // verifySecret checks a client secret for an authorization server's token
 // endpoint ({"client_secret": "..."}): 200 with {"valid": true}, or
 // {"valid": false, "reason": ...} (no_secret for a public client,
 // mismatch, expired); the comparison is in constant time. It counts as a
 // use of the client.
-func (a AdminAPI) verifySecret(w http.ResponseWriter, r *http.Request, reg *registry.Registry, id string) error {
+func (a AdminAPI) verifySecret(w http.ResponseWriter, r *http.Request, store storeView, id string) error {
 	var req struct {
 		Secret *string `json:"client_secret"`
 	}
@@ -418,12 +474,9 @@ func (a AdminAPI) verifySecret(w http.ResponseWriter, r *http.Request, reg *regi
 	if req.Secret == nil {
 		return adminError(http.StatusBadRequest, "client_secret is required")
 	}
-	c, err := reg.Get(r.Context(), id)
-	if errors.Is(err, registry.ErrNotFound) {
-		return adminError(http.StatusNotFound, "no client %q", id)
-	}
+	c, err := useClient(r.Context(), store, id)
 	if err != nil {
-		return adminError(http.StatusServiceUnavailable, "reading client: %v", err)
+		return err
 	}
 	reason := ""
 	switch {
@@ -431,7 +484,7 @@ func (a AdminAPI) verifySecret(w http.ResponseWriter, r *http.Request, reg *regi
 		reason = "no_secret"
 	case !registry.Verify(c.SecretHash, *req.Secret):
 		reason = "mismatch"
-	case c.SecretExpired(reg.Now()):
+	case c.SecretExpired(store.reg.Now()):
 		reason = "expired"
 	}
 	w.Header().Set("Cache-Control", "no-store")

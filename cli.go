@@ -128,6 +128,9 @@ func cmdClientRegistration(fl caddycmd.Flags) (int, error) {
 		}
 		return exitFailed, fmt.Errorf("%s takes %s", args[0], what)
 	}
+	if act.args == 1 && strings.TrimSpace(args[1]) == "" {
+		return exitFailed, fmt.Errorf("%s: the id is empty", args[0])
+	}
 	for _, f := range cliActionFlags {
 		if fl.Changed(f) && !slices.Contains(act.flags, f) {
 			return exitFailed, fmt.Errorf("--%s does not apply to %s", f, args[0])

@@ -127,6 +127,7 @@ func TestCLI(t *testing.T) {
 		{[]string{"delete", pub.ID}, "HTTP 404"},
 		{[]string{"clients", "--api", "oidc"}, "HTTP 400"},
 		{[]string{"client"}, "client takes one argument, the id"},
+		{[]string{"metadata", ""}, "metadata: the id is empty"},
 		{[]string{"tokens", "x"}, "tokens takes no argument"},
 		{[]string{"frobnicate"}, `unknown action \"frobnicate\"`},
 		{[]string{}, "no action"},

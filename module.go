@@ -442,7 +442,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	// The pool key tells Redis deployments apart; the name, prefixes.
 	h.activeName = h.poolKey + "|" + h.storeName()
-	activeStores.add(h.activeName, h.storeName(), h.storeAltName(shared), reg)
+	activeStores.add(h.activeName, h.storeName(), h.storeAltName(shared), h.apiName(), reg)
 
 	switch h.apiName() {
 	case registry.APIRFC7591:
@@ -908,7 +908,7 @@ func (h *Handler) Cleanup() error {
 	// Cleared as released: a second Cleanup must not drop a reference
 	// that another handler holds.
 	if h.activeName != "" {
-		activeStores.remove(h.activeName)
+		activeStores.remove(h.activeName, h.apiName())
 		h.activeName = ""
 	}
 	if h.poolKey == "" {

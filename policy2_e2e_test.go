@@ -574,3 +574,89 @@ func TestPolicySameHostURIs(t *testing.T) {
 		}
 	})
 }
+
+// TestAdminLifetimesPerAPI: a read through the admin API that counts as a
+// use (metadata) applies the idle lifetime of the API the client was
+// registered through, whichever handler was provisioned last.
+func TestAdminLifetimesPerAPI(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		s, admin := startCaddyAdmin(t, backend, `	route {
+		client_registration {
+			{storage}
+			idle_lifetime 1s
+		}
+		client_registration iam {
+			{storage}
+		}
+	}`)
+		resp, body := s.postJSON("/v1/clients", iamMinimalRequest)
+		if resp.StatusCode != 200 {
+			t.Fatalf("iam: %d %s", resp.StatusCode, body)
+		}
+		iamID := object(t, body)["client_info"].(map[string]any)["client_id"].(string)
+		rfc := rfcRegister(t, s, mcpBody)
+		path := "/client_registration/clients/"
+
+		// The RFC 7591 client stays alive while it is used, past its 1s.
+		for range 3 {
+			time.Sleep(600 * time.Millisecond)
+			if resp, body := s.adminRaw(admin, "GET", path+rfc.ID+"/metadata"); resp.StatusCode != 200 {
+				t.Fatalf("metadata of the RFC 7591 client, used every 0.6s: %d %s", resp.StatusCode, body)
+			}
+		}
+		// The IAM client has no idle lifetime: a use gives it none.
+		if resp, body := s.adminRaw(admin, "GET", path+iamID); resp.StatusCode != 200 {
+			t.Fatalf("the IAM client after 1.8s: %d %s", resp.StatusCode, body)
+		}
+		// Reading the summary is not a use: the RFC 7591 client lapses.
+		time.Sleep(1200 * time.Millisecond)
+		if resp, _ := s.adminRaw(admin, "GET", path+rfc.ID); resp.StatusCode != 404 {
+			t.Errorf("the RFC 7591 client 1.2s after its last use: %d, want 404", resp.StatusCode)
+		}
+	})
+}
+
+// TestIdleReadsWithWritesRefused: with an idle lifetime, a read that would
+// push the expiry back still answers when Redis refuses writes.
+func TestIdleReadsWithWritesRefused(t *testing.T) {
+	srv := redistest.Start(t)
+	s, admin := startCaddyAdmin(t, "redis", fmt.Sprintf(`	client_registration {
+		storage redis {
+			address %s
+		}
+		idle_lifetime 2s
+	}`, srv.Addr))
+	c := rfcRegister(t, s, mcpBody)
+	// Past a tenth of the idle lifetime, a read pushes the expiry back.
+	time.Sleep(300 * time.Millisecond)
+	srv.CLI("config", "set", "maxmemory-policy", "noeviction")
+	srv.CLI("config", "set", "maxmemory", "1")
+	t.Cleanup(func() { srv.CLI("config", "set", "maxmemory", "0") })
+	if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
+		t.Errorf("RFC 7592 read with writes refused: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := s.adminRaw(admin, "GET", "/client_registration/clients/"+c.ID+"/metadata"); resp.StatusCode != 200 {
+		t.Errorf("admin metadata with writes refused: %d %s", resp.StatusCode, body)
+	}
+	if got := srv.CLI("pttl", "dcr:{dcr}:r:c/"+c.ID); got == "-2" {
+		t.Fatal("the client is gone")
+	}
+}
+
+// TestSecretFollowsClientLifetime: a secret issued by an RFC 7592 update
+// expires with a client of fixed lifetime, as one issued at registration.
+func TestSecretFollowsClientLifetime(t *testing.T) {
+	s := startCaddy(t, "embedded", `	client_registration {
+		{storage}
+		client_lifetime 1h
+	}`)
+	c := rfcRegister(t, s, mcpBody)
+	resp, body := rfcPut(t, s, c, c.RAT, `{"client_id":"`+c.ID+`","redirect_uris":["http://127.0.0.1:33418/callback"],"token_endpoint_auth_method":"client_secret_basic"}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("PUT: %d %s", resp.StatusCode, body)
+	}
+	m := object(t, body)
+	if got, want := rfcInt(t, m, "client_secret_expires_at"), rfcInt(t, c.Body, "client_id_issued_at")+3600; got != want {
+		t.Errorf("client_secret_expires_at %d, want %d (the client's end)", got, want)
+	}
+}

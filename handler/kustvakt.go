@@ -1118,10 +1118,7 @@ func (a *Kustvakt) reset(q *kustvaktRequest) {
 			return errNotOwner
 		}
 		c.SecretHash = registry.Hash(secret)
-		c.SecretExpiresAt = 0
-		if lifetime > 0 {
-			c.SecretExpiresAt = a.o.Registry.Now().Add(lifetime).Unix()
-		}
+		c.SecretExpiresAt = a.o.Registry.SecretExpiry(c, a.o.Registry.Now(), lifetime)
 		return nil
 	})
 	switch {

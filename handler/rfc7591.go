@@ -557,10 +557,8 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 			// does an update after one whose answer, with the secret it
 			// issued, may have been lost.
 			secret = registry.FormatRFC7591.NewSecret()
-			c.SecretHash, c.SecretExpiresAt = registry.Hash(secret), 0
-			if lifetime > 0 {
-				c.SecretExpiresAt = now.Add(lifetime).Unix()
-			}
+			c.SecretHash = registry.Hash(secret)
+			c.SecretExpiresAt = a.o.Registry.SecretExpiry(c, now, lifetime)
 			c.SecretUndelivered = true
 		}
 		return nil

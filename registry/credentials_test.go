@@ -329,3 +329,28 @@ func TestRATRotation(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretExpiry: a secret expires after its own lifetime, and never
+// after the client's end when the client has a fixed lifetime, whenever it
+// was issued (registration, reset, an update that issues one).
+func TestSecretExpiry(t *testing.T) {
+	created := time.Unix(1_800_000_000, 0)
+	c := &Client{CreatedMs: created.UnixMilli()}
+	later := created.Add(30 * time.Minute)
+	for _, tc := range []struct {
+		client, secret time.Duration
+		at             time.Time
+		want           int64
+	}{
+		{0, 0, later, 0},
+		{0, time.Hour, later, later.Add(time.Hour).Unix()},
+		{time.Hour, 0, later, created.Add(time.Hour).Unix()},
+		{time.Hour, 10 * time.Minute, later, later.Add(10 * time.Minute).Unix()},
+		{time.Hour, 2 * time.Hour, later, created.Add(time.Hour).Unix()},
+	} {
+		r := &Registry{ClientLifetime: tc.client}
+		if got := r.SecretExpiry(c, tc.at, tc.secret); got != tc.want {
+			t.Errorf("client lifetime %s, secret lifetime %s: %d, want %d", tc.client, tc.secret, got, tc.want)
+		}
+	}
+}

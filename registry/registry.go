@@ -105,6 +105,23 @@ func decode(rec *storage.Record) (*Client, error) {
 	return c, nil
 }
 
+// SecretExpiry is client_secret_expires_at (Unix seconds, 0 for never) of a
+// secret issued to c at now with the given lifetime (0: none of its own).
+// c.CreatedMs must be set: a client with a fixed lifetime takes its secret
+// with it, whenever the secret was issued.
+func (r *Registry) SecretExpiry(c *Client, now time.Time, lifetime time.Duration) int64 {
+	var exp int64
+	if lifetime > 0 {
+		exp = now.Add(lifetime).Unix()
+	}
+	if r.ClientLifetime > 0 {
+		if end := c.Created().Add(r.ClientLifetime).Unix(); exp == 0 || end < exp {
+			exp = end
+		}
+	}
+	return exp
+}
+
 // Register stores c (its metadata already validated) under a fresh id with
 // fresh credentials, as iss says. c.Owner and c.API must be set.
 func (r *Registry) Register(ctx context.Context, c *Client, iss Issue, caps ...storage.Cap) (*Issued, error) {
@@ -114,15 +131,7 @@ func (r *Registry) Register(ctx context.Context, c *Client, iss Issue, caps ...s
 	if !iss.NoSecret && (iss.Secret || NeedsSecret(c.TokenEndpointAuthMethod)) {
 		out.Secret = iss.Format.NewSecret()
 		c.SecretHash = Hash(out.Secret)
-		if iss.SecretLifetime > 0 {
-			c.SecretExpiresAt = now.Add(iss.SecretLifetime).Unix()
-		}
-		// A client with a fixed lifetime takes its secret with it.
-		if r.ClientLifetime > 0 {
-			if end := now.Add(r.ClientLifetime).Unix(); c.SecretExpiresAt == 0 || end < c.SecretExpiresAt {
-				c.SecretExpiresAt = end
-			}
-		}
+		c.SecretExpiresAt = r.SecretExpiry(c, now, iss.SecretLifetime)
 	}
 	// A fresh id collides with an existing one with negligible probability;
 	// Create refuses to overwrite, so try again rather than lose a client.
@@ -163,10 +172,10 @@ func (r *Registry) Get(ctx context.Context, id string) (*Client, error) {
 	next := *rec
 	next.ExpiresAt = r.expiry(c, now)
 	next.Touch = true
-	// A concurrent writer refreshes it too; losing this race is harmless.
-	if err := r.Store.Update(ctx, rec, &next); err != nil && !errors.Is(err, storage.ErrConflict) && !errors.Is(err, storage.ErrNotFound) {
-		return nil, err
-	}
+	// A concurrent writer refreshes it too, or deletes it: losing this race
+	// is harmless. So is failing to write (Redis refusing writes, out of
+	// memory): the read itself succeeded, and the next one tries again.
+	_ = r.Store.Update(ctx, rec, &next)
 	return c, nil
 }
 
