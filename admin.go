@@ -228,6 +228,17 @@ func writeAdminJSON(w http.ResponseWriter, status int, v any) error {
 }
 
 func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	err := a.route(w, r)
+	// A store outage is answered as the APIs answer it: when to retry.
+	// Caddy's admin server keeps the headers set before it writes the error.
+	var apiErr caddy.APIError
+	if errors.As(err, &apiErr) && apiErr.HTTPStatus == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	return err
+}
+
+func (a AdminAPI) route(w http.ResponseWriter, r *http.Request) error {
 	// Store calls run to their end (bounded by the store's own timeouts)
 	// even if the client closes its side of the connection.
 	r = r.WithContext(context.WithoutCancel(r.Context()))

@@ -641,6 +641,17 @@ func TestIdleReadsWithWritesRefused(t *testing.T) {
 	if got := srv.CLI("pttl", "dcr:{dcr}:r:c/"+c.ID); got == "-2" {
 		t.Fatal("the client is gone")
 	}
+	// A change through the admin API is refused as an outage, with when
+	// to retry.
+	req, _ := http.NewRequest("PATCH", admin+"/client_registration/clients/"+c.ID, strings.NewReader(`{"permitted":false}`))
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "5" {
+		t.Errorf("admin PATCH with writes refused: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
 }
 
 // TestSecretFollowsClientLifetime: a secret issued by an RFC 7592 update
