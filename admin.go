@@ -454,13 +454,10 @@ func (a AdminAPI) clientMetadata(w http.ResponseWriter, r *http.Request, store s
 	return err
 }
 
-// useClient reads a client as a use of it: through the registry of a
-// handler of the API it was registered with, whose idle lifetime applies.
+// useClient reads a client as a use of it, with the idle lifetime of a
+// handler of the API it was registered with.
 func useClient(ctx context.Context, store storeView, id string) (*registry.Client, error) {
-	c, err := store.reg.Peek(ctx, id)
-	if err == nil {
-		c, err = store.forAPI(c.API).Get(ctx, id)
-	}
+	c, err := store.reg.GetFor(ctx, id, store.forAPI)
 	if errors.Is(err, registry.ErrNotFound) {
 		return nil, adminError(http.StatusNotFound, "no client %q", id)
 	}

@@ -244,11 +244,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
-			if name == "require_software_statement" {
-				h.RequireSoftwareStatement = true
-			} else {
-				h.RequireSameHostURIs = true
-			}
+			*map[string]*bool{"require_software_statement": &h.RequireSoftwareStatement, "require_same_host_uris": &h.RequireSameHostURIs}[name] = true
 		case "max_redirect_uris":
 			n, err := oneCount(d, false)
 			if err != nil {

@@ -850,46 +850,32 @@ func TestRedisWaitReplicas(t *testing.T) {
 	master := redistest.Start(t)
 	replica := redistest.Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
 	waitReplicaLink(t, replica)
-	s, admin := startCaddyAdmin(t, "redis", fmt.Sprintf(`	route {
+	// Every handler waits for the replica, each on a store of its own.
+	store := func(prefix string) string {
+		return fmt.Sprintf("storage redis {\n\t\t\taddress %s\n\t\t\tkey_prefix %s\n\t\t\ttimeout 1s\n\t\t\twait_replicas 1 300ms\n\t\t}", master.Addr, prefix)
+	}
+	s, admin := startCaddyAdmin(t, "redis", `	route {
 		client_registration {
-			storage redis {
-				address %[1]s
-				timeout 1s
-				wait_replicas 1 300ms
-			}
+			`+store("dcr:")+`
 			rate_limit off
 		}
 		client_registration {
 			prefix /tok
-			storage redis {
-				address %[1]s
-				key_prefix tok:
-				timeout 1s
-				wait_replicas 1 300ms
-			}
+			`+store("tok:")+`
 			registration token
 			rate_limit off
 		}
 		client_registration iam {
-			storage redis {
-				address %[1]s
-				timeout 1s
-				wait_replicas 1 300ms
-			}
+			`+store("dcr:")+`
 			rate_limit off
 		}
 		client_registration {
 			prefix /idle
-			storage redis {
-				address %[1]s
-				key_prefix idle:
-				timeout 1s
-				wait_replicas 1 300ms
-			}
+			`+store("idle:")+`
 			idle_lifetime 2s
 			rate_limit off
 		}
-	}`, master.Addr))
+	}`)
 	c := rfcRegister(t, s, mcpBody)
 	resp, body := s.postJSON("/idle/register", mcpBody)
 	if resp.StatusCode != 201 {

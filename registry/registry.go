@@ -162,12 +162,34 @@ func (r *Registry) Register(ctx context.Context, c *Client, iss Issue, caps ...s
 // per tenth of the idle lifetime, so reads rarely write).
 func (r *Registry) Get(ctx context.Context, id string) (*Client, error) {
 	c, rec, err := r.get(ctx, id)
-	if err != nil || r.IdleLifetime <= 0 {
-		return c, err
+	if err != nil {
+		return nil, err
+	}
+	r.use(ctx, c, rec)
+	return c, nil
+}
+
+// GetFor is Get where the lifetimes that apply are those of the registry
+// lifetimes returns for the client's API (several handlers, each with its
+// own, share one store).
+func (r *Registry) GetFor(ctx context.Context, id string, lifetimes func(api string) *Registry) (*Client, error) {
+	c, rec, err := r.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	lifetimes(c.API).use(ctx, c, rec)
+	return c, nil
+}
+
+// use moves the expiry of c (stored as rec) forward when it has an idle
+// lifetime.
+func (r *Registry) use(ctx context.Context, c *Client, rec *storage.Record) {
+	if r.IdleLifetime <= 0 {
+		return
 	}
 	now := r.Now()
 	if !rec.ExpiresAt.IsZero() && rec.ExpiresAt.Sub(now) > r.IdleLifetime-r.IdleLifetime/10 {
-		return c, nil
+		return
 	}
 	next := *rec
 	next.ExpiresAt = r.expiry(c, now)
@@ -176,7 +198,6 @@ func (r *Registry) Get(ctx context.Context, id string) (*Client, error) {
 	// is harmless. So is failing to write (Redis refusing writes, out of
 	// memory): the read itself succeeded, and the next one tries again.
 	_ = r.Store.Update(ctx, rec, &next)
-	return c, nil
 }
 
 // Peek returns the client with this id, or ErrNotFound, without counting
