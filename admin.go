@@ -210,6 +210,10 @@ func (a AdminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{{Pattern: "/client_registration/", Handler: caddy.AdminHandlerFunc(a.serve)}}
 }
 
+// adminLog is the logger of the admin API's changes: the handlers' own
+// (an operator filters one logger for every change to the clients).
+func adminLog() *zap.Logger { return caddy.Log().Named("http.handlers.client_registration") }
+
 func adminError(status int, format string, args ...any) error {
 	return caddy.APIError{HTTPStatus: status, Err: fmt.Errorf(format, args...)}
 }
@@ -242,6 +246,15 @@ func (a AdminAPI) route(w http.ResponseWriter, r *http.Request) error {
 	// Store calls run to their end (bounded by the store's own timeouts)
 	// even if the client closes its side of the connection.
 	r = r.WithContext(context.WithoutCancel(r.Context()))
+	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, "/client_registration/"), "/")
+	parts := strings.Split(rest, "/")
+	// An unknown route is a 404 whatever ?store= says.
+	known := len(parts) == 1 && (parts[0] == "initial_access_tokens" || parts[0] == "clients") ||
+		len(parts) == 2 && (parts[0] == "initial_access_tokens" || parts[0] == "clients") ||
+		len(parts) == 3 && parts[0] == "clients" && (parts[2] == "metadata" || parts[2] == "verify_secret")
+	if !known {
+		return adminError(http.StatusNotFound, "unknown client_registration admin route %q", r.URL.Path)
+	}
 	store, err := activeStores.get(r.URL.Query().Get("store"))
 	if errors.Is(err, errAmbiguousStore) {
 		return adminError(http.StatusBadRequest, "%v", err)
@@ -250,8 +263,6 @@ func (a AdminAPI) route(w http.ResponseWriter, r *http.Request) error {
 		return adminError(http.StatusNotFound, "%v", err)
 	}
 	reg := store.reg
-	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, "/client_registration/"), "/")
-	parts := strings.Split(rest, "/")
 	switch {
 	case parts[0] == "initial_access_tokens" && len(parts) == 1:
 		switch r.Method {
@@ -280,6 +291,7 @@ func (a AdminAPI) route(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return adminError(http.StatusServiceUnavailable, "revoking token: %v", err)
 		}
+		adminLog().Info("initial access token revoked", zap.String("token_id", parts[1]), zap.String("by", "admin API"))
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	case parts[0] == "clients" && len(parts) == 1:
@@ -348,6 +360,8 @@ func (a AdminAPI) issueToken(w http.ResponseWriter, r *http.Request, reg *regist
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "issuing token: %v", err)
 	}
+	adminLog().Info("initial access token issued", zap.String("token_id", t.ID), zap.String("name", t.Name),
+		zap.Int("uses", t.Uses), zap.Duration("expires_in", time.Duration(expiresIn)), zap.String("by", "admin API"))
 	v := viewToken(t)
 	v.Token = tok
 	w.Header().Set("Cache-Control", "no-store")
@@ -410,6 +424,8 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 		case err != nil:
 			return adminError(http.StatusServiceUnavailable, "updating client: %v", err)
 		}
+		adminLog().Info("client privileges changed", zap.String("client_id", id),
+			zap.Bool("permitted", c.Permitted), zap.Bool("super", c.Super), zap.String("by", "admin API"))
 		return writeAdminJSON(w, http.StatusOK, viewClient(c))
 	case http.MethodDelete:
 		err := reg.Delete(r.Context(), id, nil)
@@ -419,7 +435,7 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 		case err != nil:
 			return adminError(http.StatusServiceUnavailable, "deleting client: %v", err)
 		}
-		caddy.Log().Named("http.handlers.client_registration").Info("client deleted", zap.String("client_id", id), zap.String("by", "admin API"))
+		adminLog().Info("client deleted", zap.String("client_id", id), zap.String("by", "admin API"))
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}

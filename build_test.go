@@ -103,11 +103,20 @@ func TestBuildBinary(t *testing.T) {
 	// A config whose Redis cannot be reached still adapts and validates:
 	// provisioning does no network I/O.
 	unreachable := filepath.Join(home, "Caddyfile")
-	if err := os.WriteFile(unreachable, []byte("http://localhost:8080 {\n\tclient_registration {\n\t\tstorage redis {\n\t\t\taddress 127.0.0.1:1\n\t\t\tpassword {env.NOT_SET_ANYWHERE}\n\t\t}\n\t}\n}\n"), 0o600); err != nil {
+	if err := os.WriteFile(unreachable, []byte("http://localhost:8080 {\n\tclient_registration {\n\t\tstorage redis {\n\t\t\taddress 127.0.0.1:1\n\t\t\tpassword {env.DCR_BUILD_TEST_PASSWORD}\n\t\t}\n\t}\n}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out := run("adapt", "--config", unreachable); !strings.Contains(out, "{env.NOT_SET_ANYWHERE}") {
+	t.Setenv("DCR_BUILD_TEST_PASSWORD", "hunter2")
+	if out := run("adapt", "--config", unreachable); !strings.Contains(out, "{env.DCR_BUILD_TEST_PASSWORD}") || strings.Contains(out, "hunter2") {
 		t.Errorf("adapt resolved the placeholder or failed:\n%s", out)
 	}
 	run("validate", "--config", unreachable)
+	// The same with the variable unset: refused when it loads, not an
+	// outage (NOAUTH) at every request.
+	t.Setenv("DCR_BUILD_TEST_PASSWORD", "")
+	c := exec.Command(bin, "validate", "--config", unreachable)
+	c.Env = append(os.Environ(), "HOME="+home)
+	if out, err := c.CombinedOutput(); err == nil || !strings.Contains(string(out), "password {env.DCR_BUILD_TEST_PASSWORD} resolves to an empty value") {
+		t.Errorf("validate with the password unset: %v\n%s", err, out)
+	}
 }

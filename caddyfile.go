@@ -199,8 +199,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				"allowed_scopes": &h.AllowedScopes, "cors": &h.CORS,
 			}[name]
 			// Each line is checked on its own, so that a bad value is
-			// reported at its line; Validate has the messages.
-			probe := Handler{API: h.API}
+			// reported at its line; Validate has the messages. The mode a
+			// token needs is checked with the whole block, at its end.
+			probe := Handler{API: h.API, Registration: "token"}
 			*map[string]*[]string{
 				"admin_user": &probe.AdminUsers, "initial_access_token": &probe.InitialAccessTokens,
 				"allowed_redirect_hosts": &probe.AllowedRedirectHosts, "allowed_grant_types": &probe.AllowedGrantTypes,

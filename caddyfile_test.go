@@ -322,6 +322,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"registration twice", "client_registration {\n\tregistration open\n\tregistration user\n}", "registration already specified"},
 		{"registration extra", "client_registration {\n\tregistration open user\n}", "wrong argument count"},
 		{"initial_access_token empty", "client_registration {\n\tinitial_access_token\n}", "wrong argument count"},
+		{"initial_access_token without token mode", "client_registration {\n\tinitial_access_token t\n}", "registration is open, which asks for no token"},
+		{"initial_access_token in user mode", "client_registration {\n\tinitial_access_token t\n\tregistration user\n}", "registration is user"},
 		{"cors empty", "client_registration {\n\tcors\n}", "wrong argument count"},
 		{"allowed_scopes empty", "client_registration {\n\tallowed_scopes\n}", "wrong argument count"},
 		{"default_scope twice", "client_registration {\n\tdefault_scope a\n\tdefault_scope b\n}", "default_scope already specified"},
@@ -808,6 +810,9 @@ func TestValidateJSON(t *testing.T) {
 		{`{"api":"mediagoblin","admin_users":["a"]}`, "admin_user applies to the kustvakt API only"},
 		{`{"api":"kustvakt","super_clients":[{"client_id":"a"},{"client_id":"a","secret":"s"}]}`, "super_client a is declared twice"},
 		{`{"api":"kustvakt","super_clients":[{"secret":"s"}]}`, "client id is required"},
+		{`{"initial_access_tokens":["t"]}`, "registration is open, which asks for no token; add 'registration token'"},
+		{`{"api":"kustvakt","initial_access_tokens":["t"]}`, "registration is user"},
+		{`{"registration":"user","initial_access_tokens":["t"]}`, "registration is user"},
 	} {
 		var h Handler
 		dec := json.NewDecoder(strings.NewReader(tc.config))
@@ -1163,6 +1168,23 @@ func TestRedisOptionsResolved(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("%v with %q: error %v, want %q (and no password)", tc.addrs, tc.env, err, tc.want)
 		}
+	}
+	// Credentials and master_name from placeholders that resolve to
+	// nothing: refused at load, not an outage at every request.
+	t.Setenv("DCR_TEST_EMPTY", "")
+	for _, rc := range []RedisConfig{
+		{Address: []string{"r:1"}, Password: "{env.DCR_TEST_EMPTY}"},
+		{Address: []string{"r:1"}, Password: "{file./nonexistent/dcr-password}"},
+		{Address: []string{"r:1"}, Username: "{env.DCR_TEST_EMPTY}", Password: "x"},
+		{Address: []string{"r:1"}, MasterName: "{env.DCR_TEST_EMPTY}"},
+		{Address: []string{"r:1"}, MasterName: "m", SentinelPassword: "{env.DCR_TEST_EMPTY}"},
+	} {
+		if _, err := rc.options(repl); err == nil || !strings.Contains(err.Error(), "resolves to an empty value") {
+			t.Errorf("%+v: error %v", rc, err)
+		}
+	}
+	if _, err := (&RedisConfig{Address: []string{"r:1"}, Password: ""}).options(repl); err != nil {
+		t.Errorf("no password: %v", err)
 	}
 	t.Setenv("DCR_TEST_ADDR", "rediss://app:s3cret@cache.example:6380/4")
 	o, err := (&RedisConfig{Address: []string{"{env.DCR_TEST_ADDR}"}}).options(repl)

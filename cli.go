@@ -2,6 +2,7 @@ package caddydcr
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -159,7 +160,8 @@ func cmdClientRegistration(fl caddycmd.Flags) (int, error) {
 	}
 	resp, err := caddycmd.AdminAPIRequest(addr, method, path, nil, rd)
 	if err != nil {
-		return exitFailed, err
+		// The API names its query parameter; here it is a flag.
+		return exitFailed, errors.New(strings.ReplaceAll(err.Error(), "choose one with ?store=", "choose one with --store"))
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)

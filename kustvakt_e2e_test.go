@@ -316,6 +316,14 @@ func TestKustvaktClientInfo(t *testing.T) {
 		if want := fmt.Sprintf(`{"permitted":false,"super":false,"client_id":"%s","client_name":"Plugin","client_type":"CONFIDENTIAL","client_description":"d","client_url":"https://my.confidential.plugin.de"}`, eid); body != want {
 			t.Fatalf("empty-source plugin view\n got %s\nwant %s", body, want)
 		}
+		// The source reads back as Jackson renders it: a repeated member
+		// keeps its last value, decimals are Java doubles.
+		_, body = s.kvRegister("alice", `{"name":"Plugin","type":"CONFIDENTIAL","description":"d","source":{"a":1,"b":1E+2,"a":2.50},"url":"https://my.confidential.plugin.de"}`)
+		jid := object(t, body)["client_id"].(string)
+		_, body = s.kvForm("/api/v1.0/oauth2/client/"+jid, "alice", superForm())
+		if !strings.HasPrefix(body, `{"source":{"a":2.5,"b":100.0},"permitted":false,`) {
+			t.Fatalf("source as Jackson renders it: %s", body)
+		}
 
 		// Super client authentication, in Kustvakt's order.
 		resp, body = s.kvForm(path, "alice", url.Values{})
@@ -424,7 +432,7 @@ func TestKustvaktPlugins(t *testing.T) {
 		}
 		// Plugin list: sorted by name, reduced view, source as JSON.
 		resp, body = s.kvForm("/api/v1.0/plugins", "alice", superForm())
-		want := fmt.Sprintf(`[{"source":{"k":[1,2.50,"é"]},"permitted":false,"super":false,"client_id":"%s","client_name":"Alpha plugin","client_type":"CONFIDENTIAL","client_description":"a","client_url":"https://alpha.plugin.de"},{"source":{"plugin":"source"},"permitted":true,"super":false,"client_id":"%s","client_name":"Zeta plugin","client_type":"CONFIDENTIAL","client_description":"z","client_url":"https://zeta.plugin.de","registration_date":`, alpha, zeta)
+		want := fmt.Sprintf(`[{"source":{"k":[1,2.5,"é"]},"permitted":false,"super":false,"client_id":"%s","client_name":"Alpha plugin","client_type":"CONFIDENTIAL","client_description":"a","client_url":"https://alpha.plugin.de"},{"source":{"plugin":"source"},"permitted":true,"super":false,"client_id":"%s","client_name":"Zeta plugin","client_type":"CONFIDENTIAL","client_description":"z","client_url":"https://zeta.plugin.de","registration_date":`, alpha, zeta)
 		if resp.StatusCode != 200 || !strings.HasPrefix(body, want) {
 			t.Fatalf("plugins\n got %s\nwant prefix %s", body, want)
 		}

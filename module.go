@@ -364,6 +364,9 @@ func (h *Handler) prefix() string {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
+	if err := h.checkResolvedURLs(repl); err != nil {
+		return err
+	}
 	if msg := h.policyWarning(); msg != "" {
 		h.logger.Warn(msg, zap.String("api", h.apiName()))
 	}
@@ -580,12 +583,24 @@ func (rc *RedisConfig) options(repl *caddy.Replacer) (redisOptions, error) {
 		}
 		return o, errors.New("no address")
 	}
-	o.Username = repl.ReplaceAll(rc.Username, "")
-	o.Password = repl.ReplaceAll(rc.Password, "")
+	// A placeholder that resolves to nothing (variable unset, file
+	// unreadable) would not fail here but at every request (NOAUTH), or,
+	// for master_name, quietly turn Sentinel into a single node.
+	for _, f := range []struct {
+		name string
+		dst  *string
+		v    string
+	}{
+		{"username", &o.Username, rc.Username}, {"password", &o.Password, rc.Password},
+		{"master_name", &o.MasterName, rc.MasterName},
+		{"sentinel_username", &o.SentinelUsername, rc.SentinelUsername},
+		{"sentinel_password", &o.SentinelPassword, rc.SentinelPassword},
+	} {
+		if *f.dst = repl.ReplaceAll(f.v, ""); *f.dst == "" && f.v != "" {
+			return o, fmt.Errorf("%s %s resolves to an empty value (is the environment variable or file set?)", f.name, f.v)
+		}
+	}
 	o.DB = rc.DB
-	o.MasterName = repl.ReplaceAll(rc.MasterName, "")
-	o.SentinelUsername = repl.ReplaceAll(rc.SentinelUsername, "")
-	o.SentinelPassword = repl.ReplaceAll(rc.SentinelPassword, "")
 	o.Timeout = time.Duration(rc.Timeout)
 	o.WaitReplicas, o.WaitTimeout = rc.WaitReplicas, time.Duration(rc.WaitTimeout)
 	if rc.TLS != nil {
@@ -702,6 +717,37 @@ func checkIssuer(v string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http" && !schemeFromPlaceholder) || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return bad
+	}
+	return nil
+}
+
+// checkResolvedURLs checks the issuer and endpoints again with the
+// placeholders the environment resolves ({env.*}, {file.*}) filled in:
+// Validate sees only their shape, and an unset variable would otherwise
+// make every URL the server gives out empty or relative. Request
+// placeholders stay as they are (see handler's unresolvedURL).
+func (h *Handler) checkResolvedURLs(repl *caddy.Replacer) error {
+	for _, f := range []struct {
+		name, v string
+		check   func(string) error
+	}{
+		{"issuer", h.Issuer, checkIssuer},
+		{"authorization_endpoint", h.AuthorizationEndpoint, func(v string) error { return checkEndpoint("authorization_endpoint", v) }},
+		{"token_endpoint", h.TokenEndpoint, func(v string) error { return checkEndpoint("token_endpoint", v) }},
+	} {
+		if !strings.Contains(f.v, "{") {
+			continue
+		}
+		got := repl.ReplaceKnown(f.v, "")
+		if got == f.v {
+			continue
+		}
+		if got == "" {
+			return fmt.Errorf("%s %s resolves to an empty value (is the environment variable or file set?)", f.name, f.v)
+		}
+		if err := f.check(got); err != nil {
+			return fmt.Errorf("%s %s, once resolved: %w", f.name, f.v, err)
+		}
 	}
 	return nil
 }

@@ -231,6 +231,17 @@ func (h *Handler) validatePolicy() error {
 	if h.ClientLifetime < 0 || h.IdleLifetime < 0 {
 		return errors.New("client_lifetime and idle_lifetime must not be negative")
 	}
+	if len(h.InitialAccessTokens) > 0 && h.Registration != handler.ModeToken {
+		// Only token mode asks for one: an operator who set a token and
+		// forgot the mode would believe registration is closed.
+		mode := h.Registration
+		if mode == "" && h.apiName() == registry.APIKustvakt {
+			mode = handler.ModeUser
+		} else if mode == "" {
+			mode = handler.ModeOpen
+		}
+		return fmt.Errorf("initial_access_token: registration is %s, which asks for no token; add 'registration token'", mode)
+	}
 	if h.AdvertiseRegistration != nil && h.apiName() != registry.APIRFC7591 {
 		// Only rfc7591 serves RFC 8414 metadata.
 		return fmt.Errorf("advertise_registration: the %s API publishes no server metadata (only rfc7591 does)", h.apiName())

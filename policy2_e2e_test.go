@@ -1,6 +1,7 @@
 package caddydcr
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,8 +10,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -333,6 +336,10 @@ func TestAdminStoresWithOnePrefix(t *testing.T) {
 	}
 	if strings.Contains(fmt.Sprint(body), "hunter2") || strings.Count(fmt.Sprint(body), "same:@") != 2 {
 		t.Errorf("store names: %v, want the two deployments, without the password", body)
+	}
+	// An unknown route is a 404, however many stores there are.
+	if status, body := s.adminJSON(admin, "GET", "/client_registration/nope", ""); status != 404 || !strings.Contains(fmt.Sprint(body), "unknown client_registration admin route") {
+		t.Errorf("unknown route: %d %v", status, body)
 	}
 	status, tok := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens?store=same:@"+other.Addr, `{"uses":1}`)
 	if status != 201 && status != 200 {
@@ -669,5 +676,70 @@ func TestSecretFollowsClientLifetime(t *testing.T) {
 	m := object(t, body)
 	if got, want := rfcInt(t, m, "client_secret_expires_at"), rfcInt(t, c.Body, "client_id_issued_at")+3600; got != want {
 		t.Errorf("client_secret_expires_at %d, want %d (the client's end)", got, want)
+	}
+}
+
+// TestAdminChangesLogged: every change made through the admin API is
+// logged by the handlers' logger (an audit trail), never with a token.
+func TestAdminChangesLogged(t *testing.T) {
+	port, adminPort := redistest.FreePort(t), redistest.FreePort(t)
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	loadCaddyfile(t, fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+	persist_config off
+	auto_https off
+	storage file_system %s
+	log {
+		output file %s
+		format json
+	}
+}
+
+http://127.0.0.1:%d {
+	client_registration {
+		rate_limit off
+	}
+}
+`, adminPort, dataDir(t), logFile, port))
+	s := &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
+	admin := "http://127.0.0.1:" + strconv.Itoa(adminPort)
+	resp, body := s.postJSON("/register", `{"redirect_uris":["https://app.example/cb"]}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("register: %d %s", resp.StatusCode, body)
+	}
+	id := object(t, body)["client_id"].(string)
+
+	status, tok := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens", `{"name":"ci","uses":2}`)
+	if status != 201 {
+		t.Fatalf("issue: %d %v", status, tok)
+	}
+	if status, body := s.adminJSON(admin, "PATCH", "/client_registration/clients/"+id, `{"super":true}`); status != 200 {
+		t.Fatalf("permit: %d %v", status, body)
+	}
+	if status, _ := s.adminJSON(admin, "DELETE", "/client_registration/initial_access_tokens/"+tok["id"].(string), ""); status != 204 {
+		t.Fatalf("revoke: %d", status)
+	}
+	if status, _ := s.adminJSON(admin, "DELETE", "/client_registration/clients/"+id, ""); status != 204 {
+		t.Fatalf("delete: %d", status)
+	}
+	want := []string{
+		`"msg":"initial access token issued","token_id":"` + tok["id"].(string) + `","name":"ci","uses":2`,
+		`"msg":"client privileges changed","client_id":"` + id + `","permitted":true,"super":true,"by":"admin API"`,
+		`"msg":"initial access token revoked","token_id":"` + tok["id"].(string) + `","by":"admin API"`,
+		`"msg":"client deleted","client_id":"` + id + `","by":"admin API"`,
+	}
+	var log string
+	redistest.WaitFor(t, 5*time.Second, "the admin API's log lines", func(context.Context) bool {
+		b, _ := os.ReadFile(logFile)
+		log = string(b)
+		for _, w := range want {
+			if !strings.Contains(log, w) {
+				return false
+			}
+		}
+		return true
+	})
+	if strings.Contains(log, tok["token"].(string)) {
+		t.Errorf("the token is in the log")
 	}
 }

@@ -83,6 +83,8 @@ type Options struct {
 	// access token) then fall back to a preconfigured client instead of
 	// failing (dcr-anchors D3).
 	HideRegistrationEndpoint bool
+
+	urlWarned atomic.Int64 // when unresolvedURL last logged (UnixNano)
 }
 
 func (o *Options) expand(r *http.Request, s string) string {
@@ -143,6 +145,45 @@ func (o *Options) hostUnusable(r *http.Request) bool {
 	fromRequest := o.Issuer == "" || strings.Contains(o.Issuer, "{") ||
 		strings.Contains(o.AuthorizationEndpoint, "{") || strings.Contains(o.TokenEndpoint, "{")
 	return fromRequest && !validHost(r.Host)
+}
+
+// refused logs at debug level why a request got an error answer: the
+// client reads the same description, but an operator debugging a client
+// that "does not work" should not need its cooperation. Descriptions
+// quote what the client sent, never a credential.
+func (o *Options) refused(api string, status int, code string, desc any) {
+	if o.Logger == nil {
+		return
+	}
+	if ce := o.Logger.Check(zap.DebugLevel, "request refused"); ce != nil {
+		ce.Write(zap.String("api", api), zap.Int("status", status), zap.String("error", code), zap.Any("description", desc))
+	}
+}
+
+// unresolvedURL names the configured URL (issuer, authorization_endpoint,
+// token_endpoint) whose placeholders this request turned into something
+// that is not an absolute http(s) URL ({http.vars.x} unset, say), or ""
+// when there is none. Such a request is answered 500 (a server fault, not
+// the client's) instead of handing out relative or empty URLs, and the
+// operator is told which setting, at most once a minute.
+func (o *Options) unresolvedURL(r *http.Request) string {
+	for _, f := range [...]struct{ name, v string }{
+		{"issuer", o.Issuer}, {"authorization_endpoint", o.AuthorizationEndpoint}, {"token_endpoint", o.TokenEndpoint},
+	} {
+		if !strings.Contains(f.v, "{") {
+			continue
+		}
+		got := o.expand(r, f.v)
+		if u, err := url.Parse(got); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			if now := time.Now().UnixNano(); now-o.urlWarned.Load() > int64(time.Minute) {
+				o.urlWarned.Store(now)
+				o.Logger.Error("a configured URL's placeholders resolve to no absolute URL for this request; answering 500",
+					zap.String("setting", f.name), zap.String("configured", f.v), zap.String("resolved", got))
+			}
+			return f.name
+		}
+	}
+	return ""
 }
 
 // validHost reports whether h is a DNS name or IP address (IPv6 in

@@ -68,6 +68,10 @@ func (a *IAM) Serve(w http.ResponseWriter, r *http.Request) bool {
 		a.error(w, rid, http.StatusBadRequest, "IIC.400", "Bad Request: the Host header must be host or host:port.")
 		return true
 	}
+	if name := a.o.unresolvedURL(r); name != "" {
+		a.error(w, rid, http.StatusInternalServerError, "IIC.500", "Internal Server Error: the server's "+name+" setting resolves to no absolute URL for this request.")
+		return true
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		a.error(w, rid, http.StatusMethodNotAllowed, "IIC.405", "Method Not Allowed: use POST.")
@@ -104,6 +108,7 @@ func iamRequestID() string {
 // Errors carry no-store like the success: a caching intermediary must not
 // replay an answer that is tied to one request id.
 func (a *IAM) error(w http.ResponseWriter, rid string, status int, code, msg string) {
+	a.o.refused(registry.APIIAM, status, code, msg)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	setNoStore(h)

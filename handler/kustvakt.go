@@ -171,6 +171,7 @@ func (a *Kustvakt) match(s []string) (route func(*kustvaktRequest), method, op s
 // order (error_description first) and escaping, no-store headers, and a
 // Basic challenge on 401.
 func (a *Kustvakt) oauthError(w http.ResponseWriter, status int, code, desc string) {
+	a.o.refused(registry.APIKustvakt, status, code, desc)
 	h := w.Header()
 	h.Set("Content-Type", kustvaktJSON)
 	h.Set("Cache-Control", "no-store")
@@ -220,6 +221,7 @@ func (a *Kustvakt) notify(w http.ResponseWriter, status, code int, message any, 
 	if status == 0 {
 		status = notifyStatus(code)
 	}
+	a.o.refused(registry.APIKustvakt, status, strconv.Itoa(code), message)
 	h := w.Header()
 	h.Set("Content-Type", kustvaktJSON)
 	if status == http.StatusUnauthorized {
@@ -973,63 +975,6 @@ func (a *Kustvakt) writeInfo(jw *jsonw.Writer, c *registry.Client, full bool) {
 		}
 	}
 	jw.Close()
-}
-
-// jacksonTree re-serializes stored JSON the way Jackson writes a JsonNode:
-// compact, member order kept, strings re-escaped in Jackson's style.
-func jacksonTree(raw json.RawMessage) []byte {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	jw := jsonw.New(jsonw.Jackson, len(raw)+16)
-	if err := copyJSON(dec, jw); err != nil {
-		return raw
-	}
-	return jw.B
-}
-
-func copyJSON(dec *json.Decoder, jw *jsonw.Writer) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	switch v := tok.(type) {
-	case json.Delim:
-		switch v {
-		case '{':
-			jw.Open()
-			for dec.More() {
-				k, err := dec.Token()
-				if err != nil {
-					return err
-				}
-				jw.Key(k.(string))
-				if err := copyJSON(dec, jw); err != nil {
-					return err
-				}
-			}
-			_, err = dec.Token()
-			jw.Close()
-		case '[':
-			jw.OpenArray()
-			for dec.More() {
-				if err := copyJSON(dec, jw); err != nil {
-					return err
-				}
-			}
-			_, err = dec.Token()
-			jw.CloseArray()
-		}
-		return err
-	case string:
-		jw.Str(v)
-	case json.Number:
-		jw.Raw([]byte(v))
-	case bool:
-		jw.Bool(v)
-	case nil:
-		jw.Null()
-	}
-	return nil
 }
 
 func (a *Kustvakt) writeJSON(w http.ResponseWriter, b []byte) {

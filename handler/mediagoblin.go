@@ -84,6 +84,7 @@ func mgHeaders(h http.Header) {
 
 // fail writes {"error": msg} as json.dumps does.
 func (a *MediaGoblin) fail(w http.ResponseWriter, status int, msg string) {
+	a.o.refused(registry.APIMediaGoblin, status, "", msg)
 	mgHeaders(w.Header())
 	jw := jsonw.Get(jsonw.Python)
 	defer jw.Release()

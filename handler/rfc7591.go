@@ -55,6 +55,10 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 		a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "the Host header must be host or host:port")
 		return true
 	}
+	if name := a.o.unresolvedURL(r); name != "" {
+		a.error(w, http.StatusInternalServerError, "server_error", "the server's "+name+" setting resolves to no absolute URL for this request")
+		return true
+	}
 	switch route {
 	case rfcRegister:
 		if a.o.CORS.apply(w, r, "POST") {
@@ -126,6 +130,7 @@ func (a *RFC7591) issuerMetadataPath(r *http.Request) string {
 
 // error writes an RFC 7591 error response.
 func (a *RFC7591) error(w http.ResponseWriter, status int, code, desc string) {
+	a.o.refused(registry.APIRFC7591, status, code, desc)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	setNoStore(h)

@@ -190,6 +190,10 @@ func (k KustvaktURLRule) validAuthority(authority string) bool {
 	}
 	ascii := authority
 	if !plainASCIIName(authority) {
+		// Java's IDN.toASCII, which Commons calls first, separates labels
+		// at the ideographic and fullwidth stops too; Go's idna only at '.'.
+		authority = idnDots.Replace(authority)
+		ascii = authority
 		var err error
 		if ascii, err = idna.ToASCII(authority); err != nil {
 			// Userinfo and port make idna refuse some authorities; convert
@@ -211,6 +215,8 @@ func (k KustvaktURLRule) validAuthority(authority string) bool {
 	}
 	return k.validDomain(host)
 }
+
+var idnDots = strings.NewReplacer("\u3002", ".", "\uff0e", ".", "\uff61", ".")
 
 // plainASCIIName reports whether idna.ToASCII would return s unchanged
 // without looking at it: all ASCII, and no punycode label.

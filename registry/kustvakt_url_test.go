@@ -50,6 +50,15 @@ func TestKustvaktURL(t *testing.T) {
 		{"https://x.s3.amazonaws.com/", true, true},
 		{"https://example.notatld/", false, false},
 		{"", false, false},
+		// Java's IDN.toASCII takes the ideographic and fullwidth stops for
+		// dots, as Commons' unicodeToASCII does.
+		{"http://example\u3002com/", true, true},
+		{"http://example\uff0ecom/x", true, true},
+		{"http://example\uff61com", true, true},
+		{"http://b\u00fccher\u3002de/", true, true},
+		{"http://example.com\u3002/", true, true},
+		{"http://example.com./", true, true},
+		{"http://co\u3002uk/", false, false},
 	}
 	for _, c := range cases {
 		if got := url.Valid(c.in); got != c.url {

@@ -335,6 +335,11 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 		}
 	}
 	for _, r := range responses {
+		if !singleWord(r) && strings.Join(strings.Fields(r), " ") != r {
+			// response-type = response-name *( SP response-name ): stored
+			// as sent, "code  token" would match nothing the server issues.
+			return nil, metaErr("response type %s must be response names separated by single spaces", quote(r))
+		}
 		if !slices.Contains(p.responseTypes(), normalizeResponseType(r)) {
 			return nil, metaErr("response type %s is not supported; supported: %s", quote(r), strings.Join(p.responseTypes(), ", "))
 		}
@@ -420,6 +425,9 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 		return nil, metaErr("token_endpoint_auth_method %s is not supported; supported: %s", quote(method), strings.Join(p.authMethods(), ", "))
 	}
 	c.TokenEndpointAuthMethod = method
+	if method == AuthNone && slices.Contains(grants, "client_credentials") {
+		return nil, metaErr("grant type \"client_credentials\" is for confidential clients only (RFC 6749 section 4.4); register a token_endpoint_auth_method other than none")
+	}
 	alg, _, err := f.String("token_endpoint_auth_signing_alg")
 	if err != nil {
 		return nil, err
@@ -478,6 +486,11 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 			if msg := CheckWebURI(s.key, v); msg != "" {
 				return nil, metaErr("%s", msg)
 			}
+			// Consent pages show these links: a bidirectional override
+			// could make one read as another site's.
+			if err := checkDisplayText(s.key, v); err != nil {
+				return nil, err
+			}
 		}
 		*s.dst = v
 	}
@@ -515,6 +528,9 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 			if msg := CheckWebURI(key, v); msg != "" {
 				return nil, metaErr("%s", msg)
 			}
+			if err := checkDisplayText(key, v); err != nil {
+				return nil, err
+			}
 		}
 		// BCP 47 tags are case-insensitive: client_name#EN and
 		// client_name#en would be two values for one language.
@@ -546,6 +562,9 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 		if !validContact(addr) {
 			return nil, metaErr("contact %s is not an e-mail address, a mailto: URI or an http(s) URL", quote(addr))
 		}
+		if err := checkDisplayText("contacts", addr); err != nil {
+			return nil, err
+		}
 	}
 	c.Contacts = contacts
 
@@ -576,8 +595,12 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 		if len(raw) > maxJWKSLength {
 			return nil, metaErr("jwks may be at most %d bytes long", maxJWKSLength)
 		}
-		if !validJWKS(raw) {
-			return nil, metaErr("jwks must be a JSON Web Key Set: an object with a \"keys\" array of objects")
+		n, msg := checkJWKS(raw)
+		if msg != "" {
+			return nil, metaErr("%s", msg)
+		}
+		if n == 0 && c.TokenEndpointAuthMethod == AuthPrivateKeyJWT {
+			return nil, metaErr("token_endpoint_auth_method private_key_jwt requires at least one key in jwks")
 		}
 		var buf bytes.Buffer
 		_ = json.Compact(&buf, raw) // valid JSON, checked above
@@ -595,23 +618,36 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 	return c, nil
 }
 
-// validJWKS accepts a JWK Set object, or a string holding one (the Go MCP
-// SDK sends jwks as a string).
-func validJWKS(raw json.RawMessage) bool {
+// checkJWKS checks a JWK Set object, or a string holding one (the Go MCP
+// SDK sends jwks as a string), and returns its number of keys, or why it
+// is refused. RFC 7591 wants "the client's public keys": a private key, or
+// a symmetric one (a secret the server would then hold), is refused, so
+// that a client that pasted the wrong half learns it here.
+func checkJWKS(raw json.RawMessage) (int, string) {
+	const notASet = "jwks must be a JSON Web Key Set: an object with a \"keys\" array of objects"
 	if raw[0] == '"' {
 		var s string
 		if json.Unmarshal(raw, &s) != nil {
-			return false
+			return 0, notASet
 		}
 		raw = json.RawMessage(s)
 	}
 	var set struct {
 		Keys []map[string]json.RawMessage `json:"keys"`
 	}
-	if len(bytes.TrimSpace(raw)) == 0 || bytes.TrimSpace(raw)[0] != '{' || json.Unmarshal(raw, &set) != nil {
-		return false
+	if len(bytes.TrimSpace(raw)) == 0 || bytes.TrimSpace(raw)[0] != '{' || json.Unmarshal(raw, &set) != nil || set.Keys == nil {
+		return 0, notASet
 	}
-	return set.Keys != nil
+	for i, k := range set.Keys {
+		// "k" is a symmetric (oct) key's secret; the others are the
+		// private parts of RSA, EC and OKP keys (RFC 7518 section 6).
+		for _, m := range []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"} {
+			if _, ok := k[m]; ok {
+				return 0, fmt.Sprintf("jwks must hold public keys only: key %d has the private member %q", i+1, m)
+			}
+		}
+	}
+	return len(set.Keys), ""
 }
 
 // validScopeToken: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).

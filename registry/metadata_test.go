@@ -261,6 +261,29 @@ func TestParseMetadata(t *testing.T) {
 		{"V12", "jwks string of garbage", Policy{}, `{` + mdCB + `,"jwks":"{"}`, CodeInvalidClientMetadata, nil},
 		{"V12", "jwks an array", Policy{}, `{` + mdCB + `,"jwks":[]}`, CodeInvalidClientMetadata, nil},
 		{"V12", "jwks too large", Policy{}, `{` + mdCB + `,"jwks":{"keys":[{"k":"` + strings.Repeat("a", 16384) + `"}]}}`, CodeInvalidClientMetadata, nil},
+		{"V12", "jwks symmetric key", Policy{}, `{` + mdCB + `,"jwks":{"keys":[{"kty":"oct","k":"AAAA"}]}}`, CodeInvalidClientMetadata, nil},
+		{"V12", "jwks private key", Policy{}, `{` + mdCB + `,"jwks":{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b"},{"kty":"RSA","n":"0vx7","e":"AQAB","d":"X4cT"}]}}`, CodeInvalidClientMetadata, nil},
+		{"V12", "jwks private key in a string", Policy{}, `{` + mdCB + `,"jwks":"{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"a\",\"d\":\"b\"}]}"}`, CodeInvalidClientMetadata, nil},
+		{"V10", "private_key_jwt with an empty key set", Policy{}, `{` + mdCB + `,"token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[]}}`, CodeInvalidClientMetadata, nil},
+		{"S12", "an empty key set without private_key_jwt", Policy{}, `{` + mdCB + `,"jwks":{"keys":[]}}`, "", nil},
+		{"V11", "client_credentials for a public client", Policy{}, `{"grant_types":["client_credentials"],"token_endpoint_auth_method":"none"}`, CodeInvalidClientMetadata, nil},
+		{"V11", "client_credentials with the default method", Policy{}, `{"grant_types":["client_credentials"]}`, "", func(t *testing.T, c *Client) {
+			if c.TokenEndpointAuthMethod != AuthClientSecretBasic || len(c.ResponseTypes) != 0 {
+				t.Errorf("method %q, response types %q", c.TokenEndpointAuthMethod, c.ResponseTypes)
+			}
+		}},
+		{"V11", "response type with two spaces", Policy{}, `{` + mdCB + `,"response_types":["code  id_token"]}`, CodeInvalidClientMetadata, nil},
+		{"V11", "response type with a tab", Policy{}, `{` + mdCB + `,"response_types":["code\tid_token"]}`, CodeInvalidClientMetadata, nil},
+		{"V11", "response type with a leading space", Policy{}, `{` + mdCB + `,"response_types":[" code"]}`, CodeInvalidClientMetadata, nil},
+		{"S1", "response type in another order", Policy{}, `{` + mdCB + `,"response_types":["id_token code"]}`, "", func(t *testing.T, c *Client) {
+			if len(c.ResponseTypes) != 1 || c.ResponseTypes[0] != "id_token code" {
+				t.Errorf("response types %q", c.ResponseTypes)
+			}
+		}},
+		{"V13", "bidirectional override in client_uri", Policy{}, `{` + mdCB + `,"client_uri":"https://c.example/\u202eevil"}`, CodeInvalidClientMetadata, nil},
+		{"V13", "bidirectional override in a localized tos_uri", Policy{}, `{` + mdCB + `,"tos_uri#fr":"https://c.example/\u2066x"}`, CodeInvalidClientMetadata, nil},
+		{"V13", "bidirectional override in a contact", Policy{}, `{` + mdCB + `,"contacts":["a\u202e@b.example"]}`, CodeInvalidClientMetadata, nil},
+		{"V13", "non-ASCII in a URL is fine", Policy{}, `{` + mdCB + `,"client_uri":"https://b\u00fccher.example/\u00e9t\u00e9"}`, "", nil},
 		// V11.
 		{"V11", "unknown grant", Policy{}, `{` + mdCB + `,"grant_types":["urn:x:nope"]}`, CodeInvalidClientMetadata, nil},
 		{"V11", "password not supported by default", Policy{}, `{` + mdCB + `,"grant_types":["password"]}`, CodeInvalidClientMetadata, nil},

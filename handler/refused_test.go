@@ -1,0 +1,57 @@
+package handler
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/caddy-dcr/caddy-dcr/registry"
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+// TestRefusalsLoggedAtDebug: an error answer is logged at debug level with
+// what the client was told, and a credential sent with the request is not.
+func TestRefusalsLoggedAtDebug(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	reg := registry.New(&memStore{m: map[string]*storage.Record{}})
+	a := NewRFC7591(&Options{Registry: reg, Logger: zap.New(core), Health: new(Health), Metrics: NewMetrics(),
+		Gate: Gate{RateLimit: 60, RateWindow: time.Hour, MaxClients: 10000, MaxClientsPerOwner: 100}})
+
+	r := httptest.NewRequest("POST", "http://as.example/register", strings.NewReader(`{"redirect_uris":["https://x.example/cb#frag"]}`))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	a.Serve(w, r)
+	if w.Code != http.StatusBadRequest {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	got := logs.FilterMessage("request refused").AllUntimed()
+	if len(got) != 1 || got[0].Level != zapcore.DebugLevel {
+		t.Fatalf("entries %+v", got)
+	}
+	f := got[0].ContextMap()
+	if f["api"] != "rfc7591" || f["status"] != int64(400) || f["error"] != "invalid_redirect_uri" || !strings.Contains(f["description"].(string), "https://x.example/cb#frag") {
+		t.Errorf("fields %v", f)
+	}
+
+	const token = "not-a-real-token-but-secret-all-the-same"
+	r = httptest.NewRequest("GET", "http://as.example/register/nope", nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	w = httptest.NewRecorder()
+	a.Serve(w, r)
+	if w.Code != http.StatusUnauthorized || logs.FilterMessage("request refused").Len() != 2 {
+		t.Fatalf("%d, %d entries", w.Code, logs.Len())
+	}
+	for _, e := range logs.All() {
+		for k, v := range e.ContextMap() {
+			if s, ok := v.(string); ok && strings.Contains(s, token) {
+				t.Errorf("the token is logged in %s: %v", k, e)
+			}
+		}
+	}
+}

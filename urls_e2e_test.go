@@ -1,0 +1,67 @@
+package caddydcr
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+)
+
+// TestConfiguredURLsResolved: an issuer or endpoint whose placeholders
+// resolve to no absolute URL never reaches a client as an empty or
+// relative URL. Placeholders of the environment are checked when the
+// config loads (refused); request placeholders at each request (500 in
+// the API's format).
+func TestConfiguredURLsResolved(t *testing.T) {
+	t.Setenv("DCR_TEST_ISSUER", "")
+	t.Setenv("DCR_TEST_BARE_HOST", "auth.example")
+	for _, tc := range []struct{ option, want string }{
+		{"issuer {env.DCR_TEST_ISSUER}", "issuer {env.DCR_TEST_ISSUER} resolves to an empty value"},
+		{"issuer {env.DCR_TEST_BARE_HOST}", "issuer {env.DCR_TEST_BARE_HOST}, once resolved"},
+		{"token_endpoint {env.DCR_TEST_BARE_HOST}/token", "token_endpoint {env.DCR_TEST_BARE_HOST}/token, once resolved"},
+		{"authorization_endpoint {file./nonexistent/dcr-url}", "authorization_endpoint {file./nonexistent/dcr-url} resolves to an empty value"},
+	} {
+		cfg := "{\n\tadmin off\n\tpersist_config off\n\tstorage file_system " + dataDir(t) +
+			"\n\tlog {\n\t\toutput discard\n\t}\n}\n\nhttp://127.0.0.1:1 {\n\tclient_registration {\n\t\t" + tc.option + "\n\t}\n}\n"
+		js, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)
+		if err != nil {
+			t.Fatalf("%s: adapt: %v", tc.option, err)
+		}
+		if err := caddy.Load(js, true); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: load error %v, want %q", tc.option, err, tc.want)
+		}
+	}
+
+	s := startCaddy(t, "caddy", `	client_registration {
+		{storage}
+		token_endpoint {http.request.header.X-Token-Endpoint}
+	}
+	client_registration iam {
+		{storage}
+		issuer https://{http.request.header.X-Host}
+	}`)
+	for _, path := range []string{"/.well-known/oauth-authorization-server", "/register"} {
+		resp, body := s.do(http.MethodPost, path, `{"redirect_uris":["https://app.example/cb"]}`, "Content-Type: application/json")
+		if path == "/.well-known/oauth-authorization-server" {
+			resp, body = s.do(http.MethodGet, path, "")
+		}
+		if resp.StatusCode != http.StatusInternalServerError || body != `{"error":"server_error","error_description":"the server's token_endpoint setting resolves to no absolute URL for this request"}` {
+			t.Errorf("%s: %d %s", path, resp.StatusCode, body)
+		}
+	}
+	resp, body := s.do(http.MethodGet, "/.well-known/oauth-authorization-server", "", "X-Token-Endpoint: https://as.example/token")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"token_endpoint":"https://as.example/token"`) {
+		t.Errorf("with the header: %d %s", resp.StatusCode, body)
+	}
+	iamBody := `{"client_name":"c","client_type":"public","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code"],"response_types":["code"],"redirect_uris":["https://app.example/cb"]}`
+	resp, body = s.postJSON("/v1/clients", iamBody)
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, `"error_code":"IIC.500","error_msg":"Internal Server Error: the server's issuer setting resolves to no absolute URL for this request."`) {
+		t.Errorf("IAM without the header: %d %s", resp.StatusCode, body)
+	}
+	resp, body = s.postJSON("/v1/clients", iamBody, "X-Host: iam.example")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"authorization_endpoint":"https://iam.example/v1/authorize"`) {
+		t.Errorf("IAM with the header: %d %s", resp.StatusCode, body)
+	}
+}
