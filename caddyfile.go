@@ -270,6 +270,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			switch {
 			case len(args) == 1 && args[0] == "off":
 				h.RateLimit = &RateLimitConfig{}
+			case len(args) == 2 && args[0] == "off":
+				return d.Err("rate_limit off takes no window")
 			case len(args) == 2:
 				n, err := strconv.Atoi(args[0])
 				if err != nil || n < 1 {

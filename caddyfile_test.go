@@ -322,6 +322,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"registration twice", "client_registration {\n\tregistration open\n\tregistration user\n}", "registration already specified"},
 		{"registration extra", "client_registration {\n\tregistration open user\n}", "wrong argument count"},
 		{"initial_access_token empty", "client_registration {\n\tinitial_access_token\n}", "wrong argument count"},
+		{"rate_limit off with a window", "client_registration {\n\trate_limit off 1h\n}", "rate_limit off takes no window"},
 		{"initial_access_token without token mode", "client_registration {\n\tinitial_access_token t\n}", "registration is open, which asks for no token"},
 		{"initial_access_token in user mode", "client_registration {\n\tinitial_access_token t\n\tregistration user\n}", "registration is user"},
 		{"cors empty", "client_registration {\n\tcors\n}", "wrong argument count"},

@@ -52,10 +52,12 @@ func (h *Handler) gate(repl *caddy.Replacer) (handler.Gate, error) {
 	if h.MaxClientsPerOwner != nil {
 		g.MaxClientsPerOwner = *h.MaxClientsPerOwner
 	}
-	for _, t := range h.InitialAccessTokens {
-		t = repl.ReplaceAll(t, "")
+	for _, raw := range h.InitialAccessTokens {
+		t := repl.ReplaceAll(raw, "")
 		if t == "" {
-			return g, errors.New("initial_access_token resolves to an empty token")
+			// raw is made of placeholders only (a literal would not be
+			// empty): naming it shows no secret.
+			return g, fmt.Errorf("initial_access_token %s resolves to an empty token (is the environment variable or file set?)", raw)
 		}
 		g.StaticTokenHashes = append(g.StaticTokenHashes, registry.Hash(t))
 	}

@@ -22,6 +22,7 @@ func TestConfiguredURLsResolved(t *testing.T) {
 		{"issuer {env.DCR_TEST_BARE_HOST}", "issuer {env.DCR_TEST_BARE_HOST}, once resolved"},
 		{"token_endpoint {env.DCR_TEST_BARE_HOST}/token", "token_endpoint {env.DCR_TEST_BARE_HOST}/token, once resolved"},
 		{"authorization_endpoint {file./nonexistent/dcr-url}", "authorization_endpoint {file./nonexistent/dcr-url} resolves to an empty value"},
+		{"registration token\n\t\tinitial_access_token {env.DCR_TEST_ISSUER}", "initial_access_token {env.DCR_TEST_ISSUER} resolves to an empty token"},
 	} {
 		cfg := "{\n\tadmin off\n\tpersist_config off\n\tstorage file_system " + dataDir(t) +
 			"\n\tlog {\n\t\toutput discard\n\t}\n}\n\nhttp://127.0.0.1:1 {\n\tclient_registration {\n\t\t" + tc.option + "\n\t}\n}\n"
