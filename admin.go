@@ -228,7 +228,12 @@ func methodNotAllowed(w http.ResponseWriter, allow ...string) error {
 func writeAdminJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	return json.NewEncoder(w).Encode(v)
+	// Once the status is sent, a failed write (the client went away) can
+	// only be noted: returned, Caddy would try to answer it with a 500.
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		adminLog().Debug("admin API answer not fully written", zap.Error(err))
+	}
+	return nil
 }
 
 func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {

@@ -330,7 +330,8 @@ type sharedStore struct {
 
 func (s *sharedStore) Destruct() error {
 	if s.redis != nil {
-		return s.redis.Destruct()
+		// The old config's servers may still be finishing requests on it.
+		s.redis.Retire()
 	}
 	return nil
 }

@@ -149,6 +149,71 @@ http://127.0.0.1:%d {
 	}
 }
 
+// TestReloadNewPoolFinishesInFlight: a reload that changes the Redis
+// settings (another timeout: another client) lets the requests the old
+// config was serving finish on the old client, which closes only after
+// them: none fails, and every acknowledged client is there.
+func TestReloadNewPoolFinishesInFlight(t *testing.T) {
+	srv := redistest.Start(t)
+	port := redistest.FreePort(t)
+	cfg := func(timeout string) string {
+		return fmt.Sprintf(`{
+	admin off
+	persist_config off
+	auto_https off
+	grace_period 10s
+	log {
+		output discard
+	}
+}
+
+http://127.0.0.1:%d {
+	client_registration {
+		storage redis {
+			address %s
+			timeout %s
+		}
+		rate_limit off
+	}
+}
+`, port, srv.Addr, timeout)
+	}
+	loadCaddyfile(t, cfg("3s"))
+	s := &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
+	if resp, body := s.postJSON("/register", mcpBody); resp.StatusCode != 201 {
+		t.Fatalf("warm-up: %d %s", resp.StatusCode, body)
+	}
+	// Every command waits while Redis pauses its clients: the requests are
+	// in flight on the old config's client when the new config replaces it.
+	srv.CLI("CLIENT", "PAUSE", "1000", "ALL")
+	const n = 8
+	var wg sync.WaitGroup
+	codes := make(chan int, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, body := s.postJSON("/register", mcpBody)
+			if resp.StatusCode != 201 {
+				t.Logf("%d %s", resp.StatusCode, body)
+			}
+			codes <- resp.StatusCode
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	loadCaddyfile(t, cfg("2s"))
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != 201 {
+			t.Fatalf("a request in flight across the reload was answered %d", c)
+		}
+	}
+	if got := srv.CLI("ZCARD", "dcr:{dcr}:t:clients"); got != strconv.Itoa(n+1) {
+		t.Errorf("clients indexed: %s, want %d", got, n+1)
+	}
+}
+
 // TestMetrics: the counters reach Caddy's metrics endpoint, and every
 // answer is counted once, by result or status class, whichever path wrote it.
 func TestMetrics(t *testing.T) {

@@ -50,6 +50,10 @@ type batcher struct {
 	// stopped is closed by close, for background work to end promptly.
 	stopped chan struct{}
 
+	// inflight counts the calls of do under way, and lastDone is when the
+	// last one ended (UnixNano): see RedisPool.Retire.
+	inflight, lastDone atomic.Int64
+
 	mu     sync.Mutex
 	queue  []*batchOp // waiting for the next pipeline
 	spare  []*batchOp
@@ -133,6 +137,11 @@ func abandoned(err error) bool {
 // confirm fails with a *notReplicatedError; cmd holds Redis's reply if
 // it came.
 func (b *batcher) do(ctx context.Context, cmd redis.Cmder) error {
+	b.inflight.Add(1)
+	defer func() {
+		b.lastDone.Store(time.Now().UnixNano())
+		b.inflight.Add(-1)
+	}()
 	op := opPool.Get().(*batchOp)
 	op.cmd = cmd
 	b.mu.Lock()
@@ -442,4 +451,10 @@ func (s *script) evalArgs(args []any) []any {
 	copy(out, args)
 	out[0], out[1] = "eval", s.src
 	return out
+}
+
+// idleFor reports whether no call of do is under way and none ended in the
+// last d.
+func (b *batcher) idleFor(d time.Duration) bool {
+	return b.inflight.Load() == 0 && time.Since(time.Unix(0, b.lastDone.Load())) >= d
 }

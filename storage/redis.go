@@ -52,10 +52,11 @@ type RedisOptions struct {
 // RedisPool is one go-redis client (and its connection pool). Several stores
 // with different key prefixes share it.
 type RedisPool struct {
-	rdb    redis.UniversalClient
-	b      *batcher // reads, counters, and writes when nothing waits for replicas
-	bw     *batcher // writes of records: b, or one that waits (WaitReplicas)
-	reaper *reaper
+	rdb     redis.UniversalClient
+	b       *batcher // reads, counters, and writes when nothing waits for replicas
+	bw      *batcher // writes of records: b, or one that waits (WaitReplicas)
+	reaper  *reaper
+	timeout time.Duration
 }
 
 // NewRedisPool creates the client. It does no I/O: go-redis dials lazily, so a
@@ -110,7 +111,7 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 		}
 		bw.waitTimeout = max(bw.waitTimeout.Round(time.Millisecond), time.Millisecond)
 	}
-	return &RedisPool{rdb: rdb, b: b, bw: bw, reaper: &reaper{stopped: b.stopped, waits: reapWaits}}
+	return &RedisPool{rdb: rdb, b: b, bw: bw, reaper: &reaper{stopped: b.stopped, waits: reapWaits}, timeout: timeout}
 }
 
 // SetLogger sends go-redis's own messages (failed dials, pool events) to log
@@ -149,6 +150,33 @@ func (p *RedisPool) Destruct() error {
 	p.bw.close()
 	return p.rdb.Close()
 }
+
+// Retire closes the pool once nothing uses it any more, in the
+// background: when no command has been in flight for a timeout and no
+// reap is pending, or after retireMax at the latest. Caddy cleans a
+// replaced config's modules up while its servers still finish the requests
+// they had; closing at once would fail those (503) and drop the reaps of
+// registrations a stalled Redis may still carry out, leaving orphans.
+func (p *RedisPool) Retire() {
+	go func() {
+		deadline := time.Now().Add(retireMax)
+		tick := time.NewTicker(retireTick)
+		defer tick.Stop()
+		for now := range tick.C {
+			if p.b.idleFor(p.timeout) && p.bw.idleFor(p.timeout) && !p.reaper.busy() || now.After(deadline) {
+				break
+			}
+		}
+		_ = p.Destruct()
+	}()
+}
+
+// retireMax bounds how long a retired pool stays open: past the reaper's
+// whole schedule (about a minute), with room for the requests before it.
+var (
+	retireMax  = 2 * time.Minute
+	retireTick = 50 * time.Millisecond
+)
 
 // configRefused reports an answer that asking again will not change: the
 // command is unknown or renamed ("ERR unknown command"), or not allowed
@@ -675,6 +703,13 @@ func (s *RedisStore) reapLater(id, value string, tags []string) {
 		rp.running = true
 		go rp.run()
 	}
+}
+
+// busy reports reaps pending or under way.
+func (rp *reaper) busy() bool {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return rp.running || len(rp.pending) > 0
 }
 
 // run looks at due records until none is pending or the pool is closed.

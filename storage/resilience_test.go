@@ -478,3 +478,35 @@ func readRESPCommand(r *bufio.Reader) ([]string, error) {
 	}
 	return out, nil
 }
+
+// TestRedisRetire: a retired pool answers the commands still coming (a
+// replaced config's last requests), then closes once none has run for a
+// timeout; a pending reap keeps it open.
+func TestRedisRetire(t *testing.T) {
+	srv := redistest.Start(t)
+	const timeout = 200 * time.Millisecond
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, Timeout: timeout})
+	s := pool.Store("retire:")
+	ctx := context.Background()
+	pool.Retire()
+	// Commands keep coming for a while: the pool stays open.
+	for end := time.Now().Add(3 * timeout); time.Now().Before(end); time.Sleep(timeout / 4) {
+		if _, err := s.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("retired pool, while in use: %v", err)
+		}
+	}
+	// A reap pending: still open once quiet.
+	s.reapLater("someid", "value", nil)
+	time.Sleep(3 * timeout)
+	if _, err := s.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("retired pool with a reap pending: %v", err)
+	}
+	pool.reaper.mu.Lock()
+	pool.reaper.pending = nil
+	pool.reaper.mu.Unlock()
+	redistest.WaitFor(t, 10*time.Second, "the reaper to stop", func(context.Context) bool { return !pool.reaper.busy() })
+	time.Sleep(3 * timeout)
+	if _, err := s.Get(ctx, "nope"); !errors.Is(err, redis.ErrClosed) {
+		t.Fatalf("retired pool, unused for a while: %v", err)
+	}
+}
