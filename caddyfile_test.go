@@ -811,6 +811,8 @@ func TestValidateJSON(t *testing.T) {
 		{`{"api":"mediagoblin","admin_users":["a"]}`, "admin_user applies to the kustvakt API only"},
 		{`{"api":"kustvakt","super_clients":[{"client_id":"a"},{"client_id":"a","secret":"s"}]}`, "super_client a is declared twice"},
 		{`{"api":"kustvakt","super_clients":[{"secret":"s"}]}`, "client id is required"},
+		{`{"user":"{http.request.header.X"}`, "must be a placeholder"},
+		{`{"software_statement":{"issuers":[{"issuer":"https://i.example","keys":["http://keys.example/jwks.json"]}]}}`, "must use https (http only on loopback)"},
 		{`{"initial_access_tokens":["t"]}`, "registration is open, which asks for no token; add 'registration token'"},
 		{`{"api":"kustvakt","initial_access_tokens":["t"]}`, "registration is user"},
 		{`{"registration":"user","initial_access_tokens":["t"]}`, "registration is user"},
@@ -826,6 +828,7 @@ func TestValidateJSON(t *testing.T) {
 		}
 	}
 	for _, ok := range []string{
+		`{"software_statement":{"issuers":[{"issuer":"https://i.example","keys":["http://127.0.0.1:8080/jwks.json","https://keys.example/j"]}]}}`,
 		`{}`,
 		`{"api":"kustvakt","timezone":"Not/AZone"}`, // Provision loads the zone: Validate reads no files
 		`{"storage":{"redis":{"address":["{env.REDIS_ADDR}","[::1]:6379"],"key_prefix":"{env.DCR_PREFIX}:"}}}`,

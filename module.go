@@ -789,7 +789,7 @@ func checkEndpoint(name, v string) error {
 }
 
 func checkUser(v string) error {
-	if v != "" && !strings.Contains(v, "{") {
+	if v != "" && !placeholderPattern.MatchString(v) {
 		return fmt.Errorf("user %q must be a placeholder, such as {http.request.header.Remote-User}", v)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -276,6 +277,13 @@ func (h *Handler) validatePolicy() error {
 					return err
 				}
 			}
+			for _, k := range is.Keys {
+				// Keys fetched over plain http could be swapped by anyone
+				// on the path, and with them every statement's verdict.
+				if u, err := url.Parse(k); err == nil && strings.EqualFold(u.Scheme, "http") && !loopbackHost(u.Hostname()) {
+					return fmt.Errorf("software_statement issuer %q: key URL %q must use https (http only on loopback)", is.Issuer, k)
+				}
+			}
 		}
 	}
 	for _, o := range h.CORS {
@@ -284,6 +292,15 @@ func (h *Handler) validatePolicy() error {
 		}
 	}
 	return nil
+}
+
+// loopbackHost reports localhost and loopback addresses.
+func loopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // validRedirectHostPattern accepts what hostAllowed can match against a
