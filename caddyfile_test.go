@@ -1173,19 +1173,24 @@ func TestRedisOptionsResolved(t *testing.T) {
 			t.Errorf("%v with %q: error %v, want %q (and no password)", tc.addrs, tc.env, err, tc.want)
 		}
 	}
-	// Credentials and master_name from placeholders that resolve to
-	// nothing: refused at load, not an outage at every request.
+	// Credentials from placeholders that resolve to nothing: a warning (an
+	// empty password may be meant), never the value; an empty master_name
+	// would turn Sentinel into a single node: refused.
 	t.Setenv("DCR_TEST_EMPTY", "")
 	for _, rc := range []RedisConfig{
 		{Address: []string{"r:1"}, Password: "{env.DCR_TEST_EMPTY}"},
 		{Address: []string{"r:1"}, Password: "{file./nonexistent/dcr-password}"},
+		{Address: []string{"r:1"}, Password: "{hunter2}"},
 		{Address: []string{"r:1"}, Username: "{env.DCR_TEST_EMPTY}", Password: "x"},
-		{Address: []string{"r:1"}, MasterName: "{env.DCR_TEST_EMPTY}"},
 		{Address: []string{"r:1"}, MasterName: "m", SentinelPassword: "{env.DCR_TEST_EMPTY}"},
 	} {
-		if _, err := rc.options(repl); err == nil || !strings.Contains(err.Error(), "resolves to an empty value") {
-			t.Errorf("%+v: error %v", rc, err)
+		o, err := rc.options(repl)
+		if err != nil || len(o.warnings) != 1 || !strings.Contains(o.warnings[0], "resolves to an empty value") || strings.Contains(o.warnings[0], "hunter2") {
+			t.Errorf("%+v: error %v, warnings %q", rc, err, o.warnings)
 		}
+	}
+	if _, err := (&RedisConfig{Address: []string{"r:1"}, MasterName: "{env.DCR_TEST_EMPTY}"}).options(repl); err == nil || !strings.Contains(err.Error(), "master_name {env.DCR_TEST_EMPTY} resolves to an empty value") {
+		t.Errorf("empty master_name: %v", err)
 	}
 	if _, err := (&RedisConfig{Address: []string{"r:1"}, Password: ""}).options(repl); err != nil {
 		t.Errorf("no password: %v", err)

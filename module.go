@@ -182,7 +182,8 @@ type Handler struct {
 
 	api        handler.API
 	poolKey    string
-	activeName string // this handler's key in activeStores
+	redisPool  *storage.RedisPool // nil with the embedded store
+	activeName string             // this handler's key in activeStores
 	logger     *zap.Logger
 }
 
@@ -377,6 +378,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.poolKey = key
+	h.redisPool = shared.redis
 	var store storage.Store = shared.embedded
 	if shared.redis != nil {
 		store = shared.redis.Store(h.storeName())
@@ -483,7 +485,7 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 		if secret == "" && sc.Secret != "" {
 			// An unset {env.*} must not turn a confidential super client
 			// into a public one that needs no secret at all.
-			return k, fmt.Errorf("super_client %q: its secret %q resolves to an empty string", s.ClientID, sc.Secret)
+			return k, fmt.Errorf("super_client %q: its secret resolves to an empty string (a placeholder in it is unset or unknown)", s.ClientID)
 		}
 		if secret != "" {
 			s.SecretHash = registry.Hash(secret)
@@ -502,6 +504,9 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 		opts, err := h.Storage.Redis.options(repl)
 		if err != nil {
 			return nil, "", fmt.Errorf("storage redis: %w", err)
+		}
+		for _, w := range opts.warnings {
+			h.logger.Warn(w)
 		}
 		if p := h.storeName(); strings.ContainsAny(p, "{}") {
 			return nil, "", fmt.Errorf("storage redis: key_prefix %q resolves to %q, which contains braces (they would break hash tags)", h.Storage.Redis.KeyPrefix, p)
@@ -550,6 +555,8 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 type redisOptions struct {
 	storage.RedisOptions
 	fingerprint string
+	// Warnings are said when the config loads (see provisionStorage).
+	warnings []string
 }
 
 // options resolves placeholders and builds the go-redis options. The
@@ -584,22 +591,27 @@ func (rc *RedisConfig) options(repl *caddy.Replacer) (redisOptions, error) {
 		}
 		return o, errors.New("no address")
 	}
-	// A placeholder that resolves to nothing (variable unset, file
-	// unreadable) would not fail here but at every request (NOAUTH), or,
-	// for master_name, quietly turn Sentinel into a single node.
-	for _, f := range []struct {
-		name string
-		dst  *string
-		v    string
-	}{
-		{"username", &o.Username, rc.Username}, {"password", &o.Password, rc.Password},
-		{"master_name", &o.MasterName, rc.MasterName},
-		{"sentinel_username", &o.SentinelUsername, rc.SentinelUsername},
-		{"sentinel_password", &o.SentinelPassword, rc.SentinelPassword},
+	o.Username = repl.ReplaceAll(rc.Username, "")
+	o.Password = repl.ReplaceAll(rc.Password, "")
+	o.SentinelUsername = repl.ReplaceAll(rc.SentinelUsername, "")
+	o.SentinelPassword = repl.ReplaceAll(rc.SentinelPassword, "")
+	for _, f := range []struct{ name, raw, got string }{
+		{"username", rc.Username, o.Username}, {"password", rc.Password, o.Password},
+		{"sentinel_username", rc.SentinelUsername, o.SentinelUsername}, {"sentinel_password", rc.SentinelPassword, o.SentinelPassword},
 	} {
-		if *f.dst = repl.ReplaceAll(f.v, ""); *f.dst == "" && f.v != "" {
-			return o, fmt.Errorf("%s %s resolves to an empty value (is the environment variable or file set?)", f.name, f.v)
+		// An empty credential may be meant (one config for a development
+		// Redis without a password and a production one with it), but an
+		// unset variable by mistake would be an outage (NOAUTH) at every
+		// request: said when the config loads. The value is not shown: a
+		// literal password in braces is a placeholder to Caddy too.
+		if f.got == "" && f.raw != "" {
+			o.warnings = append(o.warnings, "storage redis "+f.name+" is set from a placeholder that resolves to an empty value: connecting without it")
 		}
+	}
+	// Without master_name the client would quietly talk to the sentinel
+	// addresses as if they were Redis.
+	if o.MasterName = repl.ReplaceAll(rc.MasterName, ""); o.MasterName == "" && rc.MasterName != "" {
+		return o, fmt.Errorf("master_name %s resolves to an empty value (is the environment variable or file set?)", rc.MasterName)
 	}
 	o.DB = rc.DB
 	o.Timeout = time.Duration(rc.Timeout)
@@ -969,6 +981,18 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.redisPool != nil {
+		// Held while the API may use the store, so that a reload that
+		// replaces the Redis client closes the old one only after this
+		// request (RedisPool.Retire).
+		release := h.redisPool.Hold()
+		served := h.api.Serve(w, r)
+		release()
+		if served {
+			return nil
+		}
+		return next.ServeHTTP(w, r)
+	}
 	if h.api.Serve(w, r) {
 		return nil
 	}

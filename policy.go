@@ -56,9 +56,9 @@ func (h *Handler) gate(repl *caddy.Replacer) (handler.Gate, error) {
 	for _, raw := range h.InitialAccessTokens {
 		t := repl.ReplaceAll(raw, "")
 		if t == "" {
-			// raw is made of placeholders only (a literal would not be
-			// empty): naming it shows no secret.
-			return g, fmt.Errorf("initial_access_token %s resolves to an empty token (is the environment variable or file set?)", raw)
+			// Not shown: a literal token in braces is a placeholder to
+			// Caddy too, and resolves to nothing.
+			return g, errors.New("initial_access_token resolves to an empty token (a placeholder in it is unset or unknown)")
 		}
 		g.StaticTokenHashes = append(g.StaticTokenHashes, registry.Hash(t))
 	}

@@ -22,7 +22,8 @@ func TestConfiguredURLsResolved(t *testing.T) {
 		{"issuer {env.DCR_TEST_BARE_HOST}", "issuer {env.DCR_TEST_BARE_HOST}, once resolved"},
 		{"token_endpoint {env.DCR_TEST_BARE_HOST}/token", "token_endpoint {env.DCR_TEST_BARE_HOST}/token, once resolved"},
 		{"authorization_endpoint {file./nonexistent/dcr-url}", "authorization_endpoint {file./nonexistent/dcr-url} resolves to an empty value"},
-		{"registration token\n\t\tinitial_access_token {env.DCR_TEST_ISSUER}", "initial_access_token {env.DCR_TEST_ISSUER} resolves to an empty token"},
+		{"registration token\n\t\tinitial_access_token {s3cret-in-braces}", "initial_access_token resolves to an empty token"},
+		{"registration token\n\t\tinitial_access_token {env.DCR_TEST_ISSUER}", "initial_access_token resolves to an empty token"},
 	} {
 		cfg := "{\n\tadmin off\n\tpersist_config off\n\tstorage file_system " + dataDir(t) +
 			"\n\tlog {\n\t\toutput discard\n\t}\n}\n\nhttp://127.0.0.1:1 {\n\tclient_registration {\n\t\t" + tc.option + "\n\t}\n}\n"
@@ -30,7 +31,7 @@ func TestConfiguredURLsResolved(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: adapt: %v", tc.option, err)
 		}
-		if err := caddy.Load(js, true); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if err := caddy.Load(js, true); err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("%s: load error %v, want %q", tc.option, err, tc.want)
 		}
 	}
@@ -55,6 +56,18 @@ func TestConfiguredURLsResolved(t *testing.T) {
 	resp, body := s.do(http.MethodGet, "/.well-known/oauth-authorization-server", "", "X-Token-Endpoint: https://as.example/token")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"token_endpoint":"https://as.example/token"`) {
 		t.Errorf("with the header: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := s.do(http.MethodGet, "/.well-known/oauth-authorization-server", "", "X-Token-Endpoint: https://.as.example/token"); resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("with an empty host label: %d %s", resp.StatusCode, body)
+	}
+	// A delete answers no URL: it works without the header.
+	resp, body = s.postJSON("/register", `{"redirect_uris":["https://app.example/cb"]}`, "X-Token-Endpoint: https://as.example/token")
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("register with the header: %d %s", resp.StatusCode, body)
+	}
+	m := object(t, body)
+	if resp, body := s.do(http.MethodDelete, "/register/"+m["client_id"].(string), "", "Authorization: Bearer "+m["registration_access_token"].(string)); resp.StatusCode != http.StatusNoContent {
+		t.Errorf("delete without the header: %d %s", resp.StatusCode, body)
 	}
 	iamBody := `{"client_name":"c","client_type":"public","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code"],"response_types":["code"],"redirect_uris":["https://app.example/cb"]}`
 	resp, body = s.postJSON("/v1/clients", iamBody)

@@ -174,7 +174,7 @@ func (o *Options) unresolvedURL(r *http.Request) string {
 			continue
 		}
 		got := o.expand(r, f.v)
-		if u, err := url.Parse(got); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if u, err := url.Parse(got); err != nil || (u.Scheme != "http" && u.Scheme != "https") || !validHost(u.Host) {
 			if now := time.Now().UnixNano(); now-o.urlWarned.Load() > int64(time.Minute) {
 				o.urlWarned.Store(now)
 				o.Logger.Error("a configured URL's placeholders resolve to no absolute URL for this request; answering 500",

@@ -132,8 +132,9 @@ func writeJacksonNumber(jw *jsonw.Writer, lit string) {
 	jw.Raw([]byte(javaDouble(f)))
 }
 
-// javaDouble formats f as Java's Double.toString: the shortest digits that
-// identify f, in plain notation ("100.0", "0.001") for magnitudes from
+// javaDouble formats f as Java's Double.toString (JDK 19 and later; older
+// ones print more digits than needed for a few values): the shortest
+// digits that identify f, in plain notation ("100.0", "0.001") for magnitudes from
 // 10^-3 up to 10^7, else as d.dddE±n ("1.0E7", "1.5E-4").
 func javaDouble(f float64) string {
 	switch {
@@ -147,6 +148,16 @@ func javaDouble(f float64) string {
 		return "0.0"
 	}
 	s := strconv.FormatFloat(f, 'e', -1, 64) // [-]d[.ddd]e±xx
+	if !strings.Contains(s, ".") {
+		// One digit is the shortest: Java (19 and later) then prints the
+		// two-digit decimal closest to f, which differs for some
+		// subnormals (5e-324 is 4.9E-324).
+		if two := strconv.FormatFloat(f, 'e', 1, 64); !strings.HasPrefix(strings.TrimPrefix(two, "-")[2:], "0") {
+			if back, err := strconv.ParseFloat(two, 64); err == nil && back == f {
+				s = two
+			}
+		}
+	}
 	sign := ""
 	if s[0] == '-' {
 		sign, s = "-", s[1:]

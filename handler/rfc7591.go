@@ -55,9 +55,12 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 		a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "the Host header must be host or host:port")
 		return true
 	}
-	if name := a.o.unresolvedURL(r); name != "" {
-		a.error(w, http.StatusInternalServerError, "server_error", "the server's "+name+" setting resolves to no absolute URL for this request")
-		return true
+	// Preflights and deletes answer no URL.
+	if answersURLs := r.Method != http.MethodOptions && r.Method != http.MethodDelete; answersURLs {
+		if name := a.o.unresolvedURL(r); name != "" {
+			a.error(w, http.StatusInternalServerError, "server_error", "the server's "+name+" setting resolves to no absolute URL for this request")
+			return true
+		}
 	}
 	switch route {
 	case rfcRegister:

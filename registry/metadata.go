@@ -642,7 +642,7 @@ func checkJWKS(raw json.RawMessage) (int, string) {
 		// "k" is a symmetric (oct) key's secret; the others are the
 		// private parts of RSA, EC and OKP keys (RFC 7518 section 6).
 		for _, m := range []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"} {
-			if _, ok := k[m]; ok {
+			if v, ok := k[m]; ok && string(v) != "null" {
 				return 0, fmt.Sprintf("jwks must hold public keys only: key %d has the private member %q", i+1, m)
 			}
 		}

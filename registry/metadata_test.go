@@ -264,6 +264,7 @@ func TestParseMetadata(t *testing.T) {
 		{"V12", "jwks symmetric key", Policy{}, `{` + mdCB + `,"jwks":{"keys":[{"kty":"oct","k":"AAAA"}]}}`, CodeInvalidClientMetadata, nil},
 		{"V12", "jwks private key", Policy{}, `{` + mdCB + `,"jwks":{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b"},{"kty":"RSA","n":"0vx7","e":"AQAB","d":"X4cT"}]}}`, CodeInvalidClientMetadata, nil},
 		{"V12", "jwks private key in a string", Policy{}, `{` + mdCB + `,"jwks":"{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"a\",\"d\":\"b\"}]}"}`, CodeInvalidClientMetadata, nil},
+		{"S12", "null private members are absent", Policy{}, `{` + mdCB + `,"jwks":{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b","d":null}]}}`, "", nil},
 		{"V10", "private_key_jwt with an empty key set", Policy{}, `{` + mdCB + `,"token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[]}}`, CodeInvalidClientMetadata, nil},
 		{"S12", "an empty key set without private_key_jwt", Policy{}, `{` + mdCB + `,"jwks":{"keys":[]}}`, "", nil},
 		{"V11", "client_credentials for a public client", Policy{}, `{"grant_types":["client_credentials"],"token_endpoint_auth_method":"none"}`, CodeInvalidClientMetadata, nil},

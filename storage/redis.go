@@ -57,7 +57,18 @@ type RedisPool struct {
 	bw      *batcher // writes of records: b, or one that waits (WaitReplicas)
 	reaper  *reaper
 	timeout time.Duration
+	holds   atomic.Int64 // see Hold
 }
+
+// Hold marks the pool as in use by a request until the returned function
+// is called: Retire does not close it meanwhile, whatever the request does
+// before and between its commands.
+func (p *RedisPool) Hold() (release func()) {
+	p.holds.Add(1)
+	return p.release
+}
+
+func (p *RedisPool) release() { p.holds.Add(-1) }
 
 // NewRedisPool creates the client. It does no I/O: go-redis dials lazily, so a
 // configuration with an unreachable Redis still loads and recovers by itself.
@@ -152,18 +163,20 @@ func (p *RedisPool) Destruct() error {
 }
 
 // Retire closes the pool once nothing uses it any more, in the
-// background: when no command has been in flight for a timeout and no
-// reap is pending, or after retireMax at the latest. Caddy cleans a
-// replaced config's modules up while its servers still finish the requests
-// they had; closing at once would fail those (503) and drop the reaps of
-// registrations a stalled Redis may still carry out, leaving orphans.
+// background: when no request holds it (Hold), no command has been in
+// flight for a timeout (a request the old server accepted may reach the
+// handler just after the check) and no reap is pending; after retireMax at
+// the latest. Caddy cleans a replaced config's modules up while its
+// servers still finish the requests they had; closing at once would fail
+// those (503) and drop the reaps of registrations a stalled Redis may
+// still carry out, leaving orphans.
 func (p *RedisPool) Retire() {
 	go func() {
 		deadline := time.Now().Add(retireMax)
 		tick := time.NewTicker(retireTick)
 		defer tick.Stop()
 		for now := range tick.C {
-			if p.b.idleFor(p.timeout) && p.bw.idleFor(p.timeout) && !p.reaper.busy() || now.After(deadline) {
+			if p.holds.Load() == 0 && p.b.idleFor(p.timeout) && p.bw.idleFor(p.timeout) && !p.reaper.busy() || now.After(deadline) {
 				break
 			}
 		}

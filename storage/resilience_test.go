@@ -480,31 +480,44 @@ func readRESPCommand(r *bufio.Reader) ([]string, error) {
 }
 
 // TestRedisRetire: a retired pool answers the commands still coming (a
-// replaced config's last requests), then closes once none has run for a
-// timeout; a pending reap keeps it open.
+// replaced config's last requests), stays open while a request holds it or
+// a reap is pending, then closes once unused for a timeout.
 func TestRedisRetire(t *testing.T) {
+	saved := retireTick
+	retireTick = 10 * time.Millisecond
+	t.Cleanup(func() { retireTick = saved })
 	srv := redistest.Start(t)
-	const timeout = 200 * time.Millisecond
+	const timeout = 500 * time.Millisecond
 	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, Timeout: timeout})
 	s := pool.Store("retire:")
 	ctx := context.Background()
+	release := pool.Hold()
 	pool.Retire()
+	// Held, and quiet for longer than a timeout: still open.
+	time.Sleep(2 * timeout)
+	if _, err := s.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("retired pool, held: %v", err)
+	}
+	release()
 	// Commands keep coming for a while: the pool stays open.
-	for end := time.Now().Add(3 * timeout); time.Now().Before(end); time.Sleep(timeout / 4) {
+	for end := time.Now().Add(2 * timeout); time.Now().Before(end); time.Sleep(timeout / 10) {
 		if _, err := s.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("retired pool, while in use: %v", err)
 		}
 	}
 	// A reap pending: still open once quiet.
 	s.reapLater("someid", "value", nil)
-	time.Sleep(3 * timeout)
+	time.Sleep(2 * timeout)
 	if _, err := s.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("retired pool with a reap pending: %v", err)
 	}
-	pool.reaper.mu.Lock()
-	pool.reaper.pending = nil
-	pool.reaper.mu.Unlock()
-	redistest.WaitFor(t, 10*time.Second, "the reaper to stop", func(context.Context) bool { return !pool.reaper.busy() })
+	// Dropped (a reap under way puts it back for its next look).
+	redistest.WaitFor(t, 10*time.Second, "the reaper to stop", func(context.Context) bool {
+		pool.reaper.mu.Lock()
+		pool.reaper.pending = nil
+		pool.reaper.mu.Unlock()
+		return !pool.reaper.busy()
+	})
 	time.Sleep(3 * timeout)
 	if _, err := s.Get(ctx, "nope"); !errors.Is(err, redis.ErrClosed) {
 		t.Fatalf("retired pool, unused for a while: %v", err)
