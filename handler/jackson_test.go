@@ -1,6 +1,12 @@
 package handler
 
-import "testing"
+import (
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"testing"
+)
 
 // TestJacksonTree: a plugin's source reads back as Kustvakt's Jackson
 // renders it (JsonNode.toString() of what the client sent).
@@ -22,6 +28,27 @@ func TestJacksonTree(t *testing.T) {
 	} {
 		if got := string(jacksonTree([]byte(in))); got != want {
 			t.Errorf("%s: got %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestJavaDoubleRoundTrips: whatever the double, what javaDouble prints
+// reads back as the same double, in Java's shape (a point, and an exponent
+// only outside [10^-3, 10^7)).
+func TestJavaDoubleRoundTrips(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 200000; i++ {
+		f := math.Float64frombits(rng.Uint64())
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			continue
+		}
+		s := javaDouble(f)
+		back, err := strconv.ParseFloat(s, 64)
+		if err != nil || back != f || !strings.Contains(s, ".") {
+			t.Fatalf("%v (%#x): %q reads back as %v, %v", f, math.Float64bits(f), s, back, err)
+		}
+		if a := math.Abs(f); (a >= 1e-3 && a < 1e7) == strings.Contains(s, "E") {
+			t.Fatalf("%v: %q in the wrong notation", f, s)
 		}
 	}
 }
