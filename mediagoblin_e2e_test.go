@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -416,6 +417,34 @@ func TestMediaGoblinLimitsE2E(t *testing.T) {
 		resp, b = s.postJSON(mgRegisterPath, `{"type": "client_update", "application_type": "web", "client_id": "`+id+`", "client_secret": "`+secret+`"}`)
 		if _, _, got := mgCheckCredentials(t, resp, b); got != exp {
 			t.Errorf("update expires_at %d, want %d", got, exp)
+		}
+	})
+}
+
+// TestMediaGoblinConcurrentUpdates: many simultaneous updates of one client
+// all succeed (compare-and-set retried, with jitter, until each wins its
+// turn), on both stores; the last one written is what the client holds.
+func TestMediaGoblinConcurrentUpdates(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		s := startCaddy(t, backend, mgSiteBody)
+		id, secret := mgRegister(t, s, `{"type": "client_associate", "application_type": "web"}`)
+		const n = 50
+		var wg sync.WaitGroup
+		codes := make(chan string, n)
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, body := s.postJSON("/api/client/register", fmt.Sprintf(`{"type": "client_update", "application_type": "web", "client_id": %q, "client_secret": %q, "application_name": "name %d"}`, id, secret, i))
+				if resp.StatusCode != 200 {
+					codes <- fmt.Sprintf("%d %s", resp.StatusCode, body)
+				}
+			}()
+		}
+		wg.Wait()
+		close(codes)
+		for c := range codes {
+			t.Errorf("a concurrent update failed: %s", c)
 		}
 	})
 }

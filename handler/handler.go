@@ -328,21 +328,41 @@ func (o *Options) segments(r *http.Request) ([]string, bool) {
 // errBodyTooLarge is returned by readBody for bodies over MaxBodyBytes.
 var errBodyTooLarge = errors.New("request body too large")
 
-// readBody reads the whole body, at most MaxBodyBytes.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// bodyTimeout bounds the reading of a whole body (at most MaxBodyBytes):
+// the server's per-read timeouts alone would let a client that sends a
+// byte now and then hold a connection for hours.
+var bodyTimeout = 30 * time.Second
+
+// readBody reads the whole body, at most MaxBodyBytes, within bodyTimeout
+// (or the server's own ReadTimeout, Caddy's timeouts read_body, if shorter).
+func readBody(w http.ResponseWriter, r *http.Request) (body []byte, err error) {
 	if r.ContentLength > MaxBodyBytes {
 		return nil, errBodyTooLarge
+	}
+	if srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server); srv == nil || srv.ReadTimeout <= 0 || srv.ReadTimeout > bodyTimeout {
+		rc := http.NewResponseController(w)
+		if rc.SetReadDeadline(time.Now().Add(bodyTimeout)) == nil {
+			// Read in full: the server sets its own deadline again for
+			// the next request on the connection; until then, nothing more
+			// is to be read. Not read: the deadline stays, so that the
+			// server does not wait for the rest of the body either.
+			defer func() {
+				if err == nil {
+					_ = rc.SetReadDeadline(time.Time{})
+				}
+			}()
+		}
 	}
 	if r.ContentLength > 0 {
 		// The usual case: one allocation of the announced size. The server
 		// stops the body at Content-Length, so it cannot run over.
-		body := make([]byte, r.ContentLength)
+		body = make([]byte, r.ContentLength)
 		if _, err := io.ReadFull(r.Body, body); err != nil {
 			return nil, err
 		}
 		return body, nil
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return nil, errBodyTooLarge
@@ -355,6 +375,11 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // credentials (RFC 6750 section 3.1: an unsupported method gets a challenge
 // without an error code).
 func bearer(r *http.Request) (token string, present bool) {
+	if v := r.Header.Values("Authorization"); len(v) > 1 {
+		// Two credentials: refused rather than one chosen, since a proxy
+		// in front may have judged the request by the other.
+		return "", true
+	}
 	h := r.Header.Get("Authorization")
 	scheme, tok, _ := strings.Cut(h, " ")
 	if !strings.EqualFold(scheme, "Bearer") {

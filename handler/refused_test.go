@@ -55,3 +55,35 @@ func TestRefusalsLoggedAtDebug(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoAuthorizationHeaders: a request with two Authorization headers is
+// refused, whichever holds the right token.
+func TestTwoAuthorizationHeaders(t *testing.T) {
+	a := benchAPI(t)
+	r := httptest.NewRequest("POST", "http://as.example/register", strings.NewReader(benchBody))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	a.Serve(w, r)
+	m := w.Body.String()
+	id := m[strings.Index(m, `"client_id":"`)+13:]
+	id = id[:strings.IndexByte(id, '"')]
+	tok := m[strings.Index(m, `"registration_access_token":"`)+29:]
+	tok = tok[:strings.IndexByte(tok, '"')]
+	for _, order := range [][]string{{tok, "bogus"}, {"bogus", tok}} {
+		r := httptest.NewRequest("GET", "http://as.example/register/"+id, nil)
+		r.Header.Add("Authorization", "Bearer "+order[0])
+		r.Header.Add("Authorization", "Bearer "+order[1])
+		w := httptest.NewRecorder()
+		a.Serve(w, r)
+		if w.Code != http.StatusUnauthorized {
+			t.Errorf("%d %s", w.Code, w.Body)
+		}
+	}
+	r = httptest.NewRequest("GET", "http://as.example/register/"+id, nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	w = httptest.NewRecorder()
+	a.Serve(w, r)
+	if w.Code != http.StatusOK {
+		t.Errorf("one header: %d %s", w.Code, w.Body)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
@@ -69,6 +70,7 @@ func (r *Registry) Installed(ctx context.Context, user, superID string) ([]*Inst
 
 // Uninstall removes an installation; ErrNotFound if there is none.
 func (r *Registry) Uninstall(ctx context.Context, user, superID, clientID string) error {
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		rec, err := r.Store.Get(ctx, installationID(user, superID, clientID))
 		if errors.Is(err, storage.ErrNotFound) {
@@ -81,7 +83,7 @@ func (r *Registry) Uninstall(ctx context.Context, user, superID, clientID string
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			return ErrNotFound
-		case errors.Is(err, storage.ErrConflict) && attempt < 5:
+		case errors.Is(err, storage.ErrConflict) && retryConflict(start, attempt):
 			continue
 		}
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
@@ -230,6 +231,7 @@ func (r *Registry) get(ctx context.Context, id string) (*Client, *storage.Record
 // the new version and applies change again, so no update is lost. change may
 // refuse by returning an error, which Update returns unchanged.
 func (r *Registry) Update(ctx context.Context, id string, change func(c *Client) error) (*Client, error) {
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		c, old, err := r.get(ctx, id)
 		if err != nil {
@@ -261,7 +263,7 @@ func (r *Registry) Update(ctx context.Context, id string, change func(c *Client)
 			return c, nil
 		case errors.Is(err, storage.ErrNotFound):
 			return nil, ErrNotFound
-		case errors.Is(err, storage.ErrConflict) && attempt < 20:
+		case errors.Is(err, storage.ErrConflict) && retryConflict(start, attempt):
 			continue
 		}
 		return nil, err
@@ -271,6 +273,7 @@ func (r *Registry) Update(ctx context.Context, id string, change func(c *Client)
 // Delete removes the client after check (if not nil) approves the current
 // version.
 func (r *Registry) Delete(ctx context.Context, id string, check func(c *Client) error) error {
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		c, rec, err := r.get(ctx, id)
 		if err != nil {
@@ -287,7 +290,7 @@ func (r *Registry) Delete(ctx context.Context, id string, check func(c *Client) 
 			return nil
 		case errors.Is(err, storage.ErrNotFound):
 			return ErrNotFound
-		case errors.Is(err, storage.ErrConflict) && attempt < 20:
+		case errors.Is(err, storage.ErrConflict) && retryConflict(start, attempt):
 			continue
 		}
 		return err
@@ -309,4 +312,23 @@ func (r *Registry) List(ctx context.Context, tag string) ([]*Client, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// conflictBudget bounds how long a write keeps trying after losing
+// compare-and-set races: dozens of writers of one record (parallel updates
+// of one client) each win in turn well within it.
+const conflictBudget = 5 * time.Second
+
+// retryConflict reports whether a write that lost a compare-and-set race
+// (ErrConflict) should read and try again, after a short random pause that
+// grows with the attempts, so that the writers of one record do not
+// collide again in lockstep. Past conflictBudget the conflict is returned.
+func retryConflict(start time.Time, attempt int) bool {
+	if time.Since(start) > conflictBudget {
+		return false
+	}
+	if attempt > 0 {
+		time.Sleep(time.Duration(rand.Int64N(int64(min(attempt, 50)) * int64(200*time.Microsecond))))
+	}
+	return true
 }

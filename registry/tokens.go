@@ -101,6 +101,7 @@ func (r *Registry) CheckToken(ctx context.Context, token string) (*InitialAccess
 // listing, but only as well as contention allows: no registration fails
 // because the count could not be written.
 func (r *Registry) UseToken(ctx context.Context, token string, delta int) error {
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		t, rec, err := r.getToken(ctx, token)
 		if err != nil {
@@ -119,7 +120,7 @@ func (r *Registry) UseToken(ctx context.Context, token string, delta int) error 
 			return nil
 		case errors.Is(err, storage.ErrNotFound):
 			return ErrTokenInvalid
-		case errors.Is(err, storage.ErrConflict) && attempt < 50:
+		case errors.Is(err, storage.ErrConflict) && retryConflict(start, attempt):
 			continue
 		case errors.Is(err, storage.ErrConflict) && t.Uses == 0:
 			return nil // unlimited: nothing is enforced by the count
@@ -150,6 +151,7 @@ func (r *Registry) Tokens(ctx context.Context) ([]*InitialAccessToken, error) {
 // use of the token at the same moment changes its revision; the delete is
 // then tried again on the new one rather than failing.
 func (r *Registry) RevokeToken(ctx context.Context, id string) error {
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		recs, err := r.Store.List(ctx, tagIATs)
 		if err != nil {
@@ -166,7 +168,7 @@ func (r *Registry) RevokeToken(ctx context.Context, id string) error {
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			return ErrNotFound
-		case errors.Is(err, storage.ErrConflict) && attempt < 20:
+		case errors.Is(err, storage.ErrConflict) && retryConflict(start, attempt):
 			continue
 		}
 		return err
