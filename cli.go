@@ -50,7 +50,9 @@ handlers of a running Caddy, through its admin API. Actions:
 
 The admin address is --address, or the one in --config, or localhost:2019.
 With several stores in use, choose one with --store (a Redis key prefix, or
-caddy for the embedded store). Answers are printed as JSON.`,
+caddy for the embedded store). Answers are printed as JSON. An id that
+starts with '-' (clients registered before ids were kept from it) goes
+after '--', flags before it: caddy client-registration delete --store dcr: -- -x1y2z3.`,
 		Flags: fs,
 		Func:  cmdClientRegistration,
 	})

@@ -23,7 +23,7 @@ const (
 // Formats of the four APIs.
 var (
 	// RFC 7591 (and IAM): 128-bit ids and 256-bit secrets, base64url.
-	FormatRFC7591 = Format{NewID: func() string { return randomBase64(16) }, NewSecret: func() string { return randomBase64(32) }}
+	FormatRFC7591 = Format{NewID: func() string { return randomID(16) }, NewSecret: func() string { return randomBase64(32) }}
 	// MediaGoblin: 22 and 43 characters of [A-Za-z0-9], as its random_string.
 	FormatMediaGoblin = Format{NewID: func() string { return randomString(22, alnum) }, NewSecret: func() string { return randomString(43, alnum) }}
 	// Kustvakt: ids of 22 characters from its "filtered" alphabet; secrets
@@ -81,6 +81,18 @@ func randomBase64(n int) string {
 	}
 	randomFill(raw[:n])
 	return string(base64.RawURLEncoding.AppendEncode(out[:0], raw[:n]))
+}
+
+// randomID is randomBase64 for ids, drawn again when it starts with '-'
+// (1 in 64): an id is typed as an argument (caddy client-registration
+// delete <id>), where a leading '-' reads as an option. The other
+// characters stay uniform; the first loses one of its 64 values.
+func randomID(n int) string {
+	for {
+		if id := randomBase64(n); id[0] != '-' {
+			return id
+		}
+	}
 }
 
 // randomString draws n characters uniformly from alphabet (at most 256

@@ -50,7 +50,7 @@ var ErrTokenInvalid = errors.New("initial access token invalid, expired or used 
 func (r *Registry) IssueToken(ctx context.Context, name string, ttl time.Duration, uses int) (string, *InitialAccessToken, error) {
 	now := r.Now()
 	tok := randomBase64(32)
-	t := &InitialAccessToken{ID: randomBase64(9), Name: name, Hash: Hash(tok), CreatedMs: now.UnixMilli(), Uses: uses}
+	t := &InitialAccessToken{ID: randomID(9), Name: name, Hash: Hash(tok), CreatedMs: now.UnixMilli(), Uses: uses}
 	rec := &storage.Record{ID: iatPrefix + t.Hash, Tags: []string{tagIATs}}
 	if ttl > 0 {
 		rec.ExpiresAt = now.Add(ttl)
