@@ -247,17 +247,33 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
+// adminRoute names the admin route of path and the id in it: "tokens",
+// "token" (id), "clients", "client" (id), "metadata" (id) or
+// "verify_secret" (id); "" for none.
+func adminRoute(path string) (route, id string) {
+	parts := strings.Split(strings.Trim(strings.TrimPrefix(path, "/client_registration/"), "/"), "/")
+	switch {
+	case len(parts) == 1 && parts[0] == "initial_access_tokens":
+		return "tokens", ""
+	case len(parts) == 2 && parts[0] == "initial_access_tokens":
+		return "token", parts[1]
+	case len(parts) == 1 && parts[0] == "clients":
+		return "clients", ""
+	case len(parts) == 2 && parts[0] == "clients":
+		return "client", parts[1]
+	case len(parts) == 3 && parts[0] == "clients" && (parts[2] == "metadata" || parts[2] == "verify_secret"):
+		return parts[2], parts[1]
+	}
+	return "", ""
+}
+
 func (a AdminAPI) route(w http.ResponseWriter, r *http.Request) error {
 	// Store calls run to their end (bounded by the store's own timeouts)
 	// even if the client closes its side of the connection.
 	r = r.WithContext(context.WithoutCancel(r.Context()))
-	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, "/client_registration/"), "/")
-	parts := strings.Split(rest, "/")
 	// An unknown route is a 404 whatever ?store= says.
-	known := len(parts) == 1 && (parts[0] == "initial_access_tokens" || parts[0] == "clients") ||
-		len(parts) == 2 && (parts[0] == "initial_access_tokens" || parts[0] == "clients") ||
-		len(parts) == 3 && parts[0] == "clients" && (parts[2] == "metadata" || parts[2] == "verify_secret")
-	if !known {
+	route, id := adminRoute(r.URL.Path)
+	if route == "" {
 		return adminError(http.StatusNotFound, "unknown client_registration admin route %q", r.URL.Path)
 	}
 	store, err := activeStores.get(r.URL.Query().Get("store"))
@@ -268,8 +284,8 @@ func (a AdminAPI) route(w http.ResponseWriter, r *http.Request) error {
 		return adminError(http.StatusNotFound, "%v", err)
 	}
 	reg := store.reg
-	switch {
-	case parts[0] == "initial_access_tokens" && len(parts) == 1:
+	switch route {
+	case "tokens":
 		switch r.Method {
 		case http.MethodPost:
 			return a.issueToken(w, r, reg)
@@ -285,39 +301,38 @@ func (a AdminAPI) route(w http.ResponseWriter, r *http.Request) error {
 			return writeAdminJSON(w, http.StatusOK, out)
 		}
 		return methodNotAllowed(w, http.MethodGet, http.MethodPost)
-	case parts[0] == "initial_access_tokens" && len(parts) == 2:
+	case "token":
 		if r.Method != http.MethodDelete {
 			return methodNotAllowed(w, http.MethodDelete)
 		}
-		err := reg.RevokeToken(r.Context(), parts[1])
+		err := reg.RevokeToken(r.Context(), id)
 		if errors.Is(err, registry.ErrNotFound) {
-			return adminError(http.StatusNotFound, "no initial access token %q", parts[1])
+			return adminError(http.StatusNotFound, "no initial access token %q", id)
 		}
 		if err != nil {
 			return adminError(http.StatusServiceUnavailable, "revoking token: %v", err)
 		}
-		adminLog().Info("initial access token revoked", zap.String("token_id", parts[1]), zap.String("by", "admin API"))
+		adminLog().Info("initial access token revoked", zap.String("token_id", id), zap.String("by", "admin API"))
 		w.WriteHeader(http.StatusNoContent)
 		return nil
-	case parts[0] == "clients" && len(parts) == 1:
+	case "clients":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return methodNotAllowed(w, http.MethodGet, http.MethodHead)
 		}
 		return a.listClients(w, r, reg)
-	case parts[0] == "clients" && len(parts) == 2:
-		return a.client(w, r, reg, parts[1])
-	case parts[0] == "clients" && len(parts) == 3 && parts[2] == "metadata":
+	case "client":
+		return a.client(w, r, reg, id)
+	case "metadata":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return methodNotAllowed(w, http.MethodGet, http.MethodHead)
 		}
-		return a.clientMetadata(w, r, store, parts[1])
-	case parts[0] == "clients" && len(parts) == 3 && parts[2] == "verify_secret":
+		return a.clientMetadata(w, r, store, id)
+	default: // verify_secret
 		if r.Method != http.MethodPost {
 			return methodNotAllowed(w, http.MethodPost)
 		}
-		return a.verifySecret(w, r, store, parts[1])
+		return a.verifySecret(w, r, store, id)
 	}
-	return adminError(http.StatusNotFound, "unknown client_registration admin route %q", r.URL.Path)
 }
 
 type tokenView struct {

@@ -1,6 +1,7 @@
 package caddydcr
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -158,7 +159,7 @@ func cmdClientRegistration(fl caddycmd.Flags) (int, error) {
 		if err != nil {
 			return exitFailed, err
 		}
-		rd = strings.NewReader(string(b))
+		rd = bytes.NewReader(b)
 	}
 	resp, err := caddycmd.AdminAPIRequest(addr, method, path, nil, rd)
 	if err != nil {

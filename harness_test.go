@@ -111,23 +111,20 @@ func startCaddyWith(t *testing.T, backend, admin, body string) *site {
 		st += "\n\t\trate_limit off"
 	}
 	body = strings.ReplaceAll(body, "{storage}", st)
-	cfg := fmt.Sprintf(`{
-	%s
-	persist_config off
-	auto_https off
-	grace_period 1ms
-	storage file_system %s
-	log {
-		output discard
-	}
+	loadCaddyfile(t, testCaddyfile(admin+"\ngrace_period 1ms\nstorage file_system "+dataDir(t), port, body))
+	return &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
 }
 
-http://127.0.0.1:%d {
-%s
-}
-`, admin, dataDir(t), port, body)
-	loadCaddyfile(t, cfg)
-	return &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
+// testCaddyfile is a Caddyfile for the tests: the global options given
+// (one per line: admin, storage, servers, grace_period...) with autosave
+// and automatic HTTPS off and, unless they configure a log, Caddy's log
+// discarded; then the site http://127.0.0.1:<port> with body.
+func testCaddyfile(globals string, port int, body string) string {
+	if !strings.Contains(globals, "log {") {
+		globals += "\nlog {\n\toutput discard\n}"
+	}
+	globals = "\t" + strings.ReplaceAll(strings.TrimSpace(globals), "\n", "\n\t")
+	return fmt.Sprintf("{\n%s\n\tpersist_config off\n\tauto_https off\n}\n\nhttp://127.0.0.1:%d {\n%s\n}\n", globals, port, body)
 }
 
 // loadCaddyfile adapts and loads a whole Caddyfile.

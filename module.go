@@ -981,22 +981,21 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if h.redisPool != nil {
-		// Held while the API may use the store, so that a reload that
-		// replaces the Redis client closes the old one only after this
-		// request (RedisPool.Retire).
-		release := h.redisPool.Hold()
-		served := h.api.Serve(w, r)
-		release()
-		if served {
-			return nil
-		}
-		return next.ServeHTTP(w, r)
-	}
-	if h.api.Serve(w, r) {
+	if h.serveAPI(w, r) {
 		return nil
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// serveAPI lets the API answer r if it is one of its routes. The Redis
+// client is held meanwhile, so that a reload that replaces it closes the
+// old one only after this request (RedisPool.Retire); not while the next
+// handler runs.
+func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request) bool {
+	if h.redisPool != nil {
+		defer h.redisPool.Hold()()
+	}
+	return h.api.Serve(w, r)
 }
 
 // strippedPrefix returns the path prefix that a handler before this one

@@ -32,18 +32,7 @@ func TestReloadKeepsPoolAndConnections(t *testing.T) {
 	port := redistest.FreePort(t)
 	prefix := fmt.Sprintf("reload%d:", prefixSeq.Add(1))
 	cfg := func(name string) string {
-		return fmt.Sprintf(`{
-	admin off
-	persist_config off
-	auto_https off
-	grace_period 5s
-	log {
-		output discard
-	}
-}
-
-http://127.0.0.1:%d {
-	client_registration {
+		return testCaddyfile("admin off\ngrace_period 5s", port, fmt.Sprintf(`	client_registration {
 		storage redis {
 			address %s
 			key_prefix %s
@@ -57,9 +46,7 @@ http://127.0.0.1:%d {
 		}
 		rate_limit off
 	}
-	respond %q
-}
-`, port, sharedRedis.Addr, prefix, sharedRedis.Addr, prefix, name)
+	respond %q`, sharedRedis.Addr, prefix, sharedRedis.Addr, prefix, name))
 	}
 	loadCaddyfile(t, cfg("one"))
 	s := &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
@@ -157,26 +144,13 @@ func TestReloadNewPoolFinishesInFlight(t *testing.T) {
 	srv := redistest.Start(t)
 	port := redistest.FreePort(t)
 	cfg := func(timeout string) string {
-		return fmt.Sprintf(`{
-	admin off
-	persist_config off
-	auto_https off
-	grace_period 10s
-	log {
-		output discard
-	}
-}
-
-http://127.0.0.1:%d {
-	client_registration {
+		return testCaddyfile("admin off\ngrace_period 10s", port, fmt.Sprintf(`	client_registration {
 		storage redis {
 			address %s
 			timeout %s
 		}
 		rate_limit off
-	}
-}
-`, port, srv.Addr, timeout)
+	}`, srv.Addr, timeout))
 	}
 	loadCaddyfile(t, cfg("3s"))
 	s := &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}

@@ -238,10 +238,8 @@ func (h *Handler) validatePolicy() error {
 		// Only token mode asks for one: an operator who set a token and
 		// forgot the mode would believe registration is closed.
 		mode := h.Registration
-		if mode == "" && h.apiName() == registry.APIKustvakt {
-			mode = handler.ModeUser
-		} else if mode == "" {
-			mode = handler.ModeOpen
+		if mode == "" {
+			mode = handler.DefaultMode(h.apiName())
 		}
 		return fmt.Errorf("initial_access_token: registration is %s, which asks for no token; add 'registration token'", mode)
 	}
@@ -280,7 +278,7 @@ func (h *Handler) validatePolicy() error {
 			for _, k := range is.Keys {
 				// Keys fetched over plain http could be swapped by anyone
 				// on the path, and with them every statement's verdict.
-				if u, err := url.Parse(k); err == nil && strings.EqualFold(u.Scheme, "http") && !loopbackHost(u.Hostname()) {
+				if u, err := url.Parse(k); err == nil && strings.EqualFold(u.Scheme, "http") && !registry.IsLoopbackHost(u.Hostname()) {
 					return fmt.Errorf("software_statement issuer %q: key URL %q must use https (http only on loopback)", is.Issuer, k)
 				}
 			}
@@ -292,15 +290,6 @@ func (h *Handler) validatePolicy() error {
 		}
 	}
 	return nil
-}
-
-// loopbackHost reports localhost and loopback addresses.
-func loopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 // validRedirectHostPattern accepts what hostAllowed can match against a

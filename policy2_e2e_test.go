@@ -684,23 +684,12 @@ func TestSecretFollowsClientLifetime(t *testing.T) {
 func TestAdminChangesLogged(t *testing.T) {
 	port, adminPort := redistest.FreePort(t), redistest.FreePort(t)
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
-	loadCaddyfile(t, fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	persist_config off
-	auto_https off
-	storage file_system %s
-	log {
-		output file %s
-		format json
-	}
-}
-
-http://127.0.0.1:%d {
-	client_registration {
-		rate_limit off
-	}
-}
-`, adminPort, dataDir(t), logFile, port))
+	loadCaddyfile(t, testCaddyfile(fmt.Sprintf(`admin 127.0.0.1:%d
+storage file_system %s
+log {
+	output file %s
+	format json
+}`, adminPort, dataDir(t), logFile), port, "\tclient_registration {\n\t\trate_limit off\n\t}"))
 	s := &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
 	admin := "http://127.0.0.1:" + strconv.Itoa(adminPort)
 	resp, body := s.postJSON("/register", `{"redirect_uris":["https://app.example/cb"]}`)

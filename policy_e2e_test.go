@@ -512,29 +512,17 @@ func TestPolicyRateLimit(t *testing.T) {
 // client address from X-Forwarded-For, not to the proxy's.
 func TestPolicyTrustedProxies(t *testing.T) {
 	port := redistest.FreePort(t)
-	loadCaddyfile(t, fmt.Sprintf(`{
-	admin off
-	persist_config off
-	auto_https off
-	servers {
-		trusted_proxies static 127.0.0.1/32
-		client_ip_headers X-Forwarded-For
-	}
-	log {
-		output discard
-	}
-}
-
-http://127.0.0.1:%d {
-	client_registration {
+	loadCaddyfile(t, testCaddyfile(`admin off
+servers {
+	trusted_proxies static 127.0.0.1/32
+	client_ip_headers X-Forwarded-For
+}`, port, fmt.Sprintf(`	client_registration {
 		storage redis {
 			address %s
 			key_prefix tp%d:
 		}
 		rate_limit 2 1m
-	}
-}
-`, port, sharedRedis.Addr, prefixSeq.Add(1)))
+	}`, sharedRedis.Addr, prefixSeq.Add(1))))
 	s := &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
 	for _, ip := range []string{"203.0.113.1", "203.0.113.2"} {
 		for i := 0; i < 2; i++ {

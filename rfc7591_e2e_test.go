@@ -62,22 +62,7 @@ func rfcStart(t *testing.T, backend string, extra ...string) *site {
 // controls are not what this suite tests.
 func rfcLoad(t *testing.T, port int, dataDir, body string) *site {
 	t.Helper()
-	cfg := fmt.Sprintf(`{
-	admin off
-	persist_config off
-	auto_https off
-	grace_period 1ms
-	storage file_system %s
-	log {
-		output discard
-	}
-}
-
-http://127.0.0.1:%d {
-%s
-}
-`, dataDir, port, body)
-	loadCaddyfile(t, cfg)
+	loadCaddyfile(t, testCaddyfile("admin off\ngrace_period 1ms\nstorage file_system "+dataDir, port, body))
 	return &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
 }
 

@@ -25,8 +25,7 @@ func TestConfiguredURLsResolved(t *testing.T) {
 		{"registration token\n\t\tinitial_access_token {s3cret-in-braces}", "initial_access_token resolves to an empty token"},
 		{"registration token\n\t\tinitial_access_token {env.DCR_TEST_ISSUER}", "initial_access_token resolves to an empty token"},
 	} {
-		cfg := "{\n\tadmin off\n\tpersist_config off\n\tstorage file_system " + dataDir(t) +
-			"\n\tlog {\n\t\toutput discard\n\t}\n}\n\nhttp://127.0.0.1:1 {\n\tclient_registration {\n\t\t" + tc.option + "\n\t}\n}\n"
+		cfg := testCaddyfile("admin off\nstorage file_system "+dataDir(t), 1, "\tclient_registration {\n\t\t"+tc.option+"\n\t}")
 		js, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)
 		if err != nil {
 			t.Fatalf("%s: adapt: %v", tc.option, err)

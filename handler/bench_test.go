@@ -72,17 +72,27 @@ func BenchmarkRegister(b *testing.B) {
 	}
 }
 
-func BenchmarkRead(b *testing.B) {
-	a := benchAPI(b)
+// registerOne registers benchBody through a and returns the client's id
+// and registration access token.
+func registerOne(tb testing.TB, a *RFC7591) (id, tok string) {
+	tb.Helper()
 	r := httptest.NewRequest("POST", "http://bench.example/register", strings.NewReader(benchBody))
 	r.Header.Set("Content-Type", "application/json")
 	w := httptest.NewRecorder()
 	a.Serve(w, r)
+	if w.Code != http.StatusCreated {
+		tb.Fatal(w.Code, w.Body)
+	}
 	m := w.Body.String()
-	id := m[strings.Index(m, `"client_id":"`)+13:]
+	id = m[strings.Index(m, `"client_id":"`)+13:]
 	id = id[:strings.IndexByte(id, '"')]
-	tok := m[strings.Index(m, `"registration_access_token":"`)+29:]
-	tok = tok[:strings.IndexByte(tok, '"')]
+	tok = m[strings.Index(m, `"registration_access_token":"`)+29:]
+	return id, tok[:strings.IndexByte(tok, '"')]
+}
+
+func BenchmarkRead(b *testing.B) {
+	a := benchAPI(b)
+	id, tok := registerOne(b, a)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

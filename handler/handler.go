@@ -114,18 +114,18 @@ func unsafeName(s string) bool {
 	return bad
 }
 
-// storeCtx is the context of a request's store operations: the request's
-// values without its cancellation. Go cancels a request's context when the
-// client closes its side of the connection, which clients that half-close
-// after sending (nc -N, some proxies) do while still waiting for the
-// answer; a store operation, bounded by the store's own timeouts, runs to
-// its end instead of failing as if the store were down.
 // sentence turns a policy's reason ("grant type x is not allowed here")
 // into a message: a leading capital and a full stop.
 func sentence(reason string) string {
 	return strings.ToUpper(reason[:1]) + reason[1:] + "."
 }
 
+// storeCtx is the context of a request's store operations: the request's
+// values without its cancellation. Go cancels a request's context when the
+// client closes its side of the connection, which clients that half-close
+// after sending (nc -N, some proxies) do while still waiting for the
+// answer; a store operation, bounded by the store's own timeouts, runs to
+// its end instead of failing as if the store were down.
 func storeCtx(r *http.Request) context.Context { return context.WithoutCancel(r.Context()) }
 
 // requestOrigin is scheme://host of the request as the client sent it.

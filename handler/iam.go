@@ -149,7 +149,7 @@ func (a *IAM) deny(w http.ResponseWriter, rid string, d *Denial) {
 }
 
 func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
-	adm, d := a.o.admit(r, registry.APIIAM, ModeOpen)
+	adm, d := a.o.admit(r, registry.APIIAM)
 	if d != nil {
 		a.deny(w, rid, d)
 		return

@@ -764,7 +764,7 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 		a.notify(w, http.StatusUnsupportedMediaType, kcNotSupported, "Unsupported Content-Type; send application/json")
 		return
 	}
-	adm, d := a.o.admit(q.r, registry.APIKustvakt, ModeUser)
+	adm, d := a.o.admit(q.r, registry.APIKustvakt)
 	if d != nil {
 		a.deny(w, d)
 		return

@@ -180,7 +180,7 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 		reject(mgOnlySecretUpdate)
 		return
 	}
-	adm, d := a.o.admit(r, registry.APIMediaGoblin, ModeOpen)
+	adm, d := a.o.admit(r, registry.APIMediaGoblin)
 	if d != nil {
 		a.deny(w, d)
 		return

@@ -92,15 +92,24 @@ func unavailableDenial() *Denial {
 		Description: "the client store is unavailable; try again later", RetryAfter: 5 * time.Second}
 }
 
-// admit checks who is registering. defaultMode is the API's default
-// registration mode. The rate limit is applied later, by create, to
-// requests that passed validation.
-func (o *Options) admit(r *http.Request, api, defaultMode string) (*Admission, *Denial) {
+// DefaultMode is who may register through api when the configuration does
+// not say: an authenticated user for Kustvakt, as on the real server;
+// anyone for the others.
+func DefaultMode(api string) string {
+	if api == registry.APIKustvakt {
+		return ModeUser
+	}
+	return ModeOpen
+}
+
+// admit checks who is registering. The rate limit is applied later, by
+// create, to requests that passed validation.
+func (o *Options) admit(r *http.Request, api string) (*Admission, *Denial) {
 	g := &o.Gate
 	ctx := storeCtx(r)
 	mode := g.Mode
 	if mode == "" {
-		mode = defaultMode
+		mode = DefaultMode(api)
 	}
 	user := o.user(r)
 	switch mode {

@@ -60,15 +60,7 @@ func TestRefusalsLoggedAtDebug(t *testing.T) {
 // refused, whichever holds the right token.
 func TestTwoAuthorizationHeaders(t *testing.T) {
 	a := benchAPI(t)
-	r := httptest.NewRequest("POST", "http://as.example/register", strings.NewReader(benchBody))
-	r.Header.Set("Content-Type", "application/json")
-	w := httptest.NewRecorder()
-	a.Serve(w, r)
-	m := w.Body.String()
-	id := m[strings.Index(m, `"client_id":"`)+13:]
-	id = id[:strings.IndexByte(id, '"')]
-	tok := m[strings.Index(m, `"registration_access_token":"`)+29:]
-	tok = tok[:strings.IndexByte(tok, '"')]
+	id, tok := registerOne(t, a)
 	for _, order := range [][]string{{tok, "bogus"}, {"bogus", tok}} {
 		r := httptest.NewRequest("GET", "http://as.example/register/"+id, nil)
 		r.Header.Add("Authorization", "Bearer "+order[0])
@@ -79,9 +71,9 @@ func TestTwoAuthorizationHeaders(t *testing.T) {
 			t.Errorf("%d %s", w.Code, w.Body)
 		}
 	}
-	r = httptest.NewRequest("GET", "http://as.example/register/"+id, nil)
+	r := httptest.NewRequest("GET", "http://as.example/register/"+id, nil)
 	r.Header.Set("Authorization", "Bearer "+tok)
-	w = httptest.NewRecorder()
+	w := httptest.NewRecorder()
 	a.Serve(w, r)
 	if w.Code != http.StatusOK {
 		t.Errorf("one header: %d %s", w.Code, w.Body)

@@ -56,7 +56,7 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	// Preflights and deletes answer no URL.
-	if answersURLs := r.Method != http.MethodOptions && r.Method != http.MethodDelete; answersURLs {
+	if r.Method != http.MethodOptions && r.Method != http.MethodDelete {
 		if name := a.o.unresolvedURL(r); name != "" {
 			a.error(w, http.StatusInternalServerError, "server_error", "the server's "+name+" setting resolves to no absolute URL for this request")
 			return true
@@ -279,7 +279,7 @@ func (a *RFC7591) readObject(w http.ResponseWriter, r *http.Request) (registry.F
 }
 
 func (a *RFC7591) register(w http.ResponseWriter, r *http.Request) {
-	adm, d := a.o.admit(r, registry.APIRFC7591, ModeOpen)
+	adm, d := a.o.admit(r, registry.APIRFC7591)
 	if d != nil {
 		a.deny(w, d)
 		return

@@ -193,7 +193,6 @@ func (k KustvaktURLRule) validAuthority(authority string) bool {
 		// Java's IDN.toASCII, which Commons calls first, separates labels
 		// at the ideographic and fullwidth stops too; Go's idna only at '.'.
 		authority = idnDots.Replace(authority)
-		ascii = authority
 		var err error
 		if ascii, err = idna.ToASCII(authority); err != nil {
 			// Userinfo and port make idna refuse some authorities; convert

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
@@ -70,8 +69,8 @@ func (r *Registry) Installed(ctx context.Context, user, superID string) ([]*Inst
 
 // Uninstall removes an installation; ErrNotFound if there is none.
 func (r *Registry) Uninstall(ctx context.Context, user, superID, clientID string) error {
-	start := time.Now()
-	for attempt := 0; ; attempt++ {
+	var retry conflictRetry
+	for {
 		rec, err := r.Store.Get(ctx, installationID(user, superID, clientID))
 		if errors.Is(err, storage.ErrNotFound) {
 			return ErrNotFound
@@ -83,7 +82,7 @@ func (r *Registry) Uninstall(ctx context.Context, user, superID, clientID string
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			return ErrNotFound
-		case errors.Is(err, storage.ErrConflict) && retryConflict(start, attempt):
+		case errors.Is(err, storage.ErrConflict) && retry.again():
 			continue
 		}
 		return err

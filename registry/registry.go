@@ -231,8 +231,8 @@ func (r *Registry) get(ctx context.Context, id string) (*Client, *storage.Record
 // the new version and applies change again, so no update is lost. change may
 // refuse by returning an error, which Update returns unchanged.
 func (r *Registry) Update(ctx context.Context, id string, change func(c *Client) error) (*Client, error) {
-	start := time.Now()
-	for attempt := 0; ; attempt++ {
+	var retry conflictRetry
+	for {
 		c, old, err := r.get(ctx, id)
 		if err != nil {
 			return nil, err
@@ -263,7 +263,7 @@ func (r *Registry) Update(ctx context.Context, id string, change func(c *Client)
 			return c, nil
 		case errors.Is(err, storage.ErrNotFound):
 			return nil, ErrNotFound
-		case errors.Is(err, storage.ErrConflict) && retryConflict(start, attempt):
+		case errors.Is(err, storage.ErrConflict) && retry.again():
 			continue
 		}
 		return nil, err
@@ -273,8 +273,8 @@ func (r *Registry) Update(ctx context.Context, id string, change func(c *Client)
 // Delete removes the client after check (if not nil) approves the current
 // version.
 func (r *Registry) Delete(ctx context.Context, id string, check func(c *Client) error) error {
-	start := time.Now()
-	for attempt := 0; ; attempt++ {
+	var retry conflictRetry
+	for {
 		c, rec, err := r.get(ctx, id)
 		if err != nil {
 			return err
@@ -290,7 +290,7 @@ func (r *Registry) Delete(ctx context.Context, id string, check func(c *Client) 
 			return nil
 		case errors.Is(err, storage.ErrNotFound):
 			return ErrNotFound
-		case errors.Is(err, storage.ErrConflict) && retryConflict(start, attempt):
+		case errors.Is(err, storage.ErrConflict) && retry.again():
 			continue
 		}
 		return err
@@ -319,16 +319,24 @@ func (r *Registry) List(ctx context.Context, tag string) ([]*Client, error) {
 // of one client) each win in turn well within it.
 const conflictBudget = 5 * time.Second
 
-// retryConflict reports whether a write that lost a compare-and-set race
-// (ErrConflict) should read and try again, after a short random pause that
-// grows with the attempts, so that the writers of one record do not
-// collide again in lockstep. Past conflictBudget the conflict is returned.
-func retryConflict(start time.Time, attempt int) bool {
-	if time.Since(start) > conflictBudget {
+// conflictRetry paces a write that lost compare-and-set races
+// (ErrConflict): again reports whether to read and try once more, after a
+// short random pause that grows with the attempts, so that the writers of
+// one record do not collide again in lockstep; past conflictBudget from
+// the first conflict, the conflict is returned.
+type conflictRetry struct {
+	first    time.Time
+	attempts int
+}
+
+func (c *conflictRetry) again() bool {
+	if c.first.IsZero() {
+		c.first = time.Now()
+	} else if time.Since(c.first) > conflictBudget {
 		return false
 	}
-	if attempt > 0 {
-		time.Sleep(time.Duration(rand.Int64N(int64(min(attempt, 50)) * int64(200*time.Microsecond))))
+	if c.attempts++; c.attempts > 1 {
+		time.Sleep(time.Duration(rand.Int64N(int64(min(c.attempts-1, 50)) * int64(200*time.Microsecond))))
 	}
 	return true
 }

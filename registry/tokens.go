@@ -101,8 +101,8 @@ func (r *Registry) CheckToken(ctx context.Context, token string) (*InitialAccess
 // listing, but only as well as contention allows: no registration fails
 // because the count could not be written.
 func (r *Registry) UseToken(ctx context.Context, token string, delta int) error {
-	start := time.Now()
-	for attempt := 0; ; attempt++ {
+	var retry conflictRetry
+	for {
 		t, rec, err := r.getToken(ctx, token)
 		if err != nil {
 			return err
@@ -120,7 +120,7 @@ func (r *Registry) UseToken(ctx context.Context, token string, delta int) error 
 			return nil
 		case errors.Is(err, storage.ErrNotFound):
 			return ErrTokenInvalid
-		case errors.Is(err, storage.ErrConflict) && retryConflict(start, attempt):
+		case errors.Is(err, storage.ErrConflict) && retry.again():
 			continue
 		case errors.Is(err, storage.ErrConflict) && t.Uses == 0:
 			return nil // unlimited: nothing is enforced by the count
@@ -151,8 +151,8 @@ func (r *Registry) Tokens(ctx context.Context) ([]*InitialAccessToken, error) {
 // use of the token at the same moment changes its revision; the delete is
 // then tried again on the new one rather than failing.
 func (r *Registry) RevokeToken(ctx context.Context, id string) error {
-	start := time.Now()
-	for attempt := 0; ; attempt++ {
+	var retry conflictRetry
+	for {
 		recs, err := r.Store.List(ctx, tagIATs)
 		if err != nil {
 			return err
@@ -168,7 +168,7 @@ func (r *Registry) RevokeToken(ctx context.Context, id string) error {
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			return ErrNotFound
-		case errors.Is(err, storage.ErrConflict) && retryConflict(start, attempt):
+		case errors.Is(err, storage.ErrConflict) && retry.again():
 			continue
 		}
 		return err
