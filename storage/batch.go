@@ -352,6 +352,9 @@ func (e *notReplicatedError) Unwrap() error { return e.waitErr }
 
 // notReplicated returns err's notReplicatedError, or nil.
 func notReplicated(err error) *notReplicatedError {
+	if err == nil {
+		return nil // the common case, without errors.As's allocation
+	}
 	var nr *notReplicatedError
 	if errors.As(err, &nr) {
 		return nr
