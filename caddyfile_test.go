@@ -816,6 +816,8 @@ func TestValidateJSON(t *testing.T) {
 		{`{"initial_access_tokens":["t"]}`, "registration is open, which asks for no token; add 'registration token'"},
 		{`{"api":"kustvakt","initial_access_tokens":["t"]}`, "registration is user"},
 		{`{"registration":"user","initial_access_tokens":["t"]}`, "registration is user"},
+		{`{"allowed_response_types":["token"],"allowed_grant_types":["authorization_code"]}`, "leave no grant type a client can register"},
+		{`{"allowed_grant_types":["client_credentials"],"allowed_auth_methods":["none"]}`, `"client_credentials" is never registered`},
 	} {
 		var h Handler
 		dec := json.NewDecoder(strings.NewReader(tc.config))
@@ -1260,8 +1262,9 @@ func TestCheckIssuerPlaceholders(t *testing.T) {
 	}
 }
 
-// TestPolicyWarning: a policy that shuts IAM out entirely is worth a
-// warning when the config loads (not an error: see policyWarning).
+// TestPolicyWarning: a policy that shuts IAM out entirely, or allows
+// values no registration can carry, is worth a warning when the config
+// loads (not an error: see policyWarnings).
 func TestPolicyWarning(t *testing.T) {
 	for _, tc := range []struct {
 		h    Handler
@@ -1271,8 +1274,11 @@ func TestPolicyWarning(t *testing.T) {
 		{Handler{API: "iam", AllowedGrantTypes: []string{"client_credentials"}}, "none of IAM's grant types"},
 		{Handler{API: "iam", AllowedAuthMethods: []string{"none", "client_secret_post"}, AllowedGrantTypes: []string{"authorization_code"}}, ""},
 		{Handler{API: "rfc7591", AllowedAuthMethods: []string{"none"}}, ""},
+		{Handler{API: "rfc7591", AllowedGrantTypes: []string{"authorization_code", "implicit"}, AllowedResponseTypes: []string{"code"}}, `"implicit" is never registered`},
+		{Handler{API: "mediagoblin", AllowedGrantTypes: []string{"authorization_code"}, AllowedResponseTypes: []string{"code", "token"}}, `allowed_response_types: "token" is never registered`},
 	} {
-		if got := tc.h.policyWarning(); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+		got := strings.Join(tc.h.policyWarnings(), "; ")
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 			t.Errorf("%s %v %v: %q, want %q", tc.h.API, tc.h.AllowedAuthMethods, tc.h.AllowedGrantTypes, got, tc.want)
 		}
 	}

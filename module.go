@@ -369,7 +369,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.checkResolvedURLs(repl); err != nil {
 		return err
 	}
-	if msg := h.policyWarning(); msg != "" {
+	for _, msg := range h.policyWarnings() {
 		h.logger.Warn(msg, zap.String("api", h.apiName()))
 	}
 

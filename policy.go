@@ -175,15 +175,25 @@ func publicOnly(keys []jose.JSONWebKey) []jose.JSONWebKey {
 	return out
 }
 
-// policyWarning says why the policy would refuse every registration of this
-// API, "" when it would not. It is a warning, not a config error: a policy
-// snippet shared by several APIs ("allowed_auth_methods none": issue no
-// secrets) may rightly shut out one that cannot comply.
-func (h *Handler) policyWarning() string {
-	if h.apiName() != registry.APIIAM {
-		return ""
+// policy is the registry's view of the policy options.
+func (h *Handler) policy() *registry.Policy {
+	return &registry.Policy{GrantTypes: h.AllowedGrantTypes, ResponseTypes: h.AllowedResponseTypes, AuthMethods: h.AllowedAuthMethods}
+}
+
+// policyWarnings say which allowed values no registration can carry, and
+// why the policy would refuse every registration of this API. They are
+// warnings, not config errors: a policy snippet shared by several APIs
+// ("allowed_auth_methods none": issue no secrets) may rightly shut out one
+// that cannot comply.
+func (h *Handler) policyWarnings() []string {
+	p := h.policy()
+	msgs := p.Unusable()
+	if h.apiName() == registry.APIIAM {
+		if msg := handler.IAMPolicyProblem(p); msg != "" {
+			msgs = append(msgs, msg)
+		}
 	}
-	return handler.IAMPolicyProblem(&registry.Policy{GrantTypes: h.AllowedGrantTypes, AuthMethods: h.AllowedAuthMethods})
+	return msgs
 }
 
 // validatePolicy checks the policy options (part of Validate).
@@ -207,6 +217,11 @@ func (h *Handler) validatePolicy() error {
 		if !slices.Contains(registry.DefaultAuthMethods, v) {
 			return fmt.Errorf("allowed_auth_methods: %q is not an authentication method this server knows (%s)", v, strings.Join(registry.DefaultAuthMethods, ", "))
 		}
+	}
+	if h.apiName() == registry.APIRFC7591 && h.policy().NothingUsable() {
+		// Every registration would be refused while the metadata
+		// advertises the endpoint.
+		return fmt.Errorf("allowed_grant_types, allowed_response_types and allowed_auth_methods leave no grant type a client can register: %s", strings.Join(h.policy().Unusable(), "; "))
 	}
 	if h.DefaultScope != "" && len(h.AllowedScopes) > 0 {
 		for _, s := range strings.Fields(h.DefaultScope) {

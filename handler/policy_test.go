@@ -239,3 +239,18 @@ func TestHealthConcurrent(t *testing.T) {
 		t.Fatalf("after recovery: down %v, announced %v", h.down.Load(), h.announced)
 	}
 }
+
+// TestMetadataOnlyRegistrable: the metadata publishes only grant and
+// response types a registration can carry, and leaves out an empty
+// response_types_supported (RFC 8414 section 3.2).
+func TestMetadataOnlyRegistrable(t *testing.T) {
+	a := benchAPI(t)
+	a.o.Policy.GrantTypes = []string{"client_credentials", "implicit"}
+	a.o.Policy.ResponseTypes = []string{"code"}
+	w := httptest.NewRecorder()
+	a.Serve(w, httptest.NewRequest(http.MethodGet, "http://auth.example/.well-known/oauth-authorization-server", nil))
+	body := w.Body.String()
+	if w.Code != http.StatusOK || strings.Contains(body, "response_types_supported") || !strings.Contains(body, `"grant_types_supported":["client_credentials"]`) {
+		t.Errorf("%d %s", w.Code, body)
+	}
+}

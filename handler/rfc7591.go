@@ -719,7 +719,11 @@ func (a *RFC7591) metadata(w http.ResponseWriter, r *http.Request) {
 	if len(p.Scopes) > 0 {
 		jw.Key("scopes_supported").Strings(p.Scopes)
 	}
-	jw.Key("response_types_supported").Strings(p.SupportedResponseTypes())
+	if rts := p.SupportedResponseTypes(); len(rts) > 0 {
+		// RFC 8414 section 3.2: an empty list is left out (a server with
+		// only grants that use no authorization endpoint).
+		jw.Key("response_types_supported").Strings(rts)
+	}
 	jw.Key("grant_types_supported").Strings(p.SupportedGrantTypes())
 	jw.Key("token_endpoint_auth_methods_supported").Strings(p.SupportedAuthMethods())
 	if algs := p.SupportedSigningAlgs(); len(algs) > 0 {

@@ -107,26 +107,117 @@ func (p *Policy) responseTypes() []string {
 // usableResponseTypes are the allowed response types whose grant types
 // are allowed too: with allowed_grant_types authorization_code, "token"
 // (implicit) is refused at registration, so it is not published either.
+// "none" goes with the authorization code grant (see grantsFor).
 func (p *Policy) usableResponseTypes() []string {
 	grants := p.grantTypes()
 	all := p.responseTypes()
 	out := make([]string, 0, len(all))
 	for _, r := range all {
-		usable := true
-		for w := range responseTokens(r) {
-			switch w {
-			case "code":
-				usable = usable && slices.Contains(grants, "authorization_code")
-			case "token", "id_token":
-				usable = usable && slices.Contains(grants, "implicit")
-			}
-		}
-		if usable {
+		if responseUsable(r, grants) {
 			out = append(out, r)
 		}
 	}
 	return out
 }
+
+func responseUsable(r string, grants []string) bool {
+	if r == "none" {
+		return slices.Contains(grants, "authorization_code")
+	}
+	for w := range responseTokens(r) {
+		switch w {
+		case "code":
+			if !slices.Contains(grants, "authorization_code") {
+				return false
+			}
+		case "token", "id_token":
+			if !slices.Contains(grants, "implicit") {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// usableGrantTypes are the allowed grant types a registration can carry:
+// the authorization code and implicit grants need a usable response type
+// of theirs (RFC 7591 section 2.1), client_credentials an authentication
+// method other than none.
+func (p *Policy) usableGrantTypes() []string {
+	responses := p.usableResponseTypes()
+	all := p.grantTypes()
+	out := make([]string, 0, len(all))
+	for _, g := range all {
+		if p.grantProblem(g, responses) == "" {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// grantProblem says why grant type g cannot be registered given the usable
+// response types, or "".
+func (p *Policy) grantProblem(g string, responses []string) string {
+	has := func(words ...string) bool {
+		return slices.ContainsFunc(responses, func(r string) bool {
+			for w := range responseTokens(r) {
+				if slices.Contains(words, w) {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	switch g {
+	case "authorization_code":
+		if !has("code", "none") {
+			return "it needs response type code or none"
+		}
+	case "implicit":
+		if !has("token", "id_token") {
+			return "it needs a response type with token or id_token"
+		}
+	case "client_credentials":
+		if !slices.ContainsFunc(p.authMethods(), func(m string) bool { return m != AuthNone }) {
+			return "it needs a client that authenticates, and allowed_auth_methods allows only none"
+		}
+	}
+	return ""
+}
+
+// Unusable describes the values the operator allowed explicitly that no
+// registration can carry, given the other allowed values (allowed_response_types
+// token without the implicit grant...), one message each. They are left out
+// of the metadata; NothingUsable reports whether no grant type is left.
+func (p *Policy) Unusable() []string {
+	var msgs []string
+	grants := p.grantTypes()
+	for _, r := range p.ResponseTypes {
+		if !responseUsable(r, grants) {
+			msgs = append(msgs, fmt.Sprintf("allowed_response_types: %q is never registered: allowed_grant_types leaves out the grant type it needs (%s)", r, strings.Join(grantsFor([]string{r}), ", ")))
+		}
+	}
+	responses := p.usableResponseTypes()
+	for _, g := range p.GrantTypes {
+		if msg := p.grantProblem(g, responses); msg != "" {
+			msgs = append(msgs, fmt.Sprintf("allowed_grant_types: %q is never registered: %s", g, msg))
+		}
+	}
+	return msgs
+}
+
+// supportedTypes returns SupportedGrantTypes and SupportedResponseTypes,
+// without working them out for the default policy (every registration).
+func (p *Policy) supportedTypes() (grants, responses []string) {
+	if p.GrantTypes == nil && p.ResponseTypes == nil && (p.AuthMethods == nil || slices.ContainsFunc(p.AuthMethods, func(m string) bool { return m != AuthNone })) {
+		return DefaultGrantTypes, DefaultResponseTypes
+	}
+	return p.usableGrantTypes(), p.usableResponseTypes()
+}
+
+// NothingUsable reports whether the policy leaves no grant type a
+// registration could carry: every RFC 7591 registration would be refused.
+func (p *Policy) NothingUsable() bool { return len(p.usableGrantTypes()) == 0 }
 
 func (p *Policy) authMethods() []string {
 	if len(p.AuthMethods) > 0 {
@@ -137,7 +228,7 @@ func (p *Policy) authMethods() []string {
 
 // SupportedGrantTypes, SupportedResponseTypes and SupportedAuthMethods are
 // what the server metadata document publishes.
-func (p *Policy) SupportedGrantTypes() []string    { return p.grantTypes() }
+func (p *Policy) SupportedGrantTypes() []string    { return p.usableGrantTypes() }
 func (p *Policy) SupportedResponseTypes() []string { return p.usableResponseTypes() }
 func (p *Policy) SupportedAuthMethods() []string   { return p.authMethods() }
 
@@ -323,6 +414,7 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 		return nil, err
 	}
 	grants, responses = dedupe(grants), dedupe(responses)
+	grantsOK, responsesOK := p.supportedTypes()
 	if hasGrants && len(grants) == 0 {
 		// A client with no grant type could get no token at all; an empty
 		// response_types, on the other hand, is how a client says it makes
@@ -330,8 +422,8 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 		return nil, metaErr("grant_types must not be empty; omit it for the default (authorization_code)")
 	}
 	for _, g := range grants {
-		if !slices.Contains(p.grantTypes(), g) {
-			return nil, metaErr("grant type %s is not supported; supported: %s", quote(g), strings.Join(p.grantTypes(), ", "))
+		if !slices.Contains(grantsOK, g) {
+			return nil, metaErr("grant type %s is not supported; supported: %s", quote(g), strings.Join(grantsOK, ", "))
 		}
 	}
 	for _, r := range responses {
@@ -340,8 +432,8 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 			// as sent, "code  token" would match nothing the server issues.
 			return nil, metaErr("response type %s must be response names separated by single spaces", quote(r))
 		}
-		if !slices.Contains(p.responseTypes(), normalizeResponseType(r)) {
-			return nil, metaErr("response type %s is not supported; supported: %s", quote(r), strings.Join(p.responseTypes(), ", "))
+		if !slices.Contains(responsesOK, normalizeResponseType(r)) {
+			return nil, metaErr("response type %s is not supported; supported: %s", quote(r), strings.Join(responsesOK, ", "))
 		}
 	}
 	switch {
@@ -349,8 +441,8 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 		// RFC 7591's defaults, unless the operator does not allow the
 		// authorization code grant: then the first grant type allowed.
 		grants = []string{"authorization_code"}
-		if !slices.Contains(p.grantTypes(), "authorization_code") {
-			grants = []string{p.grantTypes()[0]}
+		if !slices.Contains(grantsOK, "authorization_code") && len(grantsOK) > 0 {
+			grants = []string{grantsOK[0]}
 		}
 		responses = responsesFor(grants)
 	case !hasGrants:
@@ -364,13 +456,13 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 	// Derived values must be allowed too: the response never promises what
 	// the server's metadata does not publish.
 	for _, g := range grants {
-		if !slices.Contains(p.grantTypes(), g) {
-			return nil, metaErr("grant type %s (implied by the response types) is not supported; supported: %s", quote(g), strings.Join(p.grantTypes(), ", "))
+		if !slices.Contains(grantsOK, g) {
+			return nil, metaErr("grant type %s (implied by the response types) is not supported; supported: %s", quote(g), strings.Join(grantsOK, ", "))
 		}
 	}
 	for _, r := range responses {
-		if !slices.Contains(p.responseTypes(), normalizeResponseType(r)) {
-			return nil, metaErr("response type %s (implied by the grant types) is not supported; supported: %s", quote(r), strings.Join(p.responseTypes(), ", "))
+		if !slices.Contains(responsesOK, normalizeResponseType(r)) {
+			return nil, metaErr("response type %s (implied by the grant types) is not supported; supported: %s", quote(r), strings.Join(responsesOK, ", "))
 		}
 	}
 	c.GrantTypes, c.ResponseTypes = grants, responses

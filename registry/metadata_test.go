@@ -664,12 +664,70 @@ func TestSupportedResponseTypes(t *testing.T) {
 	}{
 		{Policy{}, DefaultResponseTypes},
 		{Policy{GrantTypes: []string{"authorization_code", "refresh_token"}}, []string{"code", "none"}},
-		{Policy{GrantTypes: []string{"implicit"}}, []string{"token", "id_token", "id_token token", "none"}},
+		// "none" goes with the authorization code grant (it is what a
+		// registration of response type none alone gets).
+		{Policy{GrantTypes: []string{"implicit"}}, []string{"token", "id_token", "id_token token"}},
+		{Policy{GrantTypes: []string{"client_credentials"}}, []string{}},
 		{Policy{GrantTypes: []string{"client_credentials"}, ResponseTypes: []string{"code"}}, []string{}},
 	} {
 		if got := tc.p.SupportedResponseTypes(); !slices.Equal(got, tc.want) {
 			t.Errorf("grants %q, response types %q: published %q, want %q", tc.p.GrantTypes, tc.p.ResponseTypes, got, tc.want)
 		}
+	}
+}
+
+// Grant types are published only when a registration can carry them, and
+// every published grant and response type can be registered.
+func TestSupportedGrantTypes(t *testing.T) {
+	for _, tc := range []struct {
+		p        Policy
+		want     []string
+		unusable int // messages of Unusable
+	}{
+		{Policy{}, DefaultGrantTypes, 0},
+		{Policy{ResponseTypes: []string{"code"}}, []string{"authorization_code", "refresh_token", "client_credentials",
+			"urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:jwt-bearer", "urn:ietf:params:oauth:grant-type:token-exchange"}, 0},
+		{Policy{GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{"token"}}, []string{}, 2},
+		{Policy{GrantTypes: []string{"client_credentials", "refresh_token"}, AuthMethods: []string{AuthNone}}, []string{"refresh_token"}, 1},
+		{Policy{GrantTypes: []string{"implicit", "authorization_code"}, ResponseTypes: []string{"code", "code token"}}, []string{"implicit", "authorization_code"}, 0},
+		{Policy{GrantTypes: []string{"implicit", "authorization_code"}, ResponseTypes: []string{"code"}}, []string{"authorization_code"}, 1},
+		{Policy{GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{"none"}}, []string{"authorization_code"}, 0},
+	} {
+		got := tc.p.SupportedGrantTypes()
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%+v: published %q, want %q", tc.p, got, tc.want)
+		}
+		if msgs := tc.p.Unusable(); len(msgs) != tc.unusable {
+			t.Errorf("%+v: Unusable %q, want %d messages", tc.p, msgs, tc.unusable)
+		}
+		if tc.p.NothingUsable() != (len(tc.want) == 0) {
+			t.Errorf("%+v: NothingUsable %v", tc.p, tc.p.NothingUsable())
+		}
+		for _, g := range got {
+			if g == "authorization_code" || g == "implicit" || g == "refresh_token" {
+				continue // with a response type, below; refresh_token along with another
+			}
+			method := "client_secret_basic"
+			if slices.Equal(tc.p.AuthMethods, []string{AuthNone}) {
+				method = AuthNone
+			}
+			register(t, &tc.p, `{"grant_types":["`+g+`"],"response_types":[],"token_endpoint_auth_method":"`+method+`"}`)
+		}
+		for _, r := range tc.p.SupportedResponseTypes() {
+			grants, _ := json.Marshal(grantsFor([]string{r}))
+			register(t, &tc.p, `{"response_types":["`+r+`"],"grant_types":`+string(grants)+`,"redirect_uris":["https://c.example/cb"]}`)
+		}
+	}
+}
+
+func register(t *testing.T, p *Policy, body string) {
+	t.Helper()
+	f, err := DecodeObject([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, perr := p.ParseMetadata(f); perr != nil {
+		t.Errorf("%+v: %s refused: %v", *p, body, perr)
 	}
 }
 
