@@ -34,16 +34,28 @@ var activeStores = &storeSet{m: map[string]*storeEntry{}}
 
 type storeEntry struct {
 	name, alt string // the short name and the one that is always unique
-	reg       *registry.Registry
-	refs      int
-	// apis holds, per API, the registry of the newest handler serving it
-	// on this store, with the count of such handlers.
-	apis map[string]*apiRegistry
+	// handlers are the registrations of the handlers using the store, in
+	// the order they were provisioned: the newest one's settings apply.
+	// A config that fails to load after some of its handlers were
+	// provisioned takes their registrations back with it (Cleanup), so
+	// the running config's settings apply again.
+	handlers []*storeHandler
 }
 
-type apiRegistry struct {
-	reg  *registry.Registry
-	refs int
+// storeHandler is one handler's registration in activeStores.
+type storeHandler struct {
+	api string
+	reg *registry.Registry
+}
+
+// reg is the registry of the newest handler.
+func (e *storeEntry) reg() *registry.Registry { return e.handlers[len(e.handlers)-1].reg }
+
+// apis maps each API to the registry of the newest handler serving it.
+func (e *storeEntry) apis(into map[string]*registry.Registry) {
+	for _, h := range e.handlers {
+		into[h.api] = h.reg
+	}
 }
 
 // storeView is what the admin API uses of a store: a registry for what no
@@ -68,38 +80,30 @@ type storeSet struct {
 	m  map[string]*storeEntry // by a key unique to the store
 }
 
-func (s *storeSet) add(key, name, alt, api string, reg *registry.Registry) {
+// add registers a handler's registry under the store's key; remove with
+// the value returned.
+func (s *storeSet) add(key, name, alt, api string, reg *registry.Registry) *storeHandler {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.m[key]
 	if e == nil {
-		e = &storeEntry{name: name, alt: alt, apis: map[string]*apiRegistry{}}
+		e = &storeEntry{name: name, alt: alt}
 		s.m[key] = e
 	}
-	e.reg = reg // the newest config's registry
-	e.refs++
-	a := e.apis[api]
-	if a == nil {
-		a = &apiRegistry{}
-		e.apis[api] = a
-	}
-	a.reg = reg
-	a.refs++
+	h := &storeHandler{api: api, reg: reg}
+	e.handlers = append(e.handlers, h)
+	return h
 }
 
-func (s *storeSet) remove(key, api string) {
+func (s *storeSet) remove(key string, h *storeHandler) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.m[key]
 	if e == nil {
 		return
 	}
-	if a := e.apis[api]; a != nil {
-		if a.refs--; a.refs <= 0 {
-			delete(e.apis, api)
-		}
-	}
-	if e.refs--; e.refs <= 0 {
+	e.handlers = slices.DeleteFunc(e.handlers, func(x *storeHandler) bool { return x == h })
+	if len(e.handlers) == 0 {
 		delete(s.m, key)
 	}
 }
@@ -117,12 +121,18 @@ func (s *storeSet) get(name string) (storeView, error) {
 	// Handlers on the same data (addresses and prefix) whose connections
 	// differ (a timeout, wait_replicas) have entries of their own: one
 	// store all the same.
+	if len(found) > 1 && name != "" {
+		// A name that is some store's unique name picks that store
+		// ("caddy" is the embedded store, also beside a Redis prefix
+		// "caddy", whose unique name is caddy@addresses).
+		if exact := slices.DeleteFunc(slices.Clone(found), func(e *storeEntry) bool { return e.alt != name }); len(exact) > 0 {
+			found = exact
+		}
+	}
 	if len(found) > 0 && !slices.ContainsFunc(found, func(e *storeEntry) bool { return e.alt != found[0].alt }) {
-		v := storeView{reg: found[0].reg, apis: map[string]*registry.Registry{}}
+		v := storeView{reg: found[0].reg(), apis: map[string]*registry.Registry{}}
 		for _, e := range found {
-			for api, a := range e.apis {
-				v.apis[api] = a.reg
-			}
+			e.apis(v.apis)
 		}
 		return v, nil
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-dcr/caddy-dcr/registry"
 )
 
 // TestCLI: `caddy client-registration` drives the admin API of a running
@@ -139,5 +141,27 @@ func TestCLI(t *testing.T) {
 		if ee, isExit := err.(*exec.ExitError); !isExit || ee.ExitCode() != 1 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%v: %v, stdout %q, stderr %q; want exit 1 and %q", tc.args, err, out, stderr, tc.want)
 		}
+	}
+}
+
+// TestStoreSetNames: a handler's registration leaves with it, restoring
+// the settings of the handlers still loaded; a store's unique name picks
+// it even where it is also another store's short name.
+func TestStoreSetNames(t *testing.T) {
+	s := &storeSet{m: map[string]*storeEntry{}}
+	old, rejected := registry.New(nil), registry.New(nil)
+	s.add("k1", "caddy", "caddy", "rfc7591", old)
+	h := s.add("k1", "caddy", "caddy", "rfc7591", rejected)
+	s.add("k2", "caddy", "caddy@127.0.0.1:6379", "rfc7591", registry.New(nil))
+	s.remove("k1", h)
+	v, err := s.get("caddy")
+	if err != nil || v.reg != old || v.forAPI("rfc7591") != old {
+		t.Errorf("get(caddy): %v, the remaining handler's registry: %v", err, v.reg == old)
+	}
+	if v, err := s.get("caddy@127.0.0.1:6379"); err != nil || v.reg == old {
+		t.Errorf("get(caddy@...): %v", err)
+	}
+	if _, err := s.get(""); err == nil {
+		t.Error("get(\"\") with two stores: no error")
 	}
 }

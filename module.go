@@ -184,6 +184,7 @@ type Handler struct {
 	poolKey    string
 	redisPool  *storage.RedisPool // nil with the embedded store
 	activeName string             // this handler's key in activeStores
+	active     *storeHandler      // and its registration there
 	logger     *zap.Logger
 }
 
@@ -448,7 +449,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	// The pool key tells Redis deployments apart; the name, prefixes.
 	h.activeName = h.poolKey + "|" + h.storeName()
-	activeStores.add(h.activeName, h.storeName(), h.storeAltName(shared), h.apiName(), reg)
+	h.active = activeStores.add(h.activeName, h.storeName(), h.storeAltName(shared), h.apiName(), reg)
 
 	switch h.apiName() {
 	case registry.APIRFC7591:
@@ -967,7 +968,7 @@ func (h *Handler) Cleanup() error {
 	// Cleared as released: a second Cleanup must not drop a reference
 	// that another handler holds.
 	if h.activeName != "" {
-		activeStores.remove(h.activeName, h.apiName())
+		activeStores.remove(h.activeName, h.active)
 		h.activeName = ""
 	}
 	if h.poolKey == "" {

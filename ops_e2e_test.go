@@ -1259,3 +1259,30 @@ func TestAccessLogClientID(t *testing.T) {
 		return strings.Contains(string(b), `"client_id":"`+c.ID+`"`)
 	})
 }
+
+// TestRefusedLoadLeavesNoTrace: a config that fails to load after some of
+// its handlers were provisioned must not leave their settings behind for
+// the admin API: here an idle_lifetime that would make the running
+// config's clients expire when the admin API reads them.
+func TestRefusedLoadLeavesNoTrace(t *testing.T) {
+	srv := redistest.Start(t)
+	s, admin := startCaddyAdmin(t, "redis", fmt.Sprintf(`	client_registration {
+		storage redis {
+			address %s
+		}
+	}`, srv.Addr))
+	c := rfcRegister(t, s, mcpBody)
+	bad := fmt.Sprintf(`{"admin":{"listen":%q},"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:%d"],"routes":[{"handle":[
+		{"handler":"client_registration","storage":{"redis":{"address":[%q]}},"idle_lifetime":"1h"},
+		{"handler":"client_registration","api":"kustvakt","timezone":"Bad/Zone"}]}]}}}}}`,
+		strings.TrimPrefix(admin, "http://"), redistest.FreePort(t), srv.Addr)
+	if err := caddy.Load([]byte(bad), true); err == nil {
+		t.Fatal("the bad config loaded")
+	}
+	if resp, body := s.adminRaw(admin, "GET", "/client_registration/clients/"+c.ID+"/metadata"); resp.StatusCode != 200 {
+		t.Fatalf("admin metadata: %d %s", resp.StatusCode, body)
+	}
+	if got := srv.CLI("pttl", "dcr:{dcr}:r:c/"+c.ID); got != "-1" {
+		t.Errorf("after the refused load, an admin read set the client's expiry: PTTL %s", got)
+	}
+}
