@@ -802,8 +802,14 @@ func checkEndpoint(name, v string) error {
 }
 
 func checkUser(v string) error {
-	if v != "" && !placeholderPattern.MatchString(v) {
-		return fmt.Errorf("user %q must be a placeholder, such as {http.request.header.Remote-User}", v)
+	if v == "" {
+		return nil
+	}
+	// The user comes from the request: a template of constants alone
+	// ({env.*}) would make every request, anonymous ones included, the
+	// same user.
+	if !slices.ContainsFunc(placeholderPattern.FindAllString(v, -1), func(p string) bool { return strings.HasPrefix(p, "{http.") }) {
+		return fmt.Errorf("user %q must be a request placeholder, such as {http.request.header.Remote-User}", v)
 	}
 	return nil
 }
@@ -1051,7 +1057,14 @@ func (h *Handler) userFunc() func(r *http.Request) string {
 	tmpl := h.User
 	return func(r *http.Request) string {
 		if repl := replacer(r); repl != nil {
-			return strings.TrimSpace(repl.ReplaceAll(tmpl, ""))
+			// A template with text around its placeholders ("kv:{...}")
+			// names nobody when one of them is empty or unknown: an
+			// anonymous request must not become the user "kv:".
+			u, err := repl.ReplaceOrErr(tmpl, true, true)
+			if err != nil {
+				return ""
+			}
+			return strings.TrimSpace(u)
 		}
 		return ""
 	}

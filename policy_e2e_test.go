@@ -806,3 +806,24 @@ func TestPolicyUserPlaceholder(t *testing.T) {
 		t.Fatalf("owner %v", c)
 	}
 }
+
+// TestPolicyUserTemplate: a user template with text around its
+// placeholder names nobody when the placeholder is empty: an anonymous
+// request is refused, not registered as the user "kv:".
+func TestPolicyUserTemplate(t *testing.T) {
+	s, admin := startCaddyAdmin(t, "embedded", `	client_registration {
+		{storage}
+		registration user
+		user kv:{http.request.header.X-Remote-User}
+	}`)
+	if resp, body := s.postJSON("/register", mcpBody); resp.StatusCode != 401 {
+		t.Fatalf("no user: %d %s", resp.StatusCode, body)
+	}
+	resp, body := s.postJSON("/register", mcpBody, "X-Remote-User: carol")
+	if resp.StatusCode != 201 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if _, c := s.adminJSON(admin, "GET", "/client_registration/clients/"+object(t, body)["client_id"].(string), ""); c["owner"] != "kv:carol" {
+		t.Fatalf("owner %v", c)
+	}
+}
