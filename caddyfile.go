@@ -281,6 +281,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				if err != nil || dur <= 0 {
 					return d.Errf("invalid rate_limit window '%s': must be a positive duration", args[1])
 				}
+				if err := checkMinDuration("rate_limit window", dur); err != nil {
+					return d.WrapErr(err)
+				}
 				h.RateLimit = &RateLimitConfig{Count: n, Window: caddy.Duration(dur)}
 			default:
 				return d.Err("rate_limit takes a count and a window (rate_limit 60 1h) or off")
@@ -455,6 +458,9 @@ func oneDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
 	}
 	if dur < 0 {
 		return 0, d.Errf("invalid %s '%s': must not be negative", name, d.Val())
+	}
+	if err := checkMinDuration(name, dur); err != nil {
+		return 0, d.WrapErr(err)
 	}
 	if d.NextArg() {
 		return 0, d.ArgErr()

@@ -818,15 +818,24 @@ func TestValidateJSON(t *testing.T) {
 		{`{"api":"kustvakt","initial_access_tokens":["t"]}`, "registration is user"},
 		{`{"registration":"user","initial_access_tokens":["t"]}`, "registration is user"},
 		{`{"allowed_response_types":["token"],"allowed_grant_types":["authorization_code"]}`, "leave no grant type a client can register"},
+		{`{"rate_limit":{"window":"10m"}}`, "count is required"},
+		{`{"rate_limit":{"count":0,"window":"10m"}}`, "turns the limit off and takes no window"},
+		{`{"rate_limit":{"count":1,"window":3600}}`, "rate_limit window 3.6µs is too short"},
+		{`{"client_lifetime":1}`, "client_lifetime 1ns is too short"},
+		{`{"idle_lifetime":"500ms"}`, "idle_lifetime 500ms is too short"},
+		{`{"secret_lifetime":1000}`, "secret_lifetime 1µs is too short"},
+		{`{"storage":{"redis":{"address":["r:1"],"timeout":2}}}`, "timeout 2ns is too short"},
+		{`{"storage":{"redis":{"address":["r:1"],"db":99999999999}}}`, "db is out of range"},
 		{`{"allowed_grant_types":["client_credentials"],"allowed_auth_methods":["none"]}`, `"client_credentials" is never registered`},
 	} {
 		var h Handler
 		dec := json.NewDecoder(strings.NewReader(tc.config))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&h); err != nil {
-			t.Fatalf("%s: %v", tc.config, err)
+		err := dec.Decode(&h)
+		if err == nil {
+			err = h.Validate()
 		}
-		if err := h.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: Validate: %v, want %q", tc.config, err, tc.want)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -192,6 +193,42 @@ type Handler struct {
 type RateLimitConfig struct {
 	Count  int            `json:"count"`
 	Window caddy.Duration `json:"window,omitempty"`
+}
+
+// UnmarshalJSON requires count: a count left out would be 0, which turns
+// the limit off ({"window":"10m"} would lift the default limit).
+func (rl *RateLimitConfig) UnmarshalJSON(b []byte) error {
+	var v struct {
+		Count  *int           `json:"count"`
+		Window caddy.Duration `json:"window"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	if v.Count == nil {
+		return errors.New("rate_limit: count is required (0 turns the limit off)")
+	}
+	rl.Count, rl.Window = *v.Count, v.Window
+	return nil
+}
+
+// minDurations are the shortest values of the duration options that are
+// not 0: anything shorter is a mistake (in JSON a bare number is
+// nanoseconds: "timeout": 2 would fail every Redis command, a lifetime of
+// 1 would make clients expire as they are registered).
+var minDurations = map[string]time.Duration{
+	"secret_lifetime":   time.Second,
+	"client_lifetime":   time.Second,
+	"idle_lifetime":     time.Second,
+	"rate_limit window": time.Second,
+	"timeout":           time.Millisecond,
+}
+
+func checkMinDuration(name string, d time.Duration) error {
+	if m, ok := minDurations[name]; ok && d != 0 && d < m {
+		return fmt.Errorf("%s %s is too short: at least %s (a bare number in JSON counts nanoseconds; write \"30s\")", name, d, m)
+	}
+	return nil
 }
 
 // SoftwareStatementConfig lists trusted software statement issuers.
@@ -919,6 +956,11 @@ func (h *Handler) Validate() error {
 	if h.SecretLifetime != nil && *h.SecretLifetime < 0 {
 		return errors.New("secret_lifetime must not be negative")
 	}
+	if h.SecretLifetime != nil {
+		if err := checkMinDuration("secret_lifetime", time.Duration(*h.SecretLifetime)); err != nil {
+			return err
+		}
+	}
 	if s := h.Storage; s != nil {
 		if s.Redis != nil && s.Caddy != nil {
 			return errors.New("storage: choose either redis or caddy")
@@ -946,6 +988,12 @@ func (h *Handler) Validate() error {
 			}
 			if r.Timeout < 0 {
 				return errors.New("storage redis: timeout must not be negative")
+			}
+			if err := checkMinDuration("timeout", time.Duration(r.Timeout)); err != nil {
+				return fmt.Errorf("storage redis: %w", err)
+			}
+			if r.DB > math.MaxInt32 {
+				return errors.New("storage redis: db is out of range")
 			}
 			if err := r.checkWait(r.Address, r.MasterName); err != nil {
 				return fmt.Errorf("storage redis: %w", err)

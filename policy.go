@@ -238,8 +238,16 @@ func (h *Handler) validatePolicy() error {
 	if h.MaxRedirectURIs < 0 {
 		return errors.New("max_redirect_uris must not be negative")
 	}
-	if rl := h.RateLimit; rl != nil && (rl.Count < 0 || rl.Window < 0) {
-		return errors.New("rate_limit: count and window must not be negative")
+	if rl := h.RateLimit; rl != nil {
+		switch {
+		case rl.Count < 0 || rl.Window < 0:
+			return errors.New("rate_limit: count and window must not be negative")
+		case rl.Count == 0 && rl.Window != 0:
+			return errors.New("rate_limit: count 0 turns the limit off and takes no window")
+		}
+		if err := checkMinDuration("rate_limit window", time.Duration(rl.Window)); err != nil {
+			return err
+		}
 	}
 	for name, v := range map[string]*int{"max_clients": h.MaxClients, "max_clients_per_owner": h.MaxClientsPerOwner} {
 		if v != nil && *v < 0 {
@@ -248,6 +256,11 @@ func (h *Handler) validatePolicy() error {
 	}
 	if h.ClientLifetime < 0 || h.IdleLifetime < 0 {
 		return errors.New("client_lifetime and idle_lifetime must not be negative")
+	}
+	for name, d := range map[string]caddy.Duration{"client_lifetime": h.ClientLifetime, "idle_lifetime": h.IdleLifetime} {
+		if err := checkMinDuration(name, time.Duration(d)); err != nil {
+			return err
+		}
 	}
 	if len(h.InitialAccessTokens) > 0 && h.Registration != handler.ModeToken {
 		// Only token mode asks for one: an operator who set a token and
