@@ -52,6 +52,9 @@ type EmbeddedStore struct {
 	sweepDir   string
 	sweepAfter string
 	sweepEvery time.Duration
+
+	// capCounts remembers exact counts at a cap (guarded by the lock).
+	capCounts map[string]capCount
 }
 
 // defaultSweepEvery is how often writes also clear out expired clients.
@@ -169,7 +172,7 @@ func (s *EmbeddedStore) loadKey(ctx context.Context, key, id string) (*Record, e
 	}
 	var er embeddedRecord
 	if err := json.Unmarshal(b, &er); err != nil {
-		return nil, unavailable("get", errors.New("corrupt record "+strconv.Quote(id)+": "+err.Error()))
+		return nil, unavailable("get", &corruptError{what: "record file " + strconv.Quote(key), err: err})
 	}
 	if id == "" {
 		id = er.ID
@@ -193,11 +196,17 @@ func (s *EmbeddedStore) write(ctx context.Context, rec *Record) error {
 	exp := []byte(strconv.FormatInt(expiryMillis(rec.ExpiresAt), 10))
 	for _, t := range rec.Tags {
 		if err := s.st.Store(ctx, path.Join(s.tagDir(t), fileName(rec.ID)), exp); err != nil {
-			return unavailable("write", err)
+			// The record is as it was.
+			return &UnavailableError{Op: "write", Err: err, Unwritten: true}
 		}
 	}
 	if err := s.st.Store(ctx, s.recordKey(rec.ID), b); err != nil {
-		return unavailable("write", err)
+		// Caddy's file system storage writes a temporary file and renames
+		// it last: when Store fails, the record is as it was, and a caller
+		// may say so (an update answered 503 keeps the old token valid).
+		// Of another storage it is not known.
+		_, atomic := s.st.(*certmagic.FileStorage)
+		return &UnavailableError{Op: "write", Err: err, Unwritten: atomic}
 	}
 	return nil
 }
@@ -251,9 +260,11 @@ func (s *EmbeddedStore) Create(ctx context.Context, rec *Record, caps ...Cap) er
 		if markers < c.Max {
 			continue
 		}
-		n, err := s.count(ctx, c.Tag, true)
-		if err != nil {
-			return err
+		n, ok := s.capMemo(c.Tag, markers)
+		if !ok {
+			if n, err = s.countAtCap(ctx, c.Tag); err != nil {
+				return err
+			}
 		}
 		if n >= c.Max {
 			return &LimitError{Cap: c}
@@ -393,10 +404,12 @@ func (s *EmbeddedStore) sweep(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, sweepDeadline)
 	defer cancel()
 	dirs, err := s.st.List(ctx, path.Join(s.base, "tags"), false)
-	if err != nil {
+	if err != nil && !notExist(err) {
 		s.nextSweep = start.Add(s.sweepEvery)
 		return
 	}
+	records := path.Join(s.base, "records")
+	dirs = append(dirs, records)
 	slices.Sort(dirs)
 	nowMs := start.UnixMilli()
 	for _, dir := range dirs {
@@ -418,7 +431,11 @@ func (s *EmbeddedStore) sweep(ctx context.Context) {
 			if dir == s.sweepDir && m <= s.sweepAfter {
 				continue
 			}
-			s.sweepMarker(ctx, m, nowMs)
+			if dir == records {
+				s.sweepRecord(ctx, m, start)
+			} else {
+				s.sweepMarker(ctx, m, nowMs)
+			}
 			if time.Since(start) > sweepBudget || ctx.Err() != nil {
 				// Go on after this marker at the next slice.
 				s.sweepDir, s.sweepAfter = dir, m
@@ -457,6 +474,37 @@ func (s *EmbeddedStore) sweepMarker(ctx context.Context, m string, nowMs int64) 
 	}
 }
 
+// sweepRecord looks at one record file for sweep: an expired record whose
+// markers are gone (a failure between removing them and it) would
+// otherwise stay, and so would the temporary file of a write that a crash
+// interrupted (left alone while recent, as a write under way in another
+// process has one too).
+func (s *EmbeddedStore) sweepRecord(ctx context.Context, key string, now time.Time) {
+	b, err := s.st.Load(ctx, key)
+	if err != nil {
+		return
+	}
+	var er embeddedRecord
+	if err := json.Unmarshal(b, &er); err != nil && len(b) > 0 {
+		return // corrupt: left for the operator (reads of it fail, listings warn)
+	}
+	if len(b) == 0 || fileName(er.ID) != path.Base(key) {
+		// A record is renamed into place whole: an empty file, or one
+		// holding another name's record, is a temporary file.
+		if info, err := s.st.Stat(ctx, key); err == nil && info.IsTerminal && now.Sub(info.Modified) > strayFileAge {
+			_ = s.st.Delete(ctx, key)
+		}
+		return
+	}
+	if er.Exp > 0 && er.Exp <= now.UnixMilli() {
+		_ = s.remove(ctx, er.ID, er.Tags)
+	}
+}
+
+// strayFileAge is how old a file under records/ that holds no record of
+// its own name must be to be removed by a sweep.
+const strayFileAge = time.Hour
+
 // sweepBudget is how long one slice of a sweep may run, sweepPause the
 // least time between two slices.
 var (
@@ -467,15 +515,55 @@ var (
 	sweepPause    = time.Second
 )
 
-// count counts the live records under tag. Markers whose record is gone or
-// expired are skipped; with prune (the caller holds the lock) they are removed.
-func (s *EmbeddedStore) count(ctx context.Context, tag string, prune bool) (int, error) {
-	m, err := s.members(ctx, tag)
+// capCount is the last exact count of a tag at its cap: with as many
+// markers as then and none expired since, the count is the same, and a
+// store kept at its cap need not read every marker and record again for
+// each refused registration (seconds with thousands of clients, holding
+// the lock that every other write waits for).
+type capCount struct {
+	markers, live int
+	minExp        int64 // the soonest expiry among the live ones (Unix ms, 0 = none)
+}
+
+func (s *EmbeddedStore) capMemo(tag string, markers int) (int, bool) {
+	m, ok := s.capCounts[tag]
+	if !ok || m.markers != markers || (m.minExp != 0 && time.Now().UnixMilli() >= m.minExp) {
+		return 0, false
+	}
+	return m.live, true
+}
+
+// countAtCap counts tag exactly (pruning, under the lock) and remembers
+// the count for capMemo.
+func (s *EmbeddedStore) countAtCap(ctx context.Context, tag string) (int, error) {
+	n, minExp, err := s.countExp(ctx, tag, true)
 	if err != nil {
 		return 0, err
 	}
+	if s.capCounts == nil || len(s.capCounts) > 1000 {
+		s.capCounts = map[string]capCount{}
+	}
+	// Pruning removed the markers that were not live: the directory now
+	// holds n, unless another process changed it meanwhile (then the
+	// next check counts again).
+	s.capCounts[tag] = capCount{markers: n, live: n, minExp: minExp}
+	return n, nil
+}
+
+// count counts the live records under tag. Markers whose record is gone or
+// expired are skipped; with prune (the caller holds the lock) they are removed.
+func (s *EmbeddedStore) count(ctx context.Context, tag string, prune bool) (int, error) {
+	n, _, err := s.countExp(ctx, tag, prune)
+	return n, err
+}
+
+// countExp is count, with the soonest expiry among the live records.
+func (s *EmbeddedStore) countExp(ctx context.Context, tag string, prune bool) (n int, minExp int64, err error) {
+	m, err := s.members(ctx, tag)
+	if err != nil {
+		return 0, 0, err
+	}
 	now := time.Now().UnixMilli()
-	n := 0
 	for name, exp := range m {
 		live := exp == 0 || exp > now
 		if live {
@@ -483,11 +571,17 @@ func (s *EmbeddedStore) count(ctx context.Context, tag string, prune bool) (int,
 		}
 		if live {
 			n++
+			if exp != 0 && (minExp == 0 || exp < minExp) {
+				minExp = exp
+			}
 		} else if prune {
-			_ = s.st.Delete(ctx, path.Join(s.tagDir(tag), name))
+			// As the sweep would: an expired record goes with its marker
+			// (removing the marker alone would hide the record from every
+			// later sweep, its file left for ever).
+			s.sweepMarker(ctx, path.Join(s.tagDir(tag), name), now)
 		}
 	}
-	return n, nil
+	return n, minExp, nil
 }
 
 // List implements Store.
@@ -502,6 +596,9 @@ func (s *EmbeddedStore) List(ctx context.Context, tag string) ([]*Record, error)
 	for name := range m {
 		rec, err := s.loadKey(ctx, s.recordKeyByName(name), "")
 		if errors.Is(err, ErrNotFound) || errors.Is(err, errExpired) {
+			continue
+		}
+		if skipCorrupt(err) {
 			continue
 		}
 		if err != nil {

@@ -821,7 +821,7 @@ func (s *RedisStore) Get(ctx context.Context, id string) (*Record, error) {
 func decodeRedisRecord(id, v string) (*Record, error) {
 	rec, exp, ok := decodeRecord(id, v)
 	if !ok {
-		return nil, unavailable("get", errors.New("corrupt record "+strconv.Quote(id)))
+		return nil, unavailable("get", &corruptError{what: "record " + strconv.Quote(id)})
 	}
 	if exp > 0 && exp <= time.Now().UnixMilli() {
 		return nil, ErrNotFound // expired, Redis has not reaped it yet
@@ -930,7 +930,7 @@ func (s *RedisStore) List(ctx context.Context, tag string) ([]*Record, error) {
 			return nil, unavailable("list", err)
 		}
 		rec, err := decodeRedisRecord(id, v)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrNotFound) || skipCorrupt(err) {
 			continue
 		}
 		if err != nil {

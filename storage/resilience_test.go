@@ -315,8 +315,10 @@ func TestEmbeddedSweepResumes(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond)
 	es.nextSweep = time.Time{}
-	for i := 0; i < 40 && es.st.Exists(ctx, es.recordKey("zz")); i++ {
-		if err := es.Create(ctx, &Record{ID: fmt.Sprint("more", i), Data: []byte("x")}); err != nil {
+	// The records are swept too; these sort before the others, where
+	// the sweep has been already.
+	for i := 0; i < 80 && es.st.Exists(ctx, es.recordKey("zz")); i++ {
+		if err := es.Create(ctx, &Record{ID: fmt.Sprint("aa", i), Data: []byte("x")}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -521,5 +523,142 @@ func TestRedisRetire(t *testing.T) {
 	time.Sleep(3 * timeout)
 	if _, err := s.Get(ctx, "nope"); !errors.Is(err, redis.ErrClosed) {
 		t.Fatalf("retired pool, unused for a while: %v", err)
+	}
+}
+
+// TestEmbeddedFailedWriteUnwritten: Caddy's file system storage renames a
+// complete temporary file into place, so a write it refuses left the
+// record as it was, and the error says so.
+func TestEmbeddedFailedWriteUnwritten(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	es := NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, "uw")
+	// A non-empty directory where the record goes: the rename fails.
+	blocked := filepath.Join(dir, "uw", "records", fileName("b"))
+	if err := os.MkdirAll(filepath.Join(blocked, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	err := es.Create(ctx, &Record{ID: "b", Data: []byte("x"), Tags: []string{"all"}})
+	if !IsUnavailable(err) || !Unwritten(err) {
+		t.Fatalf("create over a directory: %v (unwritten %v)", err, Unwritten(err))
+	}
+}
+
+// TestEmbeddedCapPrunesRecords: a cap that counts expired clients out
+// removes their record files with their markers (the markers alone left
+// the records where no sweep would find them).
+func TestEmbeddedCapPrunesRecords(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	es := NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, "cp")
+	es.nextSweep = time.Now().Add(time.Hour)
+	cp := Cap{Tag: "all", Max: 2}
+	for _, id := range []string{"e1", "e2"} {
+		if err := es.Create(ctx, &Record{ID: id, Data: []byte("x"), Tags: []string{"all"}, ExpiresAt: time.Now().Add(50 * time.Millisecond)}, cp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := es.Create(ctx, &Record{ID: "n1", Data: []byte("x"), Tags: []string{"all"}}, cp); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"e1", "e2"} {
+		if es.st.Exists(ctx, es.recordKey(id)) {
+			t.Errorf("expired record %s left on disk", id)
+		}
+	}
+}
+
+// TestEmbeddedSweepRecords: the sweep also walks the records: an expired
+// record without markers and an old temporary file go; a corrupt record
+// and a recent temporary file stay; listings skip the corrupt record.
+func TestEmbeddedSweepRecords(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	es := NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, "sr")
+	es.nextSweep = time.Now().Add(time.Hour)
+	records := filepath.Join(dir, "sr", "records")
+	if err := es.Create(ctx, &Record{ID: "old", Data: []byte("x"), ExpiresAt: time.Now().Add(50 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := es.Create(ctx, &Record{ID: "live", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := es.Create(ctx, &Record{ID: "bad", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+		t.Fatal(err)
+	}
+	live, err := os.ReadFile(filepath.Join(records, fileName("live")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte, age time.Duration) {
+		p := filepath.Join(records, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		when := time.Now().Add(-age)
+		if err := os.Chtimes(p, when, when); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("1234567", live, 2*time.Hour)    // a crash's complete temporary file
+	write("7654321", nil, 2*time.Hour)     // an empty one
+	write("1111111", live, time.Minute)    // one being written
+	write(fileName("bad"), []byte("{"), 0) // damaged
+	if recs, err := es.List(ctx, "all"); err != nil || len(recs) != 1 || recs[0].ID != "live" {
+		t.Fatalf("List with a corrupt record: %v %v", recs, err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	es.nextSweep = time.Time{}
+	if err := es.Create(ctx, &Record{ID: "new", Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"1234567": false, "7654321": false, "1111111": true,
+		fileName("old"): false, fileName("bad"): true, fileName("live"): true} {
+		if _, err := os.Stat(filepath.Join(records, name)); (err == nil) != want {
+			t.Errorf("%s: kept %v, want %v", name, err == nil, want)
+		}
+	}
+}
+
+// TestEmbeddedCapMemo: at its cap, a store remembers the exact count while
+// the markers stay as they were and none has expired, and counts again
+// when either changes.
+func TestEmbeddedCapMemo(t *testing.T) {
+	ctx := context.Background()
+	es := NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "cm")
+	es.nextSweep = time.Now().Add(time.Hour)
+	cp := Cap{Tag: "all", Max: 3}
+	recs := make([]*Record, 3)
+	for i := range recs {
+		recs[i] = &Record{ID: fmt.Sprint("c", i), Data: []byte("x"), Tags: []string{"all"}}
+		if i == 2 {
+			recs[i].ExpiresAt = time.Now().Add(300 * time.Millisecond)
+		}
+		if err := es.Create(ctx, recs[i], cp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var le *LimitError
+	for i := 0; i < 3; i++ {
+		if err := es.Create(ctx, &Record{ID: fmt.Sprint("x", i), Data: []byte("x"), Tags: []string{"all"}}, cp); !errors.As(err, &le) {
+			t.Fatalf("at the cap: %v", err)
+		}
+	}
+	if m, ok := es.capCounts["all"]; !ok || m.live != 3 || m.minExp == 0 {
+		t.Fatalf("memo %+v", es.capCounts)
+	}
+	if err := es.Delete(ctx, recs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := es.Create(ctx, &Record{ID: "y", Data: []byte("x"), Tags: []string{"all"}}, cp); err != nil {
+		t.Fatalf("after a delete: %v", err)
+	}
+	if err := es.Create(ctx, &Record{ID: "z", Data: []byte("x"), Tags: []string{"all"}}, cp); !errors.As(err, &le) {
+		t.Fatalf("at the cap again: %v", err)
+	}
+	time.Sleep(350 * time.Millisecond) // c2 expires
+	if err := es.Create(ctx, &Record{ID: "z", Data: []byte("x"), Tags: []string{"all"}}, cp); err != nil {
+		t.Fatalf("after an expiry: %v", err)
 	}
 }

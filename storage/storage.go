@@ -194,3 +194,31 @@ func diffTags(old, cur []string) []string {
 	}
 	return out
 }
+
+// corruptError is a stored record that cannot be read. Reading that client
+// fails (503, as an outage: the operator must repair or remove it), but a
+// listing skips it with a warning, so that one bad record does not take
+// every list down with it.
+type corruptError struct {
+	what string // the record and where it is
+	err  error
+}
+
+func (e *corruptError) Error() string {
+	if e.err != nil {
+		return "corrupt " + e.what + ": " + e.err.Error()
+	}
+	return "corrupt " + e.what
+}
+
+func (e *corruptError) Unwrap() error { return e.err }
+
+// skipCorrupt reports whether err is a corrupt record, warning about it.
+func skipCorrupt(err error) bool {
+	var c *corruptError
+	if !errors.As(err, &c) {
+		return false
+	}
+	logf("a listing skipped a %s", c.Error())
+	return true
+}
