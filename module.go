@@ -519,6 +519,9 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 	}
 	for _, sc := range h.SuperClients {
 		s := handler.SuperClient{ClientID: repl.ReplaceAll(sc.ClientID, "")}
+		if s.ClientID == "" {
+			return k, fmt.Errorf("super_client %q: the client id resolves to an empty string (a placeholder in it is unset or unknown)", sc.ClientID)
+		}
 		secret := repl.ReplaceAll(sc.Secret, "")
 		if secret == "" && sc.Secret != "" {
 			// An unset {env.*} must not turn a confidential super client
@@ -532,6 +535,8 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 	}
 	if t := repl.ReplaceAll(h.AdminToken, ""); t != "" {
 		k.AdminTokenHash = registry.Hash(t)
+	} else if h.AdminToken != "" {
+		return k, errors.New("admin_token resolves to an empty string (a placeholder in it is unset or unknown)")
 	}
 	return k, nil
 }
@@ -766,6 +771,10 @@ func checkIssuer(v string) error {
 		s = placeholderPattern.ReplaceAllString(s, "1")
 	}
 	u, err := url.Parse(s)
+	if err == nil && u.User != nil {
+		// Not quoted: the user information may hold a password.
+		return errors.New("issuer must not hold user information (user:password@): it is published to every client")
+	}
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http" && !schemeFromPlaceholder) || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return bad
 	}
@@ -832,8 +841,12 @@ func checkEndpoint(name, v string) error {
 	if v == "" || strings.Contains(v, "{") {
 		return nil
 	}
-	if u, err := url.Parse(v); err != nil || u.Scheme == "" || u.Host == "" {
-		return fmt.Errorf("%s %q must be an absolute URL", name, v)
+	u, err := url.Parse(v)
+	if err == nil && u.User != nil {
+		return fmt.Errorf("%s must not hold user information (user:password@): it is published to every client", name)
+	}
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("%s %q must be an absolute http(s) URL", name, v)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -90,15 +91,24 @@ func (h *Handler) statements(repl *caddy.Replacer) (*handler.Statements, error) 
 	}
 	for _, ic := range h.SoftwareStatement.Issuers {
 		is := &handler.StatementIssuer{Issuer: ic.Issuer, SoftwareIDs: ic.SoftwareIDs}
-		if sec := repl.ReplaceAll(ic.Secret, ""); sec != "" {
+		sec := repl.ReplaceAll(ic.Secret, "")
+		if sec == "" && ic.Secret != "" {
+			// Left as it is, the issuer would have no way to verify a
+			// statement, silently.
+			return nil, fmt.Errorf("software_statement issuer %q: its secret resolves to an empty string (a placeholder in it is unset or unknown)", ic.Issuer)
+		}
+		if sec != "" {
 			if err := checkHMACSecret(ic.Issuer, sec); err != nil {
 				return nil, err
 			}
 			is.Secret = []byte(sec)
 		}
-		for _, k := range ic.Keys {
-			k = repl.ReplaceAll(k, "")
-			if strings.HasPrefix(k, "https://") || strings.HasPrefix(k, "http://") {
+		for _, raw := range ic.Keys {
+			k := repl.ReplaceAll(raw, "")
+			if k == "" {
+				return nil, fmt.Errorf("software_statement issuer %q: key %q resolves to an empty string (a placeholder in it is unset or unknown)", ic.Issuer, raw)
+			}
+			if isKeyURL(k) {
 				is.JWKSURLs = append(is.JWKSURLs, k)
 				continue
 			}
@@ -113,12 +123,37 @@ func (h *Handler) statements(repl *caddy.Replacer) (*handler.Statements, error) 
 	return s, nil
 }
 
+// isKeyURL reports whether a software statement key is a JWKS URL rather
+// than a file (the scheme is case-insensitive: HTTPS:// is a URL too).
+func isKeyURL(k string) bool {
+	u, err := url.Parse(k)
+	return err == nil && (strings.EqualFold(u.Scheme, "https") || strings.EqualFold(u.Scheme, "http"))
+}
+
+// maxKeyFile bounds a key file: keys are a few kilobytes.
+const maxKeyFile = 1 << 20
+
 // loadKeys reads public keys from a JWKS or JWK JSON file, or from PEM
 // public keys and certificates.
 func loadKeys(file string) ([]jose.JSONWebKey, error) {
-	b, err := os.ReadFile(file)
+	// A regular file only: a FIFO or a device (/dev/zero) would hold the
+	// config load up for ever.
+	if fi, err := os.Stat(file); err != nil {
+		return nil, fmt.Errorf("reading key file: %v", err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, errors.New("the key file is not a regular file")
+	}
+	f, err := os.Open(file)
 	if err != nil {
 		return nil, fmt.Errorf("reading key file: %v", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading key file: %v", err)
+	}
+	if len(b) > maxKeyFile {
+		return nil, errors.New("the key file is larger than 1 MiB")
 	}
 	trimmed := strings.TrimSpace(string(b))
 	if strings.HasPrefix(trimmed, "{") {
@@ -222,6 +257,22 @@ func (h *Handler) validatePolicy() error {
 		// Every registration would be refused while the metadata
 		// advertises the endpoint.
 		return fmt.Errorf("allowed_grant_types, allowed_response_types and allowed_auth_methods leave no grant type a client can register: %s", strings.Join(h.policy().Unusable(), "; "))
+	}
+	for i, v := range h.AllowedScopes {
+		if !registry.ValidScopeToken(v) {
+			return fmt.Errorf("allowed_scopes: %q is not a scope token (RFC 6749 3.3: printable ASCII without spaces, quotes or backslashes)", v)
+		}
+		if slices.Contains(h.AllowedScopes[:i], v) {
+			return fmt.Errorf("allowed_scopes: %q is listed twice", v)
+		}
+	}
+	if h.DefaultScope != "" && strings.TrimSpace(h.DefaultScope) == "" {
+		return errors.New("default_scope is blank")
+	}
+	for _, s := range strings.Split(strings.TrimSpace(h.DefaultScope), " ") {
+		if h.DefaultScope != "" && !registry.ValidScopeToken(s) {
+			return fmt.Errorf("default_scope: %q is not a scope token (RFC 6749 3.3: printable ASCII separated by single spaces)", s)
+		}
 	}
 	if h.DefaultScope != "" && len(h.AllowedScopes) > 0 {
 		for _, s := range strings.Fields(h.DefaultScope) {

@@ -24,6 +24,10 @@ func TestConfiguredURLsResolved(t *testing.T) {
 		{"authorization_endpoint {file./nonexistent/dcr-url}", "authorization_endpoint {file./nonexistent/dcr-url} resolves to an empty value"},
 		{"registration token\n\t\tinitial_access_token {s3cret-in-braces}", "initial_access_token resolves to an empty token"},
 		{"registration token\n\t\tinitial_access_token {env.DCR_TEST_ISSUER}", "initial_access_token resolves to an empty token"},
+		{"software_statement {\n\t\t\tissuer https://i.example {\n\t\t\t\tsecret {env.DCR_TEST_ISSUER}\n\t\t\t}\n\t\t}", `issuer "https://i.example": its secret resolves to an empty string`},
+		{"software_statement {\n\t\t\tissuer https://i.example {\n\t\t\t\tkey /dev/zero\n\t\t\t}\n\t\t}", "not a regular file"},
+		{"}\n\tclient_registration kustvakt {\n\t\tsuper_client {env.DCR_TEST_ISSUER} s3cret", "the client id resolves to an empty string"},
+		{"}\n\tclient_registration kustvakt {\n\t\tadmin_token {env.DCR_TEST_ISSUER}", "admin_token resolves to an empty string"},
 	} {
 		cfg := testCaddyfile("admin off\nstorage file_system "+dataDir(t), 1, "\tclient_registration {\n\t\t"+tc.option+"\n\t}")
 		js, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)

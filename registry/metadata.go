@@ -742,6 +742,9 @@ func checkJWKS(raw json.RawMessage) (int, string) {
 	return len(set.Keys), ""
 }
 
+// ValidScopeToken reports whether s is a scope token (RFC 6749 3.3).
+func ValidScopeToken(s string) bool { return validScopeToken(s) }
+
 // validScopeToken: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
 func validScopeToken(s string) bool {
 	for i := 0; i < len(s); i++ {
