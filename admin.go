@@ -286,6 +286,9 @@ func (a AdminAPI) route(w http.ResponseWriter, r *http.Request) error {
 	if route == "" {
 		return adminError(http.StatusNotFound, "unknown client_registration admin route %q", r.URL.Path)
 	}
+	if n := len(r.URL.Query()["store"]); n > 1 {
+		return adminError(http.StatusBadRequest, "store given %d times: one value only", n)
+	}
 	store, err := activeStores.get(r.URL.Query().Get("store"))
 	if errors.Is(err, errAmbiguousStore) {
 		return adminError(http.StatusBadRequest, "%v", err)
@@ -432,6 +435,9 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 		}
 		if err := decodeStrict(r, &req, false); err != nil {
 			return err
+		}
+		if req.Permitted == nil && req.Super == nil {
+			return adminError(http.StatusBadRequest, `nothing to change: give "permitted" or "super" (true or false)`)
 		}
 		errPublic := errors.New("only confidential clients can be super clients")
 		c, err := reg.Update(r.Context(), id, func(c *registry.Client) error {
@@ -615,7 +621,8 @@ func decodeStrict(r *http.Request, v any, emptyOK bool) error {
 	if err := dec.Decode(v); err != nil {
 		return adminError(http.StatusBadRequest, "decoding body: %v", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
+		// A second value, or a stray "}" (which More does not see).
 		return adminError(http.StatusBadRequest, "decoding body: more than one JSON value")
 	}
 	return nil

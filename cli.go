@@ -135,6 +135,16 @@ func cmdClientRegistration(fl caddycmd.Flags) (int, error) {
 	if act.args == 1 && strings.TrimSpace(args[1]) == "" {
 		return exitFailed, fmt.Errorf("%s: the id is empty", args[0])
 	}
+	if act.args == 1 && (args[1] == "." || args[1] == "..") {
+		// A dot segment in the admin URL would name another route (the
+		// list); no client or token has such an id.
+		return exitFailed, fmt.Errorf("%s: %q is not an id", args[0], args[1])
+	}
+	for _, f := range []string{"owner", "api"} {
+		if fl.Changed(f) && fl.String(f) == "" {
+			return exitFailed, fmt.Errorf("--%s is empty", f)
+		}
+	}
 	for _, f := range cliActionFlags {
 		if fl.Changed(f) && !slices.Contains(act.flags, f) {
 			return exitFailed, fmt.Errorf("--%s does not apply to %s", f, args[0])

@@ -136,6 +136,10 @@ func TestCLI(t *testing.T) {
 		{[]string{"clients", "--store", "nope:"}, "HTTP 404"},
 		{[]string{"delete", conf.ID, "--off"}, "--off does not apply to delete"},
 		{[]string{"tokens", "--owner", "x"}, "--owner does not apply to tokens"},
+		{[]string{"client", "."}, `client: \".\" is not an id`},
+		{[]string{"delete", ".."}, `delete: \"..\" is not an id`},
+		{[]string{"clients", "--owner", ""}, "--owner is empty"},
+		{[]string{"permit", conf.ID, "--store", "a"}, "HTTP 404"},
 	} {
 		out, stderr, err := run(tc.args...)
 		if ee, isExit := err.(*exec.ExitError); !isExit || ee.ExitCode() != 1 || !strings.Contains(stderr, tc.want) {

@@ -385,6 +385,10 @@ func TestAdminClients(t *testing.T) {
 			{"PATCH", conf.ID, `{"permited":true}`, 400},
 			{"PATCH", conf.ID, `{"super":"yes"}`, 400},
 			{"PATCH", conf.ID, `{`, 400},
+			{"PATCH", conf.ID, `{"super":true}}`, 400},
+			{"PATCH", conf.ID, `{}`, 400},
+			{"PATCH", conf.ID, `null`, 400},
+			{"GET", conf.ID + "?store=a&store=b", ``, 400},
 			{"PATCH", conf.ID, `{"super":true,"x":"` + strings.Repeat("a", 70<<10) + `"}`, 413},
 			{"PATCH", pub.ID, `{"super":true}`, 400}, // public clients cannot be super
 			{"PATCH", "no-such-client", `{"super":false}`, 404},
