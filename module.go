@@ -467,6 +467,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		TokenEndpoint:         h.TokenEndpoint,
 		Expand:                expand,
 		User:                  h.userFunc(),
+		TrustedProxy:          trustedProxy,
 		Registered:            registered,
 		Mount:                 strippedPrefix,
 		Health:                shared.health,

@@ -80,6 +80,13 @@ func clientIP(r *http.Request) string {
 	return r.RemoteAddr
 }
 
+// trustedProxy reports whether Caddy found the request's peer among the
+// server's trusted_proxies.
+func trustedProxy(r *http.Request) bool {
+	v, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+	return v
+}
+
 // statements loads the trusted software statement issuers and their keys.
 func (h *Handler) statements(repl *caddy.Replacer) (*handler.Statements, error) {
 	if h.SoftwareStatement == nil && !h.RequireSoftwareStatement {

@@ -1623,6 +1623,19 @@ func TestRFC8414Metadata(t *testing.T) {
 				}
 			})
 		})
+		t.Run("issuer with a terminating slash", func(t *testing.T) {
+			// RFC 8414 3.1 drops the "/" before inserting the well-known
+			// string; the Go MCP SDK keeps it. Both forms answer.
+			port := redistest.FreePort(t)
+			iss := fmt.Sprintf("http://127.0.0.1:%d/oauth/", port)
+			s := rfcLoad(t, port, t.TempDir(), "\tclient_registration rfc7591 {\n\t\t"+storageConfig(backend)+"\n\t\trate_limit off\n\t\tprefix /oauth\n\t\tissuer "+iss+"\n\t}\n\trespond \"site\"")
+			for _, p := range []string{"/.well-known/oauth-authorization-server/oauth", "/.well-known/oauth-authorization-server/oauth/"} {
+				resp, body := s.do("GET", p, "")
+				if resp.StatusCode != 200 || object(t, body)["issuer"] != iss {
+					t.Errorf("GET %s: %d %s", p, resp.StatusCode, body)
+				}
+			}
+		})
 		t.Run("issuer with path", func(t *testing.T) {
 			port := redistest.FreePort(t)
 			iss := fmt.Sprintf("http://127.0.0.1:%d/oauth", port)
@@ -1634,6 +1647,11 @@ func TestRFC8414Metadata(t *testing.T) {
 			t.Run("D1 metadata under the prefix", func(t *testing.T) {
 				resp, body := s.do("GET", "/oauth/.well-known/oauth-authorization-server", "")
 				rfcWantMetadata(t, resp, body, iss, iss)
+			})
+			t.Run("D1 no trailing slash form without one in the issuer", func(t *testing.T) {
+				if resp, body := s.do("GET", "/.well-known/oauth-authorization-server/oauth/", ""); body != "site" {
+					t.Errorf("%d %q, want the site's response", resp.StatusCode, body)
+				}
 			})
 			t.Run("D1 root well-known is not this issuer's", func(t *testing.T) {
 				resp, body := s.do("GET", "/.well-known/oauth-authorization-server", "")

@@ -82,3 +82,44 @@ func TestConfiguredURLsResolved(t *testing.T) {
 		t.Errorf("IAM with the header: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestForwardedProtoFromTrustedProxies: behind a proxy that terminates TLS
+// and is among the server's trusted_proxies, the URLs given out are https
+// (X-Forwarded-Proto); from anyone else the header is ignored.
+func TestForwardedProtoFromTrustedProxies(t *testing.T) {
+	body := `	client_registration {
+		{storage}
+	}`
+	for _, tc := range []struct {
+		trusted bool
+		proto   string
+		want    string
+	}{
+		{true, "https", "https://"},
+		{true, "HTTPS, http", "https://"},
+		{true, "http", "http://"},
+		{false, "https", "http://"},
+	} {
+		var s *site
+		if tc.trusted {
+			s = startCaddyWith(t, "embedded", "admin off\nservers {\n\ttrusted_proxies static 127.0.0.0/8\n}", body)
+		} else {
+			s = startCaddy(t, "embedded", body)
+		}
+		tc := struct {
+			s           *site
+			proto, want string
+		}{s, tc.proto, tc.want}
+		resp, body := tc.s.postJSON("/register", mcpBody, "X-Forwarded-Proto: "+tc.proto)
+		if resp.StatusCode != 201 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		if uri, _ := object(t, body)["registration_client_uri"].(string); !strings.HasPrefix(uri, tc.want+"127.0.0.1:") {
+			t.Errorf("X-Forwarded-Proto %q: registration_client_uri %q, want %s...", tc.proto, uri, tc.want)
+		}
+		_, md := tc.s.do(http.MethodGet, "/.well-known/oauth-authorization-server", "", "X-Forwarded-Proto: "+tc.proto)
+		if iss, _ := object(t, md)["issuer"].(string); !strings.HasPrefix(iss, tc.want) {
+			t.Errorf("X-Forwarded-Proto %q: issuer %q", tc.proto, iss)
+		}
+	}
+}

@@ -59,6 +59,11 @@ type Options struct {
 	// User returns the authenticated user set by a preceding Caddy
 	// authentication handler ({http.auth.user.id}), or "".
 	User func(r *http.Request) string
+	// TrustedProxy reports whether the request came from one of the
+	// server's trusted proxies (Caddy's trusted_proxies); may be nil. Its
+	// X-Forwarded-Proto is then believed: behind a proxy that terminates
+	// TLS, the URLs given out are https.
+	TrustedProxy func(r *http.Request) bool
 	// Mount returns the path prefix an outer router stripped before the
 	// request reached the API (Caddy's handle_path), as escaped in the
 	// original request, or ""; may be nil. The URLs the API gives out when
@@ -128,9 +133,9 @@ func sentence(reason string) string {
 // its end instead of failing as if the store were down.
 func storeCtx(r *http.Request) context.Context { return context.WithoutCancel(r.Context()) }
 
-// requestOrigin is scheme://host of the request as the client sent it.
-func requestOrigin(r *http.Request) string {
-	return requestScheme(r) + r.Host
+// origin is scheme://host of the request as the client sent it.
+func (o *Options) origin(r *http.Request) string {
+	return o.scheme(r) + r.Host
 }
 
 // hostUnusable reports a request whose URLs would be built from a Host
@@ -231,10 +236,18 @@ func validHost(h string) bool {
 	return port == "" || registry.ValidPort(port)
 }
 
-// requestScheme is "https://" or "http://", as the request came.
-func requestScheme(r *http.Request) string {
+// scheme is "https://" or "http://", as the client sent the request: over
+// TLS, or through a trusted proxy that says it came over https (the first
+// value of X-Forwarded-Proto is the client's side).
+func (o *Options) scheme(r *http.Request) string {
 	if r.TLS != nil {
 		return "https://"
+	}
+	if o.TrustedProxy != nil && o.TrustedProxy(r) {
+		p, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
+		if strings.EqualFold(strings.TrimSpace(p), "https") {
+			return "https://"
+		}
 	}
 	return "http://"
 }
@@ -244,7 +257,7 @@ func (o *Options) issuer(r *http.Request) string {
 	if o.Issuer != "" {
 		return o.expand(r, o.Issuer)
 	}
-	return requestOrigin(r)
+	return o.origin(r)
 }
 
 // base is the absolute URL under which this API's routes are reachable: the
@@ -254,7 +267,7 @@ func (o *Options) base(r *http.Request) string {
 	if o.Issuer != "" {
 		return strings.TrimRight(o.expand(r, o.Issuer), "/")
 	}
-	return requestOrigin(r) + o.mount(r) + o.urlPrefix()
+	return o.origin(r) + o.mount(r) + o.urlPrefix()
 }
 
 // urlPrefix is the prefix as it appears in a URL (escaped).

@@ -91,8 +91,10 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 // match finds the route of a request, and the client id of a client
 // configuration endpoint.
 func (a *RFC7591) match(r *http.Request) (route int, id string) {
-	if strings.HasPrefix(r.URL.Path, wellKnownAS) && r.URL.Path == a.issuerMetadataPath(r) {
-		return rfcMetadata, ""
+	if strings.HasPrefix(r.URL.Path, wellKnownAS) {
+		if p, slash := a.issuerMetadataPath(r); r.URL.Path == p || (slash && r.URL.Path == p+"/") {
+			return rfcMetadata, ""
+		}
 	}
 	segs, ok := a.o.segments(r)
 	switch {
@@ -122,13 +124,16 @@ func (a *RFC7591) deny(w http.ResponseWriter, d *Denial) {
 }
 
 // issuerMetadataPath is where RFC 8414 section 3.1 puts the metadata of
-// this issuer: the well-known path followed by the issuer's own path.
-func (a *RFC7591) issuerMetadataPath(r *http.Request) string {
+// this issuer: the well-known path followed by the issuer's own path,
+// without its terminating "/". slash reports an issuer whose path ends
+// with one: some clients (the Go MCP SDK) keep it, and find the metadata
+// at the path with a "/" added.
+func (a *RFC7591) issuerMetadataPath(r *http.Request) (p string, slash bool) {
 	u, err := url.Parse(a.o.issuer(r))
 	if err != nil {
-		return wellKnownAS
+		return wellKnownAS, false
 	}
-	return wellKnownAS + strings.TrimRight(u.Path, "/")
+	return wellKnownAS + strings.TrimRight(u.Path, "/"), strings.HasSuffix(u.Path, "/")
 }
 
 // error writes an RFC 7591 error response.
@@ -336,7 +341,7 @@ func (a *RFC7591) internal(w http.ResponseWriter, op string, err error) {
 func (a *RFC7591) clientURI(r *http.Request, id string) string {
 	if a.o.Issuer == "" {
 		// base(r) + ..., in one allocation.
-		return requestScheme(r) + r.Host + a.o.mount(r) + a.o.urlPrefix() + "/register/" + url.PathEscape(id)
+		return a.o.scheme(r) + r.Host + a.o.mount(r) + a.o.urlPrefix() + "/register/" + url.PathEscape(id)
 	}
 	return a.o.base(r) + "/register/" + url.PathEscape(id)
 }
