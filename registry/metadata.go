@@ -731,6 +731,11 @@ func checkJWKS(raw json.RawMessage) (int, string) {
 		return 0, notASet
 	}
 	for i, k := range set.Keys {
+		// RFC 7517 4.1: every key names its type.
+		var kty string
+		if raw, ok := k["kty"]; !ok || json.Unmarshal(raw, &kty) != nil || kty == "" {
+			return 0, fmt.Sprintf("jwks: key %d has no \"kty\" (RFC 7517 section 4.1)", i+1)
+		}
 		// "k" is a symmetric (oct) key's secret; the others are the
 		// private parts of RSA, EC and OKP keys (RFC 7518 section 6).
 		for _, m := range []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"} {
