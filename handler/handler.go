@@ -89,7 +89,36 @@ type Options struct {
 	// failing (dcr-anchors D3).
 	HideRegistrationEndpoint bool
 
-	urlWarned atomic.Int64 // when unresolvedURL last logged (UnixNano)
+	urlWarned    atomic.Int64 // when unresolvedURL last logged (UnixNano)
+	issuerWarned atomic.Bool  // whether checkIssuerPath has warned
+}
+
+// checkIssuerPath warns, once, when the configured issuer's path is not
+// where this request found the API's routes (the mount of a handle_path
+// and the prefix): the URLs given out (registration_client_uri, the
+// metadata's registration_endpoint) then lead elsewhere, unless a proxy in
+// front maps them back. "issuer https://host/oauth" without "prefix
+// /oauth" is the usual slip; the request is served as configured.
+func (o *Options) checkIssuerPath(r *http.Request) {
+	if o.Issuer == "" || o.issuerWarned.Load() || o.Logger == nil {
+		return
+	}
+	u, err := url.Parse(o.expand(r, o.Issuer))
+	if err != nil {
+		return
+	}
+	here, err := url.PathUnescape(o.mount(r) + o.urlPrefix())
+	if err != nil {
+		return
+	}
+	if strings.EqualFold(strings.TrimRight(u.Path, "/"), strings.TrimRight(here, "/")) {
+		return
+	}
+	if o.issuerWarned.Swap(true) {
+		return
+	}
+	o.Logger.Warn("the issuer's path is not where this handler's routes are: the registration URLs it hands out lead elsewhere unless a proxy in front maps them here; include the prefix in the issuer, or set prefix to the issuer's path",
+		zap.String("issuer", u.Redacted()), zap.String("issuer_path", u.Path), zap.String("routes_under", here+"/"))
 }
 
 func (o *Options) expand(r *http.Request, s string) string {

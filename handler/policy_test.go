@@ -254,3 +254,33 @@ func TestMetadataOnlyRegistrable(t *testing.T) {
 		t.Errorf("%d %s", w.Code, body)
 	}
 }
+
+// TestIssuerPathWarning: an issuer whose path is not where the routes are
+// is worth one warning; a matching one (prefix, or a handle_path mount
+// spelled in any case) none.
+func TestIssuerPathWarning(t *testing.T) {
+	for _, tc := range []struct {
+		issuer, prefix, mount string
+		warn                  bool
+	}{
+		{"https://auth.example/oauth", "", "", true},
+		{"https://auth.example", "/oauth", "", true},
+		{"https://auth.example/oauth/", "/oauth", "", false},
+		{"https://auth.example/auth", "", "/AUTH", false},
+		{"https://auth.example/auth/oauth", "/oauth", "/%61uth", false},
+		{"https://auth.example", "", "", false},
+	} {
+		core, logs := observer.New(zapcore.WarnLevel)
+		a := benchAPI(t)
+		a.o.Logger = zap.New(core)
+		a.o.Issuer, a.o.Prefix = tc.issuer, tc.prefix
+		a.o.Mount = func(*http.Request) string { return tc.mount }
+		for range 2 {
+			w := httptest.NewRecorder()
+			a.Serve(w, httptest.NewRequest(http.MethodPost, "http://auth.example"+tc.prefix+"/register", strings.NewReader(benchBody)))
+		}
+		if n := logs.FilterMessageSnippet("the issuer's path").Len(); n != map[bool]int{true: 1, false: 0}[tc.warn] {
+			t.Errorf("%+v: %d warnings", tc, n)
+		}
+	}
+}

@@ -62,6 +62,9 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 			return true
 		}
 	}
+	if route != rfcMetadata {
+		a.o.checkIssuerPath(r)
+	}
 	switch route {
 	case rfcRegister:
 		if a.o.CORS.apply(w, r, "POST") {
