@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -309,7 +310,51 @@ func DecodeObject(body []byte) (Fields, *Error) {
 	if !utf8.Valid(trimmed) {
 		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body is not valid UTF-8"}
 	}
+	// The same goes for an escaped surrogate without its pair ("\ud800"),
+	// which stands for no character and would become U+FFFD.
+	if esc := loneSurrogate(trimmed); esc != "" {
+		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body escapes a lone surrogate (" + esc + "), which is no Unicode character"}
+	}
 	return splitObject(trimmed), nil
+}
+
+// loneSurrogate returns the first \uXXXX escape in valid JSON b that is a
+// surrogate without its pair, or "". Outside strings a valid JSON text has
+// no backslash, so a scan from the start sees every escape.
+func loneSurrogate(b []byte) string {
+	hex4 := func(i int) rune {
+		if i+6 > len(b) || b[i] != '\\' || b[i+1] != 'u' {
+			return -1
+		}
+		v, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 16)
+		if err != nil {
+			return -1
+		}
+		return rune(v)
+	}
+	for i := bytes.IndexByte(b, '\\'); i >= 0 && i < len(b); {
+		if i+1 < len(b) && b[i+1] != 'u' {
+			i += 2 // \n, \\, \" ...
+		} else {
+			switch v := hex4(i); {
+			case v >= 0xD800 && v <= 0xDBFF:
+				if w := hex4(i + 6); w < 0xDC00 || w > 0xDFFF {
+					return string(b[i : i+6])
+				}
+				i += 12
+			case v >= 0xDC00 && v <= 0xDFFF:
+				return string(b[i : i+6])
+			default:
+				i += 6
+			}
+		}
+		j := bytes.IndexByte(b[min(i, len(b)):], '\\')
+		if j < 0 {
+			break
+		}
+		i += j
+	}
+	return ""
 }
 
 func isNull(raw json.RawMessage) bool {

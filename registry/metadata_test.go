@@ -748,3 +748,24 @@ func TestDecodeObjectSpace(t *testing.T) {
 		}
 	}
 }
+
+// TestLoneSurrogates: an escaped surrogate without its pair is refused,
+// as invalid UTF-8 is, instead of becoming U+FFFD; pairs and other
+// escapes pass.
+func TestLoneSurrogates(t *testing.T) {
+	for body, refused := range map[string]bool{
+		`{"client_name":"\ud800"}`:                   true,
+		`{"client_name":"a\uDC00b"}`:                 true,
+		`{"client_name":"\ud83d\u0041"}`:             true,
+		`{"client_name":"\ud83d"}`:                   true,
+		`{"client_name":"\ud83d\ude00"}`:             false,
+		`{"client_name":"\\ud800"}`:                  false, // an escaped backslash, then text
+		`{"client_name":"\"\\\u00e9\n\ud83D\uDE00"}`: false,
+		`{"a":"\\","b":"\udfff"}`:                    true,
+	} {
+		_, err := DecodeObject([]byte(body))
+		if (err != nil) != refused {
+			t.Errorf("%s: %v, refused %v", body, err, refused)
+		}
+	}
+}
