@@ -834,6 +834,7 @@ func TestValidateJSON(t *testing.T) {
 		{`{"secret_lifetime":1000}`, "secret_lifetime 1µs is too short"},
 		{`{"storage":{"redis":{"address":["r:1"],"timeout":2}}}`, "timeout 2ns is too short"},
 		{`{"storage":{"redis":{"address":["r:1"],"db":99999999999}}}`, "db is out of range"},
+		{`{"storage":{"redis":{"address":[""]}}}`, "an address is empty"},
 		{`{"allowed_grant_types":["client_credentials"],"allowed_auth_methods":["none"]}`, `"client_credentials" is never registered`},
 	} {
 		var h Handler
@@ -1294,6 +1295,9 @@ func TestPolicyWarning(t *testing.T) {
 		{Handler{API: "rfc7591", AllowedAuthMethods: []string{"none"}}, ""},
 		{Handler{API: "rfc7591", AllowedGrantTypes: []string{"authorization_code", "implicit"}, AllowedResponseTypes: []string{"code"}}, `"implicit" is never registered`},
 		{Handler{API: "mediagoblin", AllowedGrantTypes: []string{"authorization_code"}, AllowedResponseTypes: []string{"code", "token"}}, `allowed_response_types: "token" is never registered`},
+		{Handler{API: "mediagoblin", CORS: []string{"https://a.example"}}, "cors: the mediagoblin API sends MediaGoblin's own CORS headers"},
+		{Handler{API: "iam", SoftwareStatement: &SoftwareStatementConfig{}}, "the iam API takes no software statements"},
+		{Handler{API: "rfc7591", CORS: []string{"*"}, SoftwareStatement: &SoftwareStatementConfig{}}, ""},
 	} {
 		got := strings.Join(tc.h.policyWarnings(), "; ")
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {

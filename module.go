@@ -984,6 +984,9 @@ func (h *Handler) Validate() error {
 				return errors.New("storage redis: at least one address is required")
 			}
 			for _, a := range r.Address {
+				if strings.TrimSpace(a) == "" {
+					return errors.New("storage redis: an address is empty")
+				}
 				if err := checkRedisAddress(a); err != nil {
 					return fmt.Errorf("storage redis: %w", err)
 				}

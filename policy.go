@@ -230,6 +230,14 @@ func (h *Handler) policy() *registry.Policy {
 func (h *Handler) policyWarnings() []string {
 	p := h.policy()
 	msgs := p.Unusable()
+	// Settings an API has no use for: not errors, as a snippet may be
+	// shared by every API of a site.
+	if len(h.CORS) > 0 && h.apiName() == registry.APIMediaGoblin {
+		msgs = append(msgs, "cors: the mediagoblin API sends MediaGoblin's own CORS headers (any origin); the setting is ignored")
+	}
+	if h.SoftwareStatement != nil && h.apiName() != registry.APIRFC7591 {
+		msgs = append(msgs, "software_statement: the "+h.apiName()+" API takes no software statements (only rfc7591 does); the setting is ignored")
+	}
 	if h.apiName() == registry.APIIAM {
 		if msg := handler.IAMPolicyProblem(p); msg != "" {
 			msgs = append(msgs, msg)
