@@ -556,6 +556,16 @@ var growingOps = map[string]bool{
 // storeFailure reports whether err is a storage outage, to be answered with
 // 503; it logs the outage's start and end.
 func (o *Options) storeFailure(api, op string, err error) bool {
+	if storage.Corrupt(err) {
+		// One client's record, not the store: answered 503 all the same
+		// (the operator must repair or remove it), without declaring an
+		// outage.
+		if o.Logger != nil {
+			o.Logger.Error("a stored client record cannot be read", zap.String("api", api), zap.String("op", op), zap.Error(err))
+		}
+		o.Metrics.storageError(api)
+		return true
+	}
 	if err == nil || !storage.IsUnavailable(err) {
 		// The store answered; only a completed growing write shows that
 		// writes work again (a refusal such as "not found" or "changed"

@@ -3,10 +3,13 @@ package handler
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -77,5 +80,33 @@ func TestTwoAuthorizationHeaders(t *testing.T) {
 	a.Serve(w, r)
 	if w.Code != http.StatusOK {
 		t.Errorf("one header: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestCorruptRecord: a client whose stored record cannot be read is
+// answered 503 and logged as such, not as an outage of the store.
+func TestCorruptRecord(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	dir := t.TempDir()
+	st := storage.NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, "cr")
+	a := NewRFC7591(&Options{Registry: registry.New(st), Logger: zap.New(core), Health: new(Health), Metrics: NewMetrics(),
+		Gate: Gate{RateLimit: 60, RateWindow: time.Hour, MaxClients: 10000, MaxClientsPerOwner: 100}})
+	id, rat := registerOne(t, a)
+	files, _ := filepath.Glob(filepath.Join(dir, "cr", "records", "*"))
+	if len(files) != 1 {
+		t.Fatalf("records %q", files)
+	}
+	if err := os.WriteFile(files[0], []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "http://as.example/register/"+id, nil)
+	r.Header.Set("Authorization", "Bearer "+rat)
+	w := httptest.NewRecorder()
+	a.Serve(w, r)
+	if w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	if logs.FilterMessage("a stored client record cannot be read").Len() != 1 || logs.FilterMessageSnippet("unavailable").Len() != 0 {
+		t.Errorf("logs %+v", logs.AllUntimed())
 	}
 }
