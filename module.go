@@ -8,6 +8,7 @@
 package caddydcr
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -202,8 +203,10 @@ func (rl *RateLimitConfig) UnmarshalJSON(b []byte) error {
 		Count  *int           `json:"count"`
 		Window caddy.Duration `json:"window"`
 	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields() // as Caddy decodes the rest of the config
+	if err := dec.Decode(&v); err != nil {
+		return fmt.Errorf("rate_limit: %w", err)
 	}
 	if v.Count == nil {
 		return errors.New("rate_limit: count is required (0 turns the limit off)")
@@ -224,9 +227,19 @@ var minDurations = map[string]time.Duration{
 	"timeout":           time.Millisecond,
 }
 
+// jsonDurationHint adds to a checkMinDuration error what a JSON config
+// most likely got wrong (the Caddyfile refuses a duration without a unit,
+// so only JSON gets this far).
+func jsonDurationHint(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w (in JSON, a bare number counts nanoseconds: write \"30s\")", err)
+}
+
 func checkMinDuration(name string, d time.Duration) error {
 	if m, ok := minDurations[name]; ok && d != 0 && d < m {
-		return fmt.Errorf("%s %s is too short: at least %s (a bare number in JSON counts nanoseconds; write \"30s\")", name, d, m)
+		return fmt.Errorf("%s %s is too short: at least %s", name, d, m)
 	}
 	return nil
 }
@@ -473,6 +486,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Health:                shared.health,
 		Metrics:               metrics,
 	}
+	opts.Policy.Prepare()
 	if h.SecretLifetime != nil {
 		d := time.Duration(*h.SecretLifetime)
 		opts.SecretLifetime = &d
@@ -750,7 +764,7 @@ func checkIssuer(v string) error {
 	if v == "" {
 		return nil
 	}
-	bad := fmt.Errorf("issuer %q must be an absolute http(s) URL without query or fragment", v)
+	bad := fmt.Errorf("issuer %q must be an absolute http(s) URL without query or fragment", redactUserinfo(v))
 	s := v
 	schemeFromPlaceholder := false
 	if strings.Contains(v, "{") {
@@ -804,10 +818,10 @@ func (h *Handler) checkResolvedURLs(repl *caddy.Replacer) error {
 			continue
 		}
 		if got == "" {
-			return fmt.Errorf("%s %s resolves to an empty value (is the environment variable or file set?)", f.name, f.v)
+			return fmt.Errorf("%s %s resolves to an empty value (is the environment variable or file set?)", f.name, redactUserinfo(f.v))
 		}
 		if err := f.check(got); err != nil {
-			return fmt.Errorf("%s %s, once resolved: %w", f.name, f.v, err)
+			return fmt.Errorf("%s %s, once resolved: %w", f.name, redactUserinfo(f.v), err)
 		}
 	}
 	return nil
@@ -847,9 +861,26 @@ func checkEndpoint(name, v string) error {
 		return fmt.Errorf("%s must not hold user information (user:password@): it is published to every client", name)
 	}
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("%s %q must be an absolute http(s) URL", name, v)
+		return fmt.Errorf("%s %q must be an absolute http(s) URL", name, redactUserinfo(v))
 	}
 	return nil
+}
+
+// redactUserinfo hides what a URL holds before "@" in its authority (a
+// password, perhaps), for error messages: also in one that does not parse.
+func redactUserinfo(s string) string {
+	start := 0
+	if i := strings.Index(s, "://"); i >= 0 {
+		start = i + 3
+	}
+	end := len(s)
+	if i := strings.IndexAny(s[start:], "/?#"); i >= 0 {
+		end = start + i
+	}
+	if at := strings.LastIndexByte(s[start:end], '@'); at >= 0 {
+		return s[:start] + "…@" + s[start+at+1:]
+	}
+	return s
 }
 
 func checkUser(v string) error {
@@ -859,7 +890,15 @@ func checkUser(v string) error {
 	// The user comes from the request: a template of constants alone
 	// ({env.*}) would make every request, anonymous ones included, the
 	// same user.
-	if !slices.ContainsFunc(placeholderPattern.FindAllString(v, -1), func(p string) bool { return strings.HasPrefix(p, "{http.") }) {
+	constant := func(p string) bool {
+		for _, ns := range []string{"{env.", "{file.", "{system.", "{time."} {
+			if strings.HasPrefix(p, ns) {
+				return true
+			}
+		}
+		return false
+	}
+	if phs := placeholderPattern.FindAllString(v, -1); len(phs) == 0 || !slices.ContainsFunc(phs, func(p string) bool { return !constant(p) }) {
 		return fmt.Errorf("user %q must be a request placeholder, such as {http.request.header.Remote-User}", v)
 	}
 	return nil
@@ -971,7 +1010,7 @@ func (h *Handler) Validate() error {
 		return errors.New("secret_lifetime must not be negative")
 	}
 	if h.SecretLifetime != nil {
-		if err := checkMinDuration("secret_lifetime", time.Duration(*h.SecretLifetime)); err != nil {
+		if err := jsonDurationHint(checkMinDuration("secret_lifetime", time.Duration(*h.SecretLifetime))); err != nil {
 			return err
 		}
 	}
@@ -1006,7 +1045,7 @@ func (h *Handler) Validate() error {
 			if r.Timeout < 0 {
 				return errors.New("storage redis: timeout must not be negative")
 			}
-			if err := checkMinDuration("timeout", time.Duration(r.Timeout)); err != nil {
+			if err := jsonDurationHint(checkMinDuration("timeout", time.Duration(r.Timeout))); err != nil {
 				return fmt.Errorf("storage redis: %w", err)
 			}
 			if r.DB > math.MaxInt32 {

@@ -116,6 +116,9 @@ func (h *Handler) statements(repl *caddy.Replacer) (*handler.Statements, error) 
 				return nil, fmt.Errorf("software_statement issuer %q: key %q resolves to an empty string (a placeholder in it is unset or unknown)", ic.Issuer, raw)
 			}
 			if isKeyURL(k) {
+				if err := checkKeyURL(ic.Issuer, k); err != nil {
+					return nil, err // from a placeholder: checked once resolved
+				}
 				is.JWKSURLs = append(is.JWKSURLs, k)
 				continue
 			}
@@ -135,6 +138,16 @@ func (h *Handler) statements(repl *caddy.Replacer) (*handler.Statements, error) 
 func isKeyURL(k string) bool {
 	u, err := url.Parse(k)
 	return err == nil && (strings.EqualFold(u.Scheme, "https") || strings.EqualFold(u.Scheme, "http"))
+}
+
+// checkKeyURL refuses a key URL over plain http to another machine: keys
+// fetched that way could be swapped by anyone on the path, and with them
+// every statement's verdict.
+func checkKeyURL(issuer, k string) error {
+	if u, err := url.Parse(k); err == nil && strings.EqualFold(u.Scheme, "http") && !registry.IsLoopbackHost(u.Hostname()) {
+		return fmt.Errorf("software_statement issuer %q: key URL %q must use https (http only on loopback)", issuer, redactUserinfo(k))
+	}
+	return nil
 }
 
 // maxKeyFile bounds a key file: keys are a few kilobytes.
@@ -229,7 +242,12 @@ func (h *Handler) policy() *registry.Policy {
 // that cannot comply.
 func (h *Handler) policyWarnings() []string {
 	p := h.policy()
-	msgs := p.Unusable()
+	var msgs []string
+	if h.apiName() == registry.APIRFC7591 {
+		// The cloned APIs check only that a value is allowed, not RFC
+		// 7591's pairing of grant and response types.
+		msgs = p.Unusable()
+	}
 	// Settings an API has no use for: not errors, as a snippet may be
 	// shared by every API of a site.
 	if len(h.CORS) > 0 && h.apiName() == registry.APIMediaGoblin {
@@ -281,12 +299,16 @@ func (h *Handler) validatePolicy() error {
 			return fmt.Errorf("allowed_scopes: %q is listed twice", v)
 		}
 	}
-	if h.DefaultScope != "" && strings.TrimSpace(h.DefaultScope) == "" {
-		return errors.New("default_scope is blank")
-	}
-	for _, s := range strings.Split(strings.TrimSpace(h.DefaultScope), " ") {
-		if h.DefaultScope != "" && !registry.ValidScopeToken(s) {
-			return fmt.Errorf("default_scope: %q is not a scope token (RFC 6749 3.3: printable ASCII separated by single spaces)", s)
+	if h.DefaultScope != "" {
+		// Registered as written: scope = scope-token *( SP scope-token ).
+		tokens := strings.Split(h.DefaultScope, " ")
+		for i, s := range tokens {
+			if !registry.ValidScopeToken(s) {
+				return fmt.Errorf("default_scope %q: scope tokens are printable ASCII separated by single spaces (RFC 6749 3.3); %q is not one", h.DefaultScope, s)
+			}
+			if slices.Contains(tokens[:i], s) {
+				return fmt.Errorf("default_scope: %q is listed twice", s)
+			}
 		}
 	}
 	if h.DefaultScope != "" && len(h.AllowedScopes) > 0 {
@@ -311,7 +333,7 @@ func (h *Handler) validatePolicy() error {
 		case rl.Count == 0 && rl.Window != 0:
 			return errors.New("rate_limit: count 0 turns the limit off and takes no window")
 		}
-		if err := checkMinDuration("rate_limit window", time.Duration(rl.Window)); err != nil {
+		if err := jsonDurationHint(checkMinDuration("rate_limit window", time.Duration(rl.Window))); err != nil {
 			return err
 		}
 	}
@@ -324,7 +346,7 @@ func (h *Handler) validatePolicy() error {
 		return errors.New("client_lifetime and idle_lifetime must not be negative")
 	}
 	for name, d := range map[string]caddy.Duration{"client_lifetime": h.ClientLifetime, "idle_lifetime": h.IdleLifetime} {
-		if err := checkMinDuration(name, time.Duration(d)); err != nil {
+		if err := jsonDurationHint(checkMinDuration(name, time.Duration(d))); err != nil {
 			return err
 		}
 	}
@@ -370,10 +392,8 @@ func (h *Handler) validatePolicy() error {
 				}
 			}
 			for _, k := range is.Keys {
-				// Keys fetched over plain http could be swapped by anyone
-				// on the path, and with them every statement's verdict.
-				if u, err := url.Parse(k); err == nil && strings.EqualFold(u.Scheme, "http") && !registry.IsLoopbackHost(u.Hostname()) {
-					return fmt.Errorf("software_statement issuer %q: key URL %q must use https (http only on loopback)", is.Issuer, k)
+				if err := checkKeyURL(is.Issuer, k); err != nil {
+					return err
 				}
 			}
 		}

@@ -17,6 +17,7 @@ import (
 func TestConfiguredURLsResolved(t *testing.T) {
 	t.Setenv("DCR_TEST_ISSUER", "")
 	t.Setenv("DCR_TEST_BARE_HOST", "auth.example")
+	t.Setenv("DCR_TEST_KEY_URL", "http://keys.example/jwks.json")
 	for _, tc := range []struct{ option, want string }{
 		{"issuer {env.DCR_TEST_ISSUER}", "issuer {env.DCR_TEST_ISSUER} resolves to an empty value"},
 		{"issuer {env.DCR_TEST_BARE_HOST}", "issuer {env.DCR_TEST_BARE_HOST}, once resolved"},
@@ -26,6 +27,7 @@ func TestConfiguredURLsResolved(t *testing.T) {
 		{"registration token\n\t\tinitial_access_token {env.DCR_TEST_ISSUER}", "initial_access_token resolves to an empty token"},
 		{"software_statement {\n\t\t\tissuer https://i.example {\n\t\t\t\tsecret {env.DCR_TEST_ISSUER}\n\t\t\t}\n\t\t}", `issuer "https://i.example": its secret resolves to an empty string`},
 		{"software_statement {\n\t\t\tissuer https://i.example {\n\t\t\t\tkey /dev/zero\n\t\t\t}\n\t\t}", "not a regular file"},
+		{"software_statement {\n\t\t\tissuer https://i.example {\n\t\t\t\tkey {env.DCR_TEST_KEY_URL}\n\t\t\t}\n\t\t}", "must use https (http only on loopback)"},
 		{"}\n\tclient_registration kustvakt {\n\t\tsuper_client {env.DCR_TEST_ISSUER} s3cret", "the client id resolves to an empty string"},
 		{"}\n\tclient_registration kustvakt {\n\t\tadmin_token {env.DCR_TEST_ISSUER}", "admin_token resolves to an empty string"},
 	} {
@@ -96,7 +98,8 @@ func TestForwardedProtoFromTrustedProxies(t *testing.T) {
 		want    string
 	}{
 		{true, "https", "https://"},
-		{true, "HTTPS, http", "https://"},
+		{true, "http, HTTPS", "https://"},
+		{true, "https, http", "http://"}, // the client's own value, then the proxy's
 		{true, "http", "http://"},
 		{false, "https", "http://"},
 	} {

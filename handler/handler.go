@@ -89,8 +89,9 @@ type Options struct {
 	// failing (dcr-anchors D3).
 	HideRegistrationEndpoint bool
 
-	urlWarned    atomic.Int64 // when unresolvedURL last logged (UnixNano)
-	issuerWarned atomic.Bool  // whether checkIssuerPath has warned
+	urlWarned    atomic.Int64           // when unresolvedURL last logged (UnixNano)
+	issuerWarned atomic.Bool            // whether checkIssuerPath has warned
+	issuerPath   atomic.Pointer[string] // a static issuer's path, for checkIssuerPath
 }
 
 // checkIssuerPath warns, once, when the configured issuer's path is not
@@ -103,22 +104,32 @@ func (o *Options) checkIssuerPath(r *http.Request) {
 	if o.Issuer == "" || o.issuerWarned.Load() || o.Logger == nil {
 		return
 	}
-	u, err := url.Parse(o.expand(r, o.Issuer))
-	if err != nil {
+	var issuerPath string
+	if p := o.issuerPath.Load(); p != nil {
+		issuerPath = *p
+	} else {
+		u, err := url.Parse(o.expand(r, o.Issuer))
+		if err != nil {
+			return
+		}
+		issuerPath = strings.TrimRight(u.Path, "/")
+		if !strings.Contains(o.Issuer, "{") {
+			o.issuerPath.Store(&issuerPath) // the same for every request
+		}
+	}
+	here := o.mount(r) + o.urlPrefix()
+	if here == issuerPath {
 		return
 	}
-	here, err := url.PathUnescape(o.mount(r) + o.urlPrefix())
-	if err != nil {
-		return
-	}
-	if strings.EqualFold(strings.TrimRight(u.Path, "/"), strings.TrimRight(here, "/")) {
+	here, err := url.PathUnescape(here)
+	if err != nil || strings.EqualFold(issuerPath, strings.TrimRight(here, "/")) {
 		return
 	}
 	if o.issuerWarned.Swap(true) {
 		return
 	}
 	o.Logger.Warn("the issuer's path is not where this handler's routes are: the registration URLs it hands out lead elsewhere unless a proxy in front maps them here; include the prefix in the issuer, or set prefix to the issuer's path",
-		zap.String("issuer", u.Redacted()), zap.String("issuer_path", u.Path), zap.String("routes_under", here+"/"))
+		zap.String("issuer_path", issuerPath+"/"), zap.String("routes_under", here+"/"))
 }
 
 func (o *Options) expand(r *http.Request, s string) string {
@@ -266,16 +277,23 @@ func validHost(h string) bool {
 }
 
 // scheme is "https://" or "http://", as the client sent the request: over
-// TLS, or through a trusted proxy that says it came over https (the first
-// value of X-Forwarded-Proto is the client's side).
+// TLS, or through a trusted proxy that says it came over https. Only the
+// last X-Forwarded-Proto value is the trusted proxy's own (one that appends
+// leaves whatever the client sent before it), as Caddy's reverse_proxy
+// reads it too.
 func (o *Options) scheme(r *http.Request) string {
 	if r.TLS != nil {
 		return "https://"
 	}
 	if o.TrustedProxy != nil && o.TrustedProxy(r) {
-		p, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
-		if strings.EqualFold(strings.TrimSpace(p), "https") {
-			return "https://"
+		if vals := r.Header.Values("X-Forwarded-Proto"); len(vals) > 0 {
+			last := vals[len(vals)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if strings.EqualFold(strings.TrimSpace(last), "https") {
+				return "https://"
+			}
 		}
 	}
 	return "http://"
@@ -556,7 +574,7 @@ var growingOps = map[string]bool{
 // storeFailure reports whether err is a storage outage, to be answered with
 // 503; it logs the outage's start and end.
 func (o *Options) storeFailure(api, op string, err error) bool {
-	if storage.Corrupt(err) {
+	if err != nil && storage.Corrupt(err) {
 		// One client's record, not the store: answered 503 all the same
 		// (the operator must repair or remove it), without declaring an
 		// outage.

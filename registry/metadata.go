@@ -82,6 +82,10 @@ type Policy struct {
 	// RedirectHosts, when not empty, is the allowlist of non-loopback
 	// redirect hosts ("host" or "*.domain").
 	RedirectHosts []string
+	// grantsOK and responsesOK are the supported types, set by Prepare.
+	grantsOK, responsesOK []string
+	prepared              bool
+
 	// SameHostURIs requires the pages a consent screen shows or links
 	// (client_uri, logo_uri, tos_uri, policy_uri, their language-tagged
 	// variants) to be on the scheme and host of one of the client's
@@ -108,7 +112,7 @@ func (p *Policy) responseTypes() []string {
 // usableResponseTypes are the allowed response types whose grant types
 // are allowed too: with allowed_grant_types authorization_code, "token"
 // (implicit) is refused at registration, so it is not published either.
-// "none" goes with the authorization code grant (see grantsFor).
+// "none" needs no grant type of its own (consistency accepts it with any).
 func (p *Policy) usableResponseTypes() []string {
 	grants := p.grantTypes()
 	all := p.responseTypes()
@@ -122,9 +126,6 @@ func (p *Policy) usableResponseTypes() []string {
 }
 
 func responseUsable(r string, grants []string) bool {
-	if r == "none" {
-		return slices.Contains(grants, "authorization_code")
-	}
 	for w := range responseTokens(r) {
 		switch w {
 		case "code":
@@ -179,7 +180,7 @@ func (p *Policy) grantProblem(g string, responses []string) string {
 			return "it needs a response type with token or id_token"
 		}
 	case "client_credentials":
-		if !slices.ContainsFunc(p.authMethods(), func(m string) bool { return m != AuthNone }) {
+		if !authenticates(p.authMethods()) {
 			return "it needs a client that authenticates, and allowed_auth_methods allows only none"
 		}
 	}
@@ -207,13 +208,36 @@ func (p *Policy) Unusable() []string {
 	return msgs
 }
 
+// authenticates reports whether methods include one a client authenticates with.
+func authenticates(methods []string) bool {
+	return slices.ContainsFunc(methods, func(m string) bool { return m != AuthNone })
+}
+
+// Prepare works out what the policy supports once, so that registrations
+// do not; call it before the policy is in use, and again after changing it.
+func (p *Policy) Prepare() {
+	p.grantsOK, p.responsesOK = p.usableGrantTypes(), p.usableResponseTypes()
+	p.prepared = true
+}
+
 // supportedTypes returns SupportedGrantTypes and SupportedResponseTypes,
-// without working them out for the default policy (every registration).
+// as Prepare found them, and for the default policy without working them out.
 func (p *Policy) supportedTypes() (grants, responses []string) {
-	if p.GrantTypes == nil && p.ResponseTypes == nil && (p.AuthMethods == nil || slices.ContainsFunc(p.AuthMethods, func(m string) bool { return m != AuthNone })) {
+	switch {
+	case p.prepared:
+		return p.grantsOK, p.responsesOK
+	case p.GrantTypes == nil && p.ResponseTypes == nil && (p.AuthMethods == nil || authenticates(p.AuthMethods)):
 		return DefaultGrantTypes, DefaultResponseTypes
 	}
 	return p.usableGrantTypes(), p.usableResponseTypes()
+}
+
+// supportedList lists values for an error message.
+func supportedList(values []string) string {
+	if len(values) == 0 {
+		return "none"
+	}
+	return strings.Join(values, ", ")
 }
 
 // NothingUsable reports whether the policy leaves no grant type a
@@ -229,8 +253,8 @@ func (p *Policy) authMethods() []string {
 
 // SupportedGrantTypes, SupportedResponseTypes and SupportedAuthMethods are
 // what the server metadata document publishes.
-func (p *Policy) SupportedGrantTypes() []string    { return p.usableGrantTypes() }
-func (p *Policy) SupportedResponseTypes() []string { return p.usableResponseTypes() }
+func (p *Policy) SupportedGrantTypes() []string    { g, _ := p.supportedTypes(); return g }
+func (p *Policy) SupportedResponseTypes() []string { _, r := p.supportedTypes(); return r }
 func (p *Policy) SupportedAuthMethods() []string   { return p.authMethods() }
 
 // SupportedSigningAlgs is token_endpoint_auth_signing_alg_values_supported,
@@ -468,7 +492,7 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 	}
 	for _, g := range grants {
 		if !slices.Contains(grantsOK, g) {
-			return nil, metaErr("grant type %s is not supported; supported: %s", quote(g), strings.Join(grantsOK, ", "))
+			return nil, metaErr("grant type %s is not supported; supported: %s", quote(g), supportedList(grantsOK))
 		}
 	}
 	for _, r := range responses {
@@ -478,7 +502,7 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 			return nil, metaErr("response type %s must be response names separated by single spaces", quote(r))
 		}
 		if !slices.Contains(responsesOK, normalizeResponseType(r)) {
-			return nil, metaErr("response type %s is not supported; supported: %s", quote(r), strings.Join(responsesOK, ", "))
+			return nil, metaErr("response type %s is not supported; supported: %s", quote(r), supportedList(responsesOK))
 		}
 	}
 	switch {
@@ -502,12 +526,12 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 	// the server's metadata does not publish.
 	for _, g := range grants {
 		if !slices.Contains(grantsOK, g) {
-			return nil, metaErr("grant type %s (implied by the response types) is not supported; supported: %s", quote(g), strings.Join(grantsOK, ", "))
+			return nil, metaErr("grant type %s (implied by the response types) is not supported; supported: %s", quote(g), supportedList(grantsOK))
 		}
 	}
 	for _, r := range responses {
 		if !slices.Contains(responsesOK, normalizeResponseType(r)) {
-			return nil, metaErr("response type %s (implied by the grant types) is not supported; supported: %s", quote(r), strings.Join(responsesOK, ", "))
+			return nil, metaErr("response type %s (implied by the grant types) is not supported; supported: %s", quote(r), supportedList(responsesOK))
 		}
 	}
 	c.GrantTypes, c.ResponseTypes = grants, responses

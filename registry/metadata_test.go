@@ -667,10 +667,9 @@ func TestSupportedResponseTypes(t *testing.T) {
 	}{
 		{Policy{}, DefaultResponseTypes},
 		{Policy{GrantTypes: []string{"authorization_code", "refresh_token"}}, []string{"code", "none"}},
-		// "none" goes with the authorization code grant (it is what a
-		// registration of response type none alone gets).
-		{Policy{GrantTypes: []string{"implicit"}}, []string{"token", "id_token", "id_token token"}},
-		{Policy{GrantTypes: []string{"client_credentials"}}, []string{}},
+		// "none" goes with any grant type.
+		{Policy{GrantTypes: []string{"implicit"}}, []string{"token", "id_token", "id_token token", "none"}},
+		{Policy{GrantTypes: []string{"client_credentials"}}, []string{"none"}},
 		{Policy{GrantTypes: []string{"client_credentials"}, ResponseTypes: []string{"code"}}, []string{}},
 	} {
 		if got := tc.p.SupportedResponseTypes(); !slices.Equal(got, tc.want) {
@@ -718,6 +717,9 @@ func TestSupportedGrantTypes(t *testing.T) {
 		}
 		for _, r := range tc.p.SupportedResponseTypes() {
 			grants, _ := json.Marshal(grantsFor([]string{r}))
+			if r == "none" && !slices.Contains(got, "authorization_code") {
+				grants, _ = json.Marshal(got[len(got)-1:])
+			}
 			register(t, &tc.p, `{"response_types":["`+r+`"],"grant_types":`+string(grants)+`,"redirect_uris":["https://c.example/cb"]}`)
 		}
 	}
@@ -767,5 +769,14 @@ func TestLoneSurrogates(t *testing.T) {
 		if (err != nil) != refused {
 			t.Errorf("%s: %v, refused %v", body, err, refused)
 		}
+	}
+}
+
+// TestNoneWithClientCredentials: response type none goes with any grant
+// type, narrowed policy or not.
+func TestNoneWithClientCredentials(t *testing.T) {
+	for _, p := range []*Policy{{}, {GrantTypes: []string{"client_credentials", "refresh_token"}}} {
+		p.Prepare()
+		register(t, p, `{"grant_types":["client_credentials"],"response_types":["none"],"redirect_uris":["https://c.example/cb"]}`)
 	}
 }

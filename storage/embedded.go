@@ -11,6 +11,7 @@ import (
 	"path"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -484,20 +485,25 @@ func (s *EmbeddedStore) sweepRecord(ctx context.Context, key string, now time.Ti
 	if err != nil {
 		return
 	}
+	name := path.Base(key)
 	var er embeddedRecord
-	if err := json.Unmarshal(b, &er); err != nil && len(b) > 0 {
-		return // corrupt: left for the operator (reads of it fail, listings warn)
-	}
-	if len(b) == 0 || fileName(er.ID) != path.Base(key) {
-		// A record is renamed into place whole: an empty file, or one
-		// holding another name's record, is a temporary file.
-		if info, err := s.st.Stat(ctx, key); err == nil && info.IsTerminal && now.Sub(info.Modified) > strayFileAge {
-			_ = s.st.Delete(ctx, key)
+	parsed := json.Unmarshal(b, &er) == nil
+	if parsed && fileName(er.ID) == name {
+		if er.Exp > 0 && er.Exp <= now.UnixMilli() {
+			_ = s.remove(ctx, er.ID, er.Tags)
 		}
 		return
 	}
-	if er.Exp > 0 && er.Exp <= now.UnixMilli() {
-		_ = s.remove(ctx, er.ID, er.Tags)
+	// A record is renamed into place whole: a file holding another name's
+	// record is a temporary one, and so is one that holds no record under
+	// a temporary file's name (os.CreateTemp's: digits only); one that
+	// holds no record under a record's name is a damaged record, left for
+	// the operator (reads of it fail, listings warn).
+	if !parsed && strings.Trim(name, "0123456789") != "" {
+		return
+	}
+	if info, err := s.st.Stat(ctx, key); err == nil && info.IsTerminal && now.Sub(info.Modified) > strayFileAge {
+		_ = s.st.Delete(ctx, key)
 	}
 }
 

@@ -601,10 +601,11 @@ func TestEmbeddedSweepRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("1234567", live, 2*time.Hour)    // a crash's complete temporary file
-	write("7654321", nil, 2*time.Hour)     // an empty one
-	write("1111111", live, time.Minute)    // one being written
-	write(fileName("bad"), []byte("{"), 0) // damaged
+	write("1234567", live, 2*time.Hour)               // a crash's complete temporary file
+	write("7654321", nil, 2*time.Hour)                // an empty one
+	write("2345678", live[:len(live)/2], 2*time.Hour) // a half-written one
+	write("1111111", live, time.Minute)               // one being written
+	write(fileName("bad"), []byte("{"), 0)            // damaged
 	if recs, err := es.List(ctx, "all"); err != nil || len(recs) != 1 || recs[0].ID != "live" {
 		t.Fatalf("List with a corrupt record: %v %v", recs, err)
 	}
@@ -613,7 +614,7 @@ func TestEmbeddedSweepRecords(t *testing.T) {
 	if err := es.Create(ctx, &Record{ID: "new", Data: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]bool{"1234567": false, "7654321": false, "1111111": true,
+	for name, want := range map[string]bool{"1234567": false, "7654321": false, "2345678": false, "1111111": true,
 		fileName("old"): false, fileName("bad"): true, fileName("live"): true} {
 		if _, err := os.Stat(filepath.Join(records, name)); (err == nil) != want {
 			t.Errorf("%s: kept %v, want %v", name, err == nil, want)

@@ -216,12 +216,18 @@ func (e *corruptError) Unwrap() error { return e.err }
 // Corrupt reports whether err is a stored record that cannot be read: not
 // an outage of the store, though answered as one.
 func Corrupt(err error) bool {
+	if err == nil {
+		return false
+	}
 	var c *corruptError
 	return errors.As(err, &c)
 }
 
 // skipCorrupt reports whether err is a corrupt record, warning about it.
 func skipCorrupt(err error) bool {
+	if err == nil {
+		return false
+	}
 	var c *corruptError
 	if !errors.As(err, &c) {
 		return false
