@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -380,7 +381,28 @@ func mgParseFields(data *pyDict, storedLogo string, policy *registry.Policy) (mg
 			}
 		}
 	}
+	// A lone surrogate passes every check above, as in the real view,
+	// whose database then cannot store it (a 500 there): refused as data
+	// that cannot be decoded into text, and never stored.
+	if pyHasSurrogate(f.logo) || pyHasSurrogate(f.name) || slices.ContainsFunc(f.contacts, pyHasSurrogate) || slices.ContainsFunc(f.redirects, pyHasSurrogate) {
+		return f, mgDecodeError
+	}
 	return f, ""
+}
+
+// pyHasSurrogate reports whether s holds a lone surrogate (see pyValue).
+func pyHasSurrogate(s string) bool {
+	for i := strings.IndexByte(s, 0xed); i >= 0; {
+		if pySurrogateAt(s, i) {
+			return true
+		}
+		j := strings.IndexByte(s[i+1:], 0xed)
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 // apply stores the fields: the logo, contacts and redirect URIs only when

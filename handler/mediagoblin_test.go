@@ -279,6 +279,11 @@ func TestMGJSONBodies(t *testing.T) {
 		{`{"type": 1, "application_type": "web", "type": "client_associate"}`, ""}, // last duplicate wins
 		{`{"type": "client_associate", "application_type": "web", "type": 1}`, mgInvalidType},
 		{`{"t\u0079pe": "client\u005fassociate", "application_type": "web"}`, ""},
+		// A lone surrogate passes the view's checks, then cannot be stored
+		// (the real server's 500).
+		{`{"type": "client_associate", "application_type": "web", "application_name": "a\ud800b"}`, mgDecodeError},
+		{`{"type": "client_associate", "application_type": "web", "contacts": "a@b.c x\udfff@y.z"}`, mgDecodeError},
+		{`{"type": "client_associate", "application_type": "web", "application_name": "\ud83d\ude00"}`, ""},
 	}
 	for _, c := range cases {
 		w := e.postJSON(c.body)
