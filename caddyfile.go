@@ -338,8 +338,8 @@ func (h *Handler) checkString(name, v string) error {
 		}
 		// Validate leaves this to Provision (it reads the zone data); the
 		// adapter may read it, to name the line.
-		if _, err := time.LoadLocation(v); err != nil {
-			return fmt.Errorf("timezone %q: %v", v, err)
+		if _, err := loadZone(v); err != nil {
+			return err
 		}
 	case "admin_token":
 		return h.checkKustvaktOnly(name)

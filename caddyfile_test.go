@@ -366,6 +366,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"max_redirect_uris zero", "client_registration {\n\tmax_redirect_uris 0\n}", "invalid max_redirect_uris '0'"},
 		{"unknown registration mode", "client_registration {\n\tregistration anyone\n}", `registration "anyone"`},
 		{"invalid timezone", "client_registration kustvakt {\n\ttimezone Mars/Olympus\n}", `timezone "Mars/Olympus"`},
+		{"local timezone", "client_registration kustvakt {\n\ttimezone Local\n}", `timezone "Local" is not an IANA zone name`},
 		{"relative issuer", "client_registration {\n\tissuer auth.example.com\n}", `issuer "auth.example.com" must be an absolute`},
 		{"issuer a bare host placeholder", "client_registration {\n\tissuer {http.request.host}\n}", `({http.request.host} holds no scheme: write https://{http.request.host})`},
 		{"issuer a bare host shorthand", "client_registration {\n\tissuer {hostport}/oauth\n}", `holds no scheme`},

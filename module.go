@@ -522,13 +522,27 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// loadZone loads an IANA time zone by name. "Local" (the machine's zone)
+// is refused: Kustvakt prints the zone's IANA name after each date, and
+// Go knows only "Local" for it.
+func loadZone(name string) (*time.Location, error) {
+	if name == "Local" {
+		return nil, errors.New(`timezone "Local" is not an IANA zone name: name the zone, such as Europe/Berlin`)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("timezone %q: %v", name, err)
+	}
+	return loc, nil
+}
+
 // kustvaktOptions resolves the Kustvakt settings; secrets are kept hashed.
 func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions, error) {
 	k := handler.KustvaktOptions{Location: time.UTC, AdminUsers: h.AdminUsers}
 	if h.Timezone != "" {
-		loc, err := time.LoadLocation(h.Timezone)
+		loc, err := loadZone(h.Timezone)
 		if err != nil {
-			return k, fmt.Errorf("timezone %q: %v", h.Timezone, err)
+			return k, err
 		}
 		k.Location = loc
 	}

@@ -361,17 +361,18 @@ func (a *Kustvakt) formBody(q *kustvaktRequest) (url.Values, bool) {
 
 // parseJerseyForm reads an application/x-www-form-urlencoded body the way
 // Jersey splits it: pairs on '&' only (a ';' is part of the value, where
-// url.ParseQuery would drop the whole pair), '+' as a space. A pair with a
-// malformed escape is skipped, as before.
+// url.ParseQuery would drop the whole pair), '+' as a space. A name without
+// '=' has a null value in Jersey, which a parameter read as absent ("is
+// null"), so it is left out. A pair with a malformed escape is skipped.
 func parseJerseyForm(s string) url.Values {
 	v := url.Values{}
 	for s != "" {
 		var pair string
 		pair, s, _ = strings.Cut(s, "&")
-		if pair == "" {
-			continue
+		key, value, hasValue := strings.Cut(pair, "=")
+		if !hasValue || key == "" {
+			continue // Jersey also drops a pair that starts with '='
 		}
-		key, value, _ := strings.Cut(pair, "=")
 		k, err1 := url.QueryUnescape(key)
 		val, err2 := url.QueryUnescape(value)
 		if err1 != nil || err2 != nil {
