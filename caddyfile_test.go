@@ -832,6 +832,7 @@ func TestValidateJSON(t *testing.T) {
 		{`{"authorization_endpoint":"https://u:p@auth.example/a"}`, "authorization_endpoint must not hold user information"},
 		{`{"token_endpoint":"https://user:s3cr%t@x.example/t"}`, `token_endpoint "https://…@x.example/t" must be an absolute http(s) URL`},
 		{`{"issuer":"ftp://user:s3cr%t@x.example"}`, `issuer "ftp://…@x.example" must be`},
+		{`{"token_endpoint":"https://user:s3cr#t@x.example/t"}`, `token_endpoint "https://…@x.example/t" must be`},
 		{`{"rate_limit":{"count":0,"window":"10m"}}`, "turns the limit off and takes no window"},
 		{`{"rate_limit":{"count":1,"window":3600}}`, "rate_limit window 3.6µs is too short"},
 		{`{"client_lifetime":1}`, "client_lifetime 1ns is too short"},

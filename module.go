@@ -887,11 +887,9 @@ func redactUserinfo(s string) string {
 	if i := strings.Index(s, "://"); i >= 0 {
 		start = i + 3
 	}
-	end := len(s)
-	if i := strings.IndexAny(s[start:], "/?#"); i >= 0 {
-		end = start + i
-	}
-	if at := strings.LastIndexByte(s[start:end], '@'); at >= 0 {
+	// Up to the last "@" anywhere: a password may hold "/", "?" or "#",
+	// and hiding too much of an error message costs nothing.
+	if at := strings.LastIndexByte(s[start:], '@'); at >= 0 {
 		return s[:start] + "…@" + s[start+at+1:]
 	}
 	return s

@@ -362,20 +362,32 @@ func (a *Kustvakt) formBody(q *kustvaktRequest) (url.Values, bool) {
 // parseJerseyForm reads an application/x-www-form-urlencoded body the way
 // Jersey splits it: pairs on '&' only (a ';' is part of the value, where
 // url.ParseQuery would drop the whole pair), '+' as a space. A name without
-// '=' has a null value in Jersey, which a parameter read as absent ("is
-// null"), so it is left out. A pair with a malformed escape is skipped.
+// '=' has a null value in Jersey; a parameter whose first value is null
+// reads as absent ("is null"), whatever follows, so such a name is left
+// out. A pair that starts with '=' is dropped, as Jersey does, and so is
+// one with a malformed escape.
 func parseJerseyForm(s string) url.Values {
 	v := url.Values{}
+	var null map[string]bool
 	for s != "" {
 		var pair string
 		pair, s, _ = strings.Cut(s, "&")
 		key, value, hasValue := strings.Cut(pair, "=")
-		if !hasValue || key == "" {
-			continue // Jersey also drops a pair that starts with '='
+		if key == "" {
+			continue
 		}
 		k, err1 := url.QueryUnescape(key)
 		val, err2 := url.QueryUnescape(value)
-		if err1 != nil || err2 != nil {
+		if err1 != nil || err2 != nil || null[k] {
+			continue
+		}
+		if !hasValue {
+			if _, seen := v[k]; !seen {
+				if null == nil {
+					null = map[string]bool{}
+				}
+				null[k] = true
+			}
 			continue
 		}
 		v[k] = append(v[k], val)

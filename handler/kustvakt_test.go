@@ -384,8 +384,9 @@ func TestKustvaktNoServerError(t *testing.T) {
 }
 
 func TestParseJerseyForm(t *testing.T) {
-	got := parseJerseyForm("super_client_id=superclient0;x&a=1+2&&a=%41&bad=%zz&=e&flag&k%3Dy=v%26w")
-	// "flag" (no '=') is null in Jersey, "=e" dropped.
+	got := parseJerseyForm("super_client_id=superclient0;x&a=1+2&&a=%41&a&bad=%zz&=e&flag&flag=1&k%3Dy=v%26w")
+	// "flag" first without '=' is null in Jersey, whatever follows; a
+	// later null of "a" changes nothing; "=e" is dropped.
 	want := url.Values{"super_client_id": {"superclient0;x"}, "a": {"1 2", "A"}, "k=y": {"v&w"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)

@@ -728,8 +728,8 @@ func (a *RFC7591) metadata(w http.ResponseWriter, r *http.Request) {
 		jw.Key("scopes_supported").Strings(p.Scopes)
 	}
 	if rts := p.SupportedResponseTypes(); len(rts) > 0 {
-		// RFC 8414 section 3.2: an empty list is left out (a server with
-		// only grants that use no authorization endpoint).
+		// RFC 8414 section 3.2: an empty list is left out (a policy whose
+		// allowed response types all need grant types it leaves out).
 		jw.Key("response_types_supported").Strings(rts)
 	}
 	jw.Key("grant_types_supported").Strings(p.SupportedGrantTypes())

@@ -516,6 +516,11 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 		responses = responsesFor(grants)
 	case !hasGrants:
 		grants = grantsFor(responses)
+		if slices.Equal(responses, []string{"none"}) && !slices.Contains(grantsOK, "authorization_code") && len(grantsOK) > 0 {
+			// "none" goes with any grant type: the first the policy has,
+			// as for a request that names neither.
+			grants = []string{grantsOK[0]}
+		}
 	case !hasResponses:
 		responses = responsesFor(grants)
 	}

@@ -779,4 +779,12 @@ func TestNoneWithClientCredentials(t *testing.T) {
 		p.Prepare()
 		register(t, p, `{"grant_types":["client_credentials"],"response_types":["none"],"redirect_uris":["https://c.example/cb"]}`)
 	}
+	// Without grant_types, under a policy without the authorization code
+	// grant: the policy's first grant type.
+	p := &Policy{GrantTypes: []string{"client_credentials", "refresh_token"}}
+	p.Prepare()
+	f, _ := DecodeObject([]byte(`{"response_types":["none"],"redirect_uris":["https://c.example/cb"]}`))
+	if c, err := p.ParseMetadata(f); err != nil || !slices.Equal(c.GrantTypes, []string{"client_credentials"}) {
+		t.Errorf("none alone: %v %v", c, err)
+	}
 }

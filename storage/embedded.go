@@ -496,11 +496,11 @@ func (s *EmbeddedStore) sweepRecord(ctx context.Context, key string, now time.Ti
 	}
 	// A record is renamed into place whole: a file holding another name's
 	// record is a temporary one, and so is one that holds no record under
-	// a temporary file's name (os.CreateTemp's: digits only); one that
+	// a temporary file's name (os.CreateTemp's: at most 10 digits); one that
 	// holds no record under a record's name is a damaged record, left for
 	// the operator (reads of it fail, listings warn).
-	if !parsed && strings.Trim(name, "0123456789") != "" {
-		return
+	if !parsed && (len(name) > 10 || strings.Trim(name, "0123456789") != "") {
+		return // the decimal of a uint32; a record's name is longer
 	}
 	if info, err := s.st.Stat(ctx, key); err == nil && info.IsTerminal && now.Sub(info.Modified) > strayFileAge {
 		_ = s.st.Delete(ctx, key)

@@ -573,6 +573,9 @@ func TestEmbeddedCapPrunesRecords(t *testing.T) {
 // record without markers and an old temporary file go; a corrupt record
 // and a recent temporary file stay; listings skip the corrupt record.
 func TestEmbeddedSweepRecords(t *testing.T) {
+	saved := sweepBudget
+	sweepBudget = time.Minute // one slice sweeps everything, however slow the machine
+	t.Cleanup(func() { sweepBudget = saved })
 	ctx := context.Background()
 	dir := t.TempDir()
 	es := NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, "sr")
@@ -601,11 +604,15 @@ func TestEmbeddedSweepRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("1234567", live, 2*time.Hour)               // a crash's complete temporary file
-	write("7654321", nil, 2*time.Hour)                // an empty one
-	write("2345678", live[:len(live)/2], 2*time.Hour) // a half-written one
-	write("1111111", live, time.Minute)               // one being written
-	write(fileName("bad"), []byte("{"), 0)            // damaged
+	write("1234567", live, 2*time.Hour)                                              // a crash's complete temporary file
+	write("7654321", nil, 2*time.Hour)                                               // an empty one
+	write("2345678", live[:len(live)/2], 2*time.Hour)                                // a half-written one
+	write("1111111", live, time.Minute)                                              // one being written
+	write(fileName("bad"), []byte("{"), 0)                                           // damaged
+	if err := es.Create(ctx, &Record{ID: "abc123", Data: []byte("x")}); err != nil { // hex name all digits
+		t.Fatal(err)
+	}
+	write(fileName("abc123"), []byte("{"), 2*time.Hour) // damaged too, and old
 	if recs, err := es.List(ctx, "all"); err != nil || len(recs) != 1 || recs[0].ID != "live" {
 		t.Fatalf("List with a corrupt record: %v %v", recs, err)
 	}
@@ -615,7 +622,7 @@ func TestEmbeddedSweepRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]bool{"1234567": false, "7654321": false, "2345678": false, "1111111": true,
-		fileName("old"): false, fileName("bad"): true, fileName("live"): true} {
+		fileName("old"): false, fileName("bad"): true, fileName("live"): true, fileName("abc123"): true} {
 		if _, err := os.Stat(filepath.Join(records, name)); (err == nil) != want {
 			t.Errorf("%s: kept %v, want %v", name, err == nil, want)
 		}
@@ -634,7 +641,7 @@ func TestEmbeddedCapMemo(t *testing.T) {
 	for i := range recs {
 		recs[i] = &Record{ID: fmt.Sprint("c", i), Data: []byte("x"), Tags: []string{"all"}}
 		if i == 2 {
-			recs[i].ExpiresAt = time.Now().Add(300 * time.Millisecond)
+			recs[i].ExpiresAt = time.Now().Add(time.Second)
 		}
 		if err := es.Create(ctx, recs[i], cp); err != nil {
 			t.Fatal(err)
@@ -658,7 +665,7 @@ func TestEmbeddedCapMemo(t *testing.T) {
 	if err := es.Create(ctx, &Record{ID: "z", Data: []byte("x"), Tags: []string{"all"}}, cp); !errors.As(err, &le) {
 		t.Fatalf("at the cap again: %v", err)
 	}
-	time.Sleep(350 * time.Millisecond) // c2 expires
+	time.Sleep(time.Until(recs[2].ExpiresAt) + 50*time.Millisecond) // c2 expires
 	if err := es.Create(ctx, &Record{ID: "z", Data: []byte("x"), Tags: []string{"all"}}, cp); err != nil {
 		t.Fatalf("after an expiry: %v", err)
 	}
