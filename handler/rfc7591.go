@@ -296,7 +296,7 @@ func (a *RFC7591) register(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c, merr := a.parseMetadata(r, f)
+	c, merr := a.parseMetadata(r, f, "")
 	if merr != nil {
 		a.error(w, http.StatusBadRequest, merr.Code, merr.Description)
 		return
@@ -320,9 +320,10 @@ func (a *RFC7591) register(w http.ResponseWriter, r *http.Request) {
 }
 
 // parseMetadata validates the metadata of a registration or update, after
-// applying a software statement if one was sent.
-func (a *RFC7591) parseMetadata(r *http.Request, f registry.Fields) (*registry.Client, *registry.Error) {
-	stmt, serr := a.o.applyStatement(r.Context(), f)
+// applying a software statement if one was sent; stored is the client's
+// statement on an update (see applyStatement).
+func (a *RFC7591) parseMetadata(r *http.Request, f registry.Fields, stored string) (*registry.Client, *registry.Error) {
+	stmt, serr := a.o.applyStatement(r.Context(), f, stored)
 	if serr != nil {
 		return nil, serr
 	}
@@ -543,7 +544,7 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 		a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "client_secret does not match the client's current secret")
 		return
 	}
-	m, merr := a.parseMetadata(r, f)
+	m, merr := a.parseMetadata(r, f, cur.SoftwareStatement)
 	if merr != nil {
 		a.error(w, http.StatusBadRequest, merr.Code, merr.Description)
 		return

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,6 +78,14 @@ func statementErr(code, format string, a ...any) *registry.Error {
 
 // Verify checks a statement and returns its claims.
 func (s *Statements) Verify(ctx context.Context, stmt string) (registry.Fields, *registry.Error) {
+	return s.verify(ctx, stmt, false)
+}
+
+// verify is Verify; with registered, the statement is the one the client
+// registered with, echoed back on an update as RFC 7592 section 2.2 asks:
+// its expiry is not held against it (the client would otherwise be unable
+// to update once it passed), everything else is checked again.
+func (s *Statements) verify(ctx context.Context, stmt string, registered bool) (registry.Fields, *registry.Error) {
 	// A software statement is a JWT (RFC 7591 section 2.3), and a JWT is in
 	// the compact serialization (RFC 7519 section 1): ParseSigned would
 	// also take the JSON serialization, with unprotected headers.
@@ -106,22 +116,25 @@ func (s *Statements) Verify(ctx context.Context, stmt string) (registry.Fields, 
 	if s.Now != nil {
 		now = s.Now()
 	}
-	var times struct {
-		Exp *json.Number `json:"exp"`
-		Nbf *json.Number `json:"nbf"`
-	}
-	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &times); err != nil {
-		return nil, statementErr(CodeInvalidStatement, "the software statement's exp or nbf is not a number")
-	}
-	if times.Exp != nil {
-		if exp, err := times.Exp.Float64(); err != nil || float64(now.Unix()) >= exp {
-			return nil, statementErr(CodeInvalidStatement, "the software statement has expired")
+	// NumericDate is a JSON number (RFC 7519 section 2); json.Number alone
+	// would also take a string holding one.
+	times := map[string]float64{}
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		raw, ok := claims[name]
+		if !ok || string(raw) == "null" {
+			continue
 		}
-	}
-	if times.Nbf != nil {
-		if nbf, err := times.Nbf.Float64(); err != nil || float64(now.Unix())+60 < nbf {
-			return nil, statementErr(CodeInvalidStatement, "the software statement is not valid yet")
+		v, err := strconv.ParseFloat(string(raw), 64)
+		if err != nil || raw[0] == '"' {
+			return nil, statementErr(CodeInvalidStatement, "the software statement's %s is not a number", name)
 		}
+		times[name] = v
+	}
+	if exp, ok := times["exp"]; ok && !registered && float64(now.Unix()) >= exp {
+		return nil, statementErr(CodeInvalidStatement, "the software statement has expired")
+	}
+	if nbf, ok := times["nbf"]; ok && float64(now.Unix())+60 < nbf {
+		return nil, statementErr(CodeInvalidStatement, "the software statement is not valid yet")
 	}
 	if len(issuer.SoftwareIDs) > 0 {
 		id, _, _ := claims.String("software_id")
@@ -143,7 +156,20 @@ func (s *Statements) client() *http.Client {
 	if s.Client != nil {
 		return s.Client
 	}
-	return &http.Client{Timeout: jwksTimeout}
+	return &http.Client{Timeout: jwksTimeout, CheckRedirect: jwksRedirect}
+}
+
+// jwksRedirect follows a JWKS URL's redirects only where the URL itself
+// could point (https, or http on loopback), a few times: keys that a
+// redirect brings over plain http could be swapped on the way.
+func jwksRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 3 {
+		return errors.New("too many redirects")
+	}
+	if u := req.URL; !strings.EqualFold(u.Scheme, "https") && !(strings.EqualFold(u.Scheme, "http") && registry.IsLoopbackHost(u.Hostname())) {
+		return errors.New("a JWKS URL may redirect to https only (http on loopback)")
+	}
+	return nil
 }
 
 // verify tries the issuer's keys that fit the statement's algorithm.
@@ -227,18 +253,36 @@ func fetchJWKS(ctx context.Context, client *http.Client, u string) (*jose.JSONWe
 	if resp.StatusCode != http.StatusOK {
 		return nil, errors.New("fetching " + u + ": " + resp.Status)
 	}
-	var set jose.JSONWebKeySet
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set); err != nil {
+	var raw struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&raw); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", u, err)
 	}
-	return &set, nil
+	// Key by key: one of a type or curve this server does not know is
+	// ignored (RFC 7517 section 5), not the whole set; so are encryption
+	// keys, and a private key counts as its public half.
+	set := &jose.JSONWebKeySet{}
+	for _, kr := range raw.Keys {
+		var k jose.JSONWebKey
+		if k.UnmarshalJSON(kr) != nil || k.Use == "enc" {
+			continue
+		}
+		if !k.IsPublic() {
+			k = k.Public()
+		}
+		if k.Key != nil {
+			set.Keys = append(set.Keys, k)
+		}
+	}
+	return set, nil
 }
 
 // applyStatement handles the software_statement member of a registration
 // or update: with statements configured, a valid statement's claims replace
 // the plain members (RFC 7591 section 2.3) and the statement is kept to be
 // echoed unmodified; without, the member is ignored.
-func (o *Options) applyStatement(ctx context.Context, f registry.Fields) (stmt string, err *registry.Error) {
+func (o *Options) applyStatement(ctx context.Context, f registry.Fields, stored string) (stmt string, err *registry.Error) {
 	s := o.Statements
 	raw, present := f["software_statement"]
 	if s == nil || len(s.Issuers) == 0 {
@@ -258,16 +302,45 @@ func (o *Options) applyStatement(ctx context.Context, f registry.Fields) (stmt s
 	if serr != nil || stmt == "" {
 		return "", statementErr(CodeInvalidStatement, "software_statement must be a JWS in compact serialization")
 	}
-	claims, verr := s.Verify(ctx, stmt)
+	claims, verr := s.verify(ctx, stmt, stored != "" && stmt == stored)
 	if verr != nil {
 		return "", verr
 	}
-	for k, v := range claims {
-		switch k {
-		case "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "software_statement":
-			continue // JWT claims, not client metadata
+	// A statement's member takes precedence over the plain one, in every
+	// language: client_name#en in the body must not stand beside the
+	// statement's client_name for a consent screen to pick.
+	stated := map[string]bool{}
+	for k := range claims {
+		if !jwtClaim(k) {
+			stated[memberBase(k)] = true
 		}
-		f[k] = v
+	}
+	for k := range f {
+		if stated[memberBase(k)] {
+			delete(f, k)
+		}
+	}
+	for k, v := range claims {
+		if !jwtClaim(k) {
+			f[k] = v
+		}
 	}
 	return stmt, nil
+}
+
+// jwtClaim reports whether a statement's claim is a JWT claim rather than
+// client metadata.
+func jwtClaim(k string) bool {
+	switch k {
+	case "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "software_statement":
+		return true
+	}
+	return false
+}
+
+// memberBase is a metadata member's name without its language tag
+// (RFC 7591 section 2.2: client_name#ja-Jpan-JP).
+func memberBase(k string) string {
+	base, _, _ := strings.Cut(k, "#")
+	return base
 }

@@ -8,11 +8,17 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/caddy-dcr/caddy-dcr/registry"
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 // jwksServer serves the current key set and counts the fetches; while down
@@ -169,5 +175,102 @@ func TestStatementHS256NeedsSecret(t *testing.T) {
 	stmt, _ := jws.CompactSerialize()
 	if _, err := s.Verify(context.Background(), stmt); err == nil || err.Code != CodeInvalidStatement {
 		t.Fatalf("HS256 with a JWKS oct key: %v", err)
+	}
+}
+
+// TestStatementTimesAreNumbers: exp, nbf and iat are NumericDates (RFC 7519
+// section 2): a string holding a number is refused.
+func TestStatementTimesAreNumbers(t *testing.T) {
+	key, sign := ecSigner(t, "k1")
+	s := &Statements{Issuers: []*StatementIssuer{{Issuer: testIssuer, Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1"}}}}}
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		c := stmtClaims()
+		c[name] = strconv.FormatInt(time.Now().Unix()+600, 10)
+		if _, err := s.Verify(context.Background(), sign(c)); err == nil || !strings.Contains(err.Description, name+" is not a number") {
+			t.Errorf("%s as a string: %v", name, err)
+		}
+	}
+}
+
+// TestStatementJWKSKeys: a key set is read key by key (one of an unknown
+// type does not spoil the others), encryption keys are not used, and a
+// redirect to plain http off this machine is not followed.
+func TestStatementJWKSKeys(t *testing.T) {
+	key, sign := ecSigner(t, "k1")
+	good, _ := json.Marshal(jose.JSONWebKey{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256"})
+	enc, _ := json.Marshal(jose.JSONWebKey{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "enc"})
+	var body atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/away" {
+			http.Redirect(w, r, "http://192.0.2.1/jwks", http.StatusFound)
+			return
+		}
+		_, _ = w.Write([]byte(body.Load().(string)))
+	}))
+	t.Cleanup(srv.Close)
+	stmt := sign(stmtClaims())
+	for _, tc := range []struct {
+		path, body string
+		ok         bool
+	}{
+		{"/", `{"keys":[{"kty":"XYZ","crv":"none"},` + string(good) + `]}`, true},
+		{"/", `{"keys":[` + string(enc) + `]}`, false},
+		{"/away", ``, false},
+	} {
+		body.Store(tc.body)
+		s := &Statements{Issuers: []*StatementIssuer{{Issuer: testIssuer, JWKSURLs: []string{srv.URL + tc.path}}}}
+		if _, err := s.Verify(context.Background(), stmt); (err == nil) != tc.ok {
+			t.Errorf("%s %s: %v, want ok %v", tc.path, tc.body, err, tc.ok)
+		}
+	}
+}
+
+// TestStatementPrecedenceAllLanguages: a statement's client_name takes
+// precedence over the body's client_name#en too; and an update may echo
+// the statement it registered with after the statement's exp.
+func TestStatementPrecedenceAllLanguages(t *testing.T) {
+	key, sign := ecSigner(t, "k1")
+	now := time.Now()
+	a := benchAPI(t)
+	// A store that keeps updates (benchAPI's does not).
+	a.o.Registry = registry.New(storage.NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "st"))
+	a.o.Statements = &Statements{Issuers: []*StatementIssuer{{Issuer: testIssuer, Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1"}}}},
+		Now: func() time.Time { return now }}
+	c := stmtClaims()
+	c["client_name"] = "Good App"
+	c["exp"] = now.Unix() + 60
+	stmt := sign(c)
+	body := `{"redirect_uris":["https://client.example.com/cb"],"client_name#en":"Evil","client_name":"Evil","software_statement":"` + stmt + `"}`
+	r := httptest.NewRequest("POST", "http://as.example/register", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	a.Serve(w, r)
+	if w.Code != http.StatusCreated || strings.Contains(w.Body.String(), "Evil") || !strings.Contains(w.Body.String(), `"client_name":"Good App"`) {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	var got map[string]any
+	_ = json.Unmarshal(w.Body.Bytes(), &got)
+	id, rat := got["client_id"].(string), got["registration_access_token"].(string)
+
+	now = now.Add(2 * time.Minute) // past the statement's exp
+	put := func(stmt string) int {
+		b := `{"client_id":"` + id + `","redirect_uris":["https://client.example.com/cb"],"software_statement":"` + stmt + `"}`
+		r := httptest.NewRequest("PUT", "http://as.example/register/"+id, strings.NewReader(b))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", "Bearer "+rat)
+		w := httptest.NewRecorder()
+		a.Serve(w, r)
+		if w.Code == http.StatusOK {
+			_ = json.Unmarshal(w.Body.Bytes(), &got)
+			rat = got["registration_access_token"].(string)
+		}
+		return w.Code
+	}
+	if code := put(stmt); code != http.StatusOK {
+		t.Errorf("update echoing the registered statement past its exp: %d", code)
+	}
+	c["exp"] = now.Unix() - 1
+	if code := put(sign(c)); code != http.StatusBadRequest {
+		t.Errorf("update with another, expired statement: %d", code)
 	}
 }
