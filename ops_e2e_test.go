@@ -532,6 +532,28 @@ func TestRedisUpdateNotRetiredRetry(t *testing.T) {
 	}
 }
 
+// An update whose retiring write is lost on its way (the connection drops
+// with it; the read-back finds it not done) tries it again, and is answered
+// only once the old token is retired: before, it was answered 200 with the
+// old token still valid, and a later read with that token made it the
+// client's token again, undoing the one the client had been given.
+func TestRedisRetireRetried(t *testing.T) {
+	px, s, c, update := proxiedClient(t, "1s")
+
+	px.cut("evalsha", 1) // the update's script passes, the retire's is cut
+	resp, body := rfcPut(t, s, c, c.RAT, update)
+	if resp.StatusCode != 200 {
+		t.Fatalf("PUT: %d %s", resp.StatusCode, body)
+	}
+	rat := object(t, body)["registration_access_token"].(string)
+	if resp, body = rfcGet(t, s, c, c.RAT); resp.StatusCode != 401 {
+		t.Fatalf("the old token after an answered update: %d %s, want 401", resp.StatusCode, body)
+	}
+	if resp, body = rfcGet(t, s, c, rat); resp.StatusCode != 200 {
+		t.Errorf("the token the update was answered with: %d %s", resp.StatusCode, body)
+	}
+}
+
 // proxiedClient starts a site on Redis behind a holdingProxy, with the
 // given store timeout, registers a client, and returns an update of it.
 func proxiedClient(t *testing.T, timeout string) (*holdingProxy, *site, rfcClient, string) {

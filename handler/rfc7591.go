@@ -431,7 +431,7 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) 
 		a.unauthorized(w, sent)
 		return
 	}
-	c, err := a.o.Registry.Get(storeCtx(r), id)
+	c, used, err := a.o.Registry.Lookup(storeCtx(r), id)
 	if a.o.storeFailure(registry.APIRFC7591, "read", err) {
 		a.unavailable(w)
 		return
@@ -463,6 +463,9 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) 
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead: // net/http sends no body for HEAD
+		if used != nil {
+			used() // a read by the client itself keeps it alive (idle_lifetime)
+		}
 		if prior {
 			// The client never got the token its last update was answered
 			// with: the one it holds becomes its token again.
@@ -569,10 +572,12 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 		switch {
 		case !registry.NeedsSecret(c.TokenEndpointAuthMethod):
 			c.SecretHash, c.SecretExpiresAt, c.SecretUndelivered = "", 0, false
-		case c.SecretHash == "" || c.SecretUndelivered:
+		case c.SecretHash == "" || c.SecretUndelivered || c.SecretExpired(now):
 			// Switching to a method that needs a secret issues one, and so
 			// does an update after one whose answer, with the secret it
-			// issued, may have been lost.
+			// issued, may have been lost, and an update of a client whose
+			// secret expired (RFC 7592 section 2.2 lets the server issue a
+			// new one): without, it could never get a working secret again.
 			secret = registry.FormatRFC7591.NewSecret()
 			c.SecretHash = registry.Hash(secret)
 			c.SecretExpiresAt = a.o.Registry.SecretExpiry(c, now, lifetime)
@@ -621,20 +626,50 @@ func (a *RFC7591) priorRATDelay() time.Duration {
 // known to have written nothing leaves the old token valid; after one whose
 // outcome is open the old token may stay valid until it lapses
 // (registry.PriorRATLifetime), which is logged.
+//
+// A failure whose outcome is open (a reply lost) is retried a few times:
+// the retire is conditional, so a repeat that finds it done, or another
+// update since, changes nothing. Left open, a client that was answered with
+// rat could have it undone by whoever presents the old token.
 func (a *RFC7591) retirePriorRAT(ctx context.Context, id, rat string) error {
-	err := a.changeTokens(ctx, id, func(c *registry.Client) error {
+	retire := func(c *registry.Client) error {
 		if c.PriorRATHash == "" && !c.SecretUndelivered || !registry.Verify(c.RATHash, rat) {
 			return errTokenChanged
 		}
 		c.RetirePriorRAT()
 		return nil
-	})
-	if err != nil && !storage.Unwritten(err) {
-		a.o.Logger.Warn("client updated, but whether the registration access token it was made with was retired is unknown; it may stay valid until it lapses",
-			zap.String("client_id", id), zap.Duration("lapses_in", registry.PriorRATLifetime), zap.Error(err))
 	}
-	return err
+	var err error
+	pause := retireRetryPause
+	for attempt := 0; ; attempt++ {
+		if err = a.changeTokens(ctx, id, retire); err == nil {
+			return nil
+		}
+		if storage.Unwritten(err) && attempt == 0 {
+			return err // nothing written: the old token is known to be valid
+		}
+		if attempt == retireRetries {
+			break
+		}
+		time.Sleep(pause)
+		pause *= 2
+	}
+	a.o.Logger.Warn("client updated, but whether the registration access token it was made with was retired is unknown; it may stay valid until it lapses",
+		zap.String("client_id", id), zap.Duration("lapses_in", registry.PriorRATLifetime), zap.Error(err))
+	// Not Unwritten, whatever the last attempt's error: an earlier one may
+	// have retired the token, and a 503 would leave the client with none.
+	return errRetireUnknown
 }
+
+// errRetireUnknown: see retirePriorRAT.
+var errRetireUnknown = errors.New("whether the prior registration access token was retired is unknown")
+
+// How often, and after what first pause (doubling), a retire whose outcome
+// is open is tried again.
+var (
+	retireRetries    = 3
+	retireRetryPause = 50 * time.Millisecond
+)
 
 // restorePriorRAT makes tok, the token an update whose answer was lost was
 // made with, the client's token again, as the client presented it on a

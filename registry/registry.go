@@ -201,6 +201,19 @@ func (r *Registry) use(ctx context.Context, c *Client, rec *storage.Record) {
 	_ = r.Store.Update(ctx, rec, &next)
 }
 
+// Lookup is Get for a read that still has to be authorized: it returns
+// the client without counting a use, and a function that counts it (nil
+// when nothing would), to call once the reader proved it may read.
+// Otherwise anyone who knows a client id, which is public, could keep the
+// client from expiring with requests that fail.
+func (r *Registry) Lookup(ctx context.Context, id string) (*Client, func(), error) {
+	c, rec, err := r.get(ctx, id)
+	if err != nil || r.IdleLifetime <= 0 {
+		return c, nil, err
+	}
+	return c, func() { r.use(ctx, c, rec) }, nil
+}
+
 // Peek returns the client with this id, or ErrNotFound, without counting
 // a use (an operator looking at a client must not keep it alive).
 func (r *Registry) Peek(ctx context.Context, id string) (*Client, error) {

@@ -1,0 +1,95 @@
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+
+	"github.com/caddy-dcr/caddy-dcr/registry"
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+// manageAPI is an RFC 7591 API on an embedded store in a fresh directory,
+// with a clock the test moves.
+func manageAPI(t *testing.T, now *time.Time) *RFC7591 {
+	a := benchAPI(t)
+	a.o.Registry = registry.New(storage.NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "m"))
+	a.o.Registry.Now = func() time.Time { return *now }
+	return a
+}
+
+func serveJSON(a *RFC7591, method, path, token, body string) (int, map[string]any) {
+	r := httptest.NewRequest(method, "http://as.example"+path, strings.NewReader(body))
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	w := httptest.NewRecorder()
+	a.Serve(w, r)
+	var m map[string]any
+	_ = json.Unmarshal(w.Body.Bytes(), &m)
+	return w.Code, m
+}
+
+// TestUpdateRenewsExpiredSecret: an update of a client whose secret
+// expired issues a new one (RFC 7592 section 2.2 allows it); without, the
+// client could never authenticate again.
+func TestUpdateRenewsExpiredSecret(t *testing.T) {
+	now := time.Now()
+	a := manageAPI(t, &now)
+	lifetime := time.Hour
+	a.o.SecretLifetime = &lifetime
+	code, m := serveJSON(a, "POST", "/register", "", benchBody)
+	if code != http.StatusCreated {
+		t.Fatalf("%d %v", code, m)
+	}
+	id, rat, first := m["client_id"].(string), m["registration_access_token"].(string), m["client_secret"].(string)
+	update := `{"client_id":"` + id + `","redirect_uris":["https://client.example.com/callback"]}`
+	code, m = serveJSON(a, "PUT", "/register/"+id, rat, update)
+	if code != http.StatusOK || m["client_secret"] != nil {
+		t.Fatalf("update before expiry: %d %v (no new secret wanted)", code, m)
+	}
+	rat = m["registration_access_token"].(string)
+	now = now.Add(2 * time.Hour)
+	code, m = serveJSON(a, "PUT", "/register/"+id, rat, update)
+	secret, _ := m["client_secret"].(string)
+	if code != http.StatusOK || secret == "" || secret == first || int64(m["client_secret_expires_at"].(float64)) <= now.Unix() {
+		t.Fatalf("update after expiry: %d %v", code, m)
+	}
+}
+
+// TestFailedReadsDoNotKeepAlive: with an idle lifetime, a read with a wrong
+// token does not push the client's expiry back; the client's own does.
+func TestFailedReadsDoNotKeepAlive(t *testing.T) {
+	now := time.Now()
+	a := manageAPI(t, &now)
+	a.o.Registry.IdleLifetime = 10 * time.Second
+	code, m := serveJSON(a, "POST", "/register", "", benchBody)
+	if code != http.StatusCreated {
+		t.Fatalf("%d %v", code, m)
+	}
+	id, rat := m["client_id"].(string), m["registration_access_token"].(string)
+	rec, _ := a.o.Registry.Store.Get(context.Background(), "c/"+id)
+	before := rec.ExpiresAt
+	now = now.Add(5 * time.Second)
+	if code, _ := serveJSON(a, "GET", "/register/"+id, "bogus", ""); code != http.StatusUnauthorized {
+		t.Fatalf("bogus token: %d", code)
+	}
+	if rec, _ = a.o.Registry.Store.Get(context.Background(), "c/"+id); !rec.ExpiresAt.Equal(before) {
+		t.Fatalf("a failed read moved the expiry from %v to %v", before, rec.ExpiresAt)
+	}
+	if code, _ := serveJSON(a, "GET", "/register/"+id, rat, ""); code != http.StatusOK {
+		t.Fatalf("own token: %d", code)
+	}
+	if rec, _ = a.o.Registry.Store.Get(context.Background(), "c/"+id); !rec.ExpiresAt.After(before) {
+		t.Fatalf("the client's own read did not move the expiry (%v)", rec.ExpiresAt)
+	}
+}
