@@ -522,8 +522,8 @@ func useClient(ctx context.Context, store storeView, id string) (*registry.Clien
 // verifySecret checks a client secret for an authorization server's token
 // endpoint ({"client_secret": "..."}): 200 with {"valid": true}, or
 // {"valid": false, "reason": ...} (no_secret for a public client,
-// mismatch, expired); the comparison is in constant time. It counts as a
-// use of the client.
+// mismatch, expired); the comparison is in constant time. A valid secret
+// counts as a use of the client.
 func (a AdminAPI) verifySecret(w http.ResponseWriter, r *http.Request, store storeView, id string) error {
 	var req struct {
 		Secret *string `json:"client_secret"`
@@ -534,9 +534,12 @@ func (a AdminAPI) verifySecret(w http.ResponseWriter, r *http.Request, store sto
 	if req.Secret == nil {
 		return adminError(http.StatusBadRequest, "client_secret is required")
 	}
-	c, err := useClient(r.Context(), store, id)
+	c, used, err := store.reg.LookupFor(r.Context(), id, store.forAPI)
+	if errors.Is(err, registry.ErrNotFound) {
+		return adminError(http.StatusNotFound, "no client %q", id)
+	}
 	if err != nil {
-		return err
+		return adminError(http.StatusServiceUnavailable, "reading client: %v", err)
 	}
 	reason := ""
 	switch {
@@ -550,6 +553,9 @@ func (a AdminAPI) verifySecret(w http.ResponseWriter, r *http.Request, store sto
 	w.Header().Set("Cache-Control", "no-store")
 	if reason != "" {
 		return writeAdminJSON(w, http.StatusOK, map[string]any{"valid": false, "reason": reason})
+	}
+	if used != nil {
+		used() // only a secret that verified is a use: a wrong one from anyone must not keep the client alive
 	}
 	return writeAdminJSON(w, http.StatusOK, map[string]any{"valid": true})
 }

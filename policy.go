@@ -177,9 +177,20 @@ func loadKeys(file string) ([]jose.JSONWebKey, error) {
 	}
 	trimmed := strings.TrimSpace(string(b))
 	if strings.HasPrefix(trimmed, "{") {
-		var set jose.JSONWebKeySet
-		if err := json.Unmarshal(b, &set); err == nil && len(set.Keys) > 0 {
-			return publicOnly(set.Keys), nil
+		var probe struct {
+			Keys json.RawMessage `json:"keys"`
+		}
+		if json.Unmarshal(b, &probe) == nil && probe.Keys != nil {
+			// As a JWKS URL is read, but the operator's own private keys
+			// count as their public halves.
+			keys, err := handler.DecodeVerificationKeys(b, true)
+			if err != nil {
+				return nil, fmt.Errorf("%s is not a JWKS: %v", file, err)
+			}
+			if len(keys) == 0 {
+				return nil, fmt.Errorf("%s holds no public signature key this server can use", file)
+			}
+			return keys, nil
 		}
 		var k jose.JSONWebKey
 		if err := json.Unmarshal(b, &k); err != nil {

@@ -736,3 +736,29 @@ log {
 		t.Errorf("the token is in the log")
 	}
 }
+
+// TestAdminWrongSecretIsNoUse: under idle_lifetime, a secret that verifies
+// keeps a client alive and a wrong one does not (anyone who knows a client
+// id could otherwise keep it from expiring).
+func TestAdminWrongSecretIsNoUse(t *testing.T) {
+	s, admin := startCaddyAdmin(t, "embedded", `	client_registration {
+		{storage}
+		idle_lifetime 1s
+	}`)
+	c := rfcRegister(t, s, `{"redirect_uris":["https://a.example/cb"]}`)
+	path := "/client_registration/clients/" + c.ID
+	for range 2 {
+		time.Sleep(400 * time.Millisecond)
+		status, got := s.adminJSON(admin, "POST", path+"/verify_secret", `{"client_secret":"wrong"}`)
+		if status == 404 {
+			break // expired already (a slow machine)
+		}
+		if status != 200 || got["valid"] != false {
+			t.Fatalf("wrong secret: %d %v", status, got)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	if status, got := s.adminJSON(admin, "GET", path, ""); status != 404 {
+		t.Errorf("1.3 s after registering, with wrong secrets only: %d %v, want 404 (expired)", status, got)
+	}
+}

@@ -424,10 +424,13 @@ func (a *Kustvakt) verifySuper(q *kustvaktRequest, form url.Values) (string, boo
 	}
 	var secretHash string
 	var super, expired bool
+	var used func()
 	if i := slices.IndexFunc(a.k.SuperClients, func(s SuperClient) bool { return s.ClientID == id }); i >= 0 {
 		secretHash, super = a.k.SuperClients[i].SecretHash, true
 	} else {
-		c, err := a.o.Registry.Get(storeCtx(q.r), id)
+		var c *registry.Client
+		var err error
+		c, used, err = a.o.Registry.Lookup(storeCtx(q.r), id)
 		if errors.Is(err, registry.ErrNotFound) {
 			a.unknownClient(q.w, id)
 			return "", false
@@ -455,6 +458,9 @@ func (a *Kustvakt) verifySuper(q *kustvaktRequest, form url.Values) (string, boo
 	if !super {
 		a.oauthError(q.w, http.StatusUnauthorized, "unauthorized_client", "Only super client is allowed to use this service")
 		return "", false
+	}
+	if used != nil {
+		used() // authenticated: a use (idle_lifetime), unlike a failed attempt
 	}
 	return id, true
 }

@@ -93,3 +93,71 @@ func TestFailedReadsDoNotKeepAlive(t *testing.T) {
 		t.Fatalf("the client's own read did not move the expiry (%v)", rec.ExpiresAt)
 	}
 }
+
+// flakyStore passes skip updates, then fails fail of them with an error
+// whose outcome is open (a reply lost), after calling onFail with the store
+// underneath.
+type flakyStore struct {
+	storage.Store
+	skip, fail int
+	onFail     func(inner storage.Store)
+}
+
+func (s *flakyStore) Update(ctx context.Context, old, rec *storage.Record) error {
+	if s.skip > 0 {
+		s.skip--
+		return s.Store.Update(ctx, old, rec)
+	}
+	if s.fail > 0 {
+		s.fail--
+		if s.onFail != nil {
+			s.onFail(s.Store)
+		}
+		return &storage.UnavailableError{Op: "update", Err: context.DeadlineExceeded}
+	}
+	return s.Store.Update(ctx, old, rec)
+}
+
+// TestRetireRetried: a retire whose outcome is open is tried again and
+// succeeds; one that finds the client's token superseded meanwhile (the old
+// token made current again) is answered 503, not with the new token.
+func TestRetireRetried(t *testing.T) {
+	now := time.Now()
+	a := manageAPI(t, &now)
+	saved := retireRetryPause
+	retireRetryPause = time.Millisecond
+	t.Cleanup(func() { retireRetryPause = saved })
+	fs := &flakyStore{Store: a.o.Registry.Store}
+	a.o.Registry.Store = fs
+	code, m := serveJSON(a, "POST", "/register", "", benchBody)
+	if code != http.StatusCreated {
+		t.Fatalf("%d %v", code, m)
+	}
+	id, rat := m["client_id"].(string), m["registration_access_token"].(string)
+	update := `{"client_id":"` + id + `","redirect_uris":["https://client.example.com/callback"]}`
+
+	// The update's own write passes; its retire fails twice, then passes.
+	fs.skip, fs.fail = 1, 2
+	code, m = serveJSON(a, "PUT", "/register/"+id, rat, update)
+	if code != http.StatusOK {
+		t.Fatalf("update whose retire failed twice: %d %v", code, m)
+	}
+	if code, _ := serveJSON(a, "GET", "/register/"+id, rat, ""); code != http.StatusUnauthorized {
+		t.Errorf("the old token after the retried retire: %d", code)
+	}
+	rat = m["registration_access_token"].(string)
+
+	// The retire keeps failing, and meanwhile the client's token is
+	// replaced: 503, not a token that no longer works.
+	fs.skip, fs.fail = 1, 100
+	fs.onFail = func(inner storage.Store) {
+		fs.onFail = nil
+		_, _ = registry.New(inner).Update(context.Background(), id, func(c *registry.Client) error {
+			c.RotateRAT(registry.NewRAT(id), "", now, time.Second)
+			return nil
+		})
+	}
+	if code, m = serveJSON(a, "PUT", "/register/"+id, rat, update); code != http.StatusServiceUnavailable {
+		t.Errorf("update whose token was superseded: %d %v", code, m)
+	}
+}

@@ -208,7 +208,7 @@ func (a *RFC7591) awaitSettled(r *http.Request, c *registry.Client, tok string, 
 			return c, false, false, true
 		case <-t.C:
 		}
-		next, err := a.o.Registry.Get(storeCtx(r), c.ID)
+		next, err := a.o.Registry.Peek(storeCtx(r), c.ID) // not a use: the token is not verified yet
 		switch {
 		case errors.Is(err, registry.ErrNotFound):
 			return c, false, false, false
@@ -596,11 +596,12 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 		a.internal(w, "update", err)
 		return
 	}
-	if err := a.retirePriorRAT(storeCtx(r), updated.ID, rat); storage.Unwritten(err) {
-		// The update was carried out, but its old token is still valid:
-		// a 200 would leave it so for up to an hour. Answered 503, the
-		// update is one whose answer was lost, and the client's repeat
-		// with the old token (valid by then) is accepted.
+	if err := a.retirePriorRAT(storeCtx(r), r.Context(), updated.ID, rat); storage.Unwritten(err) || errors.Is(err, errSuperseded) {
+		// The update was carried out, but its old token is still valid
+		// (or valid again): a 200 would leave it so for up to an hour, or
+		// hand out a token that no longer works. Answered 503, the update
+		// is one whose answer was lost, and the client's repeat with the
+		// old token (valid by then) is accepted.
 		a.unavailable(w)
 		return
 	}
@@ -631,28 +632,39 @@ func (a *RFC7591) priorRATDelay() time.Duration {
 // the retire is conditional, so a repeat that finds it done, or another
 // update since, changes nothing. Left open, a client that was answered with
 // rat could have it undone by whoever presents the old token.
-func (a *RFC7591) retirePriorRAT(ctx context.Context, id, rat string) error {
+func (a *RFC7591) retirePriorRAT(ctx, cancelled context.Context, id, rat string) error {
 	retire := func(c *registry.Client) error {
-		if c.PriorRATHash == "" && !c.SecretUndelivered || !registry.Verify(c.RATHash, rat) {
-			return errTokenChanged
+		if !registry.Verify(c.RATHash, rat) {
+			return errSuperseded
+		}
+		if c.PriorRATHash == "" && !c.SecretUndelivered {
+			return errTokenChanged // retired already (an attempt whose reply was lost)
 		}
 		c.RetirePriorRAT()
 		return nil
 	}
 	var err error
 	pause := retireRetryPause
+	// Within about one store timeout in all: the client waits meanwhile.
+	deadline := time.Now().Add(a.priorRATDelay())
 	for attempt := 0; ; attempt++ {
-		if err = a.changeTokens(ctx, id, retire); err == nil {
-			return nil
+		if err = a.changeTokens(ctx, id, retire); err == nil || errors.Is(err, errSuperseded) {
+			return err
 		}
 		if storage.Unwritten(err) && attempt == 0 {
 			return err // nothing written: the old token is known to be valid
 		}
-		if attempt == retireRetries {
+		if attempt == retireRetries || time.Now().Add(pause).After(deadline) || cancelled.Err() != nil {
 			break
 		}
 		time.Sleep(pause)
 		pause *= 2
+	}
+	// Whatever became of the retire, a token other than rat may be the
+	// client's by now (the old one, presented once an update unanswered
+	// for a timeout counts as lost): then rat must not be handed out.
+	if c, perr := a.o.Registry.Peek(ctx, id); perr == nil && !registry.Verify(c.RATHash, rat) {
+		return errSuperseded
 	}
 	a.o.Logger.Warn("client updated, but whether the registration access token it was made with was retired is unknown; it may stay valid until it lapses",
 		zap.String("client_id", id), zap.Duration("lapses_in", registry.PriorRATLifetime), zap.Error(err))
@@ -660,6 +672,12 @@ func (a *RFC7591) retirePriorRAT(ctx context.Context, id, rat string) error {
 	// have retired the token, and a 503 would leave the client with none.
 	return errRetireUnknown
 }
+
+// errSuperseded is a retire that found the client's token is no longer the
+// one the update is to be answered with: the old token became the client's
+// token again (presented while the update was pending) or another update
+// followed. Answered 503, the client repeats the update with its old token.
+var errSuperseded = errors.New("the registration access token was superseded before the update was answered")
 
 // errRetireUnknown: see retirePriorRAT.
 var errRetireUnknown = errors.New("whether the prior registration access token was retired is unknown")

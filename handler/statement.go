@@ -121,7 +121,7 @@ func (s *Statements) verify(ctx context.Context, stmt string, registered bool) (
 	times := map[string]float64{}
 	for _, name := range []string{"exp", "nbf", "iat"} {
 		raw, ok := claims[name]
-		if !ok || string(raw) == "null" {
+		if !ok {
 			continue
 		}
 		v, err := strconv.ParseFloat(string(raw), 64)
@@ -166,8 +166,11 @@ func jwksRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 3 {
 		return errors.New("too many redirects")
 	}
-	if u := req.URL; !strings.EqualFold(u.Scheme, "https") && !(strings.EqualFold(u.Scheme, "http") && registry.IsLoopbackHost(u.Hostname())) {
-		return errors.New("a JWKS URL may redirect to https only (http on loopback)")
+	// Plain http on loopback only from a URL on loopback: a remote https
+	// URL must not reach into this machine's services.
+	if u := req.URL; !strings.EqualFold(u.Scheme, "https") &&
+		!(strings.EqualFold(u.Scheme, "http") && registry.IsLoopbackHost(u.Hostname()) && registry.IsLoopbackHost(via[0].URL.Hostname())) {
+		return errors.New("a JWKS URL may redirect to https only (http on loopback, from loopback)")
 	}
 	return nil
 }
@@ -253,29 +256,48 @@ func fetchJWKS(ctx context.Context, client *http.Client, u string) (*jose.JSONWe
 	if resp.StatusCode != http.StatusOK {
 		return nil, errors.New("fetching " + u + ": " + resp.Status)
 	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", u, err)
+	}
+	// A private key published at a URL is anyone's to sign with: not
+	// trusted (a JWKS must hold public keys only).
+	keys, err := DecodeVerificationKeys(b, false)
+	if err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", u, err)
+	}
+	return &jose.JSONWebKeySet{Keys: keys}, nil
+}
+
+// DecodeVerificationKeys reads a JSON Web Key Set key by key: a key of a
+// type or curve this server does not know is ignored (RFC 7517 section 5),
+// not the whole set, and so are encryption keys (use "enc") and symmetric
+// ones. A private key counts as its public half with keepPrivate (a key
+// file of the operator's), and is dropped otherwise.
+func DecodeVerificationKeys(b []byte, keepPrivate bool) ([]jose.JSONWebKey, error) {
 	var raw struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&raw); err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", u, err)
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, err
 	}
-	// Key by key: one of a type or curve this server does not know is
-	// ignored (RFC 7517 section 5), not the whole set; so are encryption
-	// keys, and a private key counts as its public half.
-	set := &jose.JSONWebKeySet{}
+	var keys []jose.JSONWebKey
 	for _, kr := range raw.Keys {
 		var k jose.JSONWebKey
 		if k.UnmarshalJSON(kr) != nil || k.Use == "enc" {
 			continue
 		}
 		if !k.IsPublic() {
+			if !keepPrivate {
+				continue
+			}
 			k = k.Public()
 		}
 		if k.Key != nil {
-			set.Keys = append(set.Keys, k)
+			keys = append(keys, k)
 		}
 	}
-	return set, nil
+	return keys, nil
 }
 
 // applyStatement handles the software_statement member of a registration

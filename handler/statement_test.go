@@ -184,10 +184,12 @@ func TestStatementTimesAreNumbers(t *testing.T) {
 	key, sign := ecSigner(t, "k1")
 	s := &Statements{Issuers: []*StatementIssuer{{Issuer: testIssuer, Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1"}}}}}
 	for _, name := range []string{"exp", "nbf", "iat"} {
-		c := stmtClaims()
-		c[name] = strconv.FormatInt(time.Now().Unix()+600, 10)
-		if _, err := s.Verify(context.Background(), sign(c)); err == nil || !strings.Contains(err.Description, name+" is not a number") {
-			t.Errorf("%s as a string: %v", name, err)
+		for _, v := range []any{strconv.FormatInt(time.Now().Unix()+600, 10), nil} {
+			c := stmtClaims()
+			c[name] = v
+			if _, err := s.Verify(context.Background(), sign(c)); err == nil || !strings.Contains(err.Description, name+" is not a number") {
+				t.Errorf("%s = %#v: %v", name, v, err)
+			}
 		}
 	}
 }
@@ -198,6 +200,7 @@ func TestStatementTimesAreNumbers(t *testing.T) {
 func TestStatementJWKSKeys(t *testing.T) {
 	key, sign := ecSigner(t, "k1")
 	good, _ := json.Marshal(jose.JSONWebKey{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256"})
+	private, _ := json.Marshal(jose.JSONWebKey{Key: key, KeyID: "k1", Algorithm: "ES256"})
 	enc, _ := json.Marshal(jose.JSONWebKey{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "enc"})
 	var body atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -215,6 +218,7 @@ func TestStatementJWKSKeys(t *testing.T) {
 	}{
 		{"/", `{"keys":[{"kty":"XYZ","crv":"none"},` + string(good) + `]}`, true},
 		{"/", `{"keys":[` + string(enc) + `]}`, false},
+		{"/", `{"keys":[` + string(private) + `]}`, false}, // published, anyone's to sign with
 		{"/away", ``, false},
 	} {
 		body.Store(tc.body)

@@ -207,11 +207,21 @@ func (r *Registry) use(ctx context.Context, c *Client, rec *storage.Record) {
 // Otherwise anyone who knows a client id, which is public, could keep the
 // client from expiring with requests that fail.
 func (r *Registry) Lookup(ctx context.Context, id string) (*Client, func(), error) {
+	return r.LookupFor(ctx, id, func(string) *Registry { return r })
+}
+
+// LookupFor is Lookup with the lifetimes of the registry lifetimes returns
+// for the client's API (see GetFor).
+func (r *Registry) LookupFor(ctx context.Context, id string, lifetimes func(api string) *Registry) (*Client, func(), error) {
 	c, rec, err := r.get(ctx, id)
-	if err != nil || r.IdleLifetime <= 0 {
+	if err != nil {
 		return c, nil, err
 	}
-	return c, func() { r.use(ctx, c, rec) }, nil
+	lr := lifetimes(c.API)
+	if lr.IdleLifetime <= 0 {
+		return c, nil, nil
+	}
+	return c, func() { lr.use(ctx, c, rec) }, nil
 }
 
 // Peek returns the client with this id, or ErrNotFound, without counting
