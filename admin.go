@@ -484,9 +484,12 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 // keys, scope...), as a registration response has them, without any
 // credential. It counts as a use of the client (idle_lifetime).
 func (a AdminAPI) clientMetadata(w http.ResponseWriter, r *http.Request, store storeView, id string) error {
-	c, err := useClient(r.Context(), store, id)
+	c, used, err := lookupClient(r.Context(), store, id)
 	if err != nil {
 		return err
+	}
+	if used != nil {
+		used()
 	}
 	jw := jsonw.Get(jsonw.Compact)
 	defer jw.Release()
@@ -506,17 +509,18 @@ func (a AdminAPI) clientMetadata(w http.ResponseWriter, r *http.Request, store s
 	return err
 }
 
-// useClient reads a client as a use of it, with the idle lifetime of a
-// handler of the API it was registered with.
-func useClient(ctx context.Context, store storeView, id string) (*registry.Client, error) {
-	c, err := store.reg.GetFor(ctx, id, store.forAPI)
+// lookupClient reads a client for the admin API, with the function that
+// counts a use of it under the idle lifetime of a handler of the API it was
+// registered with (nil when there is none), to call once the use is real.
+func lookupClient(ctx context.Context, store storeView, id string) (*registry.Client, func(), error) {
+	c, used, err := store.reg.LookupFor(ctx, id, store.forAPI)
 	if errors.Is(err, registry.ErrNotFound) {
-		return nil, adminError(http.StatusNotFound, "no client %q", id)
+		return nil, nil, adminError(http.StatusNotFound, "no client %q", id)
 	}
 	if err != nil {
-		return nil, adminError(http.StatusServiceUnavailable, "reading client: %v", err)
+		return nil, nil, adminError(http.StatusServiceUnavailable, "reading client: %v", err)
 	}
-	return c, nil
+	return c, used, nil
 }
 
 // verifySecret checks a client secret for an authorization server's token
@@ -534,12 +538,9 @@ func (a AdminAPI) verifySecret(w http.ResponseWriter, r *http.Request, store sto
 	if req.Secret == nil {
 		return adminError(http.StatusBadRequest, "client_secret is required")
 	}
-	c, used, err := store.reg.LookupFor(r.Context(), id, store.forAPI)
-	if errors.Is(err, registry.ErrNotFound) {
-		return adminError(http.StatusNotFound, "no client %q", id)
-	}
+	c, used, err := lookupClient(r.Context(), store, id)
 	if err != nil {
-		return adminError(http.StatusServiceUnavailable, "reading client: %v", err)
+		return err
 	}
 	reason := ""
 	switch {

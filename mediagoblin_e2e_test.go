@@ -431,15 +431,13 @@ func TestMediaGoblinConcurrentUpdates(t *testing.T) {
 		const n = 50
 		var wg sync.WaitGroup
 		codes := make(chan string, n)
-		for i := 0; i < n; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+		for i := range n {
+			wg.Go(func() {
 				resp, body := s.postJSON("/api/client/register", fmt.Sprintf(`{"type": "client_update", "application_type": "web", "client_id": %q, "client_secret": %q, "application_name": "name %d"}`, id, secret, i))
 				if resp.StatusCode != 200 {
 					codes <- fmt.Sprintf("%d %s", resp.StatusCode, body)
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		close(codes)

@@ -163,16 +163,14 @@ func TestReloadNewPoolFinishesInFlight(t *testing.T) {
 	const n = 8
 	var wg sync.WaitGroup
 	codes := make(chan int, n)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range n {
+		wg.Go(func() {
 			resp, body := s.postJSON("/register", mcpBody)
 			if resp.StatusCode != 201 {
 				t.Logf("%d %s", resp.StatusCode, body)
 			}
 			codes <- resp.StatusCode
-		}()
+		})
 	}
 	time.Sleep(300 * time.Millisecond)
 	loadCaddyfile(t, cfg("2s"))

@@ -196,7 +196,11 @@ func loadKeys(file string) ([]jose.JSONWebKey, error) {
 		if err := json.Unmarshal(b, &k); err != nil {
 			return nil, fmt.Errorf("%s is neither a JWKS nor a JWK: %v", file, err)
 		}
-		return publicOnly([]jose.JSONWebKey{k}), nil
+		vk, ok := handler.VerificationKey(k, true)
+		if !ok {
+			return nil, fmt.Errorf("%s holds no public signature key this server can use", file)
+		}
+		return []jose.JSONWebKey{vk}, nil
 	}
 	var keys []jose.JSONWebKey
 	for rest := b; ; {
@@ -224,21 +228,6 @@ func loadKeys(file string) ([]jose.JSONWebKey, error) {
 		return nil, fmt.Errorf("%s holds no public key", file)
 	}
 	return keys, nil
-}
-
-// publicOnly drops private parts, so a private JWK file cannot turn into
-// a signing key by mistake.
-func publicOnly(keys []jose.JSONWebKey) []jose.JSONWebKey {
-	out := make([]jose.JSONWebKey, 0, len(keys))
-	for _, k := range keys {
-		if !k.IsPublic() {
-			k = k.Public()
-		}
-		if k.Key != nil {
-			out = append(out, k)
-		}
-	}
-	return out
 }
 
 // policy is the registry's view of the policy options.
@@ -297,10 +286,10 @@ func (h *Handler) validatePolicy() error {
 			return fmt.Errorf("allowed_auth_methods: %q is not an authentication method this server knows (%s)", v, strings.Join(registry.DefaultAuthMethods, ", "))
 		}
 	}
-	if h.apiName() == registry.APIRFC7591 && h.policy().NothingUsable() {
+	if p := h.policy(); h.apiName() == registry.APIRFC7591 && p.NothingUsable() {
 		// Every registration would be refused while the metadata
 		// advertises the endpoint.
-		return fmt.Errorf("allowed_grant_types, allowed_response_types and allowed_auth_methods leave no grant type a client can register: %s", strings.Join(h.policy().Unusable(), "; "))
+		return fmt.Errorf("allowed_grant_types, allowed_response_types and allowed_auth_methods leave no grant type a client can register: %s", strings.Join(p.Unusable(), "; "))
 	}
 	for i, v := range h.AllowedScopes {
 		if !registry.ValidScopeToken(v) {

@@ -99,12 +99,8 @@ func TestCorruptRecord(t *testing.T) {
 	if err := os.WriteFile(files[0], []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := httptest.NewRequest("GET", "http://as.example/register/"+id, nil)
-	r.Header.Set("Authorization", "Bearer "+rat)
-	w := httptest.NewRecorder()
-	a.Serve(w, r)
-	if w.Code != http.StatusServiceUnavailable {
-		t.Fatalf("%d %s", w.Code, w.Body)
+	if code, m := serveJSON(a, "GET", "/register/"+id, rat, ""); code != http.StatusServiceUnavailable {
+		t.Fatalf("%d %v", code, m)
 	}
 	if logs.FilterMessage("a stored client record cannot be read").Len() != 1 || logs.FilterMessageSnippet("unavailable").Len() != 0 {
 		t.Errorf("logs %+v", logs.AllUntimed())

@@ -284,20 +284,30 @@ func DecodeVerificationKeys(b []byte, keepPrivate bool) ([]jose.JSONWebKey, erro
 	var keys []jose.JSONWebKey
 	for _, kr := range raw.Keys {
 		var k jose.JSONWebKey
-		if k.UnmarshalJSON(kr) != nil || k.Use == "enc" {
+		if k.UnmarshalJSON(kr) != nil {
 			continue
 		}
-		if !k.IsPublic() {
-			if !keepPrivate {
-				continue
-			}
-			k = k.Public()
-		}
-		if k.Key != nil {
-			keys = append(keys, k)
+		if vk, ok := VerificationKey(k, keepPrivate); ok {
+			keys = append(keys, vk)
 		}
 	}
 	return keys, nil
+}
+
+// VerificationKey returns the public signature key k stands for, or false:
+// not an encryption key (use "enc") or a symmetric one, and a private key
+// only with keepPrivate, as its public half.
+func VerificationKey(k jose.JSONWebKey, keepPrivate bool) (jose.JSONWebKey, bool) {
+	if k.Use == "enc" {
+		return k, false
+	}
+	if !k.IsPublic() {
+		if !keepPrivate {
+			return k, false
+		}
+		k = k.Public()
+	}
+	return k, k.Key != nil
 }
 
 // applyStatement handles the software_statement member of a registration

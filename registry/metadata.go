@@ -115,14 +115,7 @@ func (p *Policy) responseTypes() []string {
 // "none" needs no grant type of its own (consistency accepts it with any).
 func (p *Policy) usableResponseTypes() []string {
 	grants := p.grantTypes()
-	all := p.responseTypes()
-	out := make([]string, 0, len(all))
-	for _, r := range all {
-		if responseUsable(r, grants) {
-			out = append(out, r)
-		}
-	}
-	return out
+	return slices.DeleteFunc(slices.Clone(p.responseTypes()), func(r string) bool { return !responseUsable(r, grants) })
 }
 
 func responseUsable(r string, grants []string) bool {
@@ -147,14 +140,7 @@ func responseUsable(r string, grants []string) bool {
 // method other than none.
 func (p *Policy) usableGrantTypes() []string {
 	responses := p.usableResponseTypes()
-	all := p.grantTypes()
-	out := make([]string, 0, len(all))
-	for _, g := range all {
-		if p.grantProblem(g, responses) == "" {
-			out = append(out, g)
-		}
-	}
-	return out
+	return slices.DeleteFunc(slices.Clone(p.grantTypes()), func(g string) bool { return p.grantProblem(g, responses) != "" })
 }
 
 // grantProblem says why grant type g cannot be registered given the usable

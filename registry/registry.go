@@ -170,18 +170,6 @@ func (r *Registry) Get(ctx context.Context, id string) (*Client, error) {
 	return c, nil
 }
 
-// GetFor is Get where the lifetimes that apply are those of the registry
-// lifetimes returns for the client's API (several handlers, each with its
-// own, share one store).
-func (r *Registry) GetFor(ctx context.Context, id string, lifetimes func(api string) *Registry) (*Client, error) {
-	c, rec, err := r.get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	lifetimes(c.API).use(ctx, c, rec)
-	return c, nil
-}
-
 // use moves the expiry of c (stored as rec) forward when it has an idle
 // lifetime.
 func (r *Registry) use(ctx context.Context, c *Client, rec *storage.Record) {
@@ -210,8 +198,9 @@ func (r *Registry) Lookup(ctx context.Context, id string) (*Client, func(), erro
 	return r.LookupFor(ctx, id, func(string) *Registry { return r })
 }
 
-// LookupFor is Lookup with the lifetimes of the registry lifetimes returns
-// for the client's API (see GetFor).
+// LookupFor is Lookup where the lifetimes that apply are those of the
+// registry lifetimes returns for the client's API (several handlers, each
+// with its own, share one store).
 func (r *Registry) LookupFor(ctx context.Context, id string, lifetimes func(api string) *Registry) (*Client, func(), error) {
 	c, rec, err := r.get(ctx, id)
 	if err != nil {
