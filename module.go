@@ -1104,6 +1104,12 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if repl := replacer(r); repl != nil {
+		// Known, if empty, from here on: a deferred header that names it
+		// gets no value rather than the placeholder's own text on answers
+		// that are not a registration or an update.
+		repl.Set(clientIDPlaceholder, "")
+	}
 	if h.serveAPI(w, r) {
 		return nil
 	}
@@ -1186,9 +1192,12 @@ func (h *Handler) userFunc() func(r *http.Request) string {
 	}
 }
 
+// clientIDPlaceholder names the client registered or updated by the request.
+const clientIDPlaceholder = "http.client_registration.client_id"
+
 func registered(r *http.Request, clientID string) {
 	if repl := replacer(r); repl != nil {
-		repl.Set("http.client_registration.client_id", clientID)
+		repl.Set(clientIDPlaceholder, clientID)
 	}
 	// The field is for the access log; a server without one is spared the
 	// cost of adding it (ExtraLogFields.Add allocates).

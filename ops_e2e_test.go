@@ -290,6 +290,29 @@ func TestPlaceholder(t *testing.T) {
 	}
 }
 
+// TestPlaceholderInHeader: the README's deferred header carries the id of
+// a registration, is empty on the plugin's other answers (never the
+// placeholder's text), and the matcher keeps it off the site's pages.
+func TestPlaceholderInHeader(t *testing.T) {
+	s := startCaddy(t, "embedded", `	header /register* >X-Client-Id {http.client_registration.client_id}
+	header /page >X-Unscoped {http.client_registration.client_id}
+	client_registration
+	respond "site" 200`)
+	resp, body := s.do("POST", "/register", mcpBody, "Content-Type: application/json")
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get("X-Client-Id") == "" ||
+		!strings.Contains(body, `"client_id":"`+resp.Header.Get("X-Client-Id")+`"`) {
+		t.Fatalf("registration: %d %q %s", resp.StatusCode, resp.Header.Values("X-Client-Id"), body)
+	}
+	resp, _ = s.do("POST", "/register", `{"redirect_uris":["x"]}`, "Content-Type: application/json")
+	if v := resp.Header.Values("X-Client-Id"); resp.StatusCode != http.StatusBadRequest || len(v) != 1 || v[0] != "" {
+		t.Errorf("refused registration: %d, X-Client-Id %q", resp.StatusCode, v)
+	}
+	resp, _ = s.do("GET", "/page", "")
+	if v := resp.Header.Values("X-Unscoped"); len(v) != 1 || v[0] != "" || resp.Header.Get("X-Client-Id") != "" {
+		t.Errorf("site page: X-Unscoped %q, X-Client-Id %q", v, resp.Header.Values("X-Client-Id"))
+	}
+}
+
 // TestHandlePath: behind handle_path (or uri strip_prefix) the URLs given
 // out include the stripped prefix, so that clients come back through the
 // same route; the site's other paths still reach the next handler.

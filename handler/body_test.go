@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -65,4 +66,43 @@ func TestReadBodyDeadline(t *testing.T) {
 		t.Fatalf("second request on the connection: %v %v", resp, err)
 	}
 	resp.Body.Close()
+}
+
+// errReader fails every read, as a connection does that closes before
+// any of the body arrives.
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
+
+// TestReadBodyAllocatesAsItArrives: a large announced body is read in
+// full, but memory is not taken for it before its bytes come.
+func TestReadBodyAllocatesAsItArrives(t *testing.T) {
+	for _, n := range []int{1, eagerBodyBytes, eagerBodyBytes + 1, MaxBodyBytes} {
+		want := strings.Repeat("b", n)
+		r := httptest.NewRequest("POST", "/", strings.NewReader(want))
+		got, err := readBody(httptest.NewRecorder(), r)
+		if err != nil || string(got) != want {
+			t.Fatalf("%d bytes: got %d bytes, %v", n, len(got), err)
+		}
+	}
+	r := httptest.NewRequest("POST", "/", strings.NewReader("short"))
+	r.ContentLength = eagerBodyBytes + 100
+	if _, err := readBody(httptest.NewRecorder(), r); err == nil {
+		t.Fatal("a body shorter than its Content-Length was read without error")
+	}
+
+	var before, after runtime.MemStats
+	const rounds = 50
+	runtime.ReadMemStats(&before)
+	for range rounds {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.Body, r.ContentLength = io.NopCloser(errReader{}), MaxBodyBytes
+		if _, err := readBody(httptest.NewRecorder(), r); err == nil {
+			t.Fatal("a failing body was read without error")
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / rounds; per > MaxBodyBytes/4 {
+		t.Fatalf("%d bytes allocated per request whose body never came", per)
+	}
 }

@@ -393,6 +393,12 @@ var errBodyTooLarge = errors.New("request body too large")
 // byte now and then hold a connection for hours.
 var bodyTimeout = 30 * time.Second
 
+// eagerBodyBytes is the largest announced body that readBody allocates in
+// full before it arrives. Larger ones grow as their bytes come: otherwise
+// requests that announce 64 KiB and send nothing would each hold 64 KiB for
+// the whole body timeout, for the price of a header.
+const eagerBodyBytes = 4 << 10
+
 // readBody reads the whole body, at most MaxBodyBytes, within bodyTimeout
 // (or the server's own ReadTimeout, Caddy's timeouts read_body, if shorter).
 func readBody(w http.ResponseWriter, r *http.Request) (body []byte, err error) {
@@ -413,7 +419,7 @@ func readBody(w http.ResponseWriter, r *http.Request) (body []byte, err error) {
 			}()
 		}
 	}
-	if r.ContentLength > 0 {
+	if r.ContentLength > 0 && r.ContentLength <= eagerBodyBytes {
 		// The usual case: one allocation of the announced size. The server
 		// stops the body at Content-Length, so it cannot run over.
 		body = make([]byte, r.ContentLength)
@@ -426,6 +432,10 @@ func readBody(w http.ResponseWriter, r *http.Request) (body []byte, err error) {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return nil, errBodyTooLarge
+	}
+	if err == nil && r.ContentLength > 0 && int64(len(body)) != r.ContentLength {
+		// The server's body reader already says so; this holds for any.
+		return nil, io.ErrUnexpectedEOF
 	}
 	return body, err
 }

@@ -161,3 +161,35 @@ func TestRetireRetried(t *testing.T) {
 		t.Errorf("update whose token was superseded: %d %v", code, m)
 	}
 }
+
+// TestUpdateOfDepartedClient: an update whose client went away before its
+// answer does not retire the token it was made with, since the new one can
+// never reach the client; the old token works again once the update's
+// pending time is over, instead of locking the client out.
+func TestUpdateOfDepartedClient(t *testing.T) {
+	now := time.Now()
+	a := manageAPI(t, &now)
+	code, m := serveJSON(a, "POST", "/register", "", benchBody)
+	if code != http.StatusCreated {
+		t.Fatalf("%d %v", code, m)
+	}
+	id, rat := m["client_id"].(string), m["registration_access_token"].(string)
+	update := `{"client_id":"` + id + `","redirect_uris":["https://client.example.com/callback"],"client_name":"changed"}`
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequestWithContext(ctx, "PUT", "http://as.example/register/"+id, strings.NewReader(update))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer "+rat)
+	w := httptest.NewRecorder()
+	a.Serve(w, r)
+	if strings.Contains(w.Body.String(), "registration_access_token") {
+		t.Fatalf("answered a departed client: %s", w.Body)
+	}
+
+	now = now.Add(2 * a.priorRATDelay())
+	code, m = serveJSON(a, "GET", "/register/"+id, rat, "")
+	if code != http.StatusOK || m["client_name"] != "changed" {
+		t.Fatalf("the old token after an update nobody received: %d %v", code, m)
+	}
+}

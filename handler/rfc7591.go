@@ -596,6 +596,15 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 		a.internal(w, "update", err)
 		return
 	}
+	if r.Context().Err() != nil {
+		// The client went away before its answer: the new token can never
+		// reach it, so the old one is not retired and becomes valid again
+		// after priorRATDelay, as for any update whose answer was lost.
+		// Retired, it would lock the client out of its own registration.
+		a.o.Logger.Info("client updated, but the request was gone before the answer: the token it was made with stays valid",
+			zap.String("api", registry.APIRFC7591), zap.String("client_id", updated.ID))
+		return
+	}
 	if err := a.retirePriorRAT(storeCtx(r), r.Context(), updated.ID, rat); storage.Unwritten(err) || errors.Is(err, errSuperseded) {
 		// The update was carried out, but its old token is still valid
 		// (or valid again): a 200 would leave it so for up to an hour, or

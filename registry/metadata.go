@@ -191,6 +191,12 @@ func (p *Policy) Unusable() []string {
 			msgs = append(msgs, fmt.Sprintf("allowed_grant_types: %q is never registered: %s", g, msg))
 		}
 	}
+	if len(responses) == 0 && len(p.usableGrantTypes()) > 0 {
+		// RFC 8414 requires the member, and section 3.2 has empty lists
+		// left out: no choice that suits every client.
+		msgs = append(msgs, "no response type can be registered, so the metadata leaves out response_types_supported, "+
+			"which RFC 8414 requires: clients that insist on it (the MCP SDKs) will not accept the document")
+	}
 	return msgs
 }
 

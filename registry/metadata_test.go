@@ -694,6 +694,8 @@ func TestSupportedGrantTypes(t *testing.T) {
 		{Policy{GrantTypes: []string{"implicit", "authorization_code"}, ResponseTypes: []string{"code", "code token"}}, []string{"implicit", "authorization_code"}, 0},
 		{Policy{GrantTypes: []string{"implicit", "authorization_code"}, ResponseTypes: []string{"code"}}, []string{"authorization_code"}, 1},
 		{Policy{GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{"none"}}, []string{"authorization_code"}, 0},
+		// No response type left: the metadata goes without the member.
+		{Policy{GrantTypes: []string{"client_credentials"}, ResponseTypes: []string{"code"}}, []string{"client_credentials"}, 2},
 	} {
 		got := tc.p.SupportedGrantTypes()
 		if !slices.Equal(got, tc.want) {
