@@ -58,21 +58,13 @@ func (e *storeEntry) apis(into map[string]*registry.Registry) {
 	}
 }
 
-// storeView is what the admin API uses of a store: a registry for what no
-// handler's settings bear on, and per API the registry of a handler that
-// serves it, whose client and idle lifetimes apply when a read counts as a
-// use of a client registered through that API.
+// storeView is what the admin API uses of a store: a registry, and per
+// API the registry of a handler that serves it, whose client and idle
+// lifetimes apply to the clients registered through that API (reg's
+// LifetimesOf looks them up there).
 type storeView struct {
 	reg  *registry.Registry
 	apis map[string]*registry.Registry
-}
-
-// forAPI is the registry whose lifetimes apply to a client of api.
-func (v storeView) forAPI(api string) *registry.Registry {
-	if r := v.apis[api]; r != nil {
-		return r
-	}
-	return v.reg
 }
 
 type storeSet struct {
@@ -108,6 +100,27 @@ func (s *storeSet) remove(key string, h *storeHandler) {
 	}
 }
 
+// lifetimesOf returns the registry of the newest handler of api on the
+// store whose unique name is alt, or nil when none serves api: what a
+// handler's registry.LifetimesOf asks for a client of another API.
+func (s *storeSet) lifetimesOf(alt, api string) *registry.Registry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var found *registry.Registry
+	for _, e := range s.m {
+		if e.alt != alt {
+			continue
+		}
+		for _, h := range slices.Backward(e.handlers) {
+			if h.api == api {
+				found = h.reg
+				break
+			}
+		}
+	}
+	return found
+}
+
 // get returns the named store, or the only one when name is "".
 func (s *storeSet) get(name string) (storeView, error) {
 	s.mu.Lock()
@@ -130,10 +143,15 @@ func (s *storeSet) get(name string) (storeView, error) {
 		}
 	}
 	if len(found) > 0 && !slices.ContainsFunc(found, func(e *storeEntry) bool { return e.alt != found[0].alt }) {
-		v := storeView{reg: found[0].reg(), apis: map[string]*registry.Registry{}}
+		v := storeView{apis: map[string]*registry.Registry{}}
 		for _, e := range found {
 			e.apis(v.apis)
 		}
+		// A copy whose clients keep the lifetimes of their own API, from
+		// any of the entries (one store, whatever the connection).
+		reg := *found[0].reg()
+		reg.LifetimesOf = func(api string) *registry.Registry { return v.apis[api] }
+		v.reg = &reg
 		return v, nil
 	}
 	if len(found) == 0 {
@@ -513,7 +531,7 @@ func (a AdminAPI) clientMetadata(w http.ResponseWriter, r *http.Request, store s
 // counts a use of it under the idle lifetime of a handler of the API it was
 // registered with (nil when there is none), to call once the use is real.
 func lookupClient(ctx context.Context, store storeView, id string) (*registry.Client, func(), error) {
-	c, used, err := store.reg.LookupFor(ctx, id, store.forAPI)
+	c, used, err := store.reg.Lookup(ctx, id)
 	if errors.Is(err, registry.ErrNotFound) {
 		return nil, nil, adminError(http.StatusNotFound, "no client %q", id)
 	}

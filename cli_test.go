@@ -159,10 +159,10 @@ func TestStoreSetNames(t *testing.T) {
 	s.add("k2", "caddy", "caddy@127.0.0.1:6379", "rfc7591", registry.New(nil))
 	s.remove("k1", h)
 	v, err := s.get("caddy")
-	if err != nil || v.reg != old || v.forAPI("rfc7591") != old {
-		t.Errorf("get(caddy): %v, the remaining handler's registry: %v", err, v.reg == old)
+	if err != nil || v.apis["rfc7591"] != old {
+		t.Errorf("get(caddy): %v, the remaining handler's registry: %v", err, v.apis["rfc7591"] == old)
 	}
-	if v, err := s.get("caddy@127.0.0.1:6379"); err != nil || v.reg == old {
+	if v, err := s.get("caddy@127.0.0.1:6379"); err != nil || v.apis["rfc7591"] == old {
 		t.Errorf("get(caddy@...): %v", err)
 	}
 	if _, err := s.get(""); err == nil {

@@ -465,6 +465,15 @@ func TestKustvaktPlugins(t *testing.T) {
 		}
 		resp, body = s.kvForm("/api/v1.0/plugins/uninstall", "alice", superForm("client_id", zeta))
 		checkNotification(t, resp, body, 404, `{"errors":[[114,null,null]]}`)
+		// Deregistering a plugin takes its installations with it.
+		if resp, body = s.kvForm("/api/v1.0/plugins/install", "alice", superForm("client_id", zeta)); resp.StatusCode != 200 {
+			t.Fatalf("install again: %d %s", resp.StatusCode, body)
+		}
+		if resp, body = s.do("DELETE", "/api/v1.0/oauth2/client/deregister/"+zeta, "", basicAuth("alice")); resp.StatusCode != 200 {
+			t.Fatalf("deregister the plugin: %d %s", resp.StatusCode, body)
+		}
+		resp, body = s.kvForm("/api/v1.0/plugins/uninstall", "alice", superForm("client_id", zeta))
+		checkNotification(t, resp, body, 404, `{"errors":[[114,null,null]]}`)
 
 		// Super: only confidential clients; a super client can then
 		// authenticate as one, and it disappears from lists.

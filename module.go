@@ -502,6 +502,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// The pool key tells Redis deployments apart; the name, prefixes.
 	h.activeName = h.poolKey + "|" + h.storeName()
 	h.active = activeStores.add(h.activeName, h.storeName(), h.storeAltName(shared), h.apiName(), reg)
+	alt, api := h.storeAltName(shared), h.apiName()
+	reg.LifetimesOf = func(clientAPI string) *registry.Registry {
+		if clientAPI == api {
+			return nil // this handler's own
+		}
+		return activeStores.lifetimesOf(alt, clientAPI)
+	}
 
 	switch h.apiName() {
 	case registry.APIRFC7591:

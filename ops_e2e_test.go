@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -1327,5 +1328,56 @@ func TestRefusedLoadLeavesNoTrace(t *testing.T) {
 	}
 	if got := srv.CLI("pttl", "dcr:{dcr}:r:c/"+c.ID); got != "-1" {
 		t.Errorf("after the refused load, an admin read set the client's expiry: PTTL %s", got)
+	}
+}
+
+// TestLifetimesFollowTheClientsAPI: handlers of two APIs on one store, with
+// different lifetimes; a Kustvakt client info read and secret reset of an
+// RFC 7591 client keep the RFC 7591 handler's lifetimes (they set the
+// Kustvakt handler's before: the client's expiry jumped to 30 days, or it
+// was deleted when the Kustvakt client_lifetime was shorter than its age).
+func TestLifetimesFollowTheClientsAPI(t *testing.T) {
+	srv := redistest.Start(t)
+	s := startCaddy(t, "redis", fmt.Sprintf(`	basic_auth /api/* {
+		root %s
+	}
+	route {
+		client_registration kustvakt {
+			storage redis {
+				address %[2]s
+			}
+			super_client superclient s3cret
+			admin_user root
+			idle_lifetime 720h
+		}
+		client_registration {
+			storage redis {
+				address %[2]s
+			}
+			client_lifetime 1h
+		}
+	}`, basicHash(t), srv.Addr))
+	c := rfcRegister(t, s, `{"redirect_uris":["https://c.example/cb"]}`)
+	pttl := func() int {
+		t.Helper()
+		n, err := strconv.Atoi(srv.CLI("pttl", "dcr:{dcr}:r:c/"+c.ID))
+		if err != nil || n <= 0 || n > int(time.Hour/time.Millisecond) {
+			t.Fatalf("PTTL %d (%v): not within the RFC 7591 handler's client_lifetime", n, err)
+		}
+		return n
+	}
+	pttl()
+	if resp, body := s.kvForm("/api/v1.0/oauth2/client/"+c.ID, "root", superForm()); resp.StatusCode != 200 {
+		t.Fatalf("Kustvakt client info: %d %s", resp.StatusCode, body)
+	}
+	pttl()
+	resp, body := s.kvForm("/api/v1.0/oauth2/client/reset", "root", url.Values{"client_id": {c.ID}})
+	if resp.StatusCode != 200 {
+		t.Fatalf("Kustvakt reset: %d %s", resp.StatusCode, body)
+	}
+	pttl()
+	if resp, body := s.do("GET", "/register/"+c.ID, "", "Authorization: Bearer "+c.RAT); resp.StatusCode != 200 ||
+		!strings.Contains(body, fmt.Sprintf(`"client_secret_expires_at":%v`, c.Body["client_secret_expires_at"])) {
+		t.Errorf("the client after the reset: %d %s", resp.StatusCode, body)
 	}
 }

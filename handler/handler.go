@@ -582,8 +582,18 @@ var growingOps = map[string]bool{
 }
 
 // storeFailure reports whether err is a storage outage, to be answered with
-// 503; it logs the outage's start and end.
+// 503; it logs the outage's start and end. A change that other requests
+// kept overtaking until it gave up (storage.ErrConflict) is answered 503
+// too, without declaring an outage: the store works, and a repeat a little
+// later succeeds.
 func (o *Options) storeFailure(api, op string, err error) bool {
+	if errors.Is(err, storage.ErrConflict) {
+		if o.Logger != nil {
+			o.Logger.Warn("gave up changing a client that other requests kept changing meanwhile",
+				zap.String("api", api), zap.String("op", op))
+		}
+		return true
+	}
 	if err != nil && storage.Corrupt(err) {
 		// One client's record, not the store: answered 503 all the same
 		// (the operator must repair or remove it), without declaring an

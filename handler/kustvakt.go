@@ -1234,6 +1234,10 @@ func (a *Kustvakt) install(q *kustvaktRequest) {
 		a.notify(q.w, 0, kcPluginInstalled, "Plugin has been installed", id)
 		return
 	}
+	if errors.Is(err, registry.ErrNotFound) { // deregistered meanwhile
+		a.unknownClient(q.w, id)
+		return
+	}
 	if a.failed(q.w, "install", err) {
 		return
 	}

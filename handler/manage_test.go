@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -191,5 +192,22 @@ func TestUpdateOfDepartedClient(t *testing.T) {
 	code, m = serveJSON(a, "GET", "/register/"+id, rat, "")
 	if code != http.StatusOK || m["client_name"] != "changed" {
 		t.Fatalf("the old token after an update nobody received: %d %v", code, m)
+	}
+}
+
+// TestConflictIsUnavailable: a change that gave up after losing to other
+// writers for the whole retry budget is answered 503 (to be repeated), not
+// 500, and declares no outage.
+func TestConflictIsUnavailable(t *testing.T) {
+	now := time.Now()
+	a := manageAPI(t, &now)
+	if !a.o.storeFailure(registry.APIRFC7591, "update", fmt.Errorf("updating: %w", storage.ErrConflict)) {
+		t.Fatal("a conflict is not answered as unavailable")
+	}
+	if !a.o.storeFailure(registry.APIRFC7591, "update", &storage.UnavailableError{Op: "update", Err: context.DeadlineExceeded}) {
+		t.Fatal("an outage is not answered as unavailable")
+	}
+	if a.o.storeFailure(registry.APIRFC7591, "update", registry.ErrNotFound) {
+		t.Fatal("not found is answered as unavailable")
 	}
 }

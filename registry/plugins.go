@@ -32,22 +32,52 @@ func installationTag(user, superID string) string {
 	return "installed:" + user + "\x00" + superID
 }
 
-// Install records an installation; ErrInstalled if it exists.
+// pluginInstallsTag is the tag of every installation of one plugin, so
+// that deleting the plugin can remove them.
+func pluginInstallsTag(clientID string) string {
+	return "installs:" + clientID
+}
+
+// Install records an installation; ErrInstalled if it exists, ErrNotFound
+// if the plugin is deleted meanwhile.
 func (r *Registry) Install(ctx context.Context, inst *Installation) error {
 	inst.InstalledMs = r.Now().UnixMilli()
 	b, err := json.Marshal(inst)
 	if err != nil {
 		return fmt.Errorf("encoding installation: %w", err)
 	}
-	err = r.Store.Create(ctx, &storage.Record{
+	rec := &storage.Record{
 		ID:   installationID(inst.User, inst.SuperClientID, inst.ClientID),
 		Data: b,
-		Tags: []string{installationTag(inst.User, inst.SuperClientID)},
-	})
+		Tags: []string{installationTag(inst.User, inst.SuperClientID), pluginInstallsTag(inst.ClientID)},
+	}
+	err = r.Store.Create(ctx, rec)
 	if errors.Is(err, storage.ErrExists) {
 		return ErrInstalled
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	// A plugin deleted between the caller's read and the write above took
+	// its installations with it (Delete), but not this one: look again.
+	if _, err := r.Peek(ctx, inst.ClientID); errors.Is(err, ErrNotFound) {
+		r.removeInstallations(ctx, inst.ClientID)
+		return ErrNotFound
+	}
+	return nil
+}
+
+// removeInstallations deletes every installation of a deleted plugin. It
+// is best effort: what a store failure leaves behind is never listed
+// (Installed callers skip plugins that are gone).
+func (r *Registry) removeInstallations(ctx context.Context, clientID string) {
+	recs, err := r.Store.List(ctx, pluginInstallsTag(clientID))
+	if err != nil {
+		return
+	}
+	for _, rec := range recs {
+		_ = r.Store.Delete(ctx, rec)
+	}
 }
 
 // Installed lists what user installed into the super client.

@@ -36,6 +36,23 @@ type Registry struct {
 	// IdleLifetime, when positive, makes clients expire that long after
 	// their last use; every use (a read by any API) pushes the expiry back.
 	IdleLifetime time.Duration
+	// LifetimesOf, when set, returns the registry whose ClientLifetime and
+	// IdleLifetime apply to a client registered through api (nil: this
+	// one's). Handlers of several APIs share one store, each with its own
+	// lifetimes, and a client keeps those of the API it came through
+	// whichever API reads or changes it: a Kustvakt reset must not cut an
+	// RFC 7591 client's life short, nor lengthen it.
+	LifetimesOf func(api string) *Registry
+}
+
+// lifetimes returns the registry whose lifetimes apply to c.
+func (r *Registry) lifetimes(c *Client) *Registry {
+	if r.LifetimesOf != nil && c.API != "" {
+		if lr := r.LifetimesOf(c.API); lr != nil {
+			return lr
+		}
+	}
+	return r
 }
 
 // expiry returns when a client used at now should expire: the earlier of
@@ -115,8 +132,8 @@ func (r *Registry) SecretExpiry(c *Client, now time.Time, lifetime time.Duration
 	if lifetime > 0 {
 		exp = now.Add(lifetime).Unix()
 	}
-	if r.ClientLifetime > 0 {
-		if end := c.Created().Add(r.ClientLifetime).Unix(); exp == 0 || end < exp {
+	if lr := r.lifetimes(c); lr.ClientLifetime > 0 {
+		if end := c.Created().Add(lr.ClientLifetime).Unix(); exp == 0 || end < exp {
 			exp = end
 		}
 	}
@@ -166,12 +183,12 @@ func (r *Registry) Get(ctx context.Context, id string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.use(ctx, c, rec)
+	r.lifetimes(c).use(ctx, c, rec)
 	return c, nil
 }
 
 // use moves the expiry of c (stored as rec) forward when it has an idle
-// lifetime.
+// lifetime; r is the registry whose lifetimes apply to c.
 func (r *Registry) use(ctx context.Context, c *Client, rec *storage.Record) {
 	if r.IdleLifetime <= 0 {
 		return
@@ -195,18 +212,11 @@ func (r *Registry) use(ctx context.Context, c *Client, rec *storage.Record) {
 // Otherwise anyone who knows a client id, which is public, could keep the
 // client from expiring with requests that fail.
 func (r *Registry) Lookup(ctx context.Context, id string) (*Client, func(), error) {
-	return r.LookupFor(ctx, id, func(string) *Registry { return r })
-}
-
-// LookupFor is Lookup where the lifetimes that apply are those of the
-// registry lifetimes returns for the client's API (several handlers, each
-// with its own, share one store).
-func (r *Registry) LookupFor(ctx context.Context, id string, lifetimes func(api string) *Registry) (*Client, func(), error) {
 	c, rec, err := r.get(ctx, id)
 	if err != nil {
 		return c, nil, err
 	}
-	lr := lifetimes(c.API)
+	lr := r.lifetimes(c)
 	if lr.IdleLifetime <= 0 {
 		return c, nil, nil
 	}
@@ -266,8 +276,8 @@ func (r *Registry) Update(ctx context.Context, id string, change func(c *Client)
 			return nil, err
 		}
 		rec.ExpiresAt = old.ExpiresAt
-		if r.IdleLifetime > 0 {
-			rec.ExpiresAt = r.expiry(c, r.Now())
+		if lr := r.lifetimes(c); lr.IdleLifetime > 0 {
+			rec.ExpiresAt = lr.expiry(c, r.Now())
 		}
 		err = r.Store.Update(ctx, old, rec)
 		switch {
@@ -299,6 +309,9 @@ func (r *Registry) Delete(ctx context.Context, id string, check func(c *Client) 
 		err = r.Store.Delete(ctx, rec)
 		switch {
 		case err == nil:
+			if c.IsPlugin() {
+				r.removeInstallations(ctx, id)
+			}
 			return nil
 		case errors.Is(err, storage.ErrNotFound):
 			return ErrNotFound

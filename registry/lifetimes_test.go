@@ -1,0 +1,75 @@
+package registry
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/caddy-dcr/caddy-dcr/storage"
+	"github.com/caddyserver/certmagic"
+)
+
+// TestLifetimesOfTheClientsAPI: handlers of two APIs share a store, each
+// with its own lifetimes; reading or changing a client through the other
+// API keeps the lifetimes of the one it was registered through.
+func TestLifetimesOfTheClientsAPI(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	store := storage.NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "l")
+	rfc := &Registry{Store: store, Now: clock, ClientLifetime: time.Hour}
+	kv := &Registry{Store: store, Now: clock, ClientLifetime: 2 * time.Second, IdleLifetime: 720 * time.Hour}
+	peers := map[string]*Registry{APIRFC7591: rfc, APIKustvakt: kv}
+	for _, r := range peers {
+		r.LifetimesOf = func(api string) *Registry { return peers[api] }
+	}
+	expiry := func(id string) time.Time {
+		t.Helper()
+		rec, err := store.Get(ctx, clientPrefix+id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec.ExpiresAt
+	}
+
+	iss, err := rfc.Register(ctx, &Client{API: APIRFC7591, TokenEndpointAuthMethod: AuthClientSecretBasic}, Issue{Format: FormatRFC7591})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := iss.Client.ID
+	want := expiry(id)
+	if want.IsZero() {
+		t.Fatal("no expiry under client_lifetime")
+	}
+
+	now = now.Add(3 * time.Second) // past the Kustvakt handler's client_lifetime
+	if _, err := kv.Get(ctx, id); err != nil {
+		t.Fatalf("read through the other API: %v", err)
+	}
+	c, err := kv.Update(ctx, id, func(c *Client) error {
+		c.SecretExpiresAt = kv.SecretExpiry(c, now, 0)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("change through the other API: %v", err)
+	}
+	if got := expiry(id); !got.Equal(want) {
+		t.Errorf("expiry after a read and a change through the other API: %v, want %v", got, want)
+	}
+	if c.SecretExpiresAt != c.Created().Add(time.Hour).Unix() {
+		t.Errorf("secret expiry %d, want the client's own end %d", c.SecretExpiresAt, c.Created().Add(time.Hour).Unix())
+	}
+
+	// A Kustvakt client takes the Kustvakt lifetimes, through either API.
+	iss, err = kv.Register(ctx, &Client{API: APIKustvakt, TokenEndpointAuthMethod: AuthClientSecretBasic}, Issue{Format: FormatKustvakt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Second)
+	if _, err := rfc.Update(ctx, iss.Client.ID, func(*Client) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, end := expiry(iss.Client.ID), iss.Client.Created().Add(2*time.Second); !got.Equal(end) {
+		t.Errorf("Kustvakt client changed through RFC 7591: expiry %v, want %v", got, end)
+	}
+}
