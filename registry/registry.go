@@ -183,22 +183,23 @@ func (r *Registry) Get(ctx context.Context, id string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.lifetimes(c).use(ctx, c, rec)
+	r.use(ctx, c, rec)
 	return c, nil
 }
 
 // use moves the expiry of c (stored as rec) forward when it has an idle
-// lifetime; r is the registry whose lifetimes apply to c.
+// lifetime (that of its API: see LifetimesOf).
 func (r *Registry) use(ctx context.Context, c *Client, rec *storage.Record) {
-	if r.IdleLifetime <= 0 {
+	lr := r.lifetimes(c)
+	if lr.IdleLifetime <= 0 {
 		return
 	}
 	now := r.Now()
-	if !rec.ExpiresAt.IsZero() && rec.ExpiresAt.Sub(now) > r.IdleLifetime-r.IdleLifetime/10 {
+	if !rec.ExpiresAt.IsZero() && rec.ExpiresAt.Sub(now) > lr.IdleLifetime-lr.IdleLifetime/10 {
 		return
 	}
 	next := *rec
-	next.ExpiresAt = r.expiry(c, now)
+	next.ExpiresAt = lr.expiry(c, now)
 	next.Touch = true
 	// A concurrent writer refreshes it too, or deletes it: losing this race
 	// is harmless. So is failing to write (Redis refusing writes, out of
@@ -216,11 +217,10 @@ func (r *Registry) Lookup(ctx context.Context, id string) (*Client, func(), erro
 	if err != nil {
 		return c, nil, err
 	}
-	lr := r.lifetimes(c)
-	if lr.IdleLifetime <= 0 {
+	if r.lifetimes(c).IdleLifetime <= 0 {
 		return c, nil, nil
 	}
-	return c, func() { lr.use(ctx, c, rec) }, nil
+	return c, func() { r.use(ctx, c, rec) }, nil
 }
 
 // Peek returns the client with this id, or ErrNotFound, without counting
