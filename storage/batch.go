@@ -305,6 +305,7 @@ func (b *batcher) exec(ops []*batchOp) {
 	wait := b.waitReplicas > 0
 	if len(ops) == 1 && !wait {
 		_ = b.rdb.Process(ctx, noRetry{ops[0].cmd})
+		b.checkTopology(ops)
 		return
 	}
 	pipe := b.rdb.Pipeline()
@@ -317,6 +318,7 @@ func (b *batcher) exec(ops []*batchOp) {
 		_ = pipe.Process(ctx, noRetry{waitCmd})
 	}
 	_, _ = pipe.Exec(ctx) // each command keeps its own error
+	b.checkTopology(ops)
 	if wait {
 		if nr := b.replicated(waitCmd); nr != nil {
 			for _, op := range ops {
@@ -324,6 +326,38 @@ func (b *batcher) exec(ops []*batchOp) {
 			}
 		}
 	}
+}
+
+// checkTopology has a cluster client look up which node serves which slot
+// again when a command failed in a way that may mean the cluster changed:
+// no reply at all (a node died: with noRetry, go-redis does not reload by
+// itself, and a dead master sends no MOVED, so requests would fail until
+// its periodic reload, up to a minute after a replica took over), or a
+// reply saying the cluster is failing over. go-redis runs one reload at a
+// time, in the background, a little apart, however often it is asked.
+func (b *batcher) checkTopology(ops []*batchOp) {
+	cc, ok := b.rdb.(*redis.ClusterClient)
+	if !ok {
+		return
+	}
+	for _, op := range ops {
+		err := op.cmd.Err()
+		if err == nil || err == redis.Nil {
+			continue
+		}
+		var reply redis.Error
+		if !errors.As(err, &reply) || clusterChanging(err) {
+			cc.ReloadState(context.Background())
+			return
+		}
+	}
+}
+
+// clusterChanging reports a reply refusing a command for now because the
+// cluster is failing over or moving the slot (the command was not run).
+func clusterChanging(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "CLUSTERDOWN") || strings.HasPrefix(msg, "MASTERDOWN") || strings.HasPrefix(msg, "TRYAGAIN")
 }
 
 // notReplicatedError is the error of a write that Redis may have carried
@@ -428,16 +462,59 @@ func (s *script) runSlice(ctx context.Context, b *batcher, args []any) ([]int64,
 
 // runScript sends args (an EVALSHA command) as a command made by newCmd;
 // if the server does not know the script yet, it is sent once with EVAL.
+//
+// A script refused because the cluster is failing over or migrating the
+// store's slot (TRYAGAIN: a script's keys are split between two nodes for
+// the moment; CLUSTERDOWN, MASTERDOWN; LOADING after a restart) did not
+// run, so it is sent again after a short pause, for up to the store's
+// timeout: most such moments are over by then, and the request succeeds
+// instead of getting a 503.
 func runScript[C redis.Cmder](ctx context.Context, s *script, b *batcher, args []any, newCmd func(context.Context, ...any) C) (C, error) {
-	cmd := newCmd(ctx, args...)
-	keyPos(cmd, args)
-	err := b.do(ctx, cmd)
-	if isNoScript(err) {
-		cmd = newCmd(ctx, s.evalArgs(args)...)
+	var start time.Time
+	pause := scriptRetryPause
+	for {
+		cmd := newCmd(ctx, args...)
 		keyPos(cmd, args)
-		err = b.do(ctx, cmd)
+		err := b.do(ctx, cmd)
+		if isNoScript(err) {
+			cmd = newCmd(ctx, s.evalArgs(args)...)
+			keyPos(cmd, args)
+			err = b.do(ctx, cmd)
+		}
+		if !refusedForNow(err) {
+			return cmd, err
+		}
+		if start.IsZero() {
+			start = time.Now()
+		}
+		if b.maxWait <= 0 || time.Since(start)+pause > b.maxWait {
+			return cmd, err
+		}
+		select {
+		case <-ctx.Done():
+			return cmd, err
+		case <-b.stopped:
+			return cmd, err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 100*time.Millisecond)
 	}
-	return cmd, err
+}
+
+// scriptRetryPause is the first pause before a refused script is sent again.
+var scriptRetryPause = 10 * time.Millisecond
+
+// refusedForNow reports a reply by which Redis refused to run a command
+// for a moment (the command did nothing): see runScript.
+func refusedForNow(err error) bool {
+	if err == nil {
+		return false
+	}
+	var reply redis.Error
+	if !errors.As(err, &reply) {
+		return false
+	}
+	return clusterChanging(err) || strings.HasPrefix(err.Error(), "LOADING")
 }
 
 // keyPos tells go-redis where the first key of a script call is, which it

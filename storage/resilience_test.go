@@ -670,3 +670,107 @@ func TestEmbeddedCapMemo(t *testing.T) {
 		t.Fatalf("after an expiry: %v", err)
 	}
 }
+
+// TestClusterSlotMigrating: while the store's slot moves between nodes, a
+// script whose keys are split between them is refused with TRYAGAIN (it
+// did not run); it is sent again until the move is over, within the
+// store's timeout, rather than failing at once.
+func TestClusterSlotMigrating(t *testing.T) {
+	nodes := redistest.StartClusterNodes(t, 0)
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.Addr)
+	}
+	pool := NewRedisPool(RedisOptions{Addrs: addrs, Timeout: 3 * time.Second})
+	t.Cleanup(func() { pool.Destruct() })
+	s := pool.Store("mig:")
+	ctx := context.Background()
+	if err := s.Create(ctx, &Record{ID: "before", Data: []byte("d"), Tags: []string{"all"}}); err != nil {
+		t.Fatal(err)
+	}
+	slot, err := strconv.Atoi(nodes[0].CLI("cluster", "keyslot", "mig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src, dst *redistest.Server
+	for _, n := range nodes {
+		if redistest.SlotMaster(t, nodes[0], slot) == n.Addr {
+			src = n
+		} else if dst == nil {
+			dst = n
+		}
+	}
+	if src == nil || dst == nil {
+		t.Fatalf("slot %d: no source and target node", slot)
+	}
+	dst.CLI("cluster", "setslot", strconv.Itoa(slot), "importing", src.CLI("cluster", "myid"))
+	src.CLI("cluster", "setslot", strconv.Itoa(slot), "migrating", dst.CLI("cluster", "myid"))
+	// The record's key is new (on neither node), the tag's is on the
+	// source: Redis answers TRYAGAIN until the move ends (here: is called
+	// off).
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Create(ctx, &Record{ID: "during", Data: []byte("d"), Tags: []string{"all"}})
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("create during the move returned at once: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	src.CLI("cluster", "setslot", strconv.Itoa(slot), "stable")
+	dst.CLI("cluster", "setslot", strconv.Itoa(slot), "stable")
+	if err := <-done; err != nil {
+		t.Fatalf("create during the move: %v", err)
+	}
+	if recs, err := s.List(ctx, "all"); err != nil || len(recs) != 2 {
+		t.Fatalf("after the move: %d records, %v", len(recs), err)
+	}
+}
+
+// TestClusterMasterKilled: when the master serving the store's slot dies
+// and a replica takes over, requests recover once the cluster has: the
+// client looks up the slot map again after failures with no reply,
+// instead of dialing the dead node until its periodic reload (a minute).
+func TestClusterMasterKilled(t *testing.T) {
+	nodes := redistest.StartClusterNodes(t, 1)
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.Addr)
+	}
+	pool := NewRedisPool(RedisOptions{Addrs: addrs, Timeout: 500 * time.Millisecond})
+	t.Cleanup(func() { pool.Destruct() })
+	s := pool.Store("kill:")
+	ctx := context.Background()
+	for i := range 20 {
+		if err := s.Create(ctx, &Record{ID: fmt.Sprint("before", i), Data: []byte("d"), Tags: []string{"all"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slot, err := strconv.Atoi(nodes[0].CLI("cluster", "keyslot", "kill"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	master := redistest.SlotMaster(t, nodes[0], slot)
+	var witness *redistest.Server
+	for _, n := range nodes {
+		if n.Addr == master {
+			n.Stop()
+		} else if witness == nil {
+			witness = n
+		}
+	}
+	redistest.WaitFor(t, 20*time.Second, "a replica serving the slot", func(context.Context) bool {
+		m := redistest.SlotMaster(t, witness, slot)
+		return m != "" && m != master && redistest.ClusterOK(t, witness)
+	})
+	promoted := time.Now()
+	var n int
+	redistest.WaitFor(t, 20*time.Second, "a create after the failover", func(context.Context) bool {
+		n++
+		return s.Create(ctx, &Record{ID: fmt.Sprint("after", n), Data: []byte("d"), Tags: []string{"all"}}) == nil
+	})
+	t.Logf("first create %v after the promotion, attempt %d", time.Since(promoted).Round(time.Millisecond), n)
+	if recs, err := s.List(ctx, "all"); err != nil || len(recs) < 21 {
+		t.Fatalf("after the failover: %d records, %v", len(recs), err)
+	}
+}

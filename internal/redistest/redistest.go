@@ -193,27 +193,69 @@ func CLI(t T, args ...string) string {
 func StartCluster(t T) []string {
 	t.Helper()
 	var addrs []string
-	for i := 0; i < 3; i++ {
-		s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
+	for _, s := range StartClusterNodes(t, 0) {
 		addrs = append(addrs, s.Addr)
 	}
-	CLI(t, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...)
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		ok := true
-		for _, a := range addrs {
-			host, port, _ := net.SplitHostPort(a)
-			if !strings.Contains(CLI(t, "-h", host, "-p", port, "cluster", "info"), "cluster_state:ok") {
-				ok = false
+	return addrs
+}
+
+// StartClusterNodes runs three masters with replicas replicas each, joined
+// into a cluster, and returns them once every slot is served.
+func StartClusterNodes(t T, replicas int) []*Server {
+	t.Helper()
+	var nodes []*Server
+	var addrs []string
+	for i := 0; i < 3*(1+replicas); i++ {
+		s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+			"--repl-diskless-sync-delay", "0")
+		nodes = append(nodes, s)
+		addrs = append(addrs, s.Addr)
+	}
+	CLI(t, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")...)
+	WaitFor(t, 15*time.Second, "cluster_state:ok on every node, every replica in sync", func(context.Context) bool {
+		for _, s := range nodes {
+			if !ClusterOK(t, s) {
+				return false
+			}
+			// A replica that never synced would not take over its master.
+			if info := s.CLI("info", "replication"); strings.Contains(info, "role:slave") && !strings.Contains(info, "master_link_status:up") {
+				return false
 			}
 		}
-		if ok {
-			return addrs
+		return true
+	})
+	return nodes
+}
+
+// ClusterOK reports whether the node sees its cluster as serving every slot.
+func ClusterOK(t T, s *Server) bool {
+	t.Helper()
+	return strings.Contains(s.CLI("cluster", "info"), "cluster_state:ok")
+}
+
+// SlotMaster returns the address of the master serving slot, as node s
+// sees it, or "" if none does.
+func SlotMaster(t T, s *Server, slot int) string {
+	t.Helper()
+	for _, line := range strings.Split(s.CLI("cluster", "nodes"), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 9 || !strings.Contains(f[2], "master") || strings.Contains(f[2], "fail") {
+			continue
 		}
-		time.Sleep(100 * time.Millisecond)
+		for _, r := range f[8:] {
+			lo, hi, found := strings.Cut(r, "-")
+			if !found {
+				hi = lo
+			}
+			a, errA := strconv.Atoi(lo)
+			b, errB := strconv.Atoi(hi)
+			if errA == nil && errB == nil && a <= slot && slot <= b {
+				addr, _, _ := strings.Cut(f[1], "@")
+				return addr
+			}
+		}
 	}
-	t.Fatal("redis cluster did not reach cluster_state:ok")
-	return nil
+	return ""
 }
 
 // StartSentinel runs a master and one sentinel watching it under the given
