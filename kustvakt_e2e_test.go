@@ -215,6 +215,8 @@ func TestKustvaktRegisterErrors(t *testing.T) {
 		{"type index as string", `{"name":"abc","type":"1","description":"d","refresh_token_expiry":"60"}`, 400, "invalid_request", "Custom refresh token expiry is only applicable for confidential clients", ""},
 		{"fraction as string", `{"name":"abc","type":"CONFIDENTIAL","description":"d","refresh_token_expiry":"1.5"}`, 400, "", "", `{"errors":[[201,"Field \"refresh_token_expiry\" must be an integer number of seconds",null]]}`},
 		{"not UTF-8", "{\"name\":\"ab\xff\",\"type\":\"PUBLIC\",\"description\":\"d\"}", 400, "", "", `{"errors":[[201,"Malformed JSON: the request body is not valid UTF-8",null]]}`},
+		{"cut short", `{"name":"ab"`, 400, "", "", `{"errors":[[201,"Malformed JSON: the request body ends before its JSON value does",null]]}`},
+		{"bad byte", `{"name":x}`, 400, "", "", `{"errors":[[201,"Malformed JSON: the request body is not valid JSON at byte 9",null]]}`},
 	}
 	forBackends(t, func(t *testing.T, backend string) {
 		s := kustvaktSite(t, backend, "")

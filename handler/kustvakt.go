@@ -511,7 +511,7 @@ func bindKustvaktJSON(body []byte) (*kustvaktClientJSON, string) {
 	// (FAIL_ON_TRAILING_TOKENS is off by default): so does this.
 	var first json.RawMessage
 	if err := json.NewDecoder(bytes.NewReader(trimmed)).Decode(&first); err != nil {
-		return nil, "Malformed JSON: " + err.Error()
+		return nil, "Malformed JSON: the request body " + registry.WhereNotJSON(body, trimmed)
 	}
 	if !utf8.Valid(first) {
 		// Jackson's UTF-8 reader refuses what encoding/json would replace.

@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"iter"
 	"net/mail"
@@ -304,6 +305,25 @@ func TrimJSON(body []byte) []byte {
 	return bytes.Trim(bytes.TrimPrefix(body, []byte("\uFEFF")), " \t\r\n")
 }
 
+// WhereNotJSON says, in words of our own rather than the JSON decoder's
+// (which change between Go versions), where body stops being JSON; trimmed
+// is body with TrimJSON applied, known not to be JSON. The result follows
+// "the request body".
+func WhereNotJSON(body, trimmed []byte) string {
+	// A space after the value tells a value cut short (the error is still
+	// at the very end) from a bad byte that happens to be the last one.
+	padded := append(slices.Clip(trimmed), ' ')
+	var v any
+	var se *json.SyntaxError
+	if err := json.Unmarshal(padded, &v); !errors.As(err, &se) || se.Offset >= int64(len(padded)) {
+		return "ends before its JSON value does"
+	}
+	// Offset counts the bytes read, the bad one included: the position of
+	// the bad byte, counted from 1 and from the start of the body as sent
+	// (a byte order mark or white space before the value included).
+	return fmt.Sprintf("is not valid JSON at byte %d", int64(bytes.Index(body, trimmed))+se.Offset)
+}
+
 // DecodeObject parses body as a JSON object. A body that is not JSON, or
 // not an object, is an invalid_request.
 func DecodeObject(body []byte) (Fields, *Error) {
@@ -315,9 +335,7 @@ func DecodeObject(body []byte) (Fields, *Error) {
 		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body must be a JSON object"}
 	}
 	if !json.Valid(trimmed) {
-		var v any
-		err := json.Unmarshal(trimmed, &v) // for the message
-		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body is not valid JSON: " + err.Error()}
+		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body " + WhereNotJSON(body, trimmed)}
 	}
 	// encoding/json would quietly turn invalid UTF-8 into U+FFFD, and a
 	// client would then be registered with values it never sent (a redirect

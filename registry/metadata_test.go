@@ -790,3 +790,19 @@ func TestNoneWithClientCredentials(t *testing.T) {
 		t.Errorf("none alone: %v %v", c, err)
 	}
 }
+
+// TestNotJSONMessages: a body that is not JSON is described in words of
+// our own (not the decoder's, which change with Go versions), with where.
+func TestNotJSONMessages(t *testing.T) {
+	for body, want := range map[string]string{
+		`{`:                      "the request body ends before its JSON value does",
+		`{"a":1}x`:               "the request body is not valid JSON at byte 8",
+		"\uFEFF  {\"a\":tru}":    "the request body is not valid JSON at byte 14",
+		`{"a":"` + "\x01" + `"}`: "the request body is not valid JSON at byte 7",
+	} {
+		_, err := DecodeObject([]byte(body))
+		if err == nil || err.Description != want {
+			t.Errorf("%q: %v, want %q", body, err, want)
+		}
+	}
+}
