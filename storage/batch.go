@@ -342,8 +342,8 @@ func (b *batcher) checkTopology(ops []*batchOp) {
 	}
 	for _, op := range ops {
 		err := op.cmd.Err()
-		if err == nil || err == redis.Nil {
-			continue
+		if err == nil || err == redis.Nil || errors.Is(err, redis.ErrClosed) {
+			continue // a closed client (a reload retired it) has nothing to look up
 		}
 		var reply redis.Error
 		if !errors.As(err, &reply) || clusterChanging(err) {
