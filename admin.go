@@ -2,6 +2,7 @@ package caddydcr
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,16 +47,7 @@ type storeEntry struct {
 type storeHandler struct {
 	api string
 	reg *registry.Registry
-}
-
-// reg is the registry of the newest handler.
-func (e *storeEntry) reg() *registry.Registry { return e.handlers[len(e.handlers)-1].reg }
-
-// apis maps each API to the registry of the newest handler serving it.
-func (e *storeEntry) apis(into map[string]*registry.Registry) {
-	for _, h := range e.handlers {
-		into[h.api] = h.reg
-	}
+	seq uint64 // the order of provisioning, across entries
 }
 
 // storeView is what the admin API uses of a store: a registry, and per
@@ -68,8 +60,9 @@ type storeView struct {
 }
 
 type storeSet struct {
-	mu sync.Mutex
-	m  map[string]*storeEntry // by a key unique to the store
+	mu  sync.Mutex
+	m   map[string]*storeEntry // by a key unique to the store
+	seq uint64                 // of the last storeHandler added
 }
 
 // add registers a handler's registry under the store's key; remove with
@@ -82,7 +75,8 @@ func (s *storeSet) add(key, name, alt, api string, reg *registry.Registry) *stor
 		e = &storeEntry{name: name, alt: alt}
 		s.m[key] = e
 	}
-	h := &storeHandler{api: api, reg: reg}
+	s.seq++
+	h := &storeHandler{api: api, reg: reg, seq: s.seq}
 	e.handlers = append(e.handlers, h)
 	return h
 }
@@ -106,19 +100,21 @@ func (s *storeSet) remove(key string, h *storeHandler) {
 func (s *storeSet) lifetimesOf(alt, api string) *registry.Registry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var found *registry.Registry
+	var found *storeHandler
 	for _, e := range s.m {
 		if e.alt != alt {
 			continue
 		}
-		for _, h := range slices.Backward(e.handlers) {
-			if h.api == api {
-				found = h.reg
-				break
+		for _, h := range e.handlers {
+			if h.api == api && (found == nil || h.seq > found.seq) {
+				found = h
 			}
 		}
 	}
-	return found
+	if found == nil {
+		return nil
+	}
+	return found.reg
 }
 
 // get returns the named store, or the only one when name is "".
@@ -143,13 +139,19 @@ func (s *storeSet) get(name string) (storeView, error) {
 		}
 	}
 	if len(found) > 0 && !slices.ContainsFunc(found, func(e *storeEntry) bool { return e.alt != found[0].alt }) {
-		v := storeView{apis: map[string]*registry.Registry{}}
+		// Per API, and in all, the newest handler's registry, from any of
+		// the entries (one store, whatever the connection).
+		var hs []*storeHandler
 		for _, e := range found {
-			e.apis(v.apis)
+			hs = append(hs, e.handlers...)
 		}
-		// A copy whose clients keep the lifetimes of their own API, from
-		// any of the entries (one store, whatever the connection).
-		reg := *found[0].reg()
+		slices.SortFunc(hs, func(a, b *storeHandler) int { return cmp.Compare(a.seq, b.seq) })
+		v := storeView{apis: map[string]*registry.Registry{}}
+		for _, h := range hs {
+			v.apis[h.api] = h.reg
+		}
+		// A copy whose clients keep the lifetimes of their own API.
+		reg := *hs[len(hs)-1].reg
 		reg.LifetimesOf = func(api string) *registry.Registry { return v.apis[api] }
 		v.reg = &reg
 		return v, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -167,5 +168,27 @@ func TestStoreSetNames(t *testing.T) {
 	}
 	if _, err := s.get(""); err == nil {
 		t.Error("get(\"\") with two stores: no error")
+	}
+
+	// One store, two entries (connections that differ): the newest
+	// handler of an API wins, whichever entry it is in.
+	s = &storeSet{m: map[string]*storeEntry{}}
+	older, newer := registry.New(nil), registry.New(nil)
+	for i := range 20 {
+		s.add("k"+strconv.Itoa(i), "dcr", "dcr@a", "kustvakt", registry.New(nil))
+	}
+	s.add("k3", "dcr", "dcr@a", "rfc7591", older)
+	s.add("k17", "dcr", "dcr@a", "rfc7591", newer)
+	s.add("k5", "dcr", "dcr@a", "kustvakt", registry.New(nil))
+	for range 10 {
+		if got := s.lifetimesOf("dcr@a", "rfc7591"); got != newer {
+			t.Fatalf("lifetimesOf: the older handler's registry (%v)", got == older)
+		}
+		if v, err := s.get("dcr"); err != nil || v.apis["rfc7591"] != newer {
+			t.Fatalf("get: %v, the older handler's registry", err)
+		}
+	}
+	if s.lifetimesOf("dcr@a", "iam") != nil || s.lifetimesOf("dcr@b", "rfc7591") != nil {
+		t.Error("lifetimesOf: a registry for an API or store without handlers")
 	}
 }

@@ -501,7 +501,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	// The pool key tells Redis deployments apart; the name, prefixes.
 	h.activeName = h.poolKey + "|" + h.storeName()
-	h.active = activeStores.add(h.activeName, h.storeName(), h.storeAltName(shared), h.apiName(), reg)
 	alt, api := h.storeAltName(shared), h.apiName()
 	reg.LifetimesOf = func(clientAPI string) *registry.Registry {
 		if clientAPI == api {
@@ -509,6 +508,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		return activeStores.lifetimesOf(alt, clientAPI)
 	}
+	// Last: from here on the admin API may read reg.
+	h.active = activeStores.add(h.activeName, h.storeName(), alt, api, reg)
 
 	switch h.apiName() {
 	case registry.APIRFC7591:

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -71,5 +72,24 @@ func TestLifetimesOfTheClientsAPI(t *testing.T) {
 	}
 	if got, end := expiry(iss.Client.ID), iss.Client.Created().Add(2*time.Second); !got.Equal(end) {
 		t.Errorf("Kustvakt client changed through RFC 7591: expiry %v, want %v", got, end)
+	}
+}
+
+// TestInstallOfDeletedPlugin: an installation written after its plugin
+// was deleted (an install racing a deregister) is taken back, and the
+// install reports the plugin unknown.
+func TestInstallOfDeletedPlugin(t *testing.T) {
+	ctx := context.Background()
+	store := storage.NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "p")
+	r := New(store)
+	err := r.Install(ctx, &Installation{User: "alice", SuperClientID: "kalamar", ClientID: "gone"})
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("install of a deleted plugin: %v", err)
+	}
+	if recs, err := store.List(ctx, pluginInstallsTag("gone")); err != nil || len(recs) != 0 {
+		t.Fatalf("installations left: %d, %v", len(recs), err)
+	}
+	if insts, err := r.Installed(ctx, "alice", "kalamar"); err != nil || len(insts) != 0 {
+		t.Fatalf("listed: %d, %v", len(insts), err)
 	}
 }

@@ -206,8 +206,11 @@ func StartClusterNodes(t T, replicas int) []*Server {
 	var nodes []*Server
 	var addrs []string
 	for i := 0; i < 3*(1+replicas); i++ {
+		// The bus port is chosen too: by default it is the port plus
+		// 10000, which may be taken, or beyond 65535 (redis-server then
+		// refuses to start).
 		s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
-			"--repl-diskless-sync-delay", "0")
+			"--cluster-port", strconv.Itoa(FreePort(t)), "--repl-diskless-sync-delay", "0")
 		nodes = append(nodes, s)
 		addrs = append(addrs, s.Addr)
 	}
