@@ -464,6 +464,11 @@ type Health struct {
 	// Store names the store in log lines ("redis host:port...",
 	// "embedded"), so that an operator with several can tell which failed.
 	Store string
+	// Settle is how long after an outage began a success does not end it:
+	// the store's timeout, within which operations sent before the
+	// failure still finish (they succeeded before it, and say nothing of
+	// whether the store works now).
+	Settle time.Duration
 
 	// down is read without the lock on every successful request; every
 	// change of the state below is made under mu.
@@ -560,7 +565,7 @@ func (h *Health) OK(log *zap.Logger, write bool) {
 		return
 	}
 	h.mu.Lock()
-	if h.writes && !write && time.Since(h.lastWriteFail) < outageLogInterval {
+	if h.writes && !write && time.Since(h.lastWriteFail) < outageLogInterval || time.Since(h.since) < h.Settle {
 		h.mu.Unlock()
 		return
 	}

@@ -284,3 +284,21 @@ func TestIssuerPathWarning(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthSettle: a success that comes right after the outage began was
+// an operation sent before it, and does not end the outage; one after the
+// settling time does.
+func TestHealthSettle(t *testing.T) {
+	h, log, logs := observedHealth()
+	h.Settle = time.Hour
+	h.Fail(log, "rfc7591", "register", errors.New("TRYAGAIN"))
+	h.OK(log, true)
+	if !h.down.Load() || logs.FilterMessage("client store available again").Len() != 0 {
+		t.Fatal("an operation in flight when the outage began ended it")
+	}
+	h.since = time.Now().Add(-2 * time.Hour)
+	h.OK(log, true)
+	if h.down.Load() || logs.FilterMessage("client store available again").Len() != 1 {
+		t.Fatal("a success after the settling time did not end the outage")
+	}
+}
