@@ -751,6 +751,23 @@ func TestClusterMasterKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	master := redistest.SlotMaster(t, nodes[0], slot)
+	// Replication is asynchronous: let the master's replica catch up, or
+	// the failover may lose what was written (as the README says it can).
+	var masterNode *redistest.Server
+	for _, n := range nodes {
+		if n.Addr == master {
+			masterNode = n
+		}
+	}
+	redistest.WaitFor(t, 10*time.Second, "the replica in step with its master", func(context.Context) bool {
+		want, same := masterNode.CLI("dbsize"), 0
+		for _, n := range nodes {
+			if n.CLI("dbsize") == want {
+				same++
+			}
+		}
+		return same >= 2
+	})
 	var witness *redistest.Server
 	for _, n := range nodes {
 		if n.Addr == master {

@@ -216,16 +216,18 @@ func StartClusterNodes(t T, replicas int) []*Server {
 	}
 	CLI(t, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")...)
 	WaitFor(t, 15*time.Second, "cluster_state:ok on every node, every replica in sync", func(context.Context) bool {
+		synced := 0
 		for _, s := range nodes {
 			if !ClusterOK(t, s) {
 				return false
 			}
 			// A replica that never synced would not take over its master.
-			if info := s.CLI("info", "replication"); strings.Contains(info, "role:slave") && !strings.Contains(info, "master_link_status:up") {
-				return false
+			info := s.CLI("info", "replication")
+			if strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up") {
+				synced++
 			}
 		}
-		return true
+		return synced == 3*replicas
 	})
 	return nodes
 }
