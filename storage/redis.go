@@ -77,7 +77,14 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 	if timeout <= 0 {
 		timeout = DefaultRedisTimeout
 	}
+	var watch *masterWatch
+	var dialer func(context.Context, string, string) (net.Conn, error)
+	if o.MasterName != "" {
+		watch = newMasterWatch(o, timeout)
+		dialer = watch.dialer(timeout, o.TLS)
+	}
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
+		Dialer:     dialer,
 		Addrs:      o.Addrs,
 		Username:   o.Username,
 		Password:   o.Password,
@@ -121,6 +128,9 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 			bw.waitTimeout = timeout / 2
 		}
 		bw.waitTimeout = max(bw.waitTimeout.Round(time.Millisecond), time.Millisecond)
+	}
+	if watch != nil {
+		go watch.run(b.stopped)
 	}
 	return &RedisPool{rdb: rdb, b: b, bw: bw, reaper: &reaper{stopped: b.stopped, waits: reapWaits}, timeout: timeout}
 }

@@ -791,3 +791,67 @@ func TestClusterMasterKilled(t *testing.T) {
 		t.Fatalf("after the failover: %d records, %v", len(recs), err)
 	}
 }
+
+// TestSentinelPlannedFailover: in a SENTINEL FAILOVER, the sentinel
+// announces the switch only once it has reconfigured every replica (here
+// one that does not answer: until its failover timeout), while the old
+// master, left with no replica, takes writes that are discarded when it is
+// demoted. The pool leaves the old master as soon as the sentinels name
+// the new one, so writes after the promotion reach it and are kept.
+func TestSentinelPlannedFailover(t *testing.T) {
+	master, replicas, sentinel := redistest.StartSentinelReplicas(t, "planned", 5*time.Second)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{sentinel}, MasterName: "planned", Timeout: 500 * time.Millisecond})
+	t.Cleanup(func() { pool.Destruct() })
+	s := pool.Store("pf:")
+	ctx := context.Background()
+	if err := s.Create(ctx, &Record{ID: "before", Data: []byte("d"), Tags: []string{"all"}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(watchFirst) // the watch has started
+
+	// Once the sentinel has promoted the first replica, the second one
+	// stops answering before it is told to follow: the sentinel waits for
+	// it until its failover timeout before it announces the switch.
+	var clients [2]*redis.Client
+	for i, r := range replicas {
+		clients[i] = redis.NewClient(&redis.Options{Addr: r.Addr})
+		t.Cleanup(func() { clients[i].Close() })
+	}
+	redistest.CLI(t, "-p", strings.TrimPrefix(sentinel, "127.0.0.1:"), "sentinel", "failover", "planned")
+	other := -1
+	for deadline := time.Now().Add(10 * time.Second); other < 0; time.Sleep(5 * time.Millisecond) {
+		for i, c := range clients {
+			if strings.Contains(c.Info(ctx, "replication").Val(), "role:master") {
+				other = 1 - i
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no replica was promoted")
+		}
+	}
+	replicas[other].Pause()
+	t.Cleanup(replicas[other].Resume)
+	time.Sleep(1500 * time.Millisecond) // the sentinel's view and the watch catch up
+
+	var written []string
+	for i := range 10 {
+		id := fmt.Sprint("after", i)
+		if err := s.Create(ctx, &Record{ID: id, Data: []byte("d"), Tags: []string{"all"}}); err == nil {
+			written = append(written, id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(written) == 0 {
+		t.Fatal("no write succeeded after the promotion")
+	}
+	replicas[other].Resume()
+	redistest.WaitFor(t, 30*time.Second, "the old master demoted and in sync", func(context.Context) bool {
+		info := master.CLI("info", "replication")
+		return strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up")
+	})
+	for _, id := range written {
+		if _, err := s.Get(ctx, id); err != nil {
+			t.Errorf("%s, answered as written after the promotion: %v", id, err)
+		}
+	}
+}

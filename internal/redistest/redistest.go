@@ -283,6 +283,25 @@ func StartSentinelFailover(t T, masterName string) (master, replica *Server, sen
 	return master, replica, sentinel
 }
 
+// StartSentinelReplicas runs a master, two replicas of it (in sync) and one
+// sentinel watching them, with a failover timeout of failoverTimeout; a
+// node is down for it after 10s (a paused replica is waited for).
+func StartSentinelReplicas(t T, masterName string, failoverTimeout time.Duration) (master *Server, replicas [2]*Server, sentinel string) {
+	t.Helper()
+	master = Start(t)
+	for i := range replicas {
+		replicas[i] = Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port), "--repl-diskless-sync-delay", "0")
+	}
+	WaitFor(t, 10*time.Second, "both replicas in sync", func(context.Context) bool {
+		return strings.Contains(master.CLI("info", "replication"), "connected_slaves:2") &&
+			strings.Contains(replicas[0].CLI("info", "replication"), "master_link_status:up") &&
+			strings.Contains(replicas[1].CLI("info", "replication"), "master_link_status:up")
+	})
+	sentinel = startSentinel(t, masterName, master, fmt.Sprintf(
+		"sentinel down-after-milliseconds %%[1]s 10000\nsentinel failover-timeout %%[1]s %d\n", failoverTimeout.Milliseconds()))
+	return master, replicas, sentinel
+}
+
 // StartSentinelAuth runs a master that requires masterPassword and one
 // sentinel watching it that requires sentinelPassword of its clients.
 func StartSentinelAuth(t T, masterName, masterPassword, sentinelPassword string) (*Server, string) {
