@@ -855,3 +855,26 @@ func TestSentinelPlannedFailover(t *testing.T) {
 		}
 	}
 }
+
+// TestSentinelDialerKeepsConnCheck: the connections the Sentinel pool
+// watches still let go-redis check a plain TCP connection before reuse
+// (through syscall.Conn), as without the watch.
+func TestSentinelDialerKeepsConnCheck(t *testing.T) {
+	srv := redistest.Start(t)
+	w := newMasterWatch(RedisOptions{Addrs: []string{"127.0.0.1:1"}, MasterName: "m"}, time.Second)
+	c, err := w.dialer(time.Second, nil)(context.Background(), "tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := c.(syscall.Conn); !ok {
+		t.Fatalf("%T hides syscall.Conn", c)
+	}
+	if len(w.conns) != 1 {
+		t.Fatalf("%d connections watched", len(w.conns))
+	}
+	c.Close()
+	if len(w.conns) != 0 {
+		t.Fatalf("a closed connection is still watched")
+	}
+}

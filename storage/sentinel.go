@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -53,6 +54,15 @@ type watchedConn struct {
 	w    *masterWatch
 }
 
+// watchedSysConn is a watchedConn on a plain TCP connection: go-redis
+// checks such a connection for a peer gone away before it reuses it, which
+// it can only do through syscall.Conn (a TLS connection it leaves alone).
+type watchedSysConn struct{ *watchedConn }
+
+func (c watchedSysConn) SyscallConn() (syscall.RawConn, error) {
+	return c.Conn.(syscall.Conn).SyscallConn()
+}
+
 func (c *watchedConn) Close() error {
 	c.w.mu.Lock()
 	delete(c.w.conns, c)
@@ -90,6 +100,9 @@ func (w *masterWatch) dialer(timeout time.Duration, tlsConfig *tls.Config) func(
 		w.mu.Lock()
 		w.conns[wc] = struct{}{}
 		w.mu.Unlock()
+		if _, ok := c.(syscall.Conn); ok {
+			return watchedSysConn{wc}, nil
+		}
 		return wc, nil
 	}
 }
