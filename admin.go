@@ -2,7 +2,6 @@ package caddydcr
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -50,13 +49,11 @@ type storeHandler struct {
 	seq uint64 // the order of provisioning, across entries
 }
 
-// storeView is what the admin API uses of a store: a registry, and per
-// API the registry of a handler that serves it, whose client and idle
-// lifetimes apply to the clients registered through that API (reg's
-// LifetimesOf looks them up there).
+// storeView is what the admin API uses of a store: the registry of the
+// newest handler on it, whose LifetimesOf finds the lifetimes of each
+// client's own API (see lifetimesOf).
 type storeView struct {
-	reg  *registry.Registry
-	apis map[string]*registry.Registry
+	reg *registry.Registry
 }
 
 type storeSet struct {
@@ -139,22 +136,17 @@ func (s *storeSet) get(name string) (storeView, error) {
 		}
 	}
 	if len(found) > 0 && !slices.ContainsFunc(found, func(e *storeEntry) bool { return e.alt != found[0].alt }) {
-		// Per API, and in all, the newest handler's registry, from any of
-		// the entries (one store, whatever the connection).
-		var hs []*storeHandler
+		// The newest handler's registry, from any of the entries (one
+		// store, whatever the connection).
+		var newest *storeHandler
 		for _, e := range found {
-			hs = append(hs, e.handlers...)
+			for _, h := range e.handlers {
+				if newest == nil || h.seq > newest.seq {
+					newest = h
+				}
+			}
 		}
-		slices.SortFunc(hs, func(a, b *storeHandler) int { return cmp.Compare(a.seq, b.seq) })
-		v := storeView{apis: map[string]*registry.Registry{}}
-		for _, h := range hs {
-			v.apis[h.api] = h.reg
-		}
-		// A copy whose clients keep the lifetimes of their own API.
-		reg := *hs[len(hs)-1].reg
-		reg.LifetimesOf = func(api string) *registry.Registry { return v.apis[api] }
-		v.reg = &reg
-		return v, nil
+		return storeView{reg: newest.reg}, nil
 	}
 	if len(found) == 0 {
 		if name == "" {

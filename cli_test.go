@@ -160,10 +160,10 @@ func TestStoreSetNames(t *testing.T) {
 	s.add("k2", "caddy", "caddy@127.0.0.1:6379", "rfc7591", registry.New(nil))
 	s.remove("k1", h)
 	v, err := s.get("caddy")
-	if err != nil || v.apis["rfc7591"] != old {
-		t.Errorf("get(caddy): %v, the remaining handler's registry: %v", err, v.apis["rfc7591"] == old)
+	if err != nil || v.reg != old {
+		t.Errorf("get(caddy): %v, the remaining handler's registry: %v", err, v.reg == old)
 	}
-	if v, err := s.get("caddy@127.0.0.1:6379"); err != nil || v.apis["rfc7591"] == old {
+	if v, err := s.get("caddy@127.0.0.1:6379"); err != nil || v.reg == old {
 		t.Errorf("get(caddy@...): %v", err)
 	}
 	if _, err := s.get(""); err == nil {
@@ -179,13 +179,14 @@ func TestStoreSetNames(t *testing.T) {
 	}
 	s.add("k3", "dcr", "dcr@a", "rfc7591", older)
 	s.add("k17", "dcr", "dcr@a", "rfc7591", newer)
-	s.add("k5", "dcr", "dcr@a", "kustvakt", registry.New(nil))
+	newest := registry.New(nil)
+	s.add("k5", "dcr", "dcr@a", "kustvakt", newest)
 	for range 10 {
 		if got := s.lifetimesOf("dcr@a", "rfc7591"); got != newer {
 			t.Fatalf("lifetimesOf: the older handler's registry (%v)", got == older)
 		}
-		if v, err := s.get("dcr"); err != nil || v.apis["rfc7591"] != newer {
-			t.Fatalf("get: %v, the older handler's registry", err)
+		if v, err := s.get("dcr"); err != nil || v.reg != newest {
+			t.Fatalf("get: %v, not the newest handler's registry", err)
 		}
 	}
 	if s.lifetimesOf("dcr@a", "iam") != nil || s.lifetimesOf("dcr@b", "rfc7591") != nil {

@@ -614,11 +614,7 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 			if opts.DB != 0 {
 				where += "/" + strconv.Itoa(opts.DB)
 			}
-			settle := opts.Timeout
-			if settle <= 0 {
-				settle = storage.DefaultRedisTimeout
-			}
-			return &sharedStore{redis: pool, health: &handler.Health{Store: name, Settle: settle}, where: where}, nil
+			return &sharedStore{redis: pool, health: &handler.Health{Store: name, Settle: pool.Timeout()}, where: where}, nil
 		})
 		if err != nil {
 			return nil, "", err

@@ -565,7 +565,7 @@ func (h *Health) OK(log *zap.Logger, write bool) {
 		return
 	}
 	h.mu.Lock()
-	if h.writes && !write && time.Since(h.lastWriteFail) < outageLogInterval || time.Since(h.since) < h.Settle {
+	if (h.writes && !write && time.Since(h.lastWriteFail) < outageLogInterval) || time.Since(h.since) < h.Settle {
 		h.mu.Unlock()
 		return
 	}

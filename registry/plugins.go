@@ -46,12 +46,11 @@ func (r *Registry) Install(ctx context.Context, inst *Installation) error {
 	if err != nil {
 		return fmt.Errorf("encoding installation: %w", err)
 	}
-	rec := &storage.Record{
+	err = r.Store.Create(ctx, &storage.Record{
 		ID:   installationID(inst.User, inst.SuperClientID, inst.ClientID),
 		Data: b,
 		Tags: []string{installationTag(inst.User, inst.SuperClientID), pluginInstallsTag(inst.ClientID)},
-	}
-	err = r.Store.Create(ctx, rec)
+	})
 	if errors.Is(err, storage.ErrExists) {
 		return ErrInstalled
 	}

@@ -345,12 +345,18 @@ func (b *batcher) checkTopology(ops []*batchOp) {
 		if err == nil || err == redis.Nil || errors.Is(err, redis.ErrClosed) {
 			continue // a closed client (a reload retired it) has nothing to look up
 		}
-		var reply redis.Error
-		if !errors.As(err, &reply) || clusterChanging(err) {
+		if !isReply(err) || clusterChanging(err) {
 			cc.ReloadState(context.Background())
 			return
 		}
 	}
+}
+
+// isReply reports whether err is Redis's answer (an error reply), rather
+// than the lack of one.
+func isReply(err error) bool {
+	var reply redis.Error
+	return errors.As(err, &reply)
 }
 
 // clusterChanging reports a reply refusing a command for now because the
@@ -507,14 +513,7 @@ var scriptRetryPause = 10 * time.Millisecond
 // refusedForNow reports a reply by which Redis refused to run a command
 // for a moment (the command did nothing): see runScript.
 func refusedForNow(err error) bool {
-	if err == nil {
-		return false
-	}
-	var reply redis.Error
-	if !errors.As(err, &reply) {
-		return false
-	}
-	return clusterChanging(err) || strings.HasPrefix(err.Error(), "LOADING")
+	return err != nil && isReply(err) && (clusterChanging(err) || strings.HasPrefix(err.Error(), "LOADING"))
 }
 
 // keyPos tells go-redis where the first key of a script call is, which it

@@ -81,7 +81,7 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 	var dialer func(context.Context, string, string) (net.Conn, error)
 	if o.MasterName != "" {
 		watch = newMasterWatch(o, timeout)
-		dialer = watch.dialer(timeout, o.TLS)
+		dialer = watch.dialer
 	}
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
 		Dialer:     dialer,
@@ -160,6 +160,9 @@ type printfLogger func(string)
 func (l printfLogger) Printf(_ context.Context, format string, v ...any) {
 	l(fmt.Sprintf(format, v...))
 }
+
+// Timeout is the pool's timeout for connecting and for each round trip.
+func (p *RedisPool) Timeout() time.Duration { return p.timeout }
 
 // Client exposes the underlying client (tests, health checks).
 func (p *RedisPool) Client() redis.UniversalClient { return p.rdb }

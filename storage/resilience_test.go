@@ -671,25 +671,33 @@ func TestEmbeddedCapMemo(t *testing.T) {
 	}
 }
 
+// clusterStore starts a cluster of three masters with replicas each and
+// returns its nodes, a store on it under key prefix prefix+":" and the
+// slot that store's keys are in.
+func clusterStore(t *testing.T, replicas int, prefix string, timeout time.Duration) ([]*redistest.Server, *RedisStore, int) {
+	t.Helper()
+	nodes := redistest.StartClusterNodes(t, replicas)
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.Addr)
+	}
+	pool := NewRedisPool(RedisOptions{Addrs: addrs, Timeout: timeout})
+	t.Cleanup(func() { pool.Destruct() })
+	slot, err := strconv.Atoi(nodes[0].CLI("cluster", "keyslot", prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nodes, pool.Store(prefix + ":"), slot
+}
+
 // TestClusterSlotMigrating: while the store's slot moves between nodes, a
 // script whose keys are split between them is refused with TRYAGAIN (it
 // did not run); it is sent again until the move is over, within the
 // store's timeout, rather than failing at once.
 func TestClusterSlotMigrating(t *testing.T) {
-	nodes := redistest.StartClusterNodes(t, 0)
-	var addrs []string
-	for _, n := range nodes {
-		addrs = append(addrs, n.Addr)
-	}
-	pool := NewRedisPool(RedisOptions{Addrs: addrs, Timeout: 3 * time.Second})
-	t.Cleanup(func() { pool.Destruct() })
-	s := pool.Store("mig:")
+	nodes, s, slot := clusterStore(t, 0, "mig", 3*time.Second)
 	ctx := context.Background()
 	if err := s.Create(ctx, &Record{ID: "before", Data: []byte("d"), Tags: []string{"all"}}); err != nil {
-		t.Fatal(err)
-	}
-	slot, err := strconv.Atoi(nodes[0].CLI("cluster", "keyslot", "mig"))
-	if err != nil {
 		t.Fatal(err)
 	}
 	var src, dst *redistest.Server
@@ -732,23 +740,12 @@ func TestClusterSlotMigrating(t *testing.T) {
 // client looks up the slot map again after failures with no reply,
 // instead of dialing the dead node until its periodic reload (a minute).
 func TestClusterMasterKilled(t *testing.T) {
-	nodes := redistest.StartClusterNodes(t, 1)
-	var addrs []string
-	for _, n := range nodes {
-		addrs = append(addrs, n.Addr)
-	}
-	pool := NewRedisPool(RedisOptions{Addrs: addrs, Timeout: 500 * time.Millisecond})
-	t.Cleanup(func() { pool.Destruct() })
-	s := pool.Store("kill:")
+	nodes, s, slot := clusterStore(t, 1, "kill", 500*time.Millisecond)
 	ctx := context.Background()
 	for i := range 20 {
 		if err := s.Create(ctx, &Record{ID: fmt.Sprint("before", i), Data: []byte("d"), Tags: []string{"all"}}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	slot, err := strconv.Atoi(nodes[0].CLI("cluster", "keyslot", "kill"))
-	if err != nil {
-		t.Fatal(err)
 	}
 	master := redistest.SlotMaster(t, nodes[0], slot)
 	// Replication is asynchronous: let the master's replica catch up, or
@@ -862,7 +859,7 @@ func TestSentinelPlannedFailover(t *testing.T) {
 func TestSentinelDialerKeepsConnCheck(t *testing.T) {
 	srv := redistest.Start(t)
 	w := newMasterWatch(RedisOptions{Addrs: []string{"127.0.0.1:1"}, MasterName: "m"}, time.Second)
-	c, err := w.dialer(time.Second, nil)(context.Background(), "tcp", srv.Addr)
+	c, err := w.dialer(context.Background(), "tcp", srv.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,7 @@ type masterWatch struct {
 	masterName string
 	sentinels  []*redis.SentinelClient
 	addrs      []string // of the sentinels, whose connections are not the master's
+	dial       func(context.Context, string, string) (net.Conn, error)
 
 	mu    sync.Mutex
 	conns map[*watchedConn]struct{}
@@ -72,6 +73,11 @@ func (c *watchedConn) Close() error {
 
 func newMasterWatch(o RedisOptions, timeout time.Duration) *masterWatch {
 	w := &masterWatch{masterName: o.MasterName, addrs: o.Addrs, conns: map[*watchedConn]struct{}{}, former: map[string]bool{}}
+	nd := &net.Dialer{Timeout: timeout, KeepAlive: 5 * time.Minute}
+	w.dial = nd.DialContext
+	if o.TLS != nil {
+		w.dial = (&tls.Dialer{NetDialer: nd, Config: o.TLS}).DialContext
+	}
 	for _, a := range o.Addrs {
 		w.sentinels = append(w.sentinels, redis.NewSentinelClient(&redis.Options{
 			Addr: a, Username: o.SentinelUsername, Password: o.SentinelPassword, TLSConfig: o.TLS,
@@ -81,30 +87,21 @@ func newMasterWatch(o RedisOptions, timeout time.Duration) *masterWatch {
 	return w
 }
 
-// dialer dials as go-redis does by default, and keeps track of the
-// connections to anything but the sentinels (to the master).
-func (w *masterWatch) dialer(timeout time.Duration, tlsConfig *tls.Config) func(context.Context, string, string) (net.Conn, error) {
-	nd := &net.Dialer{Timeout: timeout, KeepAlive: 5 * time.Minute}
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var c net.Conn
-		var err error
-		if tlsConfig == nil {
-			c, err = nd.DialContext(ctx, network, addr)
-		} else {
-			c, err = (&tls.Dialer{NetDialer: nd, Config: tlsConfig}).DialContext(ctx, network, addr)
-		}
-		if err != nil || slices.Contains(w.addrs, addr) {
-			return c, err
-		}
-		wc := &watchedConn{Conn: c, addr: addr, w: w}
-		w.mu.Lock()
-		w.conns[wc] = struct{}{}
-		w.mu.Unlock()
-		if _, ok := c.(syscall.Conn); ok {
-			return watchedSysConn{wc}, nil
-		}
-		return wc, nil
+// dialer dials as go-redis does by default (w.dial), and keeps track of
+// the connections to anything but the sentinels (to the master).
+func (w *masterWatch) dialer(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := w.dial(ctx, network, addr)
+	if err != nil || slices.Contains(w.addrs, addr) {
+		return c, err
 	}
+	wc := &watchedConn{Conn: c, addr: addr, w: w}
+	w.mu.Lock()
+	w.conns[wc] = struct{}{}
+	w.mu.Unlock()
+	if _, ok := c.(syscall.Conn); ok {
+		return watchedSysConn{wc}, nil
+	}
+	return wc, nil
 }
 
 // run asks the sentinels for the master every watchInterval until stopped
