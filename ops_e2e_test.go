@@ -1,6 +1,7 @@
 package caddydcr
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -1379,5 +1380,50 @@ func TestLifetimesFollowTheClientsAPI(t *testing.T) {
 	if resp, body := s.do("GET", "/register/"+c.ID, "", "Authorization: Bearer "+c.RAT); resp.StatusCode != 200 ||
 		!strings.Contains(body, fmt.Sprintf(`"client_secret_expires_at":%v`, c.Body["client_secret_expires_at"])) {
 		t.Errorf("the client after the reset: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestOversizeBodyRefusedBeforeSent: a request announcing a body over
+// 64 KiB gets its refusal at once, in each API's format, without the server
+// waiting for the body (Caddy's idle-timeout wrapper made net/http drain up
+// to 256 KiB of it first, so a client that waits for the answer before
+// uploading got it only at the body timeout).
+func TestOversizeBodyRefusedBeforeSent(t *testing.T) {
+	s := startCaddy(t, "embedded", authedAPIs(t, "{storage}", "", "mediagoblin", "iam", "kustvakt"))
+	addr := strings.TrimPrefix(s.URL, "http://")
+	for _, c := range []struct {
+		path, auth string
+		status     int
+	}{
+		{"/register", "", 413},
+		{"/api/client/register", "", 413},
+		{"/v1/clients", "", 400},
+		{"/api/v1.0/oauth2/client/register", basicAuth("alice") + "\r\n", 0},
+	} {
+		for _, length := range []int{100_000, 10_000_000} {
+			t.Run(fmt.Sprintf("%s %d", c.path, length), func(t *testing.T) {
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n{", c.path, addr, c.auth, length)
+				// Well before the 30 s body timeout: the answer must not
+				// wait for the body.
+				_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err != nil {
+					t.Fatalf("no answer before the body was sent: %v", err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if c.status != 0 && resp.StatusCode != c.status || resp.StatusCode < 400 {
+					t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.status, body)
+				}
+				if !resp.Close {
+					t.Error("the connection is kept open for a body that is not wanted")
+				}
+			})
+		}
 	}
 }

@@ -403,7 +403,7 @@ const eagerBodyBytes = 4 << 10
 // (or the server's own ReadTimeout, Caddy's timeouts read_body, if shorter).
 func readBody(w http.ResponseWriter, r *http.Request) (body []byte, err error) {
 	if r.ContentLength > MaxBodyBytes {
-		return nil, errBodyTooLarge
+		return nil, bodyRefused(w, r)
 	}
 	if srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server); srv == nil || srv.ReadTimeout <= 0 || srv.ReadTimeout > bodyTimeout {
 		rc := http.NewResponseController(w)
@@ -431,13 +431,27 @@ func readBody(w http.ResponseWriter, r *http.Request) (body []byte, err error) {
 	body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return nil, errBodyTooLarge
+		return nil, bodyRefused(w, r)
 	}
 	if err == nil && r.ContentLength > 0 && int64(len(body)) != r.ContentLength {
 		// The server's body reader already says so; this holds for any.
 		return nil, io.ErrUnexpectedEOF
 	}
 	return body, err
+}
+
+// bodyRefused returns errBodyTooLarge, and on HTTP/1 makes the answer close
+// the connection: the rest of the body is not wanted, and the server would
+// otherwise read up to 256 KiB of it before sending the answer (Caddy's
+// idle-timeout wrapper hides the body from net/http, which then drains it
+// as it would an unknown body), so that a client that announces a large
+// body and waits for the answer before sending it (Expect, or a slow
+// upload) got its 413 only when its upload or the body timeout ended.
+func bodyRefused(w http.ResponseWriter, r *http.Request) error {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+	return errBodyTooLarge
 }
 
 // bearer returns the token of an "Authorization: Bearer" header, and
