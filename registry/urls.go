@@ -2,6 +2,7 @@ package registry
 
 import (
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -129,6 +130,16 @@ func (rule RedirectRule) CheckRedirectURI(raw string) string {
 		}
 		if u.User != nil {
 			return "redirect URI " + quote(raw) + " must not contain user information"
+		}
+		// Redirect URIs are compared whole (RFC 6749 section 3.1.2.3), so
+		// "https://*.example.com/cb" would be a literal host no browser
+		// can be sent to: refused, like any other host that is not a DNS
+		// name or an IP address, rather than registered to never match.
+		if strings.Contains(host, "*") {
+			return "redirect URI " + quote(raw) + " has a wildcard in its host: register each redirect URI in full"
+		}
+		if _, err := netip.ParseAddr(host); err != nil && !ValidHostName(host) {
+			return "redirect URI " + quote(raw) + " has an invalid host"
 		}
 		if !portInRange(u) {
 			return "redirect URI " + quote(raw) + " has an invalid port"

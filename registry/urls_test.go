@@ -71,6 +71,16 @@ func TestCheckRedirectURI(t *testing.T) {
 		{"V2", none, "https://c.example/cb%C3%A9", true},
 		{"V2", none, "https://xn--hxargifdar.example/cb", true},
 		{"V4", native, "http://127.0.0.1:70000/cb", false},
+		// Hosts must be DNS names or IP addresses: a wildcard is not one.
+		{"V2", none, "https://*.c.example/cb", false},
+		{"V2", allow, "https://*.apps.example/cb", false},
+		{"V2", none, "https://c.*/cb", false},
+		{"V2", none, "https://c..example/cb", false},
+		{"V2", none, "https://c.exa$mple/cb", false},
+		{"V2", none, "https://[2001:db8::1]/cb", true},
+		{"V2", none, "https://192.0.2.1:8443/cb", true},
+		{"V2", none, "https://c_1.example./cb", true},
+		{"V4", none, "http://[::1]:8080/cb", true},
 		// V3: dangerous schemes in every rule, including native (custom schemes allowed).
 		{"V3", none, "javascript:alert(1)", false},
 		{"V3", native, "javascript:alert(1)", false},
