@@ -544,6 +544,22 @@ func loadZone(name string) (*time.Location, error) {
 	return loc, nil
 }
 
+// minSecretLength is the length under which a secret the operator chose
+// is warned about. Wrong guesses are answered 401 as often as they come
+// (limiting them per address would also lock out the clients behind a
+// shared address), so only length keeps such a secret from being guessed;
+// the server's own secrets are 128 to 256 random bits.
+const minSecretLength = 20
+
+// warnShortSecret warns, without showing it, about a configured secret
+// shorter than minSecretLength.
+func (h *Handler) warnShortSecret(what, secret string) {
+	if n := len(secret); n < minSecretLength && h.logger != nil {
+		h.logger.Warn(fmt.Sprintf("%s is only %d characters long: wrong guesses are not limited, so use a long random one (openssl rand -base64 32)", what, n),
+			zap.String("api", h.apiName()))
+	}
+}
+
 // kustvaktOptions resolves the Kustvakt settings; secrets are kept hashed.
 func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions, error) {
 	k := handler.KustvaktOptions{Location: time.UTC, AdminUsers: h.AdminUsers}
@@ -566,11 +582,13 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 			return k, fmt.Errorf("super_client %q: its secret resolves to an empty string (a placeholder in it is unset or unknown)", s.ClientID)
 		}
 		if secret != "" {
+			h.warnShortSecret(fmt.Sprintf("super_client %q's secret", s.ClientID), secret)
 			s.SecretHash = registry.Hash(secret)
 		}
 		k.SuperClients = append(k.SuperClients, s)
 	}
 	if t := repl.ReplaceAll(h.AdminToken, ""); t != "" {
+		h.warnShortSecret("admin_token", t)
 		k.AdminTokenHash = registry.Hash(t)
 	} else if h.AdminToken != "" {
 		return k, errors.New("admin_token resolves to an empty string (a placeholder in it is unset or unknown)")
@@ -842,8 +860,10 @@ func (h *Handler) checkResolvedURLs(repl *caddy.Replacer) error {
 		if got == "" {
 			return fmt.Errorf("%s %s resolves to an empty value (is the environment variable or file set?)", f.name, redactUserinfo(f.v))
 		}
-		if err := f.check(got); err != nil {
-			return fmt.Errorf("%s %s, once resolved: %w", f.name, redactUserinfo(f.v), err)
+		if f.check(got) != nil {
+			// Not the check's own message, which quotes the value: a
+			// mistyped placeholder may name a secret's variable or file.
+			return fmt.Errorf("%s %s resolves to a value that is not an absolute http(s) URL without user information, query or fragment (the value is not shown)", f.name, redactUserinfo(f.v))
 		}
 	}
 	return nil

@@ -61,6 +61,7 @@ func (h *Handler) gate(repl *caddy.Replacer) (handler.Gate, error) {
 			// Caddy too, and resolves to nothing.
 			return g, errors.New("initial_access_token resolves to an empty token (a placeholder in it is unset or unknown)")
 		}
+		h.warnShortSecret("an initial_access_token", t)
 		g.StaticTokenHashes = append(g.StaticTokenHashes, registry.Hash(t))
 	}
 	return g, nil
