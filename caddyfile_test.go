@@ -112,7 +112,7 @@ const cfEveryInput = `client_registration kustvakt {
 	max_clients_per_owner off
 	client_lifetime 8760h
 	idle_lifetime 90d
-	cors https://app.example https://admin.example
+	cors https://app.example https://admin.example http://localhost:3000 http://[::1]:5173
 }`
 
 func TestUnmarshalCaddyfile(t *testing.T) {
@@ -194,7 +194,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				MaxClientsPerOwner:   cfInt(0),
 				ClientLifetime:       *cfDuration("8760h"),
 				IdleLifetime:         *cfDuration("2160h"),
-				CORS:                 []string{"https://app.example", "https://admin.example"},
+				CORS:                 []string{"https://app.example", "https://admin.example", "http://localhost:3000", "http://[::1]:5173"},
 			},
 		},
 		{
@@ -377,6 +377,11 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"prefix without slash", "client_registration {\n\tprefix oauth\n}", `prefix "oauth" must start with /`},
 		{"user not a placeholder", "client_registration {\n\tuser alice\n}", `user "alice" must be a request placeholder`},
 		{"cors origin without scheme", "client_registration {\n\tcors example.com\n}", `cors origin "example.com"`},
+		{"cors origin with trailing slash", "client_registration {\n\tcors https://app.example/\n}", `cors origin "https://app.example/"`},
+		{"cors origin with path", "client_registration {\n\tcors https://app.example/app\n}", `cors origin "https://app.example/app"`},
+		{"cors origin in capitals", "client_registration {\n\tcors https://App.example\n}", `as browsers send it`},
+		{"cors origin with default port", "client_registration {\n\tcors https://app.example:443\n}", `without the scheme's default port`},
+		{"cors origin null", "client_registration {\n\tcors null\n}", `cors origin "null"`},
 		{"unknown grant type", "client_registration {\n\tallowed_grant_types password\n}", `"password" is not a grant type`},
 		{"unknown response type", "client_registration {\n\tallowed_response_types token_id\n}", `"token_id" is not a response type`},
 		{"unknown auth method", "client_registration {\n\tallowed_auth_methods tls_client\n}", `"tls_client" is not an authentication method`},

@@ -227,13 +227,33 @@ func TestMetrics(t *testing.T) {
 	s.postJSON("/v1/clients", iamBody, "Authorization: Bearer metrics-test-token")
 	s.do("GET", "/.well-known/oauth-authorization-server", "")
 	s.do("GET", "/register", "") // 405: not an operation, not counted
+	// Answers of the checks made before an operation's own work count too.
+	badHost := func(method, path, body string) {
+		req, _ := http.NewRequest(method, s.URL+path, strings.NewReader(body))
+		req.Host = strings.TrimPrefix(s.URL, "http://") + ",evil.example"
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s %s with a bad Host: %d", method, path, resp.StatusCode)
+		}
+	}
+	badHost("POST", "/register", mcpBody)
+	badHost("GET", "/.well-known/oauth-authorization-server", "")
+	badHost("GET", "/register/"+c.ID, "")
+	badHost("POST", "/v1/clients", iamBody)
 	after := scrape()
 	const reg, ops = "caddy_client_registration_registrations_total", "caddy_client_registration_operations_total"
 	for series, want := range map[string]float64{
 		reg + `{api="rfc7591",result="created"}`:                    1,
-		reg + `{api="rfc7591",result="rejected"}`:                   2,
+		reg + `{api="rfc7591",result="rejected"}`:                   3,
 		ops + `{api="rfc7591",operation="read",status="2xx"}`:       2,
-		ops + `{api="rfc7591",operation="read",status="4xx"}`:       2,
+		ops + `{api="rfc7591",operation="read",status="4xx"}`:       3,
+		ops + `{api="rfc7591",operation="metadata",status="4xx"}`:   1,
+		reg + `{api="iam",result="rejected"}`:                       1,
 		ops + `{api="mediagoblin",operation="update",status="4xx"}`: 1,
 		reg + `{api="mediagoblin",result="created"}`:                1,
 		reg + `{api="iam",result="unauthorized"}`:                   1,

@@ -400,11 +400,32 @@ func (h *Handler) validatePolicy() error {
 		}
 	}
 	for _, o := range h.CORS {
-		if o != "*" && !strings.Contains(o, "://") {
-			return fmt.Errorf("cors origin %q must be * or scheme://host[:port]", o)
+		if o != "*" && !validOrigin(o) {
+			return fmt.Errorf("cors origin %q must be * or scheme://host[:port], in lowercase and without the scheme's default port, path or trailing slash, as browsers send it in Origin (it would never match)", o)
 		}
 	}
 	return nil
+}
+
+// validOrigin reports whether o is an origin as a browser serializes it
+// in the Origin header, which the CORS check compares whole: a lowercase
+// scheme and host, a port only when it is not the scheme's default, and
+// nothing after it.
+func validOrigin(o string) bool {
+	u, err := url.Parse(o)
+	if err != nil || u.Scheme == "" || u.Host == "" || u.User != nil || u.Opaque != "" ||
+		u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(o, "#") {
+		return false
+	}
+	if o != strings.ToLower(o) || u.Scheme+"://"+u.Host != o {
+		return false
+	}
+	port := u.Port()
+	if port != "" && (!registry.ValidPort(port) || u.Scheme == "https" && port == "443" || u.Scheme == "http" && port == "80") {
+		return false
+	}
+	host := u.Hostname()
+	return net.ParseIP(host) != nil || registry.ValidHostName(host) && !strings.HasSuffix(host, ".")
 }
 
 // validRedirectHostPattern accepts what hostAllowed can match against a

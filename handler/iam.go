@@ -60,27 +60,38 @@ func (a *IAM) Serve(w http.ResponseWriter, r *http.Request) bool {
 	// a header on every answer so a success can be correlated with logs too.
 	rid := iamRequestID()
 	w.Header().Set("X-Request-Id", rid)
+	// Observed from the start, so that every answer to a registration is
+	// counted, those of the checks below included (a wrong method or a
+	// preflight is not one).
+	op := ""
+	if r.Method == http.MethodPost {
+		op = opRegister
+	}
+	ob := observe(w, op)
+	a.serve(ob, r, rid)
+	a.o.Metrics.done(registry.APIIAM, ob)
+	return true
+}
+
+func (a *IAM) serve(w http.ResponseWriter, r *http.Request, rid string) {
 	if a.o.CORS.apply(w, r, "POST") {
-		return true
+		return
 	}
 	if a.o.hostUnusable(r) {
 		// The answer's endpoints would be built from it.
 		a.error(w, rid, http.StatusBadRequest, "IIC.400", "Bad Request: the Host header must be host or host:port.")
-		return true
+		return
 	}
 	if name := a.o.unresolvedURL(r); name != "" {
 		a.error(w, rid, http.StatusInternalServerError, "IIC.500", "Internal Server Error: the server's "+name+" setting resolves to no absolute URL for this request.")
-		return true
+		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		a.error(w, rid, http.StatusMethodNotAllowed, "IIC.405", "Method Not Allowed: use POST.")
-		return true
+		return
 	}
-	ob := observe(w, opRegister)
-	a.register(ob, r, rid)
-	a.o.Metrics.done(registry.APIIAM, ob)
-	return true
+	a.register(w, r, rid)
 }
 
 // iamRequestID returns a random (version 4) UUID in its canonical lowercase

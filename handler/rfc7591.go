@@ -50,16 +50,43 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 	if route == rfcNoRoute {
 		return false
 	}
+	// Observed from the start, so that every answer to an operation is
+	// counted, those of the checks below included.
+	ob := observe(w, rfcOperation(route, r.Method))
+	a.serve(ob, r, route, id)
+	a.o.Metrics.done(registry.APIRFC7591, ob)
+	return true
+}
+
+// rfcOperation is the operation a request to route is, for the metrics:
+// "" for a wrong method or a CORS preflight, which are not counted.
+func rfcOperation(route int, method string) string {
+	switch route {
+	case rfcRegister:
+		if method == http.MethodPost {
+			return opRegister
+		}
+	case rfcManage:
+		return manageOp(method)
+	case rfcMetadata:
+		if method == http.MethodGet || method == http.MethodHead {
+			return "metadata"
+		}
+	}
+	return ""
+}
+
+func (a *RFC7591) serve(w http.ResponseWriter, r *http.Request, route int, id string) {
 	if a.o.hostUnusable(r) {
 		// Every answer here carries URLs built from the Host header.
 		a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "the Host header must be host or host:port")
-		return true
+		return
 	}
 	// Preflights and deletes answer no URL.
 	if r.Method != http.MethodOptions && r.Method != http.MethodDelete {
 		if name := a.o.unresolvedURL(r); name != "" {
 			a.error(w, http.StatusInternalServerError, "server_error", "the server's "+name+" setting resolves to no absolute URL for this request")
-			return true
+			return
 		}
 	}
 	if route != rfcMetadata {
@@ -68,27 +95,21 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 	switch route {
 	case rfcRegister:
 		if a.o.CORS.apply(w, r, "POST") {
-			return true
+			return
 		}
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", "POST")
 			a.error(w, http.StatusMethodNotAllowed, registry.CodeInvalidRequest, "use POST to register a client")
-			return true
+			return
 		}
-		ob := observe(w, opRegister)
-		a.register(ob, r)
-		a.o.Metrics.done(registry.APIRFC7591, ob)
+		a.register(w, r)
 	case rfcManage:
 		if !a.o.CORS.apply(w, r, "GET, HEAD, PUT, DELETE") {
-			op := manageOp(r.Method)
-			ob := observe(w, op)
-			a.manage(ob, r, id, op)
-			a.o.Metrics.done(registry.APIRFC7591, ob)
+			a.manage(w, r, id, manageOp(r.Method))
 		}
 	case rfcMetadata:
 		a.serveMetadata(w, r)
 	}
-	return true
 }
 
 // match finds the route of a request, and the client id of a client
@@ -770,9 +791,7 @@ func (a *RFC7591) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		a.error(w, http.StatusMethodNotAllowed, registry.CodeInvalidRequest, "use GET to read the server metadata")
 		return
 	}
-	ob := observe(w, "metadata")
-	a.metadata(ob, r)
-	a.o.Metrics.done(registry.APIRFC7591, ob)
+	a.metadata(w, r)
 }
 
 // metadata writes the RFC 8414 authorization server metadata.
