@@ -44,6 +44,11 @@ type EmbeddedStore struct {
 
 	hitMu sync.Mutex
 	hits  map[string]*window
+	// hitsPrune is the size of hits at which expired windows are next
+	// removed: twice what was left after the last removal, so that the
+	// scan is paid once per doubling, never on every request while the
+	// windows of many addresses are all still open.
+	hitsPrune int
 
 	// Sweeping (guarded by the lock): nextSweep is when the next slice is
 	// due, sweepDir and sweepAfter where the current sweep stopped (the tag
@@ -622,21 +627,36 @@ func (s *EmbeddedStore) Count(ctx context.Context, tag string) (int, error) {
 	return s.count(ctx, tag, false)
 }
 
+// hitsPruneMin is the fewest windows the embedded store keeps before it
+// looks for expired ones; hitsMax, the most it keeps (about 150 bytes
+// each). Variables for the tests.
+var (
+	hitsPruneMin = 100_000
+	hitsMax      = 1_000_000
+)
+
 // Hit implements Store with in-memory fixed windows: the embedded store
 // serves one process, so one process's memory is the shared state.
 func (s *EmbeddedStore) Hit(_ context.Context, key string, limit int, win time.Duration) (bool, time.Duration, error) {
 	now := time.Now()
 	s.hitMu.Lock()
 	defer s.hitMu.Unlock()
-	if len(s.hits) > 100000 {
+	if len(s.hits) >= max(s.hitsPrune, hitsPruneMin) {
 		for k, w := range s.hits {
 			if !now.Before(w.end) {
 				delete(s.hits, k)
 			}
 		}
+		s.hitsPrune = 2 * len(s.hits)
 	}
 	w := s.hits[key]
 	if w == nil || !now.Before(w.end) {
+		if w == nil && len(s.hits) >= hitsMax {
+			// Windows open for this many addresses at once: a new one is
+			// let through uncounted rather than memory growing without
+			// bound (max_clients still caps what they can register).
+			return true, 0, nil
+		}
 		w = &window{end: now.Add(win)}
 		s.hits[key] = w
 	}

@@ -875,3 +875,55 @@ func TestSentinelDialerKeepsConnCheck(t *testing.T) {
 		t.Fatalf("a closed connection is still watched")
 	}
 }
+
+// TestEmbeddedHitsBounded: the embedded store's rate-limit windows are
+// looked through for expired ones once their number has doubled, not on
+// every hit once many addresses have open windows (every registration then
+// paid a scan of them all), and never grow past hitsMax: a new address
+// beyond it is let through uncounted while the known ones stay limited.
+func TestEmbeddedHitsBounded(t *testing.T) {
+	defer func(p, m int) { hitsPruneMin, hitsMax = p, m }(hitsPruneMin, hitsMax)
+	hitsPruneMin, hitsMax = 100, 1000
+	es := NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "hits")
+	ctx := context.Background()
+	hit := func(key string, win time.Duration) bool {
+		ok, _, err := es.Hit(ctx, key, 1, win)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	// Short windows that expire are removed when the map reaches 100.
+	for i := range 99 {
+		hit(fmt.Sprintf("short%d", i), time.Millisecond)
+	}
+	time.Sleep(5 * time.Millisecond)
+	hit("trigger", time.Hour)
+	hit("trigger2", time.Hour)
+	if n := len(es.hits); n != 2 {
+		t.Fatalf("%d windows after expired ones were due for removal, want 2", n)
+	}
+	// Open windows: the next look is at twice what was left, so the map
+	// grows past 100 without a scan at each hit.
+	for i := range 500 {
+		if !hit(fmt.Sprintf("long%d", i), time.Hour) {
+			t.Fatalf("first hit of long%d limited", i)
+		}
+	}
+	if es.hitsPrune < 256 || es.hitsPrune > 2*len(es.hits) {
+		t.Errorf("next removal at %d windows with %d open", es.hitsPrune, len(es.hits))
+	}
+	// At hitsMax, new addresses pass uncounted, known ones stay limited.
+	for i := range 2000 {
+		hit(fmt.Sprintf("more%d", i), time.Hour)
+	}
+	if n := len(es.hits); n != hitsMax {
+		t.Fatalf("%d windows, want at most %d", n, hitsMax)
+	}
+	if !hit("newcomer", time.Hour) || !hit("newcomer", time.Hour) {
+		t.Error("an address beyond the cap is limited")
+	}
+	if hit("long7", time.Hour) {
+		t.Error("a known address is no longer limited")
+	}
+}
