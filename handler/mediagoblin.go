@@ -345,11 +345,6 @@ func mgParseFields(data *pyDict, storedLogo string, policy *registry.Policy) (mg
 	// which is stored as no name.
 	if n, ok := data.first("application_name"); ok && n.kind != pyNone {
 		f.name = n.str()
-		if unsafeName(f.name) {
-			// Not a check of MediaGoblin's: every API keeps names that
-			// pages show safe to show (registry.UnsafeDisplayRune).
-			return f, "Application name must not contain control characters or bidirectional overrides."
-		}
 	}
 
 	// contacts and redirect_uris are checked only when not None: the view
@@ -380,6 +375,12 @@ func mgParseFields(data *pyDict, storedLogo string, policy *registry.Policy) (mg
 				return f, "URI " + uri + " is not a valid URI"
 			}
 		}
+	}
+	// Not a check of MediaGoblin's, so made after all of its own, whose
+	// answers it must not change: every API keeps names that pages show
+	// safe to show (registry.UnsafeDisplayRune).
+	if unsafeName(f.name) {
+		return f, "Application name must not contain control characters or bidirectional overrides."
 	}
 	// A lone surrogate passes every check above, as in the real view,
 	// whose database then cannot store it (a 500 there): refused as data

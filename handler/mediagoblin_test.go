@@ -336,6 +336,11 @@ func TestMGErrorOrder(t *testing.T) {
 		{`{"type": "client_associate", "application_type": "web", "logo_uri": " JavaScript:alert(1)"}`, 400, "Logo URI  JavaScript:alert(1) is not a valid URI."},
 		{`{"type": "client_associate", "application_type": "web", "logo_url": "data:text/html,x"}`, 400, "Logo URI data:text/html,x is not a valid URI."},
 		{`{"type": "client_associate", "application_type": "web", "application_name": "a\u2028b"}`, 400, "Application name must not contain control characters or bidirectional overrides."},
+		// Our name check comes after every check of MediaGoblin's, whose
+		// answers it must not change.
+		{`{"type": "client_associate", "application_type": "web", "application_name": "a\u0007b", "contacts": "nobody"}`, 400, "Email nobody is not a valid email."},
+		{`{"type": "client_associate", "application_type": "web", "application_name": "a\u202eb", "redirect_uris": ["x"]}`, 400, mgRedirectsType},
+		{`{"type": "client_associate", "application_type": "web", "application_name": "a\u202eb", "redirect_uris": "http://[x"}`, 400, "URI http://[x is not a valid URI"},
 		{`{"type": "client_associate", "application_type": "web", "contacts": ["a@b"], "redirect_uris": 1}`, 400, mgContactsType},
 		{`{"type": "client_associate", "application_type": "web", "contacts": "a@b nomail", "redirect_uris": 1}`, 400, "Email nomail is not a valid email."},
 		{`{"type": "client_associate", "application_type": "web", "contacts": "", "redirect_uris": ["http://x"]}`, 400, mgRedirectsType},
