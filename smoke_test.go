@@ -1,6 +1,7 @@
 package caddydcr
 
 import (
+	"encoding/base64"
 	"net/http"
 	"os"
 	"strconv"
@@ -65,7 +66,19 @@ func TestCaddyfileExampleServes(t *testing.T) {
 			t.Errorf("POST %s: %d %s", path, resp.StatusCode, got)
 		}
 	}
-	if resp, body := s.postJSON("/api/v1.0/oauth2/client/register", `{"name":"abc","type":"PUBLIC","description":"d"}`); resp.StatusCode != 401 {
-		t.Errorf("Kustvakt without a user: %d %s, want 401 from basic_auth", resp.StatusCode, body)
+	// Kustvakt: without credentials, the guest gets Kustvakt's own 401;
+	// with wrong ones, basic_auth's; with alice's, the service.
+	if resp, body := s.postJSON("/api/v1.0/oauth2/client/register", `{"name":"abc","type":"PUBLIC","description":"d"}`); resp.StatusCode != 401 ||
+		body != `{"errors":[[2010,"Unauthorized operation for user: guest","guest"]]}`+"\n" {
+		t.Errorf("Kustvakt without a user: %d %q, want Kustvakt's 401 for the guest", resp.StatusCode, body)
+	}
+	basic := func(pw string) string {
+		return "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("alice:"+pw))
+	}
+	if resp, body := s.postJSON("/api/v1.0/oauth2/client/register", `{"name":"abc","type":"PUBLIC","description":"d"}`, basic("wrong")); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
+		t.Errorf("Kustvakt with a wrong password: %d %s, want 401 from basic_auth", resp.StatusCode, body)
+	}
+	if resp, body := s.postJSON("/api/v1.0/oauth2/client/register", `{"name":"abc","type":"PUBLIC","description":"d"}`, basic("wonderland")); resp.StatusCode != 200 {
+		t.Errorf("Kustvakt as alice: %d %s", resp.StatusCode, body)
 	}
 }
