@@ -167,9 +167,26 @@ func (o *Options) limit(r *http.Request, api string) *Denial {
 	}
 	if !ok {
 		return &Denial{Status: http.StatusTooManyRequests, Reason: "rate_limited", RetryAfter: retry,
-			Description: fmt.Sprintf("too many registrations from this address; at most %d per %s", g.RateLimit, g.RateWindow)}
+			Description: fmt.Sprintf("too many registrations from this address; at most %d per %s", g.RateLimit, spanText(g.RateWindow))}
 	}
 	return nil
+}
+
+// spanText writes a rate-limit window for people ("hour", "10 minutes",
+// "90 seconds") rather than as Go's Duration.String ("1h0m0s").
+func spanText(d time.Duration) string {
+	for _, u := range []struct {
+		d    time.Duration
+		name string
+	}{{24 * time.Hour, "day"}, {time.Hour, "hour"}, {time.Minute, "minute"}, {time.Second, "second"}} {
+		if d%u.d == 0 && d >= u.d {
+			if n := d / u.d; n != 1 {
+				return fmt.Sprintf("%d %ss", n, u.name)
+			}
+			return u.name
+		}
+	}
+	return d.String()
 }
 
 // rateLimitAddress is the part of a client address the rate limit counts:

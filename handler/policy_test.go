@@ -302,3 +302,16 @@ func TestHealthSettle(t *testing.T) {
 		t.Fatal("a success after the settling time did not end the outage")
 	}
 }
+
+// TestSpanText: rate-limit windows read as people write them.
+func TestSpanText(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Hour: "hour", 24 * time.Hour: "day", 48 * time.Hour: "2 days", 90 * time.Minute: "90 minutes",
+		10 * time.Minute: "10 minutes", time.Second: "second", 90 * time.Second: "90 seconds",
+		1500 * time.Millisecond: "1.5s",
+	} {
+		if got := spanText(d); got != want {
+			t.Errorf("spanText(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
