@@ -842,9 +842,14 @@ func TestSentinelPlannedFailover(t *testing.T) {
 		t.Fatal("no write succeeded after the promotion")
 	}
 	replicas[other].Resume()
-	redistest.WaitFor(t, 30*time.Second, "the old master demoted and in sync", func(context.Context) bool {
-		info := master.CLI("info", "replication")
-		return strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up")
+	// Asked through a client of its own: the sentinel closes the old
+	// master's client connections when it demotes it, which a redis-cli
+	// call in flight takes for a failure.
+	old := redis.NewClient(&redis.Options{Addr: master.Addr})
+	t.Cleanup(func() { old.Close() })
+	redistest.WaitFor(t, 30*time.Second, "the old master demoted and in sync", func(ctx context.Context) bool {
+		info, err := old.Info(ctx, "replication").Result()
+		return err == nil && strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up")
 	})
 	for _, id := range written {
 		if _, err := s.Get(ctx, id); err != nil {
