@@ -925,8 +925,10 @@ func TestEmbeddedHitsBounded(t *testing.T) {
 	if n := len(es.hits); n != hitsMax {
 		t.Fatalf("%d windows, want at most %d", n, hitsMax)
 	}
-	if !hit("newcomer", time.Hour) || !hit("newcomer", time.Hour) {
-		t.Error("an address beyond the cap is limited")
+	for i := range 2 { // a limit of 1: the second hit would be refused if counted
+		if !hit("newcomer", time.Hour) {
+			t.Errorf("hit %d of an address beyond the cap is limited", i+1)
+		}
 	}
 	if hit("long7", time.Hour) {
 		t.Error("a known address is no longer limited")
