@@ -343,6 +343,13 @@ func TestRedisCluster(t *testing.T) {
 	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
 }
 
+func TestRedisClusterTLS(t *testing.T) {
+	addrs, conf := redistest.StartClusterTLS(t)
+	pool := NewRedisPool(RedisOptions{Addrs: addrs, TLS: conf})
+	t.Cleanup(func() { pool.Destruct() })
+	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
+}
+
 func TestRedisSentinel(t *testing.T) {
 	_, sentinel := redistest.StartSentinel(t, "mymaster")
 	pool := NewRedisPool(RedisOptions{Addrs: []string{sentinel}, MasterName: "mymaster"})
@@ -355,6 +362,33 @@ func TestRedisTLS(t *testing.T) {
 	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, TLS: srv.ClientConfig})
 	t.Cleanup(func() { pool.Destruct() })
 	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
+}
+
+// TestRedisSentinelTLS: a Sentinel deployment that speaks only TLS, the
+// sentinels and the master both; the master watch asks the sentinel over
+// TLS too. A CA the client does not trust is refused.
+func TestRedisSentinelTLS(t *testing.T) {
+	master, sentinel := redistest.StartSentinelTLS(t, "tlsmaster")
+	pool := NewRedisPool(RedisOptions{Addrs: []string{sentinel}, MasterName: "tlsmaster", TLS: master.ClientConfig})
+	t.Cleanup(func() { pool.Destruct() })
+	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
+
+	w := newMasterWatch(RedisOptions{Addrs: []string{sentinel}, MasterName: "tlsmaster", TLS: master.ClientConfig}, time.Second)
+	t.Cleanup(func() {
+		for _, s := range w.sentinels {
+			s.Close()
+		}
+	})
+	if got := w.master(); got != master.Addr {
+		t.Errorf("the watch finds the master at %q over TLS, want %s", got, master.Addr)
+	}
+
+	other := redistest.StartTLS(t) // a CA of its own
+	untrusted := NewRedisPool(RedisOptions{Addrs: []string{sentinel}, MasterName: "tlsmaster", TLS: other.ClientConfig, Timeout: time.Second})
+	t.Cleanup(func() { untrusted.Destruct() })
+	if err := untrusted.Store(uniquePrefix()).Create(context.Background(), &Record{ID: "x", Data: []byte("d")}); err == nil {
+		t.Error("a sentinel whose certificate is not trusted was used")
+	}
 }
 
 func TestEmbedded(t *testing.T) {

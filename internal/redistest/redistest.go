@@ -178,10 +178,13 @@ func (s *Server) CLI(args ...string) string {
 	return CLI(s.t, append([]string{"-p", strconv.Itoa(s.Port)}, args...)...)
 }
 
-// CLI runs redis-cli with the given arguments.
+// CLI runs redis-cli with the given arguments, for at most a minute
+// (redis-cli --cluster create waits for ever for nodes that cannot meet).
 func CLI(t T, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(binary(t, "redis-cli"), args...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary(t, "redis-cli"), args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redis-cli %v: %v: %s", args, err, out)
 	}
@@ -232,6 +235,36 @@ func StartClusterNodes(t T, replicas int) []*Server {
 	return nodes
 }
 
+// StartClusterTLS runs three TLS-only masters (their cluster bus on TLS
+// too) joined into a cluster; it returns their addresses and a client
+// config that trusts their CA, once every slot is served.
+func StartClusterTLS(t T) ([]string, *tls.Config) {
+	t.Helper()
+	caFile, certFile, keyFile, pool := writeCerts(t, t.TempDir())
+	cli := []string{"--tls", "--cacert", caFile}
+	var addrs []string
+	var ports []int
+	for range 3 {
+		port := FreePort(t)
+		s := run(t, port, []string{"--port", "0", "--tls-port", strconv.Itoa(port), "--tls-cert-file", certFile,
+			"--tls-key-file", keyFile, "--tls-ca-cert-file", caFile, "--tls-auth-clients", "no",
+			"--tls-cluster", "yes", "--tls-replication", "yes", "--cluster-enabled", "yes",
+			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000", "--cluster-port", strconv.Itoa(FreePort(t))})
+		addrs = append(addrs, s.Addr)
+		ports = append(ports, port)
+	}
+	CLI(t, append(append(append(cli, "--cluster", "create"), addrs...), "--cluster-yes")...)
+	WaitFor(t, 15*time.Second, "cluster_state:ok on every TLS node", func(context.Context) bool {
+		for _, p := range ports {
+			if !strings.Contains(CLI(t, append(cli, "-p", strconv.Itoa(p), "cluster", "info")...), "cluster_state:ok") {
+				return false
+			}
+		}
+		return true
+	})
+	return addrs, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+}
+
 // ClusterOK reports whether the node sees its cluster as serving every slot.
 func ClusterOK(t T, s *Server) bool {
 	t.Helper()
@@ -268,7 +301,16 @@ func SlotMaster(t T, s *Server, slot int) string {
 func StartSentinel(t T, masterName string) (*Server, string) {
 	t.Helper()
 	master := Start(t)
-	return master, startSentinel(t, masterName, master, "sentinel down-after-milliseconds %[1]s 1000\n")
+	return master, startSentinel(t, masterName, master, nil, "sentinel down-after-milliseconds %[1]s 1000\n")
+}
+
+// StartSentinelTLS runs a TLS-only master and a TLS-only sentinel that
+// watches it over TLS; both certificates come from the master's CA
+// (ClientConfig trusts it).
+func StartSentinelTLS(t T, masterName string) (*TLSServer, string) {
+	t.Helper()
+	master := StartTLS(t)
+	return master, startSentinel(t, masterName, master.Server, master, "sentinel down-after-milliseconds %[1]s 1000\n")
 }
 
 // StartSentinelFailover runs a master, a replica of it and one sentinel
@@ -278,7 +320,7 @@ func StartSentinelFailover(t T, masterName string) (master, replica *Server, sen
 	t.Helper()
 	master = Start(t)
 	replica = Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
-	sentinel = startSentinel(t, masterName, master,
+	sentinel = startSentinel(t, masterName, master, nil,
 		"sentinel down-after-milliseconds %[1]s 300\nsentinel failover-timeout %[1]s 2000\n")
 	return master, replica, sentinel
 }
@@ -297,7 +339,7 @@ func StartSentinelReplicas(t T, masterName string, failoverTimeout time.Duration
 			strings.Contains(replicas[0].CLI("info", "replication"), "master_link_status:up") &&
 			strings.Contains(replicas[1].CLI("info", "replication"), "master_link_status:up")
 	})
-	sentinel = startSentinel(t, masterName, master, fmt.Sprintf(
+	sentinel = startSentinel(t, masterName, master, nil, fmt.Sprintf(
 		"sentinel down-after-milliseconds %%[1]s 10000\nsentinel failover-timeout %%[1]s %d\n", failoverTimeout.Milliseconds()))
 	return master, replicas, sentinel
 }
@@ -307,17 +349,26 @@ func StartSentinelReplicas(t T, masterName string, failoverTimeout time.Duration
 func StartSentinelAuth(t T, masterName, masterPassword, sentinelPassword string) (*Server, string) {
 	t.Helper()
 	master := Start(t, "--requirepass", masterPassword)
-	return master, startSentinel(t, masterName, master, "sentinel down-after-milliseconds %[1]s 1000\n"+
+	return master, startSentinel(t, masterName, master, nil, "sentinel down-after-milliseconds %[1]s 1000\n"+
 		"sentinel auth-pass %[1]s "+masterPassword+"\nrequirepass "+sentinelPassword+"\n")
 }
 
-func startSentinel(t T, masterName string, master *Server, extra string) string {
+// startSentinel runs a sentinel of master; with tlsFiles, it accepts only
+// TLS connections and reaches the master over TLS, with those files.
+func startSentinel(t T, masterName string, master *Server, tlsFiles *TLSServer, extra string) string {
 	t.Helper()
 	port := FreePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "sentinel.conf")
-	body := fmt.Sprintf("port %d\nbind 127.0.0.1\nprotected-mode no\ndir %s\nsentinel monitor %s 127.0.0.1 %d 1\n",
-		port, dir, masterName, master.Port) + fmt.Sprintf(extra, masterName)
+	listen := fmt.Sprintf("port %d\n", port)
+	var cli []string
+	if tlsFiles != nil {
+		listen = fmt.Sprintf("port 0\ntls-port %d\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\ntls-auth-clients no\ntls-replication yes\n",
+			port, tlsFiles.certFile, tlsFiles.keyFile, tlsFiles.CAFile)
+		cli = []string{"--tls", "--cacert", tlsFiles.CAFile}
+	}
+	body := fmt.Sprintf("%sbind 127.0.0.1\nprotected-mode no\ndir %s\nsentinel monitor %s 127.0.0.1 %d 1\n",
+		listen, dir, masterName, master.Port) + fmt.Sprintf(extra, masterName)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +380,7 @@ func startSentinel(t T, masterName string, master *Server, extra string) string 
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		args := []string{"-p", strconv.Itoa(port)}
+		args := append([]string{"-p", strconv.Itoa(port)}, cli...)
 		if pw := sentinelPassword(extra); pw != "" {
 			args = append(args, "-a", pw, "--no-auth-warning")
 		}
@@ -350,6 +401,8 @@ type TLSServer struct {
 	CAFile string
 	// ClientConfig trusts that CA.
 	ClientConfig *tls.Config
+	// certFile and keyFile are the server's certificate and key.
+	certFile, keyFile string
 }
 
 // StartTLS runs a TLS-only redis-server with a fresh CA and certificate for
@@ -361,7 +414,8 @@ func StartTLS(t T) *TLSServer {
 	port := FreePort(t)
 	s := run(t, port, []string{"--port", "0", "--tls-port", strconv.Itoa(port), "--tls-cert-file", certFile,
 		"--tls-key-file", keyFile, "--tls-ca-cert-file", caFile, "--tls-auth-clients", "no"})
-	return &TLSServer{Server: s, CAFile: caFile, ClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	return &TLSServer{Server: s, CAFile: caFile, ClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		certFile: certFile, keyFile: keyFile}
 }
 
 func writeCerts(t T, dir string) (caFile, certFile, keyFile string, pool *x509.CertPool) {
@@ -388,7 +442,9 @@ func writeCerts(t T, dir string) (caFile, certFile, keyFile string, pool *x509.C
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+		// Client authentication too: cluster nodes present it to each
+		// other on the TLS cluster bus.
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tpl, ca, &key.PublicKey, caKey)
 	if err != nil {
