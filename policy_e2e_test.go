@@ -419,6 +419,18 @@ func TestPolicyRedirectHostsAndNarrowing(t *testing.T) {
 		if resp.StatusCode != 400 || body != `{"error": "URI https://evil.example/cb is not a valid URI"}` {
 			t.Fatalf("mediagoblin: %d %s", resp.StatusCode, body)
 		}
+		// MediaGoblin's own rule accepts relative URIs, which a browser
+		// resolves to another host: with a host list they are refused.
+		for _, uri := range []string{`//evil.example/cb`, `\\\\evil.example/cb`, `https://evil.example\\@app.example/`, `cb`} {
+			resp, body = s.postJSON("/api/client/register", `{"type":"client_associate","application_type":"web","redirect_uris":"`+uri+`"}`)
+			if resp.StatusCode != 400 || !strings.HasSuffix(body, `is not a valid URI"}`) {
+				t.Errorf("mediagoblin %s: %d %s", uri, resp.StatusCode, body)
+			}
+		}
+		resp, body = s.postJSON("/register", `{"redirect_uris":["ws://evil.example/cb"]}`)
+		if m := object(t, body); resp.StatusCode != 400 || m["error"] != "invalid_redirect_uri" {
+			t.Errorf("rfc7591 ws: %d %s", resp.StatusCode, body)
+		}
 		resp, body = s.postJSON("/v1/clients", `{"client_name":"x","client_type":"public","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code"],"response_types":["code"],"scopes":["openid","admin"]}`)
 		if resp.StatusCode != 400 || !strings.Contains(body, "scope admin is not allowed") {
 			t.Fatalf("iam scopes: %d %s", resp.StatusCode, body)

@@ -18,6 +18,8 @@ import (
 // redirect or metadata URI may use them.
 var dangerousSchemes = map[string]bool{
 	"javascript": true, "data": true, "vbscript": true, "file": true, "blob": true, "about": true,
+	// Android's intent: URIs open any https URL they name in a browser.
+	"intent": true,
 }
 
 // HasDangerousScheme reports whether a user agent would read raw as a URI
@@ -165,7 +167,11 @@ func (rule RedirectRule) CheckRedirectURI(raw string) string {
 		}
 		return ""
 	}
-	// A custom scheme ("com.example.app:/cb").
+	// A custom scheme ("com.example.app:/cb"); ws, wss and ftp URLs have a
+	// host that the list applies to.
+	if !RedirectHostAllowed(raw, rule.AllowedHosts) {
+		return "redirect URI " + quote(raw) + " uses a host that is not allowed here"
+	}
 	if rule.ApplicationType == "web" {
 		return "redirect URI " + quote(raw) + " uses a custom scheme, which only native clients may use"
 	}
@@ -176,22 +182,36 @@ func (rule RedirectRule) CheckRedirectURI(raw string) string {
 }
 
 // RedirectHostAllowed applies an allowlist of redirect hosts to an
-// already-validated URI of any API: loopback hosts and custom schemes are
-// always allowed, other hosts must match the list (empty allows all).
+// already-validated URI of any API (MediaGoblin's rule accepts relative
+// ones): loopback hosts and custom schemes are always allowed, other hosts
+// must match the list (empty allows all).
+//
+// With a list, only URIs whose host a browser would find where this parser
+// does pass. A browser resolves a URI without a scheme against the page
+// that redirects ("//evil.example/cb" leads to evil.example), reads '\' as
+// '/' in web URLs ("https://evil.example\@good.example/" is evil.example,
+// not a user at good.example), and finds a host in "https:evil.example/cb";
+// the other schemes of web URLs (ws, wss, ftp) have hosts as http's do.
 func RedirectHostAllowed(raw string, allowed []string) bool {
 	if len(allowed) == 0 {
 		return true
 	}
+	if strings.ContainsRune(raw, '\\') {
+		return false
+	}
 	u, err := url.Parse(raw)
-	if err != nil {
+	if err != nil || u.Scheme == "" || u.User != nil {
 		return false
 	}
 	switch strings.ToLower(u.Scheme) {
-	case "http", "https":
+	case "http", "https", "ws", "wss", "ftp":
 	default:
-		return true
+		return true // an app's own scheme: the system hands it to that app
 	}
 	host := u.Hostname()
+	if host == "" {
+		return false
+	}
 	return IsLoopbackHost(host) || hostAllowed(host, allowed)
 }
 

@@ -142,6 +142,15 @@ func TestCheckRedirectURI(t *testing.T) {
 		{"V15", allow, "https://c.example.evil/cb", false},
 		{"V15", allow, "http://localhost:9/cb", true},
 		{"V15", allow, "com.example.app:/cb", true},
+		// Forms whose host a browser finds elsewhere than a parser does,
+		// or that name a host the list does not have.
+		{"V15", allow, "https://evil.example\\@c.example/cb", false},
+		{"V15", allow, "https:evil.example/cb", false},
+		{"V15", allow, "ws://evil.example/cb", false},
+		{"V15", allow, "wss://x.apps.example/cb", true},
+		{"V15", allow, "ftp://evil.example/cb", false},
+		{"V15", allow, "com.example.app://callback", true},
+		{"V3", native, "intent://evil.example/cb#Intent;scheme=https;end", false},
 	} {
 		name := tc.id + " " + tc.rule.ApplicationType
 		if tc.rule.Implicit {
@@ -231,6 +240,37 @@ func TestHasDangerousScheme(t *testing.T) {
 	} {
 		if got := HasDangerousScheme(raw); got != want {
 			t.Errorf("HasDangerousScheme(%q) = %v, want %v", raw, got, want)
+		}
+	}
+}
+
+// TestRedirectHostAllowed: the allowlist as the APIs with looser URL rules
+// (MediaGoblin's accepts relative URIs) apply it.
+func TestRedirectHostAllowed(t *testing.T) {
+	list := []string{"app.example.com", "*.example.org"}
+	for uri, want := range map[string]bool{
+		"https://app.example.com/cb": true,
+		"http://localhost:8080/cb":   true,
+		"com.example.app:/cb":        true,
+		"myapp://callback":           true,
+		"//evil.example/cb":          false,
+		"///evil.example/cb":         false,
+		"\\\\evil.example/cb":        false,
+		"/\\evil.example/cb":         false,
+		"cb":                         false,
+		"/cb":                        false,
+		"https:/evil.example/cb":     false,
+		"https://evil.example\\@app.example.com/": false,
+		"https://app.example.com@evil.example/":   false,
+		"https://user@app.example.com/":           false,
+		"ws://evil.example/cb":                    false,
+		"https://x.example.org/cb":                true,
+	} {
+		if got := RedirectHostAllowed(uri, list); got != want {
+			t.Errorf("RedirectHostAllowed(%q) = %v, want %v", uri, got, want)
+		}
+		if !RedirectHostAllowed(uri, nil) {
+			t.Errorf("RedirectHostAllowed(%q) without a list = false", uri)
 		}
 	}
 }
