@@ -504,7 +504,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	alt, api := h.storeAltName(shared), h.apiName()
 	reg.LifetimesOf = func(clientAPI string) *registry.Registry {
 		if clientAPI == api {
-			return nil // this handler's own
+			return reg // this handler's own
 		}
 		return activeStores.lifetimesOf(alt, clientAPI)
 	}

@@ -73,6 +73,33 @@ func TestLifetimesOfTheClientsAPI(t *testing.T) {
 	if got, end := expiry(iss.Client.ID), iss.Client.Created().Add(2*time.Second); !got.Equal(end) {
 		t.Errorf("Kustvakt client changed through RFC 7591: expiry %v, want %v", got, end)
 	}
+
+	// A client of an API no handler here serves (another Caddy's, or one a
+	// reload removed) keeps the expiry it has: the reading handler's
+	// lifetimes, recomputed from its creation, would end it at once.
+	mg, err := New(store).Register(ctx, &Client{API: APIMediaGoblin, TokenEndpointAuthMethod: AuthClientSecretBasic}, Issue{Format: FormatMediaGoblin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(10 * time.Second) // past both handlers' client_lifetime
+	for name, r := range peers {
+		if _, err := r.Get(ctx, mg.Client.ID); err != nil {
+			t.Fatalf("read through %s: %v", name, err)
+		}
+		c, err := r.Update(ctx, mg.Client.ID, func(c *Client) error {
+			c.SecretExpiresAt = r.SecretExpiry(c, now, 0)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("change through %s: %v", name, err)
+		}
+		if c.SecretExpiresAt != 0 {
+			t.Errorf("secret expiry after a change through %s: %d, want 0 (never)", name, c.SecretExpiresAt)
+		}
+		if got := expiry(mg.Client.ID); !got.IsZero() {
+			t.Errorf("after a read and a change through %s the client expires at %v, want never", name, got)
+		}
+	}
 }
 
 // TestInstallOfDeletedPlugin: an installation written after its plugin

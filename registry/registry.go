@@ -37,22 +37,25 @@ type Registry struct {
 	// their last use; every use (a read by any API) pushes the expiry back.
 	IdleLifetime time.Duration
 	// LifetimesOf, when set, returns the registry whose ClientLifetime and
-	// IdleLifetime apply to a client registered through api (nil: this
-	// one's). Handlers of several APIs share one store, each with its own
-	// lifetimes, and a client keeps those of the API it came through
-	// whichever API reads or changes it: a Kustvakt reset must not cut an
-	// RFC 7591 client's life short, nor lengthen it.
+	// IdleLifetime apply to a client registered through api (this one for
+	// its own API), or nil when none is known: no handler of that API runs
+	// here (another Caddy serves it, or a reload removed it). Handlers of
+	// several APIs share one store, each with its own lifetimes, and a
+	// client keeps those of the API it came through whichever API reads or
+	// changes it: a Kustvakt reset must not cut an RFC 7591 client's life
+	// short, nor lengthen it.
 	LifetimesOf func(api string) *Registry
 }
 
-// lifetimes returns the registry whose lifetimes apply to c.
+// lifetimes returns the registry whose lifetimes apply to c, or nil when
+// they are not known here: then a read or change keeps the expiry c has,
+// as its own API set it. (Another API's lifetimes, recomputed from c's
+// creation, could put its end in the past and delete it at once.)
 func (r *Registry) lifetimes(c *Client) *Registry {
-	if r.LifetimesOf != nil && c.API != "" {
-		if lr := r.LifetimesOf(c.API); lr != nil {
-			return lr
-		}
+	if r.LifetimesOf == nil || c.API == "" {
+		return r
 	}
-	return r
+	return r.LifetimesOf(c.API)
 }
 
 // expiry returns when a client used at now should expire: the earlier of
@@ -132,7 +135,7 @@ func (r *Registry) SecretExpiry(c *Client, now time.Time, lifetime time.Duration
 	if lifetime > 0 {
 		exp = now.Add(lifetime).Unix()
 	}
-	if lr := r.lifetimes(c); lr.ClientLifetime > 0 {
+	if lr := r.lifetimes(c); lr != nil && lr.ClientLifetime > 0 {
 		if end := c.Created().Add(lr.ClientLifetime).Unix(); exp == 0 || end < exp {
 			exp = end
 		}
@@ -191,7 +194,7 @@ func (r *Registry) Get(ctx context.Context, id string) (*Client, error) {
 // lifetime (that of its API: see LifetimesOf).
 func (r *Registry) use(ctx context.Context, c *Client, rec *storage.Record) {
 	lr := r.lifetimes(c)
-	if lr.IdleLifetime <= 0 {
+	if lr == nil || lr.IdleLifetime <= 0 {
 		return
 	}
 	now := r.Now()
@@ -217,7 +220,7 @@ func (r *Registry) Lookup(ctx context.Context, id string) (*Client, func(), erro
 	if err != nil {
 		return c, nil, err
 	}
-	if r.lifetimes(c).IdleLifetime <= 0 {
+	if lr := r.lifetimes(c); lr == nil || lr.IdleLifetime <= 0 {
 		return c, nil, nil
 	}
 	return c, func() { r.use(ctx, c, rec) }, nil
@@ -276,7 +279,7 @@ func (r *Registry) Update(ctx context.Context, id string, change func(c *Client)
 			return nil, err
 		}
 		rec.ExpiresAt = old.ExpiresAt
-		if lr := r.lifetimes(c); lr.IdleLifetime > 0 {
+		if lr := r.lifetimes(c); lr != nil && lr.IdleLifetime > 0 {
 			rec.ExpiresAt = lr.expiry(c, r.Now())
 		}
 		err = r.Store.Update(ctx, old, rec)
