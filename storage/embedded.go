@@ -314,6 +314,7 @@ func (s *EmbeddedStore) Update(ctx context.Context, old, rec *Record) error {
 		return err
 	}
 	rec.Rev = cur.Rev + 1
+	s.forgetCaps(rec)
 	return s.write(ctx, rec)
 }
 
@@ -533,15 +534,37 @@ var (
 // the lock that every other write waits for).
 type capCount struct {
 	markers, live int
-	minExp        int64 // the soonest expiry among the live ones (Unix ms, 0 = none)
+	minExp        int64     // the soonest expiry among the live ones (Unix ms, 0 = none)
+	at            time.Time // when counted
 }
+
+// capMemoAge bounds how long a count is trusted: another process on the
+// same storage may have given one of the clients an earlier expiry (an
+// update under a shorter idle_lifetime), which this one learns only by
+// counting again.
+const capMemoAge = 30 * time.Second
 
 func (s *EmbeddedStore) capMemo(tag string, markers int) (int, bool) {
 	m, ok := s.capCounts[tag]
-	if !ok || m.markers != markers || (m.minExp != 0 && time.Now().UnixMilli() >= m.minExp) {
+	if !ok || m.markers != markers || (m.minExp != 0 && time.Now().UnixMilli() >= m.minExp) || time.Since(m.at) > capMemoAge {
 		return 0, false
 	}
 	return m.live, true
+}
+
+// forgetCaps drops the counts of rec's tags that rec, written with an
+// expiry sooner than any they know, makes stale: they would keep a cap
+// reached after rec is gone.
+func (s *EmbeddedStore) forgetCaps(rec *Record) {
+	if rec.ExpiresAt.IsZero() {
+		return
+	}
+	exp := rec.ExpiresAt.UnixMilli()
+	for _, tag := range rec.Tags {
+		if m, ok := s.capCounts[tag]; ok && (m.minExp == 0 || exp < m.minExp) {
+			delete(s.capCounts, tag)
+		}
+	}
 }
 
 // countAtCap counts tag exactly (pruning, under the lock) and remembers
@@ -557,7 +580,7 @@ func (s *EmbeddedStore) countAtCap(ctx context.Context, tag string) (int, error)
 	// Pruning removed the markers that were not live: the directory now
 	// holds n, unless another process changed it meanwhile (then the
 	// next check counts again).
-	s.capCounts[tag] = capCount{markers: n, live: n, minExp: minExp}
+	s.capCounts[tag] = capCount{markers: n, live: n, minExp: minExp, at: time.Now()}
 	return n, nil
 }
 

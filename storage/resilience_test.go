@@ -669,6 +669,26 @@ func TestEmbeddedCapMemo(t *testing.T) {
 	if err := es.Create(ctx, &Record{ID: "z", Data: []byte("x"), Tags: []string{"all"}}, cp); err != nil {
 		t.Fatalf("after an expiry: %v", err)
 	}
+
+	// An update that gives a client an expiry sooner than any counted
+	// (a use under a shorter idle_lifetime) does not leave the cap reached
+	// once that client is gone.
+	if err := es.Create(ctx, &Record{ID: "w", Data: []byte("x"), Tags: []string{"all"}}, cp); !errors.As(err, &le) {
+		t.Fatalf("at the cap once more: %v", err)
+	}
+	cur, err := es.Get(ctx, "y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := *cur
+	next.ExpiresAt = time.Now().Add(300 * time.Millisecond)
+	if err := es.Update(ctx, cur, &next); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if err := es.Create(ctx, &Record{ID: "w", Data: []byte("x"), Tags: []string{"all"}}, cp); err != nil {
+		t.Fatalf("after an updated client expired: %v", err)
+	}
 }
 
 // clusterStore starts a cluster of three masters with replicas each and
