@@ -49,6 +49,10 @@ type EmbeddedStore struct {
 	// scan is paid once per doubling, never on every request while the
 	// windows of many addresses are all still open.
 	hitsPrune int
+	// hitsPruned is when expired windows were last removed: with hitsMax
+	// windows the map is looked through again at most once a second, so
+	// that new addresses are counted again once windows have closed.
+	hitsPruned time.Time
 
 	// Sweeping (guarded by the lock): nextSweep is when the next slice is
 	// due, sweepDir and sweepAfter where the current sweep stopped (the tag
@@ -664,13 +668,13 @@ func (s *EmbeddedStore) Hit(_ context.Context, key string, limit int, win time.D
 	now := time.Now()
 	s.hitMu.Lock()
 	defer s.hitMu.Unlock()
-	if len(s.hits) >= max(s.hitsPrune, hitsPruneMin) {
+	if n := len(s.hits); n >= max(s.hitsPrune, hitsPruneMin) || n >= hitsMax && now.Sub(s.hitsPruned) >= time.Second {
 		for k, w := range s.hits {
 			if !now.Before(w.end) {
 				delete(s.hits, k)
 			}
 		}
-		s.hitsPrune = 2 * len(s.hits)
+		s.hitsPrune, s.hitsPruned = 2*len(s.hits), now
 	}
 	w := s.hits[key]
 	if w == nil || !now.Before(w.end) {

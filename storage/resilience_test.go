@@ -953,4 +953,15 @@ func TestEmbeddedHitsBounded(t *testing.T) {
 	if hit("long7", time.Hour) {
 		t.Error("a known address is no longer limited")
 	}
+
+	// Once windows close, new addresses are counted again, although the
+	// next look was due at more windows than the cap allows.
+	es = NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "hits2")
+	for i := range 1500 {
+		hit(fmt.Sprintf("brief%d", i), 50*time.Millisecond)
+	}
+	time.Sleep(1100 * time.Millisecond) // closed, and a second since the last look
+	if !hit("late", time.Hour) || hit("late", time.Hour) {
+		t.Error("a new address is not counted after the windows that filled the map closed")
+	}
 }
