@@ -382,6 +382,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"cors origin in capitals", "client_registration {\n\tcors https://App.example\n}", `as browsers send it`},
 		{"cors origin with default port", "client_registration {\n\tcors https://app.example:443\n}", `without the scheme's default port`},
 		{"cors origin null", "client_registration {\n\tcors null\n}", `cors origin "null"`},
+		{"cors origin with a padded port", "client_registration {\n\tcors http://localhost:03000\n}", `cors origin "http://localhost:03000"`},
+		{"cors origin with a long IPv6 form", "client_registration {\n\tcors http://[0::1]\n}", `cors origin "http://[0::1]"`},
 		{"unknown grant type", "client_registration {\n\tallowed_grant_types password\n}", `"password" is not a grant type`},
 		{"unknown response type", "client_registration {\n\tallowed_response_types token_id\n}", `"token_id" is not a response type`},
 		{"unknown auth method", "client_registration {\n\tallowed_auth_methods tls_client\n}", `"tls_client" is not an authentication method`},

@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	// Time zone data in the binary: `timezone` must mean the same on a
 	// server or in a container without /usr/share/zoneinfo, and `caddy
@@ -554,7 +555,7 @@ const minSecretLength = 20
 // warnShortSecret warns, without showing it, about a configured secret
 // shorter than minSecretLength.
 func (h *Handler) warnShortSecret(what, secret string) {
-	if n := len(secret); n < minSecretLength && h.logger != nil {
+	if n := utf8.RuneCountInString(secret); n < minSecretLength && h.logger != nil {
 		h.logger.Warn(fmt.Sprintf("%s is only %d characters long: wrong guesses are not limited, so use a long random one (openssl rand -base64 32)", what, n),
 			zap.String("api", h.apiName()))
 	}
@@ -863,7 +864,11 @@ func (h *Handler) checkResolvedURLs(repl *caddy.Replacer) error {
 		if f.check(got) != nil {
 			// Not the check's own message, which quotes the value: a
 			// mistyped placeholder may name a secret's variable or file.
-			return fmt.Errorf("%s %s resolves to a value that is not an absolute http(s) URL without user information, query or fragment (the value is not shown)", f.name, redactUserinfo(f.v))
+			form := "without user information"
+			if f.name == "issuer" {
+				form = "without user information, query or fragment"
+			}
+			return fmt.Errorf("%s %s resolves to a value that is not an absolute http(s) URL %s (the value is not shown)", f.name, redactUserinfo(f.v), form)
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -421,11 +422,14 @@ func validOrigin(o string) bool {
 		return false
 	}
 	port := u.Port()
-	if port != "" && (!registry.ValidPort(port) || u.Scheme == "https" && port == "443" || u.Scheme == "http" && port == "80") {
+	if port != "" && (!registry.ValidPort(port) || port[0] == '0' || u.Scheme == "https" && port == "443" || u.Scheme == "http" && port == "80") {
 		return false
 	}
 	host := u.Hostname()
-	return net.ParseIP(host) != nil || registry.ValidHostName(host) && !strings.HasSuffix(host, ".")
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.String() == host // browsers write an address one way ("[::1]", not "[0::1]")
+	}
+	return registry.ValidHostName(host) && !strings.HasSuffix(host, ".")
 }
 
 // validRedirectHostPattern accepts what hostAllowed can match against a

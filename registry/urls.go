@@ -18,8 +18,11 @@ import (
 // redirect or metadata URI may use them.
 var dangerousSchemes = map[string]bool{
 	"javascript": true, "data": true, "vbscript": true, "file": true, "blob": true, "about": true,
-	// Android's intent: URIs open any https URL they name in a browser.
-	"intent": true,
+	// These open a browser on any URL they name (Android's intent:, the
+	// browsers' own schemes): a redirect to one leads wherever it says,
+	// past any list of redirect hosts.
+	"intent": true, "microsoft-edge": true, "googlechrome": true, "googlechromes": true,
+	"x-safari-http": true, "x-safari-https": true, "firefox": true, "opera-http": true, "opera-https": true,
 }
 
 // HasDangerousScheme reports whether a user agent would read raw as a URI
@@ -41,7 +44,7 @@ func HasDangerousScheme(raw string) bool {
 		if !alpha && (b.Len() == 0 || !(c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
 			return false // not a scheme: a relative reference
 		}
-		if b.Len() > 16 {
+		if b.Len() > 24 {
 			return false // longer than any dangerous scheme
 		}
 		b.WriteByte(c)
@@ -140,7 +143,7 @@ func (rule RedirectRule) CheckRedirectURI(raw string) string {
 		if strings.Contains(host, "*") {
 			return "redirect URI " + quote(raw) + " has a wildcard in its host: register each redirect URI in full"
 		}
-		if _, err := netip.ParseAddr(host); err != nil && !ValidHostName(host) {
+		if _, err := netip.ParseAddr(host); err != nil && (!ValidHostName(host) || numericLastLabel(host)) {
 			return "redirect URI " + quote(raw) + " has an invalid host"
 		}
 		if !portInRange(u) {
@@ -196,11 +199,8 @@ func RedirectHostAllowed(raw string, allowed []string) bool {
 	if len(allowed) == 0 {
 		return true
 	}
-	if strings.ContainsRune(raw, '\\') {
-		return false
-	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" || u.User != nil {
+	if err != nil || u.Scheme == "" {
 		return false
 	}
 	switch strings.ToLower(u.Scheme) {
@@ -209,7 +209,7 @@ func RedirectHostAllowed(raw string, allowed []string) bool {
 		return true // an app's own scheme: the system hands it to that app
 	}
 	host := u.Hostname()
-	if host == "" {
+	if host == "" || u.User != nil || strings.ContainsRune(raw, '\\') {
 		return false
 	}
 	return IsLoopbackHost(host) || hostAllowed(host, allowed)
@@ -295,6 +295,27 @@ func ValidHostName(name string) bool {
 			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 				return false
 			}
+		}
+	}
+	return true
+}
+
+// numericLastLabel reports whether a host name ends in a label that is a
+// number (decimal, or hex with 0x): browsers read such a host as an IPv4
+// address in a short or numeric form ("127.1", "0x7f.1", "2130706433" are
+// 127.0.0.1), which the checks here would take for a name.
+func numericLastLabel(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	last := strings.ToLower(host[strings.LastIndexByte(host, '.')+1:])
+	digits := "0123456789"
+	if rest, ok := strings.CutPrefix(last, "0x"); ok {
+		last, digits = rest, "0123456789abcdef"
+	} else if last == "" {
+		return false
+	}
+	for i := 0; i < len(last); i++ {
+		if strings.IndexByte(digits, last[i]) < 0 {
+			return false
 		}
 	}
 	return true
