@@ -49,13 +49,6 @@ type storeHandler struct {
 	seq uint64 // the order of provisioning, across entries
 }
 
-// storeView is what the admin API uses of a store: the registry of the
-// newest handler on it, whose LifetimesOf finds the lifetimes of each
-// client's own API (see lifetimesOf).
-type storeView struct {
-	reg *registry.Registry
-}
-
 type storeSet struct {
 	mu  sync.Mutex
 	m   map[string]*storeEntry // by a key unique to the store
@@ -114,8 +107,10 @@ func (s *storeSet) lifetimesOf(alt, api string) *registry.Registry {
 	return found.reg
 }
 
-// get returns the named store, or the only one when name is "".
-func (s *storeSet) get(name string) (storeView, error) {
+// get returns the registry the admin API uses for the named store, or the
+// only one when name is "": that of the newest handler on it, whose
+// LifetimesOf finds the lifetimes of each client's own API.
+func (s *storeSet) get(name string) (*registry.Registry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var found []*storeEntry
@@ -146,13 +141,13 @@ func (s *storeSet) get(name string) (storeView, error) {
 				}
 			}
 		}
-		return storeView{reg: newest.reg}, nil
+		return newest.reg, nil
 	}
 	if len(found) == 0 {
 		if name == "" {
-			return storeView{}, errors.New("no client_registration handler is loaded")
+			return nil, errors.New("no client_registration handler is loaded")
 		}
-		return storeView{}, fmt.Errorf("no client_registration handler uses the store %q", name)
+		return nil, fmt.Errorf("no client_registration handler uses the store %q", name)
 	}
 	// Offer the short names where they are unique.
 	count := map[string]int{}
@@ -170,9 +165,9 @@ func (s *storeSet) get(name string) (storeView, error) {
 	sort.Strings(names)
 	names = slices.Compact(names)
 	if name == "" {
-		return storeView{}, fmt.Errorf("%w: several stores are in use (%s): choose one with ?store=", errAmbiguousStore, strings.Join(names, ", "))
+		return nil, fmt.Errorf("%w: several stores are in use (%s): choose one with ?store=", errAmbiguousStore, strings.Join(names, ", "))
 	}
-	return storeView{}, fmt.Errorf("%w: several stores are named %q (%s): choose one with ?store=", errAmbiguousStore, name, strings.Join(names, ", "))
+	return nil, fmt.Errorf("%w: several stores are named %q (%s): choose one with ?store=", errAmbiguousStore, name, strings.Join(names, ", "))
 }
 
 // errAmbiguousStore is a request that must name its store: 400, where a
@@ -301,14 +296,13 @@ func (a AdminAPI) route(w http.ResponseWriter, r *http.Request) error {
 	if n := len(r.URL.Query()["store"]); n > 1 {
 		return adminError(http.StatusBadRequest, "store given %d times: one value only", n)
 	}
-	store, err := activeStores.get(r.URL.Query().Get("store"))
+	reg, err := activeStores.get(r.URL.Query().Get("store"))
 	if errors.Is(err, errAmbiguousStore) {
 		return adminError(http.StatusBadRequest, "%v", err)
 	}
 	if err != nil {
 		return adminError(http.StatusNotFound, "%v", err)
 	}
-	reg := store.reg
 	switch route {
 	case "tokens":
 		switch r.Method {
@@ -351,12 +345,12 @@ func (a AdminAPI) route(w http.ResponseWriter, r *http.Request) error {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return methodNotAllowed(w, http.MethodGet, http.MethodHead)
 		}
-		return a.clientMetadata(w, r, store, id)
+		return a.clientMetadata(w, r, reg, id)
 	default: // verify_secret
 		if r.Method != http.MethodPost {
 			return methodNotAllowed(w, http.MethodPost)
 		}
-		return a.verifySecret(w, r, store, id)
+		return a.verifySecret(w, r, reg, id)
 	}
 }
 
@@ -495,8 +489,8 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 // RFC 7591 metadata (redirect URIs, grant types, authentication method,
 // keys, scope...), as a registration response has them, without any
 // credential. It counts as a use of the client (idle_lifetime).
-func (a AdminAPI) clientMetadata(w http.ResponseWriter, r *http.Request, store storeView, id string) error {
-	c, used, err := lookupClient(r.Context(), store, id)
+func (a AdminAPI) clientMetadata(w http.ResponseWriter, r *http.Request, reg *registry.Registry, id string) error {
+	c, used, err := lookupClient(r.Context(), reg, id)
 	if err != nil {
 		return err
 	}
@@ -524,8 +518,8 @@ func (a AdminAPI) clientMetadata(w http.ResponseWriter, r *http.Request, store s
 // lookupClient reads a client for the admin API, with the function that
 // counts a use of it under the idle lifetime of a handler of the API it was
 // registered with (nil when there is none), to call once the use is real.
-func lookupClient(ctx context.Context, store storeView, id string) (*registry.Client, func(), error) {
-	c, used, err := store.reg.Lookup(ctx, id)
+func lookupClient(ctx context.Context, reg *registry.Registry, id string) (*registry.Client, func(), error) {
+	c, used, err := reg.Lookup(ctx, id)
 	if errors.Is(err, registry.ErrNotFound) {
 		return nil, nil, adminError(http.StatusNotFound, "no client %q", id)
 	}
@@ -540,7 +534,7 @@ func lookupClient(ctx context.Context, store storeView, id string) (*registry.Cl
 // {"valid": false, "reason": ...} (no_secret for a public client,
 // mismatch, expired); the comparison is in constant time. A valid secret
 // counts as a use of the client.
-func (a AdminAPI) verifySecret(w http.ResponseWriter, r *http.Request, store storeView, id string) error {
+func (a AdminAPI) verifySecret(w http.ResponseWriter, r *http.Request, reg *registry.Registry, id string) error {
 	var req struct {
 		Secret *string `json:"client_secret"`
 	}
@@ -550,7 +544,7 @@ func (a AdminAPI) verifySecret(w http.ResponseWriter, r *http.Request, store sto
 	if req.Secret == nil {
 		return adminError(http.StatusBadRequest, "client_secret is required")
 	}
-	c, used, err := lookupClient(r.Context(), store, id)
+	c, used, err := lookupClient(r.Context(), reg, id)
 	if err != nil {
 		return err
 	}
@@ -560,7 +554,7 @@ func (a AdminAPI) verifySecret(w http.ResponseWriter, r *http.Request, store sto
 		reason = "no_secret"
 	case !registry.Verify(c.SecretHash, *req.Secret):
 		reason = "mismatch"
-	case c.SecretExpired(store.reg.Now()):
+	case c.SecretExpired(reg.Now()):
 		reason = "expired"
 	}
 	w.Header().Set("Cache-Control", "no-store")

@@ -160,10 +160,10 @@ func TestStoreSetNames(t *testing.T) {
 	s.add("k2", "caddy", "caddy@127.0.0.1:6379", "rfc7591", registry.New(nil))
 	s.remove("k1", h)
 	v, err := s.get("caddy")
-	if err != nil || v.reg != old {
-		t.Errorf("get(caddy): %v, the remaining handler's registry: %v", err, v.reg == old)
+	if err != nil || v != old {
+		t.Errorf("get(caddy): %v, the remaining handler's registry: %v", err, v == old)
 	}
-	if v, err := s.get("caddy@127.0.0.1:6379"); err != nil || v.reg == old {
+	if v, err := s.get("caddy@127.0.0.1:6379"); err != nil || v == old {
 		t.Errorf("get(caddy@...): %v", err)
 	}
 	if _, err := s.get(""); err == nil {
@@ -185,7 +185,7 @@ func TestStoreSetNames(t *testing.T) {
 		if got := s.lifetimesOf("dcr@a", "rfc7591"); got != newer {
 			t.Fatalf("lifetimesOf: the older handler's registry (%v)", got == older)
 		}
-		if v, err := s.get("dcr"); err != nil || v.reg != newest {
+		if v, err := s.get("dcr"); err != nil || v != newest {
 			t.Fatalf("get: %v, not the newest handler's registry", err)
 		}
 	}

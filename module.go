@@ -846,10 +846,11 @@ func (h *Handler) checkResolvedURLs(repl *caddy.Replacer) error {
 	for _, f := range []struct {
 		name, v string
 		check   func(string) error
+		without string // what check refuses besides a relative URL, for the message
 	}{
-		{"issuer", h.Issuer, checkIssuer},
-		{"authorization_endpoint", h.AuthorizationEndpoint, func(v string) error { return checkEndpoint("authorization_endpoint", v) }},
-		{"token_endpoint", h.TokenEndpoint, func(v string) error { return checkEndpoint("token_endpoint", v) }},
+		{"issuer", h.Issuer, checkIssuer, "user information, query or fragment"},
+		{"authorization_endpoint", h.AuthorizationEndpoint, func(v string) error { return checkEndpoint("authorization_endpoint", v) }, "user information"},
+		{"token_endpoint", h.TokenEndpoint, func(v string) error { return checkEndpoint("token_endpoint", v) }, "user information"},
 	} {
 		if !strings.Contains(f.v, "{") {
 			continue
@@ -864,11 +865,7 @@ func (h *Handler) checkResolvedURLs(repl *caddy.Replacer) error {
 		if f.check(got) != nil {
 			// Not the check's own message, which quotes the value: a
 			// mistyped placeholder may name a secret's variable or file.
-			form := "without user information"
-			if f.name == "issuer" {
-				form = "without user information, query or fragment"
-			}
-			return fmt.Errorf("%s %s resolves to a value that is not an absolute http(s) URL %s (the value is not shown)", f.name, redactUserinfo(f.v), form)
+			return fmt.Errorf("%s %s resolves to a value that is not an absolute http(s) URL without %s (the value is not shown)", f.name, redactUserinfo(f.v), f.without)
 		}
 	}
 	return nil

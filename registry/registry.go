@@ -193,7 +193,11 @@ func (r *Registry) Get(ctx context.Context, id string) (*Client, error) {
 // use moves the expiry of c (stored as rec) forward when it has an idle
 // lifetime (that of its API: see LifetimesOf).
 func (r *Registry) use(ctx context.Context, c *Client, rec *storage.Record) {
-	lr := r.lifetimes(c)
+	r.touch(ctx, r.lifetimes(c), c, rec)
+}
+
+// touch is use with lr, the lifetimes that apply to c, already found.
+func (r *Registry) touch(ctx context.Context, lr *Registry, c *Client, rec *storage.Record) {
 	if lr == nil || lr.IdleLifetime <= 0 {
 		return
 	}
@@ -220,10 +224,11 @@ func (r *Registry) Lookup(ctx context.Context, id string) (*Client, func(), erro
 	if err != nil {
 		return c, nil, err
 	}
-	if lr := r.lifetimes(c); lr == nil || lr.IdleLifetime <= 0 {
+	lr := r.lifetimes(c)
+	if lr == nil || lr.IdleLifetime <= 0 {
 		return c, nil, nil
 	}
-	return c, func() { r.use(ctx, c, rec) }, nil
+	return c, func() { r.touch(ctx, lr, c, rec) }, nil
 }
 
 // Peek returns the client with this id, or ErrNotFound, without counting

@@ -43,6 +43,8 @@ type Server struct {
 	args []string
 	cmd  *exec.Cmd
 	t    T
+	// cliTLS is what redis-cli needs to reach a TLS-only server.
+	cliTLS []string
 }
 
 // MainT lets TestMain start servers shared by a whole test binary. Close
@@ -175,7 +177,7 @@ func (s *Server) Restart() {
 // CLI runs redis-cli against the server and returns its output.
 func (s *Server) CLI(args ...string) string {
 	s.t.Helper()
-	return CLI(s.t, append([]string{"-p", strconv.Itoa(s.Port)}, args...)...)
+	return CLI(s.t, append(append([]string{"-p", strconv.Itoa(s.Port)}, s.cliTLS...), args...)...)
 }
 
 // CLI runs redis-cli with the given arguments, for at most a minute
@@ -206,18 +208,51 @@ func StartCluster(t T) []string {
 // into a cluster, and returns them once every slot is served.
 func StartClusterNodes(t T, replicas int) []*Server {
 	t.Helper()
+	return startCluster(t, replicas, nil)
+}
+
+// StartClusterTLS runs three TLS-only masters (their cluster bus on TLS
+// too) joined into a cluster; it returns their addresses and a client
+// config that trusts their CA, once every slot is served.
+func StartClusterTLS(t T) ([]string, *tls.Config) {
+	t.Helper()
+	caFile, certFile, keyFile, pool := writeCerts(t, t.TempDir())
+	var addrs []string
+	for _, s := range startCluster(t, 0, &tlsFiles{caFile, certFile, keyFile}) {
+		addrs = append(addrs, s.Addr)
+	}
+	return addrs, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+}
+
+// tlsFiles are a server's certificate and key and their CA, PEM files.
+type tlsFiles struct{ ca, cert, key string }
+
+// startCluster runs the nodes of StartClusterNodes; with certs, they take
+// only TLS connections, the cluster bus's and replication's included.
+func startCluster(t T, replicas int, certs *tlsFiles) []*Server {
+	t.Helper()
 	var nodes []*Server
 	var addrs []string
+	var cli []string
 	for i := 0; i < 3*(1+replicas); i++ {
+		port := FreePort(t)
+		args := []string{"--port", strconv.Itoa(port)}
+		if certs != nil {
+			args = []string{"--port", "0", "--tls-port", strconv.Itoa(port), "--tls-cert-file", certs.cert,
+				"--tls-key-file", certs.key, "--tls-ca-cert-file", certs.ca, "--tls-auth-clients", "no",
+				"--tls-cluster", "yes", "--tls-replication", "yes"}
+			cli = []string{"--tls", "--cacert", certs.ca}
+		}
 		// The bus port is chosen too: by default it is the port plus
 		// 10000, which may be taken, or beyond 65535 (redis-server then
 		// refuses to start).
-		s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
-			"--cluster-port", strconv.Itoa(FreePort(t)), "--repl-diskless-sync-delay", "0")
+		s := run(t, port, append(args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+			"--cluster-port", strconv.Itoa(FreePort(t)), "--repl-diskless-sync-delay", "0"))
+		s.cliTLS = cli
 		nodes = append(nodes, s)
 		addrs = append(addrs, s.Addr)
 	}
-	CLI(t, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")...)
+	CLI(t, append(append(append(cli, "--cluster", "create"), addrs...), "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")...)
 	WaitFor(t, 15*time.Second, "cluster_state:ok on every node, every replica in sync", func(context.Context) bool {
 		synced := 0
 		for _, s := range nodes {
@@ -233,36 +268,6 @@ func StartClusterNodes(t T, replicas int) []*Server {
 		return synced == 3*replicas
 	})
 	return nodes
-}
-
-// StartClusterTLS runs three TLS-only masters (their cluster bus on TLS
-// too) joined into a cluster; it returns their addresses and a client
-// config that trusts their CA, once every slot is served.
-func StartClusterTLS(t T) ([]string, *tls.Config) {
-	t.Helper()
-	caFile, certFile, keyFile, pool := writeCerts(t, t.TempDir())
-	cli := []string{"--tls", "--cacert", caFile}
-	var addrs []string
-	var ports []int
-	for range 3 {
-		port := FreePort(t)
-		s := run(t, port, []string{"--port", "0", "--tls-port", strconv.Itoa(port), "--tls-cert-file", certFile,
-			"--tls-key-file", keyFile, "--tls-ca-cert-file", caFile, "--tls-auth-clients", "no",
-			"--tls-cluster", "yes", "--tls-replication", "yes", "--cluster-enabled", "yes",
-			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000", "--cluster-port", strconv.Itoa(FreePort(t))})
-		addrs = append(addrs, s.Addr)
-		ports = append(ports, port)
-	}
-	CLI(t, append(append(append(cli, "--cluster", "create"), addrs...), "--cluster-yes")...)
-	WaitFor(t, 15*time.Second, "cluster_state:ok on every TLS node", func(context.Context) bool {
-		for _, p := range ports {
-			if !strings.Contains(CLI(t, append(cli, "-p", strconv.Itoa(p), "cluster", "info")...), "cluster_state:ok") {
-				return false
-			}
-		}
-		return true
-	})
-	return addrs, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 }
 
 // ClusterOK reports whether the node sees its cluster as serving every slot.
@@ -310,7 +315,7 @@ func StartSentinel(t T, masterName string) (*Server, string) {
 func StartSentinelTLS(t T, masterName string) (*TLSServer, string) {
 	t.Helper()
 	master := StartTLS(t)
-	return master, startSentinel(t, masterName, master.Server, master, "sentinel down-after-milliseconds %[1]s 1000\n")
+	return master, startSentinel(t, masterName, master.Server, &master.files, "sentinel down-after-milliseconds %[1]s 1000\n")
 }
 
 // StartSentinelFailover runs a master, a replica of it and one sentinel
@@ -353,19 +358,19 @@ func StartSentinelAuth(t T, masterName, masterPassword, sentinelPassword string)
 		"sentinel auth-pass %[1]s "+masterPassword+"\nrequirepass "+sentinelPassword+"\n")
 }
 
-// startSentinel runs a sentinel of master; with tlsFiles, it accepts only
-// TLS connections and reaches the master over TLS, with those files.
-func startSentinel(t T, masterName string, master *Server, tlsFiles *TLSServer, extra string) string {
+// startSentinel runs a sentinel of master; with certs, it accepts only TLS
+// connections and reaches the master over TLS, with those files.
+func startSentinel(t T, masterName string, master *Server, certs *tlsFiles, extra string) string {
 	t.Helper()
 	port := FreePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "sentinel.conf")
 	listen := fmt.Sprintf("port %d\n", port)
 	var cli []string
-	if tlsFiles != nil {
+	if certs != nil {
 		listen = fmt.Sprintf("port 0\ntls-port %d\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\ntls-auth-clients no\ntls-replication yes\n",
-			port, tlsFiles.certFile, tlsFiles.keyFile, tlsFiles.CAFile)
-		cli = []string{"--tls", "--cacert", tlsFiles.CAFile}
+			port, certs.cert, certs.key, certs.ca)
+		cli = []string{"--tls", "--cacert", certs.ca}
 	}
 	body := fmt.Sprintf("%sbind 127.0.0.1\nprotected-mode no\ndir %s\nsentinel monitor %s 127.0.0.1 %d 1\n",
 		listen, dir, masterName, master.Port) + fmt.Sprintf(extra, masterName)
@@ -401,8 +406,7 @@ type TLSServer struct {
 	CAFile string
 	// ClientConfig trusts that CA.
 	ClientConfig *tls.Config
-	// certFile and keyFile are the server's certificate and key.
-	certFile, keyFile string
+	files        tlsFiles
 }
 
 // StartTLS runs a TLS-only redis-server with a fresh CA and certificate for
@@ -414,8 +418,9 @@ func StartTLS(t T) *TLSServer {
 	port := FreePort(t)
 	s := run(t, port, []string{"--port", "0", "--tls-port", strconv.Itoa(port), "--tls-cert-file", certFile,
 		"--tls-key-file", keyFile, "--tls-ca-cert-file", caFile, "--tls-auth-clients", "no"})
+	s.cliTLS = []string{"--tls", "--cacert", caFile}
 	return &TLSServer{Server: s, CAFile: caFile, ClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		certFile: certFile, keyFile: keyFile}
+		files: tlsFiles{caFile, certFile, keyFile}}
 }
 
 func writeCerts(t T, dir string) (caFile, certFile, keyFile string, pool *x509.CertPool) {
