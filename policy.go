@@ -431,10 +431,15 @@ func validOrigin(o string) bool {
 }
 
 // validRedirectHostPattern accepts what hostAllowed can match against a
-// redirect URI's host: a DNS name, an IP address, or "*.domain". A URL or
-// host:port would never match, and every registration would be refused.
+// redirect URI's host: a DNS name (an internationalized one in either
+// form), an IP address, or "*.domain". A URL or host:port would never
+// match, and every registration would be refused.
 func validRedirectHostPattern(v string) bool {
-	return net.ParseIP(v) != nil || registry.ValidHostName(strings.TrimPrefix(v, "*."))
+	if net.ParseIP(v) != nil {
+		return true
+	}
+	name := registry.ComparableHost(strings.TrimPrefix(v, "*."))
+	return registry.ValidHostName(name)
 }
 
 // minHMACSecret is the shortest HS256 secret: RFC 7518 section 3.2 wants a

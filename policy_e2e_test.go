@@ -368,7 +368,7 @@ func TestPolicyRedirectHostsAndNarrowing(t *testing.T) {
 		}
 		client_registration mediagoblin {
 			{storage}
-			allowed_redirect_hosts app.example
+			allowed_redirect_hosts app.example bücher.example
 		}
 		client_registration iam {
 			{storage}
@@ -424,6 +424,14 @@ func TestPolicyRedirectHostsAndNarrowing(t *testing.T) {
 		for _, uri := range []string{`//evil.example/cb`, `\\\\evil.example/cb`, `https://evil.example\\@app.example/`, `cb`} {
 			resp, body = s.postJSON("/api/client/register", `{"type":"client_associate","application_type":"web","redirect_uris":"`+uri+`"}`)
 			if resp.StatusCode != 400 || !strings.HasSuffix(body, `is not a valid URI"}`) {
+				t.Errorf("mediagoblin %s: %d %s", uri, resp.StatusCode, body)
+			}
+		}
+		// An internationalized host matches in either form, as a browser
+		// looks it up.
+		for _, uri := range []string{`https://xn--bcher-kva.example/cb`, `https://BÜCHER.example/cb`} {
+			resp, body = s.postJSON("/api/client/register", `{"type":"client_associate","application_type":"web","redirect_uris":"`+uri+`"}`)
+			if resp.StatusCode != 200 {
 				t.Errorf("mediagoblin %s: %d %s", uri, resp.StatusCode, body)
 			}
 		}

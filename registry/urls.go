@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // This file is the one place where URLs are judged. Each API has its own
@@ -221,9 +223,11 @@ func hostAllowed(host string, allowed []string) bool {
 	if len(allowed) == 0 {
 		return true
 	}
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host = ComparableHost(host); host == "" {
+		return false
+	}
 	for _, a := range allowed {
-		a = strings.ToLower(a)
+		a = ComparableHost(a)
 		if rest, ok := strings.CutPrefix(a, "*."); ok {
 			if strings.HasSuffix(host, "."+rest) {
 				return true
@@ -235,6 +239,25 @@ func hostAllowed(host string, allowed []string) bool {
 		}
 	}
 	return false
+}
+
+// ComparableHost returns a host as a browser looks it up, for comparison: IP
+// addresses in their canonical form ("2001:DB8:0::1" is "2001:db8::1"),
+// names in lower case and, when not ASCII, as IDNA lookup turns them to
+// ASCII ("Bücher.example" is "xn--bcher-kva.example"), without a trailing
+// dot. A name IDNA refuses gives "": it matches nothing.
+func ComparableHost(h string) string {
+	h = strings.TrimSuffix(h, ".")
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.String()
+	}
+	if isASCII(h) {
+		return strings.ToLower(h)
+	}
+	if a, err := idna.Lookup.ToASCII(h); err == nil {
+		return a
+	}
+	return ""
 }
 
 // CheckWebURI returns "" if raw is an acceptable metadata URL (client_uri,

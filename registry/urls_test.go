@@ -262,7 +262,7 @@ func TestHasDangerousScheme(t *testing.T) {
 // TestRedirectHostAllowed: the allowlist as the APIs with looser URL rules
 // (MediaGoblin's accepts relative URIs) apply it.
 func TestRedirectHostAllowed(t *testing.T) {
-	list := []string{"app.example.com", "*.example.org"}
+	list := []string{"app.example.com", "*.example.org", "xn--bcher-kva.example", "2001:DB8:0::1"}
 	for uri, want := range map[string]bool{
 		"https://app.example.com/cb":              true,
 		"http://localhost:8080/cb":                true,
@@ -281,6 +281,18 @@ func TestRedirectHostAllowed(t *testing.T) {
 		"https://user@app.example.com/":           false,
 		"ws://evil.example/cb":                    false,
 		"https://x.example.org/cb":                true,
+		// Hosts compared as a browser looks them up.
+		"https://APP.Example.COM./cb":           true,
+		"https://bücher.example/cb":             true,
+		"https://BÜCHER.example/cb":             true,
+		"https://b%C3%BCcher.example/cb":        true,
+		"https://xn--bcher-kva.example/":        true,
+		"https://bucher.example/cb":             false,
+		"https://[2001:db8::1]/cb":              true,
+		"https://[2001:db8::0:1]:8443/cb":       true,
+		"https://[2001:db8::2]/cb":              false,
+		"https://app.example.com。evil.example/": false,
+		"https://x。example.org/cb":              true,
 	} {
 		if got := RedirectHostAllowed(uri, list); got != want {
 			t.Errorf("RedirectHostAllowed(%q) = %v, want %v", uri, got, want)
