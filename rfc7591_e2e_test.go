@@ -1564,6 +1564,15 @@ func TestRFC8414Metadata(t *testing.T) {
 					}
 					rfcWantJSON(t, resp)
 				}},
+				{"D1", "metadata of an issuer without a path also at the well-known path with a \"/\"", func(t *testing.T) {
+					// Libraries that read "https://host" as "https://host/"
+					// (Java's URI, the WHATWG URL) insert the well-known
+					// string before that "/": the MCP Kotlin conformance client.
+					resp, body := s.do("GET", "/.well-known/oauth-authorization-server/", "")
+					if resp.StatusCode != 200 || object(t, body)["issuer"] != s.URL {
+						t.Errorf("GET: %d %s", resp.StatusCode, body)
+					}
+				}},
 				{"D2", "registration_endpoint from the metadata registers", func(t *testing.T) {
 					_, body := s.do("GET", "/.well-known/oauth-authorization-server", "")
 					ep := object(t, body)["registration_endpoint"].(string)

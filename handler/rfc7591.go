@@ -150,14 +150,15 @@ func (a *RFC7591) deny(w http.ResponseWriter, d *Denial) {
 // issuerMetadataPath is where RFC 8414 section 3.1 puts the metadata of
 // this issuer: the well-known path followed by the issuer's own path,
 // without its terminating "/". slash reports an issuer whose path ends
-// with one: some clients (the Go MCP SDK) keep it, and find the metadata
-// at the path with a "/" added.
+// with one, or has none: some clients keep that "/" (the Go MCP SDK), or
+// read "https://host" as "https://host/" (the MCP Kotlin conformance
+// client), and find the metadata at the path with a "/" added.
 func (a *RFC7591) issuerMetadataPath(r *http.Request) (p string, slash bool) {
 	u, err := url.Parse(a.o.issuer(r))
 	if err != nil {
 		return wellKnownAS, false
 	}
-	return wellKnownAS + strings.TrimRight(u.Path, "/"), strings.HasSuffix(u.Path, "/")
+	return wellKnownAS + strings.TrimRight(u.Path, "/"), u.Path == "" || strings.HasSuffix(u.Path, "/")
 }
 
 // error writes an RFC 7591 error response.
