@@ -371,8 +371,10 @@ func oneCount(d *caddyfile.Dispenser, allowOff bool) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	switch {
-	case allowOff && (err != nil || n < 0):
-		return 0, d.Errf("invalid %s '%s': must be a non-negative integer or off", name, v)
+	case allowOff && (err != nil || n < 1):
+		// 0 is how the JSON config says off; written here it would
+		// read as "none allowed" and mean no limit at all.
+		return 0, d.Errf("invalid %s '%s': must be a positive integer, or off for no limit", name, v)
 	case !allowOff && (err != nil || n < 1):
 		// 0 is what the JSON config omits: the default, not "none".
 		return 0, d.Errf("invalid %s '%s': must be a positive integer", name, v)

@@ -222,7 +222,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		},
 		{
 			name:  "limits off",
-			input: "client_registration {\n\trate_limit off\n\tmax_clients off\n\tmax_clients_per_owner 0\n}",
+			input: "client_registration {\n\trate_limit off\n\tmax_clients off\n\tmax_clients_per_owner off\n}",
 			want:  Handler{RateLimit: &RateLimitConfig{}, MaxClients: cfInt(0), MaxClientsPerOwner: cfInt(0)},
 		},
 		{
@@ -343,6 +343,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"max_redirect_uris off", "client_registration {\n\tmax_redirect_uris off\n}", "invalid max_redirect_uris 'off'"},
 		{"max_redirect_uris negative", "client_registration {\n\tmax_redirect_uris -1\n}", "invalid max_redirect_uris '-1'"},
 		{"max_clients bad", "client_registration {\n\tmax_clients many\n}", "invalid max_clients 'many'"},
+		{"max_clients 0", "client_registration {\n\tmax_clients 0\n}", "invalid max_clients '0': must be a positive integer, or off for no limit"},
+		{"max_clients_per_owner 0", "client_registration {\n\tmax_clients_per_owner 0\n}", "invalid max_clients_per_owner '0'"},
 		{"max_clients extra", "client_registration {\n\tmax_clients 1 2\n}", "wrong argument count"},
 		{"max_clients_per_owner missing", "client_registration {\n\tmax_clients_per_owner\n}", "wrong argument count"},
 		{"rate_limit one argument", "client_registration {\n\trate_limit 60\n}", "rate_limit takes a count and a window"},

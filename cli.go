@@ -159,7 +159,7 @@ func cmdClientRegistration(fl caddycmd.Flags) (int, error) {
 		}
 		path += sep + "store=" + url.QueryEscape(s)
 	}
-	addr, err := caddycmd.DetermineAdminAPIAddress(fl.String("address"), nil, fl.String("config"), fl.String("adapter"))
+	addr, err := adminAddress(fl)
 	if err != nil {
 		return exitFailed, fmt.Errorf("finding the admin API: %v", err)
 	}
@@ -195,3 +195,17 @@ func cmdClientRegistration(fl caddycmd.Flags) (int, error) {
 // exitFailed is the exit status of a failed action, as Caddy's own
 // commands return it.
 const exitFailed = 1
+
+// adminAddress finds the admin endpoint as `caddy reload` does: --address,
+// else the admin address of the config that --config names or, without
+// it, of a Caddyfile in the current directory, else Caddy's default.
+func adminAddress(fl caddycmd.Flags) (string, error) {
+	if a := fl.String("address"); a != "" {
+		return a, nil
+	}
+	cfg, file, _, err := caddycmd.LoadConfig(fl.String("config"), fl.String("adapter"))
+	if err != nil {
+		return "", err
+	}
+	return caddycmd.DetermineAdminAPIAddress("", cfg, file, fl.String("adapter"))
+}

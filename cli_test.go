@@ -3,7 +3,9 @@ package caddydcr
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -120,6 +122,26 @@ func TestCLI(t *testing.T) {
 	}
 	resp, body = rfcGet(t, s, pub, pub.RAT)
 	rfcWantUnauthorized(t, resp, body, rfcInvalidToken)
+
+	// Without --address, as caddy reload: the admin address of --config,
+	// else of a Caddyfile in the current directory.
+	dir := t.TempDir()
+	caddyfile := "{\n\tadmin " + addr + "\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "Caddyfile"), []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "other.caddyfile"), []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"tokens"}, {"tokens", "--config", filepath.Join(dir, "other.caddyfile"), "--adapter", "caddyfile"}} {
+		cmd := exec.Command(bin, append([]string{"client-registration"}, args...)...)
+		if len(args) == 1 {
+			cmd.Dir = dir
+		}
+		if out, err := cmd.Output(); err != nil || strings.TrimSpace(string(out)) != "[]" {
+			t.Errorf("%v without --address: %v %s", args, err, out)
+		}
+	}
 
 	// Failures exit 1 and say why.
 	for _, tc := range []struct {
