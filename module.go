@@ -434,6 +434,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	var store storage.Store = shared.embedded
 	if shared.redis != nil {
 		store = shared.redis.Store(h.storeName())
+		h.checkRedisAccess(shared)
 	}
 
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
@@ -621,7 +622,8 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 				log().Warn("Redis evicts keys when it reaches maxmemory: registered clients can disappear; set maxmemory-policy noeviction",
 					addrs, zap.String("maxmemory_policy", policy))
 			}, func(err error) {
-				log().Debug("cannot read Redis's maxmemory-policy", addrs, zap.Error(err))
+				log().Warn("cannot read Redis's maxmemory-policy: make sure it is noeviction, or registered clients can disappear",
+					addrs, zap.Error(err))
 			})
 			name := "redis " + strings.Join(opts.Addrs, " ")
 			if opts.WaitReplicas > 0 {
@@ -649,6 +651,25 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 		return nil, "", err
 	}
 	return val.(*sharedStore), key, nil
+}
+
+// checkRedisAccess has the store's Redis user checked, once per pool and
+// key prefix, for the commands the plugin runs: a missing grant is said
+// when the store starts, with what to grant, rather than found by requests
+// (see storage.RedisPool.CheckAccess).
+func (h *Handler) checkRedisAccess(shared *sharedStore) {
+	where, prefix := shared.where, h.storeName()
+	shared.redis.CheckAccess(prefix, func(refused []string, err error) {
+		log := caddy.Log().Named("http.handlers.client_registration")
+		switch {
+		case err != nil:
+			log.Error("Redis refuses the plugin's user: registrations and reads will fail until it is fixed",
+				zap.String("redis", where), zap.String("key_prefix", prefix), zap.Error(err))
+		case len(refused) > 0:
+			log.Error("the Redis user may not run commands the plugin needs on its keys (ACL): requests that need them will fail; see the README's Redis ACL section",
+				zap.String("redis", where), zap.String("key_prefix", prefix), zap.Strings("refused", refused))
+		}
+	})
 }
 
 type redisOptions struct {

@@ -58,6 +58,8 @@ type RedisPool struct {
 	reaper  *reaper
 	timeout time.Duration
 	holds   atomic.Int64 // see Hold
+
+	accessChecked sync.Map // key prefixes CheckAccess was called for
 }
 
 // Hold marks the pool as in use by a request until the returned function
@@ -230,10 +232,31 @@ var (
 // evicting policy, Redis drops keys when it reaches maxmemory, and
 // registered clients (every policy may pick them, the volatile ones those
 // with a lifetime) and index entries would silently disappear. While Redis
-// is unreachable it asks again every evictionRetry; a server that refuses
-// CONFIG (managed services often do) is reported to skip and not asked again.
-// It stops when the pool is closed.
+// is unreachable it asks again every evictionRetry. A server that refuses
+// CONFIG (managed services often do) is asked with INFO; one that refuses
+// both is reported to skip and not asked again. It stops when the pool is
+// closed.
 func (p *RedisPool) WatchEviction(warn func(policy string), skip func(err error)) {
+	p.askInBackground(func(ctx context.Context) bool {
+		pol, final, err := p.evictionPolicy(ctx)
+		switch {
+		case err == nil:
+			if pol != "" && pol != "noeviction" {
+				warn(pol)
+			}
+			return true
+		case final:
+			skip(err)
+			return true
+		}
+		return false
+	})
+}
+
+// askInBackground calls ask evictionFirst from now, then every
+// evictionRetry until it reports an answer (Redis was unreachable until
+// then) or the pool is closed; each call has 5 s.
+func (p *RedisPool) askInBackground(ask func(ctx context.Context) (answered bool)) {
 	first, retry := evictionFirst, evictionRetry
 	go func() {
 		for wait := first; ; wait = retry {
@@ -243,20 +266,37 @@ func (p *RedisPool) WatchEviction(warn func(policy string), skip func(err error)
 			case <-time.After(wait):
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			m, err := p.rdb.ConfigGet(ctx, "maxmemory-policy").Result()
+			answered := ask(ctx)
 			cancel()
-			switch {
-			case err == nil:
-				if pol := m["maxmemory-policy"]; pol != "" && pol != "noeviction" {
-					warn(pol)
-				}
-				return
-			case configRefused(err):
-				skip(err)
+			if answered {
 				return
 			}
 		}
 	}()
+}
+
+// evictionPolicy reads maxmemory-policy with CONFIG GET or, where CONFIG
+// is refused (managed services rename it, ACLs leave it out as
+// dangerous), from INFO memory. final reports an answer that asking again
+// will not change: a policy, or refusals of both.
+func (p *RedisPool) evictionPolicy(ctx context.Context) (policy string, final bool, err error) {
+	m, err := p.rdb.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err == nil {
+		return m["maxmemory-policy"], true, nil
+	}
+	if !configRefused(err) {
+		return "", false, err
+	}
+	info, ierr := p.rdb.Info(ctx, "memory").Result()
+	if ierr != nil {
+		return "", configRefused(ierr), fmt.Errorf("CONFIG GET maxmemory-policy: %w; INFO memory: %w", err, ierr)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "maxmemory_policy:"); ok {
+			return v, true, nil
+		}
+	}
+	return "", true, fmt.Errorf("CONFIG GET maxmemory-policy: %w; INFO memory does not say", err)
 }
 
 // Ping checks connectivity.

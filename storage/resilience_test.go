@@ -348,8 +348,9 @@ func TestRedisUnixSocket(t *testing.T) {
 }
 
 // TestRedisEvictionWarning: a Redis that may evict keys is reported once,
-// also when it comes up only after the pool was created; noeviction and a
-// Redis that refuses CONFIG are not warned about.
+// also when it comes up only after the pool was created, and also when it
+// refuses CONFIG (INFO tells); noeviction is not warned about, and one
+// that refuses both is reported as unknown.
 func TestRedisEvictionWarning(t *testing.T) {
 	defer func(first, retry time.Duration) { evictionFirst, evictionRetry = first, retry }(evictionFirst, evictionRetry)
 	evictionFirst, evictionRetry = 10*time.Millisecond, 50*time.Millisecond
@@ -390,8 +391,15 @@ func TestRedisEvictionWarning(t *testing.T) {
 	w, s, _ = watch(plain.Addr)
 	expect(w, s, "", false)
 
+	// CONFIG refused: INFO says the policy.
 	noConfig := redistest.Start(t, "--rename-command", "CONFIG", `""`)
 	w, s, _ = watch(noConfig.Addr)
+	expect(w, s, "", false)
+	noConfigLRU := redistest.Start(t, "--rename-command", "CONFIG", `""`, "--maxmemory-policy", "allkeys-lfu")
+	w, s, _ = watch(noConfigLRU.Addr)
+	expect(w, s, "allkeys-lfu", false)
+	noConfigInfo := redistest.Start(t, "--rename-command", "CONFIG", `""`, "--rename-command", "INFO", "info-renamed")
+	w, s, _ = watch(noConfigInfo.Addr)
 	expect(w, s, "", true)
 
 	// Down when the pool is created, evicting once it is up.

@@ -1,0 +1,91 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// accessCheck asks Redis (7.0 or later; older ones have no ACL check for
+// scripts and answer an empty list) which of the commands the store runs
+// its user may not run on the store's keys. A script stops at the first
+// command it may not run, after the writes before it: a missing grant
+// would leave a record without its index entry, or the other way round,
+// so it is found when the store starts rather than by a request.
+//
+// ARGV: a record key, a tag key, a rate-limit counter key, and "1" when
+// writes wait for replicas. Returns "command key" (or "command") for each
+// command refused.
+const accessCheck = `
+if not redis.acl_check_cmd then return {} end
+local r, t, h = ARGV[1], ARGV[2], ARGV[3]
+local checks = {
+  {'get', r}, {'set', r, 'v'}, {'del', r}, {'getrange', r, '0', '1'},
+  {'pexpireat', r, '1'}, {'pttl', r},
+  {'zadd', t, '1', 'm'}, {'zcard', t}, {'zrem', t, 'm'}, {'zrangebyscore', t, '0', '1'}, {'zcount', t, '0', '1'},
+  {'zremrangebyscore', t, '0', '1'}, {'persist', t}, {'pexpireat', t, '1'}, {'pttl', t},
+  {'incr', h}, {'pexpire', h, '1'}, {'pttl', h},
+  {'eval', 'return 1', '0'}, {'evalsha', '0000000000000000000000000000000000000000', '0'},
+}
+if ARGV[4] == '1' then checks[#checks + 1] = {'wait', '0', '0'} end
+local refused = {}
+for _, c in ipairs(checks) do
+  local ok, allowed = pcall(redis.acl_check_cmd, unpack(c))
+  if not ok or not allowed then
+    local name = c[1]
+    if c[2] == r or c[2] == t or c[2] == h then name = name .. ' ' .. c[2] end
+    refused[#refused + 1] = name
+  end
+end
+return refused
+`
+
+// CheckAccess asks Redis, in the background and once per key prefix,
+// whether its user may run every command a store with keyPrefix runs, on
+// that store's keys, and calls report once with what it found: the
+// commands refused ("zrem dcr:{dcr}:t:acl-check"), or an error reply that
+// asking again will not change (a wrong password, a user who may not run
+// scripts), or neither when all is well. Like WatchEviction it first asks
+// evictionFirst after being called and again every evictionRetry while
+// Redis is unreachable, and it stops when the pool is closed.
+func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, err error)) {
+	if _, done := p.accessChecked.LoadOrStore(keyPrefix, true); done {
+		return
+	}
+	s := p.Store(keyPrefix)
+	wait := "0"
+	if p.bw.waitReplicas > 0 {
+		wait = "1"
+	}
+	args := []any{s.recordKey("acl-check"), s.tagKey("acl-check"), keyPrefix + "h:{acl-check}", wait}
+	p.askInBackground(func(ctx context.Context) bool {
+		res, err := p.rdb.Eval(ctx, accessCheck, nil, args...).StringSlice()
+		switch {
+		case err == nil:
+			report(res, nil)
+		case refusedReply(err):
+			report(nil, err)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+// refusedReply reports an error reply that asking again will not change:
+// an unknown or renamed command, a refused password or permission.
+func refusedReply(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	msg := err.Error()
+	for _, p := range []string{"ERR", "NOPERM", "WRONGPASS", "NOAUTH"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,108 @@
+package storage
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-dcr/caddy-dcr/internal/redistest"
+)
+
+// aclGrants is the README's Redis ACL line, after the user name, password
+// and key pattern: the commands a store runs.
+const aclGrants = "resetchannels -@all +get +set +del +getrange +incr +pexpire +pexpireat +pttl +persist " +
+	"+zadd +zcard +zcount +zrem +zrangebyscore +zremrangebyscore +eval +evalsha"
+
+// TestRedisAccessCheck: with the README's ACL a store does all it does
+// and the check finds nothing; a missing grant, a key pattern that leaves
+// out the store's keys, a user who may not run scripts and a wrong
+// password are each reported once, when the store starts.
+func TestRedisAccessCheck(t *testing.T) {
+	defer func(first, retry time.Duration) { evictionFirst, evictionRetry = first, retry }(evictionFirst, evictionRetry)
+	evictionFirst, evictionRetry = 10*time.Millisecond, 50*time.Millisecond
+	srv := redistest.Start(t)
+	users := map[string]string{
+		"full":     "~dcr:* " + aclGrants,
+		"nozrem":   "~dcr:* " + strings.Replace(aclGrants, " +zrem ", " ", 1),
+		"tagsonly": "~dcr:{dcr}:* " + aclGrants,
+		"noscript": "~dcr:* " + aclGrants + " -eval -evalsha",
+	}
+	for name, rules := range users {
+		srv.CLI(append([]string{"ACL", "SETUSER", name, "reset", "on", ">pw-" + name}, strings.Fields(rules)...)...)
+	}
+	type result struct {
+		refused []string
+		err     error
+	}
+	check := func(user, password string) (*RedisPool, result) {
+		t.Helper()
+		pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, Username: user, Password: password, Timeout: time.Second})
+		t.Cleanup(func() { pool.Destruct() })
+		got := make(chan result, 2)
+		report := func(refused []string, err error) { got <- result{refused, err} }
+		pool.CheckAccess("dcr:", report)
+		pool.CheckAccess("dcr:", report) // once per prefix
+		select {
+		case r := <-got:
+			select {
+			case again := <-got:
+				t.Fatalf("%s: reported twice: %v", user, again)
+			case <-time.After(100 * time.Millisecond):
+			}
+			return pool, r
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no report", user)
+		}
+		return nil, result{}
+	}
+
+	pool, r := check("full", "pw-full")
+	if len(r.refused) != 0 || r.err != nil {
+		t.Fatalf("full grants: %v", r)
+	}
+	// What the grants are for: everything a store does.
+	s, ctx := pool.Store("dcr:"), context.Background()
+	rec := &Record{ID: "a", Data: []byte("x"), Tags: []string{"all"}, ExpiresAt: time.Now().Add(time.Hour)}
+	if err := s.Create(ctx, rec, Cap{Tag: "all", Max: 10}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := &Record{ID: "a", Data: []byte("y"), Tags: []string{"other"}}
+	if err := s.Update(ctx, got, next); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := s.List(ctx, "other"); err != nil || len(l) != 1 {
+		t.Fatalf("list: %v %v", l, err)
+	}
+	if n, err := s.Count(ctx, "all"); err != nil || n != 0 {
+		t.Fatalf("count: %d %v", n, err)
+	}
+	got, err = s.Get(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, err := s.Hit(ctx, "addr", 5, time.Minute); !ok || err != nil {
+		t.Fatalf("hit: %v %v", ok, err)
+	}
+
+	if _, r := check("nozrem", "pw-nozrem"); !slices.Equal(r.refused, []string{"zrem dcr:{dcr}:t:acl-check"}) || r.err != nil {
+		t.Errorf("without zrem: %v", r)
+	}
+	if _, r := check("tagsonly", "pw-tagsonly"); !slices.Equal(r.refused, []string{"incr dcr:h:{acl-check}", "pexpire dcr:h:{acl-check}", "pttl dcr:h:{acl-check}"}) || r.err != nil {
+		t.Errorf("a key pattern without the counters: %v", r)
+	}
+	if _, r := check("noscript", "pw-noscript"); r.err == nil || !strings.HasPrefix(r.err.Error(), "NOPERM") {
+		t.Errorf("without scripts: %v", r)
+	}
+	if _, r := check("full", "wrong"); r.err == nil || !strings.HasPrefix(r.err.Error(), "WRONGPASS") {
+		t.Errorf("wrong password: %v", r)
+	}
+}
