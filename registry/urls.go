@@ -227,14 +227,14 @@ func hostAllowed(host string, allowed []string) bool {
 		return false
 	}
 	for _, a := range allowed {
-		a = ComparableHost(a)
-		if rest, ok := strings.CutPrefix(a, "*."); ok {
-			if strings.HasSuffix(host, "."+rest) {
+		name, wild := strings.CutPrefix(a, "*.")
+		switch name = ComparableHost(name); {
+		case name == "":
+		case wild:
+			if strings.HasSuffix(host, "."+name) {
 				return true
 			}
-			continue
-		}
-		if host == a {
+		case host == name:
 			return true
 		}
 	}

@@ -262,7 +262,7 @@ func TestHasDangerousScheme(t *testing.T) {
 // TestRedirectHostAllowed: the allowlist as the APIs with looser URL rules
 // (MediaGoblin's accepts relative URIs) apply it.
 func TestRedirectHostAllowed(t *testing.T) {
-	list := []string{"app.example.com", "*.example.org", "xn--bcher-kva.example", "2001:DB8:0::1"}
+	list := []string{"app.example.com", "*.example.org", "xn--bcher-kva.example", "2001:DB8:0::1", "*.Bücher.org"}
 	for uri, want := range map[string]bool{
 		"https://app.example.com/cb":              true,
 		"http://localhost:8080/cb":                true,
@@ -293,6 +293,9 @@ func TestRedirectHostAllowed(t *testing.T) {
 		"https://[2001:db8::2]/cb":              false,
 		"https://app.example.com。evil.example/": false,
 		"https://x。example.org/cb":              true,
+		"https://x.xn--bcher-kva.org/cb":        true,
+		"https://x.bücher.org/cb":               true,
+		"https://xn--bcher-kva.org/cb":          false,
 	} {
 		if got := RedirectHostAllowed(uri, list); got != want {
 			t.Errorf("RedirectHostAllowed(%q) = %v, want %v", uri, got, want)
