@@ -220,7 +220,7 @@ func TestIAMRegisterE2E(t *testing.T) {
 		}
 
 		// Other paths and methods of other paths reach the site.
-		for _, p := range []string{"/other", "/v1/clients/", "/v1/clients/x", "/v1/client", "/v1"} {
+		for _, p := range []string{"/other", "/v1/clients/", "/v1/clients/x", "/v1/client", "/v1", "/v1%2Fclients", "/v1%2fclients"} {
 			for _, m := range []string{"GET", "POST"} {
 				resp, body := s.do(m, p, iamMinimalRequest, "Content-Type: application/json")
 				if resp.StatusCode != 200 || body != "site" || resp.Header.Get("X-Request-Id") != "" {

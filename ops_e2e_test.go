@@ -1403,6 +1403,47 @@ func TestLifetimesFollowTheClientsAPI(t *testing.T) {
 	}
 }
 
+// TestExpectContinueAnsweredAtOnce: a client that sends "Expect:
+// 100-continue" and waits gets an answer decided by the header fields at
+// once (RFC 9110 section 10.1.1), with the connection closed since the body
+// it announced is not read; one whose body is wanted gets "100 Continue".
+func TestExpectContinueAnsweredAtOnce(t *testing.T) {
+	s := startCaddy(t, "embedded", authedAPIs(t, "{storage}", "", "mediagoblin", "iam", "kustvakt"))
+	addr := strings.TrimPrefix(s.URL, "http://")
+	for _, c := range []struct {
+		name, request string
+		status        int
+	}{
+		{"rfc7591 content type", "POST /register HTTP/1.1\r\nContent-Type: text/plain\r\n", 400},
+		{"rfc7592 wrong token", "PUT /register/abc HTTP/1.1\r\nContent-Type: application/json\r\nAuthorization: Bearer x\r\n", 401},
+		{"iam method", "PUT /v1/clients HTTP/1.1\r\nContent-Type: application/json\r\n", 405},
+		{"kustvakt content type", "POST /api/v1.0/oauth2/client/register HTTP/1.1\r\nContent-Type: text/plain\r\n" + basicAuth("alice") + "\r\n", 415},
+		{"body wanted", "POST /register HTTP/1.1\r\nContent-Type: application/json\r\n", 100},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "%sHost: %s\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n", c.request, addr)
+			// Well before curl's 1 s (or any client's) wait for "100 Continue".
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no answer before the body was sent: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, c.status)
+			}
+			if c.status != 100 && !resp.Close {
+				t.Error("the connection is kept open for a body that is not read")
+			}
+		})
+	}
+}
+
 // TestOversizeBodyRefusedBeforeSent: a request announcing a body over
 // 64 KiB gets its refusal at once, in each API's format, without the server
 // waiting for the body (Caddy's idle-timeout wrapper made net/http drain up

@@ -769,6 +769,14 @@ func TestPolicyCORS(t *testing.T) {
 			!strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") || !strings.Contains(h.Get("Access-Control-Allow-Headers"), "Content-Type") {
 			t.Fatalf("preflight: %d %v", resp.StatusCode, h)
 		}
+		// A plain OPTIONS gets the preflight's Allow, not a 405 without OPTIONS.
+		for _, p := range []string{"/register", "/register/abc", "/.well-known/oauth-authorization-server"} {
+			plain, _ := s.do("OPTIONS", p, "")
+			if pre, _ := s.do("OPTIONS", p, "", "Origin: https://app.example", "Access-Control-Request-Method: GET"); plain.StatusCode != 204 ||
+				plain.Header.Get("Allow") != pre.Header.Get("Allow") || !strings.Contains(plain.Header.Get("Allow"), "OPTIONS") {
+				t.Errorf("OPTIONS %s: %d Allow %q, preflight Allow %q", p, plain.StatusCode, plain.Header.Get("Allow"), pre.Header.Get("Allow"))
+			}
+		}
 		resp, _ = s.postJSON("/register", mcpBody, "Origin: https://app.example")
 		if resp.StatusCode != 201 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" {
 			t.Fatalf("post: %d %v", resp.StatusCode, resp.Header)

@@ -1557,12 +1557,16 @@ func TestRFC8414Metadata(t *testing.T) {
 					resp, body := s.do("GET", "/.well-known/oauth-authorization-server", "")
 					rfcWantMetadata(t, resp, body, s.URL, s.URL)
 				}},
-				{"D1", "HEAD metadata: 200 without a body", func(t *testing.T) {
+				{"D1", "HEAD metadata: 200 without a body, with GET's length", func(t *testing.T) {
 					resp, body := s.do("HEAD", "/.well-known/oauth-authorization-server", "")
 					if resp.StatusCode != 200 || body != "" {
 						t.Errorf("HEAD: %d %q", resp.StatusCode, body)
 					}
 					rfcWantJSON(t, resp)
+					_, get := s.do("GET", "/.well-known/oauth-authorization-server", "")
+					if n := resp.Header.Get("Content-Length"); n != strconv.Itoa(len(get)) {
+						t.Errorf("HEAD Content-Length %q, GET body %d bytes", n, len(get))
+					}
 				}},
 				{"D1", "metadata of an issuer without a path also at the well-known path with a \"/\"", func(t *testing.T) {
 					// Libraries that read "https://host" as "https://host/"
@@ -1582,7 +1586,7 @@ func TestRFC8414Metadata(t *testing.T) {
 					}
 				}},
 				{"D4", "paths not ours fall through to the site", func(t *testing.T) {
-					for _, p := range []string{"/other", "/register/a/b", "/register/", "/registerx", "/.well-known/oauth-authorization-server/x", "/.well-known/openid-configuration/x", "/oauth/register"} {
+					for _, p := range []string{"/other", "/register/a/b", "/register/", "/registerx", "/.well-known/oauth-authorization-server/x", "/.well-known%2Foauth-authorization-server", "/.well-known/openid-configuration/x", "/oauth/register"} {
 						resp, body := s.do("GET", p, "")
 						if resp.StatusCode != 200 || body != "site" {
 							t.Errorf("GET %s: %d %q, want the site's response", p, resp.StatusCode, body)
@@ -2129,4 +2133,73 @@ func TestRFC7591SigningAlg(t *testing.T) {
 			t.Errorf("RS256 with client_secret_jwt: %d %s, want 400 %s", resp.StatusCode, body, want)
 		}
 	})
+}
+
+// TestRFC7592Preconditions: clients have no entity tags, so an If-Match
+// with tags, or If-None-Match "*" on a client that exists, stops a PUT or
+// DELETE with 412 (RFC 9110 section 13.1), and a partial PUT (Content-Range)
+// is refused with 400 (section 14.5); If-Match "*" holds. Nothing changes.
+func TestRFC7592Preconditions(t *testing.T) {
+	s := startCaddy(t, "embedded", `	client_registration {
+		{storage}
+		rate_limit off
+	}`)
+	c := rfcRegister(t, s, mcpBody)
+	put := `{"client_id":"` + c.ID + `","redirect_uris":["http://127.0.0.1:33418/callback"],"token_endpoint_auth_method":"none"}`
+	for _, tc := range []struct {
+		method, header string
+		status         int
+	}{
+		{http.MethodPut, `If-Match: "abc"`, 412},
+		{http.MethodDelete, `If-Match: "abc", *`, 412},
+		{http.MethodPut, `If-None-Match: *`, 412},
+		{http.MethodDelete, `If-None-Match: "x", *`, 412},
+		{http.MethodPut, `Content-Range: bytes 0-10/200`, 400},
+	} {
+		body := ""
+		if tc.method == http.MethodPut {
+			body = put
+		}
+		resp, raw := s.do(tc.method, c.path(t, s), body, rfcBearer(c.RAT), "Content-Type: application/json", tc.header)
+		rfcWantError(t, resp, raw, tc.status, "invalid_request")
+	}
+	// The token was not rotated, nor the client deleted.
+	if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
+		t.Fatalf("GET after refused changes: %d %s", resp.StatusCode, body)
+	}
+	resp, body := s.do(http.MethodPut, c.path(t, s), put, rfcBearer(c.RAT), "Content-Type: application/json", "If-Match: *")
+	if resp.StatusCode != 200 {
+		t.Fatalf("PUT If-Match *: %d %s", resp.StatusCode, body)
+	}
+	rat := object(t, body)["registration_access_token"].(string)
+	resp, body = s.do(http.MethodDelete, c.path(t, s), "", rfcBearer(rat), `If-None-Match: "x"`)
+	if resp.StatusCode != 204 {
+		t.Fatalf("DELETE If-None-Match with a tag: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestTwoContentTypes: a body sent with two different Content-Type fields,
+// which the hops in front may read differently, is refused (RFC 9110
+// section 5.3), in RFC 7591 and IAM.
+func TestTwoContentTypes(t *testing.T) {
+	s := startCaddy(t, "embedded", `	client_registration {
+		{storage}
+	}
+	client_registration iam {
+		{storage}
+	}`)
+	for _, p := range []string{"/register", "/v1/clients"} {
+		for _, second := range []string{"text/plain", "application/json; charset=utf-8"} {
+			resp, body := s.do("POST", p, `{"redirect_uris":["https://app.example/cb"],"client_name":"x"}`, "Content-Type: application/json", "Content-Type: "+second)
+			if resp.StatusCode != 400 || !strings.Contains(body, "Content-Type") {
+				t.Errorf("POST %s with a second Content-Type %s: %d %s", p, second, resp.StatusCode, body)
+			}
+		}
+		// The same one twice is no ambiguity.
+		both := strings.Replace(iamMinimalRequest, "{", `{"redirect_uris":["https://app.example/cb"],`, 1)
+		resp, body := s.do("POST", p, both, "Content-Type: application/json", "Content-Type: application/json")
+		if resp.StatusCode >= 300 {
+			t.Errorf("POST %s with Content-Type twice the same: %d %s", p, resp.StatusCode, body)
+		}
+	}
 }

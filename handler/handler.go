@@ -362,6 +362,14 @@ func (o *Options) route(r *http.Request) (string, bool) {
 	return rest, true
 }
 
+// encodedSlash reports a path with an encoded "/" (%2F), which is not a
+// segment separator (RFC 3986 section 2.2): "/v1%2Fclients" is not
+// "/v1/clients". r.URL.RawPath is set only for such unusual spellings.
+func encodedSlash(r *http.Request) bool {
+	raw := r.URL.RawPath
+	return raw != "" && (strings.Contains(raw, "%2F") || strings.Contains(raw, "%2f"))
+}
+
 // segments splits the escaped path relative to the prefix into unescaped
 // segments, so an encoded "/" inside a client id stays inside it.
 func (o *Options) segments(r *http.Request) ([]string, bool) {

@@ -53,7 +53,7 @@ var (
 // Serve implements API.
 func (a *IAM) Serve(w http.ResponseWriter, r *http.Request) bool {
 	rest, ok := a.o.route(r)
-	if !ok || rest != iamClientsPath {
+	if !ok || rest != iamClientsPath || encodedSlash(r) {
 		return false
 	}
 	// Huawei's APIs put a request id in every error body; it is also sent as
@@ -67,7 +67,7 @@ func (a *IAM) Serve(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method == http.MethodPost {
 		op = opRegister
 	}
-	ob := observe(w, op)
+	ob := observe(w, r, op)
 	a.serve(ob, r, rid)
 	a.o.Metrics.done(registry.APIIAM, ob)
 	return true
@@ -168,7 +168,7 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 	// Check order: media type, body size, JSON, then the members in the
 	// order of the reference's table, so one request always gets the same
 	// message whatever else is wrong with it.
-	if !isJSONContentType(r.Header.Get("Content-Type")) {
+	if !jsonBody(r) {
 		a.badRequest(w, rid, "the request body must be JSON (Content-Type: application/json)")
 		return
 	}

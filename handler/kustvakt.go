@@ -120,7 +120,7 @@ func (a *Kustvakt) Serve(w http.ResponseWriter, r *http.Request) bool {
 		a.notify(w, http.StatusMethodNotAllowed, kcNotAllowed, "Method "+r.Method+" is not allowed; use "+method)
 		return true
 	}
-	ob := observe(w, op)
+	ob := observe(w, r, op)
 	req.w = ob
 	route(req)
 	a.o.Metrics.done(registry.APIKustvakt, ob)

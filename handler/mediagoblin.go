@@ -69,7 +69,7 @@ func (a *MediaGoblin) Serve(w http.ResponseWriter, r *http.Request) bool {
 	if rest, ok := a.o.route(r); !ok || rest != mgPath {
 		return false
 	}
-	ob := observe(w, opRegister)
+	ob := observe(w, r, opRegister)
 	a.register(ob, r)
 	a.o.Metrics.done(registry.APIMediaGoblin, ob)
 	return true

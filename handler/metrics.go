@@ -1,7 +1,9 @@
 package handler
 
 import (
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -120,11 +122,15 @@ type observed struct {
 	// handler may change it when the body tells what the request is
 	// (MediaGoblin's client_update).
 	op string
+	// waiting is the body of a request whose client waits for "100
+	// Continue" before sending it (see observe).
+	waiting *continueBody
 }
 
 func (o *observed) WriteHeader(code int) {
 	if o.status == 0 && code >= 200 {
 		o.status = code
+		o.answeringBeforeBody()
 	}
 	o.ResponseWriter.WriteHeader(code)
 }
@@ -132,8 +138,33 @@ func (o *observed) WriteHeader(code int) {
 func (o *observed) Write(b []byte) (int, error) {
 	if o.status == 0 {
 		o.status = http.StatusOK
+		o.answeringBeforeBody()
 	}
 	return o.ResponseWriter.Write(b)
+}
+
+// answeringBeforeBody closes the connection after an answer given without
+// reading the body of a client that waits for "100 Continue": it would
+// wait until its own timeout before sending the body, and the server then
+// read it before the answer went out (RFC 9110 section 10.1.1: an answer
+// decided by the header fields is sent at once; the client may then close
+// or send the body, which nobody reads).
+func (o *observed) answeringBeforeBody() {
+	if o.waiting != nil && !o.waiting.read {
+		o.Header().Set("Connection", "close")
+	}
+}
+
+// continueBody records whether a handler read from a request body: net/http
+// sends "100 Continue" on the first read.
+type continueBody struct {
+	io.ReadCloser
+	read bool
+}
+
+func (b *continueBody) Read(p []byte) (int, error) {
+	b.read = true
+	return b.ReadCloser.Read(p)
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
@@ -148,11 +179,18 @@ func setOp(w http.ResponseWriter, op string) {
 
 var observedPool = sync.Pool{New: func() any { return new(observed) }}
 
-// observe starts watching the answer to a request for op. The wrapper is
-// reused: it must not be kept once done has counted it.
-func observe(w http.ResponseWriter, op string) *observed {
+// observe starts watching the answer to r for op. The wrapper is reused:
+// it must not be kept once done has counted it. The body of an HTTP/1.1
+// request that expects "100 Continue" is watched too (rare: no wrapper
+// otherwise), so that an answer given without it closes the connection.
+func observe(w http.ResponseWriter, r *http.Request, op string) *observed {
 	ob := observedPool.Get().(*observed)
 	ob.ResponseWriter, ob.op = w, op
+	if r.ProtoMajor == 1 && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody &&
+		strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		ob.waiting = &continueBody{ReadCloser: r.Body}
+		r.Body = ob.waiting
+	}
 	return ob
 }
 

@@ -286,10 +286,12 @@ func (c *CORS) apply(w http.ResponseWriter, r *http.Request, methods string) boo
 		// X-Request-Id: the id IAM's error bodies name.
 		h.Set("Access-Control-Expose-Headers", "Location, Retry-After, WWW-Authenticate, X-Request-Id")
 	}
-	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
+	if r.Method != http.MethodOptions {
 		return false
 	}
-	// A preflight: answer it here, whatever the route's methods.
+	// A preflight, answered here whatever the route's methods, or a plain
+	// OPTIONS, which gets the same Allow: with CORS on, every route takes
+	// OPTIONS (RFC 9110 section 9.3.7).
 	h.Add("Vary", "Access-Control-Request-Method, Access-Control-Request-Headers")
 	if allowed {
 		h.Set("Access-Control-Allow-Methods", methods+", OPTIONS")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,7 +53,7 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 	}
 	// Observed from the start, so that every answer to an operation is
 	// counted, those of the checks below included.
-	ob := observe(w, rfcOperation(route, r.Method))
+	ob := observe(w, r, rfcOperation(route, r.Method))
 	a.serve(ob, r, route, id)
 	a.o.Metrics.done(registry.APIRFC7591, ob)
 	return true
@@ -115,7 +116,7 @@ func (a *RFC7591) serve(w http.ResponseWriter, r *http.Request, route int, id st
 // match finds the route of a request, and the client id of a client
 // configuration endpoint.
 func (a *RFC7591) match(r *http.Request) (route int, id string) {
-	if strings.HasPrefix(r.URL.Path, wellKnownAS) {
+	if strings.HasPrefix(r.URL.Path, wellKnownAS) && !encodedSlash(r) {
 		if p, slash := a.issuerMetadataPath(r); r.URL.Path == p || (slash && r.URL.Path == p+"/") {
 			return rfcMetadata, ""
 		}
@@ -258,6 +259,20 @@ func (a *RFC7591) unauthorized(w http.ResponseWriter, tokenSent bool) {
 	a.error(w, http.StatusUnauthorized, "invalid_token", "a registration access token is required (Authorization: Bearer)")
 }
 
+// jsonBody reports a request whose Content-Type is JSON. Two different
+// ones would be read differently by the hops in front of the plugin (RFC
+// 9110 section 5.3: Content-Type takes one value); the same one repeated
+// is no ambiguity.
+func jsonBody(r *http.Request) bool {
+	v := r.Header.Values("Content-Type")
+	for _, o := range v[min(1, len(v)):] {
+		if !strings.EqualFold(o, v[0]) {
+			return false
+		}
+	}
+	return len(v) > 0 && isJSONContentType(v[0])
+}
+
 func isJSONContentType(ct string) bool {
 	if strings.EqualFold(ct, "application/json") {
 		return true // what mime.ParseMediaType would say, without its map
@@ -283,7 +298,7 @@ func encodedBody(r *http.Request) string {
 // readObject reads and decodes a JSON-object body, answering the request
 // itself (and returning false) when it cannot.
 func (a *RFC7591) readObject(w http.ResponseWriter, r *http.Request) (registry.Fields, bool) {
-	if !isJSONContentType(r.Header.Get("Content-Type")) {
+	if !jsonBody(r) {
 		a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "the request body must be JSON (Content-Type: application/json)")
 		return nil, false
 	}
@@ -499,11 +514,44 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) 
 		// it verified: echoing it satisfies the RFC without rotating it (a
 		// read must not invalidate the token of a concurrent reader).
 		a.writeClient(w, http.StatusOK, c, "", tok, a.clientURI(r, id))
-	case http.MethodPut:
-		a.update(w, r, c, tok)
-	case http.MethodDelete:
-		a.delete(w, r, id, tok)
+	case http.MethodPut, http.MethodDelete:
+		if why := changeRefused(r); why != "" {
+			code := http.StatusPreconditionFailed
+			if r.Header.Get("Content-Range") != "" {
+				code = http.StatusBadRequest
+			}
+			a.error(w, code, registry.CodeInvalidRequest, why)
+			return
+		}
+		if r.Method == http.MethodPut {
+			a.update(w, r, c, tok)
+		} else {
+			a.delete(w, r, id, tok)
+		}
 	}
+}
+
+// changeRefused says why a PUT or DELETE of an existing client must not be
+// carried out, or "". Clients are served without entity tags, so an
+// If-Match that lists tags can never hold, nor can If-None-Match "*" on a
+// client that exists (RFC 9110 sections 13.1.1, 13.1.2: evaluated before
+// the method, 412 when false); a partial PUT (Content-Range) would be taken
+// for a full replacement (section 14.5: 400).
+func changeRefused(r *http.Request) string {
+	if r.Method == http.MethodPut && r.Header.Get("Content-Range") != "" {
+		return "a partial update (Content-Range) is not supported: PUT replaces the whole registration"
+	}
+	if v := r.Header.Values("If-Match"); len(v) > 0 && strings.TrimSpace(strings.Join(v, ",")) != "*" {
+		return "If-Match: client registrations have no entity tags, so no tag matches"
+	}
+	for _, v := range r.Header.Values("If-None-Match") {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.TrimSpace(t) == "*" {
+				return "If-None-Match: *: the client exists"
+			}
+		}
+	}
+	return ""
 }
 
 // tokenValid reports whether tok is c's registration access token, or the
@@ -824,8 +872,9 @@ func (a *RFC7591) metadata(w http.ResponseWriter, r *http.Request) {
 	jw.Close()
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
+	// Written for HEAD too: net/http drops the body but keeps the length,
+	// so HEAD has the header fields of GET (RFC 9110 section 9.3.2).
+	h.Set("Content-Length", strconv.Itoa(len(jw.B)))
 	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodGet {
-		_, _ = w.Write(jw.B)
-	}
+	_, _ = w.Write(jw.B)
 }
