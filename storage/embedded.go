@@ -65,7 +65,24 @@ type EmbeddedStore struct {
 
 	// capCounts remembers exact counts at a cap (guarded by the lock).
 	capCounts map[string]capCount
+	// markers remembers the number of markers under a tag with the time its
+	// directory was last changed (guarded by the lock): see markerCount.
+	markers map[string]markerMemo
 }
+
+// markerMemo is a tag directory's number of markers when it was last
+// changed at mtime, based on a reading of its names at read.
+type markerMemo struct {
+	n     int
+	mtime time.Time
+	read  time.Time
+}
+
+// markerMemoAge is how long a count is trusted without reading the names
+// again: a change by another process sharing the storage within the clock
+// tick of the directory's last change leaves its time as it was, and the
+// count off by one until then (a cap could let that many more through).
+const markerMemoAge = 2 * time.Second
 
 // defaultSweepEvery is how often writes also clear out expired clients.
 const defaultSweepEvery = 10 * time.Minute
@@ -204,6 +221,7 @@ func (s *EmbeddedStore) write(ctx context.Context, rec *Record) error {
 	// Markers first: a crash between the two writes leaves a marker without
 	// a record, which every reader skips, never a record missing from an index.
 	exp := []byte(strconv.FormatInt(expiryMillis(rec.ExpiresAt), 10))
+	s.forgetMarkers()
 	for _, t := range rec.Tags {
 		if err := s.st.Store(ctx, path.Join(s.tagDir(t), fileName(rec.ID)), exp); err != nil {
 			// The record is as it was.
@@ -229,6 +247,7 @@ func (s *EmbeddedStore) remove(ctx context.Context, id string, tags []string) er
 }
 
 func (s *EmbeddedStore) untag(ctx context.Context, id string, tags []string) error {
+	s.forgetMarkers()
 	for _, t := range tags {
 		if err := s.st.Delete(ctx, path.Join(s.tagDir(t), fileName(id))); err != nil && !notExist(err) {
 			return unavailable("delete", err)
@@ -258,7 +277,8 @@ func (s *EmbeddedStore) Create(ctx context.Context, rec *Record, caps ...Cap) er
 	case !errors.Is(err, ErrNotFound):
 		return err
 	}
-	for _, c := range caps {
+	counted, read := make([]int, len(caps)), make([]time.Time, len(caps))
+	for i, c := range caps {
 		// Every live record has a marker, so fewer markers than the cap
 		// means room, known from one directory listing; counting exactly
 		// reads every marker and record (slow with thousands of clients)
@@ -267,7 +287,8 @@ func (s *EmbeddedStore) Create(ctx context.Context, rec *Record, caps ...Cap) er
 		if err != nil {
 			return err
 		}
-		if markers < c.Max {
+		if counted[i] = -1; markers < c.Max {
+			counted[i], read[i] = markers, s.markers[c.Tag].read
 			continue
 		}
 		n, ok := s.capMemo(c.Tag, markers)
@@ -281,7 +302,15 @@ func (s *EmbeddedStore) Create(ctx context.Context, rec *Record, caps ...Cap) er
 		}
 	}
 	rec.Rev = 1
-	return s.write(ctx, rec)
+	if err := s.write(ctx, rec); err != nil {
+		return err
+	}
+	for i, c := range caps {
+		if counted[i] >= 0 && slices.Contains(rec.Tags, c.Tag) {
+			s.rememberMarkers(c.Tag, counted[i]+1, read[i]) // this record's marker is new
+		}
+	}
+	return nil
 }
 
 // Get implements Store.
@@ -371,12 +400,29 @@ func (s *EmbeddedStore) members(ctx context.Context, tag string) (map[string]int
 }
 
 // markerCount is the number of markers under tag, live or not. On Caddy's
-// file system storage it reads the directory's names only: the storage's
-// List stats every entry, which is most of the cost with thousands.
+// file system storage it reads the directory's names only (the storage's
+// List stats every entry, which is most of the cost with thousands), and
+// not even that while the directory is unchanged since this process last
+// counted or changed it: reading a hundred thousand names on every
+// registration made registration 18 times slower. Changes of this process
+// forget the count (forgetMarkers) but those of a registration, which add
+// one marker to the count it started from (rememberMarkers); those of
+// another process sharing the storage change the directory's time.
 func (s *EmbeddedStore) markerCount(ctx context.Context, tag string) (int, error) {
 	dir := s.tagDir(tag)
 	if fsys, ok := s.st.(*certmagic.FileStorage); ok {
-		f, err := os.Open(fsys.Filename(dir))
+		name := fsys.Filename(dir)
+		fi, err := os.Stat(name)
+		if notExist(err) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, unavailable("list", err)
+		}
+		if m, ok := s.markers[tag]; ok && m.mtime.Equal(fi.ModTime()) && time.Since(m.read) < markerMemoAge {
+			return m.n, nil
+		}
+		f, err := os.Open(name)
 		if notExist(err) {
 			return 0, nil
 		}
@@ -388,6 +434,8 @@ func (s *EmbeddedStore) markerCount(ctx context.Context, tag string) (int, error
 		if err != nil {
 			return 0, unavailable("list", err)
 		}
+		// The time read before the names: a change since shows as another.
+		s.setMarkers(tag, markerMemo{n: len(names), mtime: fi.ModTime(), read: time.Now()})
 		return len(names), nil
 	}
 	keys, err := s.st.List(ctx, dir, false)
@@ -396,6 +444,34 @@ func (s *EmbeddedStore) markerCount(ctx context.Context, tag string) (int, error
 	}
 	return len(keys), nil
 }
+
+// rememberMarkers records n markers under tag, a count based on a reading
+// of its names at read, as the count of its directory as it is now.
+func (s *EmbeddedStore) rememberMarkers(tag string, n int, read time.Time) {
+	fsys, ok := s.st.(*certmagic.FileStorage)
+	if !ok || read.IsZero() {
+		return
+	}
+	if fi, err := os.Stat(fsys.Filename(s.tagDir(tag))); err == nil {
+		s.setMarkers(tag, markerMemo{n: n, mtime: fi.ModTime(), read: read})
+	}
+}
+
+// maxMarkerMemos bounds the tags whose counts are kept (the store's, and
+// owners': one entry each).
+const maxMarkerMemos = 1024
+
+func (s *EmbeddedStore) setMarkers(tag string, m markerMemo) {
+	if s.markers == nil || len(s.markers) >= maxMarkerMemos {
+		s.markers = make(map[string]markerMemo)
+	}
+	s.markers[tag] = m
+}
+
+// forgetMarkers drops the remembered counts before a change of markers by
+// this process: a change within the clock tick of the directory's last one
+// would leave its time as it was.
+func (s *EmbeddedStore) forgetMarkers() { clear(s.markers) }
 
 // sweep removes expired records and their markers, and markers that a
 // failed write left without a record; the caller holds the lock. Reads
@@ -470,6 +546,7 @@ func (s *EmbeddedStore) sweepMarker(ctx context.Context, m string, nowMs int64) 
 		// Live by its marker; a marker whose record is missing is left by
 		// a write that failed half-way (markers go first), and is only noise.
 		if !s.st.Exists(ctx, rec) {
+			s.forgetMarkers()
 			_ = s.st.Delete(ctx, m)
 		}
 		return
@@ -481,6 +558,7 @@ func (s *EmbeddedStore) sweepMarker(ctx context.Context, m string, nowMs int64) 
 	case errors.Is(err, errExpired):
 		_ = s.remove(ctx, old.ID, old.Tags)
 	case errors.Is(err, ErrNotFound):
+		s.forgetMarkers()
 		_ = s.st.Delete(ctx, m)
 	}
 }

@@ -973,3 +973,56 @@ func TestEmbeddedHitsBounded(t *testing.T) {
 		t.Error("a new address is not counted after the windows that filled the map closed")
 	}
 }
+
+// TestEmbeddedMarkerCountMemo: below a cap, a registration does not read
+// the names of the cap's directory again while nothing else changed it
+// (this process's own registrations add to the count it has), and a change
+// by another process sharing the storage, or by this one, is seen: the cap
+// holds exactly.
+func TestEmbeddedMarkerCountMemo(t *testing.T) {
+	ctx := context.Background()
+	fs := &certmagic.FileStorage{Path: t.TempDir()}
+	a, b := NewEmbeddedStore(fs, "mm"), NewEmbeddedStore(fs, "mm")
+	a.nextSweep, b.nextSweep = time.Now().Add(time.Hour), time.Now().Add(time.Hour)
+	cp := Cap{Tag: "all", Max: 7}
+	create := func(s *EmbeddedStore, id string) error {
+		// Past the directory time's clock tick, so that each change shows.
+		time.Sleep(10 * time.Millisecond)
+		return s.Create(ctx, &Record{ID: id, Data: []byte("x"), Tags: []string{"all"}}, cp)
+	}
+	var firstRead time.Time
+	for i := range 5 {
+		if err := create(a, fmt.Sprint("a", i)); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			// Read for this registration (the first found no directory).
+			firstRead = a.markers["all"].read
+		}
+	}
+	if m := a.markers["all"]; m.n != 5 || firstRead.IsZero() || !m.read.Equal(firstRead) {
+		t.Fatalf("count kept after this process's registrations, names read once: %+v (first read %v)", a.markers, firstRead)
+	}
+	for i := range 2 {
+		if err := create(b, fmt.Sprint("b", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var le *LimitError
+	if err := create(a, "a5"); !errors.As(err, &le) {
+		t.Fatalf("another process's registrations not seen: %v", err)
+	}
+	rec, err := a.Get(ctx, "a0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Delete(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := create(a, "a6"); err != nil {
+		t.Fatalf("after a delete: %v", err)
+	}
+	if err := create(b, "b2"); !errors.As(err, &le) {
+		t.Fatalf("at the cap again: %v", err)
+	}
+}
