@@ -61,6 +61,12 @@ type EmbeddedStore struct {
 	nextSweep  time.Time
 	sweepDir   string
 	sweepAfter string
+	// sweepNames are the sorted keys of sweepDir, listed when the sweep
+	// came to it and kept for its next slices: listing a directory of a
+	// hundred thousand markers takes longer than a slice's budget, and a
+	// sweep that listed it again for each slice looked at one marker a
+	// slice and never ended.
+	sweepNames []string
 	sweepEvery time.Duration
 
 	// capCounts remembers exact counts at a cap (guarded by the lock).
@@ -503,21 +509,29 @@ func (s *EmbeddedStore) sweep(ctx context.Context) {
 		if dir < s.sweepDir {
 			continue
 		}
-		markers, err := s.st.List(ctx, dir, false)
-		if ctx.Err() != nil {
-			// Out of time (a slow storage): this directory again next time.
-			s.sweepDir, s.sweepAfter = dir, ""
-			s.nextSweep = time.Now().Add(sweepPause)
-			return
-		}
-		if err != nil {
-			continue
-		}
-		slices.Sort(markers)
-		for _, m := range markers {
-			if dir == s.sweepDir && m <= s.sweepAfter {
+		markers := s.sweepNames
+		if dir != s.sweepDir || markers == nil {
+			var err error
+			markers, err = s.sweepList(ctx, dir)
+			if ctx.Err() != nil {
+				// Out of time (a slow storage): this directory again next time.
+				s.sweepDir, s.sweepAfter, s.sweepNames = dir, "", nil
+				s.nextSweep = time.Now().Add(sweepPause)
+				return
+			}
+			if err != nil {
 				continue
 			}
+			if dir != s.sweepDir {
+				s.sweepAfter = ""
+			}
+			s.sweepDir, s.sweepNames = dir, markers
+		}
+		from, _ := slices.BinarySearch(markers, s.sweepAfter)
+		if from < len(markers) && markers[from] == s.sweepAfter {
+			from++ // looked at in the last slice
+		}
+		for _, m := range markers[from:] {
 			if dir == records {
 				s.sweepRecord(ctx, m, start)
 			} else {
@@ -525,14 +539,43 @@ func (s *EmbeddedStore) sweep(ctx context.Context) {
 			}
 			if time.Since(start) > sweepBudget || ctx.Err() != nil {
 				// Go on after this marker at the next slice.
-				s.sweepDir, s.sweepAfter = dir, m
+				s.sweepAfter = m
 				s.nextSweep = time.Now().Add(sweepPause)
 				return
 			}
 		}
+		s.sweepNames = nil
 	}
-	s.sweepDir, s.sweepAfter = "", ""
+	s.sweepDir, s.sweepAfter, s.sweepNames = "", "", nil
 	s.nextSweep = start.Add(s.sweepEvery)
+}
+
+// sweepList returns the keys under dir, sorted. On Caddy's file system
+// storage it reads the names only (its List stats every entry).
+func (s *EmbeddedStore) sweepList(ctx context.Context, dir string) ([]string, error) {
+	var keys []string
+	if fsys, ok := s.st.(*certmagic.FileStorage); ok {
+		f, err := os.Open(fsys.Filename(dir))
+		if err != nil {
+			return nil, err
+		}
+		names, err := f.Readdirnames(-1)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		keys = make([]string, len(names))
+		for i, n := range names {
+			keys[i] = path.Join(dir, n)
+		}
+	} else {
+		var err error
+		if keys, err = s.st.List(ctx, dir, false); err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(keys)
+	return keys, nil
 }
 
 // sweepMarker looks at one marker for sweep.

@@ -293,8 +293,8 @@ func TestOutcomeOpen(t *testing.T) {
 }
 
 // TestEmbeddedSweepResumes: a sweep that runs out of time goes on where it
-// stopped at the next slice, so an expired client behind many live ones is
-// removed all the same.
+// stopped at the next slice, with the names it listed, so an expired client
+// behind many live ones is removed all the same.
 func TestEmbeddedSweepResumes(t *testing.T) {
 	savedBudget, savedPause := sweepBudget, sweepPause
 	sweepBudget, sweepPause = 0, 0 // one marker per slice
@@ -317,9 +317,19 @@ func TestEmbeddedSweepResumes(t *testing.T) {
 	es.nextSweep = time.Time{}
 	// The records are swept too; these sort before the others, where
 	// the sweep has been already.
+	var listed []string
 	for i := 0; i < 80 && es.st.Exists(ctx, es.recordKey("zz")); i++ {
 		if err := es.Create(ctx, &Record{ID: fmt.Sprint("aa", i), Data: []byte("x")}); err != nil {
 			t.Fatal(err)
+		}
+		// A directory is listed once, when the sweep comes to it, not
+		// for each slice (with a hundred thousand markers, a listing
+		// took longer than a slice).
+		switch {
+		case i == 0:
+			listed = es.sweepNames
+		case i < 5 && (len(listed) == 0 || len(es.sweepNames) == 0 || &es.sweepNames[0] != &listed[0]):
+			t.Fatalf("slice %d listed the directory again", i)
 		}
 	}
 	if es.st.Exists(ctx, es.recordKey("zz")) {
