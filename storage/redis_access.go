@@ -24,8 +24,8 @@ local r, t, h = ARGV[1], ARGV[2], ARGV[3]
 local checks = {
   {'get', r}, {'set', r, 'v'}, {'del', r}, {'getrange', r, '0', '1'},
   {'pexpireat', r, '1'}, {'pttl', r},
-  {'zadd', t, '1', 'm'}, {'zcard', t}, {'zrem', t, 'm'}, {'zrangebyscore', t, '0', '1'}, {'zcount', t, '0', '1'},
-  {'zremrangebyscore', t, '0', '1'}, {'persist', t}, {'pexpireat', t, '1'}, {'pttl', t},
+  {'zadd', t, '1', 'm'}, {'zrem', t, 'm'}, {'zrangebyscore', t, '0', '1'}, {'zcount', t, '0', '1'},
+  {'zremrangebyrank', t, '0', '0'}, {'persist', t}, {'pexpireat', t, '1'}, {'pttl', t},
   {'incr', h}, {'pexpire', h, '1'}, {'pttl', h},
   {'eval', 'return 1', '0'}, {'evalsha', '0000000000000000000000000000000000000000', '0'},
 }

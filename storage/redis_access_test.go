@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -13,7 +15,7 @@ import (
 // aclGrants is the README's Redis ACL line, after the user name, password
 // and key pattern: the commands a store runs.
 const aclGrants = "resetchannels -@all +get +set +del +getrange +incr +pexpire +pexpireat +pttl +persist " +
-	"+zadd +zcard +zcount +zrem +zrangebyscore +zremrangebyscore +eval +evalsha"
+	"+zadd +zcount +zrem +zrangebyscore +zremrangebyrank +eval +evalsha"
 
 // TestRedisAccessCheck: with the README's ACL a store does all it does
 // and the check finds nothing; a missing grant, a key pattern that leaves
@@ -104,5 +106,41 @@ func TestRedisAccessCheck(t *testing.T) {
 	}
 	if _, r := check("full", "wrong"); r.err == nil || !strings.HasPrefix(r.err.Error(), "WRONGPASS") {
 		t.Errorf("wrong password: %v", r)
+	}
+}
+
+// TestRedisPruneBounded: a registration removes at most 256 of the index
+// entries of clients that have expired, however many expired together, so
+// that no script holds Redis for long; those left are not counted by caps.
+func TestRedisPruneBounded(t *testing.T) {
+	srv := redistest.Start(t)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
+	t.Cleanup(func() { pool.Destruct() })
+	s, ctx := pool.Store("pb:"), context.Background()
+	// A client that never expires keeps the index (which otherwise
+	// expires with its last member).
+	if err := s.Create(ctx, &Record{ID: "keep", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(200 * time.Millisecond)
+	for i := range 600 {
+		if err := s.Create(ctx, &Record{ID: fmt.Sprint("e", i), Data: []byte("x"), Tags: []string{"all"}, ExpiresAt: exp}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Until(exp) + 50*time.Millisecond)
+	cp := Cap{Tag: "all", Max: 2}
+	if err := s.Create(ctx, &Record{ID: "live", Data: []byte("x"), Tags: []string{"all"}}, cp); err != nil {
+		t.Fatalf("expired clients counted by the cap: %v", err)
+	}
+	if n := srv.CLI("ZCARD", s.tagKey("all")); n != "346" {
+		t.Errorf("index entries after one registration: %s, want 1+600-256+1", n)
+	}
+	var le *LimitError
+	if err := s.Create(ctx, &Record{ID: "more", Data: []byte("x"), Tags: []string{"all"}}, cp); !errors.As(err, &le) {
+		t.Fatalf("at the cap: %v", err)
+	}
+	if n, err := s.Count(ctx, "all"); err != nil || n != 2 {
+		t.Fatalf("count: %d %v", n, err)
 	}
 }
