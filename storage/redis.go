@@ -961,6 +961,9 @@ func (s *RedisStore) Delete(ctx context.Context, rec *Record) error {
 	return ErrConflict
 }
 
+// listBatch is how many records List reads in one pipeline.
+const listBatch = 1000
+
 // List implements Store.
 func (s *RedisStore) List(ctx context.Context, tag string) ([]*Record, error) {
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
@@ -971,15 +974,21 @@ func (s *RedisStore) List(ctx context.Context, tag string) ([]*Record, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
+	// The records are read in pipelines of listBatch: one pipeline of a
+	// whole large store (a million GETs) had Redis buffer every reply and
+	// outlasted the timeout, so the list failed.
 	cmds := make([]*redis.StringCmd, len(ids))
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range ids {
-			cmds[i] = p.Get(ctx, s.recordKey(id))
+	for from := 0; from < len(ids); from += listBatch {
+		batch := ids[from:min(from+listBatch, len(ids))]
+		_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range batch {
+				cmds[from+i] = p.Get(ctx, s.recordKey(id))
+			}
+			return nil
+		})
+		if err != nil && err != redis.Nil {
+			return nil, unavailable("list", err)
 		}
-		return nil
-	})
-	if err != nil && err != redis.Nil {
-		return nil, unavailable("list", err)
 	}
 	out := make([]*Record, 0, len(ids))
 	for i, id := range ids {

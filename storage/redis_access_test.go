@@ -144,3 +144,27 @@ func TestRedisPruneBounded(t *testing.T) {
 		t.Fatalf("count: %d %v", n, err)
 	}
 }
+
+// TestRedisListBatches: a list longer than one pipeline is read whole, in
+// order.
+func TestRedisListBatches(t *testing.T) {
+	srv := redistest.Start(t)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
+	t.Cleanup(func() { pool.Destruct() })
+	s, ctx := pool.Store("lb:"), context.Background()
+	n := 2*listBatch + 500
+	for i := range n {
+		if err := s.Create(ctx, &Record{ID: fmt.Sprintf("c%05d", i), Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := s.List(ctx, "all")
+	if err != nil || len(l) != n {
+		t.Fatalf("list: %d records, %v", len(l), err)
+	}
+	for i, r := range l {
+		if r.ID != fmt.Sprintf("c%05d", i) {
+			t.Fatalf("record %d is %s", i, r.ID)
+		}
+	}
+}
