@@ -1443,6 +1443,7 @@ func TestAnsweredBeforeBody(t *testing.T) {
 		{"expect rfc7591 content type", "POST /register HTTP/1.1\r\nContent-Type: text/plain\r\n" + expect, 400},
 		{"expect rfc7592 wrong token", "PUT /register/abc HTTP/1.1\r\nContent-Type: application/json\r\nAuthorization: Bearer x\r\n" + expect, 401},
 		{"expect iam method", "PUT /v1/clients HTTP/1.1\r\nContent-Type: application/json\r\n" + expect, 405},
+		{"expect kustvakt method", "PUT /api/v1.0/oauth2/client/register HTTP/1.1\r\nContent-Type: application/json\r\n" + basicAuth("alice") + "\r\n" + expect, 405},
 		{"expect kustvakt content type", "POST /api/v1.0/oauth2/client/register HTTP/1.1\r\nContent-Type: text/plain\r\n" + basicAuth("alice") + "\r\n" + expect, 415},
 		{"expect body wanted", "POST /register HTTP/1.1\r\nContent-Type: application/json\r\n" + expect, 100},
 	} {

@@ -2155,12 +2155,13 @@ func TestRFC7592Preconditions(t *testing.T) {
 		{http.MethodPut, `If-None-Match: *`, 412},
 		{http.MethodDelete, `If-None-Match: "x", *`, 412},
 		{http.MethodPut, `Content-Range: bytes 0-10/200`, 400},
+		{http.MethodDelete, "If-Match: \"x\"\nContent-Range: bytes 0-1/2", 412},
 	} {
 		body := ""
 		if tc.method == http.MethodPut {
 			body = put
 		}
-		resp, raw := s.do(tc.method, c.path(t, s), body, rfcBearer(c.RAT), "Content-Type: application/json", tc.header)
+		resp, raw := s.do(tc.method, c.path(t, s), body, append([]string{rfcBearer(c.RAT), "Content-Type: application/json"}, strings.Split(tc.header, "\n")...)...)
 		rfcWantError(t, resp, raw, tc.status, "invalid_request")
 	}
 	// The token was not rotated, nor the client deleted.

@@ -112,18 +112,22 @@ func (a *Kustvakt) Serve(w http.ResponseWriter, r *http.Request) bool {
 	if route == nil {
 		return false
 	}
-	if a.o.CORS.apply(w, r, method) {
+	// Observed from here (a preflight or a wrong method is not counted as
+	// an operation), so that those answers too close the connection of a
+	// client waiting for "100 Continue".
+	ob := observe(w, r, "")
+	defer a.o.Metrics.done(registry.APIKustvakt, ob)
+	if a.o.CORS.apply(ob, r, method) {
 		return true
 	}
 	if r.Method != method {
-		w.Header().Set("Allow", method)
-		a.notify(w, http.StatusMethodNotAllowed, kcNotAllowed, "Method "+r.Method+" is not allowed; use "+method)
+		ob.Header().Set("Allow", method)
+		a.notify(ob, http.StatusMethodNotAllowed, kcNotAllowed, "Method "+r.Method+" is not allowed; use "+method)
 		return true
 	}
-	ob := observe(w, r, op)
+	ob.op = op
 	req.w = ob
 	route(req)
-	a.o.Metrics.done(registry.APIKustvakt, ob)
 	return true
 }
 

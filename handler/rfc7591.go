@@ -515,11 +515,7 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) 
 		// read must not invalidate the token of a concurrent reader).
 		a.writeClient(w, http.StatusOK, c, "", tok, a.clientURI(r, id))
 	case http.MethodPut, http.MethodDelete:
-		if why := changeRefused(r); why != "" {
-			code := http.StatusPreconditionFailed
-			if r.Header.Get("Content-Range") != "" {
-				code = http.StatusBadRequest
-			}
+		if code, why := changeRefused(r); code != 0 {
 			a.error(w, code, registry.CodeInvalidRequest, why)
 			return
 		}
@@ -531,27 +527,27 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) 
 	}
 }
 
-// changeRefused says why a PUT or DELETE of an existing client must not be
-// carried out, or "". Clients are served without entity tags, so an
+// changeRefused says why (with the status to answer) a PUT or DELETE of
+// an existing client must not be carried out, or returns 0. Clients are served without entity tags, so an
 // If-Match that lists tags can never hold, nor can If-None-Match "*" on a
 // client that exists (RFC 9110 sections 13.1.1, 13.1.2: evaluated before
 // the method, 412 when false); a partial PUT (Content-Range) would be taken
 // for a full replacement (section 14.5: 400).
-func changeRefused(r *http.Request) string {
+func changeRefused(r *http.Request) (int, string) {
 	if r.Method == http.MethodPut && r.Header.Get("Content-Range") != "" {
-		return "a partial update (Content-Range) is not supported: PUT replaces the whole registration"
+		return http.StatusBadRequest, "a partial update (Content-Range) is not supported: PUT replaces the whole registration"
 	}
 	if v := r.Header.Values("If-Match"); len(v) > 0 && strings.TrimSpace(strings.Join(v, ",")) != "*" {
-		return "If-Match: client registrations have no entity tags, so no tag matches"
+		return http.StatusPreconditionFailed, "If-Match: client registrations have no entity tags, so no tag matches"
 	}
 	for _, v := range r.Header.Values("If-None-Match") {
 		for t := range strings.SplitSeq(v, ",") {
 			if strings.TrimSpace(t) == "*" {
-				return "If-None-Match: *: the client exists"
+				return http.StatusPreconditionFailed, "If-None-Match: *: the client exists"
 			}
 		}
 	}
-	return ""
+	return 0, ""
 }
 
 // tokenValid reports whether tok is c's registration access token, or the

@@ -85,9 +85,12 @@ type markerMemo struct {
 }
 
 // markerMemoAge is how long a count is trusted without reading the names
-// again: a change by another process sharing the storage within the clock
-// tick of the directory's last change leaves its time as it was, and the
-// count off by one until then (a cap could let that many more through).
+// again. Changes by another process sharing the storage that fall within
+// the timestamp tick of this process's last change leave the directory's
+// time as it was (kernels before 6.13 stamp directories to the jiffy), so
+// they go unseen until the names are read again: for that long, two
+// processes on such a system can together let a few more registrations
+// through than a cap allows.
 const markerMemoAge = 2 * time.Second
 
 // defaultSweepEvery is how often writes also clear out expired clients.
