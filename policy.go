@@ -423,11 +423,14 @@ func validOrigin(o string) bool {
 	if port != "" && (!registry.ValidPort(port) || port[0] == '0' || u.Scheme == "https" && port == "443" || u.Scheme == "http" && port == "80") {
 		return false
 	}
+	// Browsers write an address one way ("[::1]", not "[0::1]"), and a
+	// name without its trailing dot.
 	host := u.Hostname()
-	if ip, err := netip.ParseAddr(host); err == nil {
-		return ip.String() == host // browsers write an address one way ("[::1]", not "[0::1]")
+	if registry.ComparableHost(host) != host {
+		return false
 	}
-	return registry.ValidHostName(host) && !strings.HasSuffix(host, ".")
+	_, err = netip.ParseAddr(host)
+	return err == nil || registry.ValidHostName(host)
 }
 
 // validRedirectHostPattern accepts what hostAllowed can match against a

@@ -431,15 +431,10 @@ func (s *EmbeddedStore) markerCount(ctx context.Context, tag string) (int, error
 		if m, ok := s.markers[tag]; ok && m.mtime.Equal(fi.ModTime()) && time.Since(m.read) < markerMemoAge {
 			return m.n, nil
 		}
-		f, err := os.Open(name)
+		names, err := dirNames(name)
 		if notExist(err) {
 			return 0, nil
 		}
-		if err != nil {
-			return 0, unavailable("list", err)
-		}
-		defer f.Close()
-		names, err := f.Readdirnames(-1)
 		if err != nil {
 			return 0, unavailable("list", err)
 		}
@@ -553,17 +548,23 @@ func (s *EmbeddedStore) sweep(ctx context.Context) {
 	s.nextSweep = start.Add(s.sweepEvery)
 }
 
+// dirNames reads the names in a directory, without the stat of each entry
+// that Caddy's FileStorage.List makes (most of its cost with thousands).
+func dirNames(name string) ([]string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
 // sweepList returns the keys under dir, sorted. On Caddy's file system
 // storage it reads the names only (its List stats every entry).
 func (s *EmbeddedStore) sweepList(ctx context.Context, dir string) ([]string, error) {
 	var keys []string
 	if fsys, ok := s.st.(*certmagic.FileStorage); ok {
-		f, err := os.Open(fsys.Filename(dir))
-		if err != nil {
-			return nil, err
-		}
-		names, err := f.Readdirnames(-1)
-		f.Close()
+		names, err := dirNames(fsys.Filename(dir))
 		if err != nil {
 			return nil, err
 		}

@@ -210,13 +210,17 @@ var (
 // command is unknown or renamed ("ERR unknown command"), or not allowed
 // (NOPERM). Other error replies are passing states (LOADING, BUSY,
 // MASTERDOWN, CLUSTERDOWN, a password being rotated) and are retried.
-func configRefused(err error) bool {
+func configRefused(err error) bool { return errorReply(err, "ERR", "NOPERM") }
+
+// errorReply reports an error reply from Redis that starts with one of
+// the prefixes (its error code).
+func errorReply(err error, prefixes ...string) bool {
 	var rerr redis.Error
 	if !errors.As(err, &rerr) {
 		return false
 	}
 	msg := err.Error()
-	return strings.HasPrefix(msg, "ERR") || strings.HasPrefix(msg, "NOPERM")
+	return slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(msg, p) })
 }
 
 // WatchEviction first asks evictionFirst after the pool was made, so that

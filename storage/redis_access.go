@@ -1,12 +1,6 @@
 package storage
 
-import (
-	"context"
-	"errors"
-	"strings"
-
-	"github.com/redis/go-redis/v9"
-)
+import "context"
 
 // accessCheck asks Redis (7.0 or later; older ones have no ACL check for
 // scripts and answer an empty list) which of the commands the store runs
@@ -77,15 +71,5 @@ func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, 
 // refusedReply reports an error reply that asking again will not change:
 // an unknown or renamed command, a refused password or permission.
 func refusedReply(err error) bool {
-	var rerr redis.Error
-	if !errors.As(err, &rerr) {
-		return false
-	}
-	msg := err.Error()
-	for _, p := range []string{"ERR", "NOPERM", "WRONGPASS", "NOAUTH"} {
-		if strings.HasPrefix(msg, p) {
-			return true
-		}
-	}
-	return false
+	return errorReply(err, "ERR", "NOPERM", "WRONGPASS", "NOAUTH")
 }
