@@ -65,16 +65,18 @@ fmt-check: ## fail if gofmt would change a file
 	@out="$$(find . -name '*.go' -not -path './.git/*' -not -path '*/node_modules/*' -print0 | xargs -0 -r gofmt -l)"; \
 	if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi
 
-vet: ## go vet ./... (and in test/iamsdk, a module of its own)
+vet: ## go vet ./... (and in test/iamsdk and test/mcpgo, modules of their own)
 	$(GO) vet ./...
 	cd test/iamsdk && $(GO) vet ./...
+	cd test/mcpgo && $(GO) vet ./...
 
 # Not part of make test: staticcheck is fetched from the module proxy and
 # compiled on first use (about a minute), which a test run should not need.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
-lint: ## staticcheck ./... and in test/iamsdk (fetched with go run on first use)
+lint: ## staticcheck ./... and in test/iamsdk and test/mcpgo (fetched with go run on first use)
 	$(GO) run $(STATICCHECK) ./...
 	cd test/iamsdk && $(GO) run $(STATICCHECK) ./...
+	cd test/mcpgo && $(GO) run $(STATICCHECK) ./...
 
 # test/clients holds the JavaScript OAuth clients the end-to-end tests drive.
 npm-ci: ## npm ci in test/clients (when its package.json exists)

@@ -23,7 +23,7 @@ import (
 
 // These tests drive the plugin with real, unmodified client libraries:
 // the Node.js ones in test/clients (openid-client 6 and 5, the TypeScript MCP
-// SDK 1.x and 2.x) and the official Go MCP SDK.
+// SDK 1.x and 2.x), the official Go MCP SDK and mark3labs/mcp-go (test/mcpgo).
 
 const clientsDir = "test/clients"
 
@@ -203,33 +203,6 @@ func TestGoMCPSDK(t *testing.T) {
 
 		t.Run("AuthorizationCodeHandler", func(t *testing.T) {
 			testGoAuthorizationCodeFlow(t, ctx, s.URL)
-		})
-
-		t.Run("mark3labs-style registration", func(t *testing.T) {
-			// What github.com/mark3labs/mcp-go's OAuthHandler.RegisterClient
-			// sends, including the non-standard resource member.
-			resp, body := s.postJSON("/register", `{"client_name":"mcp-go client",`+
-				`"redirect_uris":["http://localhost:8085/oauth/callback"],"token_endpoint_auth_method":"none",`+
-				`"grant_types":["authorization_code","refresh_token"],"response_types":["code"],`+
-				`"scope":"mcp","resource":"http://x/"}`, "Accept: application/json")
-			if resp.StatusCode != http.StatusCreated {
-				t.Fatalf("status %d, want 201: %s", resp.StatusCode, body)
-			}
-			// mcp-go decodes only these three members.
-			var out struct {
-				ClientID                string `json:"client_id"`
-				ClientSecret            string `json:"client_secret"`
-				TokenEndpointAuthMethod string `json:"token_endpoint_auth_method"`
-			}
-			if err := json.Unmarshal([]byte(body), &out); err != nil {
-				t.Fatalf("decoding %s: %v", body, err)
-			}
-			if out.ClientID == "" || out.ClientSecret != "" || out.TokenEndpointAuthMethod != "none" {
-				t.Errorf("got %+v, want a client_id, no secret and method none", out)
-			}
-			if m := object(t, body); !reflect.DeepEqual(m["redirect_uris"], []any{"http://localhost:8085/oauth/callback"}) {
-				t.Errorf("redirect_uris %v", m["redirect_uris"])
-			}
 		})
 	})
 }
@@ -411,4 +384,106 @@ func jsonEqual(t *testing.T, a, b string) bool {
 		return false
 	}
 	return reflect.DeepEqual(va, vb)
+}
+
+// buildTestModule builds the command of test/<name>, a module of its own
+// (so that the client library it drives stays out of the plugin's go.mod),
+// and returns the binary's path.
+func buildTestModule(t *testing.T, name string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), name)
+	goTool := os.Getenv("GO")
+	if goTool == "" {
+		goTool = "go"
+	}
+	build := exec.Command(goTool, "build", "-buildvcs=false", "-o", bin, ".")
+	build.Dir = filepath.Join("test", name)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build in test/%s: %v\n%s", name, err, out)
+	}
+	return bin
+}
+
+// mcpgoSite stands in for an MCP server at /mcp (and at /mcp2, whose
+// authorization server is the issuer with a path /auth): both want a token
+// and point at their protected resource metadata (RFC 9728), and a token
+// endpoint answers any code. Discovery and registration are the plugin's.
+const mcpgoSite = `	client_registration {
+		{storage}
+	}
+	client_registration {
+		prefix /auth
+		issuer http://{http.request.hostport}/auth
+		{storage}
+	}
+	@prm path /.well-known/oauth-protected-resource/mcp
+	header @prm Content-Type application/json
+	respond @prm ` + "`" + `{"resource":"http://{http.request.hostport}/mcp","authorization_servers":["http://{http.request.hostport}"]}` + "`" + ` 200
+	@prm2 path /.well-known/oauth-protected-resource/mcp2
+	header @prm2 Content-Type application/json
+	respond @prm2 ` + "`" + `{"resource":"http://{http.request.hostport}/mcp2","authorization_servers":["http://{http.request.hostport}/auth"]}` + "`" + ` 200
+	@mcp path /mcp /mcp2
+	header @mcp WWW-Authenticate ` + "`" + `Bearer resource_metadata="http://{http.request.hostport}/.well-known/oauth-protected-resource{http.request.uri.path}"` + "`" + `
+	respond @mcp 401
+	@token path /token /auth/token
+	header @token Content-Type application/json
+	respond @token ` + "`" + `{"access_token":"at-1","token_type":"Bearer","expires_in":3600}` + "`" + ` 200
+	respond "site"`
+
+// TestMark3labsMCPGo runs the OAuth client of github.com/mark3labs/mcp-go
+// (test/mcpgo), unmodified, through an MCP client's whole path: discovery
+// from the MCP server's 401, registration, the authorization request and
+// the token request. The registered clients are then read back through the
+// admin API, which shows what the SDK's request stored.
+func TestMark3labsMCPGo(t *testing.T) {
+	bin := buildTestModule(t, "mcpgo")
+	forBackends(t, func(t *testing.T, backend string) {
+		s, admin := startCaddyAdmin(t, backend, mcpgoSite)
+		for _, tc := range []struct {
+			name, server, issuer, secret, method string
+		}{
+			{"public client, issuer without a path", "/mcp", "", "", "none"},
+			{"confidential client", "/mcp", "", "preset-secret", "client_secret_post"},
+			{"issuer with a path", "/mcp2", "/auth", "", "none"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				args := []string{s.URL + tc.server, s.URL + tc.issuer}
+				if tc.secret != "" {
+					args = append(args, tc.secret)
+				}
+				out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+				if err != nil {
+					t.Fatalf("mcpgo %s: %v\n%s", strings.Join(args, " "), err, out)
+				}
+				var id string
+				for _, line := range strings.Split(string(out), "\n") {
+					if v, ok := strings.CutPrefix(line, "client_id "); ok {
+						id = v
+					}
+				}
+				if id == "" {
+					t.Fatalf("mcpgo printed no client_id:\n%s", out)
+				}
+				status, m := s.adminJSON(admin, http.MethodGet, "/client_registration/clients/"+id+"/metadata", "")
+				if status != http.StatusOK {
+					t.Fatalf("admin metadata of %s: %d %v", id, status, m)
+				}
+				want := map[string]any{
+					"client_name":                "mcp-go client",
+					"redirect_uris":              []any{"http://localhost:8085/oauth/callback"},
+					"grant_types":                []any{"authorization_code", "refresh_token"},
+					"response_types":             []any{"code"},
+					"scope":                      "mcp.read mcp.write",
+					"token_endpoint_auth_method": tc.method,
+				}
+				for k, v := range want {
+					if !reflect.DeepEqual(m[k], v) {
+						t.Errorf("stored %s = %#v, want %#v", k, m[k], v)
+					}
+				}
+			})
+		}
+	})
 }

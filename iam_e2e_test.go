@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -270,16 +268,7 @@ func TestIAMPrefixE2E(t *testing.T) {
 // a module of its own (so the SDK stays out of the plugin's go.mod) that
 // this test builds once and runs against each store.
 func TestHuaweiSDK(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "iamsdk")
-	goTool := os.Getenv("GO")
-	if goTool == "" {
-		goTool = "go"
-	}
-	build := exec.Command(goTool, "build", "-buildvcs=false", "-o", bin, ".")
-	build.Dir = filepath.Join("test", "iamsdk")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build in test/iamsdk: %v\n%s", err, out)
-	}
+	bin := buildTestModule(t, "iamsdk")
 	forBackends(t, func(t *testing.T, backend string) {
 		s := startCaddy(t, backend, iamSiteBody)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
