@@ -249,9 +249,15 @@ func (a *MediaGoblin) update(w http.ResponseWriter, r *http.Request, data *pyDic
 		answer(http.StatusBadRequest, mgNeedSecret)
 		return
 	}
-	// The real server looks the pair up with an equality query, so any
-	// value that is not a string matches no client.
+	// The real server looks the pair up with an equality query: a scalar
+	// that is not a string matches no client, and a list or an object
+	// cannot be bound as a query parameter at all (a 500 there, so our 400
+	// for data that cannot be decoded).
 	id, secret := data.vals["client_id"], data.vals["client_secret"]
+	if id.container() || secret.container() {
+		answer(http.StatusBadRequest, mgDecodeError)
+		return
+	}
 	if id.kind != pyStr || secret.kind != pyStr || id.s == "" || len(id.s) > mgMaxIDLen {
 		answer(http.StatusForbidden, mgUnauthorized)
 		return
@@ -383,8 +389,13 @@ func mgParseFields(data *pyDict, storedLogo string, policy *registry.Policy) (mg
 		return f, "Application name must not contain control characters or bidirectional overrides."
 	}
 	// A lone surrogate passes every check above, as in the real view,
-	// whose database then cannot store it (a 500 there): refused as data
-	// that cannot be decoded into text, and never stored.
+	// whose database then cannot store it (a 500 there), and so does an
+	// application_name that is a list or an object, which the database
+	// cannot bind: refused as data that cannot be decoded into text, and
+	// never stored.
+	if n, ok := data.first("application_name"); ok && n.container() {
+		return f, mgDecodeError
+	}
 	if pyHasSurrogate(f.logo) || pyHasSurrogate(f.name) || slices.ContainsFunc(f.contacts, pyHasSurrogate) || slices.ContainsFunc(f.redirects, pyHasSurrogate) {
 		return f, mgDecodeError
 	}
@@ -621,6 +632,10 @@ type pyValue struct {
 }
 
 func (v pyValue) isStr(s string) bool { return v.kind == pyStr && v.s == s }
+
+// container reports whether v is a list or a dict: values a database
+// driver cannot bind as one column's parameter.
+func (v pyValue) container() bool { return v.kind == pyList || v.kind == pyDictKind }
 
 // pyDict is a Python dict: insertion-ordered keys.
 type pyDict struct {

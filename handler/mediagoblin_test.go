@@ -321,7 +321,14 @@ func TestMGErrorOrder(t *testing.T) {
 		{`{"type": "client_update", "application_type": "web", "client_id": "` + id + `", "client_secret": "y"}`, 403, mgUnauthorized},
 		{`{"type": "client_update", "application_type": "web", "client_id": "` + id + `", "client_secret": "` + secret + `x"}`, 403, mgUnauthorized},
 		{`{"type": "client_update", "application_type": "web", "client_id": "` + strings.ToLower(id) + `", "client_secret": "` + secret + `"}`, 403, mgUnauthorized},
-		{`{"type": "client_update", "application_type": "web", "client_id": ["` + id + `"], "client_secret": "` + secret + `"}`, 403, mgUnauthorized},
+		// A list or an object cannot be a query parameter: a 500 in the
+		// real server, so the 400 of undecodable data.
+		{`{"type": "client_update", "application_type": "web", "client_id": ["` + id + `"], "client_secret": "` + secret + `"}`, 400, mgDecodeError},
+		{`{"type": "client_update", "application_type": "web", "client_id": "` + id + `", "client_secret": {}}`, 400, mgDecodeError},
+		{`{"type": "client_update", "application_type": "web", "client_id": 5, "client_secret": true}`, 403, mgUnauthorized},
+		{`{"type": "client_associate", "application_type": "web", "application_name": ["x"], "contacts": 1}`, 400, mgContactsType},
+		{`{"type": "client_associate", "application_type": "web", "application_name": ["x"]}`, 400, mgDecodeError},
+		{`{"type": "client_associate", "application_type": "web", "application_name": {"a": 1}, "redirect_uris": "http://a/cb"}`, 400, mgDecodeError},
 		{`{"type": "client_update", "application_type": "web", "client_id": "` + id + `", "client_secret": null}`, 403, mgUnauthorized},
 		{`{"type": "client_update", "application_type": "web", "client_id": "", "client_secret": ""}`, 403, mgUnauthorized},
 		{`{"type": "client_update", "application_type": "web", "client_id": "` + strings.Repeat("a", 5000) + `", "client_secret": "x"}`, 403, mgUnauthorized},
@@ -636,10 +643,11 @@ func TestMGAssociate(t *testing.T) {
 		}
 	}
 
-	// Names: any value is stored as its str(), null as no name; the
+	// Names: a scalar is stored as its str(), null as no name; the
 	// documented redirect_uri is accepted, redirect_uris wins over it.
 	for body, want := range map[string][3]string{
-		`{"type": "client_associate", "application_type": "native", "application_name": ["x", 1.0]}`:                      {"['x', 1.0]", "", ""},
+		`{"type": "client_associate", "application_type": "native", "application_name": 1.0}`:                             {"1.0", "", ""},
+		`{"type": "client_associate", "application_type": "native", "application_name": true}`:                            {"True", "", ""},
 		`{"type": "client_associate", "application_type": "native", "application_name": null, "logo_uri": ""}`:            {"", "", ""},
 		`{"type": "client_associate", "application_type": "native", "redirect_uri": "a:b c"}`:                             {"", "a:b c", ""},
 		`{"type": "client_associate", "application_type": "native", "redirect_uris": "x", "redirect_uri": "http://[::1"}`: {"", "x", ""},
