@@ -98,7 +98,7 @@ func (a *Kustvakt) Serve(w http.ResponseWriter, r *http.Request) bool {
 	if !ok || len(segs) == 0 {
 		return false
 	}
-	req := &kustvaktRequest{w: w, r: r, user: a.o.user(r)}
+	req := &kustvaktRequest{w: w, r: r, user: kustvaktUser(a.o.user(r))}
 	if segs[0] == "v1.0" {
 		req.versioned = true
 		segs = segs[1:]
@@ -309,7 +309,19 @@ func (a *Kustvakt) failed(w http.ResponseWriter, op string, err error) bool {
 	return true
 }
 
-// requireUser is Kustvakt's BlockingFilter: no authenticated user, no service.
+// kustvaktUser is the user Kustvakt serves: "" for nobody, and so for a user
+// named like its demo user (User.UserFactory.isDemo: "guest" in any case),
+// whom its BlockingFilter refuses like nobody, and who must not be the
+// owner anonymous callers are taken for in client info.
+func kustvaktUser(user string) string {
+	if strings.EqualFold(user, kustvaktGuest) {
+		return ""
+	}
+	return user
+}
+
+// requireUser is Kustvakt's BlockingFilter: no authenticated user (or the
+// demo user), no service.
 func (a *Kustvakt) requireUser(q *kustvaktRequest) bool {
 	if q.user == "" {
 		a.unauthorizedUser(q.w, "")
@@ -787,7 +799,7 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 		a.notify(w, http.StatusUnsupportedMediaType, kcNotSupported, "Unsupported Content-Type; send application/json")
 		return
 	}
-	adm, d := a.o.admit(q.r, registry.APIKustvakt)
+	adm, d := a.o.admitAs(q.r, registry.APIKustvakt, q.user)
 	if d != nil {
 		a.deny(w, d)
 		return
@@ -1022,12 +1034,9 @@ func (a *Kustvakt) info(q *kustvaktRequest, id string) {
 	if a.failed(q.w, "info", err) {
 		return
 	}
-	user := q.user
-	if user == "" {
-		user = kustvaktGuest
-	}
-	// Plugins always get the reduced view, even for their owner.
-	full := !c.IsPlugin() && (c.Owner == user || a.isAdmin(q.user))
+	// Plugins always get the reduced view, even for their owner. Without
+	// a user the caller is the demo user, who owns nothing.
+	full := !c.IsPlugin() && q.user != "" && (c.Owner == q.user || a.isAdmin(q.user))
 	jw := jsonw.Get(jsonw.Jackson)
 	defer jw.Release()
 	a.writeInfo(jw, c, full)

@@ -316,6 +316,39 @@ func (s kvFailingStore) List(context.Context, string) ([]*storage.Record, error)
 
 // TestKustvaktStoreFailure: an outage, or any other store error, is a 503
 // notification with Retry-After on every route, never a 500.
+// TestKustvaktDemoUser: a user named like Kustvakt's demo user ("guest",
+// in any case, User.UserFactory.isDemo) is nobody, as there: refused by
+// the BlockingFilter's routes, and never the owner of a client that
+// anonymous callers of client info would then see in full.
+func TestKustvaktDemoUser(t *testing.T) {
+	e := newKVEnv(t, nil)
+	unauthorizedGuest := kvWant{status: 401, notif: `{"errors":[[2010,"Unauthorized operation for user: guest","guest"]]}`}
+	for _, user := range []string{"guest", "Guest", "GUEST"} {
+		checkKV(t, e.do("POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"abc","type":"PUBLIC","description":"d"}`, user), unauthorizedGuest)
+		checkKV(t, e.do("POST", "/api/v1.0/oauth2/client/list", kvForm, "super_client_id=superclient&super_client_secret=s3cret", user), unauthorizedGuest)
+	}
+	// A client whose owner is "guest" (registered through another API by
+	// a user of that name) is described in the reduced view, to anyone
+	// but an admin.
+	c := &registry.Client{API: registry.APIRFC7591, Owner: "guest", ClientName: "g", TokenEndpointAuthMethod: "none",
+		RedirectURIs: []string{"https://g.example.com/cb"}, GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{"code"}}
+	iss, err := e.reg.Register(context.Background(), c, registry.Issue{Format: registry.FormatRFC7591})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := "/api/v1.0/oauth2/client/" + iss.Client.ID
+	const sc = "super_client_id=superclient&super_client_secret=s3cret"
+	for _, user := range []string{"", "guest", "Guest"} {
+		w := e.do("POST", info, kvForm, sc, user)
+		if w.Code != 200 || strings.Contains(w.Body.String(), "registered_by") || strings.Contains(w.Body.String(), "client_redirect_uri") {
+			t.Errorf("info as %q: %d %s, want the reduced view", user, w.Code, w.Body)
+		}
+	}
+	if w := e.do("POST", info, kvForm, sc, "root"); w.Code != 200 || !strings.Contains(w.Body.String(), `"registered_by":"guest"`) {
+		t.Errorf("info as an admin: %d %s, want the full view", w.Code, w.Body)
+	}
+}
+
 func TestKustvaktStoreFailure(t *testing.T) {
 	for _, storeErr := range []error{&storage.UnavailableError{Op: "test", Err: errors.New("connection refused")}, errors.New("a bug")} {
 		var m *Metrics
