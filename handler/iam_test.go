@@ -29,7 +29,7 @@ var iamNow = time.Unix(1677175760, 250_000_000)
 var iamUUIDPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 type iamEnv struct {
-	t          *testing.T
+	t          testing.TB
 	api        *IAM
 	reg        *registry.Registry
 	logs       *observer.ObservedLogs
@@ -39,7 +39,7 @@ type iamEnv struct {
 
 // newIAMEnv serves the API on a real embedded store in a temporary
 // directory; configure adjusts the options before use.
-func newIAMEnv(t *testing.T, configure func(o *Options)) *iamEnv {
+func newIAMEnv(t testing.TB, configure func(o *Options)) *iamEnv {
 	t.Helper()
 	st := storage.NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "cr")
 	reg := registry.New(st)

@@ -372,7 +372,19 @@ func (a *Kustvakt) formBody(q *kustvaktRequest) (url.Values, bool) {
 		a.notify(q.w, 0, kcInvalidArgument, "Request body could not be read")
 		return nil, false
 	}
-	return parseJerseyForm(string(body)), true
+	return parseJerseyForm(string(body), kustvaktFormKey), true
+}
+
+// kustvaktFormKey reports whether a form parameter is one the services
+// read: the form keeps only those, so that a body of thousands of others
+// costs no more memory than its size.
+func kustvaktFormKey(name string) bool {
+	switch name {
+	case "client_id", "super_client_id", "super_client_secret", "authorized_only", "filter_by",
+		"permitted_only", "token", "permitted", "super":
+		return true
+	}
+	return false
 }
 
 // parseJerseyForm reads an application/x-www-form-urlencoded body the way
@@ -381,8 +393,9 @@ func (a *Kustvakt) formBody(q *kustvaktRequest) (url.Values, bool) {
 // '=' has a null value in Jersey; a parameter whose first value is null
 // reads as absent ("is null"), whatever follows, so such a name is left
 // out. A pair that starts with '=' is dropped, as Jersey does, and so is
-// one with a malformed escape.
-func parseJerseyForm(s string) url.Values {
+// one with a malformed escape. Only the names keep accepts are kept (all
+// with keep nil).
+func parseJerseyForm(s string, keep func(string) bool) url.Values {
 	v := url.Values{}
 	var null map[string]bool
 	for s != "" {
@@ -392,9 +405,12 @@ func parseJerseyForm(s string) url.Values {
 		if key == "" {
 			continue
 		}
-		k, err1 := url.QueryUnescape(key)
-		val, err2 := url.QueryUnescape(value)
-		if err1 != nil || err2 != nil || null[k] {
+		k, err := url.QueryUnescape(key)
+		if err != nil || keep != nil && !keep(k) || null[k] {
+			continue
+		}
+		val, err := url.QueryUnescape(value)
+		if err != nil {
 			continue
 		}
 		if !hasValue {

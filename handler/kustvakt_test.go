@@ -417,10 +417,16 @@ func TestKustvaktNoServerError(t *testing.T) {
 }
 
 func TestParseJerseyForm(t *testing.T) {
-	got := parseJerseyForm("super_client_id=superclient0;x&a=1+2&&a=%41&a&bad=%zz&=e&flag&flag=1&k%3Dy=v%26w")
+	got := parseJerseyForm("super_client_id=superclient0;x&a=1+2&&a=%41&a&bad=%zz&=e&flag&flag=1&k%3Dy=v%26w", nil)
 	// "flag" first without '=' is null in Jersey, whatever follows; a
 	// later null of "a" changes nothing; "=e" is dropped.
 	want := url.Values{"super_client_id": {"superclient0;x"}, "a": {"1 2", "A"}, "k=y": {"v&w"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	// The services' form keeps only what they read.
+	got = parseJerseyForm("a=1&client_id=x&super=true&client_id=y&super_client_secret", kustvaktFormKey)
+	want = url.Values{"client_id": {"x", "y"}, "super": {"true"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}

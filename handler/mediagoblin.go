@@ -443,7 +443,7 @@ func mgDecodeRequest(contentType string, body []byte) (*pyDict, string) {
 	switch mgMediaType(contentType) {
 	case "application/json":
 	case "application/x-www-form-urlencoded":
-		return mgParseForm(body), ""
+		return mgParseForm(body, mgKey), ""
 	case "":
 		// werkzeug parses a form only for a form content type; a request
 		// without one has an empty form whatever its body.
@@ -451,7 +451,7 @@ func mgDecodeRequest(contentType string, body []byte) (*pyDict, string) {
 	default:
 		return nil, mgUnknownCT
 	}
-	v, ok := pyJSONLoads(body)
+	v, topType, ok := pyJSONLoadsKeep(body, mgKey)
 	if !ok {
 		return nil, mgDecodeError
 	}
@@ -471,11 +471,7 @@ func mgDecodeRequest(contentType string, body []byte) (*pyDict, string) {
 			return nil, mgNoType
 		}
 	case pyList:
-		hasType := false
-		for _, e := range v.list {
-			hasType = hasType || e.isStr("type")
-		}
-		if !hasType {
+		if !topType {
 			return nil, mgNoType
 		}
 	}
@@ -504,20 +500,35 @@ func mgMediaType(h string) string {
 // without '=' is a key with an empty value, '+' is a space, a '%' not
 // followed by two hex digits stays as it is, and the bytes are decoded as
 // UTF-8 with invalid sequences replaced by U+FFFD. Like MultiDict.get, the
-// first value of a repeated key is the one used.
-func mgParseForm(body []byte) *pyDict {
+// first value of a repeated key is the one used. Only the keys keep names
+// are kept (all with keep nil).
+func mgParseForm(body []byte, keep func(string) bool) *pyDict {
 	d := newPyDict()
-	for _, pair := range strings.Split(string(body), "&") {
+	for rest := string(body); rest != ""; {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, "&")
 		if pair == "" {
 			continue
 		}
 		k, v, _ := strings.Cut(pair, "=")
 		key := mgUnquotePlus(k)
-		if !d.has(key) {
+		if (keep == nil || keep(key)) && !d.has(key) {
 			d.set(key, pyValue{kind: pyStr, s: mgUnquotePlus(v)})
 		}
 	}
 	return d
+}
+
+// mgKey reports whether the view reads the member key of the request: the
+// decoders keep only those, so that a body of thousands of other members
+// costs no more memory than its size.
+func mgKey(key string) bool {
+	switch key {
+	case "type", "application_type", "client_id", "client_secret", "access_token",
+		"logo_uri", "logo_url", "application_name", "contacts", "redirect_uris", "redirect_uri":
+		return true
+	}
+	return false
 }
 
 func mgUnquotePlus(s string) string {
@@ -937,6 +948,16 @@ type pyJSONParser struct {
 	s     string
 	i     int
 	depth int
+	// keep, when set, names the members of a top-level object that are
+	// kept; the others, and the elements of a top-level array, are parsed
+	// for validity only. What the view never reads then costs no memory:
+	// 64 KiB of members would otherwise become megabytes of values.
+	keep func(key string) bool
+	// dropping is > 0 while a value that is not kept is parsed.
+	dropping int
+	// topType is set when a top-level array holds the string "type" (all
+	// the view asks of one).
+	topType bool
 }
 
 // pyJSONLoads is json.loads(body.decode("utf-8")): strict UTF-8; no byte
@@ -944,17 +965,34 @@ type pyJSONParser struct {
 // -Infinity are numbers; no control characters inside strings; duplicate
 // keys keep the last value; unpaired surrogate escapes are kept.
 func pyJSONLoads(body []byte) (pyValue, bool) {
+	v, _, ok := pyJSONLoadsKeep(body, nil)
+	return v, ok
+}
+
+// pyJSONLoadsKeep is pyJSONLoads keeping, of a top-level object, only the
+// members keep names (all with keep nil) and, of a top-level array, no
+// element: topType reports whether one was the string "type".
+func pyJSONLoadsKeep(body []byte, keep func(string) bool) (v pyValue, topType, ok bool) {
 	if !utf8.Valid(body) {
-		return pyValue{}, false
+		return pyValue{}, false, false
 	}
-	p := &pyJSONParser{s: string(body)}
+	p := &pyJSONParser{s: string(body), keep: keep}
 	p.skipSpace()
-	v, ok := p.value()
+	v, ok = p.value()
 	if !ok {
-		return pyValue{}, false
+		return pyValue{}, false, false
 	}
 	p.skipSpace()
-	return v, p.i == len(p.s)
+	return v, p.topType, p.i == len(p.s)
+}
+
+// drops reports whether the value of member key (an element when key is
+// nil) of the container being parsed is not kept.
+func (p *pyJSONParser) drops(key *string) bool {
+	if p.dropping > 0 {
+		return true
+	}
+	return p.keep != nil && p.depth == 1 && (key == nil || !p.keep(*key))
 }
 
 func (p *pyJSONParser) skipSpace() {
@@ -1017,7 +1055,10 @@ func (p *pyJSONParser) object() (pyValue, bool) {
 	}
 	defer func() { p.depth-- }()
 	p.i++ // {
-	d := newPyDict()
+	var d *pyDict
+	if p.dropping == 0 {
+		d = newPyDict()
+	}
 	p.skipSpace()
 	if p.i < len(p.s) && p.s[p.i] == '}' {
 		p.i++
@@ -1037,11 +1078,19 @@ func (p *pyJSONParser) object() (pyValue, bool) {
 		}
 		p.i++
 		p.skipSpace()
+		drop := p.drops(&k)
+		if drop {
+			p.dropping++
+		}
 		v, ok := p.value()
+		if drop {
+			p.dropping--
+		} else {
+			d.set(k, v)
+		}
 		if !ok {
 			return pyValue{}, false
 		}
-		d.set(k, v)
 		p.skipSpace()
 		if p.i >= len(p.s) {
 			return pyValue{}, false
@@ -1071,12 +1120,23 @@ func (p *pyJSONParser) array() (pyValue, bool) {
 		p.i++
 		return pyValue{kind: pyList, list: list}, true
 	}
+	drop := p.drops(nil)
 	for {
+		if drop {
+			p.dropping++
+		}
 		v, ok := p.value()
+		if drop {
+			p.dropping--
+		}
 		if !ok {
 			return pyValue{}, false
 		}
-		list = append(list, v)
+		if !drop {
+			list = append(list, v)
+		} else if p.depth == 1 && v.isStr("type") {
+			p.topType = true
+		}
 		p.skipSpace()
 		if p.i >= len(p.s) {
 			return pyValue{}, false

@@ -485,7 +485,7 @@ func TestMGFormDecoding(t *testing.T) {
 		{"k=%ff%C3", map[string]string{"k": "\ufffd\ufffd"}},
 		{"k=\xe2\x82\xac\xe2\x82", map[string]string{"k": "\u20ac\ufffd"}},
 	} {
-		d := mgParseForm([]byte(c.body))
+		d := mgParseForm([]byte(c.body), nil)
 		if len(d.keys) != len(c.want) {
 			t.Errorf("%q: keys %q, want %v", c.body, d.keys, c.want)
 			continue

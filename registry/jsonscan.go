@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -86,34 +87,71 @@ func unquote(raw []byte) (string, bool) {
 	return s, true
 }
 
-// knownKeys maps the quoted member names the APIs read to their names, so
-// that splitting a body does not allocate them again.
+// readKeys are the members the APIs read (RFC 7591 and 7592, software
+// statements, IAM). Splitting an object keeps only these and the
+// language-tagged variants of the localizable ones: every other member is
+// ignored anyway, and thousands of them in one body would otherwise cost
+// a map entry each. A member read anywhere must be listed here.
+var readKeys = []string{
+	"redirect_uris", "token_endpoint_auth_method", "grant_types", "response_types", "application_type",
+	"client_name", "client_uri", "logo_uri", "tos_uri", "policy_uri", "jwks_uri", "jwks", "scope", "contacts",
+	"software_id", "software_version", "software_statement", "client_id", "client_secret",
+	"registration_access_token", "registration_client_uri", "client_secret_expires_at", "client_id_issued_at",
+	"token_endpoint_auth_signing_alg",
+	"client_type", "scopes", "iss", "sub", "aud", "exp", "nbf", "iat", "jti",
+}
+
+// knownKeys maps the quoted names of readKeys to their names, so that
+// splitting a body does not allocate them again.
 var knownKeys = func() map[string]string {
 	m := map[string]string{}
-	for _, k := range []string{
-		"redirect_uris", "token_endpoint_auth_method", "grant_types", "response_types", "application_type",
-		"client_name", "client_uri", "logo_uri", "tos_uri", "policy_uri", "jwks_uri", "jwks", "scope", "contacts",
-		"software_id", "software_version", "software_statement", "client_id", "client_secret",
-		"registration_access_token", "registration_client_uri", "client_secret_expires_at", "client_id_issued_at",
-		"client_type", "scopes", "iss", "sub", "aud", "exp", "nbf", "iat", "jti",
-	} {
+	for _, k := range readKeys {
 		m[`"`+k+`"`] = k
 	}
 	return m
 }()
 
+// otherKey returns the name of a member whose quoted name is not in
+// knownKeys, and whether splitObject keeps it.
+func otherKey(quoted []byte, all bool) (string, bool) {
+	raw := quoted[1 : len(quoted)-1]
+	if !all && bytes.IndexByte(raw, '\\') < 0 {
+		// A plain name that knownKeys lacks is no read key: kept only
+		// when language-tagged (looked at without allocating it).
+		base, _, tagged := bytes.Cut(raw, []byte("#"))
+		if !tagged || !localizable[string(base)] {
+			return "", false
+		}
+		return string(raw), true
+	}
+	key, _ := unquote(quoted)
+	return key, all || keptKey(key)
+}
+
+// keptKey reports whether splitObject keeps the member key (unquoted): a
+// read one, or a language-tagged variant of a localizable one.
+func keptKey(key string) bool {
+	if base, _, tagged := strings.Cut(key, "#"); tagged {
+		return localizable[base]
+	}
+	_, read := knownKeys[`"`+key+`"`]
+	return read
+}
+
 // SplitObject returns the members of b, which must be a valid JSON object
-// (json.Valid): the map encoding/json would decode into a
-// map[string]json.RawMessage, without copying the values.
-func SplitObject(b []byte) Fields { return splitObject(b) }
+// (json.Valid), that the APIs read (see readKeys): of the map
+// encoding/json would decode into a map[string]json.RawMessage, without
+// copying the values.
+func SplitObject(b []byte) Fields { return splitObject(b, false) }
 
 // UnquoteString decodes a JSON string literal as encoding/json does; ok is
 // false when raw is not one.
 func UnquoteString(raw []byte) (s string, ok bool) { return unquote(raw) }
 
-// splitObject returns the members of a valid JSON object; a repeated key
-// keeps its last value, as encoding/json does.
-func splitObject(b []byte) Fields {
+// splitObject returns the members of a valid JSON object that keptKey
+// keeps (all of them with all); a repeated key keeps its last value, as
+// encoding/json does.
+func splitObject(b []byte, all bool) Fields {
 	f := Fields{}
 	i := skipWS(b, 0) + 1 // past '{'
 	for {
@@ -122,14 +160,16 @@ func splitObject(b []byte) Fields {
 			return f
 		}
 		end := skipString(b, i)
-		key, ok := knownKeys[string(b[i:end])]
-		if !ok {
-			key, _ = unquote(b[i:end])
+		key, keep := knownKeys[string(b[i:end])]
+		if !keep {
+			key, keep = otherKey(b[i:end], all)
 		}
 		i = skipWS(b, end) + 1 // past ':'
 		i = skipWS(b, i)
 		vend := skipValue(b, i)
-		f[key] = b[i:vend]
+		if keep {
+			f[key] = b[i:vend]
+		}
 		i = skipWS(b, vend)
 		if i < len(b) && b[i] == ',' {
 			i++

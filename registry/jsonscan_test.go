@@ -9,6 +9,7 @@ import (
 // The splitter must agree with encoding/json on every valid object.
 func FuzzSplitObject(f *testing.F) {
 	for _, s := range []string{`{}`, ` { "a" : 1 , "b":[1,{"c":"]}"}], "a":"x\"y" } `, `{"k\u0041":"v\\n","e":""}`,
+		`{"client_name":"a","client\u005fname#en":"b","logo_uri#x":1,"m#en":2,"scope":"s","scope#en":3}`,
 		`{"n":null,"t":true,"f":-1.5e3,"o":{"x":[[],{}]}}`, "{\"\xff\":\"\xfe\"}"} {
 		f.Add([]byte(s))
 	}
@@ -21,7 +22,17 @@ func FuzzSplitObject(f *testing.F) {
 		if err := json.Unmarshal(b, &want); err != nil {
 			t.Fatal(err)
 		}
-		got := splitObject(b)
+		// What the APIs read is kept, and nothing else.
+		read := splitObject(b, false)
+		for k, v := range want {
+			if keptKey(k) != (read[k] != nil) || read[k] != nil && !bytes.Equal(read[k], v) {
+				t.Fatalf("%q: member %q kept as %q (kept: %v)", b, k, read[k], keptKey(k))
+			}
+		}
+		if len(read) > len(want) {
+			t.Fatalf("%q: %d members kept of %d", b, len(read), len(want))
+		}
+		got := splitObject(b, true)
 		if len(got) != len(want) {
 			t.Fatalf("%q: %d members, want %d", b, len(got), len(want))
 		}

@@ -349,7 +349,7 @@ func DecodeObject(body []byte) (Fields, *Error) {
 	if esc := loneSurrogate(trimmed); esc != "" {
 		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body escapes a lone surrogate (" + esc + "), which is no Unicode character"}
 	}
-	return splitObject(trimmed), nil
+	return splitObject(trimmed, false), nil
 }
 
 // loneSurrogate returns the first \uXXXX escape in valid JSON b that is a

@@ -28,7 +28,10 @@ func TestDecodeObject(t *testing.T) {
 		keys     []string
 	}{
 		{"R1", `{}`, true, nil},
-		{"R1", " \n\t{\"a\":1,\"b\":null} \n", true, []string{"a", "b"}},
+		{"R1", " \n\t{\"scope\":1,\"jwks\":null} \n", true, []string{"scope", "jwks"}},
+		// Members no API reads are ignored (not kept); language-tagged
+		// variants of the localizable ones are kept.
+		{"R3", `{"resource":"x","client_name#en":"a","client_name":"b"}`, true, []string{"client_name#en", "client_name"}},
 		{"R2", ``, false, nil},
 		{"R2", `   `, false, nil},
 		{"R2", `null`, false, nil},
@@ -58,6 +61,9 @@ func TestDecodeObject(t *testing.T) {
 					t.Errorf("key %q missing", k)
 				}
 			}
+			if len(f) != len(tc.keys) {
+				t.Errorf("members %v, want %v", f, tc.keys)
+			}
 		})
 	}
 }
@@ -71,7 +77,7 @@ func TestDecodeObjectRepeatedMember(t *testing.T) {
 		`{"redirect_uris":"x","redirect_uris":["https://c.example/a"]}`,
 		`{"client_name":"a","client\u005fname":"b"}`,
 		`{"client_name":"a","client_name":null}`,
-		`{"a":{"b":1,"b":2},"a":[1]}`,
+		`{"jwks":{"b":1,"b":2},"jwks":[1]}`,
 	} {
 		f, derr := DecodeObject([]byte(body))
 		if derr != nil {
@@ -93,10 +99,7 @@ func TestDecodeObjectRepeatedMember(t *testing.T) {
 }
 
 func TestFieldsAccessors(t *testing.T) {
-	f, derr := DecodeObject([]byte(`{"s":"v","n":null,"i":1,"a":["x","y"],"an":["x",1],"as":"x","e":[]}`))
-	if derr != nil {
-		t.Fatal(derr)
-	}
+	f := splitObject([]byte(`{"s":"v","n":null,"i":1,"a":["x","y"],"an":["x",1],"as":"x","e":[]}`), true)
 	if s, ok, err := f.String("s"); s != "v" || !ok || err != nil {
 		t.Errorf(`String("s") = %q %v %v`, s, ok, err)
 	}
