@@ -43,6 +43,22 @@ func hostileList() string {
 	return "[" + strings.Repeat(`"",`, hostileSize/3) + `""]`
 }
 
+// hostileMember is an object whose member name (after head) is a list of
+// empty strings up to hostileSize.
+func hostileMember(head, name string) string {
+	return "{" + head + `,"` + name + `":` + hostileList()[:hostileSize-len(head)-len(name)-8] + `""]}`
+}
+
+// hostileNested is head, then lists and objects nested 900 deep around a
+// long string, then tail.
+func hostileNested(head, tail string) string {
+	const depth = 900
+	open := strings.Repeat(`[{"k":`, depth/2)
+	closing := strings.Repeat(`}]`, depth/2)
+	fill := hostileSize - len(head) - len(tail) - len(open) - len(closing) - 2
+	return head + open + `"` + strings.Repeat("x", fill) + `"` + closing + tail
+}
+
 // longString is the baseline: an object whose one unknown member is a long
 // string.
 func longString(head string) string {
@@ -63,15 +79,20 @@ func hostileCases() map[string][]hostileCase {
 			{"baseline", "/register", "application/json", longString(rfc)},
 			{"members", "/register", "application/json", hostileObject(rfc)},
 			{"list", "/register", "application/json", hostileList()},
+			{"redirect_uris list", "/register", "application/json", hostileMember(rfc[:len(rfc)-len(`,"redirect_uris":["https://a.example/cb"]`)+1]+`"client_name":"x"`, "redirect_uris")},
+			{"contacts list", "/register", "application/json", hostileMember(rfc, "contacts")},
 		},
 		"iam": {
 			{"baseline", "/v1/clients", "application/json", longString(iam)},
 			{"members", "/v1/clients", "application/json", hostileObject(iam)},
+			{"scopes list", "/v1/clients", "application/json", hostileMember(iam, "scopes")},
 		},
 		"mediagoblin": {
 			{"baseline", "/api/client/register", "application/json", longString(mg)},
 			{"members", "/api/client/register", "application/json", hostileObject(mg)},
 			{"list", "/api/client/register", "application/json", hostileList()},
+			{"logo list", "/api/client/register", "application/json", hostileMember(mg, "logo_uri")},
+			{"logo nested", "/api/client/register", "application/json", hostileNested("{"+mg+`,"logo_uri":`, "}")},
 			{"form", "/api/client/register", "application/x-www-form-urlencoded", hostileForm("type=client_associate&application_type=web")},
 		},
 		"kustvakt": {

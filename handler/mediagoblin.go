@@ -633,13 +633,16 @@ const (
 	pyDictKind
 )
 
+// pyValue is one value. A list, and a dict below the top level, is kept as
+// its JSON text (s), read again only to be printed (repr): the view asks
+// no more of one than its type, and building the elements of 64 KiB of
+// "[\"\", ...]" would take megabytes.
 type pyValue struct {
 	kind pyKind
 	b    bool
-	s    string // pyStr: the text; pyInt: the decimal digits
+	s    string // pyStr: the text; pyInt: the decimal digits; pyList, pyDictKind: the JSON text
 	f    float64
-	list []pyValue
-	dict *pyDict
+	dict *pyDict // the top-level object
 }
 
 func (v pyValue) isStr(s string) bool { return v.kind == pyStr && v.s == s }
@@ -707,27 +710,133 @@ func (v pyValue) repr(b *strings.Builder) {
 		b.WriteString(pyFloatRepr(v.f))
 	case pyStr:
 		pyStrRepr(b, v.s)
-	case pyList:
-		b.WriteByte('[')
-		for i, e := range v.list {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			e.repr(b)
+	case pyList, pyDictKind:
+		if v.dict == nil {
+			newPyReprWriter(v.s, b).value(0)
+			return
 		}
-		b.WriteByte(']')
-	case pyDictKind:
+		d := v.dict
 		b.WriteByte('{')
-		for i, k := range v.dict.keys {
+		for i, k := range d.keys {
 			if i > 0 {
 				b.WriteString(", ")
 			}
 			pyStrRepr(b, k)
 			b.WriteString(": ")
-			v.dict.vals[k].repr(b)
+			d.vals[k].repr(b)
 		}
 		b.WriteByte('}')
 	}
+}
+
+// pyReprWriter prints the repr of a list or dict kept as its JSON text
+// (already parsed once, so valid): elements and members are read from the
+// text as they are printed, and a dict's members are found by the end of
+// each value, known beforehand, so that no part of the text is read more
+// than a few times however deep the nesting.
+type pyReprWriter struct {
+	s    string
+	b    *strings.Builder
+	ends []int32 // ends[i]: where the list or dict that starts at i ends
+}
+
+func newPyReprWriter(s string, b *strings.Builder) *pyReprWriter {
+	w := &pyReprWriter{s: s, b: b, ends: make([]int32, len(s))}
+	var open []int32
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			for i++; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' {
+					i++
+				}
+			}
+		case '[', '{':
+			open = append(open, int32(i))
+		case ']', '}':
+			if n := len(open); n > 0 {
+				w.ends[open[n-1]] = int32(i + 1)
+				open = open[:n-1]
+			}
+		}
+	}
+	return w
+}
+
+func (w *pyReprWriter) space(i int) int {
+	for i < len(w.s) && (w.s[i] == ' ' || w.s[i] == '\t' || w.s[i] == '\n' || w.s[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// value prints the value at i and returns where it ends.
+func (w *pyReprWriter) value(i int) int {
+	i = w.space(i)
+	if i >= len(w.s) {
+		return i
+	}
+	switch w.s[i] {
+	case '[':
+		w.b.WriteByte('[')
+		i = w.space(i + 1)
+		for n := 0; i < len(w.s) && w.s[i] != ']'; n++ {
+			if n > 0 {
+				w.b.WriteString(", ")
+			}
+			i = w.next(w.value(i))
+		}
+		w.b.WriteByte(']')
+		return i + 1
+	case '{':
+		// A key keeps its first position and its last value.
+		var keys []string
+		at := map[string]int{}
+		i = w.space(i + 1)
+		for i < len(w.s) && w.s[i] != '}' {
+			q := &pyJSONParser{s: w.s, i: i}
+			k, _ := q.str()
+			start := w.space(w.space(q.i) + 1) // past ':'
+			if _, seen := at[k]; !seen {
+				keys = append(keys, k)
+			}
+			at[k] = start
+			i = w.next(w.end(start))
+		}
+		w.b.WriteByte('{')
+		for n, k := range keys {
+			if n > 0 {
+				w.b.WriteString(", ")
+			}
+			pyStrRepr(w.b, k)
+			w.b.WriteString(": ")
+			w.value(at[k])
+		}
+		w.b.WriteByte('}')
+		return i + 1
+	}
+	q := &pyJSONParser{s: w.s, i: i}
+	v, _ := q.value() // a scalar
+	v.repr(w.b)
+	return q.i
+}
+
+// end returns where the value at i ends.
+func (w *pyReprWriter) end(i int) int {
+	if c := w.s[i]; c == '[' || c == '{' {
+		return int(w.ends[i])
+	}
+	q := &pyJSONParser{s: w.s, i: i}
+	q.value()
+	return q.i
+}
+
+// next moves past the space and the comma after a value.
+func (w *pyReprWriter) next(i int) int {
+	if i = w.space(i); i < len(w.s) && w.s[i] == ',' {
+		i = w.space(i + 1)
+	}
+	return i
 }
 
 // pyFloatRepr is Python's repr(float): the shortest digits that round-trip,
@@ -949,12 +1058,10 @@ type pyJSONParser struct {
 	i     int
 	depth int
 	// keep, when set, names the members of a top-level object that are
-	// kept; the others, and the elements of a top-level array, are parsed
-	// for validity only. What the view never reads then costs no memory:
-	// 64 KiB of members would otherwise become megabytes of values.
+	// kept; the others are parsed for validity only. What the view never
+	// reads then costs no memory: 64 KiB of members would otherwise become
+	// a map of thousands of values.
 	keep func(key string) bool
-	// dropping is > 0 while a value that is not kept is parsed.
-	dropping int
 	// topType is set when a top-level array holds the string "type" (all
 	// the view asks of one).
 	topType bool
@@ -970,8 +1077,8 @@ func pyJSONLoads(body []byte) (pyValue, bool) {
 }
 
 // pyJSONLoadsKeep is pyJSONLoads keeping, of a top-level object, only the
-// members keep names (all with keep nil) and, of a top-level array, no
-// element: topType reports whether one was the string "type".
+// members keep names (all with keep nil); topType reports whether a
+// top-level array holds the string "type".
 func pyJSONLoadsKeep(body []byte, keep func(string) bool) (v pyValue, topType, ok bool) {
 	if !utf8.Valid(body) {
 		return pyValue{}, false, false
@@ -984,15 +1091,6 @@ func pyJSONLoadsKeep(body []byte, keep func(string) bool) (v pyValue, topType, o
 	}
 	p.skipSpace()
 	return v, p.topType, p.i == len(p.s)
-}
-
-// drops reports whether the value of member key (an element when key is
-// nil) of the container being parsed is not kept.
-func (p *pyJSONParser) drops(key *string) bool {
-	if p.dropping > 0 {
-		return true
-	}
-	return p.keep != nil && p.depth == 1 && (key == nil || !p.keep(*key))
 }
 
 func (p *pyJSONParser) skipSpace() {
@@ -1054,15 +1152,24 @@ func (p *pyJSONParser) object() (pyValue, bool) {
 		return pyValue{}, false
 	}
 	defer func() { p.depth-- }()
+	start := p.i
 	p.i++ // {
+	// Only the top-level object is built; below it, an object is kept as
+	// its text (see pyValue).
 	var d *pyDict
-	if p.dropping == 0 {
+	if p.depth == 1 {
 		d = newPyDict()
+	}
+	done := func() (pyValue, bool) {
+		if d == nil {
+			return pyValue{kind: pyDictKind, s: p.s[start:p.i]}, true
+		}
+		return pyValue{kind: pyDictKind, dict: d}, true
 	}
 	p.skipSpace()
 	if p.i < len(p.s) && p.s[p.i] == '}' {
 		p.i++
-		return pyValue{kind: pyDictKind, dict: d}, true
+		return done()
 	}
 	for {
 		if p.i >= len(p.s) || p.s[p.i] != '"' {
@@ -1078,18 +1185,12 @@ func (p *pyJSONParser) object() (pyValue, bool) {
 		}
 		p.i++
 		p.skipSpace()
-		drop := p.drops(&k)
-		if drop {
-			p.dropping++
-		}
 		v, ok := p.value()
-		if drop {
-			p.dropping--
-		} else {
-			d.set(k, v)
-		}
 		if !ok {
 			return pyValue{}, false
+		}
+		if d != nil && (p.keep == nil || p.keep(k)) {
+			d.set(k, v)
 		}
 		p.skipSpace()
 		if p.i >= len(p.s) {
@@ -1098,7 +1199,7 @@ func (p *pyJSONParser) object() (pyValue, bool) {
 		switch p.s[p.i] {
 		case '}':
 			p.i++
-			return pyValue{kind: pyDictKind, dict: d}, true
+			return done()
 		case ',':
 			p.i++
 			p.skipSpace()
@@ -1113,28 +1214,19 @@ func (p *pyJSONParser) array() (pyValue, bool) {
 		return pyValue{}, false
 	}
 	defer func() { p.depth-- }()
+	start := p.i
 	p.i++ // [
-	list := []pyValue{}
 	p.skipSpace()
 	if p.i < len(p.s) && p.s[p.i] == ']' {
 		p.i++
-		return pyValue{kind: pyList, list: list}, true
+		return pyValue{kind: pyList, s: p.s[start:p.i]}, true
 	}
-	drop := p.drops(nil)
 	for {
-		if drop {
-			p.dropping++
-		}
 		v, ok := p.value()
-		if drop {
-			p.dropping--
-		}
 		if !ok {
 			return pyValue{}, false
 		}
-		if !drop {
-			list = append(list, v)
-		} else if p.depth == 1 && v.isStr("type") {
+		if p.depth == 1 && v.isStr("type") {
 			p.topType = true
 		}
 		p.skipSpace()
@@ -1144,7 +1236,7 @@ func (p *pyJSONParser) array() (pyValue, bool) {
 		switch p.s[p.i] {
 		case ']':
 			p.i++
-			return pyValue{kind: pyList, list: list}, true
+			return pyValue{kind: pyList, s: p.s[start:p.i]}, true
 		case ',':
 			p.i++
 			p.skipSpace()

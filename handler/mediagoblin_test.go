@@ -580,6 +580,10 @@ func TestMGStr(t *testing.T) {
 		`["\ud83d\ude00", "\udbff\udfff"]`:                     "['\U0001F600', '\\U0010ffff']",
 		`["\ud800", "\udc00\ud800", "\ud800\u0041"]`:           `['\ud800', '\udc00\ud800', '\ud800A']`,
 		`[{"k": [{"n": NaN}]}, Infinity, -Infinity]`:           "[{'k': [{'n': nan}]}, inf, -inf]",
+		// Containers below the top level are printed from their text.
+		" [ { \"b\" : [ ] , \"a\":{}, \"b\" : { \"x\":1,\"x\":[2, \"]\"]} } , [[ ]] ] ": "[{'b': {'x': [2, ']']}, 'a': {}}, [[]]]",
+		`{"a": [{"k\u0027": "}{", "k'": 1}], "z": {"": null}}`:                          `{'a': [{"k'": 1}], 'z': {'': None}}`,
+		`[["\"]", {"\\": ["}"]}], 1.5, [{}, []]]`:                                       `[['"]', {'\\': ['}']}], 1.5, [{}, []]]`,
 	} {
 		v, ok := pyJSONLoads([]byte(in))
 		if !ok {
