@@ -11,10 +11,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -201,8 +203,30 @@ func (o *Options) refused(api string, status int, code string, desc any) {
 		return
 	}
 	if ce := o.Logger.Check(zap.DebugLevel, "request refused"); ce != nil {
+		if s, ok := desc.(string); ok {
+			desc = logCut(s)
+		}
 		ce.Write(zap.String("api", api), zap.Int("status", status), zap.String("error", code), zap.Any("description", desc))
 	}
+}
+
+// maxLoggedDescription bounds a refusal's description in the log. The
+// cloned APIs quote whole values in theirs (a 64 KiB redirect_uris, a
+// client id), as the real servers do, and a log line per request that
+// size would let any client fill the disk at the debug level.
+const maxLoggedDescription = 1024
+
+// logCut cuts s to maxLoggedDescription bytes (on a character boundary)
+// and says how long it was.
+func logCut(s string) string {
+	if len(s) <= maxLoggedDescription {
+		return s
+	}
+	n := maxLoggedDescription
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "… (" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // unresolvedURL names the configured URL (issuer, authorization_endpoint,

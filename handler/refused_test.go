@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
@@ -104,5 +105,26 @@ func TestCorruptRecord(t *testing.T) {
 	}
 	if logs.FilterMessage("a stored client record cannot be read").Len() != 1 || logs.FilterMessageSnippet("unavailable").Len() != 0 {
 		t.Errorf("logs %+v", logs.AllUntimed())
+	}
+}
+
+// TestRefusalLogBounded: a description quoting a long value (the cloned
+// APIs quote whole values, as the real servers do) is cut in the log, not
+// in the answer.
+func TestRefusalLogBounded(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	e := newMGEnv(t, func(o *Options) { o.Logger = zap.New(core) })
+	long := strings.Repeat("é", 3000) // no '@'
+	w := e.postJSON(`{"type": "client_associate", "application_type": "web", "contacts": "` + long + `"}`)
+	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), strings.Repeat(`\u00e9`, 3000)) {
+		t.Fatalf("%d %.200s", w.Code, w.Body)
+	}
+	got := logs.FilterMessage("request refused").AllUntimed()
+	if len(got) != 1 {
+		t.Fatalf("entries %+v", got)
+	}
+	d := got[0].ContextMap()["description"].(string)
+	if len(d) > maxLoggedDescription+40 || !utf8.ValidString(d) || !strings.HasSuffix(d, "… (6028 bytes)") || !strings.HasPrefix(d, "Email éé") {
+		t.Errorf("description of %d bytes: %.80q ... %q", len(d), d, d[max(0, len(d)-40):])
 	}
 }
