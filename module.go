@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -189,6 +190,8 @@ type Handler struct {
 	activeName string             // this handler's key in activeStores
 	active     *storeHandler      // and its registration there
 	logger     *zap.Logger
+	rateLimit  bool      // registrations are rate limited per client address
+	proxyCheck *sync.Once // lax trusted_proxies warned about (see ServeHTTP)
 }
 
 // RateLimitConfig is a fixed-window limit: Count registrations per Window.
@@ -457,6 +460,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	h.rateLimit, h.proxyCheck = gate.RateLimit > 0, new(sync.Once)
 	statements, err := h.statements(repl)
 	if err != nil {
 		return err
@@ -1161,10 +1165,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// that are not a registration or an update.
 		repl.Set(clientIDPlaceholder, "")
 	}
+	if h.proxyCheck != nil {
+		h.proxyCheck.Do(func() { h.warnLaxProxies(r) })
+	}
 	if h.serveAPI(w, r) {
 		return nil
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// warnLaxProxies warns, once, when the server trusts proxies without
+// trusted_proxies_strict and registrations are rate limited per address:
+// Caddy then takes the leftmost X-Forwarded-For address, which a client
+// writes itself when its proxy appends to the header, and the limit counts
+// whatever address each request claims. The server is known only from a
+// request.
+func (h *Handler) warnLaxProxies(r *http.Request) {
+	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if !ok || !h.rateLimit || h.logger == nil || len(srv.TrustedProxiesRaw) == 0 || srv.TrustedProxiesStrict > 0 {
+		return
+	}
+	h.logger.Warn("trusted_proxies is set without trusted_proxies_strict: the registration rate limit counts the leftmost X-Forwarded-For address, which a client can choose when its proxy appends to the header; set trusted_proxies_strict",
+		zap.String("api", h.apiName()))
 }
 
 // serveAPI lets the API answer r if it is one of its routes. The Redis

@@ -800,6 +800,24 @@ func TestRedisAuth(t *testing.T) {
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || strings.Contains(body, "wrong") {
 		t.Fatalf("wrong password: %d %v %s", resp.StatusCode, resp.Header, body)
 	}
+	// Concurrent requests share pipelines, whose commands go-redis leaves
+	// without an error when AUTH fails: still 503 every one (they were
+	// 500s, a create read as "exists" until its retries ran out).
+	var wg sync.WaitGroup
+	statuses := make(chan int, 32)
+	for range 32 {
+		wg.Go(func() {
+			resp, _ := s.postJSON("/register", mcpBody)
+			statuses <- resp.StatusCode
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	for st := range statuses {
+		if st != 503 {
+			t.Errorf("concurrent registration with a wrong password: %d, want 503", st)
+		}
+	}
 }
 
 // TestRedisURLTLS: a rediss:// address turns TLS on, with the server's

@@ -317,7 +317,9 @@ func (b *batcher) exec(ops []*batchOp) {
 		waitCmd = redis.NewIntCmd(ctx, "wait", b.waitReplicas, b.waitTimeout.Milliseconds())
 		_ = pipe.Process(ctx, noRetry{waitCmd})
 	}
-	_, _ = pipe.Exec(ctx) // each command keeps its own error
+	if _, err := pipe.Exec(ctx); err != nil {
+		stampUnanswered(ops, waitCmd, err)
+	}
 	b.checkTopology(ops)
 	if wait {
 		if nr := b.replicated(waitCmd); nr != nil {
@@ -325,6 +327,30 @@ func (b *batcher) exec(ops []*batchOp) {
 				op.unreplicated = nr
 			}
 		}
+	}
+}
+
+// stampUnanswered gives err, the error of a whole pipeline, to its
+// commands when none has an error of its own. Each command normally keeps
+// its own, but go-redis leaves them all unanswered and without an error
+// when the connection failed before they were sent (its AUTH refused with
+// WRONGPASS, for one): a script would then read as having returned 0 (a
+// create as "exists", retried until it answers 500) and a GET as an empty
+// record, instead of the outage they are.
+func stampUnanswered(ops []*batchOp, waitCmd *redis.IntCmd, err error) {
+	for _, op := range ops {
+		if op.cmd.Err() != nil {
+			return
+		}
+	}
+	if waitCmd != nil && waitCmd.Err() != nil {
+		return
+	}
+	for _, op := range ops {
+		op.cmd.SetErr(err)
+	}
+	if waitCmd != nil {
+		waitCmd.SetErr(err)
 	}
 }
 
