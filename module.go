@@ -190,7 +190,7 @@ type Handler struct {
 	activeName string             // this handler's key in activeStores
 	active     *storeHandler      // and its registration there
 	logger     *zap.Logger
-	rateLimit  bool      // registrations are rate limited per client address
+	rateLimit  bool       // registrations are rate limited per client address
 	proxyCheck *sync.Once // lax trusted_proxies warned about (see ServeHTTP)
 }
 
