@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -499,20 +500,43 @@ end
 const neverScore = "1e15"
 
 // KEYS: record, nt tag keys, then cap tag keys.
-// ARGV: id, value, exp, now, nt, cap maxima...
+// ARGV: id, value, exp, now, nt, cap maxima..., a random number.
 // Returns 1 (created), 0 (exists) or -k (cap k, 1-based, reached).
 //
 // The SET comes first, and a cap that is reached undoes it: Redis refuses a
 // script's writes when it is out of memory (maxmemory, noeviction) only at
 // the script's first write command, and pruning a cap's set first would let
 // the record through over the limit.
+//
+// A cap that looks reached first drops, of up to 64 of its ids from a
+// random place, those whose record is gone without them: evicted (an
+// eviction policy other than noeviction, which the store warns about) or
+// deleted by hand. They never expire by score, and would hold the cap
+// reached for good; each refused registration clears some more. Records
+// share the tag set's hash tag, so the script may read them on a cluster.
 var createScript = newScript(luaTagAdd + `
+local function live(key, now) return redis.call('ZCOUNT', key, '(' .. now, '+inf') end
+local function dangling(key, base, r)
+  local n, from = redis.call('ZCARD', key), 0
+  if n > 64 then from = r % (n - 63) end
+  local gone = 0
+  for _, id in ipairs(redis.call('ZRANGE', key, from, from + 63)) do
+    if redis.call('EXISTS', base .. id) == 0 then
+      redis.call('ZREM', key, id)
+      gone = gone + 1
+    end
+  end
+  return gone
+end
 local nt = tonumber(ARGV[5])
 if not redis.call('SET', KEYS[1], ARGV[2], 'NX') then return 0 end
+local base = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1])
 for i = 2 + nt, #KEYS do
   local k = i - 1 - nt
+  local max = tonumber(ARGV[5 + k])
   prune(KEYS[i], ARGV[4])
-  if redis.call('ZCOUNT', KEYS[i], '(' .. ARGV[4], '+inf') >= tonumber(ARGV[5 + k]) then
+  if live(KEYS[i], ARGV[4]) >= max and
+     (dangling(KEYS[i], base, tonumber(ARGV[#ARGV])) == 0 or live(KEYS[i], ARGV[4]) >= max) then
     redis.call('DEL', KEYS[1])
     return -k
   end
@@ -577,11 +601,12 @@ func expiryArg(t time.Time) any {
 // (which go-redis writes without boxing them) and the whole is reused once
 // the command has run.
 type call struct {
-	args  []any
-	key   string
-	id    string
-	now   int64
-	value recordValue
+	args   []any
+	key    string
+	id     string
+	now    int64
+	sample uint32 // where a create looks for dangling ids (createScript)
+	value  recordValue
 }
 
 // recordValue is a record's stored form as a command argument.
@@ -627,6 +652,8 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 	for _, cp := range caps {
 		c.args = append(c.args, cp.Max)
 	}
+	c.sample = rand.Uint32()
+	c.args = append(c.args, &c.sample)
 	n, err := createScript.run(ctx, s.bw, c.args)
 	if err = unconfirmed(n, err); notReplicated(err) != nil {
 		// The client may exist on the master, but a failover could lose

@@ -20,6 +20,7 @@ local checks = {
   {'pexpireat', r, '1'}, {'pttl', r},
   {'zadd', t, '1', 'm'}, {'zrem', t, 'm'}, {'zrangebyscore', t, '0', '1'}, {'zcount', t, '0', '1'},
   {'zremrangebyrank', t, '0', '0'}, {'persist', t}, {'pexpireat', t, '1'}, {'pttl', t},
+  {'zcard', t}, {'zrange', t, '0', '1'}, {'exists', r},
   {'incr', h}, {'pexpire', h, '1'}, {'pttl', h},
   {'eval', 'return 1', '0'}, {'evalsha', '0000000000000000000000000000000000000000', '0'},
 }

@@ -15,7 +15,7 @@ import (
 // aclGrants is the README's Redis ACL line, after the user name, password
 // and key pattern: the commands a store runs.
 const aclGrants = "resetchannels -@all +get +set +del +getrange +incr +pexpire +pexpireat +pttl +persist " +
-	"+zadd +zcount +zrem +zrangebyscore +zremrangebyrank +eval +evalsha"
+	"+zadd +zcount +zrem +zrangebyscore +zremrangebyrank +zcard +zrange +exists +eval +evalsha"
 
 // TestRedisAccessCheck: with the README's ACL a store does all it does
 // and the check finds nothing; a missing grant, a key pattern that leaves
@@ -166,5 +166,62 @@ func TestRedisListBatches(t *testing.T) {
 		if r.ID != fmt.Sprintf("c%05d", i) {
 			t.Fatalf("record %d is %s", i, r.ID)
 		}
+	}
+}
+
+// TestRedisDanglingIndexEntries: index entries whose records are gone
+// without them (evicted under an eviction policy, deleted by hand) stop
+// counting against a cap once it looks reached, instead of holding it
+// reached for good; live entries still count.
+func TestRedisDanglingIndexEntries(t *testing.T) {
+	srv := redistest.Start(t)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
+	t.Cleanup(func() { pool.Destruct() })
+	s, ctx := pool.Store("dg:"), context.Background()
+	create := func(id string, max int) error {
+		return s.Create(ctx, &Record{ID: id, Data: []byte("x"), Tags: []string{"all"}}, Cap{Tag: "all", Max: max})
+	}
+	for i := range 20 {
+		if err := create(fmt.Sprint("c", i), 20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var le *LimitError
+	if err := create("over", 20); !errors.As(err, &le) {
+		t.Fatalf("at the cap: %v", err)
+	}
+	for i := range 5 {
+		srv.CLI("DEL", s.recordKey(fmt.Sprint("c", i)))
+	}
+	for i := range 5 {
+		if err := create(fmt.Sprint("n", i), 20); err != nil {
+			t.Fatalf("registration %d after 5 records vanished: %v", i, err)
+		}
+	}
+	if err := create("over", 20); !errors.As(err, &le) {
+		t.Fatalf("at the cap again: %v", err)
+	}
+	if n := srv.CLI("ZCARD", s.tagKey("all")); n != "20" {
+		t.Errorf("index entries: %s, want 20", n)
+	}
+
+	// A large index: each refusal looks at 64 entries from a random
+	// place, so the dangling ones go over a few attempts.
+	for i := range 500 {
+		if err := create(fmt.Sprint("m", i), 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 300 {
+		srv.CLI("DEL", s.recordKey(fmt.Sprint("m", i)))
+	}
+	created := 0
+	for i := range 200 {
+		if create(fmt.Sprint("x", i), 520) == nil {
+			created++
+		}
+	}
+	if created < 150 {
+		t.Errorf("%d of 200 registrations after 300 of 520 records vanished, want most", created)
 	}
 }
