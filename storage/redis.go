@@ -516,13 +516,18 @@ const neverScore = "1e15"
 // share the tag set's hash tag, so the script may read them on a cluster.
 var createScript = newScript(luaTagAdd + `
 local function live(key, now) return redis.call('ZCOUNT', key, '(' .. now, '+inf') end
+-- dangling is best effort (pcall): a command refused here (a user
+-- granted the commands of an older version) must not stop the script
+-- after its SET, which would leave a record without index or expiry.
 local function dangling(key, base, r)
-  local n, from = redis.call('ZCARD', key), 0
+  local n, from = redis.pcall('ZCARD', key), 0
+  if type(n) ~= 'number' then return 0 end
   if n > 64 then from = r % (n - 63) end
+  local ids = redis.pcall('ZRANGE', key, from, from + 63)
+  if type(ids) ~= 'table' or ids.err then return 0 end
   local gone = 0
-  for _, id in ipairs(redis.call('ZRANGE', key, from, from + 63)) do
-    if redis.call('EXISTS', base .. id) == 0 then
-      redis.call('ZREM', key, id)
+  for _, id in ipairs(ids) do
+    if redis.pcall('EXISTS', base .. id) == 0 and redis.pcall('ZREM', key, id) == 1 then
       gone = gone + 1
     end
   end
