@@ -28,6 +28,17 @@ func hostileObject(head string) string {
 	return b.String() + "}"
 }
 
+// hostileTagged is hostileObject with language-tagged variants of
+// client_name (null, which are skipped) for members.
+func hostileTagged(head string) string {
+	var b strings.Builder
+	b.WriteString("{" + head)
+	for i := 0; b.Len() < hostileSize; i++ {
+		b.WriteString(`,"client_name#a` + strconv.Itoa(i) + `":null`)
+	}
+	return b.String() + "}"
+}
+
 // hostileForm is a form: head, then short unknown fields up to hostileSize.
 func hostileForm(head string) string {
 	var b strings.Builder
@@ -78,6 +89,7 @@ func hostileCases() map[string][]hostileCase {
 		"rfc7591": {
 			{"baseline", "/register", "application/json", longString(rfc)},
 			{"members", "/register", "application/json", hostileObject(rfc)},
+			{"tagged members", "/register", "application/json", hostileTagged(rfc)},
 			{"list", "/register", "application/json", hostileList()},
 			{"redirect_uris list", "/register", "application/json", hostileMember(rfc[:len(rfc)-len(`,"redirect_uris":["https://a.example/cb"]`)+1]+`"client_name":"x"`, "redirect_uris")},
 			{"contacts list", "/register", "application/json", hostileMember(rfc, "contacts")},

@@ -111,21 +111,35 @@ var knownKeys = func() map[string]string {
 	return m
 }()
 
+// maxTaggedMembers bounds the language-tagged members splitObject keeps
+// (ParseMetadata registers at most maxLocalized of them): thousands would
+// each cost a map entry and a place in a sort. Beyond it, tooManyTagged is
+// set instead.
+const maxTaggedMembers = 256
+
+// tooManyTagged is the member splitObject sets when an object has more
+// language-tagged members than it keeps: "#", a name no member it keeps
+// can have (its base, "", is not localizable).
+const tooManyTagged = "#"
+
 // otherKey returns the name of a member whose quoted name is not in
-// knownKeys, and whether splitObject keeps it.
-func otherKey(quoted []byte, all bool) (string, bool) {
+// knownKeys, whether splitObject keeps it, and whether it is a
+// language-tagged variant.
+func otherKey(quoted []byte, all bool) (key string, keep, tagged bool) {
 	raw := quoted[1 : len(quoted)-1]
 	if !all && bytes.IndexByte(raw, '\\') < 0 {
 		// A plain name that knownKeys lacks is no read key: kept only
 		// when language-tagged (looked at without allocating it).
-		base, _, tagged := bytes.Cut(raw, []byte("#"))
-		if !tagged || !localizable[string(base)] {
-			return "", false
+		base, _, hasTag := bytes.Cut(raw, []byte("#"))
+		if !hasTag || !localizable[string(base)] {
+			return "", false, false
 		}
-		return string(raw), true
+		return string(raw), true, true
 	}
-	key, _ := unquote(quoted)
-	return key, all || keptKey(key)
+	key, _ = unquote(quoted)
+	base, _, hasTag := strings.Cut(key, "#")
+	tagged = hasTag && localizable[base]
+	return key, all || keptKey(key), tagged
 }
 
 // keptKey reports whether splitObject keeps the member key (unquoted): a
@@ -153,6 +167,7 @@ func UnquoteString(raw []byte) (s string, ok bool) { return unquote(raw) }
 // encoding/json does.
 func splitObject(b []byte, all bool) Fields {
 	f := Fields{}
+	nTagged := 0
 	i := skipWS(b, 0) + 1 // past '{'
 	for {
 		i = skipWS(b, i)
@@ -162,7 +177,14 @@ func splitObject(b []byte, all bool) Fields {
 		end := skipString(b, i)
 		key, keep := knownKeys[string(b[i:end])]
 		if !keep {
-			key, keep = otherKey(b[i:end], all)
+			var tagged bool
+			key, keep, tagged = otherKey(b[i:end], all)
+			if keep && tagged && !all {
+				if nTagged++; nTagged > maxTaggedMembers {
+					keep = false
+					f[tooManyTagged] = nil
+				}
+			}
 		}
 		i = skipWS(b, end) + 1 // past ':'
 		i = skipWS(b, i)

@@ -3,6 +3,8 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -24,7 +26,12 @@ func FuzzSplitObject(f *testing.F) {
 		}
 		// What the APIs read is kept, and nothing else.
 		read := splitObject(b, false)
+		_, over := read[tooManyTagged]
+		delete(read, tooManyTagged)
 		for k, v := range want {
+			if over && strings.Contains(k, "#") {
+				continue // some of them kept
+			}
 			if keptKey(k) != (read[k] != nil) || read[k] != nil && !bytes.Equal(read[k], v) {
 				t.Fatalf("%q: member %q kept as %q (kept: %v)", b, k, read[k], keptKey(k))
 			}
@@ -60,5 +67,38 @@ func TestSplitArray(t *testing.T) {
 		if string(got[i]) != want[i] {
 			t.Fatalf("%d: %q", i, got[i])
 		}
+	}
+}
+
+// TestTaggedMembersBounded: up to maxTaggedMembers language-tagged members
+// are kept (and the nulls among them skipped, as before); beyond, the
+// object is refused rather than split into thousands of entries.
+func TestTaggedMembersBounded(t *testing.T) {
+	body := func(n int) []byte {
+		var b strings.Builder
+		b.WriteString(`{"redirect_uris":["https://a.example/cb"],"client_name#en":"A"`)
+		for i := range n {
+			b.WriteString(`,"client_name#x` + strconv.Itoa(i) + `":null`)
+		}
+		return []byte(b.String() + "}")
+	}
+	p := &Policy{}
+	f, derr := DecodeObject(body(maxTaggedMembers - 1))
+	if derr != nil {
+		t.Fatal(derr)
+	}
+	c, err := p.ParseMetadata(f)
+	if err != nil || c.Localized["client_name#en"] != "A" {
+		t.Fatalf("%d tagged members: %v %v", maxTaggedMembers, c, err)
+	}
+	f, derr = DecodeObject(body(maxTaggedMembers))
+	if derr != nil {
+		t.Fatal(derr)
+	}
+	if len(f) > maxTaggedMembers+2 {
+		t.Errorf("%d members kept", len(f))
+	}
+	if _, err := p.ParseMetadata(f); err == nil || err.Code != CodeInvalidClientMetadata || !strings.Contains(err.Description, "language-tagged") {
+		t.Fatalf("over %d tagged members: %v", maxTaggedMembers, err)
 	}
 }

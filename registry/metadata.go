@@ -673,6 +673,9 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 
 	// Language-tagged variants of the human-readable fields, in key order so
 	// that a request with several bad ones always gets the same message.
+	if _, over := f[tooManyTagged]; over {
+		return nil, metaErr("at most %d language-tagged fields may be registered (this request has over %d language-tagged members)", maxLocalized, maxTaggedMembers)
+	}
 	var tagged []string
 	for key := range f {
 		if strings.IndexByte(key, '#') > 0 {
