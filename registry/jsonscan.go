@@ -127,9 +127,11 @@ const tooManyTagged = "#"
 // language-tagged variant.
 func otherKey(quoted []byte, all bool) (key string, keep, tagged bool) {
 	raw := quoted[1 : len(quoted)-1]
-	if !all && bytes.IndexByte(raw, '\\') < 0 {
+	if !all && bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
 		// A plain name that knownKeys lacks is no read key: kept only
-		// when language-tagged (looked at without allocating it).
+		// when language-tagged (looked at without allocating it). Bytes
+		// that are not UTF-8 are left to unquote, which replaces them as
+		// encoding/json does (DecodeObject refuses such bodies anyway).
 		base, _, hasTag := bytes.Cut(raw, []byte("#"))
 		if !hasTag || !localizable[string(base)] {
 			return "", false, false
