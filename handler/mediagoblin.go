@@ -633,10 +633,10 @@ const (
 	pyDictKind
 )
 
-// pyValue is one value. A list, and a dict below the top level, is kept as
-// its JSON text (s), read again only to be printed (repr): the view asks
-// no more of one than its type, and building the elements of 64 KiB of
-// "[\"\", ...]" would take megabytes.
+// pyValue is one value. A list or a dict is kept as its JSON text (s),
+// read again only to be printed (repr); only the top-level object is
+// built (dict): the view asks no more of the others than their type, and
+// building the elements of 64 KiB of "[\"\", ...]" would take megabytes.
 type pyValue struct {
 	kind pyKind
 	b    bool
@@ -711,21 +711,7 @@ func (v pyValue) repr(b *strings.Builder) {
 	case pyStr:
 		pyStrRepr(b, v.s)
 	case pyList, pyDictKind:
-		if v.dict == nil {
-			newPyReprWriter(v.s, b).value(0)
-			return
-		}
-		d := v.dict
-		b.WriteByte('{')
-		for i, k := range d.keys {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			pyStrRepr(b, k)
-			b.WriteString(": ")
-			d.vals[k].repr(b)
-		}
-		b.WriteByte('}')
+		newPyReprWriter(v.s, b).value(0)
 	}
 }
 
@@ -763,12 +749,7 @@ func newPyReprWriter(s string, b *strings.Builder) *pyReprWriter {
 	return w
 }
 
-func (w *pyReprWriter) space(i int) int {
-	for i < len(w.s) && (w.s[i] == ' ' || w.s[i] == '\t' || w.s[i] == '\n' || w.s[i] == '\r') {
-		i++
-	}
-	return i
-}
+func (w *pyReprWriter) space(i int) int { return pySkipSpace(w.s, i) }
 
 // value prints the value at i and returns where it ends.
 func (w *pyReprWriter) value(i int) int {
@@ -1093,15 +1074,15 @@ func pyJSONLoadsKeep(body []byte, keep func(string) bool) (v pyValue, topType, o
 	return v, p.topType, p.i == len(p.s)
 }
 
-func (p *pyJSONParser) skipSpace() {
-	for p.i < len(p.s) {
-		switch p.s[p.i] {
-		case ' ', '\t', '\n', '\r':
-			p.i++
-		default:
-			return
-		}
+func (p *pyJSONParser) skipSpace() { p.i = pySkipSpace(p.s, p.i) }
+
+// pySkipSpace returns the index of the first byte at or after i that is
+// not JSON white space (space, tab, CR, LF).
+func pySkipSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
 	}
+	return i
 }
 
 func (p *pyJSONParser) literal(word string) bool {
@@ -1160,12 +1141,7 @@ func (p *pyJSONParser) object() (pyValue, bool) {
 	if p.depth == 1 {
 		d = newPyDict()
 	}
-	done := func() (pyValue, bool) {
-		if d == nil {
-			return pyValue{kind: pyDictKind, s: p.s[start:p.i]}, true
-		}
-		return pyValue{kind: pyDictKind, dict: d}, true
-	}
+	done := func() (pyValue, bool) { return pyValue{kind: pyDictKind, s: p.s[start:p.i], dict: d}, true }
 	p.skipSpace()
 	if p.i < len(p.s) && p.s[p.i] == '}' {
 		p.i++

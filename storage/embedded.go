@@ -419,8 +419,7 @@ func (s *EmbeddedStore) members(ctx context.Context, tag string) (map[string]int
 // another process sharing the storage change the directory's time.
 func (s *EmbeddedStore) markerCount(ctx context.Context, tag string) (int, error) {
 	dir := s.tagDir(tag)
-	if fsys, ok := s.st.(*certmagic.FileStorage); ok {
-		name := fsys.Filename(dir)
+	if name, ok := s.osPath(dir); ok {
 		fi, err := os.Stat(name)
 		if notExist(err) {
 			return 0, nil
@@ -452,11 +451,11 @@ func (s *EmbeddedStore) markerCount(ctx context.Context, tag string) (int, error
 // rememberMarkers records n markers under tag, a count based on a reading
 // of its names at read, as the count of its directory as it is now.
 func (s *EmbeddedStore) rememberMarkers(tag string, n int, read time.Time) {
-	fsys, ok := s.st.(*certmagic.FileStorage)
+	name, ok := s.osPath(s.tagDir(tag))
 	if !ok || read.IsZero() {
 		return
 	}
-	if fi, err := os.Stat(fsys.Filename(s.tagDir(tag))); err == nil {
+	if fi, err := os.Stat(name); err == nil {
 		s.setMarkers(tag, markerMemo{n: n, mtime: fi.ModTime(), read: read})
 	}
 }
@@ -548,6 +547,16 @@ func (s *EmbeddedStore) sweep(ctx context.Context) {
 	s.nextSweep = start.Add(s.sweepEvery)
 }
 
+// osPath returns the file system path of a storage key on Caddy's file
+// system storage, where a directory's names can be read without the stat
+// of each entry that its List makes; ok is false on other storages.
+func (s *EmbeddedStore) osPath(key string) (string, bool) {
+	if fsys, ok := s.st.(*certmagic.FileStorage); ok {
+		return fsys.Filename(key), true
+	}
+	return "", false
+}
+
 // dirNames reads the names in a directory, without the stat of each entry
 // that Caddy's FileStorage.List makes (most of its cost with thousands).
 func dirNames(name string) ([]string, error) {
@@ -563,8 +572,8 @@ func dirNames(name string) ([]string, error) {
 // storage it reads the names only (its List stats every entry).
 func (s *EmbeddedStore) sweepList(ctx context.Context, dir string) ([]string, error) {
 	var keys []string
-	if fsys, ok := s.st.(*certmagic.FileStorage); ok {
-		names, err := dirNames(fsys.Filename(dir))
+	if name, ok := s.osPath(dir); ok {
+		names, err := dirNames(name)
 		if err != nil {
 			return nil, err
 		}

@@ -354,6 +354,7 @@ var _ Store = (*RedisStore)(nil)
 
 func (s *RedisStore) recordKey(id string) string { return s.base + "r:" + id }
 func (s *RedisStore) tagKey(tag string) string   { return s.base + "t:" + tag }
+func (s *RedisStore) hitKey(key string) string   { return s.prefix + "h:{" + key + "}" }
 
 // maxCachedTagKeys bounds tagKeys: owners are unbounded, the cache is not.
 const maxCachedTagKeys = 256
@@ -1064,7 +1065,7 @@ func (s *RedisStore) Hit(ctx context.Context, key string, limit int, window time
 	if ms <= 0 {
 		ms = 1
 	}
-	res, err := hitScript.runSlice(ctx, s.b, []any{"evalsha", hitScript.shaArg, 1, s.prefix + "h:{" + key + "}", ms})
+	res, err := hitScript.runSlice(ctx, s.b, []any{"evalsha", hitScript.shaArg, 1, s.hitKey(key), ms})
 	if err != nil {
 		return false, 0, unavailable("rate limit", err)
 	}

@@ -54,7 +54,7 @@ func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, 
 	if p.bw.waitReplicas > 0 {
 		wait = "1"
 	}
-	args := []any{s.recordKey("acl-check"), s.tagKey("acl-check"), keyPrefix + "h:{acl-check}", wait}
+	args := []any{s.recordKey("acl-check"), s.tagKey("acl-check"), s.hitKey("acl-check"), wait}
 	p.askInBackground(func(ctx context.Context) bool {
 		res, err := p.rdb.Eval(ctx, accessCheck, nil, args...).StringSlice()
 		switch {

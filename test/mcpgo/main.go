@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
@@ -31,15 +32,6 @@ import (
 
 // redirectURI is the loopback callback of the SDK's own example.
 const redirectURI = "http://localhost:8085/oauth/callback"
-
-type checker struct{ failed bool }
-
-func (c *checker) check(ok bool, format string, args ...any) {
-	if !ok {
-		c.failed = true
-		fmt.Printf("FAIL: "+format+"\n", args...)
-	}
-}
 
 func main() {
 	if len(os.Args) != 3 && len(os.Args) != 4 {
@@ -53,18 +45,24 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := &checker{}
-	if err := run(ctx, c, serverURL, issuer, secret); err != nil {
-		fmt.Println("FAIL:", err)
-		os.Exit(1)
-	}
-	if c.failed {
+	if err := run(ctx, serverURL, issuer, secret); err != nil {
+		for line := range strings.SplitSeq(err.Error(), "\n") {
+			fmt.Println("FAIL:", line)
+		}
 		os.Exit(1)
 	}
 	fmt.Println("ok")
 }
 
-func run(ctx context.Context, c *checker, serverURL, issuer, secret string) error {
+// run goes through the client's path; it stops at the first step that
+// fails, and otherwise returns every check that did not hold.
+func run(ctx context.Context, serverURL, issuer, secret string) error {
+	var failed []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			failed = append(failed, fmt.Errorf(format, args...))
+		}
+	}
 	tokens := client.NewMemoryTokenStore()
 	mc, err := client.NewOAuthStreamableHttpClient(serverURL, client.OAuthConfig{
 		ClientSecret: secret,
@@ -91,8 +89,8 @@ func run(ctx context.Context, c *checker, serverURL, issuer, secret string) erro
 	if err != nil {
 		return fmt.Errorf("discovery: %w", err)
 	}
-	c.check(md.Issuer == issuer, "issuer %q, want %q", md.Issuer, issuer)
-	c.check(md.RegistrationEndpoint == issuer+"/register", "registration_endpoint %q, want %q", md.RegistrationEndpoint, issuer+"/register")
+	check(md.Issuer == issuer, "issuer %q, want %q", md.Issuer, issuer)
+	check(md.RegistrationEndpoint == issuer+"/register", "registration_endpoint %q, want %q", md.RegistrationEndpoint, issuer+"/register")
 
 	if err := h.RegisterClient(ctx, "mcp-go client"); err != nil {
 		return fmt.Errorf("RegisterClient: %w", err)
@@ -103,12 +101,12 @@ func run(ctx context.Context, c *checker, serverURL, issuer, secret string) erro
 	}
 	fmt.Println("client_id", id)
 	if secret == "" {
-		c.check(h.GetClientSecret() == "", "public client got a secret")
-		c.check(h.GetTokenEndpointAuthMethod() == "none", "auth method %q, want none", h.GetTokenEndpointAuthMethod())
+		check(h.GetClientSecret() == "", "public client got a secret")
+		check(h.GetTokenEndpointAuthMethod() == "none", "auth method %q, want none", h.GetTokenEndpointAuthMethod())
 	} else {
 		got := h.GetClientSecret()
-		c.check(got != secret && len(got) >= 43, "client secret %d characters, unchanged: %v; want a fresh one of at least 43", len(got), got == secret)
-		c.check(h.GetTokenEndpointAuthMethod() == "client_secret_post", "auth method %q, want client_secret_post", h.GetTokenEndpointAuthMethod())
+		check(got != secret && len(got) >= 43, "client secret %d characters, unchanged: %v; want a fresh one of at least 43", len(got), got == secret)
+		check(h.GetTokenEndpointAuthMethod() == "client_secret_post", "auth method %q, want client_secret_post", h.GetTokenEndpointAuthMethod())
 	}
 
 	verifier, err := client.GenerateCodeVerifier()
@@ -130,12 +128,12 @@ func run(ctx context.Context, c *checker, serverURL, issuer, secret string) erro
 	}
 	q := u.Query()
 	u.RawQuery = ""
-	c.check(u.String() == md.AuthorizationEndpoint, "authorization request to %q, want %q", u, md.AuthorizationEndpoint)
-	c.check(q.Get("client_id") == id, "authorization request client_id %q, want %q", q.Get("client_id"), id)
-	c.check(q.Get("redirect_uri") == redirectURI, "authorization request redirect_uri %q", q.Get("redirect_uri"))
-	c.check(q.Get("code_challenge") == challenge && q.Get("code_challenge_method") == "S256",
+	check(u.String() == md.AuthorizationEndpoint, "authorization request to %q, want %q", u, md.AuthorizationEndpoint)
+	check(q.Get("client_id") == id, "authorization request client_id %q, want %q", q.Get("client_id"), id)
+	check(q.Get("redirect_uri") == redirectURI, "authorization request redirect_uri %q", q.Get("redirect_uri"))
+	check(q.Get("code_challenge") == challenge && q.Get("code_challenge_method") == "S256",
 		"authorization request PKCE %q %q", q.Get("code_challenge"), q.Get("code_challenge_method"))
-	c.check(q.Get("resource") == serverURL, "authorization request resource %q, want %q", q.Get("resource"), serverURL)
+	check(q.Get("resource") == serverURL, "authorization request resource %q, want %q", q.Get("resource"), serverURL)
 
 	// The user approved; the stand-in token endpoint answers any code.
 	h.SetExpectedState(state)
@@ -146,6 +144,6 @@ func run(ctx context.Context, c *checker, serverURL, issuer, secret string) erro
 	if err != nil {
 		return fmt.Errorf("token store: %w", err)
 	}
-	c.check(tok.AccessToken == "at-1", "access token %q, want the stand-in's", tok.AccessToken)
-	return nil
+	check(tok.AccessToken == "at-1", "access token %q, want the stand-in's", tok.AccessToken)
+	return errors.Join(failed...)
 }
