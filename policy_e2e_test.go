@@ -855,3 +855,48 @@ func TestPolicyUserTemplate(t *testing.T) {
 		t.Fatalf("owner %v", c)
 	}
 }
+
+// TestPolicyReservedUser: the owners of clients registered with initial
+// access tokens are named "token:…", so a user of such a name (an
+// identity provider behind forward_auth may allow ":") is no user at all:
+// it neither registers as one nor deregisters a token's clients through
+// Kustvakt.
+func TestPolicyReservedUser(t *testing.T) {
+	s, admin := startCaddyAdmin(t, "redis", `	client_registration {
+		{storage}
+		registration token
+		initial_access_token reserved-user-test-token
+	}
+	client_registration /user/* {
+		{storage}
+		prefix /user
+		registration user
+		user {http.request.header.X-Remote-User}
+	}
+	client_registration kustvakt {
+		{storage}
+		user {http.request.header.X-Remote-User}
+	}`)
+	resp, body := s.postJSON("/register", mcpBody, "Authorization: Bearer reserved-user-test-token")
+	if resp.StatusCode != 201 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	id := object(t, body)["client_id"].(string)
+	_, c := s.adminJSON(admin, "GET", "/client_registration/clients/"+id, "")
+	owner, _ := c["owner"].(string)
+	if !strings.HasPrefix(owner, "token:static-") {
+		t.Fatalf("owner %v", c)
+	}
+	if resp, body := s.do("DELETE", "/api/v1.0/oauth2/client/deregister/"+id, "", "X-Remote-User: "+owner); resp.StatusCode == 200 {
+		t.Fatalf("deregistered by the user %q: %s", owner, body)
+	}
+	if status, c := s.adminJSON(admin, "GET", "/client_registration/clients/"+id, ""); status != 200 {
+		t.Fatalf("client gone: %d %v", status, c)
+	}
+	if resp, body := s.postJSON("/user/register", mcpBody, "X-Remote-User: token:mine"); resp.StatusCode != 401 {
+		t.Fatalf("registered as the user token:mine: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := s.postJSON("/user/register", mcpBody, "X-Remote-User: tokenmine"); resp.StatusCode != 201 {
+		t.Fatalf("tokenmine: %d %s", resp.StatusCode, body)
+	}
+}

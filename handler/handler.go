@@ -91,9 +91,10 @@ type Options struct {
 	// failing (dcr-anchors D3).
 	HideRegistrationEndpoint bool
 
-	urlWarned    atomic.Int64           // when unresolvedURL last logged (UnixNano)
-	issuerWarned atomic.Bool            // whether checkIssuerPath has warned
-	issuerPath   atomic.Pointer[string] // a static issuer's path, for checkIssuerPath
+	urlWarned      atomic.Int64           // when unresolvedURL last logged (UnixNano)
+	issuerWarned   atomic.Bool            // whether checkIssuerPath has warned
+	reservedWarned atomic.Bool            // whether warnReservedUser has warned
+	issuerPath     atomic.Pointer[string] // a static issuer's path, for checkIssuerPath
 }
 
 // checkIssuerPath warns, once, when the configured issuer's path is not
@@ -145,7 +146,26 @@ func (o *Options) user(r *http.Request) string {
 	if o.User == nil {
 		return ""
 	}
-	return o.User(r)
+	u := o.User(r)
+	if strings.HasPrefix(u, registry.TokenOwnerPrefix) {
+		// The owners of clients registered with initial access tokens
+		// are named so: a user of that name (an identity provider behind
+		// forward_auth may allow ":") would own them, deregister them
+		// through Kustvakt and share their quota.
+		o.warnReservedUser(u)
+		return ""
+	}
+	return u
+}
+
+// warnReservedUser warns, once, that a user name was refused for starting
+// as the owners of token-registered clients do.
+func (o *Options) warnReservedUser(u string) {
+	if o.Logger == nil || o.reservedWarned.Swap(true) {
+		return
+	}
+	o.Logger.Warn("a user name starting with "+registry.TokenOwnerPrefix+" is reserved for the owners of clients registered with initial access tokens; requests naming such a user are treated as having no user (logged once)",
+		zap.String("user", logCut(u)))
 }
 
 func (o *Options) registered(r *http.Request, id string) {

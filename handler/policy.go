@@ -132,7 +132,7 @@ func (o *Options) admitAs(r *http.Request, api, user string) (*Admission, *Denia
 		for _, h := range g.StaticTokenHashes {
 			if subtle.ConstantTimeCompare([]byte(h), []byte(presented)) == 1 {
 				// The owner names the token without revealing it.
-				return &Admission{Owner: "token:static-" + h[len("sha256:"):len("sha256:")+8]}, nil
+				return &Admission{Owner: registry.TokenOwnerPrefix + "static-" + h[len("sha256:"):len("sha256:")+8]}, nil
 			}
 		}
 		t, err := o.Registry.CheckToken(ctx, tok)

@@ -30,8 +30,14 @@ type InitialAccessToken struct {
 	Used int `json:"used"`
 }
 
+// TokenOwnerPrefix starts the owner of every client registered with an
+// initial access token. No user is ever called that (the handlers treat a
+// user name with it as no user), so a token's clients cannot be taken for a
+// user's, nor a user's for a token's.
+const TokenOwnerPrefix = "token:"
+
 // Owner is how clients registered with the token record their owner.
-func (t *InitialAccessToken) Owner() string { return "token:" + t.ID }
+func (t *InitialAccessToken) Owner() string { return TokenOwnerPrefix + t.ID }
 
 // Exhausted reports whether no use is left.
 func (t *InitialAccessToken) Exhausted() bool { return t.Uses > 0 && t.Used >= t.Uses }
