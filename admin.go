@@ -559,12 +559,19 @@ func (a AdminAPI) verifySecret(w http.ResponseWriter, r *http.Request, reg *regi
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	if reason != "" {
-		return writeAdminJSON(w, http.StatusOK, map[string]any{"valid": false, "reason": reason})
+		return writeAdminJSON(w, http.StatusOK, verifyAnswer{Reason: reason})
 	}
 	if used != nil {
 		used() // only a secret that verified is a use: a wrong one from anyone must not keep the client alive
 	}
-	return writeAdminJSON(w, http.StatusOK, map[string]any{"valid": true})
+	return writeAdminJSON(w, http.StatusOK, verifyAnswer{Valid: true})
+}
+
+// verifyAnswer is verify_secret's answer: "valid" first, as documented (a
+// map would sort "reason" before it).
+type verifyAnswer struct {
+	Valid  bool   `json:"valid"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // listClients answers the summaries of the store's clients, or of one

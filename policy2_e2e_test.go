@@ -463,6 +463,10 @@ func TestAdminClients(t *testing.T) {
 				t.Errorf("verify_secret %s %s: %d %v, want %d %v", tc.id, tc.body, status, got, tc.status, tc.want)
 			}
 		}
+		// The documented shape, "valid" first.
+		if _, body := s.adminRaw(admin, "POST", path+cc.ID+"/verify_secret", `{"client_secret":"nope"}`); strings.TrimSpace(body) != `{"valid":false,"reason":"mismatch"}` {
+			t.Errorf("verify_secret body %q", body)
+		}
 		if status, _ := s.adminJSON(admin, "GET", path+cc.ID+"/verify_secret", ""); status != 405 {
 			t.Errorf("GET verify_secret: %d", status)
 		}
@@ -522,10 +526,14 @@ func sameSet(a, b []string) bool {
 	return len(a) == len(b) && !slices.ContainsFunc(a, func(s string) bool { return !slices.Contains(b, s) })
 }
 
-// adminRaw sends a request to Caddy's admin endpoint and returns the answer.
-func (s *site) adminRaw(admin, method, path string) (*http.Response, string) {
+// adminRaw sends a request, with a JSON body if one is given, to Caddy's
+// admin endpoint and returns the answer.
+func (s *site) adminRaw(admin, method, path string, body ...string) (*http.Response, string) {
 	s.t.Helper()
-	req, _ := http.NewRequest(method, admin+path, nil)
+	req, _ := http.NewRequest(method, admin+path, strings.NewReader(strings.Join(body, "")))
+	if len(body) > 0 {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
