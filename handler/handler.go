@@ -621,6 +621,10 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 		// the log).
 		fields = append(fields, zap.Int("outages_not_logged", unlogged))
 	}
+	if errors.Is(err, io.EOF) {
+		// go-redis's whole account of a server that hangs up at once.
+		fields = append(fields, zap.String("hint", "Redis closed the connection without an answer: a server that requires TLS does so to a plain connection (set tls in storage redis), and so does one at its maxclients"))
+	}
 	log.Error("client store unavailable; answering 503 until it recovers", fields...)
 }
 

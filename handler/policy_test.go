@@ -2,6 +2,8 @@ package handler
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -208,6 +210,23 @@ func TestHealthUnloggedCount(t *testing.T) {
 	}
 	if _, ok := lines[1].ContextMap()["outages_not_logged"]; ok {
 		t.Errorf("the logged outage counted itself: %v", lines[1].ContextMap())
+	}
+}
+
+// TestHealthHangUpHint: an outage whose error is only "EOF", which is what
+// go-redis reports of a server that hangs up at once (a TLS-only Redis
+// reached without TLS), is logged with a hint at the likely causes.
+func TestHealthHangUpHint(t *testing.T) {
+	h, log, logs := observedHealth()
+	h.Fail(log, "rfc7591", "read", &storage.UnavailableError{Op: "get", Err: io.EOF})
+	lines := logs.FilterMessageSnippet("unavailable").All()
+	if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0].ContextMap()["hint"]), "TLS") {
+		t.Fatalf("%v", lines)
+	}
+	h2, log2, logs2 := observedHealth()
+	h2.Fail(log2, "rfc7591", "read", errors.New("connection refused"))
+	if _, ok := logs2.All()[0].ContextMap()["hint"]; ok {
+		t.Errorf("hint on a refused connection: %v", logs2.All()[0].ContextMap())
 	}
 }
 

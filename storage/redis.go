@@ -58,6 +58,7 @@ type RedisPool struct {
 	bw      *batcher // writes of records: b, or one that waits (WaitReplicas)
 	reaper  *reaper
 	timeout time.Duration
+	cluster bool         // a Redis Cluster client (several addresses, no master name)
 	holds   atomic.Int64 // see Hold
 
 	accessChecked sync.Map // key prefixes CheckAccess was called for
@@ -122,7 +123,8 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 	})
 	b := newBatcher(rdb, timeout)
 	bw := b
-	if cluster := len(o.Addrs) > 1 && o.MasterName == ""; o.WaitReplicas > 0 && !cluster {
+	cluster := len(o.Addrs) > 1 && o.MasterName == ""
+	if o.WaitReplicas > 0 && !cluster {
 		bw = newBatcher(rdb, timeout)
 		bw.waitReplicas, bw.waitTimeout = o.WaitReplicas, o.WaitTimeout
 		// WAIT's reply must come within a read's timeout; WAIT 0 would
@@ -135,7 +137,7 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 	if watch != nil {
 		go watch.run(b.stopped)
 	}
-	return &RedisPool{rdb: rdb, b: b, bw: bw, reaper: &reaper{stopped: b.stopped, waits: reapWaits}, timeout: timeout}
+	return &RedisPool{rdb: rdb, b: b, bw: bw, reaper: &reaper{stopped: b.stopped, waits: reapWaits}, timeout: timeout, cluster: cluster}
 }
 
 // SetLogger sends go-redis's own messages (failed dials, pool events) to log

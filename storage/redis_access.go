@@ -9,9 +9,14 @@ import "context"
 // would leave a record without its index entry, or the other way round,
 // so it is found when the store starts rather than by a request.
 //
-// ARGV: a record key, a tag key, a rate-limit counter key, and "1" when
-// writes wait for replicas. Returns "command key" (or "command") for each
-// command refused.
+// ARGV: a record key, a tag key, a rate-limit counter key, "1" when
+// writes wait for replicas, and "1" on Redis Cluster, whose client also
+// reads the slot map (CLUSTER SLOTS, without which nothing works), follows
+// a slot being moved (ASKING, without which every command on it fails
+// until the move ends) and reads the command table once (COMMAND: refused,
+// go-redis asks again before every command that is not pipelined, one
+// round trip more each, one at a time). Returns "command key" (or "command", or
+// "command|subcommand") for each command refused.
 const accessCheck = `
 if not redis.acl_check_cmd then return {} end
 local r, t, h = ARGV[1], ARGV[2], ARGV[3]
@@ -25,12 +30,18 @@ local checks = {
   {'eval', 'return 1', '0'}, {'evalsha', '0000000000000000000000000000000000000000', '0'},
 }
 if ARGV[4] == '1' then checks[#checks + 1] = {'wait', '0', '0'} end
+if ARGV[5] == '1' then
+  checks[#checks + 1] = {'cluster', 'slots'}
+  checks[#checks + 1] = {'asking'}
+  checks[#checks + 1] = {'command'}
+end
 local refused = {}
 for _, c in ipairs(checks) do
   local ok, allowed = pcall(redis.acl_check_cmd, unpack(c))
   if not ok or not allowed then
     local name = c[1]
     if c[2] == r or c[2] == t or c[2] == h then name = name .. ' ' .. c[2] end
+    if c[1] == 'cluster' then name = 'cluster|' .. c[2] end
     refused[#refused + 1] = name
   end
 end
@@ -54,7 +65,11 @@ func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, 
 	if p.bw.waitReplicas > 0 {
 		wait = "1"
 	}
-	args := []any{s.recordKey("acl-check"), s.tagKey("acl-check"), s.hitKey("acl-check"), wait}
+	cluster := "0"
+	if p.cluster {
+		cluster = "1"
+	}
+	args := []any{s.recordKey("acl-check"), s.tagKey("acl-check"), s.hitKey("acl-check"), wait, cluster}
 	p.askInBackground(func(ctx context.Context) bool {
 		res, err := p.rdb.Eval(ctx, accessCheck, nil, args...).StringSlice()
 		switch {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +18,106 @@ import (
 // and key pattern: the commands a store runs.
 const aclGrants = "resetchannels -@all +get +set +del +getrange +incr +pexpire +pexpireat +pttl +persist " +
 	"+zadd +zcount +zrem +zrangebyscore +zremrangebyrank +zcard +zrange +exists +eval +evalsha"
+
+// clusterGrants are what the README adds to aclGrants for Redis Cluster:
+// the client reads the slot map and the command table, and follows a slot
+// being moved.
+const clusterGrants = " +cluster|slots +asking +command"
+
+// TestRedisAccessCheckCluster: on Redis Cluster the README's line with its
+// cluster grants lets a store read a record whose slot is being moved
+// (ASKING) without go-redis asking for the command table before each
+// command, and the check at start names a missing grant.
+func TestRedisAccessCheckCluster(t *testing.T) {
+	defer func(first, retry time.Duration) { evictionFirst, evictionRetry = first, retry }(evictionFirst, evictionRetry)
+	evictionFirst, evictionRetry = 10*time.Millisecond, 50*time.Millisecond
+	nodes := redistest.StartClusterNodes(t, 0)
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.Addr)
+		for name, rules := range map[string]string{
+			"full":     "~dcr:* " + aclGrants + clusterGrants,
+			"noasking": "~dcr:* " + aclGrants + " +cluster|slots",
+			"noslots":  "~dcr:* " + aclGrants + " +asking +command",
+		} {
+			n.CLI(append([]string{"ACL", "SETUSER", name, "reset", "on", ">pw"}, strings.Fields(rules)...)...)
+		}
+	}
+	check := func(user string) (*RedisPool, []string, error) {
+		t.Helper()
+		pool := NewRedisPool(RedisOptions{Addrs: addrs, Username: user, Password: "pw", Timeout: time.Second})
+		t.Cleanup(func() { pool.Destruct() })
+		type result struct {
+			refused []string
+			err     error
+		}
+		got := make(chan result, 1)
+		pool.CheckAccess("dcr:", func(refused []string, err error) { got <- result{refused, err} })
+		select {
+		case r := <-got:
+			return pool, r.refused, r.err
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no report", user)
+		}
+		return nil, nil, nil
+	}
+	pool, refused, err := check("full")
+	if len(refused) != 0 || err != nil {
+		t.Fatalf("full grants: %v %v", refused, err)
+	}
+	if _, refused, err := check("noasking"); !slices.Equal(refused, []string{"asking", "command"}) || err != nil {
+		t.Errorf("without asking and command: %v %v", refused, err)
+	}
+	if _, refused, err := check("noslots"); err == nil || !strings.Contains(err.Error(), "cluster|slots") {
+		t.Errorf("without cluster|slots: %v %v", refused, err)
+	}
+
+	// The record moves to another node while its slot is migrating: a read
+	// is sent on with ASK, which needs ASKING.
+	s, ctx := pool.Store("dcr:"), context.Background()
+	if err := s.Create(ctx, &Record{ID: "a", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+		t.Fatal(err)
+	}
+	slot, err := strconv.Atoi(nodes[0].CLI("cluster", "keyslot", s.recordKey("a")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src, dst *redistest.Server
+	for _, n := range nodes {
+		if redistest.SlotMaster(t, nodes[0], slot) == n.Addr {
+			src = n
+		} else if dst == nil {
+			dst = n
+		}
+	}
+	dst.CLI("cluster", "setslot", strconv.Itoa(slot), "importing", src.CLI("cluster", "myid"))
+	src.CLI("cluster", "setslot", strconv.Itoa(slot), "migrating", dst.CLI("cluster", "myid"))
+	if out := src.CLI("migrate", "127.0.0.1", strconv.Itoa(dst.Port), s.recordKey("a"), "0", "5000"); out != "OK" {
+		t.Fatalf("migrate: %s", out)
+	}
+	if rec, err := s.Get(ctx, "a"); err != nil || string(rec.Data) != "x" {
+		t.Fatalf("read during the move: %v %v", rec, err)
+	}
+
+	// With COMMAND granted, go-redis reads the command table once, not
+	// before every command that is not pipelined (each a round trip more,
+	// and logged).
+	var asked atomic.Int64
+	SetLogger(func(m string) {
+		if strings.Contains(m, "command info") {
+			asked.Add(1)
+		}
+	})
+	defer SetLogger(func(string) {})
+	for i := range 20 {
+		if _, _, err := s.Hit(ctx, strconv.Itoa(i), 5, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := asked.Load(); n != 0 {
+		t.Errorf("go-redis failed to read the command table %d times", n)
+	}
+}
 
 // TestRedisAccessCheck: with the README's ACL a store does all it does
 // and the check finds nothing; a missing grant, a key pattern that leaves
