@@ -500,6 +500,62 @@ func TestKustvaktPlugins(t *testing.T) {
 }
 
 // TestCrossAPI: all APIs share one client model and store.
+// TestKustvaktCrossSiteForms: the form services act as the user that
+// basic_auth names, credentials a browser sends by itself; a form post
+// from another site (as the browser reports it) is refused before it
+// changes anything, unless that site is listed under cors. Requests from
+// the site itself and from clients that are not browsers go through.
+func TestKustvaktCrossSiteForms(t *testing.T) {
+	s := kustvaktSite(t, "redis", "\t\t\tcors https://kalamar.example")
+	_, body := s.kvRegister("alice", confidentialClient)
+	id := object(t, body)["client_id"].(string)
+	privilege := func(value string, headers ...string) (*http.Response, string) {
+		t.Helper()
+		h := append([]string{"Content-Type: application/x-www-form-urlencoded", basicAuth("root")}, headers...)
+		return s.do(http.MethodPost, "/api/v1.0/admin/oauth2/client/privilege", url.Values{"client_id": {id}, "super": {value}}.Encode(), h...)
+	}
+	isSuper := func() bool {
+		t.Helper()
+		resp, body := s.kvForm("/api/v1.0/oauth2/client/"+id, "alice", superForm())
+		if resp.StatusCode != 200 {
+			t.Fatalf("info: %d %s", resp.StatusCode, body)
+		}
+		return object(t, body)["super"] == true
+	}
+	for _, h := range [][]string{
+		{"Origin: https://evil.example", "Sec-Fetch-Site: cross-site"},
+		{"Origin: https://evil.example"},
+		{"Origin: null"},
+		{"Sec-Fetch-Site: same-site"},
+	} {
+		resp, body := privilege("true", h...)
+		checkOAuthError(t, resp, body, 403, "access_denied", "Cross-site form posts are refused: send the request from this site, or list the page's origin under cors")
+		if isSuper() {
+			t.Fatalf("%v: made super", h)
+		}
+	}
+	resp, body := s.kvForm("/api/v1.0/oauth2/client/reset", "alice", url.Values{"client_id": {id}})
+	if resp.StatusCode != 200 {
+		t.Fatalf("reset without browser headers: %d %s", resp.StatusCode, body)
+	}
+	resp, body = s.do(http.MethodPost, "/api/v1.0/oauth2/client/reset", url.Values{"client_id": {id}}.Encode(),
+		"Content-Type: application/x-www-form-urlencoded", basicAuth("alice"), "Origin: https://evil.example", "Sec-Fetch-Site: cross-site")
+	checkOAuthError(t, resp, body, 403, "access_denied", "Cross-site form posts are refused: send the request from this site, or list the page's origin under cors")
+	for _, h := range [][]string{
+		nil,
+		{"Sec-Fetch-Site: same-origin", "Origin: " + s.URL},
+		{"Origin: " + s.URL},
+		{"Sec-Fetch-Site: cross-site", "Origin: https://kalamar.example"},
+	} {
+		if resp, body := privilege("false", h...); resp.StatusCode != 200 {
+			t.Fatalf("%v: %d %s", h, resp.StatusCode, body)
+		}
+		if resp, body := privilege("true", h...); resp.StatusCode != 200 || !isSuper() {
+			t.Fatalf("%v: %d %s", h, resp.StatusCode, body)
+		}
+	}
+}
+
 func TestCrossAPI(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		s := kustvaktSite(t, backend, "")

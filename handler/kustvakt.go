@@ -54,6 +54,9 @@ type KustvaktOptions struct {
 type Kustvakt struct {
 	o *Options
 	k KustvaktOptions
+	// crossSite refuses form posts a browser sends from another site
+	// (see formType).
+	crossSite *http.CrossOriginProtection
 }
 
 // NewKustvakt returns the Kustvakt API.
@@ -61,7 +64,18 @@ func NewKustvakt(o *Options, k KustvaktOptions) *Kustvakt {
 	if k.Location == nil {
 		k.Location = time.UTC
 	}
-	return &Kustvakt{o: o, k: k}
+	cs := http.NewCrossOriginProtection()
+	if o.CORS != nil {
+		for _, origin := range o.CORS.Origins {
+			// Only origins named one by one: "*" lets any site read
+			// answers, it does not make any site's form posts the
+			// user's own.
+			if origin != "*" {
+				_ = cs.AddTrustedOrigin(origin) // checked when the config loaded
+			}
+		}
+	}
+	return &Kustvakt{o: o, k: k, crossSite: cs}
 }
 
 const (
@@ -348,7 +362,20 @@ func (a *Kustvakt) form(q *kustvaktRequest) (url.Values, bool) {
 
 // formType is JAX-RS's media type match for a form resource method (415),
 // which comes before the filters that want a user.
+//
+// A form post is a request any web page can make a browser send to another
+// site without asking it first (no CORS preflight), with the credentials
+// the browser keeps for that site: basic_auth's, as in the seed's setup.
+// So one from another site, as the browser says (Sec-Fetch-Site, Origin),
+// is refused here, before anything is read or changed: otherwise a page an
+// administrator visits could make a client super, or a user's reset its
+// secret. Clients that are not browsers send neither header.
 func (a *Kustvakt) formType(q *kustvaktRequest) bool {
+	if err := a.crossSite.Check(q.r); err != nil {
+		a.oauthError(q.w, http.StatusForbidden, "access_denied",
+			"Cross-site form posts are refused: send the request from this site, or list the page's origin under cors")
+		return false
+	}
 	if ct := q.r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/x-www-form-urlencoded" {
