@@ -23,8 +23,19 @@ var dangerousSchemes = map[string]bool{
 	// These open a browser on any URL they name (Android's intent:, the
 	// browsers' own schemes): a redirect to one leads wherever it says,
 	// past any list of redirect hosts.
-	"intent": true, "microsoft-edge": true, "googlechrome": true, "googlechromes": true,
-	"x-safari-http": true, "x-safari-https": true, "firefox": true, "opera-http": true, "opera-https": true,
+	"intent": true, "microsoft-edge": true, "microsoft-edge-holographic": true,
+	"googlechrome": true, "googlechromes": true, "googlechrome-x-callback": true,
+	"firefox": true, "firefox-focus": true, "opera": true, "brave": true, "view-source": true,
+	// Windows protocol handlers that phishing pages use to run programs.
+	"ms-msdt": true, "search-ms": true, "search": true, "ms-officecmd": true,
+}
+
+// dangerousScheme reports whether scheme (lower case) is one of
+// dangerousSchemes or a browser's scheme for opening an http(s) URL
+// (x-safari-https, microsoft-edge-https, opera-http, touch-https...):
+// those all end so, and no list could name every browser.
+func dangerousScheme(scheme string) bool {
+	return dangerousSchemes[scheme] || strings.HasSuffix(scheme, "-http") || strings.HasSuffix(scheme, "-https")
 }
 
 // HasDangerousScheme reports whether a user agent would read raw as a URI
@@ -40,14 +51,11 @@ func HasDangerousScheme(raw string) bool {
 			continue
 		}
 		if c == ':' {
-			return dangerousSchemes[strings.ToLower(b.String())]
+			return dangerousScheme(strings.ToLower(b.String()))
 		}
 		alpha := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 		if !alpha && (b.Len() == 0 || !(c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
 			return false // not a scheme: a relative reference
-		}
-		if b.Len() > 24 {
-			return false // longer than any dangerous scheme
 		}
 		b.WriteByte(c)
 	}
@@ -126,7 +134,7 @@ func (rule RedirectRule) CheckRedirectURI(raw string) string {
 		return "redirect URI " + quote(raw) + " is not an absolute URI"
 	}
 	scheme := strings.ToLower(u.Scheme)
-	if dangerousSchemes[scheme] {
+	if dangerousScheme(scheme) {
 		return "redirect URI " + quote(raw) + " uses the forbidden scheme " + quote(scheme)
 	}
 	switch scheme {
