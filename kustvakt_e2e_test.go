@@ -556,6 +556,32 @@ func TestKustvaktCrossSiteForms(t *testing.T) {
 	}
 }
 
+// TestKustvaktResetKeepsFormat: a Kustvakt reset issues the secret in the
+// form of the client's own API: an RFC 7591 client_secret_jwt client keeps
+// a 256-bit secret (HS256 needs one), a MediaGoblin client 43 letters and
+// digits, a Kustvakt client Kustvakt's 16 bytes.
+func TestKustvaktResetKeepsFormat(t *testing.T) {
+	s := kustvaktSite(t, "embedded", "")
+	rfc := rfcRegister(t, s, `{"redirect_uris":["https://c.example/cb"],"token_endpoint_auth_method":"client_secret_jwt","token_endpoint_auth_signing_alg":"HS256"}`)
+	_, body := s.postJSON("/api/client/register", `{"type":"client_associate","application_type":"web"}`)
+	mg := object(t, body)["client_id"].(string)
+	_, body = s.kvRegister("alice", confidentialClient)
+	kv := object(t, body)["client_id"].(string)
+	for _, tc := range []struct{ id, pattern string }{
+		{rfc.ID, `^[A-Za-z0-9_-]{43}$`},
+		{mg, `^[A-Za-z0-9]{43}$`},
+		{kv, `^[A-Za-z0-9_-]{21}[AQgw]$`},
+	} {
+		resp, body := s.kvForm("/api/v1.0/oauth2/client/reset", "root", url.Values{"client_id": {tc.id}})
+		if resp.StatusCode != 200 {
+			t.Fatalf("reset %s: %d %s", tc.id, resp.StatusCode, body)
+		}
+		if secret, _ := object(t, body)["client_secret"].(string); !regexp.MustCompile(tc.pattern).MatchString(secret) {
+			t.Errorf("reset %s: secret %q, want %s", tc.id, secret, tc.pattern)
+		}
+	}
+}
+
 func TestCrossAPI(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		s := kustvaktSite(t, backend, "")

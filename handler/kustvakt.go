@@ -1128,7 +1128,7 @@ func (a *Kustvakt) reset(q *kustvaktRequest) {
 	if !ok {
 		return
 	}
-	secret := registry.FormatKustvakt.NewSecret()
+	var secret string
 	lifetime := a.o.secretLifetime(0)
 	c, err := a.o.Registry.Update(storeCtx(q.r), id, func(c *registry.Client) error {
 		if !c.Confidential() {
@@ -1137,6 +1137,8 @@ func (a *Kustvakt) reset(q *kustvaktRequest) {
 		if c.Owner != q.user && !a.isAdmin(q.user) {
 			return errNotOwner
 		}
+		// In the form of the client's own API: Kustvakt's for its own.
+		secret = registry.FormatOf(c.API).NewSecret()
 		c.SecretHash = registry.Hash(secret)
 		c.SecretExpiresAt = a.o.Registry.SecretExpiry(c, a.o.Registry.Now(), lifetime)
 		return nil

@@ -33,6 +33,21 @@ var (
 	FormatIAM      = FormatRFC7591
 )
 
+// FormatOf is the format of the clients registered through api: a secret
+// another API issues to such a client (a Kustvakt reset) keeps the length
+// its own API gives, which a client_secret_jwt client of RFC 7591 needs
+// for HS256 (RFC 7518 section 3.2: a key of at least 256 bits).
+func FormatOf(api string) Format {
+	switch api {
+	case APIMediaGoblin:
+		return FormatMediaGoblin
+	case APIKustvakt:
+		return FormatKustvakt
+	default:
+		return FormatRFC7591
+	}
+}
+
 // NewRAT returns a registration access token for a client: 256 random bits,
 // base64url, then "." and the client id. The id lets the server find and
 // revoke a token that is presented for another client (RFC 7592 section 2.1).
