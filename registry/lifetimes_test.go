@@ -120,3 +120,40 @@ func TestInstallOfDeletedPlugin(t *testing.T) {
 		t.Fatalf("listed: %d, %v", len(insts), err)
 	}
 }
+
+// TestUninstallOfGonePlugin: the leftover installation of a plugin that is
+// gone (expired, or deleted without its installations) is not installed:
+// uninstalling it reports none, as Kustvakt does, and removes the leftover.
+func TestUninstallOfGonePlugin(t *testing.T) {
+	ctx := context.Background()
+	store := storage.NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "p")
+	r := New(store)
+	for _, id := range []string{"kept", "gone"} {
+		rec, err := encode(&Client{ID: id, API: APIKustvakt, ClientName: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Create(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Install(ctx, &Installation{User: "alice", SuperClientID: "kalamar", ClientID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, err := store.Get(ctx, clientPrefix+"gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Delete(ctx, rec); err != nil { // as an expiry does: installations stay
+		t.Fatal(err)
+	}
+	if err := r.Uninstall(ctx, "alice", "kalamar", "gone"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("uninstall of a gone plugin: %v", err)
+	}
+	if _, err := store.Get(ctx, installationID("alice", "kalamar", "gone")); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("leftover installation: %v", err)
+	}
+	if err := r.Uninstall(ctx, "alice", "kalamar", "kept"); err != nil {
+		t.Fatalf("uninstall: %v", err)
+	}
+}

@@ -96,7 +96,10 @@ func (r *Registry) Installed(ctx context.Context, user, superID string) ([]*Inst
 	return out, nil
 }
 
-// Uninstall removes an installation; ErrNotFound if there is none.
+// Uninstall removes an installation; ErrNotFound if there is none. The
+// installation of a plugin that is gone (one that expired, or was deleted
+// before deletes took installations with them) is not installed either,
+// as Installed never lists it: it is removed, and ErrNotFound returned.
 func (r *Registry) Uninstall(ctx context.Context, user, superID, clientID string) error {
 	var retry conflictRetry
 	for {
@@ -113,7 +116,12 @@ func (r *Registry) Uninstall(ctx context.Context, user, superID, clientID string
 			return ErrNotFound
 		case errors.Is(err, storage.ErrConflict) && retry.again():
 			continue
+		case err != nil:
+			return err
 		}
-		return err
+		if _, err := r.Peek(ctx, clientID); errors.Is(err, ErrNotFound) {
+			return ErrNotFound
+		}
+		return nil
 	}
 }
