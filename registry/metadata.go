@@ -817,6 +817,12 @@ func checkJWKS(raw json.RawMessage) (int, string) {
 	if len(bytes.TrimSpace(raw)) == 0 || bytes.TrimSpace(raw)[0] != '{' || json.Unmarshal(raw, &set) != nil || set.Keys == nil {
 		return 0, notASet
 	}
+	// The set is kept and echoed as sent: a member sent twice, of which
+	// decoding sees only the last ({"d":"...","d":null}), would let a
+	// private key past the check below.
+	if name, dup := repeatedMember(raw); dup {
+		return 0, fmt.Sprintf("jwks must not repeat a member: %q appears twice in one object", name)
+	}
 	for i, k := range set.Keys {
 		// RFC 7517 4.1: every key names its type.
 		var kty string
@@ -832,6 +838,50 @@ func checkJWKS(raw json.RawMessage) (int, string) {
 		}
 	}
 	return len(set.Keys), ""
+}
+
+// repeatedMember reports a member name that one object of the JSON value
+// raw (valid JSON) holds twice, at any depth, with the name as decoded.
+func repeatedMember(raw []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	// One entry per open object or array: the member names seen so far
+	// (nil for an array), and whether the next string is a member name.
+	type level struct {
+		names  map[string]bool
+		expect bool
+	}
+	var stack []level
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		top := len(stack) - 1
+		if top >= 0 && stack[top].names != nil && stack[top].expect {
+			if name, ok := tok.(string); ok {
+				if stack[top].names[name] {
+					return name, true
+				}
+				stack[top].names[name] = true
+				stack[top].expect = false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, level{names: map[string]bool{}, expect: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, level{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:top]
+		}
+		// A value ended: an object's next token is a name again.
+		if n := len(stack); n > 0 && stack[n-1].names != nil {
+			stack[n-1].expect = true
+		}
+	}
 }
 
 // ValidScopeToken reports whether s is a scope token (RFC 6749 3.3).
