@@ -900,3 +900,39 @@ func TestPolicyReservedUser(t *testing.T) {
 		t.Fatalf("tokenmine: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestPolicyUserCrossSiteMediaGoblin: with registration user, a MediaGoblin
+// form another site's page makes a browser post (with the credentials it
+// keeps for this site) would register a client as that user; such a
+// request is refused. The same request from the site itself, or from a
+// client that is not a browser, registers.
+func TestPolicyUserCrossSiteMediaGoblin(t *testing.T) {
+	s, admin := startCaddyAdmin(t, "embedded", `	client_registration mediagoblin {
+		{storage}
+		registration user
+		user {http.request.header.X-Remote-User}
+	}`)
+	form := "type=client_associate&application_type=web&application_name=Evil&redirect_uris=https://evil.example/cb"
+	post := func(headers ...string) (*http.Response, string) {
+		t.Helper()
+		return s.do(http.MethodPost, "/api/client/register", form, append([]string{"Content-Type: application/x-www-form-urlencoded", "X-Remote-User: alice"}, headers...)...)
+	}
+	for _, h := range [][]string{
+		{"Origin: https://evil.example", "Sec-Fetch-Site: cross-site"},
+		{"Origin: https://evil.example"},
+	} {
+		if resp, body := post(h...); resp.StatusCode != 403 || body != `{"error": "Cross-site requests are refused."}` {
+			t.Fatalf("%v: %d %s", h, resp.StatusCode, body)
+		}
+	}
+	for _, h := range [][]string{nil, {"Origin: " + s.URL, "Sec-Fetch-Site: same-origin"}} {
+		if resp, body := post(h...); resp.StatusCode != 200 {
+			t.Fatalf("%v: %d %s", h, resp.StatusCode, body)
+		}
+	}
+	resp, body := s.adminRaw(admin, "GET", "/client_registration/clients?owner=alice")
+	var views []map[string]any
+	if err := json.Unmarshal([]byte(body), &views); resp.StatusCode != 200 || err != nil || len(views) != 2 {
+		t.Fatalf("alice's clients: %d %s", resp.StatusCode, body)
+	}
+}

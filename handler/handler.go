@@ -91,9 +91,11 @@ type Options struct {
 	// failing (dcr-anchors D3).
 	HideRegistrationEndpoint bool
 
-	urlWarned      atomic.Int64           // when unresolvedURL last logged (UnixNano)
-	issuerWarned   atomic.Bool            // whether checkIssuerPath has warned
-	reservedWarned atomic.Bool            // whether warnReservedUser has warned
+	urlWarned      atomic.Int64 // when unresolvedURL last logged (UnixNano)
+	issuerWarned   atomic.Bool  // whether checkIssuerPath has warned
+	reservedWarned atomic.Bool  // whether warnReservedUser has warned
+	crossSiteOnce  sync.Once    // builds crossSiteCheck
+	crossSiteCheck *http.CrossOriginProtection
 	issuerPath     atomic.Pointer[string] // a static issuer's path, for checkIssuerPath
 }
 
@@ -156,6 +158,29 @@ func (o *Options) user(r *http.Request) string {
 		return ""
 	}
 	return u
+}
+
+// crossSite reports a request that a browser says comes from another site
+// (Sec-Fetch-Site, or an Origin other than the request's own) and whose
+// origin is not listed under cors ("*" lists none: it lets any site read
+// answers, it does not make any site's requests the user's own). A form
+// post needs no CORS preflight, and the browser sends the credentials it
+// keeps for this site (basic_auth's) with it: where those name the user a
+// request acts for, such a request is a forgery. Clients that are not
+// browsers send neither header.
+func (o *Options) crossSite(r *http.Request) bool {
+	o.crossSiteOnce.Do(func() {
+		o.crossSiteCheck = http.NewCrossOriginProtection()
+		if o.CORS == nil {
+			return
+		}
+		for _, origin := range o.CORS.Origins {
+			if origin != "*" {
+				_ = o.crossSiteCheck.AddTrustedOrigin(origin) // checked when the config loaded
+			}
+		}
+	})
+	return o.crossSiteCheck.Check(r) != nil
 }
 
 // warnReservedUser warns, once, that a user name was refused for starting

@@ -54,9 +54,6 @@ type KustvaktOptions struct {
 type Kustvakt struct {
 	o *Options
 	k KustvaktOptions
-	// crossSite refuses form posts a browser sends from another site
-	// (see formType).
-	crossSite *http.CrossOriginProtection
 }
 
 // NewKustvakt returns the Kustvakt API.
@@ -64,18 +61,7 @@ func NewKustvakt(o *Options, k KustvaktOptions) *Kustvakt {
 	if k.Location == nil {
 		k.Location = time.UTC
 	}
-	cs := http.NewCrossOriginProtection()
-	if o.CORS != nil {
-		for _, origin := range o.CORS.Origins {
-			// Only origins named one by one: "*" lets any site read
-			// answers, it does not make any site's form posts the
-			// user's own.
-			if origin != "*" {
-				_ = cs.AddTrustedOrigin(origin) // checked when the config loaded
-			}
-		}
-	}
-	return &Kustvakt{o: o, k: k, crossSite: cs}
+	return &Kustvakt{o: o, k: k}
 }
 
 const (
@@ -371,7 +357,7 @@ func (a *Kustvakt) form(q *kustvaktRequest) (url.Values, bool) {
 // administrator visits could make a client super, or a user's reset its
 // secret. Clients that are not browsers send neither header.
 func (a *Kustvakt) formType(q *kustvaktRequest) bool {
-	if err := a.crossSite.Check(q.r); err != nil {
+	if a.o.crossSite(q.r) {
 		a.oauthError(q.w, http.StatusForbidden, "access_denied",
 			"Cross-site form posts are refused: send the request from this site, or list the page's origin under cors")
 		return false

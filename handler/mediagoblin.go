@@ -181,6 +181,13 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 		reject(mgOnlySecretUpdate)
 		return
 	}
+	if a.o.Gate.Mode == ModeUser && a.o.crossSite(r) {
+		// A form another site's page posts, with the browser's
+		// credentials for this one, would register a client as that
+		// user (using up its max_clients_per_owner).
+		a.fail(w, http.StatusForbidden, "Cross-site requests are refused.")
+		return
+	}
 	adm, d := a.o.admit(r, registry.APIMediaGoblin)
 	if d != nil {
 		a.deny(w, d)
