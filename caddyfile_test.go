@@ -378,6 +378,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"relative authorization_endpoint", "client_registration {\n\tauthorization_endpoint authorize\n}", `authorization_endpoint "authorize"`},
 		{"prefix without slash", "client_registration {\n\tprefix oauth\n}", `prefix "oauth" must start with /`},
 		{"user not a placeholder", "client_registration {\n\tuser alice\n}", `user "alice" must be a request placeholder`},
+		{"user a token owner", "client_registration {\n\tuser token:{http.auth.user.id}\n}", `user "token:{http.auth.user.id}" must not start with "token:"`},
 		{"cors origin without scheme", "client_registration {\n\tcors example.com\n}", `cors origin "example.com"`},
 		{"cors origin with trailing slash", "client_registration {\n\tcors https://app.example/\n}", `cors origin "https://app.example/"`},
 		{"cors origin with path", "client_registration {\n\tcors https://app.example/app\n}", `cors origin "https://app.example/app"`},

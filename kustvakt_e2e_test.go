@@ -499,11 +499,11 @@ func TestKustvaktPlugins(t *testing.T) {
 	})
 }
 
-// TestCrossAPI: all APIs share one client model and store.
 // TestKustvaktCrossSiteForms: the form services act as the user that
 // basic_auth names, credentials a browser sends by itself; a form post
-// from another site (as the browser reports it) is refused before it
-// changes anything, unless that site is listed under cors. Requests from
+// from another origin (as the browser reports it) is refused before it
+// changes anything, unless that origin is listed under cors (not by
+// "cors *"). Requests from
 // the site itself and from clients that are not browsers go through.
 func TestKustvaktCrossSiteForms(t *testing.T) {
 	s := kustvaktSite(t, "redis", "\t\t\tcors https://kalamar.example")
@@ -582,6 +582,7 @@ func TestKustvaktResetKeepsFormat(t *testing.T) {
 	}
 }
 
+// TestCrossAPI: all APIs share one client model and store.
 func TestCrossAPI(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		s := kustvaktSite(t, backend, "")

@@ -968,6 +968,10 @@ func checkUser(v string) error {
 	if phs := placeholderPattern.FindAllString(v, -1); len(phs) == 0 || !slices.ContainsFunc(phs, func(p string) bool { return !constant(p) }) {
 		return fmt.Errorf("user %q must be a request placeholder, such as {http.request.header.Remote-User}", v)
 	}
+	// Every user it names would be one the handlers treat as no user.
+	if strings.HasPrefix(v, registry.TokenOwnerPrefix) {
+		return fmt.Errorf("user %q must not start with %q: that names the owners of clients registered with initial access tokens", v, registry.TokenOwnerPrefix)
+	}
 	return nil
 }
 

@@ -160,10 +160,11 @@ func (o *Options) user(r *http.Request) string {
 	return u
 }
 
-// crossSite reports a request that a browser says comes from another site
-// (Sec-Fetch-Site, or an Origin other than the request's own) and whose
-// origin is not listed under cors ("*" lists none: it lets any site read
-// answers, it does not make any site's requests the user's own). A form
+// crossSite reports a request that a browser says comes from another
+// origin (Sec-Fetch-Site other than same-origin or none, or without it an
+// Origin whose host is not the request's Host) and whose origin is not
+// listed under cors ("*" lists none: it lets any site read answers, it
+// does not make any site's requests the user's own). A form
 // post needs no CORS preflight, and the browser sends the credentials it
 // keeps for this site (basic_auth's) with it: where those name the user a
 // request acts for, such a request is a forgery. Clients that are not
@@ -646,9 +647,9 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 		// the log).
 		fields = append(fields, zap.Int("outages_not_logged", unlogged))
 	}
-	if errors.Is(err, io.EOF) {
+	if errors.Is(err, io.EOF) && h.Store != "embedded" {
 		// go-redis's whole account of a server that hangs up at once.
-		fields = append(fields, zap.String("hint", "Redis closed the connection without an answer: a server that requires TLS does so to a plain connection (set tls in storage redis), and so does one at its maxclients"))
+		fields = append(fields, zap.String("hint", "Redis closed the connection without an answer: a server that requires TLS, for example, does so to a plain connection (set tls in storage redis)"))
 	}
 	log.Error("client store unavailable; answering 503 until it recovers", fields...)
 }

@@ -352,7 +352,7 @@ func (a *Kustvakt) form(q *kustvaktRequest) (url.Values, bool) {
 // A form post is a request any web page can make a browser send to another
 // site without asking it first (no CORS preflight), with the credentials
 // the browser keeps for that site: basic_auth's, as in the seed's setup.
-// So one from another site, as the browser says (Sec-Fetch-Site, Origin),
+// So one from another origin, as the browser says (Options.crossSite),
 // is refused here, before anything is read or changed: otherwise a page an
 // administrator visits could make a client super, or a user's reset its
 // secret. Clients that are not browsers send neither header.
