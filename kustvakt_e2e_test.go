@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -497,6 +498,49 @@ func TestKustvaktPlugins(t *testing.T) {
 		resp, body = s.kvForm("/api/v1.0/oauth2/client/list", "bob", form)
 		checkOAuthError(t, resp, body, 401, "unauthorized_client", "Only super client is allowed to use this service")
 	})
+}
+
+// TestKustvaktResetKeepsSecretLifetime: a Kustvakt reset gives the new
+// secret the secret lifetime of the client's own API: IAM's 90 days, the
+// rfc7591 handler's secret_lifetime, the kustvakt handler's (never) for its
+// own clients.
+func TestKustvaktResetKeepsSecretLifetime(t *testing.T) {
+	s, admin := startCaddyAdmin(t, "redis", fmt.Sprintf(`	@authed header Authorization *
+	basic_auth @authed {
+		root %s
+	}
+	route {
+		client_registration kustvakt {
+			{storage}
+			admin_user root
+		}
+		client_registration iam {
+			{storage}
+		}
+		client_registration rfc7591 {
+			{storage}
+			secret_lifetime 1h
+		}
+	}`, basicHash(t)))
+	resp, body := s.postJSON("/v1/clients", iamMinimalRequest)
+	iam := iamClientInfo(t, resp, body)["client_id"].(string)
+	rfc := rfcRegister(t, s, `{"redirect_uris":["https://c.example/cb"]}`)
+	_, body = s.kvRegister("root", confidentialClient)
+	kv := object(t, body)["client_id"].(string)
+	for _, tc := range []struct {
+		id   string
+		life time.Duration
+	}{{iam, 90 * 24 * time.Hour}, {rfc.ID, time.Hour}, {kv, 0}} {
+		before := time.Now().Unix()
+		if resp, body := s.kvForm("/api/v1.0/oauth2/client/reset", "root", url.Values{"client_id": {tc.id}}); resp.StatusCode != 200 {
+			t.Fatalf("reset %s: %d %s", tc.id, resp.StatusCode, body)
+		}
+		_, md := s.adminJSON(admin, "GET", "/client_registration/clients/"+tc.id+"/metadata", "")
+		exp, _ := md["client_secret_expires_at"].(float64)
+		if tc.life == 0 && exp != 0 || tc.life != 0 && (int64(exp) < before+int64(tc.life.Seconds()) || int64(exp) > time.Now().Unix()+int64(tc.life.Seconds())) {
+			t.Errorf("reset %s: client_secret_expires_at %v, want now + %v", tc.id, md["client_secret_expires_at"], tc.life)
+		}
+	}
 }
 
 // TestKustvaktCrossSiteForms: the form services act as the user that

@@ -456,6 +456,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	reg := registry.New(store)
 	reg.ClientLifetime = time.Duration(h.ClientLifetime)
 	reg.IdleLifetime = time.Duration(h.IdleLifetime)
+	reg.SecretLifetime = handler.DefaultSecretLifetime(h.apiName())
+	if h.SecretLifetime != nil {
+		reg.SecretLifetime = time.Duration(*h.SecretLifetime)
+	}
 	gate, err := h.gate(repl)
 	if err != nil {
 		return err

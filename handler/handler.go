@@ -411,6 +411,15 @@ func (o *Options) endpoint(r *http.Request, configured, def string) string {
 	return o.base(r) + def
 }
 
+// DefaultSecretLifetime is how long the secrets an API issues stay valid
+// when secret_lifetime does not say: IAM's 90 days, never for the others.
+func DefaultSecretLifetime(api string) time.Duration {
+	if api == registry.APIIAM {
+		return iamSecretLifetime
+	}
+	return 0
+}
+
 func (o *Options) secretLifetime(def time.Duration) time.Duration {
 	if o.SecretLifetime != nil {
 		return *o.SecretLifetime

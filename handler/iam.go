@@ -210,7 +210,7 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 		c.Scope = a.o.Policy.DefaultScope
 	}
 	iss, d, err := a.o.create(r, registry.APIIAM, c, registry.Issue{
-		Format: registry.FormatIAM, Secret: true, SecretLifetime: a.o.secretLifetime(iamSecretLifetime),
+		Format: registry.FormatIAM, Secret: true, SecretLifetime: a.o.secretLifetime(DefaultSecretLifetime(registry.APIIAM)),
 	}, adm)
 	if d != nil {
 		a.deny(w, rid, d)

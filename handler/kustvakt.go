@@ -1115,7 +1115,6 @@ func (a *Kustvakt) reset(q *kustvaktRequest) {
 		return
 	}
 	var secret string
-	lifetime := a.o.secretLifetime(0)
 	c, err := a.o.Registry.Update(storeCtx(q.r), id, func(c *registry.Client) error {
 		if !c.Confidential() {
 			return errPublicClient
@@ -1123,9 +1122,11 @@ func (a *Kustvakt) reset(q *kustvaktRequest) {
 		if c.Owner != q.user && !a.isAdmin(q.user) {
 			return errNotOwner
 		}
-		// In the form of the client's own API: Kustvakt's for its own.
+		// In the form, and with the lifetime, of the client's own API:
+		// Kustvakt's for its own, IAM's 90 days for an IAM client.
 		secret = registry.FormatOf(c.API).NewSecret()
 		c.SecretHash = registry.Hash(secret)
+		lifetime := a.o.Registry.SecretLifetimeOf(c, a.o.secretLifetime(0))
 		c.SecretExpiresAt = a.o.Registry.SecretExpiry(c, a.o.Registry.Now(), lifetime)
 		return nil
 	})

@@ -36,8 +36,13 @@ type Registry struct {
 	// IdleLifetime, when positive, makes clients expire that long after
 	// their last use; every use (a read by any API) pushes the expiry back.
 	IdleLifetime time.Duration
-	// LifetimesOf, when set, returns the registry whose ClientLifetime and
-	// IdleLifetime apply to a client registered through api (this one for
+	// SecretLifetime is how long the secrets this handler issues stay
+	// valid (its secret_lifetime, or its API's default); 0 means never.
+	// Like the other lifetimes it follows the client: a secret another
+	// API issues (a Kustvakt reset of an IAM client) gets its own API's.
+	SecretLifetime time.Duration
+	// LifetimesOf, when set, returns the registry whose ClientLifetime,
+	// IdleLifetime and SecretLifetime apply to a client registered through api (this one for
 	// its own API), or nil when none is known: no handler of that API runs
 	// here (another Caddy serves it, or a reload removed it). Handlers of
 	// several APIs share one store, each with its own lifetimes, and a
@@ -56,6 +61,16 @@ func (r *Registry) lifetimes(c *Client) *Registry {
 		return r
 	}
 	return r.LifetimesOf(c.API)
+}
+
+// SecretLifetimeOf is the lifetime of a secret issued to c: that of c's
+// own API, or issuer's (the lifetime of the API issuing it) when no
+// handler of c's API runs here.
+func (r *Registry) SecretLifetimeOf(c *Client, issuer time.Duration) time.Duration {
+	if l := r.lifetimes(c); l != nil {
+		return l.SecretLifetime
+	}
+	return issuer
 }
 
 // expiry returns when a client used at now should expire: the earlier of
