@@ -332,7 +332,7 @@ func (rc *RedisConfig) checkWait(addrs []string, masterName string) error {
 	case rc.WaitTimeout != 0 && time.Duration(rc.WaitTimeout) < time.Millisecond:
 		// Redis counts WAIT's timeout in milliseconds, and 0 waits for ever.
 		return fmt.Errorf("wait_timeout %s is shorter than a millisecond", time.Duration(rc.WaitTimeout))
-	case rc.WaitReplicas > 0 && len(addrs) > 1 && masterName == "":
+	case rc.WaitReplicas > 0 && storage.IsCluster(addrs, masterName):
 		// The cluster client splits a pipeline by node, and a WAIT, which
 		// has no key, would go to any node, not the one that took the
 		// writes (it answers for one connection's writes).
@@ -1013,7 +1013,7 @@ func checkRedisAddress(a string) error {
 // several addresses (a cluster) or Sentinel: go-redis dials a unix socket
 // only as a single node, and a cluster has database 0 alone.
 func checkRedisTopology(addrs []string, db int, masterName string) error {
-	if db != 0 && len(addrs) > 1 && masterName == "" {
+	if db != 0 && storage.IsCluster(addrs, masterName) {
 		return errors.New("db must be 0 with a cluster (several addresses)")
 	}
 	if len(addrs) > 1 || masterName != "" {

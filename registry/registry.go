@@ -63,11 +63,11 @@ func (r *Registry) lifetimes(c *Client) *Registry {
 	return r.LifetimesOf(c.API)
 }
 
-// SecretLifetimeOf is the lifetime of a secret issued to c: that of c's
-// own API, or issuer's (the lifetime of the API issuing it) when no
-// handler of c's API runs here.
+// SecretLifetimeOf is the lifetime of a secret issued to c: issuer, the
+// issuing handler's own, for a client of its API or when no handler of
+// c's API runs here; otherwise that of c's API.
 func (r *Registry) SecretLifetimeOf(c *Client, issuer time.Duration) time.Duration {
-	if l := r.lifetimes(c); l != nil {
+	if l := r.lifetimes(c); l != nil && l != r {
 		return l.SecretLifetime
 	}
 	return issuer

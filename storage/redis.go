@@ -74,6 +74,13 @@ func (p *RedisPool) Hold() (release func()) {
 
 func (p *RedisPool) release() { p.holds.Add(-1) }
 
+// IsCluster reports whether addresses and a master name make a Redis
+// Cluster client: several addresses without Sentinel, as go-redis's
+// NewUniversalClient decides.
+func IsCluster(addrs []string, masterName string) bool {
+	return len(addrs) > 1 && masterName == ""
+}
+
 // NewRedisPool creates the client. It does no I/O: go-redis dials lazily, so a
 // configuration with an unreachable Redis still loads and recovers by itself.
 func NewRedisPool(o RedisOptions) *RedisPool {
@@ -123,7 +130,7 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 	})
 	b := newBatcher(rdb, timeout)
 	bw := b
-	cluster := len(o.Addrs) > 1 && o.MasterName == ""
+	cluster := IsCluster(o.Addrs, o.MasterName)
 	if o.WaitReplicas > 0 && !cluster {
 		bw = newBatcher(rdb, timeout)
 		bw.waitReplicas, bw.waitTimeout = o.WaitReplicas, o.WaitTimeout

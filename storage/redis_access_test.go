@@ -24,6 +24,36 @@ const aclGrants = "resetchannels -@all +get +set +del +getrange +incr +pexpire +
 // being moved.
 const clusterGrants = " +cluster|slots +asking +command"
 
+// accessResult is what CheckAccess reported.
+type accessResult struct {
+	refused []string
+	err     error
+}
+
+// accessReport opens a pool with o, asks it twice to check the access of
+// the store "dcr:", and returns the pool and the one report it makes.
+func accessReport(t *testing.T, o RedisOptions) (*RedisPool, accessResult) {
+	t.Helper()
+	pool := NewRedisPool(o)
+	t.Cleanup(func() { pool.Destruct() })
+	got := make(chan accessResult, 2)
+	report := func(refused []string, err error) { got <- accessResult{refused, err} }
+	pool.CheckAccess("dcr:", report)
+	pool.CheckAccess("dcr:", report) // once per prefix
+	select {
+	case r := <-got:
+		select {
+		case again := <-got:
+			t.Fatalf("%s: reported twice: %v", o.Username, again)
+		case <-time.After(100 * time.Millisecond):
+		}
+		return pool, r
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no report", o.Username)
+	}
+	return nil, accessResult{}
+}
+
 // TestRedisAccessCheckCluster: on Redis Cluster the README's line with its
 // cluster grants lets a store read a record whose slot is being moved
 // (ASKING) without go-redis asking for the command table before each
@@ -45,21 +75,8 @@ func TestRedisAccessCheckCluster(t *testing.T) {
 	}
 	check := func(user string) (*RedisPool, []string, error) {
 		t.Helper()
-		pool := NewRedisPool(RedisOptions{Addrs: addrs, Username: user, Password: "pw", Timeout: time.Second})
-		t.Cleanup(func() { pool.Destruct() })
-		type result struct {
-			refused []string
-			err     error
-		}
-		got := make(chan result, 1)
-		pool.CheckAccess("dcr:", func(refused []string, err error) { got <- result{refused, err} })
-		select {
-		case r := <-got:
-			return pool, r.refused, r.err
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s: no report", user)
-		}
-		return nil, nil, nil
+		pool, r := accessReport(t, RedisOptions{Addrs: addrs, Username: user, Password: "pw", Timeout: time.Second})
+		return pool, r.refused, r.err
 	}
 	pool, refused, err := check("full")
 	if len(refused) != 0 || err != nil {
@@ -82,16 +99,7 @@ func TestRedisAccessCheckCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var src, dst *redistest.Server
-	for _, n := range nodes {
-		if redistest.SlotMaster(t, nodes[0], slot) == n.Addr {
-			src = n
-		} else if dst == nil {
-			dst = n
-		}
-	}
-	dst.CLI("cluster", "setslot", strconv.Itoa(slot), "importing", src.CLI("cluster", "myid"))
-	src.CLI("cluster", "setslot", strconv.Itoa(slot), "migrating", dst.CLI("cluster", "myid"))
+	src, dst := startSlotMove(t, nodes, slot)
 	if out := src.CLI("migrate", "127.0.0.1", strconv.Itoa(dst.Port), s.recordKey("a"), "0", "5000"); out != "OK" {
 		t.Fatalf("migrate: %s", out)
 	}
@@ -136,30 +144,9 @@ func TestRedisAccessCheck(t *testing.T) {
 	for name, rules := range users {
 		srv.CLI(append([]string{"ACL", "SETUSER", name, "reset", "on", ">pw-" + name}, strings.Fields(rules)...)...)
 	}
-	type result struct {
-		refused []string
-		err     error
-	}
-	check := func(user, password string) (*RedisPool, result) {
+	check := func(user, password string) (*RedisPool, accessResult) {
 		t.Helper()
-		pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, Username: user, Password: password, Timeout: time.Second})
-		t.Cleanup(func() { pool.Destruct() })
-		got := make(chan result, 2)
-		report := func(refused []string, err error) { got <- result{refused, err} }
-		pool.CheckAccess("dcr:", report)
-		pool.CheckAccess("dcr:", report) // once per prefix
-		select {
-		case r := <-got:
-			select {
-			case again := <-got:
-				t.Fatalf("%s: reported twice: %v", user, again)
-			case <-time.After(100 * time.Millisecond):
-			}
-			return pool, r
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: no report", user)
-		}
-		return nil, result{}
+		return accessReport(t, RedisOptions{Addrs: []string{srv.Addr}, Username: user, Password: password, Timeout: time.Second})
 	}
 
 	pool, r := check("full", "pw-full")

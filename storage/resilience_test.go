@@ -728,19 +728,14 @@ func clusterStore(t *testing.T, replicas int, prefix string, timeout time.Durati
 	return nodes, pool.Store(prefix + ":"), slot
 }
 
-// TestClusterSlotMigrating: while the store's slot moves between nodes, a
-// script whose keys are split between them is refused with TRYAGAIN (it
-// did not run); it is sent again until the move is over, within the
-// store's timeout, rather than failing at once.
-func TestClusterSlotMigrating(t *testing.T) {
-	nodes, s, slot := clusterStore(t, 0, "mig", 3*time.Second)
-	ctx := context.Background()
-	if err := s.Create(ctx, &Record{ID: "before", Data: []byte("d"), Tags: []string{"all"}}); err != nil {
-		t.Fatal(err)
-	}
-	var src, dst *redistest.Server
+// startSlotMove marks slot as moving from the master serving it to another
+// one (importing on the target, migrating on the source) and returns both,
+// as redis-cli --cluster reshard does before it moves the keys.
+func startSlotMove(t *testing.T, nodes []*redistest.Server, slot int) (src, dst *redistest.Server) {
+	t.Helper()
+	master := redistest.SlotMaster(t, nodes[0], slot)
 	for _, n := range nodes {
-		if redistest.SlotMaster(t, nodes[0], slot) == n.Addr {
+		if n.Addr == master {
 			src = n
 		} else if dst == nil {
 			dst = n
@@ -751,6 +746,20 @@ func TestClusterSlotMigrating(t *testing.T) {
 	}
 	dst.CLI("cluster", "setslot", strconv.Itoa(slot), "importing", src.CLI("cluster", "myid"))
 	src.CLI("cluster", "setslot", strconv.Itoa(slot), "migrating", dst.CLI("cluster", "myid"))
+	return src, dst
+}
+
+// TestClusterSlotMigrating: while the store's slot moves between nodes, a
+// script whose keys are split between them is refused with TRYAGAIN (it
+// did not run); it is sent again until the move is over, within the
+// store's timeout, rather than failing at once.
+func TestClusterSlotMigrating(t *testing.T) {
+	nodes, s, slot := clusterStore(t, 0, "mig", 3*time.Second)
+	ctx := context.Background()
+	if err := s.Create(ctx, &Record{ID: "before", Data: []byte("d"), Tags: []string{"all"}}); err != nil {
+		t.Fatal(err)
+	}
+	src, dst := startSlotMove(t, nodes, slot)
 	// The record's key is new (on neither node), the tag's is on the
 	// source: Redis answers TRYAGAIN until the move ends (here: is called
 	// off).
