@@ -573,7 +573,7 @@ func TestKustvaktCrossSiteForms(t *testing.T) {
 		{"Sec-Fetch-Site: same-site"},
 	} {
 		resp, body := privilege("true", h...)
-		checkOAuthError(t, resp, body, 403, "access_denied", "Cross-site form posts are refused: send the request from this site, or list the page's origin under cors")
+		checkOAuthError(t, resp, body, 400, "access_denied", "Cross-site form posts are refused: send the request from this site, or list the page's origin under cors")
 		if isSuper() {
 			t.Fatalf("%v: made super", h)
 		}
@@ -584,7 +584,7 @@ func TestKustvaktCrossSiteForms(t *testing.T) {
 	}
 	resp, body = s.do(http.MethodPost, "/api/v1.0/oauth2/client/reset", url.Values{"client_id": {id}}.Encode(),
 		"Content-Type: application/x-www-form-urlencoded", basicAuth("alice"), "Origin: https://evil.example", "Sec-Fetch-Site: cross-site")
-	checkOAuthError(t, resp, body, 403, "access_denied", "Cross-site form posts are refused: send the request from this site, or list the page's origin under cors")
+	checkOAuthError(t, resp, body, 400, "access_denied", "Cross-site form posts are refused: send the request from this site, or list the page's origin under cors")
 	for _, h := range [][]string{
 		nil,
 		{"Sec-Fetch-Site: same-origin", "Origin: " + s.URL},

@@ -597,6 +597,49 @@ func TestRedisRetireRetried(t *testing.T) {
 	}
 }
 
+// TestRedisTransactionFaults: a registration stored as a transaction
+// (no caps, no expiry) whose MULTI/EXEC is held up past the timeout, or
+// whose connection is cut before it is sent, is answered 503 and leaves
+// nothing behind: the held one is carried out when Redis gets it, and
+// removed, record and index entries, as nobody has its credentials.
+func TestRedisTransactionFaults(t *testing.T) {
+	srv := redistest.Start(t)
+	px := startHoldingProxy(t, srv.Addr)
+	s := startCaddy(t, "redis", fmt.Sprintf(`	client_registration {
+		storage redis {
+			address %s
+			timeout 300ms
+		}
+		rate_limit off
+		max_clients off
+		max_clients_per_owner off
+	}`, px.addr))
+	redistest.WaitFor(t, 10*time.Second, "registrations as transactions", func(context.Context) bool {
+		rfcRegister(t, s, mcpBody)
+		return strings.Contains(srv.CLI("info", "commandstats"), "cmdstat_exec:")
+	})
+	keys := srv.CLI("dbsize")
+	clients := srv.CLI("zcard", "dcr:{dcr}:t:clients")
+
+	px.cut("multi", 0)
+	if resp, body := s.postJSON("/register", mcpBody); resp.StatusCode != 503 {
+		t.Fatalf("registration whose connection is cut: %d %s", resp.StatusCode, body)
+	}
+	px.hold("multi", 0)
+	if resp, body := s.postJSON("/register", mcpBody); resp.StatusCode != 503 {
+		t.Fatalf("registration held past the timeout: %d %s", resp.StatusCode, body)
+	}
+	execs := srv.CLI("info", "commandstats")
+	px.release()
+	redistest.WaitFor(t, 5*time.Second, "the held transaction to be carried out", func(context.Context) bool {
+		return srv.CLI("info", "commandstats") != execs
+	})
+	redistest.WaitFor(t, 10*time.Second, "its record to be removed", func(context.Context) bool {
+		return srv.CLI("dbsize") == keys && srv.CLI("zcard", "dcr:{dcr}:t:clients") == clients
+	})
+	rfcRegister(t, s, mcpBody)
+}
+
 // proxiedClient starts a site on Redis behind a holdingProxy, with the
 // given store timeout, registers a client, and returns an update of it.
 func proxiedClient(t *testing.T, timeout string) (*holdingProxy, *site, rfcClient, string) {
@@ -1123,7 +1166,9 @@ func waitReplicaLink(t *testing.T, replica *redistest.Server) {
 
 // TestRedisOutOfMemory: a Redis that refuses writes (maxmemory reached,
 // noeviction) gives 503 in each API's format, never a 500, and reads of
-// existing clients keep working.
+// existing clients keep working. Without caps, RFC 7591 registrations
+// are transactions (MULTI/EXEC), the others scripts: both are refused
+// whole.
 func TestRedisOutOfMemory(t *testing.T) {
 	srv := redistest.Start(t)
 	s := startCaddy(t, "redis", fmt.Sprintf(`	route {
@@ -1132,6 +1177,8 @@ func TestRedisOutOfMemory(t *testing.T) {
 				address %s
 			}
 			rate_limit off
+			max_clients off
+			max_clients_per_owner off
 		}
 		client_registration mediagoblin {
 			storage redis {
@@ -1141,6 +1188,10 @@ func TestRedisOutOfMemory(t *testing.T) {
 		}
 	}`, srv.Addr))
 	c := rfcRegister(t, s, mcpBody)
+	redistest.WaitFor(t, 10*time.Second, "registrations as transactions", func(context.Context) bool {
+		rfcRegister(t, s, mcpBody)
+		return strings.Contains(srv.CLI("info", "commandstats"), "cmdstat_exec:")
+	})
 	// A limit below what is already used: every write is refused.
 	srv.CLI("config", "set", "maxmemory-policy", "noeviction")
 	srv.CLI("config", "set", "maxmemory", "1")

@@ -355,10 +355,11 @@ func (a *Kustvakt) form(q *kustvaktRequest) (url.Values, bool) {
 // So one from another origin, as the browser says (Options.crossSite),
 // is refused here, before anything is read or changed: otherwise a page an
 // administrator visits could make a client super, or a user's reset its
-// secret. Clients that are not browsers send neither header.
+// secret. Clients that are not browsers send neither header. The status
+// is the one Kustvakt gives every access_denied (400, spec 2.3).
 func (a *Kustvakt) formType(q *kustvaktRequest) bool {
 	if a.o.crossSite(q.r) {
-		a.oauthError(q.w, http.StatusForbidden, "access_denied",
+		a.oauthError(q.w, http.StatusBadRequest, "access_denied",
 			"Cross-site form posts are refused: send the request from this site, or list the page's origin under cors")
 		return false
 	}

@@ -62,6 +62,9 @@ type batcher struct {
 }
 
 type batchOp struct {
+	// pre, when set, goes just before cmd in the same pipeline: a
+	// transaction's MULTI and the commands it queues, cmd being its EXEC.
+	pre    []redis.Cmder
 	cmd    redis.Cmder
 	queued time.Time // when it joined the queue
 	// unreplicated is set when the replicas did not confirm the pipeline
@@ -137,17 +140,24 @@ func abandoned(err error) bool {
 // confirm fails with a *notReplicatedError; cmd holds Redis's reply if
 // it came.
 func (b *batcher) do(ctx context.Context, cmd redis.Cmder) error {
+	return b.doAfter(ctx, nil, cmd)
+}
+
+// doAfter is do for cmd preceded by pre, all sent together in this order
+// on one connection (a transaction), with cmd's error as the result: the
+// commands of pre keep their own replies.
+func (b *batcher) doAfter(ctx context.Context, pre []redis.Cmder, cmd redis.Cmder) error {
 	b.inflight.Add(1)
 	defer func() {
 		b.lastDone.Store(time.Now().UnixNano())
 		b.inflight.Add(-1)
 	}()
 	op := opPool.Get().(*batchOp)
-	op.cmd = cmd
+	op.cmd, op.pre = cmd, pre
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		op.cmd = nil
+		op.cmd, op.pre = nil, nil
 		opPool.Put(op)
 		return redis.ErrClosed
 	}
@@ -192,7 +202,7 @@ func (b *batcher) finish(op *batchOp) error {
 		own.replyErr = err
 		err = &own
 	}
-	op.cmd, op.unreplicated = nil, nil
+	op.cmd, op.pre, op.unreplicated = nil, nil, nil
 	opPool.Put(op)
 	return err
 }
@@ -303,13 +313,16 @@ func (b *batcher) exec(ops []*batchOp) {
 		defer cancel()
 	}
 	wait := b.waitReplicas > 0
-	if len(ops) == 1 && !wait {
+	if len(ops) == 1 && !wait && ops[0].pre == nil {
 		_ = b.rdb.Process(ctx, noRetry{ops[0].cmd})
 		b.checkTopology(ops)
 		return
 	}
 	pipe := b.rdb.Pipeline()
 	for _, op := range ops {
+		for _, c := range op.pre {
+			_ = pipe.Process(ctx, noRetry{c})
+		}
 		_ = pipe.Process(ctx, noRetry{op.cmd})
 	}
 	var waitCmd *redis.IntCmd
@@ -502,10 +515,9 @@ func (s *script) runSlice(ctx context.Context, b *batcher, args []any) ([]int64,
 // timeout: most such moments are over by then, and the request succeeds
 // instead of getting a 503.
 func runScript[C redis.Cmder](ctx context.Context, s *script, b *batcher, args []any, newCmd func(context.Context, ...any) C) (C, error) {
-	var start time.Time
-	pause := scriptRetryPause
-	for {
-		cmd := newCmd(ctx, args...)
+	var cmd C
+	err := retryRefused(ctx, b, func() error {
+		cmd = newCmd(ctx, args...)
 		keyPos(cmd, args)
 		err := b.do(ctx, cmd)
 		if isNoScript(err) {
@@ -513,20 +525,33 @@ func runScript[C redis.Cmder](ctx context.Context, s *script, b *batcher, args [
 			keyPos(cmd, args)
 			err = b.do(ctx, cmd)
 		}
+		return err
+	})
+	return cmd, err
+}
+
+// retryRefused calls try, and again after a short pause while its error
+// is one by which Redis refused the command for a moment (refusedForNow),
+// for up to the batcher's timeout. try sends new commands each time.
+func retryRefused(ctx context.Context, b *batcher, try func() error) error {
+	var start time.Time
+	pause := scriptRetryPause
+	for {
+		err := try()
 		if !refusedForNow(err) {
-			return cmd, err
+			return err
 		}
 		if start.IsZero() {
 			start = time.Now()
 		}
 		if b.maxWait <= 0 || time.Since(start)+pause > b.maxWait {
-			return cmd, err
+			return err
 		}
 		select {
 		case <-ctx.Done():
-			return cmd, err
+			return err
 		case <-b.stopped:
-			return cmd, err
+			return err
 		case <-time.After(pause):
 		}
 		pause = min(2*pause, 100*time.Millisecond)

@@ -60,6 +60,10 @@ type RedisPool struct {
 	timeout time.Duration
 	cluster bool         // a Redis Cluster client (several addresses, no master name)
 	holds   atomic.Int64 // see Hold
+	// tx is set once the access check found that the user may run MULTI
+	// and EXEC (never on a cluster): creates that need no script then run
+	// as a transaction (see RedisStore.createTx).
+	tx atomic.Bool
 
 	accessChecked sync.Map // key prefixes CheckAccess was called for
 }
@@ -330,7 +334,7 @@ func (p *RedisPool) Store(keyPrefix string) *RedisStore {
 	if tag == "" {
 		tag = "dcr"
 	}
-	return &RedisStore{rdb: p.rdb, b: p.b, bw: p.bw, reaper: p.reaper, prefix: keyPrefix, base: keyPrefix + "{" + tag + "}:"}
+	return &RedisStore{rdb: p.rdb, b: p.b, bw: p.bw, reaper: p.reaper, tx: &p.tx, prefix: keyPrefix, base: keyPrefix + "{" + tag + "}:"}
 }
 
 // RedisStore implements Store on Redis. Layout, with base = prefix{tag}: :
@@ -349,6 +353,7 @@ type RedisStore struct {
 	b      *batcher // see RedisPool
 	bw     *batcher
 	reaper *reaper
+	tx     *atomic.Bool // the pool's: see RedisPool.tx
 	prefix string
 	base   string
 
@@ -506,8 +511,12 @@ end
 
 // neverScore is added to the time an id that never expires joins a tag set
 // to give its score: 10^15 ms is more than 30,000 years from the epoch, and
-// the sum stays an exact integer in a double.
-const neverScore = "1e15"
+// the sum stays an exact integer in a double. neverScoreMs is the same
+// number for the transaction (createTx).
+const (
+	neverScore   = "1e15"
+	neverScoreMs = int64(1e15)
+)
 
 // KEYS: record, nt tag keys, then cap tag keys.
 // ARGV: id, value, exp, now, nt, cap maxima..., a random number.
@@ -655,21 +664,13 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 	c := getCall()
 	c.key, c.id, c.now = s.recordKey(rec.ID), rec.ID, time.Now().UnixMilli()
 	c.value.b = appendRecord(c.value.b[:0], rec, 1)
-	nk := 1 + len(rec.Tags) + len(caps)
-	c.args = append(c.args, "evalsha", createScript.shaArg, nk, &c.key)
-	for _, t := range rec.Tags {
-		c.args = append(c.args, s.tagKeyArg(t))
+	var n int64
+	var err error
+	if s.txFits(rec, caps) {
+		n, err = s.createTx(ctx, c, rec)
+	} else {
+		n, err = s.createScripted(ctx, c, rec, caps)
 	}
-	for _, cp := range caps {
-		c.args = append(c.args, s.tagKeyArg(cp.Tag))
-	}
-	c.args = append(c.args, &c.id, &c.value, expiryArg(rec.ExpiresAt), &c.now, len(rec.Tags))
-	for _, cp := range caps {
-		c.args = append(c.args, cp.Max)
-	}
-	c.sample = rand.Uint32()
-	c.args = append(c.args, &c.sample)
-	n, err := createScript.run(ctx, s.bw, c.args)
 	if err = unconfirmed(n, err); notReplicated(err) != nil {
 		// The client may exist on the master, but a failover could lose
 		// it: 503, and an orphan nobody holds credentials for.
@@ -700,6 +701,118 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 		return &LimitError{Cap: caps[-n-1]}
 	}
 	return unavailable("create", errors.New("unexpected script result "+strconv.FormatInt(n, 10)))
+}
+
+// createScripted runs the create script: it serves every create, and is
+// the only way for one with caps to check or an expiry to set, which need
+// conditions and reads inside the write.
+func (s *RedisStore) createScripted(ctx context.Context, c *call, rec *Record, caps []Cap) (int64, error) {
+	nk := 1 + len(rec.Tags) + len(caps)
+	c.args = append(c.args, "evalsha", createScript.shaArg, nk, &c.key)
+	for _, t := range rec.Tags {
+		c.args = append(c.args, s.tagKeyArg(t))
+	}
+	for _, cp := range caps {
+		c.args = append(c.args, s.tagKeyArg(cp.Tag))
+	}
+	c.args = append(c.args, &c.id, &c.value, expiryArg(rec.ExpiresAt), &c.now, len(rec.Tags))
+	for _, cp := range caps {
+		c.args = append(c.args, cp.Max)
+	}
+	c.sample = rand.Uint32()
+	c.args = append(c.args, &c.sample)
+	return createScript.run(ctx, s.bw, c.args)
+}
+
+// txFits reports whether a create can run as a transaction instead of the
+// script: nothing to check (no caps) and nothing conditional to do (no
+// expiry), a fresh random id (the transaction's index entries are added
+// even if the SET finds the id taken, harmless only when that cannot
+// happen), and a user allowed MULTI and EXEC. Redis runs the transaction
+// for about half of what the script costs it: most of a script's cost is
+// the call into Lua and back for each command, not the commands.
+func (s *RedisStore) txFits(rec *Record, caps []Cap) bool {
+	return len(caps) == 0 && rec.ExpiresAt.IsZero() && rec.FreshID && s.tx.Load()
+}
+
+// createTx writes what the create script would for a record that txFits,
+// in one MULTI/EXEC: the record (SET NX), then for each tag its index
+// entry (ZADD NX, scored as luaTagAdd scores ids that never expire) and no
+// TTL on the index (PERSIST). Redis carries out all of it or, when it
+// refuses a command as it queues (out of memory, ACL), none of it. It
+// returns 1 (created) or 0 (exists), as the script does.
+func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record) (int64, error) {
+	var pre []redis.Cmder
+	var exec *redis.SliceCmd
+	err := retryRefused(ctx, s.bw, func() error {
+		pre = make([]redis.Cmder, 0, 2+2*len(rec.Tags))
+		pre = append(pre, redis.NewStatusCmd(ctx, "multi"), redis.NewCmd(ctx, "set", &c.key, &c.value, "nx"))
+		score := neverScoreMs + c.now
+		for _, t := range rec.Tags {
+			k := s.tagKeyArg(t)
+			pre = append(pre, redis.NewCmd(ctx, "zadd", k, "nx", score, &c.id), redis.NewCmd(ctx, "persist", k))
+		}
+		exec = redis.NewSliceCmd(ctx, "exec")
+		err := s.bw.doAfter(ctx, pre, exec)
+		if err != nil && strings.HasPrefix(err.Error(), "EXECABORT") {
+			// Say why: the refusal of the command that aborted it (LOADING
+			// after a restart, OOM, NOPERM), which also tells retryRefused
+			// whether to send it again.
+			for _, cmd := range pre[1:] {
+				if cerr := cmd.Err(); cerr != nil && isReply(cerr) {
+					return cerr
+				}
+			}
+		}
+		return err
+	})
+	if merr := pre[0].Err(); merr != nil && isReply(merr) {
+		// MULTI refused (the user lost +multi since the access check):
+		// the commands after it ran one by one, as sent. Their replies
+		// say what was done; later creates go back to the script.
+		s.tx.Store(false)
+		logf("Redis refused MULTI (%v): creates run the script again", merr)
+		return directOutcome(pre[1:])
+	}
+	if err != nil && isReply(err) && strings.Contains(err.Error(), "NOPERM") {
+		// EXEC, or a command it was to run, refused by the ACL: nothing
+		// was done. Back to the script, for this create too.
+		s.tx.Store(false)
+		logf("Redis refused a transaction (%v): creates run the script again", err)
+		return s.createScripted(ctx, c, rec, nil)
+	}
+	res := exec.Val()
+	if err != nil && (notReplicated(err) == nil || len(res) == 0) {
+		return 0, err
+	}
+	// The reply came (with wait_replicas, perhaps unconfirmed: err stays).
+	if len(res) != len(pre)-1 {
+		return 0, fmt.Errorf("redis: EXEC answered %d replies for %d commands", len(res), len(pre)-1)
+	}
+	for _, r := range res[1:] {
+		if e, ok := r.(error); ok {
+			return 0, fmt.Errorf("redis: a command of the create transaction: %w", e)
+		}
+	}
+	if res[0] == nil {
+		return 0, err
+	}
+	return 1, err
+}
+
+// directOutcome reads the replies of a create transaction's commands run
+// outside a transaction (MULTI refused): 1 when the SET and every index
+// command succeeded, 0 when the id was taken, an error otherwise.
+func directOutcome(cmds []redis.Cmder) (int64, error) {
+	if err := cmds[0].Err(); err == redis.Nil {
+		return 0, nil
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Err(); err != nil {
+			return 0, err
+		}
+	}
+	return 1, nil
 }
 
 // applied settles a write whose outcome err leaves open: the script may

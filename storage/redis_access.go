@@ -1,6 +1,9 @@
 package storage
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // accessCheck asks Redis (7.0 or later; older ones have no ACL check for
 // scripts and answer an empty list) which of the commands the store runs
@@ -15,10 +18,11 @@ import "context"
 // a slot being moved (ASKING, without which every command on it fails
 // until the move ends) and reads the command table once (COMMAND: refused,
 // go-redis asks again before every command that is not pipelined, one
-// round trip more each, one at a time). Returns "command key" (or "command", or
-// "command|subcommand") for each command refused.
+// round trip more each, one at a time). Returns the list of commands refused,
+// "command key" (or "command", or "command|subcommand") each, and whether
+// the user may run MULTI and EXEC: 1, 0, or -1 on a Redis that cannot tell.
 const accessCheck = `
-if not redis.acl_check_cmd then return {} end
+if not redis.acl_check_cmd then return {{}, -1} end
 local r, t, h = ARGV[1], ARGV[2], ARGV[3]
 local checks = {
   {'get', r}, {'set', r, 'v'}, {'del', r}, {'getrange', r, '0', '1'},
@@ -45,7 +49,9 @@ for _, c in ipairs(checks) do
     refused[#refused + 1] = name
   end
 end
-return refused
+local tx = 0
+if redis.acl_check_cmd('multi') and redis.acl_check_cmd('exec') then tx = 1 end
+return {refused, tx}
 `
 
 // CheckAccess asks Redis, in the background and once per key prefix,
@@ -71,10 +77,18 @@ func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, 
 	}
 	args := []any{s.recordKey("acl-check"), s.tagKey("acl-check"), s.hitKey("acl-check"), wait, cluster}
 	p.askInBackground(func(ctx context.Context) bool {
-		res, err := p.rdb.Eval(ctx, accessCheck, nil, args...).StringSlice()
+		res, err := p.rdb.Eval(ctx, accessCheck, nil, args...).Slice()
+		if err == nil {
+			var refused []string
+			var tx int64
+			refused, tx, err = accessAnswer(res)
+			if err == nil {
+				p.allowTx(tx)
+				report(refused, nil)
+				return true
+			}
+		}
 		switch {
-		case err == nil:
-			report(res, nil)
 		case refusedReply(err):
 			report(nil, err)
 		default:
@@ -88,4 +102,38 @@ func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, 
 // an unknown or renamed command, a refused password or permission.
 func refusedReply(err error) bool {
 	return errorReply(err, "ERR", "NOPERM", "WRONGPASS", "NOAUTH")
+}
+
+// accessAnswer reads the access check's reply.
+func accessAnswer(res []any) (refused []string, tx int64, err error) {
+	if len(res) != 2 {
+		return nil, 0, fmt.Errorf("redis: access check answered %d values", len(res))
+	}
+	list, _ := res[0].([]any)
+	for _, v := range list {
+		name, ok := v.(string)
+		if !ok {
+			return nil, 0, fmt.Errorf("redis: access check answered %T", v)
+		}
+		refused = append(refused, name)
+	}
+	n, _ := res[1].(int64)
+	return refused, n, nil
+}
+
+// allowTx turns creates as transactions (RedisStore.createTx) on when the
+// access check found MULTI and EXEC allowed (tx 1), except on a cluster,
+// whose client would send MULTI to any node. Otherwise creates run the
+// script, which costs Redis about twice as much; the README's ACL line
+// grants them. A Redis older than 7.0 cannot tell (-1): the script, and no
+// warning.
+func (p *RedisPool) allowTx(tx int64) {
+	if p.cluster || tx < 0 {
+		return
+	}
+	if tx == 0 {
+		logf("the Redis user may not run MULTI and EXEC: registrations run a script instead, which costs Redis about twice as much (grant +multi +exec)")
+		return
+	}
+	p.tx.Store(true)
 }

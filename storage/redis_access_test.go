@@ -17,7 +17,7 @@ import (
 // aclGrants is the README's Redis ACL line, after the user name, password
 // and key pattern: the commands a store runs.
 const aclGrants = "resetchannels -@all +get +set +del +getrange +incr +pexpire +pexpireat +pttl +persist " +
-	"+zadd +zcount +zrem +zrangebyscore +zremrangebyrank +zcard +zrange +exists +eval +evalsha"
+	"+zadd +zcount +zrem +zrangebyscore +zremrangebyrank +zcard +zrange +exists +eval +evalsha +multi +exec"
 
 // clusterGrants are what the README adds to aclGrants for Redis Cluster:
 // the client reads the slot map and the command table, and follows a slot
@@ -140,6 +140,7 @@ func TestRedisAccessCheck(t *testing.T) {
 		"nozrem":   "~dcr:* " + strings.Replace(aclGrants, " +zrem ", " ", 1),
 		"tagsonly": "~dcr:{dcr}:* " + aclGrants,
 		"noscript": "~dcr:* " + aclGrants + " -eval -evalsha",
+		"notx":     "~dcr:* " + strings.TrimSuffix(aclGrants, " +multi +exec"),
 	}
 	for name, rules := range users {
 		srv.CLI(append([]string{"ACL", "SETUSER", name, "reset", "on", ">pw-" + name}, strings.Fields(rules)...)...)
@@ -183,6 +184,47 @@ func TestRedisAccessCheck(t *testing.T) {
 	if ok, _, err := s.Hit(ctx, "addr", 5, time.Minute); !ok || err != nil {
 		t.Fatalf("hit: %v %v", ok, err)
 	}
+
+	// The README's line allows creates as transactions; one without
+	// MULTI and EXEC (an earlier version's) keeps them scripts, and a
+	// user who loses either later goes back to the script at once,
+	// without losing a create.
+	redistest.WaitFor(t, 5*time.Second, "transactions allowed", func(context.Context) bool { return pool.tx.Load() })
+	fresh := func(s *RedisStore, id string) {
+		t.Helper()
+		if err := s.Create(ctx, &Record{ID: id, Data: []byte(id), Tags: []string{"all", "owner:" + id}, FreshID: true}); err != nil {
+			t.Fatalf("create %s: %v", id, err)
+		}
+		if got, err := s.Get(ctx, id); err != nil || string(got.Data) != id {
+			t.Fatalf("get %s: %v", id, err)
+		}
+		if n, err := s.Count(ctx, "owner:"+id); n != 1 || err != nil {
+			t.Fatalf("%s indexed %d times: %v", id, n, err)
+		}
+	}
+	execs := func() string { return srv.CLI("info", "commandstats") }
+	fresh(s, "tx")
+	if !strings.Contains(execs(), "cmdstat_exec:calls=1,") {
+		t.Errorf("the create did not run as a transaction: %s", execs())
+	}
+	srv.CLI("ACL", "SETUSER", "full", "-multi")
+	fresh(s, "nomulti")
+	if pool.tx.Load() {
+		t.Error("transactions still on after MULTI was refused")
+	}
+	pool.tx.Store(true)
+	srv.CLI("ACL", "SETUSER", "full", "+multi", "-exec")
+	fresh(s, "noexec")
+	if pool.tx.Load() {
+		t.Error("transactions still on after EXEC was refused")
+	}
+	fresh(s, "script")
+	srv.CLI("ACL", "SETUSER", "full", "+exec")
+	notx, r := check("notx", "pw-notx")
+	if len(r.refused) != 0 || r.err != nil || notx.tx.Load() {
+		t.Errorf("without multi and exec: %v, transactions %v", r, notx.tx.Load())
+	}
+	fresh(notx.Store("dcr:"), "notx")
 
 	if _, r := check("nozrem", "pw-nozrem"); !slices.Equal(r.refused, []string{"zrem dcr:{dcr}:t:acl-check"}) || r.err != nil {
 		t.Errorf("without zrem: %v", r)

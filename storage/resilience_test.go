@@ -153,8 +153,17 @@ func TestExpiredClientsLeave(t *testing.T) {
 // stalled for longer than the timeout and the read-back may still be
 // carried out when Redis wakes up; its record (whose id nobody was given)
 // is then deleted with its index entries, not left to count against caps.
-func TestRedisOrphanReaped(t *testing.T) {
-	srv, _, s := reapSetup(t, 100*time.Millisecond)
+func TestRedisOrphanReaped(t *testing.T) { bothCreates(t, testRedisOrphanReaped) }
+
+// bothCreates runs test with fresh creates as scripts, then as
+// transactions (see RedisStore.txFits).
+func bothCreates(t *testing.T, test func(t *testing.T, tx bool)) {
+	t.Run("script", func(t *testing.T) { test(t, false) })
+	t.Run("transaction", func(t *testing.T) { test(t, true) })
+}
+
+func testRedisOrphanReaped(t *testing.T, tx bool) {
+	srv, pool, s := reapSetup(t, 100*time.Millisecond, tx)
 	ctx := context.Background()
 	failed := 0
 	for i := 0; i < 5; i++ {
@@ -179,7 +188,13 @@ func TestRedisOrphanReaped(t *testing.T) {
 
 	// A record whose id is not fresh (derived from what it names, so that
 	// a retry finds it) is never undone: the retry that found it told its
-	// caller it exists.
+	// caller it exists. Its command must reach the socket before the
+	// stall: on a connection made during one, the handshake times out and
+	// nothing is sent. So no reap may hold the pool's idle connection.
+	redistest.WaitFor(t, 10*time.Second, "the reaps to end", func(context.Context) bool { return !pool.reaper.busy() })
+	if _, err := s.Get(ctx, "warm"); err != nil {
+		t.Fatal(err)
+	}
 	srv.Pause()
 	err := s.Create(ctx, &Record{ID: "derived", Data: []byte("x"), Tags: []string{"all"}})
 	time.Sleep(100 * time.Millisecond)
@@ -200,7 +215,7 @@ func TestRedisOrphanReaped(t *testing.T) {
 // reapSetup shortens the reap waits and returns a Redis server, a pool on
 // it with the given timeout, and a store holding one acknowledged record,
 // "warm", tagged "all".
-func reapSetup(t *testing.T, timeout time.Duration) (*redistest.Server, *RedisPool, *RedisStore) {
+func reapSetup(t *testing.T, timeout time.Duration, tx bool) (*redistest.Server, *RedisPool, *RedisStore) {
 	t.Helper()
 	saved := reapWaits
 	reapWaits = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second}
@@ -208,6 +223,7 @@ func reapSetup(t *testing.T, timeout time.Duration) (*redistest.Server, *RedisPo
 	srv := redistest.Start(t)
 	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, Timeout: timeout})
 	t.Cleanup(func() { pool.Destruct() })
+	pool.tx.Store(tx)
 	s := pool.Store("orphan:")
 	if err := s.Create(context.Background(), &Record{ID: "warm", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
 		t.Fatal(err)
@@ -218,8 +234,10 @@ func reapSetup(t *testing.T, timeout time.Duration) (*redistest.Server, *RedisPo
 // TestRedisManyOrphansReaped: a stall under load leaves hundreds of creates
 // on the wire; every one that Redis carries out once it wakes is undone,
 // not only the first few dozen.
-func TestRedisManyOrphansReaped(t *testing.T) {
-	srv, pool, s := reapSetup(t, 200*time.Millisecond)
+func TestRedisManyOrphansReaped(t *testing.T) { bothCreates(t, testRedisManyOrphansReaped) }
+
+func testRedisManyOrphansReaped(t *testing.T, tx bool) {
+	srv, pool, s := reapSetup(t, 200*time.Millisecond, tx)
 	ctx := context.Background()
 	srv.Pause()
 	var wg sync.WaitGroup

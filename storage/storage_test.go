@@ -98,6 +98,50 @@ func conformance(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	// Fresh random ids without caps or expiry: what a Redis store whose
+	// user may run MULTI and EXEC creates as a transaction.
+	t.Run("fresh ids", func(t *testing.T) {
+		s := newStore(t)
+		// An index whose members all expire expires with them, until a
+		// member that never expires joins it.
+		if err := s.Create(ctx, &Record{ID: "c/soon", Data: []byte("s"), Tags: []string{"all"}, ExpiresAt: time.Now().Add(300 * time.Millisecond)}); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"c/f1", "c/f2"} {
+			rec := &Record{ID: id, Data: []byte(id), Tags: []string{"all", "owner:o"}, FreshID: true}
+			if err := s.Create(ctx, rec); err != nil || rec.Rev != 1 {
+				t.Fatalf("%s: %v rev %d", id, err, rec.Rev)
+			}
+		}
+		if err := s.Create(ctx, &Record{ID: "c/f1", Data: []byte("again"), Tags: []string{"all"}, FreshID: true}); !errors.Is(err, ErrExists) {
+			t.Fatalf("a taken fresh id: %v", err)
+		}
+		got, err := s.Get(ctx, "c/f1")
+		if err != nil || string(got.Data) != "c/f1" || got.Rev != 1 || !got.ExpiresAt.IsZero() || strings.Join(got.Tags, ",") != "all,owner:o" {
+			t.Fatalf("get: %v %+v", err, got)
+		}
+		time.Sleep(400 * time.Millisecond)
+		if n, err := s.Count(ctx, "all"); n != 2 || err != nil {
+			t.Fatalf("count after c/soon expired = %d %v", n, err)
+		}
+		if l, err := s.List(ctx, "owner:o"); len(l) != 2 || err != nil {
+			t.Fatalf("list = %+v %v", l, err)
+		}
+		upd := &Record{ID: "c/f1", Data: []byte("v2"), Tags: []string{"all"}}
+		if err := s.Update(ctx, got, upd); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := s.Count(ctx, "owner:o"); n != 1 {
+			t.Fatalf("owner count after update = %d", n)
+		}
+		if err := s.Delete(ctx, upd); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := s.Count(ctx, "all"); n != 1 {
+			t.Fatalf("count after delete = %d", n)
+		}
+	})
+
 	t.Run("expiry", func(t *testing.T) {
 		s := newStore(t)
 		exp := time.Now().Add(300 * time.Millisecond)
@@ -251,11 +295,29 @@ var prefixSeq atomic.Int32
 
 func uniquePrefix() string { return fmt.Sprintf("t%d:", prefixSeq.Add(1)) }
 
+// TestRedisSingle runs the checks with creates as transactions, which the
+// access check turns on for a user allowed MULTI and EXEC (the default
+// user), and TestRedisSingleScript with every create a script.
 func TestRedisSingle(t *testing.T) {
 	srv := redistest.Start(t)
 	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
 	t.Cleanup(func() { pool.Destruct() })
+	pool.CheckAccess("dcr:", func([]string, error) {})
+	redistest.WaitFor(t, 10*time.Second, "the access check to allow transactions", func(context.Context) bool { return pool.tx.Load() })
 	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
+	if !strings.Contains(srv.CLI("info", "commandstats"), "cmdstat_exec:calls=") {
+		t.Error("no create ran as a transaction")
+	}
+}
+
+func TestRedisSingleScript(t *testing.T) {
+	srv := redistest.Start(t)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
+	t.Cleanup(func() { pool.Destruct() })
+	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
+	if strings.Contains(srv.CLI("info", "commandstats"), "cmdstat_exec:calls=") {
+		t.Error("a create ran as a transaction without the access check")
+	}
 }
 
 // TestRedisWaitReplicas: with WaitReplicas, the store behaves the same
@@ -268,6 +330,7 @@ func TestRedisWaitReplicas(t *testing.T) {
 	})
 	pool := NewRedisPool(RedisOptions{Addrs: []string{master.Addr}, WaitReplicas: 1})
 	t.Cleanup(func() { pool.Destruct() })
+	pool.tx.Store(true) // creates as transactions (see TestRedisSingle)
 	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
 	if !strings.Contains(master.CLI("info", "commandstats"), "cmdstat_wait:calls=") {
 		t.Error("the writes sent no WAIT")
@@ -294,6 +357,14 @@ func TestRedisWaitNoReplica(t *testing.T) {
 	if err := s.Create(ctx, &Record{ID: "c/x", Data: []byte("again")}); !errors.Is(err, ErrExists) {
 		t.Errorf("create of an existing id: %v", err)
 	}
+	pool.tx.Store(true) // a fresh create as a transaction waits the same
+	if err := s.Create(ctx, &Record{ID: "c/tx", Data: []byte("v1"), Tags: []string{"all"}, FreshID: true}); !IsUnavailable(err) || !NotReplicated(err) || !strings.Contains(err.Error(), "reached 0 of the 1 replicas") {
+		t.Fatalf("create as a transaction: %v", err)
+	}
+	if !strings.Contains(srv.CLI("info", "commandstats"), "cmdstat_exec:calls=1,") {
+		t.Error("the fresh create did not run as a transaction")
+	}
+	pool.tx.Store(false)
 	if err := s.Update(ctx, &Record{ID: "c/x", Rev: 7}, &Record{ID: "c/x", Data: []byte("stale")}); !errors.Is(err, ErrConflict) {
 		t.Errorf("update of a stale revision: %v", err)
 	}
@@ -354,6 +425,7 @@ func TestRedisSentinel(t *testing.T) {
 	_, sentinel := redistest.StartSentinel(t, "mymaster")
 	pool := NewRedisPool(RedisOptions{Addrs: []string{sentinel}, MasterName: "mymaster"})
 	t.Cleanup(func() { pool.Destruct() })
+	pool.tx.Store(true) // creates as transactions (see TestRedisSingle)
 	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
 }
 
@@ -361,6 +433,7 @@ func TestRedisTLS(t *testing.T) {
 	srv := redistest.StartTLS(t)
 	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, TLS: srv.ClientConfig})
 	t.Cleanup(func() { pool.Destruct() })
+	pool.tx.Store(true) // creates as transactions (see TestRedisSingle)
 	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
 }
 
@@ -371,6 +444,7 @@ func TestRedisSentinelTLS(t *testing.T) {
 	master, sentinel := redistest.StartSentinelTLS(t, "tlsmaster")
 	pool := NewRedisPool(RedisOptions{Addrs: []string{sentinel}, MasterName: "tlsmaster", TLS: master.ClientConfig})
 	t.Cleanup(func() { pool.Destruct() })
+	pool.tx.Store(true) // creates as transactions (see TestRedisSingle)
 	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
 
 	w := newMasterWatch(RedisOptions{Addrs: []string{sentinel}, MasterName: "tlsmaster", TLS: master.ClientConfig}, time.Second)
