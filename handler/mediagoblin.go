@@ -257,11 +257,11 @@ func (a *MediaGoblin) update(w http.ResponseWriter, r *http.Request, data *pyDic
 		return
 	}
 	// The real server looks the pair up with an equality query: a scalar
-	// that is not a string matches no client, and a list or an object
-	// cannot be bound as a query parameter at all (a 500 there, so our 400
-	// for data that cannot be decoded).
+	// that is not a string matches no client, and a value its driver
+	// cannot bind as a query parameter at all (pyUnbindable) is a 500
+	// there, so our 400 for data that cannot be decoded.
 	id, secret := data.vals["client_id"], data.vals["client_secret"]
-	if id.container() || secret.container() {
+	if pyUnbindable(id) || pyUnbindable(secret) {
 		answer(http.StatusBadRequest, mgDecodeError)
 		return
 	}
@@ -396,17 +396,62 @@ func mgParseFields(data *pyDict, storedLogo string, policy *registry.Policy) (mg
 		return f, "Application name must not contain control characters or bidirectional overrides."
 	}
 	// A lone surrogate passes every check above, as in the real view,
-	// whose database then cannot store it (a 500 there), and so does an
-	// application_name that is a list or an object, which the database
-	// cannot bind: refused as data that cannot be decoded into text, and
-	// never stored.
-	if n, ok := data.first("application_name"); ok && n.container() {
+	// whose database then cannot store it in a text column (logo_url,
+	// application_name: a 500 there), and so does an application_name the
+	// database driver cannot bind at all (a list, an object, an integer
+	// beyond 64 bits): refused as data that cannot be decoded, and never
+	// stored. Contacts and redirect URIs go to JSON columns, json.dumps
+	// escapes the surrogate and the real server answers 200: here it
+	// becomes U+FFFD, as a string in the shared client model must be UTF-8.
+	if n, ok := data.first("application_name"); ok && pyUnbindable(n) {
 		return f, mgDecodeError
 	}
-	if pyHasSurrogate(f.logo) || pyHasSurrogate(f.name) || slices.ContainsFunc(f.contacts, pyHasSurrogate) || slices.ContainsFunc(f.redirects, pyHasSurrogate) {
+	if pyHasSurrogate(f.logo) || pyHasSurrogate(f.name) {
 		return f, mgDecodeError
 	}
+	f.contacts, f.redirects = pyReplaceSurrogates(f.contacts), pyReplaceSurrogates(f.redirects)
 	return f, ""
+}
+
+// pyUnbindable reports whether Python's sqlite3 refuses v as a query
+// parameter: a list or a dict (no adapter), an int outside SQLite's 64
+// bits (OverflowError), or a str with a lone surrogate, which it cannot
+// encode as UTF-8 (UnicodeEncodeError).
+func pyUnbindable(v pyValue) bool {
+	switch v.kind {
+	case pyList, pyDictKind:
+		return true
+	case pyInt:
+		_, err := strconv.ParseInt(v.s, 10, 64)
+		return err != nil
+	case pyStr:
+		return pyHasSurrogate(v.s)
+	}
+	return false
+}
+
+// pyReplaceSurrogates returns list with each lone surrogate in its
+// strings replaced by U+FFFD, sharing list when there is none.
+func pyReplaceSurrogates(list []string) []string {
+	if !slices.ContainsFunc(list, pyHasSurrogate) {
+		return list
+	}
+	out := make([]string, len(list))
+	for i, s := range list {
+		var b strings.Builder
+		for len(s) > 0 {
+			if pySurrogateAt(s, 0) {
+				b.WriteRune(utf8.RuneError)
+				s = s[3:]
+				continue
+			}
+			_, n := utf8.DecodeRuneInString(s)
+			b.WriteString(s[:n])
+			s = s[n:]
+		}
+		out[i] = b.String()
+	}
+	return out
 }
 
 // pyHasSurrogate reports whether s holds a lone surrogate (see pyValue).
@@ -653,10 +698,6 @@ type pyValue struct {
 }
 
 func (v pyValue) isStr(s string) bool { return v.kind == pyStr && v.s == s }
-
-// container reports whether v is a list or a dict: values a database
-// driver cannot bind as one column's parameter.
-func (v pyValue) container() bool { return v.kind == pyList || v.kind == pyDictKind }
 
 // pyDict is a Python dict: insertion-ordered keys.
 type pyDict struct {

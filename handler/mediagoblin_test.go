@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -280,9 +281,16 @@ func TestMGJSONBodies(t *testing.T) {
 		{`{"type": "client_associate", "application_type": "web", "type": 1}`, mgInvalidType},
 		{`{"t\u0079pe": "client\u005fassociate", "application_type": "web"}`, ""},
 		// A lone surrogate passes the view's checks, then cannot be stored
-		// (the real server's 500).
+		// in a text column (the real server's 500); its JSON columns
+		// (contacts, redirect URIs) store it escaped.
 		{`{"type": "client_associate", "application_type": "web", "application_name": "a\ud800b"}`, mgDecodeError},
-		{`{"type": "client_associate", "application_type": "web", "contacts": "a@b.c x\udfff@y.z"}`, mgDecodeError},
+		{`{"type": "client_associate", "application_type": "web", "logo_uri": "http://a.example/\udc00"}`, mgDecodeError},
+		{`{"type": "client_associate", "application_type": "web", "contacts": "a@b.c x\udfff@y.z"}`, ""},
+		{`{"type": "client_associate", "application_type": "web", "redirect_uris": "a\ud800@b"}`, ""},
+		// sqlite3 binds integers of 64 bits, and no more (OverflowError).
+		{`{"type": "client_associate", "application_type": "web", "application_name": 9223372036854775807}`, ""},
+		{`{"type": "client_associate", "application_type": "web", "application_name": -9223372036854775809}`, mgDecodeError},
+		{`{"type": "client_associate", "application_type": "web", "application_name": 9223372036854775808}`, mgDecodeError},
 		{`{"type": "client_associate", "application_type": "web", "application_name": "\ud83d\ude00"}`, ""},
 	}
 	for _, c := range cases {
@@ -326,6 +334,9 @@ func TestMGErrorOrder(t *testing.T) {
 		{`{"type": "client_update", "application_type": "web", "client_id": ["` + id + `"], "client_secret": "` + secret + `"}`, 400, mgDecodeError},
 		{`{"type": "client_update", "application_type": "web", "client_id": "` + id + `", "client_secret": {}}`, 400, mgDecodeError},
 		{`{"type": "client_update", "application_type": "web", "client_id": 5, "client_secret": true}`, 403, mgUnauthorized},
+		{`{"type": "client_update", "application_type": "web", "client_id": "` + id + `", "client_secret": "\ud800"}`, 400, mgDecodeError},
+		{`{"type": "client_update", "application_type": "web", "client_id": 9223372036854775808, "client_secret": "x"}`, 400, mgDecodeError},
+		{`{"type": "client_update", "application_type": "web", "client_id": 9223372036854775807, "client_secret": "x"}`, 403, mgUnauthorized},
 		{`{"type": "client_associate", "application_type": "web", "application_name": ["x"], "contacts": 1}`, 400, mgContactsType},
 		{`{"type": "client_associate", "application_type": "web", "application_name": ["x"]}`, 400, mgDecodeError},
 		{`{"type": "client_associate", "application_type": "web", "application_name": {"a": 1}, "redirect_uris": "http://a/cb"}`, 400, mgDecodeError},
@@ -850,4 +861,17 @@ func FuzzMGRequest(f *testing.F) {
 			t.Fatalf("status %d %s", w.Code, w.Body.String())
 		}
 	})
+}
+
+// TestPyReplaceSurrogates: contacts and redirect URIs keep their text,
+// with U+FFFD for each lone surrogate (held in its 3-byte form).
+func TestPyReplaceSurrogates(t *testing.T) {
+	in := []string{"a\xed\xa0\x80b\xed\xbf\xbf", "ok", "\U0001F600"}
+	got := pyReplaceSurrogates(in)
+	if want := []string{"a\uFFFDb\uFFFD", "ok", "\U0001F600"}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if plain := []string{"x"}; &pyReplaceSurrogates(plain)[0] != &plain[0] {
+		t.Error("a list without surrogates was copied")
+	}
 }
