@@ -131,6 +131,14 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 		// Sentinel: follow failovers; cluster: route reads to masters so a
 		// read right after a write sees it.
 		ReadOnly: false,
+		// Pipelines on the one pool, as single commands: go-redis would
+		// otherwise give them a pool of their own, whose connections a
+		// stalled Redis never gets a pipeline's commands through (a new
+		// connection's handshake times out first), and which, after a
+		// Sentinel failover, reaches the new master at another moment
+		// than the main pool (reads failed on for half a second after
+		// registrations had recovered).
+		PipelinePoolSize: -1,
 	})
 	b := newBatcher(rdb, timeout)
 	bw := b
@@ -667,7 +675,7 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 	var n int64
 	var err error
 	if s.txFits(rec, caps) {
-		n, err = s.createTx(ctx, c, rec)
+		n, err = s.createTx(ctx, c, rec, caps)
 	} else {
 		n, err = s.createScripted(ctx, c, rec, caps)
 	}
@@ -725,39 +733,117 @@ func (s *RedisStore) createScripted(ctx context.Context, c *call, rec *Record, c
 }
 
 // txFits reports whether a create can run as a transaction instead of the
-// script: nothing to check (no caps) and nothing conditional to do (no
-// expiry), a fresh random id (the transaction's index entries are added
-// even if the SET finds the id taken, harmless only when that cannot
-// happen), and a user allowed MULTI and EXEC. Redis runs the transaction
-// for about half of what the script costs it: most of a script's cost is
-// the call into Lua and back for each command, not the commands.
+// script: nothing conditional to do (no expiry, whose index TTLs depend on
+// what the sets hold), caps only on tags the record joins (see createTx),
+// a fresh random id (the transaction's index entries are added even if
+// the SET finds the id taken, harmless only when that cannot happen), and
+// a user allowed MULTI and EXEC. Redis runs the transaction for about half
+// of what the script costs it: most of a script's cost is the call into
+// Lua and back for each command, not the commands.
 func (s *RedisStore) txFits(rec *Record, caps []Cap) bool {
-	return len(caps) == 0 && rec.ExpiresAt.IsZero() && rec.FreshID && s.tx.Load()
+	if !rec.ExpiresAt.IsZero() || !rec.FreshID || !s.tx.Load() {
+		return false
+	}
+	for _, cp := range caps {
+		if !slices.Contains(rec.Tags, cp.Tag) {
+			return false
+		}
+	}
+	return true
 }
 
 // createTx writes what the create script would for a record that txFits,
 // in one MULTI/EXEC: the record (SET NX), then for each tag its index
 // entry (ZADD NX, scored as luaTagAdd scores ids that never expire) and no
-// TTL on the index (PERSIST). Redis carries out all of it or, when it
-// refuses a command as it queues (out of memory, ACL), none of it. It
-// returns 1 (created) or 0 (exists), as the script does.
-func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record) (int64, error) {
-	var pre []redis.Cmder
-	var exec *redis.SliceCmd
-	err := retryRefused(ctx, s.bw, func() error {
-		pre = make([]redis.Cmder, 0, 2+2*len(rec.Tags))
-		pre = append(pre, redis.NewStatusCmd(ctx, "multi"), redis.NewCmd(ctx, "set", &c.key, &c.value, "nx"))
+// TTL on the index (PERSIST), then for each cap the live entries of its
+// tag (ZCOUNT), the new one included. Redis carries out all of it or, when
+// it refuses a command as it queues (out of memory, ACL), none of it. It
+// returns 1 (created), 0 (exists) or -k (cap k reached), as the script.
+//
+// A count over its cap means the create took a place it may not have:
+// it is undone and the script decides, which prunes the set, drops index
+// entries of vanished records and counts again. Transactions run one at a
+// time, each counting those before it, so no create gets past a cap; a
+// create that lands while another's undo is pending may be refused where
+// the script alone, a moment later, would have let it through.
+func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record, caps []Cap) (int64, error) {
+	nt := len(rec.Tags)
+	pre, exec, err := runTx(ctx, s.bw, func() []redis.Cmder {
+		cmds := make([]redis.Cmder, 0, 2+2*nt+len(caps))
+		cmds = append(cmds, redis.NewStatusCmd(ctx, "multi"), redis.NewCmd(ctx, "set", &c.key, &c.value, "nx"))
 		score := neverScoreMs + c.now
 		for _, t := range rec.Tags {
 			k := s.tagKeyArg(t)
-			pre = append(pre, redis.NewCmd(ctx, "zadd", k, "nx", score, &c.id), redis.NewCmd(ctx, "persist", k))
+			cmds = append(cmds, redis.NewCmd(ctx, "zadd", k, "nx", score, &c.id), redis.NewCmd(ctx, "persist", k))
 		}
-		exec = redis.NewSliceCmd(ctx, "exec")
-		err := s.bw.doAfter(ctx, pre, exec)
+		if len(caps) > 0 {
+			live := "(" + strconv.FormatInt(c.now, 10)
+			for _, cp := range caps {
+				cmds = append(cmds, redis.NewCmd(ctx, "zcount", s.tagKeyArg(cp.Tag), live, "+inf"))
+			}
+		}
+		return cmds
+	})
+	if multiRefused(pre) {
+		// The commands after MULTI ran one by one, as sent: their
+		// replies say what was done.
+		s.txRefused(pre[0].Err())
+		n, err := directOutcome(pre[1 : 2+2*nt])
+		if n == 1 && len(caps) > 0 {
+			return s.recheckCaps(ctx, c, rec, caps)
+		}
+		return n, err
+	}
+	if aclRefused(err) {
+		// Nothing was done: the script, for this create too.
+		s.txRefused(err)
+		return s.createScripted(ctx, c, rec, caps)
+	}
+	res := exec.Val()
+	if err != nil && (notReplicated(err) == nil || len(res) == 0) {
+		return 0, err
+	}
+	// The reply came (with wait_replicas, perhaps unconfirmed: err stays).
+	if err := txReplies(res, len(pre)-1); err != nil {
+		return 0, err
+	}
+	if res[0] == nil {
+		return 0, err
+	}
+	for k, cp := range caps {
+		if n, _ := res[1+2*nt+k].(int64); n > int64(cp.Max) {
+			return s.recheckCaps(ctx, c, rec, caps)
+		}
+	}
+	return 1, err
+}
+
+// recheckCaps undoes a create made as a transaction that went over a cap,
+// and has the script make it again, checking the caps exactly. An undo
+// that fails leaves the record to the reaper (nobody has its id) and the
+// create answered unavailable.
+func (s *RedisStore) recheckCaps(ctx context.Context, c *call, rec *Record, caps []Cap) (int64, error) {
+	if err := s.Delete(ctx, &Record{ID: rec.ID, Tags: rec.Tags, Rev: 1}); err != nil && !errors.Is(err, ErrNotFound) {
+		s.reapLater(rec.ID, string(c.value.b), slices.Clone(rec.Tags))
+		return 0, undoError{err}
+	}
+	return s.createScripted(ctx, c, rec, caps)
+}
+
+// undoError is the error of a create over its cap whose undo failed: the
+// record may well be in the store, but must not be read back as created.
+type undoError struct{ err error }
+
+func (e undoError) Error() string { return "redis: undoing a create over its cap: " + e.err.Error() }
+func (e undoError) Unwrap() error { return e.err }
+
+func runTx(ctx context.Context, b *batcher, build func() []redis.Cmder) ([]redis.Cmder, *redis.SliceCmd, error) {
+	var pre []redis.Cmder
+	var exec *redis.SliceCmd
+	err := retryRefused(ctx, b, func() error {
+		pre, exec = build(), redis.NewSliceCmd(ctx, "exec")
+		err := b.doAfter(ctx, pre, exec)
 		if err != nil && strings.HasPrefix(err.Error(), "EXECABORT") {
-			// Say why: the refusal of the command that aborted it (LOADING
-			// after a restart, OOM, NOPERM), which also tells retryRefused
-			// whether to send it again.
 			for _, cmd := range pre[1:] {
 				if cerr := cmd.Err(); cerr != nil && isReply(cerr) {
 					return cerr
@@ -766,38 +852,44 @@ func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record) (int64,
 		}
 		return err
 	})
-	if merr := pre[0].Err(); merr != nil && isReply(merr) {
-		// MULTI refused (the user lost +multi since the access check):
-		// the commands after it ran one by one, as sent. Their replies
-		// say what was done; later creates go back to the script.
-		s.tx.Store(false)
-		logf("Redis refused MULTI (%v): creates run the script again", merr)
-		return directOutcome(pre[1:])
+	return pre, exec, err
+}
+
+// multiRefused reports whether Redis refused a transaction's MULTI (the
+// user lost +multi since the access check): the commands after it then
+// ran one by one, as sent, each with its own reply.
+func multiRefused(pre []redis.Cmder) bool {
+	err := pre[0].Err()
+	return err != nil && isReply(err)
+}
+
+// aclRefused reports whether the ACL refused EXEC or a command it was to
+// run: the transaction did nothing.
+func aclRefused(err error) bool {
+	return err != nil && isReply(err) && strings.Contains(err.Error(), "NOPERM")
+}
+
+// txRefused turns transactions off for the store's pool after Redis
+// refused one (err): the scripts serve every request from then on.
+func (s *RedisStore) txRefused(err error) {
+	if s.tx.CompareAndSwap(true, false) {
+		logf("Redis refused a transaction (%v): the plugin runs scripts instead", err)
 	}
-	if err != nil && isReply(err) && strings.Contains(err.Error(), "NOPERM") {
-		// EXEC, or a command it was to run, refused by the ACL: nothing
-		// was done. Back to the script, for this create too.
-		s.tx.Store(false)
-		logf("Redis refused a transaction (%v): creates run the script again", err)
-		return s.createScripted(ctx, c, rec, nil)
+}
+
+// txReplies checks EXEC's replies: one for each of the n commands
+// queued, and none an error (a command that failed as it ran, on a key of
+// the wrong type: the others still ran).
+func txReplies(res []any, n int) error {
+	if len(res) != n {
+		return fmt.Errorf("redis: EXEC answered %d replies for %d commands", len(res), n)
 	}
-	res := exec.Val()
-	if err != nil && (notReplicated(err) == nil || len(res) == 0) {
-		return 0, err
-	}
-	// The reply came (with wait_replicas, perhaps unconfirmed: err stays).
-	if len(res) != len(pre)-1 {
-		return 0, fmt.Errorf("redis: EXEC answered %d replies for %d commands", len(res), len(pre)-1)
-	}
-	for _, r := range res[1:] {
+	for _, r := range res {
 		if e, ok := r.(error); ok {
-			return 0, fmt.Errorf("redis: a command of the create transaction: %w", e)
+			return fmt.Errorf("redis: a command of a transaction: %w", e)
 		}
 	}
-	if res[0] == nil {
-		return 0, err
-	}
-	return 1, err
+	return nil
 }
 
 // directOutcome reads the replies of a create transaction's commands run
@@ -846,7 +938,8 @@ func unconfirmed(n int64, err error) error {
 // refused or timed-out dial, the pool exhausted) or the client closed.
 func outcomeOpen(err error) bool {
 	var reply redis.Error
-	return !abandoned(err) && !errors.As(err, &reply) && !neverSent(err) && notReplicated(err) == nil
+	var undo undoError
+	return !abandoned(err) && !errors.As(err, &reply) && !neverSent(err) && notReplicated(err) == nil && !errors.As(err, &undo)
 }
 
 // neverSent reports whether err is one go-redis returns before writing
@@ -1187,6 +1280,9 @@ func (s *RedisStore) Hit(ctx context.Context, key string, limit int, window time
 	if ms <= 0 {
 		ms = 1
 	}
+	// A script, not a transaction: measured as one (INCR, PEXPIRE NX,
+	// PTTL), a hit cost Redis about a tenth less CPU but each call took
+	// longer, the client sending and reading five commands instead of one.
 	res, err := hitScript.runSlice(ctx, s.b, []any{"evalsha", hitScript.shaArg, 1, s.hitKey(key), ms})
 	if err != nil {
 		return false, 0, unavailable("rate limit", err)

@@ -272,6 +272,9 @@ func testRedisManyOrphansReaped(t *testing.T, tx bool) {
 	if n := srv.CLI("dbsize"); strings.TrimSpace(n) != "2" {
 		t.Fatalf("dbsize %s, want the warm record and its index", n)
 	}
+	if ran := execCalls(t, srv) > 0; ran != tx {
+		t.Fatalf("transactions carried out: %v", ran)
+	}
 }
 
 // TestOutcomeOpen: only a write that may have reached Redis has an open

@@ -191,7 +191,7 @@ func conformance(t *testing.T, newStore func(t *testing.T) Store) {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				err := s.Create(ctx, &Record{ID: fmt.Sprintf("c/%d", i), Data: []byte("x"), Tags: []string{"all", "owner:o"}},
+				err := s.Create(ctx, &Record{ID: fmt.Sprintf("c/%d", i), Data: []byte("x"), Tags: []string{"all", "owner:o"}, FreshID: true},
 					Cap{Tag: "all", Max: 100}, Cap{Tag: "owner:o", Max: 7})
 				var le *LimitError
 				switch {
