@@ -666,42 +666,15 @@ type holdingProxy struct {
 
 func startHoldingProxy(t *testing.T, target string) *holdingProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &holdingProxy{addr: ln.Addr().String(), released: make(chan struct{})}
+	p := &holdingProxy{released: make(chan struct{})}
 	close(p.released)
-	var wg sync.WaitGroup
-	var conns []net.Conn
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.release()
-		p.mu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		p.mu.Unlock()
-		wg.Wait()
+	p.addr = redistest.Proxy(t, target, func(cc, sc net.Conn) {
+		replies := make(chan struct{})
+		go func() { _, _ = io.Copy(cc, sc); _ = cc.Close(); close(replies) }()
+		p.forward(cc, sc)
+		<-replies
 	})
-	wg.Go(func() {
-		for {
-			cc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			sc, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = cc.Close()
-				continue
-			}
-			p.mu.Lock()
-			conns = append(conns, cc, sc)
-			p.mu.Unlock()
-			wg.Go(func() { _, _ = io.Copy(cc, sc); _ = cc.Close() })
-			wg.Go(func() { p.forward(cc, sc) })
-		}
-	})
+	t.Cleanup(p.release) // before the proxy's own cleanup: held chunks go on
 	return p
 }
 

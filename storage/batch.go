@@ -92,7 +92,7 @@ const (
 const (
 	batchWorkers = 2   // pipelines in flight at once
 	batchSecond  = 16  // waiting commands that start a second pipeline
-	batchMax     = 128 // commands per pipeline
+	batchMax     = 128 // operations per pipeline (a transaction is one, of several commands)
 )
 
 var opPool = sync.Pool{New: func() any { return &batchOp{done: make(chan bool, 1)} }}

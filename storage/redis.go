@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -61,8 +62,8 @@ type RedisPool struct {
 	cluster bool         // a Redis Cluster client (several addresses, no master name)
 	holds   atomic.Int64 // see Hold
 	// tx is set once the access check found that the user may run MULTI
-	// and EXEC (never on a cluster): creates that need no script then run
-	// as a transaction (see RedisStore.createTx).
+	// and EXEC (never on a cluster): creates of clients that do not expire
+	// then run as a transaction (see RedisStore.createTx).
 	tx atomic.Bool
 
 	accessChecked sync.Map // key prefixes CheckAccess was called for
@@ -342,7 +343,7 @@ func (p *RedisPool) Store(keyPrefix string) *RedisStore {
 	if tag == "" {
 		tag = "dcr"
 	}
-	return &RedisStore{rdb: p.rdb, b: p.b, bw: p.bw, reaper: p.reaper, tx: &p.tx, prefix: keyPrefix, base: keyPrefix + "{" + tag + "}:"}
+	return &RedisStore{rdb: p.rdb, b: p.b, bw: p.bw, reaper: p.reaper, pool: p, tx: &p.tx, prefix: keyPrefix, base: keyPrefix + "{" + tag + "}:"}
 }
 
 // RedisStore implements Store on Redis. Layout, with base = prefix{tag}: :
@@ -361,9 +362,17 @@ type RedisStore struct {
 	b      *batcher // see RedisPool
 	bw     *batcher
 	reaper *reaper
+	pool   *RedisPool
 	tx     *atomic.Bool // the pool's: see RedisPool.tx
 	prefix string
 	base   string
+
+	// fullCaps holds, for a while, the tags of caps a transaction found
+	// full (tag → Unix ms until when): creates under them go to the
+	// script straight away, instead of a transaction, its undo and the
+	// script, which would make every refusal cost three round trips.
+	fullMu   sync.Mutex
+	fullCaps map[string]int64
 
 	// tagKeys caches the boxed keys of the tags in use (a handful: all
 	// clients, plugins, owners), copied on write, so that a command does
@@ -711,9 +720,10 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 	return unavailable("create", errors.New("unexpected script result "+strconv.FormatInt(n, 10)))
 }
 
-// createScripted runs the create script: it serves every create, and is
-// the only way for one with caps to check or an expiry to set, which need
-// conditions and reads inside the write.
+// createScripted runs the create script: it serves every create that is
+// no transaction (createTx), and decides for those a transaction could not
+// settle, with conditions and reads inside the write: an expiry to set, a
+// cap found full.
 func (s *RedisStore) createScripted(ctx context.Context, c *call, rec *Record, caps []Cap) (int64, error) {
 	nk := 1 + len(rec.Tags) + len(caps)
 	c.args = append(c.args, "evalsha", createScript.shaArg, nk, &c.key)
@@ -745,11 +755,43 @@ func (s *RedisStore) txFits(rec *Record, caps []Cap) bool {
 		return false
 	}
 	for _, cp := range caps {
-		if !slices.Contains(rec.Tags, cp.Tag) {
+		if !slices.Contains(rec.Tags, cp.Tag) || s.capFull(cp.Tag) {
 			return false
 		}
 	}
 	return true
+}
+
+// fullCapFor is how long creates under a cap a transaction found full go
+// to the script straight away.
+const fullCapFor = time.Second
+
+// capFull reports whether a transaction found the cap on tag full less
+// than fullCapFor ago.
+func (s *RedisStore) capFull(tag string) bool {
+	s.fullMu.Lock()
+	defer s.fullMu.Unlock()
+	until, ok := s.fullCaps[tag]
+	return ok && time.Now().UnixMilli() < until
+}
+
+// markCapFull records that a transaction found the cap on tag full. The
+// memo holds at most 256 tags (owners are unbounded): past that, the
+// expired ones go, and if none has, all of them.
+func (s *RedisStore) markCapFull(tag string) {
+	s.fullMu.Lock()
+	defer s.fullMu.Unlock()
+	now := time.Now().UnixMilli()
+	if len(s.fullCaps) >= 256 {
+		maps.DeleteFunc(s.fullCaps, func(_ string, until int64) bool { return until <= now })
+		if len(s.fullCaps) >= 256 {
+			clear(s.fullCaps)
+		}
+	}
+	if s.fullCaps == nil {
+		s.fullCaps = map[string]int64{}
+	}
+	s.fullCaps[tag] = now + fullCapFor.Milliseconds()
 }
 
 // createTx writes what the create script would for a record that txFits,
@@ -785,21 +827,32 @@ func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record, caps []
 		return cmds
 	})
 	if multiRefused(pre) {
-		// The commands after MULTI ran one by one, as sent: their
-		// replies say what was done.
+		// The commands after MULTI ran one by one, as sent, without the
+		// caps' check or the replicas' confirmation. A SET Redis refused
+		// wrote nothing (nil: the id is taken); otherwise the record may
+		// be there, with or without its index entries: it is undone, and
+		// the script does it all again.
 		s.txRefused(pre[0].Err())
-		n, err := directOutcome(pre[1 : 2+2*nt])
-		if n == 1 && len(caps) > 0 {
-			return s.recheckCaps(ctx, c, rec, caps)
+		switch err := pre[1].Err(); {
+		case err == redis.Nil:
+			return 0, nil
+		case err != nil && isReply(err):
+			return 0, err
 		}
-		return n, err
+		return s.recheck(ctx, c, rec, caps, true)
 	}
-	if aclRefused(err) {
+	if txACLRefused(err) {
 		// Nothing was done: the script, for this create too.
 		s.txRefused(err)
 		return s.createScripted(ctx, c, rec, caps)
 	}
 	res := exec.Val()
+	if err != nil && len(caps) > 0 && outcomeOpen(err) {
+		// Redis may have carried it out, and whether it went over a cap
+		// is in the reply that was lost: undone if it is there, and made
+		// again by the script. A read-back would take it for created.
+		return s.recheck(ctx, c, rec, caps, true)
+	}
 	if err != nil && (notReplicated(err) == nil || len(res) == 0) {
 		return 0, err
 	}
@@ -810,33 +863,63 @@ func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record, caps []
 	if res[0] == nil {
 		return 0, err
 	}
+	over := false
 	for k, cp := range caps {
 		if n, _ := res[1+2*nt+k].(int64); n > int64(cp.Max) {
-			return s.recheckCaps(ctx, c, rec, caps)
+			s.markCapFull(cp.Tag)
+			over = true
 		}
+	}
+	if over {
+		return s.recheck(ctx, c, rec, caps, false)
 	}
 	return 1, err
 }
 
-// recheckCaps undoes a create made as a transaction that went over a cap,
-// and has the script make it again, checking the caps exactly. An undo
-// that fails leaves the record to the reaper (nobody has its id) and the
-// create answered unavailable.
-func (s *RedisStore) recheckCaps(ctx context.Context, c *call, rec *Record, caps []Cap) (int64, error) {
+// recheck undoes what a create made as a transaction may have written (it
+// went over a cap, or its outcome is unknown), and has the script make it
+// again, checking the caps exactly. An undo that fails leaves the record
+// to the reaper (nobody has its id) and the create answered unavailable.
+//
+// With open, the transaction may also land later, its reply having been
+// lost on the way: unless the script created the record (the late SET NX
+// then finds it), the reaper removes it when it shows up; a record the
+// script finds already there is that late transaction's, removed too, and
+// the create answered unavailable, as it is when the script fails.
+func (s *RedisStore) recheck(ctx context.Context, c *call, rec *Record, caps []Cap, open bool) (int64, error) {
 	if err := s.Delete(ctx, &Record{ID: rec.ID, Tags: rec.Tags, Rev: 1}); err != nil && !errors.Is(err, ErrNotFound) {
 		s.reapLater(rec.ID, string(c.value.b), slices.Clone(rec.Tags))
 		return 0, undoError{err}
 	}
-	return s.createScripted(ctx, c, rec, caps)
+	n, err := s.createScripted(ctx, c, rec, caps)
+	if !open || (err == nil && n == 1) {
+		return n, err
+	}
+	s.reapLater(rec.ID, string(c.value.b), slices.Clone(rec.Tags))
+	switch {
+	case err != nil:
+		return 0, undoError{err}
+	case n == 0:
+		return 0, undoError{errors.New("the transaction whose reply was lost wrote the record meanwhile")}
+	}
+	return n, nil
 }
 
-// undoError is the error of a create over its cap whose undo failed: the
+// undoError is the error of a create whose undo (recheck) failed: the
 // record may well be in the store, but must not be read back as created.
 type undoError struct{ err error }
 
-func (e undoError) Error() string { return "redis: undoing a create over its cap: " + e.err.Error() }
+func (e undoError) Error() string {
+	return "redis: undoing a create to check it again: " + e.err.Error()
+}
 func (e undoError) Unwrap() error { return e.err }
 
+// runTx sends the commands build makes (MULTI, then those it queues)
+// followed by EXEC through b, as one transaction, again while Redis refuses
+// it for a moment (retryRefused; build makes new commands for each
+// attempt), and returns the last attempt's commands and EXEC. An EXECABORT
+// error is replaced by the refusal of the queued command that caused it
+// (LOADING after a restart, OOM, NOPERM), which says why.
 func runTx(ctx context.Context, b *batcher, build func() []redis.Cmder) ([]redis.Cmder, *redis.SliceCmd, error) {
 	var pre []redis.Cmder
 	var exec *redis.SliceCmd
@@ -863,17 +946,22 @@ func multiRefused(pre []redis.Cmder) bool {
 	return err != nil && isReply(err)
 }
 
-// aclRefused reports whether the ACL refused EXEC or a command it was to
-// run: the transaction did nothing.
-func aclRefused(err error) bool {
-	return err != nil && isReply(err) && strings.Contains(err.Error(), "NOPERM")
+// txACLRefused reports whether the ACL refused EXEC itself: the
+// transaction did nothing. (A refusal of a command it queued is one the
+// script would meet too, and stays the create's error.)
+func txACLRefused(err error) bool {
+	return err != nil && isReply(err) && strings.Contains(err.Error(), "NOPERM") &&
+		(strings.Contains(err.Error(), "'exec'") || strings.Contains(err.Error(), "'multi'"))
 }
 
 // txRefused turns transactions off for the store's pool after Redis
-// refused one (err): the scripts serve every request from then on.
+// refused one (err): the scripts serve every create from then on. The
+// access check is forgotten, so that the next config load (caddy reload)
+// asks again, and turns them back on if the user has MULTI and EXEC again.
 func (s *RedisStore) txRefused(err error) {
 	if s.tx.CompareAndSwap(true, false) {
-		logf("Redis refused a transaction (%v): the plugin runs scripts instead", err)
+		s.pool.accessChecked.Clear()
+		logf("Redis refused MULTI or EXEC (%v): registrations run the create script instead until a config reload finds them allowed again", err)
 	}
 }
 
@@ -890,21 +978,6 @@ func txReplies(res []any, n int) error {
 		}
 	}
 	return nil
-}
-
-// directOutcome reads the replies of a create transaction's commands run
-// outside a transaction (MULTI refused): 1 when the SET and every index
-// command succeeded, 0 when the id was taken, an error otherwise.
-func directOutcome(cmds []redis.Cmder) (int64, error) {
-	if err := cmds[0].Err(); err == redis.Nil {
-		return 0, nil
-	}
-	for _, cmd := range cmds {
-		if err := cmd.Err(); err != nil {
-			return 0, err
-		}
-	}
-	return 1, nil
 }
 
 // applied settles a write whose outcome err leaves open: the script may
@@ -926,6 +999,10 @@ func (s *RedisStore) applied(ctx context.Context, err error, key string, want []
 // result stands (nil error); otherwise err stays, the write being on the
 // master only, or maybe there.
 func unconfirmed(n int64, err error) error {
+	var undo undoError
+	if errors.As(err, &undo) {
+		return err // n is no script's answer
+	}
 	if nr := notReplicated(err); nr != nil && nr.replyErr == nil && n != 1 {
 		return nil
 	}

@@ -83,7 +83,11 @@ func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, 
 			var tx int64
 			refused, tx, err = accessAnswer(res)
 			if err == nil {
-				p.allowTx(tx)
+				if !p.allowTx(tx) {
+					// Asked again at the next config load, which may
+					// follow a new grant.
+					p.accessChecked.Delete(keyPrefix)
+				}
 				report(refused, nil)
 				return true
 			}
@@ -127,13 +131,15 @@ func accessAnswer(res []any) (refused []string, tx int64, err error) {
 // script, which costs Redis about twice as much; the README's ACL line
 // grants them. A Redis older than 7.0 cannot tell (-1): the script, and no
 // warning.
-func (p *RedisPool) allowTx(tx int64) {
+// It reports false when the user may not run them.
+func (p *RedisPool) allowTx(tx int64) bool {
 	if p.cluster || tx < 0 {
-		return
+		return true
 	}
 	if tx == 0 {
-		logf("the Redis user may not run MULTI and EXEC: registrations run a script instead, which costs Redis about twice as much (grant +multi +exec)")
-		return
+		logf("the Redis user may not run MULTI and EXEC: registrations run a script instead, which costs Redis about twice as much (grant +multi +exec, then reload the config)")
+		return false
 	}
 	p.tx.Store(true)
+	return true
 }

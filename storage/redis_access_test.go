@@ -219,12 +219,18 @@ func TestRedisAccessCheck(t *testing.T) {
 		t.Error("transactions still on after EXEC was refused")
 	}
 	fresh(s, "script")
+	// A grant given back is found by the next config load's check.
 	srv.CLI("ACL", "SETUSER", "full", "+exec")
+	pool.CheckAccess("dcr:", func([]string, error) {})
+	redistest.WaitFor(t, 5*time.Second, "transactions back on", func(context.Context) bool { return pool.tx.Load() })
 	notx, r := check("notx", "pw-notx")
 	if len(r.refused) != 0 || r.err != nil || notx.tx.Load() {
 		t.Errorf("without multi and exec: %v, transactions %v", r, notx.tx.Load())
 	}
 	fresh(notx.Store("dcr:"), "notx")
+	srv.CLI("ACL", "SETUSER", "notx", "+multi", "+exec")
+	notx.CheckAccess("dcr:", func([]string, error) {})
+	redistest.WaitFor(t, 5*time.Second, "transactions on once granted", func(context.Context) bool { return notx.tx.Load() })
 
 	if _, r := check("nozrem", "pw-nozrem"); !slices.Equal(r.refused, []string{"zrem dcr:{dcr}:t:acl-check"}) || r.err != nil {
 		t.Errorf("without zrem: %v", r)

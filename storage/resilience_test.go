@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -1064,5 +1065,170 @@ func TestEmbeddedMarkerCountMemo(t *testing.T) {
 	}
 	if err := create(b, "b2"); !errors.As(err, &le) {
 		t.Fatalf("at the cap again: %v", err)
+	}
+}
+
+// replyLossProxy forwards connections to a Redis server; once armed, the
+// connection that sends a chunk containing match has the chunk delivered
+// and is then closed before any reply comes back: Redis carries the
+// command out, and the client never learns it.
+type replyLossProxy struct {
+	addr  string
+	mu    sync.Mutex
+	match []byte
+}
+
+func startReplyLossProxy(t *testing.T, target string) *replyLossProxy {
+	t.Helper()
+	p := &replyLossProxy{}
+	p.addr = redistest.Proxy(t, target, func(cc, sc net.Conn) {
+		var lost atomic.Bool
+		replies := make(chan struct{})
+		go func() {
+			defer close(replies)
+			defer cc.Close()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := sc.Read(buf)
+				if n > 0 && !lost.Load() {
+					_, _ = cc.Write(buf[:n])
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		defer func() { <-replies }()
+		defer sc.Close()
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := cc.Read(buf)
+			if n > 0 {
+				hit := p.take(buf[:n])
+				if hit {
+					lost.Store(true)
+				}
+				_, _ = sc.Write(buf[:n])
+				if hit {
+					time.Sleep(50 * time.Millisecond) // Redis runs it
+					_ = cc.Close()
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	return p
+}
+
+// arm makes the next chunk containing match (in lower case) lose its reply.
+func (p *replyLossProxy) arm(match string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.match = []byte(match)
+}
+
+func (p *replyLossProxy) take(chunk []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.match == nil || !bytes.Contains(bytes.ToLower(chunk), p.match) {
+		return false
+	}
+	p.match = nil
+	return true
+}
+
+// TestRedisCapReplyLost: a registration at a cap whose reply is lost
+// after Redis carried it out is not read back as created (a transaction's
+// counts were in that reply): it is undone and the script decides, so the
+// cap holds; below the cap, the create is made again and succeeds.
+func TestRedisCapReplyLost(t *testing.T) {
+	bothCreates(t, func(t *testing.T, tx bool) {
+		srv := redistest.Start(t)
+		px := startReplyLossProxy(t, srv.Addr)
+		pool := NewRedisPool(RedisOptions{Addrs: []string{px.addr}, Timeout: 500 * time.Millisecond})
+		t.Cleanup(func() { pool.Destruct() })
+		pool.tx.Store(tx)
+		s, ctx := pool.Store("lost:"), context.Background()
+		create := func(id string, max int) error {
+			return s.Create(ctx, &Record{ID: id, Data: []byte(id), Tags: []string{"all"}, FreshID: true}, Cap{Tag: "all", Max: max})
+		}
+		if err := create("a", 1); err != nil {
+			t.Fatal(err)
+		}
+		match := map[bool]string{false: "evalsha", true: "\r\nexec\r\n"}[tx]
+		px.arm(match)
+		var le *LimitError
+		if err := create("b", 1); err == nil || !errors.As(err, &le) && !IsUnavailable(err) {
+			t.Fatalf("a create over the cap whose reply was lost: %v", err)
+		}
+		redistest.WaitFor(t, 5*time.Second, "only the first client", func(context.Context) bool {
+			n, err := s.Count(ctx, "all")
+			return err == nil && n == 1 && srv.CLI("exists", s.recordKey("b")) == "0"
+		})
+		px.arm(match)
+		if err := create("c", 5); err != nil && !IsUnavailable(err) {
+			t.Fatalf("a create under the cap whose reply was lost: %v", err)
+		}
+		redistest.WaitFor(t, 5*time.Second, "the create to stand or be undone whole", func(context.Context) bool {
+			n, _ := s.Count(ctx, "all")
+			exists := srv.CLI("exists", s.recordKey("c"))
+			return n == 1 && exists == "0" || n == 2 && exists == "1"
+		})
+	})
+}
+
+// TestRedisWaitMultiRefused: with wait_replicas, a create whose MULTI
+// Redis refused (the user lost it while running) ran its commands one by
+// one without WAIT's confirmation: it is made again by the script, which
+// waits, and reported as unconfirmed when no replica confirms it.
+func TestRedisWaitMultiRefused(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.CLI("ACL", "SETUSER", "u", "on", ">pw", "~*", "+@all")
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, Username: "u", Password: "pw", WaitReplicas: 1, WaitTimeout: 50 * time.Millisecond})
+	t.Cleanup(func() { pool.Destruct() })
+	s, ctx := pool.Store("wm:"), context.Background()
+	pool.tx.Store(true)
+	srv.CLI("ACL", "SETUSER", "u", "-multi")
+	err := s.Create(ctx, &Record{ID: "a", Data: []byte("x"), Tags: []string{"all"}, FreshID: true})
+	if !NotReplicated(err) {
+		t.Fatalf("a create no replica confirmed: %v", err)
+	}
+	if pool.tx.Load() {
+		t.Error("transactions still on after MULTI was refused")
+	}
+}
+
+// TestRedisFullCapSkipsTransactions: once a transaction has found a cap
+// full, creates under it go to the script straight away for a while,
+// rather than each paying a transaction, its undo and the script.
+func TestRedisFullCapSkipsTransactions(t *testing.T) {
+	srv := redistest.Start(t)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
+	t.Cleanup(func() { pool.Destruct() })
+	pool.tx.Store(true)
+	s, ctx := pool.Store("full:"), context.Background()
+	create := func(id string) error {
+		return s.Create(ctx, &Record{ID: id, Data: []byte("x"), Tags: []string{"all"}, FreshID: true}, Cap{Tag: "all", Max: 2})
+	}
+	for i := range 2 {
+		if err := create(fmt.Sprint("ok", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := execCalls(t, srv)
+	var le *LimitError
+	for i := range 10 {
+		if err := create(fmt.Sprint("over", i)); !errors.As(err, &le) {
+			t.Fatalf("over the cap: %v", err)
+		}
+	}
+	if n := execCalls(t, srv) - before; n != 1 {
+		t.Errorf("%d of 10 refused creates ran a transaction, want the first only", n)
+	}
+	if n := srv.CLI("zcard", s.tagKey("all")); n != "2" {
+		t.Errorf("index entries: %s", n)
 	}
 }

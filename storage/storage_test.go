@@ -611,3 +611,11 @@ func TestUnwritten(t *testing.T) {
 		}
 	}
 }
+
+// TestNeverScore: the scripts and the transactions score ids that never
+// expire from the same number.
+func TestNeverScore(t *testing.T) {
+	if f, err := strconv.ParseFloat(neverScore, 64); err != nil || f != float64(neverScoreMs) {
+		t.Errorf("neverScore %q, neverScoreMs %d", neverScore, neverScoreMs)
+	}
+}
