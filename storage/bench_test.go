@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -14,8 +15,9 @@ import (
 // BenchmarkRedisCreate compares a registration's create as the script and
 // as a transaction (see RedisStore.txFits), with the client index only
 // (RFC 7591, MediaGoblin, IAM), with an owner's index too (Kustvakt), and
-// with both capped as the default configuration caps them, 64 creates at a
-// time as under load. Besides the time per create it
+// with both capped as the default configuration caps them, and with the
+// owner's cap full (every create refused), 64 creates at a time as under
+// load. Besides the time per create it
 // reports the CPU Redis itself spent on each (redis-µs/op, from INFO cpu),
 // the cost a Redis shared by many Caddy instances pays for every
 // registration:
@@ -28,7 +30,7 @@ func BenchmarkRedisCreate(b *testing.B) {
 	data := []byte(strings.Repeat("x", 600)) // about a client's stored size
 	var seq atomic.Int64
 	for _, tx := range []bool{false, true} {
-		for _, shape := range []string{"", "/owner", "/owner+caps"} {
+		for _, shape := range []string{"", "/owner", "/owner+caps", "/owner+full"} {
 			name := map[bool]string{false: "script", true: "transaction"}[tx] + shape
 			b.Run(name, func(b *testing.B) {
 				pool.tx.Store(tx)
@@ -38,9 +40,18 @@ func BenchmarkRedisCreate(b *testing.B) {
 				if shape != "" {
 					tags = append(tags, "owner:alice")
 				}
-				if shape == "/owner+caps" {
+				switch shape {
+				case "/owner+caps":
 					// The default configuration's caps, never reached here.
 					caps = []Cap{{Tag: "clients", Max: 1 << 30}, {Tag: "owner:alice", Max: 1 << 30}}
+				case "/owner+full":
+					// An owner at max_clients_per_owner: every create refused.
+					caps = []Cap{{Tag: "clients", Max: 1 << 30}, {Tag: "owner:alice", Max: 100}}
+					for i := range 100 {
+						if err := s.Create(context.Background(), &Record{ID: fmt.Sprint("full", i), Data: data, Tags: tags, FreshID: true}, caps...); err != nil {
+							b.Fatal(err)
+						}
+					}
 				}
 				cpu0 := redisCPU(b, srv)
 				b.SetParallelism(32) // 64 goroutines on 2 cores
@@ -49,7 +60,9 @@ func BenchmarkRedisCreate(b *testing.B) {
 					ctx := context.Background()
 					for pb.Next() {
 						id := fmt.Sprint("bench", seq.Add(1))
-						if err := s.Create(ctx, &Record{ID: id, Data: data, Tags: tags, FreshID: true}, caps...); err != nil {
+						err := s.Create(ctx, &Record{ID: id, Data: data, Tags: tags, FreshID: true}, caps...)
+						var le *LimitError
+						if err != nil && (shape != "/owner+full" || !errors.As(err, &le)) {
 							b.Error(err)
 							return
 						}
