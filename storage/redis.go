@@ -615,6 +615,26 @@ for i = 2, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
 return 1
 `)
 
+// KEYS: record, tag keys. ARGV: id, expected revision header. Removes the
+// record if it holds that revision, and the id from the tag sets, giving
+// back to a set whose entries all expire the expiry of the last of them
+// (see RedisStore.undo). Returns 1 (removed), 0 (no record) or -1
+// (revision changed: nothing removed).
+var undoScript = newScript(`
+local cur = redis.call('GETRANGE', KEYS[1], 0, ` + strconv.Itoa(revHeaderLen-1) + `)
+if cur ~= '' and cur ~= ARGV[2] then return -1 end
+if cur ~= '' then redis.call('DEL', KEYS[1]) end
+for i = 2, #KEYS do
+  redis.call('ZREM', KEYS[i], ARGV[1])
+  local top = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
+  if top[2] and tonumber(top[2]) < ` + neverScore + ` and redis.call('PTTL', KEYS[i]) == -1 then
+    redis.call('PEXPIREAT', KEYS[i], top[2])
+  end
+end
+if cur == '' then return 0 end
+return 1
+`)
+
 // KEYS: counter. ARGV: window ms. Returns {count, ms left in the window}.
 var hitScript = newScript(`
 local c = redis.call('INCR', KEYS[1])
@@ -829,9 +849,9 @@ func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record, caps []
 	if multiRefused(pre) {
 		// The commands after MULTI ran one by one, as sent, without the
 		// caps' check or the replicas' confirmation. A SET Redis refused
-		// wrote nothing (nil: the id is taken); otherwise the record may
-		// be there, with or without its index entries: it is undone, and
-		// the script does it all again.
+		// wrote nothing (nil: the id is taken). One that every command
+		// after it completed stands when there was nothing to check or
+		// wait for; otherwise it is undone and answered unavailable.
 		s.txRefused(pre[0].Err())
 		switch err := pre[1].Err(); {
 		case err == redis.Nil:
@@ -839,7 +859,10 @@ func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record, caps []
 		case err != nil && isReply(err):
 			return 0, err
 		}
-		return s.recheck(ctx, c, rec, caps, true)
+		if len(caps) == 0 && s.bw.waitReplicas == 0 && !slices.ContainsFunc(pre[1:], func(cmd redis.Cmder) bool { return cmd.Err() != nil }) {
+			return 1, nil // all written, and nothing else to know
+		}
+		return 0, s.abandon(ctx, c, rec, pre[0].Err())
 	}
 	if txACLRefused(err) {
 		// Nothing was done: the script, for this create too.
@@ -849,9 +872,9 @@ func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record, caps []
 	res := exec.Val()
 	if err != nil && len(caps) > 0 && outcomeOpen(err) {
 		// Redis may have carried it out, and whether it went over a cap
-		// is in the reply that was lost: undone if it is there, and made
-		// again by the script. A read-back would take it for created.
-		return s.recheck(ctx, c, rec, caps, true)
+		// is in the reply that was lost: a read-back would take it for
+		// created. Undone, now and if it lands later.
+		return 0, s.abandon(ctx, c, rec, err)
 	}
 	if err != nil && (notReplicated(err) == nil || len(res) == 0) {
 		return 0, err
@@ -871,46 +894,63 @@ func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record, caps []
 		}
 	}
 	if over {
-		return s.recheck(ctx, c, rec, caps, false)
+		return s.recheck(ctx, c, rec, caps)
 	}
 	return 1, err
 }
 
-// recheck undoes what a create made as a transaction may have written (it
-// went over a cap, or its outcome is unknown), and has the script make it
-// again, checking the caps exactly. An undo that fails leaves the record
-// to the reaper (nobody has its id) and the create answered unavailable.
-//
-// With open, the transaction may also land later, its reply having been
-// lost on the way: unless the script created the record (the late SET NX
-// then finds it), the reaper removes it when it shows up; a record the
-// script finds already there is that late transaction's, removed too, and
-// the create answered unavailable, as it is when the script fails.
-func (s *RedisStore) recheck(ctx context.Context, c *call, rec *Record, caps []Cap, open bool) (int64, error) {
-	if err := s.Delete(ctx, &Record{ID: rec.ID, Tags: rec.Tags, Rev: 1}); err != nil && !errors.Is(err, ErrNotFound) {
+// recheck undoes a create made as a transaction that went over a cap (its
+// reply came: the record is there), and has the script make it again,
+// checking the caps exactly. An undo that fails leaves the record to the
+// reaper (nobody has its id) and the create answered unavailable.
+func (s *RedisStore) recheck(ctx context.Context, c *call, rec *Record, caps []Cap) (int64, error) {
+	if err := s.undo(ctx, c, rec); err != nil {
 		s.reapLater(rec.ID, string(c.value.b), slices.Clone(rec.Tags))
 		return 0, undoError{err}
 	}
-	n, err := s.createScripted(ctx, c, rec, caps)
-	if !open || (err == nil && n == 1) {
-		return n, err
-	}
-	s.reapLater(rec.ID, string(c.value.b), slices.Clone(rec.Tags))
-	switch {
-	case err != nil:
-		return 0, undoError{err}
-	case n == 0:
-		return 0, undoError{errors.New("the transaction whose reply was lost wrote the record meanwhile")}
-	}
-	return n, nil
+	return s.createScripted(ctx, c, rec, caps)
 }
 
-// undoError is the error of a create whose undo (recheck) failed: the
-// record may well be in the store, but must not be read back as created.
+// abandon gives up a create made as a transaction whose outcome is not
+// known well enough to stand (its reply lost with caps to check, or its
+// commands run one by one after MULTI was refused): what it may have
+// written is undone, now and, by the reaper, if it lands later, and the
+// create is answered unavailable. It is not made again under the same id:
+// the transaction, or the undo, landing late would then find and change
+// a record its client was told exists.
+func (s *RedisStore) abandon(ctx context.Context, c *call, rec *Record, cause error) error {
+	_ = s.undo(ctx, c, rec)
+	s.reapLater(rec.ID, string(c.value.b), slices.Clone(rec.Tags))
+	return undoError{cause}
+}
+
+// undo removes what a create made as a transaction wrote: the record if it
+// holds the first revision, and the id's index entries. An index the
+// transaction kept from expiring (PERSIST) gets back the expiry of its
+// longest-lived entry when all of them expire. Only Redis's own reply
+// counts: an undo whose reply was lost is reported failed, never read
+// back, as the record may be made again meanwhile (recheck).
+func (s *RedisStore) undo(ctx context.Context, c *call, rec *Record) error {
+	args := make([]any, 0, 4+len(rec.Tags)+2)
+	args = append(args, "evalsha", undoScript.shaArg, 1+len(rec.Tags), c.key)
+	for _, t := range rec.Tags {
+		args = append(args, s.tagKeyArg(t))
+	}
+	args = append(args, rec.ID, revHeader(1))
+	n, err := undoScript.run(ctx, s.bw, args)
+	if err == nil && n < 0 {
+		err = errors.New("redis: the record changed before its undo")
+	}
+	return err
+}
+
+// undoError is the error of a create undone or whose undo failed
+// (recheck, abandon): the record may well be in the store, but must not be
+// read back as created.
 type undoError struct{ err error }
 
 func (e undoError) Error() string {
-	return "redis: undoing a create to check it again: " + e.err.Error()
+	return "redis: a create undone: " + e.err.Error()
 }
 func (e undoError) Unwrap() error { return e.err }
 

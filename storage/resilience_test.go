@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1071,11 +1072,15 @@ func TestEmbeddedMarkerCountMemo(t *testing.T) {
 // replyLossProxy forwards connections to a Redis server; once armed, the
 // connection that sends a chunk containing match has the chunk delivered
 // and is then closed before any reply comes back: Redis carries the
-// command out, and the client never learns it.
+// command out, and the client never learns it. Armed to hold, the chunk is
+// delivered only by release, after the client's connection was closed: a
+// command that lands late.
 type replyLossProxy struct {
-	addr  string
-	mu    sync.Mutex
-	match []byte
+	addr    string
+	mu      sync.Mutex
+	match   []byte
+	hold    bool
+	deliver func()
 }
 
 func startReplyLossProxy(t *testing.T, target string) *replyLossProxy {
@@ -1104,9 +1109,20 @@ func startReplyLossProxy(t *testing.T, target string) *replyLossProxy {
 		for {
 			n, err := cc.Read(buf)
 			if n > 0 {
-				hit := p.take(buf[:n])
+				hit, hold := p.take(buf[:n])
 				if hit {
 					lost.Store(true)
+				}
+				if hold {
+					chunk := slices.Clone(buf[:n])
+					delivered := make(chan struct{})
+					p.mu.Lock()
+					p.deliver = func() { _, _ = sc.Write(chunk); close(delivered) }
+					p.mu.Unlock()
+					_ = cc.Close()
+					<-delivered
+					time.Sleep(50 * time.Millisecond)
+					return
 				}
 				_, _ = sc.Write(buf[:n])
 				if hit {
@@ -1123,21 +1139,35 @@ func startReplyLossProxy(t *testing.T, target string) *replyLossProxy {
 	return p
 }
 
-// arm makes the next chunk containing match (in lower case) lose its reply.
-func (p *replyLossProxy) arm(match string) {
+// arm makes the next chunk containing match (in lower case) lose its
+// reply; with hold, it also reaches Redis only when released.
+func (p *replyLossProxy) arm(match string, hold bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.match = []byte(match)
+	p.match, p.hold = []byte(match), hold
 }
 
-func (p *replyLossProxy) take(chunk []byte) bool {
+func (p *replyLossProxy) take(chunk []byte) (hit, hold bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.match == nil || !bytes.Contains(bytes.ToLower(chunk), p.match) {
-		return false
+		return false, false
 	}
 	p.match = nil
-	return true
+	return true, p.hold
+}
+
+// release delivers the chunk held last.
+func (p *replyLossProxy) release(t *testing.T) {
+	t.Helper()
+	p.mu.Lock()
+	deliver := p.deliver
+	p.deliver = nil
+	p.mu.Unlock()
+	if deliver == nil {
+		t.Fatal("nothing held")
+	}
+	deliver()
 }
 
 // TestRedisCapReplyLost: a registration at a cap whose reply is lost
@@ -1159,7 +1189,7 @@ func TestRedisCapReplyLost(t *testing.T) {
 			t.Fatal(err)
 		}
 		match := map[bool]string{false: "evalsha", true: "\r\nexec\r\n"}[tx]
-		px.arm(match)
+		px.arm(match, false)
 		var le *LimitError
 		if err := create("b", 1); err == nil || !errors.As(err, &le) && !IsUnavailable(err) {
 			t.Fatalf("a create over the cap whose reply was lost: %v", err)
@@ -1168,7 +1198,7 @@ func TestRedisCapReplyLost(t *testing.T) {
 			n, err := s.Count(ctx, "all")
 			return err == nil && n == 1 && srv.CLI("exists", s.recordKey("b")) == "0"
 		})
-		px.arm(match)
+		px.arm(match, false)
 		if err := create("c", 5); err != nil && !IsUnavailable(err) {
 			t.Fatalf("a create under the cap whose reply was lost: %v", err)
 		}
@@ -1180,10 +1210,51 @@ func TestRedisCapReplyLost(t *testing.T) {
 	})
 }
 
+// TestRedisCapLateTransaction: a capped transaction that reaches Redis
+// only after its client gave up on it (the reply lost) is answered
+// unavailable, never made again under its id, and removed when it lands:
+// made again, it could have been changed by its own late commands after
+// its client was told it exists. An undone one gives an index whose
+// entries all expire its expiry back.
+func TestRedisCapLateTransaction(t *testing.T) {
+	srv := redistest.Start(t)
+	px := startReplyLossProxy(t, srv.Addr)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{px.addr}, Timeout: 300 * time.Millisecond})
+	t.Cleanup(func() { pool.Destruct() })
+	saved := reapWaits
+	reapWaits = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
+	t.Cleanup(func() { reapWaits = saved })
+	pool.reaper.waits = reapWaits
+	pool.tx.Store(true)
+	s, ctx := pool.Store("late:"), context.Background()
+	caps := []Cap{{Tag: "all", Max: 10}}
+	px.arm("\r\nexec\r\n", true)
+	if err := s.Create(ctx, &Record{ID: "late", Data: []byte("x"), Tags: []string{"all"}, FreshID: true}, caps...); !IsUnavailable(err) {
+		t.Fatalf("a create whose transaction is held: %v", err)
+	}
+	px.release(t)
+	redistest.WaitFor(t, 5*time.Second, "the late transaction's record to be removed", func(context.Context) bool {
+		return srv.CLI("exists", s.recordKey("late")) == "0" && srv.CLI("zcard", s.tagKey("all")) == "0"
+	})
+
+	// The undo of a create over a cap leaves an index of expiring
+	// entries its expiry, which the transaction took away (PERSIST).
+	if err := s.Create(ctx, &Record{ID: "e", Data: []byte("x"), Tags: []string{"owner:o"}, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	var le *LimitError
+	if err := s.Create(ctx, &Record{ID: "f", Data: []byte("x"), Tags: []string{"owner:o"}, FreshID: true}, Cap{Tag: "owner:o", Max: 1}); !errors.As(err, &le) {
+		t.Fatalf("over the cap: %v", err)
+	}
+	if ttl, _ := strconv.Atoi(srv.CLI("pttl", s.tagKey("owner:o"))); ttl <= 0 {
+		t.Errorf("the index's TTL after an undone create: %d", ttl)
+	}
+}
+
 // TestRedisWaitMultiRefused: with wait_replicas, a create whose MULTI
 // Redis refused (the user lost it while running) ran its commands one by
-// one without WAIT's confirmation: it is made again by the script, which
-// waits, and reported as unconfirmed when no replica confirms it.
+// one without WAIT's confirmation: it is undone and answered unavailable,
+// never reported as created.
 func TestRedisWaitMultiRefused(t *testing.T) {
 	srv := redistest.Start(t)
 	srv.CLI("ACL", "SETUSER", "u", "on", ">pw", "~*", "+@all")
@@ -1193,11 +1264,14 @@ func TestRedisWaitMultiRefused(t *testing.T) {
 	pool.tx.Store(true)
 	srv.CLI("ACL", "SETUSER", "u", "-multi")
 	err := s.Create(ctx, &Record{ID: "a", Data: []byte("x"), Tags: []string{"all"}, FreshID: true})
-	if !NotReplicated(err) {
+	if !IsUnavailable(err) {
 		t.Fatalf("a create no replica confirmed: %v", err)
 	}
 	if pool.tx.Load() {
 		t.Error("transactions still on after MULTI was refused")
+	}
+	if n := srv.CLI("dbsize"); n != "0" {
+		t.Errorf("%s keys left by the refused create", n)
 	}
 }
 
