@@ -343,7 +343,7 @@ func (p *RedisPool) Store(keyPrefix string) *RedisStore {
 	if tag == "" {
 		tag = "dcr"
 	}
-	return &RedisStore{rdb: p.rdb, b: p.b, bw: p.bw, reaper: p.reaper, pool: p, tx: &p.tx, prefix: keyPrefix, base: keyPrefix + "{" + tag + "}:"}
+	return &RedisStore{rdb: p.rdb, b: p.b, bw: p.bw, reaper: p.reaper, pool: p, prefix: keyPrefix, base: keyPrefix + "{" + tag + "}:"}
 }
 
 // RedisStore implements Store on Redis. Layout, with base = prefix{tag}: :
@@ -362,8 +362,7 @@ type RedisStore struct {
 	b      *batcher // see RedisPool
 	bw     *batcher
 	reaper *reaper
-	pool   *RedisPool
-	tx     *atomic.Bool // the pool's: see RedisPool.tx
+	pool   *RedisPool // its transactions' switch (tx) and access checks
 	prefix string
 	base   string
 
@@ -604,23 +603,13 @@ for i = 2 + nr, #KEYS do tagadd(KEYS[i], ARGV[1], ARGV[4], expn, ARGV[5]) end
 return 1
 `)
 
-// KEYS: record, tag keys. ARGV: id, expected revision header.
-// Returns 1 (deleted), 0 (gone) or -1 (revision changed).
-var deleteScript = newScript(`
-local cur = redis.call('GETRANGE', KEYS[1], 0, ` + strconv.Itoa(revHeaderLen-1) + `)
-if cur == '' then return 0 end
-if cur ~= ARGV[2] then return -1 end
-redis.call('DEL', KEYS[1])
-for i = 2, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
-return 1
-`)
-
 // KEYS: record, tag keys. ARGV: id, expected revision header. Removes the
-// record if it holds that revision, and the id from the tag sets, giving
-// back to a set whose entries all expire the expiry of the last of them
-// (see RedisStore.undo). Returns 1 (removed), 0 (no record) or -1
-// (revision changed: nothing removed).
-var undoScript = newScript(`
+// record if it holds that revision, and the id from the tag sets (also when
+// the record is gone: its entries would only dangle), giving back to a set
+// whose entries all expire the expiry of the last of them, which an id
+// that never expired had taken away (luaTagAdd's PERSIST). Returns 1
+// (deleted), 0 (no record) or -1 (revision changed: nothing removed).
+var deleteScript = newScript(`
 local cur = redis.call('GETRANGE', KEYS[1], 0, ` + strconv.Itoa(revHeaderLen-1) + `)
 if cur ~= '' and cur ~= ARGV[2] then return -1 end
 if cur ~= '' then redis.call('DEL', KEYS[1]) end
@@ -771,7 +760,7 @@ func (s *RedisStore) createScripted(ctx context.Context, c *call, rec *Record, c
 // of what the script costs it: most of a script's cost is the call into
 // Lua and back for each command, not the commands.
 func (s *RedisStore) txFits(rec *Record, caps []Cap) bool {
-	if !rec.ExpiresAt.IsZero() || !rec.FreshID || !s.tx.Load() {
+	if !rec.ExpiresAt.IsZero() || !rec.FreshID || !s.pool.tx.Load() {
 		return false
 	}
 	for _, cp := range caps {
@@ -904,7 +893,7 @@ func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record, caps []
 // checking the caps exactly. An undo that fails leaves the record to the
 // reaper (nobody has its id) and the create answered unavailable.
 func (s *RedisStore) recheck(ctx context.Context, c *call, rec *Record, caps []Cap) (int64, error) {
-	if err := s.undo(ctx, c, rec); err != nil {
+	if err := s.undo(ctx, rec); err != nil {
 		s.reapLater(rec.ID, string(c.value.b), slices.Clone(rec.Tags))
 		return 0, undoError{err}
 	}
@@ -919,25 +908,19 @@ func (s *RedisStore) recheck(ctx context.Context, c *call, rec *Record, caps []C
 // the transaction, or the undo, landing late would then find and change
 // a record its client was told exists.
 func (s *RedisStore) abandon(ctx context.Context, c *call, rec *Record, cause error) error {
-	_ = s.undo(ctx, c, rec)
+	_ = s.undo(ctx, rec)
 	s.reapLater(rec.ID, string(c.value.b), slices.Clone(rec.Tags))
 	return undoError{cause}
 }
 
 // undo removes what a create made as a transaction wrote: the record if it
-// holds the first revision, and the id's index entries. An index the
-// transaction kept from expiring (PERSIST) gets back the expiry of its
-// longest-lived entry when all of them expire. Only Redis's own reply
+// holds the first revision, and the id's index entries, with the expiry
+// its PERSIST took from an index (deleteScript). Only Redis's own reply
 // counts: an undo whose reply was lost is reported failed, never read
-// back, as the record may be made again meanwhile (recheck).
-func (s *RedisStore) undo(ctx context.Context, c *call, rec *Record) error {
-	args := make([]any, 0, 4+len(rec.Tags)+2)
-	args = append(args, "evalsha", undoScript.shaArg, 1+len(rec.Tags), c.key)
-	for _, t := range rec.Tags {
-		args = append(args, s.tagKeyArg(t))
-	}
-	args = append(args, rec.ID, revHeader(1))
-	n, err := undoScript.run(ctx, s.bw, args)
+// back as Delete does, as the record may be made again meanwhile
+// (recheck).
+func (s *RedisStore) undo(ctx context.Context, rec *Record) error {
+	n, err := s.runDelete(ctx, rec.ID, rec.Tags, 1)
 	if err == nil && n < 0 {
 		err = errors.New("redis: the record changed before its undo")
 	}
@@ -999,7 +982,7 @@ func txACLRefused(err error) bool {
 // access check is forgotten, so that the next config load (caddy reload)
 // asks again, and turns them back on if the user has MULTI and EXEC again.
 func (s *RedisStore) txRefused(err error) {
-	if s.tx.CompareAndSwap(true, false) {
+	if s.pool.tx.CompareAndSwap(true, false) {
 		s.pool.accessChecked.Clear()
 		logf("Redis refused MULTI or EXEC (%v): registrations run the create script instead until a config reload finds them allowed again", err)
 	}
@@ -1304,14 +1287,7 @@ func (s *RedisStore) Update(ctx context.Context, old, rec *Record) error {
 
 // Delete implements Store.
 func (s *RedisStore) Delete(ctx context.Context, rec *Record) error {
-	nk := 1 + len(rec.Tags)
-	args := make([]any, 0, 3+nk+2)
-	args = append(args, "evalsha", deleteScript.shaArg, nk, s.recordKey(rec.ID))
-	for _, t := range rec.Tags {
-		args = append(args, s.tagKeyArg(t))
-	}
-	args = append(args, rec.ID, revHeader(rec.Rev))
-	n, err := deleteScript.run(ctx, s.bw, args)
+	n, err := s.runDelete(ctx, rec.ID, rec.Tags, rec.Rev)
 	if err = unconfirmed(n, err); notReplicated(err) != nil {
 		return unavailable("delete", err) // maybe deleted on the master only
 	}
@@ -1328,6 +1304,19 @@ func (s *RedisStore) Delete(ctx context.Context, rec *Record) error {
 		return ErrNotFound
 	}
 	return ErrConflict
+}
+
+// runDelete runs deleteScript on the record id of revision rev and its
+// tags, and returns the script's result.
+func (s *RedisStore) runDelete(ctx context.Context, id string, tags []string, rev int64) (int64, error) {
+	nk := 1 + len(tags)
+	args := make([]any, 0, 3+nk+2)
+	args = append(args, "evalsha", deleteScript.shaArg, nk, s.recordKey(id))
+	for _, t := range tags {
+		args = append(args, s.tagKeyArg(t))
+	}
+	args = append(args, id, revHeader(rev))
+	return deleteScript.run(ctx, s.bw, args)
 }
 
 // listBatch is how many records List reads in one pipeline.

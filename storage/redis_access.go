@@ -130,8 +130,7 @@ func accessAnswer(res []any) (refused []string, tx int64, err error) {
 // whose client would send MULTI to any node. Otherwise creates run the
 // script, which costs Redis about twice as much; the README's ACL line
 // grants them. A Redis older than 7.0 cannot tell (-1): the script, and no
-// warning.
-// It reports false when the user may not run them.
+// warning. It reports false when the user may not run them.
 func (p *RedisPool) allowTx(tx int64) bool {
 	if p.cluster || tx < 0 {
 		return true
