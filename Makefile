@@ -17,7 +17,8 @@ TESTFLAGS ?=
 TEST_LOG ?= bin/test.log
 
 # make bench (wrk settings)
-BENCH_DURATION ?= 10s
+BENCH_DURATION ?= 5s
+BENCH_ROUNDS ?= 3
 BENCH_THREADS ?= 2
 BENCH_CONNECTIONS ?= 64
 BENCH_FLAGS ?=
@@ -91,8 +92,8 @@ npm-ci: ## npm ci in test/clients (when its package.json exists)
 test-deps: ## install redis-server (and redis-cli) when missing
 	@$(call need,redis-server,redis-server)
 
-bench: build bench-deps ## benchmark bin/caddy with wrk (BENCH_DURATION, BENCH_THREADS, BENCH_CONNECTIONS)
-	$(GO) run ./bench -caddy $(CADDY) -duration $(BENCH_DURATION) \
+bench: build bench-deps ## benchmark bin/caddy with wrk (BENCH_DURATION, BENCH_ROUNDS, BENCH_THREADS, BENCH_CONNECTIONS)
+	$(GO) run ./bench -caddy $(CADDY) -duration $(BENCH_DURATION) -rounds $(BENCH_ROUNDS) \
 		-threads $(BENCH_THREADS) -connections $(BENCH_CONNECTIONS) $(BENCH_FLAGS)
 
 bench-deps: ## install wrk and redis-server when missing

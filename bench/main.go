@@ -18,7 +18,8 @@
 //
 // The ceiling runs again right before each scenario, and each ratio is to
 // that neighbouring run, so that other work on a shared machine skews both
-// alike. An API that is not implemented falls through to `respond 404` and
+// alike. With -rounds N the whole sequence runs N times and each scenario
+// is reported by its median round, with the range of its ratios. An API that is not implemented falls through to `respond 404` and
 // shows up as non-2xx. The table gives requests per second, median and 99th
 // percentile latency, the ratio to the ceiling, wrk's error counts, and the
 // CPU that caddy, redis-server and wrk used; targets are >= 0.5x the
@@ -27,13 +28,14 @@
 //
 // Usage (from the repository root, after `make build`):
 //
-//	go run ./bench [-caddy bin/caddy] [-duration 10s] [-threads 2] [-connections 64]
-//	               [-strict] [-keep] [-profile dir]
+//	go run ./bench [-caddy bin/caddy] [-duration 10s] [-rounds 1] [-threads 2] [-connections 64]
+//	               [-strict] [-keep] [-profile dir] [-only regexp]
 package main
 
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -49,6 +51,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -66,6 +69,7 @@ type options struct {
 	strict, keep       bool
 	profile            string
 	only               string
+	rounds             int
 }
 
 func main() {
@@ -81,6 +85,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (config, bodies, caddy.log)")
 	flag.StringVar(&o.profile, "profile", "", "directory to save a Caddy CPU profile of each run in, and allocation profiles before and after it (go tool pprof, -base)")
 	flag.StringVar(&o.only, "only", "", "run only the scenarios whose name matches this regular expression")
+	flag.IntVar(&o.rounds, "rounds", 1, "run every scenario, each after its own ceiling run, this many times, and report each one's median round")
 	flag.Parse()
 	os.Exit(run(o))
 }
@@ -289,7 +294,7 @@ func run(o options) (code int) {
 
 	fmt.Printf("wrk -t%d -c%d -d%s against %s (registration response: %d bytes; redis %s; load average %s)\n",
 		o.threads, o.conns, o.duration, base, len(regBody), redis.Addr, loadAverage())
-	var ceilings []scenario
+	bodyFiles := make([]string, len(scenarios))
 	for i := range scenarios {
 		s := &scenarios[i]
 		// One request first: shows what the route answers (a stub's 404)
@@ -300,21 +305,34 @@ func run(o options) (code int) {
 		}
 		s.probe = fmt.Sprintf("%d, %dB", status, len(body))
 		s.probeOK = status >= 200 && status < 300
-		bodyFile := "-"
+		bodyFiles[i] = "-"
 		if s.body != "" {
-			bodyFile = filepath.Join(work, fmt.Sprintf("body%d.json", i))
-			if err := os.WriteFile(bodyFile, []byte(s.body), 0o600); err != nil {
+			bodyFiles[i] = filepath.Join(work, fmt.Sprintf("body%d.json", i))
+			if err := os.WriteFile(bodyFiles[i], []byte(s.body), 0o600); err != nil {
 				failf("%v", err)
 			}
 		}
-		// The ceiling runs right before each scenario, and the ratio
-		// compares the two: runs seconds apart see the same machine, which
-		// matters where other work shares the CPUs.
-		c := ceiling
-		measure(&c, "-")
-		ceilings = append(ceilings, c)
-		s.ceiling = c.res.rps()
-		measure(s, bodyFile)
+	}
+	var ceilings []scenario
+	rounds := make([][]scenario, len(scenarios))
+	for r := range max(o.rounds, 1) {
+		if o.rounds > 1 {
+			fmt.Printf("round %d of %d\n", r+1, o.rounds)
+		}
+		for i := range scenarios {
+			// The ceiling runs right before each scenario, and the ratio
+			// compares the two: runs seconds apart see the same machine,
+			// which matters where other work shares the CPUs.
+			c, s := ceiling, scenarios[i]
+			measure(&c, "-")
+			ceilings = append(ceilings, c)
+			s.ceiling = c.res.rps()
+			measure(&s, bodyFiles[i])
+			rounds[i] = append(rounds[i], s)
+		}
+	}
+	for i := range scenarios {
+		scenarios[i] = median(rounds[i])
 	}
 	select {
 	case err := <-exited:
@@ -330,6 +348,19 @@ func run(o options) (code int) {
 }
 
 const jsonHeader = "Content-Type: application/json"
+
+// median returns the run of a scenario whose ratio to its ceiling is the
+// median of its rounds (the lower middle one of an even number), with the
+// range of those ratios: on a shared machine single runs of the same
+// binary scatter by a tenth of the ceiling or more.
+func median(runs []scenario) scenario {
+	sorted := slices.Clone(runs)
+	slices.SortFunc(sorted, func(a, b scenario) int { return cmp.Compare(a.ratio(), b.ratio()) })
+	m := sorted[(len(sorted)-1)/2]
+	m.rounds = len(runs)
+	m.lowest, m.highest = sorted[0].ratio(), sorted[len(sorted)-1].ratio()
+	return m
+}
 
 type kind int
 
@@ -350,6 +381,18 @@ type scenario struct {
 	res         wrkResult
 	cpu         cpuUse
 	ceiling     float64 // req/s of the ceiling run just before this one
+	// rounds is how many runs median chose this one from, and lowest
+	// and highest their extreme ratios.
+	rounds          int
+	lowest, highest float64
+}
+
+// ratio is the run's req/s over that of the ceiling run just before it.
+func (s scenario) ratio() float64 {
+	if s.ceiling <= 0 {
+		return 0
+	}
+	return s.res.rps() / s.ceiling
 }
 
 // cpuUse is the CPU each process used during a run, in cores (CPU seconds
@@ -482,10 +525,7 @@ func report(w io.Writer, ceilings, scenarios []scenario) int {
 	row("name", "req/s", "p50", "p99", "x ceiling", "non-2xx", "socket", "cpu c/r/w", "target")
 	missed := 0
 	for i, s := range rows {
-		ratio := 0.0
-		if s.ceiling > 0 {
-			ratio = s.res.rps() / s.ceiling
-		}
+		ratio := s.ratio()
 		target, verdict := 0.0, "-"
 		switch s.kind {
 		case kindRegister:
@@ -505,11 +545,17 @@ func report(w io.Writer, ceilings, scenarios []scenario) int {
 			verdict = fmt.Sprintf("MISSED (< %.1fx)", target)
 			missed++
 		}
+		if i > 0 && s.rounds > 1 {
+			verdict += fmt.Sprintf(", rounds %.2f to %.2f", s.lowest, s.highest)
+		}
 		row(s.name, fmt.Sprintf("%.0f", s.res.rps()), us(s.res.P50US), us(s.res.P99US), fmt.Sprintf("%.2f", ratio),
 			strconv.FormatInt(s.res.StatusErrors, 10), strconv.FormatInt(s.res.socketErrors(), 10),
 			fmt.Sprintf("%.2f/%.2f/%.2f", s.cpu.caddy, s.cpu.redis, s.cpu.wrk), verdict)
 	}
 	fmt.Fprintln(w, "\nx ceiling: req/s over that of the ceiling run made just before (the ceiling row: their mean).")
+	if len(scenarios) > 0 && scenarios[0].rounds > 1 {
+		fmt.Fprintf(w, "Each row is its scenario's median round of %d, by x ceiling; the target column gives the range of all of them.\n", scenarios[0].rounds)
+	}
 	if hi > 1.15*lo {
 		fmt.Fprintf(w, "The ceiling runs differ by %.0f%%: other work shared the CPUs, so figures are rough.\n", (hi/lo-1)*100)
 	}
