@@ -63,13 +63,23 @@ func HasDangerousScheme(raw string) bool {
 }
 
 // IsLoopbackHost reports whether host (without port or brackets) is
-// "localhost" or a loopback IP literal.
+// "localhost" or a loopback IP literal: where plain http is allowed.
 func IsLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// localName reports whether host is a loopback host, "localhost." or a
+// name under it (RFC 6761 section 6.3; browsers send all of them to the
+// loopback interface). Only IsLoopbackHost's hosts may use plain http,
+// which is the cautious side there; but where a rule keeps redirects off
+// the user's own machine, every one of these names is on it.
+func localName(host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	return IsLoopbackHost(host) || h == "localhost" || strings.HasSuffix(h, ".localhost")
 }
 
 func isASCII(s string) bool {
@@ -169,10 +179,13 @@ func (rule RedirectRule) CheckRedirectURI(raw string) string {
 			}
 			return ""
 		}
-		if loopback && rule.ApplicationType == "native" {
+		if rule.ApplicationType == "native" && localName(host) {
 			return "redirect URI " + quote(raw) + ": https redirect URIs of native clients must not use a loopback host"
 		}
-		if rule.Implicit && rule.ApplicationType != "native" && strings.EqualFold(host, "localhost") {
+		if rule.Implicit && rule.ApplicationType != "native" && localName(host) {
+			// OpenID Connect Registration section 2: "MUST NOT use
+			// localhost", which a loopback address or a name under
+			// localhost. is too.
 			return "redirect URI " + quote(raw) + " must not use localhost for a client using the implicit grant"
 		}
 		if !loopback && !hostAllowed(host, rule.AllowedHosts) {
