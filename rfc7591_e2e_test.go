@@ -2139,6 +2139,7 @@ func TestRFC7591SigningAlg(t *testing.T) {
 // with tags, or If-None-Match "*" on a client that exists, stops a PUT or
 // DELETE with 412 (RFC 9110 section 13.1), and a partial PUT (Content-Range)
 // is refused with 400 (section 14.5); If-Match "*" holds. Nothing changes.
+// A read answers 304 where a change answers If-None-Match's 412.
 func TestRFC7592Preconditions(t *testing.T) {
 	s := startCaddy(t, "embedded", `	client_registration {
 		{storage}
@@ -2167,6 +2168,37 @@ func TestRFC7592Preconditions(t *testing.T) {
 	// The token was not rotated, nor the client deleted.
 	if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
 		t.Fatalf("GET after refused changes: %d %s", resp.StatusCode, body)
+	}
+	// Reads: a false If-None-Match is 304 for them (section 13.1.2), with
+	// no body and still not for caches; If-Match is evaluated first.
+	for _, tc := range []struct {
+		method, header string
+		status         int
+	}{
+		{http.MethodGet, `If-None-Match: *`, 304},
+		{http.MethodHead, `If-None-Match: "x", *`, 304},
+		{http.MethodGet, "If-Match: *\nIf-None-Match: *", 304},
+		{http.MethodGet, `If-None-Match: "x"`, 200},
+		{http.MethodGet, `If-Match: *`, 200},
+		{http.MethodGet, "If-Match: \"abc\"\nIf-None-Match: *", 412},
+	} {
+		resp, raw := s.do(tc.method, c.path(t, s), "", append([]string{rfcBearer(c.RAT)}, strings.Split(tc.header, "\n")...)...)
+		switch tc.status {
+		case 412:
+			rfcWantError(t, resp, raw, tc.status, "invalid_request")
+		case 304:
+			if resp.StatusCode != 304 || len(raw) != 0 || resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Pragma") != "no-cache" {
+				t.Errorf("%s %s: %d %v %q, want 304 with no body, Cache-Control: no-store, Pragma: no-cache", tc.method, tc.header, resp.StatusCode, resp.Header, raw)
+			}
+		default:
+			if resp.StatusCode != tc.status {
+				t.Errorf("%s %s: %d %s, want %d", tc.method, tc.header, resp.StatusCode, raw, tc.status)
+			}
+		}
+	}
+	// A 304 needs the token all the same.
+	if resp, raw := s.do(http.MethodGet, c.path(t, s), "", rfcBearer("wrong"), `If-None-Match: *`); resp.StatusCode != 401 {
+		t.Fatalf("GET If-None-Match: * with a wrong token: %d %s", resp.StatusCode, raw)
 	}
 	resp, body := s.do(http.MethodPut, c.path(t, s), put, rfcBearer(c.RAT), "Content-Type: application/json", "If-Match: *")
 	if resp.StatusCode != 200 {
