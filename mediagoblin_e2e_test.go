@@ -423,6 +423,29 @@ func TestMediaGoblinLimitsE2E(t *testing.T) {
 	})
 }
 
+// TestMediaGoblinHead: a HEAD with a registration answers as a POST would,
+// headers and length, but registers nothing (its credentials could reach
+// nobody): under max_clients 1, a POST after it still gets the one place.
+func TestMediaGoblinHead(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		s := startCaddy(t, backend, "\tclient_registration mediagoblin {\n\t\t{storage}\n\t\tmax_clients 1\n\t}\n\trespond \"site\"")
+		reg := `{"type": "client_associate", "application_type": "web"}`
+		head, b := s.do(http.MethodHead, mgRegisterPath, reg, mgCTJSON)
+		if head.StatusCode != http.StatusOK || b != "" || head.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("HEAD: %d %v %q", head.StatusCode, head.Header, b)
+		}
+		mgCheckHeaders(t, head)
+		resp, b := s.do(http.MethodPost, mgRegisterPath, reg, mgCTJSON)
+		mgCheckCredentials(t, resp, b)
+		if head.ContentLength != int64(len(b)) {
+			t.Errorf("HEAD Content-Length %d, POST body %d bytes", head.ContentLength, len(b))
+		}
+		if resp, b = s.do(http.MethodPost, mgRegisterPath, reg, mgCTJSON); resp.StatusCode == http.StatusOK {
+			t.Fatalf("a second POST under max_clients 1: %d %s", resp.StatusCode, b)
+		}
+	})
+}
+
 // TestMediaGoblinConcurrentUpdates: many simultaneous updates of one client
 // all succeed (compare-and-set retried, with jitter, until each wins its
 // turn), on both stores; the last one written is what the client holds.

@@ -1487,6 +1487,9 @@ func TestAnsweredBeforeBody(t *testing.T) {
 		{"expect iam method", "PUT /v1/clients HTTP/1.1\r\nContent-Type: application/json\r\n" + expect, 405},
 		{"expect kustvakt method", "PUT /api/v1.0/oauth2/client/register HTTP/1.1\r\nContent-Type: application/json\r\n" + basicAuth("alice") + "\r\n" + expect, 405},
 		{"expect kustvakt content type", "POST /api/v1.0/oauth2/client/register HTTP/1.1\r\nContent-Type: text/plain\r\n" + basicAuth("alice") + "\r\n" + expect, 415},
+		{"expect mediagoblin content type", "POST /api/client/register HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=x\r\n" + expect, 400},
+		{"expect mediagoblin no content type", "POST /api/client/register HTTP/1.1\r\n" + expect, 400},
+		{"expect mediagoblin body wanted", "POST /api/client/register HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n" + expect, 100},
 		{"expect body wanted", "POST /register HTTP/1.1\r\nContent-Type: application/json\r\n" + expect, 100},
 	} {
 		t.Run(c.name, func(t *testing.T) {

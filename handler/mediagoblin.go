@@ -123,8 +123,17 @@ var errMGUnauthorized = errors.New("client credentials do not match")
 
 func (a *MediaGoblin) register(w http.ResponseWriter, r *http.Request) {
 	// The real view reads the body before anything else, whatever the
-	// content type, so the size limit applies to every request.
-	body, err := readBody(w, r)
+	// content type, so the size limit applies to every request. Where the
+	// answer cannot depend on the body (no content type, or one that is
+	// neither JSON nor a form) and its announced length is within the
+	// limit, it is not read: a client that sent "Expect: 100-continue"
+	// gets the answer at once instead of sending a body for nothing.
+	var body []byte
+	var err error
+	if ct := mgMediaType(r.Header.Get("Content-Type")); ct == "application/json" || ct == "application/x-www-form-urlencoded" ||
+		r.ContentLength < 0 || r.ContentLength > MaxBodyBytes {
+		body, err = readBody(w, r)
+	}
 	if errors.Is(err, errBodyTooLarge) {
 		a.fail(w, http.StatusRequestEntityTooLarge, mgTooLarge)
 		return
@@ -209,6 +218,18 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 	f.apply(c)
 	if reason := a.o.Policy.Refusal(c); reason != "" {
 		reject(sentence(reason))
+		return
+	}
+	if r.Method == http.MethodHead {
+		// The real view registers on any method, HEAD too, but a HEAD's
+		// answer has no body: the credentials would reach nobody, and the
+		// client would only take a place under the caps. The answer is
+		// the one a registration would get, less the client: fresh
+		// credentials of the right lengths that name nothing.
+		now := a.o.Registry.Now()
+		c.CreatedMs = now.UnixMilli()
+		f := registry.FormatMediaGoblin
+		a.succeed(w, f.NewID(), f.NewSecret(), a.o.Registry.SecretExpiry(c, now, a.o.secretLifetime(0)))
 		return
 	}
 	iss, d, err := a.o.create(r, registry.APIMediaGoblin, c, registry.Issue{
