@@ -140,6 +140,7 @@ func (a *IAM) badRequest(w http.ResponseWriter, rid, problem string) {
 type iamRequest struct {
 	name      string
 	scopes    []string // as sent, echoed in the answer
+	scope     string   // as stored: each scope once, space-separated
 	hasScopes bool     // scopes was sent (and not null): it is echoed
 	grants    []string
 	responses []string
@@ -204,7 +205,7 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 		TokenEndpointAuthMethod: registry.AuthClientSecretPost,
 		GrantTypes:              req.grants,
 		ResponseTypes:           req.responses,
-		Scope:                   strings.Join(iamDedupe(req.scopes), " "),
+		Scope:                   req.scope,
 	}
 	if c.Scope == "" {
 		c.Scope = a.o.Policy.DefaultScope
@@ -297,6 +298,9 @@ func parseIAMRequest(body []byte) (*iamRequest, string) {
 	if ferr != nil {
 		// The decoder's own message is not passed on: its wording changes
 		// between Go releases and clients may match on ours.
+		if strings.HasSuffix(ferr.Description, registry.NestedTooDeep) {
+			return nil, "the request body nests arrays and objects too deeply"
+		}
 		return nil, "the request body is not valid JSON"
 	}
 	req := &iamRequest{}
@@ -342,6 +346,13 @@ func parseIAMRequest(body []byte) (*iamRequest, string) {
 		if !iamScopeToken(s) {
 			return nil, fmt.Sprintf("scopes[%d] is not a valid scope token (RFC 6749 section 3.3)", i)
 		}
+	}
+	// Stored as one space-separated scope, each scope once, under the
+	// limit every API keeps to; echoed as sent, as a server keeping the
+	// list would.
+	req.scope = strings.Join(iamDedupe(scopes), " ")
+	if len(req.scope) > registry.MaxScopeLength {
+		return nil, fmt.Sprintf("scopes may be at most %d characters long in all, separated by spaces", registry.MaxScopeLength)
 	}
 	req.scopes, req.hasScopes = scopes, has
 

@@ -190,7 +190,8 @@ func TestIAMValidation(t *testing.T) {
 		{"single quotes", ct, `{'client_name':'x'}`, "the request body is not valid JSON"},
 		{"empty object", ct, "{}", "client_name is required"},
 		{"Unicode space", ct, "\u00a0" + iamBody(), "the request body must be a JSON object"},
-		{"deeply nested member", ct, strings.TrimSuffix(iamBody(), "}") + `,"x":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + "}", "the request body is not valid JSON"},
+		{"deeply nested member", ct, strings.TrimSuffix(iamBody(), "}") + `,"x":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + "}", "the request body nests arrays and objects too deeply"},
+		{"deep and broken before", ct, `{"client_name":x,"y":` + strings.Repeat("[", 20000), "the request body is not valid JSON"},
 
 		// A repeated member: the last one counts (as in encoding/json and
 		// JavaScript's JSON.parse), also when its name is spelled with escapes.
@@ -240,6 +241,7 @@ func TestIAMValidation(t *testing.T) {
 		{"scope with backslash", ct, iamBody(`scopes=["a\\b"]`), "scopes[0] " + scopeMsg},
 		{"scope non-ASCII", ct, iamBody(`scopes=["openid","email","é"]`), "scopes[2] " + scopeMsg},
 		{"scope control character", ct, iamBody(`scopes=["a\tb"]`), "scopes[0] " + scopeMsg},
+		{"scopes too long in all", ct, iamBody(`scopes=["` + strings.Repeat("a", 2048) + `","` + strings.Repeat("b", 2048) + `"]`), "scopes may be at most 4096 characters long in all, separated by spaces"},
 
 		// grant_types.
 		{"grant_types missing", ct, iamBody("-grant_types"), "grant_types is required"},
@@ -643,4 +645,20 @@ func FuzzIAMRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestIAMScopesAtTheLimit: the limit applies to the scope as stored, each
+// scope once, joined by spaces: 4096 characters pass however many repeats
+// were sent (and echoed).
+func TestIAMScopesAtTheLimit(t *testing.T) {
+	e := newIAMEnv(t, nil)
+	a, b := strings.Repeat("a", 2047), strings.Repeat("b", 2048)
+	got := checkIAMSuccess(t, e.post("application/json", iamBody(`scopes=["`+a+`","`+b+`","`+a+`","`+a+`"]`)))
+	if got.scopes != `["`+a+`","`+b+`","`+a+`","`+a+`"]` {
+		t.Errorf("echoed %.60s...", got.scopes)
+	}
+	c, err := e.reg.Get(context.Background(), got.id)
+	if err != nil || c.Scope != a+" "+b {
+		t.Fatalf("stored %d characters (%v)", len(c.Scope), err)
+	}
 }

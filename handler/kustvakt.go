@@ -557,14 +557,21 @@ func bindKustvaktJSON(body []byte) (*kustvaktClientJSON, string) {
 	// (FAIL_ON_TRAILING_TOKENS is off by default): so does this.
 	var first json.RawMessage
 	if err := json.NewDecoder(bytes.NewReader(trimmed)).Decode(&first); err != nil {
+		// Jackson reads in order and stops at whichever comes first: a
+		// syntax error, or the 1001st level of nesting (where it would
+		// stop too for text that encoding/json finds too deep).
+		var se *json.SyntaxError
+		if i := registry.TooDeepAt(trimmed, jacksonMaxDepth); i >= 0 && (!errors.As(err, &se) || int64(i) < se.Offset) {
+			return nil, jacksonDepthError
+		}
 		return nil, "Malformed JSON: the request body " + registry.WhereNotJSON(body, trimmed)
 	}
 	if !utf8.Valid(first) {
 		// Jackson's UTF-8 reader refuses what encoding/json would replace.
 		return nil, "Malformed JSON: the request body is not valid UTF-8"
 	}
-	if jacksonTooDeep(first) {
-		return nil, fmt.Sprintf("Document nesting depth exceeds the maximum allowed (%d, from `StreamReadConstraints.getMaxNestingDepth()`)", jacksonMaxDepth)
+	if registry.TooDeepAt(first, jacksonMaxDepth) >= 0 {
+		return nil, jacksonDepthError
 	}
 	out := &kustvaktClientJSON{}
 	var msg string
@@ -582,24 +589,8 @@ func bindKustvaktJSON(body []byte) (*kustvaktClientJSON, string) {
 // the outermost object counting as one.
 const jacksonMaxDepth = 1000
 
-// jacksonTooDeep reports whether the JSON value b nests deeper than
-// jacksonMaxDepth.
-func jacksonTooDeep(b []byte) bool {
-	depth := 0
-	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			i = jsonStringEnd(b, i) - 1
-		case '{', '[':
-			if depth++; depth > jacksonMaxDepth {
-				return true
-			}
-		case '}', ']':
-			depth--
-		}
-	}
-	return false
-}
+// jacksonDepthError is Jackson's refusal of deeper nesting.
+var jacksonDepthError = fmt.Sprintf("Document nesting depth exceeds the maximum allowed (%d, from `StreamReadConstraints.getMaxNestingDepth()`)", jacksonMaxDepth)
 
 // bind sets the property of one member; Jackson calls the setter once per
 // occurrence.

@@ -440,3 +440,21 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestBindKustvaktJSONDepth: Jackson stops at the 1001st level of nesting
+// whatever follows, also where encoding/json would stop later for its own
+// limit (10,000) or a syntax error; a syntax error before that level is
+// what it reports.
+func TestBindKustvaktJSONDepth(t *testing.T) {
+	for _, c := range []struct{ body, want string }{
+		{`{"source":` + strings.Repeat("[", 1000) + strings.Repeat("]", 1000) + `}`, jacksonDepthError},
+		{`{"source":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`, jacksonDepthError},
+		{`{"source":` + strings.Repeat("[", 1000) + `x`, jacksonDepthError},
+		{`{"source":x,"a":` + strings.Repeat("[", 20000), "Malformed JSON"},
+		{`{"source":"` + strings.Repeat("[", 20000) + `",}`, "Malformed JSON"},
+	} {
+		if _, msg := bindKustvaktJSON([]byte(c.body)); !strings.HasPrefix(msg, c.want) {
+			t.Errorf("%.40s...: %q, want %q", c.body, msg, c.want)
+		}
+	}
+}

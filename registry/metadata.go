@@ -62,8 +62,10 @@ const (
 	maxContacts            = 20
 	maxURILength           = 2048
 	maxTextLength          = 1024
-	maxScopeLength         = 4096
-	maxJWKSLength          = 16384
+	// MaxScopeLength bounds a client's scope, a space-separated string.
+	MaxScopeLength = 4096
+	maxJWKSLength  = 16384
+	maxJWKSDepth   = 32
 )
 
 // Policy is the server's registration policy for RFC 7591 metadata.
@@ -305,6 +307,40 @@ func TrimJSON(body []byte) []byte {
 	return bytes.Trim(bytes.TrimPrefix(body, []byte("\uFEFF")), " \t\r\n")
 }
 
+// TooDeepAt returns the index in the JSON text b of the first '[' or '{'
+// that opens more than limit arrays and objects at once, or -1. It reads
+// b lexically, so it also finds where a parser reading b in order would
+// stop for depth in a text that is not valid JSON further on.
+func TooDeepAt(b []byte, limit int) int {
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			// To the closing quote; the loop's i++ steps past it.
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			if depth++; depth > limit {
+				return i
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return -1
+}
+
+// goMaxDepth is encoding/json's bound on nesting: deeper text is not
+// JSON to it.
+const goMaxDepth = 10000
+
+// NestedTooDeep is what WhereNotJSON says of a body nested deeper than
+// encoding/json reads.
+const NestedTooDeep = "nests arrays and objects more than 10000 deep"
+
 // WhereNotJSON says, in words of our own rather than the JSON decoder's
 // (which change between Go versions), where body stops being JSON; trimmed
 // is body with TrimJSON applied, known not to be JSON. The result follows
@@ -317,6 +353,10 @@ func WhereNotJSON(body, trimmed []byte) string {
 	var se *json.SyntaxError
 	if err := json.Unmarshal(padded, &v); !errors.As(err, &se) || se.Offset >= int64(len(padded)) {
 		return "ends before its JSON value does"
+	}
+	if i := TooDeepAt(trimmed, goMaxDepth); i >= 0 && int64(i) < se.Offset {
+		// Valid as far as it goes, but the decoder gives up there.
+		return NestedTooDeep
 	}
 	// Offset counts the bytes read, the bad one included: the position of
 	// the bad byte, counted from 1 and from the start of the body as sent
@@ -752,8 +792,8 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(scope) > maxScopeLength {
-		return nil, metaErr("scope may be at most %d characters long", maxScopeLength)
+	if len(scope) > MaxScopeLength {
+		return nil, metaErr("scope may be at most %d characters long", MaxScopeLength)
 	}
 	tokens := strings.Fields(scope)
 	for _, tok := range tokens {
@@ -810,6 +850,12 @@ func checkJWKS(raw json.RawMessage) (int, string) {
 			return 0, notASet
 		}
 		raw = json.RawMessage(s)
+	}
+	// A key set is four levels deep (set, keys, key, "oth"); a stored one
+	// nested thousands deep is served to every reader of the client, and
+	// common parsers give up on it (Jackson at 1000, Python sooner).
+	if TooDeepAt(raw, maxJWKSDepth) >= 0 {
+		return 0, fmt.Sprintf("jwks may nest arrays and objects at most %d deep", maxJWKSDepth)
 	}
 	var set struct {
 		Keys []map[string]json.RawMessage `json:"keys"`

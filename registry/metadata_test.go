@@ -274,6 +274,9 @@ func TestParseMetadata(t *testing.T) {
 		{"V12", "jwks private key set hidden by a repeated keys", Policy{}, `{` + mdCB + `,"jwks":{"keys":[{"kty":"RSA","n":"0vx7","e":"AQAB","d":"X4cT"}],"keys":[]}}`, CodeInvalidClientMetadata, nil},
 		{"V12", "jwks repeated member in a string", Policy{}, `{` + mdCB + `,"jwks":"{\"keys\":[{\"kty\":\"OKP\",\"x\":\"a\",\"\\u0064\":\"b\",\"d\":null}]}"}`, CodeInvalidClientMetadata, nil},
 		{"S12", "the same member name in different objects", Policy{}, `{` + mdCB + `,"jwks":{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b"},{"kty":"EC","crv":"P-256","x":"c","y":"d","ext":{"kty":1}}]}}`, "", nil},
+		{"V12", "jwks nested too deep", Policy{}, `{` + mdCB + `,"jwks":{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b","ext":` + strings.Repeat("[", 30) + strings.Repeat("]", 30) + `}]}}`, CodeInvalidClientMetadata, nil},
+		{"V12", "jwks nested too deep in a string", Policy{}, `{` + mdCB + `,"jwks":"{\"keys\":[{\"kty\":\"EC\",\"ext\":` + strings.Repeat("[", 30) + strings.Repeat("]", 30) + `}]}"}`, CodeInvalidClientMetadata, nil},
+		{"S12", "jwks nested 32 deep", Policy{}, `{` + mdCB + `,"jwks":{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b","ext":` + strings.Repeat("[", 29) + strings.Repeat("]", 29) + `}]}}`, "", nil},
 		{"S12", "null private members are absent", Policy{}, `{` + mdCB + `,"jwks":{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b","d":null}]}}`, "", nil},
 		{"V10", "private_key_jwt with an empty key set", Policy{}, `{` + mdCB + `,"token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[]}}`, CodeInvalidClientMetadata, nil},
 		{"S12", "an empty key set without private_key_jwt", Policy{}, `{` + mdCB + `,"jwks":{"keys":[]}}`, "", nil},
@@ -811,5 +814,36 @@ func TestNotJSONMessages(t *testing.T) {
 		if err == nil || err.Description != want {
 			t.Errorf("%q: %v, want %q", body, err, want)
 		}
+	}
+}
+
+// TestTooDeepAt: the bracket that goes past the limit is found, brackets
+// in strings (escaped quotes included) do not count, and a body too deep
+// for encoding/json is described as such rather than as invalid.
+func TestTooDeepAt(t *testing.T) {
+	for _, c := range []struct {
+		b     string
+		limit int
+		want  int
+	}{
+		{`[[]]`, 2, -1},
+		{`[[[]]]`, 2, 2},
+		{`{"a":[{"b":[]}]}`, 3, 11},
+		{`["[[[[", "\"[[[["]`, 1, -1},
+		{`[], [[`, 1, 5},
+	} {
+		if got := TooDeepAt([]byte(c.b), c.limit); got != c.want {
+			t.Errorf("TooDeepAt(%s, %d) = %d, want %d", c.b, c.limit, got, c.want)
+		}
+	}
+	deep := []byte(`{"redirect_uris":["https://c.example/cb"],"x":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`)
+	if _, err := DecodeObject(deep); err == nil || !strings.Contains(err.Description, "more than 10000 deep") {
+		t.Errorf("10001 levels: %v", err)
+	}
+	if _, err := DecodeObject([]byte(`{"x":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}`)); err != nil {
+		t.Errorf("10000 levels: %v", err)
+	}
+	if _, err := DecodeObject([]byte(`{"x":y,"z":` + strings.Repeat("[", 10001))); err == nil || !strings.Contains(err.Description, "at byte 6") {
+		t.Errorf("a syntax error before the depth: %v", err)
 	}
 }
