@@ -266,6 +266,41 @@ func (a *Kustvakt) unauthorizedUser(w http.ResponseWriter, user string) {
 	a.notify(w, 0, kcAuthorizationFailed, "Unauthorized operation for user: "+user, user)
 }
 
+// notOwner refuses user a change of a client that is not theirs
+// (deregister, reset). Kustvakt's service names the user as the
+// exception's entity, and its OAuth2 handler answers in the OAuth2 format
+// any exception whose entity is an OAuth2 error code: a user whose name
+// is one ("invalid_request") gets that format, with the code's status.
+// Except server_error and temporarily_unavailable: a 500 or 503 for a
+// refusal would page whoever watches the server's errors, so those users
+// get the notification like anyone else.
+func (a *Kustvakt) notOwner(w http.ResponseWriter, user string) {
+	if status := oauth2CodeStatus(user); status != 0 && status < 500 {
+		a.oauthError(w, status, user, "Unauthorized operation for user: "+user)
+		return
+	}
+	a.unauthorizedUser(w, user)
+}
+
+// oauth2CodeStatus is the status Kustvakt's OAuth2ResponseHandler gives an
+// exception whose entity is code, or 0 when code is no OAuth2 error code
+// it knows (the notification format then).
+func oauth2CodeStatus(code string) int {
+	switch code {
+	case "invalid_client", "unauthorized_client", "invalid_token":
+		return http.StatusUnauthorized
+	case "invalid_grant", "invalid_request", "invalid_scope", "unsupported_grant_type", "unsupported_response_type", "access_denied":
+		return http.StatusBadRequest
+	case "insufficient_scope":
+		return http.StatusForbidden
+	case "server_error":
+		return http.StatusInternalServerError
+	case "temporarily_unavailable":
+		return http.StatusServiceUnavailable
+	}
+	return 0
+}
+
 // deny writes a refusal of the registration gate in Kustvakt's notification
 // format.
 func (a *Kustvakt) deny(w http.ResponseWriter, d *Denial) {
@@ -730,15 +765,14 @@ func jacksonClientType(raw []byte) (*string, string) {
 			return &s, ""
 		}
 		// Jackson's EnumDeserializer then reads a (trimmed) string of
-		// digits as the constant's index: "1" is PUBLIC.
-		if t := javaTrim(s); t != "" && '0' <= t[0] && t[0] <= '9' {
-			switch n, err := strconv.ParseInt(t, 10, 32); {
-			case err != nil:
-			case n == 0:
-				return &confidential, ""
-			case n == 1:
-				return &public, ""
-			}
+		// digits as the constant's index: "1" is PUBLIC. Since 2.17
+		// (databind#4403) one with a leading zero ("01", "00") is no
+		// index, and any other number is out of range.
+		switch javaTrim(s) {
+		case "0":
+			return &confidential, ""
+		case "1":
+			return &public, ""
 		}
 		return nil, msg
 	}
@@ -1083,7 +1117,7 @@ func (a *Kustvakt) deregister(q *kustvaktRequest, id string) {
 		a.unknownClient(q.w, id)
 		return
 	case errors.Is(err, errNotOwner):
-		a.unauthorizedUser(q.w, q.user)
+		a.notOwner(q.w, q.user)
 		return
 	case a.failed(q.w, "deregister", err):
 		return
@@ -1130,7 +1164,7 @@ func (a *Kustvakt) reset(q *kustvaktRequest) {
 		a.invalidRequest(q.w, "Operation is not allowed for public clients")
 		return
 	case errors.Is(err, errNotOwner):
-		a.unauthorizedUser(q.w, q.user)
+		a.notOwner(q.w, q.user)
 		return
 	case a.failed(q.w, "reset", err):
 		return

@@ -71,6 +71,8 @@ func TestBindKustvaktJSON(t *testing.T) {
 		`{"refresh_token_expiry":"1.5"}`, `{"refresh_token_expiry":"1e3"}`, `{"refresh_token_expiry":"3000000000"}`,
 		// An enum name is matched exactly; only an index is trimmed.
 		`{"type":" PUBLIC"}`, `{"type":"public"}`, `{"type":"2"}`, `{"type":"  "}`, `{"type":"-1"}`, `{"type":1.0}`,
+		// Jackson 2.17 and later (databind#4403): a leading zero is no index.
+		`{"type":"01"}`, `{"type":"00"}`, `{"type":"001"}`, `{"type":"+1"}`, `{"type":"1x"}`,
 		// A repeated key is bound once per occurrence: a bad first one fails.
 		`{"name":{},"name":"abc"}`,
 		// Jackson refuses bytes that are not UTF-8, and Unicode spaces around the object.
@@ -89,7 +91,6 @@ func TestBindKustvaktJSON(t *testing.T) {
 	}{
 		{`{"type":"1"}`, "PUBLIC", 0, ""},
 		{`{"type":" 0 "}`, "CONFIDENTIAL", 0, ""},
-		{`{"type":"01"}`, "PUBLIC", 0, ""},
 		{`{"type":"PUBLIC","refresh_token_expiry":" 42 "}`, "PUBLIC", 42, ""},
 		{`{"type":"PUBLIC","refresh_token_expiry":"null"}`, "PUBLIC", 0, ""},
 		{`{"type":"PUBLIC","refresh_token_expiry":"  "}`, "PUBLIC", 0, ""},
@@ -290,6 +291,19 @@ func TestKustvaktRequests(t *testing.T) {
 		{"malformed pair skipped", "POST", "/api/v1.0/plugins/installed", kvForm, "super_client_id=%zz&" + sc, "alice", kvWant{status: 200, body: "[]"}},
 		{"uninstall without client", "POST", "/api/v1.0/plugins/uninstall", kvForm, sc + "&client_id=", "alice",
 			kvWant{status: 400, notif: `{"errors":[[107,"client_id is empty","client_id"]]}`}},
+		// Kustvakt's OAuth2 handler answers an exception whose entity is an
+		// OAuth2 error code in that format, and the entity of "not your
+		// client" is the user's name.
+		{"not the owner", "DELETE", "/api/v1.0/oauth2/client/deregister/" + id, "", "", "bob",
+			kvWant{status: 401, notif: `{"errors":[[2010,"Unauthorized operation for user: bob","bob"]]}`}},
+		{"not the owner, named invalid_request", "DELETE", "/api/v1.0/oauth2/client/deregister/" + id, "", "", "invalid_request",
+			kvWant{status: 400, code: "invalid_request", desc: "Unauthorized operation for user: invalid_request"}},
+		{"not the owner, named invalid_client", "POST", "/api/v1.0/oauth2/client/reset", kvForm, "client_id=" + id, "invalid_client",
+			kvWant{status: 401, code: "invalid_client", desc: "Unauthorized operation for user: invalid_client"}},
+		{"not the owner, named insufficient_scope", "POST", "/api/oauth2/client/reset", kvForm, "client_id=" + id, "insufficient_scope",
+			kvWant{status: 403, code: "insufficient_scope", desc: "Unauthorized operation for user: insufficient_scope"}},
+		{"not the owner, named server_error", "DELETE", "/api/oauth2/client/deregister/" + id, "", "", "server_error",
+			kvWant{status: 401, notif: `{"errors":[[2010,"Unauthorized operation for user: server_error","server_error"]]}`}},
 		{"privilege for a guest", "POST", "/api/v1.0/admin/oauth2/client/privilege", kvForm, "client_id=" + id + "&super=true", "",
 			unauthorizedGuest},
 		{"privilege without client", "POST", "/api/v1.0/admin/oauth2/client/privilege", kvForm, "super=true", "root",
