@@ -589,17 +589,20 @@ func bindKustvaktJSON(body []byte) (*kustvaktClientJSON, string) {
 		return nil, "The request body must be a JSON object"
 	}
 	// Jackson reads one value and leaves whatever follows it unread
-	// (FAIL_ON_TRAILING_TOKENS is off by default): so does this.
-	var first json.RawMessage
-	if err := json.NewDecoder(bytes.NewReader(trimmed)).Decode(&first); err != nil {
-		// Jackson reads in order and stops at whichever comes first: a
-		// syntax error, or the 1001st level of nesting (where it would
-		// stop too for text that encoding/json finds too deep).
-		var se *json.SyntaxError
-		if i := registry.TooDeepAt(trimmed, jacksonMaxDepth); i >= 0 && (!errors.As(err, &se) || int64(i) < se.Offset) {
-			return nil, jacksonDepthError
+	// (FAIL_ON_TRAILING_TOKENS is off by default): so does this. The usual
+	// body is that one value alone, checked in place without a Decoder.
+	first := json.RawMessage(trimmed)
+	if !json.Valid(trimmed) {
+		if err := json.NewDecoder(bytes.NewReader(trimmed)).Decode(&first); err != nil {
+			// Jackson reads in order and stops at whichever comes first: a
+			// syntax error, or the 1001st level of nesting (where it would
+			// stop too for text that encoding/json finds too deep).
+			var se *json.SyntaxError
+			if i := registry.TooDeepAt(trimmed, jacksonMaxDepth); i >= 0 && (!errors.As(err, &se) || int64(i) < se.Offset) {
+				return nil, jacksonDepthError
+			}
+			return nil, "Malformed JSON: the request body " + registry.WhereNotJSON(body, trimmed)
 		}
-		return nil, "Malformed JSON: the request body " + registry.WhereNotJSON(body, trimmed)
 	}
 	if !utf8.Valid(first) {
 		// Jackson's UTF-8 reader refuses what encoding/json would replace.
