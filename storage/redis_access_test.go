@@ -259,11 +259,17 @@ func TestRedisPruneBounded(t *testing.T) {
 	if err := s.Create(ctx, &Record{ID: "keep", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
 		t.Fatal(err)
 	}
-	exp := time.Now().Add(200 * time.Millisecond)
+	// All 600 must be made before they expire: a create prunes expired
+	// entries too, so one made after the expiry would remove some (make
+	// test runs packages side by side, and 600 creates took over 200 ms).
+	exp := time.Now().Add(2500 * time.Millisecond)
 	for i := range 600 {
 		if err := s.Create(ctx, &Record{ID: fmt.Sprint("e", i), Data: []byte("x"), Tags: []string{"all"}, ExpiresAt: exp}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if time.Now().After(exp) {
+		t.Fatal("600 creates outlasted their 2.5 s lifetime")
 	}
 	time.Sleep(time.Until(exp) + 50*time.Millisecond)
 	cp := Cap{Tag: "all", Max: 2}
