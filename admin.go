@@ -392,8 +392,11 @@ func (a AdminAPI) issueToken(w http.ResponseWriter, r *http.Request, reg *regist
 			return adminError(http.StatusBadRequest, "expires_in: %v", err)
 		}
 	}
-	if expiresIn < 0 || req.Uses < 0 {
-		return adminError(http.StatusBadRequest, "expires_in and uses must not be negative")
+	if expiresIn < 0 {
+		return adminError(http.StatusBadRequest, "expires_in must not be negative")
+	}
+	if req.Uses < 0 {
+		return adminError(http.StatusBadRequest, "uses must not be negative")
 	}
 	tok, t, err := reg.IssueToken(r.Context(), req.Name, time.Duration(expiresIn), req.Uses)
 	if err != nil {

@@ -20,7 +20,7 @@ import (
 // and `caddy stop` reach it.
 func init() {
 	fs := flag.NewFlagSet("client-registration", flag.ExitOnError)
-	fs.String("address", "", "the admin API's address (default: from --config, else localhost:2019)")
+	fs.String("address", "", "the admin API's address (default: from --config, else from a Caddyfile in the current directory, else localhost:2019)")
 	fs.String("config", "", "the config file to read the admin address from")
 	fs.String("adapter", "", "the adapter of --config")
 	fs.String("store", "", "the store: a Redis key prefix, or caddy (needed when several are in use)")
@@ -49,7 +49,8 @@ handlers of a running Caddy, through its admin API. Actions:
   tokens                                     list initial access tokens (not the tokens)
   revoke-token <id>                          revoke one
 
-The admin address is --address, or the one in --config, or localhost:2019.
+The admin address is --address, or the one in --config, or the one in a
+Caddyfile in the current directory, or localhost:2019.
 With several stores in use, choose one with --store (a Redis key prefix, or
 caddy for the embedded store). Answers are printed as JSON. An id that
 starts with '-' (clients registered before ids were kept from it) goes

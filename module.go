@@ -677,6 +677,16 @@ func (h *Handler) checkRedisAccess(shared *sharedStore) {
 			log.Error("the Redis user may not run commands the plugin needs on its keys (ACL): requests that need them will fail (without command, on a cluster: each pays a failed round trip more); see the README's Redis ACL section",
 				zap.String("redis", where), zap.String("key_prefix", prefix), zap.Strings("refused", refused))
 		}
+	}, func(err error) {
+		// Said at start, not only once a request fails: a store pointed
+		// at the wrong address would otherwise look healthy until then.
+		log := caddy.Log().Named("http.handlers.client_registration")
+		if err != nil {
+			log.Warn("Redis does not answer: the plugin's routes will answer 503 until it does; asking again in the background",
+				zap.String("redis", where), zap.String("key_prefix", prefix), zap.Error(err))
+			return
+		}
+		log.Info("Redis answers now", zap.String("redis", where), zap.String("key_prefix", prefix))
 	})
 }
 

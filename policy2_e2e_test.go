@@ -770,3 +770,26 @@ func TestAdminWrongSecretIsNoUse(t *testing.T) {
 		t.Errorf("1.3 s after registering, with wrong secrets only: %d %v, want 404 (expired)", status, got)
 	}
 }
+
+// TestUnreachableRedisSaidAtStart: a config whose Redis does not answer
+// loads, and the handlers' logger says so at start (a warning naming the
+// store), not only once a request has failed.
+func TestUnreachableRedisSaidAtStart(t *testing.T) {
+	port, adminPort, redisPort := redistest.FreePort(t), redistest.FreePort(t), redistest.FreePort(t)
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	loadCaddyfile(t, testCaddyfile(fmt.Sprintf(`admin 127.0.0.1:%d
+storage file_system %s
+log {
+	output file %s
+	format json
+}`, adminPort, dataDir(t), logFile), port, fmt.Sprintf("\tclient_registration {\n\t\tstorage redis {\n\t\t\taddress 127.0.0.1:%d\n\t\t}\n\t}\n\trespond \"site\"", redisPort)))
+	want := fmt.Sprintf(`"logger":"http.handlers.client_registration","msg":"Redis does not answer: the plugin's routes will answer 503 until it does; asking again in the background","redis":"127.0.0.1:%d"`, redisPort)
+	redistest.WaitFor(t, 10*time.Second, "the warning", func(context.Context) bool {
+		b, _ := os.ReadFile(logFile)
+		return strings.Contains(string(b), want)
+	})
+	s := &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
+	if resp, body := s.do("GET", "/other", ""); resp.StatusCode != 200 || body != "site" {
+		t.Fatalf("the site: %d %s", resp.StatusCode, body)
+	}
+}

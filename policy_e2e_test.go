@@ -141,6 +141,12 @@ func TestPolicyRuntimeTokens(t *testing.T) {
 				t.Fatalf("issue %s: %d %v", bad, status, body)
 			}
 		}
+		// A negative value is refused naming the member that has it.
+		for bad, want := range map[string]string{`{"uses":-3}`: "uses must not be negative", `{"expires_in":"-1h","uses":2}`: "expires_in must not be negative"} {
+			if status, body := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens", bad); status != 400 || body["error"] != want {
+				t.Fatalf("issue %s: %d %v, want 400 %q", bad, status, body, want)
+			}
+		}
 		_, tok3 := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens", `{}`)
 		if status, _ := s.adminJSON(admin, "DELETE", "/client_registration/initial_access_tokens/"+tok3["id"].(string), ""); status != 204 {
 			t.Fatalf("revoke: %d", status)

@@ -61,8 +61,12 @@ return {refused, tx}
 // asking again will not change (a wrong password, a user who may not run
 // scripts), or neither when all is well. Like WatchEviction it first asks
 // evictionFirst after being called and again every evictionRetry while
-// Redis is unreachable, and it stops when the pool is closed.
-func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, err error)) {
+// Redis is unreachable, and it stops when the pool is closed. reach, if
+// not nil, hears of that: once with the error when a first attempt gets
+// no answer, and with nil when Redis answers after that, so that a store
+// pointed at the wrong address is said at start rather than by the first
+// request's 503.
+func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, err error), reach func(err error)) {
 	if _, done := p.accessChecked.LoadOrStore(keyPrefix, true); done {
 		return
 	}
@@ -76,8 +80,12 @@ func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, 
 		cluster = "1"
 	}
 	args := []any{s.recordKey("acl-check"), s.tagKey("acl-check"), s.hitKey("acl-check"), wait, cluster}
+	unreached := false
 	p.askInBackground(func(ctx context.Context) bool {
 		res, err := p.rdb.Eval(ctx, accessCheck, nil, args...).Slice()
+		if reach != nil && (err == nil || refusedReply(err)) && unreached {
+			reach(nil)
+		}
 		if err == nil {
 			var refused []string
 			var tx int64
@@ -96,6 +104,10 @@ func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, 
 		case refusedReply(err):
 			report(nil, err)
 		default:
+			if reach != nil && !unreached {
+				unreached = true
+				reach(err)
+			}
 			return false
 		}
 		return true

@@ -38,8 +38,8 @@ func accessReport(t *testing.T, o RedisOptions) (*RedisPool, accessResult) {
 	t.Cleanup(func() { pool.Destruct() })
 	got := make(chan accessResult, 2)
 	report := func(refused []string, err error) { got <- accessResult{refused, err} }
-	pool.CheckAccess("dcr:", report)
-	pool.CheckAccess("dcr:", report) // once per prefix
+	pool.CheckAccess("dcr:", report, nil)
+	pool.CheckAccess("dcr:", report, nil) // once per prefix
 	select {
 	case r := <-got:
 		select {
@@ -221,7 +221,7 @@ func TestRedisAccessCheck(t *testing.T) {
 	fresh(s, "script")
 	// A grant given back is found by the next config load's check.
 	srv.CLI("ACL", "SETUSER", "full", "+exec")
-	pool.CheckAccess("dcr:", func([]string, error) {})
+	pool.CheckAccess("dcr:", func([]string, error) {}, nil)
 	redistest.WaitFor(t, 5*time.Second, "transactions back on", func(context.Context) bool { return pool.tx.Load() })
 	notx, r := check("notx", "pw-notx")
 	if len(r.refused) != 0 || r.err != nil || notx.tx.Load() {
@@ -229,7 +229,7 @@ func TestRedisAccessCheck(t *testing.T) {
 	}
 	fresh(notx.Store("dcr:"), "notx")
 	srv.CLI("ACL", "SETUSER", "notx", "+multi", "+exec")
-	notx.CheckAccess("dcr:", func([]string, error) {})
+	notx.CheckAccess("dcr:", func([]string, error) {}, nil)
 	redistest.WaitFor(t, 5*time.Second, "transactions on once granted", func(context.Context) bool { return notx.tx.Load() })
 
 	if _, r := check("nozrem", "pw-nozrem"); !slices.Equal(r.refused, []string{"zrem dcr:{dcr}:t:acl-check"}) || r.err != nil {
@@ -404,4 +404,47 @@ func execCalls(t *testing.T, srv *redistest.Server) int {
 		t.Fatalf("INFO commandstats: %q", stats)
 	}
 	return n
+}
+
+// TestRedisAccessCheckUnreachable: a Redis that does not answer at start
+// is said once (reach with the error), however many times the check asks
+// again, and its answering later is said once too (reach with nil), before
+// the check's own report.
+func TestRedisAccessCheckUnreachable(t *testing.T) {
+	defer func(first, retry time.Duration) { evictionFirst, evictionRetry = first, retry }(evictionFirst, evictionRetry)
+	evictionFirst, evictionRetry = 10*time.Millisecond, 50*time.Millisecond
+	srv := redistest.Start(t)
+	srv.Stop()
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
+	t.Cleanup(func() { pool.Destruct() })
+	events := make(chan string, 16)
+	pool.CheckAccess("dcr:", func(refused []string, err error) {
+		events <- fmt.Sprintf("report %v %v", refused, err)
+	}, func(err error) {
+		if err != nil {
+			events <- "unreachable"
+		} else {
+			events <- "reachable"
+		}
+	})
+	next := func(want string) {
+		t.Helper()
+		select {
+		case got := <-events:
+			if got != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("nothing said; want %q", want)
+		}
+	}
+	next("unreachable")
+	select {
+	case got := <-events:
+		t.Fatalf("said again while still unreachable: %q", got)
+	case <-time.After(300 * time.Millisecond): // several more attempts
+	}
+	srv.Restart()
+	next("reachable")
+	next("report [] <nil>")
 }

@@ -302,7 +302,7 @@ func TestRedisSingle(t *testing.T) {
 	srv := redistest.Start(t)
 	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
 	t.Cleanup(func() { pool.Destruct() })
-	pool.CheckAccess("dcr:", func([]string, error) {})
+	pool.CheckAccess("dcr:", func([]string, error) {}, nil)
 	redistest.WaitFor(t, 10*time.Second, "the access check to allow transactions", func(context.Context) bool { return pool.tx.Load() })
 	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
 	if !strings.Contains(srv.CLI("info", "commandstats"), "cmdstat_exec:calls=") {
