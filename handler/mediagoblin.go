@@ -226,6 +226,7 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 		// client would only take a place under the caps. The answer is
 		// the one a registration would get, less the client: fresh
 		// credentials of the right lengths that name nothing.
+		setOp(w, "") // and no registration to count
 		now := a.o.Registry.Now()
 		c.CreatedMs = now.UnixMilli()
 		f := registry.FormatMediaGoblin
