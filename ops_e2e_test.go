@@ -223,8 +223,9 @@ func TestMetrics(t *testing.T) {
 	s.do("GET", "/register/unknown-id", "")
 	s.postJSON("/api/client/register", `{"type":"client_update","client_id":"nope","client_secret":"nope","application_type":"web"}`)
 	s.postJSON("/api/client/register", `{"type":"client_associate","application_type":"web"}`)
-	s.do("HEAD", "/api/client/register", `{"type":"client_associate","application_type":"web"}`, "Content-Type: application/json") // registers nothing: not counted
-	s.postJSON("/v1/clients", iamBody)                                                                                             // no initial access token
+	// A HEAD registers nothing: not counted.
+	s.do("HEAD", "/api/client/register", `{"type":"client_associate","application_type":"web"}`, "Content-Type: application/json")
+	s.postJSON("/v1/clients", iamBody) // no initial access token
 	s.postJSON("/v1/clients", iamBody, "Authorization: Bearer metrics-test-token")
 	s.do("GET", "/.well-known/oauth-authorization-server", "")
 	s.do("GET", "/register", "") // 405: not an operation, not counted
