@@ -72,14 +72,10 @@ func IsLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// localName reports whether host is a loopback host, "localhost." or a
-// name under it (RFC 6761 section 6.3; browsers send all of them to the
-// loopback interface). Only IsLoopbackHost's hosts may use plain http,
-// which is the cautious side there; but where a rule keeps redirects off
-// the user's own machine, every one of these names is on it.
-func localName(host string) bool {
-	h := strings.ToLower(strings.TrimSuffix(host, "."))
-	return IsLoopbackHost(host) || h == "localhost" || strings.HasSuffix(h, ".localhost")
+// isLocalhost reports whether host names localhost, in its usual or its
+// absolute form ("localhost."), in any case.
+func isLocalhost(host string) bool {
+	return strings.EqualFold(strings.TrimSuffix(host, "."), "localhost")
 }
 
 func isASCII(s string) bool {
@@ -179,13 +175,13 @@ func (rule RedirectRule) CheckRedirectURI(raw string) string {
 			}
 			return ""
 		}
-		if rule.ApplicationType == "native" && localName(host) {
+		if rule.ApplicationType == "native" && (loopback || isLocalhost(host)) {
 			return "redirect URI " + quote(raw) + ": https redirect URIs of native clients must not use a loopback host"
 		}
-		if rule.Implicit && rule.ApplicationType != "native" && localName(host) {
+		if rule.Implicit && rule.ApplicationType != "native" && isLocalhost(host) {
 			// OpenID Connect Registration section 2: "MUST NOT use
-			// localhost", which a loopback address or a name under
-			// localhost. is too.
+			// localhost as the hostname", which "localhost." is too. An
+			// address is no hostname (node-oidc-provider reads it so too).
 			return "redirect URI " + quote(raw) + " must not use localhost for a client using the implicit grant"
 		}
 		if !loopback && !hostAllowed(host, rule.AllowedHosts) {
