@@ -613,7 +613,8 @@ func bindKustvaktJSON(body []byte) (*kustvaktClientJSON, string) {
 	}
 	out := &kustvaktClientJSON{}
 	var msg string
-	eachMember(first, func(k string, raw []byte) bool {
+	registry.EachMember(first, func(quoted, raw []byte) bool {
+		k, _ := registry.UnquoteString(quoted)
 		msg = out.bind(k, raw)
 		return msg == ""
 	})
@@ -658,74 +659,6 @@ func (out *kustvaktClientJSON) bind(k string, raw []byte) (err string) {
 		err = fmt.Sprintf("Unrecognized field %q: known fields are name, type, description, url, redirect_uri, refresh_token_expiry, source", k)
 	}
 	return err
-}
-
-// eachMember calls fn with the key and raw value of each member of b, a
-// valid JSON object (json.Valid), in document order and repeated keys
-// included, until fn returns false.
-func eachMember(b []byte, fn func(key string, raw []byte) bool) {
-	i := skipJSONSpace(b, 1) // past '{'
-	for i < len(b) && b[i] == '"' {
-		end := jsonStringEnd(b, i)
-		key, _ := registry.UnquoteString(b[i:end])
-		i = skipJSONSpace(b, skipJSONSpace(b, end)+1) // past ':'
-		vend := jsonValueEnd(b, i)
-		if !fn(key, b[i:vend]) {
-			return
-		}
-		i = skipJSONSpace(b, vend)
-		if i < len(b) && b[i] == ',' {
-			i = skipJSONSpace(b, i+1)
-		}
-	}
-}
-
-func skipJSONSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
-		i++
-	}
-	return i
-}
-
-// jsonStringEnd returns the index after the string literal at b[i].
-func jsonStringEnd(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return len(b)
-}
-
-// jsonValueEnd returns the index after the valid JSON value at b[i].
-func jsonValueEnd(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return jsonStringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				j = jsonStringEnd(b, j) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return len(b)
-	}
-	j := i
-	for j < len(b) && strings.IndexByte(",}] \t\r\n", b[j]) < 0 {
-		j++
-	}
-	return j
 }
 
 // jacksonString binds a String property: null stays null, numbers and

@@ -802,11 +802,7 @@ func newPyReprWriter(s string, b *strings.Builder) *pyReprWriter {
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
 		case '"':
-			for i++; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' {
-					i++
-				}
-			}
+			i = registry.StringEnd(s, i) - 1 // the closing quote
 		case '[', '{':
 			open = append(open, int32(i))
 		case ']', '}':

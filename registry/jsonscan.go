@@ -21,8 +21,9 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
-// skipString returns the index just past the string starting at b[i] ('"').
-func skipString(b []byte, i int) int {
+// skipString returns the index just past the string starting at b[i] ('"'),
+// or len(b) when it is not closed.
+func skipString[T ~string | ~[]byte](b T, i int) int {
 	for i++; i < len(b); i++ {
 		switch b[i] {
 		case '\\':
@@ -61,6 +62,10 @@ func skipValue(b []byte, i int) int {
 	}
 	return i
 }
+
+// StringEnd returns where the JSON string literal starting at b[i] ends
+// (see skipString), for the APIs that scan JSON text themselves.
+func StringEnd[T ~string | ~[]byte](b T, i int) int { return skipString(b, i) }
 
 // plainString returns the string a JSON string literal holds when it needs
 // no unescaping, and false otherwise.
@@ -170,17 +175,11 @@ func UnquoteString(raw []byte) (s string, ok bool) { return unquote(raw) }
 func splitObject(b []byte, all bool) Fields {
 	f := Fields{}
 	nTagged := 0
-	i := skipWS(b, 0) + 1 // past '{'
-	for {
-		i = skipWS(b, i)
-		if i >= len(b) || b[i] == '}' {
-			return f
-		}
-		end := skipString(b, i)
-		key, keep := knownKeys[string(b[i:end])]
+	EachMember(b, func(quoted, value []byte) bool {
+		key, keep := knownKeys[string(quoted)]
 		if !keep {
 			var tagged bool
-			key, keep, tagged = otherKey(b[i:end], all)
+			key, keep, tagged = otherKey(quoted, all)
 			if keep && tagged && !all {
 				if nTagged++; nTagged > maxTaggedMembers {
 					keep = false
@@ -188,11 +187,29 @@ func splitObject(b []byte, all bool) Fields {
 				}
 			}
 		}
-		i = skipWS(b, end) + 1 // past ':'
-		i = skipWS(b, i)
-		vend := skipValue(b, i)
 		if keep {
-			f[key] = b[i:vend]
+			f[key] = value
+		}
+		return true
+	})
+	return f
+}
+
+// EachMember calls fn with the quoted name and the raw value of each
+// member of b, a valid JSON object (json.Valid), in document order and
+// repeated names included, until fn returns false.
+func EachMember(b []byte, fn func(quoted, value []byte) bool) {
+	i := skipWS(b, 0) + 1 // past '{'
+	for {
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] == '}' {
+			return
+		}
+		end := skipString(b, i)
+		v := skipWS(b, skipWS(b, end)+1) // past ':'
+		vend := skipValue(b, v)
+		if !fn(b[i:end], b[v:vend]) {
+			return
 		}
 		i = skipWS(b, vend)
 		if i < len(b) && b[i] == ',' {

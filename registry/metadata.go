@@ -316,12 +316,7 @@ func TooDeepAt(b []byte, limit int) int {
 	for i := 0; i < len(b); i++ {
 		switch b[i] {
 		case '"':
-			// To the closing quote; the loop's i++ steps past it.
-			for i++; i < len(b) && b[i] != '"'; i++ {
-				if b[i] == '\\' {
-					i++
-				}
-			}
+			i = skipString(b, i) - 1 // the closing quote; the loop steps past it
 		case '{', '[':
 			if depth++; depth > limit {
 				return i
