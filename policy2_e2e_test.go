@@ -694,16 +694,7 @@ func TestSecretFollowsClientLifetime(t *testing.T) {
 // TestAdminChangesLogged: every change made through the admin API is
 // logged by the handlers' logger (an audit trail), never with a token.
 func TestAdminChangesLogged(t *testing.T) {
-	port, adminPort := redistest.FreePort(t), redistest.FreePort(t)
-	logFile := filepath.Join(t.TempDir(), "caddy.log")
-	loadCaddyfile(t, testCaddyfile(fmt.Sprintf(`admin 127.0.0.1:%d
-storage file_system %s
-log {
-	output file %s
-	format json
-}`, adminPort, dataDir(t), logFile), port, "\tclient_registration {\n\t\trate_limit off\n\t}"))
-	s := &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
-	admin := "http://127.0.0.1:" + strconv.Itoa(adminPort)
+	s, admin, logFile := startLoggedCaddy(t, "\tclient_registration {\n\t\trate_limit off\n\t}")
 	resp, body := s.postJSON("/register", `{"redirect_uris":["https://app.example/cb"]}`)
 	if resp.StatusCode != 201 {
 		t.Fatalf("register: %d %s", resp.StatusCode, body)
@@ -775,21 +766,29 @@ func TestAdminWrongSecretIsNoUse(t *testing.T) {
 // loads, and the handlers' logger says so at start (a warning naming the
 // store), not only once a request has failed.
 func TestUnreachableRedisSaidAtStart(t *testing.T) {
-	port, adminPort, redisPort := redistest.FreePort(t), redistest.FreePort(t), redistest.FreePort(t)
-	logFile := filepath.Join(t.TempDir(), "caddy.log")
-	loadCaddyfile(t, testCaddyfile(fmt.Sprintf(`admin 127.0.0.1:%d
-storage file_system %s
-log {
-	output file %s
-	format json
-}`, adminPort, dataDir(t), logFile), port, fmt.Sprintf("\tclient_registration {\n\t\tstorage redis {\n\t\t\taddress 127.0.0.1:%d\n\t\t}\n\t}\n\trespond \"site\"", redisPort)))
+	redisPort := redistest.FreePort(t)
+	s, _, logFile := startLoggedCaddy(t, fmt.Sprintf("\tclient_registration {\n\t\tstorage redis {\n\t\t\taddress 127.0.0.1:%d\n\t\t}\n\t}\n\trespond \"site\"", redisPort))
 	want := fmt.Sprintf(`"logger":"http.handlers.client_registration","msg":"Redis does not answer: the plugin's routes will answer 503 until it does; asking again in the background","redis":"127.0.0.1:%d"`, redisPort)
 	redistest.WaitFor(t, 10*time.Second, "the warning", func(context.Context) bool {
 		b, _ := os.ReadFile(logFile)
 		return strings.Contains(string(b), want)
 	})
-	s := &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
 	if resp, body := s.do("GET", "/other", ""); resp.StatusCode != 200 || body != "site" {
 		t.Fatalf("the site: %d %s", resp.StatusCode, body)
 	}
+}
+
+// startLoggedCaddy loads a Caddy with siteBody as its one site, an admin
+// endpoint and its whole log written as JSON to logFile.
+func startLoggedCaddy(t *testing.T, siteBody string) (s *site, admin, logFile string) {
+	t.Helper()
+	port, adminPort := redistest.FreePort(t), redistest.FreePort(t)
+	logFile = filepath.Join(t.TempDir(), "caddy.log")
+	loadCaddyfile(t, testCaddyfile(fmt.Sprintf(`admin 127.0.0.1:%d
+storage file_system %s
+log {
+	output file %s
+	format json
+}`, adminPort, dataDir(t), logFile), port, siteBody))
+	return &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}, "http://127.0.0.1:" + strconv.Itoa(adminPort), logFile
 }

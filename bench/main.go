@@ -19,8 +19,9 @@
 // The ceiling runs again right before each scenario, and each ratio is to
 // that neighbouring run, so that other work on a shared machine skews both
 // alike. With -rounds N the whole sequence runs N times and each scenario
-// is reported by its median round, with the range of its ratios. An API that is not implemented falls through to `respond 404` and
-// shows up as non-2xx. The table gives requests per second, median and 99th
+// is reported by its median round, with the range of its ratios. An API
+// that is not implemented falls through to `respond 404` and shows up as
+// non-2xx. The table gives requests per second, median and 99th
 // percentile latency, the ratio to the ceiling, wrk's error counts, and the
 // CPU that caddy, redis-server and wrk used; targets are >= 0.5x the
 // ceiling for registrations and >= 0.6x for the read. -strict exits 1 when

@@ -220,6 +220,7 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 		reject(sentence(reason))
 		return
 	}
+	lifetime := a.o.secretLifetime(0)
 	if r.Method == http.MethodHead {
 		// The real view registers on any method, HEAD too, but a HEAD's
 		// answer has no body: the credentials would reach nobody, and the
@@ -230,11 +231,11 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 		now := a.o.Registry.Now()
 		c.CreatedMs = now.UnixMilli()
 		f := registry.FormatMediaGoblin
-		a.succeed(w, f.NewID(), f.NewSecret(), a.o.Registry.SecretExpiry(c, now, a.o.secretLifetime(0)))
+		a.succeed(w, f.NewID(), f.NewSecret(), a.o.Registry.SecretExpiry(c, now, lifetime))
 		return
 	}
 	iss, d, err := a.o.create(r, registry.APIMediaGoblin, c, registry.Issue{
-		Format: registry.FormatMediaGoblin, Secret: true, SecretLifetime: a.o.secretLifetime(0),
+		Format: registry.FormatMediaGoblin, Secret: true, SecretLifetime: lifetime,
 	}, adm)
 	if d != nil {
 		a.deny(w, d)

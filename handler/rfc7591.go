@@ -500,13 +500,14 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) 
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead: // net/http sends no body for HEAD
-		if code, why := readPrecondition(r); code == http.StatusPreconditionFailed {
+		switch code, why := preconditionFails(r, http.StatusNotModified); code {
+		case http.StatusPreconditionFailed:
 			a.error(w, code, registry.CodeInvalidRequest, why)
 			return
-		} else if code == http.StatusNotModified {
-			// No body, nor the credential a 200 would echo; still not
-			// for caches (RFC 9110 section 15.4.5 lets a 304 carry
-			// Cache-Control).
+		case http.StatusNotModified:
+			// If-None-Match "*" is false for a read: no body, nor the
+			// credential a 200 would echo; still not for caches (RFC
+			// 9110 section 15.4.5 lets a 304 carry Cache-Control).
 			setNoStore(w.Header())
 			w.WriteHeader(code)
 			return
@@ -551,16 +552,10 @@ func changeRefused(r *http.Request) (int, string) {
 	return preconditionFails(r, http.StatusPreconditionFailed)
 }
 
-// readPrecondition is changeRefused for a GET or HEAD: the same
-// conditions, but a false If-None-Match means 304 for a read (section
-// 13.1.2).
-func readPrecondition(r *http.Request) (int, string) {
-	return preconditionFails(r, http.StatusNotModified)
-}
-
 // preconditionFails evaluates If-Match, then If-None-Match (RFC 9110
 // section 13.2.2) against a client that exists and has no entity tag: 412
-// when If-Match lists tags, noneMatch when If-None-Match has "*", else 0.
+// when If-Match lists tags, noneMatch when If-None-Match has "*" (412 for a
+// change, 304 for a read: section 13.1.2), else 0.
 func preconditionFails(r *http.Request, noneMatch int) (int, string) {
 	if v := r.Header.Values("If-Match"); len(v) > 0 && strings.TrimSpace(strings.Join(v, ",")) != "*" {
 		return http.StatusPreconditionFailed, "If-Match: client registrations have no entity tags, so no tag matches"

@@ -83,8 +83,14 @@ func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, 
 	unreached := false
 	p.askInBackground(func(ctx context.Context) bool {
 		res, err := p.rdb.Eval(ctx, accessCheck, nil, args...).Slice()
-		if reach != nil && (err == nil || refusedReply(err)) && unreached {
-			reach(nil)
+		if answered := err == nil || refusedReply(err); reach != nil && answered == unreached {
+			// No answer the first time (the error), or one after none (nil).
+			unreached = !answered
+			if answered {
+				reach(nil)
+			} else {
+				reach(err)
+			}
 		}
 		if err == nil {
 			var refused []string
@@ -104,10 +110,6 @@ func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, 
 		case refusedReply(err):
 			report(nil, err)
 		default:
-			if reach != nil && !unreached {
-				unreached = true
-				reach(err)
-			}
 			return false
 		}
 		return true
