@@ -127,6 +127,11 @@ func run(o options) (code int) {
 	if err != nil {
 		failf("%v", err)
 	}
+	if src := newerSource(caddyBin, "."); src != "" {
+		// Measuring an old build is an easy mistake after an edit, and
+		// its figures look as plausible as any.
+		fmt.Fprintf(os.Stderr, "bench: warning: %s is older than %s: run make build (make bench does)\n", o.caddy, src)
+	}
 
 	work, err := os.MkdirTemp("", "caddy-dcr-bench-")
 	if err != nil {
@@ -270,6 +275,9 @@ func run(o options) (code int) {
 			}
 		}
 		scenarios = kept
+		if len(scenarios) == 0 {
+			failf("-only %q matches no scenario", o.only)
+		}
 	}
 
 	// measure runs wrk once and records what it and the servers used.
@@ -711,4 +719,45 @@ func setCeiling(cfg, body []byte) ([]byte, error) {
 		return nil, errors.New("bench config: want exactly one `respond /ceiling \"" + ceilingMarker + "\"`")
 	}
 	return json.Marshal(v)
+}
+
+// newerSource returns a Go file of the module rooted at dir (tests, this
+// benchmark and the separate modules under test/ left out) modified after
+// the binary bin, or
+// "" when there is none or dir is not the module's root.
+func newerSource(bin, dir string) string {
+	fi, err := os.Stat(bin)
+	if err != nil {
+		return ""
+	}
+	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
+		return ""
+	}
+	built := fi.ModTime()
+	var newer string
+	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		switch {
+		case newer != "":
+			return filepath.SkipAll
+		case err != nil:
+			return nil // unreadable: not a source of the binary, as far as can be known
+		}
+		if d.IsDir() {
+			switch name := d.Name(); {
+			case path == dir:
+			case strings.HasPrefix(name, "."), name == "bin", name == "bench", name == "test", name == "node_modules":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		name := d.Name()
+		if !strings.HasSuffix(name, ".go") && name != "go.mod" && name != "go.sum" || strings.HasSuffix(name, "_test.go") {
+			return nil
+		}
+		if info, err := d.Info(); err == nil && info.ModTime().After(built) {
+			newer = path
+		}
+		return nil
+	})
+	return newer
 }

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func round(rps, ceiling float64) scenario {
@@ -30,5 +33,46 @@ func TestMedianRound(t *testing.T) {
 	if missed != 0 || !strings.Contains(out.String(), "ok (>= 0.5x), rounds 0.45 to 0.56") ||
 		!strings.Contains(out.String(), "median round of 3") {
 		t.Fatalf("missed %d, report:\n%s", missed, out.String())
+	}
+}
+
+func TestNewerSource(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, mod time.Time) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("package x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mod, mod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	built := time.Now().Add(-time.Hour)
+	old, later := built.Add(-time.Minute), built.Add(time.Minute)
+	write("go.mod", old)
+	write("module.go", old)
+	write("bin/caddy", built)
+	bin := filepath.Join(dir, "bin", "caddy")
+	if got := newerSource(bin, dir); got != "" {
+		t.Errorf("nothing changed since the build: got %q", got)
+	}
+	// What the binary does not contain does not count.
+	write("module_test.go", later)
+	write("bench/main.go", later)
+	write("test/mcpgo/main.go", later)
+	write("README.md", later)
+	if got := newerSource(bin, dir); got != "" {
+		t.Errorf("only tests, the benchmark and docs changed: got %q", got)
+	}
+	write("handler/handler.go", later)
+	if got := newerSource(bin, dir); got != filepath.Join(dir, "handler", "handler.go") {
+		t.Errorf("got %q, want handler/handler.go", got)
+	}
+	if got := newerSource(filepath.Join(dir, "missing"), dir); got != "" {
+		t.Errorf("no binary: got %q", got)
 	}
 }
