@@ -767,6 +767,14 @@ func TestPolicyCORS(t *testing.T) {
 			{storage}
 			cors https://app.example
 		}
+		client_registration iam {
+			{storage}
+			cors https://app.example
+		}
+		client_registration kustvakt {
+			{storage}
+			cors https://app.example
+		}
 	}`)
 		resp, _ := s.do("OPTIONS", "/register", "", "Origin: https://app.example", "Access-Control-Request-Method: POST",
 			"Access-Control-Request-Headers: content-type")
@@ -781,6 +789,21 @@ func TestPolicyCORS(t *testing.T) {
 			if pre, _ := s.do("OPTIONS", p, "", "Origin: https://app.example", "Access-Control-Request-Method: GET"); plain.StatusCode != 204 ||
 				plain.Header.Get("Allow") != pre.Header.Get("Allow") || !strings.Contains(plain.Header.Get("Allow"), "OPTIONS") {
 				t.Errorf("OPTIONS %s: %d Allow %q, preflight Allow %q", p, plain.StatusCode, plain.Header.Get("Allow"), pre.Header.Get("Allow"))
+			}
+		}
+		// A 405 lists every method the route takes, OPTIONS included
+		// (RFC 9110 section 15.5.6), as OPTIONS itself does.
+		for _, tc := range []struct{ method, path, allow string }{
+			{"GET", "/register", "POST, OPTIONS"},
+			{"POST", "/register/abc", "GET, HEAD, PUT, DELETE, OPTIONS"},
+			{"POST", "/.well-known/oauth-authorization-server", "GET, HEAD, OPTIONS"},
+			{"GET", "/v1/clients", "POST, OPTIONS"},
+			{"GET", "/api/v1.0/oauth2/client/register", "POST, OPTIONS"},
+		} {
+			resp, _ := s.do(tc.method, tc.path, "")
+			plain, _ := s.do("OPTIONS", tc.path, "")
+			if resp.StatusCode != 405 || resp.Header.Get("Allow") != tc.allow || plain.Header.Get("Allow") != tc.allow {
+				t.Errorf("%s %s: %d Allow %q (OPTIONS: Allow %q); want 405 Allow %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), plain.Header.Get("Allow"), tc.allow)
 			}
 		}
 		resp, _ = s.postJSON("/register", mcpBody, "Origin: https://app.example")

@@ -87,7 +87,7 @@ func (a *IAM) serve(w http.ResponseWriter, r *http.Request, rid string) {
 		return
 	}
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
+		w.Header().Set("Allow", a.o.CORS.allow("POST"))
 		a.error(w, rid, http.StatusMethodNotAllowed, "IIC.405", "Method Not Allowed: use POST.")
 		return
 	}

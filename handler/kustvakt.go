@@ -121,7 +121,7 @@ func (a *Kustvakt) Serve(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	if r.Method != method {
-		ob.Header().Set("Allow", method)
+		ob.Header().Set("Allow", a.o.CORS.allow(method))
 		a.notify(ob, http.StatusMethodNotAllowed, kcNotAllowed, "Method "+r.Method+" is not allowed; use "+method)
 		return true
 	}

@@ -303,9 +303,19 @@ func (c *CORS) apply(w http.ResponseWriter, r *http.Request, methods string) boo
 		h.Set("Access-Control-Allow-Headers", allowHeaders(r.Header.Values("Access-Control-Request-Headers")))
 		h.Set("Access-Control-Max-Age", "600")
 	}
-	h.Set("Allow", methods+", OPTIONS")
+	h.Set("Allow", c.allow(methods))
 	w.WriteHeader(http.StatusNoContent)
 	return true
+}
+
+// allow is the Allow header of a route taking methods: with CORS on, the
+// route answers OPTIONS too, and a 405's Allow lists every method the
+// resource supports (RFC 9110 section 15.5.6), as the preflight's does.
+func (c *CORS) allow(methods string) string {
+	if c == nil || len(c.Origins) == 0 {
+		return methods
+	}
+	return methods + ", OPTIONS"
 }
 
 // allowHeaders is Access-Control-Allow-Headers for a preflight: the

@@ -99,7 +99,7 @@ func (a *RFC7591) serve(w http.ResponseWriter, r *http.Request, route int, id st
 			return
 		}
 		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", "POST")
+			w.Header().Set("Allow", a.o.CORS.allow("POST"))
 			a.error(w, http.StatusMethodNotAllowed, registry.CodeInvalidRequest, "use POST to register a client")
 			return
 		}
@@ -459,7 +459,7 @@ var errTokenChanged = errors.New("registration access token no longer valid")
 // manage serves RFC 7592 read, update and delete; op is manageOp(r.Method).
 func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) {
 	if op == "" {
-		w.Header().Set("Allow", "GET, HEAD, PUT, DELETE")
+		w.Header().Set("Allow", a.o.CORS.allow("GET, HEAD, PUT, DELETE"))
 		a.error(w, http.StatusMethodNotAllowed, registry.CodeInvalidRequest, "use GET, PUT or DELETE on a client configuration endpoint")
 		return
 	}
@@ -852,7 +852,7 @@ func (a *RFC7591) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
+		w.Header().Set("Allow", a.o.CORS.allow("GET, HEAD"))
 		a.error(w, http.StatusMethodNotAllowed, registry.CodeInvalidRequest, "use GET to read the server metadata")
 		return
 	}
