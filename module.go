@@ -469,6 +469,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if statements != nil {
+		statements.Logger = h.logger.With(zap.String("api", h.apiName()))
+	}
 	opts := &handler.Options{
 		Registry:   reg,
 		Gate:       gate,

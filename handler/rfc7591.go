@@ -335,7 +335,7 @@ func (a *RFC7591) register(w http.ResponseWriter, r *http.Request) {
 	}
 	c, merr := a.parseMetadata(r, f, "")
 	if merr != nil {
-		a.error(w, http.StatusBadRequest, merr.Code, merr.Description)
+		a.metadataError(w, merr)
 		return
 	}
 	c.API = registry.APIRFC7591
@@ -370,6 +370,17 @@ func (a *RFC7591) parseMetadata(r *http.Request, f registry.Fields, stored strin
 	}
 	c.SoftwareStatement = stmt
 	return c, nil
+}
+
+// metadataError answers metadata that parseMetadata refused: 400, or 503
+// when a software statement could not be checked for now.
+func (a *RFC7591) metadataError(w http.ResponseWriter, merr *registry.Error) {
+	if merr.Code == CodeTemporarilyUnavailable {
+		w.Header().Set("Retry-After", RetryAfterSeconds)
+		a.error(w, http.StatusServiceUnavailable, merr.Code, merr.Description)
+		return
+	}
+	a.error(w, http.StatusBadRequest, merr.Code, merr.Description)
 }
 
 // internal answers an unexpected error (a bug, not a user's doing) with 500
@@ -635,7 +646,7 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 	}
 	m, merr := a.parseMetadata(r, f, cur.SoftwareStatement)
 	if merr != nil {
-		a.error(w, http.StatusBadRequest, merr.Code, merr.Description)
+		a.metadataError(w, merr)
 		return
 	}
 	// The registration access token is rotated on every update (RFC 7592

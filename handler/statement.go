@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"go.uber.org/zap"
 
 	"github.com/caddy-dcr/caddy-dcr/registry"
 )
@@ -46,8 +48,10 @@ type StatementIssuer struct {
 
 	mu      sync.Mutex
 	fetched []jose.JSONWebKey
-	// fetchAt is the last fetch, successful or not.
-	fetchAt time.Time
+	// fetchAt is the last fetch, successful or not; fetchFailed says
+	// whether it failed.
+	fetchAt     time.Time
+	fetchFailed bool
 }
 
 // How often the JWKS URLs are fetched: the keys are kept for jwksMaxAge;
@@ -70,7 +74,14 @@ type Statements struct {
 	Client *http.Client
 	// Now is the clock for exp and nbf.
 	Now func() time.Time
+	// Logger, when set, is told of JWKS URLs that cannot be fetched.
+	Logger *zap.Logger
 }
+
+// CodeTemporarilyUnavailable is the error of a statement that cannot be
+// checked for now: its issuer's keys could not be fetched. The API answers
+// it with 503 and Retry-After, not as the client's mistake.
+const CodeTemporarilyUnavailable = "temporarily_unavailable"
 
 func statementErr(code, format string, a ...any) *registry.Error {
 	return &registry.Error{Code: code, Description: fmt.Sprintf(format, a...)}
@@ -109,7 +120,12 @@ func (s *Statements) verify(ctx context.Context, stmt string, registered bool) (
 		return nil, statementErr(CodeInvalidStatement, "the software statement's issuer %s is not trusted", quoteValue(iss))
 	}
 	issuer := s.Issuers[i]
-	if !issuer.verify(ctx, s.client(), jws) {
+	if ok, unchecked := issuer.verify(ctx, s.client(), s.Logger, jws); !ok {
+		if unchecked {
+			// Perhaps a good statement: the keys that could say so are
+			// out of reach. The server's trouble, not the client's error.
+			return nil, statementErr(CodeTemporarilyUnavailable, "the keys of the software statement's issuer cannot be fetched now; try again later")
+		}
 		return nil, statementErr(CodeInvalidStatement, "the software statement's signature does not verify")
 	}
 	now := time.Now()
@@ -175,20 +191,23 @@ func jwksRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// verify tries the issuer's keys that fit the statement's algorithm.
-func (is *StatementIssuer) verify(ctx context.Context, client *http.Client, jws *jose.JSONWebSignature) bool {
+// verify tries the issuer's keys that fit the statement's algorithm. When
+// none verifies it, unchecked reports that the keys may be incomplete: the
+// last fetch of the issuer's JWKS URLs failed and no key the statement
+// names was at hand.
+func (is *StatementIssuer) verify(ctx context.Context, client *http.Client, log *zap.Logger, jws *jose.JSONWebSignature) (ok, unchecked bool) {
 	h := jws.Signatures[0].Header
 	if h.Algorithm == string(jose.HS256) {
 		if len(is.Secret) == 0 {
-			return false
+			return false, false
 		}
 		_, err := jws.Verify(is.Secret)
-		return err == nil
+		return err == nil, false
 	}
-	keys, known := is.keys(ctx, client, h.KeyID, false)
+	keys, known, failed := is.keys(ctx, client, log, h.KeyID, false)
 	if !known && h.KeyID != "" {
 		// A key id none of the keys has: the issuer may have rotated.
-		keys, _ = is.keys(ctx, client, h.KeyID, true)
+		keys, known, failed = is.keys(ctx, client, log, h.KeyID, true)
 	}
 	for _, k := range keys {
 		if h.KeyID != "" && k.KeyID != "" && h.KeyID != k.KeyID {
@@ -198,19 +217,20 @@ func (is *StatementIssuer) verify(ctx context.Context, client *http.Client, jws 
 			continue
 		}
 		if _, err := jws.Verify(k.Key); err == nil {
-			return true
+			return true, false
 		}
 	}
-	return false
+	return false, failed && !(known && h.KeyID != "")
 }
 
-// keys returns the configured keys and those of the JWKS URLs, and whether
-// one of them has the key id kid. The URLs are fetched when the keys are
-// older than jwksMaxAge, or with refresh (an unknown key id), but never
-// twice within jwksMinInterval; a failed fetch keeps the previous keys.
-func (is *StatementIssuer) keys(ctx context.Context, client *http.Client, kid string, refresh bool) ([]jose.JSONWebKey, bool) {
+// keys returns the configured keys and those of the JWKS URLs, whether
+// one of them has the key id kid, and whether the last fetch of the URLs
+// failed. The URLs are fetched when the keys are older than jwksMaxAge, or
+// with refresh (an unknown key id), but never twice within
+// jwksMinInterval; a failed fetch keeps the previous keys, and is logged.
+func (is *StatementIssuer) keys(ctx context.Context, client *http.Client, log *zap.Logger, kid string, refresh bool) (keys []jose.JSONWebKey, known, failed bool) {
 	if len(is.JWKSURLs) == 0 {
-		return is.Keys, hasKeyID(is.Keys, kid)
+		return is.Keys, hasKeyID(is.Keys, kid), false
 	}
 	is.mu.Lock()
 	defer is.mu.Unlock()
@@ -225,6 +245,10 @@ func (is *StatementIssuer) keys(ctx context.Context, client *http.Client, kid st
 			set, err := fetchJWKS(fctx, client, u)
 			if err != nil {
 				ok = false
+				if log != nil {
+					log.Warn("cannot fetch a software statement issuer's JWKS: statements signed with its keys are answered 503 until it can be",
+						zap.String("issuer", is.Issuer), zap.String("url", withoutQuery(u)), zap.Error(err))
+				}
 				continue
 			}
 			all = append(all, set.Keys...)
@@ -234,9 +258,18 @@ func (is *StatementIssuer) keys(ctx context.Context, client *http.Client, kid st
 			is.fetched = all
 		}
 		is.fetchAt = time.Now()
+		is.fetchFailed = !ok
 	}
-	keys := append(slices.Clone(is.Keys), is.fetched...)
-	return keys, hasKeyID(keys, kid)
+	keys = append(slices.Clone(is.Keys), is.fetched...)
+	return keys, hasKeyID(keys, kid), is.fetchFailed
+}
+
+// withoutQuery is a URL for the log: its query may carry a token.
+func withoutQuery(u string) string {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		return u[:i] + "?..."
+	}
+	return u
 }
 
 func hasKeyID(keys []jose.JSONWebKey, kid string) bool {
@@ -250,21 +283,33 @@ func fetchJWKS(ctx context.Context, client *http.Client, u string) (*jose.JSONWe
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which the caller names
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, errors.New("fetching " + u + ": " + resp.Status)
+		return nil, errors.New("answered " + resp.Status)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", u, err)
+		return nil, fmt.Errorf("reading the answer: %w", err)
+	}
+	// Another document (a login page, an error in JSON) is a failed fetch,
+	// not an issuer without keys.
+	var set struct {
+		Keys json.RawMessage `json:"keys"`
+	}
+	if json.Unmarshal(b, &set) != nil || !strings.HasPrefix(string(set.Keys), "[") {
+		return nil, errors.New("the answer is not a JSON Web Key Set (no \"keys\" array)")
 	}
 	// A private key published at a URL is anyone's to sign with: not
 	// trusted (a JWKS must hold public keys only).
 	keys, err := DecodeVerificationKeys(b, false)
 	if err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", u, err)
+		return nil, fmt.Errorf("decoding the JWKS: %w", err)
 	}
 	return &jose.JSONWebKeySet{Keys: keys}, nil
 }

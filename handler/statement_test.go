@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/go-jose/go-jose/v4"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddy-dcr/caddy-dcr/registry"
 	"github.com/caddy-dcr/caddy-dcr/storage"
@@ -28,6 +31,7 @@ type jwksServer struct {
 	keys    atomic.Pointer[jose.JSONWebKeySet]
 	fetches atomic.Int32
 	down    atomic.Bool
+	other   atomic.Bool // answers a JSON document that is not a key set
 }
 
 func newJWKSServer(t *testing.T, keys ...jose.JSONWebKey) *jwksServer {
@@ -38,6 +42,10 @@ func newJWKSServer(t *testing.T, keys ...jose.JSONWebKey) *jwksServer {
 		s.fetches.Add(1)
 		if s.down.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		if s.other.Load() {
+			_, _ = w.Write([]byte(`{"error":"not here"}`))
 			return
 		}
 		_ = json.NewEncoder(w).Encode(s.keys.Load())
@@ -96,22 +104,76 @@ func TestStatementCompactOnly(t *testing.T) {
 	}
 }
 
-// TestStatementJWKSDown: while an issuer's JWKS URL fails, registrations
+// TestStatementJWKSDown: while an issuer's JWKS URL fails, a statement its
+// keys would verify cannot be checked: the registration is answered 503
+// with Retry-After (the server's trouble, not the client's error), the
+// failure is logged with the URL (its query left out), and registrations
 // naming that issuer do not each fetch it again (every fetch may take the
-// client's full timeout, under the issuer's lock).
+// client's full timeout, under the issuer's lock). A document that is not
+// a key set counts as a failed fetch. Once the URL answers, statements
+// verify again.
 func TestStatementJWKSDown(t *testing.T) {
 	key, sign := ecSigner(t, "k1")
 	srv := newJWKSServer(t, jose.JSONWebKey{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256"})
 	srv.down.Store(true)
-	s := &Statements{Issuers: []*StatementIssuer{{Issuer: testIssuer, JWKSURLs: []string{srv.URL}}}}
-	stmt := sign(stmtClaims())
+	core, logs := observer.New(zap.WarnLevel)
+	is := &StatementIssuer{Issuer: testIssuer, JWKSURLs: []string{srv.URL + "/jwks?token=s3cret"}}
+	a := benchAPI(t)
+	a.o.Statements = &Statements{Issuers: []*StatementIssuer{is}, Logger: zap.New(core)}
+	register := func() *httptest.ResponseRecorder {
+		body := `{"redirect_uris":["https://client.example.com/cb"],"software_statement":"` + sign(stmtClaims()) + `"}`
+		r := httptest.NewRequest("POST", "http://as.example/register", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		a.Serve(w, r)
+		return w
+	}
 	for i := 0; i < 5; i++ {
-		if _, err := s.Verify(context.Background(), stmt); err == nil {
-			t.Fatal("verified without keys")
+		w := register()
+		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" ||
+			!strings.Contains(w.Body.String(), `"error":"temporarily_unavailable"`) {
+			t.Fatalf("JWKS down: %d %v %s", w.Code, w.Header(), w.Body)
 		}
 	}
 	if n := srv.fetches.Load(); n != 1 {
 		t.Fatalf("%d fetches of a failing JWKS URL, want 1", n)
+	}
+	entries := logs.All()
+	if len(entries) != 1 || entries[0].ContextMap()["url"] != srv.URL+"/jwks?..." ||
+		!strings.Contains(fmt.Sprint(entries[0].ContextMap()["error"]), "503") {
+		t.Fatalf("log: %+v", entries)
+	}
+	if strings.Contains(fmt.Sprint(entries), "s3cret") {
+		t.Fatal("the URL's query was logged")
+	}
+
+	// Up again, but answering something else than a key set.
+	srv.down.Store(false)
+	srv.other.Store(true)
+	is.mu.Lock()
+	is.fetchAt = is.fetchAt.Add(-2 * time.Minute)
+	is.mu.Unlock()
+	if w := register(); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("JWKS URL answering another document: %d %s", w.Code, w.Body)
+	}
+	if e := logs.All(); len(e) != 2 || !strings.Contains(fmt.Sprint(e[1].ContextMap()["error"]), "not a JSON Web Key Set") {
+		t.Fatalf("log: %+v", e)
+	}
+
+	srv.other.Store(false)
+	is.mu.Lock()
+	is.fetchAt = is.fetchAt.Add(-2 * time.Minute)
+	is.mu.Unlock()
+	if w := register(); w.Code != http.StatusCreated {
+		t.Fatalf("JWKS back: %d %s", w.Code, w.Body)
+	}
+	// Keys at hand: a statement they do not verify is the client's error,
+	// whatever a later fetch does.
+	srv.down.Store(true)
+	_, forged := ecSigner(t, "k1")
+	stmt := forged(stmtClaims())
+	if _, err := a.o.Statements.Verify(context.Background(), stmt); err == nil || err.Code != CodeInvalidStatement {
+		t.Fatalf("forged statement with a known key id: %v", err)
 	}
 }
 
