@@ -852,6 +852,17 @@ func TestValidateJSON(t *testing.T) {
 		{`{"storage":{"redis":{"address":["r:1"],"db":99999999999}}}`, "db is out of range"},
 		{`{"storage":{"redis":{"address":[""]}}}`, "an address is empty"},
 		{`{"allowed_grant_types":["client_credentials"],"allowed_auth_methods":["none"]}`, `"client_credentials" is never registered`},
+		{`{"token_endpoint":"https://t.example/tok#f"}`, "must not include a fragment"},
+		{`{"authorization_endpoint":"https://t.example/a#"}`, "must not include a fragment"},
+		{`{"token_endpoint":"https://t.example:99999/tok"}`, "must be an absolute http(s) URL"},
+		{`{"issuer":"https://x.example/ a"}`, "must be an absolute http(s) URL"},
+		{`{"issuer":"https://x.example:99999"}`, "must be an absolute http(s) URL"},
+		{`{"issuer":"https://x.example:0"}`, "must be an absolute http(s) URL"},
+		{`{"prefix":"/a/../b"}`, "must not contain . or .. segments"},
+		{`{"prefix":"/a/."}`, "must not contain . or .. segments"},
+		{"{\"prefix\":\"/a\\u0000b\"}", "must not contain control characters"},
+		{`{"prefix":"/{http.request.host}"}`, "placeholders are not resolved in it"},
+		{`{"storage":{"redis":{"address":["r:1"],"key_prefix":"a\nb:"}}}`, "must not contain control characters"},
 	} {
 		var h Handler
 		dec := json.NewDecoder(strings.NewReader(tc.config))

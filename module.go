@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	// Time zone data in the binary: `timezone` must mean the same on a
@@ -583,11 +584,18 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 		}
 		k.Location = loc
 	}
+	declared := map[string]string{}
 	for _, sc := range h.SuperClients {
 		s := handler.SuperClient{ClientID: repl.ReplaceAll(sc.ClientID, "")}
 		if s.ClientID == "" {
 			return k, fmt.Errorf("super_client %q: the client id resolves to an empty string (a placeholder in it is unset or unknown)", sc.ClientID)
 		}
+		if first, dup := declared[s.ClientID]; dup {
+			// Validate sees the ids before placeholders are resolved; the
+			// second declaration would be ignored without a word.
+			return k, fmt.Errorf("super_client %q and super_client %q are the same client, %q", first, sc.ClientID, s.ClientID)
+		}
+		declared[s.ClientID] = sc.ClientID
 		secret := repl.ReplaceAll(sc.Secret, "")
 		if secret == "" && sc.Secret != "" {
 			// An unset {env.*} must not turn a confidential super client
@@ -618,6 +626,9 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 		}
 		for _, w := range opts.warnings {
 			h.logger.Warn(w)
+		}
+		if err := resolveKeyPrefix(h.Storage.Redis.KeyPrefix, repl); err != nil {
+			return nil, "", err
 		}
 		if p := h.storeName(); strings.ContainsAny(p, "{}") {
 			return nil, "", fmt.Errorf("storage redis: key_prefix %q resolves to %q, which contains braces (they would break hash tags)", h.Storage.Redis.KeyPrefix, p)
@@ -830,8 +841,26 @@ func checkAPI(api string) error {
 }
 
 func checkPrefix(p string) error {
-	if p != "" && !strings.HasPrefix(p, "/") {
+	if p == "" {
+		return nil
+	}
+	if !strings.HasPrefix(p, "/") {
 		return fmt.Errorf("prefix %q must start with /", p)
+	}
+	// Other characters are escaped in the URLs given out, and work.
+	if strings.IndexFunc(p, unicode.IsControl) >= 0 {
+		return fmt.Errorf("prefix %q must not contain control characters", p)
+	}
+	if strings.ContainsAny(p, "{}") {
+		// Not resolved: matched as text, which is never what was meant.
+		return fmt.Errorf("prefix %q must not contain braces: placeholders are not resolved in it", p)
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			// Clients remove dot segments (RFC 3986 section 5.2.4) from the
+			// URLs they are given, and would ask for another path.
+			return fmt.Errorf("prefix %q must not contain . or .. segments", p)
+		}
 	}
 	return nil
 }
@@ -873,7 +902,7 @@ func checkIssuer(v string) error {
 		// Not quoted: the user information may hold a password.
 		return errors.New("issuer must not hold user information (user:password@): it is published to every client")
 	}
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http" && !schemeFromPlaceholder) || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http" && !schemeFromPlaceholder) || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || !plainURL(s, u) {
 		return bad
 	}
 	return nil
@@ -891,8 +920,8 @@ func (h *Handler) checkResolvedURLs(repl *caddy.Replacer) error {
 		without string // what check refuses besides a relative URL, for the message
 	}{
 		{"issuer", h.Issuer, checkIssuer, "user information, query or fragment"},
-		{"authorization_endpoint", h.AuthorizationEndpoint, func(v string) error { return checkEndpoint("authorization_endpoint", v) }, "user information"},
-		{"token_endpoint", h.TokenEndpoint, func(v string) error { return checkEndpoint("token_endpoint", v) }, "user information"},
+		{"authorization_endpoint", h.AuthorizationEndpoint, func(v string) error { return checkEndpoint("authorization_endpoint", v) }, "user information or fragment"},
+		{"token_endpoint", h.TokenEndpoint, func(v string) error { return checkEndpoint("token_endpoint", v) }, "user information or fragment"},
 	} {
 		if !strings.Contains(f.v, "{") {
 			continue
@@ -946,10 +975,27 @@ func checkEndpoint(name, v string) error {
 	if err == nil && u.User != nil {
 		return fmt.Errorf("%s must not hold user information (user:password@): it is published to every client", name)
 	}
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || !plainURL(v, u) {
 		return fmt.Errorf("%s %q must be an absolute http(s) URL", name, redactUserinfo(v))
 	}
+	if u.Fragment != "" || strings.Contains(v, "#") {
+		return fmt.Errorf("%s %q must not include a fragment (RFC 6749 section 3.1)", name, redactUserinfo(v))
+	}
 	return nil
+}
+
+// plainURL reports whether the URL v, parsed as u, is one clients can use
+// as written: no spaces or control characters (url.Parse lets them through
+// in a path) and a port, if any, in range.
+func plainURL(v string, u *url.URL) bool {
+	if strings.IndexFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return false
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		return err == nil && n >= 1 && n <= 65535
+	}
+	return true
 }
 
 // redactUserinfo hides what a URL holds before "@" in its authority (a
@@ -1052,6 +1098,25 @@ var secretPlaceholder = regexp.MustCompile(`\{(env|file)\.[^{}]*\}`)
 func checkKeyPrefix(p string) error {
 	if strings.ContainsAny(secretPlaceholder.ReplaceAllString(p, ""), "{}") {
 		return fmt.Errorf("storage redis: key_prefix %q must not contain braces (they would break hash tags)", p)
+	}
+	if strings.IndexFunc(p, unicode.IsControl) >= 0 {
+		return fmt.Errorf("storage redis: key_prefix %q must not contain control characters", p)
+	}
+	return nil
+}
+
+// resolveKeyPrefix checks what the {env.*} and {file.*} placeholders of a
+// key prefix resolve to: each must hold something, or an unset variable
+// would silently put the handler's clients in another store (the default
+// one, with "{env.UNSET}"), under another policy.
+func resolveKeyPrefix(p string, repl *caddy.Replacer) error {
+	for _, ph := range secretPlaceholder.FindAllString(p, -1) {
+		if repl.ReplaceAll(ph, "") == "" {
+			return fmt.Errorf("storage redis: key_prefix %q: %s resolves to an empty string (is the environment variable or file set?)", p, ph)
+		}
+	}
+	if got := repl.ReplaceAll(p, ""); strings.IndexFunc(got, unicode.IsControl) >= 0 {
+		return fmt.Errorf("storage redis: key_prefix %q resolves to a value with control characters", p)
 	}
 	return nil
 }

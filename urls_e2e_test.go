@@ -18,6 +18,7 @@ func TestConfiguredURLsResolved(t *testing.T) {
 	t.Setenv("DCR_TEST_ISSUER", "")
 	t.Setenv("DCR_TEST_BARE_HOST", "s3cret.example") // never shown in an error
 	t.Setenv("DCR_TEST_KEY_URL", "http://keys.example/jwks.json")
+	t.Setenv("DCR_TEST_SUPER", "kalamar")
 	for _, tc := range []struct{ option, want string }{
 		{"issuer {env.DCR_TEST_ISSUER}", "issuer {env.DCR_TEST_ISSUER} resolves to an empty value"},
 		{"issuer {env.DCR_TEST_BARE_HOST}", "issuer {env.DCR_TEST_BARE_HOST} resolves to a value that is not an absolute"},
@@ -30,6 +31,12 @@ func TestConfiguredURLsResolved(t *testing.T) {
 		{"software_statement {\n\t\t\tissuer https://i.example {\n\t\t\t\tkey {env.DCR_TEST_KEY_URL}\n\t\t\t}\n\t\t}", "must use https (http only on loopback)"},
 		{"}\n\tclient_registration kustvakt {\n\t\tsuper_client {env.DCR_TEST_ISSUER} s3cret", "the client id resolves to an empty string"},
 		{"}\n\tclient_registration kustvakt {\n\t\tadmin_token {env.DCR_TEST_ISSUER}", "admin_token resolves to an empty string"},
+		// Unset, it would put the clients in the default store, under
+		// another handler's policies.
+		{"storage redis {\n\t\t\taddress 127.0.0.1:1\n\t\t\tkey_prefix {env.DCR_TEST_ISSUER}\n\t\t}", `key_prefix "{env.DCR_TEST_ISSUER}": {env.DCR_TEST_ISSUER} resolves to an empty string`},
+		{"storage redis {\n\t\t\taddress 127.0.0.1:1\n\t\t\tkey_prefix app{env.DCR_TEST_ISSUER}:\n\t\t}", "resolves to an empty string"},
+		// The same client twice once resolved: the second would be ignored.
+		{"}\n\tclient_registration kustvakt {\n\t\tsuper_client {env.DCR_TEST_SUPER} s3cret-one-0123456789\n\t\tsuper_client kalamar s3cret-two-0123456789", `super_client "{env.DCR_TEST_SUPER}" and super_client "kalamar" are the same client, "kalamar"`},
 	} {
 		cfg := testCaddyfile("admin off\nstorage file_system "+dataDir(t), 1, "\tclient_registration {\n\t\t"+tc.option+"\n\t}")
 		js, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)
