@@ -1243,6 +1243,13 @@ func TestRedisOptionsResolved(t *testing.T) {
 	if _, err := (&RedisConfig{Address: []string{"r:1"}, Password: ""}).options(repl); err != nil {
 		t.Errorf("no password: %v", err)
 	}
+	// An unset TLS file or server name would quietly mean the system's
+	// CAs, no client certificate or the address's host name: refused.
+	for _, tc := range []RedisTLS{{CAFile: "{env.DCR_TEST_EMPTY}"}, {CertFile: "{env.DCR_TEST_EMPTY}", KeyFile: "{env.DCR_TEST_EMPTY}"}, {ServerName: "{env.DCR_TEST_EMPTY}"}} {
+		if _, err := (&RedisConfig{Address: []string{"r:1"}, TLS: &tc}).options(repl); err == nil || !strings.Contains(err.Error(), "{env.DCR_TEST_EMPTY} resolves to an empty value") {
+			t.Errorf("%+v: %v", tc, err)
+		}
+	}
 	t.Setenv("DCR_TEST_ADDR", "rediss://app:s3cret@cache.example:6380/4")
 	o, err := (&RedisConfig{Address: []string{"{env.DCR_TEST_ADDR}"}}).options(repl)
 	if err != nil || o.Addrs[0] != "cache.example:6380" || o.Username != "app" || o.Password != "s3cret" || o.DB != 4 ||

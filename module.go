@@ -802,6 +802,13 @@ func (rc *RedisConfig) options(repl *caddy.Replacer) (redisOptions, error) {
 }
 
 func (t *RedisTLS) config(repl *caddy.Replacer) (*tls.Config, error) {
+	for _, f := range []struct{ name, v string }{{"ca_file", t.CAFile}, {"cert_file", t.CertFile}, {"key_file", t.KeyFile}, {"server_name", t.ServerName}} {
+		if f.v != "" && repl.ReplaceAll(f.v, "") == "" {
+			// Dropped, it would quietly mean the system's CAs, no client
+			// certificate or the address's host name.
+			return nil, fmt.Errorf("tls %s %s resolves to an empty value (is the environment variable or file set?)", f.name, f.v)
+		}
+	}
 	cfg := defaultTLS()
 	cfg.InsecureSkipVerify = t.InsecureSkipVerify //nolint:gosec // explicit operator choice
 	cfg.ServerName = repl.ReplaceAll(t.ServerName, "")
