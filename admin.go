@@ -395,6 +395,15 @@ func (a AdminAPI) issueToken(w http.ResponseWriter, r *http.Request, reg *regist
 	if expiresIn < 0 {
 		return adminError(http.StatusBadRequest, "expires_in must not be negative")
 	}
+	if expiresIn > 0 && time.Duration(expiresIn) < time.Second {
+		// Expired before anyone could use it, as the config's lifetimes
+		// would be.
+		return adminError(http.StatusBadRequest, "expires_in %s is too short: at least 1s", time.Duration(expiresIn))
+	}
+	if r, bad := registry.UnsafeDisplayRune(req.Name); bad {
+		// Shown in listings and logs, as client names are.
+		return adminError(http.StatusBadRequest, "name must not contain control characters or bidirectional overrides (found U+%04X)", r)
+	}
 	if req.Uses < 0 {
 		return adminError(http.StatusBadRequest, "uses must not be negative")
 	}

@@ -165,8 +165,8 @@ func TestPolicyOneUseTokenEveryAPI(t *testing.T) {
 				t.Fatalf("round %d: %d clients with a one-use token", round, created.Load())
 			}
 		}
-		_, tok := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens", `{"expires_in":"200ms","uses":3}`)
-		time.Sleep(300 * time.Millisecond)
+		_, tok := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens", `{"expires_in":"1s","uses":3}`)
+		time.Sleep(1100 * time.Millisecond)
 		want := map[string]string{
 			"/register":            `{"error":"invalid_token","error_description":"the initial access token is invalid, expired or used up"}`,
 			"/api/client/register": `{"error": "The initial access token is invalid, expired or used up."}`,

@@ -142,7 +142,9 @@ func TestPolicyRuntimeTokens(t *testing.T) {
 			}
 		}
 		// A negative value is refused naming the member that has it.
-		for bad, want := range map[string]string{`{"uses":-3}`: "uses must not be negative", `{"expires_in":"-1h","uses":2}`: "expires_in must not be negative"} {
+		for bad, want := range map[string]string{`{"uses":-3}`: "uses must not be negative", `{"expires_in":"-1h","uses":2}`: "expires_in must not be negative",
+			`{"expires_in":"1ns"}`: "expires_in 1ns is too short: at least 1s", `{"name":"ci\u202eelgoog"}`: "name must not contain control characters or bidirectional overrides (found U+202E)",
+			`{"name":"a\nb"}`: "name must not contain control characters or bidirectional overrides (found U+000A)"} {
 			if status, body := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens", bad); status != 400 || body["error"] != want {
 				t.Fatalf("issue %s: %d %v, want 400 %q", bad, status, body, want)
 			}
@@ -155,8 +157,8 @@ func TestPolicyRuntimeTokens(t *testing.T) {
 			t.Fatalf("revoked: %d", resp.StatusCode)
 		}
 		// Expiry.
-		_, tok4 := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens", `{"expires_in":"300ms"}`)
-		time.Sleep(400 * time.Millisecond)
+		_, tok4 := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens", `{"expires_in":"1s"}`)
+		time.Sleep(1100 * time.Millisecond)
 		if resp, _ := s.postJSON("/register", mcpBody, "Authorization: Bearer "+tok4["token"].(string)); resp.StatusCode != 401 {
 			t.Fatalf("expired: %d", resp.StatusCode)
 		}
