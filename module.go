@@ -685,7 +685,7 @@ func (h *Handler) checkRedisAccess(shared *sharedStore) {
 		log := caddy.Log().Named("http.handlers.client_registration")
 		switch {
 		case err != nil:
-			log.Error("Redis refuses the plugin's user: registrations and reads will fail until it is fixed",
+			log.Error("Redis refuses the plugin's requests (its user and password, database number or cluster mode do not fit this Redis): registrations and reads will fail until it is fixed",
 				zap.String("redis", where), zap.String("key_prefix", prefix), zap.Error(err))
 		case len(refused) > 0:
 			log.Error("the Redis user may not run commands the plugin needs on its keys (ACL): requests that need them will fail (without command, on a cluster: each pays a failed round trip more); see the README's Redis ACL section",
