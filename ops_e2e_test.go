@@ -1208,13 +1208,19 @@ func TestRedisUnixSocketE2E(t *testing.T) {
 }
 
 // TestPrefixEscaped: a prefix with characters that a URL must escape is
-// escaped in the URLs given out, which then work as they are.
+// escaped in the URLs given out, which then work as they are: a space, and
+// ? and #, which would otherwise end the path.
 func TestPrefixEscaped(t *testing.T) {
 	s := startCaddy(t, "redis", `	client_registration {
 		{storage}
 		prefix "/my oauth"
+	}
+	client_registration {
+		{storage}
+		prefix "/q?a#b"
 	}`)
 	registerMounted(t, s, "/my%20oauth")
+	registerMounted(t, s, "/q%3Fa%23b")
 }
 
 // registerMounted registers a client at base+"/register" and checks that
