@@ -127,18 +127,31 @@ func (s *Server) start() {
 	s.waitReady()
 }
 
+// waitReady waits until the server accepts connections on its TCP port
+// and, when it has one, on its unix socket: redis-server binds the socket
+// after the port, so a client of the socket could otherwise be refused.
 func (s *Server) waitReady() {
 	s.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
+	listeners := [][2]string{{"tcp", s.Addr}}
+	for i, a := range s.args {
+		if a == "--unixsocket" && i+1 < len(s.args) {
+			listeners = append(listeners, [2]string{"unix", s.args[i+1]})
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	s.t.Fatalf("redis-server on %s did not start", s.Addr)
+	deadline := time.Now().Add(10 * time.Second)
+	for _, l := range listeners {
+		for {
+			c, err := net.DialTimeout(l[0], l[1], 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				s.t.Fatalf("redis-server on %s did not start: %v", l[1], err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 // Stop kills the process (it may be restarted with Restart).
