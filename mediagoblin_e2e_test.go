@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddy-dcr/caddy-dcr/internal/redistest"
 )
 
 const mgSiteBody = "\tclient_registration mediagoblin {\n\t\t{storage}\n\t}\n\trespond \"site\""
@@ -440,10 +442,40 @@ func TestMediaGoblinHead(t *testing.T) {
 		if head.ContentLength != int64(len(b)) {
 			t.Errorf("HEAD Content-Length %d, POST body %d bytes", head.ContentLength, len(b))
 		}
-		if resp, b = s.do(http.MethodPost, mgRegisterPath, reg, mgCTJSON); resp.StatusCode == http.StatusOK {
-			t.Fatalf("a second POST under max_clients 1: %d %s", resp.StatusCode, b)
+		post, pb := s.do(http.MethodPost, mgRegisterPath, reg, mgCTJSON)
+		if post.StatusCode == http.StatusOK {
+			t.Fatalf("a second POST under max_clients 1: %d %s", post.StatusCode, pb)
+		}
+		// The cap is full: a HEAD gets what that POST got.
+		head, b = s.do(http.MethodHead, mgRegisterPath, reg, mgCTJSON)
+		if head.StatusCode != post.StatusCode || b != "" || head.Header.Get("Retry-After") != post.Header.Get("Retry-After") || head.ContentLength != int64(len(pb)) {
+			t.Errorf("HEAD at a full cap: %d %v; POST: %d %v %s", head.StatusCode, head.Header, post.StatusCode, post.Header, pb)
 		}
 	})
+}
+
+// TestMediaGoblinHeadRefused: a HEAD that would register gets the refusal
+// the POST would get from the rate limit (and counts as an attempt, as the
+// POST does) and from an unreachable store.
+func TestMediaGoblinHeadRefused(t *testing.T) {
+	redis := redistest.Start(t)
+	s := startCaddy(t, "redis", fmt.Sprintf("\tclient_registration mediagoblin {\n\t\tstorage redis {\n\t\t\taddress %s\n\t\t\tkey_prefix headref:\n\t\t}\n\t\trate_limit 2 1h\n\t}", redis.Addr))
+	reg := `{"type": "client_associate", "application_type": "web"}`
+	for i, want := range []int{200, 200, 429} {
+		head, b := s.do(http.MethodHead, mgRegisterPath, reg, mgCTJSON)
+		if head.StatusCode != want || b != "" || (want == 429) != (head.Header.Get("Retry-After") != "") {
+			t.Fatalf("HEAD %d: %d %v, want %d", i, head.StatusCode, head.Header, want)
+		}
+	}
+	if post, b := s.do(http.MethodPost, mgRegisterPath, reg, mgCTJSON); post.StatusCode != 429 {
+		t.Fatalf("POST after two HEADs under rate_limit 2: %d %s", post.StatusCode, b)
+	}
+	redis.Stop()
+	head, _ := s.do(http.MethodHead, mgRegisterPath, reg, mgCTJSON)
+	post, pb := s.do(http.MethodPost, mgRegisterPath, reg, mgCTJSON)
+	if head.StatusCode != 503 || post.StatusCode != 503 || head.Header.Get("Retry-After") != post.Header.Get("Retry-After") || head.ContentLength != int64(len(pb)) {
+		t.Fatalf("Redis down: HEAD %d %v, POST %d %v %s", head.StatusCode, head.Header, post.StatusCode, post.Header, pb)
+	}
 }
 
 // TestMediaGoblinConcurrentUpdates: many simultaneous updates of one client

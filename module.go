@@ -26,7 +26,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -185,14 +185,14 @@ type Handler struct {
 	// headers are fixed).
 	CORS []string `json:"cors,omitempty"`
 
-	api        handler.API
-	poolKey    string
-	redisPool  *storage.RedisPool // nil with the embedded store
-	activeName string             // this handler's key in activeStores
-	active     *storeHandler      // and its registration there
-	logger     *zap.Logger
-	rateLimit  bool       // registrations are rate limited per client address
-	proxyCheck *sync.Once // lax trusted_proxies warned about (see ServeHTTP)
+	api         handler.API
+	poolKey     string
+	redisPool   *storage.RedisPool // nil with the embedded store
+	activeName  string             // this handler's key in activeStores
+	active      *storeHandler      // and its registration there
+	logger      *zap.Logger
+	rateLimit   bool         // registrations are rate limited per client address
+	proxyWarned *atomic.Bool // lax trusted_proxies warned about, or nothing to warn of (see ServeHTTP)
 }
 
 // RateLimitConfig is a fixed-window limit: Count registrations per Window.
@@ -465,7 +465,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	h.rateLimit, h.proxyCheck = gate.RateLimit > 0, new(sync.Once)
+	h.rateLimit, h.proxyWarned = gate.RateLimit > 0, new(atomic.Bool)
+	h.proxyWarned.Store(!h.rateLimit)
 	statements, err := h.statements(repl)
 	if err != nil {
 		return err
@@ -1258,8 +1259,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// that are not a registration or an update.
 		repl.Set(clientIDPlaceholder, "")
 	}
-	if h.proxyCheck != nil {
-		h.proxyCheck.Do(func() { h.warnLaxProxies(r) })
+	if h.proxyWarned != nil && !h.proxyWarned.Load() {
+		h.warnLaxProxies(r)
 	}
 	if h.serveAPI(w, r) {
 		return nil
@@ -1271,11 +1272,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // trusted_proxies_strict and registrations are rate limited per address:
 // Caddy then takes the leftmost X-Forwarded-For address, which a client
 // writes itself when its proxy appends to the header, and the limit counts
-// whatever address each request claims. The server is known only from a
-// request.
+// whatever address each request claims. Whether the server trusts proxies
+// shows only in a request that came through one (Caddy drops the server's
+// trusted_proxies config once it has loaded it), so the warning comes with
+// the first such request; a strict server settles it at once.
 func (h *Handler) warnLaxProxies(r *http.Request) {
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); !trusted {
+		return
+	}
 	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
-	if !ok || !h.rateLimit || h.logger == nil || len(srv.TrustedProxiesRaw) == 0 || srv.TrustedProxiesStrict > 0 {
+	if !ok || h.logger == nil || srv.TrustedProxiesStrict > 0 {
+		h.proxyWarned.Store(true)
+		return
+	}
+	if !h.proxyWarned.CompareAndSwap(false, true) {
 		return
 	}
 	h.logger.Warn("trusted_proxies is set without trusted_proxies_strict: the registration rate limit counts the leftmost X-Forwarded-For address, which a client can choose when its proxy appends to the header; set trusted_proxies_strict",

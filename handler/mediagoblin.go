@@ -228,6 +228,10 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 		// the one a registration would get, less the client: fresh
 		// credentials of the right lengths that name nothing.
 		setOp(w, "") // and no registration to count
+		if d := a.o.wouldDeny(r, registry.APIMediaGoblin, adm); d != nil {
+			a.deny(w, d)
+			return
+		}
 		now := a.o.Registry.Now()
 		c.CreatedMs = now.UnixMilli()
 		f := registry.FormatMediaGoblin

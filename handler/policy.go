@@ -240,13 +240,7 @@ func (o *Options) create(r *http.Request, api string, c *registry.Client, iss re
 			return nil, unavailableDenial(), nil
 		}
 	}
-	var caps []storage.Cap
-	if o.Gate.MaxClients > 0 {
-		caps = append(caps, storage.Cap{Tag: registry.TagClients, Max: o.Gate.MaxClients})
-	}
-	if o.Gate.MaxClientsPerOwner > 0 && c.Owner != "" {
-		caps = append(caps, storage.Cap{Tag: registry.OwnerTag(c.Owner), Max: o.Gate.MaxClientsPerOwner})
-	}
+	caps := o.caps(c.Owner)
 	issued, err := o.Registry.Register(ctx, c, iss, caps...)
 	if err != nil && adm.token != "" {
 		_ = o.Registry.UseToken(context.WithoutCancel(ctx), adm.token, -1)
@@ -259,15 +253,58 @@ func (o *Options) create(r *http.Request, api string, c *registry.Client, iss re
 		o.Logger.Info("client registered", zap.String("api", api), zap.String("client_id", c.ID))
 		return issued, nil, nil
 	case errors.As(err, &le):
-		desc := fmt.Sprintf("the maximum number of registered clients (%d) has been reached", le.Cap.Max)
-		if le.Cap.Tag != registry.TagClients {
-			desc = fmt.Sprintf("the maximum number of clients per owner (%d) has been reached", le.Cap.Max)
-		}
-		return nil, &Denial{Status: http.StatusTooManyRequests, Reason: "max_clients", Description: desc, RetryAfter: time.Hour}, nil
+		return nil, capDenial(le.Cap), nil
 	case o.storeFailure(api, "register", err):
 		return nil, unavailableDenial(), nil
 	}
 	return nil, nil, err
+}
+
+// caps are the caps a registration for owner is held to.
+func (o *Options) caps(owner string) []storage.Cap {
+	var caps []storage.Cap
+	if o.Gate.MaxClients > 0 {
+		caps = append(caps, storage.Cap{Tag: registry.TagClients, Max: o.Gate.MaxClients})
+	}
+	if o.Gate.MaxClientsPerOwner > 0 && owner != "" {
+		caps = append(caps, storage.Cap{Tag: registry.OwnerTag(owner), Max: o.Gate.MaxClientsPerOwner})
+	}
+	return caps
+}
+
+func capDenial(cp storage.Cap) *Denial {
+	desc := fmt.Sprintf("the maximum number of registered clients (%d) has been reached", cp.Max)
+	if cp.Tag != registry.TagClients {
+		desc = fmt.Sprintf("the maximum number of clients per owner (%d) has been reached", cp.Max)
+	}
+	return &Denial{Status: http.StatusTooManyRequests, Reason: "max_clients", Description: desc, RetryAfter: time.Hour}
+}
+
+// wouldDeny is the refusal create would answer a registration by adm's
+// owner with, found without creating anything: for a HEAD, whose answer
+// must be the POST's though it registers nothing. The rate limit counts it
+// as an attempt; the store is asked how many clients each cap counts,
+// which also finds it unreachable (with no cap, the clients are counted
+// for that alone). A token's use is not counted.
+func (o *Options) wouldDeny(r *http.Request, api string, adm *Admission) *Denial {
+	if d := o.limit(r, api); d != nil {
+		return d
+	}
+	caps := o.caps(adm.Owner)
+	if len(caps) == 0 {
+		caps = []storage.Cap{{Tag: registry.TagClients}}
+	}
+	for _, cp := range caps {
+		n, err := o.Registry.Store.Count(storeCtx(r), cp.Tag)
+		if err != nil {
+			o.storeFailure(api, "register", err)
+			return unavailableDenial()
+		}
+		if cp.Max > 0 && n >= cp.Max {
+			return capDenial(cp)
+		}
+	}
+	return nil
 }
 
 // CORS is the cross-origin policy of the registration and management routes.
