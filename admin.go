@@ -478,7 +478,7 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 		case err != nil:
 			return adminError(http.StatusServiceUnavailable, "updating client: %v", err)
 		}
-		adminLog().Info("client privileges changed", zap.String("client_id", id),
+		adminLog().Info("client privileges changed", zap.String("api", c.API), zap.String("client_id", id),
 			zap.Bool("permitted", c.Permitted), zap.Bool("super", c.Super), zap.String("by", "admin API"))
 		return writeAdminJSON(w, http.StatusOK, viewClient(c))
 	case http.MethodDelete:

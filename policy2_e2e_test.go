@@ -716,7 +716,7 @@ func TestAdminChangesLogged(t *testing.T) {
 	}
 	want := []string{
 		`"msg":"initial access token issued","token_id":"` + tok["id"].(string) + `","name":"ci","uses":2`,
-		`"msg":"client privileges changed","client_id":"` + id + `","permitted":true,"super":true,"by":"admin API"`,
+		`"msg":"client privileges changed","api":"rfc7591","client_id":"` + id + `","permitted":true,"super":true,"by":"admin API"`,
 		`"msg":"initial access token revoked","token_id":"` + tok["id"].(string) + `","by":"admin API"`,
 		`"msg":"client deleted","client_id":"` + id + `","by":"admin API"`,
 	}

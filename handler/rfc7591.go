@@ -618,7 +618,7 @@ func (a *RFC7591) revokeMisused(ctx context.Context, tok, usedFor string) {
 	})
 	if err == nil {
 		a.o.Logger.Warn("registration access token presented for another client; revoked",
-			zap.String("client_id", owner))
+			zap.String("api", registry.APIRFC7591), zap.String("client_id", owner))
 	}
 }
 
