@@ -452,6 +452,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 				}
 			}
 		}
+		metrics.Init(h.apiName())
 	}
 
 	reg := registry.New(store)

@@ -214,6 +214,16 @@ func TestMetrics(t *testing.T) {
 		return string(b)
 	}
 	before := scrape()
+	// Known series exist before their first event (at 0 in a fresh process).
+	for _, series := range []string{
+		`caddy_client_registration_registrations_total{api="iam",result="unavailable"} `,
+		`caddy_client_registration_registrations_total{api="mediagoblin",result="limited"} `,
+		`caddy_client_registration_storage_errors_total{api="rfc7591"} `,
+	} {
+		if !strings.Contains(before, series) {
+			t.Errorf("%s not scraped before its first event", series)
+		}
+	}
 	c := rfcRegister(t, s, mcpBody)
 	s.postJSON("/register", `{"redirect_uris":["javascript:x"]}`)
 	s.postJSON("/register", `{`)

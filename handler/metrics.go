@@ -80,6 +80,24 @@ func (m *Metrics) counter(vec *prometheus.CounterVec, values ...string) promethe
 	return c
 }
 
+// registrationResults are the values of registrations_total's result label.
+var registrationResults = []string{"created", "rejected", "unauthorized", "limited", "unavailable", "error"}
+
+// Init makes the series of api's registrations and storage errors exist at
+// zero, so that they are scraped (and rate() and alerts on them work) before
+// the first event, as Prometheus recommends for label values known in
+// advance. Operations, whose combinations depend on the API, appear with
+// their first request.
+func (m *Metrics) Init(api string) {
+	if m == nil {
+		return
+	}
+	for _, result := range registrationResults {
+		m.counter(m.Registrations, api, result)
+	}
+	m.counter(m.StorageErrors, api)
+}
+
 func (m *Metrics) registration(api, result string) {
 	if m != nil {
 		m.counter(m.Registrations, api, result).Inc()
