@@ -252,7 +252,12 @@ func (o *Options) refused(api string, status int, code string, desc any) {
 		if s, ok := desc.(string); ok {
 			desc = logCut(s)
 		}
-		ce.Write(zap.String("api", api), zap.Int("status", status), zap.String("error", code), zap.Any("description", desc))
+		fields := []zap.Field{zap.String("api", api), zap.Int("status", status)}
+		if code != "" {
+			// MediaGoblin's errors are a message only.
+			fields = append(fields, zap.String("error", code))
+		}
+		ce.Write(append(fields, zap.Any("description", desc))...)
 	}
 }
 

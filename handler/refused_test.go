@@ -123,6 +123,9 @@ func TestRefusalLogBounded(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("entries %+v", got)
 	}
+	if _, ok := got[0].ContextMap()["error"]; ok {
+		t.Errorf("a MediaGoblin refusal, which has no error code, logged one: %+v", got[0].ContextMap())
+	}
 	d := got[0].ContextMap()["description"].(string)
 	if len(d) > maxLoggedDescription+40 || !utf8.ValidString(d) || !strings.HasSuffix(d, "… (6028 bytes)") || !strings.HasPrefix(d, "Email éé") {
 		t.Errorf("description of %d bytes: %.80q ... %q", len(d), d, d[max(0, len(d)-40):])
