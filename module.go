@@ -857,7 +857,7 @@ func checkPrefix(p string) error {
 		return fmt.Errorf("prefix %q must start with /", p)
 	}
 	// Other characters are escaped in the URLs given out, and work.
-	if strings.IndexFunc(p, unicode.IsControl) >= 0 {
+	if strings.ContainsFunc(p, unicode.IsControl) {
 		return fmt.Errorf("prefix %q must not contain control characters", p)
 	}
 	if strings.ContainsAny(p, "{}") {
@@ -997,7 +997,7 @@ func checkEndpoint(name, v string) error {
 // as written: no spaces or control characters (url.Parse lets them through
 // in a path) and a port, if any, in range.
 func plainURL(v string, u *url.URL) bool {
-	if strings.IndexFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+	if strings.ContainsFunc(v, func(r rune) bool { return r == ' ' || unicode.IsControl(r) }) {
 		return false
 	}
 	if p := u.Port(); p != "" {
@@ -1108,7 +1108,7 @@ func checkKeyPrefix(p string) error {
 	if strings.ContainsAny(secretPlaceholder.ReplaceAllString(p, ""), "{}") {
 		return fmt.Errorf("storage redis: key_prefix %q must not contain braces (they would break hash tags)", p)
 	}
-	if strings.IndexFunc(p, unicode.IsControl) >= 0 {
+	if strings.ContainsFunc(p, unicode.IsControl) {
 		return fmt.Errorf("storage redis: key_prefix %q must not contain control characters", p)
 	}
 	return nil
@@ -1124,7 +1124,7 @@ func resolveKeyPrefix(p string, repl *caddy.Replacer) error {
 			return fmt.Errorf("storage redis: key_prefix %q: %s resolves to an empty string (is the environment variable or file set?)", p, ph)
 		}
 	}
-	if got := repl.ReplaceAll(p, ""); strings.IndexFunc(got, unicode.IsControl) >= 0 {
+	if got := repl.ReplaceAll(p, ""); strings.ContainsFunc(got, unicode.IsControl) {
 		return fmt.Errorf("storage redis: key_prefix %q resolves to a value with control characters", p)
 	}
 	return nil

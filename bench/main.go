@@ -736,10 +736,7 @@ func newerSource(bin, dir string) string {
 	built := fi.ModTime()
 	var newer string
 	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		switch {
-		case newer != "":
-			return filepath.SkipAll
-		case err != nil:
+		if err != nil {
 			return nil // unreadable: not a source of the binary, as far as can be known
 		}
 		if d.IsDir() {
@@ -756,6 +753,7 @@ func newerSource(bin, dir string) string {
 		}
 		if info, err := d.Info(); err == nil && info.ModTime().After(built) {
 			newer = path
+			return filepath.SkipAll
 		}
 		return nil
 	})

@@ -143,7 +143,7 @@ func (a *RFC7591) deny(w http.ResponseWriter, d *Denial) {
 	case http.StatusTooManyRequests:
 		code = "too_many_requests"
 	case http.StatusServiceUnavailable:
-		code = "temporarily_unavailable"
+		code = CodeTemporarilyUnavailable
 	}
 	a.error(w, d.Status, code, d.Description)
 }
@@ -208,8 +208,14 @@ func oauthText(s string) string {
 }
 
 func (a *RFC7591) unavailable(w http.ResponseWriter) {
+	a.unavailableBecause(w, "the client store is unavailable; try again later")
+}
+
+// unavailableBecause answers 503 with Retry-After: the server cannot
+// answer for now, for the reason desc.
+func (a *RFC7591) unavailableBecause(w http.ResponseWriter, desc string) {
 	w.Header().Set("Retry-After", RetryAfterSeconds)
-	a.error(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the client store is unavailable; try again later")
+	a.error(w, http.StatusServiceUnavailable, CodeTemporarilyUnavailable, desc)
 }
 
 // settlePoll is how often awaitSettled reads the client again.
@@ -376,8 +382,7 @@ func (a *RFC7591) parseMetadata(r *http.Request, f registry.Fields, stored strin
 // when a software statement could not be checked for now.
 func (a *RFC7591) metadataError(w http.ResponseWriter, merr *registry.Error) {
 	if merr.Code == CodeTemporarilyUnavailable {
-		w.Header().Set("Retry-After", RetryAfterSeconds)
-		a.error(w, http.StatusServiceUnavailable, merr.Code, merr.Description)
+		a.unavailableBecause(w, merr.Description)
 		return
 	}
 	a.error(w, http.StatusBadRequest, merr.Code, merr.Description)

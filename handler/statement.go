@@ -78,9 +78,10 @@ type Statements struct {
 	Logger *zap.Logger
 }
 
-// CodeTemporarilyUnavailable is the error of a statement that cannot be
-// checked for now: its issuer's keys could not be fetched. The API answers
-// it with 503 and Retry-After, not as the client's mistake.
+// CodeTemporarilyUnavailable is the OAuth error of a 503: the store is
+// down, or a statement cannot be checked for now (its issuer's keys could
+// not be fetched), which is the server's trouble, not the client's
+// mistake.
 const CodeTemporarilyUnavailable = "temporarily_unavailable"
 
 func statementErr(code, format string, a ...any) *registry.Error {

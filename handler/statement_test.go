@@ -54,6 +54,14 @@ func newJWKSServer(t *testing.T, keys ...jose.JSONWebKey) *jwksServer {
 	return s
 }
 
+// pastMinInterval pretends the issuer's last JWKS fetch was over
+// jwksMinInterval ago, so that the next statement may fetch again.
+func pastMinInterval(is *StatementIssuer) {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	is.fetchAt = is.fetchAt.Add(-2 * jwksMinInterval)
+}
+
 func ecSigner(t *testing.T, kid string) (*ecdsa.PrivateKey, func(claims map[string]any) string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -150,9 +158,7 @@ func TestStatementJWKSDown(t *testing.T) {
 	// Up again, but answering something else than a key set.
 	srv.down.Store(false)
 	srv.other.Store(true)
-	is.mu.Lock()
-	is.fetchAt = is.fetchAt.Add(-2 * time.Minute)
-	is.mu.Unlock()
+	pastMinInterval(is)
 	if w := register(); w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("JWKS URL answering another document: %d %s", w.Code, w.Body)
 	}
@@ -161,9 +167,7 @@ func TestStatementJWKSDown(t *testing.T) {
 	}
 
 	srv.other.Store(false)
-	is.mu.Lock()
-	is.fetchAt = is.fetchAt.Add(-2 * time.Minute)
-	is.mu.Unlock()
+	pastMinInterval(is)
 	if w := register(); w.Code != http.StatusCreated {
 		t.Fatalf("JWKS back: %d %s", w.Code, w.Body)
 	}
@@ -191,10 +195,7 @@ func TestStatementJWKSRotation(t *testing.T) {
 	}
 	srv.keys.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
 		{Key: &key1.PublicKey, KeyID: "k1", Algorithm: "ES256"}, {Key: &key2.PublicKey, KeyID: "k2", Algorithm: "ES256"}}})
-	// Pretend the last fetch was over a minute ago.
-	is.mu.Lock()
-	is.fetchAt = is.fetchAt.Add(-2 * time.Minute)
-	is.mu.Unlock()
+	pastMinInterval(is)
 	if _, err := s.Verify(context.Background(), sign2(stmtClaims())); err != nil {
 		t.Fatalf("rotated key k2: %v", err)
 	}
