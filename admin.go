@@ -482,14 +482,17 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 			zap.Bool("permitted", c.Permitted), zap.Bool("super", c.Super), zap.String("by", "admin API"))
 		return writeAdminJSON(w, http.StatusOK, viewClient(c))
 	case http.MethodDelete:
-		err := reg.Delete(r.Context(), id, nil)
+		// The API is read from the record the delete reads anyway, so
+		// the line names it like every other client line.
+		var api string
+		err := reg.Delete(r.Context(), id, func(c *registry.Client) error { api = c.API; return nil })
 		switch {
 		case errors.Is(err, registry.ErrNotFound):
 			return adminError(http.StatusNotFound, "no client %q", id)
 		case err != nil:
 			return adminError(http.StatusServiceUnavailable, "deleting client: %v", err)
 		}
-		adminLog().Info("client deleted", zap.String("client_id", id), zap.String("by", "admin API"))
+		adminLog().Info("client deleted", zap.String("api", api), zap.String("client_id", id), zap.String("by", "admin API"))
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}

@@ -718,7 +718,7 @@ func TestAdminChangesLogged(t *testing.T) {
 		`"msg":"initial access token issued","token_id":"` + tok["id"].(string) + `","name":"ci","uses":2`,
 		`"msg":"client privileges changed","api":"rfc7591","client_id":"` + id + `","permitted":true,"super":true,"by":"admin API"`,
 		`"msg":"initial access token revoked","token_id":"` + tok["id"].(string) + `","by":"admin API"`,
-		`"msg":"client deleted","client_id":"` + id + `","by":"admin API"`,
+		`"msg":"client deleted","api":"rfc7591","client_id":"` + id + `","by":"admin API"`,
 	}
 	var log string
 	redistest.WaitFor(t, 5*time.Second, "the admin API's log lines", func(context.Context) bool {

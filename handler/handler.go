@@ -91,6 +91,7 @@ type Options struct {
 	// failing (dcr-anchors D3).
 	HideRegistrationEndpoint bool
 
+	api            string       // the API's name (registry.API*), set by its constructor, for log lines
 	urlWarned      atomic.Int64 // when unresolvedURL last logged (UnixNano)
 	issuerWarned   atomic.Bool  // whether checkIssuerPath has warned
 	reservedWarned atomic.Bool  // whether warnReservedUser has warned
@@ -191,7 +192,7 @@ func (o *Options) warnReservedUser(u string) {
 		return
 	}
 	o.Logger.Warn("a user name starting with "+registry.TokenOwnerPrefix+" is reserved for the owners of clients registered with initial access tokens; requests naming such a user are treated as having no user (logged once)",
-		zap.String("user", logCut(u)))
+		zap.String("api", o.api), zap.String("user", logCut(u)))
 }
 
 func (o *Options) registered(r *http.Request, id string) {

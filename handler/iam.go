@@ -32,7 +32,10 @@ type IAM struct {
 }
 
 // NewIAM returns the IAM Identity Center API.
-func NewIAM(o *Options) *IAM { return &IAM{o: o} }
+func NewIAM(o *Options) *IAM {
+	o.api = registry.APIIAM
+	return &IAM{o: o}
+}
 
 const (
 	iamClientsPath = "/v1/clients"

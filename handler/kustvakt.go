@@ -61,6 +61,7 @@ func NewKustvakt(o *Options, k KustvaktOptions) *Kustvakt {
 	if k.Location == nil {
 		k.Location = time.UTC
 	}
+	o.api = registry.APIKustvakt
 	return &Kustvakt{o: o, k: k}
 }
 

@@ -32,7 +32,10 @@ type MediaGoblin struct {
 }
 
 // NewMediaGoblin returns the MediaGoblin API.
-func NewMediaGoblin(o *Options) *MediaGoblin { return &MediaGoblin{o: o} }
+func NewMediaGoblin(o *Options) *MediaGoblin {
+	o.api = registry.APIMediaGoblin
+	return &MediaGoblin{o: o}
+}
 
 // mgPath is the route; werkzeug matches it exactly (no trailing slash) for
 // every method.

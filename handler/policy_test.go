@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/caddy-dcr/caddy-dcr/registry"
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
@@ -332,5 +333,26 @@ func TestSpanText(t *testing.T) {
 		if got := spanText(d); got != want {
 			t.Errorf("spanText(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// TestReservedUserWarning: a user named as the owners of token-registered
+// clients are is treated as no user, and warned about once, naming the API.
+func TestReservedUserWarning(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	o := &Options{Logger: zap.New(core), User: func(*http.Request) string { return "token:abc" }}
+	NewKustvakt(o, KustvaktOptions{})
+	r := httptest.NewRequest(http.MethodPost, "/api/v1.0/oauth2/client/list", nil)
+	for range 3 {
+		if u := o.user(r); u != "" {
+			t.Fatalf("user %q, want none", u)
+		}
+	}
+	lines := logs.FilterMessageSnippet("is reserved").All()
+	if len(lines) != 1 {
+		t.Fatalf("%d warnings, want 1", len(lines))
+	}
+	if f := lines[0].ContextMap(); f["api"] != registry.APIKustvakt || f["user"] != "token:abc" {
+		t.Fatalf("fields %v", f)
 	}
 }

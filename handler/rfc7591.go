@@ -35,7 +35,10 @@ type RFC7591 struct {
 }
 
 // NewRFC7591 returns the RFC 7591/7592/8414 API.
-func NewRFC7591(o *Options) *RFC7591 { return &RFC7591{o: o} }
+func NewRFC7591(o *Options) *RFC7591 {
+	o.api = registry.APIRFC7591
+	return &RFC7591{o: o}
+}
 
 // The routes of RFC7591, as match finds them.
 const (
