@@ -296,7 +296,7 @@ func oauth2CodeStatus(code string) int {
 		return http.StatusForbidden
 	case "server_error":
 		return http.StatusInternalServerError
-	case "temporarily_unavailable":
+	case CodeTemporarilyUnavailable:
 		return http.StatusServiceUnavailable
 	}
 	return 0

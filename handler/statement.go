@@ -265,10 +265,11 @@ func (is *StatementIssuer) keys(ctx context.Context, client *http.Client, log *z
 	return keys, hasKeyID(keys, kid), is.fetchFailed
 }
 
-// withoutQuery is a URL for the log: its query may carry a token.
+// withoutQuery is a URL for the log: its query (or fragment) may carry a
+// token, so only the "?" or "#" that starts it is kept.
 func withoutQuery(u string) string {
 	if i := strings.IndexAny(u, "?#"); i >= 0 {
-		return u[:i] + "?..."
+		return u[:i+1] + "..."
 	}
 	return u
 }
