@@ -502,6 +502,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Health:                shared.health,
 		Metrics:               metrics,
 	}
+	if h.redisPool != nil {
+		// Not a nil *RedisPool in the interface: the embedded store
+		// holds nothing.
+		opts.Holder = h.redisPool
+	}
 	opts.Policy.Prepare()
 	if h.SecretLifetime != nil {
 		d := time.Duration(*h.SecretLifetime)
@@ -1254,19 +1259,42 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if repl := replacer(r); repl != nil {
-		// Known, if empty, from here on: a deferred header that names it
-		// gets no value rather than the placeholder's own text on answers
-		// that are not a registration or an update.
-		repl.Set(clientIDPlaceholder, "")
-	}
+	clearClientID(r)
 	if h.proxyWarned != nil && !h.proxyWarned.Load() {
 		h.warnLaxProxies(r)
 	}
-	if h.serveAPI(w, r) {
+	// The API holds the Redis client while it answers one of its routes,
+	// so that a reload that replaces the client closes the old one only
+	// after this request (RedisPool.Retire); not while the next handler
+	// runs.
+	if h.api.Serve(w, r) {
 		return nil
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// clientIDCleared is the request whose replacer clearClientID last set.
+var clientIDCleared atomic.Pointer[http.Request]
+
+// clearClientID makes the client id placeholder known, if empty, from here
+// on: a deferred header that names it gets no value rather than the
+// placeholder's own text on answers that are not a registration or an
+// update. Every client_registration handler a request passes through does
+// this (any of them may be the first), and for a request it passes on,
+// finding the replacer in the request's context is most of a handler's
+// cost; so a handler skips it for the request the one before it has just
+// cleared. A request that another goroutine's cleared in between, or that a
+// handler between them replaced (r.WithContext), is cleared again. The
+// pointer keeps that one request from being freed, and its address reused,
+// until the next one takes its place.
+func clearClientID(r *http.Request) {
+	if clientIDCleared.Load() == r {
+		return
+	}
+	if repl := replacer(r); repl != nil {
+		repl.Set(clientIDPlaceholder, "")
+	}
+	clientIDCleared.Store(r)
 }
 
 // warnLaxProxies warns, once, when the server trusts proxies without
@@ -1291,17 +1319,6 @@ func (h *Handler) warnLaxProxies(r *http.Request) {
 	}
 	h.logger.Warn("trusted_proxies is set without trusted_proxies_strict: the registration rate limit counts the leftmost X-Forwarded-For address, which a client can choose when its proxy appends to the header; set trusted_proxies_strict",
 		zap.String("api", h.apiName()))
-}
-
-// serveAPI lets the API answer r if it is one of its routes. The Redis
-// client is held meanwhile, so that a reload that replaces it closes the
-// old one only after this request (RedisPool.Retire); not while the next
-// handler runs.
-func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request) bool {
-	if h.redisPool != nil {
-		defer h.redisPool.Hold()()
-	}
-	return h.api.Serve(w, r)
 }
 
 // strippedPrefix returns the path prefix that a handler before this one

@@ -326,12 +326,23 @@ func TestPlaceholder(t *testing.T) {
 
 // TestPlaceholderInHeader: the README's deferred header carries the id of
 // a registration, is empty on the plugin's other answers (never the
-// placeholder's text), and the matcher keeps it off the site's pages.
+// placeholder's text), and the matcher keeps it off the site's pages. With
+// two handlers in a row (the second skips clearing what the first
+// cleared), a page passed on by both and a registration by the second come
+// out the same.
 func TestPlaceholderInHeader(t *testing.T) {
 	s := startCaddy(t, "embedded", `	header /register* >X-Client-Id {http.client_registration.client_id}
+	header /v1/clients >X-Client-Id {http.client_registration.client_id}
 	header /page >X-Unscoped {http.client_registration.client_id}
 	client_registration
+	client_registration iam
 	respond "site" 200`)
+	for range 3 {
+		resp, body := s.do("POST", "/v1/clients", `{"client_name":"x","client_type":"public","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code"],"response_types":["code"],"scopes":["openid"]}`, "Content-Type: application/json")
+		if id := resp.Header.Get("X-Client-Id"); resp.StatusCode != http.StatusOK || id == "" || !strings.Contains(body, `"client_id":"`+id+`"`) {
+			t.Fatalf("registration through the second handler: %d %q %s", resp.StatusCode, resp.Header.Values("X-Client-Id"), body)
+		}
+	}
 	resp, body := s.do("POST", "/register", mcpBody, "Content-Type: application/json")
 	if resp.StatusCode != http.StatusCreated || resp.Header.Get("X-Client-Id") == "" ||
 		!strings.Contains(body, `"client_id":"`+resp.Header.Get("X-Client-Id")+`"`) {

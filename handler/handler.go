@@ -90,6 +90,11 @@ type Options struct {
 	// access token) then fall back to a preconfigured client instead of
 	// failing (dcr-anchors D3).
 	HideRegistrationEndpoint bool
+	// Holder, when set, is held while the API answers a request of one of
+	// its routes (never one it passes on, which does not touch the store):
+	// the store's Redis client, which a reload closes only once no request
+	// holds it.
+	Holder Holder
 
 	api            string       // the API's name (registry.API*), set by its constructor, for log lines
 	urlWarned      atomic.Int64 // when unresolvedURL last logged (UnixNano)
@@ -455,9 +460,32 @@ func encodedSlash(r *http.Request) bool {
 	return raw != "" && (strings.Contains(raw, "%2F") || strings.Contains(raw, "%2f"))
 }
 
+// Holder is what Options.Holder holds (storage.RedisPool).
+type Holder interface {
+	Hold()
+	Release()
+}
+
+// hold holds the Holder, if any, for a request the API answers; release
+// ends it.
+func (o *Options) hold() {
+	if o.Holder != nil {
+		o.Holder.Hold()
+	}
+}
+
+func (o *Options) release() {
+	if o.Holder != nil {
+		o.Holder.Release()
+	}
+}
+
 // segments splits the escaped path relative to the prefix into unescaped
-// segments, so an encoded "/" inside a client id stays inside it.
-func (o *Options) segments(r *http.Request) ([]string, bool) {
+// segments, so an encoded "/" inside a client id stays inside it. It
+// appends them to buf: every request of the site behind goes through
+// here, and a caller that passes an array of its own keeps the split off
+// the heap (a segment is unescaped into a new string only if it has a %).
+func (o *Options) segments(r *http.Request, buf []string) ([]string, bool) {
 	p := r.URL.EscapedPath()
 	if o.Prefix != "" {
 		rest, ok := strings.CutPrefix(p, o.urlPrefix())
@@ -467,15 +495,18 @@ func (o *Options) segments(r *http.Request) ([]string, bool) {
 		p = rest
 	}
 	p = strings.TrimPrefix(p, "/")
-	parts := strings.Split(p, "/")
-	for i, s := range parts {
+	for {
+		s, rest, more := strings.Cut(p, "/")
 		u, err := url.PathUnescape(s)
 		if err != nil {
 			return nil, false
 		}
-		parts[i] = u
+		buf = append(buf, u)
+		if !more {
+			return buf, true
+		}
+		p = rest
 	}
-	return parts, true
 }
 
 // errBodyTooLarge is returned by readBody for bodies over MaxBodyBytes.

@@ -59,6 +59,8 @@ func (a *IAM) Serve(w http.ResponseWriter, r *http.Request) bool {
 	if !ok || rest != iamClientsPath || encodedSlash(r) {
 		return false
 	}
+	a.o.hold()
+	defer a.o.release()
 	// Huawei's APIs put a request id in every error body; it is also sent as
 	// a header on every answer so a success can be correlated with logs too.
 	rid := iamRequestID()

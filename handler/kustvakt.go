@@ -95,13 +95,13 @@ type kustvaktRequest struct {
 
 // Serve implements API.
 func (a *Kustvakt) Serve(w http.ResponseWriter, r *http.Request) bool {
-	segs, ok := a.o.segments(r)
+	var buf [8]string
+	segs, ok := a.o.segments(r, buf[:0])
 	if !ok || len(segs) == 0 {
 		return false
 	}
-	req := &kustvaktRequest{w: w, r: r, user: kustvaktUser(a.o.user(r))}
-	if segs[0] == "v1.0" {
-		req.versioned = true
+	versioned := segs[0] == "v1.0"
+	if versioned {
 		segs = segs[1:]
 	}
 	// Jersey matches a resource path with or without one trailing slash
@@ -113,6 +113,9 @@ func (a *Kustvakt) Serve(w http.ResponseWriter, r *http.Request) bool {
 	if route == nil {
 		return false
 	}
+	a.o.hold()
+	defer a.o.release()
+	req := &kustvaktRequest{w: w, r: r, user: kustvaktUser(a.o.user(r)), versioned: versioned}
 	// Observed from here (a preflight or a wrong method is not counted as
 	// an operation), so that those answers too close the connection of a
 	// client waiting for "100 Continue".

@@ -72,6 +72,8 @@ func (a *MediaGoblin) Serve(w http.ResponseWriter, r *http.Request) bool {
 	if rest, ok := a.o.route(r); !ok || rest != mgPath {
 		return false
 	}
+	a.o.hold()
+	defer a.o.release()
 	ob := observe(w, r, opRegister)
 	a.register(ob, r)
 	a.o.Metrics.done(registry.APIMediaGoblin, ob)

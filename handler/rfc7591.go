@@ -54,6 +54,8 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 	if route == rfcNoRoute {
 		return false
 	}
+	a.o.hold()
+	defer a.o.release()
 	// Observed from the start, so that every answer to an operation is
 	// counted, those of the checks below included.
 	ob := observe(w, r, rfcOperation(route, r.Method))
@@ -124,7 +126,8 @@ func (a *RFC7591) match(r *http.Request) (route int, id string) {
 			return rfcMetadata, ""
 		}
 	}
-	segs, ok := a.o.segments(r)
+	var buf [4]string
+	segs, ok := a.o.segments(r, buf[:0])
 	switch {
 	case !ok:
 	case len(segs) == 1 && segs[0] == "register":

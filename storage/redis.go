@@ -69,15 +69,14 @@ type RedisPool struct {
 	accessChecked sync.Map // key prefixes CheckAccess was called for
 }
 
-// Hold marks the pool as in use by a request until the returned function
-// is called: Retire does not close it meanwhile, whatever the request does
-// before and between its commands.
-func (p *RedisPool) Hold() (release func()) {
-	p.holds.Add(1)
-	return p.release
-}
+// Hold marks the pool as in use by a request until Release: Retire does
+// not close it meanwhile, whatever the request does before and between its
+// commands. (Two methods rather than one returning its release: that
+// function would be allocated on every request.)
+func (p *RedisPool) Hold() { p.holds.Add(1) }
 
-func (p *RedisPool) release() { p.holds.Add(-1) }
+// Release ends a Hold.
+func (p *RedisPool) Release() { p.holds.Add(-1) }
 
 // IsCluster reports whether addresses and a master name make a Redis
 // Cluster client: several addresses without Sentinel, as go-redis's

@@ -534,14 +534,14 @@ func TestRedisRetire(t *testing.T) {
 	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, Timeout: timeout})
 	s := pool.Store("retire:")
 	ctx := context.Background()
-	release := pool.Hold()
+	pool.Hold()
 	pool.Retire()
 	// Held, and quiet for longer than a timeout: still open.
 	time.Sleep(2 * timeout)
 	if _, err := s.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("retired pool, held: %v", err)
 	}
-	release()
+	pool.Release()
 	// Commands keep coming for a while: the pool stays open.
 	for end := time.Now().Add(2 * timeout); time.Now().Before(end); time.Sleep(timeout / 10) {
 		if _, err := s.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
