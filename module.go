@@ -1283,7 +1283,7 @@ var clientIDCleared atomic.Pointer[http.Request]
 // this (any of them may be the first), and for a request it passes on,
 // finding the replacer in the request's context is most of a handler's
 // cost; so a handler skips it for the request the one before it has just
-// cleared. A request that another goroutine's cleared in between, or that a
+// cleared. A request whose mark another request took meanwhile, or that a
 // handler between them replaced (r.WithContext), is cleared again. The
 // pointer keeps that one request from being freed, and its address reused,
 // until the next one takes its place.

@@ -734,8 +734,7 @@ func setCeiling(cfg, body []byte) ([]byte, error) {
 
 // newerSource returns a Go file of the module rooted at dir (tests, this
 // benchmark and the separate modules under test/ left out) modified after
-// the binary bin, or
-// "" when there is none or dir is not the module's root.
+// the binary bin, or "" when there is none or dir is not the module's root.
 func newerSource(bin, dir string) string {
 	fi, err := os.Stat(bin)
 	if err != nil {

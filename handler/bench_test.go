@@ -156,10 +156,7 @@ func BenchmarkPassThrough(b *testing.B) {
 		return &Options{Registry: registry.New(&memStore{m: map[string]*storage.Record{}}), Logger: zap.NewNop(),
 			Health: new(Health), Metrics: NewMetrics(), Prefix: prefix}
 	}
-	type server interface {
-		Serve(http.ResponseWriter, *http.Request) bool
-	}
-	apis := []server{NewRFC7591(newOpts("")), NewMediaGoblin(newOpts("")), NewIAM(newOpts("")),
+	apis := []API{NewRFC7591(newOpts("")), NewMediaGoblin(newOpts("")), NewIAM(newOpts("")),
 		NewKustvakt(newOpts("/api"), KustvaktOptions{})}
 	var reqs []*http.Request
 	for _, p := range []string{"/", "/index.html", "/static/app.js", "/api/users/42", "/v1/orders", "/registers", "/api/v1.0/search"} {
@@ -180,7 +177,7 @@ func BenchmarkPassThrough(b *testing.B) {
 			r := reqs[i%len(reqs)]
 			for _, a := range apis {
 				if a.Serve(w, r) {
-					b.Fatalf("%s served %s", "an API", r.URL.Path)
+					b.Fatalf("an API served %s", r.URL.Path)
 				}
 			}
 			next(w, r)

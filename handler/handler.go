@@ -96,7 +96,7 @@ type Options struct {
 	// holds it.
 	Holder Holder
 
-	api            string       // the API's name (registry.API*), set by its constructor, for log lines
+	api            string       // the API's name (registry.API*), set by its constructor: log lines, metrics, the default mode, rate limit keys
 	urlWarned      atomic.Int64 // when unresolvedURL last logged (UnixNano)
 	issuerWarned   atomic.Bool  // whether checkIssuerPath has warned
 	reservedWarned atomic.Bool  // whether warnReservedUser has warned
@@ -250,7 +250,7 @@ func (o *Options) hostUnusable(r *http.Request) bool {
 // client reads the same description, but an operator debugging a client
 // that "does not work" should not need its cooperation. Descriptions
 // quote what the client sent, never a credential.
-func (o *Options) refused(api string, status int, code string, desc any) {
+func (o *Options) refused(status int, code string, desc any) {
 	if o.Logger == nil {
 		return
 	}
@@ -258,7 +258,7 @@ func (o *Options) refused(api string, status int, code string, desc any) {
 		if s, ok := desc.(string); ok {
 			desc = logCut(s)
 		}
-		fields := []zap.Field{zap.String("api", api), zap.Int("status", status)}
+		fields := []zap.Field{zap.String("api", o.api), zap.Int("status", status)}
 		if code != "" {
 			// MediaGoblin's errors are a message only.
 			fields = append(fields, zap.String("error", code))
@@ -733,11 +733,11 @@ var growingOps = map[string]bool{
 // kept overtaking until it gave up (storage.ErrConflict) is answered 503
 // too, without declaring an outage: the store works, and a repeat a little
 // later succeeds.
-func (o *Options) storeFailure(api, op string, err error) bool {
+func (o *Options) storeFailure(op string, err error) bool {
 	if errors.Is(err, storage.ErrConflict) {
 		if o.Logger != nil {
 			o.Logger.Warn("gave up changing a client that other requests kept changing meanwhile",
-				zap.String("api", api), zap.String("op", op))
+				zap.String("api", o.api), zap.String("op", op))
 		}
 		return true
 	}
@@ -746,9 +746,9 @@ func (o *Options) storeFailure(api, op string, err error) bool {
 		// (the operator must repair or remove it), without declaring an
 		// outage.
 		if o.Logger != nil {
-			o.Logger.Error("a stored client record cannot be read", zap.String("api", api), zap.String("op", op), zap.Error(err))
+			o.Logger.Error("a stored client record cannot be read", zap.String("api", o.api), zap.String("op", op), zap.Error(err))
 		}
-		o.Metrics.storageError(api)
+		o.Metrics.storageError(o.api)
 		return true
 	}
 	if err == nil || !storage.IsUnavailable(err) {
@@ -758,8 +758,8 @@ func (o *Options) storeFailure(api, op string, err error) bool {
 		o.Health.OK(o.Logger, err == nil && growingOps[op])
 		return false
 	}
-	o.Health.Fail(o.Logger, api, op, err)
-	o.Metrics.storageError(api)
+	o.Health.Fail(o.Logger, o.api, op, err)
+	o.Metrics.storageError(o.api)
 	return true
 }
 

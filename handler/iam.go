@@ -124,7 +124,7 @@ func iamRequestID() string {
 // Errors carry no-store like the success: a caching intermediary must not
 // replay an answer that is tied to one request id.
 func (a *IAM) error(w http.ResponseWriter, rid string, status int, code, msg string) {
-	a.o.refused(registry.APIIAM, status, code, msg)
+	a.o.refused(status, code, msg)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	setNoStore(h)
@@ -166,7 +166,7 @@ func (a *IAM) deny(w http.ResponseWriter, rid string, d *Denial) {
 }
 
 func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
-	adm, d := a.o.admit(r, registry.APIIAM)
+	adm, d := a.o.admit(r)
 	if d != nil {
 		a.deny(w, rid, d)
 		return
@@ -215,7 +215,7 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 	if c.Scope == "" {
 		c.Scope = a.o.Policy.DefaultScope
 	}
-	iss, d, err := a.o.create(r, registry.APIIAM, c, registry.Issue{
+	iss, d, err := a.o.create(r, c, registry.Issue{
 		Format: registry.FormatIAM, Secret: true, SecretLifetime: a.o.secretLifetime(DefaultSecretLifetime(registry.APIIAM)),
 	}, adm)
 	if d != nil {

@@ -179,7 +179,7 @@ func (a *Kustvakt) match(s []string) (route func(*kustvaktRequest), method, op s
 // order (error_description first) and escaping, no-store headers, and a
 // Basic challenge on 401.
 func (a *Kustvakt) oauthError(w http.ResponseWriter, status int, code, desc string) {
-	a.o.refused(registry.APIKustvakt, status, code, desc)
+	a.o.refused(status, code, desc)
 	h := w.Header()
 	h.Set("Content-Type", kustvaktJSON)
 	h.Set("Cache-Control", "no-store")
@@ -229,7 +229,7 @@ func (a *Kustvakt) notify(w http.ResponseWriter, status, code int, message any, 
 	if status == 0 {
 		status = notifyStatus(code)
 	}
-	a.o.refused(registry.APIKustvakt, status, strconv.Itoa(code), message)
+	a.o.refused(status, strconv.Itoa(code), message)
 	h := w.Header()
 	h.Set("Content-Type", kustvaktJSON)
 	if status == http.StatusUnauthorized {
@@ -338,7 +338,7 @@ func (a *Kustvakt) unavailable(w http.ResponseWriter) {
 // fresh, records are ours), so it is logged as a bug and answered the same
 // way: no request to this API gets a 500.
 func (a *Kustvakt) failed(w http.ResponseWriter, op string, err error) bool {
-	if !a.o.storeFailure(registry.APIKustvakt, op, err) {
+	if !a.o.storeFailure(op, err) {
 		if err == nil {
 			return false
 		}
@@ -794,7 +794,7 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 		a.notify(w, http.StatusUnsupportedMediaType, kcNotSupported, "Unsupported Content-Type; send application/json")
 		return
 	}
-	adm, d := a.o.admitAs(q.r, registry.APIKustvakt, q.user)
+	adm, d := a.o.admitAs(q.r, q.user)
 	if d != nil {
 		a.deny(w, d)
 		return
@@ -849,7 +849,7 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 		a.invalidRequest(w, sentence(reason))
 		return
 	}
-	iss, d, err := a.o.create(q.r, registry.APIKustvakt, c, registry.Issue{
+	iss, d, err := a.o.create(q.r, c, registry.Issue{
 		Format: registry.FormatKustvakt, Secret: confidential, NoSecret: !confidential,
 		SecretLifetime: a.o.secretLifetime(0),
 	}, adm)

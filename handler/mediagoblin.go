@@ -90,7 +90,7 @@ func mgHeaders(h http.Header) {
 
 // fail writes {"error": msg} as json.dumps does.
 func (a *MediaGoblin) fail(w http.ResponseWriter, status int, msg string) {
-	a.o.refused(registry.APIMediaGoblin, status, "", msg)
+	a.o.refused(status, "", msg)
 	mgHeaders(w.Header())
 	jw := jsonw.Get(jsonw.Python)
 	defer jw.Release()
@@ -202,7 +202,7 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 		a.fail(w, http.StatusForbidden, "Cross-site requests are refused.")
 		return
 	}
-	adm, d := a.o.admit(r, registry.APIMediaGoblin)
+	adm, d := a.o.admit(r)
 	if d != nil {
 		a.deny(w, d)
 		return
@@ -233,7 +233,7 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 		// the one a registration would get, less the client: fresh
 		// credentials of the right lengths that name nothing.
 		setOp(w, "") // and no registration to count
-		if d := a.o.wouldDeny(r, registry.APIMediaGoblin, adm); d != nil {
+		if d := a.o.wouldDeny(r, adm); d != nil {
 			a.deny(w, d)
 			return
 		}
@@ -243,7 +243,7 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 		a.succeed(w, f.NewID(), f.NewSecret(), a.o.Registry.SecretExpiry(c, now, lifetime))
 		return
 	}
-	iss, d, err := a.o.create(r, registry.APIMediaGoblin, c, registry.Issue{
+	iss, d, err := a.o.create(r, c, registry.Issue{
 		Format: registry.FormatMediaGoblin, Secret: true, SecretLifetime: lifetime,
 	}, adm)
 	if d != nil {
@@ -272,7 +272,7 @@ func (a *MediaGoblin) deny(w http.ResponseWriter, d *Denial) {
 // so it is logged as a bug and answered the same way rather than with a
 // 500 the API never gives.
 func (a *MediaGoblin) storeError(w http.ResponseWriter, op string, err error) {
-	if !a.o.storeFailure(registry.APIMediaGoblin, op, err) {
+	if !a.o.storeFailure(op, err) {
 		a.o.Logger.Error("unexpected error", zap.String("api", registry.APIMediaGoblin), zap.String("op", op), zap.Error(err))
 	}
 	a.unavailable(w)

@@ -104,18 +104,18 @@ func DefaultMode(api string) string {
 
 // admit checks who is registering. The rate limit is applied later, by
 // create, to requests that passed validation.
-func (o *Options) admit(r *http.Request, api string) (*Admission, *Denial) {
-	return o.admitAs(r, api, o.user(r))
+func (o *Options) admit(r *http.Request) (*Admission, *Denial) {
+	return o.admitAs(r, o.user(r))
 }
 
 // admitAs is admit for an API that sees the authenticated user as user
 // (Kustvakt's demo user is nobody).
-func (o *Options) admitAs(r *http.Request, api, user string) (*Admission, *Denial) {
+func (o *Options) admitAs(r *http.Request, user string) (*Admission, *Denial) {
 	g := &o.Gate
 	ctx := storeCtx(r)
 	mode := g.Mode
 	if mode == "" {
-		mode = DefaultMode(api)
+		mode = DefaultMode(o.api)
 	}
 	switch mode {
 	case ModeUser:
@@ -140,7 +140,7 @@ func (o *Options) admitAs(r *http.Request, api, user string) (*Admission, *Denia
 			return nil, &Denial{Status: http.StatusUnauthorized, Reason: "bad_token", Description: "the initial access token is invalid, expired or used up"}
 		}
 		if err != nil {
-			o.storeFailure(api, "initial access token", err)
+			o.storeFailure("initial access token", err)
 			return nil, unavailableDenial()
 		}
 		return &Admission{Owner: t.Owner(), token: tok}, nil
@@ -153,7 +153,7 @@ func (o *Options) admitAs(r *http.Request, api, user string) (*Admission, *Denia
 // registrations, so a client that gets its metadata wrong a few times is
 // not locked out for the window, and malformed requests cost no store
 // round trip.
-func (o *Options) limit(r *http.Request, api string) *Denial {
+func (o *Options) limit(r *http.Request) *Denial {
 	g := &o.Gate
 	if g.RateLimit <= 0 || g.RateWindow <= 0 {
 		return nil
@@ -164,10 +164,10 @@ func (o *Options) limit(r *http.Request, api string) *Denial {
 	}
 	// One counter per API and mount point: every instance of the same
 	// handler on one store shares it, different handlers do not.
-	key := "reg:" + api + o.Prefix + ":" + strconv.FormatInt(g.RateWindow.Milliseconds(), 10) + ":" + ip
+	key := "reg:" + o.api + o.Prefix + ":" + strconv.FormatInt(g.RateWindow.Milliseconds(), 10) + ":" + ip
 	ok, retry, err := o.Registry.Store.Hit(storeCtx(r), key, g.RateLimit, g.RateWindow)
 	if err != nil {
-		o.storeFailure(api, "rate limit", err)
+		o.storeFailure("rate limit", err)
 		return unavailableDenial()
 	}
 	if !ok {
@@ -219,9 +219,9 @@ func rateLimitAddress(ip string) string {
 // applies the caps atomically and gives the use back if the client could
 // not be created. On success it sets the placeholder and logs the
 // registration. A nil Denial and a non-nil error mean an unexpected failure.
-func (o *Options) create(r *http.Request, api string, c *registry.Client, iss registry.Issue, adm *Admission) (*registry.Issued, *Denial, error) {
+func (o *Options) create(r *http.Request, c *registry.Client, iss registry.Issue, adm *Admission) (*registry.Issued, *Denial, error) {
 	ctx := storeCtx(r)
-	if d := o.limit(r, api); d != nil {
+	if d := o.limit(r); d != nil {
 		return nil, d, nil
 	}
 	c.Owner = adm.Owner
@@ -236,7 +236,7 @@ func (o *Options) create(r *http.Request, api string, c *registry.Client, iss re
 				// give the use back, or a one-use token would be spent.
 				_ = o.Registry.UseToken(context.WithoutCancel(ctx), adm.token, -1)
 			}
-			o.storeFailure(api, "initial access token", err)
+			o.storeFailure("initial access token", err)
 			return nil, unavailableDenial(), nil
 		}
 	}
@@ -250,11 +250,11 @@ func (o *Options) create(r *http.Request, api string, c *registry.Client, iss re
 	case err == nil:
 		o.Health.OK(o.Logger, true)
 		o.registered(r, c.ID)
-		o.Logger.Info("client registered", zap.String("api", api), zap.String("client_id", c.ID))
+		o.Logger.Info("client registered", zap.String("api", o.api), zap.String("client_id", c.ID))
 		return issued, nil, nil
 	case errors.As(err, &le):
 		return nil, capDenial(le.Cap), nil
-	case o.storeFailure(api, "register", err):
+	case o.storeFailure("register", err):
 		return nil, unavailableDenial(), nil
 	}
 	return nil, nil, err
@@ -286,8 +286,8 @@ func capDenial(cp storage.Cap) *Denial {
 // as an attempt; the store is asked how many clients each cap counts,
 // which also finds it unreachable (with no cap, the clients are counted
 // for that alone). A token's use is not counted.
-func (o *Options) wouldDeny(r *http.Request, api string, adm *Admission) *Denial {
-	if d := o.limit(r, api); d != nil {
+func (o *Options) wouldDeny(r *http.Request, adm *Admission) *Denial {
+	if d := o.limit(r); d != nil {
 		return d
 	}
 	caps := o.caps(adm.Owner)
@@ -297,7 +297,7 @@ func (o *Options) wouldDeny(r *http.Request, api string, adm *Admission) *Denial
 	for _, cp := range caps {
 		n, err := o.Registry.Store.Count(storeCtx(r), cp.Tag)
 		if err != nil {
-			o.storeFailure(api, "register", err)
+			o.storeFailure("register", err)
 			return unavailableDenial()
 		}
 		if cp.Max > 0 && n >= cp.Max {

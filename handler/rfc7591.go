@@ -170,7 +170,7 @@ func (a *RFC7591) issuerMetadataPath(r *http.Request) (p string, slash bool) {
 
 // error writes an RFC 7591 error response.
 func (a *RFC7591) error(w http.ResponseWriter, status int, code, desc string) {
-	a.o.refused(registry.APIRFC7591, status, code, desc)
+	a.o.refused(status, code, desc)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	setNoStore(h)
@@ -248,7 +248,7 @@ func (a *RFC7591) awaitSettled(r *http.Request, c *registry.Client, tok string, 
 		case errors.Is(err, registry.ErrNotFound):
 			return c, false, false, false
 		case err != nil:
-			a.o.storeFailure(registry.APIRFC7591, "read", err)
+			a.o.storeFailure("read", err)
 			return c, false, false, true
 		}
 		c = next
@@ -336,7 +336,7 @@ func (a *RFC7591) readObject(w http.ResponseWriter, r *http.Request) (registry.F
 }
 
 func (a *RFC7591) register(w http.ResponseWriter, r *http.Request) {
-	adm, d := a.o.admit(r, registry.APIRFC7591)
+	adm, d := a.o.admit(r)
 	if d != nil {
 		a.deny(w, d)
 		return
@@ -352,7 +352,7 @@ func (a *RFC7591) register(w http.ResponseWriter, r *http.Request) {
 	}
 	c.API = registry.APIRFC7591
 	c.Permitted = true
-	iss, d, err := a.o.create(r, registry.APIRFC7591, c, registry.Issue{
+	iss, d, err := a.o.create(r, c, registry.Issue{
 		Format: registry.FormatRFC7591, RAT: true, SecretLifetime: a.o.secretLifetime(0),
 	}, adm)
 	if d != nil {
@@ -491,7 +491,7 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) 
 		return
 	}
 	c, used, err := a.o.Registry.Lookup(storeCtx(r), id)
-	if a.o.storeFailure(registry.APIRFC7591, "read", err) {
+	if a.o.storeFailure("read", err) {
 		a.unavailable(w)
 		return
 	}
@@ -694,7 +694,7 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 		return nil
 	})
 	switch {
-	case a.o.storeFailure(registry.APIRFC7591, "update", err):
+	case a.o.storeFailure("update", err):
 		a.unavailable(w)
 		return
 	case errors.Is(err, errTokenChanged), errors.Is(err, registry.ErrNotFound):
@@ -840,7 +840,7 @@ func (a *RFC7591) changeTokens(ctx context.Context, id string, change func(c *re
 	if err == nil || errors.Is(err, errTokenChanged) || errors.Is(err, registry.ErrNotFound) {
 		return nil
 	}
-	a.o.storeFailure(registry.APIRFC7591, "update", err)
+	a.o.storeFailure("update", err)
 	return err
 }
 
@@ -852,7 +852,7 @@ func (a *RFC7591) delete(w http.ResponseWriter, r *http.Request, id, tok string)
 		return nil
 	})
 	switch {
-	case a.o.storeFailure(registry.APIRFC7591, "delete", err):
+	case a.o.storeFailure("delete", err):
 		a.unavailable(w)
 		return
 	case errors.Is(err, errTokenChanged), errors.Is(err, registry.ErrNotFound):
