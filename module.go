@@ -1287,14 +1287,27 @@ var clientIDCleared atomic.Pointer[http.Request]
 // handler between them replaced (r.WithContext), is cleared again. The
 // pointer keeps that one request from being freed, and its address reused,
 // until the next one takes its place.
+//
+// The empty value comes from a function added to the replacer, not from
+// one of its static values: the first static value of a request allocates
+// the replacer's map, which every request passed on to the site would pay
+// for. registered sets the static value, which the replacer asks first.
 func clearClientID(r *http.Request) {
 	if clientIDCleared.Load() == r {
 		return
 	}
 	if repl := replacer(r); repl != nil {
-		repl.Set(clientIDPlaceholder, "")
+		repl.Map(noClientID)
 	}
 	clientIDCleared.Store(r)
+}
+
+// noClientID answers the client id placeholder with "" (see clearClientID).
+func noClientID(key string) (any, bool) {
+	if key == clientIDPlaceholder {
+		return "", true
+	}
+	return nil, false
 }
 
 // warnLaxProxies warns, once, when the server trusts proxies without

@@ -68,8 +68,20 @@ func IsLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
+	// Names are told apart before parsing, which would build an error for
+	// each (an allocation per redirect URI checked): an IP literal has a
+	// colon (IPv6) or only digits and dots (IPv4).
+	if !strings.Contains(host, ":") && strings.Trim(host, "0123456789.") != "" {
+		return false
+	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// isIPLiteral reports whether host (without brackets) is an IP address.
+func isIPLiteral(host string) bool {
+	_, err := netip.ParseAddr(host)
+	return err == nil
 }
 
 // isLocalhost reports whether host names localhost, in its usual or its
@@ -159,7 +171,9 @@ func (rule RedirectRule) CheckRedirectURI(raw string) string {
 		if strings.Contains(host, "*") {
 			return "redirect URI " + quote(raw) + " has a wildcard in its host: register each redirect URI in full"
 		}
-		if _, err := netip.ParseAddr(host); err != nil && (!ValidHostName(host) || numericLastLabel(host)) {
+		// (A name is checked first: parsing it as an address would build
+		// an error, an allocation, for the usual case.)
+		if (!ValidHostName(host) || numericLastLabel(host)) && !isIPLiteral(host) {
 			return "redirect URI " + quote(raw) + " has an invalid host"
 		}
 		if !portInRange(u) {

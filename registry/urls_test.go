@@ -17,6 +17,7 @@ func TestIsLoopbackHost(t *testing.T) {
 		"": false, "localhost.": false, "localhost.evil.example": false, "evil-localhost": false,
 		"128.0.0.1": false, "126.255.255.255": false, "0.0.0.0": false, "::": false, "[::1]": false,
 		"example.com": false, "127.0.0.1.nip.io": false, "10.0.0.1": false, "::2": false,
+		"::ffff:127.0.0.1": true, "127.1": false, "127.0.0.01": false, "127.0.0.1.": false, "1.2.3.4": false,
 	} {
 		if got := IsLoopbackHost(host); got != want {
 			t.Errorf("IsLoopbackHost(%q) = %v, want %v", host, got, want)

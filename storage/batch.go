@@ -74,6 +74,20 @@ type batchOp struct {
 	// to lead the next pipeline (then false once it ran in that pipeline).
 	done  chan bool
 	state atomic.Int32
+	// marked holds pre and cmd wrapped in noRetry while a pipeline sends
+	// them, in storage kept with the op, so that the wrapping costs no
+	// allocation per command.
+	marked []noRetry
+}
+
+// mark wraps op's commands in noRetry, in sending order, in op.marked.
+func (op *batchOp) mark() []noRetry {
+	m := op.marked[:0]
+	for _, c := range op.pre {
+		m = append(m, noRetry{c})
+	}
+	op.marked = append(m, noRetry{op.cmd})
+	return op.marked
 }
 
 // The states of a batchOp. A waiter gives up (abandons its command), is
@@ -202,6 +216,7 @@ func (b *batcher) finish(op *batchOp) error {
 		own.replyErr = err
 		err = &own
 	}
+	clear(op.marked)
 	op.cmd, op.pre, op.unreplicated = nil, nil, nil
 	opPool.Put(op)
 	return err
@@ -314,16 +329,16 @@ func (b *batcher) exec(ops []*batchOp) {
 	}
 	wait := b.waitReplicas > 0
 	if len(ops) == 1 && !wait && ops[0].pre == nil {
-		_ = b.rdb.Process(ctx, noRetry{ops[0].cmd})
+		_ = b.rdb.Process(ctx, &ops[0].mark()[0])
 		b.checkTopology(ops)
 		return
 	}
 	pipe := b.rdb.Pipeline()
 	for _, op := range ops {
-		for _, c := range op.pre {
-			_ = pipe.Process(ctx, noRetry{c})
+		m := op.mark()
+		for i := range m {
+			_ = pipe.Process(ctx, &m[i])
 		}
-		_ = pipe.Process(ctx, noRetry{op.cmd})
 	}
 	var waitCmd *redis.IntCmd
 	if wait {
