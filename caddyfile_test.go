@@ -1308,7 +1308,7 @@ func TestCheckIssuerPlaceholders(t *testing.T) {
 			t.Errorf("checkIssuer(%q): %v", v, err)
 		}
 	}
-	for _, v := range []string{"{http.request.host}", "{http.request.host}/oauth", "ftp://{host}", "https://{host}#x"} {
+	for _, v := range []string{"{http.request.host}", "{http.request.host}/oauth", "ftp://{host}", "https://{host}#x", "https://a.example#", "https://a.example/?", "https://{host}/oauth#"} {
 		if err := checkIssuer(v); err == nil {
 			t.Errorf("checkIssuer(%q) accepted", v)
 		}

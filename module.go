@@ -916,7 +916,10 @@ func checkIssuer(v string) error {
 		// Not quoted: the user information may hold a password.
 		return errors.New("issuer must not hold user information (user:password@): it is published to every client")
 	}
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http" && !schemeFromPlaceholder) || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || !plainURL(s, u) {
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http" && !schemeFromPlaceholder) || u.Host == "" || strings.ContainsAny(s, "?#") || !plainURL(s, u) {
+		// An empty query or fragment ("https://a.example#") counts too:
+		// the issuer is published as written, and the routes' URLs are
+		// made by appending to it.
 		return bad
 	}
 	return nil
@@ -992,7 +995,7 @@ func checkEndpoint(name, v string) error {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || !plainURL(v, u) {
 		return fmt.Errorf("%s %q must be an absolute http(s) URL", name, redactUserinfo(v))
 	}
-	if u.Fragment != "" || strings.Contains(v, "#") {
+	if strings.Contains(v, "#") {
 		return fmt.Errorf("%s %q must not include a fragment (RFC 6749 section 3.1)", name, redactUserinfo(v))
 	}
 	return nil

@@ -74,7 +74,7 @@ func (a *IAM) Serve(w http.ResponseWriter, r *http.Request) bool {
 	}
 	ob := observe(w, r, op)
 	a.serve(ob, r, rid)
-	a.o.Metrics.done(registry.APIIAM, ob)
+	a.o.Metrics.done(a.o.api, ob)
 	return true
 }
 
@@ -225,7 +225,7 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 	if err != nil {
 		// Not reachable through any input: Register fails otherwise only on
 		// an encoding bug or five id collisions in a row.
-		a.o.Logger.Error("unexpected error", zap.String("api", registry.APIIAM), zap.String("op", "register"),
+		a.o.Logger.Error("unexpected error", zap.String("api", a.o.api), zap.String("op", "register"),
 			zap.String("request_id", rid), zap.Error(err))
 		a.error(w, rid, http.StatusInternalServerError, "IIC.500", "Internal Server Error: the client could not be registered.")
 		return

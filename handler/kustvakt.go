@@ -120,7 +120,7 @@ func (a *Kustvakt) Serve(w http.ResponseWriter, r *http.Request) bool {
 	// an operation), so that those answers too close the connection of a
 	// client waiting for "100 Continue".
 	ob := observe(w, r, "")
-	defer a.o.Metrics.done(registry.APIKustvakt, ob)
+	defer a.o.Metrics.done(a.o.api, ob)
 	if a.o.CORS.apply(ob, r, method) {
 		return true
 	}
@@ -342,7 +342,7 @@ func (a *Kustvakt) failed(w http.ResponseWriter, op string, err error) bool {
 		if err == nil {
 			return false
 		}
-		a.o.Logger.Error("unexpected error", zap.String("api", registry.APIKustvakt), zap.String("op", op), zap.Error(err))
+		a.o.Logger.Error("unexpected error", zap.String("api", a.o.api), zap.String("op", op), zap.Error(err))
 	}
 	a.unavailable(w)
 	return true
@@ -1062,7 +1062,7 @@ func (a *Kustvakt) deregister(q *kustvaktRequest, id string) {
 	case a.failed(q.w, "deregister", err):
 		return
 	}
-	a.o.Logger.Info("client deregistered", zap.String("api", registry.APIKustvakt), zap.String("client_id", id))
+	a.o.Logger.Info("client deregistered", zap.String("api", a.o.api), zap.String("client_id", id))
 	q.w.WriteHeader(http.StatusOK)
 }
 
@@ -1109,7 +1109,7 @@ func (a *Kustvakt) reset(q *kustvaktRequest) {
 	case a.failed(q.w, "reset", err):
 		return
 	}
-	a.o.Logger.Info("client secret reset", zap.String("api", registry.APIKustvakt), zap.String("client_id", c.ID))
+	a.o.Logger.Info("client secret reset", zap.String("api", a.o.api), zap.String("client_id", c.ID))
 	a.writeCredentials(q.w, c.ID, secret)
 }
 
@@ -1372,7 +1372,7 @@ func (a *Kustvakt) privilege(q *kustvaktRequest) {
 	case a.failed(q.w, "privilege", err):
 		return
 	}
-	a.o.Logger.Info("client privileges changed", zap.String("api", registry.APIKustvakt), zap.String("client_id", c.ID),
+	a.o.Logger.Info("client privileges changed", zap.String("api", a.o.api), zap.String("client_id", c.ID),
 		zap.Bool("super", c.Super), zap.Bool("permitted", c.Permitted))
 	a.writeJSON(q.w, []byte("SUCCESS"))
 }

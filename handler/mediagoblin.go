@@ -76,7 +76,7 @@ func (a *MediaGoblin) Serve(w http.ResponseWriter, r *http.Request) bool {
 	defer a.o.release()
 	ob := observe(w, r, opRegister)
 	a.register(ob, r)
-	a.o.Metrics.done(registry.APIMediaGoblin, ob)
+	a.o.Metrics.done(a.o.api, ob)
 	return true
 }
 
@@ -273,7 +273,7 @@ func (a *MediaGoblin) deny(w http.ResponseWriter, d *Denial) {
 // 500 the API never gives.
 func (a *MediaGoblin) storeError(w http.ResponseWriter, op string, err error) {
 	if !a.o.storeFailure(op, err) {
-		a.o.Logger.Error("unexpected error", zap.String("api", registry.APIMediaGoblin), zap.String("op", op), zap.Error(err))
+		a.o.Logger.Error("unexpected error", zap.String("api", a.o.api), zap.String("op", op), zap.Error(err))
 	}
 	a.unavailable(w)
 }
@@ -341,7 +341,7 @@ func (a *MediaGoblin) update(w http.ResponseWriter, r *http.Request, data *pyDic
 	}
 	a.o.Health.OK(a.o.Logger, true)
 	a.o.registered(r, updated.ID)
-	a.o.Logger.Info("client updated", zap.String("api", registry.APIMediaGoblin), zap.String("client_id", updated.ID))
+	a.o.Logger.Info("client updated", zap.String("api", a.o.api), zap.String("client_id", updated.ID))
 	// The real server echoes what was sent; both equal what is stored.
 	a.succeed(w, id.s, secret.s, updated.SecretExpiresAt)
 }

@@ -60,7 +60,7 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 	// counted, those of the checks below included.
 	ob := observe(w, r, rfcOperation(route, r.Method))
 	a.serve(ob, r, route, id)
-	a.o.Metrics.done(registry.APIRFC7591, ob)
+	a.o.Metrics.done(a.o.api, ob)
 	return true
 }
 
@@ -397,7 +397,7 @@ func (a *RFC7591) metadataError(w http.ResponseWriter, merr *registry.Error) {
 // internal answers an unexpected error (a bug, not a user's doing) with 500
 // in the API's format and logs it.
 func (a *RFC7591) internal(w http.ResponseWriter, op string, err error) {
-	a.o.Logger.Error("unexpected error", zap.String("api", registry.APIRFC7591), zap.String("op", op), zap.Error(err))
+	a.o.Logger.Error("unexpected error", zap.String("api", a.o.api), zap.String("op", op), zap.Error(err))
 	a.error(w, http.StatusInternalServerError, "server_error", "internal error")
 }
 
@@ -629,7 +629,7 @@ func (a *RFC7591) revokeMisused(ctx context.Context, tok, usedFor string) {
 	})
 	if err == nil {
 		a.o.Logger.Warn("registration access token presented for another client; revoked",
-			zap.String("api", registry.APIRFC7591), zap.String("client_id", owner))
+			zap.String("api", a.o.api), zap.String("client_id", owner))
 	}
 }
 
@@ -710,7 +710,7 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 		// after priorRATDelay, as for any update whose answer was lost.
 		// Retired, it would lock the client out of its own registration.
 		a.o.Logger.Info("client updated, but the request was gone before the answer: the token it was made with stays valid",
-			zap.String("api", registry.APIRFC7591), zap.String("client_id", updated.ID))
+			zap.String("api", a.o.api), zap.String("client_id", updated.ID))
 		return
 	}
 	if err := a.retirePriorRAT(storeCtx(r), r.Context(), updated.ID, rat); storage.Unwritten(err) || errors.Is(err, errSuperseded) {
@@ -723,7 +723,7 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 		return
 	}
 	a.o.registered(r, updated.ID)
-	a.o.Logger.Info("client updated", zap.String("api", registry.APIRFC7591), zap.String("client_id", updated.ID))
+	a.o.Logger.Info("client updated", zap.String("api", a.o.api), zap.String("client_id", updated.ID))
 	a.writeClient(w, http.StatusOK, updated, secret, rat, a.clientURI(r, updated.ID))
 }
 
@@ -862,7 +862,7 @@ func (a *RFC7591) delete(w http.ResponseWriter, r *http.Request, id, tok string)
 		a.internal(w, "delete", err)
 		return
 	}
-	a.o.Logger.Info("client deleted", zap.String("api", registry.APIRFC7591), zap.String("client_id", id))
+	a.o.Logger.Info("client deleted", zap.String("api", a.o.api), zap.String("client_id", id))
 	setNoStore(w.Header())
 	w.WriteHeader(http.StatusNoContent)
 }
