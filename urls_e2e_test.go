@@ -69,8 +69,15 @@ func TestConfiguredURLsResolved(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"token_endpoint":"https://as.example/token"`) {
 		t.Errorf("with the header: %d %s", resp.StatusCode, body)
 	}
-	if resp, body := s.do(http.MethodGet, "/.well-known/oauth-authorization-server", "", "X-Token-Endpoint: https://.as.example/token"); resp.StatusCode != http.StatusInternalServerError {
-		t.Errorf("with an empty host label: %d %s", resp.StatusCode, body)
+	// What the config check refuses in a fixed URL is refused when a
+	// placeholder brings it in.
+	for _, v := range []string{"https://.as.example/token", "https://as.example/token#f", "https://u:p@as.example/token", "https://@as.example/token", "https://as.example/to\tken", "ftp://as.example/token"} {
+		if resp, body := s.do(http.MethodGet, "/.well-known/oauth-authorization-server", "", "X-Token-Endpoint: "+v); resp.StatusCode != http.StatusInternalServerError {
+			t.Errorf("token_endpoint %q: %d %s", v, resp.StatusCode, body)
+		}
+	}
+	if resp, body := s.do(http.MethodGet, "/.well-known/oauth-authorization-server", "", "X-Token-Endpoint: https://as.example/token?x=1"); resp.StatusCode != http.StatusOK || !strings.Contains(body, `"token_endpoint":"https://as.example/token?x=1"`) {
+		t.Errorf("token_endpoint with a query: %d %s", resp.StatusCode, body)
 	}
 	// A delete answers no URL: it works without the header.
 	resp, body = s.postJSON("/register", `{"redirect_uris":["https://app.example/cb"]}`, "X-Token-Endpoint: https://as.example/token")
@@ -85,6 +92,12 @@ func TestConfiguredURLsResolved(t *testing.T) {
 	resp, body = s.postJSON("/v1/clients", iamBody)
 	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, `"error_code":"IIC.500","error_msg":"Internal Server Error: the server's issuer setting resolves to no absolute URL for this request."`) {
 		t.Errorf("IAM without the header: %d %s", resp.StatusCode, body)
+	}
+	for _, h := range []string{"iam.example/x?q", "iam.example/x?", "iam.example#f", "@iam.example", "u@iam.example"} {
+		resp, body = s.postJSON("/v1/clients", iamBody, "X-Host: "+h)
+		if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, `"error_code":"IIC.500"`) {
+			t.Errorf("IAM with X-Host %q: %d %s", h, resp.StatusCode, body)
+		}
 	}
 	resp, body = s.postJSON("/v1/clients", iamBody, "X-Host: iam.example")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"authorization_endpoint":"https://iam.example/v1/authorize"`) {

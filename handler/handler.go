@@ -300,7 +300,7 @@ func (o *Options) unresolvedURL(r *http.Request) string {
 			continue
 		}
 		got := o.expand(r, f.v)
-		if u, err := url.Parse(got); err != nil || (u.Scheme != "http" && u.Scheme != "https") || !validHost(u.Host) {
+		if !resolvedURLUsable(f.name, got) {
 			if now := time.Now().UnixNano(); now-o.urlWarned.Load() > int64(time.Minute) {
 				o.urlWarned.Store(now)
 				o.Logger.Error("a configured URL's placeholders resolve to no absolute URL for this request; answering 500",
@@ -310,6 +310,24 @@ func (o *Options) unresolvedURL(r *http.Request) string {
 		}
 	}
 	return ""
+}
+
+// resolvedURLUsable reports whether got, a configured URL with its
+// placeholders resolved, passes what the config check asks of a fixed one:
+// absolute http(s) with a valid host and port, no user information (it would
+// be published to every client), no spaces or control characters, no
+// fragment, and for the issuer no query either (the routes' URLs are made by
+// appending to it). A placeholder fed by the request (a header, say) must not
+// bring in what the config check refuses.
+func resolvedURLUsable(name, got string) bool {
+	u, err := url.Parse(got)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !validHost(u.Host) || u.User != nil {
+		return false
+	}
+	if strings.ContainsFunc(got, func(c rune) bool { return c <= ' ' || c == 0x7f }) || strings.Contains(got, "#") {
+		return false
+	}
+	return name != "issuer" || !strings.Contains(got, "?")
 }
 
 // validHost reports whether h is a DNS name or IP address (IPv6 in
