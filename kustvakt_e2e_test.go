@@ -394,6 +394,13 @@ func TestKustvaktDeregisterResetList(t *testing.T) {
 		if _, body := s.kvForm("/api/v1.0/oauth2/client/list", "alice", superForm("authorized_only", "TRUE")); body != "[]" {
 			t.Fatalf("authorized_only=TRUE: %s", body)
 		}
+		// The unversioned root is v1.0 too: the deprecated flag wins over
+		// a bad filter_by there as well.
+		for _, root := range []string{"/api/v1.0", "/api"} {
+			if _, body := s.kvForm(root+"/oauth2/client/list", "alice", superForm("authorized_only", "true", "filter_by", "bad")); body != "[]" {
+				t.Fatalf("%s: authorized_only=true with a bad filter_by: %s", root, body)
+			}
+		}
 		resp, body = s.kvForm("/api/v1.0/oauth2/client/list", "alice", superForm("filter_by", "nope"))
 		checkNotification(t, resp, body, 400, `{"errors":[[204,"filter_by","[]"]]}`)
 		resp, body = s.kvForm("/api/v1.0/oauth2/client/list", "", superForm())

@@ -87,10 +87,9 @@ const (
 )
 
 type kustvaktRequest struct {
-	w         http.ResponseWriter
-	r         *http.Request
-	versioned bool
-	user      string
+	w    http.ResponseWriter
+	r    *http.Request
+	user string
 }
 
 // Serve implements API.
@@ -100,8 +99,10 @@ func (a *Kustvakt) Serve(w http.ResponseWriter, r *http.Request) bool {
 	if !ok || len(segs) == 0 {
 		return false
 	}
-	versioned := segs[0] == "v1.0"
-	if versioned {
+	// The unversioned root is the same API as v1.0, the current version
+	// (the one the wiki's examples were written for): the deprecated
+	// authorized_only, accepted by v1.0 only, works under both.
+	if segs[0] == "v1.0" {
 		segs = segs[1:]
 	}
 	// Jersey matches a resource path with or without one trailing slash
@@ -115,7 +116,7 @@ func (a *Kustvakt) Serve(w http.ResponseWriter, r *http.Request) bool {
 	}
 	a.o.hold()
 	defer a.o.release()
-	req := &kustvaktRequest{w: w, r: r, user: kustvaktUser(a.o.user(r)), versioned: versioned}
+	req := &kustvaktRequest{w: w, r: r, user: kustvaktUser(a.o.user(r))}
 	// Observed from here (a preflight or a wrong method is not counted as
 	// an operation), so that those answers too close the connection of a
 	// client waiting for "100 Continue".
@@ -872,10 +873,6 @@ func (a *Kustvakt) validateRegistration(in *kustvaktClientJSON) (reason string, 
 		return "client_name is null", false
 	case javaLength(*in.name) < 3:
 		return "client_name must contain at least 3 characters", false
-	case unsafeName(*in.name):
-		// Not a check of Kustvakt's: every API keeps names that pages
-		// show safe to show (registry.UnsafeDisplayRune).
-		return "client_name must not contain control characters or bidirectional overrides", false
 	case in.clientType == nil:
 		return "client_type is null", false
 	case in.description == nil:
@@ -903,6 +900,12 @@ func (a *Kustvakt) validateRegistration(in *kustvaktClientJSON) (reason string, 
 		return "Maximum refresh token expiry is 31536000 seconds (1 year)", false
 	case !confidential && in.refreshTokenExpiry > 0:
 		return "Custom refresh token expiry is only applicable for confidential clients", false
+	case unsafeName(*in.name):
+		// Not a check of Kustvakt's: every API keeps names that pages
+		// show safe to show (registry.UnsafeDisplayRune). It comes after
+		// all of Kustvakt's own, so that a request they refuse gets the
+		// answer Kustvakt gives.
+		return "client_name must not contain control characters or bidirectional overrides", false
 	}
 	return "", false
 }
@@ -1155,7 +1158,7 @@ func (a *Kustvakt) list(q *kustvaktRequest) {
 	// This server issues no tokens, so the clients a user has authorized
 	// are none; only the owned clients can be listed.
 	owned := true
-	if q.versioned && javaTrue(form.Get("authorized_only")) {
+	if javaTrue(form.Get("authorized_only")) {
 		owned = false
 	} else {
 		switch f := form.Get("filter_by"); f {

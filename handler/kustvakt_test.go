@@ -282,6 +282,11 @@ func TestKustvaktRequests(t *testing.T) {
 			kvWant{status: 400, code: "invalid_request", desc: "client_name must contain at least 3 characters"}},
 		{"bidi override in the name", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"\u202eelgooG","type":"PUBLIC","description":"d"}`, "alice",
 			kvWant{status: 400, code: "invalid_request", desc: "client_name must not contain control characters or bidirectional overrides"}},
+		// That check is ours: Kustvakt's own come first, in its order.
+		{"bidi override, no type", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"abc\u202e","description":"d"}`, "alice",
+			kvWant{status: 400, code: "invalid_request", desc: "client_type is null"}},
+		{"tab in the name, bad url", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"a\tbc","type":"PUBLIC","description":"d","url":"x"}`, "alice",
+			kvWant{status: 400, code: "invalid_request", desc: "Invalid URL"}},
 		{"surrogate pair and a letter", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"\ud83d\ude00x","type":"PUBLIC","description":"d","url":"x"}`, "alice",
 			kvWant{status: 400, code: "invalid_request", desc: "Invalid URL"}},
 		// Super client authentication: a public super client needs no
