@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-dcr/caddy-dcr/registry"
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 func init() {
@@ -492,6 +493,9 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 			rc.Address = append(rc.Address, args...)
+			if err := checkDistinctAddresses(rc.Address); err != nil {
+				return d.Errf("storage redis: %v", err)
+			}
 		case "username", "password", "master_name", "sentinel_username", "sentinel_password":
 			dst := map[string]*string{"username": &rc.Username, "password": &rc.Password, "master_name": &rc.MasterName,
 				"sentinel_username": &rc.SentinelUsername, "sentinel_password": &rc.SentinelPassword}[name]
@@ -519,6 +523,11 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			dur, err := oneDuration(d)
 			if err != nil {
 				return err
+			}
+			if dur == 0 {
+				// 0 would silently mean the default; written out, it
+				// reads as "no timeout", which the client does not have.
+				return d.Errf("invalid timeout '%s': at least 1ms (leave timeout out for the default, %s)", d.Val(), storage.DefaultRedisTimeout)
 			}
 			rc.Timeout = dur
 		case "wait_replicas":

@@ -300,12 +300,15 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"redis username extra", redis("username a b"), "wrong argument count"},
 		{"redis key_prefix twice", redis("key_prefix a:\n\t\tkey_prefix b:"), "key_prefix already specified"},
 		{"redis master_name missing", redis("master_name"), "wrong argument count"},
-		{"sentinel_password without sentinel", redis("address r:6379\n\t\tsentinel_password x"), "sentinel_username and sentinel_password need master_name"},
+		{"sentinel_password without sentinel", redis("sentinel_password x"), "sentinel_username and sentinel_password need master_name"},
 		{"bad db", redis("db two"), "invalid db 'two'"},
 		{"negative db", redis("db -1"), "invalid db '-1'"},
 		{"db extra argument", redis("db 1 2"), "wrong argument count"},
 		{"bad redis timeout", redis("timeout fast"), "invalid timeout 'fast'"},
 		{"redis timeout extra", redis("timeout 1s 2s"), "wrong argument count"},
+		{"redis timeout zero", redis("timeout 0"), "invalid timeout '0': at least 1ms (leave timeout out for the default, 2s)"},
+		{"redis address twice", redis("address r:1 R:1"), "addresses 2 and 3 are the same"},
+		{"redis address twice on two lines", redis("address r:1 s:1\n\t\taddress r:1"), "addresses 2 and 4 are the same"},
 		{"wait_replicas missing", redis("wait_replicas"), "wrong argument count"},
 		{"wait_replicas zero", redis("wait_replicas 0"), "invalid wait_replicas '0'"},
 		{"wait_replicas not a number", redis("wait_replicas one"), "invalid wait_replicas 'one'"},
@@ -1214,6 +1217,8 @@ func TestRedisOptionsResolved(t *testing.T) {
 		{[]string{"{env.DCR_TEST_ADDR}", "r2:6379"}, "redis://r1:6379", "every address as a redis:// URL or none"},
 		{[]string{"redis://:a@r1:6379", "redis://:b@r2:6379"}, "", "differ in scheme, credentials or database"},
 		{[]string{"redis://r1:6379/1", "redis://r2:6379/1"}, "", "db must be 0 with a cluster"},
+		{[]string{"{env.DCR_TEST_ADDR}", "r1:6379"}, "r1:6379", "addresses 1 and 2 are the same"},
+		{[]string{"redis://:hunter2@r1:6379", "{env.DCR_TEST_ADDR}"}, "redis://:hunter2@r1:6379", "are the same"},
 	} {
 		t.Setenv("DCR_TEST_ADDR", tc.env)
 		_, err := (&RedisConfig{Address: tc.addrs}).options(repl)

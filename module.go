@@ -1089,6 +1089,9 @@ func checkRedisAddress(a string) error {
 // several addresses (a cluster) or Sentinel: go-redis dials a unix socket
 // only as a single node, and a cluster has database 0 alone.
 func checkRedisTopology(addrs []string, db int, masterName string) error {
+	if err := checkDistinctAddresses(addrs); err != nil {
+		return err
+	}
 	if db != 0 && storage.IsCluster(addrs, masterName) {
 		return errors.New("db must be 0 with a cluster (several addresses)")
 	}
@@ -1096,6 +1099,21 @@ func checkRedisTopology(addrs []string, db int, masterName string) error {
 		for _, a := range addrs {
 			if strings.HasPrefix(a, "/") {
 				return fmt.Errorf("unix socket %q works for a single node only (no cluster, no master_name)", a)
+			}
+		}
+	}
+	return nil
+}
+
+// checkDistinctAddresses refuses an address listed twice: two addresses
+// make a cluster, so a single node written twice would load and then fail
+// every request ("cluster support disabled"). Addresses are named by
+// position, not quoted: a redis:// URL may hold a password.
+func checkDistinctAddresses(addrs []string) error {
+	for i, a := range addrs {
+		for j := range i {
+			if strings.EqualFold(addrs[j], a) {
+				return fmt.Errorf("addresses %d and %d are the same: list each node once (several addresses make a cluster, or with master_name the Sentinels)", j+1, i+1)
 			}
 		}
 	}
