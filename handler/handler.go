@@ -629,7 +629,11 @@ type Health struct {
 	// down is read without the lock on every successful request; every
 	// change of the state below is made under mu.
 	down atomic.Bool
-	mu   sync.Mutex
+	// answered is set once the store answered a request: a server that
+	// hangs up before it ever did may want TLS (see Fail's hint); one
+	// that did was reachable as configured.
+	answered atomic.Bool
+	mu       sync.Mutex
 	// since is when the current outage began. announced is set while an
 	// outage logged at error level lasts, and lastError is when that line
 	// was written: a store that flaps (writes failing while reads succeed,
@@ -711,8 +715,9 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 		// the log).
 		fields = append(fields, zap.Int("outages_not_logged", unlogged))
 	}
-	if errors.Is(err, io.EOF) && h.Store != "embedded" {
+	if errors.Is(err, io.EOF) && h.Store != "embedded" && !h.answered.Load() {
 		// go-redis's whole account of a server that hangs up at once.
+		// Not after it answered: then it crashed or dropped us.
 		fields = append(fields, zap.String("hint", "Redis closed the connection without an answer: a server that requires TLS, for example, does so to a plain connection (set tls in storage redis)"))
 	}
 	log.Error("client store unavailable; answering 503 until it recovers", fields...)
@@ -721,7 +726,13 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 // OK records a successful storage operation; write tells whether it
 // wrote. A read does not end an outage in which writes failed.
 func (h *Health) OK(log *zap.Logger, write bool) {
-	if h == nil || !h.down.Load() {
+	if h == nil {
+		return
+	}
+	if !h.answered.Load() {
+		h.answered.Store(true)
+	}
+	if !h.down.Load() {
 		return
 	}
 	h.mu.Lock()

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddy-dcr/caddy-dcr/registry"
 	"github.com/caddy-dcr/caddy-dcr/storage"
@@ -192,6 +194,45 @@ func TestUpdateOfDepartedClient(t *testing.T) {
 	code, m = serveJSON(a, "GET", "/register/"+id, rat, "")
 	if code != http.StatusOK || m["client_name"] != "changed" {
 		t.Fatalf("the old token after an update nobody received: %d %v", code, m)
+	}
+}
+
+// TestRestoreFailsQuietlyInAnOutage: while writes fail, every read with
+// the token of an update nobody received tries to make it the client's
+// token again and fails; the outage is logged once (Health), not a warning
+// per read.
+func TestRestoreFailsQuietlyInAnOutage(t *testing.T) {
+	now := time.Now()
+	a := manageAPI(t, &now)
+	core, logs := observer.New(zap.InfoLevel)
+	a.o.Logger = zap.New(core)
+	fs := &flakyStore{Store: a.o.Registry.Store}
+	a.o.Registry.Store = fs
+	code, m := serveJSON(a, "POST", "/register", "", benchBody)
+	if code != http.StatusCreated {
+		t.Fatalf("%d %v", code, m)
+	}
+	id, rat := m["client_id"].(string), m["registration_access_token"].(string)
+	update := `{"client_id":"` + id + `","redirect_uris":["https://client.example.com/callback"]}`
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequestWithContext(ctx, "PUT", "http://as.example/register/"+id, strings.NewReader(update))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer "+rat)
+	a.Serve(httptest.NewRecorder(), r)
+
+	now = now.Add(2 * a.priorRATDelay())
+	fs.fail = 100
+	for range 5 {
+		if code, m := serveJSON(a, "GET", "/register/"+id, rat, ""); code != http.StatusOK {
+			t.Fatalf("read with the old token while writes fail: %d %v", code, m)
+		}
+	}
+	if n := logs.FilterMessageSnippet("could not be made the client's token again").Len(); n != 0 {
+		t.Errorf("%d warnings about the token, want none (the outage is logged as such)", n)
+	}
+	if n := logs.FilterMessageSnippet("client store unavailable").Len(); n != 1 {
+		t.Errorf("%d outage lines, want 1", n)
 	}
 }
 

@@ -216,7 +216,8 @@ func TestHealthUnloggedCount(t *testing.T) {
 
 // TestHealthHangUpHint: an outage whose error is only "EOF", which is what
 // go-redis reports of a server that hangs up at once (a TLS-only Redis
-// reached without TLS), is logged with a hint at the likely causes.
+// reached without TLS), is logged with a hint at the likely causes, unless
+// the store answered before (then it crashed or dropped the connection).
 func TestHealthHangUpHint(t *testing.T) {
 	h, log, logs := observedHealth()
 	h.Fail(log, "rfc7591", "read", &storage.UnavailableError{Op: "get", Err: io.EOF})
@@ -228,6 +229,12 @@ func TestHealthHangUpHint(t *testing.T) {
 	h2.Fail(log2, "rfc7591", "read", errors.New("connection refused"))
 	if _, ok := logs2.All()[0].ContextMap()["hint"]; ok {
 		t.Errorf("hint on a refused connection: %v", logs2.All()[0].ContextMap())
+	}
+	h3, log3, logs3 := observedHealth()
+	h3.OK(log3, false)
+	h3.Fail(log3, "rfc7591", "read", &storage.UnavailableError{Op: "get", Err: io.EOF})
+	if _, ok := logs3.All()[0].ContextMap()["hint"]; ok {
+		t.Errorf("hint on a store that answered before: %v", logs3.All()[0].ContextMap())
 	}
 }
 

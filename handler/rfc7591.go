@@ -826,8 +826,16 @@ func (a *RFC7591) restorePriorRAT(ctx context.Context, id, tok string) {
 		a.o.Logger.Warn("registration access token of an update whose answer was lost was restored on the Redis master, but the replicas did not confirm it (wait_replicas)",
 			zap.String("client_id", id), zap.Error(err))
 	case err != nil:
-		a.o.Logger.Warn("registration access token of an update whose answer was lost could not be restored; it stays valid until it lapses",
-			zap.String("client_id", id), zap.Error(err))
+		// A store outage is logged once as such (changeTokens told
+		// Health); a line per read presenting the token would flood the
+		// log while writes fail.
+		level := zap.WarnLevel
+		if storage.IsUnavailable(err) {
+			level = zap.DebugLevel
+		}
+		if ce := a.o.Logger.Check(level, "registration access token of an update answered 503 could not be made the client's token again; it stays valid until it lapses"); ce != nil {
+			ce.Write(zap.String("client_id", id), zap.Error(err))
+		}
 	}
 }
 

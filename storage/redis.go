@@ -208,6 +208,17 @@ func (p *RedisPool) Destruct() error {
 // those (503) and drop the reaps of registrations a stalled Redis may
 // still carry out, leaving orphans.
 func (p *RedisPool) Retire() {
+	if ids, n := p.reaper.ids(maxLoggedReaps); n > 0 {
+		// The reaps live in this process only: if Caddy is stopping, it
+		// exits without them, and a record that shows up afterwards stays.
+		// Its id is not a secret, and nobody was given it.
+		more := ""
+		if n > len(ids) {
+			more = " …"
+		}
+		logf("redis: %d registrations answered 503 may still be carried out by Redis and are to be removed if they show up (within about a minute); if Caddy exits before that, remove any of these that exist with 'caddy client-registration delete <id>': %s%s",
+			n, strings.Join(ids, " "), more)
+	}
 	go func() {
 		deadline := time.Now().Add(retireMax)
 		tick := time.NewTicker(retireTick)
@@ -220,6 +231,9 @@ func (p *RedisPool) Retire() {
 		_ = p.Destruct()
 	}()
 }
+
+// maxLoggedReaps bounds the ids Retire's warning lists.
+const maxLoggedReaps = 100
 
 // retireMax bounds how long a retired pool stays open: past the reaper's
 // whole schedule (about a minute), with room for the requests before it.
@@ -840,7 +854,12 @@ func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record, caps []
 		// wrote nothing (nil: the id is taken). One that every command
 		// after it completed stands when there was nothing to check or
 		// wait for; otherwise it is undone and answered unavailable.
-		s.txRefused(pre[0].Err())
+		if txACLRefused(pre[0].Err()) {
+			// Only the ACL turns transactions off: a refusal that passes
+			// (NOAUTH while a password changes, LOADING after a restart)
+			// must not leave every later create on the costlier script.
+			s.txRefused(pre[0].Err())
+		}
 		switch err := pre[1].Err(); {
 		case err == redis.Nil:
 			return 0, nil
@@ -961,8 +980,9 @@ func runTx(ctx context.Context, b *batcher, build func() []redis.Cmder) ([]redis
 }
 
 // multiRefused reports whether Redis refused a transaction's MULTI (the
-// user lost +multi since the access check): the commands after it then
-// ran one by one, as sent, each with its own reply.
+// user lost +multi since the access check, a password just required, the
+// data set loading): the commands after it then ran one by one, as sent,
+// each with its own reply.
 func multiRefused(pre []redis.Cmder) bool {
 	err := pre[0].Err()
 	return err != nil && isReply(err)
@@ -1092,8 +1112,25 @@ type reaper struct {
 
 	mu      sync.Mutex
 	pending []*reap
+	looking []*reap // taken from pending by the round under way
 	running bool
 	dropped int
+}
+
+// ids lists the ids of the records still to be looked at (pending or under
+// way), at most max of them, and how many there are in all.
+func (rp *reaper) ids(max int) ([]string, int) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	var ids []string
+	for _, list := range [][]*reap{rp.looking, rp.pending} {
+		for _, r := range list {
+			if len(ids) < max {
+				ids = append(ids, r.id)
+			}
+		}
+	}
+	return ids, len(rp.looking) + len(rp.pending)
 }
 
 // reap is one record to remove if it shows up.
@@ -1160,6 +1197,7 @@ func (rp *reaper) run() {
 		}
 		clear(rp.pending[len(kept):])
 		rp.pending = kept
+		rp.looking = due
 		rp.mu.Unlock()
 
 		var again []*reap
@@ -1185,6 +1223,7 @@ func (rp *reaper) run() {
 		wg.Wait()
 
 		rp.mu.Lock()
+		rp.looking = nil
 		rp.pending = append(rp.pending, again...)
 		if len(rp.pending) == 0 {
 			rp.running = false

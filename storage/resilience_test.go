@@ -1306,3 +1306,86 @@ func TestRedisFullCapSkipsTransactions(t *testing.T) {
 		t.Errorf("index entries: %s", n)
 	}
 }
+
+// TestRedisRetireNamesPendingReaps: the reaps live in the process only, so a
+// pool retired with some pending (Caddy stopping, or reloading, while Redis
+// stalls) warns with their ids, for the operator to remove any that show up
+// after Caddy exited. A pool with none says nothing.
+func TestRedisRetireNamesPendingReaps(t *testing.T) {
+	var mu sync.Mutex
+	var msgs []string
+	SetWarner(func(m string) { mu.Lock(); msgs = append(msgs, m); mu.Unlock() })
+	t.Cleanup(func() { warner.Store(nil) })
+
+	// Nothing listens there: the reaps stay pending.
+	quiet := NewRedisPool(RedisOptions{Addrs: []string{"127.0.0.1:1"}, Timeout: 50 * time.Millisecond})
+	quiet.Retire()
+	pool := NewRedisPool(RedisOptions{Addrs: []string{"127.0.0.1:1"}, Timeout: 50 * time.Millisecond})
+	s := pool.Store("reaps:")
+	s.reapLater("id-one", "v1", nil)
+	s.reapLater("id-two", "v2", []string{"owner"})
+	pool.Retire()
+	t.Cleanup(func() { pool.Destruct(); quiet.Destruct() })
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "2 registrations answered 503 may still be carried out") ||
+		!strings.HasSuffix(msgs[0], ": id-one id-two") || !strings.Contains(msgs[0], "caddy client-registration delete <id>") {
+		t.Fatalf("warnings: %q", msgs)
+	}
+}
+
+// TestRedisMultiRefusedInPassing: a MULTI refused for a reason that passes
+// (NOAUTH while a password is being set, LOADING after a restart) fails the
+// create, but does not turn transactions off for the pool: only the ACL's
+// NOPERM does (TestRedisAccess). The server here is a stand-in that refuses
+// every command as a Redis that now requires a password does.
+func TestRedisMultiRefusedInPassing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	var multis atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					cmd, err := readRESPCommand(r)
+					if err != nil {
+						return
+					}
+					switch strings.ToLower(cmd[0]) {
+					case "hello":
+						fmt.Fprintf(c, "-ERR unknown command 'hello'\r\n")
+					case "multi":
+						multis.Add(1)
+						fmt.Fprintf(c, "-NOAUTH Authentication required.\r\n")
+					default:
+						fmt.Fprintf(c, "-NOAUTH Authentication required.\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	pool := NewRedisPool(RedisOptions{Addrs: []string{ln.Addr().String()}, Timeout: 500 * time.Millisecond})
+	t.Cleanup(func() { pool.Destruct() })
+	pool.tx.Store(true)
+	s := pool.Store("p:")
+	err = s.Create(context.Background(), &Record{ID: "x", Data: []byte("d"), Tags: []string{"all"}, FreshID: true})
+	if err == nil || !IsUnavailable(err) || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Fatalf("create refused with NOAUTH: %v", err)
+	}
+	if multis.Load() == 0 {
+		t.Fatal("the create was not sent as a transaction")
+	}
+	if !pool.tx.Load() {
+		t.Error("transactions turned off by a NOAUTH")
+	}
+}
