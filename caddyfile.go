@@ -107,8 +107,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		"software_statement": true,
 	}
 	seen := map[string]bool{}
+	at := optionLines{}
 	for d.NextBlock(0) {
 		name := d.Val()
+		at.note(d, name)
 		if single[name] {
 			if seen[name] {
 				return d.Errf("%s already specified", name)
@@ -158,14 +160,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return d.ArgErr()
 				}
 				rc := new(RedisConfig)
-				if err := rc.unmarshalCaddyfile(d); err != nil {
+				redisAt := optionLines{}
+				if err := rc.unmarshalCaddyfile(d, redisAt); err != nil {
 					return err
 				}
 				h.Storage = &StorageConfig{Redis: rc}
 				// What only the whole block shows (no address, db with a
-				// cluster), at its closing brace.
+				// cluster), at the line of the option it names, or else
+				// at its closing brace.
 				if err := (&Handler{Storage: h.Storage}).Validate(); err != nil {
-					return d.WrapErr(err)
+					return redisAt.wrap(d, err)
 				}
 			default:
 				return d.Errf("unknown storage %q: use redis or caddy", d.Val())
@@ -314,12 +318,48 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	// What involves several options (default_scope among allowed_scopes,
-	// require_software_statement with an issuer...), at the closing brace,
-	// so that `caddy adapt` already refuses it.
+	// require_software_statement with an issuer...), so that `caddy adapt`
+	// already refuses it: at the line of the option the error names, or
+	// else at the closing brace.
 	if err := h.Validate(); err != nil {
-		return d.WrapErr(err)
+		return at.wrap(d, err)
 	}
 	return nil
+}
+
+// optionLines records the line of each subdirective of a block, so that an
+// error found only once the whole block is read (a token without
+// 'registration token', wait_replicas longer than timeout) points at the
+// option it is about rather than at the closing brace.
+type optionLines map[string]optionPlace
+
+type optionPlace struct {
+	file string
+	line int
+}
+
+// note records where the option name first appears.
+func (o optionLines) note(d *caddyfile.Dispenser, name string) {
+	if _, ok := o[name]; !ok {
+		o[name] = optionPlace{d.File(), d.Line()}
+	}
+}
+
+// wrap adds to err the place of the option its message starts with
+// (after "storage redis: "), or the dispenser's current place.
+func (o optionLines) wrap(d *caddyfile.Dispenser, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "storage redis: ")
+	name := msg
+	if i := strings.IndexAny(msg, " :"); i >= 0 {
+		name = msg[:i]
+	}
+	if name == "wait_timeout" {
+		name = "wait_replicas" // its second argument, in a Caddyfile
+	}
+	if at, ok := o[name]; ok {
+		return fmt.Errorf("%w, at %s:%d", err, at.file, at.line)
+	}
+	return d.WrapErr(err)
 }
 
 // checkString checks the value of a one-string option as Validate does.
@@ -471,10 +511,11 @@ func oneDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
 	return caddy.Duration(dur), nil
 }
 
-func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser, at optionLines) error {
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		name := d.Val()
+		at.note(d, name)
 		if name != "address" {
 			if seen[name] {
 				return d.Errf("redis %s already specified", name)

@@ -436,6 +436,25 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	}
 }
 
+// TestUnmarshalCaddyfileErrorLines: errors found once a whole block is read
+// point at the line of the option they name, not at the closing brace.
+func TestUnmarshalCaddyfileErrorLines(t *testing.T) {
+	for _, tc := range []struct{ input, want string }{
+		{"client_registration {\n\tinitial_access_token abc\n\tsecret_lifetime 1h\n}", "add 'registration token', at Testfile:2"},
+		{"client_registration {\n\tallowed_scopes a\n\tdefault_scope b\n\tsecret_lifetime 1h\n}", "is not among allowed_scopes, at Testfile:3"},
+		{"client_registration {\n\tstorage redis {\n\t\taddress r:1\n\t\twait_replicas 1 5s\n\t\tkey_prefix x:\n\t}\n}", "the wait is part of a command's time, at Testfile:4"},
+		{"client_registration {\n\tstorage redis {\n\t\taddress a:1 b:2\n\t\tdb 3\n\t\tkey_prefix x:\n\t}\n}", "db must be 0 with a cluster (several addresses), at Testfile:4"},
+		// No option named: the closing brace.
+		{"client_registration {\n\tstorage redis {\n\t\tkey_prefix x:\n\t}\n}", "at least one address is required, at Testfile:4"},
+	} {
+		var h Handler
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+		if err == nil || !strings.HasSuffix(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want it to end with %q", tc.input, err, tc.want)
+		}
+	}
+}
+
 // TestUnmarshalCaddyfileMatcher runs the directive through the Caddyfile
 // adapter, which strips the matcher token before UnmarshalCaddyfile sees it.
 func TestUnmarshalCaddyfileMatcher(t *testing.T) {
