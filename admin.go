@@ -391,6 +391,12 @@ func (a AdminAPI) issueToken(w http.ResponseWriter, r *http.Request, reg *regist
 		if err := json.Unmarshal(req.ExpiresIn, &expiresIn); err != nil {
 			return adminError(http.StatusBadRequest, "expires_in: %v", err)
 		}
+		if expiresIn == 0 {
+			// Written out, "0s" reads as "expires at once" as much as
+			// "never"; a token that never expires is asked for by leaving
+			// expires_in out.
+			return adminError(http.StatusBadRequest, "expires_in %s is too short: at least 1s (leave expires_in out for a token that does not expire)", string(req.ExpiresIn))
+		}
 	}
 	if expiresIn < 0 {
 		return adminError(http.StatusBadRequest, "expires_in must not be negative")
