@@ -288,7 +288,7 @@ func logCut(s string) string {
 
 // unresolvedURL names the configured URL (issuer, authorization_endpoint,
 // token_endpoint) whose placeholders this request turned into something
-// that is not an absolute http(s) URL ({http.vars.x} unset, say), or ""
+// resolvedURLUsable refuses ({http.vars.x} unset, say), or ""
 // when there is none. Such a request is answered 500 (a server fault, not
 // the client's) instead of handing out relative or empty URLs, and the
 // operator is told which setting, at most once a minute.
@@ -303,7 +303,7 @@ func (o *Options) unresolvedURL(r *http.Request) string {
 		if !resolvedURLUsable(f.name, got) {
 			if now := time.Now().UnixNano(); now-o.urlWarned.Load() > int64(time.Minute) {
 				o.urlWarned.Store(now)
-				o.Logger.Error("a configured URL's placeholders resolve to no absolute URL for this request; answering 500",
+				o.Logger.Error("a configured URL's placeholders resolve to no URL the config check would accept (absolute http(s), no user information, fragment or spaces, no query in the issuer) for this request; answering 500",
 					zap.String("setting", f.name), zap.String("configured", f.v), zap.String("resolved", got))
 			}
 			return f.name

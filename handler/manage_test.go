@@ -172,29 +172,30 @@ func TestRetireRetried(t *testing.T) {
 func TestUpdateOfDepartedClient(t *testing.T) {
 	now := time.Now()
 	a := manageAPI(t, &now)
-	code, m := serveJSON(a, "POST", "/register", "", benchBody)
-	if code != http.StatusCreated {
-		t.Fatalf("%d %v", code, m)
-	}
-	id, rat := m["client_id"].(string), m["registration_access_token"].(string)
-	update := `{"client_id":"` + id + `","redirect_uris":["https://client.example.com/callback"],"client_name":"changed"}`
-
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	r := httptest.NewRequestWithContext(ctx, "PUT", "http://as.example/register/"+id, strings.NewReader(update))
-	r.Header.Set("Content-Type", "application/json")
-	r.Header.Set("Authorization", "Bearer "+rat)
-	w := httptest.NewRecorder()
-	a.Serve(w, r)
+	id, rat := registerOne(t, a)
+	w := updateDeparted(a, id, rat, `{"client_id":"`+id+`","redirect_uris":["https://client.example.com/callback"],"client_name":"changed"}`)
 	if strings.Contains(w.Body.String(), "registration_access_token") {
 		t.Fatalf("answered a departed client: %s", w.Body)
 	}
 
 	now = now.Add(2 * a.priorRATDelay())
-	code, m = serveJSON(a, "GET", "/register/"+id, rat, "")
+	code, m := serveJSON(a, "GET", "/register/"+id, rat, "")
 	if code != http.StatusOK || m["client_name"] != "changed" {
 		t.Fatalf("the old token after an update nobody received: %d %v", code, m)
 	}
+}
+
+// updateDeparted sends an RFC 7592 update of client id, made with token
+// rat, whose client went away before the answer (its context is done).
+func updateDeparted(a *RFC7591, id, rat, body string) *httptest.ResponseRecorder {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequestWithContext(ctx, "PUT", "http://as.example/register/"+id, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer "+rat)
+	w := httptest.NewRecorder()
+	a.Serve(w, r)
+	return w
 }
 
 // TestRestoreFailsQuietlyInAnOutage: while writes fail, every read with
@@ -208,18 +209,8 @@ func TestRestoreFailsQuietlyInAnOutage(t *testing.T) {
 	a.o.Logger = zap.New(core)
 	fs := &flakyStore{Store: a.o.Registry.Store}
 	a.o.Registry.Store = fs
-	code, m := serveJSON(a, "POST", "/register", "", benchBody)
-	if code != http.StatusCreated {
-		t.Fatalf("%d %v", code, m)
-	}
-	id, rat := m["client_id"].(string), m["registration_access_token"].(string)
-	update := `{"client_id":"` + id + `","redirect_uris":["https://client.example.com/callback"]}`
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	r := httptest.NewRequestWithContext(ctx, "PUT", "http://as.example/register/"+id, strings.NewReader(update))
-	r.Header.Set("Content-Type", "application/json")
-	r.Header.Set("Authorization", "Bearer "+rat)
-	a.Serve(httptest.NewRecorder(), r)
+	id, rat := registerOne(t, a)
+	updateDeparted(a, id, rat, `{"client_id":"`+id+`","redirect_uris":["https://client.example.com/callback"]}`)
 
 	now = now.Add(2 * a.priorRATDelay())
 	fs.fail = 100

@@ -451,13 +451,44 @@ func TestRedisEvictionWarning(t *testing.T) {
 // out, so it is not Unwritten. The node here is a stand-in that answers
 // CLUSTER SLOTS and drops the connection, and its listener, on a script.
 func TestClusterNoResend(t *testing.T) {
+	var scripts atomic.Int32
+	var ln net.Listener
+	ln = fakeRedis(t, func(c net.Conn, cmd []string) bool {
+		switch strings.ToLower(cmd[0]) {
+		case "cluster":
+			fmt.Fprintf(c, "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:%d\r\n", ln.Addr().(*net.TCPAddr).Port)
+		case "evalsha", "eval":
+			scripts.Add(1)
+			_ = ln.Close() // the reply is lost and the node goes away
+			return false
+		default:
+			fmt.Fprintf(c, "-ERR unknown command '%s'\r\n", cmd[0])
+		}
+		return true
+	})
+	a := ln.Addr().String()
+	pool := NewRedisPool(RedisOptions{Addrs: []string{a, a}, Timeout: 500 * time.Millisecond})
+	t.Cleanup(func() { pool.Destruct() })
+	s := pool.Store("p:")
+	err := s.Update(context.Background(), &Record{ID: "x", Data: []byte("d"), Rev: 1}, &Record{ID: "x", Data: []byte("e")})
+	if err == nil || Unwritten(err) {
+		t.Fatalf("update whose reply was lost: %v (Unwritten %v), want an open outcome", err, Unwritten(err))
+	}
+	if n := scripts.Load(); n != 1 {
+		t.Fatalf("the script was sent %d times", n)
+	}
+}
+
+// fakeRedis starts a stand-in Redis on a local port: answer is called with
+// each command a connection sends, writes the reply itself, and returns
+// false to drop the connection.
+func fakeRedis(t *testing.T, answer func(c net.Conn, cmd []string) bool) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ln.Close() })
-	port := ln.Addr().(*net.TCPAddr).Port
-	var scripts atomic.Int32
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -469,34 +500,14 @@ func TestClusterNoResend(t *testing.T) {
 				r := bufio.NewReader(c)
 				for {
 					cmd, err := readRESPCommand(r)
-					if err != nil {
+					if err != nil || !answer(c, cmd) {
 						return
-					}
-					switch strings.ToLower(cmd[0]) {
-					case "cluster":
-						fmt.Fprintf(c, "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:%d\r\n", port)
-					case "evalsha", "eval":
-						scripts.Add(1)
-						_ = ln.Close() // the reply is lost and the node goes away
-						return
-					default:
-						fmt.Fprintf(c, "-ERR unknown command '%s'\r\n", cmd[0])
 					}
 				}
 			}()
 		}
 	}()
-	a := ln.Addr().String()
-	pool := NewRedisPool(RedisOptions{Addrs: []string{a, a}, Timeout: 500 * time.Millisecond})
-	t.Cleanup(func() { pool.Destruct() })
-	s := pool.Store("p:")
-	err = s.Update(context.Background(), &Record{ID: "x", Data: []byte("d"), Rev: 1}, &Record{ID: "x", Data: []byte("e")})
-	if err == nil || Unwritten(err) {
-		t.Fatalf("update whose reply was lost: %v (Unwritten %v), want an open outcome", err, Unwritten(err))
-	}
-	if n := scripts.Load(); n != 1 {
-		t.Fatalf("the script was sent %d times", n)
-	}
+	return ln
 }
 
 // readRESPCommand reads one command (an array of bulk strings).
@@ -1341,44 +1352,24 @@ func TestRedisRetireNamesPendingReaps(t *testing.T) {
 // NOPERM does (TestRedisAccess). The server here is a stand-in that refuses
 // every command as a Redis that now requires a password does.
 func TestRedisMultiRefusedInPassing(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
 	var multis atomic.Int32
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					cmd, err := readRESPCommand(r)
-					if err != nil {
-						return
-					}
-					switch strings.ToLower(cmd[0]) {
-					case "hello":
-						fmt.Fprintf(c, "-ERR unknown command 'hello'\r\n")
-					case "multi":
-						multis.Add(1)
-						fmt.Fprintf(c, "-NOAUTH Authentication required.\r\n")
-					default:
-						fmt.Fprintf(c, "-NOAUTH Authentication required.\r\n")
-					}
-				}
-			}()
+	ln := fakeRedis(t, func(c net.Conn, cmd []string) bool {
+		switch strings.ToLower(cmd[0]) {
+		case "hello":
+			fmt.Fprintf(c, "-ERR unknown command 'hello'\r\n")
+		case "multi":
+			multis.Add(1)
+			fmt.Fprintf(c, "-NOAUTH Authentication required.\r\n")
+		default:
+			fmt.Fprintf(c, "-NOAUTH Authentication required.\r\n")
 		}
-	}()
+		return true
+	})
 	pool := NewRedisPool(RedisOptions{Addrs: []string{ln.Addr().String()}, Timeout: 500 * time.Millisecond})
 	t.Cleanup(func() { pool.Destruct() })
 	pool.tx.Store(true)
 	s := pool.Store("p:")
-	err = s.Create(context.Background(), &Record{ID: "x", Data: []byte("d"), Tags: []string{"all"}, FreshID: true})
+	err := s.Create(context.Background(), &Record{ID: "x", Data: []byte("d"), Tags: []string{"all"}, FreshID: true})
 	if err == nil || !IsUnavailable(err) || !strings.Contains(err.Error(), "NOAUTH") {
 		t.Fatalf("create refused with NOAUTH: %v", err)
 	}
