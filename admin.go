@@ -20,6 +20,7 @@ import (
 	"github.com/caddy-dcr/caddy-dcr/handler"
 	"github.com/caddy-dcr/caddy-dcr/internal/jsonw"
 	"github.com/caddy-dcr/caddy-dcr/registry"
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 func init() {
@@ -492,6 +493,15 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 		// the line names it like every other client line.
 		var api string
 		err := reg.Delete(r.Context(), id, func(c *registry.Client) error { api = c.API; return nil })
+		if storage.Corrupt(err) {
+			// A record that cannot be read is the operator's to remove,
+			// and this is where an operator removes clients.
+			if err = reg.Purge(r.Context(), id); err == nil {
+				adminLog().Warn("client with a damaged record deleted", zap.String("client_id", id), zap.String("by", "admin API"))
+				w.WriteHeader(http.StatusNoContent)
+				return nil
+			}
+		}
 		switch {
 		case errors.Is(err, registry.ErrNotFound):
 			return adminError(http.StatusNotFound, "no client %q", id)

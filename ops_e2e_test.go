@@ -1553,3 +1553,31 @@ func TestAnsweredBeforeBody(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminDeletesDamagedClient: a client whose stored record cannot be
+// read leaves the admin listing working and is removed by the admin
+// API's DELETE (the operator's way to remove clients), which the record's
+// damage used to answer 503.
+func TestAdminDeletesDamagedClient(t *testing.T) {
+	srv := redistest.Start(t)
+	s, admin := startCaddyAdmin(t, "redis", fmt.Sprintf(`	client_registration {
+		storage redis {
+			address %s
+		}
+	}`, srv.Addr))
+	bad, good := rfcRegister(t, s, mcpBody), rfcRegister(t, s, mcpBody)
+	srv.CLI("set", "dcr:{dcr}:r:c/"+bad.ID, "garbage")
+	resp, body := s.adminRaw(admin, "GET", "/client_registration/clients")
+	if resp.StatusCode != 200 || !strings.Contains(body, good.ID) || strings.Contains(body, bad.ID) {
+		t.Fatalf("list with a damaged client: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := s.adminRaw(admin, "DELETE", "/client_registration/clients/"+bad.ID); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := s.adminRaw(admin, "GET", "/client_registration/clients/"+bad.ID); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("after the delete: %d %s", resp.StatusCode, body)
+	}
+	if got := srv.CLI("zcard", "dcr:{dcr}:t:clients"); got != "1" {
+		t.Errorf("index entries after the delete: %s", got)
+	}
+}

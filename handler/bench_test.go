@@ -44,6 +44,7 @@ func (s *memStore) Get(_ context.Context, id string) (*storage.Record, error) {
 
 func (s *memStore) Update(context.Context, *storage.Record, *storage.Record) error { return nil }
 func (s *memStore) Delete(context.Context, *storage.Record) error                  { return nil }
+func (s *memStore) Purge(context.Context, string, []string) error                  { return nil }
 func (s *memStore) List(context.Context, string) ([]*storage.Record, error)        { return nil, nil }
 func (s *memStore) Count(context.Context, string) (int, error)                     { return 0, nil }
 func (s *memStore) Hit(context.Context, string, int, time.Duration) (bool, time.Duration, error) {

@@ -3,8 +3,8 @@ package registry
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
@@ -12,6 +12,9 @@ import (
 
 // ErrNotFound means no live client has the id.
 var ErrNotFound = errors.New("client not found")
+
+// ErrNotCorrupt is Purge's refusal of a client whose record reads well.
+var ErrNotCorrupt = errors.New("client record is readable: delete it")
 
 // Tags under which clients are indexed in the store.
 const (
@@ -136,7 +139,7 @@ func encode(c *Client) (*storage.Record, error) {
 func decode(rec *storage.Record) (*Client, error) {
 	c, err := decodeClient(rec.Data)
 	if err != nil {
-		return nil, &storage.UnavailableError{Op: "decode", Err: fmt.Errorf("client record %q: %w", rec.ID, err)}
+		return nil, storage.CorruptRecord("client record "+strconv.Quote(rec.ID), err)
 	}
 	return c, nil
 }
@@ -266,7 +269,7 @@ func (r *Registry) get(ctx context.Context, id string) (*Client, *storage.Record
 	}
 	c, err := decode(rec)
 	if err != nil {
-		return nil, nil, err
+		return nil, rec, err // rec for Purge
 	}
 	return c, rec, nil
 }
@@ -354,12 +357,43 @@ func (r *Registry) List(ctx context.Context, tag string) ([]*Client, error) {
 	out := make([]*Client, 0, len(recs))
 	for _, rec := range recs {
 		c, err := decode(rec)
+		if storage.SkipCorrupt(err) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// Purge removes a client whose record cannot be read (storage.Corrupt),
+// which Delete cannot: its owner and revision are unknown. It returns
+// ErrNotFound if there is no such record, and ErrNotCorrupt if the record
+// reads well (Delete it). Where the record's own tags can still be read,
+// it leaves no index entry; otherwise an owner's keeps its id, skipped by
+// every reader.
+func (r *Registry) Purge(ctx context.Context, id string) error {
+	if id == "" {
+		return ErrNotFound
+	}
+	_, rec, err := r.get(ctx, id)
+	switch {
+	case err == nil:
+		return ErrNotCorrupt
+	case !storage.Corrupt(err):
+		return err
+	case rec != nil:
+		// The store read its envelope (revision, tags): only the client
+		// inside is damaged.
+		err = r.Store.Delete(ctx, rec)
+		if errors.Is(err, storage.ErrNotFound) {
+			return ErrNotFound
+		}
+		return err
+	}
+	return r.Store.Purge(ctx, clientPrefix+id, []string{TagClients, TagPlugins})
 }
 
 // conflictBudget bounds how long a write keeps trying after losing

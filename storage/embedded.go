@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -203,12 +204,20 @@ func (s *EmbeddedStore) loadKey(ctx context.Context, key, id string) (*Record, e
 	if notExist(err) {
 		return nil, ErrNotFound
 	}
+	if errors.Is(err, syscall.EISDIR) {
+		return nil, unavailable("get", &corruptError{what: "record file " + strconv.Quote(key), err: err})
+	}
 	if err != nil {
 		return nil, unavailable("get", err)
 	}
 	var er embeddedRecord
 	if err := json.Unmarshal(b, &er); err != nil {
 		return nil, unavailable("get", &corruptError{what: "record file " + strconv.Quote(key), err: err})
+	}
+	// Every record is written with its id, which names its file: a file
+	// without it ("null", "{}") or with another's is not one of ours.
+	if er.ID == "" || fileName(er.ID) != path.Base(key) {
+		return nil, unavailable("get", &corruptError{what: "record file " + strconv.Quote(key), err: errors.New("no record of its id")})
 	}
 	if id == "" {
 		id = er.ID
@@ -380,6 +389,18 @@ func (s *EmbeddedStore) Delete(ctx context.Context, rec *Record) error {
 		return ErrConflict
 	}
 	return s.remove(ctx, cur.ID, cur.Tags)
+}
+
+// Purge implements Store.
+func (s *EmbeddedStore) Purge(ctx context.Context, id string, tags []string) error {
+	ctx, cancel := context.WithTimeout(ctx, embeddedOpTimeout)
+	defer cancel()
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return s.remove(ctx, id, tags)
 }
 
 // members lists the file names of the records under a tag with their expiry.
@@ -674,20 +695,41 @@ type capCount struct {
 	markers, live int
 	minExp        int64     // the soonest expiry among the live ones (Unix ms, 0 = none)
 	at            time.Time // when counted
+	dirTime       time.Time // the markers' directory's time then; zero if unknown
 }
 
-// capMemoAge bounds how long a count is trusted: another process on the
-// same storage may have given one of the clients an earlier expiry (an
-// update under a shorter idle_lifetime), which this one learns only by
-// counting again.
+// capMemoAge bounds how long a count is trusted once the markers'
+// directory changed: another process on the same storage may have given
+// one of the clients an earlier expiry (an update under a shorter
+// idle_lifetime), which rewrites its marker, and this one learns of it only
+// by counting again. While the directory is unchanged, no marker was
+// rewritten, and the count stands: with a hundred thousand clients, each
+// count holds every write up for seconds.
 const capMemoAge = 30 * time.Second
 
 func (s *EmbeddedStore) capMemo(tag string, markers int) (int, bool) {
 	m, ok := s.capCounts[tag]
-	if !ok || m.markers != markers || (m.minExp != 0 && time.Now().UnixMilli() >= m.minExp) || time.Since(m.at) > capMemoAge {
+	if !ok || m.markers != markers || (m.minExp != 0 && time.Now().UnixMilli() >= m.minExp) {
+		return 0, false
+	}
+	if time.Since(m.at) > capMemoAge && (m.dirTime.IsZero() || !s.tagDirTime(tag).Equal(m.dirTime)) {
 		return 0, false
 	}
 	return m.live, true
+}
+
+// tagDirTime is the modification time of tag's markers' directory on the
+// local file system, or zero.
+func (s *EmbeddedStore) tagDirTime(tag string) time.Time {
+	name, ok := s.osPath(s.tagDir(tag))
+	if !ok {
+		return time.Time{}
+	}
+	fi, err := os.Stat(name)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
 }
 
 // forgetCaps drops the counts of rec's tags that rec, written with an
@@ -718,7 +760,8 @@ func (s *EmbeddedStore) countAtCap(ctx context.Context, tag string) (int, error)
 	// Pruning removed the markers that were not live: the directory now
 	// holds n, unless another process changed it meanwhile (then the
 	// next check counts again).
-	s.capCounts[tag] = capCount{markers: n, live: n, minExp: minExp, at: time.Now()}
+	// Taken after the pruning, under the lock every writer takes.
+	s.capCounts[tag] = capCount{markers: n, live: n, minExp: minExp, at: time.Now(), dirTime: s.tagDirTime(tag)}
 	return n, nil
 }
 
@@ -770,7 +813,7 @@ func (s *EmbeddedStore) List(ctx context.Context, tag string) ([]*Record, error)
 		if errors.Is(err, ErrNotFound) || errors.Is(err, errExpired) {
 			continue
 		}
-		if skipCorrupt(err) {
+		if SkipCorrupt(err) {
 			continue
 		}
 		if err != nil {

@@ -1357,6 +1357,29 @@ func (s *RedisStore) runDelete(ctx context.Context, id string, tags []string, re
 	return deleteScript.run(ctx, s.bw, args)
 }
 
+// KEYS: record, tags. ARGV: id. Removes the record whatever it holds, and
+// the id from the tags.
+var purgeScript = newScript(`
+redis.call('DEL', KEYS[1])
+for i = 2, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+return 1
+`)
+
+// Purge implements Store. It can be repeated, so a failure, even one
+// whose reply was lost, is only reported.
+func (s *RedisStore) Purge(ctx context.Context, id string, tags []string) error {
+	args := make([]any, 0, 5+len(tags))
+	args = append(args, "evalsha", purgeScript.shaArg, 1+len(tags), s.recordKey(id))
+	for _, t := range tags {
+		args = append(args, s.tagKeyArg(t))
+	}
+	args = append(args, id)
+	if _, err := purgeScript.run(ctx, s.bw, args); err != nil {
+		return unavailable("delete", err)
+	}
+	return nil
+}
+
 // listBatch is how many records List reads in one pipeline.
 const listBatch = 1000
 
@@ -1396,7 +1419,7 @@ func (s *RedisStore) List(ctx context.Context, tag string) ([]*Record, error) {
 			return nil, unavailable("list", err)
 		}
 		rec, err := decodeRedisRecord(id, v)
-		if errors.Is(err, ErrNotFound) || skipCorrupt(err) {
+		if errors.Is(err, ErrNotFound) || SkipCorrupt(err) {
 			continue
 		}
 		if err != nil {

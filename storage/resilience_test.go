@@ -1380,3 +1380,128 @@ func TestRedisMultiRefusedInPassing(t *testing.T) {
 		t.Error("transactions turned off by a NOAUTH")
 	}
 }
+
+// TestEmbeddedDamagedRecords: a record file that holds no record of its
+// own id (JSON null, {}, another record's copy) or a directory in its place
+// is a corrupt record, not an outage: reads of it fail as such, listings
+// skip it, and Purge removes it with its markers.
+func TestEmbeddedDamagedRecords(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	es := NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, "dr")
+	es.nextSweep = time.Now().Add(time.Hour)
+	records := filepath.Join(dir, "dr", "records")
+	ids := []string{"c/null", "c/empty", "c/copy", "c/dir", "c/good"}
+	for _, id := range ids {
+		if err := es.Create(ctx, &Record{ID: id, Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good, err := os.ReadFile(filepath.Join(records, fileName("c/good")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, content := range map[string][]byte{"c/null": []byte("null"), "c/empty": []byte("{}"), "c/copy": good} {
+		if err := os.WriteFile(filepath.Join(records, fileName(id)), content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := filepath.Join(records, fileName("c/dir"))
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(p, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids[:4] {
+		if _, err := es.Get(ctx, id); !Corrupt(err) || !strings.Contains(err.Error(), fileName(id)) {
+			t.Errorf("Get %s: %v, want a corrupt record naming its file", id, err)
+		}
+	}
+	if recs, err := es.List(ctx, "all"); err != nil || len(recs) != 1 || recs[0].ID != "c/good" {
+		t.Fatalf("List with damaged records: %v %v", recs, err)
+	}
+	for _, id := range ids[:4] {
+		if err := es.Purge(ctx, id, []string{"all"}); err != nil {
+			t.Fatalf("Purge %s: %v", id, err)
+		}
+		if _, err := es.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Get %s after its purge: %v", id, err)
+		}
+	}
+	if n, err := es.Count(ctx, "all"); n != 1 || err != nil {
+		t.Errorf("markers left: %d %v", n, err)
+	}
+	if names, _ := dirNames(filepath.Join(dir, "dr", "tags", fileName("all"))); len(names) != 1 {
+		t.Errorf("markers left: %q", names)
+	}
+}
+
+// TestRedisDamagedRecord: a value at a record's key that is not one of
+// ours is a corrupt record; listings skip it and Purge removes it.
+func TestRedisDamagedRecord(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
+	t.Cleanup(func() { pool.Destruct() })
+	s := pool.Store("dm:")
+	for _, id := range []string{"c/bad", "c/good"} {
+		if err := s.Create(ctx, &Record{ID: id, Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.CLI("set", s.recordKey("c/bad"), "garbage")
+	if _, err := s.Get(ctx, "c/bad"); !Corrupt(err) {
+		t.Fatalf("Get: %v, want a corrupt record", err)
+	}
+	if recs, err := s.List(ctx, "all"); err != nil || len(recs) != 1 || recs[0].ID != "c/good" {
+		t.Fatalf("List with a damaged record: %v %v", recs, err)
+	}
+	if err := s.Purge(ctx, "c/bad", []string{"all"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "c/bad"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("after the purge: %v", err)
+	}
+	if got := srv.CLI("zcard", s.tagKey("all")); got != "1" {
+		t.Errorf("index entries after the purge: %s", got)
+	}
+}
+
+// TestEmbeddedCapMemoOutlivesItsAge: past capMemoAge, the count at a cap
+// is taken again only when the markers' directory changed since: each
+// count of a large store holds every write up for seconds.
+func TestEmbeddedCapMemoOutlivesItsAge(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	es := NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, "ma")
+	es.nextSweep = time.Now().Add(time.Hour)
+	cp := Cap{Tag: "all", Max: 2}
+	create := func(id string) error {
+		return es.Create(ctx, &Record{ID: id, Data: []byte("x"), Tags: []string{"all"}}, cp)
+	}
+	for _, id := range []string{"a", "b"} {
+		if err := create(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lim *LimitError
+	if err := create("c"); !errors.As(err, &lim) {
+		t.Fatalf("over the cap: %v", err)
+	}
+	old := time.Now().Add(-2 * capMemoAge)
+	m := es.capCounts["all"]
+	m.at = old
+	es.capCounts["all"] = m
+	if err := create("c"); !errors.As(err, &lim) || !es.capCounts["all"].at.Equal(old) {
+		t.Fatalf("an unchanged directory was counted again: %v, counted at %v", err, es.capCounts["all"].at)
+	}
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(filepath.Join(dir, "ma", "tags", fileName("all")), later, later); err != nil {
+		t.Fatal(err)
+	}
+	es.forgetMarkers()
+	if err := create("c"); !errors.As(err, &lim) || es.capCounts["all"].at.Equal(old) {
+		t.Fatalf("a changed directory was not counted again: %v", err)
+	}
+}

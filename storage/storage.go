@@ -152,6 +152,12 @@ type Store interface {
 	// Delete removes rec (as returned by Get) and its tag memberships; it
 	// fails with ErrConflict if the record changed since it was read.
 	Delete(ctx context.Context, rec *Record) error
+	// Purge removes the record with this id whatever it holds, with its
+	// memberships of tags: the way out for a record that cannot be read
+	// (Corrupt), whose revision and own tags are unknown. Memberships of
+	// other tags stay, skipped by every reader (and swept by the embedded
+	// store). No record is not an error.
+	Purge(ctx context.Context, id string, tags []string) error
 	// List returns the live records carrying tag, in no particular order.
 	List(ctx context.Context, tag string) ([]*Record, error)
 	// Count returns how many live records carry tag.
@@ -223,8 +229,16 @@ func Corrupt(err error) bool {
 	return errors.As(err, &c)
 }
 
-// skipCorrupt reports whether err is a corrupt record, warning about it.
-func skipCorrupt(err error) bool {
+// CorruptRecord is the error of a reader that finds a record's data
+// unreadable (what names it): answered as an outage of that record alone,
+// and skipped by listings that use SkipCorrupt.
+func CorruptRecord(what string, err error) error {
+	return unavailable("decode", &corruptError{what: what, err: err})
+}
+
+// SkipCorrupt reports whether err is a corrupt record, warning about it:
+// a listing goes on without it.
+func SkipCorrupt(err error) bool {
 	if err == nil {
 		return false
 	}

@@ -24,6 +24,32 @@ import (
 func conformance(t *testing.T, newStore func(t *testing.T) Store) {
 	ctx := context.Background()
 
+	t.Run("purge", func(t *testing.T) {
+		s := newStore(t)
+		for _, id := range []string{"c/p1", "c/p2"} {
+			if err := s.Create(ctx, &Record{ID: id, Data: []byte("x"), Tags: []string{"all", "owner:carol"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Purge(ctx, "c/p1", []string{"all", "owner:carol"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get(ctx, "c/p1"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("purged record: %v", err)
+		}
+		for _, tag := range []string{"all", "owner:carol"} {
+			if n, err := s.Count(ctx, tag); n != 1 || err != nil {
+				t.Errorf("%s after the purge: %d %v", tag, n, err)
+			}
+		}
+		if err := s.Purge(ctx, "c/p1", []string{"all"}); err != nil {
+			t.Errorf("purging no record: %v", err)
+		}
+		if _, err := s.Get(ctx, "c/p2"); err != nil {
+			t.Errorf("the other record: %v", err)
+		}
+	})
+
 	t.Run("create get update delete", func(t *testing.T) {
 		s := newStore(t)
 		rec := &Record{ID: "c/one", Data: []byte(`{"a":1}`), Tags: []string{"all", "owner:alice"}}
