@@ -262,6 +262,21 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	if errors.As(err, &apiErr) && apiErr.HTTPStatus == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
 	}
+	if errors.As(err, &apiErr) && apiErr.HTTPStatus >= 400 && apiErr.HTTPStatus < 500 {
+		// A refusal (no such client, a bad request) is the caller's
+		// business: answered as Caddy's admin server answers errors, but
+		// logged at debug level, where Caddy would log it as an error on
+		// every lookup of a client that is not there.
+		if apiErr.Message == "" && apiErr.Err != nil {
+			apiErr.Message = apiErr.Err.Error()
+		}
+		adminLog().Debug("request refused", zap.String("method", r.Method), zap.String("uri", r.RequestURI),
+			zap.Int("status_code", apiErr.HTTPStatus), zap.String("error", apiErr.Message))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(apiErr.HTTPStatus)
+		_ = json.NewEncoder(w).Encode(apiErr)
+		return nil
+	}
 	return err
 }
 

@@ -161,7 +161,11 @@ func (s *site) do(method, path, body string, headers ...string) (*http.Response,
 	}
 	for _, h := range headers {
 		k, v, _ := strings.Cut(h, ":")
-		req.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+		if k = strings.TrimSpace(k); strings.EqualFold(k, "Host") {
+			req.Host = strings.TrimSpace(v)
+			continue
+		}
+		req.Header.Add(k, strings.TrimSpace(v))
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {

@@ -1387,10 +1387,25 @@ func replacer(r *http.Request) *caddy.Replacer {
 }
 
 func expand(r *http.Request, s string) string {
-	if repl := replacer(r); repl != nil {
-		return repl.ReplaceAll(s, "")
+	repl := replacer(r)
+	if repl == nil {
+		return s
 	}
-	return s
+	if strings.Contains(s, "://{http.request.host}") {
+		out, _ := repl.ReplaceFunc(s, bracketIPv6Host)
+		return out
+	}
+	return repl.ReplaceAll(s, "")
+}
+
+// bracketIPv6Host puts back the brackets of an IPv6 literal that
+// {http.request.host} gives without them (from a Host header with a port,
+// "[::1]:8443"), so that "https://{http.request.host}/x" makes a URL.
+func bracketIPv6Host(key string, v any) (any, error) {
+	if h, ok := v.(string); ok && key == "http.request.host" && strings.Contains(h, ":") && !strings.HasPrefix(h, "[") {
+		return "[" + h + "]", nil
+	}
+	return v, nil
 }
 
 // userFunc returns how the authenticated user is read from a request.

@@ -1581,3 +1581,29 @@ func TestAdminDeletesDamagedClient(t *testing.T) {
 		t.Errorf("index entries after the delete: %s", got)
 	}
 }
+
+// TestAdminRefusalsNotLoggedAsErrors: the admin API's refusals (no such
+// client, a bad request) are answered as Caddy's admin server answers
+// errors, byte for byte, without the error line Caddy writes for each:
+// an operator looking a client up in several stores filled the log.
+func TestAdminRefusalsNotLoggedAsErrors(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	admin := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	s := startCaddyWith(t, "embedded", fmt.Sprintf("admin %s\nlog {\n\toutput file %s\n\tformat json\n}", admin, logFile), `	client_registration {
+		{storage}
+	}`)
+	resp, body := s.adminRaw("http://"+admin, "GET", "/client_registration/clients/nosuchclient")
+	if resp.StatusCode != http.StatusNotFound || body != "{\"error\":\"no client \\\"nosuchclient\\\"\"}\n" || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("%d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	if resp, body := s.adminRaw("http://"+admin, "GET", "/client_registration/clients?api=nope"); resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(body, `{"error":"unknown api \"nope\"`) {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), `"level":"error"`) {
+		t.Errorf("refusals logged as errors:\n%s", b)
+	}
+}

@@ -1,12 +1,16 @@
 package caddydcr
 
 import (
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	"github.com/caddy-dcr/caddy-dcr/internal/redistest"
 )
 
 // TestConfiguredURLsResolved: an issuer or endpoint whose placeholders
@@ -144,5 +148,55 @@ func TestForwardedProtoFromTrustedProxies(t *testing.T) {
 		if iss, _ := object(t, md)["issuer"].(string); !strings.HasPrefix(iss, tc.want) {
 			t.Errorf("X-Forwarded-Proto %q: issuer %q", tc.proto, iss)
 		}
+	}
+}
+
+// TestIssuerFromRequestHost: an issuer made of {http.request.host} works
+// for a request to an IPv6 address with a port, which the placeholder
+// gives without its brackets; and an issuer that a request's placeholders
+// make no URL of is answered 500 at its RFC 8414 path, which used to pass
+// the request on to the site.
+func TestIssuerFromRequestHost(t *testing.T) {
+	port := redistest.FreePort(t)
+	loadCaddyfile(t, fmt.Sprintf(`{
+	admin off
+	persist_config off
+	auto_https off
+	storage file_system %s
+	log {
+		output discard
+	}
+}
+
+http://:%d {
+	bind 127.0.0.1
+	client_registration {
+		prefix /x
+		issuer https://{http.request.host}/x
+		rate_limit off
+	}
+	client_registration {
+		prefix /h
+		issuer https://{http.request.header.X-Host}/h
+		rate_limit off
+	}
+	respond "site" 200
+}
+`, dataDir(t), port))
+	s := &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
+	for _, host := range []string{"[::1]:8443", "[::1]", "[2001:db8::1]:443"} {
+		want := "https://" + host[:strings.IndexByte(host, ']')+1] + "/x"
+		resp, body := s.do(http.MethodGet, "/.well-known/oauth-authorization-server/x", "", "Host: "+host)
+		if resp.StatusCode != http.StatusOK || object(t, body)["issuer"] != want {
+			t.Errorf("metadata for Host %s: %d %s", host, resp.StatusCode, body)
+		}
+		resp, body = s.postJSON("/x/register", `{"redirect_uris":["https://app.example/cb"]}`, "Host: "+host)
+		if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(object(t, body)["registration_client_uri"].(string), want+"/register/") {
+			t.Errorf("register for Host %s: %d %s", host, resp.StatusCode, body)
+		}
+	}
+	resp, body := s.do(http.MethodGet, "/.well-known/oauth-authorization-server/h", "", "X-Host: a b")
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, "issuer setting") {
+		t.Errorf("metadata of an issuer made no URL of: %d %s", resp.StatusCode, body)
 	}
 }

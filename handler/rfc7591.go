@@ -161,11 +161,38 @@ func (a *RFC7591) deny(w http.ResponseWriter, d *Denial) {
 // read "https://host" as "https://host/" (the MCP Kotlin conformance
 // client), and find the metadata at the path with a "/" added.
 func (a *RFC7591) issuerMetadataPath(r *http.Request) (p string, slash bool) {
-	u, err := url.Parse(a.o.issuer(r))
-	if err != nil {
-		return wellKnownAS, false
+	path := ""
+	if u, err := url.Parse(a.o.issuer(r)); err == nil {
+		path = u.Path
+	} else {
+		// Placeholders that made no URL of it for this request: its path
+		// as configured, so that the request is answered (500) rather
+		// than passed on to the site.
+		path = configuredPath(a.o.Issuer)
 	}
-	return wellKnownAS + strings.TrimRight(u.Path, "/"), u.Path == "" || strings.HasSuffix(u.Path, "/")
+	return wellKnownAS + strings.TrimRight(path, "/"), path == "" || strings.HasSuffix(path, "/")
+}
+
+// configuredPath is the path of a configured URL, "" when it has none or
+// its path holds placeholders.
+func configuredPath(v string) string {
+	i := strings.Index(v, "://")
+	if i < 0 {
+		return ""
+	}
+	v = v[i+3:]
+	j := strings.IndexByte(v, '/')
+	if j < 0 {
+		return ""
+	}
+	v = v[j:]
+	if k := strings.IndexAny(v, "?#"); k >= 0 {
+		v = v[:k]
+	}
+	if p, err := url.PathUnescape(v); err == nil && !strings.Contains(v, "{") {
+		return p
+	}
+	return ""
 }
 
 // error writes an RFC 7591 error response.
