@@ -576,7 +576,7 @@ const minSecretLength = 20
 // shorter than minSecretLength.
 func (h *Handler) warnShortSecret(what, secret string) {
 	if n := utf8.RuneCountInString(secret); n < minSecretLength && h.logger != nil {
-		h.logger.Warn(fmt.Sprintf("%s is only %d characters long: wrong guesses are not limited, so use a long random one (openssl rand -base64 32)", what, n),
+		h.logger.Warn(fmt.Sprintf("%s is only %d characters long: wrong guesses are not limited, so use a long random one (openssl rand -hex 32)", what, n),
 			zap.String("api", h.apiName()))
 	}
 }

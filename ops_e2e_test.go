@@ -1498,12 +1498,20 @@ func TestAnsweredBeforeBody(t *testing.T) {
 		// Well before the 30 s body timeout or a client's wait for
 		// "100 Continue": the answer must not wait for the body.
 		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			t.Fatalf("no answer before the body was sent: %v", err)
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		if resp.Close {
+			// Nor may closing wait: net/http went on reading up to 256
+			// KiB of the body after the answer, until a timeout (60 s).
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Errorf("after an answer that closes the connection, the server kept it open: %v", err)
+			}
+		}
 		return resp
 	}
 	expect := "Expect: 100-continue\r\nContent-Length: 2\r\n"

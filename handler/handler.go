@@ -591,9 +591,19 @@ func readBody(w http.ResponseWriter, r *http.Request) (body []byte, err error) {
 // upload) got its 413 only when its upload or the body timeout ended.
 func bodyRefused(w http.ResponseWriter, r *http.Request) error {
 	if r.ProtoMajor == 1 {
-		w.Header().Set("Connection", "close")
+		closeUnread(w)
 	}
 	return errBodyTooLarge
+}
+
+// closeUnread makes the answer close an HTTP/1 connection whose request
+// body is left unread, at once: after the answer, net/http still reads up
+// to 256 KiB of the body to close the connection cleanly, waiting for a
+// client that sends nothing more (it has its answer) until a timeout (a
+// minute). Reads fail from now on; the answer is still written.
+func closeUnread(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
 // bearer returns the token of an "Authorization: Bearer" header, and

@@ -169,7 +169,7 @@ func (o *observed) Write(b []byte) (int, error) {
 // or send the body, which nobody reads).
 func (o *observed) answeringBeforeBody() {
 	if o.waiting != nil && !o.waiting.read {
-		o.Header().Set("Connection", "close")
+		closeUnread(o.ResponseWriter)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,7 +18,20 @@ import (
 // aclGrants is the README's Redis ACL line, after the user name, password
 // and key pattern: the commands a store runs.
 const aclGrants = "resetchannels -@all +get +set +del +getrange +incr +pexpire +pexpireat +pttl +persist " +
-	"+zadd +zcount +zrem +zrangebyscore +zremrangebyrank +zcard +zrange +exists +eval +evalsha +multi +exec"
+	"+zadd +zcount +zrem +zrangebyscore +zremrangebyrank +zcard +zrange +exists +eval +evalsha +multi +exec +info"
+
+// TestREADMEACLLine: the README's ACL line grants what the tests grant.
+func TestREADMEACLLine(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "redis-cli ACL SETUSER dcr reset on '>a long random password' '~dcr:*' ")
+	block, _, _ := strings.Cut(after, "\n```")
+	if !ok || strings.Join(strings.Fields(strings.ReplaceAll(block, "\\\n", " ")), " ") != aclGrants {
+		t.Errorf("README's ACL line grants %q, the tests %q", block, aclGrants)
+	}
+}
 
 // clusterGrants are what the README adds to aclGrants for Redis Cluster:
 // the client reads the slot map and the command table, and follows a slot
@@ -140,7 +154,7 @@ func TestRedisAccessCheck(t *testing.T) {
 		"nozrem":   "~dcr:* " + strings.Replace(aclGrants, " +zrem ", " ", 1),
 		"tagsonly": "~dcr:{dcr}:* " + aclGrants,
 		"noscript": "~dcr:* " + aclGrants + " -eval -evalsha",
-		"notx":     "~dcr:* " + strings.TrimSuffix(aclGrants, " +multi +exec"),
+		"notx":     "~dcr:* " + strings.Replace(aclGrants, " +multi +exec", "", 1),
 	}
 	for name, rules := range users {
 		srv.CLI(append([]string{"ACL", "SETUSER", name, "reset", "on", ">pw-" + name}, strings.Fields(rules)...)...)
