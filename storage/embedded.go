@@ -1,11 +1,14 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -198,13 +201,51 @@ func (s *EmbeddedStore) load(ctx context.Context, id string) (*Record, error) {
 	return s.loadKey(ctx, s.recordKey(id), id)
 }
 
+// maxRecordFile bounds what is read of a record file: a record holds what
+// a request of at most 64 KiB registered, a few hundred KiB once encoded,
+// and a larger file is damaged. Read whole on every request for its client,
+// a file of hundreds of megabytes took gigabytes of memory.
+const maxRecordFile = 4 << 20
+
+var errRecordFileTooLarge = fmt.Errorf("larger than %d bytes", maxRecordFile)
+
+// loadFile is the storage's Load of a record file, which on the local file
+// system reads no more than maxRecordFile.
+func (s *EmbeddedStore) loadFile(ctx context.Context, key string) ([]byte, error) {
+	name, ok := s.osPath(key)
+	if !ok {
+		return s.st.Load(ctx, key)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size := int64(512)
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
+	}
+	if size > maxRecordFile {
+		return nil, errRecordFileTooLarge
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(size) + 1) // one more byte to see the end without growing
+	if _, err := buf.ReadFrom(io.LimitReader(f, maxRecordFile+1)); err != nil {
+		return nil, err
+	}
+	if buf.Len() > maxRecordFile {
+		return nil, errRecordFileTooLarge
+	}
+	return buf.Bytes(), nil
+}
+
 // loadKey reads a record; id is "" when only the file name is known.
 func (s *EmbeddedStore) loadKey(ctx context.Context, key, id string) (*Record, error) {
-	b, err := s.st.Load(ctx, key)
+	b, err := s.loadFile(ctx, key)
 	if notExist(err) {
 		return nil, ErrNotFound
 	}
-	if errors.Is(err, syscall.EISDIR) {
+	if errors.Is(err, syscall.EISDIR) || errors.Is(err, errRecordFileTooLarge) {
 		return nil, unavailable("get", &corruptError{what: "record file " + strconv.Quote(key), err: err})
 	}
 	if err != nil {

@@ -1382,16 +1382,17 @@ func TestRedisMultiRefusedInPassing(t *testing.T) {
 }
 
 // TestEmbeddedDamagedRecords: a record file that holds no record of its
-// own id (JSON null, {}, another record's copy) or a directory in its place
-// is a corrupt record, not an outage: reads of it fail as such, listings
-// skip it, and Purge removes it with its markers.
+// own id (JSON null, {}, another record's copy), one too large to be a
+// record (read whole, it took the process's memory) or a directory in its
+// place is a corrupt record, not an outage: reads of it fail as such,
+// listings skip it, and Purge removes it with its markers.
 func TestEmbeddedDamagedRecords(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	es := NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, "dr")
 	es.nextSweep = time.Now().Add(time.Hour)
 	records := filepath.Join(dir, "dr", "records")
-	ids := []string{"c/null", "c/empty", "c/copy", "c/dir", "c/good"}
+	ids := []string{"c/null", "c/empty", "c/copy", "c/huge", "c/dir", "c/good"}
 	for _, id := range ids {
 		if err := es.Create(ctx, &Record{ID: id, Data: []byte("x"), Tags: []string{"all"}}); err != nil {
 			t.Fatal(err)
@@ -1401,7 +1402,9 @@ func TestEmbeddedDamagedRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for id, content := range map[string][]byte{"c/null": []byte("null"), "c/empty": []byte("{}"), "c/copy": good} {
+	huge := append([]byte(`{"id":"c/huge","data":"`), bytes.Repeat([]byte("A"), maxRecordFile)...)
+	huge = append(huge, `"}`...)
+	for id, content := range map[string][]byte{"c/null": []byte("null"), "c/empty": []byte("{}"), "c/copy": good, "c/huge": huge} {
 		if err := os.WriteFile(filepath.Join(records, fileName(id)), content, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -1413,7 +1416,7 @@ func TestEmbeddedDamagedRecords(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(p, "x"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range ids[:4] {
+	for _, id := range ids[:5] {
 		if _, err := es.Get(ctx, id); !Corrupt(err) || !strings.Contains(err.Error(), fileName(id)) {
 			t.Errorf("Get %s: %v, want a corrupt record naming its file", id, err)
 		}
@@ -1421,7 +1424,7 @@ func TestEmbeddedDamagedRecords(t *testing.T) {
 	if recs, err := es.List(ctx, "all"); err != nil || len(recs) != 1 || recs[0].ID != "c/good" {
 		t.Fatalf("List with damaged records: %v %v", recs, err)
 	}
-	for _, id := range ids[:4] {
+	for _, id := range ids[:5] {
 		if err := es.Purge(ctx, id, []string{"all"}); err != nil {
 			t.Fatalf("Purge %s: %v", id, err)
 		}
