@@ -2,6 +2,7 @@ package caddydcr
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -279,8 +280,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Err("rate_limit off takes no window")
 			case len(args) == 2:
 				n, err := strconv.Atoi(args[0])
-				if err != nil || n < 1 {
-					return d.Errf("invalid rate_limit count '%s': must be a positive integer (or use rate_limit off)", args[0])
+				if err != nil || n < 1 || n > maxCount {
+					return d.Errf("invalid rate_limit count '%s': must be a positive integer up to %d (or use rate_limit off)", args[0], maxCount)
 				}
 				dur, err := caddy.ParseDuration(args[1])
 				if err != nil || dur <= 0 {
@@ -412,16 +413,21 @@ func oneCount(d *caddyfile.Dispenser, allowOff bool) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	switch {
-	case allowOff && (err != nil || n < 1):
+	case allowOff && (err != nil || n < 1 || n > maxCount):
 		// 0 is how the JSON config says off; written here it would
 		// read as "none allowed" and mean no limit at all.
-		return 0, d.Errf("invalid %s '%s': must be a positive integer, or off for no limit", name, v)
-	case !allowOff && (err != nil || n < 1):
+		return 0, d.Errf("invalid %s '%s': must be a positive integer up to %d, or off for no limit", name, v, maxCount)
+	case !allowOff && (err != nil || n < 1 || n > maxCount):
 		// 0 is what the JSON config omits: the default, not "none".
-		return 0, d.Errf("invalid %s '%s': must be a positive integer", name, v)
+		return 0, d.Errf("invalid %s '%s': must be a positive integer up to %d", name, v, maxCount)
 	}
 	return n, nil
 }
+
+// maxCount bounds the counts a Caddyfile gives: the adapter writes JSON
+// numbers through float64, which rounds integers above 2^53 (and turns
+// 2^63-1 into a number no int holds, so the JSON config failed to load).
+const maxCount = math.MaxInt32
 
 func (sc *SoftwareStatementConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {

@@ -346,7 +346,10 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"max_redirect_uris off", "client_registration {\n\tmax_redirect_uris off\n}", "invalid max_redirect_uris 'off'"},
 		{"max_redirect_uris negative", "client_registration {\n\tmax_redirect_uris -1\n}", "invalid max_redirect_uris '-1'"},
 		{"max_clients bad", "client_registration {\n\tmax_clients many\n}", "invalid max_clients 'many'"},
-		{"max_clients 0", "client_registration {\n\tmax_clients 0\n}", "invalid max_clients '0': must be a positive integer, or off for no limit"},
+		{"max_clients 0", "client_registration {\n\tmax_clients 0\n}", "invalid max_clients '0': must be a positive integer up to 2147483647, or off for no limit"},
+		// The adapter's JSON would round it (above 2^53) or fail to load.
+		{"max_redirect_uris huge", "client_registration {\n\tmax_redirect_uris 9007199254740993\n}", "invalid max_redirect_uris '9007199254740993': must be a positive integer up to 2147483647"},
+		{"rate_limit count huge", "client_registration {\n\trate_limit 9223372036854775807 1h\n}", "must be a positive integer up to 2147483647"},
 		{"max_clients_per_owner 0", "client_registration {\n\tmax_clients_per_owner 0\n}", "invalid max_clients_per_owner '0'"},
 		{"max_clients extra", "client_registration {\n\tmax_clients 1 2\n}", "wrong argument count"},
 		{"max_clients_per_owner missing", "client_registration {\n\tmax_clients_per_owner\n}", "wrong argument count"},
@@ -378,6 +381,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"issuer placeholder with query", "client_registration {\n\tissuer https://{host}/?x=1\n}", "without query or fragment"},
 		{"issuer with query", "client_registration {\n\tissuer https://a.example/?x=1\n}", "without query or fragment"},
 		{"relative token_endpoint", "client_registration {\n\ttoken_endpoint /token\n}", `token_endpoint "/token" must be an absolute http(s) URL`},
+		{"endpoint a bare host placeholder", "client_registration {\n\tauthorization_endpoint {http.request.host}/authorize\n}", `authorization_endpoint "{http.request.host}/authorize" must be an absolute http(s) URL ({http.request.host} holds no scheme`},
+		{"endpoint a bare hostport shorthand", "client_registration {\n\ttoken_endpoint {hostport}\n}", `holds no scheme`},
 		{"relative authorization_endpoint", "client_registration {\n\tauthorization_endpoint authorize\n}", `authorization_endpoint "authorize"`},
 		{"prefix without slash", "client_registration {\n\tprefix oauth\n}", `prefix "oauth" must start with /`},
 		{"user not a placeholder", "client_registration {\n\tuser alice\n}", `user "alice" must be a request placeholder`},
@@ -1357,6 +1362,16 @@ func TestPolicyWarning(t *testing.T) {
 		{Handler{API: "mediagoblin", CORS: []string{"https://a.example"}}, "cors: the mediagoblin API sends MediaGoblin's own CORS headers"},
 		{Handler{API: "iam", SoftwareStatement: &SoftwareStatementConfig{}}, "the iam API takes no software statements"},
 		{Handler{API: "rfc7591", CORS: []string{"*"}, SoftwareStatement: &SoftwareStatementConfig{}}, ""},
+		// The cloned APIs fix what they register: lists that leave it out
+		// refuse every registration, or every one of a kind.
+		{Handler{API: "mediagoblin", AllowedAuthMethods: []string{"none"}}, "client_secret_basic is not allowed here: every mediagoblin registration will be refused"},
+		{Handler{API: "mediagoblin", AllowedGrantTypes: []string{"client_credentials"}}, "every mediagoblin registration will be refused"},
+		{Handler{API: "kustvakt", AllowedAuthMethods: []string{"private_key_jwt"}}, "every kustvakt registration will be refused"},
+		{Handler{API: "kustvakt", AllowedAuthMethods: []string{"none"}}, "every CONFIDENTIAL kustvakt registration will be refused"},
+		{Handler{API: "kustvakt", AllowedGrantTypes: []string{"authorization_code"}}, "grant type refresh_token is not allowed here, and"},
+		{Handler{API: "kustvakt", AllowedAuthMethods: []string{"none", "client_secret_basic"}, AllowedGrantTypes: []string{"authorization_code", "refresh_token"}}, ""},
+		{Handler{API: "kustvakt", DefaultScope: "openid"}, "the kustvakt API registers clients without a scope"},
+		{Handler{API: "mediagoblin", AllowedScopes: []string{"a"}}, "the mediagoblin API registers clients without a scope"},
 	} {
 		got := strings.Join(tc.h.policyWarnings(), "; ")
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {

@@ -256,7 +256,8 @@ type SoftwareStatementConfig struct {
 
 // StatementIssuerConfig is one trusted issuer.
 type StatementIssuerConfig struct {
-	// Issuer is the statements' "iss".
+	// Issuer is the statements' "iss" ({env.*} and {file.*} allowed, as
+	// in SoftwareIDs).
 	Issuer string `json:"issuer"`
 	// Keys are PEM files (public keys or certificates), JWKS files, or
 	// http(s) URLs of a JWKS; they verify RS256, ES256 and EdDSA statements.
@@ -581,9 +582,38 @@ func (h *Handler) warnShortSecret(what, secret string) {
 	}
 }
 
+// resolveName resolves the {env.*} and {file.*} placeholders of a setting
+// that names something requests are compared with (a user, an issuer, a
+// software id), refusing one that resolves to nothing, keeps a
+// placeholder no request can resolve, or holds control characters.
+func resolveName(what, v string, repl *caddy.Replacer) (string, error) {
+	got := repl.ReplaceAll(v, "")
+	switch {
+	case got == "" && v != got:
+		return "", fmt.Errorf("%s %q resolves to an empty string (a placeholder in it is unset or unknown)", what, v)
+	case got == "":
+		return "", fmt.Errorf("%s must not be empty", what)
+	case strings.ContainsAny(got, "{}") && v != got:
+		return "", fmt.Errorf("%s %q resolves to a value with braces: only {env.*} and {file.*} placeholders are resolved in it", what, v)
+	case strings.ContainsFunc(got, unicode.IsControl):
+		return "", fmt.Errorf("%s %q holds control characters", what, v)
+	}
+	return got, nil
+}
+
 // kustvaktOptions resolves the Kustvakt settings; secrets are kept hashed.
 func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions, error) {
-	k := handler.KustvaktOptions{Location: time.UTC, AdminUsers: h.AdminUsers}
+	k := handler.KustvaktOptions{Location: time.UTC}
+	for _, u := range h.AdminUsers {
+		// Compared with the user each request names: a placeholder left
+		// as written would lock the admin out and let a user of that
+		// literal name in.
+		name, err := resolveName("admin_user", u, repl)
+		if err != nil {
+			return k, err
+		}
+		k.AdminUsers = append(k.AdminUsers, name)
+	}
 	if h.Timezone != "" {
 		loc, err := loadZone(h.Timezone)
 		if err != nil {
@@ -895,10 +925,8 @@ func checkIssuer(v string) error {
 	schemeFromPlaceholder := false
 	if strings.Contains(v, "{") {
 		if !strings.Contains(v, "://") {
-			for _, ph := range placeholderPattern.FindAllString(v, -1) {
-				if notURLPlaceholder(ph) {
-					return fmt.Errorf("%w (%s holds no scheme: write https://%s)", bad, ph, ph)
-				}
+			if ph := schemelessPlaceholder(v); ph != "" {
+				return fmt.Errorf("%w (%s holds no scheme: write https://%s)", bad, ph, ph)
 			}
 			return nil
 		}
@@ -959,6 +987,18 @@ func (h *Handler) checkResolvedURLs(repl *caddy.Replacer) error {
 	return nil
 }
 
+// schemelessPlaceholder returns the first placeholder of v, a URL setting
+// with no "://", that can never hold a whole absolute URL ({host}...): v
+// then resolves to no URL for any request. "" if there is none.
+func schemelessPlaceholder(v string) string {
+	for _, ph := range placeholderPattern.FindAllString(v, -1) {
+		if notURLPlaceholder(ph) {
+			return ph
+		}
+	}
+	return ""
+}
+
 // notURLPlaceholder reports whether a request placeholder holds a part of
 // a URL (host, port, path), never a whole absolute URL. The Caddyfile's
 // shorthands ({host}, {hostport}...) are expanded to these by the adapter.
@@ -985,6 +1025,11 @@ var bracketedPlaceholder = regexp.MustCompile(`\[\{[^{}\s]+\}\]`)
 var placeholderPattern = regexp.MustCompile(`\{[^{}\s]+\}`)
 
 func checkEndpoint(name, v string) error {
+	if strings.Contains(v, "{") && !strings.Contains(v, "://") {
+		if ph := schemelessPlaceholder(v); ph != "" {
+			return fmt.Errorf("%s %q must be an absolute http(s) URL (%s holds no scheme: write https://%s)", name, v, ph, ph)
+		}
+	}
 	if v == "" || strings.Contains(v, "{") {
 		return nil
 	}

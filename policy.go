@@ -98,8 +98,26 @@ func (h *Handler) statements(repl *caddy.Replacer) (*handler.Statements, error) 
 	if h.SoftwareStatement == nil {
 		return s, nil
 	}
+	seen := map[string]string{}
 	for _, ic := range h.SoftwareStatement.Issuers {
-		is := &handler.StatementIssuer{Issuer: ic.Issuer, SoftwareIDs: ic.SoftwareIDs}
+		// Compared with the statements' iss and software_id claims: a
+		// placeholder left as written would match no statement.
+		iss, err := resolveName("software_statement issuer", ic.Issuer, repl)
+		if err != nil {
+			return nil, err
+		}
+		if first, dup := seen[iss]; dup {
+			return nil, fmt.Errorf("software_statement issuers %q and %q are the same, %q", first, ic.Issuer, iss)
+		}
+		seen[iss] = ic.Issuer
+		is := &handler.StatementIssuer{Issuer: iss}
+		for _, id := range ic.SoftwareIDs {
+			v, err := resolveName(fmt.Sprintf("software_statement issuer %q: software_id", ic.Issuer), id, repl)
+			if err != nil {
+				return nil, err
+			}
+			is.SoftwareIDs = append(is.SoftwareIDs, v)
+		}
 		sec := repl.ReplaceAll(ic.Secret, "")
 		if sec == "" && ic.Secret != "" {
 			// Left as it is, the issuer would have no way to verify a
@@ -258,9 +276,21 @@ func (h *Handler) policyWarnings() []string {
 	if h.SoftwareStatement != nil && h.apiName() != registry.APIRFC7591 {
 		msgs = append(msgs, "software_statement: the "+h.apiName()+" API takes no software statements (only rfc7591 does); the setting is ignored")
 	}
-	if h.apiName() == registry.APIIAM {
+	switch h.apiName() {
+	case registry.APIIAM:
 		if msg := handler.IAMPolicyProblem(p); msg != "" {
 			msgs = append(msgs, msg)
+		}
+	case registry.APIMediaGoblin, registry.APIKustvakt:
+		msg := handler.MediaGoblinPolicyProblem(p)
+		if h.apiName() == registry.APIKustvakt {
+			msg = handler.KustvaktPolicyProblem(p)
+		}
+		if msg != "" {
+			msgs = append(msgs, msg)
+		}
+		if len(h.AllowedScopes) > 0 || h.DefaultScope != "" {
+			msgs = append(msgs, "allowed_scopes, default_scope: the "+h.apiName()+" API registers clients without a scope; the settings are ignored")
 		}
 	}
 	return msgs

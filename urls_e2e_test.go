@@ -35,6 +35,12 @@ func TestConfiguredURLsResolved(t *testing.T) {
 		{"software_statement {\n\t\t\tissuer https://i.example {\n\t\t\t\tkey {env.DCR_TEST_KEY_URL}\n\t\t\t}\n\t\t}", "must use https (http only on loopback)"},
 		{"}\n\tclient_registration kustvakt {\n\t\tsuper_client {env.DCR_TEST_ISSUER} s3cret", "the client id resolves to an empty string"},
 		{"}\n\tclient_registration kustvakt {\n\t\tadmin_token {env.DCR_TEST_ISSUER}", "admin_token resolves to an empty string"},
+		// Left as written, they would match only a user, or a statement's
+		// claim, of that literal name.
+		{"}\n\tclient_registration kustvakt {\n\t\tadmin_user {env.DCR_TEST_ISSUER}", `admin_user "{env.DCR_TEST_ISSUER}" resolves to an empty string`},
+		{"}\n\tclient_registration kustvakt {\n\t\tadmin_user {http.request.header.X-Admin}", `admin_user "{http.request.header.X-Admin}" resolves to an empty string`},
+		{"software_statement {\n\t\t\tissuer {env.DCR_TEST_ISSUER} {\n\t\t\t\tsecret 0123456789abcdef0123456789abcdef\n\t\t\t}\n\t\t}", `software_statement issuer "{env.DCR_TEST_ISSUER}" resolves to an empty string`},
+		{"software_statement {\n\t\t\tissuer https://i.example {\n\t\t\t\tsecret 0123456789abcdef0123456789abcdef\n\t\t\t\tsoftware_id {env.DCR_TEST_ISSUER}\n\t\t\t}\n\t\t}", `software_id "{env.DCR_TEST_ISSUER}" resolves to an empty string`},
 		// Unset, it would put the clients in the default store, under
 		// another handler's policies.
 		{"storage redis {\n\t\t\taddress 127.0.0.1:1\n\t\t\tkey_prefix {env.DCR_TEST_ISSUER}\n\t\t}", `key_prefix "{env.DCR_TEST_ISSUER}": {env.DCR_TEST_ISSUER} resolves to an empty string`},
@@ -198,5 +204,33 @@ http://:%d {
 	resp, body := s.do(http.MethodGet, "/.well-known/oauth-authorization-server/h", "", "X-Host: a b")
 	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, "issuer setting") {
 		t.Errorf("metadata of an issuer made no URL of: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestNamesResolved: admin_user, and a software statement's issuer and
+// software_id, take the values of their {env.*} placeholders: they are
+// compared with the users requests name and with statements' claims, which
+// never hold placeholders (left as written, the admin was locked out and a
+// user of the placeholder's literal name let in).
+func TestNamesResolved(t *testing.T) {
+	t.Setenv("DCR_TEST_ADMIN", "root")
+	t.Setenv("DCR_TEST_ISS", "https://iss.example")
+	t.Setenv("DCR_TEST_SID", "app-1")
+	repl := caddy.NewReplacer()
+	h := &Handler{AdminUsers: []string{"{env.DCR_TEST_ADMIN}", "alice"}}
+	k, err := h.kustvaktOptions(repl)
+	if err != nil || strings.Join(k.AdminUsers, ",") != "root,alice" {
+		t.Errorf("admin users %q, %v", k.AdminUsers, err)
+	}
+	h = &Handler{SoftwareStatement: &SoftwareStatementConfig{Issuers: []StatementIssuerConfig{{
+		Issuer: "{env.DCR_TEST_ISS}", Secret: "0123456789abcdef0123456789abcdef", SoftwareIDs: []string{"{env.DCR_TEST_SID}", "app-2"},
+	}}}}
+	s, err := h.statements(repl)
+	if err != nil || len(s.Issuers) != 1 || s.Issuers[0].Issuer != "https://iss.example" || strings.Join(s.Issuers[0].SoftwareIDs, ",") != "app-1,app-2" {
+		t.Errorf("statements %+v, %v", s, err)
+	}
+	h.SoftwareStatement.Issuers = append(h.SoftwareStatement.Issuers, StatementIssuerConfig{Issuer: "https://iss.example", Secret: "fedcba9876543210fedcba9876543210"})
+	if _, err := h.statements(repl); err == nil || !strings.Contains(err.Error(), `are the same, "https://iss.example"`) {
+		t.Errorf("the same issuer twice once resolved: %v", err)
 	}
 }

@@ -823,25 +823,17 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 		return
 	}
 	confidential := *in.clientType == "CONFIDENTIAL"
-	c := &registry.Client{
-		API:           registry.APIKustvakt,
-		ClientName:    *in.name,
-		Description:   *in.description,
-		GrantTypes:    []string{"authorization_code", "refresh_token"},
-		ResponseTypes: []string{"code"},
-		Source:        in.source,
-		Permitted:     in.source == nil,
-	}
+	c := kvClient(confidential)
+	c.ClientName, c.Description = *in.name, *in.description
+	c.Source, c.Permitted = in.source, in.source == nil
 	if in.url != nil {
 		c.ClientURI = *in.url
 	}
 	if in.redirectURI != nil && *in.redirectURI != "" {
 		c.RedirectURIs = []string{*in.redirectURI}
 	}
-	c.TokenEndpointAuthMethod = registry.AuthNone
 	c.RefreshTokenExpiry = in.refreshTokenExpiry
 	if confidential {
-		c.TokenEndpointAuthMethod = registry.AuthClientSecretBasic
 		if c.RefreshTokenExpiry <= 0 {
 			c.RefreshTokenExpiry = kustvaktMaxRefresh
 		}
@@ -1378,4 +1370,35 @@ func (a *Kustvakt) privilege(q *kustvaktRequest) {
 	a.o.Logger.Info("client privileges changed", zap.String("api", a.o.api), zap.String("client_id", c.ID),
 		zap.Bool("super", c.Super), zap.Bool("permitted", c.Permitted))
 	a.writeJSON(q.w, []byte("SUCCESS"))
+}
+
+// kvClient is what a Kustvakt registration registers before the request's
+// fields: a client of the authorization code and refresh token grants,
+// with a secret if confidential.
+func kvClient(confidential bool) *registry.Client {
+	c := &registry.Client{
+		API:                     registry.APIKustvakt,
+		GrantTypes:              []string{"authorization_code", "refresh_token"},
+		ResponseTypes:           []string{"code"},
+		TokenEndpointAuthMethod: registry.AuthNone,
+	}
+	if confidential {
+		c.TokenEndpointAuthMethod = registry.AuthClientSecretBasic
+	}
+	return c
+}
+
+// KustvaktPolicyProblem says which Kustvakt registrations the allowed
+// lists of p refuse, all of them or those of one client type, or "".
+func KustvaktPolicyProblem(p *registry.Policy) string {
+	public, confidential := p.Refusal(kvClient(false)), p.Refusal(kvClient(true))
+	switch {
+	case public != "" && confidential != "":
+		return public + ", and " + confidential + ": every kustvakt registration will be refused"
+	case public != "":
+		return public + ": every PUBLIC kustvakt registration will be refused"
+	case confidential != "":
+		return confidential + ": every CONFIDENTIAL kustvakt registration will be refused"
+	}
+	return ""
 }

@@ -212,14 +212,7 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 		reject(msg)
 		return
 	}
-	c := &registry.Client{
-		API:                     registry.APIMediaGoblin,
-		Permitted:               true,
-		ApplicationType:         appType,
-		TokenEndpointAuthMethod: registry.AuthClientSecretBasic,
-		GrantTypes:              []string{"authorization_code"},
-		ResponseTypes:           []string{"code"},
-	}
+	c := mgClient(appType)
 	f.apply(c)
 	if reason := a.o.Policy.Refusal(c); reason != "" {
 		reject(sentence(reason))
@@ -1453,4 +1446,27 @@ func (p *pyJSONParser) hex4(at int) (rune, bool) {
 		r = r<<4 | rune(unhex(c))
 	}
 	return r, true
+}
+
+// mgClient is what a MediaGoblin registration registers before the
+// request's fields: a client of the authorization code grant with a
+// secret, as MediaGoblin's own are.
+func mgClient(appType string) *registry.Client {
+	return &registry.Client{
+		API:                     registry.APIMediaGoblin,
+		Permitted:               true,
+		ApplicationType:         appType,
+		TokenEndpointAuthMethod: registry.AuthClientSecretBasic,
+		GrantTypes:              []string{"authorization_code"},
+		ResponseTypes:           []string{"code"},
+	}
+}
+
+// MediaGoblinPolicyProblem says why the allowed lists of p refuse every
+// MediaGoblin registration, or "" when they do not.
+func MediaGoblinPolicyProblem(p *registry.Policy) string {
+	if reason := p.Refusal(mgClient("web")); reason != "" {
+		return reason + ": every mediagoblin registration will be refused"
+	}
+	return ""
 }
