@@ -627,6 +627,9 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 		if s.ClientID == "" {
 			return k, fmt.Errorf("super_client %q: the client id resolves to an empty string (a placeholder in it is unset or unknown)", sc.ClientID)
 		}
+		if strings.ContainsFunc(s.ClientID, unicode.IsControl) {
+			return k, fmt.Errorf("super_client %q: the client id holds control characters", sc.ClientID)
+		}
 		if first, dup := declared[s.ClientID]; dup {
 			// Validate sees the ids before placeholders are resolved; the
 			// second declaration would be ignored without a word.

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -61,6 +62,10 @@ func (h *Handler) gate(repl *caddy.Replacer) (handler.Gate, error) {
 			// Not shown: a literal token in braces is a placeholder to
 			// Caddy too, and resolves to nothing.
 			return g, errors.New("initial_access_token resolves to an empty token (a placeholder in it is unset or unknown)")
+		}
+		if strings.ContainsFunc(t, unicode.IsControl) {
+			// Not shown either. No HTTP header can carry it.
+			return g, errors.New("initial_access_token holds control characters: no Authorization header can carry it")
 		}
 		h.warnShortSecret("an initial_access_token", t)
 		g.StaticTokenHashes = append(g.StaticTokenHashes, registry.Hash(t))

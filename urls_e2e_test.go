@@ -23,6 +23,7 @@ func TestConfiguredURLsResolved(t *testing.T) {
 	t.Setenv("DCR_TEST_BARE_HOST", "s3cret.example") // never shown in an error
 	t.Setenv("DCR_TEST_KEY_URL", "http://keys.example/jwks.json")
 	t.Setenv("DCR_TEST_SUPER", "kalamar")
+	t.Setenv("DCR_TEST_CTRL", "s3cret\x01-0123456789abcdef")
 	for _, tc := range []struct{ option, want string }{
 		{"issuer {env.DCR_TEST_ISSUER}", "issuer {env.DCR_TEST_ISSUER} resolves to an empty value"},
 		{"issuer {env.DCR_TEST_BARE_HOST}", "issuer {env.DCR_TEST_BARE_HOST} resolves to a value that is not an absolute"},
@@ -35,6 +36,8 @@ func TestConfiguredURLsResolved(t *testing.T) {
 		{"software_statement {\n\t\t\tissuer https://i.example {\n\t\t\t\tkey {env.DCR_TEST_KEY_URL}\n\t\t\t}\n\t\t}", "must use https (http only on loopback)"},
 		{"}\n\tclient_registration kustvakt {\n\t\tsuper_client {env.DCR_TEST_ISSUER} s3cret", "the client id resolves to an empty string"},
 		{"}\n\tclient_registration kustvakt {\n\t\tadmin_token {env.DCR_TEST_ISSUER}", "admin_token resolves to an empty string"},
+		{"registration token\n\t\tinitial_access_token {env.DCR_TEST_CTRL}", "initial_access_token holds control characters"},
+		{"}\n\tclient_registration kustvakt {\n\t\tsuper_client {env.DCR_TEST_CTRL} s3cret-0123456789abcdef", "the client id holds control characters"},
 		// Left as written, they would match only a user, or a statement's
 		// claim, of that literal name.
 		{"}\n\tclient_registration kustvakt {\n\t\tadmin_user {env.DCR_TEST_ISSUER}", `admin_user "{env.DCR_TEST_ISSUER}" resolves to an empty string`},
