@@ -259,10 +259,13 @@ func (a AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	// A store outage is answered as the APIs answer it: when to retry.
 	// Caddy's admin server keeps the headers set before it writes the error.
 	var apiErr caddy.APIError
-	if errors.As(err, &apiErr) && apiErr.HTTPStatus == http.StatusServiceUnavailable {
+	if !errors.As(err, &apiErr) {
+		return err
+	}
+	if apiErr.HTTPStatus == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
 	}
-	if errors.As(err, &apiErr) && apiErr.HTTPStatus >= 400 && apiErr.HTTPStatus < 500 {
+	if apiErr.HTTPStatus >= 400 && apiErr.HTTPStatus < 500 {
 		// A refusal (no such client, a bad request) is the caller's
 		// business: answered as Caddy's admin server answers errors, but
 		// logged at debug level, where Caddy would log it as an error on

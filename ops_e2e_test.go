@@ -1401,12 +1401,7 @@ func TestAccessLogClientID(t *testing.T) {
 // the admin API: here an idle_lifetime that would make the running
 // config's clients expire when the admin API reads them.
 func TestRefusedLoadLeavesNoTrace(t *testing.T) {
-	srv := redistest.Start(t)
-	s, admin := startCaddyAdmin(t, "redis", fmt.Sprintf(`	client_registration {
-		storage redis {
-			address %s
-		}
-	}`, srv.Addr))
+	srv, s, admin := startRedisAdminSite(t)
 	c := rfcRegister(t, s, mcpBody)
 	bad := fmt.Sprintf(`{"admin":{"listen":%q},"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:%d"],"routes":[{"handle":[
 		{"handler":"client_registration","storage":{"redis":{"address":[%q]}},"idle_lifetime":"1h"},
@@ -1567,12 +1562,7 @@ func TestAnsweredBeforeBody(t *testing.T) {
 // API's DELETE (the operator's way to remove clients), which the record's
 // damage used to answer 503.
 func TestAdminDeletesDamagedClient(t *testing.T) {
-	srv := redistest.Start(t)
-	s, admin := startCaddyAdmin(t, "redis", fmt.Sprintf(`	client_registration {
-		storage redis {
-			address %s
-		}
-	}`, srv.Addr))
+	srv, s, admin := startRedisAdminSite(t)
 	bad, good := rfcRegister(t, s, mcpBody), rfcRegister(t, s, mcpBody)
 	srv.CLI("set", "dcr:{dcr}:r:c/"+bad.ID, "garbage")
 	resp, body := s.adminRaw(admin, "GET", "/client_registration/clients")
@@ -1614,4 +1604,18 @@ func TestAdminRefusalsNotLoggedAsErrors(t *testing.T) {
 	if strings.Contains(string(b), `"level":"error"`) {
 		t.Errorf("refusals logged as errors:\n%s", b)
 	}
+}
+
+// startRedisAdminSite starts a Redis of the test's own and Caddy with its
+// admin endpoint and an RFC 7591 handler on that Redis, under the default
+// key prefix (keys the test may read or write as "dcr:{dcr}:...").
+func startRedisAdminSite(t *testing.T) (*redistest.Server, *site, string) {
+	t.Helper()
+	srv := redistest.Start(t)
+	s, admin := startCaddyAdmin(t, "redis", fmt.Sprintf(`	client_registration {
+		storage redis {
+			address %s
+		}
+	}`, srv.Addr))
+	return srv, s, admin
 }

@@ -287,11 +287,11 @@ func (h *Handler) policyWarnings() []string {
 			msgs = append(msgs, msg)
 		}
 	case registry.APIMediaGoblin, registry.APIKustvakt:
-		msg := handler.MediaGoblinPolicyProblem(p)
+		problem := handler.MediaGoblinPolicyProblem
 		if h.apiName() == registry.APIKustvakt {
-			msg = handler.KustvaktPolicyProblem(p)
+			problem = handler.KustvaktPolicyProblem
 		}
-		if msg != "" {
+		if msg := problem(p); msg != "" {
 			msgs = append(msgs, msg)
 		}
 		if len(h.AllowedScopes) > 0 || h.DefaultScope != "" {

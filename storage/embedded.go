@@ -315,15 +315,26 @@ func (s *EmbeddedStore) untag(ctx context.Context, id string, tags []string) err
 	return nil
 }
 
+// begin starts a write: the store's own time bound, and the lock that
+// serializes the writers of every process sharing the storage. end
+// releases both.
+func (s *EmbeddedStore) begin(ctx context.Context) (_ context.Context, end func(), err error) {
+	ctx, cancel := context.WithTimeout(ctx, embeddedOpTimeout)
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return ctx, func() { unlock(); cancel() }, nil
+}
+
 // Create implements Store.
 func (s *EmbeddedStore) Create(ctx context.Context, rec *Record, caps ...Cap) error {
-	ctx, cancel := context.WithTimeout(ctx, embeddedOpTimeout)
-	defer cancel()
-	unlock, err := s.lock(ctx)
+	ctx, end, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer end()
 	s.sweep(ctx)
 	old, err := s.load(ctx, rec.ID)
 	switch {
@@ -385,13 +396,11 @@ func (s *EmbeddedStore) Get(ctx context.Context, id string) (*Record, error) {
 
 // Update implements Store.
 func (s *EmbeddedStore) Update(ctx context.Context, old, rec *Record) error {
-	ctx, cancel := context.WithTimeout(ctx, embeddedOpTimeout)
-	defer cancel()
-	unlock, err := s.lock(ctx)
+	ctx, end, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer end()
 	cur, err := s.load(ctx, rec.ID)
 	if errors.Is(err, errExpired) {
 		return ErrNotFound
@@ -412,13 +421,11 @@ func (s *EmbeddedStore) Update(ctx context.Context, old, rec *Record) error {
 
 // Delete implements Store.
 func (s *EmbeddedStore) Delete(ctx context.Context, rec *Record) error {
-	ctx, cancel := context.WithTimeout(ctx, embeddedOpTimeout)
-	defer cancel()
-	unlock, err := s.lock(ctx)
+	ctx, end, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer end()
 	cur, err := s.load(ctx, rec.ID)
 	if errors.Is(err, errExpired) {
 		return ErrNotFound
@@ -434,13 +441,11 @@ func (s *EmbeddedStore) Delete(ctx context.Context, rec *Record) error {
 
 // Purge implements Store.
 func (s *EmbeddedStore) Purge(ctx context.Context, id string, tags []string) error {
-	ctx, cancel := context.WithTimeout(ctx, embeddedOpTimeout)
-	defer cancel()
-	unlock, err := s.lock(ctx)
+	ctx, end, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer end()
 	return s.remove(ctx, id, tags)
 }
 

@@ -601,9 +601,7 @@ func TestEmbeddedFailedWriteUnwritten(t *testing.T) {
 // the records where no sweep would find them).
 func TestEmbeddedCapPrunesRecords(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	es := NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, "cp")
-	es.nextSweep = time.Now().Add(time.Hour)
+	es, _ := unsweptStore(t, "cp")
 	cp := Cap{Tag: "all", Max: 2}
 	for _, id := range []string{"e1", "e2"} {
 		if err := es.Create(ctx, &Record{ID: id, Data: []byte("x"), Tags: []string{"all"}, ExpiresAt: time.Now().Add(50 * time.Millisecond)}, cp); err != nil {
@@ -629,9 +627,7 @@ func TestEmbeddedSweepRecords(t *testing.T) {
 	sweepBudget = time.Minute // one slice sweeps everything, however slow the machine
 	t.Cleanup(func() { sweepBudget = saved })
 	ctx := context.Background()
-	dir := t.TempDir()
-	es := NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, "sr")
-	es.nextSweep = time.Now().Add(time.Hour)
+	es, dir := unsweptStore(t, "sr")
 	records := filepath.Join(dir, "sr", "records")
 	if err := es.Create(ctx, &Record{ID: "old", Data: []byte("x"), ExpiresAt: time.Now().Add(50 * time.Millisecond)}); err != nil {
 		t.Fatal(err)
@@ -686,8 +682,7 @@ func TestEmbeddedSweepRecords(t *testing.T) {
 // when either changes.
 func TestEmbeddedCapMemo(t *testing.T) {
 	ctx := context.Background()
-	es := NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "cm")
-	es.nextSweep = time.Now().Add(time.Hour)
+	es, _ := unsweptStore(t, "cm")
 	cp := Cap{Tag: "all", Max: 3}
 	recs := make([]*Record, 3)
 	for i := range recs {
@@ -1388,9 +1383,7 @@ func TestRedisMultiRefusedInPassing(t *testing.T) {
 // listings skip it, and Purge removes it with its markers.
 func TestEmbeddedDamagedRecords(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	es := NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, "dr")
-	es.nextSweep = time.Now().Add(time.Hour)
+	es, dir := unsweptStore(t, "dr")
 	records := filepath.Join(dir, "dr", "records")
 	ids := []string{"c/null", "c/empty", "c/copy", "c/huge", "c/dir", "c/good"}
 	for _, id := range ids {
@@ -1476,9 +1469,7 @@ func TestRedisDamagedRecord(t *testing.T) {
 // count of a large store holds every write up for seconds.
 func TestEmbeddedCapMemoOutlivesItsAge(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	es := NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, "ma")
-	es.nextSweep = time.Now().Add(time.Hour)
+	es, dir := unsweptStore(t, "ma")
 	cp := Cap{Tag: "all", Max: 2}
 	create := func(id string) error {
 		return es.Create(ctx, &Record{ID: id, Data: []byte("x"), Tags: []string{"all"}}, cp)
@@ -1507,4 +1498,14 @@ func TestEmbeddedCapMemoOutlivesItsAge(t *testing.T) {
 	if err := create("c"); !errors.As(err, &lim) || es.capCounts["all"].at.Equal(old) {
 		t.Fatalf("a changed directory was not counted again: %v", err)
 	}
+}
+
+// unsweptStore is an embedded store under base in a new directory, which
+// it also returns, whose sweep does not start within a test: what a test
+// writes into the directory stays until the test lets a sweep run.
+func unsweptStore(t *testing.T, base string) (*EmbeddedStore, string) {
+	dir := t.TempDir()
+	es := NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, base)
+	es.nextSweep = time.Now().Add(time.Hour)
+	return es, dir
 }
