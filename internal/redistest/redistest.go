@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -165,13 +164,16 @@ func (s *Server) Stop() {
 
 // Pause freezes the process (SIGSTOP): connections stay open and nothing
 // answers, as with a hung server or a network partition. Resume undoes it.
-func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+func (s *Server) Pause() { s.signal(sigStop) }
 
 // Resume continues a paused server (SIGCONT).
-func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+func (s *Server) Resume() { s.signal(sigCont) }
 
 func (s *Server) signal(sig os.Signal) {
 	s.t.Helper()
+	if sig == nil {
+		s.t.Fatalf("pausing redis-server needs SIGSTOP, which this system lacks")
+	}
 	if s.cmd == nil || s.cmd.Process == nil {
 		s.t.Fatalf("redis-server on %s is not running", s.Addr)
 	}
