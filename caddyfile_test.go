@@ -19,6 +19,9 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // This file tests the Caddyfile surface: UnmarshalCaddyfile on its own
@@ -889,6 +892,7 @@ func TestValidateJSON(t *testing.T) {
 		{`{"prefix":"/a/."}`, "must not contain . or .. segments"},
 		{"{\"prefix\":\"/a\\u0000b\"}", "must not contain control characters"},
 		{`{"prefix":"/{http.request.host}"}`, "placeholders are not resolved in it"},
+		{`{"prefix":"/dcr/*"}`, `it is a path, not a matcher (write "/dcr")`},
 		{`{"storage":{"redis":{"address":["r:1"],"key_prefix":"a\nb:"}}}`, "must not contain control characters"},
 	} {
 		var h Handler
@@ -1376,6 +1380,38 @@ func TestPolicyWarning(t *testing.T) {
 		got := strings.Join(tc.h.policyWarnings(), "; ")
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 			t.Errorf("%s %v %v: %q, want %q", tc.h.API, tc.h.AllowedAuthMethods, tc.h.AllowedGrantTypes, got, tc.want)
+		}
+	}
+}
+
+// TestIssuerPathWarnedAtLoad: an issuer whose path does not end with the
+// prefix gets a warning when the config loads, since a client that follows
+// the metadata sends nothing the handler's own check would see; a path
+// longer than the prefix (a handle_path in front) and request placeholders
+// in the path get none, and the cloned APIs are not checked.
+func TestIssuerPathWarnedAtLoad(t *testing.T) {
+	t.Setenv("DCR_TEST_ISSUER", "https://auth.example")
+	for _, tc := range []struct {
+		h    Handler
+		warn bool
+	}{
+		{Handler{Issuer: "https://auth.example", Prefix: "/oauth"}, true},
+		{Handler{Issuer: "{env.DCR_TEST_ISSUER}", Prefix: "/oauth"}, true},
+		{Handler{Issuer: "https://auth.example/other/", Prefix: "/oauth"}, true},
+		{Handler{Issuer: "https://auth.example/oauth/", Prefix: "/oauth/"}, false},
+		{Handler{Issuer: "https://auth.example/tenant/OAuth", Prefix: "/oauth"}, false},
+		{Handler{Issuer: "https://auth.example/%C3%A9", Prefix: "/é"}, false},
+		{Handler{Issuer: "https://auth.example/tenant", Prefix: ""}, false},
+		{Handler{Issuer: "https://auth.example/{http.request.uri.path.0}", Prefix: "/oauth"}, false},
+		{Handler{Issuer: "https://auth.example", Prefix: ""}, false},
+		{Handler{API: "kustvakt", Issuer: "https://auth.example"}, false},
+		{Handler{API: "iam", Issuer: "https://auth.example", Prefix: "/iam"}, false},
+	} {
+		core, logs := observer.New(zapcore.WarnLevel)
+		tc.h.logger = zap.New(core)
+		got := tc.h.warnIssuerPath(caddy.NewReplacer())
+		if got != tc.warn || logs.FilterMessageSnippet("does not end with the prefix").Len() != map[bool]int{true: 1}[tc.warn] {
+			t.Errorf("issuer %q prefix %q api %q: warned %v, want %v", tc.h.Issuer, tc.h.Prefix, tc.h.API, got, tc.warn)
 		}
 	}
 }

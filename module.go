@@ -429,6 +429,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	for _, msg := range h.policyWarnings() {
 		h.logger.Warn(msg, zap.String("api", h.apiName()))
 	}
+	issuerWarned := h.warnIssuerPath(repl)
 
 	shared, key, err := h.provisionStorage(ctx, repl)
 	if err != nil {
@@ -509,6 +510,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		opts.Holder = h.redisPool
 	}
 	opts.Policy.Prepare()
+	if issuerWarned {
+		opts.IssuerPathWarned() // once is enough
+	}
 	if h.SecretLifetime != nil {
 		d := time.Duration(*h.SecretLifetime)
 		opts.SecretLifetime = &d
@@ -902,6 +906,14 @@ func checkPrefix(p string) error {
 		// Not resolved: matched as text, which is never what was meant.
 		return fmt.Errorf("prefix %q must not contain braces: placeholders are not resolved in it", p)
 	}
+	if strings.Contains(p, "*") {
+		// Matcher syntax ("/dcr/*"), matched as text: no client sends it.
+		want := strings.TrimRight(strings.ReplaceAll(p, "*", ""), "/")
+		if want == "" {
+			want = "/"
+		}
+		return fmt.Errorf("prefix %q must not contain *: it is a path, not a matcher (write %q)", p, want)
+	}
 	for _, seg := range strings.Split(p, "/") {
 		if seg == "." || seg == ".." {
 			// Clients remove dot segments (RFC 3986 section 5.2.4) from the
@@ -954,6 +966,42 @@ func checkIssuer(v string) error {
 		return bad
 	}
 	return nil
+}
+
+// warnIssuerPath warns when a configured issuer's path does not end with
+// the prefix, and reports whether it did. The registration_endpoint and
+// registration_client_uri given out are then outside the routes: a
+// client that follows discovery posts its registration, and later its
+// registration access token, to the site behind. "prefix /oauth" with
+// "issuer https://host" is the usual slip. The handler also warns when a
+// request finds the routes elsewhere, but a client that only follows the
+// metadata never sends such a request. A path that merely starts with
+// more than the prefix is fine: a handle_path in front strips that part.
+// Only RFC 7591 gives out URLs made from the issuer and the prefix.
+func (h *Handler) warnIssuerPath(repl *caddy.Replacer) bool {
+	if h.apiName() != registry.APIRFC7591 || h.Issuer == "" {
+		return false
+	}
+	issuer := repl.ReplaceKnown(h.Issuer, "")
+	i := strings.Index(issuer, "://")
+	if i < 0 {
+		return false
+	}
+	path := ""
+	if j := strings.IndexByte(issuer[i+3:], '/'); j >= 0 {
+		path = issuer[i+3+j:]
+	}
+	if strings.Contains(path, "{") {
+		return false // made by each request
+	}
+	path, err := url.PathUnescape(strings.TrimRight(path, "/"))
+	prefix := h.prefix()
+	if err != nil || strings.HasSuffix(strings.ToLower(path), strings.ToLower(prefix)) {
+		return false
+	}
+	h.logger.Warn("the issuer's path does not end with the prefix: the registration_endpoint and registration_client_uri given out lead outside this handler's routes, to the site behind, unless a rewrite or a proxy in front maps them back; include the prefix in the issuer",
+		zap.String("issuer_path", path+"/"), zap.String("prefix", prefix+"/"))
+	return true
 }
 
 // checkResolvedURLs checks the issuer and endpoints again with the

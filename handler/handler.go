@@ -143,6 +143,11 @@ func (o *Options) checkIssuerPath(r *http.Request) {
 		zap.String("issuer_path", issuerPath+"/"), zap.String("routes_under", here+"/"))
 }
 
+// IssuerPathWarned tells the handler that the configuration has already
+// been warned about the issuer's path (at load), so that checkIssuerPath
+// does not warn again.
+func (o *Options) IssuerPathWarned() { o.issuerWarned.Store(true) }
+
 func (o *Options) expand(r *http.Request, s string) string {
 	if o.Expand == nil || !strings.Contains(s, "{") {
 		return s
@@ -506,8 +511,8 @@ func (o *Options) release() {
 func (o *Options) segments(r *http.Request, buf []string) ([]string, bool) {
 	p := r.URL.EscapedPath()
 	if o.Prefix != "" {
-		rest, ok := strings.CutPrefix(p, o.urlPrefix())
-		if !ok || (rest != "" && rest[0] != '/') {
+		rest, ok := o.cutPrefix(p)
+		if !ok {
 			return nil, false
 		}
 		p = rest
@@ -525,6 +530,46 @@ func (o *Options) segments(r *http.Request, buf []string) ([]string, bool) {
 		}
 		p = rest
 	}
+}
+
+// cutPrefix removes the prefix from p, an escaped path, and reports
+// whether p is under it. The path may spell the prefix's characters other
+// than as the URLs given out do: "/%64cr" or "/%c3%a9" (lowercase hex)
+// for "/dcr" or "/é", "/o(auth)" as browsers send it for what Go escapes
+// as "/o%28auth%29". RFC 3986 section 6.2.2 makes them the same path, and
+// Caddy's path matchers (a basic_auth in front) take them as the same. A
+// segment is compared decoded, but an encoded "/" in it never matches:
+// it does not separate segments.
+func (o *Options) cutPrefix(p string) (string, bool) {
+	if rest, ok := strings.CutPrefix(p, o.urlPrefix()); ok && (rest == "" || rest[0] == '/') {
+		return rest, true
+	}
+	want := o.Prefix
+	for want != "" {
+		if p == "" || p[0] != '/' || want[0] != '/' {
+			return "", false
+		}
+		var ws, ps string
+		ws, want = cutSegment(want[1:])
+		ps, p = cutSegment(p[1:])
+		if ps == ws {
+			continue
+		}
+		// Allocates only for a segment with a "%" in it.
+		if u, err := url.PathUnescape(ps); err != nil || u != ws || strings.Contains(u, "/") {
+			return "", false
+		}
+	}
+	return p, true
+}
+
+// cutSegment splits p at its first "/": the segment before it, and the
+// rest from the "/" on ("" when there is none).
+func cutSegment(p string) (seg, rest string) {
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		return p[:i], p[i:]
+	}
+	return p, ""
 }
 
 // errBodyTooLarge is returned by readBody for bodies over MaxBodyBytes.

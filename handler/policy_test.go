@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -361,5 +362,52 @@ func TestReservedUserWarning(t *testing.T) {
 	}
 	if f := lines[0].ContextMap(); f["api"] != registry.APIKustvakt || f["user"] != "token:abc" {
 		t.Fatalf("fields %v", f)
+	}
+}
+
+// TestPrefixSpellings: the prefix matches however the request spells its
+// characters (RFC 3986 section 6.2.2: percent-encoding, either case of
+// hex, sub-delimiters as is or encoded), as Caddy's path matchers in front
+// take them; a different path, an encoded "/" or a longer segment does not.
+func TestPrefixSpellings(t *testing.T) {
+	for _, tc := range []struct {
+		prefix, path string
+		want         []string // nil: outside the prefix
+	}{
+		{"/dcr", "/dcr/register", []string{"register"}},
+		{"/dcr", "/%64cr/register", []string{"register"}},
+		{"/dcr", "/%64%63%72", []string{""}},
+		{"/dcr", "/dcrx/register", nil},
+		{"/dcr", "/DCR/register", nil},
+		{"/dcr", "/dc%72x/register", nil},
+		{"/dcr", "/register", nil},
+		{"/a/b", "/a%2Fb/register", nil},
+		{"/a/b", "/a/%62/register", []string{"register"}},
+		{"/a/b", "/a/register", nil},
+		{"/é", "/%C3%A9/register", []string{"register"}},
+		{"/é", "/%c3%a9/register", []string{"register"}},
+		{"/é", "/%c3/register", nil},
+		{"/o(auth)!", "/o(auth)!/register", []string{"register"}},
+		{"/o(auth)!", "/o%28auth%29%21/register", []string{"register"}},
+		{"/my oauth", "/my%20oauth/register/x", []string{"register", "x"}},
+	} {
+		o := &Options{Prefix: tc.prefix}
+		r := httptest.NewRequest(http.MethodGet, "http://auth.example"+tc.path, nil)
+		got, ok := o.segments(r, nil)
+		if ok != (tc.want != nil) || (ok && !slices.Equal(got, tc.want)) {
+			t.Errorf("prefix %q, path %q: %q %v, want %q", tc.prefix, tc.path, got, ok, tc.want)
+		}
+	}
+	// And through the API: a registration at the literal spelling.
+	a := benchAPI(t)
+	a.o.Prefix = "/o(auth)!"
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodPost, "http://auth.example/o(auth)!/register", strings.NewReader(benchBody))
+	r.Header.Set("Content-Type", "application/json")
+	if !a.Serve(w, r) || w.Code != http.StatusCreated {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	if loc := w.Header().Get("Location"); !strings.HasPrefix(loc, "http://auth.example/o%28auth%29%21/register/") {
+		t.Errorf("Location %q", loc)
 	}
 }
