@@ -311,8 +311,21 @@ func (s *EmbeddedStore) untag(ctx context.Context, id string, tags []string) err
 		if err := s.st.Delete(ctx, path.Join(s.tagDir(t), fileName(id))); err != nil && !notExist(err) {
 			return unavailable("delete", err)
 		}
+		s.dropEmptyDir(s.tagDir(t))
 	}
 	return nil
+}
+
+// dropEmptyDir removes a tag's directory once it is empty, on the local
+// file system: tags named after one id (a plugin's installations, the
+// clients of one initial access token) would each leave a directory
+// behind for good. Removing a directory fails, harmlessly, while a marker
+// is in it, and writers hold the lock, so none is adding one meanwhile;
+// the next marker of the tag makes the directory again.
+func (s *EmbeddedStore) dropEmptyDir(dir string) {
+	if name, ok := s.osPath(dir); ok {
+		_ = os.Remove(name)
+	}
 }
 
 // begin starts a write: the store's own time bound, and the lock that
@@ -584,6 +597,10 @@ func (s *EmbeddedStore) sweep(ctx context.Context) {
 				return
 			}
 			if err != nil {
+				continue
+			}
+			if len(markers) == 0 && dir != records {
+				s.dropEmptyDir(dir) // emptied by an older version, or by hand
 				continue
 			}
 			if dir != s.sweepDir {

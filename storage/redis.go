@@ -386,6 +386,10 @@ type RedisStore struct {
 	fullMu   sync.Mutex
 	fullCaps map[string]int64
 
+	// pruneAt is when the next creates may prune their tag sets (Unix
+	// ns): see prunePeriodically.
+	pruneAt atomic.Int64
+
 	// tagKeys caches the boxed keys of the tags in use (a handful: all
 	// clients, plugins, owners), copied on write, so that a command does
 	// not build them again.
@@ -519,7 +523,8 @@ const luaTagAdd = `
 -- Those left are not counted (ZCOUNT of live scores) and go with the next.
 local function prune(key, now)
   local n = redis.call('ZCOUNT', key, '-inf', now)
-  if n > 0 then redis.call('ZREMRANGEBYRANK', key, 0, math.min(n, 256) - 1) end
+  if n > 0 then return redis.call('ZREMRANGEBYRANK', key, 0, math.min(n, 256) - 1) end
+  return 0
 end
 local function tagadd(key, id, exp, expn, now)
   if expn == 0 then
@@ -537,6 +542,50 @@ local function tagadd(key, id, exp, expn, now)
   end
 end
 `
+
+// pruneScript prunes one tag set (KEYS[1]) of up to 256 ids expired by
+// ARGV[1] (Unix ms) and returns how many it removed: see prunePeriodically.
+var pruneScript = newScript(luaTagAdd + `return prune(KEYS[1], ARGV[1])`)
+
+// pruneEvery is how often a store's creates have the tag sets they join
+// pruned of expired ids, and prunePasses bounds a pruning's calls of the
+// script per set.
+const (
+	pruneEvery  = time.Minute
+	prunePasses = 64
+)
+
+// prunePeriodically has the tag sets of a record just created pruned, in
+// the background, at most once every pruneEvery. Expired ids leave a set
+// only when pruned, and only registrations of expiring records prune, in
+// the create script: the transaction that creates the others cannot. Were
+// those the only ones after a while (an IAM handler with client_lifetime
+// removed), the ids of every client that ever expired would stay in the
+// set of all clients, costing memory (counts and lists read by score, and
+// skip them). Each script call removes at most 256, so that Redis is never
+// held up long; a pruning makes up to prunePasses of them per set.
+func (s *RedisStore) prunePeriodically(tags []string) {
+	now := time.Now()
+	next := s.pruneAt.Load()
+	if now.UnixNano() < next || !s.pruneAt.CompareAndSwap(next, now.Add(pruneEvery).UnixNano()) {
+		return
+	}
+	tags = slices.Clone(tags)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), pruneEvery)
+		defer cancel()
+		at := strconv.FormatInt(now.UnixMilli(), 10)
+		for _, t := range tags {
+			for range prunePasses {
+				key := s.tagKey(t)
+				n, err := pruneScript.run(ctx, s.b, []any{"evalsha", pruneScript.shaArg, 1, key, at})
+				if err != nil || n < 256 {
+					break // best effort: the next pruning tries again
+				}
+			}
+		}
+	}()
+}
 
 // neverScore is added to the time an id that never expires joins a tag set
 // to give its score: 10^15 ms is more than 30,000 years from the epoch, and
@@ -733,6 +782,7 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 	switch {
 	case n == 1:
 		rec.Rev = 1
+		s.prunePeriodically(rec.Tags)
 		return nil
 	case n == 0:
 		return ErrExists

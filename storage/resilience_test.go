@@ -1509,3 +1509,100 @@ func unsweptStore(t *testing.T, base string) (*EmbeddedStore, string) {
 	es.nextSweep = time.Now().Add(time.Hour)
 	return es, dir
 }
+
+// TestRedisExpiredPrunedByAnyCreate: the ids of expired records leave the
+// index even when the only registrations are of records that never expire
+// (a transaction, which cannot prune): any create prunes its sets now and
+// then, in passes of 256, until none is left.
+func TestRedisExpiredPrunedByAnyCreate(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
+	t.Cleanup(func() { pool.Destruct() })
+	s := pool.Store("pr:")
+	s.pruneAt.Store(time.Now().Add(time.Hour).UnixNano()) // not due until the test says so
+	if err := s.Create(ctx, &Record{ID: "keeper", Data: []byte("x"), Tags: []string{"all"}, FreshID: true}); err != nil {
+		t.Fatal(err)
+	}
+	// 700 ids that expired long ago (as an older version, or a removed
+	// IAM handler's clients, left them), in one command.
+	args := []string{"zadd", s.tagKey("all")}
+	for i := range 700 {
+		args = append(args, strconv.Itoa(1000+i), fmt.Sprint("gone", i))
+	}
+	srv.CLI(args...)
+	if err := s.Create(ctx, &Record{ID: "soon-pruned", Data: []byte("x"), Tags: []string{"all"}, FreshID: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.CLI("zcard", s.tagKey("all")); got != "702" {
+		t.Fatalf("index before a pruning is due: %s ids", got)
+	}
+	s.pruneAt.Store(0) // due now
+	if err := s.Create(ctx, &Record{ID: "trigger", Data: []byte("x"), Tags: []string{"all"}, FreshID: true}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.CLI("zcard", s.tagKey("all")) != "3" {
+		if time.Now().After(deadline) {
+			t.Fatalf("index still holds %s ids, want the 3 live ones", srv.CLI("zcard", s.tagKey("all")))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n, _ := s.Count(ctx, "all"); n != 3 {
+		t.Errorf("count %d", n)
+	}
+}
+
+// TestEmbeddedEmptyTagDirsRemoved: a tag's directory goes when its last
+// marker does (tags named after one plugin or one token would each leave
+// one for good), and a sweep removes those an older version left.
+func TestEmbeddedEmptyTagDirsRemoved(t *testing.T) {
+	ctx := context.Background()
+	es, dir := unsweptStore(t, "ed")
+	tags := func() []string {
+		entries, _ := os.ReadDir(filepath.Join(dir, "ed", "tags"))
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	for _, id := range []string{"a", "b"} {
+		if err := es.Create(ctx, &Record{ID: id, Data: []byte("x"), Tags: []string{"all", "installs:" + id}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := es.Get(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := es.Delete(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tags(), []string{fileName("all"), fileName("installs:b")}; !slices.Equal(got, sortedCopy(want)) {
+		t.Fatalf("tag directories after a delete: %v, want %v", got, want)
+	}
+	if n, err := es.Count(ctx, "all"); err != nil || n != 1 {
+		t.Fatalf("count %d %v", n, err)
+	}
+	left := filepath.Join(dir, "ed", "tags", fileName("owner:token:old"))
+	if err := os.Mkdir(left, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	es.nextSweep, es.sweepEvery = time.Time{}, 0
+	if err := es.Create(ctx, &Record{ID: "c", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("an empty tag directory outlived a sweep: %v", err)
+	}
+	if n, err := es.Count(ctx, "installs:b"); err != nil || n != 1 {
+		t.Errorf("installs:b: %d %v", n, err)
+	}
+}
+
+func sortedCopy(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
