@@ -996,7 +996,8 @@ func (h *Handler) warnIssuerPath(repl *caddy.Replacer) bool {
 	}
 	path, err := url.PathUnescape(strings.TrimRight(path, "/"))
 	prefix := h.prefix()
-	if err != nil || strings.HasSuffix(strings.ToLower(path), strings.ToLower(prefix)) {
+	// Case matters: the routes are matched as the prefix is written.
+	if err != nil || strings.HasSuffix(path, prefix) {
 		return false
 	}
 	h.logger.Warn("the issuer's path does not end with the prefix: the registration_endpoint and registration_client_uri given out lead outside this handler's routes, to the site behind, unless a rewrite or a proxy in front maps them back; include the prefix in the issuer",

@@ -464,11 +464,7 @@ func (s *EmbeddedStore) Purge(ctx context.Context, id string, tags []string) err
 
 // members lists the file names of the records under a tag with their expiry.
 func (s *EmbeddedStore) members(ctx context.Context, tag string) (map[string]int64, error) {
-	dir := s.tagDir(tag)
-	keys, err := s.st.List(ctx, dir, false)
-	if notExist(err) {
-		return nil, nil
-	}
+	keys, err := s.listKeys(ctx, s.tagDir(tag))
 	if err != nil {
 		return nil, unavailable("list", err)
 	}
@@ -521,8 +517,8 @@ func (s *EmbeddedStore) markerCount(ctx context.Context, tag string) (int, error
 		s.setMarkers(tag, markerMemo{n: len(names), mtime: fi.ModTime(), read: time.Now()})
 		return len(names), nil
 	}
-	keys, err := s.st.List(ctx, dir, false)
-	if err != nil && !notExist(err) {
+	keys, err := s.listKeys(ctx, dir)
+	if err != nil {
 		return 0, unavailable("list", err)
 	}
 	return len(keys), nil
@@ -573,8 +569,8 @@ func (s *EmbeddedStore) sweep(ctx context.Context) {
 	// the time of the write that runs it.
 	ctx, cancel := context.WithTimeout(ctx, sweepDeadline)
 	defer cancel()
-	dirs, err := s.st.List(ctx, path.Join(s.base, "tags"), false)
-	if err != nil && !notExist(err) {
+	dirs, err := s.listKeys(ctx, path.Join(s.base, "tags"))
+	if err != nil {
 		s.nextSweep = start.Add(s.sweepEvery)
 		return
 	}
@@ -652,27 +648,48 @@ func dirNames(name string) ([]string, error) {
 	return f.Readdirnames(-1)
 }
 
-// sweepList returns the keys under dir, sorted. On Caddy's file system
-// storage it reads the names only (its List stats every entry).
+// sweepList returns the keys under dir, sorted.
 func (s *EmbeddedStore) sweepList(ctx context.Context, dir string) ([]string, error) {
-	var keys []string
+	keys, err := s.listKeys(ctx, dir)
+	slices.Sort(keys)
+	return keys, err
+}
+
+// listKeys returns the keys under dir, none (and no error) when dir does
+// not exist. On Caddy's file system storage it reads the names only: its
+// List stats every entry, and fails as a whole, with a "not found" error,
+// when one of them is deleted meanwhile (by a write of another request,
+// reads take no lock), which read as an empty directory: a list of an
+// owner's clients came back empty while one of them was deregistered, and
+// a revoked token was reported not found. On other storages such an error
+// is told apart from a missing directory by asking again.
+func (s *EmbeddedStore) listKeys(ctx context.Context, dir string) ([]string, error) {
 	if name, ok := s.osPath(dir); ok {
 		names, err := dirNames(name)
+		if notExist(err) {
+			return nil, nil
+		}
 		if err != nil {
 			return nil, err
 		}
-		keys = make([]string, len(names))
+		keys := make([]string, len(names))
 		for i, n := range names {
 			keys[i] = path.Join(dir, n)
 		}
-	} else {
-		var err error
-		if keys, err = s.st.List(ctx, dir, false); err != nil {
+		return keys, nil
+	}
+	for attempt := 0; ; attempt++ {
+		keys, err := s.st.List(ctx, dir, false)
+		if !notExist(err) {
+			return keys, err
+		}
+		if !s.st.Exists(ctx, dir) {
+			return nil, nil
+		}
+		if attempt == 2 {
 			return nil, err
 		}
 	}
-	slices.Sort(keys)
-	return keys, nil
 }
 
 // sweepMarker looks at one marker for sweep.

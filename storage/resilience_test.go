@@ -1610,3 +1610,63 @@ func sortedCopy(s []string) []string {
 	slices.Sort(s)
 	return s
 }
+
+// TestEmbeddedListDuringDeletes: a list (which takes no lock) while other
+// members of the tag come and go sees every member that stays. Caddy's
+// file storage List fails as a whole when an entry vanishes during it,
+// which read as an empty tag: an owner's clients listed as none, a token
+// being revoked reported not found.
+func TestEmbeddedListDuringDeletes(t *testing.T) {
+	ctx := context.Background()
+	es, _ := unsweptStore(t, "ld")
+	for i := range 100 {
+		if err := es.Create(ctx, &Record{ID: fmt.Sprint("stay", i), Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	churned := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				churned <- nil
+				return
+			default:
+			}
+			rec := &Record{ID: fmt.Sprint("churn", i%8), Data: []byte("x"), Tags: []string{"all"}}
+			if err := es.Create(ctx, rec); err != nil {
+				churned <- err
+				return
+			}
+			if err := es.Delete(ctx, rec); err != nil {
+				churned <- err
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		if err := <-churned; err != nil {
+			t.Error(err)
+		}
+	}()
+	for range 300 {
+		recs, err := es.List(ctx, "all")
+		if err != nil {
+			t.Fatal(err)
+		}
+		stay := 0
+		for _, r := range recs {
+			if strings.HasPrefix(r.ID, "stay") {
+				stay++
+			}
+		}
+		if stay != 100 {
+			t.Fatalf("a list during deletes holds %d of the 100 records that stay", stay)
+		}
+		if n, err := es.Count(ctx, "all"); err != nil || n < 100 {
+			t.Fatalf("a count during deletes: %d %v", n, err)
+		}
+	}
+}
