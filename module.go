@@ -983,21 +983,14 @@ func (h *Handler) warnIssuerPath(repl *caddy.Replacer) bool {
 		return false
 	}
 	issuer := repl.ReplaceKnown(h.Issuer, "")
-	i := strings.Index(issuer, "://")
-	if i < 0 {
-		return false
-	}
-	path := ""
-	if j := strings.IndexByte(issuer[i+3:], '/'); j >= 0 {
-		path = issuer[i+3+j:]
-	}
-	if strings.Contains(path, "{") {
+	path, ok := handler.ConfiguredPath(issuer)
+	if !ok || !strings.Contains(issuer, "://") {
 		return false // made by each request
 	}
-	path, err := url.PathUnescape(strings.TrimRight(path, "/"))
+	path = strings.TrimRight(path, "/")
 	prefix := h.prefix()
 	// Case matters: the routes are matched as the prefix is written.
-	if err != nil || strings.HasSuffix(path, prefix) {
+	if strings.HasSuffix(path, prefix) {
 		return false
 	}
 	h.logger.Warn("the issuer's path does not end with the prefix: the registration_endpoint and registration_client_uri given out lead outside this handler's routes, to the site behind, unless a rewrite or a proxy in front maps them back; include the prefix in the issuer",

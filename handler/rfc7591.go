@@ -168,31 +168,32 @@ func (a *RFC7591) issuerMetadataPath(r *http.Request) (p string, slash bool) {
 		// Placeholders that made no URL of it for this request: its path
 		// as configured, so that the request is answered (500) rather
 		// than passed on to the site.
-		path = configuredPath(a.o.Issuer)
+		path, _ = ConfiguredPath(a.o.Issuer)
 	}
 	return wellKnownAS + strings.TrimRight(path, "/"), path == "" || strings.HasSuffix(path, "/")
 }
 
-// configuredPath is the path of a configured URL, "" when it has none or
-// its path holds placeholders.
-func configuredPath(v string) string {
+// ConfiguredPath is the path of a configured URL, unescaped ("" when it
+// has none); ok is false when the path holds placeholders (each request
+// makes it) or does not unescape.
+func ConfiguredPath(v string) (path string, ok bool) {
 	i := strings.Index(v, "://")
 	if i < 0 {
-		return ""
+		return "", true
 	}
 	v = v[i+3:]
 	j := strings.IndexByte(v, '/')
 	if j < 0 {
-		return ""
+		return "", true
 	}
 	v = v[j:]
 	if k := strings.IndexAny(v, "?#"); k >= 0 {
 		v = v[:k]
 	}
 	if p, err := url.PathUnescape(v); err == nil && !strings.Contains(v, "{") {
-		return p
+		return p, true
 	}
-	return ""
+	return "", false
 }
 
 // error writes an RFC 7591 error response.

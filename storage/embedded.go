@@ -239,6 +239,11 @@ func (s *EmbeddedStore) loadFile(ctx context.Context, key string) ([]byte, error
 	return buf.Bytes(), nil
 }
 
+// corruptFile is the error of a record file that holds no record of ours.
+func corruptFile(key string, err error) error {
+	return unavailable("get", &corruptError{what: "record file " + strconv.Quote(key), err: err})
+}
+
 // loadKey reads a record; id is "" when only the file name is known.
 func (s *EmbeddedStore) loadKey(ctx context.Context, key, id string) (*Record, error) {
 	b, err := s.loadFile(ctx, key)
@@ -246,19 +251,19 @@ func (s *EmbeddedStore) loadKey(ctx context.Context, key, id string) (*Record, e
 		return nil, ErrNotFound
 	}
 	if errors.Is(err, syscall.EISDIR) || errors.Is(err, errRecordFileTooLarge) {
-		return nil, unavailable("get", &corruptError{what: "record file " + strconv.Quote(key), err: err})
+		return nil, corruptFile(key, err)
 	}
 	if err != nil {
 		return nil, unavailable("get", err)
 	}
 	var er embeddedRecord
 	if err := json.Unmarshal(b, &er); err != nil {
-		return nil, unavailable("get", &corruptError{what: "record file " + strconv.Quote(key), err: err})
+		return nil, corruptFile(key, err)
 	}
 	// Every record is written with its id, which names its file: a file
 	// without it ("null", "{}") or with another's is not one of ours.
 	if er.ID == "" || fileName(er.ID) != path.Base(key) {
-		return nil, unavailable("get", &corruptError{what: "record file " + strconv.Quote(key), err: errors.New("no record of its id")})
+		return nil, corruptFile(key, errors.New("no record of its id"))
 	}
 	if id == "" {
 		id = er.ID

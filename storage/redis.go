@@ -576,8 +576,8 @@ func (s *RedisStore) prunePeriodically(tags []string) {
 		defer cancel()
 		at := strconv.FormatInt(now.UnixMilli(), 10)
 		for _, t := range tags {
+			key := s.tagKey(t)
 			for range prunePasses {
-				key := s.tagKey(t)
 				n, err := pruneScript.run(ctx, s.b, []any{"evalsha", pruneScript.shaArg, 1, key, at})
 				if err != nil || n < 256 {
 					break // best effort: the next pruning tries again

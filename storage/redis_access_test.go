@@ -264,10 +264,8 @@ func TestRedisAccessCheck(t *testing.T) {
 // entries of clients that have expired, however many expired together, so
 // that no script holds Redis for long; those left are not counted by caps.
 func TestRedisPruneBounded(t *testing.T) {
-	srv := redistest.Start(t)
-	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
-	t.Cleanup(func() { pool.Destruct() })
-	s, ctx := pool.Store("pb:"), context.Background()
+	srv, _, s := startRedisStore(t, "pb:")
+	ctx := context.Background()
 	// A client that never expires keeps the index (which otherwise
 	// expires with its last member).
 	if err := s.Create(ctx, &Record{ID: "keep", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
@@ -305,10 +303,8 @@ func TestRedisPruneBounded(t *testing.T) {
 // TestRedisListBatches: a list longer than one pipeline is read whole, in
 // order.
 func TestRedisListBatches(t *testing.T) {
-	srv := redistest.Start(t)
-	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
-	t.Cleanup(func() { pool.Destruct() })
-	s, ctx := pool.Store("lb:"), context.Background()
+	_, _, s := startRedisStore(t, "lb:")
+	ctx := context.Background()
 	n := 2*listBatch + 500
 	for i := range n {
 		if err := s.Create(ctx, &Record{ID: fmt.Sprintf("c%05d", i), Data: []byte("x"), Tags: []string{"all"}}); err != nil {

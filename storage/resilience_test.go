@@ -105,10 +105,7 @@ func TestExpiredClientsLeave(t *testing.T) {
 	ctx := context.Background()
 	soon := func() time.Time { return time.Now().Add(100 * time.Millisecond) }
 
-	srv := redistest.Start(t)
-	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
-	t.Cleanup(func() { pool.Destruct() })
-	rs := pool.Store("exp:")
+	srv, _, rs := startRedisStore(t, "exp:")
 	// A long-lived member keeps the set itself from expiring, as a steady
 	// stream of registrations does.
 	if err := rs.Create(ctx, &Record{ID: "keeper", Data: []byte("x"), Tags: []string{"all"}, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
@@ -1441,10 +1438,7 @@ func TestEmbeddedDamagedRecords(t *testing.T) {
 // ours is a corrupt record; listings skip it and Purge removes it.
 func TestRedisDamagedRecord(t *testing.T) {
 	ctx := context.Background()
-	srv := redistest.Start(t)
-	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
-	t.Cleanup(func() { pool.Destruct() })
-	s := pool.Store("dm:")
+	srv, _, s := startRedisStore(t, "dm:")
 	for _, id := range []string{"c/bad", "c/good"} {
 		if err := s.Create(ctx, &Record{ID: id, Data: []byte("x"), Tags: []string{"all"}}); err != nil {
 			t.Fatal(err)
@@ -1520,10 +1514,7 @@ func unsweptStore(t *testing.T, base string) (*EmbeddedStore, string) {
 // then, in passes of 256, until none is left.
 func TestRedisExpiredPrunedByAnyCreate(t *testing.T) {
 	ctx := context.Background()
-	srv := redistest.Start(t)
-	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
-	t.Cleanup(func() { pool.Destruct() })
-	s := pool.Store("pr:")
+	srv, _, s := startRedisStore(t, "pr:")
 	s.pruneAt.Store(time.Now().Add(time.Hour).UnixNano()) // not due until the test says so
 	if err := s.Create(ctx, &Record{ID: "keeper", Data: []byte("x"), Tags: []string{"all"}, FreshID: true}); err != nil {
 		t.Fatal(err)
@@ -1669,4 +1660,14 @@ func TestEmbeddedListDuringDeletes(t *testing.T) {
 			t.Fatalf("a count during deletes: %d %v", n, err)
 		}
 	}
+}
+
+// startRedisStore starts a Redis server and returns it with a pool on it
+// (closed when the test ends) and that pool's store under keyPrefix.
+func startRedisStore(t *testing.T, keyPrefix string) (*redistest.Server, *RedisPool, *RedisStore) {
+	t.Helper()
+	srv := redistest.Start(t)
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}})
+	t.Cleanup(func() { pool.Destruct() })
+	return srv, pool, pool.Store(keyPrefix)
 }
