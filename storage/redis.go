@@ -516,7 +516,20 @@ func decodeRecord(id, v string) (rec *Record, exp int64, ok bool) {
 // new id goes at the end of the skiplist, along nodes that are in cache.
 // Equal scores would order ids by their random bytes and make every insert
 // a walk through cold memory: most of what a registration cost Redis.
-const luaTagAdd = `
+const luaTagAdd = luaRefusal + `
+-- tagchecks adds to t what tagadd runs on key, for refusal.
+local function tagchecks(t, key, expn)
+  if expn == 0 then
+    t[#t + 1] = {'ZADD', key, '0', 'x'}
+    t[#t + 1] = {'PERSIST', key}
+  else
+    t[#t + 1] = {'ZCOUNT', key, '0', '0'}
+    t[#t + 1] = {'ZREMRANGEBYRANK', key, '0', '0'}
+    t[#t + 1] = {'PTTL', key}
+    t[#t + 1] = {'ZADD', key, '0', 'x'}
+    t[#t + 1] = {'PEXPIREAT', key, '0'}
+  end
+end
 -- prune removes up to 256 of the ids expired by now (the lowest scores):
 -- the ids of a whole store that expired together would otherwise be
 -- removed by one call, Redis serving nobody meanwhile (50 ms for 100,000).
@@ -540,6 +553,28 @@ local function tagadd(key, id, exp, expn, now)
       redis.call('PEXPIREAT', key, exp)
     end
   end
+end
+`
+
+// luaRefusal is the start of every script that writes more than once.
+// Redis checks a script's command against the ACL only when it reaches it,
+// and does not undo the writes made before one it refuses: a grant taken
+// from the store's user while Caddy runs left a registration answered 503
+// stored, listed and counted. refusal(cmds) checks each command the script
+// may run ({name, key, args...}) first, and returns the error reply for
+// the first one refused (nil: all allowed), so that such a script writes
+// nothing. Redis before 7 has no redis.acl_check_cmd: not checked there.
+// The reply's NOPERM code makes the store answer unavailable at once.
+const luaRefusal = `
+local function refusal(cmds)
+  if not redis.acl_check_cmd then return nil end
+  for _, c in ipairs(cmds) do
+    if not redis.acl_check_cmd(unpack(c)) then
+      return redis.error_reply('NOPERM this user has no permissions to run the ' .. c[1] ..
+        ' command on ' .. c[2] .. ', which this script needs (nothing was written)')
+    end
+  end
+  return nil
 end
 `
 
@@ -631,6 +666,19 @@ local function dangling(key, base, r)
   return gone
 end
 local nt = tonumber(ARGV[5])
+local expn = tonumber(ARGV[3])
+local checks = {{'SET', KEYS[1], 'x', 'NX'}}
+if #KEYS > 1 + nt then
+  checks[#checks + 1] = {'DEL', KEYS[1]}
+  for i = 2 + nt, #KEYS do
+    checks[#checks + 1] = {'ZCOUNT', KEYS[i], '0', '0'}
+    checks[#checks + 1] = {'ZREMRANGEBYRANK', KEYS[i], '0', '0'}
+  end
+end
+if expn > 0 then checks[#checks + 1] = {'PEXPIREAT', KEYS[1], '0'} end
+for i = 2, 1 + nt do tagchecks(checks, KEYS[i], expn) end
+local refused = refusal(checks)
+if refused then return refused end
 if not redis.call('SET', KEYS[1], ARGV[2], 'NX') then return 0 end
 local base = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1])
 for i = 2 + nt, #KEYS do
@@ -643,7 +691,6 @@ for i = 2 + nt, #KEYS do
     return -k
   end
 end
-local expn = tonumber(ARGV[3])
 if expn > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
 for i = 2, 1 + nt do tagadd(KEYS[i], ARGV[1], ARGV[3], expn, ARGV[4]) end
 return 1
@@ -656,10 +703,16 @@ var updateScript = newScript(luaTagAdd + `
 local cur = redis.call('GETRANGE', KEYS[1], 0, ` + strconv.Itoa(revHeaderLen-1) + `)
 if cur == '' then return 0 end
 if cur ~= ARGV[2] then return -1 end
-redis.call('SET', KEYS[1], ARGV[3])
 local expn = tonumber(ARGV[4])
-if expn > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
 local nr = tonumber(ARGV[6])
+local checks = {{'SET', KEYS[1], 'x'}}
+if expn > 0 then checks[#checks + 1] = {'PEXPIREAT', KEYS[1], '0'} end
+for i = 2, 1 + nr do checks[#checks + 1] = {'ZREM', KEYS[i], 'x'} end
+for i = 2 + nr, #KEYS do tagchecks(checks, KEYS[i], expn) end
+local refused = refusal(checks)
+if refused then return refused end
+redis.call('SET', KEYS[1], ARGV[3])
+if expn > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
 for i = 2, 1 + nr do redis.call('ZREM', KEYS[i], ARGV[1]) end
 for i = 2 + nr, #KEYS do tagadd(KEYS[i], ARGV[1], ARGV[4], expn, ARGV[5]) end
 return 1
@@ -671,9 +724,19 @@ return 1
 // whose entries all expire the expiry of the last of them, which an id
 // that never expired had taken away (luaTagAdd's PERSIST). Returns 1
 // (deleted), 0 (no record) or -1 (revision changed: nothing removed).
-var deleteScript = newScript(`
+var deleteScript = newScript(luaRefusal + `
 local cur = redis.call('GETRANGE', KEYS[1], 0, ` + strconv.Itoa(revHeaderLen-1) + `)
 if cur ~= '' and cur ~= ARGV[2] then return -1 end
+local checks = {}
+if cur ~= '' then checks[1] = {'DEL', KEYS[1]} end
+for i = 2, #KEYS do
+  checks[#checks + 1] = {'ZREM', KEYS[i], 'x'}
+  checks[#checks + 1] = {'ZRANGE', KEYS[i], '0', '0'}
+  checks[#checks + 1] = {'PTTL', KEYS[i]}
+  checks[#checks + 1] = {'PEXPIREAT', KEYS[i], '0'}
+end
+local refused = refusal(checks)
+if refused then return refused end
 if cur ~= '' then redis.call('DEL', KEYS[1]) end
 for i = 2, #KEYS do
   redis.call('ZREM', KEYS[i], ARGV[1])
@@ -687,7 +750,9 @@ return 1
 `)
 
 // KEYS: counter. ARGV: window ms. Returns {count, ms left in the window}.
-var hitScript = newScript(`
+var hitScript = newScript(luaRefusal + `
+local refused = refusal({{'INCR', KEYS[1]}, {'PTTL', KEYS[1]}, {'PEXPIRE', KEYS[1], '1'}})
+if refused then return refused end
 local c = redis.call('INCR', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
 if c == 1 or ttl < 0 then

@@ -458,3 +458,74 @@ func TestRedisAccessCheckUnreachable(t *testing.T) {
 	next("reachable")
 	next("report [] <nil>")
 }
+
+// TestRedisScriptsWholeUnderACL: a grant taken from the store's user while
+// it runs makes a script refuse before its first write, not after it (Redis
+// checks a script's commands only when it reaches them, and keeps what was
+// written before): a create answered unavailable is not stored, listed or
+// counted, a refused update leaves the record as it was, a refused delete
+// leaves it there, and a refused hit leaves no counter without expiry.
+func TestRedisScriptsWholeUnderACL(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.CLI(append([]string{"ACL", "SETUSER", "dcr", "reset", "on", ">pw", "~dcr:*"},
+		strings.Fields(strings.Replace(aclGrants, " +multi +exec", "", 1))...)...) // scripts only
+	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, Username: "dcr", Password: "pw", Timeout: time.Second})
+	t.Cleanup(func() { pool.Destruct() })
+	s, ctx := pool.Store("dcr:"), context.Background()
+	exists := func(key string) bool { return srv.CLI("EXISTS", key) == "1" }
+	revoked := func(grant string, run func() error) {
+		t.Helper()
+		srv.CLI("ACL", "SETUSER", "dcr", "-"+grant)
+		defer srv.CLI("ACL", "SETUSER", "dcr", "+"+grant)
+		if err := run(); !IsUnavailable(err) || !strings.Contains(err.Error(), "nothing was written") {
+			t.Fatalf("without %s: %v, want unavailable before any write", grant, err)
+		}
+	}
+
+	for _, tc := range []struct {
+		grant string
+		rec   *Record
+		caps  []Cap
+	}{
+		{"persist", &Record{ID: "p", Data: []byte("x"), Tags: []string{"all", "owner:p"}, FreshID: true}, nil},
+		{"zadd", &Record{ID: "z", Data: []byte("x"), Tags: []string{"all"}, FreshID: true}, []Cap{{Tag: "all", Max: 10}}},
+		{"pexpireat", &Record{ID: "e", Data: []byte("x"), Tags: []string{"all"}, ExpiresAt: time.Now().Add(time.Hour)}, nil},
+		{"zremrangebyrank", &Record{ID: "r", Data: []byte("x"), Tags: []string{"all"}, ExpiresAt: time.Now().Add(time.Hour)}, nil},
+	} {
+		revoked(tc.grant, func() error { return s.Create(ctx, tc.rec, tc.caps...) })
+		if exists(s.recordKey(tc.rec.ID)) || exists(s.tagKey("all")) {
+			t.Fatalf("a create refused for %s left a record or an index entry", tc.grant)
+		}
+	}
+
+	rec := &Record{ID: "a", Data: []byte("old"), Tags: []string{"all", "owner:a"}}
+	if err := s.Create(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, grant := range []string{"zadd", "zrem", "pexpireat"} {
+		next := &Record{ID: "a", Data: []byte("new"), Tags: []string{"all", "owner:b"}, ExpiresAt: time.Now().Add(time.Hour)}
+		revoked(grant, func() error { return s.Update(ctx, got, next) })
+		if now, err := s.Get(ctx, "a"); err != nil || string(now.Data) != "old" || now.Rev != got.Rev || !now.ExpiresAt.IsZero() {
+			t.Fatalf("an update refused for %s changed the record: %+v %v", grant, now, err)
+		}
+		if n, err := s.Count(ctx, "owner:a"); n != 1 || err != nil || exists(s.tagKey("owner:b")) {
+			t.Fatalf("an update refused for %s changed the index: %d %v", grant, n, err)
+		}
+	}
+	revoked("zrem", func() error { return s.Delete(ctx, got) })
+	if _, err := s.Get(ctx, "a"); err != nil {
+		t.Fatalf("a delete refused for zrem removed the record: %v", err)
+	}
+	if err := s.Delete(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+
+	revoked("pexpire", func() error { _, _, err := s.Hit(ctx, "addr", 5, time.Minute); return err })
+	if exists(s.hitKey("addr")) {
+		t.Fatal("a hit refused for pexpire left a counter")
+	}
+}
