@@ -556,23 +556,32 @@ local function tagadd(key, id, exp, expn, now)
 end
 `
 
-// luaRefusal is the start of every script that writes more than once.
-// Redis checks a script's command against the ACL only when it reaches it,
-// and does not undo the writes made before one it refuses: a grant taken
-// from the store's user while Caddy runs left a registration answered 503
-// stored, listed and counted. refusal(cmds) checks each command the script
-// may run ({name, key, args...}) first, and returns the error reply for
-// the first one refused (nil: all allowed), so that such a script writes
-// nothing. Redis before 7 has no redis.acl_check_cmd: not checked there.
-// The reply's NOPERM code makes the store answer unavailable at once.
+// luaRefusal is the start of every script that writes more than once, and
+// of the access check. Redis checks a script's command against the ACL
+// only when it reaches it, and does not undo the writes made before one it
+// refuses: a grant taken from the store's user while Caddy runs left a
+// registration answered 503 stored, listed and counted. refused(cmds)
+// returns those of cmds ({name, key, args...}) the user may not run, none
+// on Redis before 7 (no redis.acl_check_cmd: not checked there), and
+// refusal(cmds) the error reply for the first of them (nil: all allowed),
+// which a script returns before its first write, so that it writes
+// nothing. The reply's NOPERM code makes the store answer unavailable at
+// once.
 const luaRefusal = `
-local function refusal(cmds)
-  if not redis.acl_check_cmd then return nil end
+local function refused(cmds)
+  local out = {}
+  if not redis.acl_check_cmd then return out end
   for _, c in ipairs(cmds) do
-    if not redis.acl_check_cmd(unpack(c)) then
-      return redis.error_reply('NOPERM this user has no permissions to run the ' .. c[1] ..
-        ' command on ' .. c[2] .. ', which this script needs (nothing was written)')
-    end
+    local ok, allowed = pcall(redis.acl_check_cmd, unpack(c))
+    if not ok or not allowed then out[#out + 1] = c end
+  end
+  return out
+end
+local function refusal(cmds)
+  local c = refused(cmds)[1]
+  if c then
+    return redis.error_reply('NOPERM this user has no permissions to run the ' .. c[1] ..
+      ' command on ' .. c[2] .. ', which this script needs (nothing was written)')
   end
   return nil
 end

@@ -7,10 +7,9 @@ import (
 
 // accessCheck asks Redis (7.0 or later; older ones have no ACL check for
 // scripts and answer an empty list) which of the commands the store runs
-// its user may not run on the store's keys. A script stops at the first
-// command it may not run, after the writes before it: a missing grant
-// would leave a record without its index entry, or the other way round,
-// so it is found when the store starts rather than by a request.
+// its user may not run on the store's keys, so that a missing grant is
+// found when the store starts rather than by the requests it fails (each
+// script checks its own commands before writing: see luaRefusal).
 //
 // ARGV: a record key, a tag key, a rate-limit counter key, "1" when
 // writes wait for replicas, and "1" on Redis Cluster, whose client also
@@ -21,7 +20,7 @@ import (
 // round trip more each, one at a time). Returns the list of commands refused,
 // "command key" (or "command", or "command|subcommand") each, and whether
 // the user may run MULTI and EXEC: 1, 0, or -1 on a Redis that cannot tell.
-const accessCheck = `
+const accessCheck = luaRefusal + `
 if not redis.acl_check_cmd then return {{}, -1} end
 local r, t, h = ARGV[1], ARGV[2], ARGV[3]
 local checks = {
@@ -39,19 +38,16 @@ if ARGV[5] == '1' then
   checks[#checks + 1] = {'asking'}
   checks[#checks + 1] = {'command'}
 end
-local refused = {}
-for _, c in ipairs(checks) do
-  local ok, allowed = pcall(redis.acl_check_cmd, unpack(c))
-  if not ok or not allowed then
-    local name = c[1]
-    if c[2] == r or c[2] == t or c[2] == h then name = name .. ' ' .. c[2] end
-    if c[1] == 'cluster' then name = 'cluster|' .. c[2] end
-    refused[#refused + 1] = name
-  end
+local names = {}
+for _, c in ipairs(refused(checks)) do
+  local name = c[1]
+  if c[2] == r or c[2] == t or c[2] == h then name = name .. ' ' .. c[2] end
+  if c[1] == 'cluster' then name = 'cluster|' .. c[2] end
+  names[#names + 1] = name
 end
 local tx = 0
 if redis.acl_check_cmd('multi') and redis.acl_check_cmd('exec') then tx = 1 end
-return {refused, tx}
+return {names, tx}
 `
 
 // CheckAccess asks Redis, in the background and once per key prefix,
