@@ -626,6 +626,11 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser, at optionLines
 					return err
 				}
 			}
+			if tseen["cert_file"] != tseen["key_file"] {
+				// Provision refuses it too (for JSON), but only here
+				// does the error name the line.
+				return d.Err("tls cert_file and key_file must be given together")
+			}
 		default:
 			return d.Errf("unrecognized redis subdirective '%s'", name)
 		}

@@ -325,6 +325,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"tls unknown subdirective", redis("tls {\n\t\t\tca /x\n\t\t}"), "unrecognized tls subdirective 'ca'"},
 		{"tls ca_file twice", redis("tls {\n\t\t\tca_file /a\n\t\t\tca_file /b\n\t\t}"), "ca_file already specified"},
 		{"tls ca_file extra", redis("tls {\n\t\t\tca_file /a /b\n\t\t}"), "wrong argument count"},
+		{"tls cert_file alone", redis("tls {\n\t\t\tcert_file /c\n\t\t}"), "tls cert_file and key_file must be given together"},
+		{"tls key_file alone", redis("tls {\n\t\t\tkey_file /k\n\t\t}"), "tls cert_file and key_file must be given together"},
 		{"registration twice", "client_registration {\n\tregistration open\n\tregistration user\n}", "registration already specified"},
 		{"registration extra", "client_registration {\n\tregistration open user\n}", "wrong argument count"},
 		{"initial_access_token empty", "client_registration {\n\tinitial_access_token\n}", "wrong argument count"},

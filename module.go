@@ -586,6 +586,11 @@ func (h *Handler) warnShortSecret(what, secret string) {
 	}
 }
 
+// unresolvedHint ends the error for a setting that resolves to nothing.
+// A request placeholder ({http.request.header.*}) is unknown when the
+// config loads, so the hint says which placeholders such a setting takes.
+const unresolvedHint = "a placeholder in it is unset or unknown: only {env.*} and {file.*} placeholders are resolved in it, once, when the config loads"
+
 // resolveName resolves the {env.*} and {file.*} placeholders of a setting
 // that names something requests are compared with (a user, an issuer, a
 // software id), refusing one that resolves to nothing, keeps a
@@ -594,7 +599,7 @@ func resolveName(what, v string, repl *caddy.Replacer) (string, error) {
 	got := repl.ReplaceAll(v, "")
 	switch {
 	case got == "" && v != got:
-		return "", fmt.Errorf("%s %q resolves to an empty string (a placeholder in it is unset or unknown)", what, v)
+		return "", fmt.Errorf("%s %q resolves to an empty string ("+unresolvedHint+")", what, v)
 	case got == "":
 		return "", fmt.Errorf("%s must not be empty", what)
 	case strings.ContainsAny(got, "{}") && v != got:
@@ -629,7 +634,7 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 	for _, sc := range h.SuperClients {
 		s := handler.SuperClient{ClientID: repl.ReplaceAll(sc.ClientID, "")}
 		if s.ClientID == "" {
-			return k, fmt.Errorf("super_client %q: the client id resolves to an empty string (a placeholder in it is unset or unknown)", sc.ClientID)
+			return k, fmt.Errorf("super_client %q: the client id resolves to an empty string ("+unresolvedHint+")", sc.ClientID)
 		}
 		if strings.ContainsFunc(s.ClientID, unicode.IsControl) {
 			return k, fmt.Errorf("super_client %q: the client id holds control characters", sc.ClientID)
@@ -644,7 +649,7 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 		if secret == "" && sc.Secret != "" {
 			// An unset {env.*} must not turn a confidential super client
 			// into a public one that needs no secret at all.
-			return k, fmt.Errorf("super_client %q: its secret resolves to an empty string (a placeholder in it is unset or unknown)", s.ClientID)
+			return k, fmt.Errorf("super_client %q: its secret resolves to an empty string ("+unresolvedHint+")", s.ClientID)
 		}
 		if secret != "" {
 			h.warnShortSecret(fmt.Sprintf("super_client %q's secret", s.ClientID), secret)
@@ -656,7 +661,7 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 		h.warnShortSecret("admin_token", t)
 		k.AdminTokenHash = registry.Hash(t)
 	} else if h.AdminToken != "" {
-		return k, errors.New("admin_token resolves to an empty string (a placeholder in it is unset or unknown)")
+		return k, errors.New("admin_token resolves to an empty string (" + unresolvedHint + ")")
 	}
 	return k, nil
 }

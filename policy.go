@@ -61,7 +61,7 @@ func (h *Handler) gate(repl *caddy.Replacer) (handler.Gate, error) {
 		if t == "" {
 			// Not shown: a literal token in braces is a placeholder to
 			// Caddy too, and resolves to nothing.
-			return g, errors.New("initial_access_token resolves to an empty token (a placeholder in it is unset or unknown)")
+			return g, errors.New("initial_access_token resolves to an empty token (" + unresolvedHint + ")")
 		}
 		if strings.ContainsFunc(t, unicode.IsControl) {
 			// Not shown either. No HTTP header can carry it.
@@ -127,7 +127,7 @@ func (h *Handler) statements(repl *caddy.Replacer) (*handler.Statements, error) 
 		if sec == "" && ic.Secret != "" {
 			// Left as it is, the issuer would have no way to verify a
 			// statement, silently.
-			return nil, fmt.Errorf("software_statement issuer %q: its secret resolves to an empty string (a placeholder in it is unset or unknown)", ic.Issuer)
+			return nil, fmt.Errorf("software_statement issuer %q: its secret resolves to an empty string ("+unresolvedHint+")", ic.Issuer)
 		}
 		if sec != "" {
 			if err := checkHMACSecret(ic.Issuer, sec); err != nil {
@@ -138,7 +138,7 @@ func (h *Handler) statements(repl *caddy.Replacer) (*handler.Statements, error) 
 		for _, raw := range ic.Keys {
 			k := repl.ReplaceAll(raw, "")
 			if k == "" {
-				return nil, fmt.Errorf("software_statement issuer %q: key %q resolves to an empty string (a placeholder in it is unset or unknown)", ic.Issuer, raw)
+				return nil, fmt.Errorf("software_statement issuer %q: key %q resolves to an empty string ("+unresolvedHint+")", ic.Issuer, raw)
 			}
 			if isKeyURL(k) {
 				if err := checkKeyURL(ic.Issuer, k); err != nil {

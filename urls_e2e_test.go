@@ -31,6 +31,7 @@ func TestConfiguredURLsResolved(t *testing.T) {
 		{"authorization_endpoint {file./nonexistent/dcr-url}", "authorization_endpoint {file./nonexistent/dcr-url} resolves to an empty value"},
 		{"registration token\n\t\tinitial_access_token {s3cret-in-braces}", "initial_access_token resolves to an empty token"},
 		{"registration token\n\t\tinitial_access_token {env.DCR_TEST_ISSUER}", "initial_access_token resolves to an empty token"},
+		{"registration token\n\t\tinitial_access_token {http.request.header.X-Token}", "only {env.*} and {file.*} placeholders are resolved in it, once, when the config loads"},
 		{"software_statement {\n\t\t\tissuer https://i.example {\n\t\t\t\tsecret {env.DCR_TEST_ISSUER}\n\t\t\t}\n\t\t}", `issuer "https://i.example": its secret resolves to an empty string`},
 		{"software_statement {\n\t\t\tissuer https://i.example {\n\t\t\t\tkey /dev/zero\n\t\t\t}\n\t\t}", "not a regular file"},
 		{"software_statement {\n\t\t\tissuer https://i.example {\n\t\t\t\tkey {env.DCR_TEST_KEY_URL}\n\t\t\t}\n\t\t}", "must use https (http only on loopback)"},
