@@ -400,7 +400,7 @@ func (a *RFC7591) register(w http.ResponseWriter, r *http.Request) {
 // applying a software statement if one was sent; stored is the client's
 // statement on an update (see applyStatement).
 func (a *RFC7591) parseMetadata(r *http.Request, f registry.Fields, stored string) (*registry.Client, *registry.Error) {
-	stmt, serr := a.o.applyStatement(r.Context(), f, stored)
+	stmt, serr := a.o.applyStatement(r, f, stored)
 	if serr != nil {
 		return nil, serr
 	}

@@ -88,16 +88,18 @@ func statementErr(code, format string, a ...any) *registry.Error {
 	return &registry.Error{Code: code, Description: fmt.Sprintf(format, a...)}
 }
 
-// Verify checks a statement and returns its claims.
-func (s *Statements) Verify(ctx context.Context, stmt string) (registry.Fields, *registry.Error) {
-	return s.verify(ctx, stmt, false)
+// Verify checks a statement and returns its claims. audiences are the
+// names this server goes by (its issuer, its registration endpoint): a
+// statement with an "aud" claim must name one of them.
+func (s *Statements) Verify(ctx context.Context, stmt string, audiences ...string) (registry.Fields, *registry.Error) {
+	return s.verify(ctx, stmt, false, audiences)
 }
 
 // verify is Verify; with registered, the statement is the one the client
 // registered with, echoed back on an update as RFC 7592 section 2.2 asks:
 // its expiry is not held against it (the client would otherwise be unable
 // to update once it passed), everything else is checked again.
-func (s *Statements) verify(ctx context.Context, stmt string, registered bool) (registry.Fields, *registry.Error) {
+func (s *Statements) verify(ctx context.Context, stmt string, registered bool, audiences []string) (registry.Fields, *registry.Error) {
 	// A software statement is a JWT (RFC 7591 section 2.3), and a JWT is in
 	// the compact serialization (RFC 7519 section 1): ParseSigned would
 	// also take the JSON serialization, with unprotected headers.
@@ -153,6 +155,9 @@ func (s *Statements) verify(ctx context.Context, stmt string, registered bool) (
 	if nbf, ok := times["nbf"]; ok && float64(now.Unix())+60 < nbf {
 		return nil, statementErr(CodeInvalidStatement, "the software statement is not valid yet")
 	}
+	if aerr := checkAudience(claims, audiences); aerr != nil {
+		return nil, aerr
+	}
 	if len(issuer.SoftwareIDs) > 0 {
 		id, _, _ := claims.String("software_id")
 		if !slices.Contains(issuer.SoftwareIDs, id) {
@@ -160,6 +165,38 @@ func (s *Statements) verify(ctx context.Context, stmt string, registered bool) (
 		}
 	}
 	return claims, nil
+}
+
+// checkAudience refuses a statement whose "aud" claim names none of
+// audiences: RFC 7519 section 4.1.3 has a JWT rejected by a recipient that
+// its aud leaves out, and a statement made out to another server must not
+// be replayed here. A statement without aud is meant for any server, as
+// a publisher's statements usually are. Values are compared as strings
+// (StringOrURI, RFC 7519 section 2), except that a trailing slash
+// does not matter.
+func checkAudience(claims registry.Fields, audiences []string) *registry.Error {
+	raw, ok := claims["aud"]
+	if !ok {
+		return nil
+	}
+	auds, _, err := claims.Strings("aud")
+	if one, _, serr := claims.String("aud"); serr == nil && one != "" {
+		auds, err = []string{one}, nil
+	}
+	if err != nil || string(raw) == "null" {
+		return statementErr(CodeInvalidStatement, "the software statement's aud is not a string or an array of strings")
+	}
+	for _, a := range auds {
+		for _, mine := range audiences {
+			if mine != "" && strings.TrimSuffix(a, "/") == strings.TrimSuffix(mine, "/") {
+				return nil
+			}
+		}
+	}
+	if len(audiences) == 0 {
+		return statementErr(CodeInvalidStatement, "the software statement is made out to another audience (aud)")
+	}
+	return statementErr(CodeInvalidStatement, "the software statement is made out to another audience (aud): it must name this server's issuer, %s", quoteValue(audiences[0]))
 }
 
 func quoteValue(s string) string {
@@ -361,7 +398,7 @@ func VerificationKey(k jose.JSONWebKey, keepPrivate bool) (jose.JSONWebKey, bool
 // or update: with statements configured, a valid statement's claims replace
 // the plain members (RFC 7591 section 2.3) and the statement is kept to be
 // echoed unmodified; without, the member is ignored.
-func (o *Options) applyStatement(ctx context.Context, f registry.Fields, stored string) (stmt string, err *registry.Error) {
+func (o *Options) applyStatement(r *http.Request, f registry.Fields, stored string) (stmt string, err *registry.Error) {
 	s := o.Statements
 	raw, present := f["software_statement"]
 	if s == nil || len(s.Issuers) == 0 {
@@ -381,7 +418,7 @@ func (o *Options) applyStatement(ctx context.Context, f registry.Fields, stored 
 	if serr != nil || stmt == "" {
 		return "", statementErr(CodeInvalidStatement, "software_statement must be a JWS in compact serialization")
 	}
-	claims, verr := s.verify(ctx, stmt, stored != "" && stmt == stored)
+	claims, verr := s.verify(r.Context(), stmt, stored != "" && stmt == stored, []string{o.issuer(r), o.base(r) + "/register"})
 	if verr != nil {
 		return "", verr
 	}

@@ -341,3 +341,64 @@ func TestStatementPrecedenceAllLanguages(t *testing.T) {
 		t.Errorf("update with another, expired statement: %d", code)
 	}
 }
+
+// TestStatementAudience: a statement with an aud claim must name this
+// server (RFC 7519 section 4.1.3): its issuer, with or without a trailing
+// slash, or its registration endpoint. One made out to another server is
+// refused, so it cannot be replayed here; one without aud is for anyone.
+func TestStatementAudience(t *testing.T) {
+	key, sign := ecSigner(t, "k1")
+	a := benchAPI(t)
+	a.o.Statements = &Statements{Issuers: []*StatementIssuer{{Issuer: testIssuer, Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1"}}}}}
+	for _, tc := range []struct {
+		aud  any
+		want int
+	}{
+		{nil, http.StatusCreated}, // no aud claim at all
+		{"http://as.example", http.StatusCreated},
+		{"http://as.example/", http.StatusCreated},
+		{"http://as.example/register", http.StatusCreated},
+		{[]string{"https://other.example", "http://as.example"}, http.StatusCreated},
+		{"https://other.example", http.StatusBadRequest},
+		{"http://AS.example", http.StatusBadRequest}, // StringOrURI: compared as strings
+		{"http://as.example/other", http.StatusBadRequest},
+		{[]string{"https://other.example"}, http.StatusBadRequest},
+		{[]string{}, http.StatusBadRequest},
+		{"", http.StatusBadRequest},
+		{42, http.StatusBadRequest},
+		{[]any{"http://as.example", 1}, http.StatusBadRequest},
+		{json.RawMessage("null"), http.StatusBadRequest},
+	} {
+		c := stmtClaims()
+		if tc.aud != nil {
+			c["aud"] = tc.aud
+		}
+		body := `{"redirect_uris":["https://client.example.com/cb"],"software_statement":"` + sign(c) + `"}`
+		r := httptest.NewRequest("POST", "http://as.example/register", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		a.Serve(w, r)
+		if w.Code != tc.want || (tc.want == http.StatusBadRequest && !strings.Contains(w.Body.String(), `"error":"invalid_software_statement"`)) {
+			t.Errorf("aud %v: %d %s, want %d", tc.aud, w.Code, w.Body, tc.want)
+		}
+	}
+	// A configured issuer is the name that counts, whatever the Host.
+	a.o.Issuer = "https://login.example/oauth"
+	c := stmtClaims()
+	c["aud"] = "https://login.example/oauth"
+	r := httptest.NewRequest("POST", "http://10.0.0.1/register", strings.NewReader(`{"redirect_uris":["https://client.example.com/cb"],"software_statement":"`+sign(c)+`"}`))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	a.Serve(w, r)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("aud naming the configured issuer: %d %s", w.Code, w.Body)
+	}
+	c["aud"] = "http://10.0.0.1"
+	r = httptest.NewRequest("POST", "http://10.0.0.1/register", strings.NewReader(`{"redirect_uris":["https://client.example.com/cb"],"software_statement":"`+sign(c)+`"}`))
+	r.Header.Set("Content-Type", "application/json")
+	w = httptest.NewRecorder()
+	a.Serve(w, r)
+	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `it must name this server's issuer, 'https://login.example/oauth'`) {
+		t.Fatalf("aud naming the Host, not the configured issuer: %d %s", w.Code, w.Body)
+	}
+}
