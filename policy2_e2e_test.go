@@ -247,15 +247,11 @@ func TestPolicyUnlimitedTokenCountsUses(t *testing.T) {
 func TestPolicyKustvaktTokenMode(t *testing.T) {
 	const body = `{"name":"abc","type":"PUBLIC","description":"d"}`
 	forBackends(t, func(t *testing.T, backend string) {
-		s := startCaddy(t, backend, `	route {
-		client_registration kustvakt {
-			{storage}
-			registration token
-			initial_access_token s3cret-token
-		}
-	}`)
+		s := startCaddy(t, backend, authedAPIs(t, "{storage}\n\t\t\tregistration token\n\t\t\tinitial_access_token s3cret-token", "kustvakt"))
 		for _, c := range []struct{ auth, want string }{
 			{"", `{"errors":[[2010,"Unauthorized operation for user: guest","guest"]]}`},
+			// Signed in, but without the token: refused by name.
+			{basicAuth("alice"), `{"errors":[[2010,"Unauthorized operation for user: alice","alice"]]}`},
 			{"Authorization: Bearer wrong", `{"errors":[[2011,"Access token is invalid","invalid_token"]]}`},
 		} {
 			var headers []string

@@ -307,8 +307,10 @@ func oauth2CodeStatus(code string) int {
 }
 
 // deny writes a refusal of the registration gate in Kustvakt's notification
-// format.
-func (a *Kustvakt) deny(w http.ResponseWriter, d *Denial) {
+// format. user is the request's user ("" for none): a missing initial
+// access token is refused to them by name, as Kustvakt refuses a signed-in
+// user an operation, not to a guest they are not.
+func (a *Kustvakt) deny(w http.ResponseWriter, d *Denial, user string) {
 	switch d.Reason {
 	case "no_user":
 		a.unauthorizedUser(w, "")
@@ -317,7 +319,7 @@ func (a *Kustvakt) deny(w http.ResponseWriter, d *Denial) {
 		// one WWW-Authenticate value sees); notify adds Kustvakt's own.
 		d.SetHeaders(w.Header())
 		if d.Reason == "no_token" {
-			a.unauthorizedUser(w, "")
+			a.unauthorizedUser(w, user)
 		} else {
 			a.notify(w, 0, 2011, "Access token is invalid", "invalid_token")
 		}
@@ -797,7 +799,7 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 	}
 	adm, d := a.o.admitAs(q.r, q.user)
 	if d != nil {
-		a.deny(w, d)
+		a.deny(w, d, q.user)
 		return
 	}
 	body, err := readBody(w, q.r)
@@ -847,7 +849,7 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 		SecretLifetime: a.o.secretLifetime(0),
 	}, adm)
 	if d != nil {
-		a.deny(w, d)
+		a.deny(w, d, q.user)
 		return
 	}
 	if err != nil {
