@@ -71,6 +71,13 @@ func TestPolicyStaticTokens(t *testing.T) {
 		if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer error="invalid_token"` {
 			t.Fatalf("wrong token: %d %v %s", resp.StatusCode, resp.Header, body)
 		}
+		// Two headers, the right token in one of them: refused, saying
+		// what to send rather than that no token came.
+		resp, body = s.postJSON("/register", mcpBody, "Authorization: Bearer s3cret-token", "Authorization: Bearer other")
+		if resp.StatusCode != 401 || object(t, body)["error"] != "invalid_token" ||
+			object(t, body)["error_description"] != "send the initial access token in one Authorization header, as Bearer <token>" {
+			t.Fatalf("two Authorization headers: %d %v %s", resp.StatusCode, resp.Header, body)
+		}
 		// A token in the body is not a token.
 		if resp, _ := s.postJSON("/register", `{"initial_access_token":"s3cret-token","redirect_uris":["https://a.example/cb"]}`); resp.StatusCode != 401 {
 			t.Fatalf("token in body: %d", resp.StatusCode)

@@ -124,7 +124,12 @@ func (o *Options) admitAs(r *http.Request, user string) (*Admission, *Denial) {
 		}
 		return &Admission{Owner: user}, nil
 	case ModeToken:
-		tok, _ := bearer(r)
+		tok, present := bearer(r)
+		if tok == "" && present {
+			// Two Authorization headers, or "Bearer" with nothing after it:
+			// a token was meant, so saying that none was sent would mislead.
+			return nil, &Denial{Status: http.StatusUnauthorized, Reason: "bad_token", Description: "send the initial access token in one Authorization header, as Bearer <token>"}
+		}
 		if tok == "" {
 			return nil, &Denial{Status: http.StatusUnauthorized, Reason: "no_token", Description: "registration requires an initial access token (Authorization: Bearer)"}
 		}
