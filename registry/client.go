@@ -39,7 +39,12 @@ type Client struct {
 	SecretHash string
 	// SecretExpiresAt is Unix seconds; 0 means the secret never expires.
 	SecretExpiresAt int64
-	RATHash         string
+	// EndsAt is the client's fixed end (Unix seconds) under its API's
+	// client_lifetime, as last worked out; 0 for none. A Caddy that runs
+	// no handler of the client's API does not know that lifetime, and
+	// still ends a secret it issues with the client (see SecretExpiry).
+	EndsAt  int64
+	RATHash string
 	// PriorRATHash is the registration access token an RFC 7592 update was
 	// made with. From PriorRATFrom to PriorRATUntil (Unix ms) it is still
 	// accepted, because the update's answer, carrying the new token, may

@@ -57,6 +57,7 @@ const (
 	fPriorRATUntil
 	fSecretUndelivered
 	fAuthSigningAlg
+	fEndsAt
 )
 
 type encoder struct{ b []byte }
@@ -115,6 +116,7 @@ func encodeClient(c *Client) []byte {
 	e.int(fUpdatedMs, c.UpdatedMs)
 	e.str(fSecretHash, c.SecretHash)
 	e.int(fSecretExpiresAt, c.SecretExpiresAt)
+	e.int(fEndsAt, c.EndsAt)
 	e.str(fRATHash, c.RATHash)
 	e.strs(fRedirectURIs, c.RedirectURIs)
 	e.str(fAuthMethod, c.TokenEndpointAuthMethod)
@@ -217,6 +219,8 @@ func decodeClient(b []byte) (*Client, error) {
 			c.SecretHash = p
 		case fSecretExpiresAt:
 			c.SecretExpiresAt, err = varint(p)
+		case fEndsAt:
+			c.EndsAt, err = varint(p)
 		case fRATHash:
 			c.RATHash = p
 		case fRedirectURIs:

@@ -9,7 +9,7 @@ import (
 func TestCodecRoundTrip(t *testing.T) {
 	full := &Client{
 		ID: "id", API: APIKustvakt, Owner: "ü ser", CreatedMs: 1795680000123, UpdatedMs: -5,
-		SecretHash: Hash("s"), SecretExpiresAt: 1795690000, RATHash: Hash("r"),
+		SecretHash: Hash("s"), SecretExpiresAt: 1795690000, EndsAt: 1795700000, RATHash: Hash("r"),
 		RedirectURIs: []string{"https://a.example/cb", ""}, TokenEndpointAuthMethod: AuthClientSecretBasic,
 		TokenEndpointAuthSigningAlg: "HS256",
 		GrantTypes:                  []string{"authorization_code"}, ResponseTypes: []string{"code"}, ApplicationType: "web",

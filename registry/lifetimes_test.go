@@ -102,6 +102,49 @@ func TestLifetimesOfTheClientsAPI(t *testing.T) {
 	}
 }
 
+// TestSecretEndsWithClientElsewhere: a Caddy that runs no handler of a
+// client's API (another Caddy on the same Redis serves it) does not know
+// that API's client_lifetime; a secret it issues (a Kustvakt reset) still
+// ends with the client, whose end the record carries.
+func TestSecretEndsWithClientElsewhere(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	store := storage.NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "e")
+	rfc := &Registry{Store: store, Now: clock, ClientLifetime: time.Hour}
+	rfc.LifetimesOf = func(api string) *Registry { return map[string]*Registry{APIRFC7591: rfc}[api] }
+	kv := &Registry{Store: store, Now: clock, SecretLifetime: 0}
+	kv.LifetimesOf = func(api string) *Registry { return map[string]*Registry{APIKustvakt: kv}[api] }
+
+	iss, err := rfc.Register(ctx, &Client{API: APIRFC7591, TokenEndpointAuthMethod: AuthClientSecretBasic}, Issue{Format: FormatRFC7591})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := iss.Client.Created().Add(time.Hour).Unix()
+	if iss.Client.SecretExpiresAt != end || iss.Client.EndsAt != end {
+		t.Fatalf("registered: secret expires %d, client ends %d, want both %d", iss.Client.SecretExpiresAt, iss.Client.EndsAt, end)
+	}
+	now = now.Add(time.Minute)
+	c, err := kv.Update(ctx, iss.Client.ID, func(c *Client) error {
+		c.SecretExpiresAt = kv.SecretExpiry(c, now, kv.SecretLifetimeOf(c, 0))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SecretExpiresAt != end {
+		t.Errorf("secret issued where the client's API is not served: expires %d, want the client's end %d", c.SecretExpiresAt, end)
+	}
+	// A shorter secret lifetime of the issuing handler still counts.
+	c, err = kv.Update(ctx, iss.Client.ID, func(c *Client) error {
+		c.SecretExpiresAt = kv.SecretExpiry(c, now, time.Minute)
+		return nil
+	})
+	if err != nil || c.SecretExpiresAt != now.Add(time.Minute).Unix() {
+		t.Errorf("with a one-minute secret lifetime: %d %v, want %d", c.SecretExpiresAt, err, now.Add(time.Minute).Unix())
+	}
+}
+
 // TestInstallOfDeletedPlugin: an installation written after its plugin
 // was deleted (an install racing a deregister) is taken back, and the
 // install reports the plugin unknown.

@@ -153,12 +153,22 @@ func (r *Registry) SecretExpiry(c *Client, now time.Time, lifetime time.Duration
 	if lifetime > 0 {
 		exp = now.Add(lifetime).Unix()
 	}
-	if lr := r.lifetimes(c); lr != nil && lr.ClientLifetime > 0 {
-		if end := c.Created().Add(lr.ClientLifetime).Unix(); exp == 0 || end < exp {
-			exp = end
-		}
+	end := c.EndsAt
+	if lr := r.lifetimes(c); lr != nil {
+		end = lr.end(c)
+	}
+	if end != 0 && (exp == 0 || end < exp) {
+		exp = end
 	}
 	return exp
+}
+
+// end is c's fixed end (Unix seconds) under r's client_lifetime, 0 for none.
+func (r *Registry) end(c *Client) int64 {
+	if r.ClientLifetime <= 0 {
+		return 0
+	}
+	return c.Created().Add(r.ClientLifetime).Unix()
 }
 
 // Register stores c (its metadata already validated) under a fresh id with
@@ -166,6 +176,7 @@ func (r *Registry) SecretExpiry(c *Client, now time.Time, lifetime time.Duration
 func (r *Registry) Register(ctx context.Context, c *Client, iss Issue, caps ...storage.Cap) (*Issued, error) {
 	now := r.Now()
 	c.CreatedMs = now.UnixMilli()
+	c.EndsAt = r.end(c)
 	out := &Issued{Client: c}
 	if !iss.NoSecret && (iss.Secret || NeedsSecret(c.TokenEndpointAuthMethod)) {
 		out.Secret = iss.Format.NewSecret()
@@ -297,12 +308,20 @@ func (r *Registry) Update(ctx context.Context, id string, change func(c *Client)
 			c.Super = false
 		}
 		c.UpdatedMs = r.Now().UnixMilli()
+		// The expiry is worked out again only with an idle lifetime (and
+		// with it, the fixed end, under the lifetimes in force now);
+		// otherwise the client keeps the end it has.
+		lr := r.lifetimes(c)
+		idle := lr != nil && lr.IdleLifetime > 0
+		if idle {
+			c.EndsAt = lr.end(c)
+		}
 		rec, err := encode(c)
 		if err != nil {
 			return nil, err
 		}
 		rec.ExpiresAt = old.ExpiresAt
-		if lr := r.lifetimes(c); lr != nil && lr.IdleLifetime > 0 {
+		if idle {
 			rec.ExpiresAt = lr.expiry(c, r.Now())
 		}
 		err = r.Store.Update(ctx, old, rec)
