@@ -300,10 +300,11 @@ func TestRedisPruneBounded(t *testing.T) {
 	}
 }
 
-// TestRedisListBatches: a list longer than one pipeline is read whole, in
-// order.
+// TestRedisListBatches: a list longer than one batch is read whole, in
+// order, each record once, also when a score many ids share (those
+// created in the same millisecond) spans the end of a batch.
 func TestRedisListBatches(t *testing.T) {
-	_, _, s := startRedisStore(t, "lb:")
+	srv, _, s := startRedisStore(t, "lb:")
 	ctx := context.Background()
 	n := 2*listBatch + 500
 	for i := range n {
@@ -318,6 +319,25 @@ func TestRedisListBatches(t *testing.T) {
 	for i, r := range l {
 		if r.ID != fmt.Sprintf("c%05d", i) {
 			t.Fatalf("record %d is %s", i, r.ID)
+		}
+	}
+	// Ties: runs of 700 ids on one score (ends of batches fall inside
+	// them), then every id on one score. Ids of one score sort by name.
+	key := s.tagKey("all")
+	for _, run := range []int{700, n} {
+		args := []string{"zadd", key, "xx"}
+		for i := range n {
+			args = append(args, strconv.Itoa(int(neverScoreMs)+i/run), fmt.Sprintf("c%05d", i))
+		}
+		srv.CLI(args...)
+		l, err := s.List(ctx, "all")
+		if err != nil || len(l) != n {
+			t.Fatalf("runs of %d on one score: %d records, %v", run, len(l), err)
+		}
+		for i, r := range l {
+			if r.ID != fmt.Sprintf("c%05d", i) {
+				t.Fatalf("runs of %d on one score: record %d is %s", run, i, r.ID)
+			}
 		}
 	}
 }
