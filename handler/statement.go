@@ -175,15 +175,19 @@ func (s *Statements) verify(ctx context.Context, stmt string, registered bool, a
 // (StringOrURI, RFC 7519 section 2), except that a trailing slash
 // does not matter.
 func checkAudience(claims registry.Fields, audiences []string) *registry.Error {
-	raw, ok := claims["aud"]
-	if !ok {
+	if _, ok := claims["aud"]; !ok {
 		return nil
 	}
-	auds, _, err := claims.Strings("aud")
-	if one, _, serr := claims.String("aud"); serr == nil && one != "" {
-		auds, err = []string{one}, nil
+	// A single audience may be a string rather than an array of one; null
+	// is neither.
+	var auds []string
+	one, present, serr := claims.String("aud")
+	if serr != nil {
+		auds, _, serr = claims.Strings("aud")
+	} else if present {
+		auds = []string{one}
 	}
-	if err != nil || string(raw) == "null" {
+	if serr != nil || auds == nil {
 		return statementErr(CodeInvalidStatement, "the software statement's aud is not a string or an array of strings")
 	}
 	for _, a := range auds {
