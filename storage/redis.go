@@ -557,9 +557,9 @@ end
 `
 
 // luaRefusal is the start of the record scripts that write more than once
-// (hitScript checks its own two commands), and of the access check. Redis checks a script's command against the ACL
-// only when it reaches it, and does not undo the writes made before one it
-// refuses: a grant taken from the store's user while Caddy runs left a
+// (hitScript checks its own two commands), and of the access check. Redis
+// checks a script's command against the ACL only when it reaches it, and
+// does not undo the writes made before one it refuses: a grant taken from the store's user while Caddy runs left a
 // registration answered 503 stored, listed and counted. refused(cmds)
 // returns those of cmds ({name, key, args...}) the user may not run, none
 // on Redis before 7 (no redis.acl_check_cmd: not checked there), and
@@ -1519,17 +1519,18 @@ const listBatch = 1000
 // List implements Store. The live ids are read listBatch at a time, each
 // batch from the score the last one ended at: one read of a whole large
 // set (300,000 ids) held Redis up for over 100 ms, every Caddy on it
-// waiting. A score several ids share is resumed past those already read.
-// An id whose score moved up meanwhile (an update pushing back its
-// expiry) may come again, and is listed once.
+// waiting. A batch starts at that score itself, since ids after the last
+// read may share it, and reaches listBatch ids past those read on it,
+// which come again and are listed once. No offset skips them instead: an
+// update moves its id's score up, and an offset into the ids of one score
+// would then pass over one never read.
 func (s *RedisStore) List(ctx context.Context, tag string) ([]*Record, error) {
 	key := s.tagKey(tag)
-	from := "(" + strconv.FormatInt(time.Now().UnixMilli(), 10)
-	var skip int64 // ids read at the score from names
+	by := &redis.ZRangeBy{Min: "(" + strconv.FormatInt(time.Now().UnixMilli(), 10), Max: "+inf", Count: listBatch}
 	var out []*Record
 	listed := map[string]bool{}
 	for {
-		zs, err := s.rdb.ZRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{Min: from, Max: "+inf", Offset: skip, Count: listBatch}).Result()
+		zs, err := s.rdb.ZRangeByScoreWithScores(ctx, key, by).Result()
 		if err != nil {
 			return nil, unavailable("list", err)
 		}
@@ -1543,20 +1544,15 @@ func (s *RedisStore) List(ctx context.Context, tag string) ([]*Record, error) {
 		if out, err = s.readRecords(ctx, ids, out); err != nil {
 			return nil, err
 		}
-		if len(zs) < listBatch {
+		if int64(len(zs)) < by.Count {
 			return out, nil
 		}
 		last := zs[len(zs)-1].Score
-		at := 0
+		again := int64(0) // ids of the batch on its last score
 		for k := len(zs) - 1; k >= 0 && zs[k].Score == last; k-- {
-			at++
+			again++
 		}
-		next := strconv.FormatFloat(last, 'f', -1, 64) // inclusive
-		if next == from {
-			skip += int64(at) // the whole batch had the score the last began at
-		} else {
-			from, skip = next, int64(at)
-		}
+		by.Min, by.Count = strconv.FormatFloat(last, 'f', -1, 64), again+listBatch
 	}
 }
 
