@@ -45,7 +45,9 @@ type KustvaktURLRule struct {
 // nothing else.
 var (
 	authorityUserinfo = `[a-zA-Z0-9%&'()*+,\-.~!$;=_]`
-	ipv6Authority     = regexp.MustCompile(`^(?:` + authorityUserinfo + `+(?::` + authorityUserinfo + `*)?@)?\[([0-9a-fA-F:.]+)\](?::(\d*))?(.*)$`)
+	// Commons' bracketed host: hex digits and colons, or an IPv4-mapped
+	// address spelled exactly "::FFFF:" (upper case) and a dotted quad.
+	ipv6Authority = regexp.MustCompile(`^(?:` + authorityUserinfo + `+(?::` + authorityUserinfo + `*)?@)?\[(::FFFF:(?:\d{1,3}\.){3}\d{1,3}|[0-9a-fA-F:]+)\](?::(\d*))?(.*)$`)
 )
 
 // javaURIInvalid reports characters java.net.URI refuses anywhere in a URI:
@@ -185,7 +187,9 @@ func (k KustvaktURLRule) validAuthority(authority string) bool {
 			if err != nil || !a.Is6() {
 				return false
 			}
-			return validPort(m[2]) && strings.TrimSpace(m[3]) == ""
+			// Commons checks the port's range only after a name or an
+			// IPv4 address: after an IPv6 address any digits pass.
+			return strings.TrimSpace(m[3]) == ""
 		}
 	}
 	ascii := authority

@@ -23,6 +23,16 @@ func TestKustvaktURL(t *testing.T) {
 		{"http://192.168.1.10:8080/x", true, true},
 		{"http://[::1]:8080/x", true, true},
 		{"http://[::1", false, false},
+		// Commons' bracketed host: an IPv4-mapped address only as
+		// "::FFFF:" in upper case, no other dotted form; any port digits.
+		{"http://[::FFFF:129.144.52.38]:80/index.html", true, true},
+		{"http://[::ffff:1.2.3.4]/", false, false},
+		{"http://[::1.2.3.4]/", false, false},
+		{"http://[::FFFF:256.1.1.1]/", false, false},
+		{"http://[::1]:99999/", true, true},
+		{"http://[::1]:/", true, true},
+		{"http://[::1]:8a/", false, false},
+		{"http://[1::2::3]/", false, false},
 		{"http://256.1.1.1/", false, false},
 		{"http://01.1.1.1/", false, false},
 		{"http://example.com:99999/", false, false},
