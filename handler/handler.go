@@ -829,8 +829,9 @@ func (o *Options) storeFailure(op string, err error) bool {
 		// One client's record, not the store: answered 503 all the same
 		// (the operator must repair or remove it), without declaring an
 		// outage.
-		if o.Logger != nil {
-			o.Logger.Error("a stored client record cannot be read", zap.String("api", o.api), zap.String("op", op), zap.Error(err))
+		if o.Logger != nil && storage.CorruptDue(err) {
+			o.Logger.Error("a stored client record cannot be read (reported once every 10 minutes while it stays so)",
+				zap.String("api", o.api), zap.String("op", op), zap.Error(err))
 		}
 		o.Metrics.storageError(o.api)
 		return true

@@ -239,6 +239,23 @@ func (s *EmbeddedStore) loadFile(ctx context.Context, key string) ([]byte, error
 	return buf.Bytes(), nil
 }
 
+// fileDenied reports whether err, from opening the record file under key,
+// is the file's own permissions refusing it while its directory is
+// reachable: that record is damaged (to be skipped by listings and removed
+// by the admin API), not the store. A directory that cannot be searched
+// fails the Stat too, and stays an outage.
+func (s *EmbeddedStore) fileDenied(key string, err error) bool {
+	if !errors.Is(err, fs.ErrPermission) {
+		return false
+	}
+	name, ok := s.osPath(key)
+	if !ok {
+		return false
+	}
+	_, serr := os.Stat(name)
+	return serr == nil
+}
+
 // corruptFile is the error of a record file that holds no record of ours.
 func corruptFile(key string, err error) error {
 	return unavailable("get", &corruptError{what: "record file " + strconv.Quote(key), err: err})
@@ -250,7 +267,7 @@ func (s *EmbeddedStore) loadKey(ctx context.Context, key, id string) (*Record, e
 	if notExist(err) {
 		return nil, ErrNotFound
 	}
-	if errors.Is(err, syscall.EISDIR) || errors.Is(err, errRecordFileTooLarge) {
+	if errors.Is(err, syscall.EISDIR) || errors.Is(err, errRecordFileTooLarge) || s.fileDenied(key, err) {
 		return nil, corruptFile(key, err)
 	}
 	if err != nil {

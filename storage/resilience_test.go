@@ -1434,6 +1434,52 @@ func TestEmbeddedDamagedRecords(t *testing.T) {
 	}
 }
 
+// TestEmbeddedRecordFileDenied: a record file its own permissions refuse
+// (chmod 000), in a directory that can be searched, is a damaged record,
+// which listings skip and Purge removes; refused with the directory
+// itself unreachable, it is the store that fails. (The test runs as root
+// in CI, which no file mode refuses: the error is made up.)
+func TestEmbeddedRecordFileDenied(t *testing.T) {
+	ctx := context.Background()
+	es, _ := unsweptStore(t, "fd")
+	if err := es.Create(ctx, &Record{ID: "c/denied", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+		t.Fatal(err)
+	}
+	denied := &os.PathError{Op: "open", Path: "x", Err: syscall.EACCES}
+	if !es.fileDenied(es.recordKey("c/denied"), denied) {
+		t.Error("a refused record file in a reachable directory is not taken for a damaged record")
+	}
+	if es.fileDenied(es.recordKey("c/denied"), &os.PathError{Op: "open", Path: "x", Err: syscall.EIO}) {
+		t.Error("an I/O error is taken for a damaged record")
+	}
+	if es.fileDenied("elsewhere/records/x", denied) {
+		t.Error("a refusal where the file cannot be reached is taken for a damaged record")
+	}
+}
+
+// TestCorruptReportedOnce: a damaged record met again and again is
+// reported once, until corruptLogEvery has passed; another one is
+// reported at once.
+func TestCorruptReportedOnce(t *testing.T) {
+	a := corruptFile("rec/once-a", errors.New("x"))
+	b := corruptFile("rec/once-b", errors.New("x"))
+	if !CorruptDue(a) || CorruptDue(a) || CorruptDue(fmt.Errorf("wrapped: %w", a)) {
+		t.Error("the same damaged record is reported more than once")
+	}
+	if !CorruptDue(b) {
+		t.Error("another damaged record is not reported")
+	}
+	if CorruptDue(errors.New("plain")) {
+		t.Error("an error that is no damaged record is reported as one")
+	}
+	corruptLogged.Lock()
+	corruptLogged.at[`record file "rec/once-a"`] = time.Now().Add(-corruptLogEvery)
+	corruptLogged.Unlock()
+	if !CorruptDue(a) {
+		t.Error("a damaged record is not reported again after corruptLogEvery")
+	}
+}
+
 // TestRedisDamagedRecord: a value at a record's key that is not one of
 // ours is a corrupt record; listings skip it and Purge removes it.
 func TestRedisDamagedRecord(t *testing.T) {

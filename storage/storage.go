@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -236,8 +237,8 @@ func CorruptRecord(what string, err error) error {
 	return unavailable("decode", &corruptError{what: what, err: err})
 }
 
-// SkipCorrupt reports whether err is a corrupt record, warning about it:
-// a listing goes on without it.
+// SkipCorrupt reports whether err is a corrupt record, warning about it
+// (see CorruptDue): a listing goes on without it.
 func SkipCorrupt(err error) bool {
 	if err == nil {
 		return false
@@ -246,6 +247,54 @@ func SkipCorrupt(err error) bool {
 	if !errors.As(err, &c) {
 		return false
 	}
-	logf("a listing skipped a %s", c.Error())
+	if CorruptDue(err) {
+		logf("a listing skipped a %s", c.Error())
+	}
+	return true
+}
+
+// corruptLogEvery is how often one damaged record is reported. Every
+// request for its client, and every listing, meets it again, and anyone
+// who knows a damaged client's id could otherwise write a log line per
+// request.
+const corruptLogEvery = 10 * time.Minute
+
+// corruptLogMax bounds the records whose last report is remembered.
+const corruptLogMax = 1024
+
+var corruptLogged struct {
+	sync.Mutex
+	at map[string]time.Time
+}
+
+// CorruptDue reports whether err, a damaged record (Corrupt), is to be
+// logged now: the first time it is met, then once every corruptLogEvery.
+func CorruptDue(err error) bool {
+	var c *corruptError
+	if !errors.As(err, &c) {
+		return false
+	}
+	now := time.Now()
+	corruptLogged.Lock()
+	defer corruptLogged.Unlock()
+	if t, ok := corruptLogged.at[c.what]; ok && now.Sub(t) < corruptLogEvery {
+		return false
+	}
+	if corruptLogged.at == nil {
+		corruptLogged.at = make(map[string]time.Time)
+	}
+	if len(corruptLogged.at) >= corruptLogMax {
+		for k, t := range corruptLogged.at {
+			if now.Sub(t) >= corruptLogEvery {
+				delete(corruptLogged.at, k)
+			}
+		}
+		if len(corruptLogged.at) >= corruptLogMax {
+			// So many damaged records at once: reporting some again
+			// early costs less than remembering them all.
+			clear(corruptLogged.at)
+		}
+	}
+	corruptLogged.at[c.what] = now
 	return true
 }
