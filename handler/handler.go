@@ -830,8 +830,9 @@ func (o *Options) storeFailure(op string, err error) bool {
 		// (the operator must repair or remove it), without declaring an
 		// outage.
 		if o.Logger != nil && storage.CorruptDue(err) {
-			o.Logger.Error("a stored client record cannot be read (reported once every 10 minutes while it stays so)",
-				zap.String("api", o.api), zap.String("op", op), zap.Error(err))
+			// Once every 10 minutes per record (storage.CorruptDue): each
+			// request for the client meets it again.
+			o.Logger.Error("a stored client record cannot be read", zap.String("api", o.api), zap.String("op", op), zap.Error(err))
 		}
 		o.Metrics.storageError(o.api)
 		return true
