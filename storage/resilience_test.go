@@ -1435,10 +1435,11 @@ func TestEmbeddedDamagedRecords(t *testing.T) {
 }
 
 // TestEmbeddedRecordFileDenied: a record file its own permissions refuse
-// (chmod 000), in a directory that can be searched, is a damaged record,
-// which listings skip and Purge removes; refused with the directory
-// itself unreachable, it is the store that fails. (The test runs as root
-// in CI, which no file mode refuses: the error is made up.)
+// (chmod 000), in a directory that can be searched, is taken for a damaged
+// record (loadKey then fails it as corrupt, the case
+// TestEmbeddedDamagedRecords covers for listings and Purge); refused with
+// the file unreachable, it is the store that fails. (CI runs as root, which
+// no file mode refuses: the error is made up.)
 func TestEmbeddedRecordFileDenied(t *testing.T) {
 	ctx := context.Background()
 	es, _ := unsweptStore(t, "fd")
