@@ -591,6 +591,11 @@ func (h *Handler) warnShortSecret(what, secret string) {
 // config loads, so the hint says which placeholders such a setting takes.
 const unresolvedHint = "a placeholder in it is unset or unknown: only {env.*} and {file.*} placeholders are resolved in it, once, when the config loads"
 
+// unresolved is the error for the setting what, which resolved to nothing.
+func unresolved(what string) error {
+	return fmt.Errorf("%s resolves to an empty string (%s)", what, unresolvedHint)
+}
+
 // resolveName resolves the {env.*} and {file.*} placeholders of a setting
 // that names something requests are compared with (a user, an issuer, a
 // software id), refusing one that resolves to nothing, keeps a
@@ -599,7 +604,7 @@ func resolveName(what, v string, repl *caddy.Replacer) (string, error) {
 	got := repl.ReplaceAll(v, "")
 	switch {
 	case got == "" && v != got:
-		return "", fmt.Errorf("%s %q resolves to an empty string ("+unresolvedHint+")", what, v)
+		return "", unresolved(fmt.Sprintf("%s %q", what, v))
 	case got == "":
 		return "", fmt.Errorf("%s must not be empty", what)
 	case strings.ContainsAny(got, "{}") && v != got:
@@ -634,7 +639,7 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 	for _, sc := range h.SuperClients {
 		s := handler.SuperClient{ClientID: repl.ReplaceAll(sc.ClientID, "")}
 		if s.ClientID == "" {
-			return k, fmt.Errorf("super_client %q: the client id resolves to an empty string ("+unresolvedHint+")", sc.ClientID)
+			return k, unresolved(fmt.Sprintf("super_client %q: the client id", sc.ClientID))
 		}
 		if strings.ContainsFunc(s.ClientID, unicode.IsControl) {
 			return k, fmt.Errorf("super_client %q: the client id holds control characters", sc.ClientID)
@@ -649,7 +654,7 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 		if secret == "" && sc.Secret != "" {
 			// An unset {env.*} must not turn a confidential super client
 			// into a public one that needs no secret at all.
-			return k, fmt.Errorf("super_client %q: its secret resolves to an empty string ("+unresolvedHint+")", s.ClientID)
+			return k, unresolved(fmt.Sprintf("super_client %q: its secret", s.ClientID))
 		}
 		if secret != "" {
 			h.warnShortSecret(fmt.Sprintf("super_client %q's secret", s.ClientID), secret)
@@ -661,7 +666,7 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 		h.warnShortSecret("admin_token", t)
 		k.AdminTokenHash = registry.Hash(t)
 	} else if h.AdminToken != "" {
-		return k, errors.New("admin_token resolves to an empty string (" + unresolvedHint + ")")
+		return k, unresolved("admin_token")
 	}
 	return k, nil
 }

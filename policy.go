@@ -127,7 +127,7 @@ func (h *Handler) statements(repl *caddy.Replacer) (*handler.Statements, error) 
 		if sec == "" && ic.Secret != "" {
 			// Left as it is, the issuer would have no way to verify a
 			// statement, silently.
-			return nil, fmt.Errorf("software_statement issuer %q: its secret resolves to an empty string ("+unresolvedHint+")", ic.Issuer)
+			return nil, unresolved(fmt.Sprintf("software_statement issuer %q: its secret", ic.Issuer))
 		}
 		if sec != "" {
 			if err := checkHMACSecret(ic.Issuer, sec); err != nil {
@@ -138,7 +138,7 @@ func (h *Handler) statements(repl *caddy.Replacer) (*handler.Statements, error) 
 		for _, raw := range ic.Keys {
 			k := repl.ReplaceAll(raw, "")
 			if k == "" {
-				return nil, fmt.Errorf("software_statement issuer %q: key %q resolves to an empty string ("+unresolvedHint+")", ic.Issuer, raw)
+				return nil, unresolved(fmt.Sprintf("software_statement issuer %q: key %q", ic.Issuer, raw))
 			}
 			if isKeyURL(k) {
 				if err := checkKeyURL(ic.Issuer, k); err != nil {

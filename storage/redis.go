@@ -559,8 +559,9 @@ end
 // luaRefusal is the start of the record scripts that write more than once
 // (hitScript checks its own two commands), and of the access check. Redis
 // checks a script's command against the ACL only when it reaches it, and
-// does not undo the writes made before one it refuses: a grant taken from the store's user while Caddy runs left a
-// registration answered 503 stored, listed and counted. refused(cmds)
+// does not undo the writes made before one it refuses: a grant taken from
+// the store's user while Caddy runs left a registration answered 503
+// stored, listed and counted. refused(cmds)
 // returns those of cmds ({name, key, args...}) the user may not run, none
 // on Redis before 7 (no redis.acl_check_cmd: not checked there), and
 // refusal(cmds) the error reply for the first of them (nil: all allowed),
