@@ -389,7 +389,7 @@ type sharedStore struct {
 func (s *sharedStore) Destruct() error {
 	if s.redis != nil {
 		// The old config's servers may still be finishing requests on it.
-		s.redis.Retire()
+		s.redis.Retire(registry.OrphanHint)
 	}
 	return nil
 }

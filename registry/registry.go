@@ -3,8 +3,10 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
@@ -26,6 +28,37 @@ const (
 func OwnerTag(owner string) string { return "owner:" + owner }
 
 const clientPrefix = "c/"
+
+// OrphanHint tells an operator how to remove records of the store named
+// store (a Redis key prefix) that writes answered 503 may have left, given
+// their storage ids: clients with the CLI, by their client ids; initial
+// access tokens and Kustvakt installations, which nobody was given, are
+// only counted (the admin API and Kustvakt's own routes list them).
+func OrphanHint(store string, ids []string) string {
+	var clients []string
+	for _, id := range ids {
+		if c, ok := strings.CutPrefix(id, clientPrefix); ok {
+			clients = append(clients, c)
+		}
+	}
+	hint := fmt.Sprintf("store %q:", store)
+	if len(clients) > 0 {
+		hint += fmt.Sprintf(" clients %s (caddy client-registration delete --store %s -- <client_id>)",
+			strings.Join(clients, " "), shellWord(store))
+	}
+	if others := len(ids) - len(clients); others > 0 {
+		hint += fmt.Sprintf(" %d initial access tokens or Kustvakt installations", others)
+	}
+	return hint
+}
+
+// shellWord quotes s for a POSIX shell when it needs it.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_./@%+=,-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
 
 // Registry keeps clients in a store. It is safe for concurrent use; several
 // Caddy handlers (and several Caddy instances) share one through the store.

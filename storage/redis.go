@@ -207,17 +207,30 @@ func (p *RedisPool) Destruct() error {
 // servers still finish the requests they had; closing at once would fail
 // those (503) and drop the reaps of registrations a stalled Redis may
 // still carry out, leaving orphans.
-func (p *RedisPool) Retire() {
-	if ids, n := p.reaper.ids(maxLoggedReaps); n > 0 {
+//
+// hint, when not nil, says for a store (its key prefix) how to remove the
+// records of the reaps still pending, given their ids: only the owner of
+// the records knows what they are and how its users remove them.
+func (p *RedisPool) Retire(hint func(store string, ids []string) string) {
+	if byStore, n := p.reaper.ids(maxLoggedReaps); n > 0 {
 		// The reaps live in this process only: if Caddy is stopping, it
 		// exits without them, and a record that shows up afterwards stays.
 		// Its id is not a secret, and nobody was given it.
-		more := ""
-		if n > len(ids) {
-			more = " …"
+		stores := slices.Sorted(maps.Keys(byStore))
+		parts := make([]string, len(stores))
+		for i, store := range stores {
+			if hint != nil {
+				parts[i] = hint(store, byStore[store])
+			} else {
+				parts[i] = fmt.Sprintf("store %q: %s", store, strings.Join(byStore[store], " "))
+			}
 		}
-		logf("redis: %d registrations answered 503 may still be carried out by Redis and are to be removed if they show up (within about a minute); if Caddy exits before that, remove any of these that exist with 'caddy client-registration delete <id>': %s%s",
-			n, strings.Join(ids, " "), more)
+		more := ""
+		if listed := countIDs(byStore); n > listed {
+			more = fmt.Sprintf(" (and %d more)", n-listed)
+		}
+		logf("redis: %d writes answered 503 may still be carried out by Redis and are to be undone if they show up (within about a minute); if Caddy exits before that, once it runs again remove any of these that exist: %s%s",
+			n, strings.Join(parts, "; "), more)
 	}
 	go func() {
 		deadline := time.Now().Add(retireMax)
@@ -1250,20 +1263,30 @@ type reaper struct {
 	dropped int
 }
 
-// ids lists the ids of the records still to be looked at (pending or under
-// way), at most max of them, and how many there are in all.
-func (rp *reaper) ids(max int) ([]string, int) {
+// ids lists, by store (key prefix), the ids of the records still to be
+// looked at (pending or under way), at most max of them, and how many there
+// are in all.
+func (rp *reaper) ids(max int) (map[string][]string, int) {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
-	var ids []string
+	byStore, listed := map[string][]string{}, 0
 	for _, list := range [][]*reap{rp.looking, rp.pending} {
 		for _, r := range list {
-			if len(ids) < max {
-				ids = append(ids, r.id)
+			if listed < max {
+				byStore[r.s.prefix] = append(byStore[r.s.prefix], r.id)
+				listed++
 			}
 		}
 	}
-	return ids, len(rp.looking) + len(rp.pending)
+	return byStore, len(rp.looking) + len(rp.pending)
+}
+
+func countIDs(byStore map[string][]string) int {
+	n := 0
+	for _, ids := range byStore {
+		n += len(ids)
+	}
+	return n
 }
 
 // reap is one record to remove if it shows up.

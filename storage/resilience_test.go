@@ -547,7 +547,7 @@ func TestRedisRetire(t *testing.T) {
 	s := pool.Store("retire:")
 	ctx := context.Background()
 	pool.Hold()
-	pool.Retire()
+	pool.Retire(nil)
 	// Held, and quiet for longer than a timeout: still open.
 	time.Sleep(2 * timeout)
 	if _, err := s.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
@@ -1326,18 +1326,35 @@ func TestRedisRetireNamesPendingReaps(t *testing.T) {
 
 	// Nothing listens there: the reaps stay pending.
 	quiet := NewRedisPool(RedisOptions{Addrs: []string{"127.0.0.1:1"}, Timeout: 50 * time.Millisecond})
-	quiet.Retire()
+	quiet.Retire(nil)
 	pool := NewRedisPool(RedisOptions{Addrs: []string{"127.0.0.1:1"}, Timeout: 50 * time.Millisecond})
-	s := pool.Store("reaps:")
+	s, other := pool.Store("reaps:"), pool.Store("other:")
 	s.reapLater("id-one", "v1", nil)
+	other.reapLater("id-three", "v3", nil)
 	s.reapLater("id-two", "v2", []string{"owner"})
-	pool.Retire()
+	pool.Retire(func(store string, ids []string) string { return store + "=" + strings.Join(ids, ",") })
 	t.Cleanup(func() { pool.Destruct(); quiet.Destruct() })
 
 	mu.Lock()
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "3 writes answered 503 may still be carried out") ||
+		!strings.HasSuffix(msgs[0], "remove any of these that exist: other:=id-three; reaps:=id-one,id-two") {
+		t.Fatalf("warnings: %q", msgs)
+	}
+	msgs = nil
+	mu.Unlock()
+
+	// Without a hint, the ids by store; past maxLoggedReaps, a count.
+	many := NewRedisPool(RedisOptions{Addrs: []string{"127.0.0.1:1"}, Timeout: 50 * time.Millisecond})
+	t.Cleanup(func() { many.Destruct() })
+	ms := many.Store("many:")
+	for i := range maxLoggedReaps + 2 {
+		ms.reapLater("id"+strconv.Itoa(i), "v", nil)
+	}
+	many.Retire(nil)
+	mu.Lock()
 	defer mu.Unlock()
-	if len(msgs) != 1 || !strings.Contains(msgs[0], "2 registrations answered 503 may still be carried out") ||
-		!strings.HasSuffix(msgs[0], ": id-one id-two") || !strings.Contains(msgs[0], "caddy client-registration delete <id>") {
+	if len(msgs) != 1 || !strings.Contains(msgs[0], `: store "many:": id0 id1 `) || !strings.HasSuffix(msgs[0], " (and 2 more)") ||
+		strings.Contains(msgs[0], "id"+strconv.Itoa(maxLoggedReaps)) {
 		t.Fatalf("warnings: %q", msgs)
 	}
 }
