@@ -394,8 +394,8 @@ func (s *sharedStore) Destruct() error {
 	return nil
 }
 
-// metrics are created once per process; each config registers them with its
-// own registry.
+// metrics are created once per process; each config registers those of the
+// APIs it serves with its own registry.
 var metrics = handler.NewMetrics()
 
 const (
@@ -441,20 +441,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if shared.redis != nil {
 		store = shared.redis.Store(h.storeName())
 		h.checkRedisAccess(shared)
-	}
-
-	if reg := ctx.GetMetricsRegistry(); reg != nil {
-		for _, c := range metrics.Collectors() {
-			// The collectors outlive configs; a registry that already has
-			// them (same process, earlier config) is fine.
-			if err := reg.Register(c); err != nil {
-				var are prometheus.AlreadyRegisteredError
-				if !errors.As(err, &are) {
-					return fmt.Errorf("registering metrics: %v", err)
-				}
-			}
-		}
-		metrics.Init(h.apiName())
 	}
 
 	reg := registry.New(store)
@@ -553,6 +539,26 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	default:
 		return fmt.Errorf("unknown client_registration API %q: use rfc7591, mediagoblin, kustvakt or iam", h.API)
 	}
+	return h.registerMetrics(ctx)
+}
+
+// registerMetrics adds the collectors of the handler's API to the config's
+// registry, once the API is known to be served. Another handler of the same
+// API in the config has registered them already, which is fine.
+func (h *Handler) registerMetrics(ctx caddy.Context) error {
+	reg := ctx.GetMetricsRegistry()
+	if reg == nil {
+		return nil
+	}
+	for _, c := range metrics.Collectors(h.apiName()) {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return fmt.Errorf("registering metrics: %w", err)
+			}
+		}
+	}
+	metrics.Init(h.apiName())
 	return nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/redistest"
@@ -204,15 +205,7 @@ func TestMetrics(t *testing.T) {
 	}`)
 	// The counters belong to the process, which other tests share: compare
 	// what this test's requests added.
-	scrape := func() string {
-		resp, err := httpClient.Get(admin + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
+	scrape := func() string { return scrapeMetrics(t, admin) }
 	before := scrape()
 	// Known series exist before their first event (at 0 in a fresh process).
 	for _, series := range []string{
@@ -276,6 +269,77 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s grew by %v, want %v", series, got, want)
 		}
 	}
+}
+
+// TestMetricsFollowConfig: a site's metrics handler shows the series of
+// the APIs the running config serves, not those of a config that failed to
+// load (nor an API name it got wrong), nor those of an API a reload
+// removed. (Caddy's admin endpoint is not used: after a failed load it
+// serves the failed config's registry until the next load succeeds.)
+func TestMetricsFollowConfig(t *testing.T) {
+	s := startCaddy(t, "redis", `	metrics /metrics
+	client_registration {
+		{storage}
+	}
+	client_registration mediagoblin {
+		{storage}
+	}`)
+	scrape := func() string {
+		_, text := s.do("GET", "/metrics", "")
+		return text
+	}
+	const family = "caddy_client_registration_registrations_total"
+	has := func(text, api string) bool { return strings.Contains(text, family+`{api="`+api+`",`) }
+	if text := scrape(); !has(text, "rfc7591") || !has(text, "mediagoblin") {
+		t.Fatalf("the configured APIs' series are missing:\n%s", text)
+	}
+
+	// Two configs that fail to load: Kustvakt with a super client's secret
+	// that resolves to nothing, and an API of no name we know (JSON, which
+	// no adapter checks).
+	cfg := testCaddyfile("admin off", redistest.FreePort(t), "\tclient_registration kustvakt {\n\t\tsuper_client sc {env.DCR_TEST_UNSET_SECRET}\n\t}")
+	js, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Load(js, true); err == nil {
+		t.Fatal("a config with a secret that resolves to nothing loaded")
+	}
+	bogus := bytes.Replace(js, []byte(`"api":"kustvakt"`), []byte(`"api":"bogusapi"`), 1)
+	if bytes.Equal(bogus, js) {
+		t.Fatalf(`no "api":"kustvakt" in %s`, js)
+	}
+	if err := caddy.Load(bogus, true); err == nil {
+		t.Fatal("a config with an unknown API loaded")
+	}
+	text := scrape()
+	if has(text, "kustvakt") || has(text, "bogusapi") {
+		t.Errorf("series of configs that failed to load:\n%s", text)
+	}
+	if !has(text, "mediagoblin") || !has(text, "rfc7591") {
+		t.Errorf("the running config's series went with the failed loads:\n%s", text)
+	}
+
+	// A reload without the MediaGoblin handler: its series go.
+	s = startCaddy(t, "redis", "\tmetrics /metrics\n\tclient_registration {\n\t\t{storage}\n\t}")
+	if text := scrape(); has(text, "mediagoblin") || !has(text, "rfc7591") {
+		t.Errorf("after the reload that removed MediaGoblin:\n%s", text)
+	}
+}
+
+// scrapeMetrics reads Caddy's metrics from its admin endpoint.
+func scrapeMetrics(t *testing.T, admin string) string {
+	t.Helper()
+	resp, err := httpClient.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // metricValue is the value of one series in Prometheus's text format (0

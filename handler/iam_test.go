@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -78,15 +76,6 @@ func (e *iamEnv) post(contentType, body string) *httptest.ResponseRecorder {
 		r.Header.Set("Content-Type", contentType)
 	}
 	return e.serve(r)
-}
-
-func (e *iamEnv) count(vec *prometheus.CounterVec, labels ...string) float64 {
-	e.t.Helper()
-	var m dto.Metric
-	if err := vec.WithLabelValues(labels...).Write(&m); err != nil {
-		e.t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }
 
 // iamField is one member of a request body, raw JSON.
@@ -283,7 +272,7 @@ func TestIAMValidation(t *testing.T) {
 	if err != nil || len(clients) != 0 {
 		t.Errorf("rejected requests stored clients: %d, %v", len(clients), err)
 	}
-	if got := e.count(e.metrics.Registrations, registry.APIIAM, "rejected"); got != float64(len(cases)) {
+	if got := e.metrics.value("registrations", registry.APIIAM, "rejected"); got != float64(len(cases)) {
 		t.Errorf("rejected counter %v, want %d", got, len(cases))
 	}
 }
@@ -433,7 +422,7 @@ func TestIAMRegisterExample(t *testing.T) {
 			t.Errorf("secret logged: %+v", entry)
 		}
 	}
-	if n := e.count(e.metrics.Registrations, registry.APIIAM, "created"); n != 1 {
+	if n := e.metrics.value("registrations", registry.APIIAM, "created"); n != 1 {
 		t.Errorf("created counter %v", n)
 	}
 }
@@ -584,10 +573,10 @@ func TestIAMStoreUnavailable(t *testing.T) {
 			t.Errorf("Retry-After %q", got)
 		}
 	}
-	if n := e.count(e.metrics.Registrations, registry.APIIAM, "unavailable"); n != 2 {
+	if n := e.metrics.value("registrations", registry.APIIAM, "unavailable"); n != 2 {
 		t.Errorf("unavailable counter %v", n)
 	}
-	if n := e.count(e.metrics.StorageErrors, registry.APIIAM); n != 2 {
+	if n := e.metrics.value("storage_errors", registry.APIIAM); n != 2 {
 		t.Errorf("storage error counter %v", n)
 	}
 	// The outage is logged once, not per request.

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -113,14 +111,6 @@ func (e *mgEnv) client(id string) *registry.Client {
 		e.t.Fatalf("client %s: %v", id, err)
 	}
 	return c
-}
-
-func (e *mgEnv) count(vec *prometheus.CounterVec, labels ...string) float64 {
-	var m dto.Metric
-	if err := vec.WithLabelValues(labels...).Write(&m); err != nil {
-		e.t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }
 
 // checkMGHeaders checks what every answer of the endpoint carries.
@@ -643,7 +633,7 @@ func TestMGAssociate(t *testing.T) {
 	if len(e.registered) != 1 || e.registered[0] != id {
 		t.Errorf("registered callback: %v", e.registered)
 	}
-	if n := e.count(e.metrics.Registrations, registry.APIMediaGoblin, "created"); n != 1 {
+	if n := e.metrics.value("registrations", registry.APIMediaGoblin, "created"); n != 1 {
 		t.Errorf("created counter %v", n)
 	}
 	logs := e.logs.FilterMessage("client registered").All()
@@ -723,11 +713,11 @@ func TestMGUpdate(t *testing.T) {
 	if c = e.client(id); c.LogoURI != "" || c.ClientName != "" {
 		t.Errorf("after logo null: %+v", c)
 	}
-	if n := e.count(e.metrics.Operations, registry.APIMediaGoblin, "update", "2xx"); n != 3 {
+	if n := e.metrics.value("operations", registry.APIMediaGoblin, "update", "2xx"); n != 3 {
 		t.Errorf("update counter %v", n)
 	}
 	checkMGError(t, e.postJSON(`{"type": "client_update", "application_type": "web", "client_id": "`+id+`", "client_secret": "nope"}`), 403, mgUnauthorized)
-	if n := e.count(e.metrics.Operations, registry.APIMediaGoblin, "update", "4xx"); n != 1 {
+	if n := e.metrics.value("operations", registry.APIMediaGoblin, "update", "4xx"); n != 1 {
 		t.Errorf("refused update counter %v", n)
 	}
 	if len(e.logs.FilterMessage("client updated").All()) != 3 {
@@ -823,7 +813,7 @@ func TestMGStoreUnavailable(t *testing.T) {
 		}
 		// Requests refused before the store is reached are unaffected.
 		checkMGError(t, e.postJSON(`{"type": "client_associate"}`), 400, mgUnknownAppType)
-		if n := e.count(e.metrics.Registrations, registry.APIMediaGoblin, "unavailable"); n != 1 {
+		if n := e.metrics.value("registrations", registry.APIMediaGoblin, "unavailable"); n != 1 {
 			t.Errorf("unavailable counter %v", n)
 		}
 	}

@@ -10,12 +10,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the Prometheus collectors of the handlers. One set exists per
-// process; the Caddy module registers it with each config's registry.
+// Metrics are the Prometheus collectors of the handlers: one set per API,
+// the API being a constant label of its set. They are created once per
+// process, so that counts carry on across config reloads, and each config
+// registers with its own registry only the sets of the APIs it serves: a
+// config that failed to load, or an API a reload removed, shows no series.
 type Metrics struct {
-	Registrations *prometheus.CounterVec
-	Operations    *prometheus.CounterVec
-	StorageErrors *prometheus.CounterVec
+	mu   sync.Mutex
+	apis atomic.Pointer[map[string]*apiMetrics] // copied on write
+}
+
+// apiMetrics is the set of one API.
+type apiMetrics struct {
+	registrations *prometheus.CounterVec // by result
+	operations    *prometheus.CounterVec // by operation and status class
+	storageErrors prometheus.Counter
 
 	// counters caches the children of the vectors by label values, copied
 	// on write: there are a few dozen combinations, and WithLabelValues
@@ -25,58 +34,84 @@ type Metrics struct {
 }
 
 type counterKey struct {
-	vec     *prometheus.CounterVec
-	a, b, c string
+	registration bool // of registrations, else of operations
+	a, b         string
 }
 
-// NewMetrics builds the collectors. Labels never carry client ids.
-func NewMetrics() *Metrics {
+// NewMetrics returns an empty set of collectors. Labels never carry client
+// ids.
+func NewMetrics() *Metrics { return new(Metrics) }
+
+// forAPI returns api's set, created on first use.
+func (m *Metrics) forAPI(api string) *apiMetrics {
+	if p := m.apis.Load(); p != nil {
+		if am, ok := (*p)[api]; ok {
+			return am
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	next := map[string]*apiMetrics{}
+	if p := m.apis.Load(); p != nil {
+		if am, ok := (*p)[api]; ok {
+			return am
+		}
+		for k, v := range *p {
+			next[k] = v
+		}
+	}
 	const ns, sub = "caddy", "client_registration"
-	return &Metrics{
-		Registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "registrations_total",
+	constLabels := prometheus.Labels{"api": api}
+	am := &apiMetrics{
+		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "registrations_total", ConstLabels: constLabels,
 			Help: "Client registration requests by API and result (created, rejected, unauthorized, limited, unavailable, error).",
-		}, []string{"api", "result"}),
-		Operations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "operations_total",
+		}, []string{"result"}),
+		operations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "operations_total", ConstLabels: constLabels,
 			Help: "Requests other than registration (read, update, delete, info, ...) by API, operation and HTTP status class.",
-		}, []string{"api", "operation", "status"}),
-		StorageErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "storage_errors_total",
+		}, []string{"operation", "status"}),
+		storageErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "storage_errors_total", ConstLabels: constLabels,
 			Help: "Requests that failed because the client store was unavailable.",
-		}, []string{"api"}),
+		}),
 	}
+	next[api] = am
+	m.apis.Store(&next)
+	return am
 }
 
-// Collectors lists every collector, for registration.
-func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.Registrations, m.Operations, m.StorageErrors}
+// Collectors lists the collectors of api, for a config serving it to
+// register.
+func (m *Metrics) Collectors(api string) []prometheus.Collector {
+	am := m.forAPI(api)
+	return []prometheus.Collector{am.registrations, am.operations, am.storageErrors}
 }
 
-// counter returns the child of vec for the label values (one to three).
-func (m *Metrics) counter(vec *prometheus.CounterVec, values ...string) prometheus.Counter {
-	k := counterKey{vec: vec, a: values[0]}
-	if len(values) > 1 {
-		k.b = values[1]
-	}
-	if len(values) > 2 {
-		k.c = values[2]
-	}
-	if p := m.counters.Load(); p != nil {
+// counter returns the child of registrations (registration) or operations
+// for the label values.
+func (am *apiMetrics) counter(registration bool, a, b string) prometheus.Counter {
+	k := counterKey{registration: registration, a: a, b: b}
+	if p := am.counters.Load(); p != nil {
 		if c, ok := (*p)[k]; ok {
 			return c
 		}
 	}
-	c := vec.WithLabelValues(values...)
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	var c prometheus.Counter
+	if registration {
+		c = am.registrations.WithLabelValues(a)
+	} else {
+		c = am.operations.WithLabelValues(a, b)
+	}
+	am.mu.Lock()
+	defer am.mu.Unlock()
 	next := map[counterKey]prometheus.Counter{k: c}
-	if p := m.counters.Load(); p != nil {
+	if p := am.counters.Load(); p != nil {
 		for k2, c2 := range *p {
 			next[k2] = c2
 		}
 	}
-	m.counters.Store(&next)
+	am.counters.Store(&next)
 	return c
 }
 
@@ -92,15 +127,15 @@ func (m *Metrics) Init(api string) {
 	if m == nil {
 		return
 	}
+	am := m.forAPI(api)
 	for _, result := range registrationResults {
-		m.counter(m.Registrations, api, result)
+		am.counter(true, result, "")
 	}
-	m.counter(m.StorageErrors, api)
 }
 
 func (m *Metrics) registration(api, result string) {
 	if m != nil {
-		m.counter(m.Registrations, api, result).Inc()
+		m.forAPI(api).counter(true, result, "").Inc()
 	}
 }
 
@@ -115,13 +150,13 @@ func (m *Metrics) operation(api, op string, status int) {
 		case status >= 300:
 			class = "3xx"
 		}
-		m.counter(m.Operations, api, op, class).Inc()
+		m.forAPI(api).counter(false, op, class).Inc()
 	}
 }
 
 func (m *Metrics) storageError(api string) {
 	if m != nil {
-		m.counter(m.StorageErrors, api).Inc()
+		m.forAPI(api).storageErrors.Inc()
 	}
 }
 
