@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -871,6 +872,51 @@ func TestPolicyUserPlaceholder(t *testing.T) {
 	}
 	if _, c := s.adminJSON(admin, "GET", "/client_registration/clients/"+object(t, body)["client_id"].(string), ""); c["owner"] != "carol" {
 		t.Fatalf("owner %v", c)
+	}
+}
+
+// TestForwardAuthRecipe: the README's forward_auth recipe. The user comes
+// from the header the auth service answers with, never from the client's
+// own copy; RFC 7592 management (registration access token) and the
+// metadata stay reachable without the auth service's session.
+func TestForwardAuthRecipe(t *testing.T) {
+	auth := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer carol-session" {
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, "auth service says no")
+			return
+		}
+		w.Header().Set("Remote-User", "carol")
+	}))
+	defer auth.Close()
+	s, admin := startCaddyAdmin(t, "redis", `	forward_auth /register `+strings.TrimPrefix(auth.URL, "http://")+` {
+		uri /verify
+		copy_headers Remote-User
+	}
+	client_registration {
+		{storage}
+		registration user
+		user {http.request.header.Remote-User}
+	}`)
+	for _, headers := range [][]string{nil, {"Remote-User: mallory"}, {"Remote-User: mallory", "Authorization: Bearer wrong"}} {
+		if resp, body := s.postJSON("/register", mcpBody, headers...); resp.StatusCode != 401 || body != "auth service says no" {
+			t.Fatalf("registration with %q: %d %s", headers, resp.StatusCode, body)
+		}
+	}
+	resp, body := s.postJSON("/register", mcpBody, "Authorization: Bearer carol-session", "Remote-User: mallory")
+	if resp.StatusCode != 201 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	c := object(t, body)
+	id, rat := c["client_id"].(string), c["registration_access_token"].(string)
+	if _, c := s.adminJSON(admin, "GET", "/client_registration/clients/"+id, ""); c["owner"] != "carol" {
+		t.Fatalf("owner %v", c)
+	}
+	if resp, body := s.do("GET", "/register/"+id, "", "Authorization: Bearer "+rat); resp.StatusCode != 200 {
+		t.Errorf("RFC 7592 read: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := s.do("GET", "/.well-known/oauth-authorization-server", ""); resp.StatusCode != 200 {
+		t.Errorf("metadata: %d %s", resp.StatusCode, body)
 	}
 }
 
