@@ -205,7 +205,15 @@ func TestMetrics(t *testing.T) {
 	}`)
 	// The counters belong to the process, which other tests share: compare
 	// what this test's requests added.
-	scrape := func() string { return scrapeMetrics(t, admin) }
+	scrape := func() string {
+		resp, err := httpClient.Get(admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
 	before := scrape()
 	// Known series exist before their first event (at 0 in a fresh process).
 	for _, series := range []string{
@@ -325,21 +333,6 @@ func TestMetricsFollowConfig(t *testing.T) {
 	if text := scrape(); has(text, "mediagoblin") || !has(text, "rfc7591") {
 		t.Errorf("after the reload that removed MediaGoblin:\n%s", text)
 	}
-}
-
-// scrapeMetrics reads Caddy's metrics from its admin endpoint.
-func scrapeMetrics(t *testing.T, admin string) string {
-	t.Helper()
-	resp, err := httpClient.Get(admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // metricValue is the value of one series in Prometheus's text format (0

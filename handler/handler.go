@@ -96,7 +96,8 @@ type Options struct {
 	// holds it.
 	Holder Holder
 
-	api            string       // the API's name (registry.API*), set by its constructor: log lines, metrics, the default mode, rate limit keys
+	api            string       // the API's name (registry.API*), set by its constructor (setAPI): log lines, metrics, the default mode, rate limit keys
+	metrics        *apiMetrics  // the API's set of Metrics (nil without them), taken once by setAPI
 	urlWarned      atomic.Int64 // when unresolvedURL last logged (UnixNano)
 	issuerWarned   atomic.Bool  // whether checkIssuerPath has warned
 	reservedWarned atomic.Bool  // whether warnReservedUser has warned
@@ -153,6 +154,11 @@ func (o *Options) expand(r *http.Request, s string) string {
 		return s
 	}
 	return o.Expand(r, s)
+}
+
+// setAPI names the API the options serve, and takes its metrics.
+func (o *Options) setAPI(api string) {
+	o.api, o.metrics = api, o.Metrics.forAPI(api)
 }
 
 func (o *Options) user(r *http.Request) string {
@@ -834,7 +840,7 @@ func (o *Options) storeFailure(op string, err error) bool {
 			// request for the client meets it again.
 			o.Logger.Error("a stored client record cannot be read", zap.String("api", o.api), zap.String("op", op), zap.Error(err))
 		}
-		o.Metrics.storageError(o.api)
+		o.metrics.storageError()
 		return true
 	}
 	if err == nil || !storage.IsUnavailable(err) {
@@ -845,7 +851,7 @@ func (o *Options) storeFailure(op string, err error) bool {
 		return false
 	}
 	o.Health.Fail(o.Logger, o.api, op, err)
-	o.Metrics.storageError(o.api)
+	o.metrics.storageError()
 	return true
 }
 

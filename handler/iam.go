@@ -33,7 +33,7 @@ type IAM struct {
 
 // NewIAM returns the IAM Identity Center API.
 func NewIAM(o *Options) *IAM {
-	o.api = registry.APIIAM
+	o.setAPI(registry.APIIAM)
 	return &IAM{o: o}
 }
 
@@ -74,7 +74,7 @@ func (a *IAM) Serve(w http.ResponseWriter, r *http.Request) bool {
 	}
 	ob := observe(w, r, op)
 	a.serve(ob, r, rid)
-	a.o.Metrics.done(a.o.api, ob)
+	a.o.metrics.done(ob)
 	return true
 }
 

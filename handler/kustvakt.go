@@ -61,7 +61,7 @@ func NewKustvakt(o *Options, k KustvaktOptions) *Kustvakt {
 	if k.Location == nil {
 		k.Location = time.UTC
 	}
-	o.api = registry.APIKustvakt
+	o.setAPI(registry.APIKustvakt)
 	return &Kustvakt{o: o, k: k}
 }
 
@@ -121,7 +121,7 @@ func (a *Kustvakt) Serve(w http.ResponseWriter, r *http.Request) bool {
 	// an operation), so that those answers too close the connection of a
 	// client waiting for "100 Continue".
 	ob := observe(w, r, "")
-	defer a.o.Metrics.done(a.o.api, ob)
+	defer a.o.metrics.done(ob)
 	if a.o.CORS.apply(ob, r, method) {
 		return true
 	}

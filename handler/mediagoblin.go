@@ -33,7 +33,7 @@ type MediaGoblin struct {
 
 // NewMediaGoblin returns the MediaGoblin API.
 func NewMediaGoblin(o *Options) *MediaGoblin {
-	o.api = registry.APIMediaGoblin
+	o.setAPI(registry.APIMediaGoblin)
 	return &MediaGoblin{o: o}
 }
 
@@ -76,7 +76,7 @@ func (a *MediaGoblin) Serve(w http.ResponseWriter, r *http.Request) bool {
 	defer a.o.release()
 	ob := observe(w, r, opRegister)
 	a.register(ob, r)
-	a.o.Metrics.done(a.o.api, ob)
+	a.o.metrics.done(ob)
 	return true
 }
 

@@ -15,12 +15,14 @@ import (
 // process, so that counts carry on across config reloads, and each config
 // registers with its own registry only the sets of the APIs it serves: a
 // config that failed to load, or an API a reload removed, shows no series.
+// A handler takes its API's set once, when it is made (Options.setAPI).
 type Metrics struct {
 	mu   sync.Mutex
-	apis atomic.Pointer[map[string]*apiMetrics] // copied on write
+	apis map[string]*apiMetrics
 }
 
-// apiMetrics is the set of one API.
+// apiMetrics is the set of one API. Its methods do nothing on nil (no
+// Metrics given).
 type apiMetrics struct {
 	registrations *prometheus.CounterVec // by result
 	operations    *prometheus.CounterVec // by operation and status class
@@ -42,23 +44,15 @@ type counterKey struct {
 // ids.
 func NewMetrics() *Metrics { return new(Metrics) }
 
-// forAPI returns api's set, created on first use.
+// forAPI returns api's set, created on first use; nil for nil m.
 func (m *Metrics) forAPI(api string) *apiMetrics {
-	if p := m.apis.Load(); p != nil {
-		if am, ok := (*p)[api]; ok {
-			return am
-		}
+	if m == nil {
+		return nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	next := map[string]*apiMetrics{}
-	if p := m.apis.Load(); p != nil {
-		if am, ok := (*p)[api]; ok {
-			return am
-		}
-		for k, v := range *p {
-			next[k] = v
-		}
+	if am, ok := m.apis[api]; ok {
+		return am
 	}
 	const ns, sub = "caddy", "client_registration"
 	constLabels := prometheus.Labels{"api": api}
@@ -76,8 +70,10 @@ func (m *Metrics) forAPI(api string) *apiMetrics {
 			Help: "Requests that failed because the client store was unavailable.",
 		}),
 	}
-	next[api] = am
-	m.apis.Store(&next)
+	if m.apis == nil {
+		m.apis = map[string]*apiMetrics{}
+	}
+	m.apis[api] = am
 	return am
 }
 
@@ -124,23 +120,21 @@ var registrationResults = []string{"created", "rejected", "unauthorized", "limit
 // advance. Operations, whose combinations depend on the API, appear with
 // their first request.
 func (m *Metrics) Init(api string) {
-	if m == nil {
-		return
-	}
-	am := m.forAPI(api)
-	for _, result := range registrationResults {
-		am.counter(true, result, "")
+	if am := m.forAPI(api); am != nil {
+		for _, result := range registrationResults {
+			am.counter(true, result, "")
+		}
 	}
 }
 
-func (m *Metrics) registration(api, result string) {
-	if m != nil {
-		m.forAPI(api).counter(true, result, "").Inc()
+func (am *apiMetrics) registration(result string) {
+	if am != nil {
+		am.counter(true, result, "").Inc()
 	}
 }
 
-func (m *Metrics) operation(api, op string, status int) {
-	if m != nil {
+func (am *apiMetrics) operation(op string, status int) {
+	if am != nil {
 		class := "2xx"
 		switch {
 		case status >= 500:
@@ -150,13 +144,13 @@ func (m *Metrics) operation(api, op string, status int) {
 		case status >= 300:
 			class = "3xx"
 		}
-		m.forAPI(api).counter(false, op, class).Inc()
+		am.counter(false, op, class).Inc()
 	}
 }
 
-func (m *Metrics) storageError(api string) {
-	if m != nil {
-		m.forAPI(api).storageErrors.Inc()
+func (am *apiMetrics) storageError() {
+	if am != nil {
+		am.storageErrors.Inc()
 	}
 }
 
@@ -247,22 +241,22 @@ func observe(w http.ResponseWriter, r *http.Request, op string) *observed {
 	return ob
 }
 
-// done counts the answer ob recorded for api and releases ob.
-func (m *Metrics) done(api string, ob *observed) {
+// done counts the answer ob recorded and releases ob.
+func (am *apiMetrics) done(ob *observed) {
 	status, op := ob.status, ob.op
 	*ob = observed{}
 	observedPool.Put(ob)
-	if m == nil || op == "" {
+	if am == nil || op == "" {
 		return
 	}
 	if status == 0 {
 		status = http.StatusOK // nothing written: net/http answers 200
 	}
 	if op == opRegister {
-		m.registration(api, registrationResult(status))
+		am.registration(registrationResult(status))
 		return
 	}
-	m.operation(api, op, status)
+	am.operation(op, status)
 }
 
 // registrationResult is the result label of a registration answered with

@@ -64,10 +64,10 @@ func TestMetricsPerAPI(t *testing.T) {
 	}
 
 	first := register("rfc7591", "iam")
-	m.registration("rfc7591", "created")
-	m.registration("rfc7591", "created")
-	m.operation("iam", "read", 503)
-	m.storageError("iam")
+	m.forAPI("rfc7591").registration("created")
+	m.forAPI("rfc7591").registration("created")
+	m.forAPI("iam").operation("read", 503)
+	m.forAPI("iam").storageError()
 	got := series(first)
 	for k, want := range map[string]float64{
 		"registrations_total{api=rfc7591,result=created}":     2,

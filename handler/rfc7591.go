@@ -36,7 +36,7 @@ type RFC7591 struct {
 
 // NewRFC7591 returns the RFC 7591/7592/8414 API.
 func NewRFC7591(o *Options) *RFC7591 {
-	o.api = registry.APIRFC7591
+	o.setAPI(registry.APIRFC7591)
 	return &RFC7591{o: o}
 }
 
@@ -60,7 +60,7 @@ func (a *RFC7591) Serve(w http.ResponseWriter, r *http.Request) bool {
 	// counted, those of the checks below included.
 	ob := observe(w, r, rfcOperation(route, r.Method))
 	a.serve(ob, r, route, id)
-	a.o.Metrics.done(a.o.api, ob)
+	a.o.metrics.done(ob)
 	return true
 }
 

@@ -212,7 +212,7 @@ func (p *RedisPool) Destruct() error {
 // records of the reaps still pending, given their ids: only the owner of
 // the records knows what they are and how its users remove them.
 func (p *RedisPool) Retire(hint func(store string, ids []string) string) {
-	if byStore, n := p.reaper.ids(maxLoggedReaps); n > 0 {
+	if byStore, listed, n := p.reaper.ids(maxLoggedReaps); n > 0 {
 		// The reaps live in this process only: if Caddy is stopping, it
 		// exits without them, and a record that shows up afterwards stays.
 		// Its id is not a secret, and nobody was given it.
@@ -226,7 +226,7 @@ func (p *RedisPool) Retire(hint func(store string, ids []string) string) {
 			}
 		}
 		more := ""
-		if listed := countIDs(byStore); n > listed {
+		if n > listed {
 			more = fmt.Sprintf(" (and %d more)", n-listed)
 		}
 		logf("redis: %d writes answered 503 may still be carried out by Redis and are to be undone if they show up (within about a minute); if Caddy exits before that, once it runs again remove any of these that exist: %s%s",
@@ -1264,12 +1264,12 @@ type reaper struct {
 }
 
 // ids lists, by store (key prefix), the ids of the records still to be
-// looked at (pending or under way), at most max of them, and how many there
-// are in all.
-func (rp *reaper) ids(max int) (map[string][]string, int) {
+// looked at (pending or under way), at most max of them; it returns how
+// many it listed and how many there are in all.
+func (rp *reaper) ids(max int) (byStore map[string][]string, listed, total int) {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
-	byStore, listed := map[string][]string{}, 0
+	byStore = map[string][]string{}
 	for _, list := range [][]*reap{rp.looking, rp.pending} {
 		for _, r := range list {
 			if listed < max {
@@ -1278,15 +1278,7 @@ func (rp *reaper) ids(max int) (map[string][]string, int) {
 			}
 		}
 	}
-	return byStore, len(rp.looking) + len(rp.pending)
-}
-
-func countIDs(byStore map[string][]string) int {
-	n := 0
-	for _, ids := range byStore {
-		n += len(ids)
-	}
-	return n
+	return byStore, listed, len(rp.looking) + len(rp.pending)
 }
 
 // reap is one record to remove if it shows up.

@@ -247,7 +247,7 @@ func SkipCorrupt(err error) bool {
 	if !errors.As(err, &c) {
 		return false
 	}
-	if CorruptDue(err) {
+	if c.due() {
 		logf("a listing skipped a %s", c.Error())
 	}
 	return true
@@ -271,9 +271,10 @@ var corruptLogged struct {
 // logged now: the first time it is met, then once every corruptLogEvery.
 func CorruptDue(err error) bool {
 	var c *corruptError
-	if !errors.As(err, &c) {
-		return false
-	}
+	return errors.As(err, &c) && c.due()
+}
+
+func (c *corruptError) due() bool {
 	now := time.Now()
 	corruptLogged.Lock()
 	defer corruptLogged.Unlock()
