@@ -705,6 +705,10 @@ func TestRFC7591Response(t *testing.T) {
 					`"nested_unknown":{"a":[1,2,{"b":null}]},"software_id#en":"x","client_name#":"x","client_name#!!":"x","id_token_signed_response_alg":"RS256"}`)
 				rfcWantAbsent(t, c.Body, "example_extension_parameter", "resource", "nested_unknown", "software_id#en", "client_name#", "client_name#!!", "id_token_signed_response_alg")
 			}},
+			{"S10", "lone surrogate escapes in unknown members ignored", func(t *testing.T) {
+				c := rfcRegister(t, s, `{`+rfcCB+`,"x_text":"\ud800","x_obj":{"\udc00":["a\ud83d"]}}`)
+				rfcWantAbsent(t, c.Body, "x_text", "x_obj")
+			}},
 			{"S10", "deeply nested unknown member ignored", func(t *testing.T) {
 				deep := strings.Repeat(`{"a":[`, 2000) + strings.Repeat(`]}`, 2000)
 				c := rfcRegister(t, s, `{`+rfcCB+`,"x_nested":`+deep+`}`)

@@ -287,6 +287,16 @@ func (a *IAM) checkPolicy(req *iamRequest) string {
 	return ""
 }
 
+// iamReads reports whether a RegisterClient body member is one the API
+// reads; the others are ignored, whatever they hold.
+func iamReads(key string) bool {
+	switch key {
+	case "client_name", "client_type", "token_endpoint_auth_method", "scopes", "grant_types", "response_types":
+		return true
+	}
+	return false
+}
+
 // parseIAMRequest decodes and validates a RegisterClient body. It returns
 // the request, or a problem description for a 400.
 func parseIAMRequest(body []byte) (*iamRequest, string) {
@@ -299,7 +309,7 @@ func parseIAMRequest(body []byte) (*iamRequest, string) {
 	if trimmed[0] != '{' {
 		return nil, "the request body must be a JSON object"
 	}
-	f, ferr := registry.DecodeObject(trimmed)
+	f, ferr := registry.DecodeObjectReading(trimmed, iamReads)
 	if ferr != nil {
 		// The decoder's own message is not passed on: its wording changes
 		// between Go releases and clients may match on ours.

@@ -361,7 +361,12 @@ func WhereNotJSON(body, trimmed []byte) string {
 
 // DecodeObject parses body as a JSON object. A body that is not JSON, or
 // not an object, is an invalid_request.
-func DecodeObject(body []byte) (Fields, *Error) {
+func DecodeObject(body []byte) (Fields, *Error) { return DecodeObjectReading(body, keptKey) }
+
+// DecodeObjectReading is DecodeObject for a caller that reads only the
+// members whose names read reports true (a subset of those DecodeObject
+// keeps): a lone surrogate in any other member is let through.
+func DecodeObjectReading(body []byte, read func(key string) bool) (Fields, *Error) {
 	trimmed := TrimJSON(body)
 	if len(trimmed) == 0 {
 		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body is empty; send a JSON object"}
@@ -380,11 +385,41 @@ func DecodeObject(body []byte) (Fields, *Error) {
 		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body is not valid UTF-8"}
 	}
 	// The same goes for an escaped surrogate without its pair ("\ud800"),
-	// which stands for no character and would become U+FFFD.
-	if esc := loneSurrogate(trimmed); esc != "" {
-		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body escapes a lone surrogate (" + esc + "), which is no Unicode character"}
+	// which stands for no character and would become U+FFFD; but such an
+	// escape is valid JSON (RFC 8259 section 8.2), so it is refused only
+	// in a member that is read: one that is ignored cannot fail the
+	// request (RFC 7591 section 2).
+	if loneSurrogate(trimmed) != "" {
+		if esc := readLoneSurrogate(trimmed, read); esc != "" {
+			return nil, &Error{Code: CodeInvalidRequest, Description: "the request body escapes a lone surrogate (" + esc + "), which is no Unicode character"}
+		}
 	}
 	return splitObject(trimmed, false), nil
+}
+
+// readLoneSurrogate returns the first lone surrogate escape (see
+// loneSurrogate) in the name or value of a member of the valid JSON
+// object b whose (unquoted) name read reports true, or "". Of a repeated
+// name only the last member counts, as only its value is kept.
+func readLoneSurrogate(b []byte, read func(key string) bool) string {
+	type member struct{ key, esc string }
+	var members []member
+	EachMember(b, func(quoted, value []byte) bool {
+		if key, _ := unquote(quoted); read(key) {
+			esc := loneSurrogate(quoted)
+			if esc == "" {
+				esc = loneSurrogate(value)
+			}
+			members = append(members, member{key, esc})
+		}
+		return true
+	})
+	for i, m := range members {
+		if m.esc != "" && !slices.ContainsFunc(members[i+1:], func(later member) bool { return later.key == m.key }) {
+			return m.esc
+		}
+	}
+	return ""
 }
 
 // loneSurrogate returns the first \uXXXX escape in valid JSON b that is a

@@ -763,9 +763,10 @@ func TestDecodeObjectSpace(t *testing.T) {
 	}
 }
 
-// TestLoneSurrogates: an escaped surrogate without its pair is refused,
-// as invalid UTF-8 is, instead of becoming U+FFFD; pairs and other
-// escapes pass.
+// TestLoneSurrogates: an escaped surrogate without its pair, in a member
+// that is read, is refused, as invalid UTF-8 is, instead of becoming
+// U+FFFD; pairs and other escapes pass, and so does a lone surrogate in a
+// member that is ignored (RFC 7591 section 2).
 func TestLoneSurrogates(t *testing.T) {
 	for body, refused := range map[string]bool{
 		`{"client_name":"\ud800"}`:                   true,
@@ -775,7 +776,15 @@ func TestLoneSurrogates(t *testing.T) {
 		`{"client_name":"\ud83d\ude00"}`:             false,
 		`{"client_name":"\\ud800"}`:                  false, // an escaped backslash, then text
 		`{"client_name":"\"\\\u00e9\n\ud83D\uDE00"}`: false,
-		`{"a":"\\","b":"\udfff"}`:                    true,
+		`{"a":"\\","b":"\udfff"}`:                    false,
+		`{"x":"\ud800","client_name":"a"}`:           false,
+		`{"x":{"\ud800":1},"scope":"a"}`:             false,
+		`{"client_name":"\ud800","client_name":"a"}`: false, // the last one counts
+		`{"client_name":"a","client_name":"\ud800"}`: true,
+		`{"client\u005fname":"\ud800"}`:              true,
+		`{"client_name#en\ud800":"a"}`:               true,
+		`{"contacts":["a","\udc00"],"x":"\ud800"}`:   true,
+		`{"jwks":{"keys":[{"kid":"\ud800"}]}}`:       true,
 	} {
 		_, err := DecodeObject([]byte(body))
 		if (err != nil) != refused {
