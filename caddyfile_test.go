@@ -1418,3 +1418,30 @@ func TestIssuerPathWarnedAtLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestStatementAudienceWarnedAtLoad: trusted software statements with an
+// issuer whose host comes from each request get a warning at load, since
+// a statement's aud is then checked against a host name the client sends.
+func TestStatementAudienceWarnedAtLoad(t *testing.T) {
+	t.Setenv("DCR_TEST_ISSUER", "https://auth.example")
+	statements := &SoftwareStatementConfig{}
+	for _, tc := range []struct {
+		h    Handler
+		warn bool
+	}{
+		{Handler{SoftwareStatement: statements}, true},
+		{Handler{SoftwareStatement: statements, Issuer: "https://{http.request.hostport}/oauth"}, true},
+		{Handler{SoftwareStatement: statements, Issuer: "{env.DCR_TEST_UNSET_ISSUER}"}, true},
+		{Handler{SoftwareStatement: statements, Issuer: "https://auth.example/{http.request.uri.path.0}"}, false},
+		{Handler{SoftwareStatement: statements, Issuer: "{env.DCR_TEST_ISSUER}"}, false},
+		{Handler{SoftwareStatement: statements, Issuer: "https://auth.example"}, false},
+		{Handler{}, false},
+	} {
+		core, logs := observer.New(zapcore.WarnLevel)
+		tc.h.logger = zap.New(core)
+		tc.h.warnStatementAudience(caddy.NewReplacer())
+		if got := logs.FilterMessageSnippet("a statement's aud is checked against it").Len(); got != map[bool]int{true: 1}[tc.warn] {
+			t.Errorf("issuer %q: %d warnings, want %v", tc.h.Issuer, got, tc.warn)
+		}
+	}
+}

@@ -430,6 +430,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.logger.Warn(msg, zap.String("api", h.apiName()))
 	}
 	issuerWarned := h.warnIssuerPath(repl)
+	h.warnStatementAudience(repl)
 
 	shared, key, err := h.provisionStorage(ctx, repl)
 	if err != nil {
@@ -1012,6 +1013,25 @@ func (h *Handler) warnIssuerPath(repl *caddy.Replacer) bool {
 	h.logger.Warn("the issuer's path does not end with the prefix: the registration_endpoint and registration_client_uri given out lead outside this handler's routes, to the site behind, unless a rewrite or a proxy in front maps them back; include the prefix in the issuer",
 		zap.String("issuer_path", path+"/"), zap.String("prefix", prefix+"/"))
 	return true
+}
+
+// warnStatementAudience warns when software statements are trusted but
+// the issuer's host is taken from each request: a statement's aud is
+// compared with that issuer, and on a site that answers any Host (or
+// behind a proxy that passes the client's on) a client could name the
+// server a statement was made out to and replay it here.
+func (h *Handler) warnStatementAudience(repl *caddy.Replacer) {
+	if h.SoftwareStatement == nil {
+		return
+	}
+	issuer := repl.ReplaceKnown(h.Issuer, "")
+	_, rest, _ := strings.Cut(issuer, "://")
+	host, _, _ := strings.Cut(rest, "/")
+	if host != "" && !strings.Contains(host, "{") {
+		return
+	}
+	h.logger.Warn("software statements are trusted but the issuer comes from each request's Host: a statement's aud is checked against it, so on a site that answers any host name a statement made out to another server can be replayed here; set issuer",
+		zap.String("issuer", issuer))
 }
 
 // checkResolvedURLs checks the issuer and endpoints again with the

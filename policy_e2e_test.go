@@ -354,6 +354,30 @@ func TestPolicySoftwareStatements(t *testing.T) {
 		if resp, _ := s.postJSON("/register", `{"redirect_uris":["https://plain.example/cb"]}`); resp.StatusCode != 201 {
 			t.Fatalf("plain: %d", resp.StatusCode)
 		}
+		// A software_id of its own is the client's claim; an approved one
+		// only comes with a statement that vouches for it: not alone, not
+		// beside a statement without it, not kept by an update that drops
+		// the statement.
+		if c := rfcRegister(t, s, `{"redirect_uris":["https://plain.example/cb"],"software_id":"my-app"}`); c.Body["software_id"] != "my-app" {
+			t.Fatalf("own software_id: %v", c.Body)
+		}
+		for name, body := range map[string]string{
+			"alone":                      `{"redirect_uris":["https://plain.example/cb"],"software_id":"app-2"}`,
+			"beside a statement without": fmt.Sprintf(`{"software_statement":%q,"software_id":"app-1"}`, rs.sign(t, claims("iss", "https://other.example", "software_id", nil))),
+		} {
+			resp, b := s.postJSON("/register", body)
+			if m := object(t, b); resp.StatusCode != 400 || m["error"] != "invalid_client_metadata" || !strings.Contains(m["error_description"].(string), "software statement vouches") {
+				t.Errorf("approved software_id %s: %d %s", name, resp.StatusCode, b)
+			}
+		}
+		vouched := rfcRegister(t, s, fmt.Sprintf(`{"software_statement":%q}`, rs.sign(t, claims())))
+		shed := `{"client_id":%q,"redirect_uris":["https://evil.example/cb"]%s}`
+		if resp, b := rfcPut(t, s, vouched, vouched.RAT, fmt.Sprintf(shed, vouched.ID, `,"software_id":"app-1","client_name":"From Statement"`)); resp.StatusCode != 400 || object(t, b)["error"] != "invalid_client_metadata" {
+			t.Errorf("update keeping the software_id without the statement: %d %s", resp.StatusCode, b)
+		}
+		if resp, b := rfcPut(t, s, vouched, vouched.RAT, fmt.Sprintf(shed, vouched.ID, "")); resp.StatusCode != 200 || object(t, b)["software_id"] != nil || object(t, b)["software_statement"] != nil {
+			t.Errorf("update without the statement and its software_id: %d %s", resp.StatusCode, b)
+		}
 		s = startCaddy(t, backend, fmt.Sprintf(cfg, "\t\trequire_software_statement"))
 		resp, body := s.postJSON("/register", `{"redirect_uris":["https://plain.example/cb"]}`)
 		if resp.StatusCode != 400 || object(t, body)["error"] != "invalid_software_statement" {

@@ -416,7 +416,7 @@ func (o *Options) applyStatement(r *http.Request, f registry.Fields, stored stri
 		if s.Required {
 			return "", statementErr(CodeInvalidStatement, "a software statement is required")
 		}
-		return "", nil
+		return "", s.checkPlainSoftwareID(f)
 	}
 	stmt, _, serr := f.String("software_statement")
 	if serr != nil || stmt == "" {
@@ -440,12 +440,36 @@ func (o *Options) applyStatement(r *http.Request, f registry.Fields, stored stri
 			delete(f, k)
 		}
 	}
+	if !stated["software_id"] {
+		if perr := s.checkPlainSoftwareID(f); perr != nil {
+			return "", perr
+		}
+	}
 	for k, v := range claims {
 		if !jwtClaim(k) {
 			f[k] = v
 		}
 	}
 	return stmt, nil
+}
+
+// checkPlainSoftwareID refuses a software_id that some trusted issuer's
+// software_ids approve but that no statement vouches for (it is in the
+// plain members): otherwise any client, or a vouched one updated without
+// its statement, would pass for approved software wherever software_id is
+// shown, such as a consent screen. Other values are the client's own
+// claim, as RFC 7591 section 2 has them.
+func (s *Statements) checkPlainSoftwareID(f registry.Fields) *registry.Error {
+	id, present, serr := f.String("software_id")
+	if serr != nil || !present {
+		return nil // a wrong type is the metadata check's to report
+	}
+	for _, issuer := range s.Issuers {
+		if slices.Contains(issuer.SoftwareIDs, id) {
+			return statementErr(registry.CodeInvalidClientMetadata, "software_id %s is approved only when a software statement vouches for it: send the statement", quoteValue(id))
+		}
+	}
+	return nil
 }
 
 // jwtClaim reports whether a statement's claim is a JWT claim rather than
