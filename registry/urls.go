@@ -292,7 +292,8 @@ func ComparableHost(h string) string {
 }
 
 // CheckWebURI returns "" if raw is an acceptable metadata URL (client_uri,
-// logo_uri, tos_uri, policy_uri, jwks_uri): absolute http or https with a host.
+// logo_uri, tos_uri, policy_uri, jwks_uri): absolute http or https with a
+// host and no user information.
 func CheckWebURI(field, raw string) string {
 	if hasControlOrSpace(raw) {
 		return field + " " + quote(raw) + " contains spaces or control characters"
@@ -308,6 +309,12 @@ func CheckWebURI(field, raw string) string {
 	}
 	if u.Hostname() == "" {
 		return field + " " + quote(raw) + " has no host"
+	}
+	// RFC 9110 section 4.2.4: userinfo in an http(s) URI is deprecated and
+	// to be treated as an error; on a consent page
+	// "https://bank.example@evil.example/" reads as the bank's.
+	if u.User != nil {
+		return field + " " + quote(raw) + " must not contain user information"
 	}
 	if !portInRange(u) {
 		return field + " " + quote(raw) + " has an invalid port"

@@ -219,6 +219,10 @@ func TestCheckWebURI(t *testing.T) {
 		{"https://c.example:443/x", true},
 		{"https://c.example:65536/x", false},
 		{"https://c.example:0/x", false},
+		{"https://bank.example@evil.example/", false},
+		{"https://u:p@c.example/logo.png", false},
+		{"https://@c.example/", false},
+		{"https://c.example/a@b", true},
 	} {
 		msg := CheckWebURI("logo_uri", tc.uri)
 		if tc.ok != (msg == "") {
