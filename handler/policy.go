@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -230,17 +231,19 @@ func (o *Options) create(r *http.Request, c *registry.Client, iss registry.Issue
 		return nil, d, nil
 	}
 	c.Owner = adm.Owner
+	var use string
 	if adm.token != "" {
-		err := o.Registry.UseToken(ctx, adm.token, 1)
+		use = registry.NewUseID()
+		err := o.Registry.UseToken(ctx, adm.token, use)
 		if errors.Is(err, registry.ErrTokenInvalid) {
 			return nil, &Denial{Status: http.StatusUnauthorized, Reason: "bad_token", Description: "the initial access token is invalid, expired or used up"}, nil
 		}
 		if err != nil {
-			if storage.NotReplicated(err) {
-				// Counted on the master, but the registration is refused:
-				// give the use back, or a one-use token would be spent.
-				_ = o.Registry.UseToken(context.WithoutCancel(ctx), adm.token, -1)
-			}
+			// The count may have been made (on a master whose replicas
+			// did not confirm it, or by a Redis whose answer was lost),
+			// but the registration is refused: give the use back, or a
+			// one-use token would be spent. A use never counted is not.
+			o.returnTokenUse(ctx, adm.token, use)
 			o.storeFailure("initial access token", err)
 			return nil, unavailableDenial(), nil
 		}
@@ -248,7 +251,7 @@ func (o *Options) create(r *http.Request, c *registry.Client, iss registry.Issue
 	caps := o.caps(c.Owner)
 	issued, err := o.Registry.Register(ctx, c, iss, caps...)
 	if err != nil && adm.token != "" {
-		_ = o.Registry.UseToken(context.WithoutCancel(ctx), adm.token, -1)
+		o.returnTokenUse(ctx, adm.token, use)
 	}
 	var le *storage.LimitError
 	switch {
@@ -263,6 +266,108 @@ func (o *Options) create(r *http.Request, c *registry.Client, iss registry.Issue
 		return nil, unavailableDenial(), nil
 	}
 	return nil, nil, err
+}
+
+// returnTokenUse gives back a use of an initial access token. When the
+// store fails to, as it did the registration a moment ago, the give-back
+// is queued and tried again in the background (see tokenReturns): it can
+// be repeated safely, and a token that loses a use for every outage would
+// leave its holder locked out.
+func (o *Options) returnTokenUse(ctx context.Context, token, use string) {
+	err := o.Registry.ReturnTokenUse(context.WithoutCancel(ctx), token, use)
+	if err == nil {
+		return
+	}
+	tokenReturns.add(pendingReturn{reg: o.Registry, logger: o.Logger, token: token, use: use, since: time.Now()})
+}
+
+// tokenReturns holds the give-backs of token uses that failed, for one
+// goroutine to try again while there are any; it runs only then, so it
+// needs no stopping.
+var tokenReturns returnQueue
+
+// Bounds of the give-backs tried again: how many may wait (beyond, a
+// use is lost, which is the safe way: the token allows fewer
+// registrations, never more) and for how long they are tried.
+const (
+	maxPendingReturns = 4096
+	returnPatience    = 5 * time.Minute
+	returnPauseMax    = 10 * time.Second
+)
+
+// returnPauseMin is the first pause before give-backs are tried again (a
+// variable for tests).
+var returnPauseMin = time.Second
+
+type pendingReturn struct {
+	reg        *registry.Registry
+	logger     *zap.Logger
+	token, use string
+	since      time.Time
+}
+
+type returnQueue struct {
+	mu      sync.Mutex
+	pending []pendingReturn
+	running bool
+}
+
+func (q *returnQueue) add(p pendingReturn) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.pending) >= maxPendingReturns {
+		if p.logger != nil {
+			p.logger.Warn("an initial access token's use could not be given back after a failed registration: the store fails and too many give-backs wait; the token has one use fewer")
+		}
+		return
+	}
+	q.pending = append(q.pending, p)
+	if !q.running {
+		q.running = true
+		go q.run()
+	}
+}
+
+// run tries the waiting give-backs again, with pauses that double up to
+// returnPauseMax while the store still fails, until none is left.
+func (q *returnQueue) run() {
+	pause := returnPauseMin
+	for {
+		time.Sleep(pause)
+		q.mu.Lock()
+		batch := q.pending
+		q.pending = nil
+		q.mu.Unlock()
+		var failed []pendingReturn
+		for _, p := range batch {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := p.reg.ReturnTokenUse(ctx, p.token, p.use)
+			cancel()
+			switch {
+			case err == nil:
+			case time.Since(p.since) > returnPatience:
+				if p.logger != nil {
+					p.logger.Warn("an initial access token's use could not be given back after a failed registration: the store kept failing; the token has one use fewer",
+						zap.Duration("tried_for", time.Since(p.since)), zap.Error(err))
+				}
+			default:
+				failed = append(failed, p)
+			}
+		}
+		q.mu.Lock()
+		q.pending = append(failed, q.pending...)
+		if len(q.pending) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		if len(failed) > 0 {
+			pause = min(2*pause, returnPauseMax)
+		} else {
+			pause = returnPauseMin
+		}
+	}
 }
 
 // caps are the caps a registration for owner is held to.

@@ -28,7 +28,21 @@ type InitialAccessToken struct {
 	Uses int `json:"uses,omitempty"`
 	// Used is how many registrations it made.
 	Used int `json:"used"`
+	// RecentUses names the latest uses counted (at most maxRecentUses),
+	// so that counting a use and giving it back can each be repeated: a
+	// give-back tried again after a failure, or one that follows a count
+	// whose answer was lost (it may or may not have been made), must give
+	// back only a use that was counted, and only once.
+	RecentUses []string `json:"recent_uses,omitempty"`
 }
+
+// maxRecentUses bounds RecentUses. A use pushed out of it by as many later
+// ones before its give-back is not given back: the token loses a use
+// rather than allowing one more than it should.
+const maxRecentUses = 64
+
+// NewUseID names one use of an initial access token (see UseToken).
+func NewUseID() string { return randomID(9) }
 
 // TokenOwnerPrefix starts the owner of every client registered with an
 // initial access token. No user is ever called that (the handlers treat a
@@ -100,23 +114,63 @@ func (r *Registry) CheckToken(ctx context.Context, token string) (*InitialAccess
 	return t, nil
 }
 
-// UseToken counts one use of the token, atomically: of two concurrent
-// requests for its last use, one gets ErrTokenInvalid. delta -1 gives a
-// use back (a registration that failed after the token was counted).
-// Uses of a token without a limit are counted too, for the admin API's
-// listing, but only as well as contention allows: no registration fails
-// because the count could not be written.
-func (r *Registry) UseToken(ctx context.Context, token string, delta int) error {
+// UseToken counts the use named use (NewUseID) of the token, atomically:
+// of two concurrent requests for its last use, one gets ErrTokenInvalid.
+// Counting a use already counted changes nothing. Uses of a token without
+// a limit are counted too, for the admin API's listing, but only as well
+// as contention allows: no registration fails because the count could not
+// be written.
+func (r *Registry) UseToken(ctx context.Context, token, use string) error {
+	return r.updateUses(ctx, token, func(t *InitialAccessToken) (bool, error) {
+		if slices.Contains(t.RecentUses, use) {
+			return false, nil
+		}
+		if t.Exhausted() {
+			return false, ErrTokenInvalid
+		}
+		t.Used++
+		t.RecentUses = append(t.RecentUses, use)
+		if n := len(t.RecentUses); n > maxRecentUses {
+			t.RecentUses = slices.Delete(t.RecentUses, 0, n-maxRecentUses)
+		}
+		return true, nil
+	})
+}
+
+// ReturnTokenUse gives back the use named use, for a registration that
+// failed after UseToken, or whose UseToken failed without saying whether
+// the count was made. A use that was not counted, or was given back
+// already, is left alone, so a give-back can be tried until it succeeds.
+func (r *Registry) ReturnTokenUse(ctx context.Context, token, use string) error {
+	err := r.updateUses(ctx, token, func(t *InitialAccessToken) (bool, error) {
+		i := slices.Index(t.RecentUses, use)
+		if i < 0 {
+			return false, nil
+		}
+		t.RecentUses = slices.Delete(t.RecentUses, i, i+1)
+		t.Used = max(t.Used-1, 0)
+		return true, nil
+	})
+	if errors.Is(err, ErrTokenInvalid) {
+		return nil // revoked or expired meanwhile: nothing to give back to
+	}
+	return err
+}
+
+// updateUses applies change to the token's record, again on a newer
+// version when another request changed it meanwhile; change reports
+// whether there is anything to write.
+func (r *Registry) updateUses(ctx context.Context, token string, change func(*InitialAccessToken) (bool, error)) error {
 	var retry conflictRetry
 	for {
 		t, rec, err := r.getToken(ctx, token)
 		if err != nil {
 			return err
 		}
-		if delta > 0 && t.Exhausted() {
-			return ErrTokenInvalid
+		write, err := change(t)
+		if err != nil || !write {
+			return err
 		}
-		t.Used = max(t.Used+delta, 0)
 		b, _ := json.Marshal(t)
 		next := *rec
 		next.Data = b

@@ -1,0 +1,157 @@
+package handler
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-dcr/caddy-dcr/registry"
+	"github.com/caddy-dcr/caddy-dcr/storage"
+)
+
+// outageStore fails the store's writes while down is set: creates with an
+// outcome that is open, and updates either unapplied or, with lostReply,
+// applied with their answer lost (a Redis that carried a command out and
+// stalled before replying).
+type outageStore struct {
+	storage.Store
+	mu              sync.Mutex
+	down, lostReply bool
+	failCreate      bool
+}
+
+func (s *outageStore) state() (down, lost, create bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.down, s.lostReply, s.failCreate
+}
+
+func (s *outageStore) set(down, lost, create bool) {
+	s.mu.Lock()
+	s.down, s.lostReply, s.failCreate = down, lost, create
+	s.mu.Unlock()
+}
+
+func (s *outageStore) Create(ctx context.Context, rec *storage.Record, caps ...storage.Cap) error {
+	if _, _, create := s.state(); create {
+		return &storage.UnavailableError{Op: "create", Err: context.DeadlineExceeded}
+	}
+	return s.Store.Create(ctx, rec, caps...)
+}
+
+func (s *outageStore) Update(ctx context.Context, old, rec *storage.Record) error {
+	down, lost, _ := s.state()
+	if !down {
+		return s.Store.Update(ctx, old, rec)
+	}
+	if lost {
+		if err := s.Store.Update(ctx, old, rec); err != nil {
+			return err
+		}
+	}
+	return &storage.UnavailableError{Op: "update", Err: context.DeadlineExceeded}
+}
+
+// TestTokenUseGivenBack: a one-use initial access token whose registration
+// fails on the store keeps its use, however the failure falls: the
+// registration fails and so does the give-back at first (it is tried again
+// in the background once the store answers), or the count was made but
+// its answer lost (given back, as the count may have been made), or it
+// was not made (nothing given back). Each time the token then registers
+// exactly one client.
+func TestTokenUseGivenBack(t *testing.T) {
+	saved := returnPauseMin
+	returnPauseMin = 10 * time.Millisecond
+	t.Cleanup(func() { returnPauseMin = saved })
+	for _, tc := range []struct {
+		name string
+		// fault is applied before the registration; heal after its 503.
+		fault func(s *outageStore)
+	}{
+		{"create and give-back fail", func(s *outageStore) { s.set(true, false, true) }},
+		{"count made, answer lost", func(s *outageStore) { s.set(true, true, false) }},
+		{"count not made", func(s *outageStore) { s.set(true, false, false) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Now()
+			a := manageAPI(t, &now)
+			a.o.Gate.Mode = ModeToken
+			fs := &outageStore{Store: a.o.Registry.Store}
+			a.o.Registry.Store = fs
+			tok, _, err := a.o.Registry.IssueToken(context.Background(), "t", 0, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.fault(fs)
+			if code, m := serveJSON(a, "POST", "/register", tok, benchBody); code != http.StatusServiceUnavailable {
+				t.Fatalf("during the outage: %d %v", code, m)
+			}
+			fs.set(false, false, false)
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				got, err := a.o.Registry.CheckToken(context.Background(), tok)
+				if err == nil && got.Used == 0 && len(got.RecentUses) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the use was not given back: %+v %v", got, err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if code, m := serveJSON(a, "POST", "/register", tok, benchBody); code != http.StatusCreated {
+				t.Fatalf("after the outage: %d %v", code, m)
+			}
+			if code, _ := serveJSON(a, "POST", "/register", tok, benchBody); code != http.StatusUnauthorized {
+				t.Fatalf("a second use of a one-use token: %d", code)
+			}
+		})
+	}
+}
+
+// TestTokenUseIdempotent: counting a use again, or giving it back twice,
+// or giving back a use never counted, changes nothing; the names of
+// recent uses are bounded.
+func TestTokenUseIdempotent(t *testing.T) {
+	now := time.Now()
+	reg := manageAPI(t, &now).o.Registry
+	ctx := context.Background()
+	tok, _, err := reg.IssueToken(ctx, "t", 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := func() int {
+		got, err := reg.CheckToken(ctx, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Used
+	}
+	u1, u2 := registry.NewUseID(), registry.NewUseID()
+	for range 2 {
+		if err := reg.UseToken(ctx, tok, u1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := used(); n != 1 {
+		t.Fatalf("used %d after counting one use twice", n)
+	}
+	if err := reg.ReturnTokenUse(ctx, tok, u2); err != nil || used() != 1 {
+		t.Fatalf("giving back a use never counted: %v, used %d", err, used())
+	}
+	for range 2 {
+		if err := reg.ReturnTokenUse(ctx, tok, u1); err != nil || used() != 0 {
+			t.Fatalf("giving back a use: %v, used %d", err, used())
+		}
+	}
+	unlimited, _, _ := reg.IssueToken(ctx, "u", 0, 0)
+	for range 100 {
+		if err := reg.UseToken(ctx, unlimited, registry.NewUseID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := reg.CheckToken(ctx, unlimited); got.Used != 100 || len(got.RecentUses) != 64 {
+		t.Fatalf("used %d, %d recent uses kept", got.Used, len(got.RecentUses))
+	}
+}
