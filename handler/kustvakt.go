@@ -20,6 +20,7 @@ import (
 
 	"github.com/caddy-dcr/caddy-dcr/internal/jsonw"
 	"github.com/caddy-dcr/caddy-dcr/registry"
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 // SuperClient is a Kustvakt super client declared in the configuration.
@@ -1274,6 +1275,9 @@ func (a *Kustvakt) installed(q *kustvaktRequest) {
 		c, err := a.o.Registry.Get(ctx, inst.ClientID)
 		if errors.Is(err, registry.ErrNotFound) {
 			continue // the plugin was deregistered since
+		}
+		if storage.SkipCorrupt(err) {
+			continue // damaged: skipped, as by every listing
 		}
 		if a.failed(q.w, "installed", err) {
 			return

@@ -466,3 +466,58 @@ func TestBindKustvaktJSONDepth(t *testing.T) {
 		}
 	}
 }
+
+// damagingStore reads the records named in damaged as garbage, as a store
+// whose copy of them was overwritten would.
+type damagingStore struct {
+	storage.Store
+	damaged map[string]bool
+}
+
+func (s *damagingStore) Get(ctx context.Context, id string) (*storage.Record, error) {
+	rec, err := s.Store.Get(ctx, id)
+	if err == nil && s.damaged[id] {
+		damaged := *rec
+		damaged.Data = []byte("garbage")
+		return &damaged, nil
+	}
+	return rec, err
+}
+
+func (s *damagingStore) List(ctx context.Context, tag string) ([]*storage.Record, error) {
+	recs, err := s.Store.List(ctx, tag)
+	for i, rec := range recs {
+		if s.damaged[rec.ID] {
+			damaged := *rec
+			damaged.Data = []byte("garbage")
+			recs[i] = &damaged
+		}
+	}
+	return recs, err
+}
+
+// TestKustvaktInstalledSkipsDamaged: plugins/installed lists a user's
+// installations without a damaged plugin record or installation record,
+// as every other listing does, instead of answering 503 until an operator
+// removes it.
+func TestKustvaktInstalledSkipsDamaged(t *testing.T) {
+	e := newKVEnv(t, nil)
+	ctx := context.Background()
+	var ids []string
+	for _, name := range []string{"Alpha", "Beta", "Gamma"} {
+		id, _ := e.register("alice", `{"name":"`+name+`","type":"CONFIDENTIAL","description":"d","url":"https://plugin.example.de","source":{"x":1}}`)
+		if err := e.reg.Install(ctx, &registry.Installation{User: "bob", SuperClientID: "superclient", ClientID: id}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	ds := &damagingStore{Store: e.reg.Store, damaged: map[string]bool{
+		"c/" + ids[0]:                       true, // the plugin's client record
+		"i/bob\x00superclient\x00" + ids[1]: true, // the installation itself
+	}}
+	e.reg.Store = ds
+	w := e.do("POST", "/api/v1.0/plugins/installed", kvForm, "super_client_id=superclient&super_client_secret=s3cret", "bob")
+	if body := w.Body.String(); w.Code != 200 || strings.Count(body, `"client_id"`) != 1 || !strings.Contains(body, ids[2]) {
+		t.Fatalf("%d %s", w.Code, body)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/caddy-dcr/caddy-dcr/storage"
 )
@@ -89,7 +90,10 @@ func (r *Registry) Installed(ctx context.Context, user, superID string) ([]*Inst
 	for _, rec := range recs {
 		var inst Installation
 		if err := json.Unmarshal(rec.Data, &inst); err != nil {
-			return nil, &storage.UnavailableError{Op: "decode", Err: fmt.Errorf("installation %q: %w", rec.ID, err)}
+			// Skipped (and warned about) like any damaged record in a
+			// listing: one must not take the user's others down with it.
+			storage.SkipCorrupt(storage.CorruptRecord("installation record "+strconv.Quote(rec.ID), err))
+			continue
 		}
 		out = append(out, &inst)
 	}
