@@ -714,6 +714,14 @@ type Health struct {
 	// (a read-only load would otherwise keep it open, and the next real
 	// outage would be taken for its continuation and not logged).
 	lastWriteFail time.Time
+	// reads is set when a read failed during the current outage, and
+	// lastReadFail is when one last did: a successful write does not end
+	// an outage in which a read failed less than outageConfirm ago, since
+	// a store can refuse reads while it takes writes (a Redis user that
+	// lost GET, a damaged index), and each registration would otherwise
+	// end the outage the next read starts again, so that none is logged.
+	reads        bool
+	lastReadFail time.Time
 	// unlogged counts the outages not logged since the last error line;
 	// counted is set when the current outage is among them.
 	unlogged int
@@ -741,10 +749,12 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 	if fresh {
 		h.down.Store(true)
 		h.since = now
-		h.writes, h.counted = false, false
+		h.writes, h.reads, h.counted = false, false, false
 	}
 	if storage.WriteFailed(err) {
 		h.writes, h.lastWriteFail = true, now
+	} else if readFailed(err) {
+		h.reads, h.lastReadFail = true, now
 	}
 	msg, unlogged := "", 0
 	switch {
@@ -785,7 +795,8 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 }
 
 // OK records a successful storage operation; write tells whether it
-// wrote. A read does not end an outage in which writes failed.
+// wrote. A read does not end an outage in which writes failed, nor a
+// write one in which reads just failed.
 func (h *Health) OK(log *zap.Logger, write bool) {
 	if h == nil {
 		return
@@ -797,17 +808,39 @@ func (h *Health) OK(log *zap.Logger, write bool) {
 		return
 	}
 	h.mu.Lock()
-	if (h.writes && !write && time.Since(h.lastWriteFail) < outageLogInterval) || time.Since(h.since) < h.Settle {
+	if time.Since(h.since) < h.Settle {
+		h.mu.Unlock()
+		return
+	}
+	if write {
+		h.writes = false
+	} else {
+		h.reads = false // reads and deletes, which read first
+	}
+	if (h.writes && time.Since(h.lastWriteFail) < outageLogInterval) || (h.reads && time.Since(h.lastReadFail) < outageConfirm) {
 		h.mu.Unlock()
 		return
 	}
 	announced := h.down.Load() && h.announced
 	h.down.Store(false)
-	h.announced, h.writes = false, false
+	h.announced, h.writes, h.reads = false, false, false
 	h.mu.Unlock()
 	if announced {
 		log.Info("client store available again", zap.String("store", h.Store))
 	}
+}
+
+// readFailed reports whether err is a read of the store that failed.
+func readFailed(err error) bool {
+	var u *storage.UnavailableError
+	if !errors.As(err, &u) {
+		return false
+	}
+	switch u.Op {
+	case "get", "list", "count":
+		return true
+	}
+	return false
 }
 
 // growingOps are the operations, as named to storeFailure, whose success

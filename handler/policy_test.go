@@ -195,6 +195,36 @@ func TestHealthWritesRefused(t *testing.T) {
 	}
 }
 
+// TestHealthReadsRefused: while reads fail and writes succeed (a Redis
+// user that lost GET), registrations do not end the outage, so it is
+// logged once and lasts until a read succeeds, or until no read has failed
+// for outageConfirm.
+func TestHealthReadsRefused(t *testing.T) {
+	h, log, logs := observedHealth()
+	denied := &storage.UnavailableError{Op: "get", Err: errors.New("NOPERM this user has no permissions to run the 'get' command")}
+	for i := 0; i < 20; i++ {
+		h.Fail(log, "rfc7591", "read", denied)
+		h.OK(log, true)
+	}
+	if n := logs.FilterMessageSnippet("unavailable").Len(); n != 1 {
+		t.Errorf("%d unavailable lines, want 1", n)
+	}
+	if n := logs.FilterMessage("client store available again").Len(); n != 0 {
+		t.Fatalf("writes ended a read outage: %d recovery lines", n)
+	}
+	h.OK(log, false)
+	if n := logs.FilterMessage("client store available again").Len(); n != 1 {
+		t.Fatalf("%d recovery lines after a read, want 1", n)
+	}
+	h.lastError = time.Time{}
+	h.Fail(log, "rfc7591", "read", denied)
+	h.lastReadFail = time.Now().Add(-outageConfirm - time.Second)
+	h.OK(log, true)
+	if n := logs.FilterMessage("client store available again").Len(); n != 2 {
+		t.Fatalf("%d recovery lines after writes with no read failing, want 2", n)
+	}
+}
+
 // TestHealthUnloggedCount: an outage first left out of the log (it began
 // soon after another) and then logged because it lasted is not counted
 // among those left out.
