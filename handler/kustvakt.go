@@ -708,11 +708,14 @@ func jacksonClientType(raw []byte) (*string, string) {
 		case confidential, public:
 			return &s, ""
 		}
-		// Jackson's EnumDeserializer then reads a (trimmed) string of
-		// digits as the constant's index: "1" is PUBLIC. Since 2.17
-		// (databind#4403) one with a leading zero ("01", "00") is no
+		// Jackson's EnumDeserializer then looks the name up trimmed
+		// (String.trim: " PUBLIC\n" is PUBLIC), and reads a trimmed
+		// string of digits as the constant's index: "1" is PUBLIC. Since
+		// 2.17 (databind#4403) one with a leading zero ("01", "00") is no
 		// index, and any other number is out of range.
-		switch javaTrim(s) {
+		switch trimmed := javaTrim(s); trimmed {
+		case confidential, public:
+			return &trimmed, ""
 		case "0":
 			return &confidential, ""
 		case "1":

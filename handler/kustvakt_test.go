@@ -67,8 +67,8 @@ func TestBindKustvaktJSON(t *testing.T) {
 	for _, bad := range []string{`{"refresh_token_expiry":true}`, `{"refresh_token_expiry":3000000000}`, `{"type":2}`, `{"type":""}`, `{"x":1}`, `{"name":{}}`, `{`, `null`,
 		// Jackson parses a string for an int with Long.parseLong.
 		`{"refresh_token_expiry":"1.5"}`, `{"refresh_token_expiry":"1e3"}`, `{"refresh_token_expiry":"3000000000"}`,
-		// An enum name is matched exactly; only an index is trimmed.
-		`{"type":" PUBLIC"}`, `{"type":"public"}`, `{"type":"2"}`, `{"type":"  "}`, `{"type":"-1"}`, `{"type":1.0}`,
+		// An enum name is matched case-sensitively (trimmed, as an index is).
+		`{"type":" public"}`, `{"type":"public"}`, `{"type":"PUB LIC"}`, "{\"type\":\"PUBLIC\u00a0\"}", `{"type":"2"}`, `{"type":"  "}`, `{"type":"-1"}`, `{"type":1.0}`,
 		// Jackson 2.17 and later (databind#4403): a leading zero is no index.
 		`{"type":"01"}`, `{"type":"00"}`, `{"type":"001"}`, `{"type":"+1"}`, `{"type":"1x"}`,
 		// A repeated key is bound once per occurrence: a bad first one fails.
@@ -89,6 +89,9 @@ func TestBindKustvaktJSON(t *testing.T) {
 	}{
 		{`{"type":"1"}`, "PUBLIC", 0, ""},
 		{`{"type":" 0 "}`, "CONFIDENTIAL", 0, ""},
+		// Jackson 2.12 and later look a name up trimmed (String.trim).
+		{`{"type":" PUBLIC "}`, "PUBLIC", 0, ""},
+		{`{"type":"CONFIDENTIAL\n\t"}`, "CONFIDENTIAL", 0, ""},
 		{`{"type":"PUBLIC","refresh_token_expiry":" 42 "}`, "PUBLIC", 42, ""},
 		{`{"type":"PUBLIC","refresh_token_expiry":"null"}`, "PUBLIC", 0, ""},
 		{`{"type":"PUBLIC","refresh_token_expiry":"  "}`, "PUBLIC", 0, ""},
