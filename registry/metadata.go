@@ -514,6 +514,22 @@ func typeErr(key, what string) *Error {
 
 // dedupe returns list without repeated values, in order. A list without
 // any is returned as is.
+// dedupeResponseTypes keeps one of the response types that differ only in
+// the order of their names, as first written: RFC 6749 section 3.1.1 makes
+// that order meaningless, so "id_token code" and "code id_token" are one.
+func dedupeResponseTypes(list []string) []string {
+	if len(list) < 2 {
+		return list
+	}
+	out, seen := list[:0:0], make([]string, 0, len(list))
+	for _, r := range list {
+		if n := normalizeResponseType(r); !slices.Contains(seen, n) {
+			seen, out = append(seen, n), append(out, r)
+		}
+	}
+	return out
+}
+
 func dedupe(list []string) []string {
 	dup := false
 	for i := 1; i < len(list) && !dup; i++ {
@@ -585,6 +601,7 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 			return nil, metaErr("response type %s is not supported; supported: %s", quote(r), supportedList(responsesOK))
 		}
 	}
+	responses = dedupeResponseTypes(responses)
 	switch {
 	case !hasGrants && !hasResponses:
 		// RFC 7591's defaults, unless the operator does not allow the

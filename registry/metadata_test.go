@@ -244,6 +244,9 @@ func TestParseMetadata(t *testing.T) {
 		{"V8", "grant types deduplicated", Policy{}, `{` + mdCB + `,"grant_types":["authorization_code","refresh_token","authorization_code"]}`, "", func(t *testing.T, c *Client) {
 			eq(t, "grant_types", c.GrantTypes, []string{"authorization_code", "refresh_token"})
 		}},
+		{"V8", "response types differing in order only kept once", Policy{}, `{` + mdCB + `,"grant_types":["authorization_code","implicit"],"response_types":["id_token code","code","code id_token","code"]}`, "", func(t *testing.T, c *Client) {
+			eq(t, "response_types", c.ResponseTypes, []string{"id_token code", "code"})
+		}},
 		// V9, V10, S12.
 		{"V9", "jwks and jwks_uri", Policy{}, `{` + mdCB + `,"jwks":{"keys":[]},"jwks_uri":"https://c.example/j"}`, CodeInvalidClientMetadata, nil},
 		{"V10", "private_key_jwt without keys", Policy{}, `{` + mdCB + `,"token_endpoint_auth_method":"private_key_jwt"}`, CodeInvalidClientMetadata, nil},
