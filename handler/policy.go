@@ -142,6 +142,11 @@ func (o *Options) admitAs(r *http.Request, user string) (*Admission, *Denial) {
 			}
 		}
 		t, err := o.Registry.CheckToken(ctx, tok)
+		if errors.Is(err, registry.ErrTokenInvalid) && tokenReturns.settle(ctx, tok) {
+			// Its last use was waiting to be given back: a client that
+			// tries again once the store is back gets it at once.
+			t, err = o.Registry.CheckToken(ctx, tok)
+		}
 		if errors.Is(err, registry.ErrTokenInvalid) {
 			return nil, &Denial{Status: http.StatusUnauthorized, Reason: "bad_token", Description: "the initial access token is invalid, expired or used up"}
 		}
@@ -235,6 +240,9 @@ func (o *Options) create(r *http.Request, c *registry.Client, iss registry.Issue
 	if adm.token != "" {
 		use = registry.NewUseID()
 		err := o.Registry.UseToken(ctx, adm.token, use)
+		if errors.Is(err, registry.ErrTokenInvalid) && tokenReturns.settle(ctx, adm.token) {
+			err = o.Registry.UseToken(ctx, adm.token, use)
+		}
 		if errors.Is(err, registry.ErrTokenInvalid) {
 			return nil, &Denial{Status: http.StatusUnauthorized, Reason: "bad_token", Description: "the initial access token is invalid, expired or used up"}, nil
 		}
@@ -295,9 +303,9 @@ const (
 	returnPauseMax    = 10 * time.Second
 )
 
-// returnPauseMin is the first pause before give-backs are tried again (a
-// variable for tests).
-var returnPauseMin = time.Second
+// returnPauseMin is the first pause before give-backs are tried again,
+// unless a test set another (returnQueue.pauseMin).
+const returnPauseMin = time.Second
 
 type pendingReturn struct {
 	reg        *registry.Registry
@@ -310,6 +318,16 @@ type returnQueue struct {
 	mu      sync.Mutex
 	pending []pendingReturn
 	running bool
+	// pauseMin, when set, replaces returnPauseMin (tests).
+	pauseMin time.Duration
+}
+
+// firstPause is the pause before a round of give-backs; q.mu is held.
+func (q *returnQueue) firstPause() time.Duration {
+	if q.pauseMin > 0 {
+		return q.pauseMin
+	}
+	return returnPauseMin
 }
 
 func (q *returnQueue) add(p pendingReturn) {
@@ -328,10 +346,37 @@ func (q *returnQueue) add(p pendingReturn) {
 	}
 }
 
+// settle tries at once the give-backs waiting for token and reports
+// whether one succeeded: a request that finds the token used up may find
+// it usable after all.
+func (q *returnQueue) settle(ctx context.Context, token string) bool {
+	q.mu.Lock()
+	var mine []pendingReturn
+	q.pending = slices.DeleteFunc(q.pending, func(p pendingReturn) bool {
+		if p.token == token {
+			mine = append(mine, p)
+			return true
+		}
+		return false
+	})
+	q.mu.Unlock()
+	settled := false
+	for _, p := range mine {
+		if err := p.reg.ReturnTokenUse(context.WithoutCancel(ctx), p.token, p.use); err == nil {
+			settled = true
+		} else {
+			q.add(p) // the background goroutine keeps trying
+		}
+	}
+	return settled
+}
+
 // run tries the waiting give-backs again, with pauses that double up to
 // returnPauseMax while the store still fails, until none is left.
 func (q *returnQueue) run() {
-	pause := returnPauseMin
+	q.mu.Lock()
+	pause := q.firstPause()
+	q.mu.Unlock()
 	for {
 		time.Sleep(pause)
 		q.mu.Lock()
@@ -361,11 +406,12 @@ func (q *returnQueue) run() {
 			q.mu.Unlock()
 			return
 		}
+		first := q.firstPause()
 		q.mu.Unlock()
 		if len(failed) > 0 {
-			pause = min(2*pause, returnPauseMax)
+			pause = min(2*pause, max(returnPauseMax, first))
 		} else {
-			pause = returnPauseMin
+			pause = first
 		}
 	}
 }

@@ -62,9 +62,7 @@ func (s *outageStore) Update(ctx context.Context, old, rec *storage.Record) erro
 // was not made (nothing given back). Each time the token then registers
 // exactly one client.
 func TestTokenUseGivenBack(t *testing.T) {
-	saved := returnPauseMin
-	returnPauseMin = 10 * time.Millisecond
-	t.Cleanup(func() { returnPauseMin = saved })
+	setReturnPause(t, 10*time.Millisecond)
 	for _, tc := range []struct {
 		name string
 		// fault is applied before the registration; heal after its 503.
@@ -154,4 +152,44 @@ func TestTokenUseIdempotent(t *testing.T) {
 	if got, _ := reg.CheckToken(ctx, unlimited); got.Used != 100 || len(got.RecentUses) != 64 {
 		t.Fatalf("used %d, %d recent uses kept", got.Used, len(got.RecentUses))
 	}
+}
+
+// TestTokenUseSettledOnRetry: a client that tries again with its token as
+// soon as the store is back gets the use that is still waiting to be given
+// back, rather than 401 until the background give-back comes round.
+func TestTokenUseSettledOnRetry(t *testing.T) {
+	setReturnPause(t, 2*time.Second) // the background give-back comes too late
+	now := time.Now()
+	a := manageAPI(t, &now)
+	a.o.Gate.Mode = ModeToken
+	fs := &outageStore{Store: a.o.Registry.Store}
+	a.o.Registry.Store = fs
+	tok, _, err := a.o.Registry.IssueToken(context.Background(), "t", 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.set(true, false, true)
+	if code, m := serveJSON(a, "POST", "/register", tok, benchBody); code != http.StatusServiceUnavailable {
+		t.Fatalf("during the outage: %d %v", code, m)
+	}
+	fs.set(false, false, false)
+	if code, m := serveJSON(a, "POST", "/register", tok, benchBody); code != http.StatusCreated {
+		t.Fatalf("right after the outage: %d %v", code, m)
+	}
+	if code, _ := serveJSON(a, "POST", "/register", tok, benchBody); code != http.StatusUnauthorized {
+		t.Fatalf("a second use of a one-use token: %d", code)
+	}
+}
+
+// setReturnPause sets the first pause of the background give-backs for
+// the test.
+func setReturnPause(t *testing.T, d time.Duration) {
+	tokenReturns.mu.Lock()
+	tokenReturns.pauseMin = d
+	tokenReturns.mu.Unlock()
+	t.Cleanup(func() {
+		tokenReturns.mu.Lock()
+		tokenReturns.pauseMin = 0
+		tokenReturns.mu.Unlock()
+	})
 }
