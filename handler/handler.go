@@ -753,7 +753,7 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 	}
 	if storage.WriteFailed(err) {
 		h.writes, h.lastWriteFail = true, now
-	} else if readFailed(err) {
+	} else if storage.ReadFailed(err) {
 		h.reads, h.lastReadFail = true, now
 	}
 	msg, unlogged := "", 0
@@ -828,19 +828,6 @@ func (h *Health) OK(log *zap.Logger, write bool) {
 	if announced {
 		log.Info("client store available again", zap.String("store", h.Store))
 	}
-}
-
-// readFailed reports whether err is a read of the store that failed.
-func readFailed(err error) bool {
-	var u *storage.UnavailableError
-	if !errors.As(err, &u) {
-		return false
-	}
-	switch u.Op {
-	case "get", "list", "count":
-		return true
-	}
-	return false
 }
 
 // growingOps are the operations, as named to storeFailure, whose success

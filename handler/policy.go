@@ -374,10 +374,13 @@ func (q *returnQueue) settle(ctx context.Context, token string) bool {
 // run tries the waiting give-backs again, with pauses that double up to
 // returnPauseMax while the store still fails, until none is left.
 func (q *returnQueue) run() {
-	q.mu.Lock()
-	pause := q.firstPause()
-	q.mu.Unlock()
+	var pause time.Duration
 	for {
+		q.mu.Lock()
+		if pause == 0 {
+			pause = q.firstPause()
+		}
+		q.mu.Unlock()
 		time.Sleep(pause)
 		q.mu.Lock()
 		batch := q.pending
@@ -406,12 +409,11 @@ func (q *returnQueue) run() {
 			q.mu.Unlock()
 			return
 		}
-		first := q.firstPause()
 		q.mu.Unlock()
 		if len(failed) > 0 {
-			pause = min(2*pause, max(returnPauseMax, first))
+			pause = min(2*pause, returnPauseMax)
 		} else {
-			pause = first
+			pause = 0 // the first pause again
 		}
 	}
 }

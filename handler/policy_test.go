@@ -160,68 +160,60 @@ func observedHealth() (*Health, *zap.Logger, *observer.ObservedLogs) {
 	return &Health{Store: "redis r1:6379"}, zap.New(core), logs
 }
 
-// TestHealthWritesRefused: while writes fail and reads succeed (a Redis out
-// of memory), reads do not end the outage: it is logged once, and its end
-// when a write succeeds again.
-func TestHealthWritesRefused(t *testing.T) {
-	h, log, logs := observedHealth()
-	oom := &storage.UnavailableError{Op: "create", Err: errors.New("OOM command not allowed")}
-	for i := 0; i < 20; i++ {
-		h.Fail(log, "rfc7591", "register", oom)
-		h.OK(log, false)
-	}
-	if n := logs.FilterMessage("client store available again").Len(); n != 0 {
-		t.Fatalf("reads ended a write outage: %d recovery lines", n)
-	}
-	h.OK(log, true)
-	if n := logs.FilterMessage("client store available again").Len(); n != 1 {
-		t.Fatalf("%d recovery lines after a write, want 1", n)
-	}
-	// Under a read-only load, no write fails for outageLogInterval: the
-	// outage is over, so that the next one is logged as such.
-	h.lastError = time.Time{}
-	h.Fail(log, "rfc7591", "register", oom)
-	h.lastWriteFail = time.Now().Add(-outageLogInterval - time.Second)
-	h.OK(log, false)
-	if n := logs.FilterMessage("client store available again").Len(); n != 2 {
-		t.Fatalf("%d recovery lines after a quiet read-only interval, want 2", n)
-	}
-	// An outage of reads (Redis down) ends with any success.
-	h.lastError = time.Time{}
-	h.Fail(log, "rfc7591", "read", &storage.UnavailableError{Op: "get", Err: errors.New("connection refused")})
-	h.OK(log, false)
-	if n := logs.FilterMessage("client store available again").Len(); n != 3 {
-		t.Fatalf("%d recovery lines after a read outage, want 3", n)
-	}
-}
-
-// TestHealthReadsRefused: while reads fail and writes succeed (a Redis
-// user that lost GET), registrations do not end the outage, so it is
-// logged once and lasts until a read succeeds, or until no read has failed
-// for outageConfirm.
-func TestHealthReadsRefused(t *testing.T) {
-	h, log, logs := observedHealth()
-	denied := &storage.UnavailableError{Op: "get", Err: errors.New("NOPERM this user has no permissions to run the 'get' command")}
-	for i := 0; i < 20; i++ {
-		h.Fail(log, "rfc7591", "read", denied)
-		h.OK(log, true)
-	}
-	if n := logs.FilterMessageSnippet("unavailable").Len(); n != 1 {
-		t.Errorf("%d unavailable lines, want 1", n)
-	}
-	if n := logs.FilterMessage("client store available again").Len(); n != 0 {
-		t.Fatalf("writes ended a read outage: %d recovery lines", n)
-	}
-	h.OK(log, false)
-	if n := logs.FilterMessage("client store available again").Len(); n != 1 {
-		t.Fatalf("%d recovery lines after a read, want 1", n)
-	}
-	h.lastError = time.Time{}
-	h.Fail(log, "rfc7591", "read", denied)
-	h.lastReadFail = time.Now().Add(-outageConfirm - time.Second)
-	h.OK(log, true)
-	if n := logs.FilterMessage("client store available again").Len(); n != 2 {
-		t.Fatalf("%d recovery lines after writes with no read failing, want 2", n)
+// TestHealthOneKindRefused: while one kind of operation fails and the
+// other succeeds, the other's successes do not end the outage, so it is
+// logged once and ends when one of its own kind succeeds:
+//   - writes refused, reads served (a Redis out of memory): a write ends
+//     it, or a read once no write failed for outageLogInterval (under a
+//     read-only load the outage is over, so the next is logged as such);
+//   - reads refused, writes served (a Redis user that lost GET): a read
+//     ends it, or a write once no read failed for outageConfirm.
+//
+// An outage of the other kind then ends with that kind's success.
+func TestHealthOneKindRefused(t *testing.T) {
+	create := &storage.UnavailableError{Op: "create", Err: errors.New("OOM command not allowed")}
+	get := &storage.UnavailableError{Op: "get", Err: errors.New("NOPERM this user has no permissions to run the 'get' command")}
+	for _, tc := range []struct {
+		name      string
+		refused   error
+		refusedOK bool // what OK says of an operation of the refused kind
+		quiet     func(h *Health)
+		other     error
+	}{
+		{"writes", create, true, func(h *Health) { h.lastWriteFail = time.Now().Add(-outageLogInterval - time.Second) }, get},
+		{"reads", get, false, func(h *Health) { h.lastReadFail = time.Now().Add(-outageConfirm - time.Second) }, create},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, log, logs := observedHealth()
+			recoveries := func() int { return logs.FilterMessage("client store available again").Len() }
+			for i := 0; i < 20; i++ {
+				h.Fail(log, "rfc7591", "op", tc.refused)
+				h.OK(log, !tc.refusedOK)
+			}
+			if n := logs.FilterMessageSnippet("unavailable").Len(); n != 1 {
+				t.Errorf("%d unavailable lines, want 1", n)
+			}
+			if n := recoveries(); n != 0 {
+				t.Fatalf("the other kind ended the outage: %d recovery lines", n)
+			}
+			h.OK(log, tc.refusedOK)
+			if n := recoveries(); n != 1 {
+				t.Fatalf("%d recovery lines after a success of the refused kind, want 1", n)
+			}
+			h.lastError = time.Time{}
+			h.Fail(log, "rfc7591", "op", tc.refused)
+			tc.quiet(h)
+			h.OK(log, !tc.refusedOK)
+			if n := recoveries(); n != 2 {
+				t.Fatalf("%d recovery lines once the refused kind stopped failing, want 2", n)
+			}
+			h.lastError = time.Time{}
+			h.Fail(log, "rfc7591", "op", tc.other)
+			h.OK(log, !tc.refusedOK)
+			if n := recoveries(); n != 3 {
+				t.Fatalf("%d recovery lines after an outage of the other kind, want 3", n)
+			}
+		})
 	}
 }
 

@@ -73,20 +73,8 @@ func TestTokenUseGivenBack(t *testing.T) {
 		{"count not made", func(s *outageStore) { s.set(true, false, false) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			now := time.Now()
-			a := manageAPI(t, &now)
-			a.o.Gate.Mode = ModeToken
-			fs := &outageStore{Store: a.o.Registry.Store}
-			a.o.Registry.Store = fs
-			tok, _, err := a.o.Registry.IssueToken(context.Background(), "t", 0, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.fault(fs)
-			if code, m := serveJSON(a, "POST", "/register", tok, benchBody); code != http.StatusServiceUnavailable {
-				t.Fatalf("during the outage: %d %v", code, m)
-			}
-			fs.set(false, false, false)
+			a, fs, tok := oneUseTokenAPI(t)
+			registerDuringOutage(t, a, fs, tok, tc.fault)
 			deadline := time.Now().Add(5 * time.Second)
 			for {
 				got, err := a.o.Registry.CheckToken(context.Background(), tok)
@@ -98,12 +86,7 @@ func TestTokenUseGivenBack(t *testing.T) {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			if code, m := serveJSON(a, "POST", "/register", tok, benchBody); code != http.StatusCreated {
-				t.Fatalf("after the outage: %d %v", code, m)
-			}
-			if code, _ := serveJSON(a, "POST", "/register", tok, benchBody); code != http.StatusUnauthorized {
-				t.Fatalf("a second use of a one-use token: %d", code)
-			}
+			registersOnce(t, a, tok, "after the outage")
 		})
 	}
 }
@@ -159,6 +142,15 @@ func TestTokenUseIdempotent(t *testing.T) {
 // back, rather than 401 until the background give-back comes round.
 func TestTokenUseSettledOnRetry(t *testing.T) {
 	setReturnPause(t, 2*time.Second) // the background give-back comes too late
+	a, fs, tok := oneUseTokenAPI(t)
+	registerDuringOutage(t, a, fs, tok, func(s *outageStore) { s.set(true, false, true) })
+	registersOnce(t, a, tok, "right after the outage")
+}
+
+// oneUseTokenAPI is an RFC 7591 API that registers with initial access
+// tokens only, on a store the test can fail, and a token with one use.
+func oneUseTokenAPI(t *testing.T) (*RFC7591, *outageStore, string) {
+	t.Helper()
 	now := time.Now()
 	a := manageAPI(t, &now)
 	a.o.Gate.Mode = ModeToken
@@ -168,13 +160,26 @@ func TestTokenUseSettledOnRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs.set(true, false, true)
+	return a, fs, tok
+}
+
+// registerDuringOutage registers with tok while fault holds, expects 503,
+// and ends the outage.
+func registerDuringOutage(t *testing.T, a *RFC7591, fs *outageStore, tok string, fault func(*outageStore)) {
+	t.Helper()
+	fault(fs)
 	if code, m := serveJSON(a, "POST", "/register", tok, benchBody); code != http.StatusServiceUnavailable {
 		t.Fatalf("during the outage: %d %v", code, m)
 	}
 	fs.set(false, false, false)
+}
+
+// registersOnce checks that the one-use token tok registers a client
+// now, and then no other.
+func registersOnce(t *testing.T, a *RFC7591, tok, when string) {
+	t.Helper()
 	if code, m := serveJSON(a, "POST", "/register", tok, benchBody); code != http.StatusCreated {
-		t.Fatalf("right after the outage: %d %v", code, m)
+		t.Fatalf("%s: %d %v", when, code, m)
 	}
 	if code, _ := serveJSON(a, "POST", "/register", tok, benchBody); code != http.StatusUnauthorized {
 		t.Fatalf("a second use of a one-use token: %d", code)

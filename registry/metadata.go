@@ -512,8 +512,6 @@ func typeErr(key, what string) *Error {
 	return metaErr("%s must be %s", key, what)
 }
 
-// dedupe returns list without repeated values, in order. A list without
-// any is returned as is.
 // dedupeResponseTypes keeps one of the response types that differ only in
 // the order of their names, as first written: RFC 6749 section 3.1.1 makes
 // that order meaningless, so "id_token code" and "code id_token" are one.
@@ -530,6 +528,8 @@ func dedupeResponseTypes(list []string) []string {
 	return out
 }
 
+// dedupe returns list without repeated values, in order. A list without
+// any is returned as is.
 func dedupe(list []string) []string {
 	dup := false
 	for i := 1; i < len(list) && !dup; i++ {

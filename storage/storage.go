@@ -65,6 +65,20 @@ func WriteFailed(err error) bool {
 	return false // get, list, count, ping, decode...
 }
 
+// ReadFailed reports whether err is an outage met by a read (get, list,
+// count): the store may still take writes, as when its user lost GET.
+func ReadFailed(err error) bool {
+	var u *UnavailableError
+	if !errors.As(err, &u) {
+		return false
+	}
+	switch u.Op {
+	case "get", "list", "count":
+		return true
+	}
+	return false
+}
+
 // Unwritten reports whether err is an outage known to have changed
 // nothing: a read or a lock that failed, or a write that was refused or
 // never sent. A write whose reply was lost may still have been carried out.
