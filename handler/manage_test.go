@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -241,5 +242,77 @@ func TestConflictIsUnavailable(t *testing.T) {
 	}
 	if a.o.storeFailure("update", registry.ErrNotFound) {
 		t.Fatal("not found is answered as unavailable")
+	}
+}
+
+// racedStore runs race once, just before the first change (update or
+// delete) goes to the store underneath: a write that lands between a
+// request's token check and its own write.
+type racedStore struct {
+	storage.Store
+	race func()
+}
+
+func (s *racedStore) raceOnce() {
+	if race := s.race; race != nil {
+		s.race = nil
+		race()
+	}
+}
+
+func (s *racedStore) Update(ctx context.Context, old, rec *storage.Record) error {
+	s.raceOnce()
+	return s.Store.Update(ctx, old, rec)
+}
+
+func (s *racedStore) Delete(ctx context.Context, rec *storage.Record) error {
+	s.raceOnce()
+	return s.Store.Delete(ctx, rec)
+}
+
+// TestChangeWaitsForRacingUpdate: a PUT or DELETE whose token was current
+// when checked, but which an update made with the same token (its client
+// gone before the answer) overtakes, waits for that update to settle, as a
+// request that finds it pending does, and then goes through with the
+// token: the rotation is no revocation, and a 401 would be final.
+func TestChangeWaitsForRacingUpdate(t *testing.T) {
+	for _, method := range []string{"PUT", "DELETE"} {
+		t.Run(method, func(t *testing.T) {
+			now := time.Now()
+			a := manageAPI(t, &now)
+			a.o.Registry.Now = time.Now // awaitSettled waits in real time
+			rs := &racedStore{Store: a.o.Registry.Store}
+			a.o.Registry.Store = rs
+			id, rat := registerOne(t, a)
+			update := func(name string) string {
+				return `{"client_id":"` + id + `","redirect_uris":["https://client.example.com/callback"],"client_name":"` + name + `"}`
+			}
+			rs.race = func() { updateDeparted(a, id, rat, update("abandoned")) }
+			body := ""
+			if method == "PUT" {
+				body = update("retried")
+			}
+			start := time.Now()
+			code, m := serveJSON(a, method, "/register/"+id, rat, body)
+			if method == "PUT" && (code != http.StatusOK || m["client_name"] != "retried") {
+				t.Fatalf("update overtaken by one with its token: %d %v", code, m)
+			}
+			if method == "DELETE" && code != http.StatusNoContent {
+				t.Fatalf("delete overtaken by an update with its token: %d %v", code, m)
+			}
+			if waited := time.Since(start); waited < a.priorRATDelay()/2 {
+				t.Errorf("answered after %v, before the racing update could settle", waited)
+			}
+			if method == "PUT" {
+				if code, _ := serveJSON(a, "GET", "/register/"+id, rat, ""); code != http.StatusUnauthorized {
+					t.Errorf("the token of the answered update still works: %d", code)
+				}
+				if code, m := serveJSON(a, "GET", "/register/"+id, m["registration_access_token"].(string), ""); code != http.StatusOK || m["client_name"] != "retried" {
+					t.Errorf("read with the new token: %d %v", code, m)
+				}
+			} else if _, err := a.o.Registry.Peek(context.Background(), id); !errors.Is(err, registry.ErrNotFound) {
+				t.Errorf("the client after its delete: %v", err)
+			}
+		})
 	}
 }

@@ -506,6 +506,69 @@ func nonNil(s []string) []string {
 // concurrent request after it was checked.
 var errTokenChanged = errors.New("registration access token no longer valid")
 
+// errTokenPending stops a change whose token turned out to be the prior
+// token of an update made meanwhile and not settled yet (raceWait).
+var errTokenPending = errors.New("registration access token is that of an update not settled yet")
+
+// errRaceUnsettled: a change waited for racing updates raceRetries times,
+// or could not wait (a store failure, the request's end); answered 503, it
+// is repeated by the client.
+var errRaceUnsettled = errors.New("racing updates made with the same registration access token did not settle")
+
+// raceRetries is how many racing updates a change waits for.
+const raceRetries = 3
+
+// raceWait makes a PUT or DELETE whose token was current when manage
+// checked it, but which finds it rotated by an update with the same token
+// written in between, wait for that update to settle, as manage waits for
+// one it finds pending: the update may never be answered (its client gone,
+// or a 503), and then the token is the client's again. Without, the
+// request would take the rotation for a revocation and answer a 401 the
+// client must take as final (RFC 7592 section 2).
+type raceWait struct {
+	c       *registry.Client // as the change found it, when pending
+	pending time.Duration
+}
+
+// check is the token check of a change: nil when tok is accepted,
+// errTokenPending (noting c) while a racing update is unsettled, else
+// errTokenChanged.
+func (rw *raceWait) check(c *registry.Client, tok string, now time.Time) error {
+	ok, _, pending := c.RATState(tok, now)
+	switch {
+	case pending > 0:
+		rw.c, rw.pending = c, pending
+		return errTokenPending
+	case !ok:
+		return errTokenChanged
+	}
+	return nil
+}
+
+// retry runs op, a change that checks its token with rw.check, and runs
+// it again each time it found the token pending, once awaitSettled has the
+// racing update settled with tok accepted: errTokenChanged when it is not,
+// errRaceUnsettled after raceRetries such waits or when one fails.
+func (rw *raceWait) retry(a *RFC7591, r *http.Request, tok string, op func() (*registry.Client, error)) (*registry.Client, error) {
+	for attempt := 0; ; attempt++ {
+		rw.c = nil
+		c, err := op()
+		if !errors.Is(err, errTokenPending) {
+			return c, err
+		}
+		if attempt == raceRetries {
+			return nil, errRaceUnsettled
+		}
+		_, ok, _, failed := a.awaitSettled(r, rw.c, tok, rw.pending)
+		switch {
+		case failed:
+			return nil, errRaceUnsettled
+		case !ok:
+			return nil, errTokenChanged
+		}
+	}
+}
+
 // manage serves RFC 7592 read, update and delete; op is manageOp(r.Method).
 func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) {
 	if op == "" {
@@ -697,31 +760,22 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 	rat := registry.NewRAT(cur.ID)
 	var secret string
 	lifetime := a.o.secretLifetime(0)
-	now := a.o.Registry.Now()
-	updated, err := a.o.Registry.Update(storeCtx(r), cur.ID, func(c *registry.Client) error {
-		if ok, _ := c.CheckRAT(tok, now); !ok {
-			return errTokenChanged
-		}
-		c.ReplaceMetadata(m)
-		c.RotateRAT(rat, tok, now, a.priorRATDelay())
-		secret = ""
-		switch {
-		case !registry.NeedsSecret(c.TokenEndpointAuthMethod):
-			c.SecretHash, c.SecretExpiresAt, c.SecretUndelivered = "", 0, false
-		case c.SecretHash == "" || c.SecretUndelivered || c.SecretExpired(now):
-			// Switching to a method that needs a secret issues one, and so
-			// does an update after one whose answer, with the secret it
-			// issued, may have been lost, and an update of a client whose
-			// secret expired (RFC 7592 section 2.2 lets the server issue a
-			// new one): without, it could never get a working secret again.
-			secret = registry.FormatRFC7591.NewSecret()
-			c.SecretHash = registry.Hash(secret)
-			c.SecretExpiresAt = a.o.Registry.SecretExpiry(c, now, lifetime)
-			c.SecretUndelivered = true
-		}
-		return nil
+	var now time.Time
+	var racing raceWait
+	updated, err := racing.retry(a, r, tok, func() (*registry.Client, error) {
+		now = a.o.Registry.Now()
+		return a.o.Registry.Update(storeCtx(r), cur.ID, func(c *registry.Client) error {
+			if err := racing.check(c, tok, now); err != nil {
+				return err
+			}
+			a.replaceClient(c, m, rat, tok, now, lifetime, &secret)
+			return nil
+		})
 	})
 	switch {
+	case errors.Is(err, errRaceUnsettled):
+		a.unavailable(w)
+		return
 	case a.o.storeFailure("update", err):
 		a.unavailable(w)
 		return
@@ -732,6 +786,35 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 		a.internal(w, "update", err)
 		return
 	}
+	a.answerUpdate(w, r, updated, secret, rat)
+}
+
+// replaceClient is an RFC 7592 update of c (stored as read, its token
+// checked) to m's metadata: the token rotated to rat, and a secret issued
+// into *secret when the client needs a new one.
+func (a *RFC7591) replaceClient(c, m *registry.Client, rat, tok string, now time.Time, lifetime time.Duration, secret *string) {
+	c.ReplaceMetadata(m)
+	c.RotateRAT(rat, tok, now, a.priorRATDelay())
+	*secret = ""
+	switch {
+	case !registry.NeedsSecret(c.TokenEndpointAuthMethod):
+		c.SecretHash, c.SecretExpiresAt, c.SecretUndelivered = "", 0, false
+	case c.SecretHash == "" || c.SecretUndelivered || c.SecretExpired(now):
+		// Switching to a method that needs a secret issues one, and so
+		// does an update after one whose answer, with the secret it
+		// issued, may have been lost, and an update of a client whose
+		// secret expired (RFC 7592 section 2.2 lets the server issue a
+		// new one): without, it could never get a working secret again.
+		*secret = registry.FormatRFC7591.NewSecret()
+		c.SecretHash = registry.Hash(*secret)
+		c.SecretExpiresAt = a.o.Registry.SecretExpiry(c, now, lifetime)
+		c.SecretUndelivered = true
+	}
+}
+
+// answerUpdate answers an update carried out: with the client, rat and
+// any new secret, once the token the update was made with is retired.
+func (a *RFC7591) answerUpdate(w http.ResponseWriter, r *http.Request, updated *registry.Client, secret, rat string) {
 	if r.Context().Err() != nil {
 		// The client went away before its answer: the new token can never
 		// reach it, so the old one is not retired and becomes valid again
@@ -881,13 +964,17 @@ func (a *RFC7591) changeTokens(ctx context.Context, id string, change func(c *re
 }
 
 func (a *RFC7591) delete(w http.ResponseWriter, r *http.Request, id, tok string) {
-	err := a.o.Registry.Delete(storeCtx(r), id, func(c *registry.Client) error {
-		if !a.tokenValid(c, tok) {
-			return errTokenChanged
-		}
-		return nil
+	var racing raceWait
+	_, err := racing.retry(a, r, tok, func() (*registry.Client, error) {
+		now := a.o.Registry.Now()
+		return nil, a.o.Registry.Delete(storeCtx(r), id, func(c *registry.Client) error {
+			return racing.check(c, tok, now)
+		})
 	})
 	switch {
+	case errors.Is(err, errRaceUnsettled):
+		a.unavailable(w)
+		return
 	case a.o.storeFailure("delete", err):
 		a.unavailable(w)
 		return
