@@ -631,9 +631,32 @@ func TestPolicyMaxClientsConcurrent(t *testing.T) {
 		if created.Load() != 10 || limited.Load() != 90 {
 			t.Fatalf("created %d, limited %d", created.Load(), limited.Load())
 		}
-		// Deleting one frees a place.
-		_, body := s.do("GET", "/.well-known/oauth-authorization-server", "")
-		_ = body
+	})
+}
+
+// TestPolicyCapRetryAfter: a cap's 429 says to come back in an hour, or
+// when clients live shorter than that, after their lifetime, by which time
+// places have freed up.
+func TestPolicyCapRetryAfter(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		for _, c := range []struct{ lifetimes, want string }{
+			{"", "3600"},
+			{"client_lifetime 2m", "120"},
+			{"client_lifetime 2m\n\t\tidle_lifetime 90s", "90"},
+		} {
+			s := startCaddy(t, backend, `	client_registration {
+		{storage}
+		max_clients 1
+		`+c.lifetimes+`
+	}`)
+			if resp, body := s.postJSON("/register", mcpBody); resp.StatusCode != 201 {
+				t.Fatalf("%q: first: %d %s", c.lifetimes, resp.StatusCode, body)
+			}
+			resp, body := s.postJSON("/register", mcpBody)
+			if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != c.want {
+				t.Errorf("%q: over the cap: %d, Retry-After %q (want %s) %s", c.lifetimes, resp.StatusCode, resp.Header.Get("Retry-After"), c.want, body)
+			}
+		}
 	})
 }
 

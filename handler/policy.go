@@ -269,7 +269,7 @@ func (o *Options) create(r *http.Request, c *registry.Client, iss registry.Issue
 		o.Logger.Info("client registered", zap.String("api", o.api), zap.String("client_id", c.ID))
 		return issued, nil, nil
 	case errors.As(err, &le):
-		return nil, capDenial(le.Cap), nil
+		return nil, o.capDenial(le.Cap), nil
 	case o.storeFailure("register", err):
 		return nil, unavailableDenial(), nil
 	}
@@ -430,12 +430,24 @@ func (o *Options) caps(owner string) []storage.Cap {
 	return caps
 }
 
-func capDenial(cp storage.Cap) *Denial {
+// capDenial refuses a registration that would go over cp: 429 with
+// Retry-After an hour, or this handler's client_lifetime
+// or idle_lifetime when shorter: with them, places free up as clients expire,
+// and a client told to wait an hour for a cap of clients that live
+// seconds would give up for nothing. (Clients of other APIs may live
+// longer; a retry that comes too early is refused again, no harm done.)
+func (o *Options) capDenial(cp storage.Cap) *Denial {
 	desc := fmt.Sprintf("the maximum number of registered clients (%d) has been reached", cp.Max)
 	if cp.Tag != registry.TagClients {
 		desc = fmt.Sprintf("the maximum number of clients per owner (%d) has been reached", cp.Max)
 	}
-	return &Denial{Status: http.StatusTooManyRequests, Reason: "max_clients", Description: desc, RetryAfter: time.Hour}
+	wait := time.Hour
+	for _, l := range []time.Duration{o.Registry.ClientLifetime, o.Registry.IdleLifetime} {
+		if l > 0 {
+			wait = min(wait, l)
+		}
+	}
+	return &Denial{Status: http.StatusTooManyRequests, Reason: "max_clients", Description: desc, RetryAfter: wait}
 }
 
 // wouldDeny is the refusal create would answer a registration by adm's
@@ -459,7 +471,7 @@ func (o *Options) wouldDeny(r *http.Request, adm *Admission) *Denial {
 			return unavailableDenial()
 		}
 		if cp.Max > 0 && n >= cp.Max {
-			return capDenial(cp)
+			return o.capDenial(cp)
 		}
 	}
 	return nil
