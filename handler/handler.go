@@ -240,7 +240,29 @@ func storeCtx(r *http.Request) context.Context { return context.WithoutCancel(r.
 
 // origin is scheme://host of the request as the client sent it.
 func (o *Options) origin(r *http.Request) string {
-	return o.scheme(r) + r.Host
+	scheme := o.scheme(r)
+	return scheme + normalHost(r.Host, scheme)
+}
+
+// normalHost is the Host header h (checked by validHost) in the normal
+// form of RFC 3986 section 6.2.2: host name in lower case, port without
+// leading zeros and left out when it is the scheme's default. Clients
+// compare the issuer with the URL they discovered it from, which their URL
+// parsers normalize so (RFC 8414 section 3.3: identical, or refused):
+// "Example.COM" or "example.com:80" copied as sent would match none.
+func normalHost(h, scheme string) string {
+	if !strings.ContainsFunc(h, func(c rune) bool { return c == ':' || 'A' <= c && c <= 'Z' }) {
+		return h // the common case, already normal
+	}
+	host, port := h, ""
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+		host, port = h[:i], strings.TrimLeft(h[i+1:], "0")
+	}
+	host = strings.ToLower(host)
+	if port == "" || (port == "80" && scheme == "http://") || (port == "443" && scheme == "https://") {
+		return host
+	}
+	return host + ":" + port
 }
 
 // hostUnusable reports a request whose URLs would be built from a Host

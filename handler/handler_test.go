@@ -17,6 +17,28 @@ func TestValidHost(t *testing.T) {
 	}
 }
 
+// TestNormalHost: the issuer taken from the Host header is in RFC 3986
+// normal form, as clients' URL parsers put the URL they discover from.
+func TestNormalHost(t *testing.T) {
+	for _, c := range []struct{ host, scheme, want string }{
+		{"as.example", "https://", "as.example"},
+		{"as.example:8443", "https://", "as.example:8443"},
+		{"Example.COM", "http://", "example.com"},
+		{"example.com:80", "http://", "example.com"},
+		{"example.com:80", "https://", "example.com:80"},
+		{"example.com:443", "https://", "example.com"},
+		{"a.example:0080", "http://", "a.example"},
+		{"a.example:08443", "https://", "a.example:8443"},
+		{"[::1]", "http://", "[::1]"},
+		{"[::1]:80", "http://", "[::1]"},
+		{"[FE80::1]:8080", "http://", "[fe80::1]:8080"},
+	} {
+		if got := normalHost(c.host, c.scheme); got != c.want {
+			t.Errorf("normalHost(%q, %q) = %q, want %q", c.host, c.scheme, got, c.want)
+		}
+	}
+}
+
 // RFC 6749 section 5.2: error_description holds printable ASCII without
 // '"' or '\'; descriptions that quote the request are brought into it.
 func TestOAuthText(t *testing.T) {
