@@ -580,8 +580,8 @@ func (o *Options) cutPrefix(p string) (string, bool) {
 		var ws, ps string
 		ws, want = cutSegment(want[1:])
 		ps, p = cutSegment(p[1:])
-		if ps == ws {
-			continue
+		if ps == ws && !strings.Contains(ps, "%") {
+			continue // the same, unescaped (a "%" in the prefix is one)
 		}
 		// Allocates only for a segment with a "%" in it.
 		if u, err := url.PathUnescape(ps); err != nil || u != ws || strings.Contains(u, "/") {

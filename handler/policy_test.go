@@ -412,6 +412,8 @@ func TestPrefixSpellings(t *testing.T) {
 		{"/o(auth)!", "/o(auth)!/register", []string{"register"}},
 		{"/o(auth)!", "/o%28auth%29%21/register", []string{"register"}},
 		{"/my oauth", "/my%20oauth/register/x", []string{"register", "x"}},
+		{"/my%20oauth", "/my%2520oauth/register", []string{"register"}},
+		{"/my%20oauth", "/my%20oauth/register", nil}, // that is "/my oauth"
 	} {
 		o := &Options{Prefix: tc.prefix}
 		r := httptest.NewRequest(http.MethodGet, "http://auth.example"+tc.path, nil)
