@@ -708,12 +708,7 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 				log().Warn("cannot read Redis's maxmemory-policy: make sure it is noeviction, or registered clients can disappear",
 					addrs, zap.Error(err))
 			})
-			name := "redis " + strings.Join(opts.Addrs, " ")
-			if opts.WaitReplicas > 0 {
-				// Told apart from a pool on the same Redis that waits for
-				// fewer replicas, or none.
-				name += fmt.Sprintf(" (wait_replicas %d)", opts.WaitReplicas)
-			}
+			name := redisStoreName(opts.RedisOptions)
 			where := strings.Join(opts.Addrs, ",")
 			if opts.DB != 0 {
 				where += "/" + strconv.Itoa(opts.DB)
@@ -734,6 +729,20 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 		return nil, "", err
 	}
 	return val.(*sharedStore), key, nil
+}
+
+// redisStoreName names a Redis pool in the outage log (Health.Store): by
+// its addresses, told apart from a pool on another database of the same
+// Redis, or on the same one waiting for fewer replicas, or none.
+func redisStoreName(opts storage.RedisOptions) string {
+	name := "redis " + strings.Join(opts.Addrs, " ")
+	if opts.DB != 0 {
+		name += "/" + strconv.Itoa(opts.DB)
+	}
+	if opts.WaitReplicas > 0 {
+		name += fmt.Sprintf(" (wait_replicas %d)", opts.WaitReplicas)
+	}
+	return name
 }
 
 // checkRedisAccess has the store's Redis user checked, once per pool and

@@ -25,6 +25,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/redistest"
+	"github.com/caddy-dcr/caddy-dcr/storage"
 )
 
 // Operating the plugin: reloads, metrics, placeholders, Redis faults.
@@ -464,8 +465,8 @@ func TestHandlePath(t *testing.T) {
 // in its own format, and recovers by itself when Redis is back.
 func TestRedisOutage(t *testing.T) {
 	srv := redistest.Start(t)
-	storage := fmt.Sprintf("storage redis {\n\t\t\taddress %s\n\t\t\ttimeout 300ms\n\t\t}\n\t\trate_limit off", srv.Addr)
-	s := startCaddy(t, "redis", authedAPIs(t, storage, "", "mediagoblin", "kustvakt", "iam"))
+	block := fmt.Sprintf("storage redis {\n\t\t\taddress %s\n\t\t\ttimeout 300ms\n\t\t}\n\t\trate_limit off", srv.Addr)
+	s := startCaddy(t, "redis", authedAPIs(t, block, "", "mediagoblin", "kustvakt", "iam"))
 	reqs := []struct {
 		name   string
 		send   func() (*http.Response, string)
@@ -500,6 +501,23 @@ func TestRedisOutage(t *testing.T) {
 			resp, _ := r.send()
 			return resp.StatusCode < 300
 		})
+	}
+}
+
+// TestRedisStoreName: the outage log tells apart pools on other databases
+// of one Redis, and pools waiting for replicas.
+func TestRedisStoreName(t *testing.T) {
+	for _, c := range []struct {
+		opts storage.RedisOptions
+		want string
+	}{
+		{storage.RedisOptions{Addrs: []string{"localhost:6379"}}, "redis localhost:6379"},
+		{storage.RedisOptions{Addrs: []string{"localhost:6379"}, DB: 1}, "redis localhost:6379/1"},
+		{storage.RedisOptions{Addrs: []string{"a:1", "b:2"}, WaitReplicas: 1}, "redis a:1 b:2 (wait_replicas 1)"},
+	} {
+		if got := redisStoreName(c.opts); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.opts, got, c.want)
+		}
 	}
 }
 
@@ -947,10 +965,10 @@ func TestRedisURLTLS(t *testing.T) {
 }
 
 // redisSite starts a site with the RFC 7591 API on Redis, storage holding
-// the lines of its storage redis block, and no rate limit.
-func redisSite(t *testing.T, storage string) *site {
+// the lines of its storage redis block (lines), and no rate limit.
+func redisSite(t *testing.T, lines string) *site {
 	t.Helper()
-	return startCaddy(t, "redis", fmt.Sprintf("\troute {\n\t\tclient_registration {\n\t\t\tstorage redis {\n%s\n\t\t\t}\n\t\t\trate_limit off\n\t\t}\n\t}", storage))
+	return startCaddy(t, "redis", fmt.Sprintf("\troute {\n\t\tclient_registration {\n\t\t\tstorage redis {\n%s\n\t\t\t}\n\t\t\trate_limit off\n\t\t}\n\t}", lines))
 }
 
 // registerAndRead registers a client and reads it back with its
