@@ -964,8 +964,8 @@ func TestRedisURLTLS(t *testing.T) {
 	}
 }
 
-// redisSite starts a site with the RFC 7591 API on Redis, storage holding
-// the lines of its storage redis block (lines), and no rate limit.
+// redisSite starts a site with the RFC 7591 API on Redis, lines being
+// those of its storage redis block, and no rate limit.
 func redisSite(t *testing.T, lines string) *site {
 	t.Helper()
 	return startCaddy(t, "redis", fmt.Sprintf("\troute {\n\t\tclient_registration {\n\t\t\tstorage redis {\n%s\n\t\t\t}\n\t\t\trate_limit off\n\t\t}\n\t}", lines))
