@@ -312,6 +312,13 @@ func (a AdminAPI) route(w http.ResponseWriter, r *http.Request) error {
 	if route == "" {
 		return adminError(http.StatusNotFound, "unknown client_registration admin route %q", r.URL.Path)
 	}
+	for k := range r.URL.Query() {
+		// A misspelled filter (?Owner=alice) would otherwise list every
+		// client as if it had been applied.
+		if k != "store" && (route != "clients" || (k != "owner" && k != "api")) {
+			return adminError(http.StatusBadRequest, "unknown query parameter %q", k)
+		}
+	}
 	if n := len(r.URL.Query()["store"]); n > 1 {
 		return adminError(http.StatusBadRequest, "store given %d times: one value only", n)
 	}

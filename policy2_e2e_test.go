@@ -503,6 +503,10 @@ func TestAdminClients(t *testing.T) {
 		ids("?api=oidc", 400)
 		ids("?owner=", 400)
 		ids("?owner=a&owner=b", 400)
+		ids("?Owner=alice", 400) // misspelled: not every client
+		if status, body := s.adminJSON(admin, "GET", path+pub.ID+"?verbose=1", ""); status != 400 {
+			t.Errorf("GET with an unknown query parameter: %d %v", status, body)
+		}
 		if status, body := s.adminJSON(admin, "DELETE", path+pub.ID, ""); status != 204 {
 			t.Fatalf("DELETE: %d %v", status, body)
 		}
