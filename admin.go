@@ -490,11 +490,19 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 			return adminError(http.StatusBadRequest, `nothing to change: give "permitted" or "super" (true or false)`)
 		}
 		errPublic := errors.New("only confidential clients can be super clients")
+		// A change to what the client has already is no write, and no
+		// "changed" line in the log.
+		errUnchanged := errors.New("unchanged")
+		var same *registry.Client
 		c, err := reg.Update(r.Context(), id, func(c *registry.Client) error {
+			if req.Super != nil && *req.Super && !c.Confidential() {
+				return errPublic
+			}
+			if (req.Super == nil || *req.Super == c.Super) && (req.Permitted == nil || *req.Permitted == c.Permitted) {
+				same = c
+				return errUnchanged
+			}
 			if req.Super != nil {
-				if *req.Super && !c.Confidential() {
-					return errPublic
-				}
 				c.Super = *req.Super
 			}
 			if req.Permitted != nil {
@@ -503,6 +511,8 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 			return nil
 		})
 		switch {
+		case errors.Is(err, errUnchanged):
+			return writeAdminJSON(w, http.StatusOK, viewClient(same))
 		case errors.Is(err, registry.ErrNotFound):
 			return adminError(http.StatusNotFound, "no client %q", id)
 		case errors.Is(err, errPublic):

@@ -708,6 +708,10 @@ func TestAdminChangesLogged(t *testing.T) {
 	if status, body := s.adminJSON(admin, "PATCH", "/client_registration/clients/"+id, `{"super":true}`); status != 200 {
 		t.Fatalf("permit: %d %v", status, body)
 	}
+	// The same again changes nothing, and is not logged as a change.
+	if status, body := s.adminJSON(admin, "PATCH", "/client_registration/clients/"+id, `{"super":true,"permitted":true}`); status != 200 || body["super"] != true {
+		t.Fatalf("permit again: %d %v", status, body)
+	}
 	if status, _ := s.adminJSON(admin, "DELETE", "/client_registration/initial_access_tokens/"+tok["id"].(string), ""); status != 204 {
 		t.Fatalf("revoke: %d", status)
 	}
@@ -733,6 +737,9 @@ func TestAdminChangesLogged(t *testing.T) {
 	})
 	if strings.Contains(log, tok["token"].(string)) {
 		t.Errorf("the token is in the log")
+	}
+	if n := strings.Count(log, "client privileges changed"); n != 1 {
+		t.Errorf("%d lines of privileges changed, want 1 (the second PATCH changed nothing)", n)
 	}
 }
 
