@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // accessCheck asks Redis (7.0 or later; older ones have no ACL check for
@@ -103,6 +104,14 @@ func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, 
 			}
 		}
 		switch {
+		case refusedCommand(err) != "":
+			// EVAL itself refused: the check could not run, and neither
+			// can the scripts every change runs (those Redis has cached
+			// already run EVALSHA, until it restarts). Named as the
+			// missing grant it is, not as wrong credentials; asked again
+			// at the next config load, which may follow the grant.
+			p.accessChecked.Delete(keyPrefix)
+			report([]string{refusedCommand(err)}, nil)
 		case refusedReply(err):
 			report(nil, err)
 		default:
@@ -110,6 +119,24 @@ func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, 
 		}
 		return true
 	})
+}
+
+// refusedCommand is the command a NOPERM reply says the user may not run
+// ("NOPERM this user has no permissions to run the 'eval' command"), or
+// "" for any other error.
+func refusedCommand(err error) string {
+	if !errorReply(err, "NOPERM") {
+		return ""
+	}
+	_, rest, ok := strings.Cut(err.Error(), "run the '")
+	if !ok {
+		return ""
+	}
+	cmd, _, ok := strings.Cut(rest, "'")
+	if !ok {
+		return ""
+	}
+	return strings.ToLower(cmd)
 }
 
 // refusedReply reports an error reply that asking again will not change:
