@@ -599,6 +599,16 @@ local function refusal(cmds)
   end
   return nil
 end
+-- currentRev reads the revision header of a record (its first read, before
+-- refusal can run), or returns the error reply saying the read was refused
+-- as refusal says it, rather than Redis's own "can't run this command".
+local function currentRev(key, last)
+  local cur = redis.pcall('GETRANGE', key, 0, last)
+  if type(cur) == 'table' and cur.err then
+    return refusal({{'GETRANGE', key, '0', '0'}}) or cur
+  end
+  return cur
+end
 `
 
 // pruneScript prunes one tag set (KEYS[1]) of up to 256 ids expired by
@@ -723,7 +733,8 @@ return 1
 // ARGV: id, expected revision header, new value, exp, now, nr.
 // Returns 1 (updated), 0 (gone) or -1 (revision changed).
 var updateScript = newScript(luaTagAdd + `
-local cur = redis.call('GETRANGE', KEYS[1], 0, ` + strconv.Itoa(revHeaderLen-1) + `)
+local cur = currentRev(KEYS[1], ` + strconv.Itoa(revHeaderLen-1) + `)
+if type(cur) == 'table' then return cur end
 if cur == '' then return 0 end
 if cur ~= ARGV[2] then return -1 end
 local expn = tonumber(ARGV[4])
@@ -748,7 +759,8 @@ return 1
 // that never expired had taken away (luaTagAdd's PERSIST). Returns 1
 // (deleted), 0 (no record) or -1 (revision changed: nothing removed).
 var deleteScript = newScript(luaRefusal + `
-local cur = redis.call('GETRANGE', KEYS[1], 0, ` + strconv.Itoa(revHeaderLen-1) + `)
+local cur = currentRev(KEYS[1], ` + strconv.Itoa(revHeaderLen-1) + `)
+if type(cur) == 'table' then return cur end
 if cur ~= '' and cur ~= ARGV[2] then return -1 end
 local checks = {}
 if cur ~= '' then checks[1] = {'DEL', KEYS[1]} end

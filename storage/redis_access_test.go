@@ -526,7 +526,7 @@ func TestRedisScriptsWholeUnderACL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, grant := range []string{"zadd", "zrem", "pexpireat"} {
+	for _, grant := range []string{"zadd", "zrem", "pexpireat", "getrange"} {
 		next := &Record{ID: "a", Data: []byte("new"), Tags: []string{"all", "owner:b"}, ExpiresAt: time.Now().Add(time.Hour)}
 		revoked(grant, func() error { return s.Update(ctx, got, next) })
 		if now, err := s.Get(ctx, "a"); err != nil || string(now.Data) != "old" || now.Rev != got.Rev || !now.ExpiresAt.IsZero() {
@@ -536,9 +536,11 @@ func TestRedisScriptsWholeUnderACL(t *testing.T) {
 			t.Fatalf("an update refused for %s changed the index: %d %v", grant, n, err)
 		}
 	}
-	revoked("zrem", func() error { return s.Delete(ctx, got) })
-	if _, err := s.Get(ctx, "a"); err != nil {
-		t.Fatalf("a delete refused for zrem removed the record: %v", err)
+	for _, grant := range []string{"zrem", "getrange"} {
+		revoked(grant, func() error { return s.Delete(ctx, got) })
+		if _, err := s.Get(ctx, "a"); err != nil {
+			t.Fatalf("a delete refused for %s removed the record: %v", grant, err)
+		}
 	}
 	if err := s.Delete(ctx, got); err != nil {
 		t.Fatal(err)
