@@ -765,6 +765,12 @@ func (h *Handler) checkRedisAccess(shared *sharedStore) {
 		// Said at start, not only once a request fails: a store pointed
 		// at the wrong address would otherwise look healthy until then.
 		log := caddy.Log().Named("http.handlers.client_registration")
+		if err != nil && tlsRefused(err) {
+			// Redis answered: it is the TLS setup that does not fit.
+			log.Warn("the TLS handshake with Redis fails (check the certificate authority, server name and client certificate of storage redis tls): the plugin's routes will answer 503 until it succeeds; asking again in the background",
+				zap.String("redis", where), zap.String("key_prefix", prefix), zap.Error(err))
+			return
+		}
 		if err != nil {
 			log.Warn("Redis does not answer: the plugin's routes will answer 503 until it does; asking again in the background",
 				zap.String("redis", where), zap.String("key_prefix", prefix), zap.Error(err))
@@ -772,6 +778,15 @@ func (h *Handler) checkRedisAccess(shared *sharedStore) {
 		}
 		log.Info("Redis answers now", zap.String("redis", where), zap.String("key_prefix", prefix))
 	})
+}
+
+// tlsRefused reports a connection error that is a failed TLS handshake:
+// a certificate not trusted or not for the name, or an alert from Redis
+// (a client certificate it requires). Told by the text, which go-redis
+// keeps while it may not keep the types.
+func tlsRefused(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "x509: ") || strings.Contains(m, "tls: ")
 }
 
 type redisOptions struct {

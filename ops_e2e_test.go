@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"io/fs"
@@ -961,6 +962,18 @@ func TestRedisURLTLS(t *testing.T) {
 	s := redisSite(t, "address rediss://"+srv.Addr+"\ntimeout 500ms")
 	if resp, body := s.postJSON("/register", mcpBody); resp.StatusCode != 503 {
 		t.Fatalf("unknown CA: %d %s", resp.StatusCode, body)
+	}
+	// Logged as a TLS handshake that fails, not as a Redis that does not
+	// answer; a Redis that is not there is the latter.
+	pool := storage.NewRedisPool(storage.RedisOptions{Addrs: []string{srv.Addr}, TLS: &tls.Config{}, Timeout: time.Second})
+	defer pool.Destruct()
+	if err := pool.Ping(context.Background()); err == nil || !tlsRefused(err) {
+		t.Errorf("untrusted certificate: %v, want a TLS refusal", err)
+	}
+	gone := storage.NewRedisPool(storage.RedisOptions{Addrs: []string{"127.0.0.1:1"}, Timeout: time.Second})
+	defer gone.Destruct()
+	if err := gone.Ping(context.Background()); err == nil || tlsRefused(err) {
+		t.Errorf("no Redis: %v, want no TLS refusal", err)
 	}
 }
 
