@@ -553,6 +553,11 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser, at optionLines
 			if err := oneString(d, &rc.KeyPrefix); err != nil {
 				return err
 			}
+			if rc.KeyPrefix == "" {
+				// Written out, "" reads as "no prefix", but an empty prefix
+				// is the default one (dcr:): another tenant's store.
+				return d.Errf(`storage redis: key_prefix "" would be the default prefix %q: leave key_prefix out for it, or give one`, defaultKeyPrefix)
+			}
 			if err := checkKeyPrefix(rc.KeyPrefix); err != nil {
 				return d.WrapErr(err)
 			}

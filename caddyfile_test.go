@@ -414,6 +414,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"redis password as port", redis("address r:hunter2"), `address of host "r": the port must be a number`},
 		{"redis unix URL", redis("address unix:///run/r.sock"), "must be a redis:// or rediss:// URL"},
 		{"redis key_prefix braces", redis("key_prefix {dcr}:"), `key_prefix "{dcr}:" must not contain braces`},
+		{"redis key_prefix empty", redis(`key_prefix ""`), `key_prefix "" would be the default prefix "dcr:"`},
 		{"redis without address", "client_registration {\n\tstorage redis\n}", "at least one address is required"},
 		{"redis empty block", "client_registration {\n\tstorage redis {\n\t}\n}", "at least one address is required"},
 		{"redis db with cluster", "client_registration {\n\tstorage redis {\n\t\taddress a:1 b:2\n\t\tdb 3\n\t}\n}", "db must be 0 with a cluster"},
