@@ -258,11 +258,14 @@ func normalHost(h, scheme string) string {
 	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
 		host, port = h[:i], strings.TrimLeft(h[i+1:], "0")
 	}
-	host = strings.ToLower(host)
+	lower := strings.ToLower(host)
 	if port == "" || (port == "80" && scheme == "http://") || (port == "443" && scheme == "https://") {
-		return host
+		return lower
 	}
-	return host + ":" + port
+	if lower == host && len(host)+1+len(port) == len(h) {
+		return h // normal already: no copy on every request to a port
+	}
+	return lower + ":" + port
 }
 
 // hostUnusable reports a request whose URLs would be built from a Host
