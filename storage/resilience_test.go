@@ -905,7 +905,18 @@ func TestSentinelPlannedFailover(t *testing.T) {
 	}
 	replicas[other].Pause()
 	t.Cleanup(replicas[other].Resume)
-	time.Sleep(1500 * time.Millisecond) // the sentinel's view and the watch catch up
+	// The sentinel names the promoted replica once it has seen it answer
+	// as master (it asks each second); the watch then follows within an
+	// interval or two. Waited for, not guessed: on a loaded machine the
+	// sentinel's next look can come late.
+	promoted := replicas[1-other].Addr
+	sc := redis.NewSentinelClient(&redis.Options{Addr: sentinel})
+	t.Cleanup(func() { sc.Close() })
+	redistest.WaitFor(t, 15*time.Second, "the sentinel to name the promoted replica", func(ctx context.Context) bool {
+		addr, err := sc.GetMasterAddrByName(ctx, "planned").Result()
+		return err == nil && len(addr) == 2 && net.JoinHostPort(addr[0], addr[1]) == promoted
+	})
+	time.Sleep(3 * watchInterval)
 
 	var written []string
 	for i := range 10 {
