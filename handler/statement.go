@@ -103,8 +103,11 @@ func (s *Statements) verify(ctx context.Context, stmt string, registered bool, a
 	// A software statement is a JWT (RFC 7591 section 2.3), and a JWT is in
 	// the compact serialization (RFC 7519 section 1): ParseSigned would
 	// also take the JSON serialization, with unprotected headers.
+	// The compact serialization has no whitespace (RFC 7515 section 7.1);
+	// the base64 decoder would skip a CR or LF and accept the statement,
+	// which is then echoed as sent, to parsers that refuse it.
 	jws, err := jose.ParseSignedCompact(stmt, statementAlgorithms)
-	if err != nil {
+	if err != nil || strings.ContainsAny(stmt, " \t\r\n") {
 		return nil, statementErr(CodeInvalidStatement, "the software statement is not a JWT (JWS compact serialization) signed with RS256, ES256, EdDSA or HS256")
 	}
 	if len(jws.Signatures) != 1 {

@@ -110,6 +110,14 @@ func TestStatementCompactOnly(t *testing.T) {
 	if _, err := s.Verify(context.Background(), full); err == nil || err.Code != CodeInvalidStatement {
 		t.Fatalf("JSON serialization accepted: %v", err)
 	}
+	// No whitespace in the compact form, a line break included (the
+	// base64 decoder would skip it, and the statement is echoed as sent).
+	dot := strings.IndexByte(compact, '.')
+	for _, bad := range []string{compact[:dot+3] + "\n" + compact[dot+3:], compact + "\r\n", compact[:dot+3] + " " + compact[dot+3:]} {
+		if _, err := s.Verify(context.Background(), bad); err == nil || err.Code != CodeInvalidStatement {
+			t.Errorf("%q accepted: %v", bad, err)
+		}
+	}
 }
 
 // TestStatementJWKSDown: while an issuer's JWKS URL fails, a statement its

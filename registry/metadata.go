@@ -842,7 +842,9 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 	if len(scope) > MaxScopeLength {
 		return nil, metaErr("scope may be at most %d characters long", MaxScopeLength)
 	}
-	tokens := strings.Fields(scope)
+	// Delimited by spaces only (RFC 6749 section 3.3): a tab or a no-break
+	// space is inside a token, whose characters then refuse it.
+	tokens := strings.FieldsFunc(scope, func(r rune) bool { return r == ' ' })
 	for _, tok := range tokens {
 		if !validScopeToken(tok) {
 			return nil, metaErr("scope value %s contains characters RFC 6749 does not allow", quote(tok))

@@ -351,6 +351,8 @@ func TestParseMetadata(t *testing.T) {
 			}
 		}},
 		{"V14", "scope token with a quote", Policy{}, `{` + mdCB + `,"scope":"a\"b"}`, CodeInvalidClientMetadata, nil},
+		{"V14", "scope split only on spaces", Policy{}, `{` + mdCB + `,"scope":"a\u00a0b"}`, CodeInvalidClientMetadata, nil},
+		{"V14", "scope with a tab", Policy{}, `{` + mdCB + `,"scope":"a\tb"}`, CodeInvalidClientMetadata, nil},
 		{"V14", "scope token with a backslash", Policy{}, `{` + mdCB + `,"scope":"a\\b"}`, CodeInvalidClientMetadata, nil},
 		{"V14", "scope token with non-ASCII", Policy{}, `{` + mdCB + `,"scope":"ré"}`, CodeInvalidClientMetadata, nil},
 		{"V14", "configured scopes allow", Policy{Scopes: []string{"read", "write"}}, `{` + mdCB + `,"scope":"write"}`, "", nil},
