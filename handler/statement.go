@@ -161,11 +161,17 @@ func (s *Statements) verify(ctx context.Context, stmt string, registered bool, a
 	if aerr := checkAudience(claims, audiences); aerr != nil {
 		return nil, aerr
 	}
-	if len(issuer.SoftwareIDs) > 0 {
-		id, _, _ := claims.String("software_id")
-		if !slices.Contains(issuer.SoftwareIDs, id) {
-			return nil, statementErr(CodeUnapprovedStatement, "the software %s is not approved by this server", quoteValue(id))
-		}
+	id, _, _ := claims.String("software_id")
+	if len(issuer.SoftwareIDs) > 0 && !slices.Contains(issuer.SoftwareIDs, id) {
+		return nil, statementErr(CodeUnapprovedStatement, "the software %s is not approved by this server", quoteValue(id))
+	}
+	// An id another issuer's list approves is that issuer's to vouch for:
+	// an issuer without a list (or a weaker key) must not pass software
+	// off as the approved one.
+	if id != "" && !slices.Contains(issuer.SoftwareIDs, id) && slices.ContainsFunc(s.Issuers, func(o *StatementIssuer) bool {
+		return o != issuer && slices.Contains(o.SoftwareIDs, id)
+	}) {
+		return nil, statementErr(CodeUnapprovedStatement, "the software %s is approved only in statements of the issuer that lists it", quoteValue(id))
 	}
 	return claims, nil
 }

@@ -410,3 +410,22 @@ func TestStatementAudience(t *testing.T) {
 		t.Fatalf("aud naming the Host, not the configured issuer: %d %s", w.Code, w.Body)
 	}
 }
+
+// TestStatementSoftwareIDOfAnotherIssuer: a software_id one trusted
+// issuer's list approves is vouched for only by that issuer's statements;
+// another trusted issuer (one without a list, say) cannot claim it.
+func TestStatementSoftwareIDOfAnotherIssuer(t *testing.T) {
+	key, sign := ecSigner(t, "k1")
+	s := &Statements{Issuers: []*StatementIssuer{
+		{Issuer: testIssuer, Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1"}}},
+		{Issuer: "https://vetted.example", SoftwareIDs: []string{"bank-app"}},
+	}}
+	claims := stmtClaims()
+	if _, err := s.Verify(context.Background(), sign(claims)); err != nil {
+		t.Fatalf("an id no list approves: %v", err)
+	}
+	claims["software_id"] = "bank-app"
+	if _, err := s.Verify(context.Background(), sign(claims)); err == nil || err.Code != CodeUnapprovedStatement {
+		t.Fatalf("another issuer's approved id: %v, want %s", err, CodeUnapprovedStatement)
+	}
+}
