@@ -312,17 +312,18 @@ func (a AdminAPI) route(w http.ResponseWriter, r *http.Request) error {
 	if route == "" {
 		return adminError(http.StatusNotFound, "unknown client_registration admin route %q", r.URL.Path)
 	}
-	for k := range r.URL.Query() {
+	q := r.URL.Query()
+	for k := range q {
 		// A misspelled filter (?Owner=alice) would otherwise list every
 		// client as if it had been applied.
 		if k != "store" && (route != "clients" || (k != "owner" && k != "api")) {
 			return adminError(http.StatusBadRequest, "unknown query parameter %q", k)
 		}
 	}
-	if n := len(r.URL.Query()["store"]); n > 1 {
+	if n := len(q["store"]); n > 1 {
 		return adminError(http.StatusBadRequest, "store given %d times: one value only", n)
 	}
-	reg, err := activeStores.get(r.URL.Query().Get("store"))
+	reg, err := activeStores.get(q.Get("store"))
 	if errors.Is(err, errAmbiguousStore) {
 		return adminError(http.StatusBadRequest, "%v", err)
 	}

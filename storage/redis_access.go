@@ -103,15 +103,15 @@ func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, 
 				return true
 			}
 		}
-		switch {
-		case refusedCommand(err) != "":
+		switch cmd := refusedCommand(err); {
+		case cmd != "":
 			// EVAL itself refused: the check could not run, and neither
 			// can the scripts every change runs (those Redis has cached
 			// already run EVALSHA, until it restarts). Named as the
 			// missing grant it is, not as wrong credentials; asked again
 			// at the next config load, which may follow the grant.
 			p.accessChecked.Delete(keyPrefix)
-			report([]string{refusedCommand(err)}, nil)
+			report([]string{cmd}, nil)
 		case refusedReply(err):
 			report(nil, err)
 		default:
