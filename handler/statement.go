@@ -2,6 +2,9 @@ package handler
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,13 +55,15 @@ type StatementIssuer struct {
 	// whether it failed.
 	fetchAt     time.Time
 	fetchFailed bool
+	// fetching, while a fetch is under way, is closed when it ends.
+	fetching chan struct{}
 }
 
 // How often the JWKS URLs are fetched: the keys are kept for jwksMaxAge;
 // a statement whose key id they lack (a rotated key) or a failed fetch
 // makes them be fetched again, but not before jwksMinInterval, so that
 // statements naming the issuer cannot make the server fetch on every
-// request (each fetch may take the client's whole timeout, under mu).
+// request (each fetch may take the client's whole timeout).
 const (
 	jwksMaxAge      = time.Hour
 	jwksMinInterval = time.Minute
@@ -112,6 +117,13 @@ func (s *Statements) verify(ctx context.Context, stmt string, registered bool, a
 	}
 	if len(jws.Signatures) != 1 {
 		return nil, statementErr(CodeInvalidStatement, "the software statement must carry exactly one signature")
+	}
+	// A recipient must refuse a JWS whose "crit" names an extension it does
+	// not understand (RFC 7515 section 4.1.11): this server understands
+	// none. go-jose refuses it too, but as a signature that does not
+	// verify, which would send the issuer looking at its keys.
+	if _, crit := jws.Signatures[0].Protected.ExtraHeaders["crit"]; crit {
+		return nil, statementErr(CodeInvalidStatement, "the software statement's header marks extensions critical (crit); this server understands none")
 	}
 	claims, ferr := registry.DecodeObject(jws.UnsafePayloadWithoutVerification())
 	if ferr != nil {
@@ -255,11 +267,7 @@ func (is *StatementIssuer) verify(ctx context.Context, client *http.Client, log 
 		_, err := jws.Verify(is.Secret)
 		return err == nil, false
 	}
-	keys, known, failed := is.keys(ctx, client, log, h.KeyID, false)
-	if !known && h.KeyID != "" {
-		// A key id none of the keys has: the issuer may have rotated.
-		keys, known, failed = is.keys(ctx, client, log, h.KeyID, true)
-	}
+	keys, known, failed := is.keys(ctx, client, log, h.KeyID)
 	for _, k := range keys {
 		if h.KeyID != "" && k.KeyID != "" && h.KeyID != k.KeyID {
 			continue
@@ -276,43 +284,82 @@ func (is *StatementIssuer) verify(ctx context.Context, client *http.Client, log 
 
 // keys returns the configured keys and those of the JWKS URLs, whether
 // one of them has the key id kid, and whether the last fetch of the URLs
-// failed. The URLs are fetched when the keys are older than jwksMaxAge, or
-// with refresh (an unknown key id), but never twice within
-// jwksMinInterval; a failed fetch keeps the previous keys, and is logged.
-func (is *StatementIssuer) keys(ctx context.Context, client *http.Client, log *zap.Logger, kid string, refresh bool) (keys []jose.JSONWebKey, known, failed bool) {
+// failed.
+//
+// The URLs are fetched when the keys are older than jwksMaxAge, or when a
+// statement names a key id they lack (a rotated key), but never twice
+// within jwksMinInterval, and one fetch at a time, in the background: a
+// slow or hanging JWKS URL must not hold up the statements that the keys
+// at hand verify. Only a statement those keys cannot speak for (the first
+// fetch has not ended, none of them has its key id, or the URLs never gave
+// a key) waits for the fetch under way, until its own request ends. A
+// failed fetch keeps the previous keys, and is logged.
+func (is *StatementIssuer) keys(ctx context.Context, client *http.Client, log *zap.Logger, kid string) (keys []jose.JSONWebKey, known, failed bool) {
 	if len(is.JWKSURLs) == 0 {
 		return is.Keys, hasKeyID(is.Keys, kid), false
 	}
 	is.mu.Lock()
-	defer is.mu.Unlock()
+	keys, known = is.current(kid)
+	failed = is.fetchFailed
 	age := time.Since(is.fetchAt)
-	if is.fetchAt.IsZero() || age > jwksMaxAge || (refresh || is.fetched == nil) && age > jwksMinInterval {
-		// The fetch serves every later request, so it does not end when
-		// this request's client hangs up.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jwksTimeout)
-		var all []jose.JSONWebKey
-		ok := true
-		for _, u := range is.JWKSURLs {
-			set, err := fetchJWKS(fctx, client, u)
-			if err != nil {
-				ok = false
-				if log != nil {
-					log.Warn("cannot fetch a software statement issuer's JWKS: statements signed with its keys are answered 503 until it can be",
-						zap.String("issuer", is.Issuer), zap.String("url", withoutQuery(u)), zap.Error(err))
-				}
-				continue
-			}
-			all = append(all, set.Keys...)
-		}
-		cancel()
-		if ok || is.fetched == nil {
-			is.fetched = all
-		}
-		is.fetchAt = time.Now()
-		is.fetchFailed = !ok
+	needed := is.fetchAt.IsZero() || is.fetched == nil || kid != "" && !known
+	if is.fetching == nil && (is.fetchAt.IsZero() || age > jwksMaxAge || needed && age > jwksMinInterval) {
+		is.fetching = make(chan struct{})
+		go is.fetch(client, log, is.fetching)
 	}
-	keys = append(slices.Clone(is.Keys), is.fetched...)
-	return keys, hasKeyID(keys, kid), is.fetchFailed
+	wait := is.fetching
+	is.mu.Unlock()
+	if wait == nil || !needed {
+		return keys, known, failed
+	}
+	select {
+	case <-wait:
+	case <-ctx.Done():
+		// The client is gone; the fetch goes on for the next statements.
+		return keys, known, true
+	}
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	keys, known = is.current(kid)
+	return keys, known, is.fetchFailed
+}
+
+// current is the issuer's keys at hand, and whether one has the key id
+// kid; is.mu is held.
+func (is *StatementIssuer) current(kid string) ([]jose.JSONWebKey, bool) {
+	keys := append(slices.Clone(is.Keys), is.fetched...)
+	return keys, hasKeyID(keys, kid)
+}
+
+// fetch fetches the issuer's JWKS URLs and keeps their keys, then closes
+// done. It is not bound to any request: its result serves every later
+// statement.
+func (is *StatementIssuer) fetch(client *http.Client, log *zap.Logger, done chan struct{}) {
+	defer close(done)
+	ctx, cancel := context.WithTimeout(context.Background(), jwksTimeout)
+	defer cancel()
+	var all []jose.JSONWebKey
+	ok := true
+	for _, u := range is.JWKSURLs {
+		set, err := fetchJWKS(ctx, client, u)
+		if err != nil {
+			ok = false
+			if log != nil {
+				log.Warn("cannot fetch a software statement issuer's JWKS: statements signed with its keys are answered 503 until it can be",
+					zap.String("issuer", is.Issuer), zap.String("url", withoutQuery(u)), zap.Error(err))
+			}
+			continue
+		}
+		all = append(all, set.Keys...)
+	}
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	if ok || is.fetched == nil {
+		is.fetched = all
+	}
+	is.fetchAt = time.Now()
+	is.fetchFailed = !ok
+	is.fetching = nil
 }
 
 // withoutQuery is a URL for the log: its query (or fragment) may carry a
@@ -357,13 +404,37 @@ func fetchJWKS(ctx context.Context, client *http.Client, u string) (*jose.JSONWe
 	if json.Unmarshal(b, &set) != nil || !strings.HasPrefix(string(set.Keys), "[") {
 		return nil, errors.New("the answer is not a JSON Web Key Set (no \"keys\" array)")
 	}
-	// A private key published at a URL is anyone's to sign with: not
-	// trusted (a JWKS must hold public keys only).
+	// A private key published at a URL is anyone's to sign with: the set is
+	// not trusted, and the fetch fails so that the operator hears of it
+	// (a JWKS must hold public keys only).
+	if kid, found := privateKey(set.Keys); found {
+		return nil, fmt.Errorf("the JWKS publishes a private key (kid %q), which anyone can sign with: none of its keys is used", kid)
+	}
 	keys, err := DecodeVerificationKeys(b, false)
 	if err != nil {
 		return nil, fmt.Errorf("decoding the JWKS: %w", err)
 	}
 	return &jose.JSONWebKeySet{Keys: keys}, nil
+}
+
+// privateKey reports the first asymmetric private key of a "keys" array
+// (an RSA, EC or OKP key with its "d"), and its key id.
+func privateKey(raw json.RawMessage) (kid string, found bool) {
+	var keys []json.RawMessage
+	if json.Unmarshal(raw, &keys) != nil {
+		return "", false
+	}
+	for _, kr := range keys {
+		var k jose.JSONWebKey
+		if k.UnmarshalJSON(kr) != nil {
+			continue
+		}
+		switch k.Key.(type) {
+		case *rsa.PrivateKey, *ecdsa.PrivateKey, ed25519.PrivateKey:
+			return k.KeyID, true
+		}
+	}
+	return "", false
 }
 
 // DecodeVerificationKeys reads a JSON Web Key Set key by key: a key of a

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -229,9 +230,101 @@ func TestStatementJWKSCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	stmt := sign(stmtClaims())
-	if _, err := s.Verify(ctx, stmt); err != nil {
+	if _, err := s.Verify(ctx, stmt); err == nil || err.Code != CodeTemporarilyUnavailable {
 		t.Fatalf("cancelled request: %v", err)
 	}
+	if _, err := s.Verify(context.Background(), stmt); err != nil {
+		t.Fatalf("after a cancelled request: %v", err)
+	}
+	if n := srv.fetches.Load(); n != 1 {
+		t.Fatalf("%d fetches, want 1", n)
+	}
+}
+
+// TestStatementJWKSSlow: while an issuer's JWKS URL hangs, statements
+// that the keys at hand verify do not wait for it, whether the fetch was
+// set off by a statement naming an unknown key id or by the keys' age;
+// the statement naming the unknown key waits, and verifies once the
+// fetch brings the key.
+func TestStatementJWKSSlow(t *testing.T) {
+	key1, sign1 := ecSigner(t, "k1")
+	key2, sign2 := ecSigner(t, "k2")
+	k1 := jose.JSONWebKey{Key: &key1.PublicKey, KeyID: "k1", Algorithm: "ES256"}
+	k2 := jose.JSONWebKey{Key: &key2.PublicKey, KeyID: "k2", Algorithm: "ES256"}
+	var fetches atomic.Int32
+	gate := make(chan struct{})
+	var keys atomic.Pointer[jose.JSONWebKeySet]
+	keys.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k1}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fetches.Add(1) > 1 {
+			<-gate
+		}
+		_ = json.NewEncoder(w).Encode(keys.Load())
+	}))
+	t.Cleanup(srv.Close)
+	// Runs before srv.Close, which waits for the hanging handlers.
+	var open sync.Once
+	release := func() { open.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	is := &StatementIssuer{Issuer: testIssuer, JWKSURLs: []string{srv.URL}}
+	s := &Statements{Issuers: []*StatementIssuer{is}}
+	if _, err := s.Verify(context.Background(), sign1(stmtClaims())); err != nil {
+		t.Fatalf("k1: %v", err)
+	}
+	fetchStarted := func(n int32) {
+		t.Helper()
+		for i := 0; fetches.Load() < n; i++ {
+			if i > 500 {
+				t.Fatalf("fetch %d never started", n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// verifyK1 must answer while the JWKS URL hangs.
+	verifyK1 := func(when string) {
+		t.Helper()
+		done := make(chan *registry.Error, 1)
+		go func() {
+			_, err := s.Verify(context.Background(), sign1(stmtClaims()))
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("k1 %s: %v", when, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("k1 %s waits for the hanging JWKS URL", when)
+		}
+	}
+
+	keys.Store(&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k1, k2}})
+	pastMinInterval(is)
+	rotated := make(chan *registry.Error, 1)
+	go func() {
+		_, err := s.Verify(context.Background(), sign2(stmtClaims()))
+		rotated <- err
+	}()
+	fetchStarted(2)
+	verifyK1("during a fetch for an unknown key id")
+	select {
+	case err := <-rotated:
+		t.Fatalf("the statement naming k2 did not wait for the fetch: %v", err)
+	default:
+	}
+	gate <- struct{}{}
+	if err := <-rotated; err != nil {
+		t.Fatalf("k2 after the fetch: %v", err)
+	}
+
+	// Keys past their age are fetched again in the background.
+	is.mu.Lock()
+	is.fetchAt = is.fetchAt.Add(-2 * jwksMaxAge)
+	is.mu.Unlock()
+	verifyK1("with old keys")
+	fetchStarted(3)
+	verifyK1("during a fetch for old keys")
+	release()
 }
 
 // TestStatementHS256NeedsSecret: an HS256 statement is verified with the
@@ -285,17 +378,29 @@ func TestStatementJWKSKeys(t *testing.T) {
 	stmt := sign(stmtClaims())
 	for _, tc := range []struct {
 		path, body string
-		ok         bool
+		code       string // "" for a verified statement
 	}{
-		{"/", `{"keys":[{"kty":"XYZ","crv":"none"},` + string(good) + `]}`, true},
-		{"/", `{"keys":[` + string(enc) + `]}`, false},
-		{"/", `{"keys":[` + string(private) + `]}`, false}, // published, anyone's to sign with
-		{"/away", ``, false},
+		{"/", `{"keys":[{"kty":"XYZ","crv":"none"},` + string(good) + `]}`, ""},
+		{"/", `{"keys":[` + string(enc) + `]}`, CodeInvalidStatement},
+		// Published, anyone's to sign with: the set is refused, and the
+		// operator told.
+		{"/", `{"keys":[` + string(good) + `,` + string(private) + `]}`, CodeTemporarilyUnavailable},
+		{"/away", ``, CodeTemporarilyUnavailable},
 	} {
 		body.Store(tc.body)
-		s := &Statements{Issuers: []*StatementIssuer{{Issuer: testIssuer, JWKSURLs: []string{srv.URL + tc.path}}}}
-		if _, err := s.Verify(context.Background(), stmt); (err == nil) != tc.ok {
-			t.Errorf("%s %s: %v, want ok %v", tc.path, tc.body, err, tc.ok)
+		core, logs := observer.New(zap.WarnLevel)
+		s := &Statements{Issuers: []*StatementIssuer{{Issuer: testIssuer, JWKSURLs: []string{srv.URL + tc.path}}}, Logger: zap.New(core)}
+		_, err := s.Verify(context.Background(), stmt)
+		if code := ""; err != nil {
+			code = err.Code
+			if code != tc.code {
+				t.Errorf("%s %s: %v, want %q", tc.path, tc.body, err, tc.code)
+			}
+		} else if tc.code != "" {
+			t.Errorf("%s %s: verified, want %q", tc.path, tc.body, tc.code)
+		}
+		if strings.Contains(tc.body, `"d"`) && !strings.Contains(fmt.Sprint(logs.All()), `publishes a private key (kid "k1")`) {
+			t.Errorf("private key not logged: %v", logs.All())
 		}
 	}
 }
@@ -427,5 +532,27 @@ func TestStatementSoftwareIDOfAnotherIssuer(t *testing.T) {
 	claims["software_id"] = "bank-app"
 	if _, err := s.Verify(context.Background(), sign(claims)); err == nil || err.Code != CodeUnapprovedStatement {
 		t.Fatalf("another issuer's approved id: %v, want %s", err, CodeUnapprovedStatement)
+	}
+}
+
+// TestStatementCritical: a statement whose header marks an extension
+// critical is refused as such (RFC 7515 section 4.1.11), not as a
+// signature that does not verify.
+func TestStatementCritical(t *testing.T) {
+	key, _ := ecSigner(t, "k1")
+	s := &Statements{Issuers: []*StatementIssuer{{Issuer: testIssuer, Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1"}}}}}
+	opts := (&jose.SignerOptions{}).WithHeader("crit", []string{"x-ext"}).WithHeader("x-ext", true)
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: "k1"}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(stmtClaims())
+	jws, err := sig.Sign(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmt, _ := jws.CompactSerialize()
+	if _, verr := s.Verify(context.Background(), stmt); verr == nil || verr.Code != CodeInvalidStatement || !strings.Contains(verr.Description, "(crit)") {
+		t.Fatalf("crit: %v", verr)
 	}
 }
