@@ -254,7 +254,9 @@ func hostAllowed(host string, allowed []string) bool {
 	if len(allowed) == 0 {
 		return true
 	}
-	if host = ComparableHost(host); host == "" {
+	// An empty label (".example.org", "a..example.org") names no host a
+	// browser can go to; it must not pass as a subdomain of a pattern.
+	if host = ComparableHost(host); host == "" || strings.HasPrefix(host, ".") || strings.HasSuffix(host, ".") || strings.Contains(host, "..") {
 		return false
 	}
 	for _, a := range allowed {

@@ -326,6 +326,13 @@ func TestRedirectHostAllowed(t *testing.T) {
 		"https://x.xn--bcher-kva.org/cb":        true,
 		"https://x.bücher.org/cb":               true,
 		"https://xn--bcher-kva.org/cb":          false,
+		// Empty labels.
+		"https://.example.org/cb":       false,
+		"https://x..example.org/cb":     false,
+		"https://x.example.org../cb":    false,
+		"https://app.example.com../cb":  false,
+		"https://.app.example.com/cb":   false,
+		"https://..x.example.org:80/cb": false,
 	} {
 		if got := RedirectHostAllowed(uri, list); got != want {
 			t.Errorf("RedirectHostAllowed(%q) = %v, want %v", uri, got, want)
