@@ -101,9 +101,11 @@ type Options struct {
 	urlWarned      atomic.Int64 // when unresolvedURL last logged (UnixNano)
 	issuerWarned   atomic.Bool  // whether checkIssuerPath has warned
 	reservedWarned atomic.Bool  // whether warnReservedUser has warned
-	crossSiteOnce  sync.Once    // builds crossSiteCheck
-	crossSiteCheck *http.CrossOriginProtection
-	issuerPath     atomic.Pointer[string] // a static issuer's path, for checkIssuerPath
+	// unsafeUserWarned: whether warnUnsafeUser has warned.
+	unsafeUserWarned atomic.Bool
+	crossSiteOnce    sync.Once // builds crossSiteCheck
+	crossSiteCheck   *http.CrossOriginProtection
+	issuerPath       atomic.Pointer[string] // a static issuer's path, for checkIssuerPath
 }
 
 // checkIssuerPath warns, once, when the configured issuer's path is not
@@ -174,7 +176,25 @@ func (o *Options) user(r *http.Request) string {
 		o.warnReservedUser(u)
 		return ""
 	}
+	if !utf8.ValidString(u) || unsafeName(u) {
+		// A name from a header (forward_auth's) may carry what no
+		// identity provider names a user with: control characters, or
+		// bidirectional overrides that would show another name wherever
+		// owners are listed. Nobody, rather than a spoofed someone.
+		o.warnUnsafeUser(u)
+		return ""
+	}
 	return u
+}
+
+// warnUnsafeUser warns, once, that a user name was refused for characters
+// no user name has; the name is logged in ASCII, escapes shown.
+func (o *Options) warnUnsafeUser(u string) {
+	if o.Logger == nil || o.unsafeUserWarned.Swap(true) {
+		return
+	}
+	o.Logger.Warn("a user name with control characters, bidirectional formatting or invalid UTF-8 is not taken as a user; requests naming such a user are treated as having no user (logged once)",
+		zap.String("api", o.api), zap.String("user", strconv.QuoteToASCII(logCut(u))))
 }
 
 // crossSite reports a request that a browser says comes from another

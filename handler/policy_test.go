@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -384,6 +385,34 @@ func TestReservedUserWarning(t *testing.T) {
 	}
 	if f := lines[0].ContextMap(); f["api"] != registry.APIKustvakt || f["user"] != "token:abc" {
 		t.Fatalf("fields %v", f)
+	}
+}
+
+// TestUnsafeUserWarning: a user name with control characters,
+// bidirectional overrides or invalid UTF-8 (from a header, as forward_auth
+// copies it) is treated as no user, and warned about once, escaped.
+func TestUnsafeUserWarning(t *testing.T) {
+	for _, name := range []string{"\u202eecila", "bob\x00", "al\xffice", "eve\u2066"} {
+		core, logs := observer.New(zapcore.InfoLevel)
+		o := &Options{Logger: zap.New(core), User: func(*http.Request) string { return name }}
+		NewRFC7591(o)
+		r := httptest.NewRequest(http.MethodPost, "/register", nil)
+		for range 3 {
+			if u := o.user(r); u != "" {
+				t.Fatalf("user %q for %q, want none", u, name)
+			}
+		}
+		lines := logs.FilterMessageSnippet("is not taken as a user").All()
+		if len(lines) != 1 {
+			t.Fatalf("%q: %d warnings, want 1", name, len(lines))
+		}
+		if f := lines[0].ContextMap(); f["user"] != strconv.QuoteToASCII(name) {
+			t.Fatalf("%q: fields %v", name, f)
+		}
+	}
+	o := &Options{User: func(*http.Request) string { return "José \u200f" }}
+	if u := o.user(httptest.NewRequest(http.MethodGet, "/", nil)); u != "José \u200f" {
+		t.Fatalf("a plain Unicode name refused: %q", u)
 	}
 }
 
