@@ -316,3 +316,33 @@ func TestChangeWaitsForRacingUpdate(t *testing.T) {
 		})
 	}
 }
+
+// TestUpdateAnswerLost: a PUT whose request is gone before its answer (a
+// client that half-closed its connection is one, and still reads) is
+// answered as an update whose answer was lost, 503 in the API's format
+// with no-store, never with an empty 200.
+func TestUpdateAnswerLost(t *testing.T) {
+	now := time.Now()
+	a := manageAPI(t, &now)
+	code, m := serveJSON(a, "POST", "/register", "", benchBody)
+	if code != http.StatusCreated {
+		t.Fatalf("%d %v", code, m)
+	}
+	id, rat := m["client_id"].(string), m["registration_access_token"].(string)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	body := `{"client_id":"` + id + `","redirect_uris":["https://client.example.com/other"]}`
+	r := httptest.NewRequestWithContext(ctx, "PUT", "http://as.example/register/"+id, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer "+rat)
+	w := httptest.NewRecorder()
+	a.Serve(w, r)
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Cache-Control") != "no-store" || w.Header().Get("Retry-After") == "" ||
+		!strings.Contains(w.Body.String(), `"error":"temporarily_unavailable"`) {
+		t.Fatalf("lost answer: %d %v %s", w.Code, w.Header(), w.Body)
+	}
+	c, err := a.o.Registry.Get(context.Background(), id)
+	if err != nil || len(c.RedirectURIs) != 1 || c.RedirectURIs[0] != "https://client.example.com/other" {
+		t.Fatalf("the update was not carried out: %v %v", c, err)
+	}
+}

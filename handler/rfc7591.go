@@ -820,8 +820,12 @@ func (a *RFC7591) answerUpdate(w http.ResponseWriter, r *http.Request, updated *
 		// reach it, so the old one is not retired and becomes valid again
 		// after priorRATDelay, as for any update whose answer was lost.
 		// Retired, it would lock the client out of its own registration.
+		// A client that only half-closed its connection still reads:
+		// it gets the 503 of an update whose answer was lost (with no
+		// answer at all, net/http would send it an empty 200).
 		a.o.Logger.Info("client updated, but the request was gone before the answer: the token it was made with stays valid",
 			zap.String("api", a.o.api), zap.String("client_id", updated.ID))
+		a.unavailable(w)
 		return
 	}
 	if err := a.retirePriorRAT(storeCtx(r), r.Context(), updated.ID, rat); storage.Unwritten(err) || errors.Is(err, errSuperseded) {
