@@ -277,6 +277,9 @@ func normalHost(h, scheme string) string {
 	host, port := h, ""
 	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
 		host, port = h[:i], strings.TrimLeft(h[i+1:], "0")
+		if port == "" && i+1 < len(h) {
+			port = "0" // ":000" is port 0, not the default
+		}
 	}
 	lower := strings.ToLower(host)
 	if port == "" || (port == "80" && scheme == "http://") || (port == "443" && scheme == "https://") {

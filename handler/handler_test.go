@@ -1,6 +1,11 @@
 package handler
 
-import "testing"
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
 
 func TestValidHost(t *testing.T) {
 	for h, want := range map[string]bool{
@@ -32,10 +37,23 @@ func TestNormalHost(t *testing.T) {
 		{"[::1]", "http://", "[::1]"},
 		{"[::1]:80", "http://", "[::1]"},
 		{"[FE80::1]:8080", "http://", "[fe80::1]:8080"},
+		{"a.example:000", "http://", "a.example:0"},
 	} {
 		if got := normalHost(c.host, c.scheme); got != c.want {
 			t.Errorf("normalHost(%q, %q) = %q, want %q", c.host, c.scheme, got, c.want)
 		}
+	}
+	// The client's URLs are built from the same normal form as the
+	// metadata's.
+	a := benchAPI(t)
+	r := httptest.NewRequest("POST", "http://as.example/register", strings.NewReader(benchBody))
+	r.Host = "LOCALHOST:021080"
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	a.Serve(w, r)
+	if loc := w.Header().Get("Location"); w.Code != http.StatusCreated || !strings.HasPrefix(loc, "http://localhost:21080/register/") ||
+		!strings.Contains(w.Body.String(), `"registration_client_uri":"`+loc+`"`) {
+		t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
 	}
 }
 

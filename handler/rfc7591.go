@@ -432,7 +432,8 @@ func (a *RFC7591) internal(w http.ResponseWriter, op string, err error) {
 func (a *RFC7591) clientURI(r *http.Request, id string) string {
 	if a.o.Issuer == "" {
 		// base(r) + ..., in one allocation.
-		return a.o.scheme(r) + r.Host + a.o.mount(r) + a.o.urlPrefix() + "/register/" + url.PathEscape(id)
+		scheme := a.o.scheme(r)
+		return scheme + normalHost(r.Host, scheme) + a.o.mount(r) + a.o.urlPrefix() + "/register/" + url.PathEscape(id)
 	}
 	return a.o.base(r) + "/register/" + url.PathEscape(id)
 }
