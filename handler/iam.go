@@ -316,6 +316,11 @@ func parseIAMRequest(body []byte) (*iamRequest, string) {
 		if strings.HasSuffix(ferr.Description, registry.NestedTooDeep) {
 			return nil, "the request body nests arrays and objects too deeply"
 		}
+		if strings.Contains(ferr.Description, "lone surrogate") {
+			// Valid JSON (RFC 8259 section 8.2), but no character: only
+			// refused in a member that is read.
+			return nil, "the request body escapes a lone surrogate, which is no Unicode character"
+		}
 		return nil, "the request body is not valid JSON"
 	}
 	req := &iamRequest{}

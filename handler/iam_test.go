@@ -177,7 +177,7 @@ func TestIAMValidation(t *testing.T) {
 		{"two objects", ct, iamBody() + "{}", "the request body is not valid JSON"},
 		{"trailing garbage", ct, iamBody() + "x", "the request body is not valid JSON"},
 		{"single quotes", ct, `{'client_name':'x'}`, "the request body is not valid JSON"},
-		{"lone surrogate in a member read", ct, iamBody(`client_name="a\ud800"`), "the request body is not valid JSON"},
+		{"lone surrogate in a member read", ct, iamBody(`client_name="a\ud800"`), "the request body escapes a lone surrogate, which is no Unicode character"},
 		{"empty object", ct, "{}", "client_name is required"},
 		{"Unicode space", ct, "\u00a0" + iamBody(), "the request body must be a JSON object"},
 		{"deeply nested member", ct, strings.TrimSuffix(iamBody(), "}") + `,"x":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + "}", "the request body nests arrays and objects too deeply"},
