@@ -74,3 +74,46 @@ func TestDamagedClient(t *testing.T) {
 		}
 	}
 }
+
+// TestClientUnderAnotherID: a record holding another client than the one
+// its key names (damage, or a hand-made copy) is a corrupt record, not
+// that other client served under this id.
+func TestClientUnderAnotherID(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	r := New(storage.NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, "d"))
+	var ids []string
+	for range 2 {
+		iss, err := r.Register(ctx, &Client{API: APIRFC7591, TokenEndpointAuthMethod: AuthNone}, Issue{Format: FormatRFC7591})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, iss.Client.ID)
+	}
+	read := func(id string) map[string]any {
+		b, err := os.ReadFile(filepath.Join(dir, "d", "records", hex.EncodeToString([]byte(clientPrefix+id))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var env map[string]any
+		if err := json.Unmarshal(b, &env); err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+	env := read(ids[0])
+	env["data"] = read(ids[1])["data"]
+	b, err := json.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "d", "records", hex.EncodeToString([]byte(clientPrefix+ids[0]))), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := r.Get(ctx, ids[0]); !storage.Corrupt(err) {
+		t.Fatalf("Get: %v %v, want a corrupt record", c, err)
+	}
+	if c, err := r.Get(ctx, ids[1]); err != nil || c.ID != ids[1] {
+		t.Fatalf("the other client: %v %v", c, err)
+	}
+}

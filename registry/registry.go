@@ -171,6 +171,12 @@ func encode(c *Client) (*storage.Record, error) {
 
 func decode(rec *storage.Record) (*Client, error) {
 	c, err := decodeClient(rec.Data)
+	if err == nil && rec.ID != clientPrefix+c.ID {
+		// A record is written only under its own client's id: another id
+		// inside is damage (or tampering), and served as is it would show
+		// one client under another's URL.
+		err = fmt.Errorf("it holds client %q", c.ID)
+	}
 	if err != nil {
 		return nil, storage.CorruptRecord("client record "+strconv.Quote(rec.ID), err)
 	}
