@@ -420,6 +420,23 @@ func mgParseFields(data *pyDict, storedLogo string, policy *registry.Policy) (mg
 	if unsafeName(f.name) {
 		return f, "Application name must not contain control characters or bidirectional overrides."
 	}
+	// Nor do the other APIs store URLs or contacts with such characters
+	// (a redirect URI that reads as another, a NUL that cuts it short
+	// where it is shown): refused with MediaGoblin's own messages for
+	// those fields, as its URL checks let them through.
+	if unsafeName(f.logo) {
+		return f, "Logo URI " + f.logo + " is not a valid URI."
+	}
+	for _, e := range f.contacts {
+		if unsafeName(e) {
+			return f, "Email " + e + " is not a valid email."
+		}
+	}
+	for _, uri := range f.redirects {
+		if unsafeName(uri) {
+			return f, "URI " + uri + " is not a valid URI"
+		}
+	}
 	// A lone surrogate passes every check above, as in the real view,
 	// whose database then cannot store it in a text column (logo_url,
 	// application_name: a 500 there), and so does an application_name the

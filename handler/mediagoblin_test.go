@@ -349,6 +349,14 @@ func TestMGErrorOrder(t *testing.T) {
 		{`{"type": "client_associate", "application_type": "web", "application_name": "a\u0007b", "contacts": "nobody"}`, 400, "Email nobody is not a valid email."},
 		{`{"type": "client_associate", "application_type": "web", "application_name": "a\u202eb", "redirect_uris": ["x"]}`, 400, mgRedirectsType},
 		{`{"type": "client_associate", "application_type": "web", "application_name": "a\u202eb", "redirect_uris": "http://[x"}`, 400, "URI http://[x is not a valid URI"},
+		// Nor URLs or contacts with such characters, after MediaGoblin's
+		// own checks too, with its messages for those fields (escaped
+		// in the answer as json.dumps escapes them).
+		{`{"type": "client_associate", "application_type": "web", "logo_uri": "https://l.example/\u0001"}`, 400, `Logo URI https://l.example/\u0001 is not a valid URI.`},
+		{`{"type": "client_associate", "application_type": "web", "contacts": "a@b.example \u202e@x"}`, 400, `Email \u202e@x is not a valid email.`},
+		{`{"type": "client_associate", "application_type": "web", "redirect_uris": "https://a\u0000b.example/cb"}`, 400, `URI https://a\u0000b.example/cb is not a valid URI`},
+		{`{"type": "client_associate", "application_type": "web", "redirect_uris": "https://x.example/\u2066cb"}`, 400, `URI https://x.example/\u2066cb is not a valid URI`},
+		{`{"type": "client_associate", "application_type": "web", "contacts": "\u202e@x", "redirect_uris": "http://[x"}`, 400, "URI http://[x is not a valid URI"},
 		{`{"type": "client_associate", "application_type": "web", "contacts": ["a@b"], "redirect_uris": 1}`, 400, mgContactsType},
 		{`{"type": "client_associate", "application_type": "web", "contacts": "a@b nomail", "redirect_uris": 1}`, 400, "Email nomail is not a valid email."},
 		{`{"type": "client_associate", "application_type": "web", "contacts": "", "redirect_uris": ["http://x"]}`, 400, mgRedirectsType},
