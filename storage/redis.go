@@ -1423,10 +1423,22 @@ func (s *RedisStore) Get(ctx context.Context, id string) (*Record, error) {
 	if err == redis.Nil {
 		return nil, ErrNotFound
 	}
+	if wrongType(err) {
+		// A value of another type at a record's key (set by hand): that
+		// record is damaged, the store is not down.
+		return nil, unavailable("get", &corruptError{what: "record " + strconv.Quote(id), err: err})
+	}
 	if err != nil {
 		return nil, unavailable("get", err)
 	}
 	return decodeRedisRecord(id, cmd.Val())
+}
+
+// wrongType reports Redis's WRONGTYPE reply: the key holds a value of
+// another type than the command's.
+func wrongType(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "WRONGTYPE")
 }
 
 func decodeRedisRecord(id, v string) (*Record, error) {
@@ -1597,13 +1609,20 @@ func (s *RedisStore) readRecords(ctx context.Context, ids []string, out []*Recor
 		}
 		return nil
 	})
-	if err != nil && err != redis.Nil {
+	// The pipeline's error is its first command's: a reply of Redis's to
+	// one command (WRONGTYPE) is that record's, looked at below.
+	var reply redis.Error
+	if err != nil && err != redis.Nil && !errors.As(err, &reply) {
 		return nil, unavailable("list", err)
 	}
 	for i, id := range ids {
 		v, err := cmds[i].Result()
 		if err == redis.Nil {
 			continue // deleted or expired between the two reads
+		}
+		if wrongType(err) {
+			SkipCorrupt(&corruptError{what: "record " + strconv.Quote(id), err: err}) // reports it
+			continue
 		}
 		if err != nil {
 			return nil, unavailable("list", err)

@@ -1535,6 +1535,26 @@ func TestRedisDamagedRecord(t *testing.T) {
 	if got := srv.CLI("zcard", s.tagKey("all")); got != "1" {
 		t.Errorf("index entries after the purge: %s", got)
 	}
+
+	// A value of another type at a record's key is a damaged record too,
+	// not an outage of the store.
+	if err := s.Create(ctx, &Record{ID: "c/list", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+		t.Fatal(err)
+	}
+	srv.CLI("del", s.recordKey("c/list"))
+	srv.CLI("rpush", s.recordKey("c/list"), "x")
+	if _, err := s.Get(ctx, "c/list"); !Corrupt(err) || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Fatalf("Get of a list: %v, want a corrupt record", err)
+	}
+	if recs, err := s.List(ctx, "all"); err != nil || len(recs) != 1 || recs[0].ID != "c/good" {
+		t.Fatalf("List with a list at a record's key: %v %v", recs, err)
+	}
+	if err := s.Purge(ctx, "c/list", []string{"all"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "c/list"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("after the purge: %v", err)
+	}
 }
 
 // TestEmbeddedCapMemoOutlivesItsAge: past capMemoAge, the count at a cap
