@@ -552,6 +552,17 @@ local function prune(key, now)
   if n > 0 then return redis.call('ZREMRANGEBYRANK', key, 0, math.min(n, 256) - 1) end
   return 0
 end
+-- notIndex returns the WRONGTYPE error of the first of KEYS[from..to]
+-- that holds something else than a sorted set (a value set by hand), to
+-- be returned before anything is written: a script stops at its first
+-- error, keeping what it wrote (a record in no index, without expiry).
+local function notIndex(from, to)
+  for i = from, to do
+    local r = redis.pcall('ZCOUNT', KEYS[i], '0', '0')
+    if type(r) == 'table' and r.err then return r end
+  end
+  return nil
+end
 local function tagadd(key, id, exp, expn, now)
   if expn == 0 then
     redis.call('ZADD', key, ` + neverScore + ` + tonumber(now), id)
@@ -710,7 +721,7 @@ if #KEYS > 1 + nt then
 end
 if expn > 0 then checks[#checks + 1] = {'PEXPIREAT', KEYS[1], '0'} end
 for i = 2, 1 + nt do tagchecks(checks, KEYS[i], expn) end
-local refused = refusal(checks)
+local refused = refusal(checks) or notIndex(2, #KEYS)
 if refused then return refused end
 if not redis.call('SET', KEYS[1], ARGV[2], 'NX') then return 0 end
 local base = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1])
@@ -743,7 +754,7 @@ local checks = {{'SET', KEYS[1], 'x'}}
 if expn > 0 then checks[#checks + 1] = {'PEXPIREAT', KEYS[1], '0'} end
 for i = 2, 1 + nr do checks[#checks + 1] = {'ZREM', KEYS[i], 'x'} end
 for i = 2 + nr, #KEYS do tagchecks(checks, KEYS[i], expn) end
-local refused = refusal(checks)
+local refused = refusal(checks) or notIndex(2, #KEYS)
 if refused then return refused end
 redis.call('SET', KEYS[1], ARGV[3])
 if expn > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
@@ -774,10 +785,13 @@ local refused = refusal(checks)
 if refused then return refused end
 if cur ~= '' then redis.call('DEL', KEYS[1]) end
 for i = 2, #KEYS do
-  redis.call('ZREM', KEYS[i], ARGV[1])
-  local top = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
-  if top[2] and tonumber(top[2]) < ` + neverScore + ` and redis.call('PTTL', KEYS[i]) == -1 then
-    redis.call('PEXPIREAT', KEYS[i], top[2])
+  -- An index key holding another type (set by hand) has no entry to
+  -- remove, and must not stop the script halfway.
+  if type(redis.pcall('ZREM', KEYS[i], ARGV[1])) == 'number' then
+    local top = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
+    if top[2] and tonumber(top[2]) < ` + neverScore + ` and redis.call('PTTL', KEYS[i]) == -1 then
+      redis.call('PEXPIREAT', KEYS[i], top[2])
+    end
   end
 end
 if cur == '' then return 0 end
@@ -1046,6 +1060,12 @@ func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record, caps []
 	}
 	// The reply came (with wait_replicas, perhaps unconfirmed: err stays).
 	if err := txReplies(res, len(pre)-1); err != nil {
+		if len(res) > 0 && res[0] == "OK" {
+			// Redis ran the transaction and one of its commands failed
+			// (WRONGTYPE at an index key set by hand): EXEC rolls nothing
+			// back, so the record it made is undone, not left behind a 503.
+			return 0, s.abandon(ctx, c, rec, err)
+		}
 		return 0, err
 	}
 	if res[0] == nil {

@@ -1766,3 +1766,47 @@ func startRedisStore(t *testing.T, keyPrefix string) (*redistest.Server, *RedisP
 	t.Cleanup(func() { pool.Destruct() })
 	return srv, pool, pool.Store(keyPrefix)
 }
+
+// TestRedisIndexOfAnotherType: an index key holding another type (set by
+// hand) fails a create or an update with Redis's WRONGTYPE, and nothing of
+// it is left behind: not a record made by a transaction (EXEC rolls
+// nothing back) nor one made by the script (which stops at its first
+// error); an update leaves the record as it was. Deletes go on past it.
+func TestRedisIndexOfAnotherType(t *testing.T) {
+	ctx := context.Background()
+	srv, _, s := startRedisStore(t, "wt:")
+	if err := s.Create(ctx, &Record{ID: "c/old", Data: []byte("v1"), Tags: []string{"all", "owner"}, FreshID: true}); err != nil {
+		t.Fatal(err)
+	}
+	srv.CLI("set", s.tagKey("owner"), "garbage")
+	for _, rec := range []*Record{
+		{ID: "c/tx", Data: []byte("x"), Tags: []string{"all", "owner"}, FreshID: true},
+		{ID: "c/script", Data: []byte("x"), Tags: []string{"all", "owner"}, FreshID: true, ExpiresAt: time.Now().Add(time.Hour)},
+	} {
+		if err := s.Create(ctx, rec); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+			t.Fatalf("create %s: %v, want WRONGTYPE", rec.ID, err)
+		}
+		if got := srv.CLI("exists", s.recordKey(rec.ID)); got != "0" {
+			t.Errorf("create %s answered an error left its record", rec.ID)
+		}
+		if got := srv.CLI("zscore", s.tagKey("all"), rec.ID); got != "" {
+			t.Errorf("create %s answered an error left an index entry: %q", rec.ID, got)
+		}
+	}
+	old, err := s.Get(ctx, "c/old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, old, &Record{ID: "c/old", Data: []byte("v2"), Tags: []string{"all", "owner"}}); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Fatalf("update: %v, want WRONGTYPE", err)
+	}
+	if rec, err := s.Get(ctx, "c/old"); err != nil || string(rec.Data) != "v1" {
+		t.Fatalf("after a failed update: %v %v", rec, err)
+	}
+	if err := s.Delete(ctx, old); err != nil {
+		t.Fatalf("delete past an index of another type: %v", err)
+	}
+	if got := srv.CLI("zscore", s.tagKey("all"), "c/old"); got != "" {
+		t.Errorf("delete left the all-clients entry: %q", got)
+	}
+}
