@@ -96,14 +96,13 @@ type Options struct {
 	// holds it.
 	Holder Holder
 
-	api            string       // the API's name (registry.API*), set by its constructor (setAPI): log lines, metrics, the default mode, rate limit keys
-	metrics        *apiMetrics  // the API's set of Metrics (nil without them), taken once by setAPI
-	urlWarned      atomic.Int64 // when unresolvedURL last logged (UnixNano)
-	issuerWarned   atomic.Bool  // whether checkIssuerPath has warned
-	reservedWarned atomic.Bool  // whether warnReservedUser has warned
-	// unsafeUserWarned: whether warnUnsafeUser has warned.
-	unsafeUserWarned atomic.Bool
-	crossSiteOnce    sync.Once // builds crossSiteCheck
+	api              string       // the API's name (registry.API*), set by its constructor (setAPI): log lines, metrics, the default mode, rate limit keys
+	metrics          *apiMetrics  // the API's set of Metrics (nil without them), taken once by setAPI
+	urlWarned        atomic.Int64 // when unresolvedURL last logged (UnixNano)
+	issuerWarned     atomic.Bool  // whether checkIssuerPath has warned
+	reservedWarned   atomic.Bool  // whether warnReservedUser has warned
+	unsafeUserWarned atomic.Bool  // whether warnUnsafeUser has warned
+	crossSiteOnce    sync.Once    // builds crossSiteCheck
 	crossSiteCheck   *http.CrossOriginProtection
 	issuerPath       atomic.Pointer[string] // a static issuer's path, for checkIssuerPath
 }
@@ -277,9 +276,6 @@ func normalHost(h, scheme string) string {
 	host, port := h, ""
 	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
 		host, port = h[:i], strings.TrimLeft(h[i+1:], "0")
-		if port == "" && i+1 < len(h) {
-			port = "0" // ":000" is port 0, not the default
-		}
 	}
 	lower := strings.ToLower(host)
 	if port == "" || (port == "80" && scheme == "http://") || (port == "443" && scheme == "https://") {

@@ -316,7 +316,7 @@ func parseIAMRequest(body []byte) (*iamRequest, string) {
 		if strings.HasSuffix(ferr.Description, registry.NestedTooDeep) {
 			return nil, "the request body nests arrays and objects too deeply"
 		}
-		if strings.Contains(ferr.Description, "lone surrogate") {
+		if strings.Contains(ferr.Description, registry.LoneSurrogate) {
 			// Valid JSON (RFC 8259 section 8.2), but no character: only
 			// refused in a member that is read.
 			return nil, "the request body escapes a lone surrogate, which is no Unicode character"

@@ -404,37 +404,18 @@ func fetchJWKS(ctx context.Context, client *http.Client, u string) (*jose.JSONWe
 	if json.Unmarshal(b, &set) != nil || !strings.HasPrefix(string(set.Keys), "[") {
 		return nil, errors.New("the answer is not a JSON Web Key Set (no \"keys\" array)")
 	}
+	var raw []json.RawMessage
+	if err := json.Unmarshal(set.Keys, &raw); err != nil {
+		return nil, fmt.Errorf("decoding the JWKS: %w", err)
+	}
 	// A private key published at a URL is anyone's to sign with: the set is
 	// not trusted, and the fetch fails so that the operator hears of it
 	// (a JWKS must hold public keys only).
-	if kid, found := privateKey(set.Keys); found {
+	keys, kid, private := verificationKeys(raw, false)
+	if private {
 		return nil, fmt.Errorf("the JWKS publishes a private key (kid %q), which anyone can sign with: none of its keys is used", kid)
 	}
-	keys, err := DecodeVerificationKeys(b, false)
-	if err != nil {
-		return nil, fmt.Errorf("decoding the JWKS: %w", err)
-	}
 	return &jose.JSONWebKeySet{Keys: keys}, nil
-}
-
-// privateKey reports the first asymmetric private key of a "keys" array
-// (an RSA, EC or OKP key with its "d"), and its key id.
-func privateKey(raw json.RawMessage) (kid string, found bool) {
-	var keys []json.RawMessage
-	if json.Unmarshal(raw, &keys) != nil {
-		return "", false
-	}
-	for _, kr := range keys {
-		var k jose.JSONWebKey
-		if k.UnmarshalJSON(kr) != nil {
-			continue
-		}
-		switch k.Key.(type) {
-		case *rsa.PrivateKey, *ecdsa.PrivateKey, ed25519.PrivateKey:
-			return k.KeyID, true
-		}
-	}
-	return "", false
 }
 
 // DecodeVerificationKeys reads a JSON Web Key Set key by key: a key of a
@@ -449,17 +430,30 @@ func DecodeVerificationKeys(b []byte, keepPrivate bool) ([]jose.JSONWebKey, erro
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, err
 	}
-	var keys []jose.JSONWebKey
-	for _, kr := range raw.Keys {
+	keys, _, _ := verificationKeys(raw.Keys, keepPrivate)
+	return keys, nil
+}
+
+// verificationKeys is DecodeVerificationKeys on the members of a "keys"
+// array; it also reports whether one is an asymmetric private key (an RSA,
+// EC or OKP key with its "d"), and the first such key's id.
+func verificationKeys(raw []json.RawMessage, keepPrivate bool) (keys []jose.JSONWebKey, privateKID string, private bool) {
+	for _, kr := range raw {
 		var k jose.JSONWebKey
 		if k.UnmarshalJSON(kr) != nil {
 			continue
+		}
+		switch k.Key.(type) {
+		case *rsa.PrivateKey, *ecdsa.PrivateKey, ed25519.PrivateKey:
+			if !private {
+				privateKID, private = k.KeyID, true
+			}
 		}
 		if vk, ok := VerificationKey(k, keepPrivate); ok {
 			keys = append(keys, vk)
 		}
 	}
-	return keys, nil
+	return keys, privateKID, private
 }
 
 // VerificationKey returns the public signature key k stands for, or false:

@@ -332,6 +332,10 @@ func TooDeepAt(b []byte, limit int) int {
 // JSON to it.
 const goMaxDepth = 10000
 
+// LoneSurrogate is what DecodeObject's description says of a body that
+// escapes a lone surrogate in a member read.
+const LoneSurrogate = "escapes a lone surrogate"
+
 // NestedTooDeep is what WhereNotJSON says of a body nested deeper than
 // encoding/json reads.
 const NestedTooDeep = "nests arrays and objects more than 10000 deep"
@@ -391,7 +395,7 @@ func DecodeObjectReading(body []byte, read func(key string) bool) (Fields, *Erro
 	// request (RFC 7591 section 2).
 	if loneSurrogate(trimmed) != "" {
 		if esc := readLoneSurrogate(trimmed, read); esc != "" {
-			return nil, &Error{Code: CodeInvalidRequest, Description: "the request body escapes a lone surrogate (" + esc + "), which is no Unicode character"}
+			return nil, &Error{Code: CodeInvalidRequest, Description: "the request body " + LoneSurrogate + " (" + esc + "), which is no Unicode character"}
 		}
 	}
 	return splitObject(trimmed, false), nil

@@ -254,9 +254,7 @@ func hostAllowed(host string, allowed []string) bool {
 	if len(allowed) == 0 {
 		return true
 	}
-	// An empty label (".example.org", "a..example.org") names no host a
-	// browser can go to; it must not pass as a subdomain of a pattern.
-	if host = ComparableHost(host); host == "" || strings.HasPrefix(host, ".") || strings.HasSuffix(host, ".") || strings.Contains(host, "..") {
+	if host = ComparableHost(host); host == "" {
 		return false
 	}
 	for _, a := range allowed {
@@ -283,6 +281,11 @@ func ComparableHost(h string) string {
 	h = strings.TrimSuffix(h, ".")
 	if a, err := netip.ParseAddr(h); err == nil {
 		return a.String()
+	}
+	// An empty label (".example.org", "a..example.org") names no host a
+	// browser can go to: it must not pass as a subdomain of "*.example.org".
+	if h == "" || h[0] == '.' || strings.HasSuffix(h, ".") || strings.Contains(h, "..") {
+		return ""
 	}
 	if isASCII(h) {
 		return strings.ToLower(h)

@@ -1063,8 +1063,12 @@ func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record, caps []
 		if len(res) > 0 && res[0] == "OK" {
 			// Redis ran the transaction and one of its commands failed
 			// (WRONGTYPE at an index key set by hand): EXEC rolls nothing
-			// back, so the record it made is undone, not left behind a 503.
-			return 0, s.abandon(ctx, c, rec, err)
+			// back, so the record it made is undone, not left behind a 503
+			// (by the reaper, if the undo fails).
+			if uerr := s.undo(ctx, rec); uerr != nil {
+				s.reapLater(rec.ID, string(c.value.b), slices.Clone(rec.Tags))
+			}
+			return 0, undoError{err}
 		}
 		return 0, err
 	}

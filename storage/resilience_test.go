@@ -1510,50 +1510,43 @@ func TestCorruptReportedOnce(t *testing.T) {
 }
 
 // TestRedisDamagedRecord: a value at a record's key that is not one of
-// ours is a corrupt record; listings skip it and Purge removes it.
+// ours, bytes or a value of another type (not an outage of the store), is
+// a corrupt record; listings skip it and Purge removes it.
 func TestRedisDamagedRecord(t *testing.T) {
 	ctx := context.Background()
 	srv, _, s := startRedisStore(t, "dm:")
-	for _, id := range []string{"c/bad", "c/good"} {
-		if err := s.Create(ctx, &Record{ID: id, Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+	if err := s.Create(ctx, &Record{ID: "c/good", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, damage := range []struct {
+		name string
+		cmds [][]string // run with the record's key after the command name
+		want string     // in Get's error
+	}{
+		{"garbage", [][]string{{"set", "garbage"}}, "corrupt record"},
+		{"a list", [][]string{{"del"}, {"rpush", "x"}}, "WRONGTYPE"},
+	} {
+		if err := s.Create(ctx, &Record{ID: "c/bad", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	srv.CLI("set", s.recordKey("c/bad"), "garbage")
-	if _, err := s.Get(ctx, "c/bad"); !Corrupt(err) {
-		t.Fatalf("Get: %v, want a corrupt record", err)
-	}
-	if recs, err := s.List(ctx, "all"); err != nil || len(recs) != 1 || recs[0].ID != "c/good" {
-		t.Fatalf("List with a damaged record: %v %v", recs, err)
-	}
-	if err := s.Purge(ctx, "c/bad", []string{"all"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Get(ctx, "c/bad"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("after the purge: %v", err)
-	}
-	if got := srv.CLI("zcard", s.tagKey("all")); got != "1" {
-		t.Errorf("index entries after the purge: %s", got)
-	}
-
-	// A value of another type at a record's key is a damaged record too,
-	// not an outage of the store.
-	if err := s.Create(ctx, &Record{ID: "c/list", Data: []byte("x"), Tags: []string{"all"}}); err != nil {
-		t.Fatal(err)
-	}
-	srv.CLI("del", s.recordKey("c/list"))
-	srv.CLI("rpush", s.recordKey("c/list"), "x")
-	if _, err := s.Get(ctx, "c/list"); !Corrupt(err) || !strings.Contains(err.Error(), "WRONGTYPE") {
-		t.Fatalf("Get of a list: %v, want a corrupt record", err)
-	}
-	if recs, err := s.List(ctx, "all"); err != nil || len(recs) != 1 || recs[0].ID != "c/good" {
-		t.Fatalf("List with a list at a record's key: %v %v", recs, err)
-	}
-	if err := s.Purge(ctx, "c/list", []string{"all"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Get(ctx, "c/list"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("after the purge: %v", err)
+		for _, c := range damage.cmds {
+			srv.CLI(append([]string{c[0], s.recordKey("c/bad")}, c[1:]...)...)
+		}
+		if _, err := s.Get(ctx, "c/bad"); !Corrupt(err) || !strings.Contains(err.Error(), damage.want) {
+			t.Fatalf("%s: Get: %v, want a corrupt record", damage.name, err)
+		}
+		if recs, err := s.List(ctx, "all"); err != nil || len(recs) != 1 || recs[0].ID != "c/good" {
+			t.Fatalf("%s: List with a damaged record: %v %v", damage.name, recs, err)
+		}
+		if err := s.Purge(ctx, "c/bad", []string{"all"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get(ctx, "c/bad"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: after the purge: %v", damage.name, err)
+		}
+		if got := srv.CLI("zcard", s.tagKey("all")); got != "1" {
+			t.Errorf("%s: index entries after the purge: %s", damage.name, got)
+		}
 	}
 }
 
