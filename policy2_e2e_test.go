@@ -799,3 +799,37 @@ log {
 }`, adminPort, dataDir(t), logFile), port, siteBody))
 	return &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}, "http://127.0.0.1:" + strconv.Itoa(adminPort), logFile
 }
+
+// TestRedisIndexOfAnotherTypeLogged: an index key set by hand to another
+// type fails the registrations that go through it with a 503, logged as a
+// damaged index naming the key, not as an outage of the store (which no
+// "available again" line would ever end), and reads go on. Removing the
+// key is the repair.
+func TestRedisIndexOfAnotherTypeLogged(t *testing.T) {
+	srv := redistest.Start(t)
+	s, _, logFile := startLoggedCaddy(t, fmt.Sprintf("\tclient_registration {\n\t\tstorage redis {\n\t\t\taddress %s\n\t\t}\n\t\trate_limit off\n\t}", srv.Addr))
+	c := rfcRegister(t, s, mcpBody)
+	const key = "dcr:{dcr}:t:clients"
+	srv.CLI("set", key, "garbage")
+	for range 3 {
+		resp, body := s.postJSON("/register", mcpBody)
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.HasPrefix(body, `{"error":"temporarily_unavailable"`) {
+			t.Fatalf("register through a damaged index: %d %v %s", resp.StatusCode, resp.Header, body)
+		}
+	}
+	if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
+		t.Errorf("read: %d %s", resp.StatusCode, body)
+	}
+	redistest.WaitFor(t, 10*time.Second, "the log line", func(context.Context) bool {
+		b, _ := os.ReadFile(logFile)
+		return strings.Contains(string(b), "an index of the client store holds another type of value")
+	})
+	b, _ := os.ReadFile(logFile)
+	if n := strings.Count(string(b), "an index of the client store holds another type of value"); n != 1 || !strings.Contains(string(b), key) || strings.Contains(string(b), "client store unavailable") {
+		t.Errorf("%d index lines, log:\n%s", n, b)
+	}
+	srv.CLI("del", key)
+	if resp, body := s.postJSON("/register", mcpBody); resp.StatusCode != 201 {
+		t.Errorf("after the repair: %d %s", resp.StatusCode, body)
+	}
+}

@@ -896,13 +896,17 @@ func (o *Options) storeFailure(op string, err error) bool {
 		return true
 	}
 	if err != nil && storage.Corrupt(err) {
-		// One client's record, not the store: answered 503 all the same
-		// (the operator must repair or remove it), without declaring an
-		// outage.
+		// One client's record, or an index set by hand to another type,
+		// not the store: answered 503 all the same (the operator must
+		// repair or remove it), without declaring an outage.
 		if o.Logger != nil && storage.CorruptDue(err) {
 			// Once every 10 minutes per record (storage.CorruptDue): each
 			// request for the client meets it again.
-			o.Logger.Error("a stored client record cannot be read", zap.String("api", o.api), zap.String("op", op), zap.Error(err))
+			msg := "a stored client record cannot be read"
+			if storage.CorruptIndex(err) {
+				msg = "an index of the client store holds another type of value: requests that use it are answered 503 until it is removed"
+			}
+			o.Logger.Error(msg, zap.String("api", o.api), zap.String("op", op), zap.Error(err))
 		}
 		o.metrics.storageError()
 		return true

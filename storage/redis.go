@@ -559,7 +559,7 @@ end
 local function notIndex(from, to)
   for i = from, to do
     local r = redis.pcall('ZCOUNT', KEYS[i], '0', '0')
-    if type(r) == 'table' and r.err then return r end
+    if type(r) == 'table' and r.err then return redis.error_reply(r.err .. ' (at ' .. KEYS[i] .. ')') end
   end
   return nil
 end
@@ -899,7 +899,7 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 	}
 	c.release(err)
 	if err != nil {
-		return unavailable("create", err)
+		return unavailable("create", damagedIndex(err))
 	}
 	switch {
 	case n == 1:
@@ -1059,7 +1059,7 @@ func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record, caps []
 		return 0, err
 	}
 	// The reply came (with wait_replicas, perhaps unconfirmed: err stays).
-	if err := txReplies(res, len(pre)-1); err != nil {
+	if err := txReplies(res, pre[1:]); err != nil {
 		if len(res) > 0 && res[0] == "OK" {
 			// Redis ran the transaction and one of its commands failed
 			// (WRONGTYPE at an index key set by hand): EXEC rolls nothing
@@ -1189,19 +1189,48 @@ func (s *RedisStore) txRefused(err error) {
 	}
 }
 
-// txReplies checks EXEC's replies: one for each of the n commands
+// txReplies checks EXEC's replies: one for each of the commands
 // queued, and none an error (a command that failed as it ran, on a key of
 // the wrong type: the others still ran).
-func txReplies(res []any, n int) error {
-	if len(res) != n {
-		return fmt.Errorf("redis: EXEC answered %d replies for %d commands", len(res), n)
+func txReplies(res []any, cmds []redis.Cmder) error {
+	if len(res) != len(cmds) {
+		return fmt.Errorf("redis: EXEC answered %d replies for %d commands", len(res), len(cmds))
 	}
-	for _, r := range res {
+	for i, r := range res {
 		if e, ok := r.(error); ok {
-			return fmt.Errorf("redis: a command of a transaction: %w", e)
+			// Named with its key, which says what to repair.
+			args := cmds[i].Args()
+			key := ""
+			if len(args) > 1 {
+				key = " " + argString(args[1])
+			}
+			return fmt.Errorf("redis: %s%s in a transaction: %w", cmds[i].Name(), key, e)
 		}
 	}
 	return nil
+}
+
+// argString is a command argument as sent: the key arguments built here
+// are strings or pointers to them.
+func argString(a any) string {
+	switch v := a.(type) {
+	case string:
+		return v
+	case *string:
+		return *v
+	}
+	return fmt.Sprint(a)
+}
+
+// damagedIndex makes the WRONGTYPE error of a command on a tag set (an
+// index key holding another type, set by hand) a damaged index: answered
+// 503 like an outage, but the store works and is not declared down, and
+// the log says what to repair. Other errors are returned as they are.
+func damagedIndex(err error) error {
+	if !wrongType(err) {
+		return err
+	}
+	return &corruptError{what: "client index", index: true, err: err}
 }
 
 // applied settles a write whose outcome err leaves open: the script may
@@ -1505,7 +1534,7 @@ func (s *RedisStore) Update(ctx context.Context, old, rec *Record) error {
 		n, err = 1, nil
 	}
 	if err != nil {
-		return &UnavailableError{Op: "update", Err: err, Unwritten: !outcomeOpen(err)}
+		return &UnavailableError{Op: "update", Err: damagedIndex(err), Unwritten: !outcomeOpen(err)}
 	}
 	switch n {
 	case 1:
@@ -1596,7 +1625,7 @@ func (s *RedisStore) List(ctx context.Context, tag string) ([]*Record, error) {
 	for {
 		zs, err := s.rdb.ZRangeByScoreWithScores(ctx, key, by).Result()
 		if err != nil {
-			return nil, unavailable("list", err)
+			return nil, unavailable("list", damagedIndex(err))
 		}
 		ids := make([]string, 0, len(zs))
 		for _, z := range zs {
@@ -1668,7 +1697,7 @@ func (s *RedisStore) Count(ctx context.Context, tag string) (int, error) {
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	cmd := redis.NewIntCmd(ctx, "zcount", s.tagKeyArg(tag), "("+now, "+inf")
 	if err := s.b.do(ctx, cmd); err != nil {
-		return 0, unavailable("count", err)
+		return 0, unavailable("count", damagedIndex(err))
 	}
 	return int(cmd.Val()), nil
 }

@@ -1776,8 +1776,8 @@ func TestRedisIndexOfAnotherType(t *testing.T) {
 		{ID: "c/tx", Data: []byte("x"), Tags: []string{"all", "owner"}, FreshID: true},
 		{ID: "c/script", Data: []byte("x"), Tags: []string{"all", "owner"}, FreshID: true, ExpiresAt: time.Now().Add(time.Hour)},
 	} {
-		if err := s.Create(ctx, rec); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
-			t.Fatalf("create %s: %v, want WRONGTYPE", rec.ID, err)
+		if err := s.Create(ctx, rec); !CorruptIndex(err) || !strings.Contains(err.Error(), "WRONGTYPE") || !strings.Contains(err.Error(), s.tagKey("owner")) {
+			t.Fatalf("create %s: %v, want WRONGTYPE naming the index as damaged", rec.ID, err)
 		}
 		if got := srv.CLI("exists", s.recordKey(rec.ID)); got != "0" {
 			t.Errorf("create %s answered an error left its record", rec.ID)
@@ -1790,8 +1790,14 @@ func TestRedisIndexOfAnotherType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Update(ctx, old, &Record{ID: "c/old", Data: []byte("v2"), Tags: []string{"all", "owner"}}); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
-		t.Fatalf("update: %v, want WRONGTYPE", err)
+	if err := s.Update(ctx, old, &Record{ID: "c/old", Data: []byte("v2"), Tags: []string{"all", "owner"}}); !CorruptIndex(err) || !strings.Contains(err.Error(), s.tagKey("owner")) {
+		t.Fatalf("update: %v, want WRONGTYPE naming the index as damaged", err)
+	}
+	if _, err := s.List(ctx, "owner"); !CorruptIndex(err) {
+		t.Errorf("list: %v, want a damaged index", err)
+	}
+	if _, err := s.Count(ctx, "owner"); !CorruptIndex(err) {
+		t.Errorf("count: %v, want a damaged index", err)
 	}
 	if rec, err := s.Get(ctx, "c/old"); err != nil || string(rec.Data) != "v1" {
 		t.Fatalf("after a failed update: %v %v", rec, err)

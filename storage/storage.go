@@ -223,6 +223,10 @@ func diffTags(old, cur []string) []string {
 type corruptError struct {
 	what string // the record and where it is
 	err  error
+	// index is set for an index of the store (a tag set) holding another
+	// type of value, rather than a record: every write through it fails,
+	// and no listing can skip it.
+	index bool
 }
 
 func (e *corruptError) Error() string {
@@ -244,6 +248,14 @@ func Corrupt(err error) bool {
 	return errors.As(err, &c)
 }
 
+// CorruptIndex reports whether err is a damaged index of the store (see
+// Corrupt): it is not one client's record but a key that the writes of
+// many go through, set to another type by hand.
+func CorruptIndex(err error) bool {
+	var c *corruptError
+	return errors.As(err, &c) && c.index
+}
+
 // CorruptRecord is the error of a reader that finds a record's data
 // unreadable (what names it): answered as an outage of that record alone,
 // and skipped by listings that use SkipCorrupt.
@@ -258,7 +270,7 @@ func SkipCorrupt(err error) bool {
 		return false
 	}
 	var c *corruptError
-	if !errors.As(err, &c) {
+	if !errors.As(err, &c) || c.index {
 		return false
 	}
 	if c.due() {
