@@ -784,6 +784,11 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 		if err != nil {
 			return nil, err
 		}
+		if v == "" {
+			// Nothing in that language, as an empty client_name or
+			// logo_uri is none: not stored, not echoed.
+			continue
+		}
 		if base == "client_name" {
 			if utf8.RuneCountInString(v) > maxTextLength {
 				return nil, metaErr("%s may be at most %d characters long", key, maxTextLength)
@@ -791,7 +796,7 @@ func (p *Policy) ParseMetadata(f Fields) (*Client, *Error) {
 			if err := checkDisplayText(key, v); err != nil {
 				return nil, err
 			}
-		} else if v != "" {
+		} else {
 			if len(v) > maxURILength {
 				return nil, metaErr("%s may be at most %d characters long", key, maxURILength)
 			}

@@ -325,7 +325,7 @@ func TestParseMetadata(t *testing.T) {
 		{"V12", "client_name 1024 characters", Policy{}, `{` + mdCB + `,"client_name":"` + long(1024) + `"}`, "", nil},
 		{"V12", "client_name 1025 characters", Policy{}, `{` + mdCB + `,"client_name":"` + long(1025) + `"}`, CodeInvalidClientMetadata, nil},
 		// S11 localized members.
-		{"S11", "localized members stored", Policy{}, `{` + mdCB + `,"client_name":"N","client_name#ja-Jpan-JP":"名前","tos_uri#de":"https://c.example/de","client_name#":"x","client_name#a_b":"x","scope#en":"x","client_name#fr":null}`, "", func(t *testing.T, c *Client) {
+		{"S11", "localized members stored", Policy{}, `{` + mdCB + `,"client_name":"N","client_name#ja-Jpan-JP":"名前","tos_uri#de":"https://c.example/de","client_name#":"x","client_name#a_b":"x","scope#en":"x","client_name#fr":null,"client_name#es":"","logo_uri#es":""}`, "", func(t *testing.T, c *Client) {
 			want := map[string]string{"client_name#ja-Jpan-JP": "名前", "tos_uri#de": "https://c.example/de"}
 			if len(c.Localized) != len(want) {
 				t.Errorf("Localized = %v, want %v", c.Localized, want)

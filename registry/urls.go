@@ -171,6 +171,13 @@ func (rule RedirectRule) CheckRedirectURI(raw string) string {
 		if strings.Contains(host, "*") {
 			return "redirect URI " + quote(raw) + " has a wildcard in its host: register each redirect URI in full"
 		}
+		// An IPv6 zone ("[::1%25eth0]", RFC 6874) names an interface of
+		// the machine parsing it, and browsers refuse the URL (the WHATWG
+		// URL standard has no zones): no host a redirect could reach, and
+		// one the loopback rules would not recognize.
+		if strings.Contains(host, "%") {
+			return "redirect URI " + quote(raw) + " has an invalid host"
+		}
 		// (A name is checked first: parsing it as an address would build
 		// an error, an allocation, for the usual case.)
 		if (!ValidHostName(host) || numericLastLabel(host)) && !isIPLiteral(host) {
@@ -203,8 +210,16 @@ func (rule RedirectRule) CheckRedirectURI(raw string) string {
 		}
 		return ""
 	}
-	// A custom scheme ("com.example.app:/cb"); ws, wss and ftp URLs have a
-	// host that the list applies to.
+	// ws, wss and ftp are the web's other network schemes (the WHATWG URL
+	// standard's special schemes): not an app's own scheme (RFC 8252
+	// section 7.1), and nothing a browser is redirected to hands the
+	// authorization response to a client; ws and ftp would carry it in
+	// clear to any host. Refused like http on a host that is not loopback.
+	switch scheme {
+	case "ws", "wss", "ftp":
+		return "redirect URI " + quote(raw) + " uses the scheme " + quote(scheme) + ", which cannot receive an authorization response: use https, loopback http or an app's own scheme"
+	}
+	// A custom scheme ("com.example.app:/cb").
 	if !RedirectHostAllowed(raw, rule.AllowedHosts) {
 		return "redirect URI " + quote(raw) + " uses a host that is not allowed here"
 	}

@@ -161,8 +161,19 @@ func TestCheckRedirectURI(t *testing.T) {
 		{"V15", allow, "https://evil.example\\@c.example/cb", false},
 		{"V15", allow, "https:evil.example/cb", false},
 		{"V15", allow, "ws://evil.example/cb", false},
-		{"V15", allow, "wss://x.apps.example/cb", true},
+		{"V15", allow, "wss://x.apps.example/cb", false},
 		{"V15", allow, "ftp://evil.example/cb", false},
+		// The web's other network schemes are no app's own and receive
+		// no authorization response, whatever the client and the host.
+		{"V6", none, "ws://evil.example/cb", false},
+		{"V6", native, "ws://evil.example/cb", false},
+		{"V6", native, "WSS://c.example/cb", false},
+		{"V6", none, "ftp://evil.example/cb", false},
+		{"V6", native, "ws://127.0.0.1/cb", false},
+		// An IPv6 zone is no host a browser accepts, loopback or not.
+		{"V4", native, "https://[::1%25eth0]/cb", false},
+		{"V4", none, "http://[::1%25eth0]/cb", false},
+		{"V4", none, "https://[fe80::1%25eth0]/cb", false},
 		{"V15", allow, "com.example.app://callback", true},
 		{"V3", native, "intent://evil.example/cb#Intent;scheme=https;end", false},
 		{"V3", native, "intent://evil.example/cb", false},
