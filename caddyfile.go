@@ -109,8 +109,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	seen := map[string]bool{}
 	at := optionLines{}
+	prev := ""
 	for d.NextBlock(0) {
 		name := d.Val()
+		if name == "{" {
+			// The options with a block read theirs: this one opens a
+			// block after an option that takes none.
+			return d.Errf("%s takes no block", prev)
+		}
+		prev = name
 		at.note(d, name)
 		if single[name] {
 			if seen[name] {
@@ -519,8 +526,13 @@ func oneDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
 
 func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser, at optionLines) error {
 	seen := map[string]bool{}
+	prev := ""
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		name := d.Val()
+		if name == "{" {
+			return d.Errf("redis %s takes no block", prev)
+		}
+		prev = name
 		at.note(d, name)
 		if name != "address" {
 			if seen[name] {

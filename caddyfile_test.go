@@ -275,6 +275,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		name, input, want string
 	}{
 		{"unknown subdirective", "client_registration {\n\tpath_prefix /x\n}", "unrecognized subdirective 'path_prefix'"},
+		{"block after a flag", "client_registration {\n\trequire_same_host_uris {\n\t\tx\n\t}\n}", "require_same_host_uris takes no block"},
+		{"block after a value", "client_registration {\n\tprefix /a {\n\t\tx\n\t}\n}", "prefix takes no block"},
+		{"block in redis", redis("db 1 {\n\t\t\tx\n\t\t}"), "redis db takes no block"},
 		{"extra argument after api", "client_registration iam extra", "wrong argument count"},
 		{"extra argument on prefix", "client_registration {\n\tprefix /a /b\n}", "wrong argument count"},
 		{"missing prefix argument", "client_registration {\n\tprefix\n}", "wrong argument count"},

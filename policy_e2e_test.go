@@ -936,7 +936,16 @@ func TestForwardAuthRecipe(t *testing.T) {
 		w.Header().Set("Remote-User", "carol")
 	}))
 	defer auth.Close()
-	s, admin := startCaddyAdmin(t, "redis", `	forward_auth /register `+strings.TrimPrefix(auth.URL, "http://")+` {
+	// The README's client-id header, kept to the plugin's own successes:
+	// the auth service's 401 never went through the plugin, and would
+	// carry the placeholder's text.
+	s, admin := startCaddyAdmin(t, "redis", `	header /register* {
+		>X-Client-Id {http.client_registration.client_id}
+		match {
+			status 2xx
+		}
+	}
+	forward_auth /register `+strings.TrimPrefix(auth.URL, "http://")+` {
 		uri /verify
 		copy_headers Remote-User
 	}
@@ -946,8 +955,8 @@ func TestForwardAuthRecipe(t *testing.T) {
 		user {http.request.header.Remote-User}
 	}`)
 	for _, headers := range [][]string{nil, {"Remote-User: mallory"}, {"Remote-User: mallory", "Authorization: Bearer wrong"}} {
-		if resp, body := s.postJSON("/register", mcpBody, headers...); resp.StatusCode != 401 || body != "auth service says no" {
-			t.Fatalf("registration with %q: %d %s", headers, resp.StatusCode, body)
+		if resp, body := s.postJSON("/register", mcpBody, headers...); resp.StatusCode != 401 || body != "auth service says no" || resp.Header.Values("X-Client-Id") != nil {
+			t.Fatalf("registration with %q: %d %q %s", headers, resp.StatusCode, resp.Header.Values("X-Client-Id"), body)
 		}
 	}
 	resp, body := s.postJSON("/register", mcpBody, "Authorization: Bearer carol-session", "Remote-User: mallory")
@@ -956,6 +965,9 @@ func TestForwardAuthRecipe(t *testing.T) {
 	}
 	c := object(t, body)
 	id, rat := c["client_id"].(string), c["registration_access_token"].(string)
+	if got := resp.Header.Get("X-Client-Id"); got != id {
+		t.Errorf("X-Client-Id %q, want %q", got, id)
+	}
 	if _, c := s.adminJSON(admin, "GET", "/client_registration/clients/"+id, ""); c["owner"] != "carol" {
 		t.Fatalf("owner %v", c)
 	}
