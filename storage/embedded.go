@@ -324,7 +324,14 @@ func (s *EmbeddedStore) remove(ctx context.Context, id string, tags []string) er
 	if err := s.st.Delete(ctx, s.recordKey(id)); err != nil && !notExist(err) {
 		return unavailable("delete", err)
 	}
-	return s.untag(ctx, id, tags)
+	// The record is gone: that is the delete, done. A marker that cannot
+	// be removed now is one without a record, which every reader skips
+	// and the sweep removes; answering 503 would tell the client that
+	// nothing happened, and its retry would find no client.
+	if err := s.untag(ctx, id, tags); err != nil {
+		logf("embedded client store: a deleted record's index entries stay until the sweep removes them: %v", err)
+	}
+	return nil
 }
 
 func (s *EmbeddedStore) untag(ctx context.Context, id string, tags []string) error {
