@@ -78,10 +78,13 @@ func IsLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// isIPLiteral reports whether host (without brackets) is an IP address.
+// isIPLiteral reports whether host (without brackets) is an IP address
+// without a zone: an IPv6 zone ("[::1%25eth0]", RFC 6874) names an
+// interface of the machine parsing it, and browsers refuse such URLs (the
+// WHATWG URL standard has none), so it is no host to redirect to.
 func isIPLiteral(host string) bool {
-	_, err := netip.ParseAddr(host)
-	return err == nil
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Zone() == ""
 }
 
 // isLocalhost reports whether host names localhost, in its usual or its
@@ -171,13 +174,6 @@ func (rule RedirectRule) CheckRedirectURI(raw string) string {
 		if strings.Contains(host, "*") {
 			return "redirect URI " + quote(raw) + " has a wildcard in its host: register each redirect URI in full"
 		}
-		// An IPv6 zone ("[::1%25eth0]", RFC 6874) names an interface of
-		// the machine parsing it, and browsers refuse the URL (the WHATWG
-		// URL standard has no zones): no host a redirect could reach, and
-		// one the loopback rules would not recognize.
-		if strings.Contains(host, "%") {
-			return "redirect URI " + quote(raw) + " has an invalid host"
-		}
 		// (A name is checked first: parsing it as an address would build
 		// an error, an allocation, for the usual case.)
 		if (!ValidHostName(host) || numericLastLabel(host)) && !isIPLiteral(host) {
@@ -214,7 +210,7 @@ func (rule RedirectRule) CheckRedirectURI(raw string) string {
 	// standard's special schemes): not an app's own scheme (RFC 8252
 	// section 7.1), and nothing a browser is redirected to hands the
 	// authorization response to a client; ws and ftp would carry it in
-	// clear to any host. Refused like http on a host that is not loopback.
+	// clear to any host. Refused whatever the host and the client.
 	switch scheme {
 	case "ws", "wss", "ftp":
 		return "redirect URI " + quote(raw) + " uses the scheme " + quote(scheme) + ", which cannot receive an authorization response: use https, loopback http or an app's own scheme"

@@ -559,7 +559,7 @@ end
 local function notIndex(from, to)
   for i = from, to do
     local r = redis.pcall('ZCOUNT', KEYS[i], '0', '0')
-    if type(r) == 'table' and r.err then return redis.error_reply(r.err .. ' (at ' .. KEYS[i] .. ')') end
+    if type(r) == 'table' and r.err then return errorAt(r, KEYS[i]) end
   end
   return nil
 end
@@ -610,13 +610,18 @@ local function refusal(cmds)
   end
   return nil
 end
+-- errorAt is the error reply r (of a pcall on key) naming key, which tells
+-- the caller what is damaged (a key of another type, set by hand).
+local function errorAt(r, key)
+  return redis.error_reply(r.err .. ' (at ' .. key .. ')')
+end
 -- currentRev reads the revision header of a record (its first read, before
 -- refusal can run), or returns the error reply saying the read was refused
 -- as refusal says it, rather than Redis's own "can't run this command".
 local function currentRev(key, last)
   local cur = redis.pcall('GETRANGE', key, 0, last)
   if type(cur) == 'table' and cur.err then
-    return refusal({{'GETRANGE', key, '0', '0'}}) or cur
+    return refusal({{'GETRANGE', key, '0', '0'}}) or errorAt(cur, key)
   end
   return cur
 end
@@ -899,7 +904,7 @@ func (s *RedisStore) Create(ctx context.Context, rec *Record, caps ...Cap) error
 	}
 	c.release(err)
 	if err != nil {
-		return unavailable("create", damagedIndex(err))
+		return unavailable("create", s.damaged(err, ""))
 	}
 	switch {
 	case n == 1:
@@ -1222,15 +1227,25 @@ func argString(a any) string {
 	return fmt.Sprint(a)
 }
 
-// damagedIndex makes the WRONGTYPE error of a command on a tag set (an
-// index key holding another type, set by hand) a damaged index: answered
+// damaged makes Redis's WRONGTYPE reply (a key holding another type, set
+// by hand) a damaged record when the key is id's record, which the scripts
+// name ("(at key)", see errorAt), and a damaged index otherwise: answered
 // 503 like an outage, but the store works and is not declared down, and
 // the log says what to repair. Other errors are returned as they are.
-func damagedIndex(err error) error {
+func (s *RedisStore) damaged(err error, id string) error {
 	if !wrongType(err) {
 		return err
 	}
+	if id != "" && strings.Contains(err.Error(), "(at "+s.recordKey(id)+")") {
+		return damagedRecord(id, err)
+	}
 	return &corruptError{what: "client index", index: true, err: err}
+}
+
+// damagedRecord is the error of id's record when it cannot be read (err,
+// if not nil, says why).
+func damagedRecord(id string, err error) *corruptError {
+	return &corruptError{what: "record " + strconv.Quote(id), err: err}
 }
 
 // applied settles a write whose outcome err leaves open: the script may
@@ -1479,7 +1494,7 @@ func (s *RedisStore) Get(ctx context.Context, id string) (*Record, error) {
 	if wrongType(err) {
 		// A value of another type at a record's key (set by hand): that
 		// record is damaged, the store is not down.
-		return nil, unavailable("get", &corruptError{what: "record " + strconv.Quote(id), err: err})
+		return nil, unavailable("get", damagedRecord(id, err))
 	}
 	if err != nil {
 		return nil, unavailable("get", err)
@@ -1497,7 +1512,7 @@ func wrongType(err error) bool {
 func decodeRedisRecord(id, v string) (*Record, error) {
 	rec, exp, ok := decodeRecord(id, v)
 	if !ok {
-		return nil, unavailable("get", &corruptError{what: "record " + strconv.Quote(id)})
+		return nil, unavailable("get", damagedRecord(id, nil))
 	}
 	if exp > 0 && exp <= time.Now().UnixMilli() {
 		return nil, ErrNotFound // expired, Redis has not reaped it yet
@@ -1534,7 +1549,7 @@ func (s *RedisStore) Update(ctx context.Context, old, rec *Record) error {
 		n, err = 1, nil
 	}
 	if err != nil {
-		return &UnavailableError{Op: "update", Err: damagedIndex(err), Unwritten: !outcomeOpen(err)}
+		return &UnavailableError{Op: "update", Err: s.damaged(err, rec.ID), Unwritten: !outcomeOpen(err)}
 	}
 	switch n {
 	case 1:
@@ -1558,7 +1573,7 @@ func (s *RedisStore) Delete(ctx context.Context, rec *Record) error {
 		n, err = 1, nil
 	}
 	if err != nil {
-		return unavailable("delete", err)
+		return unavailable("delete", s.damaged(err, rec.ID))
 	}
 	switch n {
 	case 1:
@@ -1625,7 +1640,7 @@ func (s *RedisStore) List(ctx context.Context, tag string) ([]*Record, error) {
 	for {
 		zs, err := s.rdb.ZRangeByScoreWithScores(ctx, key, by).Result()
 		if err != nil {
-			return nil, unavailable("list", damagedIndex(err))
+			return nil, unavailable("list", s.damaged(err, ""))
 		}
 		ids := make([]string, 0, len(zs))
 		for _, z := range zs {
@@ -1674,7 +1689,7 @@ func (s *RedisStore) readRecords(ctx context.Context, ids []string, out []*Recor
 			continue // deleted or expired between the two reads
 		}
 		if wrongType(err) {
-			SkipCorrupt(&corruptError{what: "record " + strconv.Quote(id), err: err}) // reports it
+			SkipCorrupt(damagedRecord(id, err)) // reports it
 			continue
 		}
 		if err != nil {
@@ -1697,7 +1712,7 @@ func (s *RedisStore) Count(ctx context.Context, tag string) (int, error) {
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	cmd := redis.NewIntCmd(ctx, "zcount", s.tagKeyArg(tag), "("+now, "+inf")
 	if err := s.b.do(ctx, cmd); err != nil {
-		return 0, unavailable("count", damagedIndex(err))
+		return 0, unavailable("count", s.damaged(err, ""))
 	}
 	return int(cmd.Val()), nil
 }

@@ -1850,3 +1850,26 @@ func TestEmbeddedDeleteDoneDespiteMarkers(t *testing.T) {
 		t.Errorf("markers %q: the refused one should stay for the sweep", names)
 	}
 }
+
+// TestRedisRecordOfAnotherTypeAtWrite: a record's key set to another type
+// between a read and the write that follows (an update, a delete) is that
+// record's damage, named as such, not a damaged index.
+func TestRedisRecordOfAnotherTypeAtWrite(t *testing.T) {
+	ctx := context.Background()
+	srv, _, s := startRedisStore(t, "rw:")
+	if err := s.Create(ctx, &Record{ID: "c/x", Data: []byte("v1"), Tags: []string{"all"}, FreshID: true}); err != nil {
+		t.Fatal(err)
+	}
+	old, err := s.Get(ctx, "c/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.CLI("del", s.recordKey("c/x"))
+	srv.CLI("rpush", s.recordKey("c/x"), "x")
+	if err := s.Update(ctx, old, &Record{ID: "c/x", Data: []byte("v2"), Tags: []string{"all"}}); !Corrupt(err) || CorruptIndex(err) {
+		t.Errorf("update: %v, want a damaged record", err)
+	}
+	if err := s.Delete(ctx, old); !Corrupt(err) || CorruptIndex(err) {
+		t.Errorf("delete: %v, want a damaged record", err)
+	}
+}
