@@ -363,6 +363,17 @@ func WhereNotJSON(body, trimmed []byte) string {
 	return fmt.Sprintf("is not valid JSON at byte %d", int64(bytes.Index(body, trimmed))+se.Offset)
 }
 
+// startsJSONValue reports whether a JSON value (RFC 8259 section 3) may
+// begin with c: a body that begins with one, but not with '{', is JSON of
+// the wrong kind rather than not JSON at all.
+func startsJSONValue(c byte) bool {
+	switch c {
+	case '{', '[', '"', '-', 't', 'f', 'n':
+		return true
+	}
+	return '0' <= c && c <= '9'
+}
+
 // DecodeObject parses body as a JSON object. A body that is not JSON, or
 // not an object, is an invalid_request.
 func DecodeObject(body []byte) (Fields, *Error) { return DecodeObjectReading(body, keptKey) }
@@ -375,9 +386,11 @@ func DecodeObjectReading(body []byte, read func(key string) bool) (Fields, *Erro
 	if len(trimmed) == 0 {
 		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body is empty; send a JSON object"}
 	}
-	if trimmed[0] != '{' {
+	if trimmed[0] != '{' && startsJSONValue(trimmed[0]) {
 		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body must be a JSON object"}
 	}
+	// A first byte that begins no JSON value (a vertical tab, a Unicode
+	// space, form fields) is reported as not JSON, with where, by this.
 	if !json.Valid(trimmed) {
 		return nil, &Error{Code: CodeInvalidRequest, Description: "the request body " + WhereNotJSON(body, trimmed)}
 	}

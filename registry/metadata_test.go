@@ -823,6 +823,13 @@ func TestNotJSONMessages(t *testing.T) {
 		`{"a":1}x`:               "the request body is not valid JSON at byte 8",
 		"\uFEFF  {\"a\":tru}":    "the request body is not valid JSON at byte 14",
 		`{"a":"` + "\x01" + `"}`: "the request body is not valid JSON at byte 7",
+		"\v{}":                   "the request body is not valid JSON at byte 1",
+		"\u00a0{}":               "the request body is not valid JSON at byte 1",
+		" client_name=x":         "the request body is not valid JSON at byte 2",
+		"[{}]":                   "the request body must be a JSON object",
+		"null":                   "the request body must be a JSON object",
+		"-1":                     "the request body must be a JSON object",
+		`"x`:                     "the request body must be a JSON object",
 	} {
 		_, err := DecodeObject([]byte(body))
 		if err == nil || err.Description != want {
