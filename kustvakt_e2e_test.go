@@ -40,7 +40,7 @@ func basicHash(t *testing.T) string {
 func authedAPIs(t *testing.T, block string, apis ...string) string {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "\t@authed header Authorization Basic*\n\tbasic_auth @authed {\n\t\talice %s\n\t}\n\troute {\n", basicHash(t))
+	fmt.Fprintf(&b, "\t@authed header_regexp Authorization ^(?i)basic\\s\n\tbasic_auth @authed {\n\t\talice %s\n\t}\n\troute {\n", basicHash(t))
 	for _, api := range apis {
 		if api != "" {
 			api += " "
@@ -160,6 +160,12 @@ func TestKustvaktRegister(t *testing.T) {
 		resp, body = s.postJSON("/api/oauth2/client/register", `{"name":"my client","type":"PUBLIC","redirect_uri":"https://my.client.com","description":"my public client"}`, basicAuth("alice"))
 		if resp.StatusCode != 200 || !regexp.MustCompile(`^\{"client_id":"[34679bdfhmnprtFGHJLMNPRT]{22}"\}$`).MatchString(body) {
 			t.Fatalf("public: %d %s", resp.StatusCode, body)
+		}
+		// The scheme's name is case-insensitive (RFC 9110 section 11.1): a
+		// lowercase "basic" is alice too, not the guest.
+		lower := "authorization: basic " + strings.TrimPrefix(basicAuth("alice"), "Authorization: Basic ")
+		if resp, body := s.postJSON("/api/oauth2/client/register", `{"name":"lower","type":"PUBLIC","description":"d"}`, lower); resp.StatusCode != 200 {
+			t.Fatalf("lowercase basic: %d %s", resp.StatusCode, body)
 		}
 		// Accepted variants: local redirect, fragment in url, wiki's
 		// refreshTokenExpiry spelling, scalars coerced to strings, type by index.

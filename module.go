@@ -53,8 +53,13 @@ func init() {
 	storage.SetLogger(func(msg string) {
 		caddy.Log().Named("http.handlers.client_registration.redis").Debug(msg)
 	})
-	storage.SetWarner(func(msg string) {
-		caddy.Log().Named("http.handlers.client_registration").Warn(msg)
+	storage.SetWarner(func(msg, redis string) {
+		log := caddy.Log().Named("http.handlers.client_registration")
+		if redis != "" {
+			log.Warn(msg, zap.String("redis", redis))
+			return
+		}
+		log.Warn(msg)
 	})
 	caddy.RegisterModule(Handler{})
 }
@@ -384,6 +389,8 @@ type sharedStore struct {
 	// as resolved (URLs reduced to host:port, so no password) and the
 	// database when not 0.
 	where string
+	// master is the Sentinel master name, resolved ("" without Sentinel).
+	master string
 }
 
 func (s *sharedStore) Destruct() error {
@@ -696,6 +703,11 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 		}
 		key := "redis:" + opts.fingerprint
 		val, _, err := pools.LoadOrNew(key, func() (caddy.Destructor, error) {
+			where := strings.Join(opts.Addrs, ",")
+			if opts.DB != 0 {
+				where += "/" + strconv.Itoa(opts.DB)
+			}
+			opts.Name = where
 			pool := storage.NewRedisPool(opts.RedisOptions)
 			// Caddy's default logger, fetched when the answer comes, rather
 			// than this handler's: the pool outlives the config that made it.
@@ -709,11 +721,7 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 					addrs, zap.Error(err))
 			})
 			name := redisStoreName(opts.RedisOptions)
-			where := strings.Join(opts.Addrs, ",")
-			if opts.DB != 0 {
-				where += "/" + strconv.Itoa(opts.DB)
-			}
-			return &sharedStore{redis: pool, health: &handler.Health{Store: name, Settle: pool.Timeout()}, where: where}, nil
+			return &sharedStore{redis: pool, health: &handler.Health{Store: name, Settle: pool.Timeout()}, where: where, master: opts.MasterName}, nil
 		})
 		if err != nil {
 			return nil, "", err
@@ -757,6 +765,9 @@ func (h *Handler) checkRedisAccess(shared *sharedStore) {
 		case err != nil:
 			log.Error("Redis refuses the plugin's requests (its user and password, database number or cluster mode do not fit this Redis): registrations and reads will fail until it is fixed",
 				zap.String("redis", where), zap.String("key_prefix", prefix), zap.Error(err))
+		case len(refused) > 0 && !slices.ContainsFunc(refused, func(c string) bool { return !storage.CleanupCommand(c) }):
+			log.Warn("the Redis user may not run commands the plugin uses only to clean up on its keys (ACL; an earlier version's line): registrations and everything else work, but index entries of vanished clients are not cleared when a cap is reached and an index keeps no expiry after a delete; see the README's Redis ACL section",
+				zap.String("redis", where), zap.String("key_prefix", prefix), zap.Strings("refused", refused))
 		case len(refused) > 0:
 			log.Error("the Redis user may not run commands the plugin needs on its keys (ACL): requests that need them will fail (without command, on a cluster: each pays a failed round trip more); see the README's Redis ACL section",
 				zap.String("redis", where), zap.String("key_prefix", prefix), zap.Strings("refused", refused))
@@ -765,6 +776,12 @@ func (h *Handler) checkRedisAccess(shared *sharedStore) {
 		// Said at start, not only once a request fails: a store pointed
 		// at the wrong address would otherwise look healthy until then.
 		log := caddy.Log().Named("http.handlers.client_registration")
+		if err != nil && storage.MasterUnknown(err) {
+			// The sentinels answered, which go-redis's error hides.
+			log.Warn("the sentinels answer but know no master of the name master_name gives: the plugin's routes will answer 503 until they do; asking again in the background",
+				zap.String("redis", where), zap.String("master_name", shared.master), zap.String("key_prefix", prefix), zap.Error(err))
+			return
+		}
 		if err != nil && tlsRefused(err) {
 			// Redis answered: it is the TLS setup that does not fit.
 			log.Warn("the TLS handshake with Redis fails (check the certificate authority, server name and client certificate of storage redis tls): the plugin's routes will answer 503 until it succeeds; asking again in the background",

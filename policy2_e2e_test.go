@@ -833,3 +833,56 @@ func TestRedisIndexOfAnotherTypeLogged(t *testing.T) {
 		t.Errorf("after the repair: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestOlderRedisACLWarned: a Redis user granted an earlier version's ACL
+// line (without zcard, zrange and exists, nor multi and exec) is warned
+// about, naming the Redis, as what it is: clean-ups skipped and
+// registrations run as scripts, not requests that fail. And none fails:
+// register, read, update and delete all work (a delete once needed ZRANGE).
+func TestOlderRedisACLWarned(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.CLI(append([]string{"ACL", "SETUSER", "older", "reset", "on", ">pw", "~dcr:*", "resetchannels", "-@all"},
+		strings.Fields("+get +set +del +getrange +incr +pexpire +pexpireat +pttl +persist +zadd +zcount +zrem +zrangebyscore +zremrangebyrank +eval +evalsha +info")...)...)
+	s, _, logFile := startLoggedCaddy(t, fmt.Sprintf("\tclient_registration {\n\t\tstorage redis {\n\t\t\taddress %s\n\t\t\tusername older\n\t\t\tpassword pw\n\t\t}\n\t}", srv.Addr))
+	field := fmt.Sprintf(`"redis":%q`, srv.Addr)
+	redistest.WaitFor(t, 10*time.Second, "the warnings", func(context.Context) bool {
+		b, _ := os.ReadFile(logFile)
+		return strings.Contains(string(b), "commands the plugin uses only to clean up") && strings.Contains(string(b), "may not run MULTI and EXEC")
+	})
+	b, _ := os.ReadFile(logFile)
+	for _, line := range strings.Split(string(b), "\n") {
+		if (strings.Contains(line, "only to clean up") || strings.Contains(line, "MULTI and EXEC")) && (!strings.Contains(line, field) || !strings.Contains(line, `"level":"warn"`)) {
+			t.Errorf("want a warning with %s: %s", field, line)
+		}
+	}
+	if strings.Contains(string(b), "requests that need them will fail") {
+		t.Errorf("an older ACL line logged as failing requests:\n%s", b)
+	}
+	c := rfcRegister(t, s, mcpBody)
+	if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
+		t.Fatalf("read: %d %s", resp.StatusCode, body)
+	}
+	resp, body := rfcPut(t, s, c, c.RAT, `{"client_id":"`+c.ID+`","redirect_uris":["http://127.0.0.1:33418/callback"],"token_endpoint_auth_method":"none","client_name":"renamed"}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("update: %d %s", resp.StatusCode, body)
+	}
+	rat, _ := object(t, body)["registration_access_token"].(string)
+	if resp, body := s.do("DELETE", c.path(t, s), "", rfcBearer(rat)); resp.StatusCode != 204 {
+		t.Fatalf("delete: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := rfcGet(t, s, c, rat); resp.StatusCode != 401 {
+		t.Errorf("read after delete: %d", resp.StatusCode)
+	}
+}
+
+// TestUnknownSentinelMasterSaidAtStart: sentinels that answer but know no
+// master of the configured name are said to, naming it, rather than
+// reported unreachable as go-redis's error has it.
+func TestUnknownSentinelMasterSaidAtStart(t *testing.T) {
+	_, sentinel := redistest.StartSentinel(t, "mymaster")
+	_, _, logFile := startLoggedCaddy(t, fmt.Sprintf("\tclient_registration {\n\t\tstorage redis {\n\t\t\taddress %s\n\t\t\tmaster_name mymastr\n\t\t}\n\t}\n\trespond \"site\"", sentinel))
+	redistest.WaitFor(t, 10*time.Second, "the warning", func(context.Context) bool {
+		b, _ := os.ReadFile(logFile)
+		return strings.Contains(string(b), `"msg":"the sentinels answer but know no master of the name master_name gives`) && strings.Contains(string(b), `"master_name":"mymastr"`)
+	})
+}

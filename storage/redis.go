@@ -49,6 +49,9 @@ type RedisOptions struct {
 	// any node rather than the one that took the writes.
 	WaitReplicas int
 	WaitTimeout  time.Duration
+	// Name says which Redis the pool's own warnings are about (its
+	// addresses, as the operator configured them), passed to the warner.
+	Name string
 }
 
 // RedisPool is one go-redis client (and its connection pool). Several stores
@@ -59,6 +62,7 @@ type RedisPool struct {
 	bw      *batcher // writes of records: b, or one that waits (WaitReplicas)
 	reaper  *reaper
 	timeout time.Duration
+	name    string       // RedisOptions.Name
 	cluster bool         // a Redis Cluster client (several addresses, no master name)
 	holds   atomic.Int64 // see Hold
 	// tx is set once the access check found that the user may run MULTI
@@ -156,7 +160,7 @@ func NewRedisPool(o RedisOptions) *RedisPool {
 	if watch != nil {
 		go watch.run(b.stopped)
 	}
-	return &RedisPool{rdb: rdb, b: b, bw: bw, reaper: &reaper{stopped: b.stopped, waits: reapWaits}, timeout: timeout, cluster: cluster}
+	return &RedisPool{rdb: rdb, b: b, bw: bw, reaper: &reaper{stopped: b.stopped, waits: reapWaits}, timeout: timeout, name: o.Name, cluster: cluster}
 }
 
 // SetLogger sends go-redis's own messages (failed dials, pool events) to log
@@ -168,14 +172,18 @@ func SetLogger(log func(msg string)) {
 }
 
 // SetWarner sends this package's own warnings (a store that had to leave
-// something undone) to warn. Process-wide, like SetLogger.
-func SetWarner(warn func(msg string)) { warner.Store(&warn) }
+// something undone) to warn, with the RedisOptions.Name of the Redis they
+// are about ("" when about none). Process-wide, like SetLogger.
+func SetWarner(warn func(msg, redis string)) { warner.Store(&warn) }
 
-var warner atomic.Pointer[func(string)]
+var warner atomic.Pointer[func(msg, redis string)]
 
-func logf(format string, args ...any) {
+func logf(format string, args ...any) { warnAt("", format, args...) }
+
+// warnAt is logf for a warning about the Redis named where.
+func warnAt(where, format string, args ...any) {
 	if w := warner.Load(); w != nil {
-		(*w)(fmt.Sprintf(format, args...))
+		(*w)(fmt.Sprintf(format, args...), where)
 	}
 }
 
@@ -229,7 +237,7 @@ func (p *RedisPool) Retire(hint func(store string, ids []string) string) {
 		if n > listed {
 			more = fmt.Sprintf(" (and %d more)", n-listed)
 		}
-		logf("redis: %d writes answered 503 may still be carried out by Redis and are to be undone if they show up (within about a minute); if Caddy exits before that, once it runs again remove any of these that exist: %s%s",
+		warnAt(p.name, "redis: %d writes answered 503 may still be carried out by Redis and are to be undone if they show up (within about a minute); if Caddy exits before that, once it runs again remove any of these that exist: %s%s",
 			n, strings.Join(parts, "; "), more)
 	}
 	go func() {
@@ -782,7 +790,6 @@ local checks = {}
 if cur ~= '' then checks[1] = {'DEL', KEYS[1]} end
 for i = 2, #KEYS do
   checks[#checks + 1] = {'ZREM', KEYS[i], 'x'}
-  checks[#checks + 1] = {'ZRANGE', KEYS[i], '0', '0'}
   checks[#checks + 1] = {'PTTL', KEYS[i]}
   checks[#checks + 1] = {'PEXPIREAT', KEYS[i], '0'}
 end
@@ -793,8 +800,11 @@ for i = 2, #KEYS do
   -- An index key holding another type (set by hand) has no entry to
   -- remove, and must not stop the script halfway.
   if type(redis.pcall('ZREM', KEYS[i], ARGV[1])) == 'number' then
-    local top = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
-    if top[2] and tonumber(top[2]) < ` + neverScore + ` and redis.call('PTTL', KEYS[i]) == -1 then
+    -- Giving the expiry back is best effort, as dangling's clean-up is: a
+    -- user granted an older version's commands (no ZRANGE) can delete,
+    -- and the set then keeps no expiry until its entries are pruned.
+    local top = redis.pcall('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
+    if top.err == nil and top[2] and tonumber(top[2]) < ` + neverScore + ` and redis.call('PTTL', KEYS[i]) == -1 then
       redis.call('PEXPIREAT', KEYS[i], top[2])
     end
   end
@@ -1190,7 +1200,7 @@ func txACLRefused(err error) bool {
 func (s *RedisStore) txRefused(err error) {
 	if s.pool.tx.CompareAndSwap(true, false) {
 		s.pool.accessChecked.Clear()
-		logf("Redis refused MULTI or EXEC (%v): registrations run the create script instead until a config reload finds them allowed again", err)
+		warnAt(s.pool.name, "Redis refused MULTI or EXEC (%v): registrations run the create script instead until a config reload finds them allowed again", err)
 	}
 }
 
@@ -1384,7 +1394,7 @@ func (s *RedisStore) reapLater(id, value string, tags []string) {
 	defer rp.mu.Unlock()
 	if len(rp.pending) >= maxReaps {
 		if rp.dropped++; rp.dropped == 1 {
-			logf("redis: too many registrations answered 503 may still be carried out; some will be left in the store if they are")
+			warnAt(s.pool.name, "redis: too many registrations answered 503 may still be carried out; some will be left in the store if they are")
 		}
 		return
 	}

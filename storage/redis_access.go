@@ -121,6 +121,20 @@ func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, 
 	})
 }
 
+// CleanupCommand reports whether a command CheckAccess found refused
+// ("zcard dcr:{dcr}:t:acl-check") is one the store runs only for
+// best-effort clean-ups (index entries of vanished records at a cap, an
+// index's expiry given back at a delete): a user without it, granted an
+// earlier version's commands, loses those clean-ups and nothing else.
+func CleanupCommand(refused string) bool {
+	cmd, _, _ := strings.Cut(refused, " ")
+	switch cmd {
+	case "zcard", "zrange", "exists":
+		return true
+	}
+	return false
+}
+
 // refusedCommand is the command a NOPERM reply says the user may not run
 // ("NOPERM this user has no permissions to run the 'eval' command"), or
 // "" for any other error.
@@ -173,7 +187,7 @@ func (p *RedisPool) allowTx(tx int64) bool {
 		return true
 	}
 	if tx == 0 {
-		logf("the Redis user may not run MULTI and EXEC: registrations run a script instead, which costs Redis about twice as much (grant +multi +exec, then reload the config)")
+		warnAt(p.name, "the Redis user may not run MULTI and EXEC: registrations run a script instead, which costs Redis about twice as much (grant +multi +exec, then reload the config)")
 		return false
 	}
 	p.tx.Store(true)

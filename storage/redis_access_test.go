@@ -419,6 +419,30 @@ func testRedisDanglingIndexEntries(t *testing.T, tx bool) {
 			t.Fatalf("record %s left behind by a refused registration", id)
 		}
 	}
+	// And everything else works for that user, as the README says: only
+	// the clean-ups those commands do are skipped. A delete once needed
+	// ZRANGE (to give an index back its expiry) and failed.
+	rec := &Record{ID: "kept", Data: []byte("x"), Tags: []string{"other"}, ExpiresAt: time.Now().Add(time.Hour)}
+	if err := os.Create(ctx, rec); err != nil {
+		t.Fatalf("create, with an older ACL: %v", err)
+	}
+	got, err := os.Get(ctx, "kept")
+	if err != nil {
+		t.Fatalf("get, with an older ACL: %v", err)
+	}
+	upd := &Record{ID: "kept", Data: []byte("y"), Tags: []string{"other", "more"}}
+	if err := os.Update(ctx, got, upd); err != nil {
+		t.Fatalf("update, with an older ACL: %v", err)
+	}
+	if l, err := os.List(ctx, "more"); err != nil || len(l) != 1 {
+		t.Fatalf("list, with an older ACL: %v %v", l, err)
+	}
+	if err := os.Delete(ctx, upd); err != nil {
+		t.Fatalf("delete, with an older ACL: %v", err)
+	}
+	if n := srv.CLI("EXISTS", os.recordKey("kept"), os.tagKey("other"), os.tagKey("more")); n != "0" {
+		t.Fatalf("%s keys left after the delete", n)
+	}
 }
 
 // execCalls returns how many EXEC commands srv has run.

@@ -1332,7 +1332,7 @@ func TestRedisFullCapSkipsTransactions(t *testing.T) {
 func TestRedisRetireNamesPendingReaps(t *testing.T) {
 	var mu sync.Mutex
 	var msgs []string
-	SetWarner(func(m string) { mu.Lock(); msgs = append(msgs, m); mu.Unlock() })
+	SetWarner(func(m, _ string) { mu.Lock(); msgs = append(msgs, m); mu.Unlock() })
 	t.Cleanup(func() { warner.Store(nil) })
 
 	// Nothing listens there: the reaps stay pending.

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -27,6 +28,7 @@ import (
 // they show the switch at once, and closing the connections to the old
 // master makes go-redis dial the new one.
 type masterWatch struct {
+	name       string // RedisOptions.Name
 	masterName string
 	sentinels  []*redis.SentinelClient
 	addrs      []string // of the sentinels, whose connections are not the master's
@@ -71,8 +73,20 @@ func (c *watchedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// MasterUnknown reports whether err, from a Sentinel pool, says that a
+// sentinel answered but knows no master of the configured name (a typo
+// in master_name): go-redis reports it as all sentinels unreachable, each
+// with its answer, and the answer is redis.Nil.
+func MasterUnknown(err error) bool {
+	if err == nil {
+		return false
+	}
+	m := err.Error()
+	return strings.Contains(m, "sentinels") && strings.Contains(m, redis.Nil.Error())
+}
+
 func newMasterWatch(o RedisOptions, timeout time.Duration) *masterWatch {
-	w := &masterWatch{masterName: o.MasterName, addrs: o.Addrs, conns: map[*watchedConn]struct{}{}, former: map[string]bool{}}
+	w := &masterWatch{name: o.Name, masterName: o.MasterName, addrs: o.Addrs, conns: map[*watchedConn]struct{}{}, former: map[string]bool{}}
 	nd := &net.Dialer{Timeout: timeout, KeepAlive: 5 * time.Minute}
 	w.dial = nd.DialContext
 	if o.TLS != nil {
@@ -176,7 +190,7 @@ func (w *masterWatch) leave(master string) {
 	if len(stale) == 0 {
 		return
 	}
-	logf("redis: the sentinels name %s as the master: closing %d connections to the old one (%s)", master, len(stale), stale[0].addr)
+	warnAt(w.name, "redis: the sentinels name %s as the master: closing %d connections to the old one (%s)", master, len(stale), stale[0].addr)
 	for _, c := range stale {
 		_ = c.Close()
 	}

@@ -455,6 +455,24 @@ func TestRedisSentinel(t *testing.T) {
 	conformance(t, func(t *testing.T) Store { return pool.Store(uniquePrefix()) })
 }
 
+// TestRedisSentinelUnknownMaster: sentinels that answer but know no
+// master of that name (a typo in master_name) are told from sentinels that
+// cannot be reached, which go-redis's error reads as.
+func TestRedisSentinelUnknownMaster(t *testing.T) {
+	_, sentinel := redistest.StartSentinel(t, "mymaster")
+	pool := NewRedisPool(RedisOptions{Addrs: []string{sentinel}, MasterName: "nosuch", Timeout: time.Second})
+	t.Cleanup(func() { pool.Destruct() })
+	_, err := pool.Store(uniquePrefix()).Get(context.Background(), "x")
+	if err == nil || !MasterUnknown(err) {
+		t.Fatalf("unknown master name: %v", err)
+	}
+	down := NewRedisPool(RedisOptions{Addrs: []string{"127.0.0.1:1"}, MasterName: "mymaster", Timeout: time.Second})
+	t.Cleanup(func() { down.Destruct() })
+	if _, err := down.Store(uniquePrefix()).Get(context.Background(), "x"); err == nil || MasterUnknown(err) {
+		t.Fatalf("sentinel unreachable: %v", err)
+	}
+}
+
 func TestRedisTLS(t *testing.T) {
 	srv := redistest.StartTLS(t)
 	pool := NewRedisPool(RedisOptions{Addrs: []string{srv.Addr}, TLS: srv.ClientConfig})
