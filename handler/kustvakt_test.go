@@ -60,6 +60,11 @@ func TestBindKustvaktJSON(t *testing.T) {
 	if msg != "" || *in.name != "12" || *in.clientType != "PUBLIC" || *in.description != "false" || in.refreshTokenExpiry != 100 || in.source != nil {
 		t.Fatalf("%+v %s", in, msg)
 	}
+	// A lone surrogate, which Jackson accepts, is kept as U+FFFD.
+	in, msg = bindKustvaktJSON([]byte(`{"name":"a\ud800b","description":"\udc00"}`))
+	if msg != "" || *in.name != "a\ufffdb" || *in.description != "\ufffd" {
+		t.Fatalf("lone surrogates: %+v %s", in, msg)
+	}
 	in, msg = bindKustvaktJSON([]byte(`{"refresh_token_expiry":1.9}`))
 	if msg != "" || in.refreshTokenExpiry != 1 {
 		t.Fatalf("truncation: %+v %s", in, msg)
