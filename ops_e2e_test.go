@@ -1724,3 +1724,37 @@ func startRedisAdminSite(t *testing.T) (*redistest.Server, *site, string) {
 	}`, srv.Addr))
 	return srv, s, admin
 }
+
+// TestSinglePageAppRecipe: the README's try_files written out as its
+// matcher and rewrite, with the plugin's paths left out, sends the app's
+// paths to index.html and the plugin's to the plugin.
+func TestSinglePageAppRecipe(t *testing.T) {
+	root := t.TempDir()
+	for name, text := range map[string]string{"index.html": "app", "a.txt": "file a"} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := startCaddy(t, "embedded", fmt.Sprintf(`	root * %s
+	@spa {
+		not path /register /register/* /.well-known/*
+		file {path} /index.html
+	}
+	rewrite @spa {file_match.relative}
+	client_registration {
+		{storage}
+	}
+	file_server`, root))
+	for path, want := range map[string]string{"/": "app", "/some/route": "app", "/a.txt": "file a"} {
+		if resp, body := s.do("GET", path, ""); resp.StatusCode != 200 || body != want {
+			t.Errorf("GET %s: %d %q, want %q", path, resp.StatusCode, body, want)
+		}
+	}
+	if resp, body := s.do("GET", "/.well-known/oauth-authorization-server", ""); resp.StatusCode != 200 || !strings.Contains(body, `"registration_endpoint"`) {
+		t.Errorf("metadata: %d %s", resp.StatusCode, body)
+	}
+	c := rfcRegister(t, s, mcpBody)
+	if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
+		t.Errorf("read: %d %s", resp.StatusCode, body)
+	}
+}

@@ -808,7 +808,17 @@ log {
 func TestRedisIndexOfAnotherTypeLogged(t *testing.T) {
 	srv := redistest.Start(t)
 	s, _, logFile := startLoggedCaddy(t, fmt.Sprintf("\tclient_registration {\n\t\tstorage redis {\n\t\t\taddress %s\n\t\t}\n\t\trate_limit off\n\t}", srv.Addr))
+	// Registrations run as transactions once the access check (a script)
+	// found MULTI and EXEC allowed: the path on which the record is
+	// written before the index fails.
+	redistest.WaitFor(t, 10*time.Second, "the access check", func(context.Context) bool {
+		return strings.Contains(srv.CLI("info", "commandstats"), "cmdstat_eval:")
+	})
+	time.Sleep(100 * time.Millisecond)
 	c := rfcRegister(t, s, mcpBody)
+	if !strings.Contains(srv.CLI("info", "commandstats"), "cmdstat_exec:") {
+		t.Fatal("the registration ran no transaction")
+	}
 	const key = "dcr:{dcr}:t:clients"
 	srv.CLI("set", key, "garbage")
 	for range 3 {
@@ -816,6 +826,12 @@ func TestRedisIndexOfAnotherTypeLogged(t *testing.T) {
 		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.HasPrefix(body, `{"error":"temporarily_unavailable"`) {
 			t.Fatalf("register through a damaged index: %d %v %s", resp.StatusCode, resp.Header, body)
 		}
+	}
+	// Nothing of the refused registrations stays: on the transaction
+	// path their records were written and undone (EXEC rolls nothing
+	// back), on the script's nothing was written.
+	if keys := strings.Fields(srv.CLI("keys", "dcr:{dcr}:r:*")); len(keys) != 1 || !strings.HasSuffix(keys[0], c.ID) {
+		t.Errorf("records after the refused registrations: %v, want only %s", keys, c.ID)
 	}
 	if resp, body := rfcGet(t, s, c, c.RAT); resp.StatusCode != 200 {
 		t.Errorf("read: %d %s", resp.StatusCode, body)
