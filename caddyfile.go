@@ -3,6 +3,7 @@ package caddydcr
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -553,6 +554,13 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser, at optionLines
 			}
 			rc.Address = append(rc.Address, args...)
 			if err := checkDistinctAddresses(rc.Address); err != nil {
+				return d.Errf("storage redis: %v", err)
+			}
+			// Written out, addresses that cannot go together are said
+			// here, with the line; placeholders are checked when the
+			// config loads, once resolved.
+			literal := slices.DeleteFunc(slices.Clone(rc.Address), func(a string) bool { return strings.Contains(a, "{") })
+			if _, err := mergeRedisURLs(literal, &redisOptions{}, false); err != nil {
 				return d.Errf("storage redis: %v", err)
 			}
 		case "username", "password", "master_name", "sentinel_username", "sentinel_password":

@@ -278,6 +278,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"block after a flag", "client_registration {\n\trequire_same_host_uris {\n\t\tx\n\t}\n}", "require_same_host_uris takes no block"},
 		{"block after a value", "client_registration {\n\tprefix /a {\n\t\tx\n\t}\n}", "prefix takes no block"},
 		{"block in redis", redis("db 1 {\n\t\t\tx\n\t\t}"), "redis db takes no block"},
+		{"URL and host:port", redis("address redis://r2:6379"), "storage redis: write every address as a redis:// URL or none, at Testfile:4"},
+		{"URLs that differ", "client_registration {\n\tstorage redis {\n\t\taddress rediss://r1:6379 redis://r2:6379\n\t}\n}", "storage redis: the redis:// addresses differ in scheme, credentials or database, at Testfile:3"},
 		{"extra argument after api", "client_registration iam extra", "wrong argument count"},
 		{"extra argument on prefix", "client_registration {\n\tprefix /a /b\n}", "wrong argument count"},
 		{"missing prefix argument", "client_registration {\n\tprefix\n}", "wrong argument count"},
