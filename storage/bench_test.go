@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/caddyserver/certmagic"
+
 	"github.com/caddy-dcr/caddy-dcr/internal/redistest"
 )
 
@@ -91,4 +93,18 @@ func redisCPU(b *testing.B, srv *redistest.Server) float64 {
 		}
 	}
 	return total
+}
+
+// BenchmarkEmbeddedCreate measures a create on the embedded store, on
+// Caddy's file system storage in a temporary directory (a client and its
+// index marker: the files, their syncs and the directories' syncs).
+func BenchmarkEmbeddedCreate(b *testing.B) {
+	s := NewEmbeddedStore(&certmagic.FileStorage{Path: b.TempDir()}, "cr")
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := s.Create(ctx, &Record{ID: strconv.Itoa(i), Data: []byte("x"), Tags: []string{"clients"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -309,6 +309,15 @@ func (s *EmbeddedStore) write(ctx context.Context, rec *Record) error {
 			return &UnavailableError{Op: "write", Err: err, Unwritten: true}
 		}
 	}
+	// The markers' names are on disk before the record's, as they were
+	// written: after a power cut too, a record is never without them.
+	dirs := make([]string, 0, len(rec.Tags)+1)
+	for _, t := range rec.Tags {
+		dirs = append(dirs, s.tagDir(t))
+	}
+	if len(dirs) > 0 {
+		s.syncDirs(append(dirs, path.Dir(dirs[0]))...) // and tags/, which a new tag's directory went in
+	}
 	if err := s.st.Store(ctx, s.recordKey(rec.ID), b); err != nil {
 		// Caddy's file system storage writes a temporary file and renames
 		// it last: when Store fails, the record is as it was, and a caller
@@ -317,13 +326,44 @@ func (s *EmbeddedStore) write(ctx context.Context, rec *Record) error {
 		_, atomic := s.st.(*certmagic.FileStorage)
 		return &UnavailableError{Op: "write", Err: err, Unwritten: atomic}
 	}
+	s.syncDirs(path.Dir(s.recordKey(rec.ID)))
 	return nil
+}
+
+// syncDir flushes a directory of the file system (a variable for tests).
+var syncDir = func(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// syncDirs flushes the named storage directories to disk, on Caddy's file
+// system storage: its Store syncs a file's content before renaming it
+// into place, but the new name (or a removed one) is on disk only once its
+// directory is synced, and a registration answered 201, or a delete 204,
+// must survive a power cut. A failure is logged, not answered: the change
+// is made and seen by every reader; only its surviving a power cut is in
+// doubt, and a directory that cannot be synced means a failing disk.
+func (s *EmbeddedStore) syncDirs(dirs ...string) {
+	for i, dir := range dirs {
+		name, ok := s.osPath(dir)
+		if !ok || slices.Contains(dirs[:i], dir) {
+			continue
+		}
+		if err := syncDir(name); err != nil && !notExist(err) {
+			logf("embedded client store: a change may not survive a power cut: %v", err)
+		}
+	}
 }
 
 func (s *EmbeddedStore) remove(ctx context.Context, id string, tags []string) error {
 	if err := s.st.Delete(ctx, s.recordKey(id)); err != nil && !notExist(err) {
 		return unavailable("delete", err)
 	}
+	s.syncDirs(path.Dir(s.recordKey(id)))
 	// The record is gone: that is the delete, done. A marker that cannot
 	// be removed now is one without a record, which every reader skips
 	// and the sweep removes; answering 503 would tell the client that

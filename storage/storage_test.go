@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -661,5 +663,42 @@ func TestUnwritten(t *testing.T) {
 func TestNeverScore(t *testing.T) {
 	if f, err := strconv.ParseFloat(neverScore, 64); err != nil || f != float64(neverScoreMs) {
 		t.Errorf("neverScore %q, neverScoreMs %d", neverScore, neverScoreMs)
+	}
+}
+
+// TestEmbeddedSyncsDirectories: a create is on disk, names included,
+// before it is answered: the markers' directories (and tags/, where a new
+// tag's directory goes) are synced before the record is written, and the
+// records' directory after; a delete syncs the records' directory, so
+// that a power cut cannot bring a deleted client back.
+func TestEmbeddedSyncsDirectories(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var synced []string
+	orig := syncDir
+	syncDir = func(name string) error {
+		mu.Lock()
+		synced = append(synced, strings.TrimPrefix(name, dir))
+		mu.Unlock()
+		return orig(name)
+	}
+	t.Cleanup(func() { syncDir = orig })
+	s := NewEmbeddedStore(&certmagic.FileStorage{Path: dir}, "cr")
+	ctx := context.Background()
+	rec := &Record{ID: "c1", Data: []byte("x"), Tags: []string{"clients", "owner:alice"}}
+	if err := s.Create(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	records := "/" + path.Dir(s.recordKey("c1"))
+	want := []string{"/" + s.tagDir("clients"), "/" + s.tagDir("owner:alice"), "/" + path.Dir(s.tagDir("clients")), records}
+	if !slices.Equal(synced, want) {
+		t.Fatalf("create synced %q, want %q", synced, want)
+	}
+	synced = nil
+	if err := s.Delete(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if len(synced) == 0 || synced[0] != records {
+		t.Fatalf("delete synced %q, want %s first", synced, records)
 	}
 }
