@@ -46,6 +46,10 @@ type EmbeddedStore struct {
 	// flockPath).
 	flockFile string
 
+	// strayWarned holds the index entries found to be no marker (see
+	// members), each warned about once.
+	strayWarned sync.Map
+
 	hitMu sync.Mutex
 	hits  map[string]*window
 	// hitsPrune is the size of hits at which expired windows are next
@@ -542,6 +546,16 @@ func (s *EmbeddedStore) members(ctx context.Context, tag string) (map[string]int
 		name := path.Base(k)
 		b, err := s.st.Load(ctx, k)
 		if notExist(err) {
+			continue
+		}
+		if errors.Is(err, syscall.EISDIR) || s.fileDenied(k, err) {
+			// Not a marker the store wrote (a directory, or a file it
+			// may not read, made by hand): skipped, as a damaged record
+			// is, rather than failing every listing through the index
+			// for good. Said once: it stays until removed.
+			if _, warned := s.strayWarned.LoadOrStore(k, true); !warned {
+				logf("embedded client store: an index entry is no marker and is skipped until it is removed (%v)", err)
+			}
 			continue
 		}
 		if err != nil {

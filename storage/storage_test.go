@@ -702,3 +702,36 @@ func TestEmbeddedSyncsDirectories(t *testing.T) {
 		t.Fatalf("delete synced %q, want %s first", synced, records)
 	}
 }
+
+// TestEmbeddedStrayIndexEntry: a directory made by hand among an index's
+// markers is skipped, said once, rather than failing every listing and
+// count through that index as an outage.
+func TestEmbeddedStrayIndexEntry(t *testing.T) {
+	var mu sync.Mutex
+	var msgs []string
+	SetWarner(func(m, _ string) { mu.Lock(); msgs = append(msgs, m); mu.Unlock() })
+	t.Cleanup(func() { warner.Store(nil) })
+	fsys := &certmagic.FileStorage{Path: t.TempDir()}
+	s := NewEmbeddedStore(fsys, "cr")
+	ctx := context.Background()
+	for _, id := range []string{"a", "b"} {
+		if err := s.Create(ctx, &Record{ID: id, Data: []byte("x"), Tags: []string{"clients"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(fsys.Filename(path.Join(s.tagDir("clients"), fileName("stray"))), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		l, err := s.List(ctx, "clients")
+		if err != nil || len(l) != 2 {
+			t.Fatalf("list: %d records, %v", len(l), err)
+		}
+		if n, err := s.Count(ctx, "clients"); err != nil || n != 2 {
+			t.Fatalf("count: %d, %v", n, err)
+		}
+	}
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "is no marker") || !strings.Contains(msgs[0], "is a directory") {
+		t.Errorf("warnings: %q", msgs)
+	}
+}
