@@ -1,8 +1,10 @@
 package caddydcr
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -11,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/caddy-dcr/caddy-dcr/internal/redistest"
 )
 
 // Kustvakt end to end: the user comes from basic_auth (as in the wiki's curl
@@ -675,6 +679,49 @@ func TestCrossAPI(t *testing.T) {
 		}
 		if _, body := s.kvForm("/api/v1.0/oauth2/client/"+rfc["client_id"].(string), "alice", superForm()); !strings.Contains(body, `"client_redirect_uri":"https://app.example/cb"`) {
 			t.Fatalf("rfc7591 client changed: %s", body)
+		}
+	})
+}
+
+// TestKustvaktResetAfterLostUpdate: an RFC 7592 update whose answer was
+// lost leaves its secret marked undelivered, for the next update to issue
+// another; a Kustvakt reset, whose answer carries the secret it makes,
+// clears that mark, so that the next update (a rename) keeps the reset's
+// secret instead of replacing it without a word.
+func TestKustvaktResetAfterLostUpdate(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		s, admin := startCaddyAdmin(t, backend, authedAPIs(t, "{storage}", "kustvakt", ""))
+		_, body := s.postJSON("/register", `{"redirect_uris":["https://x.example/cb"],"token_endpoint_auth_method":"none"}`, basicAuth("alice"))
+		m := object(t, body)
+		id, rat := m["client_id"].(string), m["registration_access_token"].(string)
+		put := func(name string) string {
+			return fmt.Sprintf(`{"client_id":%q,"client_name":%q,"redirect_uris":["https://x.example/cb"],"token_endpoint_auth_method":"client_secret_basic"}`, id, name)
+		}
+		// A PUT sent, then the connection closed before its answer.
+		conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := put("lost")
+		fmt.Fprintf(conn, "PUT /register/%s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			id, strings.TrimPrefix(s.URL, "http://"), rat, len(b), b)
+		conn.(*net.TCPConn).CloseWrite()
+		conn.Close()
+		redistest.WaitFor(t, 10*time.Second, "the lost update", func(context.Context) bool {
+			resp, body := s.do("GET", "/register/"+id, "", "Authorization: Bearer "+rat)
+			return resp.StatusCode == 200 && strings.Contains(body, `"client_name":"lost"`)
+		})
+		resp, body := s.kvForm("/api/v1.0/oauth2/client/reset", "alice", url.Values{"client_id": {id}})
+		if resp.StatusCode != 200 {
+			t.Fatalf("reset: %d %s", resp.StatusCode, body)
+		}
+		secret := object(t, body)["client_secret"].(string)
+		resp, body = s.do("PUT", "/register/"+id, put("renamed"), "Content-Type: application/json", "Authorization: Bearer "+rat)
+		if resp.StatusCode != 200 || strings.Contains(body, `"client_secret"`) {
+			t.Fatalf("rename after the reset: %d %s, want 200 without a new secret", resp.StatusCode, body)
+		}
+		if status, got := s.adminJSON(admin, "POST", "/client_registration/clients/"+id+"/verify_secret", `{"client_secret":"`+secret+`"}`); status != 200 || got["valid"] != true {
+			t.Errorf("the reset's secret after the rename: %d %v", status, got)
 		}
 	})
 }

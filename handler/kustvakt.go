@@ -1092,9 +1092,8 @@ func (a *Kustvakt) reset(q *kustvaktRequest) {
 		// In the form, and with the lifetime, of the client's own API:
 		// Kustvakt's for its own, IAM's 90 days for an IAM client.
 		secret = registry.FormatOf(c.API).NewSecret()
-		c.SecretHash = registry.Hash(secret)
 		lifetime := a.o.Registry.SecretLifetimeOf(c, a.o.secretLifetime(0))
-		c.SecretExpiresAt = a.o.Registry.SecretExpiry(c, a.o.Registry.Now(), lifetime)
+		c.SetSecret(secret, a.o.Registry.SecretExpiry(c, a.o.Registry.Now(), lifetime))
 		return nil
 	})
 	switch {

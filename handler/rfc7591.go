@@ -807,9 +807,8 @@ func (a *RFC7591) replaceClient(c, m *registry.Client, rat, tok string, now time
 		// secret expired (RFC 7592 section 2.2 lets the server issue a
 		// new one): without, it could never get a working secret again.
 		*secret = registry.FormatRFC7591.NewSecret()
-		c.SecretHash = registry.Hash(*secret)
-		c.SecretExpiresAt = a.o.Registry.SecretExpiry(c, now, lifetime)
-		c.SecretUndelivered = true
+		c.SetSecret(*secret, a.o.Registry.SecretExpiry(c, now, lifetime))
+		c.SecretUndelivered = true // until the answer is on its way (RetirePriorRAT)
 	}
 }
 

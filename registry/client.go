@@ -163,6 +163,15 @@ func (c *Client) RestorePriorRAT() {
 	c.PriorRATHash, c.PriorRATFrom, c.PriorRATUntil = "", 0, 0
 }
 
+// SetSecret gives the client secret as its secret, expiring at expiresAt
+// (Unix seconds, 0 for never), for a request that answers with it. Any
+// secret an update issued before, whose answer may have been lost
+// (SecretUndelivered), is replaced by this one, which the next update
+// must not replace in turn: the mark is cleared.
+func (c *Client) SetSecret(secret string, expiresAt int64) {
+	c.SecretHash, c.SecretExpiresAt, c.SecretUndelivered = Hash(secret), expiresAt, false
+}
+
 // RevokeRATs leaves the client with no valid registration access token.
 func (c *Client) RevokeRATs() {
 	c.RATHash = ""
