@@ -904,8 +904,28 @@ func (a *Kustvakt) validateRegistration(in *kustvaktClientJSON) (reason string, 
 		// all of Kustvakt's own, so that a request they refuse gets the
 		// answer Kustvakt gives.
 		return "client_name must not contain control characters or bidirectional overrides", false
+	case unsafeDescription(*in.description):
+		// Ours too: client info and the plugin lists show the
+		// description to every user, who is to read it as written. Tabs
+		// and line breaks are a description's own.
+		return "description must not contain control characters other than tabs and line breaks, nor bidirectional overrides", false
 	}
 	return "", false
+}
+
+// unsafeDescription reports whether a description holds a character that
+// registry.UnsafeDisplayRune finds, other than a tab or a line break.
+func unsafeDescription(d string) bool {
+	for {
+		r, bad := registry.UnsafeDisplayRune(d)
+		if !bad {
+			return false
+		}
+		if r != '\t' && r != '\n' && r != '\r' {
+			return true
+		}
+		_, d, _ = strings.Cut(d, string(r))
+	}
 }
 
 // writeCredentials writes {"client_id":...,"client_secret":...} (the secret

@@ -288,6 +288,10 @@ func TestKustvaktRequests(t *testing.T) {
 			kvWant{status: 400, code: "invalid_request", desc: "client_name must contain at least 3 characters"}},
 		{"bidi override in the name", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"\u202eelgooG","type":"PUBLIC","description":"d"}`, "alice",
 			kvWant{status: 400, code: "invalid_request", desc: "client_name must not contain control characters or bidirectional overrides"}},
+		{"bidi override in the description", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"abc","type":"PUBLIC","description":"evil\u202eexe.txt"}`, "alice",
+			kvWant{status: 400, code: "invalid_request", desc: "description must not contain control characters other than tabs and line breaks, nor bidirectional overrides"}},
+		{"NUL in the description", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"abc","type":"PUBLIC","description":"a\u0000b"}`, "alice",
+			kvWant{status: 400, code: "invalid_request", desc: "description must not contain control characters other than tabs and line breaks, nor bidirectional overrides"}},
 		// That check is ours: Kustvakt's own come first, in its order.
 		{"bidi override, no type", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"abc\u202e","description":"d"}`, "alice",
 			kvWant{status: 400, code: "invalid_request", desc: "client_type is null"}},
@@ -324,6 +328,10 @@ func TestKustvaktRequests(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			checkKV(t, e.do(c.method, c.path, c.ct, c.body, c.user), c.want)
 		})
+	}
+	// Tabs and line breaks are a description's own.
+	if w := e.do("POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"abc","type":"PUBLIC","description":"one\r\ntwo\tthree\n"}`, "alice"); w.Code != 200 {
+		t.Errorf("lines and tabs in the description: %d %s", w.Code, w.Body)
 	}
 }
 
