@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
@@ -175,11 +176,13 @@ func (o *Options) user(r *http.Request) string {
 		o.warnReservedUser(u)
 		return ""
 	}
-	if !utf8.ValidString(u) || unsafeName(u) {
+	if !utf8.ValidString(u) || unsafeName(u) || strings.ContainsFunc(u, isFormatRune) {
 		// A name from a header (forward_auth's) may carry what no
 		// identity provider names a user with: control characters, or
-		// bidirectional overrides that would show another name wherever
-		// owners are listed. Nobody, rather than a spoofed someone.
+		// bidirectional overrides or invisible characters (zero-width
+		// spaces, direction marks: Unicode's format characters) that would
+		// show another name, or the same as another's, wherever owners are
+		// listed. Nobody, rather than a spoofed someone.
 		o.warnUnsafeUser(u)
 		return ""
 	}
@@ -192,7 +195,7 @@ func (o *Options) warnUnsafeUser(u string) {
 	if o.Logger == nil || o.unsafeUserWarned.Swap(true) {
 		return
 	}
-	o.Logger.Warn("a user name with control characters, bidirectional formatting or invalid UTF-8 is not taken as a user; requests naming such a user are treated as having no user (logged once)",
+	o.Logger.Warn("a user name with control characters, bidirectional or invisible formatting characters or invalid UTF-8 is not taken as a user; requests naming such a user are treated as having no user (logged once)",
 		zap.String("api", o.api), zap.String("user", strconv.QuoteToASCII(logCut(u))))
 }
 
@@ -227,8 +230,13 @@ func (o *Options) warnReservedUser(u string) {
 		return
 	}
 	o.Logger.Warn("a user name starting with "+registry.TokenOwnerPrefix+" is reserved for the owners of clients registered with initial access tokens; requests naming such a user are treated as having no user (logged once)",
-		zap.String("api", o.api), zap.String("user", logCut(u)))
+		zap.String("api", o.api), zap.String("user", strconv.QuoteToASCII(logCut(u))))
 }
+
+// isFormatRune reports an invisible formatting character (Unicode's
+// category Cf: zero-width spaces and joiners, direction marks, the byte
+// order mark...), which a user name may not hold.
+func isFormatRune(r rune) bool { return unicode.Is(unicode.Cf, r) }
 
 func (o *Options) registered(r *http.Request, id string) {
 	if o.Registered != nil {

@@ -383,7 +383,7 @@ func TestReservedUserWarning(t *testing.T) {
 	if len(lines) != 1 {
 		t.Fatalf("%d warnings, want 1", len(lines))
 	}
-	if f := lines[0].ContextMap(); f["api"] != registry.APIKustvakt || f["user"] != "token:abc" {
+	if f := lines[0].ContextMap(); f["api"] != registry.APIKustvakt || f["user"] != `"token:abc"` {
 		t.Fatalf("fields %v", f)
 	}
 }
@@ -392,7 +392,9 @@ func TestReservedUserWarning(t *testing.T) {
 // bidirectional overrides or invalid UTF-8 (from a header, as forward_auth
 // copies it) is treated as no user, and warned about once, escaped.
 func TestUnsafeUserWarning(t *testing.T) {
-	for _, name := range []string{"\u202eecila", "bob\x00", "al\xffice", "eve\u2066"} {
+	for _, name := range []string{"\u202eecila", "bob\x00", "al\xffice", "eve\u2066",
+		// Invisible ones: each shows as "bob", and would be another owner.
+		"bob\u200f", "bob\u200b", "\u061cbob", "\ufeffbob", "bo\u00adb"} {
 		core, logs := observer.New(zapcore.InfoLevel)
 		o := &Options{Logger: zap.New(core), User: func(*http.Request) string { return name }}
 		NewRFC7591(o)
@@ -410,8 +412,8 @@ func TestUnsafeUserWarning(t *testing.T) {
 			t.Fatalf("%q: fields %v", name, f)
 		}
 	}
-	o := &Options{User: func(*http.Request) string { return "José \u200f" }}
-	if u := o.user(httptest.NewRequest(http.MethodGet, "/", nil)); u != "José \u200f" {
+	o := &Options{User: func(*http.Request) string { return "José Ñandú 李 ✓" }}
+	if u := o.user(httptest.NewRequest(http.MethodGet, "/", nil)); u != "José Ñandú 李 ✓" {
 		t.Fatalf("a plain Unicode name refused: %q", u)
 	}
 }
