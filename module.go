@@ -765,7 +765,7 @@ func (h *Handler) checkRedisAccess(shared *sharedStore) {
 		case err != nil:
 			log.Error("Redis refuses the plugin's requests (its user and password, database number or cluster mode do not fit this Redis): registrations and reads will fail until it is fixed",
 				zap.String("redis", where), zap.String("key_prefix", prefix), zap.Error(err))
-		case len(refused) > 0 && !slices.ContainsFunc(refused, func(c string) bool { return !storage.CleanupCommand(c) }):
+		case len(refused) > 0 && storage.CleanupOnly(refused):
 			log.Warn("the Redis user may not run commands the plugin uses only to clean up on its keys (ACL; an earlier version's line): registrations and everything else work, but index entries of vanished clients are not cleared when a cap is reached and an index keeps no expiry after a delete; see the README's Redis ACL section",
 				zap.String("redis", where), zap.String("key_prefix", prefix), zap.Strings("refused", refused))
 		case len(refused) > 0:

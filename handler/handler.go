@@ -176,7 +176,7 @@ func (o *Options) user(r *http.Request) string {
 		o.warnReservedUser(u)
 		return ""
 	}
-	if !utf8.ValidString(u) || unsafeName(u) || strings.ContainsFunc(u, isFormatRune) {
+	if !utf8.ValidString(u) || strings.ContainsFunc(u, unsafeUserRune) {
 		// A name from a header (forward_auth's) may carry what no
 		// identity provider names a user with: control characters, or
 		// bidirectional overrides or invisible characters (zero-width
@@ -233,10 +233,11 @@ func (o *Options) warnReservedUser(u string) {
 		zap.String("api", o.api), zap.String("user", strconv.QuoteToASCII(logCut(u))))
 }
 
-// isFormatRune reports an invisible formatting character (Unicode's
-// category Cf: zero-width spaces and joiners, direction marks, the byte
-// order mark...), which a user name may not hold.
-func isFormatRune(r rune) bool { return unicode.Is(unicode.Cf, r) }
+// unsafeUserRune reports a character a user name may not hold: one no
+// displayed name may (registry.UnsafeDisplay), or an invisible formatting
+// character (Unicode's category Cf: zero-width spaces and joiners,
+// direction marks, the byte order mark...).
+func unsafeUserRune(r rune) bool { return registry.UnsafeDisplay(r) || unicode.Is(unicode.Cf, r) }
 
 func (o *Options) registered(r *http.Request, id string) {
 	if o.Registered != nil {

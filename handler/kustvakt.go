@@ -914,18 +914,11 @@ func (a *Kustvakt) validateRegistration(in *kustvaktClientJSON) (reason string, 
 }
 
 // unsafeDescription reports whether a description holds a character that
-// registry.UnsafeDisplayRune finds, other than a tab or a line break.
+// registry.UnsafeDisplay finds, other than a tab or a line break.
 func unsafeDescription(d string) bool {
-	for {
-		r, bad := registry.UnsafeDisplayRune(d)
-		if !bad {
-			return false
-		}
-		if r != '\t' && r != '\n' && r != '\r' {
-			return true
-		}
-		_, d, _ = strings.Cut(d, string(r))
-	}
+	return strings.ContainsFunc(d, func(r rune) bool {
+		return r != '\t' && r != '\n' && r != '\r' && registry.UnsafeDisplay(r)
+	})
 }
 
 // writeCredentials writes {"client_id":...,"client_secret":...} (the secret

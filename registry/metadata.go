@@ -1304,10 +1304,15 @@ func checkDisplayText(key, v string) *Error {
 // names it stores: they share one store and the pages that show it.
 func UnsafeDisplayRune(s string) (rune, bool) {
 	for _, r := range s {
-		if r < 0x20 || (r >= 0x7f && r <= 0x9f) || r == 0x2028 || r == 0x2029 ||
-			(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+		if UnsafeDisplay(r) {
 			return r, true
 		}
 	}
 	return 0, false
+}
+
+// UnsafeDisplay reports whether r is a character UnsafeDisplayRune finds.
+func UnsafeDisplay(r rune) bool {
+	return r < 0x20 || (r >= 0x7f && r <= 0x9f) || r == 0x2028 || r == 0x2029 ||
+		(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
 }

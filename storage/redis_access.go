@@ -121,18 +121,20 @@ func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, 
 	})
 }
 
-// CleanupCommand reports whether a command CheckAccess found refused
-// ("zcard dcr:{dcr}:t:acl-check") is one the store runs only for
+// CleanupOnly reports whether the commands CheckAccess found refused
+// ("zcard dcr:{dcr}:t:acl-check"...) are all ones the store runs only for
 // best-effort clean-ups (index entries of vanished records at a cap, an
-// index's expiry given back at a delete): a user without it, granted an
+// index's expiry given back at a delete): a user without them, granted an
 // earlier version's commands, loses those clean-ups and nothing else.
-func CleanupCommand(refused string) bool {
-	cmd, _, _ := strings.Cut(refused, " ")
-	switch cmd {
-	case "zcard", "zrange", "exists":
-		return true
+func CleanupOnly(refused []string) bool {
+	for _, c := range refused {
+		switch cmd, _, _ := strings.Cut(c, " "); cmd {
+		case "zcard", "zrange", "exists":
+		default:
+			return false
+		}
 	}
-	return false
+	return true
 }
 
 // refusedCommand is the command a NOPERM reply says the user may not run

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"slices"
 	"strings"
@@ -78,11 +79,7 @@ func (c *watchedConn) Close() error {
 // in master_name): go-redis reports it as all sentinels unreachable, each
 // with its answer, and the answer is redis.Nil.
 func MasterUnknown(err error) bool {
-	if err == nil {
-		return false
-	}
-	m := err.Error()
-	return strings.Contains(m, "sentinels") && strings.Contains(m, redis.Nil.Error())
+	return errors.Is(err, redis.Nil) && strings.Contains(err.Error(), "sentinels")
 }
 
 func newMasterWatch(o RedisOptions, timeout time.Duration) *masterWatch {
