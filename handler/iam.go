@@ -242,7 +242,13 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 	jw.Key("client_secret_expires_at").Int(c.SecretExpiresAt)
 	jw.Key("token_endpoint").Str(a.o.endpoint(r, a.o.TokenEndpoint, "/v1/tokens"))
 	if req.hasScopes {
-		jw.Key("scopes").Strings(req.scopes)
+		scopes := req.scopes
+		if len(scopes) == 0 && c.Scope != "" {
+			// An empty list got the operator's default_scope: the answer
+			// lists what was registered, not the empty list.
+			scopes = strings.Fields(c.Scope)
+		}
+		jw.Key("scopes").Strings(scopes)
 	}
 	jw.Close().Close()
 	h := w.Header()

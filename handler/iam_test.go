@@ -653,3 +653,30 @@ func TestIAMScopesAtTheLimit(t *testing.T) {
 		t.Fatalf("stored %d characters (%v)", len(c.Scope), err)
 	}
 }
+
+// TestIAMDefaultScope: an empty scopes list gets default_scope, and the
+// answer lists that rather than the empty list it was sent; with no scopes
+// member, none is echoed (the answer echoes scopes only when sent).
+func TestIAMDefaultScope(t *testing.T) {
+	e := newIAMEnv(t, func(o *Options) { o.Policy.DefaultScope = "openid profile" })
+	cases := []struct{ name, body, scopes string }{
+		{"empty list", iamBody("scopes=[]"), `["openid","profile"]`},
+		{"omitted", iamBody("-scopes"), ""},
+		{"sent", iamBody(`scopes=["email"]`), `["email"]`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := checkIAMSuccess(t, e.post("application/json", tc.body))
+			if got.scopes != tc.scopes {
+				t.Errorf("scopes %q, want %q", got.scopes, tc.scopes)
+			}
+			c, err := e.reg.Get(context.Background(), got.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := strings.Trim(strings.ReplaceAll(strings.ReplaceAll(tc.scopes, `"`, ""), ",", " "), "[]"); want != "" && c.Scope != want {
+				t.Errorf("stored scope %q, want %q", c.Scope, want)
+			}
+		})
+	}
+}
