@@ -577,6 +577,16 @@ func loadZone(name string) (*time.Location, error) {
 	if name == "Local" {
 		return nil, errors.New(`timezone "Local" is not an IANA zone name: name the zone, such as Europe/Berlin`)
 	}
+	// A host's zoneinfo directory is read before the data in the binary
+	// and holds more than zones: its right/ (leap seconds counted, so
+	// local times off by the leap seconds), posix/ and posixrules copies,
+	// and Factory. Java's ZoneId, which reads registration_date, knows
+	// none of them, and a container without that directory would refuse
+	// them: refused here on every host.
+	if strings.HasPrefix(name, "right/") || strings.HasPrefix(name, "posix/") ||
+		name == "posixrules" || name == "Factory" || name == "localtime" {
+		return nil, fmt.Errorf("timezone %q is not an IANA zone name: name the zone, such as Europe/Berlin", name)
+	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
 		return nil, fmt.Errorf("timezone %q: %v", name, err)
