@@ -766,7 +766,12 @@ func TestMGUpdateCredentials(t *testing.T) {
 	if _, _, got := checkMGSuccess(t, e.postJSON(update)); got != exp {
 		t.Errorf("update expires_at %s, want %s", got, exp)
 	}
+	// Good through the second expires_at names, refused after it.
 	e.now = e.now.Add(time.Hour)
+	if _, _, got := checkMGSuccess(t, e.postJSON(update)); got != exp {
+		t.Errorf("update in the expiry second: expires_at %s, want %s", got, exp)
+	}
+	e.now = e.now.Add(time.Second)
 	checkMGError(t, e.postJSON(update), 403, mgUnauthorized)
 
 	// A client without a secret (a public client of another API).

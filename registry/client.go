@@ -188,8 +188,13 @@ func NeedsSecret(method string) bool {
 }
 
 // SecretExpired reports whether the client's secret has expired at now.
+// The secret is good through the second client_secret_expires_at names:
+// that second is the issue time plus the lifetime with the fraction of the
+// issue second dropped (IAM's 90 days are 7,776,000 s after
+// client_id_issued_at), so expiring at its start would cut up to a second
+// off every lifetime, most of a 1 s one.
 func (c *Client) SecretExpired(now time.Time) bool {
-	return c.SecretExpiresAt != 0 && now.Unix() >= c.SecretExpiresAt
+	return c.SecretExpiresAt != 0 && now.Unix() > c.SecretExpiresAt
 }
 
 // ReplaceMetadata replaces the client's RFC 7591 metadata with m's, keeping
