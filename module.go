@@ -620,6 +620,33 @@ func unresolved(what string) error {
 	return fmt.Errorf("%s resolves to an empty string (%s)", what, unresolvedHint)
 }
 
+// partlyUnresolved is the error for a setting one of whose placeholders
+// resolved to nothing (unset, unknown or empty) while the rest did not,
+// nil if none did: "kal_{env.UNSET}" would otherwise load as the guessable
+// secret "kal_", with at most a warning that it is short. It names an
+// {env.*} or {file.*} placeholder, never the value: a literal secret in
+// braces is a placeholder to Caddy too.
+func partlyUnresolved(what, v string, repl *caddy.Replacer) error {
+	if _, err := repl.ReplaceOrErr(v, true, true); err == nil {
+		return nil
+	}
+	if ph := unsetPlaceholder(v, repl); ph != "" {
+		return fmt.Errorf("%s: %s resolves to an empty string (is the environment variable or file set?)", what, ph)
+	}
+	return fmt.Errorf("%s: a placeholder in it resolves to an empty string (%s)", what, unresolvedHint)
+}
+
+// unsetPlaceholder is the first {env.*} or {file.*} placeholder of v that
+// resolves to nothing, "" if there is none.
+func unsetPlaceholder(v string, repl *caddy.Replacer) string {
+	for _, ph := range secretPlaceholder.FindAllString(v, -1) {
+		if repl.ReplaceAll(ph, "") == "" {
+			return ph
+		}
+	}
+	return ""
+}
+
 // resolveName resolves the {env.*} and {file.*} placeholders of a setting
 // that names something requests are compared with (a user, an issuer, a
 // software id), refusing one that resolves to nothing, keeps a
@@ -635,6 +662,9 @@ func resolveName(what, v string, repl *caddy.Replacer) (string, error) {
 		return "", fmt.Errorf("%s %q resolves to a value with braces: only {env.*} and {file.*} placeholders are resolved in it", what, v)
 	case strings.ContainsFunc(got, unicode.IsControl):
 		return "", fmt.Errorf("%s %q holds control characters", what, v)
+	}
+	if err := partlyUnresolved(fmt.Sprintf("%s %q", what, v), v, repl); err != nil {
+		return "", err
 	}
 	return got, nil
 }
@@ -668,6 +698,9 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 		if strings.ContainsFunc(s.ClientID, unicode.IsControl) {
 			return k, fmt.Errorf("super_client %q: the client id holds control characters", sc.ClientID)
 		}
+		if err := partlyUnresolved(fmt.Sprintf("super_client %q: the client id", sc.ClientID), sc.ClientID, repl); err != nil {
+			return k, err
+		}
 		if first, dup := declared[s.ClientID]; dup {
 			// Validate sees the ids before placeholders are resolved; the
 			// second declaration would be ignored without a word.
@@ -680,6 +713,9 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 			// into a public one that needs no secret at all.
 			return k, unresolved(fmt.Sprintf("super_client %q: its secret", s.ClientID))
 		}
+		if err := partlyUnresolved(fmt.Sprintf("super_client %q: its secret", s.ClientID), sc.Secret, repl); err != nil {
+			return k, err
+		}
 		if secret != "" {
 			h.warnShortSecret(fmt.Sprintf("super_client %q's secret", s.ClientID), secret)
 			s.SecretHash = registry.Hash(secret)
@@ -687,6 +723,9 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 		k.SuperClients = append(k.SuperClients, s)
 	}
 	if t := repl.ReplaceAll(h.AdminToken, ""); t != "" {
+		if err := partlyUnresolved("admin_token", h.AdminToken, repl); err != nil {
+			return k, err
+		}
 		h.warnShortSecret("admin_token", t)
 		k.AdminTokenHash = registry.Hash(t)
 	} else if h.AdminToken != "" {
@@ -870,12 +909,18 @@ func (rc *RedisConfig) options(repl *caddy.Replacer) (redisOptions, error) {
 		// literal password in braces is a placeholder to Caddy too.
 		if f.got == "" && f.raw != "" {
 			o.warnings = append(o.warnings, "storage redis "+f.name+" is set from a placeholder that resolves to an empty value: connecting without it")
+		} else if err := partlyUnresolved("storage redis "+f.name, f.raw, repl); err != nil {
+			// Never meant: the rest alone is a credential Redis refuses.
+			return o, err
 		}
 	}
 	// Without master_name the client would quietly talk to the sentinel
 	// addresses as if they were Redis.
 	if o.MasterName = repl.ReplaceAll(rc.MasterName, ""); o.MasterName == "" && rc.MasterName != "" {
 		return o, fmt.Errorf("master_name %s resolves to an empty value (is the environment variable or file set?)", rc.MasterName)
+	}
+	if err := partlyUnresolved("master_name "+rc.MasterName, rc.MasterName, repl); err != nil {
+		return o, err
 	}
 	o.DB = rc.DB
 	o.Timeout = time.Duration(rc.Timeout)
@@ -919,6 +964,9 @@ func (t *RedisTLS) config(repl *caddy.Replacer) (*tls.Config, error) {
 			// Dropped, it would quietly mean the system's CAs, no client
 			// certificate or the address's host name.
 			return nil, fmt.Errorf("tls %s %s resolves to an empty value (is the environment variable or file set?)", f.name, f.v)
+		}
+		if err := partlyUnresolved("tls "+f.name+" "+f.v, f.v, repl); err != nil {
+			return nil, err
 		}
 	}
 	cfg := defaultTLS()
@@ -1109,6 +1157,12 @@ func (h *Handler) checkResolvedURLs(repl *caddy.Replacer) error {
 		}
 		if got == "" {
 			return fmt.Errorf("%s %s resolves to an empty value (is the environment variable or file set?)", f.name, redactUserinfo(f.v))
+		}
+		// Request placeholders are resolved later, by each request; an
+		// {env.*} or {file.*} that resolves to nothing leaves a URL of
+		// another host ("https://auth.{env.DOMAIN}/" as "https://auth./").
+		if ph := unsetPlaceholder(f.v, repl); ph != "" {
+			return fmt.Errorf("%s %s: %s resolves to an empty string (is the environment variable or file set?)", f.name, redactUserinfo(f.v), ph)
 		}
 		if f.check(got) != nil {
 			// Not the check's own message, which quotes the value: a

@@ -63,6 +63,9 @@ func (h *Handler) gate(repl *caddy.Replacer) (handler.Gate, error) {
 			// Caddy too, and resolves to nothing.
 			return g, errors.New("initial_access_token resolves to an empty token (" + unresolvedHint + ")")
 		}
+		if err := partlyUnresolved("initial_access_token", raw, repl); err != nil {
+			return g, err
+		}
 		if strings.ContainsFunc(t, unicode.IsControl) {
 			// Not shown either. No HTTP header can carry it.
 			return g, errors.New("initial_access_token holds control characters: no Authorization header can carry it")
@@ -129,6 +132,9 @@ func (h *Handler) statements(repl *caddy.Replacer) (*handler.Statements, error) 
 			// statement, silently.
 			return nil, unresolved(fmt.Sprintf("software_statement issuer %q: its secret", ic.Issuer))
 		}
+		if err := partlyUnresolved(fmt.Sprintf("software_statement issuer %q: its secret", ic.Issuer), ic.Secret, repl); err != nil {
+			return nil, err
+		}
 		if sec != "" {
 			if err := checkHMACSecret(ic.Issuer, sec); err != nil {
 				return nil, err
@@ -139,6 +145,9 @@ func (h *Handler) statements(repl *caddy.Replacer) (*handler.Statements, error) 
 			k := repl.ReplaceAll(raw, "")
 			if k == "" {
 				return nil, unresolved(fmt.Sprintf("software_statement issuer %q: key %q", ic.Issuer, raw))
+			}
+			if err := partlyUnresolved(fmt.Sprintf("software_statement issuer %q: key %q", ic.Issuer, raw), raw, repl); err != nil {
+				return nil, err
 			}
 			if isKeyURL(k) {
 				if err := checkKeyURL(ic.Issuer, k); err != nil {

@@ -49,6 +49,21 @@ func TestConfiguredURLsResolved(t *testing.T) {
 		// another handler's policies.
 		{"storage redis {\n\t\t\taddress 127.0.0.1:1\n\t\t\tkey_prefix {env.DCR_TEST_ISSUER}\n\t\t}", `key_prefix "{env.DCR_TEST_ISSUER}": {env.DCR_TEST_ISSUER} resolves to an empty string`},
 		{"storage redis {\n\t\t\taddress 127.0.0.1:1\n\t\t\tkey_prefix app{env.DCR_TEST_ISSUER}:\n\t\t}", "resolves to an empty string"},
+		// Part of a value: the rest alone would load as a guessable
+		// credential ("kal_"), or a name or URL of something else.
+		{"registration token\n\t\tinitial_access_token s3cret_{env.DCR_TEST_ISSUER}", "initial_access_token: {env.DCR_TEST_ISSUER} resolves to an empty string"},
+		{"registration token\n\t\tinitial_access_token s3cret-0123456789abcdef-{braces}", "initial_access_token: a placeholder in it resolves to an empty string"},
+		{"}\n\tclient_registration kustvakt {\n\t\tsuper_client kalamar s3cret_{env.DCR_TEST_ISSUER}", `super_client "kalamar": its secret: {env.DCR_TEST_ISSUER} resolves to an empty string`},
+		{"}\n\tclient_registration kustvakt {\n\t\tsuper_client kal_{env.DCR_TEST_ISSUER} s3cret-0123456789abcdef", `super_client "kal_{env.DCR_TEST_ISSUER}": the client id: {env.DCR_TEST_ISSUER} resolves`},
+		{"}\n\tclient_registration kustvakt {\n\t\tadmin_token adm_{env.DCR_TEST_ISSUER}", "admin_token: {env.DCR_TEST_ISSUER} resolves to an empty string"},
+		{"}\n\tclient_registration kustvakt {\n\t\tadmin_user admin_{env.DCR_TEST_ISSUER}", `admin_user "admin_{env.DCR_TEST_ISSUER}": {env.DCR_TEST_ISSUER} resolves`},
+		{"software_statement {\n\t\t\tissuer https://i.example {\n\t\t\t\tsecret 0123456789abcdef0123456789abcdef{env.DCR_TEST_ISSUER}\n\t\t\t}\n\t\t}", `its secret: {env.DCR_TEST_ISSUER} resolves to an empty string`},
+		{"software_statement {\n\t\t\tissuer https://i.example/{env.DCR_TEST_ISSUER} {\n\t\t\t\tsecret 0123456789abcdef0123456789abcdef\n\t\t\t}\n\t\t}", `{env.DCR_TEST_ISSUER} resolves to an empty string`},
+		{"software_statement {\n\t\t\tissuer https://i.example {\n\t\t\t\tsecret 0123456789abcdef0123456789abcdef\n\t\t\t\tsoftware_id app-{env.DCR_TEST_ISSUER}\n\t\t\t}\n\t\t}", `software_id "app-{env.DCR_TEST_ISSUER}": {env.DCR_TEST_ISSUER} resolves`},
+		{"issuer https://auth.{env.DCR_TEST_ISSUER}example", "issuer https://auth.{env.DCR_TEST_ISSUER}example: {env.DCR_TEST_ISSUER} resolves to an empty string"},
+		{"storage redis {\n\t\t\taddress 127.0.0.1:1\n\t\t\tpassword s3cret{env.DCR_TEST_ISSUER}\n\t\t}", "storage redis password: {env.DCR_TEST_ISSUER} resolves to an empty string"},
+		{"storage redis {\n\t\t\taddress 127.0.0.1:1\n\t\t\tmaster_name mymaster{env.DCR_TEST_ISSUER}\n\t\t}", "master_name mymaster{env.DCR_TEST_ISSUER}: {env.DCR_TEST_ISSUER} resolves"},
+		{"storage redis {\n\t\t\taddress 127.0.0.1:1\n\t\t\ttls {\n\t\t\t\tserver_name redis.{env.DCR_TEST_ISSUER}example\n\t\t\t}\n\t\t}", "tls server_name redis.{env.DCR_TEST_ISSUER}example: {env.DCR_TEST_ISSUER} resolves"},
 		// The same client twice once resolved: the second would be ignored.
 		{"}\n\tclient_registration kustvakt {\n\t\tsuper_client {env.DCR_TEST_SUPER} s3cret-one-0123456789\n\t\tsuper_client kalamar s3cret-two-0123456789", `super_client "{env.DCR_TEST_SUPER}" and super_client "kalamar" are the same client, "kalamar"`},
 	} {
