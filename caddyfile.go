@@ -1,6 +1,7 @@
 package caddydcr
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -385,6 +386,10 @@ func (h *Handler) checkString(name, v string) error {
 	case "timezone":
 		if err := h.checkKustvaktOnly(name); err != nil {
 			return err
+		}
+		if v == "" {
+			// JSON's "" is the option left out; written, it reads as a zone.
+			return errors.New(`timezone "" names no zone: leave timezone out for UTC`)
 		}
 		// Validate leaves this to Provision (it reads the zone data); the
 		// adapter may read it, to name the line.

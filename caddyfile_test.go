@@ -388,6 +388,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"leap-second timezone", "client_registration kustvakt {\n\ttimezone right/Europe/Berlin\n}", `timezone "right/Europe/Berlin" is not an IANA zone name`},
 		{"posix timezone", "client_registration kustvakt {\n\ttimezone posix/UTC\n}", `timezone "posix/UTC" is not an IANA zone name`},
 		{"posixrules timezone", "client_registration kustvakt {\n\ttimezone posixrules\n}", `timezone "posixrules" is not an IANA zone name`},
+		{"empty timezone", "client_registration kustvakt {\n\ttimezone \"\"\n}", `timezone "" names no zone`},
 		{"factory timezone", "client_registration kustvakt {\n\ttimezone Factory\n}", `timezone "Factory" is not an IANA zone name`},
 		{"relative issuer", "client_registration {\n\tissuer auth.example.com\n}", `issuer "auth.example.com" must be an absolute`},
 		{"issuer a bare host placeholder", "client_registration {\n\tissuer {http.request.host}\n}", `({http.request.host} holds no scheme: write https://{http.request.host})`},
