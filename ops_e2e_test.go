@@ -1758,3 +1758,49 @@ func TestSinglePageAppRecipe(t *testing.T) {
 		t.Errorf("read: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestRequestBodyLimitInFront: behind Caddy's request_body with a smaller
+// max_size, a body over it sent without a Content-Length (an announced one
+// Caddy refuses itself, before the plugin) is refused in each API's format
+// naming the limit in force, not the plugin's own 65536.
+func TestRequestBodyLimitInFront(t *testing.T) {
+	s := startCaddy(t, "embedded", fmt.Sprintf(`	request_body {
+		max_size 1000
+	}
+	@authed header_regexp Authorization ^(?i)basic\s
+	basic_auth @authed {
+		alice %s
+	}
+	client_registration
+	client_registration iam
+	client_registration kustvakt
+	respond "site" 200`, basicHash(t)))
+	big := strings.Repeat("x", 2000)
+	for _, tc := range []struct{ path, contentType, body, want string }{
+		{"/register", "application/json", `{"redirect_uris":["https://app.example/cb"],"client_name":"` + big + `"}`,
+			`413 {"error":"invalid_request","error_description":"the request body is larger than 1000 bytes"}`},
+		{"/v1/clients", "application/json", `{"client_name":"` + big + `"}`,
+			`400 Bad Request: request body is larger than 1000 bytes.`},
+		{"/api/v1.0/oauth2/client/register", "application/json", `{"name":"` + big + `","type":"PUBLIC"}`,
+			`413 {"errors":[[107,"Request body is larger than 1000 bytes",null]]}`},
+		{"/api/v1.0/oauth2/client/list", "application/x-www-form-urlencoded", "super_client_id=" + big,
+			`413 {"errors":[[107,"Request body is larger than 1000 bytes",null]]}`},
+	} {
+		// A reader of unknown length: the request goes out chunked.
+		req, err := http.NewRequest("POST", s.URL+tc.path, io.MultiReader(strings.NewReader(tc.body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", tc.contentType)
+		req.SetBasicAuth("alice", "pw")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := fmt.Sprintf("%d %s", resp.StatusCode, b); !strings.Contains(got, tc.want[4:]) || got[:3] != tc.want[:3] {
+			t.Errorf("%s: %s, want %s", tc.path, got, tc.want)
+		}
+	}
+}

@@ -631,8 +631,29 @@ func cutSegment(p string) (seg, rest string) {
 	return p, ""
 }
 
-// errBodyTooLarge is returned by readBody for bodies over MaxBodyBytes.
+// errBodyTooLarge is returned by readBody for bodies over MaxBodyBytes,
+// or over a smaller limit set in front of the handler (see tooLarge).
 var errBodyTooLarge = errors.New("request body too large")
+
+// tooLarge is readBody's error for a body over the limit that refused it:
+// MaxBodyBytes, or a smaller one of Caddy's request_body max_size, whose
+// reader the handler's is read through. Answers name the limit in force:
+// 65536 would send a client looking in the wrong place.
+type tooLarge struct{ limit int64 }
+
+func (e *tooLarge) Error() string {
+	return "request body larger than " + strconv.FormatInt(e.limit, 10) + " bytes"
+}
+func (e *tooLarge) Is(target error) bool { return target == errBodyTooLarge }
+
+// bodyLimit is the limit a body refused with errBodyTooLarge ran over.
+func bodyLimit(err error) int64 {
+	var e *tooLarge
+	if errors.As(err, &e) {
+		return e.limit
+	}
+	return MaxBodyBytes
+}
 
 // bodyTimeout bounds the reading of a whole body (at most MaxBodyBytes):
 // the server's per-read timeouts alone would let a client that sends a
@@ -649,7 +670,7 @@ const eagerBodyBytes = 4 << 10
 // (or the server's own ReadTimeout, Caddy's timeouts read_body, if shorter).
 func readBody(w http.ResponseWriter, r *http.Request) (body []byte, err error) {
 	if r.ContentLength > MaxBodyBytes {
-		return nil, bodyRefused(w, r)
+		return nil, bodyRefused(w, r, MaxBodyBytes)
 	}
 	if srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server); srv == nil || srv.ReadTimeout <= 0 || srv.ReadTimeout > bodyTimeout {
 		rc := http.NewResponseController(w)
@@ -670,6 +691,10 @@ func readBody(w http.ResponseWriter, r *http.Request) (body []byte, err error) {
 		// stops the body at Content-Length, so it cannot run over.
 		body = make([]byte, r.ContentLength)
 		if _, err := io.ReadFull(r.Body, body); err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, bodyRefused(w, r, mbe.Limit)
+			}
 			return nil, err
 		}
 		return body, nil
@@ -677,7 +702,8 @@ func readBody(w http.ResponseWriter, r *http.Request) (body []byte, err error) {
 	body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return nil, bodyRefused(w, r)
+		// Ours, or a smaller one in front (request_body max_size).
+		return nil, bodyRefused(w, r, min(mbe.Limit, MaxBodyBytes))
 	}
 	if err == nil && r.ContentLength > 0 && int64(len(body)) != r.ContentLength {
 		// The server's body reader already says so; this holds for any.
@@ -686,18 +712,18 @@ func readBody(w http.ResponseWriter, r *http.Request) (body []byte, err error) {
 	return body, err
 }
 
-// bodyRefused returns errBodyTooLarge, and on HTTP/1 makes the answer close
+// bodyRefused returns errBodyTooLarge with the limit, and on HTTP/1 makes the answer close
 // the connection: the rest of the body is not wanted, and the server would
 // otherwise read up to 256 KiB of it before sending the answer (Caddy's
 // idle-timeout wrapper hides the body from net/http, which then drains it
 // as it would an unknown body), so that a client that announces a large
 // body and waits for the answer before sending it (Expect, or a slow
 // upload) got its 413 only when its upload or the body timeout ended.
-func bodyRefused(w http.ResponseWriter, r *http.Request) error {
+func bodyRefused(w http.ResponseWriter, r *http.Request, limit int64) error {
 	if r.ProtoMajor == 1 {
 		closeUnread(w)
 	}
-	return errBodyTooLarge
+	return &tooLarge{limit: limit}
 }
 
 // closeUnread makes the answer close an HTTP/1 connection whose request

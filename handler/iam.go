@@ -187,7 +187,7 @@ func (a *IAM) register(w http.ResponseWriter, r *http.Request, rid string) {
 		// 400, not 413: the spec's product decision is one status, 400 with
 		// IIC.400, for every request IAM refuses as invalid, and Huawei's
 		// error codes name their status (an IIC.400 under 413 would not).
-		a.badRequest(w, rid, fmt.Sprintf("request body is larger than %d bytes", MaxBodyBytes))
+		a.badRequest(w, rid, fmt.Sprintf("request body is larger than %d bytes", bodyLimit(err)))
 		return
 	}
 	if err != nil {

@@ -422,7 +422,7 @@ func (a *Kustvakt) formType(q *kustvaktRequest) bool {
 func (a *Kustvakt) formBody(q *kustvaktRequest) (url.Values, bool) {
 	body, err := readBody(q.w, q.r)
 	if errors.Is(err, errBodyTooLarge) {
-		a.notify(q.w, http.StatusRequestEntityTooLarge, kcInvalidArgument, "Request body is larger than 65536 bytes")
+		a.notify(q.w, http.StatusRequestEntityTooLarge, kcInvalidArgument, fmt.Sprintf("Request body is larger than %d bytes", bodyLimit(err)))
 		return nil, false
 	}
 	if err != nil {
@@ -808,7 +808,7 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 	}
 	body, err := readBody(w, q.r)
 	if errors.Is(err, errBodyTooLarge) {
-		a.notify(w, http.StatusRequestEntityTooLarge, kcInvalidArgument, "Request body is larger than 65536 bytes")
+		a.notify(w, http.StatusRequestEntityTooLarge, kcInvalidArgument, fmt.Sprintf("Request body is larger than %d bytes", bodyLimit(err)))
 		return
 	}
 	if err != nil {

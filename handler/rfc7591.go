@@ -348,7 +348,7 @@ func (a *RFC7591) readObject(w http.ResponseWriter, r *http.Request) (registry.F
 	}
 	body, err := readBody(w, r)
 	if errors.Is(err, errBodyTooLarge) {
-		a.error(w, http.StatusRequestEntityTooLarge, registry.CodeInvalidRequest, "the request body is larger than 65536 bytes")
+		a.error(w, http.StatusRequestEntityTooLarge, registry.CodeInvalidRequest, "the request body is larger than "+strconv.FormatInt(bodyLimit(err), 10)+" bytes")
 		return nil, false
 	}
 	if err != nil {
