@@ -902,3 +902,45 @@ func TestUnknownSentinelMasterSaidAtStart(t *testing.T) {
 		return strings.Contains(string(b), `"msg":"the sentinels answer but know no master of the name master_name gives`) && strings.Contains(string(b), `"master_name":"mymastr"`)
 	})
 }
+
+// TestDeleteOutageLogged: a Redis user that loses ZREM (which only deletes
+// run) while registrations go on: deletes are answered 503, the outage is
+// logged once and not said to end while registrations succeed, and a
+// delete that works again ends it.
+func TestDeleteOutageLogged(t *testing.T) {
+	srv := redistest.Start(t)
+	grants := strings.Fields("+get +set +del +getrange +incr +pexpire +pexpireat +pttl +persist +zadd +zcount +zrem +zrangebyscore +zremrangebyrank +zcard +zrange +exists +eval +evalsha +multi +exec +info")
+	srv.CLI(append([]string{"ACL", "SETUSER", "dcr", "reset", "on", ">pw", "~dcr:*", "resetchannels", "-@all"}, grants...)...)
+	s, _, logFile := startLoggedCaddy(t, fmt.Sprintf("\tclient_registration {\n\t\tstorage redis {\n\t\t\taddress %s\n\t\t\tusername dcr\n\t\t\tpassword pw\n\t\t\ttimeout 300ms\n\t\t}\n\t\trate_limit off\n\t}", srv.Addr))
+	logged := func(msg string) int {
+		b, _ := os.ReadFile(logFile)
+		return strings.Count(string(b), msg)
+	}
+	c := rfcRegister(t, s, mcpBody)
+	srv.CLI("ACL", "SETUSER", "dcr", "-zrem")
+	if resp, body := s.do("DELETE", c.path(t, s), "", rfcBearer(c.RAT)); resp.StatusCode != 503 {
+		t.Fatalf("delete without ZREM: %d %s", resp.StatusCode, body)
+	}
+	// Past the store's timeout, within which successes say nothing of
+	// whether the store works now.
+	time.Sleep(400 * time.Millisecond)
+	for range 5 {
+		if resp, body := s.do("DELETE", c.path(t, s), "", rfcBearer(c.RAT)); resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("delete without ZREM: %d %s", resp.StatusCode, body)
+		}
+		rfcRegister(t, s, mcpBody)
+	}
+	redistest.WaitFor(t, 10*time.Second, "the outage line", func(context.Context) bool {
+		return logged("client store unavailable") > 0
+	})
+	if n, back := logged("client store unavailable"), logged("client store available again"); n != 1 || back != 0 {
+		t.Fatalf("while deletes fail and registrations succeed: %d outage lines, %d recovery lines; want 1 and 0", n, back)
+	}
+	srv.CLI("ACL", "SETUSER", "dcr", "+zrem")
+	if resp, body := s.do("DELETE", c.path(t, s), "", rfcBearer(c.RAT)); resp.StatusCode != 204 {
+		t.Fatalf("delete with ZREM again: %d %s", resp.StatusCode, body)
+	}
+	redistest.WaitFor(t, 10*time.Second, "the recovery line", func(context.Context) bool {
+		return logged("client store available again") == 1
+	})
+}

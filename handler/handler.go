@@ -801,6 +801,14 @@ type Health struct {
 	// end the outage the next read starts again, so that none is logged.
 	reads        bool
 	lastReadFail time.Time
+	// deletes and lastDeleteFail are the same for deletes: a store can
+	// refuse them while it takes every other change (a Redis user that
+	// lost ZREM or PTTL, which only the delete script runs), and
+	// registrations would otherwise end the outage every failing delete
+	// starts again, the log saying the store is back while no client can
+	// be deleted.
+	deletes        bool
+	lastDeleteFail time.Time
 	// unlogged counts the outages not logged since the last error line;
 	// counted is set when the current outage is among them.
 	unlogged int
@@ -828,11 +836,16 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 	if fresh {
 		h.down.Store(true)
 		h.since = now
-		h.writes, h.reads, h.counted = false, false, false
+		h.writes, h.reads, h.deletes, h.counted = false, false, false, false
 	}
-	if storage.WriteFailed(err) {
+	switch {
+	case storage.DeleteFailed(err):
+		// Not among the writes that need space, which a delete's success
+		// does not show to work again.
+		h.deletes, h.lastDeleteFail = true, now
+	case storage.WriteFailed(err):
 		h.writes, h.lastWriteFail = true, now
-	} else if storage.ReadFailed(err) {
+	case storage.ReadFailed(err):
 		h.reads, h.lastReadFail = true, now
 	}
 	msg, unlogged := "", 0
@@ -875,8 +888,15 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 
 // OK records a successful storage operation; write tells whether it
 // wrote. A read does not end an outage in which writes failed, nor a
-// write one in which reads just failed.
-func (h *Health) OK(log *zap.Logger, write bool) {
+// write one in which reads or deletes just failed.
+func (h *Health) OK(log *zap.Logger, write bool) { h.ok(log, write, false) }
+
+// Deleted records a successful delete: it ends an outage in which deletes
+// failed, and one of reads (a delete reads first), not one of writes that
+// need space (a Redis out of memory still deletes).
+func (h *Health) Deleted(log *zap.Logger) { h.ok(log, false, true) }
+
+func (h *Health) ok(log *zap.Logger, write, deleted bool) {
 	if h == nil {
 		return
 	}
@@ -896,13 +916,17 @@ func (h *Health) OK(log *zap.Logger, write bool) {
 	} else {
 		h.reads = false // reads and deletes, which read first
 	}
-	if (h.writes && time.Since(h.lastWriteFail) < outageLogInterval) || (h.reads && time.Since(h.lastReadFail) < outageConfirm) {
+	if deleted {
+		h.deletes = false
+	}
+	if (h.writes && time.Since(h.lastWriteFail) < outageLogInterval) || (h.reads && time.Since(h.lastReadFail) < outageConfirm) ||
+		(h.deletes && time.Since(h.lastDeleteFail) < outageConfirm) {
 		h.mu.Unlock()
 		return
 	}
 	announced := h.down.Load() && h.announced
 	h.down.Store(false)
-	h.announced, h.writes, h.reads = false, false, false
+	h.announced, h.writes, h.reads, h.deletes = false, false, false, false
 	h.mu.Unlock()
 	if announced {
 		log.Info("client store available again", zap.String("store", h.Store))
@@ -916,6 +940,10 @@ func (h *Health) OK(log *zap.Logger, write bool) {
 var growingOps = map[string]bool{
 	"register": true, "update": true, "reset": true, "privilege": true, "install": true,
 }
+
+// deleteOps are the operations, as named to storeFailure, that delete:
+// only their success ends an outage in which deletes failed.
+var deleteOps = map[string]bool{"delete": true, "deregister": true, "uninstall": true}
 
 // storeFailure reports whether err is a storage outage, to be answered with
 // 503; it logs the outage's start and end. A change that other requests
@@ -950,7 +978,11 @@ func (o *Options) storeFailure(op string, err error) bool {
 		// The store answered; only a completed growing write shows that
 		// writes work again (a refusal such as "not found" or "changed"
 		// may not have written anything).
-		o.Health.OK(o.Logger, err == nil && growingOps[op])
+		if err == nil && deleteOps[op] {
+			o.Health.Deleted(o.Logger)
+		} else {
+			o.Health.OK(o.Logger, err == nil && growingOps[op])
+		}
 		return false
 	}
 	o.Health.Fail(o.Logger, o.api, op, err)

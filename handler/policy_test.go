@@ -168,28 +168,35 @@ func observedHealth() (*Health, *zap.Logger, *observer.ObservedLogs) {
 //     it, or a read once no write failed for outageLogInterval (under a
 //     read-only load the outage is over, so the next is logged as such);
 //   - reads refused, writes served (a Redis user that lost GET): a read
-//     ends it, or a write once no read failed for outageConfirm.
+//     ends it, or a write once no read failed for outageConfirm;
+//   - deletes refused, other writes served (a Redis user that lost ZREM):
+//     a delete ends it, or a write once no delete failed for outageConfirm.
 //
 // An outage of the other kind then ends with that kind's success.
 func TestHealthOneKindRefused(t *testing.T) {
 	create := &storage.UnavailableError{Op: "create", Err: errors.New("OOM command not allowed")}
 	get := &storage.UnavailableError{Op: "get", Err: errors.New("NOPERM this user has no permissions to run the 'get' command")}
+	del := &storage.UnavailableError{Op: "delete", Err: errors.New("NOPERM this user has no permissions to run the 'zrem' command")}
+	write := func(h *Health, log *zap.Logger) { h.OK(log, true) }
+	read := func(h *Health, log *zap.Logger) { h.OK(log, false) }
+	deleted := func(h *Health, log *zap.Logger) { h.Deleted(log) }
 	for _, tc := range []struct {
-		name      string
-		refused   error
-		refusedOK bool // what OK says of an operation of the refused kind
-		quiet     func(h *Health)
-		other     error
+		name             string
+		refused          error
+		refusedOK, other func(h *Health, log *zap.Logger) // a success of the refused kind, of the other
+		quiet            func(h *Health)
+		otherErr         error
 	}{
-		{"writes", create, true, func(h *Health) { h.lastWriteFail = time.Now().Add(-outageLogInterval - time.Second) }, get},
-		{"reads", get, false, func(h *Health) { h.lastReadFail = time.Now().Add(-outageConfirm - time.Second) }, create},
+		{"writes", create, write, read, func(h *Health) { h.lastWriteFail = time.Now().Add(-outageLogInterval - time.Second) }, get},
+		{"reads", get, read, write, func(h *Health) { h.lastReadFail = time.Now().Add(-outageConfirm - time.Second) }, create},
+		{"deletes", del, deleted, write, func(h *Health) { h.lastDeleteFail = time.Now().Add(-outageConfirm - time.Second) }, create},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, log, logs := observedHealth()
 			recoveries := func() int { return logs.FilterMessage("client store available again").Len() }
 			for i := 0; i < 20; i++ {
 				h.Fail(log, "rfc7591", "op", tc.refused)
-				h.OK(log, !tc.refusedOK)
+				tc.other(h, log)
 			}
 			if n := logs.FilterMessageSnippet("unavailable").Len(); n != 1 {
 				t.Errorf("%d unavailable lines, want 1", n)
@@ -197,20 +204,20 @@ func TestHealthOneKindRefused(t *testing.T) {
 			if n := recoveries(); n != 0 {
 				t.Fatalf("the other kind ended the outage: %d recovery lines", n)
 			}
-			h.OK(log, tc.refusedOK)
+			tc.refusedOK(h, log)
 			if n := recoveries(); n != 1 {
 				t.Fatalf("%d recovery lines after a success of the refused kind, want 1", n)
 			}
 			h.lastError = time.Time{}
 			h.Fail(log, "rfc7591", "op", tc.refused)
 			tc.quiet(h)
-			h.OK(log, !tc.refusedOK)
+			tc.other(h, log)
 			if n := recoveries(); n != 2 {
 				t.Fatalf("%d recovery lines once the refused kind stopped failing, want 2", n)
 			}
 			h.lastError = time.Time{}
-			h.Fail(log, "rfc7591", "op", tc.other)
-			h.OK(log, !tc.refusedOK)
+			h.Fail(log, "rfc7591", "op", tc.otherErr)
+			tc.other(h, log)
 			if n := recoveries(); n != 3 {
 				t.Fatalf("%d recovery lines after an outage of the other kind, want 3", n)
 			}

@@ -65,6 +65,13 @@ func WriteFailed(err error) bool {
 	return false // get, list, count, ping, decode...
 }
 
+// DeleteFailed reports whether err is an outage of a delete: a store can
+// refuse those while it takes other writes (a Redis user that lost ZREM).
+func DeleteFailed(err error) bool {
+	var u *UnavailableError
+	return errors.As(err, &u) && u.Op == "delete"
+}
+
 // ReadFailed reports whether err is an outage met by a read (get, list,
 // count): the store may still take writes, as when its user lost GET.
 func ReadFailed(err error) bool {
