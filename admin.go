@@ -112,6 +112,14 @@ func (s *storeSet) lifetimesOf(alt, api string) *registry.Registry {
 // only one when name is "": that of the newest handler on it, whose
 // LifetimesOf finds the lifetimes of each client's own API.
 func (s *storeSet) get(name string) (*registry.Registry, error) {
+	reg, _, err := s.getNamed(name)
+	return reg, err
+}
+
+// getNamed is get, with the store's unique name (what ?store= takes), for
+// the lines that log a change: with several stores, a client id alone
+// does not say which was changed.
+func (s *storeSet) getNamed(name string) (*registry.Registry, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var found []*storeEntry
@@ -142,13 +150,13 @@ func (s *storeSet) get(name string) (*registry.Registry, error) {
 				}
 			}
 		}
-		return newest.reg, nil
+		return newest.reg, found[0].alt, nil
 	}
 	if len(found) == 0 {
 		if name == "" {
-			return nil, errors.New("no client_registration handler is loaded")
+			return nil, "", errors.New("no client_registration handler is loaded")
 		}
-		return nil, fmt.Errorf("no client_registration handler uses the store %q", name)
+		return nil, "", fmt.Errorf("no client_registration handler uses the store %q", name)
 	}
 	// Offer the short names where they are unique.
 	count := map[string]int{}
@@ -166,9 +174,9 @@ func (s *storeSet) get(name string) (*registry.Registry, error) {
 	sort.Strings(names)
 	names = slices.Compact(names)
 	if name == "" {
-		return nil, fmt.Errorf("%w: several stores are in use (%s): choose one with ?store=", errAmbiguousStore, strings.Join(names, ", "))
+		return nil, "", fmt.Errorf("%w: several stores are in use (%s): choose one with ?store=", errAmbiguousStore, strings.Join(names, ", "))
 	}
-	return nil, fmt.Errorf("%w: several stores are named %q (%s): choose one with ?store=", errAmbiguousStore, name, strings.Join(names, ", "))
+	return nil, "", fmt.Errorf("%w: several stores are named %q (%s): choose one with ?store=", errAmbiguousStore, name, strings.Join(names, ", "))
 }
 
 // errAmbiguousStore is a request that must name its store: 400, where a
@@ -231,6 +239,19 @@ func (a AdminAPI) Routes() []caddy.AdminRoute {
 // adminLog is the logger of the admin API's changes: the handlers' own
 // (an operator filters one logger for every change to the clients).
 func adminLog() *zap.Logger { return caddy.Log().Named("http.handlers.client_registration") }
+
+// adminStoreKey holds, in an admin request's context, the unique name of
+// the store it works on.
+type adminStoreKey struct{}
+
+// changeLog is the logger of the lines that say what an admin request
+// changed: they name the store, which with several is not otherwise known.
+func changeLog(r *http.Request) *zap.Logger {
+	if s, _ := r.Context().Value(adminStoreKey{}).(string); s != "" {
+		return adminLog().With(zap.String("store", s))
+	}
+	return adminLog()
+}
 
 func adminError(status int, format string, args ...any) error {
 	return caddy.APIError{HTTPStatus: status, Err: fmt.Errorf(format, args...)}
@@ -323,13 +344,14 @@ func (a AdminAPI) route(w http.ResponseWriter, r *http.Request) error {
 	if n := len(q["store"]); n > 1 {
 		return adminError(http.StatusBadRequest, "store given %d times: one value only", n)
 	}
-	reg, err := activeStores.get(q.Get("store"))
+	reg, store, err := activeStores.getNamed(q.Get("store"))
 	if errors.Is(err, errAmbiguousStore) {
 		return adminError(http.StatusBadRequest, "%v", err)
 	}
 	if err != nil {
 		return adminError(http.StatusNotFound, "%v", err)
 	}
+	r = r.WithContext(context.WithValue(r.Context(), adminStoreKey{}, store))
 	switch route {
 	case "tokens":
 		switch r.Method {
@@ -358,7 +380,7 @@ func (a AdminAPI) route(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return adminError(http.StatusServiceUnavailable, "revoking token: %v", err)
 		}
-		adminLog().Info("initial access token revoked", zap.String("token_id", id), zap.String("by", "admin API"))
+		changeLog(r).Info("initial access token revoked", zap.String("token_id", id), zap.String("by", "admin API"))
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	case "clients":
@@ -444,7 +466,7 @@ func (a AdminAPI) issueToken(w http.ResponseWriter, r *http.Request, reg *regist
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "issuing token: %v", err)
 	}
-	adminLog().Info("initial access token issued", zap.String("token_id", t.ID), zap.String("name", t.Name),
+	changeLog(r).Info("initial access token issued", zap.String("token_id", t.ID), zap.String("name", t.Name),
 		zap.Int("uses", t.Uses), zap.Duration("expires_in", time.Duration(expiresIn)), zap.String("by", "admin API"))
 	v := viewToken(t)
 	v.Token = tok
@@ -521,7 +543,7 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 		case err != nil:
 			return adminError(http.StatusServiceUnavailable, "updating client: %v", err)
 		}
-		adminLog().Info("client privileges changed", zap.String("api", c.API), zap.String("client_id", id),
+		changeLog(r).Info("client privileges changed", zap.String("api", c.API), zap.String("client_id", id),
 			zap.Bool("permitted", c.Permitted), zap.Bool("super", c.Super), zap.String("by", "admin API"))
 		return writeAdminJSON(w, http.StatusOK, viewClient(c))
 	case http.MethodDelete:
@@ -533,7 +555,7 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 			// A record that cannot be read is the operator's to remove,
 			// and this is where an operator removes clients.
 			if err = reg.Purge(r.Context(), id); err == nil {
-				adminLog().Warn("client with a damaged record deleted", zap.String("client_id", id), zap.String("by", "admin API"))
+				changeLog(r).Warn("client with a damaged record deleted", zap.String("client_id", id), zap.String("by", "admin API"))
 				w.WriteHeader(http.StatusNoContent)
 				return nil
 			}
@@ -544,7 +566,7 @@ func (a AdminAPI) client(w http.ResponseWriter, r *http.Request, reg *registry.R
 		case err != nil:
 			return adminError(http.StatusServiceUnavailable, "deleting client: %v", err)
 		}
-		adminLog().Info("client deleted", zap.String("api", api), zap.String("client_id", id), zap.String("by", "admin API"))
+		changeLog(r).Info("client deleted", zap.String("api", api), zap.String("client_id", id), zap.String("by", "admin API"))
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}

@@ -692,7 +692,8 @@ func TestSecretFollowsClientLifetime(t *testing.T) {
 }
 
 // TestAdminChangesLogged: every change made through the admin API is
-// logged by the handlers' logger (an audit trail), never with a token.
+// logged by the handlers' logger (an audit trail) naming the store, never
+// with a token.
 func TestAdminChangesLogged(t *testing.T) {
 	s, admin, logFile := startLoggedCaddy(t, "\tclient_registration {\n\t\trate_limit off\n\t}")
 	resp, body := s.postJSON("/register", `{"redirect_uris":["https://app.example/cb"]}`)
@@ -719,10 +720,10 @@ func TestAdminChangesLogged(t *testing.T) {
 		t.Fatalf("delete: %d", status)
 	}
 	want := []string{
-		`"msg":"initial access token issued","token_id":"` + tok["id"].(string) + `","name":"ci","uses":2`,
-		`"msg":"client privileges changed","api":"rfc7591","client_id":"` + id + `","permitted":true,"super":true,"by":"admin API"`,
-		`"msg":"initial access token revoked","token_id":"` + tok["id"].(string) + `","by":"admin API"`,
-		`"msg":"client deleted","api":"rfc7591","client_id":"` + id + `","by":"admin API"`,
+		`"msg":"initial access token issued","store":"caddy","token_id":"` + tok["id"].(string) + `","name":"ci","uses":2`,
+		`"msg":"client privileges changed","store":"caddy","api":"rfc7591","client_id":"` + id + `","permitted":true,"super":true,"by":"admin API"`,
+		`"msg":"initial access token revoked","store":"caddy","token_id":"` + tok["id"].(string) + `","by":"admin API"`,
+		`"msg":"client deleted","store":"caddy","api":"rfc7591","client_id":"` + id + `","by":"admin API"`,
 	}
 	var log string
 	redistest.WaitFor(t, 5*time.Second, "the admin API's log lines", func(context.Context) bool {
