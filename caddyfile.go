@@ -509,7 +509,7 @@ func oneString(d *caddyfile.Dispenser, dst *string) error {
 	return nil
 }
 
-func oneDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
+func oneDuration(d *caddyfile.Dispenser) (Duration, error) {
 	name := d.Val()
 	if !d.NextArg() {
 		return 0, d.ArgErr()
@@ -527,7 +527,7 @@ func oneDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
 	if d.NextArg() {
 		return 0, d.ArgErr()
 	}
-	return caddy.Duration(dur), nil
+	return Duration(dur), nil
 }
 
 func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser, at optionLines) error {
@@ -622,7 +622,7 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser, at optionLines
 				if err != nil || dur < time.Millisecond {
 					return d.Errf("invalid wait_replicas timeout '%s': a duration of at least 1ms, such as 500ms or 1s", d.Val())
 				}
-				rc.WaitTimeout = caddy.Duration(dur)
+				rc.WaitTimeout = Duration(dur)
 			}
 			if d.NextArg() {
 				return d.ArgErr()

@@ -30,12 +30,12 @@ import (
 // repository ships (Caddyfile.example, bench/Caddyfile). None of it starts
 // a server.
 
-func cfDuration(s string) *caddy.Duration {
+func cfDuration(s string) *Duration {
 	d, err := caddy.ParseDuration(s)
 	if err != nil {
 		panic(err)
 	}
-	cd := caddy.Duration(d)
+	cd := Duration(d)
 	return &cd
 }
 
@@ -192,7 +192,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				AllowedAuthMethods:   []string{"client_secret_basic", "private_key_jwt"},
 				AllowedScopes:        []string{"openid", "profile", "email"},
 				DefaultScope:         "openid profile",
-				RateLimit:            &RateLimitConfig{Count: 30, Window: *cfDuration("10m")},
+				RateLimit:            &RateLimitConfig{Count: 30, Window: caddy.Duration(*cfDuration("10m"))},
 				MaxClients:           cfInt(500),
 				MaxClientsPerOwner:   cfInt(0),
 				ClientLifetime:       *cfDuration("8760h"),
@@ -907,6 +907,12 @@ func TestValidateJSON(t *testing.T) {
 		{`{"prefix":"/{http.request.host}"}`, "placeholders are not resolved in it"},
 		{`{"prefix":"/dcr/*"}`, `it is a path, not a matcher (write "/dcr")`},
 		{`{"storage":{"redis":{"address":["r:1"],"key_prefix":"a\nb:"}}}`, "must not contain control characters"},
+		// A duration JSON cannot read: the error names the field.
+		{`{"idle_lifetime":"2x"}`, `"2x" (time: unknown unit "x" in duration "2x") into Go struct field Handler.idle_lifetime`},
+		{`{"secret_lifetime":"bogus"}`, "Handler.secret_lifetime"},
+		{`{"client_lifetime":true}`, "Handler.client_lifetime"},
+		{`{"storage":{"redis":{"address":["r:1"],"timeout":"soon"}}}`, "timeout"},
+		{`{"storage":{"redis":{"address":["r:1"],"wait_timeout":"1 s"}}}`, "wait_timeout"},
 	} {
 		var h Handler
 		dec := json.NewDecoder(strings.NewReader(tc.config))

@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -93,7 +94,7 @@ type Handler struct {
 
 	// SecretLifetime is how long issued client secrets stay valid; 0 means
 	// they never expire. Default: 0, except 90 days for iam.
-	SecretLifetime *caddy.Duration `json:"secret_lifetime,omitempty"`
+	SecretLifetime *Duration `json:"secret_lifetime,omitempty"`
 
 	// AuthorizationEndpoint and TokenEndpoint are published in the server
 	// metadata (rfc7591) and in registration responses (iam). Default: the
@@ -182,8 +183,8 @@ type Handler struct {
 
 	// ClientLifetime makes clients expire that long after registration;
 	// IdleLifetime that long after their last use. 0 (default): never.
-	ClientLifetime caddy.Duration `json:"client_lifetime,omitempty"`
-	IdleLifetime   caddy.Duration `json:"idle_lifetime,omitempty"`
+	ClientLifetime Duration `json:"client_lifetime,omitempty"`
+	IdleLifetime   Duration `json:"idle_lifetime,omitempty"`
 
 	// CORS lists the origins ("*" for any) whose browser clients may use the
 	// registration and management routes (not mediagoblin, whose CORS
@@ -314,7 +315,7 @@ type RedisConfig struct {
 	// KeyPrefix starts every key. Default: "dcr:".
 	KeyPrefix string `json:"key_prefix,omitempty"`
 	// Timeout bounds connecting and each command. Default: 2s.
-	Timeout caddy.Duration `json:"timeout,omitempty"`
+	Timeout Duration `json:"timeout,omitempty"`
 	// WaitReplicas, when positive, makes every write of a client wait until
 	// that many replicas have it (Redis WAIT) before it is answered, so
 	// that a failover right after the answer cannot lose it; a write they
@@ -323,7 +324,23 @@ type RedisConfig struct {
 	WaitReplicas int `json:"wait_replicas,omitempty"`
 	// WaitTimeout bounds that wait; less than Timeout. Default: half of
 	// Timeout.
-	WaitTimeout caddy.Duration `json:"wait_timeout,omitempty"`
+	WaitTimeout Duration `json:"wait_timeout,omitempty"`
+}
+
+// Duration is a caddy.Duration whose JSON errors name the field: Caddy's
+// own say only `time: invalid duration "bogus"`, which in a handler with
+// five durations leaves the operator to guess which. encoding/json names
+// the field of a type error, so that is the error given.
+type Duration caddy.Duration
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var cd caddy.Duration
+	if err := cd.UnmarshalJSON(b); err != nil {
+		return &json.UnmarshalTypeError{Value: fmt.Sprintf("%s (%v)", b, err), Type: reflect.TypeFor[Duration]()}
+	}
+	*d = Duration(cd)
+	return nil
 }
 
 // checkWait checks wait_replicas and wait_timeout against the topology

@@ -391,7 +391,7 @@ func (h *Handler) validatePolicy() error {
 	if h.ClientLifetime < 0 || h.IdleLifetime < 0 {
 		return errors.New("client_lifetime and idle_lifetime must not be negative")
 	}
-	for name, d := range map[string]caddy.Duration{"client_lifetime": h.ClientLifetime, "idle_lifetime": h.IdleLifetime} {
+	for name, d := range map[string]Duration{"client_lifetime": h.ClientLifetime, "idle_lifetime": h.IdleLifetime} {
 		if err := jsonDurationHint(checkMinDuration(name, time.Duration(d))); err != nil {
 			return err
 		}
