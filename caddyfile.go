@@ -299,7 +299,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				if err := checkMinDuration("rate_limit window", dur); err != nil {
 					return d.WrapErr(err)
 				}
-				h.RateLimit = &RateLimitConfig{Count: n, Window: caddy.Duration(dur)}
+				h.RateLimit = &RateLimitConfig{Count: n, Window: Duration(dur)}
 			default:
 				return d.Err("rate_limit takes a count and a window (rate_limit 60 1h) or off")
 			}

@@ -192,7 +192,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				AllowedAuthMethods:   []string{"client_secret_basic", "private_key_jwt"},
 				AllowedScopes:        []string{"openid", "profile", "email"},
 				DefaultScope:         "openid profile",
-				RateLimit:            &RateLimitConfig{Count: 30, Window: caddy.Duration(*cfDuration("10m"))},
+				RateLimit:            &RateLimitConfig{Count: 30, Window: *cfDuration("10m")},
 				MaxClients:           cfInt(500),
 				MaxClientsPerOwner:   cfInt(0),
 				ClientLifetime:       *cfDuration("8760h"),
@@ -389,6 +389,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"posix timezone", "client_registration kustvakt {\n\ttimezone posix/UTC\n}", `timezone "posix/UTC" is not an IANA zone name`},
 		{"posixrules timezone", "client_registration kustvakt {\n\ttimezone posixrules\n}", `timezone "posixrules" is not an IANA zone name`},
 		{"empty timezone", "client_registration kustvakt {\n\ttimezone \"\"\n}", `timezone "" names no zone`},
+		{"dotted timezone", "client_registration kustvakt {\n\ttimezone ./right/Europe/Berlin\n}", `is not an IANA zone name`},
+		{"doubled slash timezone", "client_registration kustvakt {\n\ttimezone Europe//Berlin\n}", `is not an IANA zone name`},
+		{"leap-second timezone, other case", "client_registration kustvakt {\n\ttimezone Right/UTC\n}", `is not an IANA zone name`},
 		{"factory timezone", "client_registration kustvakt {\n\ttimezone Factory\n}", `timezone "Factory" is not an IANA zone name`},
 		{"relative issuer", "client_registration {\n\tissuer auth.example.com\n}", `issuer "auth.example.com" must be an absolute`},
 		{"issuer a bare host placeholder", "client_registration {\n\tissuer {http.request.host}\n}", `({http.request.host} holds no scheme: write https://{http.request.host})`},
@@ -913,6 +916,7 @@ func TestValidateJSON(t *testing.T) {
 		{`{"client_lifetime":true}`, "Handler.client_lifetime"},
 		{`{"storage":{"redis":{"address":["r:1"],"timeout":"soon"}}}`, "timeout"},
 		{`{"storage":{"redis":{"address":["r:1"],"wait_timeout":"1 s"}}}`, "wait_timeout"},
+		{`{"rate_limit":{"count":5,"window":"2x"}}`, "rate_limit: json: cannot unmarshal \"2x\" (time: unknown unit \"x\" in duration \"2x\") into Go struct field .window"},
 	} {
 		var h Handler
 		dec := json.NewDecoder(strings.NewReader(tc.config))
@@ -1459,6 +1463,22 @@ func TestStatementAudienceWarnedAtLoad(t *testing.T) {
 		tc.h.warnStatementAudience(caddy.NewReplacer())
 		if got := logs.FilterMessageSnippet("a statement's aud is checked against it").Len(); got != map[bool]int{true: 1}[tc.warn] {
 			t.Errorf("issuer %q: %d warnings, want %v", tc.h.Issuer, got, tc.warn)
+		}
+	}
+}
+
+// TestLoadZone: the tz database's names load, including those with
+// digits, '+', '-' and three parts; the host zoneinfo's other files and
+// other spellings of zones do not.
+func TestLoadZone(t *testing.T) {
+	for _, ok := range []string{"UTC", "Europe/Berlin", "Etc/GMT+5", "Etc/GMT-14", "America/Argentina/Buenos_Aires", "America/Port-au-Prince", "EST5EDT", "Asia/Kathmandu"} {
+		if loc, err := loadZone(ok); err != nil || loc.String() != ok {
+			t.Errorf("%s: %v %v", ok, loc, err)
+		}
+	}
+	for _, bad := range []string{"Local", "localtime", "Factory", "posixrules", "right/UTC", "posix/Europe/Berlin", "./UTC", "Europe//Berlin", "/usr/share/zoneinfo/UTC", "Europe/Berlin/", "../zoneinfo/UTC", "Mars/Olympus"} {
+		if _, err := loadZone(bad); err == nil {
+			t.Errorf("%s loaded", bad)
 		}
 	}
 }

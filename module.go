@@ -203,16 +203,16 @@ type Handler struct {
 
 // RateLimitConfig is a fixed-window limit: Count registrations per Window.
 type RateLimitConfig struct {
-	Count  int            `json:"count"`
-	Window caddy.Duration `json:"window,omitempty"`
+	Count  int      `json:"count"`
+	Window Duration `json:"window,omitempty"`
 }
 
 // UnmarshalJSON requires count: a count left out would be 0, which turns
 // the limit off ({"window":"10m"} would lift the default limit).
 func (rl *RateLimitConfig) UnmarshalJSON(b []byte) error {
 	var v struct {
-		Count  *int           `json:"count"`
-		Window caddy.Duration `json:"window"`
+		Count  *int     `json:"count"`
+		Window Duration `json:"window"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields() // as Caddy decodes the rest of the config
@@ -329,7 +329,7 @@ type RedisConfig struct {
 
 // Duration is a caddy.Duration whose JSON errors name the field: Caddy's
 // own say only `time: invalid duration "bogus"`, which in a handler with
-// five durations leaves the operator to guess which. encoding/json names
+// six durations leaves the operator to guess which. encoding/json names
 // the field of a type error, so that is the error given.
 type Duration caddy.Duration
 
@@ -590,18 +590,25 @@ func (h *Handler) registerMetrics(ctx caddy.Context) error {
 // loadZone loads an IANA time zone by name. "Local" (the machine's zone)
 // is refused: Kustvakt prints the zone's IANA name after each date, and
 // Go knows only "Local" for it.
+// ianaZoneName is the shape of the tz database's names: Area/Location
+// parts of letters, digits, '_', '-' and '+' (Etc/GMT+5), no empty or dot
+// segments.
+var ianaZoneName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$`)
+
 func loadZone(name string) (*time.Location, error) {
 	if name == "Local" {
 		return nil, errors.New(`timezone "Local" is not an IANA zone name: name the zone, such as Europe/Berlin`)
 	}
 	// A host's zoneinfo directory is read before the data in the binary
-	// and holds more than zones: its right/ (leap seconds counted, so
-	// local times off by the leap seconds), posix/ and posixrules copies,
-	// and Factory. Java's ZoneId, which reads registration_date, knows
-	// none of them, and a container without that directory would refuse
-	// them: refused here on every host.
-	if strings.HasPrefix(name, "right/") || strings.HasPrefix(name, "posix/") ||
-		name == "posixrules" || name == "Factory" || name == "localtime" {
+	// and holds more than zones: its right/ (leap-second variants), posix/
+	// and posixrules copies, Factory and localtime, also reached as
+	// "./right/..." or "Europe//Berlin", and in any case on a file system
+	// that ignores it. The name is printed in registration_date, where
+	// Java's ZoneId, which reads it, knows none of them, and a container
+	// without that directory would refuse them: refused here on every host.
+	lower := strings.ToLower(name)
+	if !ianaZoneName.MatchString(name) || strings.HasPrefix(lower, "right/") || strings.HasPrefix(lower, "posix/") ||
+		lower == "posixrules" || lower == "factory" || lower == "localtime" {
 		return nil, fmt.Errorf("timezone %q is not an IANA zone name: name the zone, such as Europe/Berlin", name)
 	}
 	loc, err := time.LoadLocation(name)
@@ -650,7 +657,7 @@ func partlyUnresolved(what, v string, repl *caddy.Replacer) error {
 	if ph := unsetPlaceholder(v, repl); ph != "" {
 		return fmt.Errorf("%s: %s resolves to an empty string (is the environment variable or file set?)", what, ph)
 	}
-	return fmt.Errorf("%s: a placeholder in it resolves to an empty string (%s)", what, unresolvedHint)
+	return fmt.Errorf("%s: a placeholder in it resolves to an empty string (only {env.*} and {file.*} placeholders are resolved in it, once, when the config loads; a literal brace is written \\{)", what)
 }
 
 // unsetPlaceholder is the first {env.*} or {file.*} placeholder of v that
@@ -889,6 +896,12 @@ func (rc *RedisConfig) options(repl *caddy.Replacer) (redisOptions, error) {
 		a := repl.ReplaceAll(raw, "")
 		if a == "" {
 			continue
+		}
+		if ph := unsetPlaceholder(raw, repl); ph != "" {
+			// "{env.UNSET}:6379" would be ":6379", a Redis on this host:
+			// another store. Only the placeholder is shown: the address
+			// may be a URL with a password.
+			return o, fmt.Errorf("address: %s resolves to an empty string (is the environment variable or file set?)", ph)
 		}
 		// Checked again once placeholders are resolved: an {env.*} that
 		// holds a typo would otherwise be a permanent outage. The value is
@@ -1393,10 +1406,8 @@ func checkKeyPrefix(p string) error {
 // would silently put the handler's clients in another store (the default
 // one, with "{env.UNSET}"), under another policy.
 func resolveKeyPrefix(p string, repl *caddy.Replacer) error {
-	for _, ph := range secretPlaceholder.FindAllString(p, -1) {
-		if repl.ReplaceAll(ph, "") == "" {
-			return fmt.Errorf("storage redis: key_prefix %q: %s resolves to an empty string (is the environment variable or file set?)", p, ph)
-		}
+	if ph := unsetPlaceholder(p, repl); ph != "" {
+		return fmt.Errorf("storage redis: key_prefix %q: %s resolves to an empty string (is the environment variable or file set?)", p, ph)
 	}
 	if got := repl.ReplaceAll(p, ""); strings.ContainsFunc(got, unicode.IsControl) {
 		return fmt.Errorf("storage redis: key_prefix %q resolves to a value with control characters", p)

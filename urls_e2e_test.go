@@ -62,6 +62,8 @@ func TestConfiguredURLsResolved(t *testing.T) {
 		{"software_statement {\n\t\t\tissuer https://i.example {\n\t\t\t\tsecret 0123456789abcdef0123456789abcdef\n\t\t\t\tsoftware_id app-{env.DCR_TEST_ISSUER}\n\t\t\t}\n\t\t}", `software_id "app-{env.DCR_TEST_ISSUER}": {env.DCR_TEST_ISSUER} resolves`},
 		{"issuer https://auth.{env.DCR_TEST_ISSUER}example", "issuer https://auth.{env.DCR_TEST_ISSUER}example: {env.DCR_TEST_ISSUER} resolves to an empty string"},
 		{"storage redis {\n\t\t\taddress 127.0.0.1:1\n\t\t\tpassword s3cret{env.DCR_TEST_ISSUER}\n\t\t}", "storage redis password: {env.DCR_TEST_ISSUER} resolves to an empty string"},
+		{"storage redis {\n\t\t\taddress {env.DCR_TEST_ISSUER}:6379\n\t\t}", "address: {env.DCR_TEST_ISSUER} resolves to an empty string"},
+		{"storage redis {\n\t\t\taddress redis://user{env.DCR_TEST_ISSUER}:s3cret@127.0.0.1:1\n\t\t}", "address: {env.DCR_TEST_ISSUER} resolves to an empty string"},
 		{"storage redis {\n\t\t\taddress 127.0.0.1:1\n\t\t\tmaster_name mymaster{env.DCR_TEST_ISSUER}\n\t\t}", "master_name mymaster{env.DCR_TEST_ISSUER}: {env.DCR_TEST_ISSUER} resolves"},
 		{"storage redis {\n\t\t\taddress 127.0.0.1:1\n\t\t\ttls {\n\t\t\t\tserver_name redis.{env.DCR_TEST_ISSUER}example\n\t\t\t}\n\t\t}", "tls server_name redis.{env.DCR_TEST_ISSUER}example: {env.DCR_TEST_ISSUER} resolves"},
 		// The same client twice once resolved: the second would be ignored.

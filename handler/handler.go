@@ -631,24 +631,25 @@ func cutSegment(p string) (seg, rest string) {
 	return p, ""
 }
 
-// errBodyTooLarge is returned by readBody for bodies over MaxBodyBytes,
-// or over a smaller limit set in front of the handler (see tooLarge).
+// errBodyTooLarge matches (errors.Is) readBody's error for a body over
+// MaxBodyBytes, or over a smaller limit set in front of the handler (see
+// bodyTooLargeError).
 var errBodyTooLarge = errors.New("request body too large")
 
-// tooLarge is readBody's error for a body over the limit that refused it:
+// bodyTooLargeError is readBody's error for a body over the limit that refused it:
 // MaxBodyBytes, or a smaller one of Caddy's request_body max_size, whose
 // reader the handler's is read through. Answers name the limit in force:
 // 65536 would send a client looking in the wrong place.
-type tooLarge struct{ limit int64 }
+type bodyTooLargeError struct{ limit int64 }
 
-func (e *tooLarge) Error() string {
+func (e *bodyTooLargeError) Error() string {
 	return "request body larger than " + strconv.FormatInt(e.limit, 10) + " bytes"
 }
-func (e *tooLarge) Is(target error) bool { return target == errBodyTooLarge }
+func (e *bodyTooLargeError) Is(target error) bool { return target == errBodyTooLarge }
 
 // bodyLimit is the limit a body refused with errBodyTooLarge ran over.
 func bodyLimit(err error) int64 {
-	var e *tooLarge
+	var e *bodyTooLargeError
 	if errors.As(err, &e) {
 		return e.limit
 	}
@@ -712,18 +713,19 @@ func readBody(w http.ResponseWriter, r *http.Request) (body []byte, err error) {
 	return body, err
 }
 
-// bodyRefused returns errBodyTooLarge with the limit, and on HTTP/1 makes the answer close
-// the connection: the rest of the body is not wanted, and the server would
-// otherwise read up to 256 KiB of it before sending the answer (Caddy's
-// idle-timeout wrapper hides the body from net/http, which then drains it
-// as it would an unknown body), so that a client that announces a large
-// body and waits for the answer before sending it (Expect, or a slow
-// upload) got its 413 only when its upload or the body timeout ended.
+// bodyRefused returns readBody's error for a body over limit, and on
+// HTTP/1 makes the answer close the connection: the rest of the body is
+// not wanted, and the server would otherwise read up to 256 KiB of it
+// before sending the answer (Caddy's idle-timeout wrapper hides the body
+// from net/http, which then drains it as it would an unknown body), so
+// that a client that announces a large body and waits for the answer
+// before sending it (Expect, or a slow upload) got its 413 only when its
+// upload or the body timeout ended.
 func bodyRefused(w http.ResponseWriter, r *http.Request, limit int64) error {
 	if r.ProtoMajor == 1 {
 		closeUnread(w)
 	}
-	return &tooLarge{limit: limit}
+	return &bodyTooLargeError{limit: limit}
 }
 
 // closeUnread makes the answer close an HTTP/1 connection whose request
@@ -802,11 +804,10 @@ type Health struct {
 	reads        bool
 	lastReadFail time.Time
 	// deletes and lastDeleteFail are the same for deletes: a store can
-	// refuse them while it takes every other change (a Redis user that
-	// lost ZREM or PTTL, which only the delete script runs), and
-	// registrations would otherwise end the outage every failing delete
-	// starts again, the log saying the store is back while no client can
-	// be deleted.
+	// refuse them while it takes registrations (a Redis user that lost
+	// ZREM, which registrations do not run), and registrations would
+	// otherwise end the outage every failing delete starts again, the log
+	// saying the store is back while no client can be deleted.
 	deletes        bool
 	lastDeleteFail time.Time
 	// unlogged counts the outages not logged since the last error line;
@@ -888,7 +889,8 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 
 // OK records a successful storage operation; write tells whether it
 // wrote. A read does not end an outage in which writes failed, nor a
-// write one in which reads or deletes just failed.
+// write one in which reads just failed, nor either one in which deletes
+// just failed.
 func (h *Health) OK(log *zap.Logger, write bool) { h.ok(log, write, false) }
 
 // Deleted records a successful delete: it ends an outage in which deletes

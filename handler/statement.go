@@ -164,7 +164,8 @@ func (s *Statements) verify(ctx context.Context, stmt string, registered bool, a
 		}
 		times[name] = v
 	}
-	if exp, ok := times["exp"]; ok && !registered && float64(now.Unix()) >= exp {
+	// The time with its fraction: an exp of 1000.5 is past at 1000.9.
+	if exp, ok := times["exp"]; ok && !registered && float64(now.UnixNano())/1e9 >= exp {
 		return nil, statementErr(CodeInvalidStatement, "the software statement has expired")
 	}
 	if nbf, ok := times["nbf"]; ok && float64(now.Unix())+60 < nbf {

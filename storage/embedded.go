@@ -428,7 +428,7 @@ func (s *EmbeddedStore) Create(ctx context.Context, rec *Record, caps ...Cap) er
 		return ErrExists
 	case errors.Is(err, errExpired):
 		if err := s.remove(ctx, old.ID, old.Tags); err != nil {
-			return err
+			return asOp(err, "create")
 		}
 	case !errors.Is(err, ErrNotFound):
 		return err
@@ -498,7 +498,7 @@ func (s *EmbeddedStore) Update(ctx context.Context, old, rec *Record) error {
 		return ErrConflict
 	}
 	if err := s.untag(ctx, rec.ID, diffTags(cur.Tags, rec.Tags)); err != nil {
-		return err
+		return asOp(err, "update")
 	}
 	rec.Rev = cur.Rev + 1
 	s.forgetCaps(rec)

@@ -838,6 +838,18 @@ func unavailable(op string, err error) error {
 	return &UnavailableError{Op: op, Err: err}
 }
 
+// asOp names an outage met by a step of op (a marker's delete within an
+// update) after op: the outage log tells outages of deletes from others.
+func asOp(err error, op string) error {
+	var u *UnavailableError
+	if errors.As(err, &u) && u.Op != op {
+		c := *u
+		c.Op = op
+		return &c
+	}
+	return err
+}
+
 // expiryArg is the expiry as a script argument.
 func expiryArg(t time.Time) any {
 	if ms := expiryMillis(t); ms != 0 {

@@ -66,7 +66,8 @@ func WriteFailed(err error) bool {
 }
 
 // DeleteFailed reports whether err is an outage of a delete: a store can
-// refuse those while it takes other writes (a Redis user that lost ZREM).
+// refuse those while it takes registrations (a Redis user that lost ZREM,
+// which registrations do not run).
 func DeleteFailed(err error) bool {
 	var u *UnavailableError
 	return errors.As(err, &u) && u.Op == "delete"
