@@ -358,6 +358,22 @@ func TestStatementTimesAreNumbers(t *testing.T) {
 	}
 }
 
+// TestStatementFractionalExp: an exp with a fraction is past once the
+// clock is, within its second too.
+func TestStatementFractionalExp(t *testing.T) {
+	key, sign := ecSigner(t, "k1")
+	s := &Statements{Issuers: []*StatementIssuer{{Issuer: testIssuer, Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1"}}}}}
+	c := stmtClaims()
+	c["exp"] = float64(time.Now().UnixNano())/1e9 - 0.01
+	if _, err := s.Verify(context.Background(), sign(c)); err == nil || !strings.Contains(err.Description, "expired") {
+		t.Errorf("exp 10 ms ago: %v", err)
+	}
+	c["exp"] = float64(time.Now().Unix()) + 1.5
+	if _, err := s.Verify(context.Background(), sign(c)); err != nil {
+		t.Errorf("exp 1.5 s ahead: %v", err)
+	}
+}
+
 // TestStatementJWKSKeys: a key set is read key by key (one of an unknown
 // type does not spoil the others), encryption keys are not used, and a
 // redirect to plain http off this machine is not followed.
