@@ -587,14 +587,14 @@ func (h *Handler) registerMetrics(ctx caddy.Context) error {
 	return nil
 }
 
-// loadZone loads an IANA time zone by name. "Local" (the machine's zone)
-// is refused: Kustvakt prints the zone's IANA name after each date, and
-// Go knows only "Local" for it.
 // ianaZoneName is the shape of the tz database's names: Area/Location
 // parts of letters, digits, '_', '-' and '+' (Etc/GMT+5), no empty or dot
 // segments.
 var ianaZoneName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$`)
 
+// loadZone loads an IANA time zone by name. "Local" (the machine's zone)
+// is refused: Kustvakt prints the zone's IANA name after each date, and
+// Go knows only "Local" for it.
 func loadZone(name string) (*time.Location, error) {
 	if name == "Local" {
 		return nil, errors.New(`timezone "Local" is not an IANA zone name: name the zone, such as Europe/Berlin`)
