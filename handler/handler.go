@@ -636,10 +636,10 @@ func cutSegment(p string) (seg, rest string) {
 // bodyTooLargeError).
 var errBodyTooLarge = errors.New("request body too large")
 
-// bodyTooLargeError is readBody's error for a body over the limit that refused it:
-// MaxBodyBytes, or a smaller one of Caddy's request_body max_size, whose
-// reader the handler's is read through. Answers name the limit in force:
-// 65536 would send a client looking in the wrong place.
+// bodyTooLargeError is readBody's error for a body over the limit that
+// refused it: MaxBodyBytes, or a smaller one of Caddy's request_body
+// max_size, whose reader the handler's is read through. Answers name the
+// limit in force: 65536 would send a client looking in the wrong place.
 type bodyTooLargeError struct{ limit int64 }
 
 func (e *bodyTooLargeError) Error() string {
