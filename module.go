@@ -639,8 +639,14 @@ func (h *Handler) warnShortSecret(what, secret string) {
 // config loads, so the hint says which placeholders such a setting takes.
 const unresolvedHint = "a placeholder in it is unset or unknown: only {env.*} and {file.*} placeholders are resolved in it, once, when the config loads"
 
-// unresolved is the error for the setting what, which resolved to nothing.
-func unresolved(what string) error {
+// unresolved is the error for the setting what, written raw, which
+// resolved to nothing. It names an {env.*} or {file.*} placeholder that is
+// unset or empty (with several tokens or secrets, which one), never the
+// value: a literal secret in braces is a placeholder to Caddy too.
+func unresolved(what, raw string, repl *caddy.Replacer) error {
+	if ph := unsetPlaceholder(raw, repl); ph != "" {
+		return fmt.Errorf("%s resolves to an empty string: %s is unset or empty (is the environment variable or file set?)", what, ph)
+	}
 	return fmt.Errorf("%s resolves to an empty string (%s)", what, unresolvedHint)
 }
 
@@ -679,7 +685,7 @@ func resolveName(what, v string, repl *caddy.Replacer) (string, error) {
 	got := repl.ReplaceAll(v, "")
 	switch {
 	case got == "" && v != got:
-		return "", unresolved(fmt.Sprintf("%s %q", what, v))
+		return "", unresolved(fmt.Sprintf("%s %q", what, v), v, repl)
 	case got == "":
 		return "", fmt.Errorf("%s must not be empty", what)
 	case strings.ContainsAny(got, "{}") && v != got:
@@ -717,7 +723,7 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 	for _, sc := range h.SuperClients {
 		s := handler.SuperClient{ClientID: repl.ReplaceAll(sc.ClientID, "")}
 		if s.ClientID == "" {
-			return k, unresolved(fmt.Sprintf("super_client %q: the client id", sc.ClientID))
+			return k, unresolved(fmt.Sprintf("super_client %q: the client id", sc.ClientID), sc.ClientID, repl)
 		}
 		if strings.ContainsFunc(s.ClientID, unicode.IsControl) {
 			return k, fmt.Errorf("super_client %q: the client id holds control characters", sc.ClientID)
@@ -735,7 +741,7 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 		if secret == "" && sc.Secret != "" {
 			// An unset {env.*} must not turn a confidential super client
 			// into a public one that needs no secret at all.
-			return k, unresolved(fmt.Sprintf("super_client %q: its secret", s.ClientID))
+			return k, unresolved(fmt.Sprintf("super_client %q: its secret", s.ClientID), sc.Secret, repl)
 		}
 		if err := partlyUnresolved(fmt.Sprintf("super_client %q: its secret", s.ClientID), sc.Secret, repl); err != nil {
 			return k, err
@@ -753,7 +759,7 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 		h.warnShortSecret("admin_token", t)
 		k.AdminTokenHash = registry.Hash(t)
 	} else if h.AdminToken != "" {
-		return k, unresolved("admin_token")
+		return k, unresolved("admin_token", h.AdminToken, repl)
 	}
 	return k, nil
 }
@@ -893,15 +899,21 @@ func (rc *RedisConfig) options(repl *caddy.Replacer) (redisOptions, error) {
 	var o redisOptions
 	var addrs []string
 	for _, raw := range rc.Address {
+		// A placeholder that resolves to nothing: in part of an address,
+		// "{env.UNSET}:6379" would be ":6379", a Redis on this host, and
+		// "redis://:pw{x}@h" another password; the whole of one would
+		// leave the others (two written as a cluster become a single
+		// node). Only the placeholder is shown: the address may be a URL
+		// with a password.
+		if ph := unsetPlaceholder(raw, repl); ph != "" {
+			return o, fmt.Errorf("address %s resolves to an empty value (is the environment variable or file set?)", ph)
+		}
+		if err := partlyUnresolved("address", raw, repl); err != nil {
+			return o, err
+		}
 		a := repl.ReplaceAll(raw, "")
 		if a == "" {
 			continue
-		}
-		if ph := unsetPlaceholder(raw, repl); ph != "" {
-			// "{env.UNSET}:6379" would be ":6379", a Redis on this host:
-			// another store. Only the placeholder is shown: the address
-			// may be a URL with a password.
-			return o, fmt.Errorf("address: %s resolves to an empty string (is the environment variable or file set?)", ph)
 		}
 		// Checked again once placeholders are resolved: an {env.*} that
 		// holds a typo would otherwise be a permanent outage. The value is

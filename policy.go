@@ -59,9 +59,7 @@ func (h *Handler) gate(repl *caddy.Replacer) (handler.Gate, error) {
 	for _, raw := range h.InitialAccessTokens {
 		t := repl.ReplaceAll(raw, "")
 		if t == "" {
-			// Not shown: a literal token in braces is a placeholder to
-			// Caddy too, and resolves to nothing.
-			return g, errors.New("initial_access_token resolves to an empty token (" + unresolvedHint + ")")
+			return g, unresolved("initial_access_token", raw, repl)
 		}
 		if err := partlyUnresolved("initial_access_token", raw, repl); err != nil {
 			return g, err
@@ -130,7 +128,7 @@ func (h *Handler) statements(repl *caddy.Replacer) (*handler.Statements, error) 
 		if sec == "" && ic.Secret != "" {
 			// Left as it is, the issuer would have no way to verify a
 			// statement, silently.
-			return nil, unresolved(fmt.Sprintf("software_statement issuer %q: its secret", ic.Issuer))
+			return nil, unresolved(fmt.Sprintf("software_statement issuer %q: its secret", ic.Issuer), ic.Secret, repl)
 		}
 		if err := partlyUnresolved(fmt.Sprintf("software_statement issuer %q: its secret", ic.Issuer), ic.Secret, repl); err != nil {
 			return nil, err
@@ -144,7 +142,7 @@ func (h *Handler) statements(repl *caddy.Replacer) (*handler.Statements, error) 
 		for _, raw := range ic.Keys {
 			k := repl.ReplaceAll(raw, "")
 			if k == "" {
-				return nil, unresolved(fmt.Sprintf("software_statement issuer %q: key %q", ic.Issuer, raw))
+				return nil, unresolved(fmt.Sprintf("software_statement issuer %q: key %q", ic.Issuer, raw), raw, repl)
 			}
 			if err := partlyUnresolved(fmt.Sprintf("software_statement issuer %q: key %q", ic.Issuer, raw), raw, repl); err != nil {
 				return nil, err

@@ -75,6 +75,9 @@ func parseRedisURL(s string) (redisURL, error) {
 		if !ok || pw == "" {
 			// go-redis would send no AUTH at all: a permanent NOAUTH
 			// outage rather than a config error.
+			if r.username == "" {
+				return r, errors.New("a redis:// address with an @ needs a password before it: redis://:password@host or redis://user:password@host (or no @ for none)")
+			}
 			return r, errors.New("a redis:// address with a user needs a password: redis://user:password@host or redis://:password@host")
 		}
 		r.password = pw
