@@ -666,6 +666,21 @@ func partlyUnresolved(what, v string, repl *caddy.Replacer) error {
 	return fmt.Errorf("%s: a placeholder in it resolves to an empty string (only {env.*} and {file.*} placeholders are resolved in it, once, when the config loads; a literal brace is written \\{)", what)
 }
 
+// resolveStrict resolves the placeholders of a configured credential or
+// name, refusing it when one of them resolves to nothing, whether it is
+// the whole value (unresolved) or a part (partlyUnresolved): never a
+// shorter value. "" stays "". A file placeholder is read once when all is
+// well.
+func resolveStrict(what, raw string, repl *caddy.Replacer) (string, error) {
+	if got, err := repl.ReplaceOrErr(raw, true, true); err == nil {
+		return got, nil
+	}
+	if repl.ReplaceAll(raw, "") == "" {
+		return "", unresolved(what, raw, repl)
+	}
+	return "", partlyUnresolved(what, raw, repl)
+}
+
 // unsetPlaceholder is the first {env.*} or {file.*} placeholder of v that
 // resolves to nothing, "" if there is none.
 func unsetPlaceholder(v string, repl *caddy.Replacer) string {
@@ -682,19 +697,16 @@ func unsetPlaceholder(v string, repl *caddy.Replacer) string {
 // software id), refusing one that resolves to nothing, keeps a
 // placeholder no request can resolve, or holds control characters.
 func resolveName(what, v string, repl *caddy.Replacer) (string, error) {
-	got := repl.ReplaceAll(v, "")
+	got, err := resolveStrict(fmt.Sprintf("%s %q", what, v), v, repl)
 	switch {
-	case got == "" && v != got:
-		return "", unresolved(fmt.Sprintf("%s %q", what, v), v, repl)
+	case err != nil:
+		return "", err
 	case got == "":
 		return "", fmt.Errorf("%s must not be empty", what)
 	case strings.ContainsAny(got, "{}") && v != got:
 		return "", fmt.Errorf("%s %q resolves to a value with braces: only {env.*} and {file.*} placeholders are resolved in it", what, v)
 	case strings.ContainsFunc(got, unicode.IsControl):
 		return "", fmt.Errorf("%s %q holds control characters", what, v)
-	}
-	if err := partlyUnresolved(fmt.Sprintf("%s %q", what, v), v, repl); err != nil {
-		return "", err
 	}
 	return got, nil
 }
@@ -721,29 +733,26 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 	}
 	declared := map[string]string{}
 	for _, sc := range h.SuperClients {
-		s := handler.SuperClient{ClientID: repl.ReplaceAll(sc.ClientID, "")}
-		if s.ClientID == "" {
+		id, err := resolveStrict(fmt.Sprintf("super_client %q: the client id", sc.ClientID), sc.ClientID, repl)
+		switch {
+		case err != nil:
+			return k, err
+		case id == "":
 			return k, unresolved(fmt.Sprintf("super_client %q: the client id", sc.ClientID), sc.ClientID, repl)
-		}
-		if strings.ContainsFunc(s.ClientID, unicode.IsControl) {
+		case strings.ContainsFunc(id, unicode.IsControl):
 			return k, fmt.Errorf("super_client %q: the client id holds control characters", sc.ClientID)
 		}
-		if err := partlyUnresolved(fmt.Sprintf("super_client %q: the client id", sc.ClientID), sc.ClientID, repl); err != nil {
-			return k, err
-		}
+		s := handler.SuperClient{ClientID: id}
 		if first, dup := declared[s.ClientID]; dup {
 			// Validate sees the ids before placeholders are resolved; the
 			// second declaration would be ignored without a word.
 			return k, fmt.Errorf("super_client %q and super_client %q are the same client, %q", first, sc.ClientID, s.ClientID)
 		}
 		declared[s.ClientID] = sc.ClientID
-		secret := repl.ReplaceAll(sc.Secret, "")
-		if secret == "" && sc.Secret != "" {
-			// An unset {env.*} must not turn a confidential super client
-			// into a public one that needs no secret at all.
-			return k, unresolved(fmt.Sprintf("super_client %q: its secret", s.ClientID), sc.Secret, repl)
-		}
-		if err := partlyUnresolved(fmt.Sprintf("super_client %q: its secret", s.ClientID), sc.Secret, repl); err != nil {
+		// An unset {env.*} must not turn a confidential super client into
+		// a public one that needs no secret at all.
+		secret, err := resolveStrict(fmt.Sprintf("super_client %q: its secret", s.ClientID), sc.Secret, repl)
+		if err != nil {
 			return k, err
 		}
 		if secret != "" {
@@ -752,14 +761,13 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 		}
 		k.SuperClients = append(k.SuperClients, s)
 	}
-	if t := repl.ReplaceAll(h.AdminToken, ""); t != "" {
-		if err := partlyUnresolved("admin_token", h.AdminToken, repl); err != nil {
-			return k, err
-		}
+	t, err := resolveStrict("admin_token", h.AdminToken, repl)
+	if err != nil {
+		return k, err
+	}
+	if t != "" {
 		h.warnShortSecret("admin_token", t)
 		k.AdminTokenHash = registry.Hash(t)
-	} else if h.AdminToken != "" {
-		return k, unresolved("admin_token", h.AdminToken, repl)
 	}
 	return k, nil
 }

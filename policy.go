@@ -57,12 +57,12 @@ func (h *Handler) gate(repl *caddy.Replacer) (handler.Gate, error) {
 		g.MaxClientsPerOwner = *h.MaxClientsPerOwner
 	}
 	for _, raw := range h.InitialAccessTokens {
-		t := repl.ReplaceAll(raw, "")
+		t, err := resolveStrict("initial_access_token", raw, repl)
+		if err != nil {
+			return g, err
+		}
 		if t == "" {
 			return g, unresolved("initial_access_token", raw, repl)
-		}
-		if err := partlyUnresolved("initial_access_token", raw, repl); err != nil {
-			return g, err
 		}
 		if strings.ContainsFunc(t, unicode.IsControl) {
 			// Not shown either. No HTTP header can carry it.
@@ -124,13 +124,10 @@ func (h *Handler) statements(repl *caddy.Replacer) (*handler.Statements, error) 
 			}
 			is.SoftwareIDs = append(is.SoftwareIDs, v)
 		}
-		sec := repl.ReplaceAll(ic.Secret, "")
-		if sec == "" && ic.Secret != "" {
-			// Left as it is, the issuer would have no way to verify a
-			// statement, silently.
-			return nil, unresolved(fmt.Sprintf("software_statement issuer %q: its secret", ic.Issuer), ic.Secret, repl)
-		}
-		if err := partlyUnresolved(fmt.Sprintf("software_statement issuer %q: its secret", ic.Issuer), ic.Secret, repl); err != nil {
+		// Unresolved, the issuer would have no way to verify a statement,
+		// silently.
+		sec, err := resolveStrict(fmt.Sprintf("software_statement issuer %q: its secret", ic.Issuer), ic.Secret, repl)
+		if err != nil {
 			return nil, err
 		}
 		if sec != "" {
@@ -140,12 +137,12 @@ func (h *Handler) statements(repl *caddy.Replacer) (*handler.Statements, error) 
 			is.Secret = []byte(sec)
 		}
 		for _, raw := range ic.Keys {
-			k := repl.ReplaceAll(raw, "")
+			k, err := resolveStrict(fmt.Sprintf("software_statement issuer %q: key %q", ic.Issuer, raw), raw, repl)
+			if err != nil {
+				return nil, err
+			}
 			if k == "" {
 				return nil, unresolved(fmt.Sprintf("software_statement issuer %q: key %q", ic.Issuer, raw), raw, repl)
-			}
-			if err := partlyUnresolved(fmt.Sprintf("software_statement issuer %q: key %q", ic.Issuer, raw), raw, repl); err != nil {
-				return nil, err
 			}
 			if isKeyURL(k) {
 				if err := checkKeyURL(ic.Issuer, k); err != nil {

@@ -691,26 +691,23 @@ func readBody(w http.ResponseWriter, r *http.Request) (body []byte, err error) {
 		// The usual case: one allocation of the announced size. The server
 		// stops the body at Content-Length, so it cannot run over.
 		body = make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(r.Body, body); err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return nil, bodyRefused(w, r, mbe.Limit)
-			}
-			return nil, err
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+		if err == nil && r.ContentLength > 0 && int64(len(body)) != r.ContentLength {
+			// The server's body reader already says so; this holds for any.
+			err = io.ErrUnexpectedEOF
 		}
-		return body, nil
 	}
-	body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		// Ours, or a smaller one in front (request_body max_size).
 		return nil, bodyRefused(w, r, min(mbe.Limit, MaxBodyBytes))
 	}
-	if err == nil && r.ContentLength > 0 && int64(len(body)) != r.ContentLength {
-		// The server's body reader already says so; this holds for any.
-		return nil, io.ErrUnexpectedEOF
+	if err != nil {
+		return nil, err
 	}
-	return body, err
+	return body, nil
 }
 
 // bodyRefused returns readBody's error for a body over limit, and on

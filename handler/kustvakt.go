@@ -420,16 +420,26 @@ func (a *Kustvakt) formType(q *kustvaktRequest) bool {
 // formBody reads the form parameters, which Jersey does only when it calls
 // the resource method, after the filters.
 func (a *Kustvakt) formBody(q *kustvaktRequest) (url.Values, bool) {
-	body, err := readBody(q.w, q.r)
-	if errors.Is(err, errBodyTooLarge) {
-		a.notify(q.w, http.StatusRequestEntityTooLarge, kcInvalidArgument, fmt.Sprintf("Request body is larger than %d bytes", bodyLimit(err)))
-		return nil, false
-	}
-	if err != nil {
-		a.notify(q.w, 0, kcInvalidArgument, "Request body could not be read")
+	body, ok := a.readBody(q.w, q.r)
+	if !ok {
 		return nil, false
 	}
 	return parseJerseyForm(string(body), kustvaktFormKey), true
+}
+
+// readBody reads a request body, answering a body too large or that
+// cannot be read in Kustvakt's notification format.
+func (a *Kustvakt) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := readBody(w, r)
+	if errors.Is(err, errBodyTooLarge) {
+		a.notify(w, http.StatusRequestEntityTooLarge, kcInvalidArgument, fmt.Sprintf("Request body is larger than %d bytes", bodyLimit(err)))
+		return nil, false
+	}
+	if err != nil {
+		a.notify(w, 0, kcInvalidArgument, "Request body could not be read")
+		return nil, false
+	}
+	return body, true
 }
 
 // kustvaktFormKey reports whether a form parameter is one the services
@@ -806,13 +816,8 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 		a.deny(w, d, q.user)
 		return
 	}
-	body, err := readBody(w, q.r)
-	if errors.Is(err, errBodyTooLarge) {
-		a.notify(w, http.StatusRequestEntityTooLarge, kcInvalidArgument, fmt.Sprintf("Request body is larger than %d bytes", bodyLimit(err)))
-		return
-	}
-	if err != nil {
-		a.notify(w, 0, kcInvalidArgument, "Request body could not be read")
+	body, ok := a.readBody(w, q.r)
+	if !ok {
 		return
 	}
 	in, msg := bindKustvaktJSON(body)
