@@ -306,12 +306,18 @@ func (s *EmbeddedStore) write(ctx context.Context, rec *Record) error {
 	// Markers first: a crash between the two writes leaves a marker without
 	// a record, which every reader skips, never a record missing from an index.
 	exp := []byte(strconv.FormatInt(expiryMillis(rec.ExpiresAt), 10))
-	s.forgetMarkers()
 	for _, t := range rec.Tags {
-		if err := s.st.Store(ctx, path.Join(s.tagDir(t), fileName(rec.ID)), exp); err != nil {
+		key := path.Join(s.tagDir(t), fileName(rec.ID))
+		memo, kept := s.memoBefore(t)
+		had := kept && s.markerExists(key)
+		if err := s.st.Store(ctx, key, exp); err != nil {
 			// The record is as it was.
 			return &UnavailableError{Op: "write", Err: err, Unwritten: true}
 		}
+		if kept && !had {
+			memo.n++
+		}
+		s.memoAfter(t, memo, kept)
 	}
 	// The markers' names are on disk before the record's, as they were
 	// written: after a power cut too, a record is never without them.
@@ -379,12 +385,20 @@ func (s *EmbeddedStore) remove(ctx context.Context, id string, tags []string) er
 }
 
 func (s *EmbeddedStore) untag(ctx context.Context, id string, tags []string) error {
-	s.forgetMarkers()
 	for _, t := range tags {
-		if err := s.st.Delete(ctx, path.Join(s.tagDir(t), fileName(id))); err != nil && !notExist(err) {
+		key := path.Join(s.tagDir(t), fileName(id))
+		memo, kept := s.memoBefore(t)
+		// Asked first: Caddy's file system storage says nothing of a
+		// marker that was not there to remove.
+		had := kept && s.markerExists(key)
+		if err := s.st.Delete(ctx, key); err != nil && !notExist(err) {
 			return unavailable("delete", err)
 		}
+		if had {
+			memo.n--
+		}
 		s.dropEmptyDir(s.tagDir(t))
+		s.memoAfter(t, memo, kept)
 	}
 	return nil
 }
@@ -433,8 +447,7 @@ func (s *EmbeddedStore) Create(ctx context.Context, rec *Record, caps ...Cap) er
 	case !errors.Is(err, ErrNotFound):
 		return err
 	}
-	counted, read := make([]int, len(caps)), make([]time.Time, len(caps))
-	for i, c := range caps {
+	for _, c := range caps {
 		// Every live record has a marker, so fewer markers than the cap
 		// means room, known from one directory listing; counting exactly
 		// reads every marker and record (slow with thousands of clients)
@@ -443,8 +456,7 @@ func (s *EmbeddedStore) Create(ctx context.Context, rec *Record, caps ...Cap) er
 		if err != nil {
 			return err
 		}
-		if counted[i] = -1; markers < c.Max {
-			counted[i], read[i] = markers, s.markers[c.Tag].read
+		if markers < c.Max {
 			continue
 		}
 		n, ok := s.capMemo(c.Tag, markers)
@@ -458,15 +470,7 @@ func (s *EmbeddedStore) Create(ctx context.Context, rec *Record, caps ...Cap) er
 		}
 	}
 	rec.Rev = 1
-	if err := s.write(ctx, rec); err != nil {
-		return err
-	}
-	for i, c := range caps {
-		if counted[i] >= 0 && slices.Contains(rec.Tags, c.Tag) {
-			s.rememberMarkers(c.Tag, counted[i]+1, read[i]) // this record's marker is new
-		}
-	}
-	return nil
+	return s.write(ctx, rec)
 }
 
 // Get implements Store.
@@ -572,9 +576,9 @@ func (s *EmbeddedStore) members(ctx context.Context, tag string) (map[string]int
 // List stats every entry, which is most of the cost with thousands), and
 // not even that while the directory is unchanged since this process last
 // counted or changed it: reading a hundred thousand names on every
-// registration made registration 18 times slower. Changes of this process
-// forget the count (forgetMarkers) but those of a registration, which add
-// one marker to the count it started from (rememberMarkers); those of
+// registration made registration 18 times slower, and so did reading them
+// again after each update or delete. This process's own changes of
+// markers are counted into the count (memoBefore, memoAfter); those of
 // another process sharing the storage change the directory's time.
 func (s *EmbeddedStore) markerCount(ctx context.Context, tag string) (int, error) {
 	dir := s.tagDir(tag)
@@ -607,16 +611,44 @@ func (s *EmbeddedStore) markerCount(ctx context.Context, tag string) (int, error
 	return len(keys), nil
 }
 
-// rememberMarkers records n markers under tag, a count based on a reading
-// of its names at read, as the count of its directory as it is now.
-func (s *EmbeddedStore) rememberMarkers(tag string, n int, read time.Time) {
-	name, ok := s.osPath(s.tagDir(tag))
-	if !ok || read.IsZero() {
+// memoBefore is called under the lock before this process adds or
+// removes a marker of tag: it takes the remembered count out, and returns
+// it with kept true when it still holds (the directory unchanged since),
+// for memoAfter to put back with the change counted. Dropping it first
+// means that a change that fails half-way leaves no count behind.
+func (s *EmbeddedStore) memoBefore(tag string) (markerMemo, bool) {
+	m, ok := s.markers[tag]
+	if !ok {
+		return m, false
+	}
+	delete(s.markers, tag)
+	return m, s.tagDirTime(tag).Equal(m.mtime)
+}
+
+// memoAfter puts back the count memoBefore returned, with the directory's
+// time after the change: a change of another process since shows as a
+// later time again. The time alone would not do for this process's own
+// changes: one within the clock tick of the directory's last change would
+// leave it as it was.
+func (s *EmbeddedStore) memoAfter(tag string, m markerMemo, kept bool) {
+	if !kept {
 		return
 	}
-	if fi, err := os.Stat(name); err == nil {
-		s.setMarkers(tag, markerMemo{n: n, mtime: fi.ModTime(), read: read})
+	if t := s.tagDirTime(tag); !t.IsZero() {
+		m.mtime = t
+		s.setMarkers(tag, m)
 	}
+}
+
+// markerExists tells whether the marker at key is on disk, for a count
+// kept by memoBefore (on the local file system only).
+func (s *EmbeddedStore) markerExists(key string) bool {
+	name, ok := s.osPath(key)
+	if !ok {
+		return false
+	}
+	_, err := os.Lstat(name)
+	return err == nil
 }
 
 // maxMarkerMemos bounds the tags whose counts are kept (the store's, and
@@ -631,7 +663,8 @@ func (s *EmbeddedStore) setMarkers(tag string, m markerMemo) {
 }
 
 // forgetMarkers drops the remembered counts before a change of markers by
-// this process: a change within the clock tick of the directory's last one
+// this process that is not counted (the sweep's removal of a stray
+// marker): a change within the clock tick of the directory's last one
 // would leave its time as it was.
 func (s *EmbeddedStore) forgetMarkers() { clear(s.markers) }
 
