@@ -1646,18 +1646,35 @@ func strippedPrefix(r *http.Request) string {
 		return ""
 	}
 	o, c := orig.URL.EscapedPath(), r.URL.EscapedPath()
-	if len(o) <= len(c) || !strings.HasSuffix(o, c) || !strings.HasPrefix(c, "/") {
+	if !strings.HasPrefix(c, "/") {
 		return ""
 	}
-	m := o[:len(o)-len(c)]
-	if strings.Contains(m, "/.") || strings.Contains(m, "//") {
-		// What the path matcher saw, without dot segments or empty ones
-		// the client may have sent.
-		if m = path.Clean(m); m == "/" {
-			return ""
+	if len(o) > len(c) && strings.HasSuffix(o, c) {
+		m := o[:len(o)-len(c)]
+		if strings.Contains(m, "/.") || strings.Contains(m, "//") || strings.HasSuffix(m, "/") {
+			// What the path matcher saw, without dot segments or empty
+			// ones the client may have sent ("/auth//register" leaves
+			// "/register" of the "//register" after the prefix).
+			if m = path.Clean(m); m == "/" {
+				return ""
+			}
 		}
+		return m
 	}
-	return m
+	// Caddy cleans the whole path before it strips a prefix (dot segments
+	// and empty ones go, a %2F counts as a slash), so that what is left
+	// is no longer a part of the path as sent when the rest of it was not
+	// in that form ("/auth/oauth//register"): the prefix is then found in
+	// the cleaned, decoded path, and escaped again.
+	od, cd := caddyhttp.CleanPath(orig.URL.Path, true), r.URL.Path
+	if len(od) <= len(cd) || !strings.HasSuffix(od, cd) {
+		return ""
+	}
+	m := strings.TrimSuffix(od[:len(od)-len(cd)], "/")
+	if m == "" {
+		return ""
+	}
+	return (&url.URL{Path: m}).EscapedPath()
 }
 
 func replacer(r *http.Request) *caddy.Replacer {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -437,7 +438,26 @@ func TestHandlePath(t *testing.T) {
 	}
 	respond "site" 200`)
 			registerMounted(t, s, "/auth")
-			_, body := s.do("GET", "/auth/.well-known/oauth-authorization-server", "")
+			// A path not in normal form after the prefix: Caddy cleans it
+			// before it strips, and the URL given out still comes back here.
+			resp, body := s.postJSON("/auth//register", mcpBody)
+			var c struct {
+				URI   string `json:"registration_client_uri"`
+				Token string `json:"registration_access_token"`
+			}
+			if err := json.Unmarshal([]byte(body), &c); err != nil || resp.StatusCode != 201 || !strings.HasPrefix(c.URI, s.URL+"/auth/register/") {
+				t.Fatalf("registration at /auth//register: %d %s", resp.StatusCode, body)
+			}
+			if resp, body := s.do("GET", strings.TrimPrefix(c.URI, s.URL), "", rfcBearer(c.Token)); resp.StatusCode != 200 {
+				t.Fatalf("read at the URL given out: %d %s", resp.StatusCode, body)
+			}
+			if _, body := s.do("GET", "/auth/./.well-known/oauth-authorization-server", ""); !strings.Contains(body, `"registration_endpoint":"`+s.URL+`/auth/register"`) {
+				t.Fatalf("metadata at a path with a dot segment: %s", body)
+			}
+			if resp, body := s.postJSON("/legacy/v1//clients", iamMinimalRequest); resp.StatusCode != 200 || !strings.Contains(body, s.URL+"/legacy/") {
+				t.Fatalf("iam behind strip_prefix, path not in normal form: %d %s", resp.StatusCode, body)
+			}
+			_, body = s.do("GET", "/auth/.well-known/oauth-authorization-server", "")
 			for _, want := range []string{
 				`"issuer":"` + s.URL + `"`,
 				`"registration_endpoint":"` + s.URL + `/auth/register"`,
@@ -454,7 +474,7 @@ func TestHandlePath(t *testing.T) {
 				t.Fatalf("outside handle_path: %q", body)
 			}
 			// IAM's endpoints default under the same base.
-			resp, body := s.postJSON("/legacy/v1/clients", iamMinimalRequest)
+			resp, body = s.postJSON("/legacy/v1/clients", iamMinimalRequest)
 			if resp.StatusCode != 200 || !strings.Contains(body, s.URL+"/legacy/") {
 				t.Fatalf("iam behind strip_prefix: %d %s", resp.StatusCode, body)
 			}
@@ -1470,6 +1490,15 @@ func TestStrippedPrefix(t *testing.T) {
 		{"/./register", "/register", ""},
 		{"/a%2Fb/register", "/register", "/a%2Fb"},
 		{"/oauth/register", "register", ""},
+		// The rest of the path not in normal form: Caddy cleaned it all
+		// before it stripped the prefix.
+		{"/y/oauth//register", "/oauth/register", "/y"},
+		{"/y/oauth/./register", "/oauth/register", "/y"},
+		{"/y%2Foauth/register", "/oauth/register", "/y"},
+		{"/x%2Fregister", "/register", "/x"},
+		{"/%C3%A9%20x/oauth//register", "/oauth/register", "/%C3%A9%20x"},
+		{"/y/oauth//register", "/other", ""},
+		{"/auth//register", "/register", "/auth"},
 	} {
 		orig := httptest.NewRequest("GET", "http://h.example"+tc.orig, nil)
 		r := httptest.NewRequest("GET", "http://h.example"+tc.orig, nil)
