@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -45,6 +46,11 @@ type EmbeddedStore struct {
 	// flockFile, when set, is locked with flock(2) instead of st.Lock (see
 	// flockPath).
 	flockFile string
+	// stamp is what this process last wrote in the flock file, or found
+	// there, and changed whether a write under the lock changed anything
+	// (both guarded by the lock): see sawOthers.
+	stamp   string
+	changed bool
 
 	// strayWarned holds the index entries found to be no marker (see
 	// members), each warned about once.
@@ -165,12 +171,14 @@ func (s *EmbeddedStore) lock(ctx context.Context) (func(), error) {
 	}
 	release := func() { <-s.sem }
 	if s.flockFile != "" {
-		unlock, err := flock(ctx, s.flockFile)
+		f, unlock, err := flock(ctx, s.flockFile)
 		if err != nil {
 			release()
 			return nil, unavailable("lock", err)
 		}
+		s.sawOthers(f)
 		return func() {
+			s.stampChange(f)
 			unlock()
 			release()
 		}, nil
@@ -184,6 +192,44 @@ func (s *EmbeddedStore) lock(ctx context.Context) (func(), error) {
 		release()
 	}, nil
 }
+
+// sawOthers, called once the flock is taken, drops what this process
+// remembers of the index (counts of markers, exact counts at a cap) when
+// another process changed the store since this one last held the lock:
+// each writer leaves a new random stamp in the lock file after a change.
+// A directory's modification time alone misses a change made within the
+// clock tick of the one before, and on file systems that stamp directories
+// to the tick (all before Linux 6.13; since, all but ext4, xfs, btrfs and
+// tmpfs) two processes near a cap then let dozens of clients past it.
+func (s *EmbeddedStore) sawOthers(f *os.File) {
+	var b [stampLen]byte
+	n, _ := f.ReadAt(b[:], 0)
+	if string(b[:n]) != s.stamp {
+		clear(s.markers)
+		clear(s.capCounts)
+		s.stamp = string(b[:n])
+	}
+	s.changed = false
+}
+
+// stampChange leaves a new stamp in the lock file, before it is unlocked,
+// when this process changed the store under it (see sawOthers). A stamp
+// that cannot be written leaves the others to the directories' times.
+func (s *EmbeddedStore) stampChange(f *os.File) {
+	if !s.changed {
+		return
+	}
+	s.changed = false
+	b := make([]byte, stampLen)
+	_, _ = rand.Read(b)
+	if _, err := f.WriteAt(b, 0); err != nil {
+		s.stamp = ""
+		return
+	}
+	s.stamp = string(b)
+}
+
+const stampLen = 16
 
 // embeddedLockWait bounds the wait for the storage lock.
 const embeddedLockWait = 5 * time.Second
@@ -306,6 +352,7 @@ func (s *EmbeddedStore) write(ctx context.Context, rec *Record) error {
 	// Markers first: a crash between the two writes leaves a marker without
 	// a record, which every reader skips, never a record missing from an index.
 	exp := []byte(strconv.FormatInt(expiryMillis(rec.ExpiresAt), 10))
+	s.changed = true
 	for _, t := range rec.Tags {
 		key := path.Join(s.tagDir(t), fileName(rec.ID))
 		memo, kept := s.memoBefore(t)
@@ -370,6 +417,7 @@ func (s *EmbeddedStore) syncDirs(dirs ...string) {
 }
 
 func (s *EmbeddedStore) remove(ctx context.Context, id string, tags []string) error {
+	s.changed = true
 	if err := s.st.Delete(ctx, s.recordKey(id)); err != nil && !notExist(err) {
 		return unavailable("delete", err)
 	}
@@ -385,6 +433,7 @@ func (s *EmbeddedStore) remove(ctx context.Context, id string, tags []string) er
 }
 
 func (s *EmbeddedStore) untag(ctx context.Context, id string, tags []string) error {
+	s.changed = true
 	for _, t := range tags {
 		key := path.Join(s.tagDir(t), fileName(id))
 		memo, kept := s.memoBefore(t)
@@ -470,6 +519,11 @@ func (s *EmbeddedStore) Create(ctx context.Context, rec *Record, caps ...Cap) er
 		}
 	}
 	rec.Rev = 1
+	// A count kept at a cap stands while as many markers are there as
+	// then and none expired: a client that expires sooner than those it
+	// counted, in the place of a deleted one, would leave it standing
+	// after it expired (registrations refused below the cap).
+	s.forgetCaps(rec)
 	return s.write(ctx, rec)
 }
 
@@ -666,7 +720,10 @@ func (s *EmbeddedStore) setMarkers(tag string, m markerMemo) {
 // this process that is not counted (the sweep's removal of a stray
 // marker): a change within the clock tick of the directory's last one
 // would leave its time as it was.
-func (s *EmbeddedStore) forgetMarkers() { clear(s.markers) }
+func (s *EmbeddedStore) forgetMarkers() {
+	clear(s.markers)
+	s.changed = true
+}
 
 // sweep removes expired records and their markers, and markers that a
 // failed write left without a record; the caller holds the lock. Reads

@@ -5,6 +5,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"os"
 
 	"github.com/caddyserver/certmagic"
 )
@@ -12,6 +13,6 @@ import (
 // flockPath is "": without flock(2), the storage's own Lock is used.
 func flockPath(certmagic.Storage, string) string { return "" }
 
-func flock(context.Context, string) (func(), error) {
-	return nil, errors.New("flock is not available on this platform")
+func flock(context.Context, string) (*os.File, func(), error) {
+	return nil, nil, errors.New("flock is not available on this platform")
 }

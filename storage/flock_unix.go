@@ -30,15 +30,17 @@ func flockPath(st certmagic.Storage, base string) string {
 	return filepath.Join(fs.Path, "locks", fileName(base)+".flock")
 }
 
-// flock takes an exclusive flock(2) on the file at path. It polls rather
-// than blocks while another process holds it, so that ctx can end the wait.
-func flock(ctx context.Context, path string) (func(), error) {
+// flock takes an exclusive flock(2) on the file at path, and returns it
+// open (for sawOthers) with the function that unlocks and closes it. It
+// polls rather than blocks while another process holds it, so that ctx can
+// end the wait.
+func flock(ctx context.Context, path string) (*os.File, func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fd := int(f.Fd())
 	wait := time.Millisecond
@@ -49,21 +51,21 @@ func flock(ctx context.Context, path string) (func(), error) {
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
 			f.Close()
-			return nil, err
+			return nil, nil, err
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			f.Close()
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		case <-t.C:
 		}
 		// Short polls: the holder's next write takes the lock again as soon
 		// as it is free, so a waiter that slept long would rarely get it.
 		wait = min(2*wait, 5*time.Millisecond)
 	}
-	return func() {
+	return f, func() {
 		_ = syscall.Flock(fd, syscall.LOCK_UN)
 		_ = f.Close()
 	}, nil

@@ -1183,6 +1183,96 @@ func TestEmbeddedMarkerCountKeptAcrossChanges(t *testing.T) {
 	}
 }
 
+// TestEmbeddedOtherProcessSeen: a change by another process sharing the
+// storage is seen by the next write of this one even when it left the
+// markers' directory with the time it had (a change within the clock tick
+// of the one before, on file systems that stamp directories to the tick):
+// the cap holds.
+func TestEmbeddedOtherProcessSeen(t *testing.T) {
+	ctx := context.Background()
+	fs := &certmagic.FileStorage{Path: t.TempDir()}
+	a, b := NewEmbeddedStore(fs, "op"), NewEmbeddedStore(fs, "op")
+	if a.flockFile == "" {
+		t.Fatal("no flock on this platform")
+	}
+	a.nextSweep, b.nextSweep = time.Now().Add(time.Hour), time.Now().Add(time.Hour)
+	cp := Cap{Tag: "all", Max: 7}
+	create := func(s *EmbeddedStore, id string) error {
+		return s.Create(ctx, &Record{ID: id, Data: []byte("x"), Tags: []string{"all"}}, cp)
+	}
+	for i := range 5 {
+		if err := create(a, fmt.Sprint("a", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := a.markers["all"]; m.n != 5 {
+		t.Fatalf("count after a's registrations: %+v", m)
+	}
+	dir, _ := a.osPath(a.tagDir("all"))
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := create(b, fmt.Sprint("b", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As if b's changes fell within the tick of a's last one.
+	if err := os.Chtimes(dir, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	var le *LimitError
+	if err := create(a, "a5"); !errors.As(err, &le) {
+		t.Fatalf("another process's registrations within the tick not seen: %v", err)
+	}
+	// A refusal changes nothing: b keeps what it knows.
+	b.markers["all"] = markerMemo{n: 7, mtime: fi.ModTime(), read: time.Now()}
+	stamp := b.stamp
+	if err := create(b, "b2"); !errors.As(err, &le) {
+		t.Fatalf("at the cap: %v", err)
+	}
+	if b.stamp != stamp || a.stamp != stamp {
+		t.Errorf("a refusal left a new stamp: %q %q %q", a.stamp, b.stamp, stamp)
+	}
+}
+
+// TestEmbeddedCapCountAfterExpiry: a count kept at a cap does not outlive
+// a client registered in a deleted one's place that expires sooner than
+// those counted: once it expired, there is room again.
+func TestEmbeddedCapCountAfterExpiry(t *testing.T) {
+	ctx := context.Background()
+	a := NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "ce")
+	a.nextSweep = time.Now().Add(time.Hour)
+	cp := Cap{Tag: "all", Max: 3}
+	create := func(id string, exp time.Time) error {
+		return a.Create(ctx, &Record{ID: id, Data: []byte("x"), Tags: []string{"all"}, ExpiresAt: exp}, cp)
+	}
+	for i := range 3 {
+		if err := create(fmt.Sprint("c", i), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var le *LimitError
+	if err := create("over", time.Time{}); !errors.As(err, &le) {
+		t.Fatalf("past the cap: %v", err)
+	}
+	rec, err := a.Get(ctx, "c0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Delete(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := create("brief", time.Now().Add(300*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if err := create("after", time.Time{}); err != nil {
+		t.Fatalf("refused with 2 live clients under a cap of 3: %v", err)
+	}
+}
+
 // replyLossProxy forwards connections to a Redis server; once armed, the
 // connection that sends a chunk containing match has the chunk delivered
 // and is then closed before any reply comes back: Redis carries the
