@@ -336,25 +336,42 @@ func TestRATRotation(t *testing.T) {
 
 // TestSecretExpiry: a secret expires after its own lifetime, and never
 // after the client's end when the client has a fixed lifetime, whenever it
-// was issued (registration, reset, an update that issues one).
+// was issued (registration, reset, an update that issues one). The end is
+// the one the client has once changed: a client_lifetime added since the
+// client registered without one does not end a secret issued to it (the
+// client itself keeps no end), a lengthened one ends it later.
 func TestSecretExpiry(t *testing.T) {
 	created := time.Unix(1_800_000_000, 0)
-	c := &Client{CreatedMs: created.UnixMilli()}
 	later := created.Add(30 * time.Minute)
 	for _, tc := range []struct {
+		ends           time.Duration // the client's end as registered, 0: none
 		client, secret time.Duration
-		at             time.Time
+		idle           time.Duration
 		want           int64
 	}{
-		{0, 0, later, 0},
-		{0, time.Hour, later, later.Add(time.Hour).Unix()},
-		{time.Hour, 0, later, created.Add(time.Hour).Unix()},
-		{time.Hour, 10 * time.Minute, later, later.Add(10 * time.Minute).Unix()},
-		{time.Hour, 2 * time.Hour, later, created.Add(time.Hour).Unix()},
+		{0, 0, 0, 0, 0},
+		{0, 0, time.Hour, 0, later.Add(time.Hour).Unix()},
+		{time.Hour, time.Hour, 0, 0, created.Add(time.Hour).Unix()},
+		{time.Hour, time.Hour, 10 * time.Minute, 0, later.Add(10 * time.Minute).Unix()},
+		{time.Hour, time.Hour, 2 * time.Hour, 0, created.Add(time.Hour).Unix()},
+		// Added since: the client keeps no end, unless an idle lifetime
+		// brings the lifetimes in force to it.
+		{0, 10 * time.Minute, 0, 0, 0},
+		{0, 10 * time.Minute, time.Hour, 0, later.Add(time.Hour).Unix()},
+		{0, 2 * time.Hour, 0, time.Hour, created.Add(2 * time.Hour).Unix()},
+		// Lengthened, removed, shortened since.
+		{time.Hour, 3 * time.Hour, 0, 0, created.Add(3 * time.Hour).Unix()},
+		{time.Hour, 0, 0, 0, 0},
+		{time.Hour, 40 * time.Minute, 0, 0, created.Add(time.Hour).Unix()},
+		{time.Hour, 40 * time.Minute, 0, time.Hour, created.Add(40 * time.Minute).Unix()},
 	} {
-		r := &Registry{ClientLifetime: tc.client}
-		if got := r.SecretExpiry(c, tc.at, tc.secret); got != tc.want {
-			t.Errorf("client lifetime %s, secret lifetime %s: %d, want %d", tc.client, tc.secret, got, tc.want)
+		c := &Client{CreatedMs: created.UnixMilli()}
+		if tc.ends > 0 {
+			c.EndsAt = created.Add(tc.ends).Unix()
+		}
+		r := &Registry{ClientLifetime: tc.client, IdleLifetime: tc.idle}
+		if got := r.SecretExpiry(c, later, tc.secret); got != tc.want {
+			t.Errorf("client registered to end after %s, client lifetime %s (idle %s) now, secret lifetime %s: %d, want %d", tc.ends, tc.client, tc.idle, tc.secret, got, tc.want)
 		}
 	}
 }

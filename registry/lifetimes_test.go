@@ -129,6 +129,101 @@ func TestLifetimesOfTheClientsAPI(t *testing.T) {
 	}
 }
 
+// TestLifetimesChangedByReload: a reload that lifts or lengthens a
+// lifetime reaches existing clients at their next use or change (an idle
+// deadline set under an idle_lifetime since removed would otherwise end a
+// client in use); one that would bring a client's end forward, without an
+// idle lifetime, leaves it as it is, and so does a secret issued then.
+func TestLifetimesChangedByReload(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	store := storage.NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "r")
+	reg := func(client, idle time.Duration) *Registry {
+		return &Registry{Store: store, Now: clock, ClientLifetime: client, IdleLifetime: idle}
+	}
+	register := func(r *Registry) *Client {
+		t.Helper()
+		iss, err := r.Register(ctx, &Client{API: APIRFC7591, TokenEndpointAuthMethod: AuthClientSecretBasic}, Issue{Format: FormatRFC7591})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return iss.Client
+	}
+	stored := func(id string) (time.Time, int64) {
+		t.Helper()
+		rec, err := store.Get(ctx, clientPrefix+id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := decode(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec.ExpiresAt, c.EndsAt
+	}
+	change := func(r *Registry, id string) *Client {
+		t.Helper()
+		c, err := r.Update(ctx, id, func(c *Client) error {
+			c.SecretExpiresAt = r.SecretExpiry(c, now, 0)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	read := func(r *Registry, id string) {
+		t.Helper()
+		if _, err := r.Get(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// idle_lifetime removed: the next read, or change, lifts the deadline.
+	a, b := register(reg(0, 4*time.Second)), register(reg(0, 4*time.Second))
+	now = now.Add(2 * time.Second)
+	read(reg(0, 0), a.ID)
+	change(reg(0, 0), b.ID)
+	for _, id := range []string{a.ID, b.ID} {
+		if exp, end := stored(id); !exp.IsZero() || end != 0 {
+			t.Errorf("idle_lifetime removed: expires %v, ends %d, want never", exp, end)
+		}
+	}
+
+	// client_lifetime lengthened: pushed back, the recorded end with it.
+	a, b = register(reg(3*time.Second, 0)), register(reg(3*time.Second, 0))
+	now = now.Add(time.Second)
+	read(reg(time.Hour, 0), a.ID)
+	if c := change(reg(time.Hour, 0), b.ID); c.SecretExpiresAt != c.Created().Add(time.Hour).Unix() {
+		t.Errorf("client_lifetime lengthened: secret expires %d, want the new end %d", c.SecretExpiresAt, c.Created().Add(time.Hour).Unix())
+	}
+	for _, c := range []*Client{a, b} {
+		if exp, end := stored(c.ID); !exp.Equal(c.Created().Add(time.Hour)) || end != c.Created().Add(time.Hour).Unix() {
+			t.Errorf("client_lifetime lengthened: expires %v, ends %d, want %v", exp, end, c.Created().Add(time.Hour))
+		}
+	}
+
+	// client_lifetime added, or shortened, without idle_lifetime: kept, and
+	// a secret issued then is not born expired.
+	a, b = register(reg(0, 0)), register(reg(time.Hour, 0))
+	now = now.Add(5 * time.Second)
+	read(reg(2*time.Second, 0), a.ID)
+	if c := change(reg(2*time.Second, 0), a.ID); c.SecretExpiresAt != 0 {
+		t.Errorf("client_lifetime added: secret expires %d, want never (as the client)", c.SecretExpiresAt)
+	}
+	if exp, end := stored(a.ID); !exp.IsZero() || end != 0 {
+		t.Errorf("client_lifetime added: expires %v, ends %d, want never", exp, end)
+	}
+	read(reg(2*time.Second, 0), b.ID)
+	if c := change(reg(2*time.Second, 0), b.ID); c.SecretExpiresAt != b.Created().Add(time.Hour).Unix() {
+		t.Errorf("client_lifetime shortened: secret expires %d, want the client's end %d", c.SecretExpiresAt, b.Created().Add(time.Hour).Unix())
+	}
+	if exp, end := stored(b.ID); !exp.Equal(b.Created().Add(time.Hour)) || end != b.Created().Add(time.Hour).Unix() {
+		t.Errorf("client_lifetime shortened: expires %v, ends %d, want kept at %v", exp, end, b.Created().Add(time.Hour))
+	}
+}
+
 // TestInstallOfDeletedPlugin: an installation written after its plugin
 // was deleted (an install racing a deregister) is taken back, and the
 // install reports the plugin unknown.

@@ -194,12 +194,56 @@ func (r *Registry) SecretExpiry(c *Client, now time.Time, lifetime time.Duration
 	}
 	end := c.EndsAt
 	if lr := r.lifetimes(c); lr != nil {
-		end = lr.end(c)
+		// The end the client has once changed (see deadline): a secret
+		// that outlived it would die with the client, and one ended by
+		// a client_lifetime the client is not held to (one added since)
+		// would be issued expired to a client that lives on.
+		_, end = lr.deadline(c, time.Time{}, now)
 	}
 	if end != 0 && (exp == 0 || end < exp) {
 		exp = end
 	}
 	return exp
+}
+
+// deadline returns when c, stored to expire at cur (zero: never), is to
+// expire once used or changed at now under lr's lifetimes, with its fixed
+// end (Unix seconds, 0 for none). With an idle lifetime both are worked out
+// anew, from c's creation and now (a shortened client_lifetime then
+// reaches the client, as documented). Without one the client's only
+// deadline is its fixed end, which follows the lifetimes in force when
+// they lift it or push it back: a client_lifetime removed or lengthened,
+// or an idle_lifetime removed, whose last deadline would otherwise end a
+// client in use. An end they would bring forward, or give to a client
+// that had none, is kept: a changed client_lifetime reaches existing
+// clients only with idle_lifetime, and an update or a read that ended
+// the client it answered for would be a poor way to learn of it.
+func (lr *Registry) deadline(c *Client, cur, now time.Time) (time.Time, int64) {
+	if lr.IdleLifetime > 0 {
+		return lr.expiry(c, now), lr.end(c)
+	}
+	if e := lr.end(c); e == 0 || (c.EndsAt != 0 && e >= c.EndsAt) {
+		return lr.expiry(c, now), e
+	}
+	if c.EndsAt == 0 {
+		return time.Time{}, 0
+	}
+	end := time.Unix(c.EndsAt, 0)
+	if cur.After(end) {
+		end = cur
+	}
+	return end, c.EndsAt
+}
+
+// lifted reports the deadline (see deadline) of c, stored as rec, when it
+// comes later than the one rec has, with no idle lifetime in force: such a
+// change is written at the client's next use, once.
+func (lr *Registry) lifted(c *Client, rec *storage.Record, now time.Time) (time.Time, int64, bool) {
+	if lr == nil || lr.IdleLifetime > 0 || rec.ExpiresAt.IsZero() {
+		return time.Time{}, 0, false
+	}
+	exp, end := lr.deadline(c, rec.ExpiresAt, now)
+	return exp, end, exp.IsZero() || exp.After(rec.ExpiresAt)
 }
 
 // end is c's fixed end (Unix seconds) under r's client_lifetime, 0 for none.
@@ -266,10 +310,25 @@ func (r *Registry) use(ctx context.Context, c *Client, rec *storage.Record) {
 
 // touch is use with lr, the lifetimes that apply to c, already found.
 func (r *Registry) touch(ctx context.Context, lr *Registry, c *Client, rec *storage.Record) {
-	if lr == nil || lr.IdleLifetime <= 0 {
+	if lr == nil {
 		return
 	}
 	now := r.Now()
+	if exp, end, ok := lr.lifted(c, rec, now); ok {
+		next := *rec
+		next.ExpiresAt = exp
+		if end != c.EndsAt {
+			cc := *c
+			cc.EndsAt = end
+			next.Data = encodeClient(&cc)
+		}
+		next.Touch = true
+		_ = r.Store.Update(ctx, rec, &next)
+		return
+	}
+	if lr.IdleLifetime <= 0 {
+		return
+	}
 	if !rec.ExpiresAt.IsZero() && rec.ExpiresAt.Sub(now) > lr.IdleLifetime-lr.IdleLifetime/10 {
 		return
 	}
@@ -293,7 +352,10 @@ func (r *Registry) Lookup(ctx context.Context, id string) (*Client, func(), erro
 		return c, nil, err
 	}
 	lr := r.lifetimes(c)
-	if lr == nil || lr.IdleLifetime <= 0 {
+	if lr == nil {
+		return c, nil, nil
+	}
+	if _, _, ok := lr.lifted(c, rec, r.Now()); !ok && lr.IdleLifetime <= 0 {
 		return c, nil, nil
 	}
 	return c, func() { r.touch(ctx, lr, c, rec) }, nil
@@ -347,22 +409,18 @@ func (r *Registry) Update(ctx context.Context, id string, change func(c *Client)
 			c.Super = false
 		}
 		c.UpdatedMs = r.Now().UnixMilli()
-		// The expiry is worked out again only with an idle lifetime (and
-		// with it, the fixed end, under the lifetimes in force now);
-		// otherwise the client keeps the end it has.
-		lr := r.lifetimes(c)
-		idle := lr != nil && lr.IdleLifetime > 0
-		if idle {
-			c.EndsAt = lr.end(c)
+		// The expiry is worked out again under the lifetimes in force now
+		// (see deadline); a client whose API's lifetimes are not known
+		// here keeps the one it has.
+		exp := old.ExpiresAt
+		if lr := r.lifetimes(c); lr != nil {
+			exp, c.EndsAt = lr.deadline(c, old.ExpiresAt, r.Now())
 		}
 		rec, err := encode(c)
 		if err != nil {
 			return nil, err
 		}
-		rec.ExpiresAt = old.ExpiresAt
-		if idle {
-			rec.ExpiresAt = lr.expiry(c, r.Now())
-		}
+		rec.ExpiresAt = exp
 		err = r.Store.Update(ctx, old, rec)
 		switch {
 		case err == nil:
