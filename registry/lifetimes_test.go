@@ -222,6 +222,36 @@ func TestLifetimesChangedByReload(t *testing.T) {
 	if exp, end := stored(b.ID); !exp.Equal(b.Created().Add(time.Hour)) || end != b.Created().Add(time.Hour).Unix() {
 		t.Errorf("client_lifetime shortened: expires %v, ends %d, want kept at %v", exp, end, b.Created().Add(time.Hour))
 	}
+
+	// With idle_lifetime, a client_lifetime shortened or added reaches
+	// existing clients at their next use or change, at once (not once a
+	// tenth of the idle lifetime passed), and one that ends them makes the
+	// use or change find them expired, not answer for them.
+	a, b = register(reg(0, time.Hour)), register(reg(time.Hour, time.Hour))
+	c := register(reg(30*time.Second, time.Hour))
+	now = now.Add(3 * time.Second)
+	if _, err := reg(2*time.Second, time.Hour).Update(ctx, a.ID, func(*Client) error { return nil }); !errors.Is(err, ErrNotFound) {
+		t.Errorf("change of a client ended by a client_lifetime added since: %v, want ErrNotFound", err)
+	}
+	if _, err := reg(2*time.Second, time.Hour).Get(ctx, b.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("read of a client ended by a client_lifetime shortened since: %v, want ErrNotFound", err)
+	}
+	for _, id := range []string{a.ID, b.ID} {
+		if _, err := store.Get(ctx, clientPrefix+id); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("a client found ended is still stored: %v", err)
+		}
+	}
+	got, err := reg(5*time.Second, time.Hour).Get(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := c.Created().Add(5 * time.Second)
+	if got.EndsAt != end.Unix() || got.SecretExpiresAt != end.Unix() {
+		t.Errorf("read after client_lifetime shortened to 5s: ends %d, secret expires %d, want both %d", got.EndsAt, got.SecretExpiresAt, end.Unix())
+	}
+	if exp, e := stored(c.ID); !exp.Equal(end) || e != end.Unix() {
+		t.Errorf("read after client_lifetime shortened to 5s: stored expiry %v, end %d, want %v", exp, e, end)
+	}
 }
 
 // TestInstallOfDeletedPlugin: an installation written after its plugin

@@ -329,11 +329,24 @@ func (r *Registry) touch(ctx context.Context, lr *Registry, c *Client, rec *stor
 	if lr.IdleLifetime <= 0 {
 		return
 	}
-	if !rec.ExpiresAt.IsZero() && rec.ExpiresAt.Sub(now) > lr.IdleLifetime-lr.IdleLifetime/10 {
+	exp := lr.expiry(c, now)
+	if exp.Equal(rec.ExpiresAt) {
+		return
+	}
+	// Pushing the deadline back is written once in a tenth of the idle
+	// lifetime; bringing it forward (a client_lifetime shortened since)
+	// at once.
+	if exp.After(rec.ExpiresAt) && !rec.ExpiresAt.IsZero() && rec.ExpiresAt.Sub(now) > lr.IdleLifetime-lr.IdleLifetime/10 {
 		return
 	}
 	next := *rec
-	next.ExpiresAt = lr.expiry(c, now)
+	next.ExpiresAt = exp
+	if end := lr.end(c); end != c.EndsAt {
+		// The caller answers with c: the end it reports moves too.
+		c.EndsAt = end
+		capSecret(c)
+		next.Data = encodeClient(c)
+	}
 	next.Touch = true
 	// A concurrent writer refreshes it too, or deletes it: losing this race
 	// is harmless. So is failing to write (Redis refusing writes, out of
@@ -383,7 +396,35 @@ func (r *Registry) get(ctx context.Context, id string) (*Client, *storage.Record
 	if err != nil {
 		return nil, rec, err // rec for Purge
 	}
+	if r.endedSince(c) {
+		// Gone as an expired client is, and taken out of the store (and
+		// of the counts at caps) rather than left to its old expiry.
+		_ = r.Store.Delete(ctx, rec)
+		return nil, nil, ErrNotFound
+	}
 	return c, rec, nil
+}
+
+// endedSince reports a client whose end under its API's lifetimes in force
+// is past, its record not knowing it yet: a client_lifetime shortened (or
+// added) by a reload reaches existing clients at their next use or change
+// when idle_lifetime is set (see deadline), and that use or change finds
+// the client expired, rather than answering for it (a PUT's new secret and
+// token, a read's 200) and ending it in the same request.
+func (r *Registry) endedSince(c *Client) bool {
+	lr := r.lifetimes(c)
+	if lr == nil || lr.IdleLifetime <= 0 || lr.ClientLifetime <= 0 {
+		return false
+	}
+	return !c.Created().Add(lr.ClientLifetime).After(r.Now())
+}
+
+// capSecret ends c's secret no later than c itself, once c's end was
+// brought forward: client_secret_expires_at reports the end.
+func capSecret(c *Client) {
+	if c.EndsAt != 0 && c.SecretHash != "" && (c.SecretExpiresAt == 0 || c.SecretExpiresAt > c.EndsAt) {
+		c.SecretExpiresAt = c.EndsAt
+	}
 }
 
 // Update applies change to the current version of the client and stores the
@@ -415,6 +456,7 @@ func (r *Registry) Update(ctx context.Context, id string, change func(c *Client)
 		exp := old.ExpiresAt
 		if lr := r.lifetimes(c); lr != nil {
 			exp, c.EndsAt = lr.deadline(c, old.ExpiresAt, r.Now())
+			capSecret(c)
 		}
 		rec, err := encode(c)
 		if err != nil {
