@@ -1661,13 +1661,23 @@ func strippedPrefix(r *http.Request) string {
 		}
 		return m
 	}
-	// Caddy cleans the whole path before it strips a prefix (dot segments
-	// and empty ones go, a %2F counts as a slash), so that what is left
-	// is no longer a part of the path as sent when the rest of it was not
-	// in that form ("/auth/oauth//register"): the prefix is then found in
-	// the cleaned, decoded path, and escaped again.
-	od, cd := caddyhttp.CleanPath(orig.URL.Path, true), r.URL.Path
-	if len(od) <= len(cd) || !strings.HasSuffix(od, cd) {
+	// Caddy cleans the whole escaped path before it strips a prefix (dot
+	// segments and empty ones go), so that what is left is no longer a
+	// part of the path as sent when the rest of it was not in that form
+	// ("/auth/oauth//register"): the prefix is then found in the path
+	// cleaned as Caddy cleans it, or in that path decoded, where the strip
+	// compared a %2F with a slash of the prefix ("/y%2Foauth/register"
+	// under handle_path /y/*), and escaped again.
+	ce := caddyhttp.CleanPath(o, true)
+	if len(ce) > len(c) && strings.HasSuffix(ce, c) {
+		if m := strings.TrimSuffix(ce[:len(ce)-len(c)], "/"); m != "" {
+			return m
+		}
+		return ""
+	}
+	od, err := url.PathUnescape(ce)
+	cd := r.URL.Path
+	if err != nil || len(od) <= len(cd) || !strings.HasSuffix(od, cd) {
 		return ""
 	}
 	m := strings.TrimSuffix(od[:len(od)-len(cd)], "/")

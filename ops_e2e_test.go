@@ -1499,6 +1499,11 @@ func TestStrippedPrefix(t *testing.T) {
 		{"/%C3%A9%20x/oauth//register", "/oauth/register", "/%C3%A9%20x"},
 		{"/y/oauth//register", "/other", ""},
 		{"/auth//register", "/register", "/auth"},
+		// A %2F is no slash to Caddy's cleaning: the ".." takes "a%2Fb"
+		// away whole, and a path cleaned without a strip names no prefix.
+		{"/auth/a%2Fb/../oauth//register", "/oauth/register", "/auth"},
+		{"/a%2Fb/../oauth//register", "/oauth/register", ""},
+		{"/X%2Fy/../register", "/register", ""},
 	} {
 		orig := httptest.NewRequest("GET", "http://h.example"+tc.orig, nil)
 		r := httptest.NewRequest("GET", "http://h.example"+tc.orig, nil)

@@ -230,10 +230,8 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 			a.deny(w, d)
 			return
 		}
-		now := a.o.Registry.Now()
-		c.CreatedMs = now.UnixMilli()
 		f := registry.FormatMediaGoblin
-		a.succeed(w, f.NewID(), f.NewSecret(), a.o.Registry.SecretExpiry(c, now, lifetime))
+		a.succeed(w, f.NewID(), f.NewSecret(), a.o.Registry.RegisteredSecretExpiry(c, a.o.Registry.Now(), lifetime))
 		return
 	}
 	iss, d, err := a.o.create(r, c, registry.Issue{

@@ -375,3 +375,23 @@ func TestSecretExpiry(t *testing.T) {
 		}
 	}
 }
+
+// TestRegisteredSecretExpiry: the expiry an answer that registers nothing
+// (MediaGoblin's HEAD) reports is the one a registration would give.
+func TestRegisteredSecretExpiry(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	for _, tc := range []struct {
+		client, secret time.Duration
+		want           int64
+	}{
+		{0, 0, 0},
+		{time.Hour, 0, now.Add(time.Hour).Unix()},
+		{time.Hour, time.Minute, now.Add(time.Minute).Unix()},
+		{time.Minute, time.Hour, now.Add(time.Minute).Unix()},
+	} {
+		r := &Registry{ClientLifetime: tc.client}
+		if got := r.RegisteredSecretExpiry(&Client{}, now, tc.secret); got != tc.want {
+			t.Errorf("client lifetime %s, secret lifetime %s: %d, want %d", tc.client, tc.secret, got, tc.want)
+		}
+	}
+}

@@ -236,11 +236,20 @@ func TestLifetimesChangedByReload(t *testing.T) {
 	if _, err := reg(2*time.Second, time.Hour).Get(ctx, b.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("read of a client ended by a client_lifetime shortened since: %v, want ErrNotFound", err)
 	}
+	// Ended, to an operator too; the record, which no read writes, can
+	// still be deleted (and so stop counting at caps at once).
 	for _, id := range []string{a.ID, b.ID} {
+		if _, err := reg(2*time.Second, time.Hour).Peek(ctx, id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("an ended client is shown: %v", err)
+		}
+		if err := reg(2*time.Second, time.Hour).Delete(ctx, id, nil); err != nil {
+			t.Errorf("delete of an ended client: %v", err)
+		}
 		if _, err := store.Get(ctx, clientPrefix+id); !errors.Is(err, storage.ErrNotFound) {
-			t.Errorf("a client found ended is still stored: %v", err)
+			t.Errorf("a deleted ended client is still stored: %v", err)
 		}
 	}
+
 	got, err := reg(5*time.Second, time.Hour).Get(ctx, c.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -251,6 +260,71 @@ func TestLifetimesChangedByReload(t *testing.T) {
 	}
 	if exp, e := stored(c.ID); !exp.Equal(end) || e != end.Unix() {
 		t.Errorf("read after client_lifetime shortened to 5s: stored expiry %v, end %d, want %v", exp, e, end)
+	}
+
+	// Records from before the fixed end was kept (none on record, an
+	// expiry from client_lifetime), and clients whose only deadline an
+	// idle_lifetime since removed left: not made immortal by a
+	// client_lifetime in force, which ends them no sooner than they would.
+	old := register(reg(time.Hour, 0))
+	rec, err := store.Get(ctx, clientPrefix+old.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c0, _ := decode(rec)
+	c0.EndsAt = 0
+	next := *rec
+	next.Data = encodeClient(c0)
+	if err := store.Update(ctx, rec, &next); err != nil {
+		t.Fatal(err)
+	}
+	read(reg(time.Hour, 0), old.ID)
+	change(reg(time.Hour, 0), old.ID)
+	if exp, end := stored(old.ID); !exp.Equal(old.Created().Add(time.Hour)) || end != old.Created().Add(time.Hour).Unix() {
+		t.Errorf("record without a fixed end, client_lifetime unchanged: expires %v, ends %d, want %v", exp, end, old.Created().Add(time.Hour))
+	}
+	idle := register(reg(0, 10*time.Minute))
+	idleExp, _ := stored(idle.ID)
+	change(reg(time.Minute, 0), idle.ID) // idle_lifetime removed, a shorter client_lifetime added
+	if exp, _ := stored(idle.ID); !exp.Equal(idleExp) {
+		t.Errorf("idle_lifetime removed, client_lifetime 1m added: expires %v, want the idle deadline %v kept", exp, idleExp)
+	}
+	idle = register(reg(0, time.Minute))
+	change(reg(time.Hour, 0), idle.ID) // and a longer one
+	if exp, _ := stored(idle.ID); !exp.Equal(idle.Created().Add(time.Hour)) {
+		t.Errorf("idle_lifetime removed, client_lifetime 1h added: expires %v, want %v", exp, idle.Created().Add(time.Hour))
+	}
+}
+
+// TestTouchThrottle: handlers of one API with different idle lifetimes on
+// one store do not write on every read, as they take turns.
+func TestTouchThrottle(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	store := storage.NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "tt")
+	a := &Registry{Store: store, Now: clock, IdleLifetime: 30 * 24 * time.Hour}
+	b := &Registry{Store: store, Now: clock, IdleLifetime: 24 * time.Hour}
+	iss, err := a.Register(ctx, &Client{API: APIRFC7591, TokenEndpointAuthMethod: AuthNone}, Issue{Format: FormatRFC7591})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		now = now.Add(time.Minute)
+		r := a
+		if i%2 == 1 {
+			r = b
+		}
+		if _, err := r.Get(ctx, iss.Client.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, err := store.Get(ctx, clientPrefix+iss.Client.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Rev > 2 {
+		t.Errorf("revision %d after ten reads through two handlers, want at most 2", rec.Rev)
 	}
 }
 

@@ -226,7 +226,17 @@ func (lr *Registry) deadline(c *Client, cur, now time.Time) (time.Time, int64) {
 		return lr.expiry(c, now), e
 	}
 	if c.EndsAt == 0 {
-		return time.Time{}, 0
+		// No fixed end on record: none (cur zero), or a deadline an
+		// idle_lifetime since removed left, or a record from before ends
+		// were kept. The later of it and the new fixed end.
+		if cur.IsZero() {
+			return time.Time{}, 0
+		}
+		end := lr.expiry(c, now)
+		if cur.After(end) {
+			end = cur
+		}
+		return end, end.Unix()
 	}
 	end := time.Unix(c.EndsAt, 0)
 	if cur.After(end) {
@@ -244,6 +254,16 @@ func (lr *Registry) lifted(c *Client, rec *storage.Record, now time.Time) (time.
 	}
 	exp, end := lr.deadline(c, rec.ExpiresAt, now)
 	return exp, end, exp.IsZero() || exp.After(rec.ExpiresAt)
+}
+
+// RegisteredSecretExpiry is the client_secret_expires_at that a
+// registration of c at now would give its secret (c.CreatedMs and
+// c.EndsAt set as Register sets them), for an answer that registers
+// nothing (MediaGoblin's HEAD).
+func (r *Registry) RegisteredSecretExpiry(c *Client, now time.Time, lifetime time.Duration) int64 {
+	c.CreatedMs = now.UnixMilli()
+	c.EndsAt = r.end(c)
+	return r.SecretExpiry(c, now, lifetime)
 }
 
 // end is c's fixed end (Unix seconds) under r's client_lifetime, 0 for none.
@@ -318,9 +338,10 @@ func (r *Registry) touch(ctx context.Context, lr *Registry, c *Client, rec *stor
 		next := *rec
 		next.ExpiresAt = exp
 		if end != c.EndsAt {
-			cc := *c
-			cc.EndsAt = end
-			next.Data = encodeClient(&cc)
+			// The caller answers with c: the end it reports moves too.
+			c.EndsAt = end
+			capSecret(c)
+			next.Data = encodeClient(c)
 		}
 		next.Touch = true
 		_ = r.Store.Update(ctx, rec, &next)
@@ -333,10 +354,13 @@ func (r *Registry) touch(ctx context.Context, lr *Registry, c *Client, rec *stor
 	if exp.Equal(rec.ExpiresAt) {
 		return
 	}
-	// Pushing the deadline back is written once in a tenth of the idle
-	// lifetime; bringing it forward (a client_lifetime shortened since)
-	// at once.
-	if exp.After(rec.ExpiresAt) && !rec.ExpiresAt.IsZero() && rec.ExpiresAt.Sub(now) > lr.IdleLifetime-lr.IdleLifetime/10 {
+	// Moving the deadline is written once in a tenth of the idle lifetime
+	// (so that handlers of one API with different idle lifetimes, or
+	// instances with clocks apart, do not write on every read), but for
+	// bringing it forward to the client's fixed end (a client_lifetime
+	// shortened since): at once.
+	toEnd := lr.ClientLifetime > 0 && exp.Before(rec.ExpiresAt) && exp.Equal(c.Created().Add(lr.ClientLifetime))
+	if !toEnd && !rec.ExpiresAt.IsZero() && rec.ExpiresAt.Sub(now) > lr.IdleLifetime-lr.IdleLifetime/10 {
 		return
 	}
 	next := *rec
@@ -382,6 +406,23 @@ func (r *Registry) Peek(ctx context.Context, id string) (*Client, error) {
 }
 
 func (r *Registry) get(ctx context.Context, id string) (*Client, *storage.Record, error) {
+	c, rec, err := r.getStored(ctx, id)
+	if err != nil {
+		return c, rec, err
+	}
+	if r.endedSince(c) {
+		// Gone as an expired client is. The record stays until its own
+		// expiry or a delete: a read, which may come from anyone who
+		// knows the public id, writes nothing for it.
+		return nil, nil, ErrNotFound
+	}
+	return c, rec, nil
+}
+
+// getStored is get for a delete: a client ended by lifetimes in force
+// (see endedSince) can still be deleted, and taken out of the counts at
+// caps at once.
+func (r *Registry) getStored(ctx context.Context, id string) (*Client, *storage.Record, error) {
 	if id == "" {
 		return nil, nil, ErrNotFound
 	}
@@ -395,12 +436,6 @@ func (r *Registry) get(ctx context.Context, id string) (*Client, *storage.Record
 	c, err := decode(rec)
 	if err != nil {
 		return nil, rec, err // rec for Purge
-	}
-	if r.endedSince(c) {
-		// Gone as an expired client is, and taken out of the store (and
-		// of the counts at caps) rather than left to its old expiry.
-		_ = r.Store.Delete(ctx, rec)
-		return nil, nil, ErrNotFound
 	}
 	return c, rec, nil
 }
@@ -481,7 +516,7 @@ func (r *Registry) Update(ctx context.Context, id string, change func(c *Client)
 func (r *Registry) Delete(ctx context.Context, id string, check func(c *Client) error) error {
 	var retry conflictRetry
 	for {
-		c, rec, err := r.get(ctx, id)
+		c, rec, err := r.getStored(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -536,7 +571,7 @@ func (r *Registry) Purge(ctx context.Context, id string) error {
 	if id == "" {
 		return ErrNotFound
 	}
-	_, rec, err := r.get(ctx, id)
+	_, rec, err := r.getStored(ctx, id)
 	switch {
 	case err == nil:
 		return ErrNotCorrupt
