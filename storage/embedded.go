@@ -47,9 +47,11 @@ type EmbeddedStore struct {
 	// flockPath).
 	flockFile string
 	// stamp is what this process last wrote in the flock file, or found
-	// there, and changed whether a write under the lock changed anything
-	// (both guarded by the lock): see sawOthers.
+	// there; locked is that file while this process holds the lock, and
+	// changed whether it changed the store under it yet (all guarded by
+	// the lock): see sawOthers.
 	stamp   string
+	locked  *os.File
 	changed bool
 
 	// strayWarned holds the index entries found to be no marker (see
@@ -178,7 +180,7 @@ func (s *EmbeddedStore) lock(ctx context.Context) (func(), error) {
 		}
 		s.sawOthers(f)
 		return func() {
-			s.stampChange(f)
+			s.locked = nil
 			unlock()
 			release()
 		}, nil
@@ -209,20 +211,25 @@ func (s *EmbeddedStore) sawOthers(f *os.File) {
 		clear(s.capCounts)
 		s.stamp = string(b[:n])
 	}
-	s.changed = false
+	s.locked, s.changed = f, false
 }
 
-// stampChange leaves a new stamp in the lock file, before it is unlocked,
-// when this process changed the store under it (see sawOthers). A stamp
-// that cannot be written leaves the others to the directories' times.
-func (s *EmbeddedStore) stampChange(f *os.File) {
-	if !s.changed {
+// changing is called under the lock before this process changes the
+// store: the first change under it leaves a new stamp in the lock file
+// (see sawOthers), before the change, so that a crash half-way through
+// it is seen by the others too. A stamp that cannot be written leaves
+// them to the directories' times.
+func (s *EmbeddedStore) changing() {
+	if s.changed {
 		return
 	}
-	s.changed = false
+	s.changed = true
+	if s.locked == nil {
+		return
+	}
 	b := make([]byte, stampLen)
 	_, _ = rand.Read(b)
-	if _, err := f.WriteAt(b, 0); err != nil {
+	if _, err := s.locked.WriteAt(b, 0); err != nil {
 		s.stamp = ""
 		return
 	}
@@ -352,7 +359,7 @@ func (s *EmbeddedStore) write(ctx context.Context, rec *Record) error {
 	// Markers first: a crash between the two writes leaves a marker without
 	// a record, which every reader skips, never a record missing from an index.
 	exp := []byte(strconv.FormatInt(expiryMillis(rec.ExpiresAt), 10))
-	s.changed = true
+	s.changing()
 	for _, t := range rec.Tags {
 		key := path.Join(s.tagDir(t), fileName(rec.ID))
 		memo, kept := s.memoBefore(t)
@@ -417,7 +424,7 @@ func (s *EmbeddedStore) syncDirs(dirs ...string) {
 }
 
 func (s *EmbeddedStore) remove(ctx context.Context, id string, tags []string) error {
-	s.changed = true
+	s.changing()
 	if err := s.st.Delete(ctx, s.recordKey(id)); err != nil && !notExist(err) {
 		return unavailable("delete", err)
 	}
@@ -433,7 +440,7 @@ func (s *EmbeddedStore) remove(ctx context.Context, id string, tags []string) er
 }
 
 func (s *EmbeddedStore) untag(ctx context.Context, id string, tags []string) error {
-	s.changed = true
+	s.changing()
 	for _, t := range tags {
 		key := path.Join(s.tagDir(t), fileName(id))
 		memo, kept := s.memoBefore(t)
@@ -722,7 +729,7 @@ func (s *EmbeddedStore) setMarkers(tag string, m markerMemo) {
 // would leave its time as it was.
 func (s *EmbeddedStore) forgetMarkers() {
 	clear(s.markers)
-	s.changed = true
+	s.changing()
 }
 
 // sweep removes expired records and their markers, and markers that a
