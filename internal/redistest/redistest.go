@@ -110,12 +110,45 @@ func run(t T, port int, args []string) *Server {
 	s := &Server{Port: port, Addr: "127.0.0.1:" + strconv.Itoa(port), dir: t.TempDir(), t: t}
 	s.args = append([]string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", s.dir, "--protected-mode", "no"}, args...)
-	s.start()
+	// A port found free a moment ago may be taken by the time the server
+	// binds it (another test's server, or an outgoing connection's port):
+	// the server then exits at once, and is started again on other ports.
+	for attempt := 0; !s.tryStart(); attempt++ {
+		if attempt == 4 {
+			t.Fatalf("redis-server exited at start, %d times on other ports (ports taken?)", attempt+1)
+		}
+		s.newPorts()
+	}
 	t.Cleanup(s.Stop)
 	return s
 }
 
+// newPorts replaces the server's port, and a cluster bus port, with
+// others free now.
+func (s *Server) newPorts() {
+	old := strconv.Itoa(s.Port)
+	s.Port = FreePort(s.t)
+	s.Addr = "127.0.0.1:" + strconv.Itoa(s.Port)
+	for i, a := range s.args {
+		switch {
+		case a == old && i > 0 && (s.args[i-1] == "--port" || s.args[i-1] == "--tls-port"):
+			s.args[i] = strconv.Itoa(s.Port)
+		case i > 0 && s.args[i-1] == "--cluster-port":
+			s.args[i] = strconv.Itoa(FreePort(s.t))
+		}
+	}
+}
+
 func (s *Server) start() {
+	s.t.Helper()
+	if !s.tryStart() {
+		s.t.Fatalf("redis-server on %s exited at start (port taken?)", s.Addr)
+	}
+}
+
+// tryStart starts the server and waits until it is ready; it reports
+// false when the server exited before that.
+func (s *Server) tryStart() bool {
 	s.t.Helper()
 	s.cmd = exec.Command(binary(s.t, "redis-server"), s.args...)
 	s.cmd.Stdout = nil
@@ -123,13 +156,25 @@ func (s *Server) start() {
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("starting redis-server: %v", err)
 	}
-	s.waitReady()
+	exited := make(chan struct{})
+	cmd := s.cmd
+	go func() {
+		_, _ = cmd.Process.Wait()
+		close(exited)
+	}()
+	if !s.waitReady(exited) {
+		_ = cmd.Process.Kill()
+		<-exited
+		s.cmd = nil
+		return false
+	}
+	return true
 }
 
 // waitReady waits until the server accepts connections on its TCP port
 // and, when it has one, on its unix socket: redis-server binds the socket
 // after the port, so a client of the socket could otherwise be refused.
-func (s *Server) waitReady() {
+func (s *Server) waitReady(exited <-chan struct{}) bool {
 	s.t.Helper()
 	listeners := [][2]string{{"tcp", s.Addr}}
 	for i, a := range s.args {
@@ -148,8 +193,20 @@ func (s *Server) waitReady() {
 			if time.Now().After(deadline) {
 				s.t.Fatalf("redis-server on %s did not start: %v", l[1], err)
 			}
-			time.Sleep(20 * time.Millisecond)
+			select {
+			case <-exited:
+				return false
+			case <-time.After(20 * time.Millisecond):
+			}
 		}
+	}
+	// Whatever answered may be another listener on the port, this server
+	// having exited when it could not bind it.
+	select {
+	case <-exited:
+		return false
+	case <-time.After(30 * time.Millisecond):
+		return true
 	}
 }
 
