@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path"
 	"reflect"
 	"regexp"
 	"slices"
@@ -1649,42 +1648,31 @@ func strippedPrefix(r *http.Request) string {
 	if !strings.HasPrefix(c, "/") {
 		return ""
 	}
-	if len(o) > len(c) && strings.HasSuffix(o, c) {
-		m := o[:len(o)-len(c)]
-		if strings.Contains(m, "/.") || strings.Contains(m, "//") || strings.HasSuffix(m, "/") {
-			// What the path matcher saw, without dot segments or empty
-			// ones the client may have sent ("/auth//register" leaves
-			// "/register" of the "//register" after the prefix).
-			if m = path.Clean(m); m == "/" {
-				return ""
-			}
-		}
+	// Caddy cleans the whole escaped path before it strips a prefix (dot
+	// segments and empty ones go), so the prefix is found in the path as
+	// it cleans it ("/auth//register" leaves "/register"), or in that path
+	// decoded where the strip compared a %2F with a slash of the prefix
+	// ("/y%2Foauth/register" under handle_path /y/*), and escaped again.
+	ce := caddyhttp.CleanPath(o, true)
+	if m, ok := strippedFrom(ce, c); ok {
 		return m
 	}
-	// Caddy cleans the whole escaped path before it strips a prefix (dot
-	// segments and empty ones go), so that what is left is no longer a
-	// part of the path as sent when the rest of it was not in that form
-	// ("/auth/oauth//register"): the prefix is then found in the path
-	// cleaned as Caddy cleans it, or in that path decoded, where the strip
-	// compared a %2F with a slash of the prefix ("/y%2Foauth/register"
-	// under handle_path /y/*), and escaped again.
-	ce := caddyhttp.CleanPath(o, true)
-	if len(ce) > len(c) && strings.HasSuffix(ce, c) {
-		if m := strings.TrimSuffix(ce[:len(ce)-len(c)], "/"); m != "" {
-			return m
+	if od, err := url.PathUnescape(ce); err == nil {
+		if m, ok := strippedFrom(od, r.URL.Path); ok {
+			return (&url.URL{Path: m}).EscapedPath()
 		}
-		return ""
 	}
-	od, err := url.PathUnescape(ce)
-	cd := r.URL.Path
-	if err != nil || len(od) <= len(cd) || !strings.HasSuffix(od, cd) {
-		return ""
+	return ""
+}
+
+// strippedFrom returns what comes before rest in whole, less a trailing
+// slash, when whole ends with rest after something more than a slash.
+func strippedFrom(whole, rest string) (string, bool) {
+	if len(whole) <= len(rest) || !strings.HasSuffix(whole, rest) {
+		return "", false
 	}
-	m := strings.TrimSuffix(od[:len(od)-len(cd)], "/")
-	if m == "" {
-		return ""
-	}
-	return (&url.URL{Path: m}).EscapedPath()
+	m := strings.TrimSuffix(whole[:len(whole)-len(rest)], "/")
+	return m, m != ""
 }
 
 func replacer(r *http.Request) *caddy.Replacer {

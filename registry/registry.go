@@ -245,15 +245,34 @@ func (lr *Registry) deadline(c *Client, cur, now time.Time) (time.Time, int64) {
 	return end, c.EndsAt
 }
 
-// lifted reports the deadline (see deadline) of c, stored as rec, when it
-// comes later than the one rec has, with no idle lifetime in force: such a
-// change is written at the client's next use, once.
-func (lr *Registry) lifted(c *Client, rec *storage.Record, now time.Time) (time.Time, int64, bool) {
-	if lr == nil || lr.IdleLifetime > 0 || rec.ExpiresAt.IsZero() {
+// touched reports the expiry and fixed end that a use of c (stored as rec)
+// at now writes under lr's lifetimes, and whether it writes any. With an
+// idle lifetime, a deadline pushed back is written once in a tenth of it
+// (so that handlers of one API with different idle lifetimes, or
+// instances with clocks apart, do not write on every read), one brought
+// forward to the client's fixed end (a client_lifetime shortened since) at
+// once. Without one, a deadline the lifetimes in force lift or push back
+// (see deadline) is written once.
+func (lr *Registry) touched(c *Client, rec *storage.Record, now time.Time) (time.Time, int64, bool) {
+	if lr == nil {
 		return time.Time{}, 0, false
 	}
-	exp, end := lr.deadline(c, rec.ExpiresAt, now)
-	return exp, end, exp.IsZero() || exp.After(rec.ExpiresAt)
+	if lr.IdleLifetime <= 0 {
+		if rec.ExpiresAt.IsZero() {
+			return time.Time{}, 0, false
+		}
+		exp, end := lr.deadline(c, rec.ExpiresAt, now)
+		return exp, end, exp.IsZero() || exp.After(rec.ExpiresAt)
+	}
+	exp := lr.expiry(c, now)
+	if exp.Equal(rec.ExpiresAt) {
+		return exp, 0, false
+	}
+	toEnd := lr.ClientLifetime > 0 && exp.Before(rec.ExpiresAt) && exp.Equal(c.Created().Add(lr.ClientLifetime))
+	if !toEnd && !rec.ExpiresAt.IsZero() && rec.ExpiresAt.Sub(now) > lr.IdleLifetime-lr.IdleLifetime/10 {
+		return exp, 0, false
+	}
+	return exp, lr.end(c), true
 }
 
 // RegisteredSecretExpiry is the client_secret_expires_at that a
@@ -330,42 +349,13 @@ func (r *Registry) use(ctx context.Context, c *Client, rec *storage.Record) {
 
 // touch is use with lr, the lifetimes that apply to c, already found.
 func (r *Registry) touch(ctx context.Context, lr *Registry, c *Client, rec *storage.Record) {
-	if lr == nil {
-		return
-	}
-	now := r.Now()
-	if exp, end, ok := lr.lifted(c, rec, now); ok {
-		next := *rec
-		next.ExpiresAt = exp
-		if end != c.EndsAt {
-			// The caller answers with c: the end it reports moves too.
-			c.EndsAt = end
-			capSecret(c)
-			next.Data = encodeClient(c)
-		}
-		next.Touch = true
-		_ = r.Store.Update(ctx, rec, &next)
-		return
-	}
-	if lr.IdleLifetime <= 0 {
-		return
-	}
-	exp := lr.expiry(c, now)
-	if exp.Equal(rec.ExpiresAt) {
-		return
-	}
-	// Moving the deadline is written once in a tenth of the idle lifetime
-	// (so that handlers of one API with different idle lifetimes, or
-	// instances with clocks apart, do not write on every read), but for
-	// bringing it forward to the client's fixed end (a client_lifetime
-	// shortened since): at once.
-	toEnd := lr.ClientLifetime > 0 && exp.Before(rec.ExpiresAt) && exp.Equal(c.Created().Add(lr.ClientLifetime))
-	if !toEnd && !rec.ExpiresAt.IsZero() && rec.ExpiresAt.Sub(now) > lr.IdleLifetime-lr.IdleLifetime/10 {
+	exp, end, ok := lr.touched(c, rec, r.Now())
+	if !ok {
 		return
 	}
 	next := *rec
 	next.ExpiresAt = exp
-	if end := lr.end(c); end != c.EndsAt {
+	if end != c.EndsAt {
 		// The caller answers with c: the end it reports moves too.
 		c.EndsAt = end
 		capSecret(c)
@@ -389,10 +379,7 @@ func (r *Registry) Lookup(ctx context.Context, id string) (*Client, func(), erro
 		return c, nil, err
 	}
 	lr := r.lifetimes(c)
-	if lr == nil {
-		return c, nil, nil
-	}
-	if _, _, ok := lr.lifted(c, rec, r.Now()); !ok && lr.IdleLifetime <= 0 {
+	if _, _, ok := lr.touched(c, rec, r.Now()); !ok {
 		return c, nil, nil
 	}
 	return c, func() { r.touch(ctx, lr, c, rec) }, nil

@@ -362,16 +362,10 @@ func (s *EmbeddedStore) write(ctx context.Context, rec *Record) error {
 	s.changing()
 	for _, t := range rec.Tags {
 		key := path.Join(s.tagDir(t), fileName(rec.ID))
-		memo, kept := s.memoBefore(t)
-		had := kept && s.markerExists(key)
-		if err := s.st.Store(ctx, key, exp); err != nil {
+		if err := s.changeMarker(t, key, true, func() error { return s.st.Store(ctx, key, exp) }); err != nil {
 			// The record is as it was.
 			return &UnavailableError{Op: "write", Err: err, Unwritten: true}
 		}
-		if kept && !had {
-			memo.n++
-		}
-		s.memoAfter(t, memo, kept)
 	}
 	// The markers' names are on disk before the record's, as they were
 	// written: after a power cut too, a record is never without them.
@@ -443,18 +437,16 @@ func (s *EmbeddedStore) untag(ctx context.Context, id string, tags []string) err
 	s.changing()
 	for _, t := range tags {
 		key := path.Join(s.tagDir(t), fileName(id))
-		memo, kept := s.memoBefore(t)
-		// Asked first: Caddy's file system storage says nothing of a
-		// marker that was not there to remove.
-		had := kept && s.markerExists(key)
-		if err := s.st.Delete(ctx, key); err != nil && !notExist(err) {
+		err := s.changeMarker(t, key, false, func() error {
+			if err := s.st.Delete(ctx, key); err != nil && !notExist(err) {
+				return err
+			}
+			s.dropEmptyDir(s.tagDir(t))
+			return nil
+		})
+		if err != nil {
 			return unavailable("delete", err)
 		}
-		if had {
-			memo.n--
-		}
-		s.dropEmptyDir(s.tagDir(t))
-		s.memoAfter(t, memo, kept)
 	}
 	return nil
 }
@@ -670,6 +662,27 @@ func (s *EmbeddedStore) markerCount(ctx context.Context, tag string) (int, error
 		return 0, unavailable("list", err)
 	}
 	return len(keys), nil
+}
+
+// changeMarker runs change, which adds (add) or removes tag's marker at
+// key, under the lock, with the remembered count of tag's markers kept
+// (memoBefore, memoAfter). Whether the marker was there is asked first:
+// Caddy's file system storage says nothing of one it replaced, or of one
+// that was not there to remove.
+func (s *EmbeddedStore) changeMarker(tag, key string, add bool, change func() error) error {
+	memo, kept := s.memoBefore(tag)
+	had := kept && s.markerExists(key)
+	if err := change(); err != nil {
+		return err
+	}
+	switch {
+	case kept && add && !had:
+		memo.n++
+	case had && !add:
+		memo.n--
+	}
+	s.memoAfter(tag, memo, kept)
+	return nil
 }
 
 // memoBefore is called under the lock before this process adds or

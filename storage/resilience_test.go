@@ -1034,6 +1034,18 @@ func TestEmbeddedHitsBounded(t *testing.T) {
 	}
 }
 
+// deleteStored deletes the record id of s as it stands.
+func deleteStored(t *testing.T, s *EmbeddedStore, id string) {
+	t.Helper()
+	rec, err := s.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestEmbeddedMarkerCountMemo: below a cap, a registration does not read
 // the names of the cap's directory again while nothing else changed it
 // (this process's own registrations add to the count it has), and a change
@@ -1072,13 +1084,7 @@ func TestEmbeddedMarkerCountMemo(t *testing.T) {
 	if err := create(a, "a5"); !errors.As(err, &le) {
 		t.Fatalf("another process's registrations not seen: %v", err)
 	}
-	rec, err := a.Get(ctx, "a0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Delete(ctx, rec); err != nil {
-		t.Fatal(err)
-	}
+	deleteStored(t, a, "a0")
 	if err := create(a, "a6"); err != nil {
 		t.Fatalf("after a delete: %v", err)
 	}
@@ -1144,10 +1150,7 @@ func TestEmbeddedMarkerCountKeptAcrossChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("update, another owner")
-	rec, _ = a.Get(ctx, "c1")
-	if err := a.Delete(ctx, rec); err != nil {
-		t.Fatal(err)
-	}
+	deleteStored(t, a, "c1")
 	check("delete")
 	if err := a.Purge(ctx, "c2", []string{"all", "owner"}); err != nil {
 		t.Fatal(err)
@@ -1257,13 +1260,7 @@ func TestEmbeddedCapCountAfterExpiry(t *testing.T) {
 	if err := create("over", time.Time{}); !errors.As(err, &le) {
 		t.Fatalf("past the cap: %v", err)
 	}
-	rec, err := a.Get(ctx, "c0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Delete(ctx, rec); err != nil {
-		t.Fatal(err)
-	}
+	deleteStored(t, a, "c0")
 	if err := create("brief", time.Now().Add(300*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
