@@ -9,6 +9,7 @@ package caddydcr
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -817,7 +818,9 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 	st := ctx.Storage()
 	key := fmt.Sprintf("caddy:%T:%v", st, st)
 	val, _, err := pools.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return &sharedStore{embedded: storage.NewEmbeddedStore(st, embeddedBase), health: &handler.Health{Store: "embedded"}}, nil
+		store := storage.NewEmbeddedStore(st, embeddedBase)
+		go logClients(store, zap.String("storage", fmt.Sprint(st)))
+		return &sharedStore{embedded: store, health: &handler.Health{Store: "embedded"}}, nil
 	})
 	if err != nil {
 		return nil, "", err
@@ -858,6 +861,9 @@ func (h *Handler) checkRedisAccess(shared *sharedStore) {
 			log.Error("the Redis user may not run commands the plugin needs on its keys (ACL): requests that need them will fail (without command, on a cluster: each pays a failed round trip more); see the README's Redis ACL section",
 				zap.String("redis", where), zap.String("key_prefix", prefix), zap.Strings("refused", refused))
 		}
+		if err == nil {
+			logClients(shared.redis.Store(prefix), zap.String("redis", where), zap.String("key_prefix", prefix))
+		}
 	}, func(err error) {
 		// Said at start, not only once a request fails: a store pointed
 		// at the wrong address would otherwise look healthy until then.
@@ -881,6 +887,21 @@ func (h *Handler) checkRedisAccess(shared *sharedStore) {
 		}
 		log.Info("Redis answers now", zap.String("redis", where), zap.String("key_prefix", prefix))
 	})
+}
+
+// logClients says, once when a store is first used, how many clients it
+// holds: a key_prefix, database or storage path that is not the one meant
+// shows as a store with no clients at start, not as clients that vanished
+// when the first of them comes back. Nothing is said when the store cannot
+// count them: what is wrong with it is said elsewhere.
+func logClients(store storage.Store, where ...zap.Field) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := store.Count(ctx, registry.TagClients)
+	if err != nil {
+		return
+	}
+	caddy.Log().Named("http.handlers.client_registration").Info("client store ready", append(where, zap.Int("clients", n))...)
 }
 
 // tlsRefused reports a connection error that is a failed TLS handshake:

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/redistest"
@@ -784,6 +785,45 @@ func TestUnreachableRedisSaidAtStart(t *testing.T) {
 	if resp, body := s.do("GET", "/other", ""); resp.StatusCode != 200 || body != "site" {
 		t.Fatalf("the site: %d %s", resp.StatusCode, body)
 	}
+}
+
+// TestClientStoreReadySaidAtStart: when a store is first used, the
+// handlers' logger says how many clients it holds, naming the store (the
+// Redis address and key prefix, or Caddy's storage), so that a key_prefix
+// or storage path other than the one meant shows at start. Said again
+// after a restart, with the clients registered meanwhile.
+func TestClientStoreReadySaidAtStart(t *testing.T) {
+	srv := redistest.Start(t)
+	port, adminPort := redistest.FreePort(t), redistest.FreePort(t)
+	data, logFile := dataDir(t), filepath.Join(t.TempDir(), "caddy.log")
+	cfg := testCaddyfile(fmt.Sprintf("admin 127.0.0.1:%d\nstorage file_system %s\nlog {\n\toutput file %s\n\tformat json\n}", adminPort, data, logFile), port,
+		fmt.Sprintf("\tclient_registration {\n\t\tstorage redis {\n\t\t\taddress %s\n\t\t\tkey_prefix ready:\n\t\t}\n\t\trate_limit off\n\t}\n\tclient_registration {\n\t\tprefix /e\n\t\trate_limit off\n\t}", srv.Addr))
+	s := &site{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port)}
+	said := func(redisClients, embeddedClients int) {
+		t.Helper()
+		want := []string{
+			fmt.Sprintf(`"logger":"http.handlers.client_registration","msg":"client store ready","redis":"%s","key_prefix":"ready:","clients":%d}`, srv.Addr, redisClients),
+			fmt.Sprintf(`"logger":"http.handlers.client_registration","msg":"client store ready","storage":"FileStorage:%s","clients":%d}`, data, embeddedClients),
+		}
+		for _, w := range want {
+			redistest.WaitFor(t, 10*time.Second, w, func(context.Context) bool {
+				b, _ := os.ReadFile(logFile)
+				return strings.Contains(string(b), w)
+			})
+		}
+	}
+	loadCaddyfile(t, cfg)
+	said(0, 0)
+	rfcRegister(t, s, mcpBody)
+	rfcRegister(t, s, mcpBody)
+	if resp, body := s.postJSON("/e/register", mcpBody); resp.StatusCode != 201 {
+		t.Fatalf("embedded registration: %d %s", resp.StatusCode, body)
+	}
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	loadCaddyfile(t, cfg)
+	said(2, 1)
 }
 
 // startLoggedCaddy loads a Caddy with siteBody as its one site, an admin
