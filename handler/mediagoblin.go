@@ -362,10 +362,7 @@ func mgParseFields(data *pyDict, storedLogo string, policy *registry.Policy) (mg
 		switch {
 		case logo.kind == pyNone:
 			// None skips the check and clears the logo.
-		case logo.kind == pyStr && registry.PythonURLValid(logo.s) && !registry.HasDangerousScheme(logo.s):
-			// Dangerous schemes are refused as for redirect URIs: the
-			// store is shared, and whoever shows a client's logo (a
-			// consent page) would be handed a script URL.
+		case logo.kind == pyStr && registry.PythonURLValid(logo.s):
 			f.logo = logo.s
 		default:
 			// Values that are not strings fail too (the spec's rule). In
@@ -401,28 +398,26 @@ func mgParseFields(data *pyDict, storedLogo string, policy *registry.Policy) (mg
 			return f, mgRedirectsType
 		}
 		f.redirectsSet, f.redirects = true, pySplit(u.s)
-		for i, uri := range f.redirects {
-			// The redirect policy (no dangerous schemes, the host allowlist,
-			// the count cap) refuses with the same message as an invalid
-			// URI. Plain http stays allowed: MediaGoblin's documented
-			// examples register http redirect URIs.
-			if !registry.PythonURLValid(uri) || registry.HasDangerousScheme(uri) ||
-				!registry.RedirectHostAllowed(uri, policy.RedirectHosts) || i >= policy.RedirectURICap() {
+		for _, uri := range f.redirects {
+			if !registry.PythonURLValid(uri) {
 				return f, "URI " + uri + " is not a valid URI"
 			}
 		}
 	}
-	// Not a check of MediaGoblin's, so made after all of its own, whose
-	// answers it must not change: every API keeps names that pages show
-	// safe to show (registry.UnsafeDisplayRune).
+	// What follows are not checks of MediaGoblin's, so they are made after
+	// all of its own, whose answers they must not change. Every API keeps
+	// names that pages show safe to show (registry.UnsafeDisplayRune).
 	if unsafeName(f.name) {
 		return f, "Application name must not contain control characters or bidirectional overrides."
 	}
 	// Nor do the other APIs store URLs or contacts with such characters
 	// (a redirect URI that reads as another, a NUL that cuts it short
-	// where it is shown): refused with MediaGoblin's own messages for
-	// those fields, as its URL checks let them through.
-	if unsafeName(f.logo) {
+	// where it is shown), or a logo with a dangerous scheme, as for
+	// redirect URIs: the store is shared, and whoever shows a client's
+	// logo (a consent page) would be handed a script URL. Refused with
+	// MediaGoblin's own messages for those fields, as its URL checks let
+	// them through.
+	if unsafeName(f.logo) || registry.HasDangerousScheme(f.logo) {
 		return f, "Logo URI " + f.logo + " is not a valid URI."
 	}
 	for _, e := range f.contacts {
@@ -430,8 +425,12 @@ func mgParseFields(data *pyDict, storedLogo string, policy *registry.Policy) (mg
 			return f, "Email " + e + " is not a valid email."
 		}
 	}
-	for _, uri := range f.redirects {
-		if unsafeName(uri) {
+	// The redirect policy (no dangerous schemes, the host allowlist, the
+	// count cap) too. Plain http stays allowed: MediaGoblin's documented
+	// examples register http redirect URIs.
+	for i, uri := range f.redirects {
+		if unsafeName(uri) || registry.HasDangerousScheme(uri) ||
+			!registry.RedirectHostAllowed(uri, policy.RedirectHosts) || i >= policy.RedirectURICap() {
 			return f, "URI " + uri + " is not a valid URI"
 		}
 	}

@@ -369,6 +369,15 @@ func TestMGErrorOrder(t *testing.T) {
 		{`{"type": "client_associate", "application_type": "web", "redirect_uris": "file:///etc/passwd"}`, 400, "URI file:///etc/passwd is not a valid URI"},
 		{`{"type": "client_associate", "application_type": "web", "redirect_uris": "vbscript:x"}`, 400, "URI vbscript:x is not a valid URI"},
 		{`{"type": "client_associate", "application_type": "web", "redirect_uris": "` + strings.Repeat("http://a.example/ ", 10) + `http://eleven.example/"}`, 400, "URI http://eleven.example/ is not a valid URI"},
+		// The policy's checks come after every check of MediaGoblin's:
+		// a request it refuses keeps its answer.
+		{`{"type": "client_associate", "application_type": "web", "logo_uri": "javascript:x", "contacts": "nope"}`, 400, "Email nope is not a valid email."},
+		{`{"type": "client_associate", "application_type": "web", "logo_uri": "data:,x", "redirect_uris": "http://[::1"}`, 400, "URI http://[::1 is not a valid URI"},
+		{`{"type": "client_associate", "application_type": "web", "logo_uri": "javascript:x", "redirect_uris": ["x"]}`, 400, mgRedirectsType},
+		{`{"type": "client_associate", "application_type": "web", "redirect_uris": "javascript:x http://[::1"}`, 400, "URI http://[::1 is not a valid URI"},
+		{`{"type": "client_associate", "application_type": "web", "redirect_uris": "a b c d e f g h i j k http://[::1"}`, 400, "URI http://[::1 is not a valid URI"},
+		{`{"type": "client_associate", "application_type": "web", "logo_uri": "javascript:x", "redirect_uris": "javascript:y"}`, 400, "Logo URI javascript:x is not a valid URI."},
+		{`{"type": "client_associate", "application_type": "web", "application_name": "a\u0007b", "logo_uri": "javascript:x"}`, 400, "Application name must not contain control characters or bidirectional overrides."},
 		// Update runs the same tail once authorized.
 		{`{"type": "client_update", "application_type": "web", "client_id": "` + id + `", "client_secret": "` + secret + `", "redirect_uris": "javascript:alert(1)"}`, 400, "URI javascript:alert(1) is not a valid URI"},
 		{`{"type": "client_update", "application_type": "web", "client_id": "` + id + `", "client_secret": "` + secret + `", "logo_uri": false}`, 400, "Logo URI False is not a valid URI."},
