@@ -1245,7 +1245,9 @@ func (a *Kustvakt) install(q *kustvaktRequest) {
 		return
 	}
 	ctx := storeCtx(q.r)
-	c, err := a.o.Registry.Get(ctx, id)
+	// A use of the plugin once it is installed, not before: a refused
+	// install must not keep a client from expiring (see Lookup).
+	c, use, err := a.o.Registry.Lookup(ctx, id)
 	if errors.Is(err, registry.ErrNotFound) {
 		a.unknownClient(q.w, id)
 		return
@@ -1270,6 +1272,9 @@ func (a *Kustvakt) install(q *kustvaktRequest) {
 	if a.failed(q.w, "install", err) {
 		return
 	}
+	if use != nil {
+		use()
+	}
 	jw := jsonw.Get(jsonw.Jackson)
 	defer jw.Release()
 	a.writeInstallation(jw, inst, c)
@@ -1292,7 +1297,9 @@ func (a *Kustvakt) installed(q *kustvaktRequest) {
 	}
 	var entries []entry
 	for _, inst := range insts {
-		c, err := a.o.Registry.Get(ctx, inst.ClientID)
+		// A listing is no use of the clients it shows, as with the
+		// other listings.
+		c, err := a.o.Registry.Peek(ctx, inst.ClientID)
 		if errors.Is(err, registry.ErrNotFound) {
 			continue // the plugin was deregistered since
 		}

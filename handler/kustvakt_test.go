@@ -537,3 +537,55 @@ func TestKustvaktInstalledSkipsDamaged(t *testing.T) {
 		t.Fatalf("%d %s", w.Code, body)
 	}
 }
+
+// TestKustvaktInstallIsTheUse: with an idle lifetime, installing a plugin
+// is a use of it, but an install that is refused (not permitted, installed
+// already) is not, nor is a listing of the installed plugins: otherwise
+// whoever holds the super client's credentials could keep any client from
+// expiring.
+func TestKustvaktInstallIsTheUse(t *testing.T) {
+	now := time.Now()
+	e := newKVEnv(t, func(o *Options, _ *KustvaktOptions) {
+		o.Registry.IdleLifetime = time.Minute
+		o.Registry.Now = func() time.Time { return now }
+	})
+	id, _ := e.register("alice", `{"name":"Plugin","type":"CONFIDENTIAL","description":"d","url":"https://plugin.example.com","source":{"a":1}}`)
+	expiry := func() time.Time {
+		t.Helper()
+		rec, err := e.reg.Store.Get(context.Background(), "c/"+id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec.ExpiresAt
+	}
+	install := "super_client_id=superclient&super_client_secret=s3cret&client_id=" + id
+	step := func(what string, do func() *httptest.ResponseRecorder, status int, moves bool) {
+		t.Helper()
+		before := expiry()
+		if w := do(); w.Code != status {
+			t.Fatalf("%s: %d %s, want %d", what, w.Code, w.Body, status)
+		}
+		if after := expiry(); after.After(before) != moves {
+			t.Errorf("%s: expiry %v -> %v, moved %v, want %v", what, before, after, !moves, moves)
+		}
+	}
+	now = now.Add(10 * time.Second)
+	step("install, not permitted", func() *httptest.ResponseRecorder {
+		return e.do("POST", "/api/v1.0/plugins/install", kvForm, install, "bob")
+	}, 400, false)
+	if w := e.do("POST", "/api/v1.0/admin/oauth2/client/privilege", kvForm, "client_id="+id+"&permitted=true", "root"); w.Code != 200 {
+		t.Fatalf("privilege: %d %s", w.Code, w.Body)
+	}
+	now = now.Add(10 * time.Second)
+	step("install", func() *httptest.ResponseRecorder {
+		return e.do("POST", "/api/v1.0/plugins/install", kvForm, install, "bob")
+	}, 200, true)
+	now = now.Add(10 * time.Second)
+	step("install again", func() *httptest.ResponseRecorder {
+		return e.do("POST", "/api/v1.0/plugins/install", kvForm, install, "bob")
+	}, 400, false)
+	now = now.Add(10 * time.Second)
+	step("installed", func() *httptest.ResponseRecorder {
+		return e.do("POST", "/api/v1.0/plugins/installed", kvForm, "super_client_id=superclient&super_client_secret=s3cret", "bob")
+	}, 200, false)
+}
