@@ -347,7 +347,7 @@ func (is *StatementIssuer) fetch(client *http.Client, log *zap.Logger, done chan
 			ok = false
 			if log != nil {
 				log.Warn("cannot fetch a software statement issuer's JWKS: statements signed with its keys are answered 503 until it can be",
-					zap.String("issuer", is.Issuer), zap.String("url", withoutQuery(u)), zap.Error(err))
+					zap.String("issuer", is.Issuer), zap.String("url", loggableURL(u)), zap.Error(err))
 			}
 			continue
 		}
@@ -363,13 +363,18 @@ func (is *StatementIssuer) fetch(client *http.Client, log *zap.Logger, done chan
 	is.fetching = nil
 }
 
-// withoutQuery is a URL for the log: its query (or fragment) may carry a
-// token, so only the "?" or "#" that starts it is kept.
-func withoutQuery(u string) string {
-	if i := strings.IndexAny(u, "?#"); i >= 0 {
-		return u[:i+1] + "..."
+// loggableURL is a URL for the log: its query (or fragment) may carry a
+// token, and its user information a password, so the one is cut and the
+// other masked.
+func loggableURL(raw string) string {
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		raw = raw[:i+1] + "..."
 	}
-	return u
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
 }
 
 func hasKeyID(keys []jose.JSONWebKey, kid string) bool {

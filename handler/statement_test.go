@@ -572,3 +572,20 @@ func TestStatementCritical(t *testing.T) {
 		t.Fatalf("crit: %v", verr)
 	}
 }
+
+// TestLoggableURL: a JWKS URL is logged without its query or fragment
+// (a token may be there) and with its password masked.
+func TestLoggableURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://i.example/jwks":                  "https://i.example/jwks",
+		"https://i.example/jwks?token=SECRET":     "https://i.example/jwks?...",
+		"https://i.example/jwks#SECRET":           "https://i.example/jwks#...",
+		"http://u:SECRET@127.0.0.1:1/jwks":        "http://u:xxxxx@127.0.0.1:1/jwks",
+		"http://u:SECRET@i.example/jwks?t=SECRET": "http://u:xxxxx@i.example/jwks?...",
+		"http://u@i.example/jwks":                 "http://u@i.example/jwks",
+	} {
+		if got := loggableURL(in); got != want || strings.Contains(got, "SECRET") {
+			t.Errorf("loggableURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
