@@ -1,7 +1,6 @@
 package caddydcr
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -91,6 +90,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		cors <origin>...
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if err := noEmptyValues(*d); err != nil {
+		return err
+	}
 	d.Next() // consume directive name
 	if d.NextArg() {
 		h.API = d.Val()
@@ -191,9 +193,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if err := h.checkKustvaktOnly(name); err != nil {
 				return d.WrapErr(err)
-			}
-			if args[0] == "" {
-				return d.Err("super_client: client id must not be empty")
 			}
 			for _, sc := range h.SuperClients {
 				if sc.ClientID == args[0] {
@@ -299,6 +298,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				if err := checkMinDuration("rate_limit window", dur); err != nil {
 					return d.WrapErr(err)
 				}
+				if err := checkMaxDuration("rate_limit window", dur); err != nil {
+					return d.WrapErr(err)
+				}
 				h.RateLimit = &RateLimitConfig{Count: n, Window: Duration(dur)}
 			default:
 				return d.Err("rate_limit takes a count and a window (rate_limit 60 1h) or off")
@@ -387,10 +389,6 @@ func (h *Handler) checkString(name, v string) error {
 		if err := h.checkKustvaktOnly(name); err != nil {
 			return err
 		}
-		if v == "" {
-			// JSON's "" is the option left out; written, it reads as a zone.
-			return errors.New(`timezone "" names no zone: leave timezone out for UTC`)
-		}
 		// Validate leaves this to Provision (it reads the zone data); the
 		// adapter may read it, to name the line.
 		if _, err := loadZone(v); err != nil {
@@ -437,6 +435,53 @@ func oneCount(d *caddyfile.Dispenser, allowOff bool) (int, error) {
 	return n, nil
 }
 
+// noEmptyValues refuses an empty value ("") anywhere in the directive's
+// block. Caddy puts a {$VAR} in by the text of the variable before the
+// Caddyfile is read, so that "{$VAR}" with the variable unset reads as ""
+// (and unquoted, as no value at all), which every option here would take
+// as left out: a registration mode, a Redis CA file or a Kustvakt super
+// client's secret would quietly fall back to its default. d is a copy:
+// the caller's reading position does not move.
+func noEmptyValues(d caddyfile.Dispenser) error {
+	option, line := "", 0
+	for d.Next() {
+		if d.Line() != line || option == "" {
+			option, line = d.Val(), d.Line()
+		}
+		if d.Val() != "" {
+			continue
+		}
+		hint := "leave " + option + " out for its default"
+		switch option {
+		case "", "client_registration":
+			option, hint = "client_registration", "give an API name, or none for rfc7591"
+		case "prefix":
+			hint = "leave prefix out, or write /, for the site root"
+		case "key_prefix":
+			hint = fmt.Sprintf("it would be the default prefix %q (another tenant's store, perhaps): leave key_prefix out for it, or give one", defaultKeyPrefix)
+		case "timezone":
+			hint = "leave timezone out for UTC"
+		case "super_client":
+			hint = "a super client takes a client id and a secret (super clients are confidential)"
+		}
+		return d.Errf(`%s: an empty value ("", also what "{$VAR}" gives with the variable unset): %s`, option, hint)
+	}
+	return nil
+}
+
+// maxDuration bounds the durations a Caddyfile gives, for the reason of
+// maxCount: the largest ones (about 292 years) came out of the JSON
+// numbers' float64 too large for a duration.
+const maxDuration = 100 * 365 * 24 * time.Hour
+
+// checkMaxDuration refuses a duration longer than maxDuration.
+func checkMaxDuration(name string, dur time.Duration) error {
+	if dur > maxDuration {
+		return fmt.Errorf("%s %s is too long: at most 100 years (%s)", name, dur, maxDuration)
+	}
+	return nil
+}
+
 // maxCount bounds the counts a Caddyfile gives: the adapter writes JSON
 // numbers through float64, which rounds integers above 2^53 (and turns
 // 2^63-1 into a number no int holds, so the JSON config failed to load).
@@ -457,8 +502,13 @@ func (sc *SoftwareStatementConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) er
 			}
 		}
 		secretSeen := false
+		prev := "issuer " + ic.Issuer
 		for in := d.Nesting(); d.NextBlock(in); {
 			sub := d.Val()
+			if sub == "{" {
+				return d.Errf("%s takes no block", prev)
+			}
+			prev = sub
 			if sub == "secret" {
 				if secretSeen {
 					return d.Err("secret already specified")
@@ -524,6 +574,9 @@ func oneDuration(d *caddyfile.Dispenser) (Duration, error) {
 	if err := checkMinDuration(name, dur); err != nil {
 		return 0, d.WrapErr(err)
 	}
+	if err := checkMaxDuration(name, dur); err != nil {
+		return 0, d.WrapErr(err)
+	}
 	if d.NextArg() {
 		return 0, d.ArgErr()
 	}
@@ -578,11 +631,6 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser, at optionLines
 			if err := oneString(d, &rc.KeyPrefix); err != nil {
 				return err
 			}
-			if rc.KeyPrefix == "" {
-				// Written out, "" reads as "no prefix", but an empty prefix
-				// is the default one (dcr:): another tenant's store.
-				return d.Errf(`storage redis: key_prefix "" would be the default prefix %q: leave key_prefix out for it, or give one`, defaultKeyPrefix)
-			}
 			if err := checkKeyPrefix(rc.KeyPrefix); err != nil {
 				return d.WrapErr(err)
 			}
@@ -613,13 +661,13 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser, at optionLines
 				return d.ArgErr()
 			}
 			n, err := strconv.Atoi(d.Val())
-			if err != nil || n < 1 {
-				return d.Errf("invalid wait_replicas '%s': must be a number of replicas, at least 1", d.Val())
+			if err != nil || n < 1 || n > maxCount {
+				return d.Errf("invalid wait_replicas '%s': must be a number of replicas, at least 1 (and at most %d)", d.Val(), maxCount)
 			}
 			rc.WaitReplicas = n
 			if d.NextArg() {
 				dur, err := caddy.ParseDuration(d.Val())
-				if err != nil || dur < time.Millisecond {
+				if err != nil || dur < time.Millisecond || dur > maxDuration {
 					return d.Errf("invalid wait_replicas timeout '%s': a duration of at least 1ms, such as 500ms or 1s", d.Val())
 				}
 				rc.WaitTimeout = Duration(dur)
@@ -642,8 +690,13 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser, at optionLines
 				rc.TLS.InsecureSkipVerify = true
 			}
 			tseen := map[string]bool{}
+			prev := "tls"
 			for tn := d.Nesting(); d.NextBlock(tn); {
 				sub := d.Val()
+				if sub == "{" {
+					return d.Errf("tls %s takes no block", prev)
+				}
+				prev = sub
 				if tseen[sub] {
 					return d.Errf("tls %s already specified", sub)
 				}

@@ -82,7 +82,7 @@ const cfEveryInput = `client_registration kustvakt {
 	authorization_endpoint https://auth.example.com/authorize
 	token_endpoint https://auth.example.com/token
 	super_client korap {env.SUPER_SECRET}
-	super_client public-super ""
+	super_client other-super {file./run/secrets/other}
 	timezone Europe/Berlin
 	admin_user alice bob
 	admin_user carol
@@ -168,7 +168,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				TokenEndpoint:         "https://auth.example.com/token",
 				SuperClients: []SuperClient{
 					{ClientID: "korap", Secret: "{env.SUPER_SECRET}"},
-					{ClientID: "public-super", Secret: ""},
+					{ClientID: "other-super", Secret: "{file./run/secrets/other}"},
 				},
 				Timezone:            "Europe/Berlin",
 				AdminUsers:          []string{"alice", "bob", "carol"},
@@ -316,6 +316,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"redis timeout extra", redis("timeout 1s 2s"), "wrong argument count"},
 		{"redis timeout zero", redis("timeout 0"), "invalid timeout '0': at least 1ms (leave timeout out for the default, 2s)"},
 		{"redis address twice", redis("address r:1 R:1"), "addresses 2 and 3 are the same"},
+		{"redis address twice, port written apart", redis("address q:6379 q:06379"), "addresses 2 and 3 are the same"},
+		{"redis address twice, as URLs", redis("address redis://q redis://:pw@Q:6379"), "addresses 2 and 3 are the same"},
 		{"redis address twice on two lines", redis("address r:1 s:1\n\t\taddress r:1"), "addresses 2 and 4 are the same"},
 		{"wait_replicas missing", redis("wait_replicas"), "wrong argument count"},
 		{"wait_replicas zero", redis("wait_replicas 0"), "invalid wait_replicas '0'"},
@@ -347,6 +349,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"advertise_registration twice", "client_registration {\n\tadvertise_registration on\n\tadvertise_registration off\n}", "already specified"},
 		{"advertise_registration on iam", "client_registration iam {\n\tadvertise_registration on\n}", "publishes no server metadata"},
 		{"software_statement argument", "client_registration {\n\tsoftware_statement x\n}", "wrong argument count"},
+		{"software_statement without issuer", "client_registration {\n\tsoftware_statement\n}", "software_statement names no issuer"},
+		{"software_statement empty block", "client_registration {\n\tsoftware_statement {\n\t}\n}", "software_statement names no issuer"},
 		{"software_statement unknown", "client_registration {\n\tsoftware_statement {\n\t\tkey /k\n\t}\n}", "unrecognized software_statement subdirective 'key'"},
 		{"software_statement issuer unknown", "client_registration {\n\tsoftware_statement {\n\t\tissuer i {\n\t\t\talg RS256\n\t\t}\n\t}\n}", "unrecognized software_statement issuer subdirective 'alg'"},
 		{"software_statement issuer missing", "client_registration {\n\tsoftware_statement {\n\t\tissuer\n\t}\n}", "wrong argument count"},
@@ -388,7 +392,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"leap-second timezone", "client_registration kustvakt {\n\ttimezone right/Europe/Berlin\n}", `timezone "right/Europe/Berlin" is not an IANA zone name`},
 		{"posix timezone", "client_registration kustvakt {\n\ttimezone posix/UTC\n}", `timezone "posix/UTC" is not an IANA zone name`},
 		{"posixrules timezone", "client_registration kustvakt {\n\ttimezone posixrules\n}", `timezone "posixrules" is not an IANA zone name`},
-		{"empty timezone", "client_registration kustvakt {\n\ttimezone \"\"\n}", `timezone "" names no zone`},
+		{"empty timezone", "client_registration kustvakt {\n\ttimezone \"\"\n}", `timezone: an empty value ("", also what "{$VAR}" gives with the variable unset): leave timezone out for UTC`},
 		{"dotted timezone", "client_registration kustvakt {\n\ttimezone ./right/Europe/Berlin\n}", `is not an IANA zone name`},
 		{"doubled slash timezone", "client_registration kustvakt {\n\ttimezone Europe//Berlin\n}", `is not an IANA zone name`},
 		{"leap-second timezone, other case", "client_registration kustvakt {\n\ttimezone Right/UTC\n}", `is not an IANA zone name`},
@@ -427,11 +431,24 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"redis password as port", redis("address r:hunter2"), `address of host "r": the port must be a number`},
 		{"redis unix URL", redis("address unix:///run/r.sock"), "must be a redis:// or rediss:// URL"},
 		{"redis key_prefix braces", redis("key_prefix {dcr}:"), `key_prefix "{dcr}:" must not contain braces`},
-		{"redis key_prefix empty", redis(`key_prefix ""`), `key_prefix "" would be the default prefix "dcr:"`},
+		{"redis key_prefix empty", redis(`key_prefix ""`), `key_prefix: an empty value ("", also what "{$VAR}" gives with the variable unset): it would be the default prefix "dcr:"`},
 		{"redis without address", "client_registration {\n\tstorage redis\n}", "at least one address is required"},
 		{"redis empty block", "client_registration {\n\tstorage redis {\n\t}\n}", "at least one address is required"},
 		{"redis db with cluster", "client_registration {\n\tstorage redis {\n\t\taddress a:1 b:2\n\t\tdb 3\n\t}\n}", "db must be 0 with a cluster"},
-		{"super_client empty id", "client_registration kustvakt {\n\tsuper_client \"\" s\n}", "super_client: client id must not be empty"},
+		{"super_client empty id", "client_registration kustvakt {\n\tsuper_client \"\" s\n}", "super_client: an empty value"},
+		{"super_client empty secret", "client_registration kustvakt {\n\tsuper_client kalamar \"\"\n}", `super_client: an empty value ("", also what "{$VAR}" gives with the variable unset): a super client takes a client id and a secret (super clients are confidential), at Testfile:2`},
+		{"empty registration", "client_registration {\n\tregistration \"\"\n}", `registration: an empty value ("", also what "{$VAR}" gives with the variable unset): leave registration out for its default, at Testfile:2`},
+		{"empty ca_file", redis("tls {\n\t\t\tca_file \"\"\n\t\t}"), `ca_file: an empty value`},
+		{"empty prefix", "client_registration {\n\tprefix \"\"\n}", `prefix: an empty value ("", also what "{$VAR}" gives with the variable unset): leave prefix out, or write /, for the site root`},
+		{"empty API", "client_registration \"\"", `client_registration: an empty value ("", also what "{$VAR}" gives with the variable unset): give an API name, or none for rfc7591`},
+		{"empty key", "client_registration {\n\tsoftware_statement {\n\t\tissuer https://i.example {\n\t\t\tkey \"\"\n\t\t}\n\t}\n}", `key: an empty value`},
+		{"block after tls ca_file", redis("tls {\n\t\t\tca_file /x {\n\t\t\t}\n\t\t}"), "tls ca_file takes no block"},
+		{"block after issuer key", "client_registration {\n\tsoftware_statement {\n\t\tissuer https://i.example {\n\t\t\tkey /x {\n\t\t\t}\n\t\t}\n\t}\n}", "key takes no block"},
+		{"wait_replicas too many", redis("wait_replicas 9223372036854775807"), "invalid wait_replicas '9223372036854775807'"},
+		{"wait_replicas timeout too long", redis("wait_replicas 1 2562047h"), "invalid wait_replicas timeout '2562047h'"},
+		{"idle_lifetime too long", "client_registration {\n\tidle_lifetime 2562047h47m16.854775807s\n}", "idle_lifetime 2562047h47m16.854775807s is too long: at most 100 years"},
+		{"rate_limit window too long", "client_registration {\n\trate_limit 5 1000000h\n}", "rate_limit window 1000000h0m0s is too long"},
+		{"redis timeout too long", redis("timeout 1000000h"), "timeout 1000000h0m0s is too long"},
 		{"super_client on rfc7591", "client_registration {\n\tsuper_client a b\n}", "super_client applies to the kustvakt API only"},
 		{"timezone on iam", "client_registration iam {\n\ttimezone UTC\n}", "timezone applies to the kustvakt API only"},
 		{"admin_user on mediagoblin", "client_registration mediagoblin {\n\tadmin_user alice\n}", "admin_user applies to the kustvakt API only"},
@@ -797,7 +814,7 @@ func TestUnmarshalCaddyfileSyntaxCovered(t *testing.T) {
 // be given twice; the second would silently win otherwise.
 func TestUnmarshalCaddyfileDuplicates(t *testing.T) {
 	for _, in := range []string{
-		"prefix \"\"\n\tprefix /x", "db 1\n\t\tdb 2", "timeout 1s\n\t\ttimeout 2s", "max_clients 1\n\tmax_clients 2",
+		"prefix /\n\tprefix /x", "db 1\n\t\tdb 2", "timeout 1s\n\t\ttimeout 2s", "max_clients 1\n\tmax_clients 2",
 		"max_redirect_uris 1\n\tmax_redirect_uris 2", "client_lifetime 1h\n\tclient_lifetime 2h",
 		"idle_lifetime 1h\n\tidle_lifetime 2h", "require_software_statement\n\trequire_software_statement",
 		"super_client a x\n\tsuper_client a y", "registration open\n\tregistration token",
@@ -868,6 +885,7 @@ func TestValidateJSON(t *testing.T) {
 		{`{"api":"mediagoblin","admin_users":["a"]}`, "admin_user applies to the kustvakt API only"},
 		{`{"api":"kustvakt","super_clients":[{"client_id":"a"},{"client_id":"a","secret":"s"}]}`, "super_client a is declared twice"},
 		{`{"api":"kustvakt","super_clients":[{"secret":"s"}]}`, "client id is required"},
+		{`{"software_statement":{}}`, "software_statement names no issuer"},
 		{`{"user":"{http.request.header.X"}`, "must be a request placeholder"},
 		{`{"user":"{env.USER}"}`, "must be a request placeholder"},
 		{`{"software_statement":{"issuers":[{"issuer":"https://i.example","keys":["http://keys.example/jwks.json"]}]}}`, "must use https (http only on loopback)"},

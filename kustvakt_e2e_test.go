@@ -73,7 +73,6 @@ func kustvaktSite(t *testing.T, backend string, extra string) *site {
 		client_registration kustvakt {
 			{storage}
 			super_client superclient s3cret
-			super_client publicsuper ""
 			admin_user root
 %[2]s
 		}
@@ -349,10 +348,6 @@ func TestKustvaktClientInfo(t *testing.T) {
 		checkOAuthError(t, resp, body, 401, "invalid_client", "Invalid super_client credentials")
 		resp, body = s.kvForm(path, "alice", url.Values{"super_client_id": {id}, "super_client_secret": {"x"}})
 		checkOAuthError(t, resp, body, 401, "invalid_client", "Invalid super_client credentials")
-		// A public super client needs no secret.
-		if resp, body := s.kvForm(path, "", url.Values{"super_client_id": {"publicsuper"}}); resp.StatusCode != 200 {
-			t.Fatalf("public super: %d %s", resp.StatusCode, body)
-		}
 		// A registered public client is not super.
 		_, body = s.kvRegister("alice", `{"name":"pub","type":"PUBLIC","description":"d"}`)
 		pub := object(t, body)["client_id"].(string)

@@ -749,16 +749,18 @@ func (h *Handler) kustvaktOptions(repl *caddy.Replacer) (handler.KustvaktOptions
 			return k, fmt.Errorf("super_client %q and super_client %q are the same client, %q", first, sc.ClientID, s.ClientID)
 		}
 		declared[s.ClientID] = sc.ClientID
-		// An unset {env.*} must not turn a confidential super client into
-		// a public one that needs no secret at all.
+		// A super client is confidential, as Kustvakt's are: one without
+		// a secret would let in whoever knows its id. An unset {env.*}
+		// must not make one either.
 		secret, err := resolveStrict(fmt.Sprintf("super_client %q: its secret", s.ClientID), sc.Secret, repl)
 		if err != nil {
 			return k, err
 		}
-		if secret != "" {
-			h.warnShortSecret(fmt.Sprintf("super_client %q's secret", s.ClientID), secret)
-			s.SecretHash = registry.Hash(secret)
+		if secret == "" {
+			return k, fmt.Errorf("super_client %q: a secret is required (super clients are confidential)", s.ClientID)
 		}
+		h.warnShortSecret(fmt.Sprintf("super_client %q's secret", s.ClientID), secret)
+		s.SecretHash = registry.Hash(secret)
 		k.SuperClients = append(k.SuperClients, s)
 	}
 	t, err := resolveStrict("admin_token", h.AdminToken, repl)
@@ -1386,6 +1388,26 @@ func checkRedisAddress(a string) error {
 	return nil
 }
 
+// nodeOf is the node an address names, for comparing addresses written
+// differently: a redis:// URL's host:port (6379 by default), a host in
+// lower case and a port as a number (06379 is 6379). Anything it cannot
+// read is compared as written, in lower case.
+func nodeOf(a string) string {
+	if isRedisURL(a) {
+		if u, err := parseRedisURL(a); err == nil {
+			a = u.addr
+		}
+	}
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return strings.ToLower(a)
+	}
+	if n, err := strconv.Atoi(port); err == nil {
+		port = strconv.Itoa(n)
+	}
+	return net.JoinHostPort(strings.ToLower(host), port)
+}
+
 // checkRedisTopology refuses what only a single node supports, with
 // several addresses (a cluster) or Sentinel: go-redis dials a unix socket
 // only as a single node, and a cluster has database 0 alone.
@@ -1413,7 +1435,7 @@ func checkRedisTopology(addrs []string, db int, masterName string) error {
 func checkDistinctAddresses(addrs []string) error {
 	for i, a := range addrs {
 		for j := range i {
-			if strings.EqualFold(addrs[j], a) {
+			if nodeOf(addrs[j]) == nodeOf(a) {
 				return fmt.Errorf("addresses %d and %d are the same: list each node once (several addresses make a cluster, or with master_name the Sentinels)", j+1, i+1)
 			}
 		}

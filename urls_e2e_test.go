@@ -79,6 +79,15 @@ func TestConfiguredURLsResolved(t *testing.T) {
 		}
 	}
 
+	// A super client without a secret, which only JSON can say (the
+	// Caddyfile refuses "" everywhere): it would let in whoever knows its
+	// id.
+	js := fmt.Sprintf(`{"admin":{"disabled":true},"storage":{"module":"file_system","root":%q},"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:%d"],"routes":[{"handle":[{"handler":"client_registration","api":"kustvakt","super_clients":[{"client_id":"kalamar","secret":""}]}]}]}}}}}`,
+		dataDir(t), redistest.FreePort(t))
+	if err := caddy.Load([]byte(js), true); err == nil || !strings.Contains(err.Error(), `super_client "kalamar": a secret is required (super clients are confidential)`) {
+		t.Errorf("a super client without a secret: load error %v", err)
+	}
+
 	s := startCaddy(t, "caddy", `	client_registration {
 		{storage}
 		token_endpoint {http.request.header.X-Token-Endpoint}

@@ -26,7 +26,7 @@ import (
 // SuperClient is a Kustvakt super client declared in the configuration.
 type SuperClient struct {
 	ClientID   string
-	SecretHash string // "" for a public super client
+	SecretHash string // never "": a super client without a secret is not super
 }
 
 // KustvaktOptions are the Kustvakt-only settings.
@@ -525,7 +525,10 @@ func (a *Kustvakt) verifySuper(q *kustvaktRequest, form url.Values) (string, boo
 	var super, expired bool
 	var used func()
 	if i := slices.IndexFunc(a.k.SuperClients, func(s SuperClient) bool { return s.ClientID == id }); i >= 0 {
-		secretHash, super = a.k.SuperClients[i].SecretHash, true
+		// The config refuses one without a secret; this is the check
+		// that no credentials never pass for a super client's.
+		secretHash = a.k.SuperClients[i].SecretHash
+		super = secretHash != ""
 	} else {
 		var c *registry.Client
 		var err error

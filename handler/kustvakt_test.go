@@ -299,9 +299,10 @@ func TestKustvaktRequests(t *testing.T) {
 			kvWant{status: 400, code: "invalid_request", desc: "Invalid URL"}},
 		{"surrogate pair and a letter", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"\ud83d\ude00x","type":"PUBLIC","description":"d","url":"x"}`, "alice",
 			kvWant{status: 400, code: "invalid_request", desc: "Invalid URL"}},
-		// Super client authentication: a public super client needs no
-		// secret and ignores one.
-		{"public super with secret", "POST", "/api/v1.0/plugins/installed", kvForm, "super_client_id=publicsuper&super_client_secret=x", "alice", kvWant{status: 200, body: "[]"}},
+		// Super client authentication: a declared super client without a
+		// secret (which the config refuses) is not let in as one.
+		{"super without a secret", "POST", "/api/v1.0/plugins/installed", kvForm, "super_client_id=publicsuper&super_client_secret=x", "alice",
+			kvWant{status: 401, code: "unauthorized_client", desc: "Only super client is allowed to use this service"}},
 		{"repeated parameter", "POST", "/api/v1.0/plugins/installed", kvForm, sc + "&super_client_secret=wrong", "alice", kvWant{status: 200, body: "[]"}},
 		{"malformed pair skipped", "POST", "/api/v1.0/plugins/installed", kvForm, "super_client_id=%zz&" + sc, "alice", kvWant{status: 200, body: "[]"}},
 		{"uninstall without client", "POST", "/api/v1.0/plugins/uninstall", kvForm, sc + "&client_id=", "alice",
