@@ -821,7 +821,17 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 	key := fmt.Sprintf("caddy:%T:%v", st, st)
 	val, _, err := pools.LoadOrNew(key, func() (caddy.Destructor, error) {
 		store := storage.NewEmbeddedStore(st, embeddedBase)
-		go logClients(store, zap.String("storage", fmt.Sprint(st)))
+		go func() {
+			// A second later, as for Redis (after its grants check), and
+			// only if the config is still running: caddy validate
+			// provisions a config and stops it at once.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			logClients(store, zap.String("storage", fmt.Sprint(st)))
+		}()
 		return &sharedStore{embedded: store, health: &handler.Health{Store: "embedded"}}, nil
 	})
 	if err != nil {

@@ -1068,7 +1068,18 @@ func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record, caps []
 		if len(caps) == 0 && s.bw.waitReplicas == 0 && !slices.ContainsFunc(pre[1:], func(cmd redis.Cmder) bool { return cmd.Err() != nil }) {
 			return 1, nil // all written, and nothing else to know
 		}
-		return 0, s.abandon(ctx, c, rec, pre[0].Err())
+		// Every command was answered, so nothing of it lands later: once
+		// undone (the undo answered too), the create is made again, by
+		// the script when transactions are off for good (the ACL), and
+		// none of it is left for the reaper.
+		if err := s.undo(ctx, rec); err != nil {
+			s.reapLater(rec.ID, string(c.value.b), slices.Clone(rec.Tags))
+			return 0, undoError{pre[0].Err()}
+		}
+		if txACLRefused(pre[0].Err()) {
+			return s.createScripted(ctx, c, rec, caps)
+		}
+		return 0, undoError{pre[0].Err()}
 	}
 	if txACLRefused(err) {
 		// Nothing was done: the script, for this create too.
@@ -1128,10 +1139,9 @@ func (s *RedisStore) recheck(ctx context.Context, c *call, rec *Record, caps []C
 }
 
 // abandon gives up a create made as a transaction whose outcome is not
-// known well enough to stand (its reply lost with caps to check, or its
-// commands run one by one after MULTI was refused): what it may have
-// written is undone, now and, by the reaper, if it lands later, and the
-// create is answered unavailable. It is not made again under the same id:
+// known well enough to stand (its reply lost with caps to check): what it
+// may have written is undone, now and, by the reaper, if it lands later,
+// and the create is answered unavailable. It is not made again under the same id:
 // the transaction, or the undo, landing late would then find and change
 // a record its client was told exists.
 func (s *RedisStore) abandon(ctx context.Context, c *call, rec *Record, cause error) error {

@@ -226,6 +226,19 @@ func TestRedisAccessCheck(t *testing.T) {
 	if pool.tx.Load() {
 		t.Error("transactions still on after MULTI was refused")
 	}
+	// Under a cap too: the commands run one by one are undone and the
+	// script makes the create, rather than it being answered unavailable
+	// and left to the reaper (which would name it to the operator).
+	pool.tx.Store(true)
+	if err := s.Create(ctx, &Record{ID: "nomulticap", Data: []byte("x"), Tags: []string{"all"}, FreshID: true}, Cap{Tag: "all", Max: 100}); err != nil {
+		t.Fatalf("create under a cap without MULTI: %v", err)
+	}
+	if got, err := s.Get(ctx, "nomulticap"); err != nil || string(got.Data) != "x" {
+		t.Fatalf("get: %v", err)
+	}
+	if s.reaper.busy() {
+		t.Error("a create made again by the script left a reap pending")
+	}
 	pool.tx.Store(true)
 	srv.CLI("ACL", "SETUSER", "full", "+multi", "-exec")
 	fresh(s, "noexec")
