@@ -1408,6 +1408,7 @@ func TestPolicyWarning(t *testing.T) {
 		{Handler{API: "rfc7591", AllowedGrantTypes: []string{"authorization_code"}, AllowedResponseTypes: []string{"code", "token"}}, `allowed_response_types: "token" is never registered`},
 		{Handler{API: "mediagoblin", AllowedGrantTypes: []string{"authorization_code"}, AllowedResponseTypes: []string{"code", "token"}}, ""},
 		{Handler{API: "mediagoblin", CORS: []string{"https://a.example"}}, "cors: the mediagoblin API sends MediaGoblin's own CORS headers"},
+		{Handler{API: "mediagoblin", Registration: "user", CORS: []string{"https://a.example"}}, ""},
 		{Handler{API: "iam", SoftwareStatement: &SoftwareStatementConfig{}}, "the iam API takes no software statements"},
 		{Handler{API: "rfc7591", CORS: []string{"*"}, SoftwareStatement: &SoftwareStatementConfig{}}, ""},
 		// The cloned APIs fix what they register: lists that leave it out

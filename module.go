@@ -1202,7 +1202,8 @@ func (h *Handler) warnIssuerPath(repl *caddy.Replacer) bool {
 // behind a proxy that passes the client's on) a client could name the
 // server a statement was made out to and replay it here.
 func (h *Handler) warnStatementAudience(repl *caddy.Replacer) {
-	if h.SoftwareStatement == nil {
+	if h.SoftwareStatement == nil || h.apiName() != registry.APIRFC7591 {
+		// The other APIs take no statements (policyWarnings says so).
 		return
 	}
 	issuer := repl.ReplaceKnown(h.Issuer, "")

@@ -279,8 +279,10 @@ func (h *Handler) policyWarnings() []string {
 	}
 	// Settings an API has no use for: not errors, as a snippet may be
 	// shared by every API of a site.
-	if len(h.CORS) > 0 && h.apiName() == registry.APIMediaGoblin {
-		msgs = append(msgs, "cors: the mediagoblin API sends MediaGoblin's own CORS headers (any origin); the setting is ignored")
+	if len(h.CORS) > 0 && h.apiName() == registry.APIMediaGoblin && h.Registration != "user" {
+		// With registration user, the origins listed pass the refusal
+		// of cross-site requests: the setting is used then.
+		msgs = append(msgs, "cors: the mediagoblin API sends MediaGoblin's own CORS headers (any origin); the setting is ignored (it only lets its origins past the refusal of cross-site requests, with registration user)")
 	}
 	if h.SoftwareStatement != nil && h.apiName() != registry.APIRFC7591 {
 		msgs = append(msgs, "software_statement: the "+h.apiName()+" API takes no software statements (only rfc7591 does); the setting is ignored")

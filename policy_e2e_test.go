@@ -842,8 +842,13 @@ func TestPolicyCORS(t *testing.T) {
 			t.Fatalf("preflight: %d %v", resp.StatusCode, h)
 		}
 		// A plain OPTIONS gets the preflight's Allow, not a 405 without OPTIONS.
-		for _, p := range []string{"/register", "/register/abc", "/.well-known/oauth-authorization-server"} {
+		for _, p := range []string{"/register", "/register/abc", "/.well-known/oauth-authorization-server", "/v1/clients"} {
 			plain, _ := s.do("OPTIONS", p, "")
+			// The registration routes' answers are never cached, CORS
+			// ones included; the metadata is public and may be.
+			if noStore := plain.Header.Get("Cache-Control") == "no-store" && plain.Header.Get("Pragma") == "no-cache"; noStore == strings.HasPrefix(p, "/.well-known") {
+				t.Errorf("OPTIONS %s: Cache-Control %q Pragma %q", p, plain.Header.Get("Cache-Control"), plain.Header.Get("Pragma"))
+			}
 			if pre, _ := s.do("OPTIONS", p, "", "Origin: https://app.example", "Access-Control-Request-Method: GET"); plain.StatusCode != 204 ||
 				plain.Header.Get("Allow") != pre.Header.Get("Allow") || !strings.Contains(plain.Header.Get("Allow"), "OPTIONS") {
 				t.Errorf("OPTIONS %s: %d Allow %q, preflight Allow %q", p, plain.StatusCode, plain.Header.Get("Allow"), pre.Header.Get("Allow"))

@@ -79,6 +79,10 @@ func (a *IAM) Serve(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (a *IAM) serve(w http.ResponseWriter, r *http.Request, rid string) {
+	if r.Method == http.MethodOptions {
+		// Like every other answer of the route, a CORS one.
+		setNoStore(w.Header())
+	}
 	if a.o.CORS.apply(w, r, "POST") {
 		return
 	}

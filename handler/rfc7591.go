@@ -97,6 +97,10 @@ func (a *RFC7591) serve(w http.ResponseWriter, r *http.Request, route int, id st
 	}
 	if route != rfcMetadata {
 		a.o.checkIssuerPath(r)
+		if r.Method == http.MethodOptions {
+			// Like every other answer of these routes, a CORS one.
+			setNoStore(w.Header())
+		}
 	}
 	switch route {
 	case rfcRegister:
