@@ -443,18 +443,22 @@ func oneCount(d *caddyfile.Dispenser, allowOff bool) (int, error) {
 // client's secret would quietly fall back to its default. d is a copy:
 // the caller's reading position does not move.
 func noEmptyValues(d caddyfile.Dispenser) error {
-	option, line := "", 0
+	option, line, first := "", 0, true
 	for d.Next() {
-		if d.Line() != line || option == "" {
+		if first || d.Line() != line {
 			option, line = d.Val(), d.Line()
+			if d.Val() == "" {
+				return d.Err(`an empty option name ("", also what "{$VAR}" gives with the variable unset)`)
+			}
 		}
+		first = false
 		if d.Val() != "" {
 			continue
 		}
-		hint := "leave " + option + " out for its default"
+		hint := "write the value, or leave " + option + " out (for its default, where it has one)"
 		switch option {
-		case "", "client_registration":
-			option, hint = "client_registration", "give an API name, or none for rfc7591"
+		case "client_registration":
+			hint = "give an API name, or none for rfc7591"
 		case "prefix":
 			hint = "leave prefix out, or write /, for the site root"
 		case "key_prefix":
@@ -667,8 +671,11 @@ func (rc *RedisConfig) unmarshalCaddyfile(d *caddyfile.Dispenser, at optionLines
 			rc.WaitReplicas = n
 			if d.NextArg() {
 				dur, err := caddy.ParseDuration(d.Val())
-				if err != nil || dur < time.Millisecond || dur > maxDuration {
+				if err != nil || dur < time.Millisecond {
 					return d.Errf("invalid wait_replicas timeout '%s': a duration of at least 1ms, such as 500ms or 1s", d.Val())
+				}
+				if err := checkMaxDuration("wait_replicas timeout", dur); err != nil {
+					return d.WrapErr(err)
 				}
 				rc.WaitTimeout = Duration(dur)
 			}

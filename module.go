@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode"
@@ -408,6 +409,9 @@ type sharedStore struct {
 	where string
 	// master is the Sentinel master name, resolved ("" without Sentinel).
 	master string
+	// ready holds the key prefixes whose clients were counted in the log
+	// (see logClients).
+	ready sync.Map
 }
 
 func (s *sharedStore) Destruct() error {
@@ -823,14 +827,13 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 		store := storage.NewEmbeddedStore(st, embeddedBase)
 		go func() {
 			// A second later, as for Redis (after its grants check), and
-			// only if the config is still running: caddy validate
-			// provisions a config and stops it at once.
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
+			// only if a config still uses the store (the first one, or
+			// one a reload put in its place): caddy validate provisions
+			// a config and stops it at once.
+			time.Sleep(time.Second)
+			if n, _ := pools.References(key); n > 0 {
+				logClients(store, zap.String("storage", fmt.Sprint(st)))
 			}
-			logClients(store, zap.String("storage", fmt.Sprint(st)))
 		}()
 		return &sharedStore{embedded: store, health: &handler.Health{Store: "embedded"}}, nil
 	})
@@ -873,7 +876,12 @@ func (h *Handler) checkRedisAccess(shared *sharedStore) {
 			log.Error("the Redis user may not run commands the plugin needs on its keys (ACL): requests that need them will fail (without command, on a cluster: each pays a failed round trip more); see the README's Redis ACL section",
 				zap.String("redis", where), zap.String("key_prefix", prefix), zap.Strings("refused", refused))
 		}
-		if err == nil {
+		if err != nil {
+			return
+		}
+		if _, said := shared.ready.LoadOrStore(prefix, true); !said {
+			// Once: the check runs again at each config load for a user
+			// without MULTI and EXEC.
 			logClients(shared.redis.Store(prefix), zap.String("redis", where), zap.String("key_prefix", prefix))
 		}
 	}, func(err error) {

@@ -811,8 +811,16 @@ func TestClientStoreReadySaidAtStart(t *testing.T) {
 				return strings.Contains(string(b), w)
 			})
 		}
+		time.Sleep(1500 * time.Millisecond)
+		b, _ := os.ReadFile(logFile)
+		if n := strings.Count(string(b), `"msg":"client store ready"`); n != len(want) {
+			t.Errorf("client store ready said %d times, want %d", n, len(want))
+		}
 	}
+	// A reload at once, before the store has been counted, does not stop
+	// the count being said, nor make it said twice.
 	loadCaddyfile(t, cfg)
+	loadCaddyfile(t, strings.Replace(cfg, "rate_limit off", "rate_limit 100 1h", 1))
 	said(0, 0)
 	rfcRegister(t, s, mcpBody)
 	rfcRegister(t, s, mcpBody)
@@ -820,6 +828,9 @@ func TestClientStoreReadySaidAtStart(t *testing.T) {
 		t.Fatalf("embedded registration: %d %s", resp.StatusCode, body)
 	}
 	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(logFile, 0); err != nil {
 		t.Fatal(err)
 	}
 	loadCaddyfile(t, cfg)

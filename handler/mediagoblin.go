@@ -404,9 +404,24 @@ func mgParseFields(data *pyDict, storedLogo string, policy *registry.Policy) (mg
 			}
 		}
 	}
+	// A lone surrogate passes every check above, as in the real view,
+	// whose database then cannot store it in a text column (logo_url,
+	// application_name: a 500 there), and so does an application_name the
+	// database driver cannot bind at all (a list, an object, an integer
+	// beyond 64 bits): refused as data that cannot be decoded, and never
+	// stored. Contacts and redirect URIs go to JSON columns, json.dumps
+	// escapes the surrogate and the real server answers 200: here it
+	// becomes U+FFFD, as a string in the shared client model must be UTF-8.
+	if n, ok := data.first("application_name"); ok && pyUnbindable(n) {
+		return f, mgDecodeError
+	}
+	if pyHasSurrogate(f.logo) || pyHasSurrogate(f.name) {
+		return f, mgDecodeError
+	}
 	// What follows are not checks of MediaGoblin's, so they are made after
-	// all of its own, whose answers they must not change. Every API keeps
-	// names that pages show safe to show (registry.UnsafeDisplayRune).
+	// all of its own (and the stand-ins for its failures above), whose
+	// answers they must not change. Every API keeps names that pages show
+	// safe to show (registry.UnsafeDisplayRune).
 	if unsafeName(f.name) {
 		return f, "Application name must not contain control characters or bidirectional overrides."
 	}
@@ -433,20 +448,6 @@ func mgParseFields(data *pyDict, storedLogo string, policy *registry.Policy) (mg
 			!registry.RedirectHostAllowed(uri, policy.RedirectHosts) || i >= policy.RedirectURICap() {
 			return f, "URI " + uri + " is not a valid URI"
 		}
-	}
-	// A lone surrogate passes every check above, as in the real view,
-	// whose database then cannot store it in a text column (logo_url,
-	// application_name: a 500 there), and so does an application_name the
-	// database driver cannot bind at all (a list, an object, an integer
-	// beyond 64 bits): refused as data that cannot be decoded, and never
-	// stored. Contacts and redirect URIs go to JSON columns, json.dumps
-	// escapes the surrogate and the real server answers 200: here it
-	// becomes U+FFFD, as a string in the shared client model must be UTF-8.
-	if n, ok := data.first("application_name"); ok && pyUnbindable(n) {
-		return f, mgDecodeError
-	}
-	if pyHasSurrogate(f.logo) || pyHasSurrogate(f.name) {
-		return f, mgDecodeError
 	}
 	f.contacts, f.redirects = pyReplaceSurrogates(f.contacts), pyReplaceSurrogates(f.redirects)
 	return f, ""

@@ -378,6 +378,10 @@ func TestMGErrorOrder(t *testing.T) {
 		{`{"type": "client_associate", "application_type": "web", "redirect_uris": "a b c d e f g h i j k http://[::1"}`, 400, "URI http://[::1 is not a valid URI"},
 		{`{"type": "client_associate", "application_type": "web", "logo_uri": "javascript:x", "redirect_uris": "javascript:y"}`, 400, "Logo URI javascript:x is not a valid URI."},
 		{`{"type": "client_associate", "application_type": "web", "application_name": "a\u0007b", "logo_uri": "javascript:x"}`, 400, "Application name must not contain control characters or bidirectional overrides."},
+		// And after the stand-ins for the real server's failures at its
+		// database (a 500 there).
+		{`{"type": "client_associate", "application_type": "web", "application_name": ["a"], "logo_uri": "javascript:x"}`, 400, mgDecodeError},
+		{`{"type": "client_associate", "application_type": "web", "application_name": "\ud800", "redirect_uris": "javascript:x"}`, 400, mgDecodeError},
 		// Update runs the same tail once authorized.
 		{`{"type": "client_update", "application_type": "web", "client_id": "` + id + `", "client_secret": "` + secret + `", "redirect_uris": "javascript:alert(1)"}`, 400, "URI javascript:alert(1) is not a valid URI"},
 		{`{"type": "client_update", "application_type": "web", "client_id": "` + id + `", "client_secret": "` + secret + `", "logo_uri": false}`, 400, "Logo URI False is not a valid URI."},

@@ -1068,6 +1068,10 @@ func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record, caps []
 		if len(caps) == 0 && s.bw.waitReplicas == 0 && !slices.ContainsFunc(pre[1:], func(cmd redis.Cmder) bool { return cmd.Err() != nil }) {
 			return 1, nil // all written, and nothing else to know
 		}
+		if slices.ContainsFunc(pre[1:], func(cmd redis.Cmder) bool { err := cmd.Err(); return err != nil && !isReply(err) }) {
+			// A reply lost: that command may still land.
+			return 0, s.abandon(ctx, c, rec, pre[0].Err())
+		}
 		// Every command was answered, so nothing of it lands later: once
 		// undone (the undo answered too), the create is made again, by
 		// the script when transactions are off for good (the ACL), and
@@ -1139,7 +1143,8 @@ func (s *RedisStore) recheck(ctx context.Context, c *call, rec *Record, caps []C
 }
 
 // abandon gives up a create made as a transaction whose outcome is not
-// known well enough to stand (its reply lost with caps to check): what it
+// known well enough to stand (its reply lost with caps to check, or one of
+// its commands run one by one after MULTI was refused): what it
 // may have written is undone, now and, by the reaper, if it lands later,
 // and the create is answered unavailable. It is not made again under the same id:
 // the transaction, or the undo, landing late would then find and change
