@@ -443,15 +443,14 @@ func oneCount(d *caddyfile.Dispenser, allowOff bool) (int, error) {
 // client's secret would quietly fall back to its default. d is a copy:
 // the caller's reading position does not move.
 func noEmptyValues(d caddyfile.Dispenser) error {
-	option, line, first := "", 0, true
+	option, line := "", 0 // the first token of the current line; lines count from 1
 	for d.Next() {
-		if first || d.Line() != line {
+		if d.Line() != line {
 			option, line = d.Val(), d.Line()
-			if d.Val() == "" {
+			if option == "" {
 				return d.Err(`an empty option name ("", also what "{$VAR}" gives with the variable unset)`)
 			}
 		}
-		first = false
 		if d.Val() != "" {
 			continue
 		}

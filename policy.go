@@ -414,12 +414,12 @@ func (h *Handler) validatePolicy() error {
 	if h.RequireSoftwareStatement && (h.SoftwareStatement == nil || len(h.SoftwareStatement.Issuers) == 0) {
 		return errors.New("require_software_statement needs at least one software_statement issuer")
 	}
-	if ss := h.SoftwareStatement; ss != nil && len(ss.Issuers) == 0 {
-		// It would load and do nothing: every statement would be ignored,
-		// as without it, which is not what writing it says.
-		return errors.New("software_statement names no issuer: give at least one (issuer <iss> { key ... } or { secret ... }), or leave software_statement out")
-	}
 	if ss := h.SoftwareStatement; ss != nil {
+		if len(ss.Issuers) == 0 {
+			// It would load and do nothing: every statement would be
+			// ignored, as without it, which is not what writing it says.
+			return errors.New("software_statement names no issuer: give at least one (issuer <iss> { key ... } or { secret ... }), or leave software_statement out")
+		}
 		seen := map[string]bool{}
 		for _, is := range ss.Issuers {
 			if is.Issuer == "" {

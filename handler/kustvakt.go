@@ -525,8 +525,8 @@ func (a *Kustvakt) verifySuper(q *kustvaktRequest, form url.Values) (string, boo
 	var super, expired bool
 	var used func()
 	if i := slices.IndexFunc(a.k.SuperClients, func(s SuperClient) bool { return s.ClientID == id }); i >= 0 {
-		// The config refuses one without a secret; this is the check
-		// that no credentials never pass for a super client's.
+		// The config refuses one without a secret; checked here too, so
+		// that no request passes as a super client without credentials.
 		secretHash = a.k.SuperClients[i].SecretHash
 		super = secretHash != ""
 	} else {

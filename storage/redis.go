@@ -1072,16 +1072,14 @@ func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record, caps []
 			// A reply lost: that command may still land.
 			return 0, s.abandon(ctx, c, rec, pre[0].Err())
 		}
-		// Every command was answered, so nothing of it lands later: once
-		// undone (the undo answered too), the create is made again, by
-		// the script when transactions are off for good (the ACL), and
-		// none of it is left for the reaper.
+		// Every command was answered, so nothing of it lands later: it is
+		// undone, and left to the reaper only if the undo fails. With
+		// transactions off for good (the ACL), the script makes it again.
+		if txACLRefused(pre[0].Err()) {
+			return s.recheck(ctx, c, rec, caps)
+		}
 		if err := s.undo(ctx, rec); err != nil {
 			s.reapLater(rec.ID, string(c.value.b), slices.Clone(rec.Tags))
-			return 0, undoError{pre[0].Err()}
-		}
-		if txACLRefused(pre[0].Err()) {
-			return s.createScripted(ctx, c, rec, caps)
 		}
 		return 0, undoError{pre[0].Err()}
 	}
@@ -1131,8 +1129,9 @@ func (s *RedisStore) createTx(ctx context.Context, c *call, rec *Record, caps []
 }
 
 // recheck undoes a create made as a transaction that went over a cap (its
-// reply came: the record is there), and has the script make it again,
-// checking the caps exactly. An undo that fails leaves the record to the
+// reply came: the record is there), or whose MULTI the ACL refused (its
+// commands ran one by one, each answered), and has the script make it
+// again, checking the caps exactly. An undo that fails leaves the record to the
 // reaper (nobody has its id) and the create answered unavailable.
 func (s *RedisStore) recheck(ctx context.Context, c *call, rec *Record, caps []Cap) (int64, error) {
 	if err := s.undo(ctx, rec); err != nil {
@@ -1143,12 +1142,12 @@ func (s *RedisStore) recheck(ctx context.Context, c *call, rec *Record, caps []C
 }
 
 // abandon gives up a create made as a transaction whose outcome is not
-// known well enough to stand (its reply lost with caps to check, or one of
-// its commands run one by one after MULTI was refused): what it
+// known well enough to stand (its reply lost with caps to check, or that
+// of one of its commands run one by one after MULTI was refused): what it
 // may have written is undone, now and, by the reaper, if it lands later,
-// and the create is answered unavailable. It is not made again under the same id:
-// the transaction, or the undo, landing late would then find and change
-// a record its client was told exists.
+// and the create is answered unavailable. It is not made again under the
+// same id: the transaction, or the undo, landing late would then find and
+// change a record its client was told exists.
 func (s *RedisStore) abandon(ctx context.Context, c *call, rec *Record, cause error) error {
 	_ = s.undo(ctx, rec)
 	s.reapLater(rec.ID, string(c.value.b), slices.Clone(rec.Tags))
