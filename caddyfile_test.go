@@ -1387,7 +1387,8 @@ func TestCheckIssuerPlaceholders(t *testing.T) {
 			t.Errorf("checkIssuer(%q): %v", v, err)
 		}
 	}
-	for _, v := range []string{"{http.request.host}", "{http.request.host}/oauth", "ftp://{host}", "https://{host}#x", "https://a.example#", "https://a.example/?", "https://{host}/oauth#"} {
+	for _, v := range []string{"{http.request.host}", "{http.request.host}/oauth", "ftp://{host}", "https://{host}#x", "https://a.example#", "https://a.example/?", "https://{host}/oauth#",
+		"https://a.example/a/../oauth", "https://a.example/./oauth", "https://{http.request.host}/..", "https://a.example/%2e%2E/x"} {
 		if err := checkIssuer(v); err == nil {
 			t.Errorf("checkIssuer(%q) accepted", v)
 		}

@@ -508,9 +508,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		},
 		Logger:                h.logger,
 		Prefix:                h.prefix(),
-		Issuer:                h.Issuer,
-		AuthorizationEndpoint: h.AuthorizationEndpoint,
-		TokenEndpoint:         h.TokenEndpoint,
+		Issuer:                handler.NormalURL(h.Issuer),
+		AuthorizationEndpoint: handler.NormalURL(h.AuthorizationEndpoint),
+		TokenEndpoint:         handler.NormalURL(h.TokenEndpoint),
 		Expand:                expand,
 		User:                  h.userFunc(),
 		TrustedProxy:          trustedProxy,
@@ -1170,6 +1170,13 @@ func checkIssuer(v string) error {
 		// the issuer is published as written, and the routes' URLs are
 		// made by appending to it.
 		return bad
+	}
+	for seg := range strings.SplitSeq(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			// Clients remove dot segments ("%2e" too) from the URL they
+			// discover from, and would compare the issuer with another.
+			return fmt.Errorf("issuer %q must not contain . or .. segments", redactUserinfo(v))
+		}
 	}
 	return nil
 }

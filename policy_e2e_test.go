@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -869,8 +870,14 @@ func TestPolicyCORS(t *testing.T) {
 				t.Errorf("%s %s: %d Allow %q (OPTIONS: Allow %q); want 405 Allow %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), plain.Header.Get("Allow"), tc.allow)
 			}
 		}
+		// A listed origin's page may send the browser's credentials, and
+		// read the answer; Allow is readable too (a 405's).
+		if h.Get("Access-Control-Allow-Credentials") != "true" {
+			t.Fatalf("preflight without credentials allowed: %v", h)
+		}
 		resp, _ = s.postJSON("/register", mcpBody, "Origin: https://app.example")
-		if resp.StatusCode != 201 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		if resp.StatusCode != 201 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+			resp.Header.Get("Access-Control-Allow-Credentials") != "true" || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "Allow") {
 			t.Fatalf("post: %d %v", resp.StatusCode, resp.Header)
 		}
 		resp, _ = s.postJSON("/register", mcpBody, "Origin: https://evil.example")
@@ -883,7 +890,7 @@ func TestPolicyCORS(t *testing.T) {
 		}
 		// MediaGoblin keeps its fixed headers.
 		resp, _ = s.postJSON("/api/client/register", `{"type":"client_associate","application_type":"web"}`, "Origin: https://app.example")
-		if resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		if resp.Header.Get("Access-Control-Allow-Origin") != "*" || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
 			t.Fatalf("mediagoblin: %v", resp.Header)
 		}
 	})
@@ -1060,6 +1067,7 @@ func TestPolicyUserCrossSiteMediaGoblin(t *testing.T) {
 		{storage}
 		registration user
 		user {http.request.header.X-Remote-User}
+		cors https://app.example
 	}`)
 	form := "type=client_associate&application_type=web&application_name=Evil&redirect_uris=https://evil.example/cb"
 	post := func(headers ...string) (*http.Response, string) {
@@ -1070,18 +1078,35 @@ func TestPolicyUserCrossSiteMediaGoblin(t *testing.T) {
 		{"Origin: https://evil.example", "Sec-Fetch-Site: cross-site"},
 		{"Origin: https://evil.example"},
 	} {
-		if resp, body := post(h...); resp.StatusCode != 403 || body != `{"error": "Cross-site requests are refused."}` {
-			t.Fatalf("%v: %d %s", h, resp.StatusCode, body)
+		if resp, body := post(h...); resp.StatusCode != 403 || body != `{"error": "Cross-site requests are refused."}` ||
+			resp.Header.Get("Access-Control-Allow-Origin") != "*" || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Fatalf("%v: %d %v %s", h, resp.StatusCode, resp.Header, body)
 		}
 	}
 	for _, h := range [][]string{nil, {"Origin: " + s.URL, "Sec-Fetch-Site: same-origin"}} {
-		if resp, body := post(h...); resp.StatusCode != 200 {
-			t.Fatalf("%v: %d %s", h, resp.StatusCode, body)
+		if resp, body := post(h...); resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Fatalf("%v: %d %v %s", h, resp.StatusCode, resp.Header, body)
+		}
+	}
+	// The page listed under cors gets past the refusal, and can read the
+	// answer to a request sent with the browser's credentials: its own
+	// origin with credentials allowed, not "*" (which browsers refuse
+	// for those: the client would be registered, its secret unread).
+	for _, want := range []int{200, 400} {
+		f := form
+		if want == 400 {
+			f = "type=client_associate"
+		}
+		resp, body := s.do(http.MethodPost, "/api/client/register", f, "Content-Type: application/x-www-form-urlencoded", "X-Remote-User: alice",
+			"Origin: https://app.example", "Sec-Fetch-Site: cross-site")
+		if h := resp.Header; resp.StatusCode != want || h.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+			h.Get("Access-Control-Allow-Credentials") != "true" || !slices.Contains(h.Values("Vary"), "Origin") {
+			t.Fatalf("listed page: %d %v %s", resp.StatusCode, h, body)
 		}
 	}
 	resp, body := s.adminRaw(admin, "GET", "/client_registration/clients?owner=alice")
 	var views []map[string]any
-	if err := json.Unmarshal([]byte(body), &views); resp.StatusCode != 200 || err != nil || len(views) != 2 {
+	if err := json.Unmarshal([]byte(body), &views); resp.StatusCode != 200 || err != nil || len(views) != 3 {
 		t.Fatalf("alice's clients: %d %s", resp.StatusCode, body)
 	}
 }

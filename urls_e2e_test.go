@@ -216,6 +216,17 @@ http://:%d {
 		issuer https://{http.request.header.X-Host}/h
 		rate_limit off
 	}
+	client_registration {
+		prefix /p
+		issuer http://{http.request.hostport}/p
+		rate_limit off
+	}
+	client_registration {
+		prefix /Ünï
+		issuer HTTP://Auth.Example:80/Ünï
+		token_endpoint https://Auth.Example:443/tök?a=1
+		rate_limit off
+	}
 	respond "site" 200
 }
 `, dataDir(t), port))
@@ -231,7 +242,31 @@ http://:%d {
 			t.Errorf("register for Host %s: %d %s", host, resp.StatusCode, body)
 		}
 	}
-	resp, body := s.do(http.MethodGet, "/.well-known/oauth-authorization-server/h", "", "X-Host: a b")
+	// An issuer made of placeholders is published in normal form, as
+	// clients' URL parsers put the URL they discovered it from (RFC 8414
+	// section 3.3), and so is one written otherwise in the config; what
+	// is no URI as written (not ASCII) is percent-encoded.
+	for host, want := range map[string]string{"LocalHost:21017": "http://localhost:21017/p", "localhost:80": "http://localhost/p", "LOCALHOST:021": "http://localhost:21/p"} {
+		resp, body := s.do(http.MethodGet, "/.well-known/oauth-authorization-server/p", "", "Host: "+host)
+		if resp.StatusCode != http.StatusOK || object(t, body)["issuer"] != want {
+			t.Errorf("metadata for Host %s: %d %s, want issuer %s", host, resp.StatusCode, body, want)
+		}
+		resp, body = s.postJSON("/p/register", `{"redirect_uris":["https://app.example/cb"]}`, "Host: "+host)
+		if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(object(t, body)["registration_client_uri"].(string), want+"/register/") {
+			t.Errorf("register for Host %s: %d %s", host, resp.StatusCode, body)
+		}
+	}
+	const escaped = "/%C3%9Cn%C3%AF"
+	resp, body := s.do(http.MethodGet, "/.well-known/oauth-authorization-server"+escaped, "")
+	if m := object(t, body); resp.StatusCode != http.StatusOK || m["issuer"] != "http://auth.example"+escaped ||
+		m["registration_endpoint"] != "http://auth.example"+escaped+"/register" || m["token_endpoint"] != "https://auth.example/t%C3%B6k?a=1" {
+		t.Errorf("metadata of an issuer written in no normal form: %d %s", resp.StatusCode, body)
+	}
+	resp, body = s.postJSON(escaped+"/register", `{"redirect_uris":["https://app.example/cb"]}`)
+	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(object(t, body)["registration_client_uri"].(string), "http://auth.example"+escaped+"/register/") {
+		t.Errorf("register under an issuer written in no normal form: %d %s", resp.StatusCode, body)
+	}
+	resp, body = s.do(http.MethodGet, "/.well-known/oauth-authorization-server/h", "", "X-Host: a b")
 	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, "issuer setting") {
 		t.Errorf("metadata of an issuer made no URL of: %d %s", resp.StatusCode, body)
 	}

@@ -296,6 +296,54 @@ func normalHost(h, scheme string) string {
 	return lower + ":" + port
 }
 
+// NormalURL is the absolute URL s, a configured issuer or endpoint (with
+// its placeholders resolved), in the form clients' URL parsers (WHATWG's,
+// rust-url, Go's) give the URL they compare the issuer with (RFC 8414
+// section 3.3): scheme and host in lower case, the port as normalHost
+// writes it, and what a URL may not hold as is (anything not ASCII, spaces
+// and controls, the quotes and angle brackets) percent-encoded as UTF-8.
+// Written as configured, "https://Auth.Example.com:443/Ünï" would match no
+// client's URL, and is no URI at all. Escapes already there, dot segments
+// (refused by the config check) and a trailing "/" are left as they are.
+// A value without "://", with user information or still holding "{" (a
+// placeholder no request resolves) is returned as it is.
+func NormalURL(s string) string {
+	i := strings.Index(s, "://")
+	if i <= 0 || strings.Contains(s, "{") {
+		return s
+	}
+	scheme, rest := strings.ToLower(s[:i+3]), s[i+3:]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	host, tail := rest[:end], rest[end:]
+	if strings.Contains(host, "@") {
+		return s
+	}
+	host = normalHost(host, scheme)
+	if scheme == s[:i+3] && host == rest[:end] && strings.IndexFunc(tail, escapedInURL) < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 16)
+	b.WriteString(scheme)
+	b.WriteString(host)
+	for j := 0; j < len(tail); j++ {
+		if c := tail[j]; c < 0x80 && !escapedInURL(rune(c)) {
+			b.WriteByte(c)
+		} else {
+			b.WriteString("%" + strings.ToUpper(strconv.FormatUint(uint64(c)|0x100, 16)[1:]))
+		}
+	}
+	return b.String()
+}
+
+// escapedInURL reports a character that NormalURL percent-encodes.
+func escapedInURL(c rune) bool {
+	return c <= ' ' || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '`'
+}
+
 // hostUnusable reports a request whose URLs would be built from a Host
 // header that is not a plain host[:port] ("a.example:1,evil.example",
 // "a.example:x"): Caddy matches sites by host name alone, so such a header
@@ -465,9 +513,20 @@ func (o *Options) scheme(r *http.Request) string {
 // issuer is the RFC 8414 issuer for this request.
 func (o *Options) issuer(r *http.Request) string {
 	if o.Issuer != "" {
-		return o.expand(r, o.Issuer)
+		return o.expandURL(r, o.Issuer)
 	}
 	return o.origin(r)
+}
+
+// expandURL is a configured URL with its placeholders resolved for r, in
+// normal form (NormalURL: a Host header's "Example.COM:80" must not end up
+// in the issuer as sent). One without placeholders was made normal once,
+// when the config loaded.
+func (o *Options) expandURL(r *http.Request, s string) string {
+	if !strings.Contains(s, "{") {
+		return s
+	}
+	return NormalURL(o.expand(r, s))
 }
 
 // base is the absolute URL under which this API's routes are reachable: the
@@ -475,7 +534,7 @@ func (o *Options) issuer(r *http.Request) string {
 // origin followed by the mount path (see Options.Mount) and the prefix.
 func (o *Options) base(r *http.Request) string {
 	if o.Issuer != "" {
-		return strings.TrimRight(o.expand(r, o.Issuer), "/")
+		return strings.TrimRight(o.expandURL(r, o.Issuer), "/")
 	}
 	return o.origin(r) + o.mount(r) + o.urlPrefix()
 }
@@ -499,7 +558,7 @@ func (o *Options) mount(r *http.Request) string {
 // endpoint returns the configured endpoint or the default under the base URL.
 func (o *Options) endpoint(r *http.Request, configured, def string) string {
 	if configured != "" {
-		return o.expand(r, configured)
+		return o.expandURL(r, configured)
 	}
 	return o.base(r) + def
 }

@@ -42,6 +42,22 @@ func TestNormalHost(t *testing.T) {
 			t.Errorf("normalHost(%q, %q) = %q, want %q", c.host, c.scheme, got, c.want)
 		}
 	}
+	for in, want := range map[string]string{
+		"https://as.example/oauth":         "https://as.example/oauth",
+		"HTTPS://AS.Example:443/OAuth":     "https://as.example/OAuth",
+		"http://as.example:0080/":          "http://as.example/",
+		"http://[::FFFF:7F00:1]:8080":      "http://[::ffff:7f00:1]:8080",
+		"https://as.example/Ünï":           "https://as.example/%C3%9Cn%C3%AF",
+		"https://as.example/%7eo/a b\"<>`": "https://as.example/%7eo/a%20b%22%3C%3E%60",
+		"https://as.example/t?q=ä":         "https://as.example/t?q=%C3%A4",
+		"https://user@As.Example/":         "https://user@As.Example/",
+		"https://{http.request.host}/":     "https://{http.request.host}/",
+		"as.example/x":                     "as.example/x",
+	} {
+		if got := NormalURL(in); got != want {
+			t.Errorf("NormalURL(%q) = %q, want %q", in, got, want)
+		}
+	}
 	// The client's URLs are built from the same normal form as the
 	// metadata's.
 	a := benchAPI(t)

@@ -75,10 +75,36 @@ func (a *MediaGoblin) Serve(w http.ResponseWriter, r *http.Request) bool {
 	a.o.hold()
 	defer a.o.release()
 	ob := observe(w, r, opRegister)
-	a.register(ob, r)
+	if origin := r.Header.Get("Origin"); a.o.Gate.Mode == ModeUser && a.o.CORS.Listed(origin) {
+		a.register(mgCredentialed{ob, origin}, r)
+	} else {
+		a.register(ob, r)
+	}
 	a.o.metrics.done(ob)
 	return true
 }
+
+// mgCredentialed answers a page on an origin listed under cors, which
+// lets it past the cross-site refusal of registration user (the only mode
+// in which MediaGoblin reads cors), with its own
+// origin instead of MediaGoblin's "*", and with credentials allowed:
+// browsers hide from the page the answer to a request sent with their
+// credentials (basic_auth's) under "*", though the client is registered,
+// and its secret would reach nobody.
+type mgCredentialed struct {
+	http.ResponseWriter
+	origin string
+}
+
+func (w mgCredentialed) WriteHeader(code int) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", w.origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Add("Vary", "Origin")
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w mgCredentialed) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // mgHeaders sets what json_response puts on every answer.
 func mgHeaders(h http.Header) {

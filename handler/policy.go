@@ -492,11 +492,20 @@ func (c *CORS) apply(w http.ResponseWriter, r *http.Request, methods string) boo
 	origin := r.Header.Get("Origin")
 	h := w.Header()
 	h.Add("Vary", "Origin")
-	allowed := origin != "" && (slices.Contains(c.Origins, "*") || slices.Contains(c.Origins, origin))
+	listed := c.Listed(origin)
+	allowed := listed || origin != "" && slices.Contains(c.Origins, "*")
 	if allowed {
 		h.Set("Access-Control-Allow-Origin", origin)
-		// X-Request-Id: the id IAM's error bodies name.
-		h.Set("Access-Control-Expose-Headers", "Location, Retry-After, WWW-Authenticate, X-Request-Id")
+		// X-Request-Id: the id IAM's error bodies name; Allow: a 405's.
+		h.Set("Access-Control-Expose-Headers", "Allow, Location, Retry-After, WWW-Authenticate, X-Request-Id")
+	}
+	if listed {
+		// A page the operator named may send the browser's credentials
+		// (basic_auth's, with credentials: "include"), as it may post
+		// forms past the cross-site refusal: without this the request
+		// would be carried out and its answer (a new secret) hidden
+		// from the page. "*" allows no credentials.
+		h.Set("Access-Control-Allow-Credentials", "true")
 	}
 	if r.Method != http.MethodOptions {
 		return false
@@ -513,6 +522,12 @@ func (c *CORS) apply(w http.ResponseWriter, r *http.Request, methods string) boo
 	h.Set("Allow", c.allow(methods))
 	w.WriteHeader(http.StatusNoContent)
 	return true
+}
+
+// Listed reports whether origin is named in the list itself, not merely
+// let in by "*".
+func (c *CORS) Listed(origin string) bool {
+	return c != nil && origin != "" && origin != "*" && slices.Contains(c.Origins, origin)
 }
 
 // allow is the Allow header of a route taking methods: with CORS on, the
