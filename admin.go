@@ -457,7 +457,7 @@ func (a AdminAPI) issueToken(w http.ResponseWriter, r *http.Request, reg *regist
 	}
 	if r, bad := registry.UnsafeDisplayRune(req.Name); bad {
 		// Shown in listings and logs, as client names are.
-		return adminError(http.StatusBadRequest, "name must not contain control characters or bidirectional overrides (found U+%04X)", r)
+		return adminError(http.StatusBadRequest, "name must not contain control characters, line separators or bidirectional overrides (found U+%04X)", r)
 	}
 	if req.Uses < 0 {
 		return adminError(http.StatusBadRequest, "uses must not be negative")

@@ -153,8 +153,8 @@ func TestPolicyRuntimeTokens(t *testing.T) {
 		// A negative value is refused naming the member that has it.
 		for bad, want := range map[string]string{`{"uses":-3}`: "uses must not be negative", `{"expires_in":"-1h","uses":2}`: "expires_in must not be negative",
 			`{"expires_in":"1ns"}`: "expires_in 1ns is too short: at least 1s",
-			`{"expires_in":"0s"}`:  `expires_in "0s" is too short: at least 1s (leave expires_in out for a token that does not expire)`, `{"name":"ci\u202eelgoog"}`: "name must not contain control characters or bidirectional overrides (found U+202E)",
-			`{"name":"a\nb"}`: "name must not contain control characters or bidirectional overrides (found U+000A)"} {
+			`{"expires_in":"0s"}`:  `expires_in "0s" is too short: at least 1s (leave expires_in out for a token that does not expire)`, `{"name":"ci\u202eelgoog"}`: "name must not contain control characters, line separators or bidirectional overrides (found U+202E)",
+			`{"name":"a\nb"}`: "name must not contain control characters, line separators or bidirectional overrides (found U+000A)"} {
 			if status, body := s.adminJSON(admin, "POST", "/client_registration/initial_access_tokens", bad); status != 400 || body["error"] != want {
 				t.Fatalf("issue %s: %d %v, want 400 %q", bad, status, body, want)
 			}

@@ -345,7 +345,7 @@ func parseIAMRequest(body []byte) (*iamRequest, string) {
 		return nil, fmt.Sprintf("client_name must be 1 to %d characters long", iamMaxNameLength)
 	}
 	if unsafeName(name) {
-		return nil, "client_name must not contain control characters or bidirectional overrides"
+		return nil, "client_name must not contain control characters, line separators or bidirectional overrides"
 	}
 	req.name = name
 

@@ -197,7 +197,7 @@ func TestIAMValidation(t *testing.T) {
 		{"client_name array", ct, iamBody(`client_name=["x"]`), "client_name must be a string"},
 		{"client_name object", ct, iamBody(`client_name={}`), "client_name must be a string"},
 		{"client_name empty", ct, iamBody(`client_name=""`), "client_name must be 1 to 1024 characters long"},
-		{"client_name escape sequence", ct, iamBody(`client_name="a\u001b[31m"`), "client_name must not contain control characters or bidirectional overrides"},
+		{"client_name escape sequence", ct, iamBody(`client_name="a\u001b[31m"`), "client_name must not contain control characters, line separators or bidirectional overrides"},
 		{"client_name 1025", ct, iamBody(`client_name="` + long + `"`), "client_name must be 1 to 1024 characters long"},
 		{"client_name 1025 non-ASCII", ct, iamBody(`client_name="` + strings.Repeat("é", 1025) + `"`), "client_name must be 1 to 1024 characters long"},
 

@@ -911,7 +911,7 @@ func (a *Kustvakt) validateRegistration(in *kustvaktClientJSON) (reason string, 
 		// show safe to show (registry.UnsafeDisplayRune). It comes after
 		// all of Kustvakt's own, so that a request they refuse gets the
 		// answer Kustvakt gives.
-		return "client_name must not contain control characters or bidirectional overrides", false
+		return "client_name must not contain control characters, line separators or bidirectional overrides", false
 	case unsafeDescription(*in.description):
 		// Ours too: client info and the plugin lists show the
 		// description to every user, who is to read it as written. Tabs

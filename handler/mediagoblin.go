@@ -449,7 +449,7 @@ func mgParseFields(data *pyDict, storedLogo string, policy *registry.Policy) (mg
 	// answers they must not change. Every API keeps names that pages show
 	// safe to show (registry.UnsafeDisplayRune).
 	if unsafeName(f.name) {
-		return f, "Application name must not contain control characters or bidirectional overrides."
+		return f, "Application name must not contain control characters, line separators or bidirectional overrides."
 	}
 	// Nor do the other APIs store URLs or contacts with such characters
 	// (a redirect URI that reads as another, a NUL that cuts it short

@@ -343,7 +343,7 @@ func TestMGErrorOrder(t *testing.T) {
 		{`{"type": "client_associate", "application_type": "web", "logo_uri": 7, "contacts": 1}`, 400, "Logo URI 7 is not a valid URI."},
 		{`{"type": "client_associate", "application_type": "web", "logo_uri": " JavaScript:alert(1)"}`, 400, "Logo URI  JavaScript:alert(1) is not a valid URI."},
 		{`{"type": "client_associate", "application_type": "web", "logo_url": "data:text/html,x"}`, 400, "Logo URI data:text/html,x is not a valid URI."},
-		{`{"type": "client_associate", "application_type": "web", "application_name": "a\u2028b"}`, 400, "Application name must not contain control characters or bidirectional overrides."},
+		{`{"type": "client_associate", "application_type": "web", "application_name": "a\u2028b"}`, 400, "Application name must not contain control characters, line separators or bidirectional overrides."},
 		// Our name check comes after every check of MediaGoblin's, whose
 		// answers it must not change.
 		{`{"type": "client_associate", "application_type": "web", "application_name": "a\u0007b", "contacts": "nobody"}`, 400, "Email nobody is not a valid email."},
@@ -377,7 +377,7 @@ func TestMGErrorOrder(t *testing.T) {
 		{`{"type": "client_associate", "application_type": "web", "redirect_uris": "javascript:x http://[::1"}`, 400, "URI http://[::1 is not a valid URI"},
 		{`{"type": "client_associate", "application_type": "web", "redirect_uris": "a b c d e f g h i j k http://[::1"}`, 400, "URI http://[::1 is not a valid URI"},
 		{`{"type": "client_associate", "application_type": "web", "logo_uri": "javascript:x", "redirect_uris": "javascript:y"}`, 400, "Logo URI javascript:x is not a valid URI."},
-		{`{"type": "client_associate", "application_type": "web", "application_name": "a\u0007b", "logo_uri": "javascript:x"}`, 400, "Application name must not contain control characters or bidirectional overrides."},
+		{`{"type": "client_associate", "application_type": "web", "application_name": "a\u0007b", "logo_uri": "javascript:x"}`, 400, "Application name must not contain control characters, line separators or bidirectional overrides."},
 		// And after the stand-ins for the real server's failures at its
 		// database (a 500 there).
 		{`{"type": "client_associate", "application_type": "web", "application_name": ["a"], "logo_uri": "javascript:x"}`, 400, mgDecodeError},

@@ -1290,7 +1290,7 @@ func validContact(c string) bool {
 // UnsafeDisplayRune finds.
 func checkDisplayText(key, v string) *Error {
 	if r, bad := UnsafeDisplayRune(v); bad {
-		return metaErr("%s must not contain control characters or bidirectional overrides (found U+%04X)", key, r)
+		return metaErr("%s must not contain control characters, line separators or bidirectional overrides (found U+%04X)", key, r)
 	}
 	return nil
 }
