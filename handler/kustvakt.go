@@ -1304,7 +1304,11 @@ func (a *Kustvakt) installed(q *kustvaktRequest) {
 		// other listings.
 		c, err := a.o.Registry.Peek(ctx, inst.ClientID)
 		if errors.Is(err, registry.ErrNotFound) {
-			continue // the plugin was deregistered since
+			// The plugin expired (or a delete failed to take its
+			// installations with it): the installation goes now, or
+			// every listing would read it again, for ever.
+			_ = a.o.Registry.Uninstall(ctx, q.user, superID, inst.ClientID)
+			continue
 		}
 		if storage.SkipCorrupt(err) {
 			continue // damaged: skipped, as by every listing

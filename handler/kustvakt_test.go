@@ -539,6 +539,39 @@ func TestKustvaktInstalledSkipsDamaged(t *testing.T) {
 	}
 }
 
+// TestKustvaktInstalledDropsGone: a listing leaves out the installation of
+// a plugin that is gone (expired: its record went, its installations
+// stayed) and removes it, instead of reading it again at every listing.
+func TestKustvaktInstalledDropsGone(t *testing.T) {
+	e := newKVEnv(t, nil)
+	ctx := context.Background()
+	var ids []string
+	for _, name := range []string{"Kept", "Gone"} {
+		id, _ := e.register("alice", `{"name":"`+name+`","type":"CONFIDENTIAL","description":"d","url":"https://plugin.example.de","source":{"x":1}}`)
+		if err := e.reg.Install(ctx, &registry.Installation{User: "bob", SuperClientID: "superclient", ClientID: id}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	rec, err := e.reg.Store.Get(ctx, "c/"+ids[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.reg.Store.Delete(ctx, rec); err != nil { // as an expiry does
+		t.Fatal(err)
+	}
+	w := e.do("POST", "/api/v1.0/plugins/installed", kvForm, "super_client_id=superclient&super_client_secret=s3cret", "bob")
+	if body := w.Body.String(); w.Code != 200 || strings.Count(body, `"client_id"`) != 1 || !strings.Contains(body, ids[0]) {
+		t.Fatalf("%d %s", w.Code, body)
+	}
+	if _, err := e.reg.Store.Get(ctx, "i/bob\x00superclient\x00"+ids[1]); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the gone plugin's installation: %v", err)
+	}
+	if _, err := e.reg.Store.Get(ctx, "i/bob\x00superclient\x00"+ids[0]); err != nil {
+		t.Fatalf("the kept plugin's installation: %v", err)
+	}
+}
+
 // TestKustvaktInstallIsTheUse: with an idle lifetime, installing a plugin
 // is a use of it, but an install that is refused (not permitted, installed
 // already) is not, nor is a listing of the installed plugins: otherwise

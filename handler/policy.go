@@ -317,6 +317,9 @@ type pendingReturn struct {
 type returnQueue struct {
 	mu      sync.Mutex
 	pending []pendingReturn
+	// trying counts the give-backs a round has taken out of pending and
+	// not put back: they count against maxPendingReturns too.
+	trying  int
 	running bool
 	// pauseMin, when set, replaces returnPauseMin (tests).
 	pauseMin time.Duration
@@ -333,7 +336,7 @@ func (q *returnQueue) firstPause() time.Duration {
 func (q *returnQueue) add(p pendingReturn) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.pending) >= maxPendingReturns {
+	if len(q.pending)+q.trying >= maxPendingReturns {
 		if p.logger != nil {
 			p.logger.Warn("an initial access token's use could not be given back after a failed registration: the store fails and too many give-backs wait; the token has one use fewer")
 		}
@@ -384,7 +387,7 @@ func (q *returnQueue) run() {
 		time.Sleep(pause)
 		q.mu.Lock()
 		batch := q.pending
-		q.pending = nil
+		q.pending, q.trying = nil, len(batch)
 		q.mu.Unlock()
 		var failed []pendingReturn
 		for _, p := range batch {
@@ -403,7 +406,7 @@ func (q *returnQueue) run() {
 			}
 		}
 		q.mu.Lock()
-		q.pending = append(failed, q.pending...)
+		q.pending, q.trying = append(failed, q.pending...), 0
 		if len(q.pending) == 0 {
 			q.running = false
 			q.mu.Unlock()

@@ -2,13 +2,16 @@ package handler
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddy-dcr/caddy-dcr/registry"
 	"github.com/caddy-dcr/caddy-dcr/storage"
+	"github.com/caddyserver/certmagic"
 )
 
 // outageStore fails the store's writes while down is set: creates with an
@@ -197,4 +200,52 @@ func setReturnPause(t *testing.T, d time.Duration) {
 		tokenReturns.pauseMin = 0
 		tokenReturns.mu.Unlock()
 	})
+}
+
+// blockedStore fails every read, once released: a store that is down.
+type blockedStore struct {
+	storage.Store
+	release chan struct{}
+}
+
+func (s blockedStore) Get(context.Context, string) (*storage.Record, error) {
+	<-s.release
+	return nil, errors.New("store down")
+}
+
+// TestReturnQueueBound: the give-backs a round is trying count against
+// the bound too; otherwise each round, while the store fails, would let as
+// many more wait again.
+func TestReturnQueueBound(t *testing.T) {
+	st := blockedStore{Store: storage.NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "q"), release: make(chan struct{})}
+	reg := registry.New(st)
+	q := &returnQueue{pauseMin: time.Millisecond}
+	// Waiting past returnPatience already: once released, the round
+	// drops them and ends.
+	since := time.Now().Add(-2 * returnPatience)
+	for i := 0; i < maxPendingReturns; i++ {
+		q.add(pendingReturn{reg: reg, token: "t", use: strconv.Itoa(i), since: since})
+	}
+	// The round takes them all, and blocks on the first.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		q.mu.Lock()
+		taken := q.trying == maxPendingReturns
+		q.mu.Unlock()
+		if taken {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the round did not start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	q.add(pendingReturn{reg: reg, token: "t", use: "more", since: since})
+	q.mu.Lock()
+	n := len(q.pending)
+	q.mu.Unlock()
+	close(st.release)
+	if n != 0 {
+		t.Fatalf("%d more give-backs wait while %d are tried", n, maxPendingReturns)
+	}
 }

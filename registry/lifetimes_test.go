@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -381,5 +382,55 @@ func TestUninstallOfGonePlugin(t *testing.T) {
 	}
 	if err := r.Uninstall(ctx, "alice", "kalamar", "kept"); err != nil {
 		t.Fatalf("uninstall: %v", err)
+	}
+}
+
+// TestDeleteRemovesInstallations: deleting a client takes its
+// installations with it, whether it is a plugin (with a source) or a
+// client plugins/install installed anyway; so does purging a damaged one.
+// Left behind, a register, install and deregister loop would pile them up
+// without bound.
+func TestDeleteRemovesInstallations(t *testing.T) {
+	ctx := context.Background()
+	store := storage.NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "p")
+	r := New(store)
+	for _, c := range []*Client{
+		{ID: "plugin", API: APIKustvakt, ClientName: "p", Source: json.RawMessage(`{"name":"p"}`)},
+		{ID: "plain", API: APIKustvakt, ClientName: "c"},
+		{ID: "damaged", API: APIKustvakt, ClientName: "d"},
+	} {
+		rec, err := encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Create(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		for _, user := range []string{"alice", "bob"} {
+			if err := r.Install(ctx, &Installation{User: user, SuperClientID: "kalamar", ClientID: c.ID}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, id := range []string{"plugin", "plain"} {
+		if err := r.Delete(ctx, id, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, err := store.Get(ctx, clientPrefix+"damaged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Data = []byte("{")
+	if err := store.Update(ctx, rec, &storage.Record{ID: rec.ID, Data: rec.Data, Tags: rec.Tags}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Purge(ctx, "damaged"); err != nil {
+		t.Fatalf("purge: %v", err)
+	}
+	for _, user := range []string{"alice", "bob"} {
+		if recs, err := store.List(ctx, installationTag(user, "kalamar")); err != nil || len(recs) != 0 {
+			t.Fatalf("%s's installations left: %d, %v", user, len(recs), err)
+		}
 	}
 }

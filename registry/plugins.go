@@ -67,9 +67,9 @@ func (r *Registry) Install(ctx context.Context, inst *Installation) error {
 	return nil
 }
 
-// removeInstallations deletes every installation of a deleted plugin. It
+// removeInstallations deletes every installation of a deleted client. It
 // is best effort: what a store failure leaves behind is never listed
-// (Installed callers skip plugins that are gone).
+// (Installed callers skip plugins that are gone, and remove them).
 func (r *Registry) removeInstallations(ctx context.Context, clientID string) {
 	recs, err := r.Store.List(ctx, pluginInstallsTag(clientID))
 	if err != nil {

@@ -515,9 +515,11 @@ func (r *Registry) Delete(ctx context.Context, id string, check func(c *Client) 
 		err = r.Store.Delete(ctx, rec)
 		switch {
 		case err == nil:
-			if c.IsPlugin() {
-				r.removeInstallations(ctx, id)
-			}
+			// Any client, not only a plugin: plugins/install installs
+			// clients without a source too, and their installations
+			// would outlive them for ever (a deregister and register
+			// again would pile them up without bound).
+			r.removeInstallations(ctx, id)
 			return nil
 		case errors.Is(err, storage.ErrNotFound):
 			return ErrNotFound
@@ -571,9 +573,16 @@ func (r *Registry) Purge(ctx context.Context, id string) error {
 		if errors.Is(err, storage.ErrNotFound) {
 			return ErrNotFound
 		}
+		if err == nil {
+			r.removeInstallations(ctx, id)
+		}
 		return err
 	}
-	return r.Store.Purge(ctx, clientPrefix+id, []string{TagClients, TagPlugins})
+	if err := r.Store.Purge(ctx, clientPrefix+id, []string{TagClients, TagPlugins}); err != nil {
+		return err
+	}
+	r.removeInstallations(ctx, id)
+	return nil
 }
 
 // conflictBudget bounds how long a write keeps trying after losing
