@@ -434,3 +434,52 @@ func TestDeleteRemovesInstallations(t *testing.T) {
 		}
 	}
 }
+
+// TestInstallationsIntoGoneClients: deleting a super client removes the
+// installations made into it, which nobody could list or uninstall
+// without its credentials; and installing prunes the user's installations
+// into that super client of plugins that expired, so that install and
+// expire, over and over, leaves nothing behind.
+func TestInstallationsIntoGoneClients(t *testing.T) {
+	ctx := context.Background()
+	store := storage.NewEmbeddedStore(&certmagic.FileStorage{Path: t.TempDir()}, "p")
+	r := New(store)
+	for _, id := range []string{"front", "plugin", "exp1", "exp2"} {
+		rec, err := encode(&Client{ID: id, API: APIKustvakt, ClientName: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Create(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, user := range []string{"alice", "bob"} {
+		if err := r.Install(ctx, &Installation{User: user, SuperClientID: "front", ClientID: "plugin"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Delete(ctx, "front", nil); err != nil {
+		t.Fatal(err)
+	}
+	if recs, err := store.List(ctx, pluginInstallsTag("plugin")); err != nil || len(recs) != 0 {
+		t.Fatalf("installations into the deleted super client left: %d, %v", len(recs), err)
+	}
+
+	if err := r.Install(ctx, &Installation{User: "dave", SuperClientID: "kalamar", ClientID: "exp1"}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := store.Get(ctx, clientPrefix+"exp1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Delete(ctx, rec); err != nil { // as an expiry does
+		t.Fatal(err)
+	}
+	if err := r.Install(ctx, &Installation{User: "dave", SuperClientID: "kalamar", ClientID: "exp2"}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := store.List(ctx, installationTag("dave", "kalamar"))
+	if err != nil || len(recs) != 1 || recs[0].ID != installationID("dave", "kalamar", "exp2") {
+		t.Fatalf("dave's installations: %d, %v", len(recs), err)
+	}
+}

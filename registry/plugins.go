@@ -39,6 +39,13 @@ func pluginInstallsTag(clientID string) string {
 	return "installs:" + clientID
 }
 
+// superInstallsTag is the tag of every installation into one super
+// client, so that deleting the super client can remove them: nobody could
+// list or uninstall them without its credentials.
+func superInstallsTag(superID string) string {
+	return "superinstalls:" + superID
+}
+
 // Install records an installation; ErrInstalled if it exists, ErrNotFound
 // if the plugin is deleted meanwhile.
 func (r *Registry) Install(ctx context.Context, inst *Installation) error {
@@ -47,10 +54,11 @@ func (r *Registry) Install(ctx context.Context, inst *Installation) error {
 	if err != nil {
 		return fmt.Errorf("encoding installation: %w", err)
 	}
+	r.pruneInstalled(ctx, inst.User, inst.SuperClientID)
 	err = r.Store.Create(ctx, &storage.Record{
 		ID:   installationID(inst.User, inst.SuperClientID, inst.ClientID),
 		Data: b,
-		Tags: []string{installationTag(inst.User, inst.SuperClientID), pluginInstallsTag(inst.ClientID)},
+		Tags: []string{installationTag(inst.User, inst.SuperClientID), pluginInstallsTag(inst.ClientID), superInstallsTag(inst.SuperClientID)},
 	})
 	if errors.Is(err, storage.ErrExists) {
 		return ErrInstalled
@@ -67,16 +75,41 @@ func (r *Registry) Install(ctx context.Context, inst *Installation) error {
 	return nil
 }
 
-// removeInstallations deletes every installation of a deleted client. It
-// is best effort: what a store failure leaves behind is never listed
-// (Installed callers skip plugins that are gone, and remove them).
+// removeInstallations deletes every installation of a deleted client, and
+// every installation into it (as a super client). It is best effort: what
+// a store failure leaves behind is never listed (Installed callers skip
+// plugins that are gone, and remove them).
 func (r *Registry) removeInstallations(ctx context.Context, clientID string) {
-	recs, err := r.Store.List(ctx, pluginInstallsTag(clientID))
+	for _, tag := range []string{pluginInstallsTag(clientID), superInstallsTag(clientID)} {
+		recs, err := r.Store.List(ctx, tag)
+		if err != nil {
+			continue
+		}
+		for _, rec := range recs {
+			_ = r.Store.Delete(ctx, rec)
+		}
+	}
+}
+
+// pruneInstalled deletes, best effort, the installations user made into
+// the super client of plugins that are gone. Installations have no expiry
+// of their own (an idle_lifetime moves their plugin's end), so those of
+// a plugin that expired stay until something looks: the user's listing,
+// and each new installation, so that installing plugins that then expire,
+// over and over, cannot pile them up.
+func (r *Registry) pruneInstalled(ctx context.Context, user, superID string) {
+	recs, err := r.Store.List(ctx, installationTag(user, superID))
 	if err != nil {
 		return
 	}
 	for _, rec := range recs {
-		_ = r.Store.Delete(ctx, rec)
+		var inst Installation
+		if json.Unmarshal(rec.Data, &inst) != nil {
+			continue
+		}
+		if _, err := r.Peek(ctx, inst.ClientID); errors.Is(err, ErrNotFound) {
+			_ = r.Store.Delete(ctx, rec)
+		}
 	}
 }
 

@@ -571,6 +571,19 @@ local function notIndex(from, to)
   end
   return nil
 end
+-- expireIfAllExpire gives a set without expiry (ttl -1: an id that never
+-- expires joined it once) the expiry of its last id when none of its ids
+-- is scored never any more: an update that gave the last such id an
+-- expiry, or took it out of the set, would otherwise leave the set, and
+-- its entries once they expire, for good. Best effort (pcall), as the
+-- delete script's give-back: ZRANGE is no command a create needs.
+local function expireIfAllExpire(key, ttl)
+  if ttl ~= -1 then return end
+  local top = redis.pcall('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if type(top) == 'table' and top.err == nil and top[2] and tonumber(top[2]) < ` + neverScore + ` then
+    redis.call('PEXPIREAT', key, top[2])
+  end
+end
 local function tagadd(key, id, exp, expn, now)
   if expn == 0 then
     redis.call('ZADD', key, ` + neverScore + ` + tonumber(now), id)
@@ -583,6 +596,8 @@ local function tagadd(key, id, exp, expn, now)
     redis.call('ZADD', key, exp, id)
     if ttl == -2 or (ttl >= 0 and tonumber(now) + ttl < expn) then
       redis.call('PEXPIREAT', key, exp)
+    else
+      expireIfAllExpire(key, ttl)
     end
   end
 end
@@ -765,13 +780,20 @@ local expn = tonumber(ARGV[4])
 local nr = tonumber(ARGV[6])
 local checks = {{'SET', KEYS[1], 'x'}}
 if expn > 0 then checks[#checks + 1] = {'PEXPIREAT', KEYS[1], '0'} end
-for i = 2, 1 + nr do checks[#checks + 1] = {'ZREM', KEYS[i], 'x'} end
+for i = 2, 1 + nr do
+  checks[#checks + 1] = {'ZREM', KEYS[i], 'x'}
+  checks[#checks + 1] = {'PTTL', KEYS[i]}
+  checks[#checks + 1] = {'PEXPIREAT', KEYS[i], '0'}
+end
 for i = 2 + nr, #KEYS do tagchecks(checks, KEYS[i], expn) end
 local refused = refusal(checks) or notIndex(2, #KEYS)
 if refused then return refused end
 redis.call('SET', KEYS[1], ARGV[3])
 if expn > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
-for i = 2, 1 + nr do redis.call('ZREM', KEYS[i], ARGV[1]) end
+for i = 2, 1 + nr do
+  redis.call('ZREM', KEYS[i], ARGV[1])
+  expireIfAllExpire(KEYS[i], redis.call('PTTL', KEYS[i]))
+end
 for i = 2 + nr, #KEYS do tagadd(KEYS[i], ARGV[1], ARGV[4], expn, ARGV[5]) end
 return 1
 `)
