@@ -1388,7 +1388,8 @@ func TestCheckIssuerPlaceholders(t *testing.T) {
 		}
 	}
 	for _, v := range []string{"{http.request.host}", "{http.request.host}/oauth", "ftp://{host}", "https://{host}#x", "https://a.example#", "https://a.example/?", "https://{host}/oauth#",
-		"https://a.example/a/../oauth", "https://a.example/./oauth", "https://{http.request.host}/..", "https://a.example/%2e%2E/x"} {
+		"https://a.example/a/../oauth", "https://a.example/./oauth", "https://{http.request.host}/..", "https://a.example/%2e%2E/x",
+		"https://a.example/a\\b", "https://a.example\\oauth"} {
 		if err := checkIssuer(v); err == nil {
 			t.Errorf("checkIssuer(%q) accepted", v)
 		}

@@ -43,6 +43,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"golang.org/x/net/idna"
 
 	"github.com/caddy-dcr/caddy-dcr/handler"
 	"github.com/caddy-dcr/caddy-dcr/registry"
@@ -509,6 +510,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Logger:                h.logger,
 		Prefix:                h.prefix(),
 		Issuer:                handler.NormalURL(h.Issuer),
+		IssuerWritten:         issuerWritten(h.Issuer),
 		AuthorizationEndpoint: handler.NormalURL(h.AuthorizationEndpoint),
 		TokenEndpoint:         handler.NormalURL(h.TokenEndpoint),
 		Expand:                expand,
@@ -1130,6 +1132,15 @@ func checkPrefix(p string) error {
 	return nil
 }
 
+// issuerWritten is the configured issuer v when the handler publishes it
+// otherwise (in normal form, for this request or always), or "".
+func issuerWritten(v string) string {
+	if v == "" || (!strings.Contains(v, "{") && handler.NormalURL(v) == v) {
+		return ""
+	}
+	return v
+}
+
 // checkIssuer accepts an absolute http(s) URL without query or fragment.
 // With placeholders, which only a request (or the environment) resolves,
 // it checks what it can: the shape around them ("https://{http.request.host}/oauth"
@@ -1170,6 +1181,16 @@ func checkIssuer(v string) error {
 		// the issuer is published as written, and the routes' URLs are
 		// made by appending to it.
 		return bad
+	}
+	if strings.Contains(s, "\\") {
+		// Read as "/" by browsers' URL parsers (WHATWG's, rust-url): the
+		// issuer they compare would be another.
+		return fmt.Errorf("issuer %q must not contain \\: write /", redactUserinfo(v))
+	}
+	if strings.ContainsFunc(u.Hostname(), func(c rune) bool { return c >= utf8.RuneSelf }) {
+		if _, err := idna.Lookup.ToASCII(u.Hostname()); err != nil {
+			return fmt.Errorf("issuer %q: its host is no internationalized domain name (%v)", redactUserinfo(v), err)
+		}
 	}
 	for seg := range strings.SplitSeq(u.Path, "/") {
 		if seg == "." || seg == ".." {

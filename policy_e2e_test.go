@@ -1079,7 +1079,8 @@ func TestPolicyUserCrossSiteMediaGoblin(t *testing.T) {
 		{"Origin: https://evil.example"},
 	} {
 		if resp, body := post(h...); resp.StatusCode != 403 || body != `{"error": "Cross-site requests are refused."}` ||
-			resp.Header.Get("Access-Control-Allow-Origin") != "*" || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+			resp.Header.Get("Access-Control-Allow-Origin") != "*" || resp.Header.Get("Access-Control-Allow-Credentials") != "" ||
+			!slices.Contains(resp.Header.Values("Vary"), "Origin") {
 			t.Fatalf("%v: %d %v %s", h, resp.StatusCode, resp.Header, body)
 		}
 	}

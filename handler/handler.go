@@ -21,6 +21,7 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/net/idna"
 
 	"github.com/caddy-dcr/caddy-dcr/registry"
 	"github.com/caddy-dcr/caddy-dcr/storage"
@@ -48,7 +49,12 @@ type Options struct {
 	Prefix string
 	// Issuer is the configured issuer URL, or "" to use the request's
 	// scheme://host. It may hold request placeholders, expanded by Expand.
+	// Without them it is in normal form (NormalURL), as published.
 	Issuer string
+	// IssuerWritten is the issuer as the config writes it, when its
+	// normal form differs: software statements made out to it (aud)
+	// are for this server too.
+	IssuerWritten string
 	// AuthorizationEndpoint and TokenEndpoint are published; "" means the
 	// API's default under the base URL. Placeholders allowed.
 	AuthorizationEndpoint string
@@ -301,7 +307,8 @@ func normalHost(h, scheme string) string {
 // rust-url, Go's) give the URL they compare the issuer with (RFC 8414
 // section 3.3): scheme and host in lower case, the port as normalHost
 // writes it, and what a URL may not hold as is (anything not ASCII, spaces
-// and controls, the quotes and angle brackets) percent-encoded as UTF-8.
+// and controls, the quotes and angle brackets) percent-encoded as UTF-8,
+// an internationalized host name as its A-label.
 // Written as configured, "https://Auth.Example.com:443/Ünï" would match no
 // client's URL, and is no URI at all. Escapes already there, dot segments
 // (refused by the config check) and a trailing "/" are left as they are.
@@ -322,6 +329,17 @@ func NormalURL(s string) string {
 		return s
 	}
 	host = normalHost(host, scheme)
+	if strings.ContainsFunc(host, func(c rune) bool { return c >= utf8.RuneSelf }) {
+		// An internationalized name, as its A-label ("xn--..."): what
+		// clients' parsers make of it, and the only form a URI holds.
+		name, port := host, ""
+		if j := strings.LastIndexByte(host, ':'); j >= 0 {
+			name, port = host[:j], host[j:]
+		}
+		if a, err := idna.Lookup.ToASCII(name); err == nil {
+			host = a + port
+		}
+	}
 	if scheme == s[:i+3] && host == rest[:end] && strings.IndexFunc(tail, escapedInURL) < 0 {
 		return s
 	}

@@ -53,6 +53,7 @@ func TestNormalHost(t *testing.T) {
 		"https://user@As.Example/":         "https://user@As.Example/",
 		"https://{http.request.host}/":     "https://{http.request.host}/",
 		"as.example/x":                     "as.example/x",
+		"https://Bücher.Example:8443/x":    "https://xn--bcher-kva.example:8443/x",
 	} {
 		if got := NormalURL(in); got != want {
 			t.Errorf("NormalURL(%q) = %q, want %q", in, got, want)

@@ -1262,7 +1262,8 @@ func (a *Kustvakt) install(q *kustvaktRequest) {
 		a.notify(q.w, 0, kcPluginNotPermitted, "Plugin is not permitted", id)
 		return
 	}
-	inst := &registry.Installation{User: q.user, SuperClientID: superID, ClientID: id}
+	inst := &registry.Installation{User: q.user, SuperClientID: superID, ClientID: id,
+		StoredSuper: !slices.ContainsFunc(a.k.SuperClients, func(s SuperClient) bool { return s.ClientID == superID })}
 	err = a.o.Registry.Install(ctx, inst)
 	if errors.Is(err, registry.ErrInstalled) {
 		a.notify(q.w, 0, kcPluginInstalled, "Plugin has been installed", id)
@@ -1270,6 +1271,10 @@ func (a *Kustvakt) install(q *kustvaktRequest) {
 	}
 	if errors.Is(err, registry.ErrNotFound) { // deregistered meanwhile
 		a.unknownClient(q.w, id)
+		return
+	}
+	if errors.Is(err, registry.ErrSuperGone) { // as verifySuper would now answer
+		a.unknownClient(q.w, superID)
 		return
 	}
 	if a.failed(q.w, "install", err) {

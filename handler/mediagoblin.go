@@ -75,6 +75,11 @@ func (a *MediaGoblin) Serve(w http.ResponseWriter, r *http.Request) bool {
 	a.o.hold()
 	defer a.o.release()
 	ob := observe(w, r, opRegister)
+	if a.o.Gate.Mode == ModeUser && a.o.CORS != nil && len(a.o.CORS.Origins) > 0 {
+		// The answer depends on the Origin (see mgCredentialed), for
+		// every origin, listed or not.
+		ob.Header().Add("Vary", "Origin")
+	}
 	if origin := r.Header.Get("Origin"); a.o.Gate.Mode == ModeUser && a.o.CORS.Listed(origin) {
 		a.register(mgCredentialed{ob, origin}, r)
 	} else {
@@ -100,7 +105,6 @@ func (w mgCredentialed) WriteHeader(code int) {
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", w.origin)
 	h.Set("Access-Control-Allow-Credentials", "true")
-	h.Add("Vary", "Origin")
 	w.ResponseWriter.WriteHeader(code)
 }
 

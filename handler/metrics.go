@@ -217,10 +217,19 @@ func (b *continueBody) Read(p []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (o *observed) Unwrap() http.ResponseWriter { return o.ResponseWriter }
 
-// setOp renames the operation of w, if w is observed.
+// setOp renames the operation of w, if w is observed, or wraps (Unwrap)
+// an observed writer.
 func setOp(w http.ResponseWriter, op string) {
-	if ob, ok := w.(*observed); ok {
-		ob.op = op
+	for w != nil {
+		if ob, ok := w.(*observed); ok {
+			ob.op = op
+			return
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
 	}
 }
 

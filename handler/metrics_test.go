@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -103,4 +104,17 @@ func TestMetricsPerAPI(t *testing.T) {
 			t.Errorf("registering %v twice: not AlreadyRegisteredError", c)
 		}
 	}
+}
+
+// TestSetOpThroughWrappers: an operation renamed through a writer that
+// wraps the observed one (MediaGoblin's for credentialed CORS) is renamed
+// on the observed writer, which the metrics read.
+func TestSetOpThroughWrappers(t *testing.T) {
+	r := httptest.NewRequest("POST", "/api/client/register", nil)
+	ob := observe(httptest.NewRecorder(), r, opRegister)
+	setOp(mgCredentialed{ob, "https://app.example"}, "update")
+	if ob.op != "update" {
+		t.Fatalf("op %q, want update", ob.op)
+	}
+	setOp(httptest.NewRecorder(), "update") // not observed: nothing to do
 }

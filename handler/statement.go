@@ -502,7 +502,15 @@ func (o *Options) applyStatement(r *http.Request, f registry.Fields, stored stri
 	if serr != nil || stmt == "" {
 		return "", statementErr(CodeInvalidStatement, "software_statement must be a JWS in compact serialization")
 	}
-	claims, verr := s.verify(r.Context(), stmt, stored != "" && stmt == stored, []string{o.issuer(r), o.base(r) + "/register"})
+	audiences := []string{o.issuer(r), o.base(r) + "/register"}
+	if o.IssuerWritten != "" {
+		// Compared as strings (StringOrURI): the issuer published in
+		// normal form, or as the config writes it, which a publisher
+		// may have copied.
+		w := o.expand(r, o.IssuerWritten)
+		audiences = append(audiences, w, strings.TrimRight(w, "/")+"/register")
+	}
+	claims, verr := s.verify(r.Context(), stmt, stored != "" && stmt == stored, audiences)
 	if verr != nil {
 		return "", verr
 	}

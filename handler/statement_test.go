@@ -530,6 +530,19 @@ func TestStatementAudience(t *testing.T) {
 	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `it must name this server's issuer, 'https://login.example/oauth'`) {
 		t.Fatalf("aud naming the Host, not the configured issuer: %d %s", w.Code, w.Body)
 	}
+	// An issuer the config writes otherwise than it is published (in
+	// normal form): a statement made out to either is for this server.
+	a.o.Issuer, a.o.IssuerWritten = NormalURL("https://Login.Example:443/oauth"), "https://Login.Example:443/oauth"
+	for _, aud := range []string{"https://login.example/oauth", "https://Login.Example:443/oauth", "https://Login.Example:443/oauth/register"} {
+		c["aud"] = aud
+		r = httptest.NewRequest("POST", "http://10.0.0.1/register", strings.NewReader(`{"redirect_uris":["https://client.example.com/cb"],"software_statement":"`+sign(c)+`"}`))
+		r.Header.Set("Content-Type", "application/json")
+		w = httptest.NewRecorder()
+		a.Serve(w, r)
+		if w.Code != http.StatusCreated {
+			t.Errorf("aud %s with the issuer written otherwise than published: %d %s", aud, w.Code, w.Body)
+		}
+	}
 }
 
 // TestStatementSoftwareIDOfAnotherIssuer: a software_id one trusted

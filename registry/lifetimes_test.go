@@ -454,7 +454,7 @@ func TestInstallationsIntoGoneClients(t *testing.T) {
 		}
 	}
 	for _, user := range []string{"alice", "bob"} {
-		if err := r.Install(ctx, &Installation{User: user, SuperClientID: "front", ClientID: "plugin"}); err != nil {
+		if err := r.Install(ctx, &Installation{User: user, SuperClientID: "front", ClientID: "plugin", StoredSuper: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -463,6 +463,14 @@ func TestInstallationsIntoGoneClients(t *testing.T) {
 	}
 	if recs, err := store.List(ctx, pluginInstallsTag("plugin")); err != nil || len(recs) != 0 {
 		t.Fatalf("installations into the deleted super client left: %d, %v", len(recs), err)
+	}
+	// An install whose super client is deleted while it runs (after its
+	// credentials were checked) takes itself back.
+	if err := r.Install(ctx, &Installation{User: "carol", SuperClientID: "front", ClientID: "plugin", StoredSuper: true}); !errors.Is(err, ErrSuperGone) {
+		t.Fatalf("install into a deleted super client: %v", err)
+	}
+	if recs, err := store.List(ctx, pluginInstallsTag("plugin")); err != nil || len(recs) != 0 {
+		t.Fatalf("installation into a deleted super client left: %d, %v", len(recs), err)
 	}
 
 	if err := r.Install(ctx, &Installation{User: "dave", SuperClientID: "kalamar", ClientID: "exp1"}); err != nil {

@@ -22,7 +22,14 @@ type Installation struct {
 	SuperClientID string `json:"super_client_id"`
 	ClientID      string `json:"client_id"`
 	InstalledMs   int64  `json:"installed_ms"`
+	// StoredSuper tells Install that the super client is a stored client
+	// (not one the config declares), which a delete can remove.
+	StoredSuper bool `json:"-"`
 }
+
+// ErrSuperGone means the stored super client was deleted while a plugin
+// was installed into it.
+var ErrSuperGone = errors.New("super client deleted")
 
 // The parts are joined with NUL, which no user name or client id contains.
 func installationID(user, superID, clientID string) string {
@@ -54,12 +61,13 @@ func (r *Registry) Install(ctx context.Context, inst *Installation) error {
 	if err != nil {
 		return fmt.Errorf("encoding installation: %w", err)
 	}
-	r.pruneInstalled(ctx, inst.User, inst.SuperClientID)
-	err = r.Store.Create(ctx, &storage.Record{
-		ID:   installationID(inst.User, inst.SuperClientID, inst.ClientID),
-		Data: b,
-		Tags: []string{installationTag(inst.User, inst.SuperClientID), pluginInstallsTag(inst.ClientID), superInstallsTag(inst.SuperClientID)},
-	})
+	tags := []string{installationTag(inst.User, inst.SuperClientID), pluginInstallsTag(inst.ClientID)}
+	if inst.StoredSuper {
+		// Only a stored super client is ever deleted.
+		tags = append(tags, superInstallsTag(inst.SuperClientID))
+	}
+	id := installationID(inst.User, inst.SuperClientID, inst.ClientID)
+	err = r.Store.Create(ctx, &storage.Record{ID: id, Data: b, Tags: tags})
 	if errors.Is(err, storage.ErrExists) {
 		return ErrInstalled
 	}
@@ -72,6 +80,17 @@ func (r *Registry) Install(ctx context.Context, inst *Installation) error {
 		r.removeInstallations(ctx, inst.ClientID)
 		return ErrNotFound
 	}
+	// So for a stored super client deleted meanwhile (its credentials
+	// were checked before): nobody could list or uninstall this one.
+	if inst.StoredSuper {
+		if _, err := r.Peek(ctx, inst.SuperClientID); errors.Is(err, ErrNotFound) {
+			if rec, err := r.Store.Get(ctx, id); err == nil {
+				_ = r.Store.Delete(ctx, rec)
+			}
+			return ErrSuperGone
+		}
+	}
+	r.pruneInstalled(ctx, inst.User, inst.SuperClientID)
 	return nil
 }
 

@@ -124,7 +124,7 @@ func (p *RedisPool) CheckAccess(keyPrefix string, report func(refused []string, 
 // CleanupOnly reports whether the commands CheckAccess found refused
 // ("zcard dcr:{dcr}:t:acl-check"...) are all ones the store runs only for
 // best-effort clean-ups (index entries of vanished records at a cap, an
-// index's expiry given back at a delete): a user without them, granted an
+// index's expiry given back at a delete or an update): a user without them, granted an
 // earlier version's commands, loses those clean-ups and nothing else.
 func CleanupOnly(refused []string) bool {
 	for _, c := range refused {
