@@ -1227,13 +1227,18 @@ func (a *Kustvakt) plugins(q *kustvaktRequest) {
 
 // ---- plugin installation ------------------------------------------------------------
 
+// writeInstallation writes an InstalledPluginDto as Jackson orders it: the
+// properties named as their fields (name, description, url) first, then
+// those @JsonProperty renames (client_id, super_client_id,
+// installed_date), which Jackson's property collector takes out and puts
+// back at the end, as with OAuth2ClientInfoDto's.
 func (a *Kustvakt) writeInstallation(jw *jsonw.Writer, inst *registry.Installation, c *registry.Client) {
 	jw.Open()
-	jw.Key("client_id").Str(inst.ClientID)
-	jw.Key("super_client_id").Str(inst.SuperClientID)
 	jw.OptStr("name", c.ClientName)
 	jw.OptStr("description", c.Description)
 	jw.OptStr("url", c.ClientURI)
+	jw.Key("client_id").Str(inst.ClientID)
+	jw.Key("super_client_id").Str(inst.SuperClientID)
 	jw.Key("installed_date").Str(JavaZonedDateTime(time.UnixMilli(inst.InstalledMs), a.k.Location))
 	jw.Close()
 }
