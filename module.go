@@ -872,7 +872,7 @@ func (h *Handler) checkRedisAccess(shared *sharedStore) {
 			log.Error("Redis refuses the plugin's requests (its user and password, database number or cluster mode do not fit this Redis): registrations and reads will fail until it is fixed",
 				zap.String("redis", where), zap.String("key_prefix", prefix), zap.Error(err))
 		case len(refused) > 0 && storage.CleanupOnly(refused):
-			log.Warn("the Redis user may not run commands the plugin uses only to clean up on its keys (ACL; an earlier version's line): registrations and everything else work, but index entries of vanished clients are not cleared when a cap is reached and an index keeps no expiry after a delete; see the README's Redis ACL section",
+			log.Warn("the Redis user may not run commands the plugin uses only to clean up on its keys (ACL; an earlier version's line): registrations and everything else work, but index entries of vanished clients are not cleared when a cap is reached and an index keeps no expiry after a delete or an update that leaves it no client that never expires; see the README's Redis ACL section",
 				zap.String("redis", where), zap.String("key_prefix", prefix), zap.Strings("refused", refused))
 		case len(refused) > 0:
 			log.Error("the Redis user may not run commands the plugin needs on its keys (ACL): requests that need them will fail (without command, on a cluster: each pays a failed round trip more); see the README's Redis ACL section",
@@ -1178,7 +1178,7 @@ func checkIssuer(v string) error {
 	}
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http" && !schemeFromPlaceholder) || u.Host == "" || strings.ContainsAny(s, "?#") || !plainURL(s, u) {
 		// An empty query or fragment ("https://a.example#") counts too:
-		// the issuer is published as written, and the routes' URLs are
+		// the issuer is published with them (NormalURL keeps both), and the routes' URLs are
 		// made by appending to it.
 		return bad
 	}

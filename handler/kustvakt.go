@@ -916,7 +916,7 @@ func (a *Kustvakt) validateRegistration(in *kustvaktClientJSON) (reason string, 
 		// Ours too: client info and the plugin lists show the
 		// description to every user, who is to read it as written. Tabs
 		// and line breaks are a description's own.
-		return "description must not contain control characters other than tabs and line breaks, nor bidirectional overrides", false
+		return "description must not contain control characters other than tabs and line breaks, nor line separators or bidirectional overrides", false
 	}
 	return "", false
 }

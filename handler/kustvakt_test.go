@@ -289,9 +289,9 @@ func TestKustvaktRequests(t *testing.T) {
 		{"bidi override in the name", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"\u202eelgooG","type":"PUBLIC","description":"d"}`, "alice",
 			kvWant{status: 400, code: "invalid_request", desc: "client_name must not contain control characters, line separators or bidirectional overrides"}},
 		{"bidi override in the description", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"abc","type":"PUBLIC","description":"evil\u202eexe.txt"}`, "alice",
-			kvWant{status: 400, code: "invalid_request", desc: "description must not contain control characters other than tabs and line breaks, nor bidirectional overrides"}},
+			kvWant{status: 400, code: "invalid_request", desc: "description must not contain control characters other than tabs and line breaks, nor line separators or bidirectional overrides"}},
 		{"NUL in the description", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"abc","type":"PUBLIC","description":"a\u0000b"}`, "alice",
-			kvWant{status: 400, code: "invalid_request", desc: "description must not contain control characters other than tabs and line breaks, nor bidirectional overrides"}},
+			kvWant{status: 400, code: "invalid_request", desc: "description must not contain control characters other than tabs and line breaks, nor line separators or bidirectional overrides"}},
 		// That check is ours: Kustvakt's own come first, in its order.
 		{"bidi override, no type", "POST", "/api/v1.0/oauth2/client/register", kvJSON, `{"name":"abc\u202e","description":"d"}`, "alice",
 			kvWant{status: 400, code: "invalid_request", desc: "client_type is null"}},
