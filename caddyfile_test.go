@@ -403,6 +403,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"issuer placeholder with query", "client_registration {\n\tissuer https://{host}/?x=1\n}", "without query or fragment"},
 		{"issuer with query", "client_registration {\n\tissuer https://a.example/?x=1\n}", "without query or fragment"},
 		{"relative token_endpoint", "client_registration {\n\ttoken_endpoint /token\n}", `token_endpoint "/token" must be an absolute http(s) URL`},
+		{"endpoint with a backslash", "client_registration {\n\ttoken_endpoint https://a.example/a\\b\n}", `must not contain \ (write /)`},
+		{"endpoint with an escape that is none", "client_registration {\n\ttoken_endpoint https://a.example/t?x=%zz\n}", `token_endpoint "https://a.example/t?x=%zz" must be an absolute http(s) URL`},
 		{"endpoint a bare host placeholder", "client_registration {\n\tauthorization_endpoint {http.request.host}/authorize\n}", `authorization_endpoint "{http.request.host}/authorize" must be an absolute http(s) URL ({http.request.host} holds no scheme`},
 		{"endpoint a bare hostport shorthand", "client_registration {\n\ttoken_endpoint {hostport}\n}", `holds no scheme`},
 		{"relative authorization_endpoint", "client_registration {\n\tauthorization_endpoint authorize\n}", `authorization_endpoint "authorize"`},
@@ -1389,7 +1391,7 @@ func TestCheckIssuerPlaceholders(t *testing.T) {
 	}
 	for _, v := range []string{"{http.request.host}", "{http.request.host}/oauth", "ftp://{host}", "https://{host}#x", "https://a.example#", "https://a.example/?", "https://{host}/oauth#",
 		"https://a.example/a/../oauth", "https://a.example/./oauth", "https://{http.request.host}/..", "https://a.example/%2e%2E/x",
-		"https://a.example/a\\b", "https://a.example\\oauth"} {
+		"https://a.example/a\\b", "https://a.example\\oauth", "https://a.example/%2fx", "https://xn--/x", "https://a.example/x%zz"} {
 		if err := checkIssuer(v); err == nil {
 			t.Errorf("checkIssuer(%q) accepted", v)
 		}

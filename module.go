@@ -1182,21 +1182,14 @@ func checkIssuer(v string) error {
 		// made by appending to it.
 		return bad
 	}
-	if strings.Contains(s, "\\") {
-		// Read as "/" by browsers' URL parsers (WHATWG's, rust-url): the
-		// issuer they compare would be another.
-		return fmt.Errorf("issuer %q must not contain \\: write /", redactUserinfo(v))
+	if problem := handler.IssuerPathProblem(s, u); problem != "" {
+		return fmt.Errorf("issuer %q %s", redactUserinfo(v), problem)
 	}
-	if strings.ContainsFunc(u.Hostname(), func(c rune) bool { return c >= utf8.RuneSelf }) {
-		if _, err := idna.Lookup.ToASCII(u.Hostname()); err != nil {
-			return fmt.Errorf("issuer %q: its host is no internationalized domain name (%v)", redactUserinfo(v), err)
-		}
-	}
-	for seg := range strings.SplitSeq(u.Path, "/") {
-		if seg == "." || seg == ".." {
-			// Clients remove dot segments ("%2e" too) from the URL they
-			// discover from, and would compare the issuer with another.
-			return fmt.Errorf("issuer %q must not contain . or .. segments", redactUserinfo(v))
+	if h := u.Hostname(); strings.ContainsFunc(h, func(c rune) bool { return c >= utf8.RuneSelf }) || strings.Contains(strings.ToLower(h), "xn--") {
+		// What clients' parsers refuse, or write otherwise (an
+		// internationalized name is published as its A-label).
+		if a, err := idna.Lookup.ToASCII(h); err != nil || a == "" {
+			return fmt.Errorf("issuer %q: its host is no valid internationalized domain name", redactUserinfo(v))
 		}
 	}
 	return nil
@@ -1348,6 +1341,10 @@ func checkEndpoint(name, v string) error {
 	if strings.Contains(v, "#") {
 		return fmt.Errorf("%s %q must not include a fragment (RFC 6749 section 3.1)", name, redactUserinfo(v))
 	}
+	if strings.Contains(v, "\\") {
+		// Read as "/" by browsers' URL parsers.
+		return fmt.Errorf("%s %q must not contain \\ (write /)", name, redactUserinfo(v))
+	}
 	return nil
 }
 
@@ -1355,7 +1352,9 @@ func checkEndpoint(name, v string) error {
 // as written: no spaces or control characters (url.Parse lets them through
 // in a path) and a port, if any, in range.
 func plainURL(v string, u *url.URL) bool {
-	if strings.ContainsFunc(v, func(r rune) bool { return r == ' ' || unicode.IsControl(r) }) {
+	if strings.ContainsFunc(v, func(r rune) bool { return r == ' ' || unicode.IsControl(r) }) || !handler.ValidEscapes(v) {
+		// Also an escape that is none ("%zz", which url.Parse lets
+		// through in a query).
 		return false
 	}
 	if p := u.Port(); p != "" {

@@ -214,6 +214,7 @@ http://:%d {
 	client_registration {
 		prefix /h
 		issuer https://{http.request.header.X-Host}/h
+		token_endpoint https://{http.request.host}/t?x={http.request.header.Q}
 		rate_limit off
 	}
 	client_registration {
@@ -265,6 +266,19 @@ http://:%d {
 	resp, body = s.postJSON(escaped+"/register", `{"redirect_uris":["https://app.example/cb"]}`)
 	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(object(t, body)["registration_client_uri"].(string), "http://auth.example"+escaped+"/register/") {
 		t.Errorf("register under an issuer written in no normal form: %d %s", resp.StatusCode, body)
+	}
+	// What a request puts into the issuer is made normal too, and what
+	// the config check refuses of a written issuer (dot segments, an
+	// encoded slash, a backslash), or an escape that is none, gets the
+	// 500 of a URL the placeholders made unusable.
+	resp, body = s.postJSON("/h/register", `{"redirect_uris":["https://app.example/cb"]}`, "X-Host: A.EXAMPLE:0443/Ü{")
+	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(object(t, body)["registration_client_uri"].(string), "https://a.example/%C3%9C%7B/h/register/") {
+		t.Errorf("register under an issuer a request made: %d %s", resp.StatusCode, body)
+	}
+	for _, hdr := range [][]string{{"X-Host: a.example/.."}, {"X-Host: a.example/%2e%2E"}, {"X-Host: a.example/%2F"}, {"X-Host: a.example/\\evil"}, {"X-Host: a.example", "Q: %zz"}} {
+		if resp, body := s.postJSON("/h/register", `{"redirect_uris":["https://app.example/cb"]}`, hdr...); resp.StatusCode != http.StatusInternalServerError {
+			t.Errorf("register with %q: %d %s", hdr, resp.StatusCode, body)
+		}
 	}
 	resp, body = s.do(http.MethodGet, "/.well-known/oauth-authorization-server/h", "", "X-Host: a b")
 	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, "issuer setting") {

@@ -315,8 +315,18 @@ func normalHost(h, scheme string) string {
 // A value without "://", with user information or still holding "{" (a
 // placeholder no request resolves) is returned as it is.
 func NormalURL(s string) string {
+	if strings.Contains(s, "{") {
+		return s
+	}
+	return normalURL(s)
+}
+
+// normalURL is NormalURL for a value whose placeholders are resolved: a
+// "{" in it came from a request, and is encoded like any character a path
+// may not hold.
+func normalURL(s string) string {
 	i := strings.Index(s, "://")
-	if i <= 0 || strings.Contains(s, "{") {
+	if i <= 0 {
 		return s
 	}
 	scheme, rest := strings.ToLower(s[:i+3]), s[i+3:]
@@ -340,27 +350,79 @@ func NormalURL(s string) string {
 			host = a + port
 		}
 	}
-	if scheme == s[:i+3] && host == rest[:end] && strings.IndexFunc(tail, escapedInURL) < 0 {
+	path, query := tail, ""
+	if q := strings.IndexByte(tail, '?'); q >= 0 {
+		path, query = tail[:q], tail[q:]
+	}
+	if scheme == s[:i+3] && host == rest[:end] && strings.IndexFunc(path, escapedInPath) < 0 && strings.IndexFunc(query, escapedInQuery) < 0 {
 		return s
 	}
 	var b strings.Builder
 	b.Grow(len(s) + 16)
 	b.WriteString(scheme)
 	b.WriteString(host)
-	for j := 0; j < len(tail); j++ {
-		if c := tail[j]; c < 0x80 && !escapedInURL(rune(c)) {
+	appendEscaped(&b, path, escapedInPath)
+	appendEscaped(&b, query, escapedInQuery)
+	return b.String()
+}
+
+// appendEscaped writes s to b with the bytes of what escaped reports, and
+// every byte of a character beyond ASCII, percent-encoded.
+func appendEscaped(b *strings.Builder, s string, escaped func(rune) bool) {
+	for j := 0; j < len(s); j++ {
+		if c := s[j]; c < utf8.RuneSelf && !escaped(rune(c)) {
 			b.WriteByte(c)
 		} else {
 			b.WriteString("%" + strings.ToUpper(strconv.FormatUint(uint64(c)|0x100, 16)[1:]))
 		}
 	}
-	return b.String()
 }
 
-// escapedInURL reports a character that NormalURL percent-encodes.
-func escapedInURL(c rune) bool {
-	return c <= ' ' || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '`'
+// escapedInPath and escapedInQuery report the characters NormalURL
+// percent-encodes in a path and in a query: WHATWG's path and special-query
+// percent-encode sets (controls, space, quotes, angle brackets; braces and
+// the backquote in a path, the apostrophe in a query) and what is not
+// ASCII.
+func escapedInPath(c rune) bool {
+	return c <= ' ' || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '`' || c == '{' || c == '}'
 }
+
+func escapedInQuery(c rune) bool {
+	return c <= ' ' || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\''
+}
+
+// IssuerPathProblem says what in the path of an issuer (parsed as u from
+// raw) clients would read otherwise than it is written, or "": "." and
+// ".." segments ("%2e" too), which they remove; "\", which browsers'
+// parsers take for "/"; an encoded slash, which the metadata route, on the
+// decoded path, cannot tell from a "/".
+func IssuerPathProblem(raw string, u *url.URL) string {
+	if strings.Contains(raw, "\\") {
+		return "must not contain \\ (write /)"
+	}
+	if strings.Contains(strings.ToLower(u.EscapedPath()), "%2f") {
+		return "must not contain an encoded slash (%2F)"
+	}
+	for seg := range strings.SplitSeq(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return "must not contain . or .. segments"
+		}
+	}
+	return ""
+}
+
+// ValidEscapes reports whether every "%" in s starts an escape of two
+// hexadecimal digits (url.Parse checks those of a path, not of a query).
+func ValidEscapes(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && (i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2])) {
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
 
 // hostUnusable reports a request whose URLs would be built from a Host
 // header that is not a plain host[:port] ("a.example:1,evil.example",
@@ -433,7 +495,7 @@ func (o *Options) unresolvedURL(r *http.Request) string {
 		if !resolvedURLUsable(f.name, got) {
 			if now := time.Now().UnixNano(); now-o.urlWarned.Load() > int64(time.Minute) {
 				o.urlWarned.Store(now)
-				o.Logger.Error("a configured URL's placeholders resolve to no URL the config check would accept (absolute http(s), no user information, fragment or spaces, no query in the issuer) for this request; answering 500",
+				o.Logger.Error("a configured URL's placeholders resolve to no URL the config check would accept (absolute http(s), no user information, fragment, spaces, backslash or broken escapes; in the issuer no query, dot segments or encoded slash) for this request; answering 500",
 					zap.String("setting", f.name), zap.String("configured", f.v), zap.String("resolved", got))
 			}
 			return f.name
@@ -454,10 +516,10 @@ func resolvedURLUsable(name, got string) bool {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !validHost(u.Host) || u.User != nil {
 		return false
 	}
-	if strings.ContainsFunc(got, func(c rune) bool { return c <= ' ' || c == 0x7f }) || strings.Contains(got, "#") {
+	if strings.ContainsFunc(got, func(c rune) bool { return c <= ' ' || c == 0x7f }) || strings.ContainsAny(got, "#\\") || !ValidEscapes(got) {
 		return false
 	}
-	return name != "issuer" || !strings.Contains(got, "?")
+	return name != "issuer" || (!strings.Contains(got, "?") && IssuerPathProblem(got, u) == "")
 }
 
 // validHost reports whether h is a DNS name or IP address (IPv6 in
@@ -544,7 +606,7 @@ func (o *Options) expandURL(r *http.Request, s string) string {
 	if !strings.Contains(s, "{") {
 		return s
 	}
-	return NormalURL(o.expand(r, s))
+	return normalURL(o.expand(r, s))
 }
 
 // base is the absolute URL under which this API's routes are reachable: the

@@ -53,11 +53,18 @@ func TestNormalHost(t *testing.T) {
 		"https://user@As.Example/":         "https://user@As.Example/",
 		"https://{http.request.host}/":     "https://{http.request.host}/",
 		"as.example/x":                     "as.example/x",
+		"https://as.example/}|^":           "https://as.example/%7D|^",
+		"https://as.example/`p?q='`'":      "https://as.example/%60p?q=%27`%27",
 		"https://Bücher.Example:8443/x":    "https://xn--bcher-kva.example:8443/x",
 	} {
 		if got := NormalURL(in); got != want {
 			t.Errorf("NormalURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+	// A "{" a request put in (a placeholder's value) is encoded, and the
+	// rest made normal all the same.
+	if got, want := normalURL("https://A.EXAMPLE:0443/Ü{/x"), "https://a.example/%C3%9C%7B/x"; got != want {
+		t.Errorf("normalURL = %q, want %q", got, want)
 	}
 	// The client's URLs are built from the same normal form as the
 	// metadata's.
