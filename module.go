@@ -1132,6 +1132,15 @@ func checkPrefix(p string) error {
 	return nil
 }
 
+// hostPart is the authority of the absolute URL s, as written.
+func hostPart(s string) string {
+	_, rest, _ := strings.Cut(s, "://")
+	if end := strings.IndexAny(rest, "/?#"); end >= 0 {
+		rest = rest[:end]
+	}
+	return rest
+}
+
 // issuerWritten is the configured issuer v when the handler publishes it
 // otherwise (in normal form, for this request or always), or "".
 func issuerWritten(v string) string {
@@ -1185,7 +1194,12 @@ func checkIssuer(v string) error {
 	if problem := handler.IssuerPathProblem(s, u); problem != "" {
 		return fmt.Errorf("issuer %q %s", redactUserinfo(v), problem)
 	}
-	if h := u.Hostname(); strings.ContainsFunc(h, func(c rune) bool { return c >= utf8.RuneSelf }) || strings.Contains(strings.ToLower(h), "xn--") {
+	if h := u.Hostname(); !strings.HasPrefix(u.Host, "[") && strings.Contains(hostPart(s), "%") {
+		// A host name written with escapes ("b%C3%BCcher.example"), which
+		// browsers decode before anything else: the issuer they compare
+		// would be another.
+		return fmt.Errorf("issuer %q: write its host name without escapes", redactUserinfo(v))
+	} else if strings.ContainsFunc(h, func(c rune) bool { return c >= utf8.RuneSelf }) || strings.Contains(strings.ToLower(h), "xn--") {
 		// What clients' parsers refuse, or write otherwise (an
 		// internationalized name is published as its A-label).
 		if a, err := idna.Lookup.ToASCII(h); err != nil || a == "" {
@@ -1256,9 +1270,9 @@ func (h *Handler) checkResolvedURLs(repl *caddy.Replacer) error {
 		check   func(string) error
 		without string // what check refuses besides a relative URL, for the message
 	}{
-		{"issuer", h.Issuer, checkIssuer, "user information, query or fragment"},
-		{"authorization_endpoint", h.AuthorizationEndpoint, func(v string) error { return checkEndpoint("authorization_endpoint", v) }, "user information or fragment"},
-		{"token_endpoint", h.TokenEndpoint, func(v string) error { return checkEndpoint("token_endpoint", v) }, "user information or fragment"},
+		{"issuer", h.Issuer, checkIssuer, "user information, query, fragment, backslash, broken escape, dot segment, encoded slash or invalid A-label"},
+		{"authorization_endpoint", h.AuthorizationEndpoint, func(v string) error { return checkEndpoint("authorization_endpoint", v) }, "user information, fragment, backslash or broken escape"},
+		{"token_endpoint", h.TokenEndpoint, func(v string) error { return checkEndpoint("token_endpoint", v) }, "user information, fragment, backslash or broken escape"},
 	} {
 		if !strings.Contains(f.v, "{") {
 			continue

@@ -275,7 +275,11 @@ http://:%d {
 	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(object(t, body)["registration_client_uri"].(string), "https://a.example/%C3%9C%7B/h/register/") {
 		t.Errorf("register under an issuer a request made: %d %s", resp.StatusCode, body)
 	}
-	for _, hdr := range [][]string{{"X-Host: a.example/.."}, {"X-Host: a.example/%2e%2E"}, {"X-Host: a.example/%2F"}, {"X-Host: a.example/\\evil"}, {"X-Host: a.example", "Q: %zz"}} {
+	resp, body = s.postJSON("/h/register", `{"redirect_uris":["https://app.example/cb"]}`, "X-Host: Bücher.Example:8443")
+	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(object(t, body)["registration_client_uri"].(string), "https://xn--bcher-kva.example:8443/h/register/") {
+		t.Errorf("register under an internationalized issuer a request made: %d %s", resp.StatusCode, body)
+	}
+	for _, hdr := range [][]string{{"X-Host: a.example/.."}, {"X-Host: a.example/%2e%2E"}, {"X-Host: a.example/%2F"}, {"X-Host: a.example/\\evil"}, {"X-Host: a.example", "Q: %zz"}, {"X-Host: xn--zz.example"}} {
 		if resp, body := s.postJSON("/h/register", `{"redirect_uris":["https://app.example/cb"]}`, hdr...); resp.StatusCode != http.StatusInternalServerError {
 			t.Errorf("register with %q: %d %s", hdr, resp.StatusCode, body)
 		}

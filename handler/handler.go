@@ -380,11 +380,11 @@ func appendEscaped(b *strings.Builder, s string, escaped func(rune) bool) {
 
 // escapedInPath and escapedInQuery report the characters NormalURL
 // percent-encodes in a path and in a query: WHATWG's path and special-query
-// percent-encode sets (controls, space, quotes, angle brackets; braces and
-// the backquote in a path, the apostrophe in a query) and what is not
-// ASCII.
+// percent-encode sets (controls, space, quotes, angle brackets; braces,
+// the caret and the backquote in a path, the apostrophe in a query) and
+// what is not ASCII.
 func escapedInPath(c rune) bool {
-	return c <= ' ' || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '`' || c == '{' || c == '}'
+	return c <= ' ' || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '`' || c == '{' || c == '}' || c == '^'
 }
 
 func escapedInQuery(c rune) bool {
@@ -513,13 +513,36 @@ func (o *Options) unresolvedURL(r *http.Request) string {
 // bring in what the config check refuses.
 func resolvedURLUsable(name, got string) bool {
 	u, err := url.Parse(got)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !validHost(u.Host) || u.User != nil {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || !validHost(publishedHost(got)) {
 		return false
 	}
 	if strings.ContainsFunc(got, func(c rune) bool { return c <= ' ' || c == 0x7f }) || strings.ContainsAny(got, "#\\") || !ValidEscapes(got) {
 		return false
 	}
 	return name != "issuer" || (!strings.Contains(got, "?") && IssuerPathProblem(got, u) == "")
+}
+
+// publishedHost is the host[:port] of the absolute URL s as written (an
+// IPv6 zone keeps its "%25", which url.Parse decodes), an internationalized
+// name as its A-label, as normalURL publishes it; "" when it has none (an
+// A-label that is no valid one, "xn--zz").
+func publishedHost(s string) string {
+	_, rest, _ := strings.Cut(s, "://")
+	if end := strings.IndexAny(rest, "/?#"); end >= 0 {
+		rest = rest[:end]
+	}
+	if strings.HasPrefix(rest, "[") || !strings.ContainsFunc(rest, func(c rune) bool { return c >= utf8.RuneSelf }) && !strings.Contains(strings.ToLower(rest), "xn--") {
+		return rest
+	}
+	name, port := rest, ""
+	if j := strings.LastIndexByte(rest, ':'); j >= 0 {
+		name, port = rest[:j], rest[j:]
+	}
+	a, err := idna.Lookup.ToASCII(name)
+	if err != nil || a == "" {
+		return ""
+	}
+	return a + port
 }
 
 // validHost reports whether h is a DNS name or IP address (IPv6 in

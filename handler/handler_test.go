@@ -53,7 +53,7 @@ func TestNormalHost(t *testing.T) {
 		"https://user@As.Example/":         "https://user@As.Example/",
 		"https://{http.request.host}/":     "https://{http.request.host}/",
 		"as.example/x":                     "as.example/x",
-		"https://as.example/}|^":           "https://as.example/%7D|^",
+		"https://as.example/}|^":           "https://as.example/%7D|%5E",
 		"https://as.example/`p?q='`'":      "https://as.example/%60p?q=%27`%27",
 		"https://Bücher.Example:8443/x":    "https://xn--bcher-kva.example:8443/x",
 	} {
