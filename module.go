@@ -43,7 +43,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"golang.org/x/net/idna"
 
 	"github.com/caddy-dcr/caddy-dcr/handler"
 	"github.com/caddy-dcr/caddy-dcr/registry"
@@ -1132,15 +1131,6 @@ func checkPrefix(p string) error {
 	return nil
 }
 
-// hostPart is the authority of the absolute URL s, as written.
-func hostPart(s string) string {
-	_, rest, _ := strings.Cut(s, "://")
-	if end := strings.IndexAny(rest, "/?#"); end >= 0 {
-		rest = rest[:end]
-	}
-	return rest
-}
-
 // issuerWritten is the configured issuer v when the handler publishes it
 // otherwise (in normal form, for this request or always), or "".
 func issuerWritten(v string) string {
@@ -1187,24 +1177,26 @@ func checkIssuer(v string) error {
 	}
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http" && !schemeFromPlaceholder) || u.Host == "" || strings.ContainsAny(s, "?#") || !plainURL(s, u) {
 		// An empty query or fragment ("https://a.example#") counts too:
-		// the issuer is published with them (NormalURL keeps both), and the routes' URLs are
-		// made by appending to it.
+		// the issuer is published with them (NormalURL keeps both), and
+		// the routes' URLs are made by appending to it.
+		if !handler.ValidEscapes(s) {
+			return fmt.Errorf("%w: a %% in it starts no escape (write %%25 for a %% sign)", bad)
+		}
 		return bad
 	}
 	if problem := handler.IssuerPathProblem(s, u); problem != "" {
 		return fmt.Errorf("issuer %q %s", redactUserinfo(v), problem)
 	}
-	if h := u.Hostname(); !strings.HasPrefix(u.Host, "[") && strings.Contains(hostPart(s), "%") {
+	if !strings.HasPrefix(u.Host, "[") && strings.Contains(handler.Authority(s), "%") {
 		// A host name written with escapes ("b%C3%BCcher.example"), which
 		// browsers decode before anything else: the issuer they compare
 		// would be another.
 		return fmt.Errorf("issuer %q: write its host name without escapes", redactUserinfo(v))
-	} else if strings.ContainsFunc(h, func(c rune) bool { return c >= utf8.RuneSelf }) || strings.Contains(strings.ToLower(h), "xn--") {
-		// What clients' parsers refuse, or write otherwise (an
-		// internationalized name is published as its A-label).
-		if a, err := idna.Lookup.ToASCII(h); err != nil || a == "" {
-			return fmt.Errorf("issuer %q: its host is no valid internationalized domain name", redactUserinfo(v))
-		}
+	}
+	if _, ok := handler.ASCIIHost(u.Host); !ok {
+		// What clients' parsers refuse (an internationalized name is
+		// published as its A-label).
+		return fmt.Errorf("issuer %q: its host is no valid internationalized domain name", redactUserinfo(v))
 	}
 	return nil
 }
@@ -1350,6 +1342,9 @@ func checkEndpoint(name, v string) error {
 		return fmt.Errorf("%s must not hold user information (user:password@): it is published to every client", name)
 	}
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || !plainURL(v, u) {
+		if err == nil && !handler.ValidEscapes(v) {
+			return fmt.Errorf("%s %q must be an absolute http(s) URL: a %% in it starts no escape (write %%25 for a %% sign)", name, redactUserinfo(v))
+		}
 		return fmt.Errorf("%s %q must be an absolute http(s) URL", name, redactUserinfo(v))
 	}
 	if strings.Contains(v, "#") {

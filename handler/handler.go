@@ -339,16 +339,10 @@ func normalURL(s string) string {
 		return s
 	}
 	host = normalHost(host, scheme)
-	if strings.ContainsFunc(host, func(c rune) bool { return c >= utf8.RuneSelf }) {
+	if a, ok := ASCIIHost(host); ok {
 		// An internationalized name, as its A-label ("xn--..."): what
 		// clients' parsers make of it, and the only form a URI holds.
-		name, port := host, ""
-		if j := strings.LastIndexByte(host, ':'); j >= 0 {
-			name, port = host[:j], host[j:]
-		}
-		if a, err := idna.Lookup.ToASCII(name); err == nil {
-			host = a + port
-		}
+		host = a
 	}
 	path, query := tail, ""
 	if q := strings.IndexByte(tail, '?'); q >= 0 {
@@ -369,13 +363,46 @@ func normalURL(s string) string {
 // appendEscaped writes s to b with the bytes of what escaped reports, and
 // every byte of a character beyond ASCII, percent-encoded.
 func appendEscaped(b *strings.Builder, s string, escaped func(rune) bool) {
+	const upperHex = "0123456789ABCDEF"
 	for j := 0; j < len(s); j++ {
 		if c := s[j]; c < utf8.RuneSelf && !escaped(rune(c)) {
 			b.WriteByte(c)
 		} else {
-			b.WriteString("%" + strings.ToUpper(strconv.FormatUint(uint64(c)|0x100, 16)[1:]))
+			b.WriteByte('%')
+			b.WriteByte(upperHex[c>>4])
+			b.WriteByte(upperHex[c&15])
 		}
 	}
+}
+
+// Authority is the authority (host[:port]) of the absolute URL s, as
+// written.
+func Authority(s string) string {
+	_, rest, _ := strings.Cut(s, "://")
+	if end := strings.IndexAny(rest, "/?#"); end >= 0 {
+		rest = rest[:end]
+	}
+	return rest
+}
+
+// ASCIIHost is hostport with an internationalized host name, or one
+// written as an A-label ("xn--..."), checked and written as its A-label,
+// as clients' URL parsers write it; ok is false for a name that is none
+// ("xn--zz"). Other names and IPv6 literals are returned as they are.
+func ASCIIHost(hostport string) (host string, ok bool) {
+	if strings.HasPrefix(hostport, "[") ||
+		!strings.ContainsFunc(hostport, func(c rune) bool { return c >= utf8.RuneSelf }) && !strings.Contains(strings.ToLower(hostport), "xn--") {
+		return hostport, true
+	}
+	name, port := hostport, ""
+	if j := strings.LastIndexByte(hostport, ':'); j >= 0 {
+		name, port = hostport[:j], hostport[j:]
+	}
+	a, err := idna.Lookup.ToASCII(name)
+	if err != nil || a == "" {
+		return hostport, false
+	}
+	return a + port, true
 }
 
 // escapedInPath and escapedInQuery report the characters NormalURL
@@ -513,36 +540,16 @@ func (o *Options) unresolvedURL(r *http.Request) string {
 // bring in what the config check refuses.
 func resolvedURLUsable(name, got string) bool {
 	u, err := url.Parse(got)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || !validHost(publishedHost(got)) {
+	// The host as published (an IPv6 zone keeps the "%25" url.Parse
+	// decodes; an internationalized name is its A-label).
+	host, ok := ASCIIHost(Authority(got))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || !ok || !validHost(host) {
 		return false
 	}
 	if strings.ContainsFunc(got, func(c rune) bool { return c <= ' ' || c == 0x7f }) || strings.ContainsAny(got, "#\\") || !ValidEscapes(got) {
 		return false
 	}
 	return name != "issuer" || (!strings.Contains(got, "?") && IssuerPathProblem(got, u) == "")
-}
-
-// publishedHost is the host[:port] of the absolute URL s as written (an
-// IPv6 zone keeps its "%25", which url.Parse decodes), an internationalized
-// name as its A-label, as normalURL publishes it; "" when it has none (an
-// A-label that is no valid one, "xn--zz").
-func publishedHost(s string) string {
-	_, rest, _ := strings.Cut(s, "://")
-	if end := strings.IndexAny(rest, "/?#"); end >= 0 {
-		rest = rest[:end]
-	}
-	if strings.HasPrefix(rest, "[") || !strings.ContainsFunc(rest, func(c rune) bool { return c >= utf8.RuneSelf }) && !strings.Contains(strings.ToLower(rest), "xn--") {
-		return rest
-	}
-	name, port := rest, ""
-	if j := strings.LastIndexByte(rest, ':'); j >= 0 {
-		name, port = rest[:j], rest[j:]
-	}
-	a, err := idna.Lookup.ToASCII(name)
-	if err != nil || a == "" {
-		return ""
-	}
-	return a + port
 }
 
 // validHost reports whether h is a DNS name or IP address (IPv6 in

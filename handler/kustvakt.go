@@ -513,6 +513,14 @@ func javaTrue(s string) bool { return strings.EqualFold(s, "true") }
 
 // ---- super clients ------------------------------------------------------------
 
+// declaredSuper returns the super client the config declares with id.
+func (a *Kustvakt) declaredSuper(id string) (SuperClient, bool) {
+	if i := slices.IndexFunc(a.k.SuperClients, func(s SuperClient) bool { return s.ClientID == id }); i >= 0 {
+		return a.k.SuperClients[i], true
+	}
+	return SuperClient{}, false
+}
+
 // verifySuper authenticates the super client of a form (Kustvakt's
 // verifySuperClient) and returns its id, or writes the error.
 func (a *Kustvakt) verifySuper(q *kustvaktRequest, form url.Values) (string, bool) {
@@ -524,10 +532,10 @@ func (a *Kustvakt) verifySuper(q *kustvaktRequest, form url.Values) (string, boo
 	var secretHash string
 	var super, expired bool
 	var used func()
-	if i := slices.IndexFunc(a.k.SuperClients, func(s SuperClient) bool { return s.ClientID == id }); i >= 0 {
+	if sc, declared := a.declaredSuper(id); declared {
 		// The config refuses one without a secret; checked here too, so
 		// that no request passes as a super client without credentials.
-		secretHash = a.k.SuperClients[i].SecretHash
+		secretHash = sc.SecretHash
 		super = secretHash != ""
 	} else {
 		var c *registry.Client
@@ -1267,8 +1275,8 @@ func (a *Kustvakt) install(q *kustvaktRequest) {
 		a.notify(q.w, 0, kcPluginNotPermitted, "Plugin is not permitted", id)
 		return
 	}
-	inst := &registry.Installation{User: q.user, SuperClientID: superID, ClientID: id,
-		StoredSuper: !slices.ContainsFunc(a.k.SuperClients, func(s SuperClient) bool { return s.ClientID == superID })}
+	_, declared := a.declaredSuper(superID)
+	inst := &registry.Installation{User: q.user, SuperClientID: superID, ClientID: id, StoredSuper: !declared}
 	err = a.o.Registry.Install(ctx, inst)
 	if errors.Is(err, registry.ErrInstalled) {
 		a.notify(q.w, 0, kcPluginInstalled, "Plugin has been installed", id)

@@ -75,16 +75,16 @@ func (a *MediaGoblin) Serve(w http.ResponseWriter, r *http.Request) bool {
 	a.o.hold()
 	defer a.o.release()
 	ob := observe(w, r, opRegister)
+	var w2 http.ResponseWriter = ob
 	if a.o.Gate.Mode == ModeUser && a.o.CORS != nil && len(a.o.CORS.Origins) > 0 {
 		// The answer depends on the Origin (see mgCredentialed), for
 		// every origin, listed or not.
 		ob.Header().Add("Vary", "Origin")
+		if origin := r.Header.Get("Origin"); a.o.CORS.Listed(origin) {
+			w2 = mgCredentialed{ob, origin}
+		}
 	}
-	if origin := r.Header.Get("Origin"); a.o.Gate.Mode == ModeUser && a.o.CORS.Listed(origin) {
-		a.register(mgCredentialed{ob, origin}, r)
-	} else {
-		a.register(ob, r)
-	}
+	a.register(w2, r)
 	a.o.metrics.done(ob)
 	return true
 }
