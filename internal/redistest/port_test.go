@@ -25,3 +25,34 @@ func TestPortTaken(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestFreePortOutsideEphemeral: the ports FreePort gives lie below the
+// range outgoing connections take theirs from, and a process never gets
+// the same one twice.
+func TestFreePortOutsideEphemeral(t *testing.T) {
+	lo, hi := portRange()
+	if hi <= lo {
+		t.Fatalf("no port range: %d to %d", lo, hi)
+	}
+	seen := map[int]bool{}
+	for range 200 {
+		p := FreePort(t)
+		if p < lo || p >= hi {
+			t.Fatalf("port %d outside %d to %d", p, lo, hi)
+		}
+		if seen[p] {
+			t.Fatalf("port %d given twice", p)
+		}
+		seen[p] = true
+	}
+	// One held by another server is passed over.
+	l, err := net.Listen("tcp", ":"+strconv.Itoa(ports.next))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	held := l.Addr().(*net.TCPAddr).Port
+	if p := FreePort(t); p == held {
+		t.Fatalf("port %d given while another server holds it", p)
+	}
+}

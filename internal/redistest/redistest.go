@@ -15,12 +15,14 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -87,14 +89,76 @@ func binary(t T, name string) string {
 	return p
 }
 
-// FreePort returns a TCP port that was free a moment ago.
+// FreePort returns a TCP port that was free a moment ago, on every
+// interface (Caddy binds ":port").
+//
+// It is not one the kernel hands out itself (port 0): those come from the
+// ephemeral range, where any outgoing connection of this machine (a Redis
+// client, an HTTP client, a download running next to the tests) may take
+// it before the server binds it, and then the server fails with "address
+// already in use". The ports given here lie below that range, which no
+// outgoing connection uses. They are handed out in turn from a random
+// point, so that a process never gives out the same port twice within a
+// run and two test processes running side by side meet only by chance.
 func FreePort(t T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports.mu.Lock()
+	defer ports.mu.Unlock()
+	if ports.lo == 0 {
+		ports.lo, ports.hi = portRange()
+		if ports.hi > ports.lo {
+			ports.next = ports.lo + mrand.N(ports.hi-ports.lo)
+		}
+	}
+	for range ports.hi - ports.lo {
+		p := ports.next
+		if ports.next++; ports.next >= ports.hi {
+			ports.next = ports.lo
+		}
+		if bindable(p) {
+			return p
+		}
+	}
+	// No range, or every port of it is taken: the kernel's choice.
+	l, err := net.Listen("tcp", ":0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+var ports struct {
+	mu           sync.Mutex
+	lo, hi, next int
+}
+
+// portRange is where FreePort looks: from 10000 up to the start of the
+// ephemeral range (Linux's ip_local_port_range; 32768 when unknown, which
+// is below the IANA range other systems use), less 10000 at the top for
+// Redis Cluster's bus port (port+10000) when a test leaves it implicit.
+func portRange() (lo, hi int) {
+	lo, hi = 10000, 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n < hi {
+				hi = n
+			}
+		}
+	}
+	return lo, hi - 10000
+}
+
+// bindable reports whether port can be listened on, on every interface
+// and on the loopback address (a server elsewhere may hold either).
+func bindable(port int) bool {
+	for _, addr := range []string{":", "127.0.0.1:"} {
+		l, err := net.Listen("tcp", addr+strconv.Itoa(port))
+		if err != nil {
+			return false
+		}
+		l.Close()
+	}
+	return true
 }
 
 // Start runs a redis-server on a free port with persistence off; extra
