@@ -101,7 +101,7 @@ func TestConfiguredURLsResolved(t *testing.T) {
 		if path == "/.well-known/oauth-authorization-server" {
 			resp, body = s.do(http.MethodGet, path, "")
 		}
-		if resp.StatusCode != http.StatusInternalServerError || body != `{"error":"server_error","error_description":"the server's token_endpoint setting resolves to no absolute URL for this request"}` {
+		if resp.StatusCode != http.StatusBadRequest || body != `{"error":"invalid_request","error_description":"this request's host or headers make the server's token_endpoint setting no usable URL"}` {
 			t.Errorf("%s: %d %s", path, resp.StatusCode, body)
 		}
 	}
@@ -110,9 +110,10 @@ func TestConfiguredURLsResolved(t *testing.T) {
 		t.Errorf("with the header: %d %s", resp.StatusCode, body)
 	}
 	// What the config check refuses in a fixed URL is refused when a
-	// placeholder brings it in.
+	// placeholder brings it in: a request's placeholders, the request's
+	// fault (400).
 	for _, v := range []string{"https://.as.example/token", "https://as.example/token#f", "https://u:p@as.example/token", "https://@as.example/token", "https://as.example/to\tken", "ftp://as.example/token"} {
-		if resp, body := s.do(http.MethodGet, "/.well-known/oauth-authorization-server", "", "X-Token-Endpoint: "+v); resp.StatusCode != http.StatusInternalServerError {
+		if resp, body := s.do(http.MethodGet, "/.well-known/oauth-authorization-server", "", "X-Token-Endpoint: "+v); resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("token_endpoint %q: %d %s", v, resp.StatusCode, body)
 		}
 	}
@@ -130,12 +131,12 @@ func TestConfiguredURLsResolved(t *testing.T) {
 	}
 	iamBody := `{"client_name":"c","client_type":"public","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code"],"response_types":["code"],"redirect_uris":["https://app.example/cb"]}`
 	resp, body = s.postJSON("/v1/clients", iamBody)
-	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, `"error_code":"IIC.500","error_msg":"Internal Server Error: the server's issuer setting resolves to no absolute URL for this request."`) {
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"error_code":"IIC.400","error_msg":"Bad Request: this request's host or headers make the server's issuer setting no usable URL."`) {
 		t.Errorf("IAM without the header: %d %s", resp.StatusCode, body)
 	}
 	for _, h := range []string{"iam.example/x?q", "iam.example/x?", "iam.example#f", "@iam.example", "u@iam.example"} {
 		resp, body = s.postJSON("/v1/clients", iamBody, "X-Host: "+h)
-		if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, `"error_code":"IIC.500"`) {
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"error_code":"IIC.400"`) {
 			t.Errorf("IAM with X-Host %q: %d %s", h, resp.StatusCode, body)
 		}
 	}
@@ -190,8 +191,9 @@ func TestForwardedProtoFromTrustedProxies(t *testing.T) {
 // TestIssuerFromRequestHost: an issuer made of {http.request.host} works
 // for a request to an IPv6 address with a port, which the placeholder
 // gives without its brackets; and an issuer that a request's placeholders
-// make no URL of is answered 500 at its RFC 8414 path, which used to pass
-// the request on to the site.
+// make no URL of is answered 400 at its RFC 8414 path (which used to pass
+// the request on to the site), one the server's own placeholders make no
+// URL of 500.
 func TestIssuerFromRequestHost(t *testing.T) {
 	port := redistest.FreePort(t)
 	loadCaddyfile(t, fmt.Sprintf(`{
@@ -220,6 +222,15 @@ http://:%d {
 	client_registration {
 		prefix /p
 		issuer http://{http.request.hostport}/p
+		rate_limit off
+	}
+	client_registration {
+		prefix /d
+		rate_limit off
+	}
+	client_registration {
+		prefix /v
+		issuer https://{http.vars.unset}/v
 		rate_limit off
 	}
 	client_registration {
@@ -270,7 +281,7 @@ http://:%d {
 	// What a request puts into the issuer is made normal too, and what
 	// the config check refuses of a written issuer (dot segments, an
 	// encoded slash, a backslash), or an escape that is none, gets the
-	// 500 of a URL the placeholders made unusable.
+	// 400 of a URL the request's placeholders made unusable.
 	resp, body = s.postJSON("/h/register", `{"redirect_uris":["https://app.example/cb"]}`, "X-Host: A.EXAMPLE:0443/Ü{")
 	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(object(t, body)["registration_client_uri"].(string), "https://a.example/%C3%9C%7B/h/register/") {
 		t.Errorf("register under an issuer a request made: %d %s", resp.StatusCode, body)
@@ -280,13 +291,30 @@ http://:%d {
 		t.Errorf("register under an internationalized issuer a request made: %d %s", resp.StatusCode, body)
 	}
 	for _, hdr := range [][]string{{"X-Host: a.example/.."}, {"X-Host: a.example/%2e%2E"}, {"X-Host: a.example/%2F"}, {"X-Host: a.example/\\evil"}, {"X-Host: a.example", "Q: %zz"}, {"X-Host: xn--zz.example"}} {
-		if resp, body := s.postJSON("/h/register", `{"redirect_uris":["https://app.example/cb"]}`, hdr...); resp.StatusCode != http.StatusInternalServerError {
+		if resp, body := s.postJSON("/h/register", `{"redirect_uris":["https://app.example/cb"]}`, hdr...); resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("register with %q: %d %s", hdr, resp.StatusCode, body)
 		}
 	}
 	resp, body = s.do(http.MethodGet, "/.well-known/oauth-authorization-server/h", "", "X-Host: a b")
-	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, "issuer setting") {
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "issuer setting") {
 		t.Errorf("metadata of an issuer made no URL of: %d %s", resp.StatusCode, body)
+	}
+	// A Host whose A-label decodes to no name is refused alike whether
+	// the issuer is made of it or is the default, not published by one
+	// and answered 500 by the other.
+	for _, path := range []string{"/p/register", "/d/register"} {
+		for _, host := range []string{"xn--a.example", "XN--ZZZZ.example:8080", "xn--.example"} {
+			resp, body := s.postJSON(path, `{"redirect_uris":["https://app.example/cb"]}`, "Host: "+host)
+			if resp.StatusCode != http.StatusBadRequest || body != `{"error":"invalid_request","error_description":"the Host header must be host or host:port"}` {
+				t.Errorf("%s with Host %s: %d %s", path, host, resp.StatusCode, body)
+			}
+		}
+	}
+	// An issuer made of placeholders the server sets ({http.vars.*}) that
+	// make no URL is the server's fault: 500.
+	resp, body = s.do(http.MethodGet, "/.well-known/oauth-authorization-server/v", "")
+	if resp.StatusCode != http.StatusInternalServerError || body != `{"error":"server_error","error_description":"the server's issuer setting resolves to no absolute URL for this request"}` {
+		t.Errorf("metadata of an issuer {http.vars.*} made no URL of: %d %s", resp.StatusCode, body)
 	}
 }
 

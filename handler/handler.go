@@ -388,7 +388,7 @@ func Authority(s string) string {
 // ASCIIHost is hostport with an internationalized host name, or one
 // written as an A-label ("xn--..."), checked and written as its A-label,
 // as clients' URL parsers write it; ok is false for a name that is none
-// ("xn--zz"). Other names and IPv6 literals are returned as they are.
+// ("xn--zz", "xn--.example"). Other names and IPv6 literals are returned as they are.
 func ASCIIHost(hostport string) (host string, ok bool) {
 	if strings.HasPrefix(hostport, "[") ||
 		!strings.ContainsFunc(hostport, func(c rune) bool { return c >= utf8.RuneSelf }) && !strings.Contains(strings.ToLower(hostport), "xn--") {
@@ -399,8 +399,15 @@ func ASCIIHost(hostport string) (host string, ok bool) {
 		name, port = hostport[:j], hostport[j:]
 	}
 	a, err := idna.Lookup.ToASCII(name)
-	if err != nil || a == "" {
+	if err != nil || !registry.ValidHostName(a) {
 		return hostport, false
+	}
+	// An empty Punycode label ("xn--") converts without error to an empty
+	// label: ".example" or, at the end, what reads as a trailing dot.
+	for label := range strings.SplitSeq(name, ".") {
+		if strings.EqualFold(label, "xn--") {
+			return hostport, false
+		}
 	}
 	return a + port, true
 }
@@ -462,7 +469,14 @@ func (o *Options) hostUnusable(r *http.Request) bool {
 	// request too ({http.request.host}).
 	fromRequest := o.Issuer == "" || strings.Contains(o.Issuer, "{") ||
 		strings.Contains(o.AuthorizationEndpoint, "{") || strings.Contains(o.TokenEndpoint, "{")
-	return fromRequest && !validHost(r.Host)
+	if !fromRequest {
+		return false
+	}
+	// An A-label that decodes to no name ("xn--a.example") would be
+	// published as the issuer's host, which a placeholder-made issuer
+	// refuses: the two agree.
+	_, ok := ASCIIHost(r.Host)
+	return !ok || !validHost(r.Host)
 }
 
 // refused logs at debug level why a request got an error answer: the
@@ -507,11 +521,15 @@ func logCut(s string) string {
 
 // unresolvedURL names the configured URL (issuer, authorization_endpoint,
 // token_endpoint) whose placeholders this request turned into something
-// resolvedURLUsable refuses ({http.vars.x} unset, say), or ""
-// when there is none. Such a request is answered 500 (a server fault, not
-// the client's) instead of handing out relative or empty URLs, and the
-// operator is told which setting, at most once a minute.
-func (o *Options) unresolvedURL(r *http.Request) string {
+// resolvedURLUsable refuses, or "" when there is none; such a request is
+// answered an error instead of handing out relative or empty URLs.
+// byRequest tells whose fault it is: a URL made of request placeholders
+// ({http.request.header.X-Host} missing or "u@h", say) is the request's,
+// answered 400 like any other request the server cannot serve as sent;
+// one made of others ({http.vars.x} unset) is the server's, answered 500.
+// The operator is told which setting either way, at most once a minute,
+// since a proxy that stopped setting a header fails every request.
+func (o *Options) unresolvedURL(r *http.Request) (name string, byRequest bool) {
 	for _, f := range [...]struct{ name, v string }{
 		{"issuer", o.Issuer}, {"authorization_endpoint", o.AuthorizationEndpoint}, {"token_endpoint", o.TokenEndpoint},
 	} {
@@ -520,15 +538,21 @@ func (o *Options) unresolvedURL(r *http.Request) string {
 		}
 		got := o.expand(r, f.v)
 		if !resolvedURLUsable(f.name, got) {
+			byRequest = strings.Contains(f.v, "{http.request.")
 			if now := time.Now().UnixNano(); now-o.urlWarned.Load() > int64(time.Minute) {
 				o.urlWarned.Store(now)
-				o.Logger.Error("a configured URL's placeholders resolve to no URL the config check would accept (absolute http(s), no user information, fragment, spaces, backslash or broken escapes; in the issuer no query, dot segments or encoded slash) for this request; answering 500",
-					zap.String("setting", f.name), zap.String("configured", f.v), zap.String("resolved", got))
+				level, answer := zap.ErrorLevel, "answering 500"
+				if byRequest {
+					level, answer = zap.WarnLevel, "answering 400 (the URL is made of request placeholders)"
+				}
+				if ce := o.Logger.Check(level, "a configured URL's placeholders resolve to no URL the config check would accept (absolute http(s), no user information, fragment, spaces, backslash or broken escapes; in the issuer no query, dot segments or encoded slash) for this request; "+answer); ce != nil {
+					ce.Write(zap.String("setting", f.name), zap.String("configured", f.v), zap.String("resolved", got))
+				}
 			}
-			return f.name
+			return f.name, byRequest
 		}
 	}
-	return ""
+	return "", false
 }
 
 // resolvedURLUsable reports whether got, a configured URL with its

@@ -61,6 +61,13 @@ func TestNormalHost(t *testing.T) {
 			t.Errorf("NormalURL(%q) = %q, want %q", in, got, want)
 		}
 	}
+	// A host name that no A-label decodes to is none: an empty Punycode
+	// label converts to an empty label.
+	for _, h := range []string{"xn--zz.example", "xn--.example", "a.xn--", "xn--a.example:8080"} {
+		if got, ok := ASCIIHost(h); ok {
+			t.Errorf("ASCIIHost(%q) = %q, accepted", h, got)
+		}
+	}
 	// A "{" a request put in (a placeholder's value) is encoded, and the
 	// rest made normal all the same.
 	if got, want := normalURL("https://A.EXAMPLE:0443/Ü{/x"), "https://a.example/%C3%9C%7B/x"; got != want {

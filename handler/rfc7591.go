@@ -90,7 +90,10 @@ func (a *RFC7591) serve(w http.ResponseWriter, r *http.Request, route int, id st
 	}
 	// Preflights and deletes answer no URL.
 	if r.Method != http.MethodOptions && r.Method != http.MethodDelete {
-		if name := a.o.unresolvedURL(r); name != "" {
+		if name, byRequest := a.o.unresolvedURL(r); byRequest {
+			a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "this request's host or headers make the server's "+name+" setting no usable URL")
+			return
+		} else if name != "" {
 			a.error(w, http.StatusInternalServerError, "server_error", "the server's "+name+" setting resolves to no absolute URL for this request")
 			return
 		}
