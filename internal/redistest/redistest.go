@@ -5,6 +5,7 @@
 package redistest
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -215,7 +216,8 @@ func (s *Server) start() {
 func (s *Server) tryStart() bool {
 	s.t.Helper()
 	s.cmd = exec.Command(binary(s.t, "redis-server"), s.args...)
-	s.cmd.Stdout = nil
+	out := &startLog{}
+	s.cmd.Stdout = out
 	s.cmd.Stderr = nil
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("starting redis-server: %v", err)
@@ -226,7 +228,7 @@ func (s *Server) tryStart() bool {
 		_, _ = cmd.Process.Wait()
 		close(exited)
 	}()
-	if !s.waitReady(exited) {
+	if !s.waitReady(exited, out) {
 		_ = cmd.Process.Kill()
 		<-exited
 		s.cmd = nil
@@ -235,10 +237,43 @@ func (s *Server) tryStart() bool {
 	return true
 }
 
+// startLog keeps what redis-server logs to its standard output until it
+// says it is ready, and drops the rest.
+type startLog struct {
+	mu    sync.Mutex
+	b     []byte
+	ready bool
+}
+
+func (l *startLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.ready {
+		l.b = append(l.b, p...)
+		// "Ready to accept connections" (TCP or TLS), "The server is now
+		// ready to accept connections at <socket>" (a socket only): both
+		// come after every listener is bound.
+		l.ready = bytes.Contains(l.b, []byte("eady to accept connections"))
+		if l.ready {
+			l.b = nil
+		}
+	}
+	return len(p), nil
+}
+
+func (l *startLog) isReady() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ready
+}
+
 // waitReady waits until the server accepts connections on its TCP port
 // and, when it has one, on its unix socket: redis-server binds the socket
 // after the port, so a client of the socket could otherwise be refused.
-func (s *Server) waitReady(exited <-chan struct{}) bool {
+// A dial alone does not tell this server from another listener on the
+// port (this one then exits, unable to bind it, maybe only after a while
+// on a loaded machine): it is ready once its log also says so.
+func (s *Server) waitReady(exited <-chan struct{}, out *startLog) bool {
 	s.t.Helper()
 	listeners := [][2]string{{"tcp", s.Addr}}
 	for i, a := range s.args {
@@ -264,14 +299,17 @@ func (s *Server) waitReady(exited <-chan struct{}) bool {
 			}
 		}
 	}
-	// Whatever answered may be another listener on the port, this server
-	// having exited when it could not bind it.
-	select {
-	case <-exited:
-		return false
-	case <-time.After(30 * time.Millisecond):
-		return true
+	for !out.isReady() {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("redis-server on %s did not log that it is ready", s.Addr)
+		}
+		select {
+		case <-exited:
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
+	return true
 }
 
 // Stop kills the process (it may be restarted with Restart).
