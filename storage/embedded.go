@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -85,11 +86,36 @@ type EmbeddedStore struct {
 	sweepNames []string
 	sweepEvery time.Duration
 
+	// syncLog and untagLog say that directories cannot be synced, or
+	// markers removed, at most once a minute: both go on for as long as
+	// the fault does, at every change.
+	syncLog, untagLog throttledLog
+
 	// capCounts remembers exact counts at a cap (guarded by the lock).
 	capCounts map[string]capCount
 	// markers remembers the number of markers under a tag with the time its
 	// directory was last changed (guarded by the lock): see markerCount.
 	markers map[string]markerMemo
+}
+
+// throttledLog logs a problem that recurs while a fault lasts at most once
+// a minute, with how many times it recurred meanwhile.
+type throttledLog struct {
+	last   atomic.Int64 // UnixNano of the last line
+	missed atomic.Int64
+}
+
+func (t *throttledLog) logf(format string, args ...any) {
+	now, last := time.Now().UnixNano(), t.last.Load()
+	if last != 0 && now-last < int64(time.Minute) || !t.last.CompareAndSwap(last, now) {
+		t.missed.Add(1)
+		return
+	}
+	if n := t.missed.Swap(0); n > 0 {
+		format += " (%d more times since the last such line)"
+		args = append(args, n)
+	}
+	logf(format, args...)
 }
 
 // markerMemo is a tag directory's number of markers when it was last
@@ -273,15 +299,11 @@ func (s *EmbeddedStore) loadFile(ctx context.Context, key string) ([]byte, error
 	if !ok {
 		return s.st.Load(ctx, key)
 	}
-	f, err := os.Open(name)
+	f, size, err := openRegular(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	size := int64(512)
-	if fi, err := f.Stat(); err == nil {
-		size = fi.Size()
-	}
 	if size > maxRecordFile {
 		return nil, errRecordFileTooLarge
 	}
@@ -294,6 +316,63 @@ func (s *EmbeddedStore) loadFile(ctx context.Context, key string) ([]byte, error
 		return nil, errRecordFileTooLarge
 	}
 	return buf.Bytes(), nil
+}
+
+// errNotRegular is the error of a record file or marker that is no regular
+// file: a directory, a symbolic link (a loop, say), a named pipe, a device.
+// The store writes none, so such an entry is damage, skipped and removable
+// like any damaged record, never followed: opening a named pipe waits for
+// a writer for ever, and it did so holding the store's write lock.
+var errNotRegular = errors.New("not a regular file")
+
+// openRegular opens the file name for reading when it is a regular file,
+// and returns its size; it never waits on a named pipe nor follows a final
+// symbolic link (see errNotRegular).
+func openRegular(name string) (*os.File, int64, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|openNoFollow|openNonBlock, 0)
+	if err != nil {
+		// A symbolic link fails the open (ELOOP; EMLINK on FreeBSD):
+		// what is there, not why the open failed, makes it damage.
+		if fi, lerr := os.Lstat(name); lerr == nil && !fi.Mode().IsRegular() {
+			return nil, 0, notRegular(name, fi.Mode())
+		}
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, notRegular(name, fi.Mode())
+	}
+	return f, fi.Size(), nil
+}
+
+// notRegular is errNotRegular for the file name of mode m, saying what it is.
+func notRegular(name string, m fs.FileMode) error {
+	what := "a special file"
+	switch {
+	case m.IsDir():
+		what = "a directory"
+	case m&fs.ModeSymlink != 0:
+		what = "a symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		what = "a named pipe"
+	case m&fs.ModeSocket != 0:
+		what = "a socket"
+	case m&fs.ModeDevice != 0:
+		what = "a device"
+	}
+	return fmt.Errorf("%s: %w: %s", name, errNotRegular, what)
+}
+
+// damagedEntry reports whether err, from reading a record file or marker,
+// says the entry is none the store wrote (see errNotRegular), rather than
+// the store failing.
+func damagedEntry(err error) bool {
+	return errors.Is(err, errNotRegular) || errors.Is(err, syscall.EISDIR)
 }
 
 // fileDenied reports whether err, from opening the record file under key,
@@ -324,7 +403,7 @@ func (s *EmbeddedStore) loadKey(ctx context.Context, key, id string) (*Record, e
 	if notExist(err) {
 		return nil, ErrNotFound
 	}
-	if errors.Is(err, syscall.EISDIR) || errors.Is(err, errRecordFileTooLarge) || s.fileDenied(key, err) {
+	if damagedEntry(err) || errors.Is(err, errRecordFileTooLarge) || s.fileDenied(key, err) {
 		return nil, corruptFile(key, err)
 	}
 	if err != nil {
@@ -412,7 +491,7 @@ func (s *EmbeddedStore) syncDirs(dirs ...string) {
 			continue
 		}
 		if err := syncDir(name); err != nil && !notExist(err) {
-			logf("embedded client store: a change may not survive a power cut: %v", err)
+			s.syncLog.logf("embedded client store: a change may not survive a power cut: %v", err)
 		}
 	}
 }
@@ -428,7 +507,7 @@ func (s *EmbeddedStore) remove(ctx context.Context, id string, tags []string) er
 	// and the sweep removes; answering 503 would tell the client that
 	// nothing happened, and its retry would find no client.
 	if err := s.untag(ctx, id, tags); err != nil {
-		logf("embedded client store: a deleted record's index entries stay until the sweep removes them: %v", err)
+		s.untagLog.logf("embedded client store: a deleted record's index entries stay until the sweep removes them: %v", err)
 	}
 	return nil
 }
@@ -601,13 +680,13 @@ func (s *EmbeddedStore) members(ctx context.Context, tag string) (map[string]int
 	out := make(map[string]int64, len(keys))
 	for _, k := range keys {
 		name := path.Base(k)
-		b, err := s.st.Load(ctx, k)
+		b, err := s.loadFile(ctx, k)
 		if notExist(err) {
 			continue
 		}
-		if errors.Is(err, syscall.EISDIR) || s.fileDenied(k, err) {
-			// Not a marker the store wrote (a directory, or a file it
-			// may not read, made by hand): skipped, as a damaged record
+		if damagedEntry(err) || errors.Is(err, errRecordFileTooLarge) || s.fileDenied(k, err) {
+			// Not a marker the store wrote (a directory, a link, a pipe,
+			// or a file it may not read, made by hand): skipped, as a damaged record
 			// is, rather than failing every listing through the index
 			// for good. Said once: it stays until removed.
 			if _, warned := s.strayWarned.LoadOrStore(k, true); !warned {
@@ -887,7 +966,7 @@ func (s *EmbeddedStore) listKeys(ctx context.Context, dir string) ([]string, err
 
 // sweepMarker looks at one marker for sweep.
 func (s *EmbeddedStore) sweepMarker(ctx context.Context, m string, nowMs int64) {
-	b, err := s.st.Load(ctx, m)
+	b, err := s.loadFile(ctx, m)
 	if err != nil {
 		return
 	}
@@ -919,7 +998,7 @@ func (s *EmbeddedStore) sweepMarker(ctx context.Context, m string, nowMs int64) 
 // interrupted (left alone while recent, as a write under way in another
 // process has one too).
 func (s *EmbeddedStore) sweepRecord(ctx context.Context, key string, now time.Time) {
-	b, err := s.st.Load(ctx, key)
+	b, err := s.loadFile(ctx, key)
 	if err != nil {
 		return
 	}
