@@ -1838,3 +1838,65 @@ func TestRequestBodyLimitInFront(t *testing.T) {
 		}
 	}
 }
+
+// TestOversizeBodyBehindProxy: a body over 64 KiB, refused before it is
+// read, gets its 413 through a reverse proxy that is still sending it. The
+// connection used to be closed at once with the body's bytes arriving,
+// which reset it: the proxy lost the answer and said 502 (about one
+// request in thirty here).
+func TestOversizeBodyBehindProxy(t *testing.T) {
+	port, front := redistest.FreePort(t), redistest.FreePort(t)
+	loadCaddyfile(t, fmt.Sprintf(`{
+	admin off
+	persist_config off
+	auto_https off
+	storage file_system %s
+	log {
+		output discard
+	}
+}
+
+http://:%d {
+	bind 127.0.0.1
+	client_registration {
+		rate_limit off
+	}
+	client_registration mediagoblin {
+		rate_limit off
+	}
+}
+
+http://:%d {
+	bind 127.0.0.1
+	reverse_proxy 127.0.0.1:%d
+}
+`, dataDir(t), port, front, port))
+	statuses := map[string]int{}
+	for i := range 400 {
+		size := 65537 + i*330
+		path := []string{"/register", "/api/client/register"}[i%2]
+		conn, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(front))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		go func() {
+			// Sent whole while the answer is read, as a client that does
+			// not look for an early answer does; a write error is the
+			// answer's closing the connection.
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n{%s",
+				path, size, strings.Repeat("a", size-1))
+		}()
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			conn.Close()
+			t.Fatalf("%s, %d bytes: %v", path, size, err)
+		}
+		resp.Body.Close()
+		conn.Close()
+		statuses[strconv.Itoa(resp.StatusCode)]++
+	}
+	if len(statuses) != 1 || statuses["413"] != 400 {
+		t.Errorf("statuses through the proxy: %v, want 413 only", statuses)
+	}
+}

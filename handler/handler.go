@@ -913,20 +913,35 @@ func readBody(w http.ResponseWriter, r *http.Request) (body []byte, err error) {
 // upload or the body timeout ended.
 func bodyRefused(w http.ResponseWriter, r *http.Request, limit int64) error {
 	if r.ProtoMajor == 1 {
-		closeUnread(w)
+		// A client that waits for "100 Continue" sends no body to drop.
+		closeUnread(w, !strings.EqualFold(r.Header.Get("Expect"), "100-continue"))
 	}
 	return &bodyTooLargeError{limit: limit}
 }
 
 // closeUnread makes the answer close an HTTP/1 connection whose request
-// body is left unread, at once: after the answer, net/http still reads up
-// to 256 KiB of the body to close the connection cleanly, waiting for a
+// body is left unread, soon: after the answer, net/http still reads up to
+// 256 KiB of the body to close the connection cleanly, waiting for a
 // client that sends nothing more (it has its answer) until a timeout (a
-// minute). Reads fail from now on; the answer is still written.
-func closeUnread(w http.ResponseWriter) {
+// minute). Reads fail from now on, or with linger after unreadLinger;
+// the answer is written at once either way.
+func closeUnread(w http.ResponseWriter, linger bool) {
 	w.Header().Set("Connection", "close")
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	deadline := time.Now()
+	if linger {
+		deadline = deadline.Add(unreadLinger)
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(deadline)
 }
+
+// unreadLinger is how long the rest of a body that is being sent, unread,
+// is still read (and dropped) after the answer, before the connection
+// closes. Closed at once with the body's bytes still arriving, the
+// connection was reset, and a client still sending them, a reverse proxy
+// in front say, could lose the answer with it (the proxy answered 502
+// instead of the 413). A client that sends nothing more, having its
+// answer, holds the connection no longer than this.
+const unreadLinger = time.Second
 
 // bearer returns the token of an "Authorization: Bearer" header, and
 // whether a Bearer header was sent at all. Other schemes count as no

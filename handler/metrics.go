@@ -198,7 +198,7 @@ func (o *observed) Write(b []byte) (int, error) {
 // or send the body, which nobody reads).
 func (o *observed) answeringBeforeBody() {
 	if o.waiting != nil && !o.waiting.read {
-		closeUnread(o.ResponseWriter)
+		closeUnread(o.ResponseWriter, false) // it sends no body
 	}
 }
 
