@@ -1193,10 +1193,10 @@ func checkIssuer(v string) error {
 		// would be another.
 		return fmt.Errorf("issuer %q: write its host name without escapes", redactUserinfo(v))
 	}
-	if _, ok := handler.ASCIIHost(u.Host); !ok {
-		// What clients' parsers refuse (an internationalized name is
-		// published as its A-label).
-		return fmt.Errorf("issuer %q: its host is no valid internationalized domain name", redactUserinfo(v))
+	if _, ok := handler.WebHost(u.Host); !ok {
+		// What clients' parsers refuse (what they rewrite, an
+		// internationalized name or "127.1", is published rewritten).
+		return fmt.Errorf("issuer %q: its host is one URL parsers refuse (an invalid A-label, a name ending in a number that is no IPv4 address, an IPv6 zone)", redactUserinfo(v))
 	}
 	return nil
 }
@@ -1353,6 +1353,9 @@ func checkEndpoint(name, v string) error {
 	if strings.Contains(v, "\\") {
 		// Read as "/" by browsers' URL parsers.
 		return fmt.Errorf("%s %q must not contain \\ (write /)", name, redactUserinfo(v))
+	}
+	if _, ok := handler.WebHost(u.Host); !ok {
+		return fmt.Errorf("%s %q: its host is one URL parsers refuse (an invalid A-label, a name ending in a number that is no IPv4 address, an IPv6 zone)", name, redactUserinfo(v))
 	}
 	return nil
 }

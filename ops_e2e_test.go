@@ -454,6 +454,25 @@ func TestHandlePath(t *testing.T) {
 			if _, body := s.do("GET", "/auth/./.well-known/oauth-authorization-server", ""); !strings.Contains(body, `"registration_endpoint":"`+s.URL+`/auth/register"`) {
 				t.Fatalf("metadata at a path with a dot segment: %s", body)
 			}
+			// Dot segments written as escapes, which Caddy's cleaning
+			// leaves and clients' parsers remove: the URLs given out are
+			// as the parsers would write them.
+			for path, want := range map[string]string{
+				"/auth/x/%2e%2E/register":                          "/auth/register/",
+				"/auth/%2e/register":                               "/auth/register/",
+				"/auth/%2e/.well-known/oauth-authorization-server": `"registration_endpoint":"` + s.URL + `/auth/register"`,
+			} {
+				var resp *http.Response
+				var body string
+				if strings.HasSuffix(path, "/register") {
+					resp, body = s.postJSON(path, mcpBody)
+				} else {
+					resp, body = s.do("GET", path, "")
+				}
+				if resp.StatusCode >= 300 || !strings.Contains(body, want) || strings.Contains(strings.ToLower(body), "%2e") {
+					t.Fatalf("%s: %d %s, want %s", path, resp.StatusCode, body, want)
+				}
+			}
 			if resp, body := s.postJSON("/legacy/v1//clients", iamMinimalRequest); resp.StatusCode != 200 || !strings.Contains(body, s.URL+"/legacy/") {
 				t.Fatalf("iam behind strip_prefix, path not in normal form: %d %s", resp.StatusCode, body)
 			}

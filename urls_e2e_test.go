@@ -1,7 +1,10 @@
 package caddydcr
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,7 +19,7 @@ import (
 // TestConfiguredURLsResolved: an issuer or endpoint whose placeholders
 // resolve to no absolute URL never reaches a client as an empty or
 // relative URL. Placeholders of the environment are checked when the
-// config loads (refused); request placeholders at each request (500 in
+// config loads (refused); request placeholders at each request (400 in
 // the API's format).
 func TestConfiguredURLsResolved(t *testing.T) {
 	t.Setenv("DCR_TEST_ISSUER", "")
@@ -101,7 +104,7 @@ func TestConfiguredURLsResolved(t *testing.T) {
 		if path == "/.well-known/oauth-authorization-server" {
 			resp, body = s.do(http.MethodGet, path, "")
 		}
-		if resp.StatusCode != http.StatusBadRequest || body != `{"error":"invalid_request","error_description":"this request's host or headers make the server's token_endpoint setting no usable URL"}` {
+		if resp.StatusCode != http.StatusBadRequest || body != `{"error":"invalid_request","error_description":"the server's token_endpoint setting, made from this request, is no usable URL"}` {
 			t.Errorf("%s: %d %s", path, resp.StatusCode, body)
 		}
 	}
@@ -131,7 +134,7 @@ func TestConfiguredURLsResolved(t *testing.T) {
 	}
 	iamBody := `{"client_name":"c","client_type":"public","token_endpoint_auth_method":"client_secret_post","grant_types":["authorization_code"],"response_types":["code"],"redirect_uris":["https://app.example/cb"]}`
 	resp, body = s.postJSON("/v1/clients", iamBody)
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"error_code":"IIC.400","error_msg":"Bad Request: this request's host or headers make the server's issuer setting no usable URL."`) {
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"error_code":"IIC.400","error_msg":"Bad Request: the server's issuer setting, made from this request, is no usable URL."`) {
 		t.Errorf("IAM without the header: %d %s", resp.StatusCode, body)
 	}
 	for _, h := range []string{"iam.example/x?q", "iam.example/x?", "iam.example#f", "@iam.example", "u@iam.example"} {
@@ -192,8 +195,7 @@ func TestForwardedProtoFromTrustedProxies(t *testing.T) {
 // for a request to an IPv6 address with a port, which the placeholder
 // gives without its brackets; and an issuer that a request's placeholders
 // make no URL of is answered 400 at its RFC 8414 path (which used to pass
-// the request on to the site), one the server's own placeholders make no
-// URL of 500.
+// the request on to the site).
 func TestIssuerFromRequestHost(t *testing.T) {
 	port := redistest.FreePort(t)
 	loadCaddyfile(t, fmt.Sprintf(`{
@@ -228,9 +230,10 @@ http://:%d {
 		prefix /d
 		rate_limit off
 	}
+	vars tenant {http.request.header.X-Tenant}
 	client_registration {
 		prefix /v
-		issuer https://{http.vars.unset}/v
+		issuer https://{http.vars.tenant}/v
 		rate_limit off
 	}
 	client_registration {
@@ -299,6 +302,38 @@ http://:%d {
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "issuer setting") {
 		t.Errorf("metadata of an issuer made no URL of: %d %s", resp.StatusCode, body)
 	}
+	// A Host is published as clients' URL parsers write it (an IPv4
+	// address in any of its forms as dotted decimal, an IPv6 one in its
+	// shortest form), and one they refuse (a number no address, a zone)
+	// is refused.
+	for host, want := range map[string]string{"127.1:21017": "http://127.0.0.1:21017", "0x7f.0.0.1": "http://127.0.0.1", "[0:0::1]:21017": "http://[::1]:21017", "[::FFFF:127.0.0.1]": "http://[::ffff:7f00:1]"} {
+		for _, path := range []string{"/p", "/d"} {
+			resp, body := s.postJSON(path+"/register", `{"redirect_uris":["https://app.example/cb"]}`, "Host: "+host)
+			if uri, _ := object(t, body)["registration_client_uri"].(string); resp.StatusCode != http.StatusCreated || !strings.HasPrefix(uri, want+path+"/register/") {
+				t.Errorf("%s with Host %s: %d %s, want %s...", path, host, resp.StatusCode, body, want)
+			}
+		}
+	}
+	for _, host := range []string{"1.2.3.4.5", "999.1.1.1", "a.1", "a.0x10", "1.2.3.08", "[fe80::1%25eth0]", "[::1%2525]:8080"} {
+		for _, path := range []string{"/p/register", "/d/register"} {
+			// Sent as is: Go's client drops a zone from the Host it sends.
+			conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			const body = `{"redirect_uris":["https://app.example/cb"]}`
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", path, host, len(body), body)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("%s with Host %s: %v", path, host, err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			conn.Close()
+			if resp.StatusCode != http.StatusBadRequest || string(got) != `{"error":"invalid_request","error_description":"the Host header must be host or host:port"}` {
+				t.Errorf("%s with Host %s: %d %s", path, host, resp.StatusCode, got)
+			}
+		}
+	}
 	// A Host whose A-label decodes to no name is refused alike whether
 	// the issuer is made of it or is the default, not published by one
 	// and answered 500 by the other.
@@ -310,11 +345,15 @@ http://:%d {
 			}
 		}
 	}
-	// An issuer made of placeholders the server sets ({http.vars.*}) that
-	// make no URL is the server's fault: 500.
-	resp, body = s.do(http.MethodGet, "/.well-known/oauth-authorization-server/v", "")
-	if resp.StatusCode != http.StatusInternalServerError || body != `{"error":"server_error","error_description":"the server's issuer setting resolves to no absolute URL for this request"}` {
-		t.Errorf("metadata of an issuer {http.vars.*} made no URL of: %d %s", resp.StatusCode, body)
+	// Any placeholder may carry what the request sent (a variable set
+	// from a header, a capture of one): no 500 for an issuer made of one.
+	resp, body = s.do(http.MethodGet, "/.well-known/oauth-authorization-server/v", "", "X-Tenant: a b")
+	if resp.StatusCode != http.StatusBadRequest || body != `{"error":"invalid_request","error_description":"the server's issuer setting, made from this request, is no usable URL"}` {
+		t.Errorf("metadata of an issuer a variable made no URL of: %d %s", resp.StatusCode, body)
+	}
+	resp, body = s.do(http.MethodGet, "/.well-known/oauth-authorization-server/v", "", "X-Tenant: t.example")
+	if resp.StatusCode != http.StatusOK || object(t, body)["issuer"] != "https://t.example/v" {
+		t.Errorf("metadata of an issuer a variable made: %d %s", resp.StatusCode, body)
 	}
 }
 

@@ -275,7 +275,18 @@ func storeCtx(r *http.Request) context.Context { return context.WithoutCancel(r.
 // origin is scheme://host of the request as the client sent it.
 func (o *Options) origin(r *http.Request) string {
 	scheme := o.scheme(r)
-	return scheme + normalHost(r.Host, scheme)
+	return scheme + requestHost(r, scheme)
+}
+
+// requestHost is the request's Host as the URLs given out hold it: in
+// normal form (normalHost), and as clients' parsers write it (WebHost:
+// "127.1" is 127.0.0.1).
+func requestHost(r *http.Request, scheme string) string {
+	host := normalHost(r.Host, scheme)
+	if h, ok := WebHost(host); ok {
+		host = h
+	}
+	return host
 }
 
 // normalHost is the Host header h (checked by validHost) in the normal
@@ -339,9 +350,10 @@ func normalURL(s string) string {
 		return s
 	}
 	host = normalHost(host, scheme)
-	if a, ok := ASCIIHost(host); ok {
-		// An internationalized name, as its A-label ("xn--..."): what
-		// clients' parsers make of it, and the only form a URI holds.
+	if a, ok := WebHost(host); ok {
+		// As clients' parsers write it: an internationalized name as its
+		// A-label ("xn--..."), the only form a URI holds; an address in
+		// its one form.
 		host = a
 	}
 	path, query := tail, ""
@@ -385,11 +397,11 @@ func Authority(s string) string {
 	return rest
 }
 
-// ASCIIHost is hostport with an internationalized host name, or one
+// asciiHost is hostport with an internationalized host name, or one
 // written as an A-label ("xn--..."), checked and written as its A-label,
 // as clients' URL parsers write it; ok is false for a name that is none
 // ("xn--zz", "xn--.example"). Other names and IPv6 literals are returned as they are.
-func ASCIIHost(hostport string) (host string, ok bool) {
+func asciiHost(hostport string) (host string, ok bool) {
 	if strings.HasPrefix(hostport, "[") ||
 		!strings.ContainsFunc(hostport, func(c rune) bool { return c >= utf8.RuneSelf }) && !strings.Contains(strings.ToLower(hostport), "xn--") {
 		return hostport, true
@@ -475,7 +487,7 @@ func (o *Options) hostUnusable(r *http.Request) bool {
 	// An A-label that decodes to no name ("xn--a.example") would be
 	// published as the issuer's host, which a placeholder-made issuer
 	// refuses: the two agree.
-	_, ok := ASCIIHost(r.Host)
+	_, ok := WebHost(r.Host)
 	return !ok || !validHost(r.Host)
 }
 
@@ -522,14 +534,14 @@ func logCut(s string) string {
 // unresolvedURL names the configured URL (issuer, authorization_endpoint,
 // token_endpoint) whose placeholders this request turned into something
 // resolvedURLUsable refuses, or "" when there is none; such a request is
-// answered an error instead of handing out relative or empty URLs.
-// byRequest tells whose fault it is: a URL made of request placeholders
-// ({http.request.header.X-Host} missing or "u@h", say) is the request's,
-// answered 400 like any other request the server cannot serve as sent;
-// one made of others ({http.vars.x} unset) is the server's, answered 500.
-// The operator is told which setting either way, at most once a minute,
-// since a proxy that stopped setting a header fails every request.
-func (o *Options) unresolvedURL(r *http.Request) (name string, byRequest bool) {
+// answered 400 instead of handing out relative or empty URLs. Whatever
+// the placeholders, the request may have made the value: a header, a
+// regular expression's capture of one, a map or a variable set from one
+// ({http.request.header.X-Host} missing or "u@h"); a request must not
+// get a 5xx for what it sent. The operator is told which setting, at most
+// once a minute, as a setting the server fills itself ({http.vars.x} never
+// set) fails every request alike.
+func (o *Options) unresolvedURL(r *http.Request) string {
 	for _, f := range [...]struct{ name, v string }{
 		{"issuer", o.Issuer}, {"authorization_endpoint", o.AuthorizationEndpoint}, {"token_endpoint", o.TokenEndpoint},
 	} {
@@ -538,21 +550,15 @@ func (o *Options) unresolvedURL(r *http.Request) (name string, byRequest bool) {
 		}
 		got := o.expand(r, f.v)
 		if !resolvedURLUsable(f.name, got) {
-			byRequest = strings.Contains(f.v, "{http.request.")
 			if now := time.Now().UnixNano(); now-o.urlWarned.Load() > int64(time.Minute) {
 				o.urlWarned.Store(now)
-				level, answer := zap.ErrorLevel, "answering 500"
-				if byRequest {
-					level, answer = zap.WarnLevel, "answering 400 (the URL is made of request placeholders)"
-				}
-				if ce := o.Logger.Check(level, "a configured URL's placeholders resolve to no URL the config check would accept (absolute http(s), no user information, fragment, spaces, backslash or broken escapes; in the issuer no query, dot segments or encoded slash) for this request; "+answer); ce != nil {
-					ce.Write(zap.String("setting", f.name), zap.String("configured", f.v), zap.String("resolved", got))
-				}
+				o.Logger.Warn("a configured URL's placeholders resolve to no URL the config check would accept (absolute http(s), no user information, fragment, spaces, backslash or broken escapes; in the issuer no query, dot segments or encoded slash) for this request; answering 400 (when the request did not make the value, the setting needs mending)",
+					zap.String("setting", f.name), zap.String("configured", f.v), zap.String("resolved", got))
 			}
-			return f.name, byRequest
+			return f.name
 		}
 	}
-	return "", false
+	return ""
 }
 
 // resolvedURLUsable reports whether got, a configured URL with its
@@ -566,7 +572,7 @@ func resolvedURLUsable(name, got string) bool {
 	u, err := url.Parse(got)
 	// The host as published (an IPv6 zone keeps the "%25" url.Parse
 	// decodes; an internationalized name is its A-label).
-	host, ok := ASCIIHost(Authority(got))
+	host, ok := WebHost(Authority(got))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || !ok || !validHost(host) {
 		return false
 	}
@@ -585,18 +591,8 @@ func validHost(h string) bool {
 		if end < 0 {
 			return false
 		}
+		// No zone (fe80::1%25eth0, RFC 6874): clients' parsers refuse it.
 		host, port = h[1:end], h[end+1:]
-		if i := strings.Index(host, "%25"); i > 0 {
-			// A zone (fe80::1%25eth0, RFC 6874): unreserved characters
-			// only, or it could carry anything into the URLs.
-			zone := host[i+3:]
-			if zone == "" || strings.IndexFunc(zone, func(r rune) bool {
-				return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '~' || r == '-')
-			}) >= 0 {
-				return false
-			}
-			host = host[:i]
-		}
 		if ip := net.ParseIP(host); ip == nil || !strings.Contains(host, ":") {
 			return false
 		}
@@ -686,7 +682,7 @@ func (o *Options) mount(r *http.Request) string {
 	if o.Mount == nil {
 		return ""
 	}
-	return o.Mount(r)
+	return strings.TrimSuffix(webPath(o.Mount(r)), "/")
 }
 
 // endpoint returns the configured endpoint or the default under the base URL.

@@ -91,11 +91,8 @@ func (a *IAM) serve(w http.ResponseWriter, r *http.Request, rid string) {
 		a.error(w, rid, http.StatusBadRequest, "IIC.400", "Bad Request: the Host header must be host or host:port.")
 		return
 	}
-	if name, byRequest := a.o.unresolvedURL(r); byRequest {
-		a.error(w, rid, http.StatusBadRequest, "IIC.400", "Bad Request: this request's host or headers make the server's "+name+" setting no usable URL.")
-		return
-	} else if name != "" {
-		a.error(w, rid, http.StatusInternalServerError, "IIC.500", "Internal Server Error: the server's "+name+" setting resolves to no absolute URL for this request.")
+	if name := a.o.unresolvedURL(r); name != "" {
+		a.error(w, rid, http.StatusBadRequest, "IIC.400", "Bad Request: the server's "+name+" setting, made from this request, is no usable URL.")
 		return
 	}
 	if r.Method != http.MethodPost {

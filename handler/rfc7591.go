@@ -90,11 +90,8 @@ func (a *RFC7591) serve(w http.ResponseWriter, r *http.Request, route int, id st
 	}
 	// Preflights and deletes answer no URL.
 	if r.Method != http.MethodOptions && r.Method != http.MethodDelete {
-		if name, byRequest := a.o.unresolvedURL(r); byRequest {
-			a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "this request's host or headers make the server's "+name+" setting no usable URL")
-			return
-		} else if name != "" {
-			a.error(w, http.StatusInternalServerError, "server_error", "the server's "+name+" setting resolves to no absolute URL for this request")
+		if name := a.o.unresolvedURL(r); name != "" {
+			a.error(w, http.StatusBadRequest, registry.CodeInvalidRequest, "the server's "+name+" setting, made from this request, is no usable URL")
 			return
 		}
 	}
@@ -440,7 +437,7 @@ func (a *RFC7591) clientURI(r *http.Request, id string) string {
 	if a.o.Issuer == "" {
 		// base(r) + ..., in one allocation.
 		scheme := a.o.scheme(r)
-		return scheme + normalHost(r.Host, scheme) + a.o.mount(r) + a.o.urlPrefix() + "/register/" + url.PathEscape(id)
+		return scheme + requestHost(r, scheme) + a.o.mount(r) + a.o.urlPrefix() + "/register/" + url.PathEscape(id)
 	}
 	return a.o.base(r) + "/register/" + url.PathEscape(id)
 }
