@@ -1755,15 +1755,30 @@ func strippedPrefix(r *http.Request) string {
 	// decoded where the strip compared a %2F with a slash of the prefix
 	// ("/y%2Foauth/register" under handle_path /y/*), and escaped again.
 	ce := caddyhttp.CleanPath(o, true)
-	if m, ok := strippedFrom(ce, c); ok {
-		return m
-	}
-	if od, err := url.PathUnescape(ce); err == nil {
-		if m, ok := strippedFrom(od, r.URL.Path); ok {
-			return (&url.URL{Path: m}).EscapedPath()
+	for _, p := range dotsResolved(ce) {
+		if m, ok := strippedFrom(p, c); ok {
+			return m
+		}
+		if od, err := url.PathUnescape(p); err == nil {
+			if m, ok := strippedFrom(od, r.URL.Path); ok {
+				return (&url.URL{Path: m}).EscapedPath()
+			}
 		}
 	}
 	return ""
+}
+
+// dotsResolved is the escaped, cleaned path p, and when it holds dot
+// segments written as escapes ("/m/register/%2e"), which Caddy's cleaning
+// of the escaped path leaves but that of the decoded path it routes by
+// removes, p with them removed too, with and without the trailing slash
+// a last one leaves.
+func dotsResolved(p string) []string {
+	w := handler.WebPath(p)
+	if w == p {
+		return []string{p}
+	}
+	return []string{p, w, strings.TrimSuffix(w, "/")}
 }
 
 // strippedFrom returns what comes before rest in whole, less a trailing

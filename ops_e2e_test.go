@@ -460,11 +460,14 @@ func TestHandlePath(t *testing.T) {
 			for path, want := range map[string]string{
 				"/auth/x/%2e%2E/register":                          "/auth/register/",
 				"/auth/%2e/register":                               "/auth/register/",
+				"/auth/register/%2e":                               "/auth/register/",
+				"/auth/register/%2E/%2e":                           "/auth/register/",
+				"/auth/.well-known/oauth-authorization-server/%2e": `"registration_endpoint":"` + s.URL + `/auth/register"`,
 				"/auth/%2e/.well-known/oauth-authorization-server": `"registration_endpoint":"` + s.URL + `/auth/register"`,
 			} {
 				var resp *http.Response
 				var body string
-				if strings.HasSuffix(path, "/register") {
+				if strings.Contains(path, "/register") {
 					resp, body = s.postJSON(path, mcpBody)
 				} else {
 					resp, body = s.do("GET", path, "")

@@ -303,7 +303,9 @@ func normalHost(h, scheme string) string {
 	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
 		host, port = h[:i], strings.TrimLeft(h[i+1:], "0")
 	}
-	lower := strings.ToLower(host)
+	// ASCII letters only: the rest is IDNA's to map (Go lower-cases "İ"
+	// to "i" and "ẞ" to "ß", UTS 46 maps them to "i̇" and "ss").
+	lower := asciiLower(host)
 	if port == "" || (port == "80" && scheme == "http://") || (port == "443" && scheme == "https://") {
 		return lower
 	}
@@ -311,6 +313,22 @@ func normalHost(h, scheme string) string {
 		return h // normal already: no copy on every request to a port
 	}
 	return lower + ":" + port
+}
+
+// asciiLower is s with its ASCII letters in lower case.
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 // NormalURL is the absolute URL s, a configured issuer or endpoint (with
@@ -682,7 +700,7 @@ func (o *Options) mount(r *http.Request) string {
 	if o.Mount == nil {
 		return ""
 	}
-	return strings.TrimSuffix(webPath(o.Mount(r)), "/")
+	return strings.TrimSuffix(WebPath(o.Mount(r)), "/")
 }
 
 // endpoint returns the configured endpoint or the default under the base URL.

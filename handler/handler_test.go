@@ -34,6 +34,10 @@ func TestWebHost(t *testing.T) {
 		"1.2.3.4.5": "", "999.1.1.1": "", "09.1.1.1": "", "1.2.3.08": "", "a.1": "", "a.09": "", "a.0x10": "", "a.0x": "",
 		"4294967296": "", "[fe80::1%25eth0]": "", "[::1%2525]": "", "[1.2.3.4]": "", "[::1": "",
 		"xn--zz.example": "", "xn--.example": "", "a.xn--": "", "xn--a.example:8080": "",
+		// Mapped first, then read as an address (fullwidth digits, the
+		// ideographic full stop).
+		"a.\uff11": "", "127.\uff11": "127.0.0.1", "127.0.0.1\u3002": "127.0.0.1", "0x7f\u30021:8080": "127.0.0.1:8080",
+		"\u0130.example": "xn--i-9bb.example", "\u1e9e.example": "ss.example",
 	} {
 		got, ok := WebHost(in)
 		if !ok {
@@ -47,8 +51,8 @@ func TestWebHost(t *testing.T) {
 		"/oauth": "/oauth", "/oauth/x/%2e%2E": "/oauth/", "/oauth/%2e": "/oauth/", "/a/./b/../c": "/a/c",
 		"/%2E%2e/x": "/x", "/a.b/c..d": "/a.b/c..d", "/x/%2e%2e%2f": "/x/%2e%2e%2f", "/%6fauth": "/%6fauth",
 	} {
-		if got := webPath(in); got != want {
-			t.Errorf("webPath(%q) = %q, want %q", in, got, want)
+		if got := WebPath(in); got != want {
+			t.Errorf("WebPath(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -87,6 +91,9 @@ func TestNormalHost(t *testing.T) {
 		"https://as.example/}|^":           "https://as.example/%7D|%5E",
 		"https://as.example/`p?q='`'":      "https://as.example/%60p?q=%27`%27",
 		"https://Bücher.Example:8443/x":    "https://xn--bcher-kva.example:8443/x",
+		"https://\u0130.Example:8443/x":    "https://xn--i-9bb.example:8443/x",
+		"https://\u1e9e.Example/x":         "https://ss.example/x",
+		"http://127.1:80/x":                "http://127.0.0.1/x",
 	} {
 		if got := NormalURL(in); got != want {
 			t.Errorf("NormalURL(%q) = %q, want %q", in, got, want)

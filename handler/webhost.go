@@ -30,14 +30,20 @@ func WebHost(hostport string) (string, bool) {
 	if i := strings.LastIndexByte(hostport, ':'); i >= 0 {
 		host, port = hostport[:i], hostport[i:]
 	}
+	// The name is mapped first (UTS 46: "１" is "1", "。" a dot), and then
+	// read as an address if it ends in a number, as WHATWG's parser does.
+	host, ok := asciiHost(host)
+	if !ok {
+		return hostport, false
+	}
 	if endsInNumber(host) {
 		if a, err := netip.ParseAddr(host); err == nil && a.Is4() {
-			return hostport, true // dotted decimal already, the usual case
+			return host + port, true // dotted decimal already, the usual case
 		}
 		h, ok := webIPv4(host)
 		return h + port, ok
 	}
-	return asciiHost(hostport)
+	return host + port, true
 }
 
 // webIPv6 writes the IPv6 address s in brackets the way WHATWG's
@@ -156,11 +162,11 @@ func ipv4Number(p string) (uint64, bool) {
 	return n, err == nil && n < 1<<32
 }
 
-// webPath is the escaped path p with its dot segments removed as WHATWG's
+// WebPath is the escaped path p with its dot segments removed as WHATWG's
 // parser removes them, "%2e" counting as "." ("/a/%2E%2e/b" is "/b"), so
 // that a mount found in a request (see Options.Mount) is published as a
 // client's parser would write it. A path without them is returned as is.
-func webPath(p string) string {
+func WebPath(p string) string {
 	if !strings.Contains(p, ".") && !strings.Contains(p, "%2") {
 		return p
 	}
