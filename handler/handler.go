@@ -927,35 +927,49 @@ func readBody(w http.ResponseWriter, r *http.Request) (body []byte, err error) {
 // upload or the body timeout ended.
 func bodyRefused(w http.ResponseWriter, r *http.Request, limit int64) error {
 	if r.ProtoMajor == 1 {
-		// A client that waits for "100 Continue" sends no body to drop.
-		closeUnread(w, !strings.EqualFold(r.Header.Get("Expect"), "100-continue"))
+		closeUnread(w)
+		drainAfter(w, r.Body)
 	}
 	return &bodyTooLargeError{limit: limit}
 }
 
 // closeUnread makes the answer close an HTTP/1 connection whose request
-// body is left unread, soon: after the answer, net/http still reads up to
-// 256 KiB of the body to close the connection cleanly, waiting for a
+// body is left unread, at once: after the answer, net/http still reads up
+// to 256 KiB of the body to close the connection cleanly, waiting for a
 // client that sends nothing more (it has its answer) until a timeout (a
-// minute). Reads fail from now on, or with linger after unreadLinger;
-// the answer is written at once either way.
-func closeUnread(w http.ResponseWriter, linger bool) {
+// minute). Reads fail from now on (but see drainAfter); the answer is
+// still written.
+func closeUnread(w http.ResponseWriter) {
 	w.Header().Set("Connection", "close")
-	deadline := time.Now()
-	if linger {
-		deadline = deadline.Add(unreadLinger)
-	}
-	_ = http.NewResponseController(w).SetReadDeadline(deadline)
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
-// unreadLinger is how long the rest of a body that is being sent, unread,
-// is still read (and dropped) after the answer, before the connection
-// closes. Closed at once with the body's bytes still arriving, the
-// connection was reset, and a client still sending them, a reverse proxy
-// in front say, could lose the answer with it (the proxy answered 502
-// instead of the 413). A client that sends nothing more, having its
-// answer, holds the connection no longer than this.
-const unreadLinger = time.Second
+// drainAfter has the rest of body, refused unread, read and dropped once
+// the answer is out (observed.linger), for at most unreadLinger and
+// drainMax bytes, before the connection closes: closed while the body's
+// bytes still arrived, the connection was reset, and the client, or a
+// reverse proxy in front still sending them, could lose the answer with
+// it (a 502 instead of the 413). net/http does so only for up to 256 KiB,
+// and not at all when the client asked to close the connection. A client
+// that waits for "100 Continue" sends nothing to drop: its connection
+// closes at once.
+func drainAfter(w http.ResponseWriter, body io.Reader) {
+	ob := observedOf(w)
+	if ob == nil || ob.waiting != nil && !ob.waiting.read {
+		return
+	}
+	// Reads after the answer: net/http refuses them otherwise.
+	if http.NewResponseController(w).EnableFullDuplex() == nil {
+		ob.drain = body
+	}
+}
+
+// unreadLinger and drainMax bound drainAfter: a client that sends more, or
+// slower, is cut off as before.
+const (
+	unreadLinger = time.Second
+	drainMax     = 8 << 20
+)
 
 // bearer returns the token of an "Authorization: Bearer" header, and
 // whether a Bearer header was sent at all. Other schemes count as no

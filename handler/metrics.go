@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -172,6 +173,18 @@ type observed struct {
 	// waiting is the body of a request whose client waits for "100
 	// Continue" before sending it (see observe).
 	waiting *continueBody
+	// drain is a body refused unread, to be dropped once the answer is
+	// out (see drainAfter).
+	drain io.Reader
+}
+
+// linger reads and drops what is left of a refused body, after the
+// answer went out (see drainAfter).
+func (o *observed) linger() {
+	rc := http.NewResponseController(o.ResponseWriter)
+	_ = rc.Flush()
+	_ = rc.SetReadDeadline(time.Now().Add(unreadLinger))
+	_, _ = io.CopyN(io.Discard, o.drain, drainMax)
 }
 
 func (o *observed) WriteHeader(code int) {
@@ -198,7 +211,7 @@ func (o *observed) Write(b []byte) (int, error) {
 // or send the body, which nobody reads).
 func (o *observed) answeringBeforeBody() {
 	if o.waiting != nil && !o.waiting.read {
-		closeUnread(o.ResponseWriter, false) // it sends no body
+		closeUnread(o.ResponseWriter)
 	}
 }
 
@@ -220,17 +233,25 @@ func (o *observed) Unwrap() http.ResponseWriter { return o.ResponseWriter }
 // setOp renames the operation of w, if w is observed, or wraps (Unwrap)
 // an observed writer.
 func setOp(w http.ResponseWriter, op string) {
+	if ob := observedOf(w); ob != nil {
+		ob.op = op
+	}
+}
+
+// observedOf is w, if observed, or the observed writer w wraps (Unwrap),
+// or nil.
+func observedOf(w http.ResponseWriter) *observed {
 	for w != nil {
 		if ob, ok := w.(*observed); ok {
-			ob.op = op
-			return
+			return ob
 		}
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {
-			return
+			return nil
 		}
 		w = u.Unwrap()
 	}
+	return nil
 }
 
 var observedPool = sync.Pool{New: func() any { return new(observed) }}
@@ -252,6 +273,9 @@ func observe(w http.ResponseWriter, r *http.Request, op string) *observed {
 
 // done counts the answer ob recorded and releases ob.
 func (am *apiMetrics) done(ob *observed) {
+	if ob.drain != nil {
+		ob.linger()
+	}
 	status, op := ob.status, ob.op
 	*ob = observed{}
 	observedPool.Put(ob)
