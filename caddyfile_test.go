@@ -419,6 +419,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"cors origin null", "client_registration {\n\tcors null\n}", `cors origin "null"`},
 		{"cors origin with a padded port", "client_registration {\n\tcors http://localhost:03000\n}", `cors origin "http://localhost:03000"`},
 		{"cors origin with a long IPv6 form", "client_registration {\n\tcors http://[0::1]\n}", `cors origin "http://[0::1]"`},
+		{"cors origin with a short IPv4 form", "client_registration {\n\tcors http://127.1\n}", `cors origin "http://127.1"`},
+		{"cors origin ending in a number", "client_registration {\n\tcors http://a.1\n}", `cors origin "http://a.1"`},
 		{"unknown grant type", "client_registration {\n\tallowed_grant_types password\n}", `"password" is not a grant type`},
 		{"unknown response type", "client_registration {\n\tallowed_response_types token_id\n}", `"token_id" is not a response type`},
 		{"unknown auth method", "client_registration {\n\tallowed_auth_methods tls_client\n}", `"tls_client" is not an authentication method`},
@@ -1383,7 +1385,7 @@ func TestCheckIssuerPlaceholders(t *testing.T) {
 	for _, v := range []string{
 		"https://{http.request.host}", "https://{http.request.host}/oauth", "{http.request.scheme}://{http.request.hostport}",
 		"https://{http.request.host}:{http.request.port}/x", "{env.ISSUER}", "{http.request.header.X-Issuer}", "https://auth.example",
-		"{file./run/secrets/issuer}", "https://[{env.V6}]:8443/oauth",
+		"{file./run/secrets/issuer}", "https://[{env.V6}]:8443/oauth", "https://auth.{http.request.header.X-Tenant}/", "https://a.{http.vars.d}:8443/oauth",
 	} {
 		if err := checkIssuer(v); err != nil {
 			t.Errorf("checkIssuer(%q): %v", v, err)

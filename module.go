@@ -1193,9 +1193,11 @@ func checkIssuer(v string) error {
 		// would be another.
 		return fmt.Errorf("issuer %q: write its host name without escapes", redactUserinfo(v))
 	}
-	if _, ok := handler.WebHost(u.Host); !ok {
+	if _, ok := handler.WebHost(u.Host); !ok && !strings.Contains(handler.Authority(v), "{") {
 		// What clients' parsers refuse (what they rewrite, an
-		// internationalized name or "127.1", is published rewritten).
+		// internationalized name or "127.1", is published rewritten). A
+		// host a placeholder makes is checked at each request: here, the
+		// stand-in makes "auth.{x}" a name ending in a number.
 		return fmt.Errorf("issuer %q: its host is one URL parsers refuse (an invalid A-label, a name ending in a number that is no IPv4 address, an IPv6 zone)", redactUserinfo(v))
 	}
 	return nil

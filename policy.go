@@ -475,6 +475,11 @@ func validOrigin(o string) bool {
 	if registry.ComparableHost(host) != host {
 		return false
 	}
+	if h, ok := handler.WebHost(u.Host); !ok || h != u.Host {
+		// "127.1" is sent as 127.0.0.1, "a.1" and "1.2.3.4.5" are no
+		// hosts at all.
+		return false
+	}
 	_, err = netip.ParseAddr(host)
 	return err == nil || registry.ValidHostName(host)
 }

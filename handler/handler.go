@@ -432,12 +432,12 @@ func asciiHost(hostport string) (host string, ok bool) {
 	if err != nil || !registry.ValidHostName(a) {
 		return hostport, false
 	}
-	// An empty Punycode label ("xn--") converts without error to an empty
-	// label: ".example" or, at the end, what reads as a trailing dot.
-	for label := range strings.SplitSeq(name, ".") {
-		if strings.EqualFold(label, "xn--") {
-			return hostport, false
-		}
+	// An empty Punycode label ("xn--", or "ｘｎ--" before mapping) converts
+	// without error to an empty label: ".example", which is no name, or,
+	// at the end, what reads as a trailing dot the name did not have.
+	if strings.HasSuffix(a, ".") && !strings.HasSuffix(name, ".") && !strings.HasSuffix(name, "\u3002") &&
+		!strings.HasSuffix(name, "\uff0e") && !strings.HasSuffix(name, "\uff61") {
+		return hostport, false
 	}
 	return a + port, true
 }
@@ -588,8 +588,8 @@ func (o *Options) unresolvedURL(r *http.Request) string {
 // bring in what the config check refuses.
 func resolvedURLUsable(name, got string) bool {
 	u, err := url.Parse(got)
-	// The host as published (an IPv6 zone keeps the "%25" url.Parse
-	// decodes; an internationalized name is its A-label).
+	// The host as published (as clients' parsers write it: an
+	// internationalized name as its A-label, an address in its one form).
 	host, ok := WebHost(Authority(got))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || !ok || !validHost(host) {
 		return false

@@ -38,6 +38,7 @@ func TestWebHost(t *testing.T) {
 		// ideographic full stop).
 		"a.\uff11": "", "127.\uff11": "127.0.0.1", "127.0.0.1\u3002": "127.0.0.1", "0x7f\u30021:8080": "127.0.0.1:8080",
 		"\u0130.example": "xn--i-9bb.example", "\u1e9e.example": "ss.example",
+		"a.\uff58\uff4e--": "", "a.b\u3002": "a.b.", "xn--bcher-kva.example.": "xn--bcher-kva.example.",
 	} {
 		got, ok := WebHost(in)
 		if !ok {

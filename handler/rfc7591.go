@@ -170,7 +170,7 @@ func (a *RFC7591) issuerMetadataPath(r *http.Request) (p string, slash bool) {
 		path = u.Path
 	} else {
 		// Placeholders that made no URL of it for this request: its path
-		// as configured, so that the request is answered (500) rather
+		// as configured, so that the request is answered (400) rather
 		// than passed on to the site.
 		path, _ = ConfiguredPath(a.o.Issuer)
 	}

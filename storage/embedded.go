@@ -101,12 +101,16 @@ type EmbeddedStore struct {
 // throttledLog logs a problem that recurs while a fault lasts at most once
 // a minute, with how many times it recurred meanwhile.
 type throttledLog struct {
-	last   atomic.Int64 // UnixNano of the last line
+	last   atomic.Int64 // when the last line was logged (since logStart)
 	missed atomic.Int64
 }
 
+// logStart makes throttledLog's times monotonic: a wall clock set back
+// would silence it for as long.
+var logStart = time.Now()
+
 func (t *throttledLog) logf(format string, args ...any) {
-	now, last := time.Now().UnixNano(), t.last.Load()
+	now, last := int64(time.Since(logStart))+1, t.last.Load()
 	if last != 0 && now-last < int64(time.Minute) || !t.last.CompareAndSwap(last, now) {
 		t.missed.Add(1)
 		return
@@ -469,7 +473,7 @@ func (s *EmbeddedStore) write(ctx context.Context, rec *Record) error {
 
 // syncDir flushes a directory of the file system (a variable for tests).
 var syncDir = func(name string) error {
-	f, err := os.Open(name)
+	f, err := os.OpenFile(name, os.O_RDONLY|openNonBlock, 0) // see dirNames
 	if err != nil {
 		return err
 	}
@@ -912,7 +916,9 @@ func (s *EmbeddedStore) osPath(key string) (string, bool) {
 // dirNames reads the names in a directory, without the stat of each entry
 // that Caddy's FileStorage.List makes (most of its cost with thousands).
 func dirNames(name string) ([]string, error) {
-	f, err := os.Open(name)
+	// Non-blocking: a named pipe in a directory's place (damage) fails
+	// the read of names instead of waiting for a writer for ever.
+	f, err := os.OpenFile(name, os.O_RDONLY|openNonBlock, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -16,10 +16,3 @@ func flockPath(certmagic.Storage, string) string { return "" }
 func flock(context.Context, string) (*os.File, func(), error) {
 	return nil, nil, errors.New("flock is not available on this platform")
 }
-
-// openNoFollow and openNonBlock: none here; openRegular still refuses
-// what is no regular file once opened.
-const (
-	openNoFollow = 0
-	openNonBlock = 0
-)

@@ -70,10 +70,3 @@ func flock(ctx context.Context, path string) (*os.File, func(), error) {
 		_ = f.Close()
 	}, nil
 }
-
-// openNoFollow and openNonBlock make openRegular refuse a final symbolic
-// link and not wait on a named pipe.
-const (
-	openNoFollow = syscall.O_NOFOLLOW
-	openNonBlock = syscall.O_NONBLOCK
-)
