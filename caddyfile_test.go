@@ -1393,7 +1393,8 @@ func TestCheckIssuerPlaceholders(t *testing.T) {
 	}
 	for _, v := range []string{"{http.request.host}", "{http.request.host}/oauth", "ftp://{host}", "https://{host}#x", "https://a.example#", "https://a.example/?", "https://{host}/oauth#",
 		"https://a.example/a/../oauth", "https://a.example/./oauth", "https://{http.request.host}/..", "https://a.example/%2e%2E/x",
-		"https://a.example/a\\b", "https://a.example\\oauth", "https://a.example/%2fx", "https://xn--/x", "https://xn--.example/x", "https://a.xn--/x", "https://1.2.3.4.5/x", "https://a.1/x", "https://[fe80::1%25eth0]/x", "https://a.example/x%zz", "https://b%C3%BCcher.example/"} {
+		"https://a.example/a\\b", "https://a.example\\oauth", "https://a.example/%2fx", "https://xn--/x", "https://xn--.example/x", "https://a.xn--/x", "https://1.2.3.4.5/x", "https://a.1/x", "https://[fe80::1%25eth0]/x",
+		"https://a.1:{http.request.port}/x", "https://[fe80::1%25eth0]:{http.request.port}/x", "https://a.example/x%zz", "https://b%C3%BCcher.example/"} {
 		if err := checkIssuer(v); err == nil {
 			t.Errorf("checkIssuer(%q) accepted", v)
 		}

@@ -1193,7 +1193,7 @@ func checkIssuer(v string) error {
 		// would be another.
 		return fmt.Errorf("issuer %q: write its host name without escapes", redactUserinfo(v))
 	}
-	if _, ok := handler.WebHost(u.Host); !ok && !strings.Contains(handler.Authority(v), "{") {
+	if _, ok := handler.WebHost(u.Host); !ok && !strings.Contains(configuredHost(v), "{") {
 		// What clients' parsers refuse (what they rewrite, an
 		// internationalized name or "127.1", is published rewritten). A
 		// host a placeholder makes is checked at each request: here, the
@@ -1201,6 +1201,18 @@ func checkIssuer(v string) error {
 		return fmt.Errorf("issuer %q: its host is one URL parsers refuse (an invalid A-label, a name ending in a number that is no IPv4 address, an IPv6 zone)", redactUserinfo(v))
 	}
 	return nil
+}
+
+// configuredHost is the host of the configured URL v as written, without
+// its port (digits or one placeholder), placeholders left in.
+func configuredHost(v string) string {
+	a := handler.Authority(v)
+	if i := strings.LastIndexByte(a, ':'); i >= 0 && !strings.HasSuffix(a, "]") {
+		if p := a[i+1:]; strings.Trim(p, "0123456789") == "" || placeholderPattern.FindString(p) == p {
+			return a[:i]
+		}
+	}
+	return a
 }
 
 // warnIssuerPath warns when a configured issuer's path does not end with

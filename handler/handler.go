@@ -945,17 +945,16 @@ func closeUnread(w http.ResponseWriter) {
 }
 
 // drainAfter has the rest of body, refused unread, read and dropped once
-// the answer is out (observed.linger), for at most unreadLinger and
-// drainMax bytes, before the connection closes: closed while the body's
-// bytes still arrived, the connection was reset, and the client, or a
-// reverse proxy in front still sending them, could lose the answer with
-// it (a 502 instead of the 413). net/http does so only for up to 256 KiB,
-// and not at all when the client asked to close the connection. A client
-// that waits for "100 Continue" sends nothing to drop: its connection
-// closes at once.
+// the answer is out (observed.linger), before the connection closes:
+// closed while the body's bytes still arrived, the connection was reset,
+// and the client, or a reverse proxy in front still sending them, could
+// lose the answer with it (a 502 instead of the 413). net/http does so
+// only for up to 256 KiB, and not at all when the client asked to close
+// the connection. A body Caddy's request_body already cut off
+// (http.MaxBytesReader) reads no further: that one is not drained.
 func drainAfter(w http.ResponseWriter, body io.Reader) {
 	ob := observedOf(w)
-	if ob == nil || ob.waiting != nil && !ob.waiting.read {
+	if ob == nil || ob.drain != nil {
 		return
 	}
 	// Reads after the answer: net/http refuses them otherwise.
@@ -964,10 +963,11 @@ func drainAfter(w http.ResponseWriter, body io.Reader) {
 	}
 }
 
-// unreadLinger and drainMax bound drainAfter: a client that sends more, or
-// slower, is cut off as before.
+// unreadLinger, drainIdle and drainMax bound observed.linger: a client
+// that sends more, or slower, is cut off as before.
 const (
 	unreadLinger = time.Second
+	drainIdle    = 200 * time.Millisecond
 	drainMax     = 8 << 20
 )
 

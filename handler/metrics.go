@@ -3,6 +3,7 @@ package handler
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,17 +175,45 @@ type observed struct {
 	// Continue" before sending it (see observe).
 	waiting *continueBody
 	// drain is a body refused unread, to be dropped once the answer is
-	// out (see drainAfter).
-	drain io.Reader
+	// out (see drainAfter). Meanwhile the answer is held (held, heldCode),
+	// so that linger sends it whole, with its length: sent as it was
+	// written, chunked, it ended only once the drain did.
+	drain    io.Reader
+	held     []byte
+	heldCode int
 }
 
-// linger reads and drops what is left of a refused body, after the
-// answer went out (see drainAfter).
+// linger sends the answer held for a refused body, then reads and drops
+// what is left of the body (see drainAfter): until no byte came for
+// drainIdle (a client waiting for "100 Continue" sends none: net/http
+// sends it no "100 Continue" once the answer is out), unreadLinger has
+// passed, or drainMax bytes were dropped.
 func (o *observed) linger() {
+	if o.heldCode != 0 {
+		o.ResponseWriter.Header().Set("Content-Length", strconv.Itoa(len(o.held)))
+		o.ResponseWriter.WriteHeader(o.heldCode)
+		_, _ = o.ResponseWriter.Write(o.held)
+	}
 	rc := http.NewResponseController(o.ResponseWriter)
-	_ = rc.Flush()
-	_ = rc.SetReadDeadline(time.Now().Add(unreadLinger))
-	_, _ = io.CopyN(io.Discard, o.drain, drainMax)
+	if rc.Flush() != nil {
+		return
+	}
+	end := time.Now().Add(unreadLinger)
+	buf := make([]byte, 32<<10)
+	for n := 0; n < drainMax; {
+		deadline := time.Now().Add(drainIdle)
+		if deadline.After(end) {
+			deadline = end
+		}
+		if rc.SetReadDeadline(deadline) != nil {
+			return
+		}
+		k, err := o.drain.Read(buf)
+		n += k
+		if err != nil {
+			return
+		}
+	}
 }
 
 func (o *observed) WriteHeader(code int) {
@@ -192,13 +221,22 @@ func (o *observed) WriteHeader(code int) {
 		o.status = code
 		o.answeringBeforeBody()
 	}
+	if o.drain != nil && code >= 200 {
+		if o.heldCode == 0 {
+			o.heldCode = code
+		}
+		return
+	}
 	o.ResponseWriter.WriteHeader(code)
 }
 
 func (o *observed) Write(b []byte) (int, error) {
 	if o.status == 0 {
-		o.status = http.StatusOK
-		o.answeringBeforeBody()
+		o.WriteHeader(http.StatusOK)
+	}
+	if o.drain != nil {
+		o.held = append(o.held, b...)
+		return len(b), nil
 	}
 	return o.ResponseWriter.Write(b)
 }
@@ -208,10 +246,13 @@ func (o *observed) Write(b []byte) (int, error) {
 // wait until its own timeout before sending the body, and the server then
 // read it before the answer went out (RFC 9110 section 10.1.1: an answer
 // decided by the header fields is sent at once; the client may then close
-// or send the body, which nobody reads).
+// or send the body, which nobody reads). What such a client sends all the
+// same (a reverse proxy in front forwards the Expect header and sends the
+// body at once) is dropped after the answer (see drainAfter).
 func (o *observed) answeringBeforeBody() {
 	if o.waiting != nil && !o.waiting.read {
 		closeUnread(o.ResponseWriter)
+		drainAfter(o, o.waiting)
 	}
 }
 
