@@ -1955,6 +1955,30 @@ http://:%d {
 		}
 	}
 
+	// A client that sends in bursts, pausing longer than the idle limit
+	// between them, and reads the answer once it has sent everything (as
+	// Python's http.client does).
+	for _, path := range []string{"/register", "/api/client/register"} {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 200000\r\n\r\n{", path)
+		var werr error
+		for range 3 {
+			time.Sleep(300 * time.Millisecond)
+			if _, werr = c.Write([]byte(strings.Repeat("a", 50000))); werr != nil {
+				break
+			}
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if werr != nil || err != nil || resp.StatusCode >= 500 || resp.StatusCode < 400 {
+			t.Errorf("%s, body sent in bursts: write %v, answer %v %v", path, werr, resp, err)
+		}
+	}
+
 	// A chunked body whose client waits for "100 Continue": it is sent
 	// once the handler reads it, and dropped after the 413 too.
 	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 2 * time.Second, DisableKeepAlives: true}}

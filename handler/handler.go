@@ -964,7 +964,8 @@ func drainAfter(w http.ResponseWriter, body io.Reader) {
 }
 
 // unreadLinger, drainIdle and drainMax bound observed.linger: a client
-// that sends more, or slower, is cut off as before.
+// that sends more, or slower, is cut off as before; one that sends nothing
+// after the answer is closed after drainIdle.
 const (
 	unreadLinger = time.Second
 	drainIdle    = 200 * time.Millisecond

@@ -184,10 +184,10 @@ type observed struct {
 }
 
 // linger sends the answer held for a refused body, then reads and drops
-// what is left of the body (see drainAfter): until no byte came for
-// drainIdle (a client waiting for "100 Continue" sends none: net/http
-// sends it no "100 Continue" once the answer is out), unreadLinger has
-// passed, or drainMax bytes were dropped.
+// what is left of the body (see drainAfter): until none came for
+// drainIdle after the answer (a client waiting for "100 Continue" sends
+// none: net/http sends it no "100 Continue" once the answer is out), the
+// body ended, unreadLinger passed, or drainMax bytes were dropped.
 func (o *observed) linger() {
 	if o.heldCode != 0 {
 		o.ResponseWriter.Header().Set("Content-Length", strconv.Itoa(len(o.held)))
@@ -201,9 +201,11 @@ func (o *observed) linger() {
 	end := time.Now().Add(unreadLinger)
 	buf := make([]byte, 32<<10)
 	for n := 0; n < drainMax; {
-		deadline := time.Now().Add(drainIdle)
-		if deadline.After(end) {
-			deadline = end
+		// Idle only while nothing came: one that sends, in bursts say
+		// (a streamed upload, a long round trip), has the whole second.
+		deadline := end
+		if d := time.Now().Add(drainIdle); n == 0 && d.Before(end) {
+			deadline = d
 		}
 		if rc.SetReadDeadline(deadline) != nil {
 			return
