@@ -1198,10 +1198,14 @@ func checkIssuer(v string) error {
 		// internationalized name or "127.1", is published rewritten). A
 		// host a placeholder makes is checked at each request: here, the
 		// stand-in makes "auth.{x}" a name ending in a number.
-		return fmt.Errorf("issuer %q: its host is one URL parsers refuse (an invalid A-label, a name ending in a number that is no IPv4 address, an IPv6 zone)", redactUserinfo(v))
+		return fmt.Errorf("issuer %q: %s", redactUserinfo(v), hostRefused)
 	}
 	return nil
 }
+
+// hostRefused says why a configured URL's host is refused when
+// handler.WebHost refuses it.
+const hostRefused = "its host is one URL parsers refuse (an invalid A-label, a name ending in a number that is no IPv4 address, an IPv6 zone)"
 
 // configuredHost is the host of the configured URL v as written, without
 // its port (digits or one placeholder), placeholders left in.
@@ -1369,7 +1373,7 @@ func checkEndpoint(name, v string) error {
 		return fmt.Errorf("%s %q must not contain \\ (write /)", name, redactUserinfo(v))
 	}
 	if _, ok := handler.WebHost(u.Host); !ok {
-		return fmt.Errorf("%s %q: its host is one URL parsers refuse (an invalid A-label, a name ending in a number that is no IPv4 address, an IPv6 zone)", name, redactUserinfo(v))
+		return fmt.Errorf("%s %q: %s", name, redactUserinfo(v), hostRefused)
 	}
 	return nil
 }
@@ -1768,8 +1772,7 @@ func strippedPrefix(r *http.Request) string {
 	// it cleans it ("/auth//register" leaves "/register"), or in that path
 	// decoded where the strip compared a %2F with a slash of the prefix
 	// ("/y%2Foauth/register" under handle_path /y/*), and escaped again.
-	ce := caddyhttp.CleanPath(o, true)
-	for _, p := range dotsResolved(ce) {
+	for _, p := range dotsResolved(caddyhttp.CleanPath(o, true)) {
 		if m, ok := strippedFrom(p, c); ok {
 			return m
 		}
@@ -1782,17 +1785,18 @@ func strippedPrefix(r *http.Request) string {
 	return ""
 }
 
-// dotsResolved is the escaped, cleaned path p, and when it holds dot
-// segments written as escapes ("/m/register/%2e"), which Caddy's cleaning
-// of the escaped path leaves but that of the decoded path it routes by
-// removes, p with them removed too, with and without the trailing slash
-// a last one leaves.
+// dotsResolved is the escaped, cleaned path p with the dot segments
+// written as escapes ("/m/x/%2e%2e/register", "/m/register/%2e") removed,
+// as clients' parsers remove them: Caddy's cleaning of the escaped path
+// leaves them, that of the decoded path it routes by does not, and the
+// mount found is published. A last one leaves a trailing slash, which the
+// routed path has not: the path is given with and without it.
 func dotsResolved(p string) []string {
 	w := handler.WebPath(p)
-	if w == p {
-		return []string{p}
+	if t := strings.TrimSuffix(w, "/"); t != w && w != p {
+		return []string{w, t}
 	}
-	return []string{p, w, strings.TrimSuffix(w, "/")}
+	return []string{w}
 }
 
 // strippedFrom returns what comes before rest in whole, less a trailing

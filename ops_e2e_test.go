@@ -1871,31 +1871,12 @@ func TestRequestBodyLimitInFront(t *testing.T) {
 // whose bodies net/http drains none of.
 func TestOversizeBodyBehindProxy(t *testing.T) {
 	port, front := redistest.FreePort(t), redistest.FreePort(t)
-	loadCaddyfile(t, fmt.Sprintf(`{
-	admin off
-	persist_config off
-	auto_https off
-	storage file_system %s
-	log {
-		output discard
-	}
-}
-
-http://:%d {
-	bind 127.0.0.1
-	client_registration {
+	loadCaddyfile(t, testCaddyfile("admin off\nstorage file_system "+dataDir(t), port, `	client_registration {
 		rate_limit off
 	}
 	client_registration mediagoblin {
 		rate_limit off
-	}
-}
-
-http://:%d {
-	bind 127.0.0.1
-	reverse_proxy 127.0.0.1:%d
-}
-`, dataDir(t), port, front, port))
+	}`)+fmt.Sprintf("\nhttp://127.0.0.1:%d {\n\treverse_proxy 127.0.0.1:%d\n}\n", front, port))
 	send := func(addr, path, conn string, size int) (int, error) {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -1907,7 +1888,7 @@ http://:%d {
 			// Sent whole while the answer is read, as a client that does
 			// not look for an early answer does; a write error is the
 			// answer's closing the connection.
-			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n{%s",
+			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n{%s",
 				path, size, conn, strings.Repeat("a", size-1))
 		}()
 		br := bufio.NewReader(c)
@@ -1964,7 +1945,7 @@ http://:%d {
 			t.Fatal(err)
 		}
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 200000\r\n\r\n{", path)
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 200000\r\n\r\n{", path)
 		var werr error
 		for range 3 {
 			time.Sleep(300 * time.Millisecond)

@@ -275,18 +275,18 @@ func storeCtx(r *http.Request) context.Context { return context.WithoutCancel(r.
 // origin is scheme://host of the request as the client sent it.
 func (o *Options) origin(r *http.Request) string {
 	scheme := o.scheme(r)
-	return scheme + requestHost(r, scheme)
+	return scheme + publishedHost(r.Host, scheme)
 }
 
-// requestHost is the request's Host as the URLs given out hold it: in
+// publishedHost is the host[:port] h as the URLs given out hold it: in
 // normal form (normalHost), and as clients' parsers write it (WebHost:
-// "127.1" is 127.0.0.1).
-func requestHost(r *http.Request, scheme string) string {
-	host := normalHost(r.Host, scheme)
-	if h, ok := WebHost(host); ok {
-		host = h
+// "127.1" is 127.0.0.1, an internationalized name its A-label).
+func publishedHost(h, scheme string) string {
+	h = normalHost(h, scheme)
+	if w, ok := WebHost(h); ok {
+		h = w
 	}
-	return host
+	return h
 }
 
 // normalHost is the Host header h (checked by validHost) in the normal
@@ -367,13 +367,7 @@ func normalURL(s string) string {
 	if strings.Contains(host, "@") {
 		return s
 	}
-	host = normalHost(host, scheme)
-	if a, ok := WebHost(host); ok {
-		// As clients' parsers write it: an internationalized name as its
-		// A-label ("xn--..."), the only form a URI holds; an address in
-		// its one form.
-		host = a
-	}
+	host = publishedHost(host, scheme)
 	path, query := tail, ""
 	if q := strings.IndexByte(tail, '?'); q >= 0 {
 		path, query = tail[:q], tail[q:]
@@ -502,9 +496,9 @@ func (o *Options) hostUnusable(r *http.Request) bool {
 	if !fromRequest {
 		return false
 	}
-	// An A-label that decodes to no name ("xn--a.example") would be
-	// published as the issuer's host, which a placeholder-made issuer
-	// refuses: the two agree.
+	// What clients' parsers refuse ("xn--a.example", "a.1", a zone)
+	// would be published as the issuer's host, which a placeholder-made
+	// issuer refuses: the two agree.
 	_, ok := WebHost(r.Host)
 	return !ok || !validHost(r.Host)
 }
@@ -700,7 +694,7 @@ func (o *Options) mount(r *http.Request) string {
 	if o.Mount == nil {
 		return ""
 	}
-	return strings.TrimSuffix(WebPath(o.Mount(r)), "/")
+	return o.Mount(r)
 }
 
 // endpoint returns the configured endpoint or the default under the base URL.

@@ -437,7 +437,7 @@ func (a *RFC7591) clientURI(r *http.Request, id string) string {
 	if a.o.Issuer == "" {
 		// base(r) + ..., in one allocation.
 		scheme := a.o.scheme(r)
-		return scheme + requestHost(r, scheme) + a.o.mount(r) + a.o.urlPrefix() + "/register/" + url.PathEscape(id)
+		return scheme + publishedHost(r.Host, scheme) + a.o.mount(r) + a.o.urlPrefix() + "/register/" + url.PathEscape(id)
 	}
 	return a.o.base(r) + "/register/" + url.PathEscape(id)
 }

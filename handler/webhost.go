@@ -164,8 +164,9 @@ func ipv4Number(p string) (uint64, bool) {
 
 // WebPath is the escaped path p with its dot segments removed as WHATWG's
 // parser removes them, "%2e" counting as "." ("/a/%2E%2e/b" is "/b"), so
-// that a mount found in a request (see Options.Mount) is published as a
-// client's parser would write it. A path without them is returned as is.
+// that a mount found in a request (Options.Mount, Caddy's handle_path) is
+// published as a client's parser would write it. A path without them is
+// returned as is.
 func WebPath(p string) string {
 	if !strings.Contains(p, ".") && !strings.Contains(p, "%2") {
 		return p
