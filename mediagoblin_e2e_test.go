@@ -10,6 +10,7 @@ package caddydcr
 // other API suites of the package.
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -476,6 +477,34 @@ func TestMediaGoblinHeadRefused(t *testing.T) {
 	if head.StatusCode != 503 || post.StatusCode != 503 || head.Header.Get("Retry-After") != post.Header.Get("Retry-After") || head.ContentLength != int64(len(pb)) {
 		t.Fatalf("Redis down: HEAD %d %v, POST %d %v %s", head.StatusCode, head.Header, post.StatusCode, post.Header, pb)
 	}
+}
+
+// TestMediaGoblinHeadWritesFailing: a store that answers reads but fails
+// writes (a Redis out of memory) counts its clients for a HEAD as before;
+// once a POST has found the writes failing, a HEAD gets its 503 too, until
+// a registration is written again.
+func TestMediaGoblinHeadWritesFailing(t *testing.T) {
+	redis := redistest.Start(t)
+	s := startCaddy(t, "redis", fmt.Sprintf("\tclient_registration mediagoblin {\n\t\tstorage redis {\n\t\t\taddress %s\n\t\t}\n\t\trate_limit off\n\t}", redis.Addr))
+	reg := `{"type": "client_associate", "application_type": "web"}`
+	redis.CLI("config", "set", "maxmemory-policy", "noeviction")
+	redis.CLI("config", "set", "maxmemory", "1")
+	post, pb := s.do(http.MethodPost, mgRegisterPath, reg, mgCTJSON)
+	head, _ := s.do(http.MethodHead, mgRegisterPath, reg, mgCTJSON)
+	if post.StatusCode != 503 || head.StatusCode != 503 || head.Header.Get("Retry-After") != post.Header.Get("Retry-After") || head.ContentLength != int64(len(pb)) {
+		t.Fatalf("Redis out of memory: HEAD %d %v, POST %d %v %s", head.StatusCode, head.Header, post.StatusCode, post.Header, pb)
+	}
+	redis.CLI("config", "set", "maxmemory", "0")
+	if post, b := s.do(http.MethodPost, mgRegisterPath, reg, mgCTJSON); post.StatusCode != 200 {
+		t.Fatalf("POST after Redis has memory again: %d %s", post.StatusCode, b)
+	}
+	// The outage ends with a registration written (once it has lasted the
+	// store's settle time), not with a HEAD.
+	redistest.WaitFor(t, 10*time.Second, "HEAD answered 200 again", func(context.Context) bool {
+		s.do(http.MethodPost, mgRegisterPath, reg, mgCTJSON)
+		head, _ := s.do(http.MethodHead, mgRegisterPath, reg, mgCTJSON)
+		return head.StatusCode == 200
+	})
 }
 
 // TestMediaGoblinConcurrentUpdates: many simultaneous updates of one client

@@ -1115,6 +1115,19 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 	log.Error("client store unavailable; answering 503 until it recovers", fields...)
 }
 
+// WritesFailing reports whether the current outage is one of writes that
+// failed within outageLogInterval: a store that reads but cannot grow (a
+// full disk, a Redis out of memory). What only asks the store a question,
+// as a MediaGoblin HEAD does, cannot see that for itself.
+func (h *Health) WritesFailing() bool {
+	if h == nil || !h.down.Load() {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.writes && time.Since(h.lastWriteFail) < outageLogInterval
+}
+
 // OK records a successful storage operation; write tells whether it
 // wrote. A read does not end an outage in which writes failed, nor a
 // write one in which reads just failed, nor either one in which deletes
