@@ -815,7 +815,7 @@ func (h *Handler) provisionStorage(ctx caddy.Context, repl *caddy.Replacer) (*sh
 					addrs, zap.Error(err))
 			})
 			name := redisStoreName(opts.RedisOptions)
-			return &sharedStore{redis: pool, health: &handler.Health{Store: name, Settle: pool.Timeout()}, where: where, master: opts.MasterName}, nil
+			return &sharedStore{redis: pool, health: &handler.Health{Store: name}, where: where, master: opts.MasterName}, nil
 		})
 		if err != nil {
 			return nil, "", err

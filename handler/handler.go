@@ -990,12 +990,6 @@ type Health struct {
 	// Store names the store in log lines ("redis host:port...",
 	// "embedded"), so that an operator with several can tell which failed.
 	Store string
-	// Settle is how long after an outage began a success does not end it:
-	// the store's timeout, within which operations sent before the
-	// failure still finish (they succeeded before it, and say nothing of
-	// whether the store works now).
-	Settle time.Duration
-
 	// down is read without the lock on every successful request; every
 	// change of the state below is made under mu.
 	down atomic.Bool
@@ -1128,18 +1122,20 @@ func (h *Health) WritesFailing() bool {
 	return h.writes && time.Since(h.lastWriteFail) < outageLogInterval
 }
 
-// OK records a successful storage operation; write tells whether it
-// wrote. A read does not end an outage in which writes failed, nor a
-// write one in which reads just failed, nor either one in which deletes
-// just failed.
-func (h *Health) OK(log *zap.Logger, write bool) { h.ok(log, write, false) }
+// OK records a successful storage operation sent at began; write tells
+// whether it wrote. One sent before the outage began does not end it: it
+// may have been carried out before, and a hung Redis can answer a delete
+// or update of several round trips seconds later, all sent before it hung.
+// A read does not end an outage in which writes failed, nor a write one in
+// which reads just failed, nor either one in which deletes just failed.
+func (h *Health) OK(log *zap.Logger, began time.Time, write bool) { h.ok(log, began, write, false) }
 
-// Deleted records a successful delete: it ends an outage in which deletes
-// failed, and one of reads (a delete reads first), not one of writes that
-// need space (a Redis out of memory still deletes).
-func (h *Health) Deleted(log *zap.Logger) { h.ok(log, false, true) }
+// Deleted records a successful delete sent at began: it ends an outage in
+// which deletes failed, and one of reads (a delete reads first), not one
+// of writes that need space (a Redis out of memory still deletes).
+func (h *Health) Deleted(log *zap.Logger, began time.Time) { h.ok(log, began, false, true) }
 
-func (h *Health) ok(log *zap.Logger, write, deleted bool) {
+func (h *Health) ok(log *zap.Logger, began time.Time, write, deleted bool) {
 	if h == nil {
 		return
 	}
@@ -1150,7 +1146,7 @@ func (h *Health) ok(log *zap.Logger, write, deleted bool) {
 		return
 	}
 	h.mu.Lock()
-	if time.Since(h.since) < h.Settle {
+	if began.Before(h.since) {
 		h.mu.Unlock()
 		return
 	}
@@ -1192,8 +1188,9 @@ var deleteOps = map[string]bool{"delete": true, "deregister": true, "uninstall":
 // 503; it logs the outage's start and end. A change that other requests
 // kept overtaking until it gave up (storage.ErrConflict) is answered 503
 // too, without declaring an outage: the store works, and a repeat a little
-// later succeeds.
-func (o *Options) storeFailure(op string, err error) bool {
+// later succeeds. began is when the operation was sent, or its request
+// arrived (see Health.OK).
+func (o *Options) storeFailure(began time.Time, op string, err error) bool {
 	if errors.Is(err, storage.ErrConflict) {
 		if o.Logger != nil {
 			o.Logger.Warn("gave up changing a client that other requests kept changing meanwhile",
@@ -1222,9 +1219,9 @@ func (o *Options) storeFailure(op string, err error) bool {
 		// writes work again (a refusal such as "not found" or "changed"
 		// may not have written anything).
 		if err == nil && deleteOps[op] {
-			o.Health.Deleted(o.Logger)
+			o.Health.Deleted(o.Logger, began)
 		} else {
-			o.Health.OK(o.Logger, err == nil && growingOps[op])
+			o.Health.OK(o.Logger, began, err == nil && growingOps[op])
 		}
 		return false
 	}

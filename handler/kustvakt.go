@@ -91,6 +91,9 @@ type kustvaktRequest struct {
 	w    http.ResponseWriter
 	r    *http.Request
 	user string
+	// began is when the request arrived: a store success of its ends an
+	// outage only if it began after it (Health.OK).
+	began time.Time
 }
 
 // Serve implements API.
@@ -117,7 +120,7 @@ func (a *Kustvakt) Serve(w http.ResponseWriter, r *http.Request) bool {
 	}
 	a.o.hold()
 	defer a.o.release()
-	req := &kustvaktRequest{w: w, r: r, user: kustvaktUser(a.o.user(r))}
+	req := &kustvaktRequest{w: w, r: r, user: kustvaktUser(a.o.user(r)), began: time.Now()}
 	// Observed from here (a preflight or a wrong method is not counted as
 	// an operation), so that those answers too close the connection of a
 	// client waiting for "100 Continue".
@@ -341,14 +344,14 @@ func (a *Kustvakt) unavailable(w http.ResponseWriter) {
 // Outages get 503. Any other error cannot come from the request (ids are
 // fresh, records are ours), so it is logged as a bug and answered the same
 // way: no request to this API gets a 500.
-func (a *Kustvakt) failed(w http.ResponseWriter, op string, err error) bool {
-	if !a.o.storeFailure(op, err) {
+func (a *Kustvakt) failed(q *kustvaktRequest, op string, err error) bool {
+	if !a.o.storeFailure(q.began, op, err) {
 		if err == nil {
 			return false
 		}
 		a.o.Logger.Error("unexpected error", zap.String("api", a.o.api), zap.String("op", op), zap.Error(err))
 	}
-	a.unavailable(w)
+	a.unavailable(q.w)
 	return true
 }
 
@@ -545,7 +548,7 @@ func (a *Kustvakt) verifySuper(q *kustvaktRequest, form url.Values) (string, boo
 			a.unknownClient(q.w, id)
 			return "", false
 		}
-		if a.failed(q.w, "super client", err) {
+		if a.failed(q, "super client", err) {
 			return "", false
 		}
 		// A stored client is super only while it is confidential (the
@@ -873,7 +876,7 @@ func (a *Kustvakt) register(q *kustvaktRequest) {
 		return
 	}
 	if err != nil {
-		a.failed(w, "register", err)
+		a.failed(q, "register", err)
 		return
 	}
 	a.writeCredentials(w, c.ID, iss.Secret)
@@ -1056,7 +1059,7 @@ func (a *Kustvakt) info(q *kustvaktRequest, id string) {
 		a.unknownClient(q.w, id)
 		return
 	}
-	if a.failed(q.w, "info", err) {
+	if a.failed(q, "info", err) {
 		return
 	}
 	// Plugins always get the reduced view, even for their owner. Without
@@ -1089,7 +1092,7 @@ func (a *Kustvakt) deregister(q *kustvaktRequest, id string) {
 	case errors.Is(err, errNotOwner):
 		a.notOwner(q.w, q.user)
 		return
-	case a.failed(q.w, "deregister", err):
+	case a.failed(q, "deregister", err):
 		return
 	}
 	a.o.Logger.Info("client deregistered", zap.String("api", a.o.api), zap.String("client_id", id))
@@ -1135,7 +1138,7 @@ func (a *Kustvakt) reset(q *kustvaktRequest) {
 	case errors.Is(err, errNotOwner):
 		a.notOwner(q.w, q.user)
 		return
-	case a.failed(q.w, "reset", err):
+	case a.failed(q, "reset", err):
 		return
 	}
 	a.o.Logger.Info("client secret reset", zap.String("api", a.o.api), zap.String("client_id", c.ID))
@@ -1199,7 +1202,7 @@ func (a *Kustvakt) list(q *kustvaktRequest) {
 	var out []*registry.Client
 	if owned {
 		cs, err := a.o.Registry.List(storeCtx(q.r), registry.OwnerTag(q.user))
-		if a.failed(q.w, "list", err) {
+		if a.failed(q, "list", err) {
 			return
 		}
 		for _, c := range cs {
@@ -1219,7 +1222,7 @@ func (a *Kustvakt) plugins(q *kustvaktRequest) {
 	}
 	permittedOnly := javaTrue(form.Get("permitted_only"))
 	cs, err := a.o.Registry.List(storeCtx(q.r), registry.TagPlugins)
-	if a.failed(q.w, "plugins", err) {
+	if a.failed(q, "plugins", err) {
 		return
 	}
 	var out []*registry.Client
@@ -1268,7 +1271,7 @@ func (a *Kustvakt) install(q *kustvaktRequest) {
 		a.unknownClient(q.w, id)
 		return
 	}
-	if a.failed(q.w, "plugin lookup", err) {
+	if a.failed(q, "plugin lookup", err) {
 		return
 	}
 	if !c.Permitted {
@@ -1290,7 +1293,7 @@ func (a *Kustvakt) install(q *kustvaktRequest) {
 		a.unknownClient(q.w, superID)
 		return
 	}
-	if a.failed(q.w, "install", err) {
+	if a.failed(q, "install", err) {
 		return
 	}
 	if use != nil {
@@ -1309,7 +1312,7 @@ func (a *Kustvakt) installed(q *kustvaktRequest) {
 	}
 	ctx := storeCtx(q.r)
 	insts, err := a.o.Registry.Installed(ctx, q.user, superID)
-	if a.failed(q.w, "installed", err) {
+	if a.failed(q, "installed", err) {
 		return
 	}
 	type entry struct {
@@ -1331,7 +1334,7 @@ func (a *Kustvakt) installed(q *kustvaktRequest) {
 		if storage.SkipCorrupt(err) {
 			continue // damaged: skipped, as by every listing
 		}
-		if a.failed(q.w, "installed", err) {
+		if a.failed(q, "installed", err) {
 			return
 		}
 		entries = append(entries, entry{inst, c})
@@ -1366,7 +1369,7 @@ func (a *Kustvakt) uninstall(q *kustvaktRequest) {
 		a.notify(q.w, 0, kcNotFound, nil)
 		return
 	}
-	if a.failed(q.w, "uninstall", err) {
+	if a.failed(q, "uninstall", err) {
 		return
 	}
 	q.w.WriteHeader(http.StatusOK)
@@ -1422,7 +1425,7 @@ func (a *Kustvakt) privilege(q *kustvaktRequest) {
 	case errors.Is(err, errNotConfidential):
 		a.notify(q.w, 0, kcNotAllowed, "Only confidential clients are allowed to be super clients.", "[]")
 		return
-	case a.failed(q.w, "privilege", err):
+	case a.failed(q, "privilege", err):
 		return
 	}
 	a.o.Logger.Info("client privileges changed", zap.String("api", a.o.api), zap.String("client_id", c.ID),

@@ -234,13 +234,13 @@ func TestRestoreFailsQuietlyInAnOutage(t *testing.T) {
 func TestConflictIsUnavailable(t *testing.T) {
 	now := time.Now()
 	a := manageAPI(t, &now)
-	if !a.o.storeFailure("update", fmt.Errorf("updating: %w", storage.ErrConflict)) {
+	if !a.o.storeFailure(time.Now(), "update", fmt.Errorf("updating: %w", storage.ErrConflict)) {
 		t.Fatal("a conflict is not answered as unavailable")
 	}
-	if !a.o.storeFailure("update", &storage.UnavailableError{Op: "update", Err: context.DeadlineExceeded}) {
+	if !a.o.storeFailure(time.Now(), "update", &storage.UnavailableError{Op: "update", Err: context.DeadlineExceeded}) {
 		t.Fatal("an outage is not answered as unavailable")
 	}
-	if a.o.storeFailure("update", registry.ErrNotFound) {
+	if a.o.storeFailure(time.Now(), "update", registry.ErrNotFound) {
 		t.Fatal("not found is answered as unavailable")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -264,6 +265,7 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 		a.succeed(w, f.NewID(), f.NewSecret(), a.o.Registry.RegisteredSecretExpiry(c, a.o.Registry.Now(), lifetime))
 		return
 	}
+	began := time.Now()
 	iss, d, err := a.o.create(r, c, registry.Issue{
 		Format: registry.FormatMediaGoblin, Secret: true, SecretLifetime: lifetime,
 	}, adm)
@@ -272,7 +274,7 @@ func (a *MediaGoblin) associate(w http.ResponseWriter, r *http.Request, data *py
 		return
 	}
 	if err != nil {
-		a.storeError(w, "register", err)
+		a.storeError(w, began, "register", err)
 		return
 	}
 	a.succeed(w, c.ID, iss.Secret, c.SecretExpiresAt)
@@ -292,8 +294,8 @@ func (a *MediaGoblin) deny(w http.ResponseWriter, d *Denial) {
 // else cannot be caused by the request (ids are fresh, records are ours),
 // so it is logged as a bug and answered the same way rather than with a
 // 500 the API never gives.
-func (a *MediaGoblin) storeError(w http.ResponseWriter, op string, err error) {
-	if !a.o.storeFailure(op, err) {
+func (a *MediaGoblin) storeError(w http.ResponseWriter, began time.Time, op string, err error) {
+	if !a.o.storeFailure(began, op, err) {
 		a.o.Logger.Error("unexpected error", zap.String("api", a.o.api), zap.String("op", op), zap.Error(err))
 	}
 	a.unavailable(w)
@@ -322,7 +324,7 @@ func (a *MediaGoblin) update(w http.ResponseWriter, r *http.Request, data *pyDic
 		answer(http.StatusForbidden, mgUnauthorized)
 		return
 	}
-	now := a.o.Registry.Now()
+	now, began := a.o.Registry.Now(), time.Now()
 	updated, err := a.o.Registry.Update(storeCtx(r), id.s, func(c *registry.Client) error {
 		// Checked here, on the version being written, so that a secret
 		// changed concurrently can never authorize this update.
@@ -357,10 +359,10 @@ func (a *MediaGoblin) update(w http.ResponseWriter, r *http.Request, data *pyDic
 		answer(http.StatusForbidden, mgUnauthorized)
 		return
 	case err != nil:
-		a.storeError(w, "update", err)
+		a.storeError(w, began, "update", err)
 		return
 	}
-	a.o.Health.OK(a.o.Logger, true)
+	a.o.Health.OK(a.o.Logger, began, true)
 	a.o.registered(r, updated.ID)
 	a.o.Logger.Info("client updated", zap.String("api", a.o.api), zap.String("client_id", updated.ID))
 	// The real server echoes what was sent; both equal what is stored.

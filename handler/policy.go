@@ -141,6 +141,7 @@ func (o *Options) admitAs(r *http.Request, user string) (*Admission, *Denial) {
 				return &Admission{Owner: registry.TokenOwnerPrefix + "static-" + h[len("sha256:"):len("sha256:")+8]}, nil
 			}
 		}
+		began := time.Now()
 		t, err := o.Registry.CheckToken(ctx, tok)
 		if errors.Is(err, registry.ErrTokenInvalid) && tokenReturns.settle(ctx, tok) {
 			// Its last use was waiting to be given back: a client that
@@ -151,7 +152,7 @@ func (o *Options) admitAs(r *http.Request, user string) (*Admission, *Denial) {
 			return nil, &Denial{Status: http.StatusUnauthorized, Reason: "bad_token", Description: "the initial access token is invalid, expired or used up"}
 		}
 		if err != nil {
-			o.storeFailure("initial access token", err)
+			o.storeFailure(began, "initial access token", err)
 			return nil, unavailableDenial()
 		}
 		return &Admission{Owner: t.Owner(), token: tok}, nil
@@ -176,9 +177,10 @@ func (o *Options) limit(r *http.Request) *Denial {
 	// One counter per API and mount point: every instance of the same
 	// handler on one store shares it, different handlers do not.
 	key := "reg:" + o.api + o.Prefix + ":" + strconv.FormatInt(g.RateWindow.Milliseconds(), 10) + ":" + ip
+	began := time.Now()
 	ok, retry, err := o.Registry.Store.Hit(storeCtx(r), key, g.RateLimit, g.RateWindow)
 	if err != nil {
-		o.storeFailure("rate limit", err)
+		o.storeFailure(began, "rate limit", err)
 		return unavailableDenial()
 	}
 	if !ok {
@@ -237,6 +239,7 @@ func (o *Options) create(r *http.Request, c *registry.Client, iss registry.Issue
 	}
 	c.Owner = adm.Owner
 	var use string
+	began := time.Now()
 	if adm.token != "" {
 		use = registry.NewUseID()
 		err := o.Registry.UseToken(ctx, adm.token, use)
@@ -252,7 +255,7 @@ func (o *Options) create(r *http.Request, c *registry.Client, iss registry.Issue
 			// but the registration is refused: give the use back, or a
 			// one-use token would be spent. A use never counted is not.
 			o.returnTokenUse(ctx, adm.token, use)
-			o.storeFailure("initial access token", err)
+			o.storeFailure(began, "initial access token", err)
 			return nil, unavailableDenial(), nil
 		}
 	}
@@ -264,13 +267,13 @@ func (o *Options) create(r *http.Request, c *registry.Client, iss registry.Issue
 	var le *storage.LimitError
 	switch {
 	case err == nil:
-		o.Health.OK(o.Logger, true)
+		o.Health.OK(o.Logger, began, true)
 		o.registered(r, c.ID)
 		o.Logger.Info("client registered", zap.String("api", o.api), zap.String("client_id", c.ID))
 		return issued, nil, nil
 	case errors.As(err, &le):
 		return nil, o.capDenial(le.Cap), nil
-	case o.storeFailure("register", err):
+	case o.storeFailure(began, "register", err):
 		return nil, unavailableDenial(), nil
 	}
 	return nil, nil, err
@@ -468,10 +471,11 @@ func (o *Options) wouldDeny(r *http.Request, adm *Admission) *Denial {
 	if len(caps) == 0 {
 		caps = []storage.Cap{{Tag: registry.TagClients}}
 	}
+	began := time.Now()
 	for _, cp := range caps {
 		n, err := o.Registry.Store.Count(storeCtx(r), cp.Tag)
 		if err != nil {
-			o.storeFailure("register", err)
+			o.storeFailure(began, "register", err)
 			return unavailableDenial()
 		}
 		if cp.Max > 0 && n >= cp.Max {

@@ -275,12 +275,13 @@ func (a *RFC7591) awaitSettled(r *http.Request, c *registry.Client, tok string, 
 			return c, false, false, true
 		case <-t.C:
 		}
+		began := time.Now()
 		next, err := a.o.Registry.Peek(storeCtx(r), c.ID) // not a use: the token is not verified yet
 		switch {
 		case errors.Is(err, registry.ErrNotFound):
 			return c, false, false, false
 		case err != nil:
-			a.o.storeFailure("read", err)
+			a.o.storeFailure(began, "read", err)
 			return c, false, false, true
 		}
 		c = next
@@ -586,8 +587,9 @@ func (a *RFC7591) manage(w http.ResponseWriter, r *http.Request, id, op string) 
 		a.unauthorized(w, sent)
 		return
 	}
+	began := time.Now()
 	c, used, err := a.o.Registry.Lookup(storeCtx(r), id)
-	if a.o.storeFailure("read", err) {
+	if a.o.storeFailure(began, "read", err) {
 		a.unavailable(w)
 		return
 	}
@@ -767,6 +769,7 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 	lifetime := a.o.secretLifetime(0)
 	var now time.Time
 	var racing raceWait
+	began := time.Now()
 	updated, err := racing.retry(a, r, tok, func() (*registry.Client, error) {
 		now = a.o.Registry.Now()
 		return a.o.Registry.Update(storeCtx(r), cur.ID, func(c *registry.Client) error {
@@ -781,7 +784,7 @@ func (a *RFC7591) update(w http.ResponseWriter, r *http.Request, cur *registry.C
 	case errors.Is(err, errRaceUnsettled):
 		a.unavailable(w)
 		return
-	case a.o.storeFailure("update", err):
+	case a.o.storeFailure(began, "update", err):
 		a.unavailable(w)
 		return
 	case errors.Is(err, errTokenChanged), errors.Is(err, registry.ErrNotFound):
@@ -963,16 +966,18 @@ func (a *RFC7591) restorePriorRAT(ctx context.Context, id, tok string) {
 // the client changed meanwhile (errTokenChanged) or gone has nothing to do
 // and is no failure; a store failure is reported to Health and returned.
 func (a *RFC7591) changeTokens(ctx context.Context, id string, change func(c *registry.Client) error) error {
+	began := time.Now()
 	_, err := a.o.Registry.Update(ctx, id, change)
 	if err == nil || errors.Is(err, errTokenChanged) || errors.Is(err, registry.ErrNotFound) {
 		return nil
 	}
-	a.o.storeFailure("update", err)
+	a.o.storeFailure(began, "update", err)
 	return err
 }
 
 func (a *RFC7591) delete(w http.ResponseWriter, r *http.Request, id, tok string) {
 	var racing raceWait
+	began := time.Now()
 	_, err := racing.retry(a, r, tok, func() (*registry.Client, error) {
 		now := a.o.Registry.Now()
 		return nil, a.o.Registry.Delete(storeCtx(r), id, func(c *registry.Client) error {
@@ -983,7 +988,7 @@ func (a *RFC7591) delete(w http.ResponseWriter, r *http.Request, id, tok string)
 	case errors.Is(err, errRaceUnsettled):
 		a.unavailable(w)
 		return
-	case a.o.storeFailure("delete", err):
+	case a.o.storeFailure(began, "delete", err):
 		a.unavailable(w)
 		return
 	case errors.Is(err, errTokenChanged), errors.Is(err, registry.ErrNotFound):
