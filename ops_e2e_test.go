@@ -1640,6 +1640,10 @@ func TestLifetimesFollowTheClientsAPI(t *testing.T) {
 //     (Caddy's idle-timeout wrapper made net/http drain up to 256 KiB of it
 //     first, so a client that waits for the answer before uploading got it
 //     only at the body timeout).
+//   - A body that is slow to come, or stalls, of a request answered from
+//     its header fields gets that answer at once too (net/http read up to
+//     256 KiB of it before the answer went out); one read in full keeps
+//     the connection open.
 func TestAnsweredBeforeBody(t *testing.T) {
 	s := startCaddy(t, "embedded", authedAPIs(t, "{storage}", "", "mediagoblin", "iam", "kustvakt"))
 	addr := strings.TrimPrefix(s.URL, "http://")
@@ -1686,6 +1690,7 @@ func TestAnsweredBeforeBody(t *testing.T) {
 		{"expect body wanted", "POST /register HTTP/1.1\r\nContent-Type: application/json\r\n" + expect, 100},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			resp := answer(t, c.head)
 			if resp.StatusCode != c.status {
 				t.Fatalf("status %d, want %d", resp.StatusCode, c.status)
@@ -1694,7 +1699,24 @@ func TestAnsweredBeforeBody(t *testing.T) {
 				t.Error("the connection is kept open for a body that is not read")
 			}
 		})
+		if c.status == 100 {
+			continue
+		}
+		// The same request without Expect, its body stalled after a byte.
+		t.Run(strings.Replace(c.name, "expect", "stalled", 1), func(t *testing.T) {
+			t.Parallel()
+			resp := answer(t, strings.Replace(c.head, expect, "Content-Length: 100\r\n", 1))
+			if resp.StatusCode != c.status || !resp.Close {
+				t.Fatalf("status %d (close %v), want %d and the connection closed", resp.StatusCode, resp.Close, c.status)
+			}
+		})
 	}
+	t.Run("read in full", func(t *testing.T) {
+		resp := answer(t, "POST /register HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 1\r\n")
+		if resp.StatusCode != 400 || resp.Close {
+			t.Fatalf("status %d (close %v), want 400 and the connection kept open", resp.StatusCode, resp.Close)
+		}
+	})
 	for _, c := range []struct {
 		path, auth string
 		status     int
@@ -1706,6 +1728,7 @@ func TestAnsweredBeforeBody(t *testing.T) {
 	} {
 		for _, length := range []int{100_000, 10_000_000} {
 			t.Run(fmt.Sprintf("oversize %s %d", c.path, length), func(t *testing.T) {
+				t.Parallel()
 				resp := answer(t, fmt.Sprintf("POST %s HTTP/1.1\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n", c.path, c.auth, length))
 				if c.status != 0 && resp.StatusCode != c.status || resp.StatusCode < 400 {
 					t.Fatalf("status %d, want %d", resp.StatusCode, c.status)

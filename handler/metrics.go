@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,9 +170,11 @@ type observed struct {
 	// handler may change it when the body tells what the request is
 	// (MediaGoblin's client_update).
 	op string
-	// waiting is the body of a request whose client waits for "100
-	// Continue" before sending it (see observe).
-	waiting *continueBody
+	// body tracks an HTTP/1 request body, if there is one (see observe);
+	// req is the request, whose Body it replaced until done.
+	body    trackedBody
+	tracked bool
+	req     *http.Request
 	// drain is a body refused unread, to be dropped once the answer is
 	// out (see drainAfter). Meanwhile the answer is held (held, heldCode),
 	// so that linger sends it whole, with its length: sent as it was
@@ -243,31 +244,41 @@ func (o *observed) Write(b []byte) (int, error) {
 	return o.ResponseWriter.Write(b)
 }
 
-// answeringBeforeBody closes the connection after an answer given without
-// reading the body of a client that waits for "100 Continue": it would
-// wait until its own timeout before sending the body, and the server then
-// read it before the answer went out (RFC 9110 section 10.1.1: an answer
-// decided by the header fields is sent at once; the client may then close
-// or send the body, which nobody reads). What such a client sends all the
-// same (a reverse proxy in front forwards the Expect header and sends the
-// body at once) is dropped after the answer (see drainAfter).
+// answeringBeforeBody closes the connection after an answer given before
+// the request's body was read to its end (one decided by the header fields:
+// a wrong method, media type or token), and has what still arrives of the
+// body dropped after the answer (see drainAfter). Otherwise net/http reads
+// up to 256 KiB of the body before it sends the answer: a client that
+// waits for "100 Continue" waited until its own timeout before sending
+// the body, and a slow or stalled upload held its answer back until the
+// upload ended or the connection timed out (RFC 9110 section 10.1.1: an
+// answer decided by the header fields is sent at once; the client may then
+// close or send the body, which nobody reads).
 func (o *observed) answeringBeforeBody() {
-	if o.waiting != nil && !o.waiting.read {
+	if o.tracked && !o.body.ended {
 		closeUnread(o.ResponseWriter)
-		drainAfter(o, o.waiting)
+		drainAfter(o, &o.body)
 	}
 }
 
-// continueBody records whether a handler read from a request body: net/http
-// sends "100 Continue" on the first read.
-type continueBody struct {
+// trackedBody records whether a handler read a request body to its end:
+// to EOF, or to its announced length (left, -1 for none: a reader may
+// stop there without asking for the EOF, as io.ReadFull does).
+type trackedBody struct {
 	io.ReadCloser
-	read bool
+	left  int64
+	ended bool
 }
 
-func (b *continueBody) Read(p []byte) (int, error) {
-	b.read = true
-	return b.ReadCloser.Read(p)
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if b.left > 0 {
+		b.left -= int64(n)
+	}
+	if err == io.EOF || b.left == 0 {
+		b.ended = true
+	}
+	return n, err
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
@@ -300,16 +311,17 @@ func observedOf(w http.ResponseWriter) *observed {
 var observedPool = sync.Pool{New: func() any { return new(observed) }}
 
 // observe starts watching the answer to r for op. The wrapper is reused:
-// it must not be kept once done has counted it. The body of an HTTP/1.1
-// request that expects "100 Continue" is watched too (rare: no wrapper
-// otherwise), so that an answer given without it closes the connection.
+// it must not be kept once done has counted it. The body of an HTTP/1
+// request is watched too, so that an answer given before it was read to
+// its end closes the connection (answeringBeforeBody); done gives r its
+// own body back.
 func observe(w http.ResponseWriter, r *http.Request, op string) *observed {
 	ob := observedPool.Get().(*observed)
 	ob.ResponseWriter, ob.op = w, op
-	if r.ProtoMajor == 1 && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody &&
-		strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
-		ob.waiting = &continueBody{ReadCloser: r.Body}
-		r.Body = ob.waiting
+	if r.ProtoMajor == 1 && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		ob.body = trackedBody{ReadCloser: r.Body, left: r.ContentLength}
+		ob.tracked, ob.req = true, r
+		r.Body = &ob.body
 	}
 	return ob
 }
@@ -318,6 +330,9 @@ func observe(w http.ResponseWriter, r *http.Request, op string) *observed {
 func (am *apiMetrics) done(ob *observed) {
 	if ob.drain != nil {
 		ob.linger()
+	}
+	if ob.tracked {
+		ob.req.Body = ob.body.ReadCloser
 	}
 	status, op := ob.status, ob.op
 	*ob = observed{}
