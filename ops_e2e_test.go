@@ -1642,8 +1642,9 @@ func TestLifetimesFollowTheClientsAPI(t *testing.T) {
 //     only at the body timeout).
 //   - A body that is slow to come, or stalls, of a request answered from
 //     its header fields gets that answer at once too (net/http read up to
-//     256 KiB of it before the answer went out); one read in full keeps
-//     the connection open.
+//     256 KiB of it before the answer went out); one read in full, or
+//     sent in full with a request answered with success, keeps the
+//     connection open.
 func TestAnsweredBeforeBody(t *testing.T) {
 	s := startCaddy(t, "embedded", authedAPIs(t, "{storage}", "", "mediagoblin", "iam", "kustvakt"))
 	addr := strings.TrimPrefix(s.URL, "http://")
@@ -1715,6 +1716,12 @@ func TestAnsweredBeforeBody(t *testing.T) {
 		resp := answer(t, "POST /register HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 1\r\n")
 		if resp.StatusCode != 400 || resp.Close {
 			t.Fatalf("status %d (close %v), want 400 and the connection kept open", resp.StatusCode, resp.Close)
+		}
+	})
+	t.Run("success without the body", func(t *testing.T) {
+		resp := answer(t, "GET /.well-known/oauth-authorization-server HTTP/1.1\r\nContent-Length: 1\r\n")
+		if resp.StatusCode != 200 || resp.Close {
+			t.Fatalf("status %d (close %v), want 200 and the connection kept open", resp.StatusCode, resp.Close)
 		}
 	})
 	for _, c := range []struct {

@@ -1017,6 +1017,10 @@ type Health struct {
 	// (a read-only load would otherwise keep it open, and the next real
 	// outage would be taken for its continuation and not logged).
 	lastWriteFail time.Time
+	// full and lastFull are the same for writes refused for want of room
+	// or write access (storage.Full), not for lost connections: see Full.
+	full     bool
+	lastFull time.Time
 	// reads is set when a read failed during the current outage, and
 	// lastReadFail is when one last did: a successful write does not end
 	// an outage in which a read failed less than outageConfirm ago, since
@@ -1059,7 +1063,7 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 	if fresh {
 		h.down.Store(true)
 		h.since = now
-		h.writes, h.reads, h.deletes, h.counted = false, false, false, false
+		h.writes, h.reads, h.deletes, h.counted, h.full = false, false, false, false, false
 	}
 	switch {
 	case storage.DeleteFailed(err):
@@ -1068,6 +1072,9 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 		h.deletes, h.lastDeleteFail = true, now
 	case storage.WriteFailed(err):
 		h.writes, h.lastWriteFail = true, now
+		if storage.Full(err) {
+			h.full, h.lastFull = true, now
+		}
 	case storage.ReadFailed(err):
 		h.reads, h.lastReadFail = true, now
 	}
@@ -1109,17 +1116,18 @@ func (h *Health) Fail(log *zap.Logger, api, op string, err error) {
 	log.Error("client store unavailable; answering 503 until it recovers", fields...)
 }
 
-// WritesFailing reports whether the current outage is one of writes that
-// failed within outageLogInterval: a store that reads but cannot grow (a
-// full disk, a Redis out of memory). What only asks the store a question,
-// as a MediaGoblin HEAD does, cannot see that for itself.
-func (h *Health) WritesFailing() bool {
+// Full reports whether the current outage is one of a store that answers
+// but refused a write for want of room or write access (storage.Full: a
+// Redis out of memory, a full or read-only disk) within outageLogInterval,
+// and has stored nothing since. What only asks the store a question, as a
+// MediaGoblin HEAD does, cannot see that for itself.
+func (h *Health) Full() bool {
 	if h == nil || !h.down.Load() {
 		return false
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.writes && time.Since(h.lastWriteFail) < outageLogInterval
+	return h.full && time.Since(h.lastFull) < outageLogInterval
 }
 
 // OK records a successful storage operation sent at began; write tells
@@ -1151,7 +1159,7 @@ func (h *Health) ok(log *zap.Logger, began time.Time, write, deleted bool) {
 		return
 	}
 	if write {
-		h.writes = false
+		h.writes, h.full = false, false
 	} else {
 		h.reads = false // reads and deletes, which read first
 	}
@@ -1165,7 +1173,7 @@ func (h *Health) ok(log *zap.Logger, began time.Time, write, deleted bool) {
 	}
 	announced := h.down.Load() && h.announced
 	h.down.Store(false)
-	h.announced, h.writes, h.reads, h.deletes = false, false, false, false
+	h.announced, h.writes, h.reads, h.deletes, h.full = false, false, false, false, false
 	h.mu.Unlock()
 	if announced {
 		log.Info("client store available again", zap.String("store", h.Store))

@@ -122,8 +122,8 @@ func (a *Kustvakt) Serve(w http.ResponseWriter, r *http.Request) bool {
 	defer a.o.release()
 	req := &kustvaktRequest{w: w, r: r, user: kustvaktUser(a.o.user(r)), began: time.Now()}
 	// Observed from here (a preflight or a wrong method is not counted as
-	// an operation), so that those answers too close the connection of a
-	// client waiting for "100 Continue".
+	// an operation), so that those answers too are sent before a body they
+	// do not read (observed.answeringBeforeBody).
 	ob := observe(w, r, "")
 	defer a.o.metrics.done(ob)
 	if a.o.CORS.apply(ob, r, method) {

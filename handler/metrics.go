@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,6 +176,9 @@ type observed struct {
 	body    trackedBody
 	tracked bool
 	req     *http.Request
+	// expects is set for an HTTP/1.1 request that waits for "100
+	// Continue" before sending its body.
+	expects bool
 	// drain is a body refused unread, to be dropped once the answer is
 	// out (see drainAfter). Meanwhile the answer is held (held, heldCode),
 	// so that linger sends it whole, with its length: sent as it was
@@ -185,10 +189,12 @@ type observed struct {
 }
 
 // linger sends the answer held for a refused body, then reads and drops
-// what is left of the body (see drainAfter): until none came for
-// drainIdle after the answer (a client waiting for "100 Continue" sends
-// none: net/http sends it no "100 Continue" once the answer is out), the
-// body ended, unreadLinger passed, or drainMax bytes were dropped.
+// what is left of the body (see drainAfter): until the body ended,
+// unreadLinger passed, drainMax bytes were dropped, or, when not one byte
+// of it came, drainIdle passed after the answer (a client waiting for "100
+// Continue" sends none: net/http sends it no "100 Continue" once the
+// answer is out). Bytes that came before the answer count: a stalled
+// upload is given unreadLinger.
 func (o *observed) linger() {
 	if o.heldCode != 0 {
 		o.ResponseWriter.Header().Set("Content-Length", strconv.Itoa(len(o.held)))
@@ -222,7 +228,7 @@ func (o *observed) linger() {
 func (o *observed) WriteHeader(code int) {
 	if o.status == 0 && code >= 200 {
 		o.status = code
-		o.answeringBeforeBody()
+		o.answeringBeforeBody(code)
 	}
 	if o.drain != nil && code >= 200 {
 		if o.heldCode == 0 {
@@ -244,18 +250,20 @@ func (o *observed) Write(b []byte) (int, error) {
 	return o.ResponseWriter.Write(b)
 }
 
-// answeringBeforeBody closes the connection after an answer given before
+// answeringBeforeBody closes the connection after a refusal given before
 // the request's body was read to its end (one decided by the header fields:
-// a wrong method, media type or token), and has what still arrives of the
-// body dropped after the answer (see drainAfter). Otherwise net/http reads
-// up to 256 KiB of the body before it sends the answer: a client that
-// waits for "100 Continue" waited until its own timeout before sending
-// the body, and a slow or stalled upload held its answer back until the
-// upload ended or the connection timed out (RFC 9110 section 10.1.1: an
-// answer decided by the header fields is sent at once; the client may then
-// close or send the body, which nobody reads).
-func (o *observed) answeringBeforeBody() {
-	if o.tracked && !o.body.ended {
+// a wrong method, media type or token), or any answer given so to a client
+// that waits for "100 Continue", and has what still arrives of the body
+// dropped after the answer (see drainAfter). Otherwise net/http reads up
+// to 256 KiB of the body before it sends the answer: the waiting client
+// waited until its own timeout before sending the body, and a slow or
+// stalled upload held its answer back until the upload ended or the
+// connection timed out (RFC 9110 section 10.1.1: an answer decided by the
+// header fields is sent at once; the client may then close or send the
+// body, which nobody reads). A success that needs no body (a DELETE or GET
+// that came with one) keeps its connection, the body read first as before.
+func (o *observed) answeringBeforeBody(code int) {
+	if o.tracked && !o.body.ended && (code >= 400 || o.expects) {
 		closeUnread(o.ResponseWriter)
 		drainAfter(o, &o.body)
 	}
@@ -321,6 +329,7 @@ func observe(w http.ResponseWriter, r *http.Request, op string) *observed {
 	if r.ProtoMajor == 1 && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 		ob.body = trackedBody{ReadCloser: r.Body, left: r.ContentLength}
 		ob.tracked, ob.req = true, r
+		ob.expects = strings.EqualFold(r.Header.Get("Expect"), "100-continue")
 		r.Body = &ob.body
 	}
 	return ob

@@ -461,8 +461,8 @@ func (o *Options) capDenial(cp storage.Cap) *Denial {
 // must be the POST's though it registers nothing. The rate limit counts it
 // as an attempt; the store is asked how many clients each cap counts,
 // which also finds it unreachable (with no cap, the clients are counted
-// for that alone). A token's use is not counted. A store known to be
-// failing writes while it answers reads (Health) gets the POST's 503 too.
+// for that alone). A token's use is not counted. A store known to refuse
+// writes while it answers reads (Health.Full) gets the POST's 503 too.
 func (o *Options) wouldDeny(r *http.Request, adm *Admission) *Denial {
 	if d := o.limit(r); d != nil {
 		return d
@@ -482,9 +482,9 @@ func (o *Options) wouldDeny(r *http.Request, adm *Admission) *Denial {
 			return o.capDenial(cp)
 		}
 	}
-	if o.Health.WritesFailing() {
-		// The count was read, but registrations are failing to be
-		// written: the registration would get 503.
+	if o.Health.Full() {
+		// The count was read, but the store refuses to grow: the
+		// registration would get 503.
 		return unavailableDenial()
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -63,6 +64,21 @@ func WriteFailed(err error) bool {
 		return true
 	}
 	return false // get, list, count, ping, decode...
+}
+
+// Full reports whether err is a write the store refused for want of room
+// or of write access while it answers on: a Redis out of memory (its OOM
+// reply), a full, over-quota or read-only filesystem. A timeout or a lost
+// connection is not: it says nothing of whether writes would work now.
+func Full(err error) bool {
+	if !WriteFailed(err) {
+		return false
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno == syscall.ENOSPC || errno == syscall.EDQUOT || errno == syscall.EROFS
+	}
+	return oomReply(err)
 }
 
 // DeleteFailed reports whether err is an outage of a delete: a store can

@@ -14,10 +14,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-dcr/caddy-dcr/internal/redistest"
 )
@@ -654,6 +656,42 @@ func TestUnwritten(t *testing.T) {
 	} {
 		if got := Unwritten(tc.err); got != tc.want {
 			t.Errorf("Unwritten(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestFull: a write refused for want of room or write access (a full,
+// over-quota or read-only filesystem, a Redis out of memory) from other
+// outages, a timeout above all.
+func TestFull(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	srv.CLI("config", "set", "maxmemory-policy", "noeviction")
+	srv.CLI("config", "set", "maxmemory", "1")
+	oom := rdb.Set(context.Background(), "k", "v", 0).Err()
+	srv.CLI("config", "set", "maxmemory", "0")
+	if oom == nil {
+		t.Fatal("Redis took a write over its maxmemory")
+	}
+	full := &os.PathError{Op: "write", Path: "/x", Err: syscall.ENOSPC}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{full, false}, // no outage of ours
+		{&UnavailableError{Op: "create", Err: full}, true},
+		{fmt.Errorf("wrapped: %w", &UnavailableError{Op: "update", Err: &os.PathError{Err: syscall.EROFS}}), true},
+		{&UnavailableError{Op: "write", Err: syscall.EDQUOT}, true},
+		{&UnavailableError{Op: "get", Err: full}, false},
+		{&UnavailableError{Op: "create", Err: oom}, true},
+		{&UnavailableError{Op: "create", Err: context.DeadlineExceeded}, false},
+		{&UnavailableError{Op: "create", Err: syscall.ECONNREFUSED}, false},
+		{&UnavailableError{Op: "create", Err: errors.New("OOM command not allowed")}, false}, // not Redis's reply
+	} {
+		if got := Full(tc.err); got != tc.want {
+			t.Errorf("Full(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }
