@@ -1640,11 +1640,12 @@ func TestLifetimesFollowTheClientsAPI(t *testing.T) {
 //     (Caddy's idle-timeout wrapper made net/http drain up to 256 KiB of it
 //     first, so a client that waits for the answer before uploading got it
 //     only at the body timeout).
-//   - A body that is slow to come, or stalls, of a request answered from
-//     its header fields gets that answer at once too (net/http read up to
-//     256 KiB of it before the answer went out); one read in full, or
-//     sent in full with a request answered with success, keeps the
-//     connection open.
+//   - A request refused from its header fields whose body stalls gets
+//     its answer within a second, the connection closed (net/http read up
+//     to 256 KiB of the body before the answer went out, until a 60 s
+//     timeout); one whose body comes, if after the headers, is answered
+//     once it has, the connection kept, as is a body read in full and one
+//     sent with a request answered with success.
 func TestAnsweredBeforeBody(t *testing.T) {
 	s := startCaddy(t, "embedded", authedAPIs(t, "{storage}", "", "mediagoblin", "iam", "kustvakt"))
 	addr := strings.TrimPrefix(s.URL, "http://")
@@ -1716,6 +1717,36 @@ func TestAnsweredBeforeBody(t *testing.T) {
 		resp := answer(t, "POST /register HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 1\r\n")
 		if resp.StatusCode != 400 || resp.Close {
 			t.Fatalf("status %d (close %v), want 400 and the connection kept open", resp.StatusCode, resp.Close)
+		}
+	})
+	t.Run("body after the headers", func(t *testing.T) {
+		// As a proxy that streams bodies sends them: the refusal waits for
+		// the body and keeps the connection (nginx with
+		// proxy_request_buffering off dropped its client's next request
+		// after an upstream closed early).
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "PUT /register/abc HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n", addr)
+		time.Sleep(100 * time.Millisecond)
+		fmt.Fprint(conn, "{}")
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		br := bufio.NewReader(conn)
+		for i := range 2 {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("answer %d: %v", i, err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if want := []int{401, 200}[i]; resp.StatusCode != want || resp.Close {
+				t.Fatalf("answer %d: status %d (close %v), want %d and the connection kept open", i, resp.StatusCode, resp.Close, want)
+			}
+			if i == 0 {
+				fmt.Fprintf(conn, "GET /.well-known/oauth-authorization-server HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+			}
 		}
 	})
 	t.Run("success without the body", func(t *testing.T) {

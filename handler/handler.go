@@ -964,6 +964,10 @@ const (
 	unreadLinger = time.Second
 	drainIdle    = 200 * time.Millisecond
 	drainMax     = 8 << 20
+	// readFirstMax is the most of a body refused unread that is read
+	// before the answer, for the connection to be kept (net/http's own
+	// bound for that, maxPostHandlerReadBytes).
+	readFirstMax = 256 << 10
 )
 
 // bearer returns the token of an "Authorization: Bearer" header, and

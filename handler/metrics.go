@@ -186,6 +186,10 @@ type observed struct {
 	drain    io.Reader
 	held     []byte
 	heldCode int
+	// readFirst is set when the rest of a small body is to be read before
+	// the held answer goes out (see answeringBeforeBody): the connection
+	// is closed only if it does not end in time.
+	readFirst bool
 }
 
 // linger sends the answer held for a refused body, then reads and drops
@@ -196,13 +200,19 @@ type observed struct {
 // answer is out). Bytes that came before the answer count: a stalled
 // upload is given unreadLinger.
 func (o *observed) linger() {
+	rc := http.NewResponseController(o.ResponseWriter)
+	if o.readFirst && !o.bodyEnds(rc) {
+		closeUnread(o.ResponseWriter)
+		if o.drain != nil && rc.EnableFullDuplex() != nil {
+			o.drain = nil
+		}
+	}
 	if o.heldCode != 0 {
 		o.ResponseWriter.Header().Set("Content-Length", strconv.Itoa(len(o.held)))
 		o.ResponseWriter.WriteHeader(o.heldCode)
 		_, _ = o.ResponseWriter.Write(o.held)
 	}
-	rc := http.NewResponseController(o.ResponseWriter)
-	if rc.Flush() != nil {
+	if rc.Flush() != nil || o.drain == nil {
 		return
 	}
 	end := time.Now().Add(unreadLinger)
@@ -223,6 +233,42 @@ func (o *observed) linger() {
 			return
 		}
 	}
+}
+
+// bodyEnds reads what is left of a small body refused unread (readFirst),
+// for as long as linger would after the answer, and reports whether it
+// ended: then the held answer goes out with the connection kept, as
+// net/http would have kept it. A reverse proxy that streams request bodies
+// (nginx's proxy_request_buffering off) drops its client's connection
+// after an answer that closes the upstream one before the body is through,
+// and its next request with it. Otherwise the connection is closed, the
+// rest dropped after the answer if it is still coming (drain), or not
+// after a read that timed out (drain nil: Caddy's body reader then fails
+// every read after it).
+func (o *observed) bodyEnds(rc *http.ResponseController) bool {
+	end := time.Now().Add(unreadLinger)
+	buf := make([]byte, 4<<10)
+	for n := 0; n <= readFirstMax; {
+		deadline := end
+		if d := time.Now().Add(drainIdle); n == 0 && d.Before(end) {
+			deadline = d
+		}
+		if rc.SetReadDeadline(deadline) != nil {
+			return false
+		}
+		k, err := o.drain.Read(buf)
+		n += k
+		if err == io.EOF {
+			_ = rc.SetReadDeadline(time.Time{})
+			o.drain = nil
+			return true
+		}
+		if err != nil {
+			o.drain = nil
+			return false
+		}
+	}
+	return false
 }
 
 func (o *observed) WriteHeader(code int) {
@@ -263,10 +309,17 @@ func (o *observed) Write(b []byte) (int, error) {
 // body, which nobody reads). A success that needs no body (a DELETE or GET
 // that came with one) keeps its connection, the body read first as before.
 func (o *observed) answeringBeforeBody(code int) {
-	if o.tracked && !o.body.ended && (code >= 400 || o.expects) {
+	if !o.tracked || o.body.ended || (code < 400 && !o.expects) || o.drain != nil {
+		return
+	}
+	if o.expects || o.body.left > readFirstMax {
 		closeUnread(o.ResponseWriter)
 		drainAfter(o, &o.body)
+		return
 	}
+	// A small body, most likely arriving: read first (bodyEnds), the
+	// answer held meanwhile.
+	o.drain, o.readFirst = &o.body, true
 }
 
 // trackedBody records whether a handler read a request body to its end:
