@@ -216,7 +216,9 @@ func (o *observed) linger() {
 		return
 	}
 	end := time.Now().Add(unreadLinger)
-	buf := make([]byte, 32<<10)
+	bp := drainBuffers.Get().(*[]byte)
+	defer drainBuffers.Put(bp)
+	buf := *bp
 	for n := 0; n < drainMax; {
 		// Idle only while nothing came: one that sends, in bursts say
 		// (a streamed upload, a long round trip), has the whole second.
@@ -235,6 +237,9 @@ func (o *observed) linger() {
 	}
 }
 
+// drainBuffers hold what linger and bodyEnds read of a body to drop it.
+var drainBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // bodyEnds reads what is left of a small body refused unread (readFirst),
 // for as long as linger would after the answer, and reports whether it
 // ended: then the held answer goes out with the connection kept, as
@@ -247,7 +252,9 @@ func (o *observed) linger() {
 // every read after it).
 func (o *observed) bodyEnds(rc *http.ResponseController) bool {
 	end := time.Now().Add(unreadLinger)
-	buf := make([]byte, 4<<10)
+	bp := drainBuffers.Get().(*[]byte)
+	defer drainBuffers.Put(bp)
+	buf := *bp
 	for n := 0; n <= readFirstMax; {
 		deadline := end
 		if d := time.Now().Add(drainIdle); n == 0 && d.Before(end) {
