@@ -241,8 +241,7 @@ func (o *observed) linger() {
 var drainBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // bodyEnds reads what is left of a small body refused unread (readFirst),
-// for as long as linger would after the answer, and reports whether it
-// ended: then the held answer goes out with the connection kept, as
+// for at most unreadLinger, and reports whether it ended: then the held answer goes out with the connection kept, as
 // net/http would have kept it. A reverse proxy that streams request bodies
 // (nginx's proxy_request_buffering off) drops its client's connection
 // after an answer that closes the upstream one before the body is through,
@@ -255,14 +254,13 @@ func (o *observed) bodyEnds(rc *http.ResponseController) bool {
 	bp := drainBuffers.Get().(*[]byte)
 	defer drainBuffers.Put(bp)
 	buf := *bp
+	// The whole second even when nothing came yet: a proxy that streams
+	// bodies may start one late (nginx answers "100 Continue" itself, and
+	// its client's body then takes a round trip).
+	if rc.SetReadDeadline(end) != nil {
+		return false
+	}
 	for n := 0; n <= readFirstMax; {
-		deadline := end
-		if d := time.Now().Add(drainIdle); n == 0 && d.Before(end) {
-			deadline = d
-		}
-		if rc.SetReadDeadline(deadline) != nil {
-			return false
-		}
 		k, err := o.drain.Read(buf)
 		n += k
 		if err == io.EOF {
