@@ -193,9 +193,6 @@ func (l printfLogger) Printf(_ context.Context, format string, v ...any) {
 	l(fmt.Sprintf(format, v...))
 }
 
-// Timeout is the pool's timeout for connecting and for each round trip.
-func (p *RedisPool) Timeout() time.Duration { return p.timeout }
-
 // Client exposes the underlying client (tests, health checks).
 func (p *RedisPool) Client() redis.UniversalClient { return p.rdb }
 
