@@ -415,6 +415,7 @@ type sharedStore struct {
 }
 
 func (s *sharedStore) Destruct() error {
+	s.health.Retired(caddy.Log().Named("http.handlers.client_registration"))
 	if s.redis != nil {
 		// The old config's servers may still be finishing requests on it.
 		s.redis.Retire(registry.OrphanHint)

@@ -1134,6 +1134,22 @@ func (h *Health) Full() bool {
 	return h.full && time.Since(h.lastFull) < outageLogInterval
 }
 
+// Retired says, once, that a store whose outage was logged leaves the
+// config (a reload that configures another): no success will end that
+// outage in the log, as none is sent to it any more.
+func (h *Health) Retired(log *zap.Logger) {
+	if h == nil || !h.down.Load() {
+		return
+	}
+	h.mu.Lock()
+	announced := h.announced
+	h.announced = false
+	h.mu.Unlock()
+	if announced {
+		log.Info("client store no longer used, still unavailable when it was left", zap.String("store", h.Store))
+	}
+}
+
 // OK records a successful storage operation sent at began; write tells
 // whether it wrote. One sent before the outage began does not end it: it
 // may have been carried out before, and a hung Redis can answer a delete

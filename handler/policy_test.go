@@ -343,6 +343,19 @@ func TestIssuerPathWarning(t *testing.T) {
 	}
 }
 
+// TestHealthRetired: a store left while its outage was logged says so
+// once; one left without a logged outage says nothing.
+func TestHealthRetired(t *testing.T) {
+	h, log, logs := observedHealth()
+	h.Retired(log)
+	h.Fail(log, "rfc7591", "register", errors.New("connection refused"))
+	h.Retired(log)
+	h.Retired(log)
+	if n := logs.FilterMessage("client store no longer used, still unavailable when it was left").Len(); n != 1 {
+		t.Fatalf("%d lines for a store left in an outage, want 1", n)
+	}
+}
+
 // TestHealthSettle: a success of an operation sent before the outage
 // began (a delete of several round trips that a hung Redis answers late)
 // does not end it; one sent after it does.
