@@ -172,10 +172,9 @@ type observed struct {
 	// (MediaGoblin's client_update).
 	op string
 	// body tracks an HTTP/1 request body, if there is one (see observe);
-	// req is the request, whose Body it replaced until done.
-	body    trackedBody
-	tracked bool
-	req     *http.Request
+	// req, set then, is the request whose Body it replaces until done.
+	body trackedBody
+	req  *http.Request
 	// expects is set for an HTTP/1.1 request that waits for "100
 	// Continue" before sending its body.
 	expects bool
@@ -203,8 +202,9 @@ func (o *observed) linger() {
 	rc := http.NewResponseController(o.ResponseWriter)
 	if o.readFirst && !o.bodyEnds(rc) {
 		closeUnread(o.ResponseWriter)
-		if o.drain != nil && rc.EnableFullDuplex() != nil {
+		if rest := o.drain; rest != nil {
 			o.drain = nil
+			drainAfter(o, rest) // dropped after the answer, if it may be
 		}
 	}
 	if o.heldCode != 0 {
@@ -241,14 +241,15 @@ func (o *observed) linger() {
 var drainBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // bodyEnds reads what is left of a small body refused unread (readFirst),
-// for at most unreadLinger, and reports whether it ended: then the held answer goes out with the connection kept, as
-// net/http would have kept it. A reverse proxy that streams request bodies
-// (nginx's proxy_request_buffering off) drops its client's connection
-// after an answer that closes the upstream one before the body is through,
-// and its next request with it. Otherwise the connection is closed, the
-// rest dropped after the answer if it is still coming (drain), or not
-// after a read that timed out (drain nil: Caddy's body reader then fails
-// every read after it).
+// for at most unreadLinger, and reports whether it ended: then the held
+// answer goes out with the connection kept, as net/http would have kept
+// it. A reverse proxy that streams request bodies (nginx's
+// proxy_request_buffering off) drops its client's connection after an
+// answer that closes the upstream one before the body is through, and its
+// next request with it. Otherwise the connection is closed, the rest
+// dropped after the answer if it is still coming (drain), or not after a
+// read that timed out (drain nil: Caddy's body reader then fails every
+// read after it).
 func (o *observed) bodyEnds(rc *http.ResponseController) bool {
 	end := time.Now().Add(unreadLinger)
 	bp := drainBuffers.Get().(*[]byte)
@@ -301,20 +302,23 @@ func (o *observed) Write(b []byte) (int, error) {
 	return o.ResponseWriter.Write(b)
 }
 
-// answeringBeforeBody closes the connection after a refusal given before
-// the request's body was read to its end (one decided by the header fields:
-// a wrong method, media type or token), or any answer given so to a client
-// that waits for "100 Continue", and has what still arrives of the body
-// dropped after the answer (see drainAfter). Otherwise net/http reads up
-// to 256 KiB of the body before it sends the answer: the waiting client
-// waited until its own timeout before sending the body, and a slow or
-// stalled upload held its answer back until the upload ended or the
-// connection timed out (RFC 9110 section 10.1.1: an answer decided by the
-// header fields is sent at once; the client may then close or send the
-// body, which nobody reads). A success that needs no body (a DELETE or GET
-// that came with one) keeps its connection, the body read first as before.
+// answeringBeforeBody decides how an answer given before the request's
+// body was read to its end goes out. Left to net/http, it went out only
+// once up to 256 KiB of the body had been read: a client waiting for "100
+// Continue" waited until its own timeout before sending the body, and a
+// stalled upload got its refusal only when the connection timed out (RFC
+// 9110 section 10.1.1: an answer decided by the header fields is sent at
+// once; the client may then close or send the body, which nobody reads).
+//   - Any answer to a client that waits for "100 Continue", and a refusal
+//     of a body announced over readFirstMax, goes out at once; the
+//     connection then closes, what still arrives dropped first (drainAfter).
+//   - Another refusal (one decided by the header fields: a wrong method,
+//     media type or token) is held while the rest of the body is read, for
+//     a second at most (bodyEnds): the connection is kept if it ends.
+//   - A success that needs no body (a DELETE or GET that came with one) is
+//     left to net/http, and keeps its connection.
 func (o *observed) answeringBeforeBody(code int) {
-	if !o.tracked || o.body.ended || (code < 400 && !o.expects) || o.drain != nil {
+	if o.req == nil || o.body.ended || (code < 400 && !o.expects) || o.drain != nil {
 		return
 	}
 	if o.expects || o.body.left > readFirstMax {
@@ -386,7 +390,7 @@ func observe(w http.ResponseWriter, r *http.Request, op string) *observed {
 	ob.ResponseWriter, ob.op = w, op
 	if r.ProtoMajor == 1 && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 		ob.body = trackedBody{ReadCloser: r.Body, left: r.ContentLength}
-		ob.tracked, ob.req = true, r
+		ob.req = r
 		ob.expects = strings.EqualFold(r.Header.Get("Expect"), "100-continue")
 		r.Body = &ob.body
 	}
@@ -398,7 +402,7 @@ func (am *apiMetrics) done(ob *observed) {
 	if ob.drain != nil {
 		ob.linger()
 	}
-	if ob.tracked {
+	if ob.req != nil {
 		ob.req.Body = ob.body.ReadCloser
 	}
 	status, op := ob.status, ob.op

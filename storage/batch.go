@@ -416,8 +416,7 @@ func isReply(err error) bool {
 // oomReply reports Redis's refusal of a write over its maxmemory: its own
 // reply, or, from a script, that reply inside the script's error (Redis 6).
 func oomReply(err error) bool {
-	var reply redis.Error
-	return errors.As(err, &reply) && strings.Contains(reply.Error(), "OOM command not allowed")
+	return isReply(err) && strings.Contains(err.Error(), "OOM command not allowed")
 }
 
 // clusterChanging reports a reply refusing a command for now because the
